@@ -1,0 +1,52 @@
+# The cron container. Built with the classic builder of engine 20.10 too:
+# no BuildKit-only syntax here.
+#
+#   docker build -t crontainer .                                   # official slim Python
+#   docker build --build-arg BASE_IMAGE=crontainer-base:bookworm .  # a local Debian base
+#
+# The same image runs the ops containers (backups, rotation, shipping), so it
+# has no VOLUME: each ops container would leave an anonymous volume behind.
+# Mount a named volume at the state directory instead (see README).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
+
+# tini as PID 1 (forwards signals, reaps children); tar, gzip and zstd for the
+# ops jobs. Installed only where the base image lacks them.
+RUN set -eu; \
+    missing=""; \
+    for tool in tini tar gzip zstd; do \
+      command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; \
+    done; \
+    if [ -n "$missing" ]; then \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing; \
+      rm -rf /var/lib/apt/lists/*; \
+    fi
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/crontainer \
+    PATH=/opt/crontainer/bin:$PATH
+
+# Dependencies first, in their own layer: a source change does not reinstall them.
+COPY pyproject.toml README.md /src/
+RUN set -eu; \
+    python3 -m venv /opt/crontainer; \
+    mkdir -p /src/scheduler /src/jobs; \
+    touch /src/scheduler/__init__.py /src/jobs/__init__.py; \
+    pip install --no-cache-dir /src; \
+    pip uninstall -y crontainer; \
+    rm -rf /src/scheduler /src/jobs /src/build
+
+COPY scheduler /src/scheduler
+COPY jobs /src/jobs
+RUN pip install --no-cache-dir --no-deps /src && rm -rf /src
+
+# Liveness: the daemon's main loop refreshes a heartbeat while its scheduling
+# loop is alive; `crontainer health` fails when the heartbeat is stale.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+  CMD ["crontainer", "health"]
+
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["crontainer", "run"]

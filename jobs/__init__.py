@@ -1,0 +1,17 @@
+"""What each job kind does: a validated TOML table in, a plan out.
+
+This package never imports ``scheduler``, ``docker`` or ``apscheduler``.
+"""
+
+from __future__ import annotations
+
+from jobs.base import BaseJob, PlanContext
+from jobs.run import RunJob
+
+Job = RunJob
+"""Any configured job (the union grows with the kinds)."""
+
+KINDS: dict[str, type[BaseJob]] = {cls.KIND: cls for cls in (RunJob,)}
+"""Job kinds by the value of their ``kind`` key."""
+
+__all__ = ["KINDS", "BaseJob", "Job", "PlanContext", "RunJob"]

@@ -1,0 +1,102 @@
+"""Fields every job has, whatever its kind.
+
+``[defaults]`` may set any of them (and any field of a kind) for every job
+that has the field and does not set it itself.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from jobs.units import Duration
+
+if TYPE_CHECKING:
+    from jobs.plan import Plan
+
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+"""Job and daemon names: usable in container names and label values."""
+
+RESERVED_LABEL_PREFIX = "crontainer."
+"""Label keys the daemon sets on every container it creates; users may not set them."""
+
+DEFAULT_TIMEOUT_S = 24 * 3600.0
+
+
+class Model(BaseModel):
+    """Frozen, strict about unknown keys: the base of every config model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContext:
+    """What a job kind may know about the run it plans."""
+
+    job: str
+    ops_image: str
+
+
+class BaseJob(Model):
+    """Schedule and run limits shared by all job kinds."""
+
+    kind: str
+    schedule: str = Field(
+        min_length=1,
+        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s'",
+    )
+    timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
+    jitter: Duration = Field(0.0, description="delay each run by a random 0..jitter")
+    timeout: Annotated[Duration, Field(gt=0)] = Field(
+        DEFAULT_TIMEOUT_S, description="stop the run (stop_signal, stop_grace, kill) after this"
+    )
+    stop_signal: str = Field("SIGTERM", description="signal that asks a container to stop")
+    stop_grace: Duration = Field(10.0, description="wait this long after stop_signal, then kill")
+    description: str = ""
+
+    KIND: ClassVar[str] = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
+            ) from None
+        return value
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _known_signal(cls, value: str) -> str:
+        name = value.upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        if name not in signal.Signals.__members__:
+            raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP')")
+        return name
+
+    def plan(self, ctx: PlanContext) -> Plan:
+        """The steps of one run of this job."""
+        raise NotImplementedError
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Refuse label keys that would hide the daemon's own labels."""
+    for key in labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise ValueError(
+                f"label {key!r}: keys starting with {RESERVED_LABEL_PREFIX!r} are the daemon's own"
+            )
+    return labels
+
+
+def name_is_valid(name: str) -> bool:
+    """True when ``name`` can be a job or daemon name."""
+    return re.fullmatch(NAME_PATTERN, name) is not None

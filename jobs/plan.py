@@ -1,0 +1,83 @@
+"""Frozen data a job kind hands to the scheduler: what to run, never when.
+
+A plan is a tuple of steps. The scheduler executes them with the engine and
+adds what every container must carry (the daemon's labels, a unique name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class PullPolicy(StrEnum):
+    """When the engine pulls a job's image."""
+
+    NEVER = "never"
+    MISSING = "missing"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A named volume or a host directory mounted into a container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+    @property
+    def is_bind(self) -> bool:
+        """A host path (absolute) rather than a named volume."""
+        return self.source.startswith("/")
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Everything needed to create one container, in engine-neutral terms."""
+
+    image: str
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    volumes_from: tuple[str, ...] = ()
+    network: str | None = None
+    user: str | None = None
+    workdir: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    memory: int | None = None
+    cpus: float | None = None
+    stop_signal: str | None = None
+    pull: PullPolicy = PullPolicy.MISSING
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", _frozen(self.env))
+        object.__setattr__(self, "labels", _frozen(self.labels))
+
+
+@dataclass(frozen=True, slots=True)
+class RunContainer:
+    """Step: create a container, start it, wait for it (under the job's timeout), remove it."""
+
+    spec: ContainerSpec
+
+
+Step = RunContainer
+"""Every step a plan can hold (grows with the job kinds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The steps of one run, in order."""
+
+    steps: tuple[Step, ...]

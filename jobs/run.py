@@ -1,0 +1,121 @@
+"""Job kind ``run``: a new container from an image on every run."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from jobs.base import BaseJob, PlanContext, check_labels
+from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer
+from jobs.units import Size
+
+
+def parse_volume(text: str) -> Mount:
+    """Read ``source:target[:ro|:rw]``; source is a named volume or an absolute host path."""
+    parts = text.split(":")
+    mode = "rw"
+    if len(parts) == 3:  # noqa: PLR2004 - source:target:mode
+        source, target, mode = parts
+    elif len(parts) == 2:  # noqa: PLR2004 - source:target
+        source, target = parts
+    else:
+        raise ValueError(f"volume {text!r}: expected 'source:/target' or 'source:/target:ro'")
+    if mode not in ("ro", "rw"):
+        raise ValueError(f"volume {text!r}: mode must be 'ro' or 'rw', got {mode!r}")
+    if not source:
+        raise ValueError(f"volume {text!r}: the source (a volume name or a host path) is empty")
+    if source.startswith((".", "~")):
+        raise ValueError(
+            f"volume {text!r}: a host path must be absolute (it is a path on the Docker host)"
+        )
+    if not target.startswith("/"):
+        raise ValueError(f"volume {text!r}: the target {target!r} must be an absolute path")
+    return Mount(source=source, target=target, read_only=mode == "ro")
+
+
+def as_argv(value: str | list[str] | None) -> tuple[str, ...] | None:
+    """A command as an argument vector; a string is split like a shell would, without a shell."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    return tuple(value)
+
+
+class ContainerFields(BaseJob):
+    """Fields of any kind that creates a container from an image."""
+
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the container")
+    volumes: list[str] = Field(
+        default_factory=list, description="'volume:/path', '/host/path:/path', with ':ro'"
+    )
+    volumes_from: list[str] = Field(
+        default_factory=list, description="containers whose volumes are mounted (data containers)"
+    )
+    network: str | None = Field(
+        None, description="'bridge', 'host', 'none', 'container:<name>' or a network name"
+    )
+    user: str | None = None
+    workdir: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    pull: PullPolicy = PullPolicy.MISSING
+    memory: Size | None = Field(None, description="memory limit (no swap beyond it)")
+    cpus: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes_parse(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_volume(item)
+        return value
+
+    @field_validator("volumes_from", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_floor(cls, value: int | None) -> int | None:
+        if value is not None and value < 6 * 1024 * 1024:
+            raise ValueError("memory must be at least 6MiB (the engine's minimum)")
+        return value
+
+
+class RunJob(ContainerFields):
+    """Create a container from ``image``, run it to the end, remove it."""
+
+    KIND: ClassVar[str] = "run"
+    kind: Literal["run"]
+    image: str = Field(min_length=1)
+    command: str | list[str] | None = Field(
+        None, description="a string (split like a shell, no shell) or a list"
+    )
+    entrypoint: str | list[str] | None = None
+
+    def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - a run job needs no context
+        """One container, as configured."""
+        spec = ContainerSpec(
+            image=self.image,
+            command=as_argv(self.command),
+            entrypoint=as_argv(self.entrypoint),
+            env=self.env,
+            mounts=tuple(parse_volume(v) for v in self.volumes),
+            volumes_from=tuple(self.volumes_from),
+            network=self.network,
+            user=self.user,
+            workdir=self.workdir,
+            labels=self.labels,
+            memory=self.memory,
+            cpus=self.cpus,
+            stop_signal=self.stop_signal,
+            pull=self.pull,
+        )
+        return Plan(steps=(RunContainer(spec),))

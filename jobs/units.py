@@ -1,0 +1,113 @@
+"""Durations and sizes: one format for every key of the config that takes one.
+
+Durations: ``"90s"``, ``"1h30m"``, ``"2d"``, ``"500ms"``, or a number of seconds.
+Sizes: ``"10MB"``, ``"512KiB"``, ``"1.5GiB"``, or a number of bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)")
+
+DURATION_HELP = "a duration such as '90s', '1h30m', '2d' or a number of seconds"
+SIZE_HELP = "a size such as '10MB', '512KiB' or a number of bytes"
+
+
+def parse_duration(value: object) -> float:
+    """Return the duration ``value`` in seconds; raise ValueError naming the format."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _duration_from_text(value.strip())
+    else:
+        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
+    return seconds
+
+
+def _duration_from_text(text: str) -> float:
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    position = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text) or not text:
+        raise ValueError(f"expected {DURATION_HELP} (units ms, s, m, h, d, w), got {text!r}")
+    return total
+
+
+def parse_size(value: object) -> int:
+    """Return the size ``value`` in bytes; raise ValueError naming the format."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
+    if isinstance(value, int):
+        size = float(value)
+    elif isinstance(value, float):
+        size = value
+    elif isinstance(value, str):
+        size = _size_from_text(value.strip())
+    else:
+        raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
+    if not math.isfinite(size) or size < 0:
+        raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
+    return int(size)
+
+
+def _size_from_text(text: str) -> float:
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    match = _SIZE.fullmatch(text)
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(
+            f"expected {SIZE_HELP} (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), got {text!r}"
+        )
+    return float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}],
+            "description": DURATION_HELP,
+        }
+    ),
+]
+"""Seconds, parsed from the config's duration format."""
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}], "description": SIZE_HELP}
+    ),
+]
+"""Bytes, parsed from the config's size format."""

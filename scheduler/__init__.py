@@ -1,0 +1,1 @@
+"""When, whether and how jobs run: settings, schedules, engine, daemon, CLI."""

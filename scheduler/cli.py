@@ -1,0 +1,156 @@
+"""The ``crontainer`` command.
+
+Exit codes: 0 success; 1 runtime failure (the engine stayed unreachable at
+start, the daemon crashed); 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scheduler import logs
+from scheduler.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from scheduler.settings import Config
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+NEXT_RUNS = 3
+HEARTBEAT_DEFAULT = "/tmp/crontainer.heartbeat"  # noqa: S108 - [daemon] heartbeat_file's default
+
+
+def _version() -> str:
+    try:
+        return version("crontainer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the TOML config (default: $CRONTAINER_CONFIG, else /etc/crontainer/config.toml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="crontainer", description="Run ops containers on a schedule through the Docker API."
+    )
+    parser.add_argument("--version", action="version", version=f"crontainer {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="run the daemon until SIGTERM")
+    validate = commands.add_parser(
+        "validate", parents=[common], help="check the config and print each job's next runs"
+    )
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+    health = commands.add_parser(
+        "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
+    )
+    health.add_argument(
+        "--file", default=HEARTBEAT_DEFAULT, help=f"heartbeat file (default {HEARTBEAT_DEFAULT})"
+    )
+    health.add_argument("--max-age", default="30s", help="oldest acceptable heartbeat (30s)")
+    return parser
+
+
+def _health(args: argparse.Namespace) -> int:
+    from jobs.units import parse_duration  # noqa: PLC0415
+
+    try:
+        max_age = parse_duration(args.max_age)
+    except ValueError as e:
+        print(f"error: --max-age: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        age = time.time() - Path(args.file).stat().st_mtime
+    except OSError as e:
+        print(f"unhealthy: no heartbeat at {args.file}: {e.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    if age > max_age:
+        print(f"unhealthy: heartbeat is {age:.0f}s old (limit {max_age:.0f}s)", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"healthy: heartbeat {age:.1f}s old")
+    return EXIT_OK
+
+
+def _load(path_arg: str | None) -> Config:
+    from scheduler.settings import config_path, load_config  # noqa: PLC0415 - keeps --help fast
+
+    return load_config(config_path(path_arg, os.environ))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        if args.json:
+            print(json.dumps({"errors": e.errors}, indent=2))
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    from scheduler.clock import SystemClock  # noqa: PLC0415
+
+    now = SystemClock().now()
+    report = {
+        name: {
+            "kind": entry.job.kind,
+            "schedule": entry.schedule.expression,
+            "timezone": entry.job.timezone,
+            "next_runs": [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)],
+        }
+        for name, entry in config.jobs.items()
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"{config.path}: OK, {len(report)} job(s)")
+    for name, item in report.items():
+        print(f"\n{name}  ({item['kind']}, {item['schedule']!r}, {item['timezone']})")
+        for when in item["next_runs"] or ["never fires"]:
+            print(f"  {when}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    logs.configure("auto", "info")
+    log = logs.get_logger()
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        log.error("config.invalid", errors=e.errors)  # noqa: TRY400 - no traceback for bad input
+        return EXIT_USAGE
+    logs.configure(config.daemon.log_format, config.daemon.log_level)
+    from scheduler.daemon import Daemon  # noqa: PLC0415
+    from scheduler.engine import DockerEngine  # noqa: PLC0415
+
+    timeout = config.daemon.engine_timeout
+    try:
+        return Daemon(config, lambda: DockerEngine.connect(timeout)).run()
+    except Exception:  # the process's last resort: log it, exit 1
+        log.exception("daemon.crashed")
+        return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and ``python -m scheduler``."""
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "health":
+        return _health(args)
+    return _validate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The composition root: connect, schedule, wait for signals, drain.
+
+Signals are handled without handlers: the main thread blocks SIGTERM, SIGINT
+and SIGHUP before any other thread exists (threads inherit the mask) and
+takes them with ``sigtimedwait``, so nothing runs inside a signal handler.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from scheduler.clock import Clock, SystemClock
+from scheduler.errors import EngineUnavailableError
+from scheduler.logs import get_logger
+from scheduler.runner import AFTER_STOP_WAIT_S, Runner
+from scheduler.ticker import Ticker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from scheduler.engine import Engine
+    from scheduler.settings import Config
+
+DEFAULT_OPS_IMAGE = "crontainer:latest"
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HEALTH_CHECK_S = 5.0
+"""How often the main thread checks that the loop thread is alive."""
+DRAIN_POLL_S = 0.2
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError as e:
+        get_logger().warning("daemon.heartbeat_failed", path=str(path), error=str(e))
+
+
+class Daemon:
+    """One daemon process: ``run`` returns its exit code."""
+
+    def __init__(
+        self, config: Config, connect: Callable[[], Engine], clock: Clock | None = None
+    ) -> None:
+        self._config = config
+        self._connect = connect
+        self._clock = clock or SystemClock()
+        self._log = get_logger()
+        self._stop_requested = False
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; 0 after a clean stop, 1 if the engine never answered."""
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            return self._serve()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _serve(self) -> int:
+        settings = self._config.daemon
+        engine = self._wait_for_engine()
+        if engine is None:
+            return 1 if not self._stop_requested else 0
+        ops_image, source = self._ops_image(engine)
+        runner = Runner(engine, settings, self._clock, ops_image)
+        ticker = Ticker(self._clock, runner.submit)
+        ticker.set_jobs(self._config.jobs)
+        loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
+        loop.start()
+        self._log.info(
+            "daemon.started",
+            name=settings.name,
+            jobs=len(self._config.jobs),
+            config=str(self._config.path),
+            ops_image=ops_image,
+            ops_image_source=source,
+        )
+        received = self._wait_for_stop(loop)
+        self._log.info(
+            "daemon.stopping",
+            signal=received,
+            active_runs=runner.active(),
+            shutdown_grace_s=settings.shutdown_grace,
+        )
+        ticker.stop()
+        loop.join(5)
+        self._drain(runner)
+        engine.close()
+        self._config.daemon.heartbeat_file.unlink(missing_ok=True)
+        self._log.info("daemon.stopped", active_runs=runner.active())
+        return 0
+
+    def _wait_for_engine(self) -> Engine | None:
+        """Connect, retrying with backoff for ``engine_wait``; None if it never answers."""
+        wait = self._config.daemon.engine_wait
+        deadline = self._clock.monotonic() + wait
+        delay = 0.5
+        announced = False
+        while True:
+            try:
+                engine = self._connect()
+                engine.ping()
+            except EngineUnavailableError as e:
+                if not announced:
+                    self._log.warning("engine.unavailable", error=str(e), retry_for_s=wait)
+                    announced = True
+                if self._clock.monotonic() + delay > deadline:
+                    self._log.error("daemon.failed", reason="engine_unavailable", error=str(e))
+                    return None
+                if self._pause(delay) in STOP_SIGNALS:
+                    self._stop_requested = True
+                    return None
+                delay = min(delay * 2, 5.0)
+            else:
+                if announced:
+                    self._log.info("engine.available")
+                return engine
+
+    def _ops_image(self, engine: Engine) -> tuple[str, str]:
+        configured = self._config.daemon.ops_image
+        if configured:
+            return configured, "config"
+        own = engine.own_image()
+        if own:
+            return own, "own_container"
+        return DEFAULT_OPS_IMAGE, "default"
+
+    def _pause(self, seconds: float) -> int | None:
+        """Sleep up to ``seconds``; return a handled signal that arrived meanwhile."""
+        info = signal.sigtimedwait(HANDLED_SIGNALS, seconds)
+        return info.si_signo if info else None
+
+    def _wait_for_stop(self, loop: threading.Thread) -> str:
+        heartbeat = self._config.daemon.heartbeat_file
+        while True:
+            if loop.is_alive():
+                _touch(heartbeat)
+            signo = self._pause(HEALTH_CHECK_S)
+            if signo in STOP_SIGNALS:
+                return signal.Signals(signo).name
+            if signo == signal.SIGHUP:
+                self._log.warning("daemon.sighup_ignored", detail="config reload is not built yet")
+            if not loop.is_alive():
+                self._log.error("daemon.failed", reason="scheduler loop ended")
+                return "internal"
+
+    def _drain(self, runner: Runner) -> None:
+        """Let runs finish within the grace; then stop what remains (a second signal: at once)."""
+        deadline = self._clock.monotonic() + self._config.daemon.shutdown_grace
+        while runner.active() and (remaining := deadline - self._clock.monotonic()) > 0:
+            if self._pause(min(remaining, DRAIN_POLL_S)) in STOP_SIGNALS:
+                self._log.info("daemon.hurry", detail="second stop signal: stopping runs now")
+                break
+        if runner.active():
+            self._log.warning("daemon.cancelling_runs", active_runs=runner.active())
+            runner.cancel_all()
+            grace = max((e.job.stop_grace for e in self._config.jobs.values()), default=10.0)
+            runner.join(grace + AFTER_STOP_WAIT_S)

@@ -1,0 +1,295 @@
+"""The Docker engine gateway: a narrow Protocol and its docker-py implementation.
+
+The only module that imports ``docker``. Every call has a deadline: the
+client's ``engine_timeout`` for plain calls, an explicit timeout for waits.
+Foreign errors leave this module as ``EngineError`` (the engine answered no)
+or ``EngineUnavailableError`` (it did not answer).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import docker
+import docker.errors
+
+from jobs.plan import ContainerSpec, PullPolicy
+from scheduler.errors import EngineError, EngineUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+LABEL_DAEMON = "crontainer.daemon"
+LABEL_JOB = "crontainer.job"
+LABEL_RUN = "crontainer.run_id"
+
+_CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a container ended."""
+
+    exit_code: int
+    oom_killed: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """A container as listed by the engine."""
+
+    id: str
+    name: str
+    state: str
+    labels: Mapping[str, str]
+
+
+class Engine(Protocol):
+    """What the scheduler needs from a container engine."""
+
+    def ping(self) -> None:
+        """Raise EngineUnavailableError unless the engine answers."""
+
+    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+        """Make ``image`` present under ``policy``; raise EngineError saying why not."""
+
+    def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
+        """Create (not start) a container; return its id."""
+
+    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+        """Attach to a created container: (``stdout``|``stderr``, bytes) until it ends."""
+
+    def start(self, container_id: str) -> None:
+        """Start a created container."""
+
+    def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
+        """Wait up to ``timeout`` seconds; None if the container is still running then."""
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """Send the container's stop signal, wait ``grace``, then kill it."""
+
+    def remove(self, container_id: str) -> None:
+        """Remove a container and its anonymous volumes, running or not; gone is fine."""
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """Containers (any state) carrying all ``labels``."""
+
+    def own_image(self) -> str | None:
+        """The image id of the container this process runs in, if any."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def _explain(error: docker.errors.APIError) -> str:
+    text = error.explanation
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text or error).strip()
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn docker-py and transport errors into our own, with ``what`` in front."""
+    try:
+        yield
+    except docker.errors.APIError as e:
+        raise EngineError(f"{what}: {_explain(e)}") from e
+    except (docker.errors.DockerException, OSError) as e:
+        # requests' ConnectionError and Timeout are OSErrors.
+        raise EngineUnavailableError(f"{what}: the Docker engine did not answer: {e}") from e
+
+
+class DockerEngine:
+    """``Engine`` over docker-py's client (DOCKER_HOST, TLS variables and socket as usual)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+        self._api = client.api
+
+    @classmethod
+    def connect(cls, timeout: float) -> DockerEngine:
+        """A client from the environment; raise EngineUnavailableError if the engine is silent."""
+        with _translated("connecting to the Docker engine"):
+            client = docker.from_env(timeout=max(1, math.ceil(timeout)))
+        return cls(client)
+
+    def ping(self) -> None:
+        """See Engine."""
+        with _translated("ping"):
+            self._api.ping()
+
+    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+        """See Engine."""
+        if policy is not PullPolicy.ALWAYS:
+            try:
+                with _translated(f"image {image!r}"):
+                    self._api.inspect_image(image)
+            except EngineError as e:
+                if not isinstance(e.__cause__, docker.errors.NotFound):
+                    raise
+                if policy is PullPolicy.NEVER:
+                    raise EngineError(
+                        f"image {image!r} is not present on the engine and pull = 'never'"
+                    ) from None
+            else:
+                return
+        repository, tag = _split_image(image)
+        with _translated(f"image {image!r} could not be pulled"):
+            self._api.pull(repository, tag=tag)
+
+    def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
+        """See Engine."""
+        host_config: dict[str, Any] = {
+            "binds": [
+                f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
+            ],
+            "volumes_from": list(spec.volumes_from) or None,
+            "network_mode": spec.network,
+        }
+        if spec.memory is not None:
+            host_config["mem_limit"] = spec.memory
+            host_config["memswap_limit"] = spec.memory  # no swap beyond the limit
+        if spec.cpus is not None:
+            host_config["nano_cpus"] = int(spec.cpus * 1e9)
+        with _translated(f"creating container {name}"):
+            created = self._api.create_container(
+                image=spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=dict(spec.env),
+                volumes=[m.target for m in spec.mounts] or None,
+                user=spec.user,
+                working_dir=spec.workdir,
+                labels={**spec.labels, **labels},
+                stop_signal=spec.stop_signal,
+                name=name,
+                host_config=self._api.create_host_config(**host_config),
+            )
+        return str(created["Id"])
+
+    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+        """See Engine."""
+        with _translated("attaching to the container's output"):
+            frames = self._api.attach(
+                container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+        return _demuxed(frames)
+
+    def start(self, container_id: str) -> None:
+        """See Engine."""
+        with _translated("starting the container"):
+            self._api.start(container_id)
+
+    def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
+        """See Engine."""
+        try:
+            result = self._api.wait(container_id, timeout=max(1, math.ceil(timeout)))
+        except docker.errors.APIError as e:
+            raise EngineError(f"waiting for the container: {_explain(e)}") from e
+        except (docker.errors.DockerException, OSError):
+            # A read time-out and a lost engine look alike here: ask the engine.
+            if self._state(container_id).get("Running"):
+                return None
+            with _translated("waiting for the container"):
+                result = self._api.wait(container_id, timeout=10)
+        state = self._state(container_id)
+        error = (result.get("Error") or {}).get("Message") or state.get("Error") or None
+        return ExitStatus(
+            exit_code=int(result.get("StatusCode", state.get("ExitCode", -1))),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=error,
+        )
+
+    def _state(self, container_id: str) -> dict[str, Any]:
+        with _translated("inspecting the container"):
+            state: dict[str, Any] = self._api.inspect_container(container_id)["State"]
+        return state
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """See Engine."""
+        try:
+            with _translated("stopping the container"):
+                self._api.stop(container_id, timeout=max(0, math.ceil(grace)))
+        except EngineError as e:
+            if not isinstance(e.__cause__, docker.errors.NotFound):
+                raise
+
+    def remove(self, container_id: str) -> None:
+        """See Engine."""
+        try:
+            with _translated("removing the container"):
+                self._api.remove_container(container_id, v=True, force=True)
+        except EngineError as e:
+            cause = e.__cause__
+            gone = isinstance(cause, docker.errors.NotFound)
+            in_progress = isinstance(cause, docker.errors.APIError) and cause.status_code == 409  # noqa: PLR2004
+            if not (gone or in_progress):
+                raise
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """See Engine."""
+        with _translated("listing containers"):
+            found = self._api.containers(
+                all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}
+            )
+        return [
+            ContainerInfo(
+                id=item["Id"],
+                name=(item.get("Names") or ["?"])[0].lstrip("/"),
+                state=item.get("State", ""),
+                labels=item.get("Labels") or {},
+            )
+            for item in found
+        ]
+
+    def own_image(self) -> str | None:
+        """See Engine."""
+        container_id = _own_container_id()
+        if container_id is None:
+            return None
+        try:
+            with _translated("inspecting the daemon's own container"):
+                image = self._api.inspect_container(container_id)["Image"]
+        except EngineError:
+            return None
+        return str(image)
+
+    def close(self) -> None:
+        """See Engine."""
+        self._client.close()
+
+
+def _demuxed(frames: Iterator[tuple[bytes | None, bytes | None]]) -> Iterator[tuple[str, bytes]]:
+    with _translated("reading the container's output"):
+        for out, err in frames:
+            if out:
+                yield "stdout", out
+            if err:
+                yield "stderr", err
+
+
+def _split_image(image: str) -> tuple[str, str | None]:
+    """``repo[:tag][@digest]`` into what the pull call takes (tag ``latest`` when none)."""
+    if "@" in image:
+        return image, None
+    repository, _, tag = image.rpartition(":")
+    if repository and "/" not in tag:
+        return repository, tag
+    return image, "latest"
+
+
+def _own_container_id(mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
+    """The id of the container we run in, read from the engine's bind mounts (hostname etc.)."""
+    try:
+        text = mountinfo.read_text()
+    except OSError:
+        return None
+    match = _CONTAINER_ID.search(text)
+    return match.group(1) if match else None

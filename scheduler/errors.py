@@ -1,0 +1,23 @@
+"""One exception root; each boundary translates foreign errors into these."""
+
+from __future__ import annotations
+
+
+class CrontainerError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+
+class ConfigError(CrontainerError):
+    """The config cannot be used; ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class EngineError(CrontainerError):
+    """A Docker engine call failed; the message says what and why."""
+
+
+class EngineUnavailableError(EngineError):
+    """The engine did not answer (not running, unreachable, or too slow)."""

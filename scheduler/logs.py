@@ -1,0 +1,101 @@
+"""Logging: structlog events, one JSON object per line on stdout by default.
+
+The only module that sets up logging. Standard-library loggers (APScheduler,
+docker, urllib3) go through the same processors, so every line on stdout has
+one shape. Per-run fields (``job``, ``run_id``) are bound with contextvars in
+the run's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Literal, TextIO
+
+import structlog
+
+if TYPE_CHECKING:
+    from structlog.typing import Processor
+
+Format = Literal["auto", "json", "console"]
+Level = Literal["debug", "info", "warning", "error"]
+
+_QUIET_LIBRARIES = ("urllib3", "docker", "apscheduler", "requests")
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.format_exc_info,
+    ]
+
+
+def _rename_foreign(
+    logger: object, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A standard-library record becomes event ``library.log`` with its text in ``message``."""
+    record = event_dict.get("_record")
+    if record is not None and event_dict.get("_from_structlog") is not True:
+        event_dict["message"] = event_dict.pop("event", "")
+        event_dict["event"] = "library.log"
+        event_dict["logger"] = record.name
+    return event_dict
+
+
+_FIRST_KEYS = ("event", "level", "timestamp", "job", "run_id")
+
+
+def _event_first(
+    logger: object, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Put the keys people scan for at the front of each line."""
+    head = {k: event_dict.pop(k) for k in _FIRST_KEYS if k in event_dict}
+    return {**head, **event_dict}
+
+
+def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None = None) -> None:
+    """Route structlog and standard logging to ``stream`` (stdout) in one format."""
+    out = sys.stdout if stream is None else stream
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if console
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            _rename_foreign,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _event_first,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    numeric = getattr(logging, level.upper())
+    root.setLevel(numeric)
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(numeric if level == "debug" else logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger() -> structlog.stdlib.BoundLogger:
+    """The daemon's logger; events carry whatever is bound in the current context."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger("crontainer")
+    return logger

@@ -1,0 +1,228 @@
+"""Schedules: cron strings, macros and ``@every`` into fire times.
+
+The only module that imports APScheduler. We use its triggers for the
+calendar arithmetic (time zones, month lengths) and keep our own loop
+(``scheduler.ticker``); see docs/design.md for why.
+
+Accepted forms:
+
+- 5-field cron ``minute hour day-of-month month day-of-week``, with ``*``,
+  lists, ranges, steps, and month/day names. Day-of-week 0 and 7 are Sunday,
+  as in cron. When both day fields are restricted, a day matching either
+  fires (Vixie cron's rule); a field starting with ``*`` counts as
+  unrestricted for that rule.
+- ``@with-seconds S M H DoM Mon DoW``: a seconds field first. A bare 6-field
+  string is refused, so an extra field can never turn "every 5 minutes" into
+  "every 5 seconds".
+- Macros ``@yearly`` (``@annually``), ``@monthly``, ``@weekly``, ``@daily``
+  (``@midnight``), ``@hourly``.
+- ``@every <duration>``: a fixed interval, counted in real elapsed time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from jobs.units import parse_duration
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+SECONDS_PREFIX = "@with-seconds"
+EVERY_PREFIX = "@every"
+
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+class ScheduleError(ValueError):
+    """A schedule string that cannot be read; the message says which part."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: dict[str, int]
+
+
+_SECOND = _Field("second", 0, 59, {})
+_MINUTE = _Field("minute", 0, 59, {})
+_HOUR = _Field("hour", 0, 23, {})
+_DOM = _Field("day-of-month", 1, 31, {})
+_MONTH = _Field("month", 1, 12, {m: i + 1 for i, m in enumerate(_MONTHS)})
+_DOW = _Field("day-of-week", 0, 7, {d: i for i, d in enumerate(_DAYS)})
+
+
+def _value(text: str, field: _Field) -> int:
+    lowered = text.lower()
+    if lowered in field.names:
+        return field.names[lowered]
+    if not text.isdigit():
+        raise ScheduleError(f"{field.name} field: {text!r} is not a number or a name")
+    number = int(text)
+    if not field.low <= number <= field.high:
+        raise ScheduleError(
+            f"{field.name} field: {number} is out of range {field.low}-{field.high}"
+        )
+    return number
+
+
+def _expand(text: str, field: _Field) -> list[int]:
+    """All values a cron field selects, sorted (day-of-week: 0..6, Sunday 0)."""
+    values: set[int] = set()
+    for part in text.split(","):
+        if not part:
+            raise ScheduleError(f"{field.name} field: empty list item in {text!r}")
+        base, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ScheduleError(
+                    f"{field.name} field: step {step_text!r} must be a positive number"
+                )
+            step = int(step_text)
+        if base == "*":
+            low, high = field.low, field.high
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            low, high = _value(first, field), _value(last, field)
+            if low > high:
+                raise ScheduleError(f"{field.name} field: range {base!r} runs backwards")
+        else:
+            low = _value(base, field)
+            high = field.high if step_text else low
+        values.update(range(low, high + 1, step))
+    if field is _DOW:
+        values = {v % 7 for v in values}
+    return sorted(values)
+
+
+def _cron_list(values: list[int]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _cron_trigger(fields: list[str], zone: ZoneInfo) -> BaseTrigger:
+    second, minute, hour, dom, month, dow = fields
+    kwargs = {
+        "second": _cron_list(_expand(second, _SECOND)),
+        "minute": _cron_list(_expand(minute, _MINUTE)),
+        "hour": _cron_list(_expand(hour, _HOUR)),
+        "month": _cron_list(_expand(month, _MONTH)),
+    }
+    days = _cron_list(_expand(dom, _DOM))
+    # APScheduler numbers weekdays from Monday = 0; pass names, never numbers.
+    weekdays = ",".join(_DAYS[v] for v in _expand(dow, _DOW))
+    dom_star, dow_star = dom.startswith("*"), dow.startswith("*")
+    if dom_star or dow_star:
+        return CronTrigger(
+            day="*" if dom_star else days,
+            day_of_week="*" if dow_star else weekdays,
+            timezone=zone,
+            **kwargs,
+        )
+    return OrTrigger(
+        [
+            CronTrigger(day=days, day_of_week="*", timezone=zone, **kwargs),
+            CronTrigger(day="*", day_of_week=weekdays, timezone=zone, **kwargs),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A parsed schedule: the fire times of one job."""
+
+    expression: str
+    zone: ZoneInfo
+    trigger: BaseTrigger
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first fire time strictly after ``moment`` (aware); None if there is none."""
+        after = moment + timedelta(microseconds=1)
+        result: datetime | None = self.trigger.get_next_fire_time(None, after)
+        if result is None:
+            return None
+        return result.astimezone(self.zone)
+
+    def next_times(self, after: datetime, count: int) -> list[datetime]:
+        """Up to ``count`` fire times after ``after``, in the schedule's time zone."""
+        times: list[datetime] = []
+        moment = after
+        while len(times) < count:
+            nxt = self.next_after(moment)
+            if nxt is None:
+                break
+            times.append(nxt)
+            moment = nxt
+        return times
+
+
+def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
+    """Read one schedule string; raise ScheduleError saying what is wrong."""
+    zone = ZoneInfo(timezone)
+    text = " ".join(expression.split())
+    if not text:
+        raise ScheduleError("the schedule is empty")
+    if text.startswith("@"):
+        head, _, rest = text.partition(" ")
+        head = head.lower()
+        if head == EVERY_PREFIX:
+            return Schedule(expression, zone, _every(rest))
+        if head == SECONDS_PREFIX:
+            fields = rest.split()
+            if len(fields) != 6:  # noqa: PLR2004
+                raise ScheduleError(
+                    f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "
+                    f"month day-of-week), got {len(fields)}"
+                )
+            return Schedule(expression, zone, _cron_trigger(fields, zone))
+        if head in MACROS and not rest:
+            return Schedule(expression, zone, _cron_trigger(["0", *MACROS[head].split()], zone))
+        if head == "@reboot":
+            raise ScheduleError(
+                "'@reboot' is not a schedule here; run_on_start is planned for that"
+            )
+        known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
+        raise ScheduleError(f"unknown macro {text!r} (known: {known})")
+    fields = text.split()
+    if len(fields) == 6:  # noqa: PLR2004
+        raise ScheduleError(
+            "6 fields: a seconds field must be marked, as in "
+            f"'{SECONDS_PREFIX} {text}'; standard cron has 5 fields"
+        )
+    if len(fields) != 5:  # noqa: PLR2004
+        raise ScheduleError(
+            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
+    return Schedule(expression, zone, _cron_trigger(["0", *fields], zone))
+
+
+def _every(rest: str) -> BaseTrigger:
+    try:
+        seconds = parse_duration(rest.strip())
+    except ValueError as e:
+        raise ScheduleError(f"@every: {e}") from None
+    if seconds < 1:
+        raise ScheduleError(f"@every: the interval must be at least 1s, got {rest.strip()!r}")
+    # Intervals count real elapsed time, so they run in UTC: a DST change neither
+    # stretches nor shortens them. The first run is one interval after parsing.
+    interval = timedelta(seconds=seconds)
+    return IntervalTrigger(seconds=seconds, timezone=UTC, start_date=datetime.now(UTC) + interval)
