@@ -127,17 +127,11 @@ def _cron_trigger(fields: list[str], zone: ZoneInfo) -> BaseTrigger:
         "hour": _cron_list(_expand(hour, _HOUR)),
         "month": _cron_list(_expand(month, _MONTH)),
     }
-    days = _cron_list(_expand(dom, _DOM))
+    days = "*" if dom == "*" else _cron_list(_expand(dom, _DOM))
     # APScheduler numbers weekdays from Monday = 0; pass names, never numbers.
-    weekdays = ",".join(_DAYS[v] for v in _expand(dow, _DOW))
-    dom_star, dow_star = dom.startswith("*"), dow.startswith("*")
-    if dom_star or dow_star:
-        return CronTrigger(
-            day="*" if dom_star else days,
-            day_of_week="*" if dow_star else weekdays,
-            timezone=zone,
-            **kwargs,
-        )
+    weekdays = "*" if dow == "*" else ",".join(_DAYS[v] for v in _expand(dow, _DOW))
+    if dom.startswith("*") or dow.startswith("*"):
+        return CronTrigger(day=days, day_of_week=weekdays, timezone=zone, **kwargs)
     return OrTrigger(
         [
             CronTrigger(day=days, day_of_week="*", timezone=zone, **kwargs),

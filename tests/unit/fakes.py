@@ -1,0 +1,103 @@
+"""A scripted engine and a hand-driven clock for unit tests of policy code."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from jobs.plan import ContainerSpec, PullPolicy
+from scheduler.engine import ContainerInfo, ExitStatus
+from scheduler.errors import EngineError
+
+
+class FakeClock:
+    """Wall and monotonic time that move only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.wall = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+        self.mono = 1000.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self.wall
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.mono
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.wall += timedelta(seconds=seconds)
+            self.mono += seconds
+
+
+@dataclass
+class FakeEngine:
+    """Records calls; ``fail`` maps a method name to the error it raises."""
+
+    clock: FakeClock
+    exit_status: ExitStatus | None = field(default_factory=lambda: ExitStatus(0))
+    """What wait returns; None means the container never ends on its own."""
+    output_chunks: list[tuple[str, bytes]] = field(default_factory=list)
+    fail: dict[str, EngineError] = field(default_factory=dict)
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    on_start: Callable[[], None] | None = None
+    created_labels: dict[str, str] = field(default_factory=dict)
+
+    def _call(self, name: str, arg: object = None) -> None:
+        self.calls.append((name, arg))
+        if name in self.fail:
+            raise self.fail[name]
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def ping(self) -> None:
+        self._call("ping")
+
+    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+        self._call("ensure_image", (image, policy))
+
+    def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
+        self._call("create", name)
+        self.created_labels = dict(labels)
+        return "c0ffee"
+
+    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+        self._call("output", container_id)
+        return iter(list(self.output_chunks))
+
+    def start(self, container_id: str) -> None:
+        self._call("start", container_id)
+        if self.on_start is not None:
+            self.on_start()
+
+    def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
+        self._call("wait", timeout)
+        if self.stopped.is_set():
+            return ExitStatus(143)
+        if self.exit_status is None:
+            self.clock.advance(timeout)
+            return None
+        return self.exit_status
+
+    def stop(self, container_id: str, grace: float) -> None:
+        self._call("stop", grace)
+        self.stopped.set()
+
+    def remove(self, container_id: str) -> None:
+        self._call("remove", container_id)
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        self._call("list_containers", dict(labels))
+        return []
+
+    def own_image(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self._call("close")

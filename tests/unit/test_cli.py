@@ -1,0 +1,113 @@
+"""The crontainer command: validate's output and exit codes, health, usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from scheduler.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_prints_three_next_runs_per_job(capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0; each job with its next 3 run times."""
+    assert main(["validate", "--config", str(ROOT / "config.example.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "OK, 3 job(s)" in out
+    assert "disk-report  (run, '* * * * *', Europe/Berlin)" in out
+
+
+def test_validate_json_gives_iso_times_with_offsets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json: an object keyed by job, next_runs as ISO 8601 with the zone's UTC offset."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.nightly]\nkind = "run"\nimage = "i"\nschedule = "0 3 * * *"\n'
+        'timezone = "America/New_York"\n'
+    )
+    assert main(["validate", "--config", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report) == ["nightly"]
+    runs = [datetime.fromisoformat(t) for t in report["nightly"]["next_runs"]]
+    assert len(runs) == 3
+    for run in runs:
+        assert (run.hour, run.minute) == (3, 0)
+        offset = run.utcoffset()
+        assert offset is not None
+        assert offset.total_seconds() in (-5 * 3600, -4 * 3600)
+    assert report["nightly"]["timezone"] == "America/New_York"
+
+
+def test_validate_bad_file_exits_2_with_every_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2, one line per error on stderr; --json also gives them as a list."""
+    path = tmp_path / "c.toml"
+    path.write_text('[jobs.a]\nkind = "run"\nschedule = "bad"\n[jobs.b]\nkind = "x"\n')
+    assert main(["validate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        "error: jobs.a.schedule: expected 5 fields (minute hour day-of-month month day-of-week), got 1"
+        in err
+    )
+    assert "error: jobs.a.image: required key is missing" in err
+    assert "error: jobs.b.kind: unknown kind 'x' (one of: run)" in err
+    assert main(["validate", "--config", str(path), "--json"]) == 2
+    assert len(json.loads(capsys.readouterr().out)["errors"]) == 3
+
+
+def test_validate_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing file is a config error, not a crash."""
+    assert main(["validate", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "the config file does not exist" in capsys.readouterr().err
+
+
+def test_config_comes_from_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --config, CRONTAINER_CONFIG names the file."""
+    path = tmp_path / "env.toml"
+    path.write_text('[jobs.e]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n')
+    monkeypatch.setenv("CRONTAINER_CONFIG", str(path))
+    assert main(["validate"]) == 0
+    assert str(path) in capsys.readouterr().out
+
+
+def test_run_with_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The daemon refuses to start on a bad file and logs config.invalid with the errors."""
+    path = tmp_path / "c.toml"
+    path.write_text("[daemon]\nbogus = 1\n")
+    assert main(["run", "--config", str(path)]) == 2
+    event = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert event["event"] == "config.invalid"
+    assert event["errors"] == ["daemon.bogus: unknown key"]
+
+
+def test_usage_errors_exit_2() -> None:
+    """An unknown command or option is a usage error."""
+    with pytest.raises(SystemExit) as caught:
+        main(["frobnicate"])
+    assert caught.value.code == 2
+
+
+def test_health_follows_the_heartbeat_age(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fresh heartbeat: 0; stale or missing: 1, with the reason."""
+    beat = tmp_path / "beat"
+    assert main(["health", "--file", str(beat)]) == 1
+    assert "no heartbeat" in capsys.readouterr().err
+    beat.touch()
+    assert main(["health", "--file", str(beat)]) == 0
+    old = time.time() - 120
+    os.utime(beat, (old, old))
+    assert main(["health", "--file", str(beat), "--max-age", "1m"]) == 1
+    assert "heartbeat is 120s old (limit 60s)" in capsys.readouterr().err
+    assert main(["health", "--file", str(beat), "--max-age", "soon"]) == 2

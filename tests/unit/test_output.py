@@ -1,0 +1,74 @@
+"""Job output becomes run.output events: split into lines, bounded per line and per run."""
+
+from __future__ import annotations
+
+from scheduler.output import OutputLog
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def info(self, event: str, **kw: object) -> object:
+        self.events.append((event, kw))
+        return None
+
+    def lines(self) -> list[tuple[object, object]]:
+        return [(kw["stream"], kw["line"]) for e, kw in self.events if e == "run.output"]
+
+
+def test_chunks_are_split_into_lines_per_stream() -> None:
+    """Lines split across chunks are joined; stdout and stderr are kept apart."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=100, max_total=10_000)
+    out.feed("stdout", b"hel")
+    out.feed("stderr", b"warn")
+    out.feed("stdout", b"lo\nwor")
+    out.feed("stderr", b"ing\n")
+    out.feed("stdout", b"ld\r\n")
+    out.close()
+    assert rec.lines() == [("stdout", "hello"), ("stderr", "warning"), ("stdout", "world")]
+
+
+def test_last_line_without_newline_is_kept() -> None:
+    """What is left at the end is emitted by close."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=100, max_total=10_000)
+    out.feed("stdout", b"a\nno newline")
+    out.close()
+    assert rec.lines() == [("stdout", "a"), ("stdout", "no newline")]
+
+
+def test_long_lines_are_cut_and_marked() -> None:
+    """A line over the bound is cut once; the rest of that line is skipped."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=10, max_total=10_000)
+    out.feed("stdout", b"x" * 25)
+    out.feed("stdout", b"y" * 25 + b"\nnext\n")
+    out.feed("stdout", b"0123456789ABC\n")
+    out.close()
+    assert rec.lines() == [("stdout", "x" * 10), ("stdout", "next"), ("stdout", "0123456789")]
+    flags = [kw.get("truncated") for e, kw in rec.events if e == "run.output"]
+    assert flags == [True, None, True]
+
+
+def test_per_run_bound_counts_what_it_drops() -> None:
+    """After max_total bytes, lines are counted in one run.output_truncated event."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=100, max_total=20)
+    for i in range(10):
+        out.feed("stdout", f"line {i}\n".encode())
+    out.close()
+    assert [line for _, line in rec.lines()] == ["line 0", "line 1", "line 2"]
+    summary = [kw for e, kw in rec.events if e == "run.output_truncated"]
+    assert summary == [{"dropped_lines": 7, "dropped_bytes": 42, "limit_bytes": 20}]
+    assert list(out.tail)[-1] == "line 9"
+
+
+def test_invalid_utf8_is_replaced_not_fatal() -> None:
+    """Binary junk in output does not break logging."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=100, max_total=1000)
+    out.feed("stdout", b"ok \xff\xfe end\n")
+    out.close()
+    assert rec.lines() == [("stdout", "ok \ufffd\ufffd end")]

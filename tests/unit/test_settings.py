@@ -1,0 +1,249 @@
+"""The config loader: every error names the job (or section) and the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from jobs.run import RunJob
+from scheduler.errors import ConfigError
+from scheduler.settings import DEFAULT_CONFIG_PATH, config_path, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD_JOB = """
+[jobs.hello]
+kind = "run"
+schedule = "*/5 * * * *"
+image = "busybox:latest"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ or {})
+    return caught.value.errors
+
+
+def test_example_config_loads_and_has_a_frequent_job() -> None:
+    """config.example.toml is valid, and one job runs every few seconds for newcomers."""
+    config = load_config(ROOT / "config.example.toml", {})
+    assert set(config.jobs) >= {"heartbeat", "disk-report"}
+    schedule = config.jobs["heartbeat"].schedule
+    first, second = schedule.next_times(datetime.now(UTC), 2)
+    assert (second - first).total_seconds() <= 10
+
+
+def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
+    """A job with only the required keys gets UTC, a 24h timeout, pull=missing."""
+    config = load_config(write(tmp_path, GOOD_JOB), {})
+    assert config.daemon.name == "crontainer"
+    job = config.jobs["hello"].job
+    assert isinstance(job, RunJob)
+    assert (job.timezone, job.timeout, job.pull.value, job.stop_grace) == (
+        "UTC",
+        86400.0,
+        "missing",
+        10.0,
+    )
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    """pydantic-settings would skip a missing file silently; we refuse."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", {})
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_config(tmp_path, {})
+
+
+def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:
+    """A syntax error says where."""
+    errors = errors_of(tmp_path, "[daemon\nname = 1\n")
+    assert len(errors) == 1
+    assert "config.toml: cannot read the config" in errors[0]
+    assert "line 1" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[deamon]\nname='x'\n" + GOOD_JOB, "deamon: unknown key"),
+        ("[daemon]\nnmae='x'\n" + GOOD_JOB, "daemon.nmae: unknown key"),
+        (
+            "[defaults]\nimagee='x'\n" + GOOD_JOB,
+            "defaults.imagee: unknown key (no job kind has it)",
+        ),
+        (GOOD_JOB + "comand = 'x'\n", "jobs.hello.comand: unknown key"),
+    ],
+)
+def test_unknown_keys_are_errors_at_every_level(tmp_path: Path, text: str, expected: str) -> None:
+    """Top level, [daemon], [defaults] and each job refuse keys they do not know."""
+    assert expected in errors_of(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            'schedule = "* * * * * *"',
+            "jobs.hello.schedule: 6 fields: a seconds field must be marked",
+        ),
+        ('timeout = "ten minutes"', "jobs.hello.timeout: expected a duration such as '90s'"),
+        ("timeout = 0", "jobs.hello.timeout: Input should be greater than 0"),
+        ('memory = "lots"', "jobs.hello.memory: expected a size such as '10MB'"),
+        ("env = ['A=1']", "jobs.hello.env: Input should be a valid dictionary"),
+        ("command = 5", "jobs.hello.command"),
+        ('pull = "sometimes"', "jobs.hello.pull: Input should be 'never', 'missing' or 'always'"),
+        ('timezone = "Mars/Olympus"', "jobs.hello.timezone: unknown time zone 'Mars/Olympus'"),
+        ('volumes = ["data"]', "jobs.hello.volumes: volume 'data': expected 'source:/target'"),
+        ('volumes = ["./here:/x"]', "a host path must be absolute"),
+        ('volumes = ["data:/x:rx"]', "mode must be 'ro' or 'rw'"),
+        ('labels = { "crontainer.job" = "x" }', "jobs.hello.labels: label 'crontainer.job'"),
+        ('stop_signal = "SIGNOPE"', "jobs.hello.stop_signal: unknown signal 'SIGNOPE'"),
+        ("cpus = -1", "jobs.hello.cpus: Input should be greater than 0"),
+    ],
+)
+def test_bad_values_name_job_and_field(tmp_path: Path, extra: str, expected: str) -> None:
+    """Bad schedules, durations, sizes and types each name jobs.<name>.<field>."""
+    text = (
+        GOOD_JOB.replace('schedule = "*/5 * * * *"\n', "")
+        if extra.startswith("schedule")
+        else GOOD_JOB
+    )
+    errors = errors_of(tmp_path, text + extra + "\n")
+    assert any(expected in e for e in errors), errors
+
+
+def test_missing_required_field_and_unknown_kind(tmp_path: Path) -> None:
+    """Missing image, missing kind and an unknown kind are each reported, all at once."""
+    text = """
+[jobs.a]
+kind = "run"
+schedule = "@daily"
+[jobs.b]
+schedule = "@daily"
+[jobs.c]
+kind = "backupp"
+schedule = "@daily"
+[jobs."bad name"]
+kind = "run"
+"""
+    errors = errors_of(tmp_path, text)
+    assert "jobs.a.image: required key is missing" in errors
+    assert "jobs.b.kind: required key is missing (one of: run)" in errors
+    assert "jobs.c.kind: unknown kind 'backupp' (one of: run)" in errors
+    assert any(e.startswith("jobs.bad name: a job name must start with") for e in errors)
+    assert len(errors) == 4
+
+
+def test_all_errors_of_one_job_are_reported_together(tmp_path: Path) -> None:
+    """A bad schedule does not hide a bad timeout in the same job."""
+    text = '[jobs.x]\nkind = "run"\nimage = "i"\nschedule = "99 * * * *"\ntimeout = "x"\n'
+    errors = errors_of(tmp_path, text)
+    assert [e.split(":")[0] for e in errors] == ["jobs.x.schedule", "jobs.x.timeout"]
+
+
+def test_defaults_apply_where_the_job_does_not_set_the_key(tmp_path: Path) -> None:
+    """[defaults] fills gaps; the job's own value wins; env and labels merge key by key."""
+    text = """
+[defaults]
+timezone = "Europe/Berlin"
+timeout = "2h"
+labels = { team = "ops", tier = "low" }
+env = { TZ = "UTC" }
+[jobs.a]
+kind = "run"
+schedule = "@daily"
+image = "busybox"
+timeout = "5m"
+labels = { tier = "high" }
+"""
+    job = load_config(write(tmp_path, text), {}).jobs["a"].job
+    assert isinstance(job, RunJob)
+    assert job.timezone == "Europe/Berlin"
+    assert job.timeout == 300.0
+    assert job.labels == {"team": "ops", "tier": "high"}
+    assert job.env == {"TZ": "UTC"}
+
+
+def test_a_bad_default_is_reported_once_under_defaults(tmp_path: Path) -> None:
+    """The error names defaults.<field>, not every job that inherits it."""
+    text = '[defaults]\ntimeout = "soon"\n' + GOOD_JOB + GOOD_JOB.replace("hello", "other")
+    errors = errors_of(tmp_path, text)
+    assert len(errors) == 1
+    assert errors[0].startswith("defaults.timeout: expected a duration")
+
+
+def test_kind_cannot_have_a_default(tmp_path: Path) -> None:
+    """Every job says what it is."""
+    assert "defaults.kind: a job's kind cannot have a default" in errors_of(
+        tmp_path, '[defaults]\nkind = "run"\n' + GOOD_JOB
+    )
+
+
+def test_environment_overrides_daemon_and_defaults(tmp_path: Path) -> None:
+    """CRONTAINER_DAEMON__X and CRONTAINER_DEFAULTS__X win over the file; JSON for tables."""
+    text = '[daemon]\nmax_concurrent_runs = 2\nname = "file"\n' + GOOD_JOB
+    environ = {
+        "CRONTAINER_DAEMON__MAX_CONCURRENT_RUNS": "4",
+        "crontainer_daemon__log_format": "json",
+        "CRONTAINER_DEFAULTS__TIMEOUT": "90s",
+        "CRONTAINER_DEFAULTS__LABELS": '{"team": "ops"}',
+        "CRONTAINER_CONFIG": "/ignored/by/load_config",
+        "PATH": "/bin",
+    }
+    config = load_config(write(tmp_path, text), environ)
+    assert config.daemon.max_concurrent_runs == 4
+    assert config.daemon.name == "file"
+    assert config.daemon.log_format == "json"
+    job = config.jobs["hello"].job
+    assert isinstance(job, RunJob)
+    assert job.timeout == 90.0
+    assert job.labels == {"team": "ops"}
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        ("CRONTAINER_DEBUG", "1", "CRONTAINER_DEBUG: unknown environment variable"),
+        ("CRONTAINER_DAEMON__NAMEE", "x", "CRONTAINER_DAEMON__NAMEE: unknown environment variable"),
+        (
+            "CRONTAINER_JOBS__HELLO__IMAGE",
+            "x",
+            "CRONTAINER_JOBS__HELLO__IMAGE: unknown environment",
+        ),
+        ("CRONTAINER_DAEMON__MAX_CONCURRENT_RUNS", "many", "daemon.max_concurrent_runs"),
+        (
+            "CRONTAINER_DEFAULTS__LABELS",
+            "{bad json",
+            "CRONTAINER_DEFAULTS__LABELS: a list or table",
+        ),
+    ],
+)
+def test_unknown_or_bad_environment_variables_are_errors(
+    tmp_path: Path, var: str, value: str, expected: str
+) -> None:
+    """A typo in a CRONTAINER_* variable is an error, never silently ignored."""
+    errors = errors_of(tmp_path, GOOD_JOB, {var: value})
+    assert any(expected in e for e in errors), errors
+
+
+def test_config_path_precedence() -> None:
+    """--config, else CRONTAINER_CONFIG, else /etc/crontainer/config.toml."""
+    assert config_path("a.toml", {"CRONTAINER_CONFIG": "b.toml"}) == Path("a.toml")
+    assert config_path(None, {"CRONTAINER_CONFIG": "b.toml"}) == Path("b.toml")
+    assert config_path(None, {}) == DEFAULT_CONFIG_PATH == Path("/etc/crontainer/config.toml")
+
+
+def test_daemon_name_must_fit_labels_and_container_names(tmp_path: Path) -> None:
+    """The daemon's name ends up in container names."""
+    errors = errors_of(tmp_path, '[daemon]\nname = "my daemon"\n' + GOOD_JOB)
+    assert any(e.startswith("daemon.name: String should match pattern") for e in errors), errors
