@@ -86,7 +86,8 @@ class Runner:
         self._settings = settings
         self._clock = clock
         self._ops_image = ops_image
-        self._slots = threading.BoundedSemaphore(settings.max_concurrent_runs)
+        self._running = 0  # runs holding one of the max_concurrent_runs slots
+        self._slot_free = threading.Condition()
         self._active: dict[str, ActiveRun] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -128,6 +129,8 @@ class Runner:
             runs = list(self._active.values())
         for run in runs:
             self._cancel(run)
+        with self._slot_free:
+            self._slot_free.notify_all()  # queued runs see their flag and give up
 
     def _cancel(self, run: ActiveRun) -> None:
         with run.lock:
@@ -148,7 +151,9 @@ class Runner:
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
         log = self._log
         try:
-            self._slots.acquire()
+            if not self._take_slot(run):
+                log.warning("run.cancelled", reason="daemon_stopping", started=False)
+                return
             try:
                 started = self._clock.monotonic()
                 lag = (self._clock.now() - run.scheduled_at).total_seconds()
@@ -162,7 +167,7 @@ class Runner:
                 outcome = self._outcome(run)
                 duration = round(self._clock.monotonic() - started, 3)
             finally:
-                self._slots.release()
+                self._free_slot()
             fields: dict[str, object] = {"duration_s": duration, "container_id": run.container_id}
             fields.update(
                 (k, v)
@@ -180,6 +185,23 @@ class Runner:
                 self._active.pop(run.run_id, None)
                 self._threads.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
+
+    def _take_slot(self, run: ActiveRun) -> bool:
+        """Wait for one of the global slots; False if the run is cancelled meanwhile."""
+        with self._slot_free:
+            while self._running >= self._settings.max_concurrent_runs:
+                if run.cancelled.is_set():
+                    return False
+                self._slot_free.wait()
+            if run.cancelled.is_set():
+                return False
+            self._running += 1
+            return True
+
+    def _free_slot(self) -> None:
+        with self._slot_free:
+            self._running -= 1
+            self._slot_free.notify()
 
     def _outcome(self, run: ActiveRun) -> Outcome:
         """Execute the plan; every failure becomes an outcome, never an escaping error."""

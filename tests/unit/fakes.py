@@ -47,6 +47,8 @@ class FakeEngine:
     stopped: threading.Event = field(default_factory=threading.Event)
     on_start: Callable[[], None] | None = None
     created_labels: dict[str, str] = field(default_factory=dict)
+    blocking: bool = False
+    """A never-ending container blocks wait (up to 10 s real time) until stopped."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -81,6 +83,8 @@ class FakeEngine:
         if self.stopped.is_set():
             return ExitStatus(143)
         if self.exit_status is None:
+            if self.blocking and self.stopped.wait(10):
+                return ExitStatus(143)
             self.clock.advance(timeout)
             return None
         return self.exit_status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,3 +138,31 @@ def test_cancel_stops_the_running_container_and_records_cancelled(config: Config
     assert (end["event"], end["reason"]) == ("run.cancelled", "daemon_stopping")
     assert ("stop", 3.0) in engine.calls
     assert engine.names()[-1] == "remove"
+
+
+def test_runs_beyond_the_global_cap_wait_and_are_cancellable(tmp_path: Path) -> None:
+    """With max_concurrent_runs = 1 a second run waits; cancelling frees it without starting."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[daemon]\nmax_concurrent_runs = 1\n"
+        '[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\nstop_grace = "1s"\n'
+    )
+    config = load_config(path, {})
+    engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
+    runner = Runner(engine, config.daemon, engine.clock, "ops:1")
+    started = threading.Event()
+    engine.on_start = started.set
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        runner.submit(config.jobs["j"], SCHEDULED)
+        assert started.wait(5)
+        runner.submit(config.jobs["j"], SCHEDULED)
+        assert runner.active() == 2
+        assert engine.names().count("create") == 1  # the second is queued, not started
+        runner.cancel_all()
+        assert runner.join(10)
+    cancelled = [e for e in logs if e["event"] == "run.cancelled"]
+    assert sorted(e.get("started", True) for e in cancelled) == [False, True]
+    assert engine.names().count("create") == 1
+    assert engine.names().count("remove") == 1

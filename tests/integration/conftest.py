@@ -1,0 +1,212 @@
+"""Real-engine fixtures: the engine (fail, never skip, when absent), daemons as subprocesses,
+and a leak check that removes and reports anything the tests left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUSYBOX = os.environ.get("CRONTAINER_BUSYBOX_IMAGE", "busybox:latest")
+PROJECT_IMAGE = os.environ.get("CRONTAINER_IMAGE", "crontainer:latest")
+TEST_LABEL = "crontainer-test"
+"""Every container, volume and network the tests make (directly or through a daemon) has it."""
+
+Event = dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[docker.DockerClient]:
+    """The real engine. Its absence fails the tests: scripts/test.sh starts one."""
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as e:
+        pytest.fail(
+            f"no Docker engine answers ({e}); run scripts/engine.sh or scripts/test.sh",
+            pytrace=False,
+        )
+    for image in (BUSYBOX, PROJECT_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"image {image} is missing; run scripts/engine.sh", pytrace=False)
+    yield client
+    client.close()
+
+
+def _leftovers(client: docker.DockerClient) -> list[str]:
+    label = {"label": TEST_LABEL}
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+    found += [f"volume {v.name}" for v in client.volumes.list(filters=label)]
+    found += [f"network {n.name}" for n in client.networks.list(filters=label)]
+    return found
+
+
+def remove_labelled(client: docker.DockerClient) -> None:
+    """Remove every container, volume and network carrying the test label."""
+    label = {"label": TEST_LABEL}
+    for container in client.containers.list(all=True, filters=label):
+        container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters=label):
+        volume.remove(force=True)
+    for network in client.networks.list(filters=label):
+        network.remove()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind(engine: docker.DockerClient) -> Iterator[None]:
+    """After the suite no test container, volume or network remains (checked, then removed)."""
+    remove_labelled(engine)  # debris of an earlier, interrupted session
+    yield
+    left = _leftovers(engine)
+    remove_labelled(engine)
+    if left:
+        pytest.fail(f"the tests left behind: {', '.join(left)}", pytrace=False)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def socket_path() -> str:
+    host = os.environ.get("DOCKER_HOST", "")
+    return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+
+
+class EventStream:
+    """Collects JSON log lines from a stream in a thread; tests wait on them with deadlines."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.events: list[Event] = []
+        self.closed = False
+        self.raw: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, args=(lines,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, lines: Iterator[str]) -> None:
+        for line in lines:
+            with self._cond:
+                self.raw.append(line)
+                with contextlib.suppress(json.JSONDecodeError):
+                    self.events.append(json.loads(line))
+                self._cond.notify_all()
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[Event], bool], timeout: float = 30, count: int = 1
+    ) -> list[Event]:
+        """Block until ``count`` events match; fail the test with the log if not in time."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self.events if predicate(e)]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.closed:
+                    why = "the stream ended" if self.closed else f"timed out after {timeout}s"
+                    tail = "\n".join(self.raw[-40:])
+                    pytest.fail(f"{why} waiting for {count} event(s); log tail:\n{tail}")
+                self._cond.wait(remaining)
+
+    def matching(self, predicate: Callable[[Event], bool]) -> list[Event]:
+        with self._cond:
+            return [e for e in self.events if predicate(e)]
+
+
+def event(name: str, **keys: object) -> Callable[[Event], bool]:
+    """Predicate: event ``name`` with these key values."""
+    return lambda e: e.get("event") == name and all(e.get(k) == v for k, v in keys.items())
+
+
+class Daemon:
+    """`crontainer run` as a subprocess, with its config written to a temp dir."""
+
+    def __init__(
+        self, tmp_path: Path, jobs: str, daemon: str = "", env: dict[str, str] | None = None
+    ) -> None:
+        self.name = unique("t")
+        self.heartbeat = tmp_path / f"{self.name}.beat"
+        self.config = tmp_path / f"{self.name}.toml"
+        self.config.write_text(
+            f'[daemon]\nname = "{self.name}"\nlog_format = "json"\n'
+            f'heartbeat_file = "{self.heartbeat}"\n{daemon}\n'
+            f'[defaults]\nlabels = {{ "{TEST_LABEL}" = "1" }}\n{jobs}'
+        )
+        environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("CRONTAINER_")}
+        environ.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "run", "--config", str(self.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=environ,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        self.log = EventStream(iter(self.proc.stdout))
+
+    def signal(self, signo: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signo)
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"the daemon did not exit within {timeout}s")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def make_volume(engine: docker.DockerClient) -> Iterator[Callable[[str], str]]:
+    """Create labelled named volumes; removed after the test."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = unique(prefix)
+        engine.volumes.create(name, labels={TEST_LABEL: "1"})
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        engine.volumes.get(name).remove(force=True)
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callable[..., Daemon]]:
+    """Start daemons; any still running at the end of the test is killed."""
+    started: list[Daemon] = []
+
+    def start(jobs: str, daemon: str = "", env: dict[str, str] | None = None) -> Daemon:
+        proc = Daemon(tmp_path, jobs, daemon, env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()

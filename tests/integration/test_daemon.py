@@ -1,0 +1,253 @@
+"""The daemon as a subprocess against the real engine: runs, failures, timeouts, shutdown."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import docker
+import pytest
+
+from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
+
+from .conftest import BUSYBOX, TEST_LABEL, Daemon, event
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., Daemon]
+
+
+def ours(engine: docker.DockerClient, daemon: Daemon) -> list[str]:
+    """Containers labelled as made by this daemon."""
+    found = engine.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon.name}"})
+    return [c.name for c in found]
+
+
+def test_success_failure_and_missing_image_side_by_side(
+    start_daemon: Start, engine: docker.DockerClient
+) -> None:
+    """Exit 0 succeeds, exit 3 fails with exit_code 3, a missing image fails clearly; others go on."""
+    daemon = start_daemon(
+        f"""
+[jobs.ok]
+kind = "run"
+schedule = "@every 1s"
+image = "{BUSYBOX}"
+command = ["sh", "-c", "echo hello from ok; echo to stderr >&2"]
+
+[jobs.exits-3]
+kind = "run"
+schedule = "@every 1s"
+image = "{BUSYBOX}"
+command = "sh -c 'exit 3'"
+
+[jobs.no-image]
+kind = "run"
+schedule = "@every 1s"
+image = "crontainer-test/no-such-image:never"
+"""
+    )
+    log = daemon.log
+    log.wait_for(event("daemon.started", jobs=3))
+    ok = log.wait_for(event("run.succeeded", job="ok"))[0]
+    assert ok["exit_code"] == 0
+    assert ok["container_id"]
+    outputs = log.matching(event("run.output", job="ok", run_id=ok["run_id"]))
+    assert {(o["stream"], o["line"]) for o in outputs} == {
+        ("stdout", "hello from ok"),
+        ("stderr", "to stderr"),
+    }
+    failed = log.wait_for(event("run.failed", job="exits-3"))[0]
+    assert failed["exit_code"] == 3
+    missing = log.wait_for(event("run.failed", job="no-image"))[0]
+    assert "crontainer-test/no-such-image:never" in missing["error"]
+    assert "could not be pulled" in missing["error"]
+    # The failing jobs do not stop the good one: it succeeds again after them.
+    seen = len(log.matching(event("run.succeeded", job="ok")))
+    log.wait_for(event("run.succeeded", job="ok"), count=seen + 2)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    assert ours(engine, daemon) == []
+
+
+def test_pull_never_fails_without_pulling(start_daemon: Start) -> None:
+    """pull = "never" and an absent image: a clear error naming the policy."""
+    daemon = start_daemon(
+        '[jobs.never]\nkind = "run"\nschedule = "@every 1s"\n'
+        'image = "crontainer-test/absent:1"\npull = "never"\n'
+    )
+    failed = daemon.log.wait_for(event("run.failed", job="never"))[0]
+    assert (
+        failed["error"]
+        == "image 'crontainer-test/absent:1' is not present on the engine and pull = 'never'"
+    )
+    daemon.signal()
+    assert daemon.wait_exit(30) == 0
+
+
+def test_sigterm_stops_a_long_run_within_the_grace_and_leaves_nothing(
+    start_daemon: Start, engine: docker.DockerClient
+) -> None:
+    """A 60 s job at SIGTERM: exit 0 within shutdown_grace + stop_grace + a few s, no container left."""
+    daemon = start_daemon(
+        f"""
+[jobs.long]
+kind = "run"
+schedule = "@every 1s"
+image = "{BUSYBOX}"
+command = ["sleep", "60"]
+stop_grace = "2s"
+""",
+        daemon='shutdown_grace = "3s"',
+    )
+    started = daemon.log.wait_for(event("run.started", job="long"))[0]
+    # While it runs, the container carries the daemon's labels.
+    deadline = time.monotonic() + 20
+    while not (
+        found := engine.containers.list(filters={"label": f"{LABEL_RUN}={started['run_id']}"})
+    ):
+        assert time.monotonic() < deadline, "the run's container never appeared"
+        time.sleep(0.2)
+    labels = found[0].labels
+    assert labels[LABEL_DAEMON] == daemon.name
+    assert labels[LABEL_JOB] == "long"
+    assert labels[TEST_LABEL] == "1"
+    assert found[0].name == f"{daemon.name}-long-{started['run_id']}"
+    began = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    elapsed = time.monotonic() - began
+    assert elapsed < 3 + 2 + 6, f"took {elapsed:.1f}s to stop"
+    assert daemon.log.matching(event("daemon.stopping", signal="SIGTERM"))
+    cancelled = daemon.log.matching(event("run.cancelled", run_id=started["run_id"]))
+    assert cancelled
+    assert cancelled[0]["reason"] == "daemon_stopping"
+    assert daemon.log.matching(event("daemon.stopped"))
+    assert ours(engine, daemon) == []
+    assert not daemon.heartbeat.exists()
+
+
+def test_sigterm_lets_a_short_run_finish(start_daemon: Start) -> None:
+    """A run that ends within shutdown_grace is not cancelled: it succeeds, then the daemon exits 0."""
+    daemon = start_daemon(
+        f"""
+[jobs.short]
+kind = "run"
+schedule = "@every 1s"
+image = "{BUSYBOX}"
+command = ["sh", "-c", "sleep 2; echo finished"]
+""",
+        daemon='shutdown_grace = "20s"',
+    )
+    started = daemon.log.wait_for(event("run.started", job="short"))[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    assert daemon.log.matching(event("run.succeeded", run_id=started["run_id"]))
+    assert not daemon.log.matching(event("run.cancelled"))
+
+
+def test_timeout_stops_then_kills(start_daemon: Start, engine: docker.DockerClient) -> None:
+    """A container ignoring SIGTERM (sleep as PID 1) is killed after timeout + stop_grace."""
+    daemon = start_daemon(
+        f"""
+[jobs.hangs]
+kind = "run"
+schedule = "@with-seconds * * * * * *"
+image = "{BUSYBOX}"
+command = ["sleep", "300"]
+timeout = "2s"
+stop_grace = "1s"
+"""
+    )
+    timed_out = daemon.log.wait_for(event("run.timed_out", job="hangs"), timeout=40)[0]
+    assert timed_out["reason"] == "timeout"
+    assert timed_out["exit_code"] == 137
+    assert 2 <= timed_out["duration_s"] < 10
+    stopping = daemon.log.matching(event("run.stopping", run_id=timed_out["run_id"]))
+    assert stopping[0]["stop_signal"] == "SIGTERM"
+    daemon.signal()
+    assert daemon.wait_exit(30) == 0
+    assert ours(engine, daemon) == []
+
+
+def test_memory_limit_kill_is_reported_as_oom(start_daemon: Start) -> None:
+    """A container killed for memory fails with reason oom_killed."""
+    daemon = start_daemon(
+        f"""
+[jobs.hog]
+kind = "run"
+schedule = "@every 1s"
+image = "{BUSYBOX}"
+memory = "16MiB"
+command = ["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\\\0' a); echo ${{#x}}"]
+"""
+    )
+    failed = daemon.log.wait_for(event("run.failed", job="hog"), timeout=60)[0]
+    assert failed["reason"] == "oom_killed"
+    assert failed["exit_code"] == 137
+    daemon.signal()
+    assert daemon.wait_exit(30) == 0
+
+
+def test_container_settings_reach_the_container(
+    start_daemon: Start, engine: docker.DockerClient, make_volume: Callable[[str], str]
+) -> None:
+    """env, workdir, user, named volumes (ro and rw) and entrypoint are applied."""
+    src, dst = make_volume("crontainer-test-src"), make_volume("crontainer-test-dst")
+    engine.containers.run(
+        BUSYBOX,
+        ["sh", "-c", "echo seeded > /v/file"],
+        volumes=[f"{src}:/v"],
+        remove=True,
+        labels={TEST_LABEL: "1"},
+    )
+    script = (
+        'echo "greeting=$GREETING"; echo "cwd=$(pwd)"; echo "uid=$(id -u)"; '
+        "cat /in/file; (echo x > /in/new) 2>/dev/null || echo in-is-read-only; "
+        "echo written > /out/result"
+    )
+    assert "'" not in script  # it goes into a TOML literal string
+    daemon = start_daemon(
+        f"""
+[jobs.settings]
+kind = "run"
+schedule = "@every 1s"
+image = "{BUSYBOX}"
+entrypoint = ["/bin/sh", "-c"]
+command = ['{script}']
+env = {{ GREETING = "hi there" }}
+workdir = "/tmp"
+user = "0"
+volumes = ["{src}:/in:ro", "{dst}:/out"]
+network = "none"
+"""
+    )
+    done = daemon.log.wait_for(event("run.succeeded", job="settings"))[0]
+    lines = [e["line"] for e in daemon.log.matching(event("run.output", run_id=done["run_id"]))]
+    assert lines == ["greeting=hi there", "cwd=/tmp", "uid=0", "seeded", "in-is-read-only"]
+    daemon.signal()
+    assert daemon.wait_exit(30) == 0
+    out = engine.containers.run(
+        BUSYBOX,
+        ["cat", "/out/result"],
+        volumes=[f"{dst}:/out"],
+        remove=True,
+        labels={TEST_LABEL: "1"},
+    )
+    assert out == b"written\n"
+
+
+def test_engine_unreachable_at_start_exits_1(start_daemon: Start, tmp_path: object) -> None:
+    """No engine: engine.unavailable once, bounded retries for engine_wait, then exit 1."""
+    began = time.monotonic()
+    daemon = start_daemon(
+        f'[jobs.x]\nkind = "run"\nschedule = "@daily"\nimage = "{BUSYBOX}"\n',
+        daemon='engine_wait = "2s"',
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert daemon.wait_exit(30) == 1
+    assert time.monotonic() - began < 15
+    daemon.log.wait_for(event("daemon.failed", reason="engine_unavailable"), timeout=5)
+    assert len(daemon.log.matching(event("engine.unavailable"))) == 1
+    assert not daemon.log.matching(event("daemon.started"))
