@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BeforeValidator, WithJsonSchema
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -33,19 +36,19 @@ DURATION_HELP = "a duration such as '90s', '1h30m', '2d' or a number of seconds"
 SIZE_HELP = "a size such as '10MB', '512KiB' or a number of bytes"
 
 
+def _number_or_text(value: object, from_text: Callable[[str], float], expected: str) -> float:
+    """A non-negative finite number, given as a number or as text ``from_text`` reads."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected {expected}, got {value!r}")
+    number = from_text(value.strip()) if isinstance(value, str) else float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return number
+
+
 def parse_duration(value: object) -> float:
     """Return the duration ``value`` in seconds; raise ValueError naming the format."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = _duration_from_text(value.strip())
-    else:
-        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected {DURATION_HELP}, got {value!r}")
-    return seconds
+    return _number_or_text(value, _duration_from_text, DURATION_HELP)
 
 
 def _duration_from_text(text: str) -> float:
@@ -65,19 +68,7 @@ def _duration_from_text(text: str) -> float:
 
 def parse_size(value: object) -> int:
     """Return the size ``value`` in bytes; raise ValueError naming the format."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
-    if isinstance(value, int):
-        size = float(value)
-    elif isinstance(value, float):
-        size = value
-    elif isinstance(value, str):
-        size = _size_from_text(value.strip())
-    else:
-        raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
-    if not math.isfinite(size) or size < 0:
-        raise ValueError(f"expected {SIZE_HELP}, got {value!r}")
-    return int(size)
+    return int(_number_or_text(value, _size_from_text, SIZE_HELP))
 
 
 def _size_from_text(text: str) -> float:

@@ -79,6 +79,32 @@ def nothing_left_behind(engine: docker.DockerClient) -> Iterator[None]:
         pytest.fail(f"the tests left behind: {', '.join(left)}", pytrace=False)
 
 
+def toml_value(value: object) -> str:
+    """A Python value as TOML (strings, numbers, booleans, lists, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def run_job(name: str, command: object = None, schedule: str = "@every 1s", **keys: object) -> str:
+    """A [jobs.<name>] table of kind run (busybox unless ``image`` is given)."""
+    table: dict[str, object] = {"kind": "run", "schedule": schedule, "image": BUSYBOX}
+    if command is not None:
+        table["command"] = command
+    table.update(keys)
+    return f"[jobs.{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items()) + "\n"
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

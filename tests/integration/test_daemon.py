@@ -11,7 +11,7 @@ import pytest
 
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 
-from .conftest import BUSYBOX, TEST_LABEL, Daemon, event
+from .conftest import BUSYBOX, TEST_LABEL, Daemon, event, run_job
 
 pytestmark = pytest.mark.integration
 
@@ -29,24 +29,9 @@ def test_success_failure_and_missing_image_side_by_side(
 ) -> None:
     """Exit 0 succeeds, exit 3 fails with exit_code 3, a missing image fails clearly; others go on."""
     daemon = start_daemon(
-        f"""
-[jobs.ok]
-kind = "run"
-schedule = "@every 1s"
-image = "{BUSYBOX}"
-command = ["sh", "-c", "echo hello from ok; echo to stderr >&2"]
-
-[jobs.exits-3]
-kind = "run"
-schedule = "@every 1s"
-image = "{BUSYBOX}"
-command = "sh -c 'exit 3'"
-
-[jobs.no-image]
-kind = "run"
-schedule = "@every 1s"
-image = "crontainer-test/no-such-image:never"
-"""
+        run_job("ok", ["sh", "-c", "echo hello from ok; echo to stderr >&2"])
+        + run_job("exits-3", "sh -c 'exit 3'")
+        + run_job("no-image", image="crontainer-test/no-such-image:never")
     )
     log = daemon.log
     log.wait_for(event("daemon.started", jobs=3))
@@ -73,10 +58,7 @@ image = "crontainer-test/no-such-image:never"
 
 def test_pull_never_fails_without_pulling(start_daemon: Start) -> None:
     """pull = "never" and an absent image: a clear error naming the policy."""
-    daemon = start_daemon(
-        '[jobs.never]\nkind = "run"\nschedule = "@every 1s"\n'
-        'image = "crontainer-test/absent:1"\npull = "never"\n'
-    )
+    daemon = start_daemon(run_job("never", image="crontainer-test/absent:1", pull="never"))
     failed = daemon.log.wait_for(event("run.failed", job="never"))[0]
     assert (
         failed["error"]
@@ -91,15 +73,7 @@ def test_sigterm_stops_a_long_run_within_the_grace_and_leaves_nothing(
 ) -> None:
     """A 60 s job at SIGTERM: exit 0 within shutdown_grace + stop_grace + a few s, no container left."""
     daemon = start_daemon(
-        f"""
-[jobs.long]
-kind = "run"
-schedule = "@every 1s"
-image = "{BUSYBOX}"
-command = ["sleep", "60"]
-stop_grace = "2s"
-""",
-        daemon='shutdown_grace = "3s"',
+        run_job("long", ["sleep", "60"], stop_grace="2s"), daemon='shutdown_grace = "3s"'
     )
     started = daemon.log.wait_for(event("run.started", job="long"))[0]
     # While it runs, the container carries the daemon's labels.
@@ -131,14 +105,7 @@ stop_grace = "2s"
 def test_sigterm_lets_a_short_run_finish(start_daemon: Start) -> None:
     """A run that ends within shutdown_grace is not cancelled: it succeeds, then the daemon exits 0."""
     daemon = start_daemon(
-        f"""
-[jobs.short]
-kind = "run"
-schedule = "@every 1s"
-image = "{BUSYBOX}"
-command = ["sh", "-c", "sleep 2; echo finished"]
-""",
-        daemon='shutdown_grace = "20s"',
+        run_job("short", ["sh", "-c", "sleep 2; echo finished"]), daemon='shutdown_grace = "20s"'
     )
     started = daemon.log.wait_for(event("run.started", job="short"))[0]
     daemon.signal(signal.SIGTERM)
@@ -149,17 +116,7 @@ command = ["sh", "-c", "sleep 2; echo finished"]
 
 def test_timeout_stops_then_kills(start_daemon: Start, engine: docker.DockerClient) -> None:
     """A container ignoring SIGTERM (sleep as PID 1) is killed after timeout + stop_grace."""
-    daemon = start_daemon(
-        f"""
-[jobs.hangs]
-kind = "run"
-schedule = "@with-seconds * * * * * *"
-image = "{BUSYBOX}"
-command = ["sleep", "300"]
-timeout = "2s"
-stop_grace = "1s"
-"""
-    )
+    daemon = start_daemon(run_job("hangs", ["sleep", "300"], timeout="2s", stop_grace="1s"))
     timed_out = daemon.log.wait_for(event("run.timed_out", job="hangs"), timeout=40)[0]
     assert timed_out["reason"] == "timeout"
     assert timed_out["exit_code"] == 137
@@ -173,16 +130,8 @@ stop_grace = "1s"
 
 def test_memory_limit_kill_is_reported_as_oom(start_daemon: Start) -> None:
     """A container killed for memory fails with reason oom_killed."""
-    daemon = start_daemon(
-        f"""
-[jobs.hog]
-kind = "run"
-schedule = "@every 1s"
-image = "{BUSYBOX}"
-memory = "16MiB"
-command = ["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\\\0' a); echo ${{#x}}"]
-"""
-    )
+    hog = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}"
+    daemon = start_daemon(run_job("hog", ["sh", "-c", hog], memory="16MiB"))
     failed = daemon.log.wait_for(event("run.failed", job="hog"), timeout=60)[0]
     assert failed["reason"] == "oom_killed"
     assert failed["exit_code"] == 137
@@ -207,21 +156,17 @@ def test_container_settings_reach_the_container(
         "cat /in/file; (echo x > /in/new) 2>/dev/null || echo in-is-read-only; "
         "echo written > /out/result"
     )
-    assert "'" not in script  # it goes into a TOML literal string
     daemon = start_daemon(
-        f"""
-[jobs.settings]
-kind = "run"
-schedule = "@every 1s"
-image = "{BUSYBOX}"
-entrypoint = ["/bin/sh", "-c"]
-command = ['{script}']
-env = {{ GREETING = "hi there" }}
-workdir = "/tmp"
-user = "0"
-volumes = ["{src}:/in:ro", "{dst}:/out"]
-network = "none"
-"""
+        run_job(
+            "settings",
+            [script],
+            entrypoint=["/bin/sh", "-c"],
+            env={"GREETING": "hi there"},
+            workdir="/tmp",
+            user="0",
+            volumes=[f"{src}:/in:ro", f"{dst}:/out"],
+            network="none",
+        )
     )
     done = daemon.log.wait_for(event("run.succeeded", job="settings"))[0]
     lines = [e["line"] for e in daemon.log.matching(event("run.output", run_id=done["run_id"]))]
@@ -242,7 +187,7 @@ def test_engine_unreachable_at_start_exits_1(start_daemon: Start, tmp_path: obje
     """No engine: engine.unavailable once, bounded retries for engine_wait, then exit 1."""
     began = time.monotonic()
     daemon = start_daemon(
-        f'[jobs.x]\nkind = "run"\nschedule = "@daily"\nimage = "{BUSYBOX}"\n',
+        run_job("x", schedule="@daily"),
         daemon='engine_wait = "2s"',
         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )

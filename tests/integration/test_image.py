@@ -11,7 +11,16 @@ import pytest
 
 from scheduler.engine import LABEL_DAEMON
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, TEST_LABEL, EventStream, event, socket_path, unique
+from .conftest import (
+    BUSYBOX,
+    PROJECT_IMAGE,
+    TEST_LABEL,
+    EventStream,
+    event,
+    run_job,
+    socket_path,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 LABELS = {TEST_LABEL: "1"}
@@ -68,14 +77,15 @@ log_format = "json"
 shutdown_grace = "5s"
 [defaults]
 labels = {{ "{TEST_LABEL}" = "1" }}
-[jobs.ops]
-kind = "run"
-schedule = "@every 2s"
-image = "{BUSYBOX}"
-volumes_from = ["{data.name}"]
-network = "container:{app.name}"
-command = ["sh", "-c", "cat /data/hello.txt && wget -qO- http://127.0.0.1:8080/index.html"]
-"""
+{
+            run_job(
+                "ops",
+                ["sh", "-c", "cat /data/hello.txt && wget -qO- http://127.0.0.1:8080/index.html"],
+                schedule="@every 2s",
+                volumes_from=[data.name],
+                network=f"container:{app.name}",
+            )
+        }"""
     )
     cron = containers(
         PROJECT_IMAGE,
