@@ -17,6 +17,20 @@ Accepted forms:
 - Macros ``@yearly`` (``@annually``), ``@monthly``, ``@weekly``, ``@daily``
   (``@midnight``), ``@hourly``.
 - ``@every <duration>``: a fixed interval, counted in real elapsed time.
+
+Daylight-saving time (the rule users rely on; see README "Schedules"): cron
+fields are matched against the *wall clock* of the job's zone, and each
+matching wall-clock time fires once:
+
+- a time that does not exist (the spring-forward gap, 02:30 in Berlin on the
+  last Sunday of March) fires once, shifted forward by the gap (03:30 CEST);
+- a time that exists twice (the autumn repeated hour) fires once, at its
+  first occurrence (02:30 CEST, not again at 02:30 CET).
+
+So a daily job runs exactly once on both change days. APScheduler's own
+``CronTrigger`` fires twice in the repeated hour (and can return the same
+time again); to avoid that, its triggers run in UTC over wall-clock times
+and this module maps wall-clock times to instants.
 """
 
 from __future__ import annotations
@@ -119,7 +133,8 @@ def _cron_list(values: list[int]) -> str:
     return ",".join(str(v) for v in values)
 
 
-def _cron_trigger(fields: list[str], zone: ZoneInfo) -> BaseTrigger:
+def _cron_trigger(fields: list[str]) -> BaseTrigger:
+    """A trigger over wall-clock times (run in UTC, which has no DST)."""
     second, minute, hour, dom, month, dow = fields
     kwargs = {
         "second": _cron_list(_expand(second, _SECOND)),
@@ -131,30 +146,53 @@ def _cron_trigger(fields: list[str], zone: ZoneInfo) -> BaseTrigger:
     # APScheduler numbers weekdays from Monday = 0; pass names, never numbers.
     weekdays = "*" if dow == "*" else ",".join(_DAYS[v] for v in _expand(dow, _DOW))
     if dom.startswith("*") or dow.startswith("*"):
-        return CronTrigger(day=days, day_of_week=weekdays, timezone=zone, **kwargs)
+        return CronTrigger(day=days, day_of_week=weekdays, timezone=UTC, **kwargs)
     return OrTrigger(
         [
-            CronTrigger(day=days, day_of_week="*", timezone=zone, **kwargs),
-            CronTrigger(day="*", day_of_week=weekdays, timezone=zone, **kwargs),
+            CronTrigger(day=days, day_of_week="*", timezone=UTC, **kwargs),
+            CronTrigger(day="*", day_of_week=weekdays, timezone=UTC, **kwargs),
         ]
     )
 
 
+_TICK = timedelta(microseconds=1)
+_MAX_DST_STEPS = 64
+"""Wall-clock candidates skipped at most while looking past a repeated hour."""
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A parsed schedule: the fire times of one job."""
+    """A parsed schedule: the fire times of one job.
+
+    ``wall_clock``: the trigger runs in UTC over the zone's wall-clock times
+    (cron forms); otherwise it runs over real time (``@every``).
+    """
 
     expression: str
     zone: ZoneInfo
     trigger: BaseTrigger
+    wall_clock: bool = True
 
     def next_after(self, moment: datetime) -> datetime | None:
-        """The first fire time strictly after ``moment`` (aware); None if there is none."""
-        after = moment + timedelta(microseconds=1)
-        result: datetime | None = self.trigger.get_next_fire_time(None, after)
-        if result is None:
-            return None
-        return result.astimezone(self.zone)
+        """The first fire time strictly after ``moment`` (aware), in the schedule's zone."""
+        instant = moment.astimezone(UTC)
+        if not self.wall_clock:
+            found: datetime | None = self.trigger.get_next_fire_time(None, instant + _TICK)
+            return found.astimezone(self.zone) if found else None
+        cursor = instant.astimezone(self.zone).replace(tzinfo=None)
+        for _ in range(_MAX_DST_STEPS):
+            wall: datetime | None = self.trigger.get_next_fire_time(
+                None, (cursor + _TICK).replace(tzinfo=UTC)
+            )
+            if wall is None:
+                return None
+            cursor = wall.replace(tzinfo=None)
+            # fold=0: first occurrence of a repeated time; a gap time takes the
+            # offset before the change, i.e. it moves forward by the gap.
+            fire = cursor.replace(tzinfo=self.zone).astimezone(UTC)
+            if fire > instant:
+                return fire.astimezone(self.zone)
+        return None
 
     def next_times(self, after: datetime, count: int) -> list[datetime]:
         """Up to ``count`` fire times after ``after``, in the schedule's time zone."""
@@ -179,7 +217,7 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
         head, _, rest = text.partition(" ")
         head = head.lower()
         if head == EVERY_PREFIX:
-            return Schedule(expression, zone, _every(rest))
+            return Schedule(expression, zone, _every(rest), wall_clock=False)
         if head == SECONDS_PREFIX:
             fields = rest.split()
             if len(fields) != 6:  # noqa: PLR2004
@@ -187,9 +225,9 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
                     f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "
                     f"month day-of-week), got {len(fields)}"
                 )
-            return Schedule(expression, zone, _cron_trigger(fields, zone))
+            return Schedule(expression, zone, _cron_trigger(fields))
         if head in MACROS and not rest:
-            return Schedule(expression, zone, _cron_trigger(["0", *MACROS[head].split()], zone))
+            return Schedule(expression, zone, _cron_trigger(["0", *MACROS[head].split()]))
         if head == "@reboot":
             raise ScheduleError(
                 "'@reboot' is not a schedule here; run_on_start is planned for that"
@@ -206,7 +244,7 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
         raise ScheduleError(
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
-    return Schedule(expression, zone, _cron_trigger(["0", *fields], zone))
+    return Schedule(expression, zone, _cron_trigger(["0", *fields]))
 
 
 def _every(rest: str) -> BaseTrigger:

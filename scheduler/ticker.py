@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from scheduler.logs import get_logger
@@ -40,7 +40,9 @@ def _next_slot(entry: JobEntry, after: datetime, rng: random.Random) -> _Slot:
     if nominal is None:
         return _Slot(entry, None, None)
     jitter = entry.job.jitter
-    due = nominal + timedelta(seconds=rng.uniform(0, jitter)) if jitter else nominal
+    due = nominal.astimezone(UTC)  # compare instants in UTC, never wall times
+    if jitter:
+        due += timedelta(seconds=rng.uniform(0, jitter))
     return _Slot(entry, nominal, due)
 
 

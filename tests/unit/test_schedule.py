@@ -131,3 +131,78 @@ def test_bad_schedules_say_which_part_is_wrong(expression: str, message: str) ->
     """Every error names the field or form at fault."""
     with pytest.raises(ScheduleError, match=message.replace("*", r"\*")):
         parse_schedule(expression)
+
+
+# --- daylight-saving time: each wall-clock time fires once ----------------------------
+
+DST_DAYS = [
+    # zone, spring-forward day, autumn fall-back day, a time inside the gap / repeated hour
+    ("Europe/Berlin", "2026-03-29", "2026-10-25", "02:30"),
+    ("America/New_York", "2026-03-08", "2026-11-01", "02:30"),
+]
+
+
+@pytest.mark.parametrize(("zone", "spring", "autumn", "gap_time"), DST_DAYS)
+def test_daily_job_runs_exactly_once_on_both_change_days(
+    zone: str, spring: str, autumn: str, gap_time: str
+) -> None:
+    """A daily job at a time in the gap or the repeated hour fires once per local day."""
+    for expression in ("30 2 * * *", "30 1 * * *", "0 3 * * *", "0 0 * * *"):
+        schedule = parse_schedule(expression, zone)
+        fired = schedule.next_times(datetime(2026, 1, 1, tzinfo=UTC), 366)
+        days = [t.date().isoformat() for t in fired]
+        assert len(days) == len(set(days)), f"{expression}: a day fired twice"
+        assert spring in days
+        assert autumn in days
+
+
+def test_spring_gap_time_is_shifted_forward_by_the_gap() -> None:
+    """02:30 does not exist in Berlin on 2026-03-29: it fires at 03:30 CEST, once."""
+    fired = parse_schedule("30 2 * * *", "Europe/Berlin").next_times(
+        datetime(2026, 3, 28, 12, tzinfo=UTC), 2
+    )
+    assert [t.isoformat() for t in fired] == [
+        "2026-03-29T03:30:00+02:00",
+        "2026-03-30T02:30:00+02:00",
+    ]
+
+
+def test_repeated_hour_fires_at_the_first_occurrence_only() -> None:
+    """01:30 happens twice in New York on 2026-11-01: it fires at 01:30 EDT, not again at 01:30 EST."""
+    fired = parse_schedule("30 1 * * *", "America/New_York").next_times(
+        datetime(2026, 10, 31, 12, tzinfo=UTC), 2
+    )
+    assert [t.isoformat() for t in fired] == [
+        "2026-11-01T01:30:00-04:00",
+        "2026-11-02T01:30:00-05:00",
+    ]
+    berlin = parse_schedule("*/30 2 * * *", "Europe/Berlin").next_times(
+        datetime(2026, 10, 24, 12, tzinfo=UTC), 3
+    )
+    assert [t.isoformat() for t in berlin] == [
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:00:00+01:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]
+)
+@pytest.mark.parametrize("expression", ["*/30 * * * *", "0 1-3 * * *", "15 2 * * 0", "@hourly"])
+def test_fire_times_strictly_increase_across_dst_changes(zone: str, expression: str) -> None:
+    """No time is returned twice and none goes backwards around every 2026 DST change."""
+    schedule = parse_schedule(expression, zone)
+    windows = [
+        (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 10, tzinfo=UTC)),
+        (datetime(2026, 9, 25, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)),
+    ]
+    for start, stop in windows:
+        moment, count = start, 0
+        while moment < stop:
+            nxt = schedule.next_after(moment)
+            assert nxt is not None
+            assert nxt.astimezone(UTC) > moment.astimezone(UTC)
+            moment = nxt
+            count += 1
+        assert count > 5
