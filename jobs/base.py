@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,6 +58,33 @@ class BaseJob(Model):
     stop_signal: str = Field("SIGTERM", description="signal that asks a container to stop")
     stop_grace: Duration = Field(10.0, description="wait this long after stop_signal, then kill")
     description: str = ""
+    enabled: bool = Field(
+        default=True, description="false keeps the job configured but never fires it"
+    )
+    concurrency: Literal["allow", "forbid", "replace"] = Field(
+        "forbid",
+        description="a run due while the last one runs: forbid skips it, allow runs both, "
+        "replace stops the old one first",
+    )
+    retries: int = Field(
+        0, ge=0, le=100, description="more attempts after a failed or timed-out one"
+    )
+    retry_delay: Duration = Field(
+        10.0, description="wait before the 2nd attempt; doubles each time"
+    )
+    retry_delay_max: Duration = Field(600.0, description="the longest wait between attempts")
+    retry_exit_codes: list[int] = Field(
+        default_factory=list, description="retry only on these exit codes (empty: any failure)"
+    )
+    starting_deadline: Duration | None = Field(
+        None,
+        description="a run that cannot start within this long of its time is recorded missed",
+    )
+    catch_up: bool = Field(
+        default=False,
+        description="after downtime, run once for the latest missed time (within the deadline)",
+    )
+    history_limit: int = Field(10, ge=1, description="runs of each outcome kept in the history")
 
     KIND: ClassVar[str] = ""
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import threading
 
 
 class Clock(Protocol):
@@ -15,6 +18,9 @@ class Clock(Protocol):
 
     def monotonic(self) -> float:
         """Seconds on a clock that never steps."""
+
+    def sleep(self, seconds: float, interrupt: threading.Event) -> bool:
+        """Wait ``seconds`` unless ``interrupt`` is set first; return whether it was set."""
 
 
 class SystemClock:
@@ -27,3 +33,7 @@ class SystemClock:
     def monotonic(self) -> float:
         """See Clock."""
         return time.monotonic()
+
+    def sleep(self, seconds: float, interrupt: threading.Event) -> bool:
+        """See Clock."""
+        return interrupt.wait(seconds)

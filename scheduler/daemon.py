@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import EngineUnavailableError
+from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
-from scheduler.runner import AFTER_STOP_WAIT_S, Runner
+from scheduler.runner import Runner
+from scheduler.schedule import latest_fire
+from scheduler.steps import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
 
 if TYPE_CHECKING:
@@ -64,12 +67,19 @@ class Daemon:
         engine = self._wait_for_engine()
         if engine is None:
             return 1 if not self._stop_requested else 0
+        try:
+            history = History.open(settings.state_dir)
+        except HistoryError as e:
+            self._log.error("daemon.failed", reason="state_dir", error=str(e))
+            engine.close()
+            return 1
         ops_image, source = self._ops_image(engine)
-        runner = Runner(engine, settings, self._clock, ops_image)
+        runner = Runner(engine, settings, self._clock, ops_image, history)
         ticker = Ticker(self._clock, runner.submit)
         ticker.set_jobs(self._config.jobs)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         loop.start()
+        self._catch_up(runner, history)
         self._log.info(
             "daemon.started",
             name=settings.name,
@@ -89,6 +99,7 @@ class Daemon:
         loop.join(5)
         self._drain(runner)
         engine.close()
+        history.close()
         self._config.daemon.heartbeat_file.unlink(missing_ok=True)
         self._log.info("daemon.stopped", active_runs=runner.active())
         return 0
@@ -118,6 +129,33 @@ class Daemon:
                 if announced:
                     self._log.info("engine.available")
                 return engine
+
+    def _catch_up(self, runner: Runner, history: History) -> None:
+        """Once at start: a job with catch_up whose run fell due while the daemon was down
+        runs once, for the latest missed time, if that is within its starting_deadline."""
+        marks = history.marks()
+        now = self._clock.now()
+        for entry in self._config.jobs.values():
+            job, mark = entry.job, marks.get(entry.name)
+            if not (job.enabled and job.catch_up) or mark is None or mark.last_scheduled_at is None:
+                continue
+            missed = latest_fire(entry.schedule, mark.last_scheduled_at, now)
+            if missed is None:
+                continue
+            late = (now - missed).total_seconds()
+            if job.starting_deadline is not None and late > job.starting_deadline:
+                self._log.info(
+                    "job.catch_up_skipped",
+                    job=entry.name,
+                    missed_at=missed.isoformat(),
+                    late_s=round(late, 3),
+                    starting_deadline_s=job.starting_deadline,
+                )
+                continue
+            self._log.info(
+                "job.catch_up", job=entry.name, missed_at=missed.isoformat(), late_s=round(late, 3)
+            )
+            runner.submit(entry, missed, trigger="catch_up")
 
     def _ops_image(self, engine: Engine) -> tuple[str, str]:
         configured = self._config.daemon.ops_image

@@ -1,74 +1,52 @@
-"""One run: plan → engine steps → outcome, with cleanup on every path.
+"""Runs: the scheduler's policies around the steps of a plan.
 
-Each run has its own thread, bound log fields (``job``, ``run_id``) and a
-cancel flag. Containers are created explicitly, attached before start (no
-output is missed), waited for under the job's timeout, and removed in
-``finally`` with their anonymous volumes.
+Policies live here, not in the job kinds: concurrency (``forbid`` skips,
+``allow`` overlaps, ``replace`` stops the previous run first), the global cap
+``max_concurrent_runs`` with each job's ``starting_deadline``, and retries
+with capped exponential backoff. Every run gets a thread, bound log fields
+(``job``, ``run_id``) and history rows: one per attempt, or one row for a run
+that never started (skipped, missed, cancelled while queued).
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import uuid
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import structlog
 
 from jobs import PlanContext
-from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
-from scheduler.output import OutputLog
+from scheduler.steps import AFTER_STOP_WAIT_S, Attempt, Outcome, Status, StepExecutor
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from jobs.plan import ContainerSpec, RunContainer
+    from jobs.base import BaseJob
     from scheduler.clock import Clock
     from scheduler.engine import Engine
+    from scheduler.history import History
     from scheduler.settings import DaemonSettings, JobEntry
 
-WAIT_CHUNK_S = 300.0
-"""A wait is split into requests of at most this long, so a silent engine is noticed."""
-OUTPUT_DRAIN_S = 5.0
-"""After the container ends, wait this long for its output stream to close."""
-AFTER_STOP_WAIT_S = 30.0
-"""After a stop call, wait this long for the container's exit status."""
-
-
-class Status(StrEnum):
-    """How a run ended; each has its event ``run.<status>``."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-
-
-@dataclass(slots=True)
-class Outcome:
-    """The result of one run."""
-
-    status: Status
-    exit_code: int | None = None
-    reason: str | None = None
-    error: str | None = None
+REPLACE_MARGIN_S = 5.0
+"""Beyond stop_grace and the post-stop wait, how long a replacing run waits for the old one."""
 
 
 @dataclass(slots=True)
 class ActiveRun:
-    """A run in flight: what a canceller needs to reach it."""
+    """A run in flight (queued, running or between attempts)."""
 
     run_id: str
     entry: JobEntry
     scheduled_at: datetime
     trigger: str
     cancelled: threading.Event = field(default_factory=threading.Event)
-    container_id: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancel_reason: str = "daemon_stopping"
+    attempt: Attempt | None = None
+    thread: threading.Thread | None = None
 
 
 def new_run_id() -> str:
@@ -76,33 +54,71 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def retry_delay(job: BaseJob, failed_attempt: int) -> float:
+    """Seconds to wait after attempt ``failed_attempt``: retry_delay doubling, capped."""
+    return float(min(job.retry_delay * 2 ** (failed_attempt - 1), job.retry_delay_max))
+
+
+def should_retry(job: BaseJob, outcome: Outcome, attempt: int) -> bool:
+    """Another attempt after this one? Only for failures and time-outs, within ``retries``."""
+    if attempt > job.retries or outcome.status not in (Status.FAILED, Status.TIMED_OUT):
+        return False
+    if job.retry_exit_codes:
+        return outcome.status is Status.FAILED and outcome.exit_code in job.retry_exit_codes
+    return True
+
+
 class Runner:
-    """Starts runs in threads, caps how many run at once, cancels them on shutdown."""
+    """Applies the policies, starts runs in threads, records them, cancels them on shutdown."""
 
     def __init__(
-        self, engine: Engine, settings: DaemonSettings, clock: Clock, ops_image: str
+        self,
+        engine: Engine,
+        settings: DaemonSettings,
+        clock: Clock,
+        ops_image: str,
+        history: History,
     ) -> None:
-        self._engine = engine
         self._settings = settings
         self._clock = clock
         self._ops_image = ops_image
+        self._history = history
+        self._steps = StepExecutor(engine, settings, clock)
         self._running = 0  # runs holding one of the max_concurrent_runs slots
         self._slot_free = threading.Condition()
         self._active: dict[str, ActiveRun] = {}
-        self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
 
-    def submit(self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule") -> str:
-        """Start a run of ``entry`` in its own thread; return its run id."""
+    # --- called by the ticker and the daemon ----------------------------------
+
+    def submit(
+        self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
+    ) -> str | None:
+        """Apply the job's concurrency policy; start a run unless it is skipped. Return its id."""
+        self._history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
-        thread = threading.Thread(
-            target=self._execute, args=(run,), name=f"run-{entry.name}-{run.run_id}", daemon=True
-        )
         with self._lock:
-            self._active[run.run_id] = run
-            self._threads[run.run_id] = thread
-        thread.start()
+            mine = [r for r in self._active.values() if r.entry.name == entry.name]
+            policy = entry.job.concurrency
+            if mine and policy == "forbid":
+                blocking = mine[0].run_id
+            else:
+                blocking = None
+                replaced = mine if policy == "replace" else []
+                self._active[run.run_id] = run
+        if blocking is not None:
+            self._unstarted(
+                run, Status.SKIPPED, "previous run still running", running_run_id=blocking
+            )
+            return None
+        run.thread = threading.Thread(
+            target=self._execute,
+            args=(run, replaced),
+            name=f"run-{entry.name}-{run.run_id}",
+            daemon=True,
+        )
+        run.thread.start()
         return run.run_id
 
     def active(self) -> int:
@@ -115,7 +131,7 @@ class Runner:
         deadline = self._clock.monotonic() + timeout
         while True:
             with self._lock:
-                threads = list(self._threads.values())
+                threads = [r.thread for r in self._active.values() if r.thread is not None]
             if not threads:
                 return True
             remaining = deadline - self._clock.monotonic()
@@ -123,178 +139,196 @@ class Runner:
                 return False
             threads[0].join(remaining)
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, reason: str = "daemon_stopping") -> None:
         """Stop every run in flight: its container gets the stop signal, then a kill."""
         with self._lock:
             runs = list(self._active.values())
         for run in runs:
-            self._cancel(run)
+            self._cancel(run, reason)
+
+    def _cancel(self, run: ActiveRun, reason: str) -> None:
+        run.cancel_reason = reason
+        attempt = run.attempt
+        if attempt is not None:
+            attempt.cancel_reason = reason
+        run.cancelled.set()
         with self._slot_free:
-            self._slot_free.notify_all()  # queued runs see their flag and give up
+            self._slot_free.notify_all()  # a queued run sees its flag and gives up
+        if attempt is not None:
+            self._steps.stop(attempt)
 
-    def _cancel(self, run: ActiveRun) -> None:
-        with run.lock:
-            run.cancelled.set()
-            container_id = run.container_id
-        if container_id is None:
-            return
-        try:
-            self._engine.stop(container_id, run.entry.job.stop_grace)
-        except EngineError as e:
-            self._log.warning(
-                "run.cancel_failed", job=run.entry.name, run_id=run.run_id, error=str(e)
-            )
+    # --- inside the run's thread ----------------------------------------------
 
-    # --- inside the run's thread -------------------------------------------
-
-    def _execute(self, run: ActiveRun) -> None:
+    def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
-        log = self._log
         try:
-            if not self._take_slot(run):
-                log.warning("run.cancelled", reason="daemon_stopping", started=False)
-                return
-            try:
-                started = self._clock.monotonic()
-                lag = (self._clock.now() - run.scheduled_at).total_seconds()
-                log.info(
-                    "run.started",
-                    kind=run.entry.job.kind,
-                    scheduled_at=run.scheduled_at.isoformat(),
-                    lag_s=round(lag, 3),
-                    trigger=run.trigger,
-                )
-                outcome = self._outcome(run)
-                duration = round(self._clock.monotonic() - started, 3)
-            finally:
-                self._free_slot()
-            fields: dict[str, object] = {"duration_s": duration, "container_id": run.container_id}
-            fields.update(
-                (k, v)
-                for k, v in (
-                    ("exit_code", outcome.exit_code),
-                    ("reason", outcome.reason),
-                    ("error", outcome.error),
-                )
-                if v is not None
-            )
-            level = log.info if outcome.status is Status.SUCCEEDED else log.warning
-            level(f"run.{outcome.status.value}", **fields)
+            self._replace(replaced)
+            if self._take_slot(run):
+                try:
+                    self._attempts(run)
+                finally:
+                    self._free_slot()
+        except Exception:  # a bug (or a broken state database) ends this run, not the daemon
+            self._log.exception("run.crashed")
         finally:
             with self._lock:
                 self._active.pop(run.run_id, None)
-                self._threads.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
 
+    def _replace(self, replaced: list[ActiveRun]) -> None:
+        if not replaced:
+            return
+        self._log.info("run.replacing", replaced_run_ids=[r.run_id for r in replaced])
+        for old in replaced:
+            self._cancel(old, "replaced")
+        for old in replaced:
+            if old.thread is not None:
+                old.thread.join(old.entry.job.stop_grace + AFTER_STOP_WAIT_S + REPLACE_MARGIN_S)
+
     def _take_slot(self, run: ActiveRun) -> bool:
-        """Wait for one of the global slots; False if the run is cancelled meanwhile."""
+        """Wait for a global slot until the starting deadline; record why not, if not."""
+        deadline = run.entry.job.starting_deadline
+        cap = self._settings.max_concurrent_runs
+        announced = False
         with self._slot_free:
-            while self._running >= self._settings.max_concurrent_runs:
+            while True:
+                late = (self._clock.now() - run.scheduled_at).total_seconds()
                 if run.cancelled.is_set():
-                    return False
-                self._slot_free.wait()
-            if run.cancelled.is_set():
-                return False
-            self._running += 1
-            return True
+                    reason = run.cancel_reason
+                    break
+                if deadline is not None and late > deadline:
+                    reason = "starting_deadline"
+                    break
+                if self._running < cap:
+                    self._running += 1
+                    return True
+                if not announced:
+                    self._log.info("run.queued", running=self._running, max_concurrent_runs=cap)
+                    announced = True
+                self._slot_free.wait(None if deadline is None else max(0.0, deadline - late))
+        if reason == "starting_deadline":
+            self._unstarted(
+                run, Status.MISSED, reason, lag_s=round(late, 3), starting_deadline_s=deadline
+            )
+        else:
+            self._unstarted(run, Status.CANCELLED, reason)
+        return False
 
     def _free_slot(self) -> None:
         with self._slot_free:
             self._running -= 1
             self._slot_free.notify()
 
-    def _outcome(self, run: ActiveRun) -> Outcome:
+    def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
+        """A run that never started a container: log it and record it."""
+        self._log.warning(
+            f"run.{status.value}",
+            job=run.entry.name,
+            run_id=run.run_id,
+            reason=reason,
+            scheduled_at=run.scheduled_at.isoformat(),
+            trigger=run.trigger,
+            **fields,
+        )
+        now = self._clock.now()
+        history = self._history
+        history.record(
+            run.run_id,
+            run.entry.name,
+            run.trigger,
+            run.scheduled_at,
+            status=status,
+            at=now,
+            reason=reason,
+        )
+        history.prune(run.entry.name, status, run.entry.job.history_limit)
+
+    def _attempts(self, run: ActiveRun) -> None:
+        job = run.entry.job
+        number = 1
+        while True:
+            outcome = self._attempt(run, number)
+            if run.cancelled.is_set() or not should_retry(job, outcome, number):
+                return
+            delay = retry_delay(job, number)
+            self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
+            if self._clock.sleep(delay, run.cancelled):
+                return
+            number += 1
+
+    def _attempt(self, run: ActiveRun, number: int) -> Outcome:
+        entry, history = run.entry, self._history
+        started, began = self._clock.now(), self._clock.monotonic()
+        self._log.info(
+            "run.started",
+            kind=entry.job.kind,
+            scheduled_at=run.scheduled_at.isoformat(),
+            lag_s=round((started - run.scheduled_at).total_seconds(), 3),
+            trigger=run.trigger,
+            attempt=number,
+        )
+        history.begin(
+            run.run_id,
+            number,
+            entry.name,
+            trigger=run.trigger,
+            scheduled_at=run.scheduled_at,
+            started_at=started,
+        )
+        attempt = Attempt(
+            run.run_id,
+            entry.name,
+            entry.job,
+            run.cancelled,
+            cancel_reason=run.cancel_reason,
+            on_container=lambda cid: history.set_container(run.run_id, number, cid),
+        )
+        run.attempt = attempt
+        outcome = self._outcome(attempt)
+        run.attempt = None
+        fields: dict[str, object] = {
+            "attempt": number,
+            "duration_s": round(self._clock.monotonic() - began, 3),
+            "container_id": attempt.created,
+        }
+        fields.update(
+            (k, v)
+            for k, v in (
+                ("exit_code", outcome.exit_code),
+                ("reason", outcome.reason),
+                ("error", outcome.error),
+            )
+            if v is not None
+        )
+        level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
+        level(f"run.{outcome.status.value}", **fields)
+        history.finish(
+            run.run_id,
+            number,
+            status=outcome.status,
+            finished_at=self._clock.now(),
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            error=outcome.error,
+            output=outcome.output,
+        )
+        history.prune(entry.name, outcome.status, entry.job.history_limit)
+        return outcome
+
+    def _outcome(self, attempt: Attempt) -> Outcome:
         """Execute the plan; every failure becomes an outcome, never an escaping error."""
         try:
-            plan = run.entry.job.plan(PlanContext(job=run.entry.name, ops_image=self._ops_image))
+            plan = attempt.job.plan(PlanContext(job=attempt.job_name, ops_image=self._ops_image))
             outcome = Outcome(Status.SUCCEEDED, exit_code=0)
             for step in plan.steps:
-                outcome = self._step(run, step)
+                outcome = self._steps.run(attempt, step)
                 if outcome.status is not Status.SUCCEEDED:
                     break
         except EngineError as e:
-            return Outcome(
-                Status.CANCELLED if run.cancelled.is_set() else Status.FAILED, error=str(e)
-            )
+            if attempt.cancelled.is_set():
+                return Outcome(Status.CANCELLED, reason=attempt.cancel_reason, error=str(e))
+            return Outcome(Status.FAILED, error=str(e))
         except Exception as e:  # one run's bug must not take the daemon down
             self._log.exception("run.crashed")
             return Outcome(Status.FAILED, error=f"internal error: {type(e).__name__}: {e}")
         return outcome
-
-    def _step(self, run: ActiveRun, step: RunContainer) -> Outcome:
-        return self._run_container(run, step.spec)
-
-    def _run_container(self, run: ActiveRun, spec: ContainerSpec) -> Outcome:
-        engine = self._engine
-        engine.ensure_image(spec.image, spec.pull)
-        daemon = self._settings.name
-        labels = {LABEL_DAEMON: daemon, LABEL_JOB: run.entry.name, LABEL_RUN: run.run_id}
-        container_id: str | None = None
-        reader: threading.Thread | None = None
-        output = OutputLog(
-            self._log, self._settings.max_output_line, self._settings.max_output_per_run
-        )
-        try:
-            container_id = engine.create(
-                spec, name=f"{daemon}-{run.entry.name}-{run.run_id}", labels=labels
-            )
-            with run.lock:
-                run.container_id = container_id
-                if run.cancelled.is_set():
-                    return Outcome(Status.CANCELLED, reason="daemon_stopping")
-            reader = self._read_output(engine, container_id, output)
-            engine.start(container_id)
-            return self._await(run, container_id)
-        finally:
-            if reader is not None:
-                reader.join(OUTPUT_DRAIN_S)
-            output.close()
-            if container_id is not None:
-                try:
-                    engine.remove(container_id)
-                except EngineError as e:
-                    self._log.warning("run.cleanup_failed", container_id=container_id, error=str(e))
-
-    def _read_output(
-        self, engine: Engine, container_id: str, output: OutputLog
-    ) -> threading.Thread:
-        stream = engine.output(container_id)
-
-        def pump() -> None:
-            try:
-                for name, chunk in stream:
-                    output.feed(name, chunk)
-            except EngineError as e:
-                self._log.warning("run.output_lost", error=str(e))
-
-        context = contextvars.copy_context()  # the run's bound job and run_id
-        thread = threading.Thread(target=context.run, args=(pump,), name="output", daemon=True)
-        thread.start()
-        return thread
-
-    def _await(self, run: ActiveRun, container_id: str) -> Outcome:
-        engine, job = self._engine, run.entry.job
-        deadline = self._clock.monotonic() + job.timeout
-        while (remaining := deadline - self._clock.monotonic()) > 0:
-            status = engine.wait(container_id, min(remaining, WAIT_CHUNK_S))
-            if status is None:
-                continue
-            if run.cancelled.is_set():
-                return Outcome(
-                    Status.CANCELLED, exit_code=status.exit_code, reason="daemon_stopping"
-                )
-            if status.oom_killed:
-                return Outcome(Status.FAILED, exit_code=status.exit_code, reason="oom_killed")
-            if status.exit_code != 0:
-                return Outcome(Status.FAILED, exit_code=status.exit_code, error=status.error)
-            return Outcome(Status.SUCCEEDED, exit_code=0)
-        self._log.info(
-            "run.stopping", reason="timeout", timeout_s=job.timeout, stop_signal=job.stop_signal
-        )
-        engine.stop(container_id, job.stop_grace)
-        status = engine.wait(container_id, AFTER_STOP_WAIT_S)
-        return Outcome(
-            Status.TIMED_OUT,
-            exit_code=status.exit_code if status else None,
-            reason="timeout",
-        )

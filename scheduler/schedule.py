@@ -16,7 +16,8 @@ Accepted forms:
   "every 5 seconds".
 - Macros ``@yearly`` (``@annually``), ``@monthly``, ``@weekly``, ``@daily``
   (``@midnight``), ``@hourly``.
-- ``@every <duration>``: a fixed interval, counted in real elapsed time.
+- ``@every <duration>``: a fixed interval, counted in real elapsed time and
+  aligned to the Unix epoch (``@every 1h`` fires at the top of each UTC hour).
 
 Daylight-saving time (the rule users rely on; see README "Schedules"): cron
 fields are matched against the *wall clock* of the job's zone, and each
@@ -156,6 +157,9 @@ def _cron_trigger(fields: list[str]) -> BaseTrigger:
 
 
 _TICK = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PRECISION = timedelta(milliseconds=1)
+"""Below the resolution of any schedule (one second)."""
 _MAX_DST_STEPS = 64
 """Wall-clock candidates skipped at most while looking past a repeated hour."""
 
@@ -207,6 +211,24 @@ class Schedule:
         return times
 
 
+def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetime | None:
+    """The latest fire time in (after, until], or None. Bounded work: a binary search
+    over moments (about 45 steps for a year), never a walk over every missed time."""
+    after, until = after.astimezone(UTC), until.astimezone(UTC)
+    first = schedule.next_after(after)
+    if first is None or first.astimezone(UTC) > until:
+        return None
+    low, high = after, until  # invariant: the next fire after `low` is <= until
+    while high - low > _PRECISION:
+        middle = low + (high - low) / 2
+        found = schedule.next_after(middle)
+        if found is not None and found.astimezone(UTC) <= until:
+            low = middle
+        else:
+            high = middle
+    return schedule.next_after(low)
+
+
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """Read one schedule string; raise ScheduleError saying what is wrong."""
     zone = ZoneInfo(timezone)
@@ -255,6 +277,6 @@ def _every(rest: str) -> BaseTrigger:
     if seconds < 1:
         raise ScheduleError(f"@every: the interval must be at least 1s, got {rest.strip()!r}")
     # Intervals count real elapsed time, so they run in UTC: a DST change neither
-    # stretches nor shortens them. The first run is one interval after parsing.
-    interval = timedelta(seconds=seconds)
-    return IntervalTrigger(seconds=seconds, timezone=UTC, start_date=datetime.now(UTC) + interval)
+    # stretches nor shortens them. They are aligned to the Unix epoch, so a job keeps
+    # its rhythm across restarts (and catch-up can tell which time was missed).
+    return IntervalTrigger(seconds=seconds, timezone=UTC, start_date=_EPOCH)

@@ -66,6 +66,10 @@ class DaemonSettings(Model):
         Path("/tmp/crontainer.heartbeat"),  # noqa: S108 - a liveness marker, no secret
         description="touched every 5 s while the scheduling loop is alive (crontainer health)",
     )
+    state_dir: Path = Field(
+        Path("/var/lib/crontainer"),
+        description="the run history (SQLite); mount a named volume here",
+    )
     max_concurrent_runs: int = Field(16, ge=1, description="runs in flight at once, all jobs")
     max_output_line: Annotated[Size, Field(ge=80)] = Field(
         16 * 1024, description="longer output lines are cut in run.output events"

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 MAX_SLEEP_S = 30.0
 """Never sleep longer than this, so a stepped wall clock is noticed soon."""
+CLOCK_JUMP_S = 5.0
+"""A wall clock that moved this much more or less than the monotonic clock has jumped."""
 
 Fire = Callable[["JobEntry", datetime], object]
 
@@ -57,13 +59,19 @@ class Ticker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._anchor: tuple[datetime, float] | None = None  # (wall, monotonic) at the last tick
         self._log = get_logger()
 
     def set_jobs(self, entries: Mapping[str, JobEntry]) -> None:
-        """Schedule exactly these jobs, each from now."""
+        """Schedule exactly these jobs (the enabled ones), each from now."""
         now = self._clock.now()
+        for entry in entries.values():
+            if not entry.job.enabled:
+                self._log.info("job.disabled", job=entry.name)
         with self._lock:
-            self._slots = {name: _next_slot(e, now, self._rng) for name, e in entries.items()}
+            self._slots = {
+                name: _next_slot(e, now, self._rng) for name, e in entries.items() if e.job.enabled
+            }
             slots = list(self._slots.values())
         for slot in slots:
             self._log.info(
@@ -81,8 +89,29 @@ class Ticker:
         with self._lock:
             return {name: slot.nominal for name, slot in self._slots.items()}
 
+    def _check_clock(self, now: datetime) -> None:
+        """Compare the wall clock with the monotonic one; re-plan after a backward step.
+
+        A backward step would otherwise silence every job until the wall clock
+        catches up; a forward step makes due jobs fire once (coalesced), late.
+        """
+        mono = self._clock.monotonic()
+        anchor, self._anchor = self._anchor, (now, mono)
+        if anchor is None:
+            return
+        skew = (now - anchor[0]).total_seconds() - (mono - anchor[1])
+        if abs(skew) < CLOCK_JUMP_S:
+            return
+        self._log.warning("clock.jumped", seconds=round(skew, 3))
+        if skew < 0:
+            with self._lock:
+                self._slots = {
+                    n: _next_slot(s.entry, now, self._rng) for n, s in self._slots.items()
+                }
+
     def tick(self, now: datetime) -> float:
         """Fire every job due at ``now``; return how long to sleep until the next one."""
+        self._check_clock(now)
         with self._lock:
             due = [
                 (s.entry, s.nominal)

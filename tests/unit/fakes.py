@@ -28,6 +28,21 @@ class FakeClock:
         with self._lock:
             return self.mono
 
+    def sleep(self, seconds: float, interrupt: threading.Event) -> bool:
+        if not interrupt.is_set():
+            self.advance(seconds)
+        return interrupt.is_set()
+
+    def pass_until(self, wall: datetime) -> datetime:
+        """Time passes normally until ``wall`` (both clocks move)."""
+        self.advance((wall - self.now()).total_seconds())
+        return wall
+
+    def jump(self, seconds: float) -> None:
+        """The wall clock is stepped; the monotonic clock is not."""
+        with self._lock:
+            self.wall += timedelta(seconds=seconds)
+
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.wall += timedelta(seconds=seconds)
@@ -47,6 +62,10 @@ class FakeEngine:
     stopped: threading.Event = field(default_factory=threading.Event)
     on_start: Callable[[], None] | None = None
     created_labels: dict[str, str] = field(default_factory=dict)
+    _stops: threading.Condition = field(default_factory=threading.Condition)
+    _stopped_ids: set[str] = field(default_factory=set)
+    sequence: list[ExitStatus] = field(default_factory=list)
+    """Exit statuses for successive attempts; when empty, ``exit_status`` is used."""
     blocking: bool = False
     """A never-ending container blocks wait (up to 10 s real time) until stopped."""
 
@@ -67,7 +86,7 @@ class FakeEngine:
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
         self._call("create", name)
         self.created_labels = dict(labels)
-        return "c0ffee"
+        return f"c0ffee{self.created()}"
 
     def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
         self._call("output", container_id)
@@ -80,11 +99,16 @@ class FakeEngine:
 
     def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
         self._call("wait", timeout)
-        if self.stopped.is_set():
-            return ExitStatus(143)
-        if self.exit_status is None:
-            if self.blocking and self.stopped.wait(10):
+        with self._stops:
+            if container_id in self._stopped_ids:
                 return ExitStatus(143)
+        if self.sequence:
+            return self.sequence.pop(0)
+        if self.exit_status is None:
+            if self.blocking:
+                with self._stops:
+                    if self._stops.wait_for(lambda: container_id in self._stopped_ids, 10):
+                        return ExitStatus(143)
             self.clock.advance(timeout)
             return None
         return self.exit_status
@@ -92,6 +116,12 @@ class FakeEngine:
     def stop(self, container_id: str, grace: float) -> None:
         self._call("stop", grace)
         self.stopped.set()
+        with self._stops:
+            self._stopped_ids.add(container_id)
+            self._stops.notify_all()
+
+    def created(self) -> int:
+        return self.names().count("create")
 
     def remove(self, container_id: str) -> None:
         self._call("remove", container_id)

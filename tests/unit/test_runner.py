@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import pytest
 import structlog
 
 from jobs.plan import PullPolicy
+from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
+from scheduler.history import History
 from scheduler.runner import Runner
 from scheduler.settings import Config, load_config
 
@@ -22,19 +25,28 @@ from .fakes import FakeClock, FakeEngine
 SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
+def make_config(tmp_path: Path, job: str = "", daemon: str = "") -> Config:
     path = tmp_path / "c.toml"
     path.write_text(
-        '[daemon]\nname = "d1"\n'
+        f'[daemon]\nname = "d1"\nstate_dir = "{tmp_path}/state"\n{daemon}\n'
         '[jobs.j]\nkind = "run"\nimage = "img:1"\nschedule = "@daily"\n'
-        'timeout = "10m"\nstop_grace = "3s"\npull = "always"\n'
+        f'timeout = "10m"\nstop_grace = "3s"\npull = "always"\n{job}\n'
     )
     return load_config(path, {})
 
 
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+def make_runner(config: Config, engine: FakeEngine, clock: Clock | None = None) -> Runner:
+    history = History.open(config.daemon.state_dir)
+    return Runner(engine, config.daemon, clock or engine.clock, "ops:1", history)
+
+
 def run_once(config: Config, engine: FakeEngine) -> list[MutableMapping[str, Any]]:
-    runner = Runner(engine, config.daemon, engine.clock, "ops:1")
+    runner = make_runner(config, engine)
     with structlog.testing.capture_logs(
         processors=[structlog.contextvars.merge_contextvars]
     ) as logs:
@@ -73,7 +85,7 @@ def test_success_runs_the_steps_in_order_with_our_labels(config: Config) -> None
         run_id,
         "j",
     )
-    assert end["container_id"] == "c0ffee"
+    assert end["container_id"] == "c0ffee1"
 
 
 def test_nonzero_exit_fails_with_the_exit_code(config: Config) -> None:
@@ -127,7 +139,7 @@ def test_timeout_stops_then_records_timed_out(config: Config) -> None:
 def test_cancel_stops_the_running_container_and_records_cancelled(config: Config) -> None:
     """Shutdown cancels a run: stop signal with the job's grace, run.cancelled, removed."""
     engine = FakeEngine(FakeClock(), exit_status=None)
-    runner = Runner(engine, config.daemon, engine.clock, "ops:1")
+    runner = make_runner(config, engine)
     engine.on_start = runner.cancel_all  # cancel while the container runs
     with structlog.testing.capture_logs(
         processors=[structlog.contextvars.merge_contextvars]
@@ -142,14 +154,9 @@ def test_cancel_stops_the_running_container_and_records_cancelled(config: Config
 
 def test_runs_beyond_the_global_cap_wait_and_are_cancellable(tmp_path: Path) -> None:
     """With max_concurrent_runs = 1 a second run waits; cancelling frees it without starting."""
-    path = tmp_path / "c.toml"
-    path.write_text(
-        "[daemon]\nmax_concurrent_runs = 1\n"
-        '[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\nstop_grace = "1s"\n'
-    )
-    config = load_config(path, {})
+    config = make_config(tmp_path, 'concurrency = "allow"', daemon="max_concurrent_runs = 1")
     engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
-    runner = Runner(engine, config.daemon, engine.clock, "ops:1")
+    runner = make_runner(config, engine)
     started = threading.Event()
     engine.on_start = started.set
     with structlog.testing.capture_logs(
@@ -162,7 +169,177 @@ def test_runs_beyond_the_global_cap_wait_and_are_cancellable(tmp_path: Path) -> 
         assert engine.names().count("create") == 1  # the second is queued, not started
         runner.cancel_all()
         assert runner.join(10)
-    cancelled = [e for e in logs if e["event"] == "run.cancelled"]
-    assert sorted(e.get("started", True) for e in cancelled) == [False, True]
+    assert len([e for e in logs if e["event"] == "run.cancelled"]) == 2
+    rows = runner._history.runs("j")
+    assert sorted((r.status, r.started_at is None, r.reason) for r in rows) == [
+        ("cancelled", False, "daemon_stopping"),  # the running one
+        ("cancelled", True, "daemon_stopping"),  # the queued one never started
+    ]
     assert engine.names().count("create") == 1
     assert engine.names().count("remove") == 1
+
+
+CAPTURE = [structlog.contextvars.merge_contextvars]
+
+
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+def overlapping(
+    tmp_path: Path, policy: str
+) -> tuple[FakeEngine, Runner, list[MutableMapping[str, Any]]]:
+    """Submit a second run while the first one still runs."""
+    config = make_config(tmp_path, f'concurrency = "{policy}"')
+    engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
+    runner = make_runner(config, engine)
+    started = threading.Event()
+    engine.on_start = started.set
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        first = runner.submit(config.jobs["j"], SCHEDULED)
+        assert started.wait(5)
+        second = runner.submit(config.jobs["j"], SCHEDULED)
+        if policy == "replace":
+            assert runner.join(10)
+        else:
+            runner.cancel_all()
+            assert runner.join(10)
+    assert first is not None
+    return engine, runner, [dict(e, first=first, second=second) for e in logs]
+
+
+def test_forbid_skips_a_run_while_the_previous_one_runs(tmp_path: Path) -> None:
+    """concurrency = forbid: run.skipped with the reason and the blocking run; recorded."""
+    engine, runner, logs = overlapping(tmp_path, "forbid")
+    skipped = events(logs, "run.skipped")
+    assert len(skipped) == 1
+    assert skipped[0]["reason"] == "previous run still running"
+    assert skipped[0]["running_run_id"] == skipped[0]["first"]
+    assert skipped[0]["second"] is None
+    assert engine.created() == 1
+    statuses = {r.status for r in runner._history.runs("j")}
+    assert statuses == {"skipped", "cancelled"}
+
+
+def test_allow_runs_both(tmp_path: Path) -> None:
+    """concurrency = allow: the second run starts while the first one runs."""
+    engine, _, logs = overlapping(tmp_path, "allow")
+    assert len(events(logs, "run.started")) == 2
+    assert engine.created() == 2
+    assert not events(logs, "run.skipped")
+
+
+def test_replace_stops_the_previous_run_before_starting(tmp_path: Path) -> None:
+    """concurrency = replace: the old run ends cancelled (reason replaced), then the new one starts."""
+    engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
+    config = make_config(tmp_path, 'concurrency = "replace"')
+    runner = make_runner(config, engine)
+    started = threading.Event()
+    engine.on_start = started.set
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        first = runner.submit(config.jobs["j"], SCHEDULED)
+        assert started.wait(5)
+        engine.on_start = None
+        engine.blocking = False
+        engine.exit_status = ExitStatus(0)
+        second = runner.submit(config.jobs["j"], SCHEDULED)
+        assert runner.join(10)
+    order = [
+        (e["event"], e["run_id"])
+        for e in logs
+        if e["event"] in ("run.cancelled", "run.started", "run.succeeded")
+    ]
+    assert order == [
+        ("run.started", first),
+        ("run.cancelled", first),
+        ("run.started", second),
+        ("run.succeeded", second),
+    ]
+    assert events(logs, "run.cancelled")[0]["reason"] == "replaced"
+
+
+def test_retries_until_success_with_capped_backoff(tmp_path: Path) -> None:
+    """Two failures then success: 3 attempts, each its own container, delays 10 s then 20 s."""
+    config = make_config(tmp_path, 'retries = 4\nretry_delay = "10s"\nretry_delay_max = "15s"')
+    engine = FakeEngine(FakeClock(), sequence=[ExitStatus(1), ExitStatus(1), ExitStatus(0)])
+    runner = make_runner(config, engine)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], SCHEDULED)
+        assert runner.join(10)
+    assert [e["attempt"] for e in events(logs, "run.failed")] == [1, 2]
+    assert [e["attempt"] for e in events(logs, "run.succeeded")] == [3]
+    assert [e["delay_s"] for e in events(logs, "run.retrying")] == [10.0, 15.0]
+    assert engine.created() == 3
+    assert engine.names().count("remove") == 3
+    rows = sorted(runner._history.runs("j"), key=lambda r: r.attempt)
+    assert [(r.attempt, r.status) for r in rows] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
+    assert len({r.run_id for r in rows}) == 1
+
+
+def test_retries_only_for_listed_exit_codes(tmp_path: Path) -> None:
+    """retry_exit_codes = [75]: exit 75 is retried, exit 2 is final."""
+    config = make_config(tmp_path, 'retries = 3\nretry_delay = "1s"\nretry_exit_codes = [75]')
+    engine = FakeEngine(FakeClock(), sequence=[ExitStatus(75), ExitStatus(2), ExitStatus(0)])
+    runner = make_runner(config, engine)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], SCHEDULED)
+        assert runner.join(10)
+    assert [(e["attempt"], e["exit_code"]) for e in events(logs, "run.failed")] == [(1, 75), (2, 2)]
+    assert engine.created() == 2
+
+
+def test_a_run_later_than_its_starting_deadline_is_missed(tmp_path: Path) -> None:
+    """Scheduled 2 min ago with a 1 min deadline: run.missed, no container."""
+    config = make_config(tmp_path, 'starting_deadline = "1m"')
+    engine = FakeEngine(FakeClock())
+    runner = make_runner(config, engine)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], engine.clock.now() - timedelta(minutes=2))
+        assert runner.join(10)
+    missed = events(logs, "run.missed")
+    assert missed[0]["reason"] == "starting_deadline"
+    assert missed[0]["lag_s"] == 120.0
+    assert engine.created() == 0
+    assert [r.status for r in runner._history.runs("j")] == ["missed"]
+
+
+def test_a_queued_run_is_missed_when_no_slot_frees_in_time(tmp_path: Path) -> None:
+    """At the global cap a run waits for its starting deadline, then is recorded missed."""
+    config = make_config(
+        tmp_path,
+        'starting_deadline = "0.3s"\nconcurrency = "allow"',
+        daemon="max_concurrent_runs = 1",
+    )
+    engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
+    clock = SystemClock()
+    runner = make_runner(config, engine, clock)
+    started = threading.Event()
+    engine.on_start = started.set
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], clock.now())
+        assert started.wait(5)
+        queued = runner.submit(config.jobs["j"], clock.now())
+        assert queued is not None
+        deadline = time.monotonic() + 10
+        while not events(logs, "run.missed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        runner.cancel_all()
+        assert runner.join(10)
+    assert events(logs, "run.queued")[0]["max_concurrent_runs"] == 1
+    assert events(logs, "run.missed")[0]["run_id"] == queued
+
+
+def test_history_keeps_the_last_runs_of_each_outcome(tmp_path: Path) -> None:
+    """history_limit = 2: the newest two successes and the newest two failures stay."""
+    config = make_config(tmp_path, "history_limit = 2")
+    engine = FakeEngine(FakeClock(), sequence=[ExitStatus(0)] * 3 + [ExitStatus(1)] * 3)
+    runner = make_runner(config, engine)
+    for _ in range(6):
+        runner.submit(config.jobs["j"], SCHEDULED)
+        assert runner.join(10)
+        engine.clock.advance(60)
+    rows = runner._history.runs("j")
+    assert sorted(r.status for r in rows) == ["failed", "failed", "succeeded", "succeeded"]
+    assert runner._history.marks()["j"].last_status == "failed"
+    assert runner._history.marks()["j"].last_success_at is not None

@@ -86,14 +86,16 @@ def test_macros(macro: str, first: str) -> None:
     assert times(macro, 1) == [first]
 
 
-def test_every_runs_at_fixed_intervals_after_start() -> None:
-    """@every: first run one interval after parsing, then every interval."""
-    before = datetime.now(UTC)
+def test_every_runs_at_fixed_intervals_aligned_to_the_epoch() -> None:
+    """@every: within one interval of any moment, then every interval, same rhythm after restarts."""
     schedule = parse_schedule("@every 1h30m")
-    fired = schedule.next_times(before, 3)
-    assert fired[0] - before >= timedelta(hours=1, minutes=30)
-    assert fired[0] - before < timedelta(hours=1, minutes=31)
+    fired = schedule.next_times(SATURDAY_NOON, 3)
+    assert timedelta(0) < fired[0] - SATURDAY_NOON <= timedelta(minutes=90)
     assert [b - a for a, b in itertools.pairwise(fired)] == [timedelta(minutes=90)] * 2
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert all((t - epoch) % timedelta(minutes=90) == timedelta(0) for t in fired)
+    again = parse_schedule("@every 1h30m", "Europe/Berlin").next_times(SATURDAY_NOON, 3)
+    assert again == fired
 
 
 def test_time_zone_is_applied_and_reported() -> None:

@@ -1,4 +1,5 @@
-"""The timing loop: fires at scheduled times with the nominal time, never twice, jitter bounded."""
+"""The timing loop: fires at scheduled times with the nominal time, never twice, jitter bounded,
+disabled jobs never, and a stepped wall clock neither floods nor silences jobs."""
 
 from __future__ import annotations
 
@@ -24,61 +25,112 @@ def job(name: str, schedule: str, extra: str = "") -> str:
     return f'[jobs.{name}]\nkind = "run"\nimage = "i"\nschedule = "{schedule}"\n{extra}\n'
 
 
+def minute(m: int, second: float = 0) -> datetime:
+    return datetime(2026, 1, 5, 12, m, tzinfo=UTC) + timedelta(seconds=second)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.fired: list[tuple[str, datetime]] = []
+
+    def __call__(self, entry: JobEntry, at: datetime) -> None:
+        self.fired.append((entry.name, at))
+
+
 def test_fires_on_schedule_with_the_nominal_time(tmp_path: Path) -> None:
     """Each due job fires once with its scheduled time; tick says how long to sleep."""
-    fired: list[tuple[str, datetime]] = []
-    ticker = Ticker(FakeClock(START), lambda e, at: fired.append((e.name, at)))
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
     ticker.set_jobs(entries(tmp_path, job("a", "* * * * *") + job("b", "*/2 * * * *")))
-    minute = datetime(2026, 1, 5, 12, 1, tzinfo=UTC)
-    assert ticker.tick(START) == 30.0
-    assert fired == []
-    assert ticker.tick(minute + timedelta(milliseconds=3)) == MAX_SLEEP_S
-    assert fired == [("a", minute)]
-    ticker.tick(minute + timedelta(seconds=1))
-    assert fired == [("a", minute)], "fired twice for one scheduled time"
-    two = datetime(2026, 1, 5, 12, 2, tzinfo=UTC)
-    ticker.tick(two)
-    assert sorted(fired[1:]) == [("a", two), ("b", two)]
+    assert ticker.tick(clock.now()) == 30.0
+    assert fired.fired == []
+    assert ticker.tick(clock.pass_until(minute(1, 0.003))) == MAX_SLEEP_S
+    assert fired.fired == [("a", minute(1))]
+    ticker.tick(clock.pass_until(minute(1, 1)))
+    assert fired.fired == [("a", minute(1))], "fired twice for one scheduled time"
+    ticker.tick(clock.pass_until(minute(2)))
+    assert sorted(fired.fired[1:]) == [("a", minute(2)), ("b", minute(2))]
 
 
 def test_a_late_loop_fires_once_not_once_per_missed_time(tmp_path: Path) -> None:
     """Ten missed minutes give one run (for the first missed time), then the schedule resumes."""
-    fired: list[datetime] = []
-    ticker = Ticker(FakeClock(START), lambda e, at: fired.append(at))
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
     ticker.set_jobs(entries(tmp_path, job("a", "* * * * *")))
-    late = datetime(2026, 1, 5, 12, 10, 30, tzinfo=UTC)
-    ticker.tick(late)
-    assert fired == [datetime(2026, 1, 5, 12, 1, tzinfo=UTC)]
-    assert ticker.next_runs() == {"a": datetime(2026, 1, 5, 12, 11, tzinfo=UTC)}
+    ticker.tick(clock.pass_until(minute(10, 30)))
+    assert fired.fired == [("a", minute(1))]
+    assert ticker.next_runs() == {"a": minute(11)}
 
 
 def test_jitter_delays_within_bounds_and_keeps_the_nominal_time(tmp_path: Path) -> None:
     """A run with jitter starts between its time and time+jitter, recorded at its time."""
-    fired: list[datetime] = []
-    ticker = Ticker(FakeClock(START), lambda e, at: fired.append(at), rng=random.Random(7))
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired, rng=random.Random(7))
     ticker.set_jobs(entries(tmp_path, job("a", "* * * * *", 'jitter = "20s"')))
-    minute = datetime(2026, 1, 5, 12, 1, tzinfo=UTC)
-    delay = ticker.tick(minute)
-    assert fired == []
+    delay = ticker.tick(clock.pass_until(minute(1)))
+    assert fired.fired == []
     assert 0 < delay <= 20
-    ticker.tick(minute + timedelta(seconds=delay))
-    assert fired == [minute]
+    ticker.tick(clock.pass_until(minute(1, delay)))
+    assert fired.fired == [("a", minute(1))]
 
 
 def test_set_jobs_replaces_the_job_set(tmp_path: Path) -> None:
     """Jobs no longer configured stop firing."""
-    fired: list[str] = []
-    clock = FakeClock(START)
-    ticker = Ticker(clock, lambda e, at: fired.append(e.name))
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
     ticker.set_jobs(entries(tmp_path, job("a", "* * * * *")))
     ticker.set_jobs(entries(tmp_path, job("b", "* * * * *")))
-    ticker.tick(datetime(2026, 1, 5, 12, 1, tzinfo=UTC))
-    assert fired == ["b"]
+    ticker.tick(clock.pass_until(minute(1)))
+    assert fired.fired == [("b", minute(1))]
+
+
+def test_a_disabled_job_never_fires(tmp_path: Path) -> None:
+    """enabled = false keeps the job in the config but out of the schedule."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
+    ticker.set_jobs(
+        entries(tmp_path, job("off", "* * * * *", "enabled = false") + job("on", "* * * * *"))
+    )
+    for m in range(1, 4):
+        ticker.tick(clock.pass_until(minute(m)))
+    assert [name for name, _ in fired.fired] == ["on", "on", "on"]
+    assert "off" not in ticker.next_runs()
 
 
 def test_a_schedule_that_never_fires_sleeps_the_maximum(tmp_path: Path) -> None:
     """February 30th never comes; the loop still wakes regularly."""
-    ticker = Ticker(FakeClock(START), lambda e, at: None)
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder())
     ticker.set_jobs(entries(tmp_path, job("a", "0 0 30 2 *")))
     assert ticker.next_runs() == {"a": None}
-    assert ticker.tick(START) == MAX_SLEEP_S
+    assert ticker.tick(clock.now()) == MAX_SLEEP_S
+
+
+def test_clock_stepped_back_does_not_silence_jobs(tmp_path: Path) -> None:
+    """Wall clock steps back 2 h: the job re-plans from the new time and fires next minute."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *")))
+    ticker.tick(clock.pass_until(minute(1)))
+    clock.jump(-2 * 3600)
+    ticker.tick(clock.now())
+    earlier = clock.now()
+    assert ticker.next_runs()["a"] == (
+        earlier.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    )
+    clock.pass_until(ticker.next_runs()["a"] or earlier)
+    ticker.tick(clock.now())
+    assert len(fired.fired) == 2
+    assert fired.fired[1][1] < fired.fired[0][1]  # fired at the (earlier) new wall time
+
+
+def test_clock_stepped_forward_fires_once_not_per_skipped_time(tmp_path: Path) -> None:
+    """Wall clock steps forward a day: one run per job, then the schedule goes on."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *") + job("b", "@every 10s")))
+    clock.jump(86400)
+    ticker.tick(clock.now())
+    assert sorted(name for name, _ in fired.fired) == ["a", "b"]
+    ticker.tick(clock.now())
+    assert len(fired.fired) == 2
