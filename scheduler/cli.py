@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 
 from scheduler import logs
 from scheduler.errors import ConfigError
+from scheduler.history import HistoryError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from scheduler.history import History
     from scheduler.settings import Config
 
 EXIT_OK = 0
@@ -54,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
         "validate", parents=[common], help="check the config and print each job's next runs"
     )
     validate.add_argument("--json", action="store_true", help="machine-readable output")
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument(
+        "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
+    )
+    state.add_argument("--json", action="store_true", help="machine-readable output")
+    history = commands.add_parser(
+        "history", parents=[common, state], help="print recorded runs, newest first"
+    )
+    history.add_argument("job", nargs="?", help="only this job's runs")
+    history.add_argument("--limit", type=int, default=20, help="at most this many rows (20)")
+    commands.add_parser(
+        "jobs", parents=[common, state], help="print each job: schedule, next run, last outcome"
+    )
     health = commands.add_parser(
         "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
     )
@@ -122,6 +137,65 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_history(args: argparse.Namespace, config: Config | None) -> History:
+    from scheduler.history import History  # noqa: PLC0415
+
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    if state_dir is None and config is not None:
+        state_dir = config.daemon.state_dir
+    if state_dir is None:
+        raise HistoryError("no state directory: pass --state-dir or a valid --config")
+    return History.open(state_dir, readonly=True)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from scheduler.history import HistoryError  # noqa: PLC0415
+    from scheduler.reports import history_table, run_json  # noqa: PLC0415
+
+    config = None
+    if not args.state_dir:
+        try:
+            config = _load(args.config)
+        except ConfigError as e:
+            for line in e.errors:
+                print(f"error: {line}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        records = _open_history(args, config).runs(args.job, args.limit)
+    except HistoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps([run_json(r) for r in records], indent=2))
+    else:
+        print(history_table(records))
+    return EXIT_OK
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from scheduler.clock import SystemClock  # noqa: PLC0415
+    from scheduler.history import HistoryError  # noqa: PLC0415
+    from scheduler.reports import jobs_json, jobs_table  # noqa: PLC0415
+
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        marks = _open_history(args, config).marks()
+    except HistoryError as e:
+        print(f"note: {e}", file=sys.stderr)  # no history yet: the config alone
+        marks = {}
+    now = SystemClock().now()
+    if args.json:
+        print(json.dumps(jobs_json(config, marks, now), indent=2))
+    else:
+        print(jobs_table(config, marks, now))
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     logs.configure("auto", "info")
     log = logs.get_logger()
@@ -149,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "health":
         return _health(args)
+    if args.command == "history":
+        return _history(args)
+    if args.command == "jobs":
+        return _jobs(args)
     return _validate(args)
 
 

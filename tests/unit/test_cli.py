@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from scheduler.cli import main
+from scheduler.history import History
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,3 +112,101 @@ def test_health_follows_the_heartbeat_age(
     assert main(["health", "--file", str(beat), "--max-age", "1m"]) == 1
     assert "heartbeat is 120s old (limit 60s)" in capsys.readouterr().err
     assert main(["health", "--file", str(beat), "--max-age", "soon"]) == 2
+
+
+def write_history(tmp_path: Path) -> Path:
+    """A config whose state_dir holds two runs of job a (one with two attempts) and a skip of b."""
+    state = tmp_path / "state"
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{state}"\n'
+        '[jobs.a]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
+        '[jobs.b]\nkind = "run"\nimage = "i"\nschedule = "@daily"\nenabled = false\n'
+    )
+    history = History.open(state)
+    t0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    history.record_fire("a", t0)
+    history.begin("r1", 1, "a", trigger="schedule", scheduled_at=t0, started_at=t0)
+    history.finish("r1", 1, status="failed", finished_at=t0 + timedelta(seconds=2), exit_code=3)
+    history.begin(
+        "r1", 2, "a", trigger="schedule", scheduled_at=t0, started_at=t0 + timedelta(seconds=5)
+    )
+    history.finish(
+        "r1",
+        2,
+        status="succeeded",
+        finished_at=t0 + timedelta(seconds=6),
+        exit_code=0,
+        output=["ok"],
+    )
+    history.record(
+        "r2",
+        "b",
+        "schedule",
+        t0 + timedelta(hours=1),
+        status="skipped",
+        at=t0 + timedelta(hours=1),
+        reason="busy",
+    )
+    history.close()
+    return config
+
+
+def test_history_prints_runs_newest_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Text and --json; a job filter; --limit."""
+    config = write_history(tmp_path)
+    assert main(["history", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "STARTED",
+        "JOB",
+        "RUN",
+        "ID",
+        "TRY",
+        "STATUS",
+        "EXIT",
+        "TOOK",
+        "REASON",
+    ]
+    assert [line.split()[2:6] for line in lines[1:]] == [
+        ["b", "r2", "1", "skipped"],
+        ["a", "r1", "2", "succeeded"],
+        ["a", "r1", "1", "failed"],
+    ]
+    assert main(["history", "a", "--json", "--limit", "1", "--config", str(config)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1
+    assert rows[0]["run_id"] == "r1"
+    assert rows[0]["attempt"] == 2
+    assert rows[0]["duration_s"] == 1.0
+    assert rows[0]["output_tail"] == "ok"
+    assert main(["history", "--json", "--state-dir", str(tmp_path / "state")]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_jobs_shows_next_run_last_outcome_and_last_success(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each configured job with what the history knows; a disabled job has no next run."""
+    config = write_history(tmp_path)
+    assert main(["jobs", "--json", "--config", str(config)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["a"]["last_status"] == "succeeded"
+    assert report["a"]["last_success_at"] == "2026-01-05T12:00:06+00:00"
+    assert report["a"]["next_run"] is not None
+    assert report["b"]["enabled"] is False
+    assert report["b"]["next_run"] is None
+    assert report["b"]["last_status"] == "skipped"
+    assert main(["jobs", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "disabled" in out.splitlines()[2]
+
+
+def test_history_without_a_database_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No state database yet: exit 1 with the reason, not a traceback."""
+    assert main(["history", "--state-dir", str(tmp_path)]) == 1
+    assert "no state database" in capsys.readouterr().err

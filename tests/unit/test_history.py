@@ -1,0 +1,73 @@
+"""The state database: migrations, concurrent reader, marks."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.history import DB_NAME, SCHEMA_VERSION, History, HistoryError
+
+T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
+
+
+def test_a_new_database_is_created_in_wal_mode_at_the_current_schema(tmp_path: Path) -> None:
+    """The daemon creates state_dir and the file; WAL lets the CLI read while it writes."""
+    History.open(tmp_path / "deep" / "state").close()
+    db = sqlite3.connect(tmp_path / "deep" / "state" / DB_NAME)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_reopening_keeps_the_data(tmp_path: Path) -> None:
+    """A restart finds the runs and marks of before."""
+    history = History.open(tmp_path)
+    history.record_fire("a", T0)
+    history.record("r1", "a", "schedule", T0, status="missed", at=T0, reason="starting_deadline")
+    history.close()
+    again = History.open(tmp_path)
+    assert [r.status for r in again.runs()] == ["missed"]
+    assert again.marks()["a"].last_scheduled_at == T0
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """A database written by a newer crontainer is not touched."""
+    History.open(tmp_path).close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(HistoryError, match="newer than this crontainer knows"):
+        History.open(tmp_path)
+
+
+def test_a_reader_sees_what_the_writer_wrote_while_it_is_open(tmp_path: Path) -> None:
+    """The CLI's read-only connection and the daemon's connection work side by side."""
+    writer = History.open(tmp_path)
+    reader = History.open(tmp_path, readonly=True)
+    writer.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
+    assert [r.status for r in reader.runs()] == ["running"]
+    writer.finish("r1", 1, status="succeeded", finished_at=T0 + timedelta(seconds=1), exit_code=0)
+    assert [r.status for r in reader.runs()] == ["succeeded"]
+    assert reader.marks()["a"].last_success_at == T0 + timedelta(seconds=1)
+
+
+def test_last_scheduled_time_only_moves_forward(tmp_path: Path) -> None:
+    """A catch-up run for an older time does not move the mark back."""
+    history = History.open(tmp_path)
+    history.record_fire("a", T0)
+    history.record_fire("a", T0 - timedelta(hours=1))
+    assert history.marks()["a"].last_scheduled_at == T0
+
+
+def test_output_tail_is_bounded(tmp_path: Path) -> None:
+    """The stored tail keeps the end of the output, at most 8 KiB."""
+    history = History.open(tmp_path)
+    history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
+    lines = [f"line {i:05d} " + "x" * 100 for i in range(200)]
+    history.finish("r1", 1, status="succeeded", finished_at=T0, exit_code=0, output=lines)
+    tail = history.runs()[0].output_tail
+    assert tail is not None
+    assert len(tail.encode()) <= 8 * 1024
+    assert tail.endswith(lines[-1])
