@@ -122,6 +122,7 @@ def _validate(args: argparse.Namespace) -> int:
             "kind": entry.job.kind,
             "schedule": entry.schedule.expression,
             "timezone": entry.job.timezone,
+            "enabled": entry.job.enabled,
             "next_runs": [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)],
         }
         for name, entry in config.jobs.items()
@@ -131,7 +132,8 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{config.path}: OK, {len(report)} job(s)")
     for name, item in report.items():
-        print(f"\n{name}  ({item['kind']}, {item['schedule']!r}, {item['timezone']})")
+        state = "" if item["enabled"] else ", disabled"
+        print(f"\n{name}  ({item['kind']}, {item['schedule']!r}, {item['timezone']}{state})")
         for when in item["next_runs"] or ["never fires"]:
             print(f"  {when}")
     return EXIT_OK

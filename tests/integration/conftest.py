@@ -167,9 +167,14 @@ class Daemon:
     """`crontainer run` as a subprocess, with its config written to a temp dir."""
 
     def __init__(
-        self, tmp_path: Path, jobs: str, daemon: str = "", env: dict[str, str] | None = None
+        self,
+        tmp_path: Path,
+        jobs: str,
+        daemon: str = "",
+        env: dict[str, str] | None = None,
+        name: str | None = None,
     ) -> None:
-        self.name = unique("t")
+        self.name = name or unique("t")
         self.heartbeat = tmp_path / f"{self.name}.beat"
         self.state_dir = tmp_path / f"{self.name}-state"
         self.config = tmp_path / f"{self.name}.toml"
@@ -202,6 +207,14 @@ class Daemon:
             self.proc.kill()
             pytest.fail(f"the daemon did not exit within {timeout}s")
 
+    def history(self, job: str | None = None) -> list[Event]:
+        """The recorded runs, oldest first, through `crontainer history --json`."""
+        args = [sys.executable, "-m", "scheduler", "history", "--json", "--limit", "100000"]
+        args += ["--state-dir", str(self.state_dir)] + ([job] if job else [])
+        done = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT)
+        rows: list[Event] = json.loads(done.stdout)
+        return rows[::-1]
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -229,8 +242,10 @@ def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callab
     """Start daemons; any still running at the end of the test is killed."""
     started: list[Daemon] = []
 
-    def start(jobs: str, daemon: str = "", env: dict[str, str] | None = None) -> Daemon:
-        proc = Daemon(tmp_path, jobs, daemon, env)
+    def start(
+        jobs: str, daemon: str = "", env: dict[str, str] | None = None, name: str | None = None
+    ) -> Daemon:
+        proc = Daemon(tmp_path, jobs, daemon, env, name)
         started.append(proc)
         return proc
 
