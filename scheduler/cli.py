@@ -117,24 +117,29 @@ def _validate(args: argparse.Namespace) -> int:
     from scheduler.clock import SystemClock  # noqa: PLC0415
 
     now = SystemClock().now()
-    report = {
-        name: {
-            "kind": entry.job.kind,
-            "schedule": entry.schedule.expression,
-            "timezone": entry.job.timezone,
-            "enabled": entry.job.enabled,
-            "next_runs": [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)],
-        }
+    upcoming = {
+        name: [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)]
         for name, entry in config.jobs.items()
     }
     if args.json:
+        report = {
+            name: {
+                "kind": entry.job.kind,
+                "schedule": entry.schedule.expression,
+                "timezone": entry.job.timezone,
+                "enabled": entry.job.enabled,
+                "next_runs": upcoming[name],
+            }
+            for name, entry in config.jobs.items()
+        }
         print(json.dumps(report, indent=2))
         return EXIT_OK
-    print(f"{config.path}: OK, {len(report)} job(s)")
-    for name, item in report.items():
-        state = "" if item["enabled"] else ", disabled"
-        print(f"\n{name}  ({item['kind']}, {item['schedule']!r}, {item['timezone']}{state})")
-        for when in item["next_runs"] or ["never fires"]:
+    print(f"{config.path}: OK, {len(config.jobs)} job(s)")
+    for name, entry in config.jobs.items():
+        job = entry.job
+        state = "" if job.enabled else ", disabled"
+        print(f"\n{name}  ({job.kind}, {entry.schedule.expression!r}, {job.timezone}{state})")
+        for when in upcoming[name] or ["never fires"]:
             print(f"  {when}")
     return EXIT_OK
 
