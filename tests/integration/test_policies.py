@@ -46,7 +46,7 @@ def test_concurrency_forbid_allow_replace(start_daemon: Start, engine: docker.Do
         + run_job(
             "replace", ["sleep", "30"], schedule="@every 2s", concurrency="replace", stop_grace="1s"
         ),
-        daemon="max_concurrent_runs = 32",
+        daemon='max_concurrent_runs = 32\nshutdown_grace = "2s"',
     )
     daemon.log.wait_for(
         event("run.cancelled", job="replace", reason="replaced"), timeout=40, count=2
@@ -110,7 +110,7 @@ def test_retries_until_success_with_a_counter_in_a_volume(
         run_job(
             "flaky",
             ["sh", "-c", script],
-            schedule="@every 30s",
+            schedule="@every 10s",
             retries=4,
             retry_delay="0.5s",
             volumes=[f"{volume}:/v"],
