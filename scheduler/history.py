@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from scheduler.errors import CrontainerError
+from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -167,11 +168,12 @@ class History:
             self._db.close()
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        """Write, or log ``history.write_failed``: a broken disk must not stop the runs."""
         try:
             with self._lock:
                 self._db.execute(sql, params)
         except sqlite3.Error as e:
-            raise HistoryError(f"writing the run history: {e}") from e
+            get_logger().error("history.write_failed", error=str(e))
 
     # --- the daemon's writes ------------------------------------------------
 

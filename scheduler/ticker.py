@@ -124,7 +124,12 @@ class Ticker:
                 self._slots[entry.name] = _next_slot(entry, now, self._rng)
             upcoming = [s.due for s in self._slots.values() if s.due is not None]
         for entry, nominal in due:
-            self._fire(entry, nominal)
+            try:
+                self._fire(entry, nominal)
+            except Exception:  # one job's failure to start must not stop the loop
+                self._log.exception(
+                    "job.fire_failed", job=entry.name, scheduled_at=nominal.isoformat()
+                )
         if not upcoming:
             return MAX_SLEEP_S
         return max(0.0, min(MAX_SLEEP_S, (min(upcoming) - now).total_seconds()))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from scheduler.history import DB_NAME, SCHEMA_VERSION, History, HistoryError
 
@@ -71,3 +72,12 @@ def test_output_tail_is_bounded(tmp_path: Path) -> None:
     assert tail is not None
     assert len(tail.encode()) <= 8 * 1024
     assert tail.endswith(lines[-1])
+
+
+def test_a_failed_write_is_logged_not_raised(tmp_path: Path) -> None:
+    """A broken database (here: closed) logs history.write_failed; the caller goes on."""
+    history = History.open(tmp_path)
+    history.close()
+    with structlog.testing.capture_logs() as logs:
+        history.record_fire("a", T0)
+    assert [e["event"] for e in logs] == ["history.write_failed"]

@@ -134,3 +134,19 @@ def test_clock_stepped_forward_fires_once_not_per_skipped_time(tmp_path: Path) -
     assert sorted(name for name, _ in fired.fired) == ["a", "b"]
     ticker.tick(clock.now())
     assert len(fired.fired) == 2
+
+
+def test_a_job_that_fails_to_fire_does_not_stop_the_others(tmp_path: Path) -> None:
+    """An exception from firing one job is logged; the loop and the other jobs go on."""
+    clock, fired = FakeClock(START), Recorder()
+
+    def fire(entry: JobEntry, at: datetime) -> None:
+        if entry.name == "bad":
+            raise RuntimeError("boom")
+        fired(entry, at)
+
+    ticker = Ticker(clock, fire)
+    ticker.set_jobs(entries(tmp_path, job("bad", "* * * * *") + job("good", "* * * * *")))
+    ticker.tick(clock.pass_until(minute(1)))
+    ticker.tick(clock.pass_until(minute(2)))
+    assert [name for name, _ in fired.fired] == ["good", "good"]
