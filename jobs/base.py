@@ -85,6 +85,9 @@ class BaseJob(Model):
         description="after downtime, run once for the latest missed time (within the deadline)",
     )
     history_limit: int = Field(10, ge=1, description="runs of each outcome kept in the history")
+    run_on_start: bool = Field(
+        default=False, description="run once when the daemon starts (cron's @reboot)"
+    )
 
     KIND: ClassVar[str] = ""
 

@@ -12,11 +12,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from scheduler.clock import Clock, SystemClock
-from scheduler.errors import EngineUnavailableError
+from scheduler.errors import ConfigError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
+from scheduler.reload import ConfigWatcher, diff_jobs
 from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
+from scheduler.settings import Config, load_config
 from scheduler.steps import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
 
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from scheduler.engine import Engine
-    from scheduler.settings import Config
 
 DEFAULT_OPS_IMAGE = "crontainer:latest"
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -80,6 +81,7 @@ class Daemon:
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         loop.start()
         self._catch_up(runner, history)
+        self._run_on_start(runner)
         self._log.info(
             "daemon.started",
             name=settings.name,
@@ -88,7 +90,7 @@ class Daemon:
             ops_image=ops_image,
             ops_image_source=source,
         )
-        received = self._wait_for_stop(loop)
+        received = self._wait_for_stop(loop, ticker)
         self._log.info(
             "daemon.stopping",
             signal=received,
@@ -171,19 +173,60 @@ class Daemon:
         info = signal.sigtimedwait(HANDLED_SIGNALS, seconds)
         return info.si_signo if info else None
 
-    def _wait_for_stop(self, loop: threading.Thread) -> str:
-        heartbeat = self._config.daemon.heartbeat_file
+    def _run_on_start(self, runner: Runner) -> None:
+        now = self._clock.now()
+        for entry in self._config.jobs.values():
+            if entry.job.enabled and entry.job.run_on_start:
+                runner.submit(entry, now, trigger="start")
+
+    def _wait_for_stop(self, loop: threading.Thread, ticker: Ticker) -> str:
+        settings = self._config.daemon
+        watcher = ConfigWatcher(self._config.path)
+        poll = settings.config_poll
+        pause = min(HEALTH_CHECK_S, poll) if poll > 0 else HEALTH_CHECK_S
         while True:
             if loop.is_alive():
-                _touch(heartbeat)
-            signo = self._pause(HEALTH_CHECK_S)
+                _touch(settings.heartbeat_file)
+            signo = self._pause(pause)
             if signo in STOP_SIGNALS:
                 return signal.Signals(signo).name
             if signo == signal.SIGHUP:
-                self._log.warning("daemon.sighup_ignored", detail="config reload is not built yet")
+                watcher.changed()  # this content is being loaded now
+                self._reload(ticker, "SIGHUP")
+            elif poll > 0 and watcher.changed():
+                self._reload(ticker, "file_changed")
             if not loop.is_alive():
                 self._log.error("daemon.failed", reason="scheduler loop ended")
                 return "internal"
+
+    def _reload(self, ticker: Ticker, trigger: str) -> None:
+        """Load the file again; apply the jobs, or keep the running config if it is bad."""
+        old = self._config
+        try:
+            new = load_config(old.path)
+        except ConfigError as e:
+            self._log.error(
+                "config.invalid", errors=e.errors, trigger=trigger, kept="running config"
+            )
+            return
+        changes = diff_jobs(old.jobs, new.jobs)
+        daemon_keys = sorted(
+            key
+            for key in type(old.daemon).model_fields
+            if getattr(old.daemon, key) != getattr(new.daemon, key)
+        )
+        if daemon_keys:
+            self._log.warning("config.restart_required", keys=daemon_keys)
+        self._config = Config(path=old.path, daemon=old.daemon, jobs=new.jobs)
+        ticker.set_jobs(new.jobs)
+        self._log.info(
+            "config.reloaded",
+            trigger=trigger,
+            added=changes.added,
+            removed=changes.removed,
+            changed=changes.changed,
+            jobs=len(new.jobs),
+        )
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""

@@ -62,6 +62,9 @@ class DaemonSettings(Model):
     engine_wait: Duration = Field(
         60.0, description="at start, retry the engine this long before exiting 1"
     )
+    config_poll: Duration = Field(
+        5.0, description="how often the config file's content is checked for changes (0: never)"
+    )
     heartbeat_file: Path = Field(
         Path("/tmp/crontainer.heartbeat"),  # noqa: S108 - a liveness marker, no secret
         description="touched every 5 s while the scheduling loop is alive (crontainer health)",

@@ -63,17 +63,26 @@ class Ticker:
         self._log = get_logger()
 
     def set_jobs(self, entries: Mapping[str, JobEntry]) -> None:
-        """Schedule exactly these jobs (the enabled ones), each from now."""
+        """Schedule exactly these jobs (the enabled ones). A job whose definition did not
+        change keeps its next time; a new or changed one is planned from now."""
         now = self._clock.now()
         for entry in entries.values():
             if not entry.job.enabled:
                 self._log.info("job.disabled", job=entry.name)
+        planned: list[_Slot] = []
         with self._lock:
-            self._slots = {
-                name: _next_slot(e, now, self._rng) for name, e in entries.items() if e.job.enabled
-            }
-            slots = list(self._slots.values())
-        for slot in slots:
+            slots: dict[str, _Slot] = {}
+            for name, entry in entries.items():
+                if not entry.job.enabled:
+                    continue
+                old = self._slots.get(name)
+                if old is not None and old.entry.job == entry.job:
+                    slots[name] = _Slot(entry, old.nominal, old.due)
+                else:
+                    slots[name] = _next_slot(entry, now, self._rng)
+                    planned.append(slots[name])
+            self._slots = slots
+        for slot in planned:
             self._log.info(
                 "job.scheduled",
                 job=slot.entry.name,

@@ -150,3 +150,21 @@ def test_a_job_that_fails_to_fire_does_not_stop_the_others(tmp_path: Path) -> No
     ticker.tick(clock.pass_until(minute(1)))
     ticker.tick(clock.pass_until(minute(2)))
     assert [name for name, _ in fired.fired] == ["good", "good"]
+
+
+def test_set_jobs_keeps_unchanged_jobs_times_and_replans_changed_ones(tmp_path: Path) -> None:
+    """A reload does not reset the next time (or jitter) of a job that did not change."""
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder(), rng=random.Random(1))
+    ticker.set_jobs(
+        entries(tmp_path, job("same", "*/5 * * * *", 'jitter = "30s"') + job("edit", "*/5 * * * *"))
+    )
+    before = ticker.next_runs()
+    due_before = ticker._slots["same"].due
+    clock.pass_until(minute(3))
+    ticker.set_jobs(
+        entries(tmp_path, job("same", "*/5 * * * *", 'jitter = "30s"') + job("edit", "*/2 * * * *"))
+    )
+    assert ticker.next_runs()["same"] == before["same"]
+    assert ticker._slots["same"].due == due_before
+    assert ticker.next_runs()["edit"] == minute(4)

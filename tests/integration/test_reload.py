@@ -1,0 +1,114 @@
+"""Live change on the real engine: file edits and SIGHUP reload jobs; a bad file keeps the old."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import docker
+import pytest
+
+from scheduler.engine import LABEL_DAEMON
+
+from .conftest import Daemon, event, run_job
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., Daemon]
+
+
+def rewrite(daemon: Daemon, jobs: str) -> None:
+    """Replace the config file the way editors do: a new file renamed over the old one."""
+    head = daemon.config.read_text().split("[defaults]")[0]
+    labels = daemon.config.read_text().split("[defaults]")[1].split("\n")[1]
+    new = daemon.config.with_suffix(".new")
+    new.write_text(f"{head}[defaults]\n{labels}\n{jobs}")
+    new.replace(daemon.config)
+
+
+def test_file_change_adds_removes_and_changes_jobs(
+    start_daemon: Start, engine: docker.DockerClient
+) -> None:
+    """Added jobs run, removed jobs stop, changed jobs take the new definition; a run in
+    flight is not touched."""
+    daemon = start_daemon(
+        run_job("stays", ["sh", "-c", "echo v1"])
+        + run_job("goes", "true")
+        + run_job("slow", ["sh", "-c", "sleep 4; echo slow-done"], schedule="@every 2s"),
+        daemon='config_poll = "0.5s"',
+    )
+    log = daemon.log
+    log.wait_for(event("run.succeeded", job="goes"))
+    slow = log.wait_for(event("run.started", job="slow"))[0]
+    rewrite(
+        daemon,
+        run_job("stays", ["sh", "-c", "echo v2"])
+        + run_job("comes", ["sh", "-c", "echo new job"])
+        + run_job("slow", ["sh", "-c", "sleep 4; echo slow-done"], schedule="@every 2s"),
+    )
+    reloaded = log.wait_for(event("config.reloaded"), timeout=10)[0]
+    assert reloaded["trigger"] == "file_changed"
+    assert (reloaded["added"], reloaded["removed"], reloaded["changed"]) == (
+        ["comes"],
+        ["goes"],
+        ["stays"],
+    )
+    position = len(log.events)
+    log.wait_for(event("run.output", job="comes", line="new job"))
+    log.wait_for(event("run.output", job="stays", line="v2"))
+    log.wait_for(
+        event("run.succeeded", run_id=slow["run_id"]), timeout=15
+    )  # the run in flight finished
+    assert not [
+        e
+        for e in log.events[position:]
+        if e.get("event") == "run.started" and e.get("job") == "goes"
+    ]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+
+
+def test_a_bad_file_keeps_the_running_config_and_sighup_reloads(
+    start_daemon: Start, engine: docker.DockerClient
+) -> None:
+    """config.invalid lists every error and the old jobs go on; SIGHUP loads the fixed file."""
+    daemon = start_daemon(run_job("steady", "true"), daemon='config_poll = "0.5s"')
+    log = daemon.log
+    log.wait_for(event("run.succeeded", job="steady"))
+    rewrite(
+        daemon, run_job("steady", "true", schedule="* * * * * *") + '[jobs.broken]\nkind = "nope"\n'
+    )
+    invalid = log.wait_for(event("config.invalid"), timeout=10)[0]
+    assert invalid["errors"] == [
+        (
+            "jobs.steady.schedule: 6 fields: a seconds field must be marked, as in "
+            "'@with-seconds * * * * * *'; standard cron has 5 fields"
+        ),
+        "jobs.broken.kind: unknown kind 'nope' (one of: run)",
+    ]
+    before = len(log.matching(event("run.succeeded", job="steady")))
+    log.wait_for(event("run.succeeded", job="steady"), count=before + 2)  # the old config runs on
+    # A fixed file, and SIGHUP: the reload happens now, whichever of the two notices first.
+    rewrite(daemon, run_job("steady", "true") + run_job("second", "true", schedule="@every 2s"))
+    daemon.signal(signal.SIGHUP)
+    reloaded = log.wait_for(event("config.reloaded"), timeout=10)[0]
+    assert reloaded["added"] == ["second"]
+    log.wait_for(event("run.succeeded", job="second"))
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    assert (
+        engine.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon.name}"}) == []
+    )
+
+
+def test_run_on_start_runs_once_at_start(start_daemon: Start) -> None:
+    """run_on_start: one run with trigger 'start' right away, though the schedule is far off."""
+    daemon = start_daemon(
+        run_job("boot", ["echo", "booted"], schedule="@yearly", run_on_start=True)
+    )
+    done = daemon.log.wait_for(event("run.succeeded", job="boot"), timeout=20)[0]
+    started = daemon.log.matching(event("run.started", run_id=done["run_id"]))[0]
+    assert started["trigger"] == "start"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    assert len(daemon.log.matching(event("run.started", job="boot"))) == 1
