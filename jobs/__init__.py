@@ -6,12 +6,14 @@ This package never imports ``scheduler``, ``docker`` or ``apscheduler``.
 from __future__ import annotations
 
 from jobs.base import BaseJob, PlanContext
+from jobs.exec import ExecJob
 from jobs.run import RunJob
+from jobs.signal import SignalJob
 
-Job = RunJob
+Job = RunJob | ExecJob | SignalJob
 """Any configured job (the union grows with the kinds)."""
 
-KINDS: dict[str, type[BaseJob]] = {cls.KIND: cls for cls in (RunJob,)}
+KINDS: dict[str, type[BaseJob]] = {cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob)}
 """Job kinds by the value of their ``kind`` key."""
 
-__all__ = ["KINDS", "BaseJob", "Job", "PlanContext", "RunJob"]
+__all__ = ["KINDS", "BaseJob", "ExecJob", "Job", "PlanContext", "RunJob", "SignalJob"]

@@ -105,16 +105,21 @@ class BaseJob(Model):
     @field_validator("stop_signal")
     @classmethod
     def _known_signal(cls, value: str) -> str:
-        name = value.upper()
-        if not name.startswith("SIG"):
-            name = "SIG" + name
-        if name not in signal.Signals.__members__:
-            raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP')")
-        return name
+        return signal_name(value)
 
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""
         raise NotImplementedError
+
+
+def signal_name(value: str) -> str:
+    """``"hup"``, ``"HUP"`` or ``"SIGHUP"`` as ``"SIGHUP"``; refuse unknown names."""
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name not in signal.Signals.__members__:
+        raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP')")
+    return name
 
 
 def check_labels(labels: dict[str, str]) -> dict[str, str]:

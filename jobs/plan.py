@@ -72,7 +72,33 @@ class RunContainer:
     spec: ContainerSpec
 
 
-Step = RunContainer
+@dataclass(frozen=True, slots=True)
+class ExecCommand:
+    """Step: run a command inside a running container, under the job's timeout."""
+
+    container: str
+    command: tuple[str, ...]
+    user: str | None = None
+    workdir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", _frozen(self.env))
+
+
+@dataclass(frozen=True, slots=True)
+class SignalContainers:
+    """Step: send ``signal`` to (or, with ``restart``, restart) every selected container.
+
+    A selector is a container name or ``label=key=value`` (running containers).
+    """
+
+    selectors: tuple[str, ...]
+    signal: str = "SIGHUP"
+    restart: bool = False
+
+
+Step = RunContainer | ExecCommand | SignalContainers
 """Every step a plan can hold (grows with the job kinds)."""
 
 

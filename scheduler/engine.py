@@ -83,6 +83,33 @@ class Engine(Protocol):
     def own_image(self) -> str | None:
         """The image id of the container this process runs in, if any."""
 
+    def select(self, selector: str) -> list[ContainerInfo]:
+        """Containers named ``selector``, or running ones with label ``label=key=value``;
+        raise EngineError when a name matches nothing."""
+
+    def exec_create(
+        self,
+        container: str,
+        command: list[str],
+        *,
+        user: str | None,
+        workdir: str | None,
+        env: Mapping[str, str],
+    ) -> str:
+        """Prepare a command in a running container; return the exec id."""
+
+    def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:
+        """Start the exec; its output as (``stdout``|``stderr``, bytes) until it ends."""
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        """The exec's exit code, None while it still runs."""
+
+    def kill(self, container: str, signal: str) -> None:
+        """Send ``signal`` to a running container."""
+
+    def restart(self, container: str, grace: float) -> None:
+        """Restart a container (stop signal, ``grace``, kill, start)."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -239,15 +266,7 @@ class DockerEngine:
             found = self._api.containers(
                 all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}
             )
-        return [
-            ContainerInfo(
-                id=item["Id"],
-                name=(item.get("Names") or ["?"])[0].lstrip("/"),
-                state=item.get("State", ""),
-                labels=item.get("Labels") or {},
-            )
-            for item in found
-        ]
+        return [_info(item) for item in found]
 
     def own_image(self) -> str | None:
         """See Engine."""
@@ -261,9 +280,77 @@ class DockerEngine:
             return None
         return str(image)
 
+    def select(self, selector: str) -> list[ContainerInfo]:
+        """See Engine."""
+        if selector.startswith("label="):
+            with _translated(f"listing containers with {selector}"):
+                found = self._api.containers(filters={"label": selector.removeprefix("label=")})
+            return [_info(item) for item in found]
+        with _translated(f"container {selector!r}"):
+            item = self._api.inspect_container(selector)
+        return [
+            ContainerInfo(
+                id=item["Id"],
+                name=item["Name"].lstrip("/"),
+                state=item["State"]["Status"],
+                labels=item["Config"].get("Labels") or {},
+            )
+        ]
+
+    def exec_create(
+        self,
+        container: str,
+        command: list[str],
+        *,
+        user: str | None,
+        workdir: str | None,
+        env: Mapping[str, str],
+    ) -> str:
+        """See Engine."""
+        with _translated(f"exec in container {container!r}"):
+            created = self._api.exec_create(
+                container, command, user=user or "", workdir=workdir, environment=dict(env) or None
+            )
+        return str(created["Id"])
+
+    def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:
+        """See Engine."""
+        with _translated("starting the exec"):
+            frames = self._api.exec_start(exec_id, stream=True, demux=True)
+        return _demuxed(frames)
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        """See Engine."""
+        with _translated("inspecting the exec"):
+            state = self._api.exec_inspect(exec_id)
+        if state.get("Running"):
+            return None
+        code = state.get("ExitCode")
+        return None if code is None else int(code)
+
+    def kill(self, container: str, signal: str) -> None:
+        """See Engine."""
+        with _translated(f"sending {signal} to container {container!r}"):
+            self._api.kill(container, signal=signal)
+
+    def restart(self, container: str, grace: float) -> None:
+        """See Engine."""
+        with _translated(f"restarting container {container!r}"):
+            self._api.restart(container, timeout=max(0, math.ceil(grace)))
+
     def close(self) -> None:
         """See Engine."""
         self._client.close()
+
+
+def _info(item: dict[str, Any]) -> ContainerInfo:
+    """A container from the engine's list call."""
+    return ContainerInfo(
+        id=item["Id"],
+        name=(item.get("Names") or ["?"])[0].lstrip("/"),
+        state=item.get("State", ""),
+        labels=item.get("Labels") or {},
+    )
 
 
 def _demuxed(frames: Iterator[tuple[bytes | None, bytes | None]]) -> Iterator[tuple[str, bytes]]:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from jobs.plan import ExecCommand, RunContainer, SignalContainers
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from jobs.base import BaseJob
     from jobs.plan import ContainerSpec, Step
@@ -33,6 +35,38 @@ OUTPUT_DRAIN_S = 5.0
 """After the container ends, wait this long for its output stream to close."""
 AFTER_STOP_WAIT_S = 30.0
 """After a stop call, wait this long for the container's exit status."""
+
+
+EXEC_PID_MARK = "crontainer-exec-pid"
+"""The first stderr line of an exec job's wrapper: ``crontainer-exec-pid <pid>``."""
+
+
+class _PidCatcher:
+    """Takes the wrapper's PID line off the front of stderr; passes the rest on."""
+
+    def __init__(self, output: OutputLog) -> None:
+        self._output = output
+        self._head = bytearray()
+        self._seen = False
+        self.pid: int | None = None
+        self.ended = threading.Event()
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        if self._seen or stream != "stderr":
+            self._output.feed(stream, chunk)
+            return
+        self._head += chunk
+        line, newline, rest = bytes(self._head).partition(b"\n")
+        if not newline:
+            return
+        self._seen = True
+        mark, _, number = line.decode("utf-8", "replace").partition(" ")
+        if mark == EXEC_PID_MARK and number.strip().isdigit():
+            self.pid = int(number)
+        else:
+            rest = bytes(self._head)  # not our line (no sh?): show everything
+        if rest:
+            self._output.feed(stream, rest)
 
 
 class Status(StrEnum):
@@ -70,6 +104,8 @@ class Attempt:
     """The live container, while there is one (what a canceller stops)."""
     created: str | None = None
     """The container this attempt created, kept for the record after removal."""
+    process: tuple[str, _PidCatcher] | None = None
+    """A running exec: its container and the process id it reported."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_container: Callable[[str], None] | None = None
 
@@ -84,18 +120,23 @@ class StepExecutor:
         self._log = get_logger()
 
     def run(self, attempt: Attempt, step: Step) -> Outcome:
-        """Execute one step (the union of steps grows with the job kinds)."""
-        return self._run_container(attempt, step.spec)
+        """Execute one step."""
+        if isinstance(step, RunContainer):
+            return self._run_container(attempt, step.spec)
+        if isinstance(step, ExecCommand):
+            return self._exec(attempt, step)
+        return self._signal(attempt, step)
 
     def stop(self, attempt: Attempt) -> None:
-        """Stop the attempt's container if it has one (stop signal, grace, kill)."""
+        """Stop the attempt's container or exec, if it has one (stop signal, grace, kill)."""
         with attempt.lock:
             attempt.cancelled.set()
-            container_id = attempt.container_id
-        if container_id is None:
-            return
+            container_id, process = attempt.container_id, attempt.process
         try:
-            self._engine.stop(container_id, attempt.job.stop_grace)
+            if container_id is not None:
+                self._engine.stop(container_id, attempt.job.stop_grace)
+            elif process is not None:
+                self._stop_process(attempt, process)
         except EngineError as e:
             self._log.warning("run.cancel_failed", run_id=attempt.run_id, error=str(e))
 
@@ -137,19 +178,139 @@ class StepExecutor:
         return outcome
 
     def _read_output(self, container_id: str, output: OutputLog) -> threading.Thread:
-        stream = self._engine.output(container_id)
+        return self._pump(self._engine.output(container_id), output.feed)
+
+    def _pump(
+        self,
+        stream: Iterator[tuple[str, bytes]],
+        feed: Callable[[str, bytes], None],
+        on_end: Callable[[], None] | None = None,
+    ) -> threading.Thread:
+        """Feed a stream to ``feed`` in a thread that carries the run's log context."""
 
         def pump() -> None:
             try:
                 for name, chunk in stream:
-                    output.feed(name, chunk)
+                    feed(name, chunk)
             except EngineError as e:
                 self._log.warning("run.output_lost", error=str(e))
+            finally:
+                if on_end is not None:
+                    on_end()
 
         context = contextvars.copy_context()  # the run's bound job and run_id
         thread = threading.Thread(target=context.run, args=(pump,), name="output", daemon=True)
         thread.start()
         return thread
+
+    # --- exec -------------------------------------------------------------------
+
+    def _exec(self, attempt: Attempt, step: ExecCommand) -> Outcome:
+        """Run the command under ``sh`` that reports its PID first: the Docker API cannot
+        kill an exec, so a timeout stops that PID with a second exec."""
+        engine, job = self._engine, attempt.job
+        wrapped = ["sh", "-c", f'echo "{EXEC_PID_MARK} $$" >&2; exec "$@"', "sh", *step.command]
+        exec_id = engine.exec_create(
+            step.container, wrapped, user=step.user, workdir=step.workdir, env=step.env
+        )
+        output = OutputLog(
+            self._log, self._settings.max_output_line, self._settings.max_output_per_run
+        )
+        pid = _PidCatcher(output)
+        stream = engine.exec_output(exec_id)
+        reader = self._pump(stream, pid.feed, pid.ended.set)
+        with attempt.lock:
+            attempt.process = (step.container, pid)
+        try:
+            reader.join(job.timeout)
+            timed_out = reader.is_alive()
+            if timed_out:
+                self._log.info(
+                    "run.stopping",
+                    reason="timeout",
+                    timeout_s=job.timeout,
+                    stop_signal=job.stop_signal,
+                )
+                self._stop_process(attempt, (step.container, pid))
+                reader.join(OUTPUT_DRAIN_S)
+        finally:
+            with attempt.lock:
+                attempt.process = None
+            output.close()
+        code = self._exec_exit_code(exec_id)
+        outcome = self._exec_outcome(attempt, code, timed_out=timed_out)
+        outcome.output = list(output.tail)
+        return outcome
+
+    def _exec_outcome(self, attempt: Attempt, code: int | None, *, timed_out: bool) -> Outcome:
+        if timed_out:
+            return Outcome(Status.TIMED_OUT, exit_code=code, reason="timeout")
+        if attempt.cancelled.is_set():
+            return Outcome(Status.CANCELLED, exit_code=code, reason=attempt.cancel_reason)
+        if code == 0:
+            return Outcome(Status.SUCCEEDED, exit_code=0)
+        return Outcome(
+            Status.FAILED, exit_code=code, error=None if code is not None else "no exit code"
+        )
+
+    def _exec_exit_code(self, exec_id: str) -> int | None:
+        """The engine marks an exec finished a moment after its output ends."""
+        deadline = self._clock.monotonic() + OUTPUT_DRAIN_S
+        while (code := self._engine.exec_exit_code(exec_id)) is None:
+            if self._clock.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        return code
+
+    def _stop_process(self, attempt: Attempt, process: tuple[str, _PidCatcher]) -> None:
+        """stop_signal to the exec's process, then SIGKILL after stop_grace."""
+        container, pid = process
+        if pid.pid is None:
+            self._log.warning("run.cancel_failed", error="the exec did not report its process id")
+            return
+        job = attempt.job
+        for signame, grace in ((job.stop_signal, job.stop_grace), ("SIGKILL", 0.0)):
+            kill = self._engine.exec_create(
+                container,
+                # An exec's process leads its own process group: signal the group, children too.
+                ["kill", "-s", signame.removeprefix("SIG"), "--", f"-{pid.pid}"],
+                user="root",
+                workdir=None,
+                env={},
+            )
+            for _ in self._engine.exec_output(kill):
+                pass
+            if pid.ended.wait(grace) or grace == 0:
+                return
+
+    # --- signal -----------------------------------------------------------------
+
+    def _signal(self, attempt: Attempt, step: SignalContainers) -> Outcome:
+        """Signal (or restart) every selected container; report every one that failed."""
+        failures: list[str] = []
+        for selector in step.selectors:
+            try:
+                found = self._engine.select(selector)
+            except EngineError as e:
+                failures.append(str(e))
+                continue
+            if not found:
+                failures.append(f"no running container matches {selector!r}")
+            for container in found:
+                try:
+                    if step.restart:
+                        self._engine.restart(container.name, attempt.job.stop_grace)
+                        self._log.info("run.container_restarted", container=container.name)
+                    else:
+                        self._engine.kill(container.name, step.signal)
+                        self._log.info(
+                            "run.signal_sent", container=container.name, signal=step.signal
+                        )
+                except EngineError as e:
+                    failures.append(str(e))
+        if failures:
+            return Outcome(Status.FAILED, error="; ".join(failures))
+        return Outcome(Status.SUCCEEDED)
 
     def _await(self, attempt: Attempt, container_id: str) -> Outcome:
         engine, job = self._engine, attempt.job

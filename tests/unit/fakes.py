@@ -133,5 +133,34 @@ class FakeEngine:
     def own_image(self) -> str | None:
         return None
 
+    def select(self, selector: str) -> list[ContainerInfo]:
+        self._call("select", selector)
+        return [ContainerInfo(id=selector, name=selector, state="running", labels={})]
+
+    def exec_create(
+        self,
+        container: str,
+        command: list[str],
+        *,
+        user: str | None,
+        workdir: str | None,
+        env: Mapping[str, str],
+    ) -> str:
+        self._call("exec_create", (container, tuple(command)))
+        return "exec1"
+
+    def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:
+        self._call("exec_output", exec_id)
+        return iter([("stderr", b"crontainer-exec-pid 7\n"), *self.output_chunks])
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        return self.exit_status.exit_code if self.exit_status else 0
+
+    def kill(self, container: str, signal: str) -> None:
+        self._call("kill", (container, signal))
+
+    def restart(self, container: str, grace: float) -> None:
+        self._call("restart", (container, grace))
+
     def close(self) -> None:
         self._call("close")

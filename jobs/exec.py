@@ -1,0 +1,34 @@
+"""Job kind ``exec``: a command inside a running container (``docker exec``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from jobs.base import BaseJob, PlanContext
+from jobs.plan import ExecCommand, Plan
+from jobs.run import as_argv
+
+
+class ExecJob(BaseJob):
+    """Run ``command`` in the running container ``container``; its exit code decides."""
+
+    KIND: ClassVar[str] = "exec"
+    kind: Literal["exec"]
+    container: str = Field(min_length=1, description="name of a running container")
+    command: str | list[str] = Field(description="a string (split like a shell) or a list")
+    user: str | None = None
+    workdir: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - needs no context
+        """One exec."""
+        argv = as_argv(self.command) or ()
+        return Plan(
+            steps=(
+                ExecCommand(
+                    self.container, argv, user=self.user, workdir=self.workdir, env=self.env
+                ),
+            )
+        )
