@@ -12,9 +12,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from scheduler.clock import Clock, SystemClock
-from scheduler.errors import ConfigError, EngineUnavailableError
+from scheduler.engine import LABEL_DAEMON, LockHeldError
+from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
+from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, diff_jobs
 from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
@@ -75,7 +77,18 @@ class Daemon:
             engine.close()
             return 1
         ops_image, source = self._ops_image(engine)
+        try:
+            lock = engine.lock(f"{settings.name}.lock", ops_image, {LABEL_DAEMON: settings.name})
+        except EngineError as e:
+            reason = "already_running" if isinstance(e, LockHeldError) else "lock"
+            self._log.error("daemon.failed", reason=reason, error=str(e))
+            history.close()
+            engine.close()
+            return 1
         runner = Runner(engine, settings, self._clock, ops_image, history)
+        settle(
+            engine, history, runner, jobs=self._config.jobs, daemon=settings.name, clock=self._clock
+        )
         ticker = Ticker(self._clock, runner.submit)
         ticker.set_jobs(self._config.jobs)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
@@ -100,6 +113,7 @@ class Daemon:
         ticker.stop()
         loop.join(5)
         self._drain(runner)
+        lock.release()
         engine.close()
         history.close()
         self._config.daemon.heartbeat_file.unlink(missing_ok=True)

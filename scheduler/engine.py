@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from contextlib import contextmanager
+import threading
+import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
 LABEL_DAEMON = "crontainer.daemon"
 LABEL_JOB = "crontainer.job"
 LABEL_RUN = "crontainer.run_id"
+LABEL_ATTEMPT = "crontainer.attempt"
+LABEL_ROLE = "crontainer.role"
+"""``lock`` on the single-instance lock container; absent on run containers."""
+LOCK_SETTLE_S = 5.0
+"""How long a lock container that is going away may take before it counts as held."""
 
 _CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
 
@@ -48,6 +55,19 @@ class ContainerInfo:
     name: str
     state: str
     labels: Mapping[str, str]
+
+
+class LockHeldError(EngineError):
+    """Another live daemon holds the single-instance lock."""
+
+
+class Lock(Protocol):
+    """The single-instance lock; ``lost`` is set when the lock container goes away."""
+
+    lost: threading.Event
+
+    def release(self) -> None:
+        """Give the lock up (the lock container ends and is removed)."""
 
 
 class Engine(Protocol):
@@ -109,6 +129,9 @@ class Engine(Protocol):
 
     def restart(self, container: str, grace: float) -> None:
         """Restart a container (stop signal, ``grace``, kill, start)."""
+
+    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
+        """Take the single-instance lock ``name``; raise LockHeldError if a live daemon has it."""
 
     def close(self) -> None:
         """Release connections."""
@@ -338,9 +361,85 @@ class DockerEngine:
         with _translated(f"restarting container {container!r}"):
             self._api.restart(container, timeout=max(0, math.ceil(grace)))
 
+    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
+        """See Engine. The lock is a container named ``name`` running ``cat`` with its stdin
+        attached to this process: when the process dies, even by SIGKILL, the connection
+        closes, ``cat`` ends and the engine removes the container (auto-remove), freeing
+        the name. Container names are unique per engine, so two daemons cannot both hold it."""
+        self.ensure_image(image, PullPolicy.MISSING)
+        deadline = time.monotonic() + LOCK_SETTLE_S
+        while True:
+            try:
+                with _translated(f"taking the lock {name!r}"):
+                    created = self._api.create_container(
+                        image,
+                        ["cat"],
+                        name=name,
+                        stdin_open=True,
+                        labels={**labels, LABEL_ROLE: "lock"},
+                        host_config=self._api.create_host_config(
+                            auto_remove=True, network_mode="none"
+                        ),
+                    )
+                break
+            except EngineError as e:
+                cause = e.__cause__
+                if not (isinstance(cause, docker.errors.APIError) and cause.status_code == 409):  # noqa: PLR2004
+                    raise
+                if self._lock_is_live(name) and time.monotonic() > deadline:
+                    raise LockHeldError(
+                        f"another daemon holds the lock: container {name!r} is running "
+                        "(a daemon with the same [daemon] name on this engine)"
+                    ) from None
+                time.sleep(0.5)
+        container_id = str(created["Id"])
+        with _translated(f"taking the lock {name!r}"):
+            sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+            self._api.start(container_id)
+        return _DockerLock(self, container_id, sock)
+
+    def _lock_is_live(self, name: str) -> bool:
+        """A running lock container is live; a stopped or dying one is removed and is not."""
+        try:
+            state = self._state(name)
+        except EngineError:
+            return False  # gone meanwhile
+        if state.get("Running") and not state.get("Restarting"):
+            return True
+        self.remove(name)
+        return False
+
     def close(self) -> None:
         """See Engine."""
         self._client.close()
+
+
+class _DockerLock:
+    """The attached lock container; a thread notices when its stream closes."""
+
+    def __init__(self, engine: DockerEngine, container_id: str, sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+        self._engine = engine
+        self._container_id = container_id
+        self._sock = sock
+        self.lost = threading.Event()
+        self._released = False
+        threading.Thread(target=self._watch, name="lock", daemon=True).start()
+
+    def _watch(self) -> None:
+        try:
+            while self._sock.read(4096):
+                pass
+        except OSError:
+            pass
+        if not self._released:
+            self.lost.set()
+
+    def release(self) -> None:
+        self._released = True
+        with suppress(OSError):
+            self._sock.close()
+        with suppress(EngineError):  # auto-remove does it when the stream closes anyway
+            self._engine.remove(self._container_id)
 
 
 def _info(item: dict[str, Any]) -> ContainerInfo:

@@ -311,6 +311,10 @@ class History:
             for r in rows
         ]
 
+    def in_flight(self) -> list[RunRecord]:
+        """Attempts recorded as running (after a crash: the ones to settle)."""
+        return [r for r in self.runs(limit=1_000_000) if r.status == "running"]
+
     def marks(self) -> dict[str, JobMarks]:
         """Per job: last scheduled time, last success, last outcome."""
         with self._lock:

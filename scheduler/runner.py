@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from jobs.base import BaseJob
     from scheduler.clock import Clock
     from scheduler.engine import Engine
-    from scheduler.history import History
+    from scheduler.history import History, RunRecord
     from scheduler.settings import DaemonSettings, JobEntry
 
 REPLACE_MARGIN_S = 5.0
@@ -280,31 +280,30 @@ class Runner:
             entry.name,
             entry.job,
             run.cancelled,
+            number=number,
             cancel_reason=run.cancel_reason,
             on_container=lambda cid: history.set_container(run.run_id, number, cid),
         )
         run.attempt = attempt
         outcome = self._outcome(attempt)
         run.attempt = None
+        self._finish(run, attempt, outcome, self._clock.monotonic() - began)
+        return outcome
+
+    def _finish(self, run: ActiveRun, attempt: Attempt, outcome: Outcome, duration: float) -> None:
+        """Log ``run.<status>`` and record the attempt's end."""
         fields: dict[str, object] = {
-            "attempt": number,
-            "duration_s": round(self._clock.monotonic() - began, 3),
+            "attempt": attempt.number,
+            "duration_s": round(duration, 3),
             "container_id": attempt.created,
         }
-        fields.update(
-            (k, v)
-            for k, v in (
-                ("exit_code", outcome.exit_code),
-                ("reason", outcome.reason),
-                ("error", outcome.error),
-            )
-            if v is not None
-        )
+        extra = {"exit_code": outcome.exit_code, "reason": outcome.reason, "error": outcome.error}
+        fields.update((k, v) for k, v in extra.items() if v is not None)
         level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
         level(f"run.{outcome.status.value}", **fields)
-        history.finish(
+        self._history.finish(
             run.run_id,
-            number,
+            attempt.number,
             status=outcome.status,
             finished_at=self._clock.now(),
             exit_code=outcome.exit_code,
@@ -312,8 +311,49 @@ class Runner:
             error=outcome.error,
             output=outcome.output,
         )
-        history.prune(entry.name, outcome.status, entry.job.history_limit)
-        return outcome
+        self._history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
+
+    # --- runs an earlier daemon started -------------------------------------------
+
+    def adopt(self, entry: JobEntry, record: RunRecord, container_id: str) -> None:
+        """Wait for a container left running by an earlier instance; record how it ends."""
+        run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
+        run.thread = threading.Thread(
+            target=self._adopted,
+            args=(run, record, container_id),
+            name=f"adopt-{run.run_id}",
+            daemon=True,
+        )
+        with self._lock:
+            self._active[run.run_id] = run
+        run.thread.start()
+
+    def _adopted(self, run: ActiveRun, record: RunRecord, container_id: str) -> None:
+        structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
+        try:
+            started = record.started_at or run.scheduled_at
+            elapsed = max(0.0, (self._clock.now() - started).total_seconds())
+            self._log.info(
+                "run.adopted",
+                attempt=record.attempt,
+                container_id=container_id,
+                running_s=round(elapsed, 3),
+            )
+            attempt = Attempt(
+                run.run_id, run.entry.name, run.entry.job, run.cancelled, number=record.attempt
+            )
+            run.attempt = attempt
+            began = self._clock.monotonic()
+            outcome = self._steps.adopt(
+                attempt, container_id, max(0.0, run.entry.job.timeout - elapsed)
+            )
+            self._finish(run, attempt, outcome, elapsed + self._clock.monotonic() - began)
+        except Exception:  # as in _execute: a bug ends this run, not the daemon
+            self._log.exception("run.crashed")
+        finally:
+            with self._lock:
+                self._active.pop(run.run_id, None)
+            structlog.contextvars.clear_contextvars()
 
     def _outcome(self, attempt: Attempt) -> Outcome:
         """Execute the plan; every failure becomes an outcome, never an escaping error."""

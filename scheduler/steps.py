@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from jobs.plan import ExecCommand, RunContainer, SignalContainers
-from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
+from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
@@ -99,6 +99,7 @@ class Attempt:
     job_name: str
     job: BaseJob
     cancelled: threading.Event
+    number: int = 1
     cancel_reason: str = "daemon_stopping"
     container_id: str | None = None
     """The live container, while there is one (what a canceller stops)."""
@@ -144,7 +145,12 @@ class StepExecutor:
         engine = self._engine
         engine.ensure_image(spec.image, spec.pull)
         daemon = self._settings.name
-        labels = {LABEL_DAEMON: daemon, LABEL_JOB: attempt.job_name, LABEL_RUN: attempt.run_id}
+        labels = {
+            LABEL_DAEMON: daemon,
+            LABEL_JOB: attempt.job_name,
+            LABEL_RUN: attempt.run_id,
+            LABEL_ATTEMPT: str(attempt.number),
+        }
         container_id: str | None = None
         reader: threading.Thread | None = None
         output = OutputLog(
@@ -162,20 +168,32 @@ class StepExecutor:
                     return Outcome(Status.CANCELLED, reason=attempt.cancel_reason)
             reader = self._read_output(container_id, output)
             engine.start(container_id)
-            outcome = self._await(attempt, container_id)
+            outcome = self._await(attempt, container_id, attempt.job.timeout)
         finally:
             if reader is not None:
                 reader.join(OUTPUT_DRAIN_S)
             output.close()
             if container_id is not None:
-                with attempt.lock:
-                    attempt.container_id = None
-                try:
-                    engine.remove(container_id)
-                except EngineError as e:
-                    self._log.warning("run.cleanup_failed", container_id=container_id, error=str(e))
+                self._remove(attempt, container_id)
         outcome.output = list(output.tail)
         return outcome
+
+    def adopt(self, attempt: Attempt, container_id: str, timeout: float) -> Outcome:
+        """Wait for a container an earlier daemon started, under what is left of its timeout."""
+        with attempt.lock:
+            attempt.container_id = attempt.created = container_id
+        try:
+            return self._await(attempt, container_id, timeout)
+        finally:
+            self._remove(attempt, container_id)
+
+    def _remove(self, attempt: Attempt, container_id: str) -> None:
+        with attempt.lock:
+            attempt.container_id = None
+        try:
+            self._engine.remove(container_id)
+        except EngineError as e:
+            self._log.warning("run.cleanup_failed", container_id=container_id, error=str(e))
 
     def _read_output(self, container_id: str, output: OutputLog) -> threading.Thread:
         return self._pump(self._engine.output(container_id), output.feed)
@@ -312,9 +330,9 @@ class StepExecutor:
             return Outcome(Status.FAILED, error="; ".join(failures))
         return Outcome(Status.SUCCEEDED)
 
-    def _await(self, attempt: Attempt, container_id: str) -> Outcome:
+    def _await(self, attempt: Attempt, container_id: str, timeout: float) -> Outcome:
         engine, job = self._engine, attempt.job
-        deadline = self._clock.monotonic() + job.timeout
+        deadline = self._clock.monotonic() + timeout
         while (remaining := deadline - self._clock.monotonic()) > 0:
             status = engine.wait(container_id, min(remaining, WAIT_CHUNK_S))
             if status is None:

@@ -6,7 +6,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-
 from typing import Any
 
 import docker

@@ -49,6 +49,15 @@ class FakeClock:
             self.mono += seconds
 
 
+class FakeLock:
+    def __init__(self) -> None:
+        self.lost = threading.Event()
+        self.released = False
+
+    def release(self) -> None:
+        self.released = True
+
+
 @dataclass
 class FakeEngine:
     """Records calls; ``fail`` maps a method name to the error it raises."""
@@ -66,6 +75,8 @@ class FakeEngine:
     _stopped_ids: set[str] = field(default_factory=set)
     sequence: list[ExitStatus] = field(default_factory=list)
     """Exit statuses for successive attempts; when empty, ``exit_status`` is used."""
+    containers: list[ContainerInfo] = field(default_factory=list)
+    """What list_containers returns."""
     blocking: bool = False
     """A never-ending container blocks wait (up to 10 s real time) until stopped."""
 
@@ -128,7 +139,7 @@ class FakeEngine:
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         self._call("list_containers", dict(labels))
-        return []
+        return list(self.containers)
 
     def own_image(self) -> str | None:
         return None
@@ -158,6 +169,10 @@ class FakeEngine:
 
     def kill(self, container: str, signal: str) -> None:
         self._call("kill", (container, signal))
+
+    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> FakeLock:
+        self._call("lock", name)
+        return FakeLock()
 
     def restart(self, container: str, grace: float) -> None:
         self._call("restart", (container, grace))

@@ -14,7 +14,7 @@ import structlog
 
 from jobs.plan import PullPolicy
 from scheduler.clock import Clock, SystemClock
-from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
+from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History
 from scheduler.runner import Runner
@@ -74,7 +74,12 @@ def test_success_runs_the_steps_in_order_with_our_labels(config: Config) -> None
     assert engine.calls[0] == ("ensure_image", ("img:1", PullPolicy.ALWAYS))
     started = next(e for e in logs if e["event"] == "run.started")
     run_id = started["run_id"]
-    assert engine.created_labels == {LABEL_DAEMON: "d1", LABEL_JOB: "j", LABEL_RUN: run_id}
+    assert engine.created_labels == {
+        LABEL_DAEMON: "d1",
+        LABEL_JOB: "j",
+        LABEL_RUN: run_id,
+        LABEL_ATTEMPT: "1",
+    }
     assert engine.calls[1] == ("create", f"d1-j-{run_id}")
     assert started["scheduled_at"] == SCHEDULED.isoformat()
     assert [e["line"] for e in logs if e["event"] == "run.output"] == ["hi"]

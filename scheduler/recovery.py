@@ -1,0 +1,128 @@
+"""Settling what an earlier instance of this daemon left behind (a crash, a kill -9).
+
+At start, after taking the single-instance lock and before scheduling:
+
+- a container of ours that has exited: its attempt is recorded with the true
+  outcome (from its exit code) and the container is removed;
+- a container of ours still running, of a job that still exists, is adopted:
+  waited for under what is left of the job's timeout, recorded, removed;
+- one still running whose job or run is unknown is stopped and removed;
+- an attempt recorded as running whose container is gone is recorded
+  ``failed`` with reason ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_ROLE, LABEL_RUN, ContainerInfo
+from scheduler.errors import EngineError
+from scheduler.logs import get_logger
+from scheduler.steps import AFTER_STOP_WAIT_S, Status
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from scheduler.clock import Clock
+    from scheduler.engine import Engine
+    from scheduler.history import History, RunRecord
+    from scheduler.runner import Runner
+    from scheduler.settings import JobEntry
+
+ORPHAN_STOP_GRACE_S = 10.0
+
+
+def settle(
+    engine: Engine,
+    history: History,
+    runner: Runner,
+    *,
+    jobs: Mapping[str, JobEntry],
+    daemon: str,
+    clock: Clock,
+) -> None:
+    """Record, adopt or remove every container and in-flight row an earlier instance left."""
+    log = get_logger()
+    in_flight = {(r.run_id, r.attempt): r for r in history.in_flight()}
+    for container in engine.list_containers({LABEL_DAEMON: daemon}):
+        if container.labels.get(LABEL_ROLE) == "lock":
+            continue
+        key = (container.labels.get(LABEL_RUN, ""), int(container.labels.get(LABEL_ATTEMPT, "1")))
+        record = in_flight.pop(key, None)
+        entry = jobs.get(record.job) if record else None
+        try:
+            if container.state == "running" and record is not None and entry is not None:
+                runner.adopt(entry, record, container.id)
+                continue
+            _settle_one(engine, history, container, record, clock)
+        except EngineError as e:
+            log.warning("run.settle_failed", container_id=container.id, error=str(e))
+    for record in in_flight.values():
+        history.finish(
+            record.run_id,
+            record.attempt,
+            status=Status.FAILED,
+            finished_at=clock.now(),
+            reason="interrupted",
+            error="the daemon stopped during this run and its container is gone",
+        )
+        log.warning(
+            "run.settled",
+            job=record.job,
+            run_id=record.run_id,
+            attempt=record.attempt,
+            status="failed",
+            reason="interrupted",
+        )
+
+
+def _settle_one(
+    engine: Engine,
+    history: History,
+    container: ContainerInfo,
+    record: RunRecord | None,
+    clock: Clock,
+) -> None:
+    """Record how an exited (or stopped) container ended, then remove it."""
+    log = get_logger()
+    reason = "settled_after_restart"
+    if container.state == "running":  # its job or run is unknown: nobody waits for it
+        engine.stop(container.id, ORPHAN_STOP_GRACE_S)
+        reason = "orphan_stopped"
+    status = engine.wait(container.id, AFTER_STOP_WAIT_S) if container.state != "created" else None
+    engine.remove(container.id)
+    if record is None:
+        log.warning(
+            "run.orphan_removed", container_id=container.id, name=container.name, reason=reason
+        )
+        return
+    if status is None:
+        outcome, code = Status.FAILED, None
+        reason = "never_started"
+    elif reason == "orphan_stopped":
+        outcome, code = Status.CANCELLED, status.exit_code
+    elif status.oom_killed:
+        outcome, code, reason = Status.FAILED, status.exit_code, "oom_killed"
+    else:
+        outcome, code = (
+            (Status.SUCCEEDED if status.exit_code == 0 else Status.FAILED),
+            status.exit_code,
+        )
+    history.finish(
+        record.run_id,
+        record.attempt,
+        status=outcome,
+        finished_at=clock.now(),
+        exit_code=code,
+        reason=reason,
+    )
+    log.info(
+        "run.settled",
+        job=record.job,
+        run_id=record.run_id,
+        attempt=record.attempt,
+        status=outcome.value,
+        exit_code=code,
+        reason=reason,
+        container_id=container.id,
+    )

@@ -1,0 +1,81 @@
+"""Settling what an earlier instance left: record, adopt, remove, or mark interrupted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from scheduler.engine import (
+    LABEL_ATTEMPT,
+    LABEL_DAEMON,
+    LABEL_JOB,
+    LABEL_ROLE,
+    LABEL_RUN,
+    ContainerInfo,
+    ExitStatus,
+)
+from scheduler.history import History
+from scheduler.recovery import settle
+from scheduler.runner import Runner
+from scheduler.settings import load_config
+
+from .fakes import FakeClock, FakeEngine
+
+T0 = datetime(2026, 1, 5, 11, 59, tzinfo=UTC)
+
+
+def container(cid: str, run_id: str, state: str, attempt: int = 1) -> ContainerInfo:
+    labels = {LABEL_DAEMON: "d", LABEL_JOB: "j", LABEL_RUN: run_id, LABEL_ATTEMPT: str(attempt)}
+    return ContainerInfo(id=cid, name=cid, state=state, labels=labels)
+
+
+def test_settle_records_adopts_removes_and_marks_interrupted(tmp_path: Path) -> None:
+    """exited → true outcome + removed; running → adopted; unknown running → stopped and
+    removed; a running row without a container → failed/interrupted; the lock is left alone."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\n'
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path)
+    for run_id in ("exited", "alive", "gone"):
+        history.begin(run_id, 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+    engine = FakeEngine(
+        FakeClock(),
+        exit_status=ExitStatus(4),
+        containers=[
+            container("c-exited", "exited", "exited"),
+            container("c-alive", "alive", "running"),
+            container("c-stray", "unknown-run", "running"),
+            ContainerInfo(
+                id="c-lock",
+                name="d.lock",
+                state="running",
+                labels={LABEL_DAEMON: "d", LABEL_ROLE: "lock"},
+            ),
+        ],
+    )
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+        assert runner.join(10)
+    rows = {r.run_id: r for r in history.runs()}
+    assert (rows["exited"].status, rows["exited"].exit_code, rows["exited"].reason) == (
+        "failed",
+        4,
+        "settled_after_restart",
+    )
+    assert (rows["alive"].status, rows["alive"].exit_code) == (
+        "failed",
+        4,
+    )  # adopted, waited for, recorded
+    assert (rows["gone"].status, rows["gone"].reason) == ("failed", "interrupted")
+    removed = [str(arg) for name, arg in engine.calls if name == "remove"]
+    assert sorted(removed) == ["c-alive", "c-exited", "c-stray"]
+    assert ("stop", 10.0) in engine.calls  # the stray one
+    assert [e["run_id"] for e in logs if e["event"] == "run.adopted"] == ["alive"]
+    assert [e["container_id"] for e in logs if e["event"] == "run.orphan_removed"] == ["c-stray"]
