@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "jobs", parents=[common, state], help="print each job: schedule, next run, last outcome"
     )
+    trigger = commands.add_parser(
+        "trigger", parents=[common], help="make the running daemon run a job now"
+    )
+    trigger.add_argument("job", help="the job to run")
+    trigger.add_argument(
+        "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
+    )
     health = commands.add_parser(
         "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
     )
@@ -144,31 +151,28 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _state_dir(args: argparse.Namespace, config: Config | None = None) -> Path:
+    """--state-dir, else the config's [daemon] state_dir; raise ConfigError for a bad config."""
+    if args.state_dir:
+        return Path(args.state_dir)
+    return (config or _load(args.config)).daemon.state_dir
+
+
 def _open_history(args: argparse.Namespace, config: Config | None) -> History:
     from scheduler.history import History  # noqa: PLC0415
 
-    state_dir = Path(args.state_dir) if args.state_dir else None
-    if state_dir is None and config is not None:
-        state_dir = config.daemon.state_dir
-    if state_dir is None:
-        raise HistoryError("no state directory: pass --state-dir or a valid --config")
-    return History.open(state_dir, readonly=True)
+    return History.open(_state_dir(args, config), readonly=True)
 
 
 def _history(args: argparse.Namespace) -> int:
-    from scheduler.history import HistoryError  # noqa: PLC0415
     from scheduler.reports import history_table, run_json  # noqa: PLC0415
 
-    config = None
-    if not args.state_dir:
-        try:
-            config = _load(args.config)
-        except ConfigError as e:
-            for line in e.errors:
-                print(f"error: {line}", file=sys.stderr)
-            return EXIT_USAGE
     try:
-        records = _open_history(args, config).runs(args.job, args.limit)
+        records = _open_history(args, None).runs(args.job, args.limit)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
     except HistoryError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILURE
@@ -181,7 +185,6 @@ def _history(args: argparse.Namespace) -> int:
 
 def _jobs(args: argparse.Namespace) -> int:
     from scheduler.clock import SystemClock  # noqa: PLC0415
-    from scheduler.history import HistoryError  # noqa: PLC0415
     from scheduler.reports import jobs_json, jobs_table  # noqa: PLC0415
 
     try:
@@ -201,6 +204,27 @@ def _jobs(args: argparse.Namespace) -> int:
     else:
         print(jobs_table(config, marks, now))
     return EXIT_OK
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    from scheduler.admin import request_trigger  # noqa: PLC0415
+
+    try:
+        state_dir = _state_dir(args)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        status, body = request_trigger(state_dir, args.job)
+    except OSError as e:
+        print(f"error: no daemon answers on {state_dir}/admin.sock: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    if status == 202:  # noqa: PLR2004
+        print(f"triggered {body.get('job')}: run {body.get('run_id')}")
+        return EXIT_OK
+    print(f"error: {body.get('error')}", file=sys.stderr)
+    return EXIT_USAGE if status == 404 else EXIT_FAILURE  # noqa: PLR2004
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -234,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _history(args)
     if args.command == "jobs":
         return _jobs(args)
+    if args.command == "trigger":
+        return _trigger(args)
     return _validate(args)
 
 

@@ -11,6 +11,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from scheduler.admin import AdminServer
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LABEL_DAEMON, LockHeldError
 from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
@@ -95,6 +96,8 @@ class Daemon:
         loop.start()
         self._catch_up(runner, history)
         self._run_on_start(runner)
+        admin = AdminServer(settings.state_dir, lambda job: self._trigger(runner, job))
+        admin.start()
         self._log.info(
             "daemon.started",
             name=settings.name,
@@ -110,6 +113,7 @@ class Daemon:
             active_runs=runner.active(),
             shutdown_grace_s=settings.shutdown_grace,
         )
+        admin.stop()
         ticker.stop()
         loop.join(5)
         self._drain(runner)
@@ -186,6 +190,19 @@ class Daemon:
         """Sleep up to ``seconds``; return a handled signal that arrived meanwhile."""
         info = signal.sigtimedwait(HANDLED_SIGNALS, seconds)
         return info.si_signo if info else None
+
+    def _trigger(self, runner: Runner, job: str) -> tuple[int, dict[str, object]]:
+        """Run now (the admin endpoint): under the job's concurrency policy."""
+        entry = self._config.jobs.get(job)
+        if entry is None:
+            return 404, {"error": f"unknown job {job!r}", "jobs": sorted(self._config.jobs)}
+        self._log.info("job.triggered", job=job)
+        run_id = runner.submit(entry, self._clock.now(), trigger="manual")
+        if run_id is None:
+            return 409, {
+                "error": "skipped: the previous run is still running (concurrency = forbid)"
+            }
+        return 202, {"run_id": run_id, "job": job}
 
     def _run_on_start(self, runner: Runner) -> None:
         now = self._clock.now()

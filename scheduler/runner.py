@@ -96,7 +96,8 @@ class Runner:
         self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
     ) -> str | None:
         """Apply the job's concurrency policy; start a run unless it is skipped. Return its id."""
-        self._history.record_fire(entry.name, scheduled_at)
+        if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
+            self._history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 
 import docker
@@ -112,3 +114,48 @@ def test_run_on_start_runs_once_at_start(start_daemon: Start) -> None:
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(30) == 0
     assert len(daemon.log.matching(event("run.started", job="boot"))) == 1
+
+
+def test_trigger_runs_a_job_now_under_its_concurrency_policy(
+    start_daemon: Start, tmp_path: object
+) -> None:
+    """crontainer trigger: a manual run now; unknown job exit 2; skipped under forbid exit 1."""
+    daemon = start_daemon(
+        run_job("report", ["echo", "manual"], schedule="@yearly")
+        + run_job("busy", ["sleep", "30"], schedule="@yearly", stop_grace="1s"),
+        daemon='shutdown_grace = "1s"',
+    )
+    daemon.log.wait_for(event("daemon.started"))
+
+    def trigger(job: str) -> subprocess.CompletedProcess[str]:
+        args = [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "trigger",
+            job,
+            "--state-dir",
+            str(daemon.state_dir),
+        ]
+        return subprocess.run(args, capture_output=True, text=True, check=False)
+
+    done = trigger("report")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[-1]
+    started = daemon.log.wait_for(event("run.started", run_id=run_id))[0]
+    assert started["trigger"] == "manual"
+    daemon.log.wait_for(event("run.succeeded", run_id=run_id))
+    unknown = trigger("nope")
+    assert unknown.returncode == 2
+    assert "unknown job 'nope'" in unknown.stderr
+    assert trigger("busy").returncode == 0
+    skipped = trigger("busy")
+    assert skipped.returncode == 1
+    assert "skipped" in skipped.stderr
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    rows = daemon.history("report")
+    assert [(r["trigger"], r["status"]) for r in rows] == [("manual", "succeeded")]
+    gone = trigger("report")
+    assert gone.returncode == 1
+    assert "no daemon answers" in gone.stderr

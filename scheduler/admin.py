@@ -1,0 +1,107 @@
+"""The admin endpoint: HTTP over a Unix socket in the state directory, never TCP.
+
+``POST /jobs/<name>/trigger`` runs a job now, under its concurrency policy.
+Answers: 202 ``{"run_id": …}``; 404 unknown job; 409 skipped (``forbid`` and
+the previous run still runs). The socket is created mode 0600: whoever can use
+it can run jobs, i.e. whoever can already reach the state directory as root.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING
+
+from scheduler.logs import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+SOCKET_NAME = "admin.sock"
+CLIENT_TIMEOUT_S = 10.0
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class AdminServer:
+    """Serves the admin API on ``<state_dir>/admin.sock`` in a thread."""
+
+    def __init__(
+        self, state_dir: Path, trigger: Callable[[str], tuple[int, dict[str, object]]]
+    ) -> None:
+        self.path = state_dir / SOCKET_NAME
+        self.path.unlink(missing_ok=True)  # a dead predecessor's; we hold the daemon lock
+        handler = _handler(trigger)
+        old_umask = os.umask(0o177)
+        try:
+            self._server = _Server(str(self.path), handler)
+        finally:
+            os.umask(old_umask)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="admin", daemon=True
+        )
+
+    def start(self) -> None:
+        """Begin serving."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and remove the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self.path.unlink(missing_ok=True)
+
+
+def _handler(
+    trigger: Callable[[str], tuple[int, dict[str, object]]],
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            parts = self.path.strip("/").split("/")
+            if len(parts) == 3 and parts[0] == "jobs" and parts[2] == "trigger":  # noqa: PLR2004
+                status, body = trigger(parts[1])
+            else:
+                status, body = 404, {"error": f"no such endpoint: POST {self.path}"}
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+            get_logger().debug("admin.request", request=format % args)
+
+    return Handler
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=CLIENT_TIMEOUT_S)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def request_trigger(state_dir: Path, job: str) -> tuple[int, dict[str, object]]:
+    """Ask the running daemon to run ``job`` now; raise OSError if no daemon listens."""
+    connection = _UnixConnection(str(state_dir / SOCKET_NAME))
+    try:
+        connection.request("POST", f"/jobs/{job}/trigger")
+        response = connection.getresponse()
+        body: dict[str, object] = json.loads(response.read() or b"{}")
+        return response.status, body
+    finally:
+        connection.close()
