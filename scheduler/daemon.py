@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.admin import AdminServer
 from scheduler.clock import Clock, SystemClock
-from scheduler.engine import LABEL_DAEMON, LockHeldError
+from scheduler.engine import LockHeldError
 from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
@@ -24,6 +24,7 @@ from scheduler.schedule import latest_fire
 from scheduler.settings import Config, load_config
 from scheduler.steps import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
+from scheduler.watch import EngineWatch, take_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,7 +80,7 @@ class Daemon:
             return 1
         ops_image, source = self._ops_image(engine)
         try:
-            lock = engine.lock(f"{settings.name}.lock", ops_image, {LABEL_DAEMON: settings.name})
+            lock = take_lock(engine, settings.name, ops_image)
         except EngineError as e:
             reason = "already_running" if isinstance(e, LockHeldError) else "lock"
             self._log.error("daemon.failed", reason=reason, error=str(e))
@@ -89,6 +90,15 @@ class Daemon:
         runner = Runner(engine, settings, self._clock, ops_image, history)
         settle(
             engine, history, runner, jobs=self._config.jobs, daemon=settings.name, clock=self._clock
+        )
+        watch = EngineWatch(
+            engine,
+            history,
+            runner,
+            lock,
+            daemon=settings.name,
+            ops_image=ops_image,
+            clock=self._clock,
         )
         ticker = Ticker(self._clock, runner.submit)
         ticker.set_jobs(self._config.jobs)
@@ -106,7 +116,7 @@ class Daemon:
             ops_image=ops_image,
             ops_image_source=source,
         )
-        received = self._wait_for_stop(loop, ticker)
+        received = self._wait_for_stop(loop, ticker, watch)
         self._log.info(
             "daemon.stopping",
             signal=received,
@@ -117,12 +127,12 @@ class Daemon:
         ticker.stop()
         loop.join(5)
         self._drain(runner)
-        lock.release()
+        watch.lock.release()
         engine.close()
         history.close()
         self._config.daemon.heartbeat_file.unlink(missing_ok=True)
         self._log.info("daemon.stopped", active_runs=runner.active())
-        return 0
+        return 1 if received == "lock_taken" else 0
 
     def _wait_for_engine(self) -> Engine | None:
         """Connect, retrying with backoff for ``engine_wait``; None if it never answers."""
@@ -210,15 +220,20 @@ class Daemon:
             if entry.job.enabled and entry.job.run_on_start:
                 runner.submit(entry, now, trigger="start")
 
-    def _wait_for_stop(self, loop: threading.Thread, ticker: Ticker) -> str:
+    def _wait_for_stop(self, loop: threading.Thread, ticker: Ticker, watch: EngineWatch) -> str:
         settings = self._config.daemon
         watcher = ConfigWatcher(self._config.path)
         poll = settings.config_poll
         pause = min(HEALTH_CHECK_S, poll) if poll > 0 else HEALTH_CHECK_S
+        next_check = self._clock.monotonic() + watch.interval
         while True:
             if loop.is_alive():
                 _touch(settings.heartbeat_file)
-            signo = self._pause(pause)
+            signo = self._pause(min(pause, watch.interval))
+            if self._clock.monotonic() >= next_check:
+                if watch.check(self._config.jobs) is not None:
+                    return "lock_taken"
+                next_check = self._clock.monotonic() + watch.interval
             if signo in STOP_SIGNALS:
                 return signal.Signals(signo).name
             if signo == signal.SIGHUP:

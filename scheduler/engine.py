@@ -32,6 +32,8 @@ LABEL_RUN = "crontainer.run_id"
 LABEL_ATTEMPT = "crontainer.attempt"
 LABEL_ROLE = "crontainer.role"
 """``lock`` on the single-instance lock container; absent on run containers."""
+PING_TIMEOUT_S = 5.0
+"""The health check's deadline: a hung engine must not stall the daemon's main loop."""
 LOCK_SETTLE_S = 5.0
 """How long a lock container that is going away may take before it counts as held."""
 
@@ -171,9 +173,10 @@ class DockerEngine:
         return cls(client)
 
     def ping(self) -> None:
-        """See Engine."""
+        """See Engine (with its own short deadline)."""
         with _translated("ping"):
-            self._api.ping()
+            response = self._api.get(f"{self._api.base_url}/_ping", timeout=PING_TIMEOUT_S)
+            response.raise_for_status()
 
     def ensure_image(self, image: str, policy: PullPolicy) -> None:
         """See Engine."""
@@ -376,6 +379,7 @@ class DockerEngine:
                         ["cat"],
                         name=name,
                         stdin_open=True,
+                        stop_signal="SIGKILL",  # cat as PID 1 ignores SIGTERM
                         labels={**labels, LABEL_ROLE: "lock"},
                         host_config=self._api.create_host_config(
                             auto_remove=True, network_mode="none"

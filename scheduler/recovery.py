@@ -40,12 +40,14 @@ def settle(
     jobs: Mapping[str, JobEntry],
     daemon: str,
     clock: Clock,
+    busy: frozenset[str] = frozenset(),
 ) -> None:
-    """Record, adopt or remove every container and in-flight row an earlier instance left."""
+    """Record, adopt or remove every container and in-flight row an earlier instance (or
+    this one, before the engine went away) left; runs in ``busy`` are in hand already."""
     log = get_logger()
-    in_flight = {(r.run_id, r.attempt): r for r in history.in_flight()}
+    in_flight = {(r.run_id, r.attempt): r for r in history.in_flight() if r.run_id not in busy}
     for container in engine.list_containers({LABEL_DAEMON: daemon}):
-        if container.labels.get(LABEL_ROLE) == "lock":
+        if container.labels.get(LABEL_ROLE) == "lock" or container.labels.get(LABEL_RUN) in busy:
             continue
         key = (container.labels.get(LABEL_RUN, ""), int(container.labels.get(LABEL_ATTEMPT, "1")))
         record = in_flight.pop(key, None)

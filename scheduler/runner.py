@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING
 import structlog
 
 from jobs import PlanContext
-from scheduler.errors import EngineError
+from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
-from scheduler.steps import AFTER_STOP_WAIT_S, Attempt, Outcome, Status, StepExecutor
+from scheduler.steps import (
+    AFTER_STOP_WAIT_S,
+    Attempt,
+    Outcome,
+    RunInterruptedError,
+    Status,
+    StepExecutor,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -88,9 +95,19 @@ class Runner:
         self._slot_free = threading.Condition()
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
+        self._engine_down: str | None = None  # why, while the engine does not answer
         self._log = get_logger()
 
     # --- called by the ticker and the daemon ----------------------------------
+
+    def set_engine_down(self, error: str | None) -> None:
+        """While set, due runs are recorded missed (reason engine_unavailable) at once."""
+        self._engine_down = error
+
+    def active_ids(self) -> frozenset[str]:
+        """Run ids in flight (an engine-return settle leaves them alone)."""
+        with self._lock:
+            return frozenset(self._active)
 
     def submit(
         self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
@@ -99,6 +116,9 @@ class Runner:
         if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
             self._history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
+        if self._engine_down is not None:
+            self._unstarted(run, Status.MISSED, "engine_unavailable", error=self._engine_down)
+            return None
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]
             policy = entry.job.concurrency
@@ -249,7 +269,7 @@ class Runner:
         number = 1
         while True:
             outcome = self._attempt(run, number)
-            if run.cancelled.is_set() or not should_retry(job, outcome, number):
+            if outcome is None or run.cancelled.is_set() or not should_retry(job, outcome, number):
                 return
             delay = retry_delay(job, number)
             self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
@@ -257,7 +277,7 @@ class Runner:
                 return
             number += 1
 
-    def _attempt(self, run: ActiveRun, number: int) -> Outcome:
+    def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
         entry, history = run.entry, self._history
         started, began = self._clock.now(), self._clock.monotonic()
         self._log.info(
@@ -286,8 +306,19 @@ class Runner:
             on_container=lambda cid: history.set_container(run.run_id, number, cid),
         )
         run.attempt = attempt
-        outcome = self._outcome(attempt)
-        run.attempt = None
+        try:
+            outcome = self._outcome(attempt)
+        except RunInterruptedError as e:
+            self._log.warning(
+                "run.interrupted",
+                attempt=number,
+                container_id=e.container_id,
+                reason="engine_unavailable",
+                error=str(e),
+            )
+            return None  # still recorded running: settled when the engine is back
+        finally:
+            run.attempt = None
         self._finish(run, attempt, outcome, self._clock.monotonic() - began)
         return outcome
 
@@ -365,10 +396,13 @@ class Runner:
                 outcome = self._steps.run(attempt, step)
                 if outcome.status is not Status.SUCCEEDED:
                     break
+        except RunInterruptedError:
+            raise
         except EngineError as e:
             if attempt.cancelled.is_set():
                 return Outcome(Status.CANCELLED, reason=attempt.cancel_reason, error=str(e))
-            return Outcome(Status.FAILED, error=str(e))
+            reason = "engine_unavailable" if isinstance(e, EngineUnavailableError) else None
+            return Outcome(Status.FAILED, reason=reason, error=str(e))
         except Exception as e:  # one run's bug must not take the daemon down
             self._log.exception("run.crashed")
             return Outcome(Status.FAILED, error=f"internal error: {type(e).__name__}: {e}")

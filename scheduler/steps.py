@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from jobs.plan import ExecCommand, RunContainer, SignalContainers
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
-from scheduler.errors import EngineError
+from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
 
@@ -67,6 +67,15 @@ class _PidCatcher:
             rest = bytes(self._head)  # not our line (no sh?): show everything
         if rest:
             self._output.feed(stream, rest)
+
+
+class RunInterruptedError(CrontainerError):
+    """The engine went away while the attempt's container existed: the attempt stays
+    recorded as running, and the orphan logic settles it when the engine is back."""
+
+    def __init__(self, container_id: str, cause: EngineUnavailableError) -> None:
+        super().__init__(str(cause))
+        self.container_id = container_id
 
 
 class Status(StrEnum):
@@ -152,6 +161,7 @@ class StepExecutor:
             LABEL_ATTEMPT: str(attempt.number),
         }
         container_id: str | None = None
+        interrupted = False  # the engine went away: leave the container to the orphan logic
         reader: threading.Thread | None = None
         output = OutputLog(
             self._log, self._settings.max_output_line, self._settings.max_output_per_run
@@ -169,11 +179,16 @@ class StepExecutor:
             reader = self._read_output(container_id, output)
             engine.start(container_id)
             outcome = self._await(attempt, container_id, attempt.job.timeout)
+        except EngineUnavailableError as e:
+            if container_id is None:
+                raise
+            interrupted = True
+            raise RunInterruptedError(container_id, e) from e
         finally:
             if reader is not None:
                 reader.join(OUTPUT_DRAIN_S)
             output.close()
-            if container_id is not None:
+            if container_id is not None and not interrupted:
                 self._remove(attempt, container_id)
         outcome.output = list(output.tail)
         return outcome

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -219,6 +221,78 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class PrivateEngine:
+    """A dockerd of the test's own (data-root, exec-root, pidfile, socket), for tests that stop
+    or restart an engine: never the engine other tests or a user rely on."""
+
+    def __init__(self, source: docker.DockerClient) -> None:
+        self.root = Path(
+            tempfile.mkdtemp(prefix="crt-", dir="/tmp")
+        )  # short: socket paths are limited
+        self.socket = self.root / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+        image = source.images.get(BUSYBOX)
+        self.client = docker.DockerClient(base_url=self.host, timeout=60)
+        self.client.images.load(b"".join(image.save(named=True)))
+
+    def start(self) -> None:
+        log = (self.root / "dockerd.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                "dockerd",
+                f"--host={self.host}",
+                f"--data-root={self.root / 'data'}",
+                f"--exec-root={self.root / 'exec'}",
+                f"--pidfile={self.root / 'docker.pid'}",
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                docker.DockerClient(base_url=self.host, timeout=5).ping()
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    pytest.fail(
+                        f"the private dockerd did not start; see {self.root / 'dockerd.log'}"
+                    )
+                time.sleep(0.2)
+            else:
+                return
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
+    """A private dockerd with busybox loaded; stopped and removed after the test."""
+    private = PrivateEngine(engine)
+    yield private
+    private.close()
 
 
 @pytest.fixture

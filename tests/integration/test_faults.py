@@ -11,7 +11,7 @@ import pytest
 
 from scheduler.engine import LABEL_DAEMON
 
-from .conftest import Daemon, event, run_job
+from .conftest import Daemon, PrivateEngine, event, run_job
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +107,41 @@ def test_a_run_that_ended_while_the_daemon_was_dead_is_settled_from_its_exit_cod
         ("failed", 3, "settled_after_restart")
     ]
     assert ours(engine, first.name) == []
+
+
+def test_engine_restart_while_jobs_run_every_two_seconds(
+    start_daemon: Start, private_engine: PrivateEngine
+) -> None:
+    """dockerd restarts under the daemon: engine.unavailable once, engine.available, the schedule
+    goes on; every due time is recorded once (nothing doubled), nothing left running or leaked."""
+    daemon = start_daemon(
+        run_job("tick", ["sh", "-c", "sleep 1; echo ok"], schedule="@every 2s"),
+        daemon='ops_image = "busybox:latest"\nshutdown_grace = "5s"',
+        env={"DOCKER_HOST": private_engine.host},
+    )
+    log = daemon.log
+    log.wait_for(event("run.succeeded", job="tick"), timeout=30, count=2)
+    private_engine.restart()
+    log.wait_for(event("engine.unavailable"), timeout=30)
+    back = log.wait_for(event("engine.available"), timeout=60)[0]
+    mark = log.events.index(back)
+    deadline = time.monotonic() + 30
+    while sum(1 for e in log.events[mark:] if e.get("event") == "run.succeeded") < 2:
+        assert time.monotonic() < deadline, "the schedule did not go on after the engine came back"
+        time.sleep(0.2)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    assert len(log.matching(event("engine.unavailable"))) == 1
+    rows = daemon.history("tick")
+    assert rows
+    assert all(
+        r["status"] in {"succeeded", "failed", "missed", "cancelled", "skipped"} for r in rows
+    ), rows
+    missed = [r for r in rows if r["status"] == "missed"]
+    assert all(r["reason"] == "engine_unavailable" for r in missed)
+    due_times = [(r["scheduled_at"], r["attempt"]) for r in rows]
+    assert len(due_times) == len(set(due_times)), "a due time was run twice"
+    leftovers = private_engine.client.containers.list(
+        all=True, filters={"label": f"{LABEL_DAEMON}={daemon.name}"}
+    )
+    assert leftovers == []
