@@ -224,13 +224,14 @@ class Daemon:
 
 
 class PrivateEngine:
-    """A dockerd of the test's own (data-root, exec-root, pidfile, socket), for tests that stop
-    or restart an engine: never the engine other tests or a user rely on."""
+    """A dockerd of the test's own (data-root, exec-root, pidfile, socket and network
+    namespace), for tests that stop or restart an engine: never the engine other tests or a
+    user rely on. The namespace matters: a dockerd without a bridge deletes any interface
+    named docker0 it sees, which in the host's namespace is the shared engine's."""
 
     def __init__(self, source: docker.DockerClient) -> None:
-        self.root = Path(
-            tempfile.mkdtemp(prefix="crt-", dir="/tmp")
-        )  # short: socket paths are limited
+        # A short path: unix socket paths are limited to about 100 characters.
+        self.root = Path(tempfile.mkdtemp(prefix="crt-", dir="/tmp"))
         self.socket = self.root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -243,6 +244,8 @@ class PrivateEngine:
         log = (self.root / "dockerd.log").open("ab")
         self.proc = subprocess.Popen(
             [
+                "unshare",  # a network namespace of its own; mounts stay shared (cgroups)
+                "--net",
                 "dockerd",
                 f"--host={self.host}",
                 f"--data-root={self.root / 'data'}",
