@@ -78,7 +78,8 @@ def test_exec_timeout_kills_the_command_and_its_children(
             command=f'["sh", "-c", "{stubborn}"]',
             timeout='"1s"',
             stop_grace='"1s"',
-            schedule="@every 30s",
+            schedule="@yearly",
+            run_on_start="true",
         )
     )
     ended = daemon.log.wait_for(event("run.timed_out", job="hangs"), timeout=40)[0]
