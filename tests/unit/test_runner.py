@@ -204,11 +204,8 @@ def overlapping(
         first = runner.submit(config.jobs["j"], SCHEDULED)
         assert started.wait(5)
         second = runner.submit(config.jobs["j"], SCHEDULED)
-        if policy == "replace":
-            assert runner.join(10)
-        else:
-            runner.cancel_all()
-            assert runner.join(10)
+        runner.cancel_all()
+        assert runner.join(10)
     assert first is not None
     return engine, runner, [dict(e, first=first, second=second) for e in logs]
 
@@ -264,19 +261,17 @@ def test_replace_stops_the_previous_run_before_starting(tmp_path: Path) -> None:
 
 
 def test_retries_until_success_with_capped_backoff(tmp_path: Path) -> None:
-    """Two failures then success: 3 attempts, each its own container, delays 10 s then 20 s."""
+    """Two failures then success: 3 attempts, each its own container, delays 10 s then 15 s
+    (20 s capped by retry_delay_max)."""
     config = make_config(tmp_path, 'retries = 4\nretry_delay = "10s"\nretry_delay_max = "15s"')
     engine = FakeEngine(FakeClock(), sequence=[ExitStatus(1), ExitStatus(1), ExitStatus(0)])
-    runner = make_runner(config, engine)
-    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
-        runner.submit(config.jobs["j"], SCHEDULED)
-        assert runner.join(10)
+    logs = run_once(config, engine)
     assert [e["attempt"] for e in events(logs, "run.failed")] == [1, 2]
     assert [e["attempt"] for e in events(logs, "run.succeeded")] == [3]
     assert [e["delay_s"] for e in events(logs, "run.retrying")] == [10.0, 15.0]
     assert engine.created() == 3
     assert engine.names().count("remove") == 3
-    rows = sorted(runner._history.runs("j"), key=lambda r: r.attempt)
+    rows = sorted(History.open(config.daemon.state_dir).runs("j"), key=lambda r: r.attempt)
     assert [(r.attempt, r.status) for r in rows] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
     assert len({r.run_id for r in rows}) == 1
 
@@ -285,10 +280,7 @@ def test_retries_only_for_listed_exit_codes(tmp_path: Path) -> None:
     """retry_exit_codes = [75]: exit 75 is retried, exit 2 is final."""
     config = make_config(tmp_path, 'retries = 3\nretry_delay = "1s"\nretry_exit_codes = [75]')
     engine = FakeEngine(FakeClock(), sequence=[ExitStatus(75), ExitStatus(2), ExitStatus(0)])
-    runner = make_runner(config, engine)
-    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
-        runner.submit(config.jobs["j"], SCHEDULED)
-        assert runner.join(10)
+    logs = run_once(config, engine)
     assert [(e["attempt"], e["exit_code"]) for e in events(logs, "run.failed")] == [(1, 75), (2, 2)]
     assert engine.created() == 2
 
