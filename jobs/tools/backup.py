@@ -1,0 +1,261 @@
+"""Make, check and restore backup archives (inside an ops container).
+
+    python -m jobs.tools.backup create --job NAME --target DIR [--compression zstd] SOURCE...
+    python -m jobs.tools.backup verify --target DIR ARCHIVE
+    python -m jobs.tools.backup restore --target DIR ARCHIVE [--root /]
+
+``create`` archives the SOURCE paths with GNU tar (POSIX format: long and
+non-ASCII names, numeric owners, permissions, symlinks, hard links, empty
+directories), compressed by zstd or gzip, into ``DIR/<job>-<UTC time>.tar[.zst|.gz]``.
+The archive is written under ``<name>.partial``, its sha256 computed on the way,
+flushed to disk, then renamed; ``<name>.sha256`` (sha256sum format) is written the
+same way. A killed run therefore never leaves a final-named incomplete archive,
+and the next ``create`` removes the job's stale ``.partial`` files. The result is
+one JSON line: archive, bytes, files, sha256, duration_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from jobs.retention import SUFFIXES, archive_name
+
+CHUNK = 1024 * 1024
+COMPRESSORS = {"zstd": ["zstd", "-q", "-c", "-T0"], "gzip": ["gzip", "-c"], "none": None}
+DECOMPRESSORS = {
+    ".tar.zst": ["zstd", "-q", "-d", "-c"],
+    ".tar.gz": ["gzip", "-d", "-c"],
+    ".tar": None,
+}
+TAR_CREATE = ["tar", "--create", "--file=-", "--format=posix", "--numeric-owner", "--directory=/"]
+
+
+class ToolError(Exception):
+    """A failure with a message for the run's error."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _count(sources: list[Path]) -> int:
+    """Entries tar will store: each source and everything under it."""
+    total = 0
+    for source in sources:
+        total += 1
+        if source.is_dir() and not source.is_symlink():
+            for _, dirs, files in os.walk(source):
+                total += len(dirs) + len(files)
+    return total
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    partial.replace(path)
+
+
+def clean_partials(target: Path, job: str) -> list[str]:
+    """Remove what killed runs of ``job`` left under temporary names."""
+    removed = []
+    for stale in target.glob(f"{job}-*.partial"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale.name)
+    return removed
+
+
+def _pipeline(
+    relative: list[str], compression: str
+) -> tuple[list[subprocess.Popen[bytes]], IO[bytes]]:
+    """tar (and a compressor) writing the archive to a pipe; return the processes and the pipe."""
+    tar = subprocess.Popen(
+        [*TAR_CREATE, "--", *relative], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    argv = COMPRESSORS[compression]
+    if argv is None or tar.stdout is None:
+        return [tar], _stdout(tar)
+    compressor = subprocess.Popen(argv, stdin=tar.stdout, stdout=subprocess.PIPE)
+    tar.stdout.close()  # the compressor holds it now
+    return [tar, compressor], _stdout(compressor)
+
+
+def _stdout(proc: subprocess.Popen[bytes]) -> IO[bytes]:
+    if proc.stdout is None:
+        raise ToolError(f"{proc.args!r}: no output pipe")
+    return proc.stdout
+
+
+def _drain(stream: IO[bytes], path: Path) -> tuple[int, str]:
+    """Copy the pipe into ``path`` (flushed to disk); return its size and sha256."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("wb") as out:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return size, digest.hexdigest()
+
+
+def _check(procs: list[subprocess.Popen[bytes]], compression: str) -> None:
+    """Every process of the pipeline ended well, or ToolError naming the one that failed.
+
+    A failing compressor kills tar with SIGPIPE, so it is checked first: it is the cause."""
+    tar = procs[0]
+    message = tar.stderr.read().decode("utf-8", "replace").strip() if tar.stderr else ""
+    codes = [proc.wait() for proc in procs]
+    if len(procs) > 1 and codes[1] != 0:
+        raise ToolError(f"{compression} failed (exit {codes[1]})")
+    if codes[0] != 0:
+        raise ToolError(f"tar failed (exit {codes[0]}): {message}")
+
+
+def create(
+    job: str, target: Path, sources: list[Path], compression: str, now: datetime | None = None
+) -> dict[str, object]:
+    """Archive ``sources`` into ``target``; return what the run reports."""
+    missing = [str(s) for s in sources if not s.exists() and not s.is_symlink()]
+    if missing:
+        raise ToolError(f"nothing to back up at {', '.join(missing)}")
+    target.mkdir(parents=True, exist_ok=True)
+    clean_partials(target, job)
+    began = time.monotonic()
+    name = archive_name(job, now or datetime.now(UTC), compression)
+    partial = target / (name + ".partial")
+    relative = [str(s.absolute()).lstrip("/") or "." for s in sources]
+    procs, stream = _pipeline(relative, compression)
+    try:
+        size, sha256 = _drain(stream, partial)
+        _check(procs, compression)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        raise
+    partial.replace(target / name)
+    _write_atomically(target / f"{name}.sha256", f"{sha256}  {name}\n".encode())
+    _fsync_dir(target)
+    return {
+        "archive": name,
+        "bytes": size,
+        "files": _count(sources),
+        "sha256": sha256,
+        "duration_s": round(time.monotonic() - began, 3),
+    }
+
+
+def _suffix(name: str) -> str:
+    for suffix in sorted(DECOMPRESSORS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    raise ToolError(f"{name}: not an archive name (.tar, .tar.zst or .tar.gz)")
+
+
+def verify(target: Path, name: str) -> str:
+    """Check the archive against its .sha256 file; return the digest or raise ToolError."""
+    archive, sidecar = target / name, target / f"{name}.sha256"
+    if not archive.is_file():
+        raise ToolError(f"{archive}: no such archive")
+    try:
+        expected = sidecar.read_text().split()[0]
+    except (OSError, IndexError):
+        raise ToolError(f"{sidecar}: no checksum for this archive (incomplete?)") from None
+    digest = hashlib.sha256()
+    with archive.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ToolError(
+            f"{archive}: checksum mismatch (expected {expected}, got {digest.hexdigest()})"
+        )
+    return expected
+
+
+def restore(target: Path, name: str, root: Path) -> dict[str, object]:
+    """Verify, then extract the archive under ``root`` (owners, modes and links as stored)."""
+    began = time.monotonic()
+    verify(target, name)
+    decompress = DECOMPRESSORS[_suffix(name)]
+    archive = target / name
+    extract = [
+        "tar",
+        "--extract",
+        "--file=-",
+        "--numeric-owner",
+        "--same-permissions",
+        f"--directory={root}",
+    ]
+    with archive.open("rb") as source:
+        if decompress is None:
+            done = subprocess.run(extract, stdin=source, capture_output=True, check=False)
+        else:
+            unpack = subprocess.Popen(decompress, stdin=source, stdout=subprocess.PIPE)
+            done = subprocess.run(extract, stdin=unpack.stdout, capture_output=True, check=False)
+            if unpack.stdout is not None:
+                unpack.stdout.close()
+            if unpack.wait() != 0:
+                raise ToolError(f"decompressing {name} failed (exit {unpack.returncode})")
+    if done.returncode != 0:
+        raise ToolError(
+            f"tar could not extract {name}: {done.stderr.decode('utf-8', 'replace').strip()}"
+        )
+    return {
+        "archive": name,
+        "restored_to": str(root),
+        "duration_s": round(time.monotonic() - began, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0 with a JSON line, or 1 with the error on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m jobs.tools.backup")
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("create")
+    make.add_argument("--job", required=True)
+    make.add_argument("--target", required=True, type=Path)
+    make.add_argument("--compression", choices=sorted(SUFFIXES), default="zstd")
+    make.add_argument("sources", nargs="+", type=Path)
+    check = commands.add_parser("verify")
+    check.add_argument("--target", required=True, type=Path)
+    check.add_argument("archive")
+    back = commands.add_parser("restore")
+    back.add_argument("--target", required=True, type=Path)
+    back.add_argument("--root", type=Path, default=Path("/"))
+    back.add_argument("archive")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "create":
+            result: dict[str, object] = create(
+                args.job, args.target, args.sources, args.compression
+            )
+        elif args.command == "verify":
+            result = {"archive": args.archive, "sha256": verify(args.target, args.archive)}
+        else:
+            result = restore(args.target, args.archive, args.root)
+    except ToolError as e:
+        print(f"backup: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The backup tool on real files: exact round trips, plain GNU tar, integrity on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from jobs.retention import SUFFIXES
+from jobs.tools import backup
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def build_tree(root: Path) -> Path:
+    """Every case a backup must keep: owners, modes, links, empty dirs, odd names."""
+    data = root / "data"
+    (data / "sub" / "deeper").mkdir(parents=True)
+    (data / "empty").mkdir()
+    big = data / "file.txt"
+    big.write_bytes(b"hello backup\n" * 50_000)
+    big.chmod(0o640)
+    os.chown(big, 1234, 5678)
+    os.chown(data / "sub", 42, 43)
+    (data / "sub").chmod(0o750)
+    script = data / "sub" / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o4755)  # setuid bit too
+    (data / "link").symlink_to("file.txt")
+    (data / "dangling").symlink_to("/nowhere/at/all")
+    os.link(big, data / "hard")
+    (data / "café ☃ naïve.txt").write_text("ünïcödé\n")
+    (data / "sub" / "deeper" / ("long-" * 45 + ".dat")).write_bytes(os.urandom(4096))
+    return data
+
+
+def snapshot(top: Path) -> dict[str, tuple[object, ...]]:
+    """Path → (type, mode, uid, gid, content or link target, hard-link group)."""
+    seen_inodes: dict[int, str] = {}
+    result: dict[str, tuple[object, ...]] = {}
+    for path in sorted([top, *top.rglob("*")]):
+        info = path.lstat()
+        rel = str(path.relative_to(top))
+        if stat.S_ISLNK(info.st_mode):
+            body: object = str(path.readlink())
+        elif stat.S_ISREG(info.st_mode):
+            body = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            body = None
+        group = seen_inodes.setdefault(info.st_ino, rel) if stat.S_ISREG(info.st_mode) else None
+        result[rel] = (
+            stat.S_IFMT(info.st_mode),
+            stat.S_IMODE(info.st_mode),
+            info.st_uid,
+            info.st_gid,
+            body,
+            group,
+        )
+    return result
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_create_then_restore_gives_back_the_exact_tree(tmp_path: Path, compression: str) -> None:
+    """Content, modes, owners, symlinks, hard links, empty dirs and non-ASCII names survive."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    result = backup.create("db", target, [data], compression, now=NOW)
+    name = result["archive"]
+    assert name == "db-20261128T120000Z" + SUFFIXES[compression]
+    assert sorted(p.name for p in target.iterdir()) == [name, f"{name}.sha256"]
+    assert result["bytes"] == (target / str(name)).stat().st_size
+    assert result["files"] == len(snapshot(data))
+    sidecar = (target / f"{name}.sha256").read_text()
+    assert sidecar == f"{result['sha256']}  {name}\n"
+    assert (
+        subprocess.run(["sha256sum", "-c", f"{name}.sha256"], cwd=target, check=False).returncode
+        == 0
+    )
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    backup.restore(target, str(name), restored)
+    assert snapshot(restored / str(data).lstrip("/")) == snapshot(data)
+
+
+def test_plain_gnu_tar_lists_and_extracts_the_archive(tmp_path: Path) -> None:
+    """tar -tf and tar -xf work on the .tar.zst without any option."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    listing = subprocess.run(
+        ["tar", "-tf", str(target / name)], capture_output=True, text=True, check=True
+    )
+    assert f"{str(data).lstrip('/')}/café ☃ naïve.txt" in listing.stdout.splitlines()
+    out = tmp_path / "plain"
+    out.mkdir()
+    subprocess.run(
+        ["tar", "--numeric-owner", "-xpf", str(target / name), "-C", str(out)], check=True
+    )
+    assert snapshot(out / str(data).lstrip("/")) == snapshot(data)
+
+
+def test_a_failed_archive_leaves_no_file_and_stale_partials_are_cleaned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compressor that fails: ToolError, no final name, no .partial; the next run cleans
+    what a killed run left and succeeds."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    target.mkdir()
+    (target / "db-20261127T000000Z.tar.zst.partial").write_bytes(b"half")  # a killed run's
+    (target / "other-20261127T000000Z.tar.zst.partial").write_bytes(b"not ours")
+    monkeypatch.setitem(backup.COMPRESSORS, "zstd", ["false"])
+    with pytest.raises(backup.ToolError, match="zstd failed"):
+        backup.create("db", target, [data], "zstd", now=NOW)
+    assert sorted(p.name for p in target.iterdir()) == ["other-20261127T000000Z.tar.zst.partial"]
+    monkeypatch.undo()
+    name = backup.create("db", target, [data], "zstd", now=NOW)["archive"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        name,
+        f"{name}.sha256",
+        "other-20261127T000000Z.tar.zst.partial",
+    ]
+
+
+def test_missing_source_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 naming the path; nothing written."""
+    code = backup.main(
+        ["create", "--job", "db", "--target", str(tmp_path / "t"), str(tmp_path / "nope")]
+    )
+    assert code == 1
+    assert f"nothing to back up at {tmp_path / 'nope'}" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_verify_and_restore_refuse_a_corrupted_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One flipped byte: verify exits 1 with 'checksum mismatch'; restore extracts nothing."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    assert backup.main(["verify", "--target", str(target), name]) == 0
+    capsys.readouterr()
+    raw = bytearray((target / name).read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (target / name).write_bytes(bytes(raw))
+    assert backup.main(["verify", "--target", str(target), name]) == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+    out = tmp_path / "out"
+    out.mkdir()
+    assert backup.main(["restore", "--target", str(target), "--root", str(out), name]) == 1
+    assert list(out.iterdir()) == []
