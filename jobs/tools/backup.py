@@ -20,8 +20,10 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,8 @@ from typing import IO
 from jobs.retention import SUFFIXES, archive_name
 
 CHUNK = 1024 * 1024
+HASH_QUEUE = 16
+"""Chunks in flight to the hashing thread (bounded memory: 16 MiB)."""
 COMPRESSORS = {"zstd": ["zstd", "-q", "-c", "-T0"], "gzip": ["gzip", "-c"], "none": None}
 DECOMPRESSORS = {
     ".tar.zst": ["zstd", "-q", "-d", "-c"],
@@ -102,15 +106,31 @@ def _stdout(proc: subprocess.Popen[bytes]) -> IO[bytes]:
 
 
 def _drain(stream: IO[bytes], path: Path) -> tuple[int, str]:
-    """Copy the pipe into ``path`` (flushed to disk); return its size and sha256."""
+    """Copy the pipe into ``path`` (flushed to disk); return its size and sha256.
+
+    The hash runs in its own thread (hashlib releases the GIL): on a CPU without SHA
+    instructions sha256 is slower than zstd, and hashing in the copy loop would stall
+    the compressor behind it."""
     digest, size = hashlib.sha256(), 0
-    with path.open("wb") as out:
-        while chunk := stream.read(CHUNK):
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=HASH_QUEUE)
+
+    def hash_chunks() -> None:
+        while (chunk := chunks.get()) is not None:
             digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+
+    hasher = threading.Thread(target=hash_chunks, name="sha256", daemon=True)
+    hasher.start()
+    try:
+        with path.open("wb") as out:
+            while chunk := stream.read(CHUNK):
+                chunks.put(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        chunks.put(None)
+        hasher.join()
     return size, digest.hexdigest()
 
 
