@@ -180,9 +180,10 @@ class Daemon:
         self.heartbeat = tmp_path / f"{self.name}.beat"
         self.state_dir = tmp_path / f"{self.name}-state"
         self.config = tmp_path / f"{self.name}.toml"
+        own_state = "" if "state_dir" in daemon else f'state_dir = "{self.state_dir}"\n'
         self.config.write_text(
             f'[daemon]\nname = "{self.name}"\nlog_format = "json"\n'
-            f'heartbeat_file = "{self.heartbeat}"\nstate_dir = "{self.state_dir}"\n{daemon}\n'
+            f'heartbeat_file = "{self.heartbeat}"\n{own_state}{daemon}\n'
             f'[defaults]\nlabels = {{ "{TEST_LABEL}" = "1" }}\n{jobs}'
         )
         environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("CRONTAINER_")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import docker
 import pytest
@@ -196,3 +197,27 @@ def test_engine_unreachable_at_start_exits_1(start_daemon: Start, tmp_path: obje
     daemon.log.wait_for(event("daemon.failed", reason="engine_unavailable"), timeout=5)
     assert len(daemon.log.matching(event("engine.unavailable"))) == 1
     assert not daemon.log.matching(event("daemon.started"))
+
+
+def test_an_unusable_state_dir_exits_1_with_the_reason(start_daemon: Start, tmp_path: Path) -> None:
+    """state_dir is a file: daemon.failed (reason state_dir) naming it, exit 1, no run."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    daemon = start_daemon(run_job("x", "true"), daemon=f'state_dir = "{blocker}/state"')
+    assert daemon.wait_exit(30) == 1
+    failed = daemon.log.wait_for(event("daemon.failed"))[0]
+    assert failed["reason"] == "state_dir"
+    assert str(blocker) in failed["error"]
+    assert not daemon.log.matching(event("run.started"))
+
+
+def test_a_lock_that_cannot_be_taken_exits_1_with_the_reason(start_daemon: Start) -> None:
+    """The lock container's image is missing and cannot be pulled: daemon.failed (reason lock)."""
+    daemon = start_daemon(
+        run_job("x", "true"), daemon='ops_image = "crontainer-test/no-such-ops:1"'
+    )
+    assert daemon.wait_exit(30) == 1
+    failed = daemon.log.wait_for(event("daemon.failed"))[0]
+    assert failed["reason"] == "lock"
+    assert "crontainer-test/no-such-ops:1" in failed["error"]
+    assert not daemon.log.matching(event("run.started"))
