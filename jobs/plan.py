@@ -98,7 +98,17 @@ class SignalContainers:
     restart: bool = False
 
 
-Step = RunContainer | ExecCommand | SignalContainers
+@dataclass(frozen=True, slots=True)
+class WithStopped:
+    """Step: stop ``containers`` in order (those running), run ``body``, then start the
+    stopped ones again in reverse order — on every path, failures and shutdown included."""
+
+    containers: tuple[str, ...]
+    body: tuple[RunContainer | ExecCommand, ...]
+    grace: float = 10.0
+
+
+Step = RunContainer | ExecCommand | SignalContainers | WithStopped
 """Every step a plan can hold (grows with the job kinds)."""
 
 

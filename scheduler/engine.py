@@ -129,6 +129,9 @@ class Engine(Protocol):
     def kill(self, container: str, signal: str) -> None:
         """Send ``signal`` to a running container."""
 
+    def is_running(self, container: str) -> bool:
+        """Whether the container runs; raise EngineError if there is no such container."""
+
     def restart(self, container: str, grace: float) -> None:
         """Restart a container (stop signal, ``grace``, kill, start)."""
 
@@ -353,6 +356,12 @@ class DockerEngine:
             return None
         code = state.get("ExitCode")
         return None if code is None else int(code)
+
+    def is_running(self, container: str) -> bool:
+        """See Engine."""
+        with _translated(f"container {container!r}"):
+            state = self._api.inspect_container(container)["State"]
+        return bool(state.get("Running"))
 
     def kill(self, container: str, signal: str) -> None:
         """See Engine."""

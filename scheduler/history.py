@@ -53,6 +53,15 @@ MIGRATIONS: tuple[str, ...] = (
         last_finished_at TEXT
     );
     """,
+    # 2: containers a run stopped and must start again (a successor does, after a crash)
+    """
+    CREATE TABLE stopped (
+        run_id TEXT NOT NULL,
+        container TEXT NOT NULL,
+        stopped_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, container)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -269,6 +278,25 @@ class History:
             "last_success_at = coalesce(excluded.last_success_at, last_success_at)",
             (status, _text(at), success, run_id),
         )
+
+    def mark_stopped(self, run_id: str, container: str, at: datetime) -> None:
+        """Written before a run stops a container, so a successor can start it again."""
+        self._write(
+            "INSERT OR REPLACE INTO stopped (run_id, container, stopped_at) VALUES (?, ?, ?)",
+            (run_id, container, _text(at)),
+        )
+
+    def unmark_stopped(self, run_id: str, container: str) -> None:
+        """The container was started again."""
+        self._write("DELETE FROM stopped WHERE run_id = ? AND container = ?", (run_id, container))
+
+    def still_stopped(self) -> list[tuple[str, str]]:
+        """(run_id, container) pairs stopped by runs that did not start them again."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, container FROM stopped ORDER BY stopped_at DESC"
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def prune(self, job: str, status: str, keep: int) -> None:
         """Keep the newest ``keep`` rows of ``job`` with ``status``."""

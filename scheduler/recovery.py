@@ -59,6 +59,17 @@ def settle(
             _settle_one(engine, history, container, record, clock)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
+    for run_id, name in history.still_stopped():
+        if run_id in busy:
+            continue
+        try:
+            if not engine.is_running(name):
+                engine.start(name)
+                log.warning("run.container_restarted_after_crash", run_id=run_id, container=name)
+        except EngineError as e:
+            log.error("run.container_start_failed", run_id=run_id, container=name, error=str(e))  # noqa: TRY400
+            continue
+        history.unmark_stopped(run_id, name)
     for record in in_flight.values():
         history.finish(
             record.run_id,

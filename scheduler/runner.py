@@ -304,6 +304,8 @@ class Runner:
             number=number,
             cancel_reason=run.cancel_reason,
             on_container=lambda cid: history.set_container(run.run_id, number, cid),
+            on_stop=lambda name: history.mark_stopped(run.run_id, name, self._clock.now()),
+            on_started=lambda name: history.unmark_stopped(run.run_id, name),
         )
         run.attempt = attempt
         try:

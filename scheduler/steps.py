@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from jobs.plan import ExecCommand, RunContainer, SignalContainers
+from jobs.plan import ExecCommand, RunContainer, SignalContainers, WithStopped
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
@@ -118,6 +118,10 @@ class Attempt:
     """A running exec: its container and the process id it reported."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_container: Callable[[str], None] | None = None
+    on_stop: Callable[[str], None] | None = None
+    """Called before the attempt stops a container (the daemon records it)."""
+    on_started: Callable[[str], None] | None = None
+    """Called after the attempt started a stopped container again."""
 
 
 class StepExecutor:
@@ -135,6 +139,8 @@ class StepExecutor:
             return self._run_container(attempt, step.spec)
         if isinstance(step, ExecCommand):
             return self._exec(attempt, step)
+        if isinstance(step, WithStopped):
+            return self._with_stopped(attempt, step)
         return self._signal(attempt, step)
 
     def stop(self, attempt: Attempt) -> None:
@@ -315,6 +321,43 @@ class StepExecutor:
                 pass
             if pid.ended.wait(grace) or grace == 0:
                 return
+
+    # --- stop, run, start again ----------------------------------------------------
+
+    def _with_stopped(self, attempt: Attempt, step: WithStopped) -> Outcome:
+        """Stop the running ones of ``containers`` in order, run the body, start them again
+        in reverse order in ``finally``. Each is recorded before it is stopped, so that a
+        successor starts it again if this daemon dies in between."""
+        stopped: list[str] = []
+        try:
+            for name in step.containers:
+                if not self._engine.is_running(name):
+                    self._log.info("run.container_not_running", container=name)
+                    continue
+                if attempt.on_stop is not None:
+                    attempt.on_stop(name)
+                self._engine.stop(name, step.grace)
+                stopped.append(name)
+                self._log.info("run.container_stopped", container=name)
+            outcome = Outcome(Status.SUCCEEDED, exit_code=0)
+            for inner in step.body:
+                outcome = self.run(attempt, inner)
+                if outcome.status is not Status.SUCCEEDED:
+                    break
+            return outcome
+        finally:
+            self._start_again(attempt, stopped)
+
+    def _start_again(self, attempt: Attempt, stopped: list[str]) -> None:
+        for name in reversed(stopped):
+            try:
+                self._engine.start(name)
+            except EngineError as e:
+                self._log.error("run.container_start_failed", container=name, error=str(e))
+                continue  # stays recorded: the next start of the daemon tries again
+            self._log.info("run.container_started", container=name)
+            if attempt.on_started is not None:
+                attempt.on_started(name)
 
     # --- signal -----------------------------------------------------------------
 

@@ -77,6 +77,8 @@ class FakeEngine:
     """Exit statuses for successive attempts; when empty, ``exit_status`` is used."""
     containers: list[ContainerInfo] = field(default_factory=list)
     """What list_containers returns."""
+    not_running: set[str] = field(default_factory=set)
+    """Names is_running reports as stopped."""
     blocking: bool = False
     """A never-ending container blocks wait (up to 10 s real time) until stopped."""
 
@@ -173,6 +175,10 @@ class FakeEngine:
     def lock(self, name: str, image: str, labels: Mapping[str, str]) -> FakeLock:
         self._call("lock", name)
         return FakeLock()
+
+    def is_running(self, container: str) -> bool:
+        self._call("is_running", container)
+        return container not in self.not_running
 
     def restart(self, container: str, grace: float) -> None:
         self._call("restart", (container, grace))

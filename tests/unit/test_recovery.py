@@ -79,3 +79,18 @@ def test_settle_records_adopts_removes_and_marks_interrupted(tmp_path: Path) -> 
     assert ("stop", 10.0) in engine.calls  # the stray one
     assert [e["run_id"] for e in logs if e["event"] == "run.adopted"] == ["alive"]
     assert [e["container_id"] for e in logs if e["event"] == "run.orphan_removed"] == ["c-stray"]
+
+
+def test_settle_starts_again_what_a_dead_run_stopped(tmp_path: Path) -> None:
+    """A container recorded as stopped by a run and still stopped is started; its record goes."""
+    path = tmp_path / "c.toml"
+    path.write_text(f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n')
+    config = load_config(path, {})
+    history = History.open(tmp_path)
+    history.mark_stopped("r9", "app-db", T0)
+    history.mark_stopped("r9", "already-up", T0)
+    engine = FakeEngine(FakeClock(), not_running={"app-db"})
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+    assert [a for n, a in engine.calls if n == "start"] == ["app-db"]
+    assert history.still_stopped() == []

@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 import structlog
 
-from jobs.plan import PullPolicy
+from jobs import PlanContext
+from jobs.plan import PullPolicy, RunContainer, WithStopped
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History
 from scheduler.runner import Runner
 from scheduler.settings import Config, load_config
+from scheduler.steps import Attempt
 
 from .fakes import FakeClock, FakeEngine
 
@@ -340,3 +342,38 @@ def test_history_keeps_the_last_runs_of_each_outcome(tmp_path: Path) -> None:
     assert sorted(r.status for r in rows) == ["failed", "failed", "succeeded", "succeeded"]
     assert runner._history.marks()["j"].last_status == "failed"
     assert runner._history.marks()["j"].last_success_at is not None
+
+
+def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_path: Path) -> None:
+    """Only running containers are stopped (recorded first); the body fails; they are started
+    again in reverse order and their records are removed."""
+    config = make_config(tmp_path)
+    engine = FakeEngine(FakeClock(), exit_status=ExitStatus(2), not_running={"idle"})
+    runner = make_runner(config, engine)
+    spec = config.jobs["j"].job.plan(PlanContext(job="j", ops_image="ops")).steps[0]
+    assert isinstance(spec, RunContainer)
+    step = WithStopped(containers=("app", "idle", "db"), body=(spec,), grace=5.0)
+    attempt = Attempt(
+        "r1",
+        "j",
+        config.jobs["j"].job,
+        threading.Event(),
+        on_stop=lambda name: runner._history.mark_stopped("r1", name, SCHEDULED),
+        on_started=lambda name: runner._history.unmark_stopped("r1", name),
+    )
+    recorded: list[list[tuple[str, str]]] = []
+    engine.on_start = lambda: recorded.append(runner._history.still_stopped())
+    outcome = runner._steps.run(attempt, step)
+    assert outcome.exit_code == 2
+    order = [(n, a) for n, a in engine.calls if n in ("stop", "start") or (n == "is_running")]
+    assert order[:5] == [
+        ("is_running", "app"),
+        ("stop", 5.0),
+        ("is_running", "idle"),
+        ("is_running", "db"),
+        ("stop", 5.0),
+    ]
+    starts = [a for n, a in engine.calls if n == "start"]
+    assert starts[-2:] == ["db", "app"]  # reverse order, after the body's own container
+    assert sorted(recorded[0]) == [("r1", "app"), ("r1", "db")]  # recorded while stopped
+    assert runner._history.still_stopped() == []
