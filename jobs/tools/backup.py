@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from jobs.retention import SUFFIXES, archive_name
+from jobs.retention import SUFFIXES, Retention, archive_name, to_delete
 
 CHUNK = 1024 * 1024
 HASH_QUEUE = 16
@@ -182,6 +183,44 @@ def create(
     }
 
 
+_SYSTEM_MOUNTS = ("/", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
+_SYSTEM_TREES = ("/proc", "/sys", "/dev")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def volume_mounts(target: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
+    """The volumes mounted into this container (its --volumes-from and -v mounts), except
+    the target and the engine's own files (/etc/hosts…) and system trees."""
+    found: set[Path] = set()
+    target = target.absolute()
+    for line in mountinfo.read_text().splitlines():
+        point = Path(_unescape(line.split()[4]))
+        text = str(point)
+        if text in _SYSTEM_MOUNTS or any(
+            text == t or text.startswith(t + "/") for t in _SYSTEM_TREES
+        ):
+            continue
+        if point == target or target in point.parents or point in target.parents:
+            continue
+        found.add(point)
+    return sorted(found)
+
+
+def prune(job: str, target: Path, policy: Retention) -> list[str]:
+    """Delete the archives (and checksums) of ``job`` that ``policy`` does not keep."""
+    names = [p.name for p in target.iterdir() if p.is_file()]
+    good = [n for n in names if f"{n}.sha256" in names]
+    deleted = to_delete(job, names, policy, good)
+    for name in deleted:
+        (target / name).unlink(missing_ok=True)
+        (target / f"{name}.sha256").unlink(missing_ok=True)
+    return deleted
+
+
 def _suffix(name: str) -> str:
     for suffix in sorted(DECOMPRESSORS, key=len, reverse=True):
         if name.endswith(suffix):
@@ -244,6 +283,23 @@ def restore(target: Path, name: str, root: Path) -> dict[str, object]:
     }
 
 
+def _create_command(args: argparse.Namespace) -> dict[str, object]:
+    sources = list(args.sources)
+    if args.mounts:
+        sources += volume_mounts(args.target)
+    if not sources:
+        raise ToolError("nothing to back up: no source path and no volume mounted")
+    result = create(args.job, args.target, sources, args.compression)
+    policy = Retention(
+        args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.timezone
+    )
+    result["deleted"] = prune(args.job, args.target, policy)
+    result["sources"] = [str(s) for s in sources]
+    seconds = max(float(str(result["duration_s"])), 0.001)
+    result["throughput_mib_s"] = round(int(str(result["bytes"])) / seconds / (1 << 20), 1)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 with a JSON line, or 1 with the error on stderr."""
     parser = argparse.ArgumentParser(prog="python -m jobs.tools.backup")
@@ -252,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--job", required=True)
     make.add_argument("--target", required=True, type=Path)
     make.add_argument("--compression", choices=sorted(SUFFIXES), default="zstd")
-    make.add_argument("sources", nargs="+", type=Path)
+    make.add_argument("--mounts", action="store_true", help="back up every volume mounted here")
+    for rule in ("last", "daily", "weekly", "monthly"):
+        make.add_argument(f"--keep-{rule}", type=int)
+    make.add_argument("--timezone", default="UTC", help="the zone of days, weeks and months")
+    make.add_argument("sources", nargs="*", type=Path)
     check = commands.add_parser("verify")
     check.add_argument("--target", required=True, type=Path)
     check.add_argument("archive")
@@ -263,9 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "create":
-            result: dict[str, object] = create(
-                args.job, args.target, args.sources, args.compression
-            )
+            result: dict[str, object] = _create_command(args)
         elif args.command == "verify":
             result = {"archive": args.archive, "sha256": verify(args.target, args.archive)}
         else:

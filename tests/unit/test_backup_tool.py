@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -157,3 +158,58 @@ def test_verify_and_restore_refuse_a_corrupted_archive(
     out.mkdir()
     assert backup.main(["restore", "--target", str(target), "--root", str(out), name]) == 1
     assert list(out.iterdir()) == []
+
+
+MOUNTINFO = """\
+615 533 0:67 / / rw,relatime master:1 - overlay overlay rw,lowerdir=/x
+616 615 0:70 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+617 615 0:71 / /dev rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755
+620 616 0:75 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro
+621 615 252:0 /var/lib/docker/volumes/app-data/_data /var/lib/mysql rw,relatime - ext4 /dev/vda rw
+622 615 252:0 /var/lib/docker/volumes/logs/_data /var/log/my\\040app rw,relatime - ext4 /dev/vda rw
+623 615 252:0 /var/lib/docker/volumes/backups/_data /backup rw,relatime - ext4 /dev/vda rw
+624 615 252:0 /var/lib/docker/containers/abc/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw
+625 615 252:0 /var/lib/docker/containers/abc/hostname /etc/hostname rw - ext4 /dev/vda rw
+626 615 252:0 /var/lib/docker/containers/abc/hosts /etc/hosts rw - ext4 /dev/vda rw
+627 617 0:66 / /dev/shm rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=65536k
+"""
+
+
+def test_volume_mounts_are_the_data_volumes_only(tmp_path: Path) -> None:
+    """volumes_from / -v mounts count; the target, /etc/hosts & co and system trees do not;
+    escaped spaces are decoded."""
+    info = tmp_path / "mountinfo"
+    info.write_text(MOUNTINFO)
+    found = backup.volume_mounts(Path("/backup"), info)
+    assert found == [Path("/var/lib/mysql"), Path("/var/log/my app")]
+
+
+def test_create_command_applies_retention_after_a_good_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep-last 2 over three earlier archives: the two oldest go, with their checksums."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    target.mkdir()
+    for day in (1, 2, 3):
+        name = f"db-2026010{day}T000000Z.tar.zst"
+        (target / name).write_bytes(b"old")
+        (target / f"{name}.sha256").write_text(f"x  {name}\n")
+    (target / "other-20260101T000000Z.tar.zst").write_bytes(b"not ours")
+    code = backup.main(
+        ["create", "--job", "db", "--target", str(target), "--keep-last", "2", str(data)]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["deleted"] == ["db-20260101T000000Z.tar.zst", "db-20260102T000000Z.tar.zst"]
+    assert result["throughput_mib_s"] > 0
+    left = sorted(p.name for p in target.iterdir())
+    assert left == sorted(
+        [
+            "db-20260103T000000Z.tar.zst",
+            "db-20260103T000000Z.tar.zst.sha256",
+            result["archive"],
+            f"{result['archive']}.sha256",
+            "other-20260101T000000Z.tar.zst",
+        ]
+    )
