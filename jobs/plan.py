@@ -67,9 +67,13 @@ class ContainerSpec:
 
 @dataclass(frozen=True, slots=True)
 class RunContainer:
-    """Step: create a container, start it, wait for it (under the job's timeout), remove it."""
+    """Step: create a container, start it, wait for it (under the job's timeout), remove it.
+
+    ``report``: the container's last stdout line is a JSON object whose keys go into the
+    run's ``run.succeeded`` event (an ops tool's result)."""
 
     spec: ContainerSpec
+    report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,8 @@ Step = RunContainer | ExecCommand | SignalContainers | WithStopped
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The steps of one run, in order."""
+    """The steps of one run, in order; ``cleanup`` runs after them whatever happened
+    (a failure in it fails a run that had succeeded)."""
 
     steps: tuple[Step, ...]
+    cleanup: tuple[Step, ...] = ()

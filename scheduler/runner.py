@@ -333,6 +333,7 @@ class Runner:
         }
         extra = {"exit_code": outcome.exit_code, "reason": outcome.reason, "error": outcome.error}
         fields.update((k, v) for k, v in extra.items() if v is not None)
+        fields.update((k, v) for k, v in outcome.details.items() if k not in fields)
         level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
         level(f"run.{outcome.status.value}", **fields)
         self._history.finish(
@@ -394,10 +395,16 @@ class Runner:
         try:
             plan = attempt.job.plan(PlanContext(job=attempt.job_name, ops_image=self._ops_image))
             outcome = Outcome(Status.SUCCEEDED, exit_code=0)
-            for step in plan.steps:
-                outcome = self._steps.run(attempt, step)
-                if outcome.status is not Status.SUCCEEDED:
-                    break
+            try:
+                for step in plan.steps:
+                    outcome = self._steps.run(attempt, step)
+                    if outcome.status is not Status.SUCCEEDED:
+                        break
+            finally:
+                for step in plan.cleanup:  # post_exec and the like: on every path
+                    after = self._steps.run(attempt, step)
+                    if after.status is not Status.SUCCEEDED and outcome.status is Status.SUCCEEDED:
+                        outcome = after
         except RunInterruptedError:
             raise
         except EngineError as e:

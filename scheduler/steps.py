@@ -8,6 +8,7 @@ its anonymous volumes.
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,19 @@ OUTPUT_DRAIN_S = 5.0
 """After the container ends, wait this long for its output stream to close."""
 AFTER_STOP_WAIT_S = 30.0
 """After a stop call, wait this long for the container's exit status."""
+
+
+def _reported(lines: list[str]) -> dict[str, object]:
+    """The last output line that is a JSON object: what an ops tool reports."""
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return {}
 
 
 EXEC_PID_MARK = "crontainer-exec-pid"
@@ -98,6 +112,8 @@ class Outcome:
     reason: str | None = None
     error: str | None = None
     output: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+    """An ops tool's reported result (the keys go into run.succeeded)."""
 
 
 @dataclass(slots=True)
@@ -136,7 +152,10 @@ class StepExecutor:
     def run(self, attempt: Attempt, step: Step) -> Outcome:
         """Execute one step."""
         if isinstance(step, RunContainer):
-            return self._run_container(attempt, step.spec)
+            outcome = self._run_container(attempt, step.spec)
+            if step.report and outcome.status is Status.SUCCEEDED:
+                outcome.details = _reported(outcome.output)
+            return outcome
         if isinstance(step, ExecCommand):
             return self._exec(attempt, step)
         if isinstance(step, WithStopped):

@@ -1,0 +1,164 @@
+"""Job kind ``backup``: archive a data container's volumes from an ops container.
+
+Order of a run: ``pre_exec`` commands (a dump, a flush) → ``stop`` the given
+containers in order (those running) → archive in a container of ``ops_image``
+with ``--volumes-from`` the sources (read-only) and the target mounted → start
+the stopped containers again in reverse order (on every path) → ``post_exec``
+(always, even after a failure). Retention runs after a good archive.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from jobs.base import BaseJob, Model, PlanContext, check_labels
+from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
+from jobs.run import as_argv, parse_volume
+
+TARGET_MOUNT = "/backup"
+"""Where the target is mounted in the ops container."""
+
+
+class ExecSpec(Model):
+    """A command run inside a running container before or after the archive."""
+
+    container: str = Field(min_length=1)
+    command: str | list[str]
+    user: str | None = None
+    workdir: str | None = None
+
+    def step(self) -> ExecCommand:
+        """This command as a plan step."""
+        return ExecCommand(
+            self.container, as_argv(self.command) or (), user=self.user, workdir=self.workdir
+        )
+
+
+class BackupJob(BaseJob):
+    """Archive volumes into a target volume or host directory, with retention."""
+
+    KIND: ClassVar[str] = "backup"
+    kind: Literal["backup"]
+    volumes_from: list[str] = Field(
+        default_factory=list,
+        description="containers whose volumes are backed up (mounted read-only)",
+    )
+    volumes: list[str] = Field(
+        default_factory=list, description="named volumes or host paths to back up, 'name:/path'"
+    )
+    paths: list[str] = Field(
+        default_factory=list,
+        description="only these absolute paths inside the sources (default: all)",
+    )
+    target: str = Field(min_length=1, description="a named volume, or an absolute host directory")
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    pre_exec: list[ExecSpec] = Field(default_factory=list)
+    stop: list[str] = Field(
+        default_factory=list, description="stopped in order, started in reverse"
+    )
+    post_exec: list[ExecSpec] = Field(default_factory=list)
+    keep_last: int | None = Field(None, ge=1)
+    keep_daily: int | None = Field(None, ge=1)
+    keep_weekly: int | None = Field(None, ge=1)
+    keep_monthly: int | None = Field(None, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("volumes_from", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes_parse(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_volume(item)
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(
+                    f"path {path!r} must be absolute (a path inside the source volumes)"
+                )
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError(
+                f"target {value!r}: a volume name or an absolute host path, without ':'"
+            )
+        if value.startswith((".", "~")):
+            raise ValueError(
+                f"target {value!r}: a host path must be absolute (a path on the Docker host)"
+            )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+    @model_validator(mode="after")
+    def _has_sources(self) -> BackupJob:
+        if self.kind is None:  # [defaults] validates a partial copy of this model
+            return self
+        if not self.volumes_from and not self.volumes:
+            raise ValueError("a backup needs a source: volumes_from and/or volumes")
+        return self
+
+    def _tool_command(self, job: str) -> tuple[str, ...]:
+        argv = [
+            "python3",
+            "-m",
+            "jobs.tools.backup",
+            "create",
+            "--job",
+            job,
+            "--target",
+            TARGET_MOUNT,
+        ]
+        argv += ["--compression", self.compression, "--timezone", self.timezone]
+        for rule, count in (
+            ("last", self.keep_last),
+            ("daily", self.keep_daily),
+            ("weekly", self.keep_weekly),
+            ("monthly", self.keep_monthly),
+        ):
+            if count is not None:
+                argv += [f"--keep-{rule}", str(count)]
+        argv += self.paths or ["--mounts"]
+        return tuple(argv)
+
+    def plan(self, ctx: PlanContext) -> Plan:
+        """pre_exec, the archive between stop and start, post_exec as cleanup."""
+        sources = tuple(parse_volume(v) for v in self.volumes)
+        archive = RunContainer(
+            ContainerSpec(
+                image=ctx.ops_image,
+                command=self._tool_command(ctx.job),
+                mounts=(
+                    Mount(self.target, TARGET_MOUNT),
+                    *(Mount(m.source, m.target, read_only=True) for m in sources),
+                ),
+                volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
+                network="none",
+                labels=self.labels,
+                stop_signal=self.stop_signal,
+                pull=PullPolicy.MISSING,
+            ),
+            report=True,
+        )
+        middle = (
+            WithStopped(tuple(self.stop), (archive,), self.stop_grace) if self.stop else archive
+        )
+        return Plan(
+            steps=(*(e.step() for e in self.pre_exec), middle),
+            cleanup=tuple(e.step() for e in self.post_exec),
+        )

@@ -1,0 +1,216 @@
+"""Job kind backup on the real engine: a data container's volume archived, listed with plain
+tar, restored into a new volume identical to the original; stop order and restart on failure."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from .conftest import BUSYBOX, PROJECT_IMAGE, TEST_LABEL, Daemon, event, unique
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., Daemon]
+LABELS = {TEST_LABEL: "1"}
+
+SEED = r"""
+set -e
+cd /data
+mkdir -p sub/deeper empty
+head -c 209715200 /dev/urandom > big.bin
+printf 'hello\n' > file.txt
+chmod 640 file.txt && chown 1234:5678 file.txt
+chown 42:43 sub && chmod 750 sub
+printf '#!/bin/sh\n' > sub/run.sh && chmod 4755 sub/run.sh
+ln -s file.txt link
+ln file.txt hard
+printf 'x' > "café ☃ naïve.txt"
+printf 'y' > "sub/deeper/$(printf 'long-%.0s' $(seq 1 45)).dat"
+"""
+
+SNAPSHOT = r"""
+import hashlib, json, os, stat, sys
+top = sys.argv[1]
+seen, out = {}, {}
+for base, dirs, files in os.walk(top):
+    for name in sorted(dirs + files) + ([] if base != top else ["."]):
+        path = os.path.normpath(os.path.join(base, name))
+        info = os.lstat(path)
+        rel = os.path.relpath(path, top)
+        if stat.S_ISLNK(info.st_mode):
+            body = os.readlink(path)
+        elif stat.S_ISREG(info.st_mode):
+            with open(path, "rb") as f:
+                body = hashlib.sha256(f.read()).hexdigest()
+        else:
+            body = None
+        group = seen.setdefault(info.st_ino, rel) if stat.S_ISREG(info.st_mode) else None
+        out[rel] = [stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, body, group]
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+@pytest.fixture
+def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
+    """Run helper containers (labelled, removed after the test)."""
+    made: list[Any] = []
+
+    def run(image: str, command: list[str], **kwargs: Any) -> Any:
+        container = engine.containers.run(image, command, detach=True, labels=LABELS, **kwargs)
+        made.append(container)
+        return container
+
+    yield run
+    for container in reversed(made):
+        container.remove(force=True, v=True)
+
+
+def output_of(engine: docker.DockerClient, command: list[str], volumes: list[str]) -> str:
+    raw: bytes = engine.containers.run(
+        PROJECT_IMAGE, command, volumes=volumes, remove=True, labels=LABELS
+    )
+    return raw.decode()
+
+
+def backup_job(name: str, **keys: str) -> str:
+    lines = "".join(f"{k} = {v}\n" for k, v in keys.items())
+    return f'[jobs.{name}]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n{lines}\n'
+
+
+def test_backup_list_restore_gives_the_identical_tree(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+) -> None:
+    """pre_exec → stop app then worker → archive → start worker then app → post_exec; the
+    archive lists with plain tar and restores into a new volume exactly."""
+    target, restored = (
+        make_volume("crontainer-test-backups"),
+        make_volume("crontainer-test-restored"),
+    )
+    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    worker = make(BUSYBOX, ["sleep", "600"], name=unique("t-worker"))
+    daemon = start_daemon(
+        backup_job(
+            "db",
+            volumes_from=f'["{data.name}"]',
+            target=f'"{target}"',
+            stop=f'["{app.name}", "{worker.name}"]',
+            stop_grace='"1s"',
+            pre_exec=f'[{{ container = "{app.name}", command = "touch /tmp/pre-ran" }}]',
+            post_exec=f'[{{ container = "{app.name}", command = "touch /tmp/post-ran" }}]',
+            keep_last="3",
+        ),
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=180)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    archive = done["archive"]
+    assert archive.startswith("db-")
+    assert archive.endswith(".tar.zst")
+    assert done["bytes"] > 200 * 1024 * 1024  # the random 200 MB file does not compress
+    assert done["throughput_mib_s"] > 0
+    moves = [
+        (e["event"], e["container"])
+        for e in daemon.log.events
+        if e.get("event", "").startswith("run.container_")
+    ]
+    assert moves == [
+        ("run.container_stopped", app.name),
+        ("run.container_stopped", worker.name),
+        ("run.container_started", worker.name),
+        ("run.container_started", app.name),
+    ]
+    for container in (app, worker):
+        container.reload()
+        assert container.status == "running"
+    assert app.exec_run(["ls", "/tmp/pre-ran", "/tmp/post-ran"]).exit_code == 0
+    listing = output_of(engine, ["tar", "-tf", f"/backup/{archive}"], [f"{target}:/backup:ro"])
+    assert "data/café ☃ naïve.txt" in listing.splitlines()
+    output_of(
+        engine,
+        [
+            "python3",
+            "-m",
+            "jobs.tools.backup",
+            "restore",
+            "--target",
+            "/backup",
+            "--root",
+            "/restore",
+            archive,
+        ],
+        [f"{target}:/backup:ro", f"{restored}:/restore"],
+    )
+    source_volume = next(m["Name"] for m in data.attrs["Mounts"] if m["Destination"] == "/data")
+    before = json.loads(
+        output_of(engine, ["python3", "-c", SNAPSHOT, "/a/data"], [f"{source_volume}:/a/data:ro"])
+    )
+    after = json.loads(
+        output_of(engine, ["python3", "-c", SNAPSHOT, "/b/data"], [f"{restored}:/b"])
+    )
+    assert after == before
+    assert done["files"] == len(before) == 11
+
+
+def test_a_failed_archive_still_starts_the_stopped_containers_in_reverse(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+) -> None:
+    """The archive step fails (a path that is not there): run.failed, and both containers run
+    again, started in reverse order; a container that was not running stays stopped."""
+    target = make_volume("crontainer-test-backups")
+    data = make(BUSYBOX, ["true"], name=unique("t-data"), volumes=["/data"])
+    data.wait(timeout=30)
+    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    worker = make(BUSYBOX, ["sleep", "600"], name=unique("t-worker"))
+    idle = engine.containers.create(BUSYBOX, ["sleep", "600"], name=unique("t-idle"), labels=LABELS)
+    try:
+        daemon = start_daemon(
+            backup_job(
+                "db",
+                volumes_from=f'["{data.name}"]',
+                target=f'"{target}"',
+                paths='["/data/not-there"]',
+                stop=f'["{app.name}", "{idle.name}", "{worker.name}"]',
+                stop_grace='"1s"',
+            ),
+            daemon=f'ops_image = "{PROJECT_IMAGE}"',
+        )
+        failed = daemon.log.wait_for(event("run.failed", job="db"), timeout=120)[0]
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit(60) == 0
+        assert failed["exit_code"] == 1
+        moves = [
+            (e["event"], e["container"])
+            for e in daemon.log.events
+            if e.get("event", "").startswith("run.container_")
+        ]
+        assert moves == [
+            ("run.container_stopped", app.name),
+            ("run.container_not_running", idle.name),
+            ("run.container_stopped", worker.name),
+            ("run.container_started", worker.name),
+            ("run.container_started", app.name),
+        ]
+        for container in (app, worker):
+            container.reload()
+            assert container.status == "running"
+        idle.reload()
+        assert idle.status == "created"
+        assert [e["line"] for e in daemon.log.matching(event("run.output", job="db"))][
+            -1
+        ].startswith("backup: nothing to back up at /data/not-there")
+    finally:
+        idle.remove(force=True)

@@ -1,0 +1,102 @@
+"""Job kind backup: validation errors name the field; the plan keeps the documented order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs import BackupJob, PlanContext
+from jobs.plan import ExecCommand, RunContainer, WithStopped
+from scheduler.errors import ConfigError
+from scheduler.settings import load_config
+
+BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+
+
+def load(tmp_path: Path, extra: str) -> BackupJob:
+    path = tmp_path / "c.toml"
+    path.write_text(BASE + extra)
+    job = load_config(path, {}).jobs["b"].job
+    assert isinstance(job, BackupJob)
+    return job
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("", "jobs.b: a backup needs a source: volumes_from and/or volumes"),
+        (
+            'volumes_from = "db"\npaths = ["var/lib"]',
+            "jobs.b.paths: path 'var/lib' must be absolute",
+        ),
+        ('volumes = ["data"]', "jobs.b.volumes: volume 'data': expected 'source:/target'"),
+        (
+            'volumes_from = "db"\ncompression = "xz"',
+            "jobs.b.compression: Input should be 'zstd', 'gzip' or 'none'",
+        ),
+        (
+            'volumes_from = "db"\nkeep_last = 0',
+            "jobs.b.keep_last: Input should be greater than or equal to 1",
+        ),
+        (
+            'volumes_from = "db"\npre_exec = [{ command = "x" }]',
+            "jobs.b.pre_exec[0].container: required key is missing",
+        ),
+    ],
+)
+def test_bad_backup_config_names_the_field(tmp_path: Path, extra: str, message: str) -> None:
+    """Every mistake is reported at jobs.<name>.<field>."""
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, extra)
+    assert any(message in e for e in caught.value.errors), caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("./here", "a host path must be absolute"), ("vol:/x", "without ':'")],
+)
+def test_bad_target_is_refused(tmp_path: Path, target: str, message: str) -> None:
+    """A target is a volume name or an absolute host path."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        BASE.replace('target = "backups"', f'target = "{target}"') + 'volumes_from = "db"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert any(e.startswith("jobs.b.target:") and message in e for e in caught.value.errors)
+
+
+def test_plan_order_pre_stop_archive_start_post(tmp_path: Path) -> None:
+    """pre_exec, then the archive inside stop/start, with post_exec as cleanup."""
+    job = load(
+        tmp_path,
+        'volumes_from = "app-data"\nvolumes = ["logs:/var/log/app"]\nstop = ["app", "worker"]\n'
+        'pre_exec = [{ container = "db", command = "sync" }]\n'
+        'post_exec = [{ container = "db", command = ["echo", "done"] }]\n'
+        "keep_last = 3\nkeep_daily = 7\n",
+    )
+    plan = job.plan(PlanContext(job="b", ops_image="ops:1"))
+    pre, middle = plan.steps
+    assert isinstance(pre, ExecCommand)
+    assert (pre.container, pre.command) == ("db", ("sync",))
+    assert isinstance(middle, WithStopped)
+    assert middle.containers == ("app", "worker")
+    (archive,) = middle.body
+    assert isinstance(archive, RunContainer)
+    assert archive.report
+    spec = archive.spec
+    assert spec.image == "ops:1"
+    assert spec.volumes_from == ("app-data:ro",)
+    assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
+        ("backups", "/backup", False),
+        ("logs", "/var/log/app", True),
+    ]
+    assert spec.network == "none"
+    assert spec.command == (
+        "python3", "-m", "jobs.tools.backup", "create", "--job", "b", "--target", "/backup",
+        "--compression", "zstd", "--timezone", "UTC", "--keep-last", "3", "--keep-daily", "7", "--mounts",
+    )  # fmt: skip
+    (post,) = plan.cleanup
+    assert isinstance(post, ExecCommand)
+    assert post.command == ("echo", "done")
