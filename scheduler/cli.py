@@ -76,6 +76,23 @@ def _parser() -> argparse.ArgumentParser:
     trigger.add_argument(
         "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
     )
+    listing = commands.add_parser(
+        "backups", parents=[common], help="list a backup job's archives (size, time, complete)"
+    )
+    listing.add_argument("job")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    back = commands.add_parser(
+        "restore", parents=[common], help="restore a backup job's archive into its volumes"
+    )
+    back.add_argument("job")
+    back.add_argument("--archive", default="latest", help="an archive name, or latest (default)")
+    back.add_argument(
+        "--to",
+        action="append",
+        default=[],
+        metavar="PATH=VOLUME",
+        help="restore the archived PATH into VOLUME instead of the source (repeatable)",
+    )
     health = commands.add_parser(
         "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
     )
@@ -227,6 +244,40 @@ def _trigger(args: argparse.Namespace) -> int:
     return EXIT_USAGE if status == 404 else EXIT_FAILURE  # noqa: PLR2004
 
 
+def _backup_command(args: argparse.Namespace) -> int:
+    """``backups`` and ``restore``: they need the engine, like the daemon."""
+    from scheduler.backups import BackupCommandError, list_archives, restore  # noqa: PLC0415
+    from scheduler.daemon import DEFAULT_OPS_IMAGE  # noqa: PLC0415
+    from scheduler.engine import DockerEngine  # noqa: PLC0415
+    from scheduler.errors import EngineError  # noqa: PLC0415
+
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        engine = DockerEngine.connect(config.daemon.engine_timeout)
+        image = config.daemon.ops_image or engine.own_image() or DEFAULT_OPS_IMAGE
+        if args.command == "backups":
+            archives = list_archives(engine, config, args.job, image)
+            if args.json:
+                print(json.dumps(archives, indent=2))
+            for item in [] if args.json else archives:
+                state = "" if item["good"] else "  (incomplete: no checksum)"
+                print(f"{item['archive']}  {item['bytes']} bytes  {item['time']}{state}")
+            return EXIT_OK
+        result = restore(
+            engine, config, args.job, ops_image=image, archive=args.archive, to=args.to
+        )
+    except (BackupCommandError, EngineError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(result))
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     logs.configure("auto", "info")
     log = logs.get_logger()
@@ -250,17 +301,17 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m scheduler``."""
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "health":
-        return _health(args)
-    if args.command == "history":
-        return _history(args)
-    if args.command == "jobs":
-        return _jobs(args)
-    if args.command == "trigger":
-        return _trigger(args)
-    return _validate(args)
+    commands = {
+        "run": _run,
+        "validate": _validate,
+        "health": _health,
+        "history": _history,
+        "jobs": _jobs,
+        "trigger": _trigger,
+        "backups": _backup_command,
+        "restore": _backup_command,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

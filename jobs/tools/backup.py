@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from jobs.retention import SUFFIXES, Retention, archive_name, to_delete
+from jobs.retention import SUFFIXES, Retention, archive_name, archive_time, to_delete
 
 CHUNK = 1024 * 1024
 HASH_QUEUE = 16
@@ -248,12 +248,35 @@ def verify(target: Path, name: str) -> str:
     return expected
 
 
-def restore(target: Path, name: str, root: Path) -> dict[str, object]:
-    """Verify, then extract the archive under ``root`` (owners, modes and links as stored)."""
+def listing(job: str, target: Path) -> list[dict[str, object]]:
+    """The job's archives in ``target``, newest first: name, time, bytes, good (has checksum)."""
+    names = {p.name: p for p in target.iterdir() if p.is_file()} if target.is_dir() else {}
+    found = []
+    for name, path in names.items():
+        when = archive_time(job, name)
+        if when is not None:
+            good = f"{name}.sha256" in names
+            found.append(
+                {
+                    "archive": name,
+                    "time": when.isoformat(),
+                    "bytes": path.stat().st_size,
+                    "good": good,
+                }
+            )
+    return sorted(found, key=lambda a: str(a["time"]), reverse=True)
+
+
+def restore(
+    target: Path, name: str, root: Path, only: list[str] | None = None
+) -> dict[str, object]:
+    """Verify, then extract the archive under ``root`` (owners, modes and links as stored);
+    ``only``: just these absolute paths of the archive."""
     began = time.monotonic()
     verify(target, name)
     decompress = DECOMPRESSORS[_suffix(name)]
     archive = target / name
+    members = [p.lstrip("/") for p in only or []]
     extract = [
         "tar",
         "--extract",
@@ -261,6 +284,8 @@ def restore(target: Path, name: str, root: Path) -> dict[str, object]:
         "--numeric-owner",
         "--same-permissions",
         f"--directory={root}",
+        "--",
+        *members,
     ]
     with archive.open("rb") as source:
         if decompress is None:
@@ -319,15 +344,24 @@ def main(argv: list[str] | None = None) -> int:
     back = commands.add_parser("restore")
     back.add_argument("--target", required=True, type=Path)
     back.add_argument("--root", type=Path, default=Path("/"))
+    back.add_argument(
+        "--only", action="append", help="restore just this archived path (repeatable)"
+    )
     back.add_argument("archive")
+    show = commands.add_parser("list")
+    show.add_argument("--job", required=True)
+    show.add_argument("--target", required=True, type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "create":
             result: dict[str, object] = _create_command(args)
         elif args.command == "verify":
             result = {"archive": args.archive, "sha256": verify(args.target, args.archive)}
+        elif args.command == "list":
+            print(json.dumps(listing(args.job, args.target)))
+            return 0
         else:
-            result = restore(args.target, args.archive, args.root)
+            result = restore(args.target, args.archive, args.root, args.only)
     except ToolError as e:
         print(f"backup: {e}", file=sys.stderr)
         return 1

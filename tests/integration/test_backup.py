@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, TEST_LABEL, Daemon, event, unique
+from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, unique
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +79,22 @@ def output_of(engine: docker.DockerClient, command: list[str], volumes: list[str
     return raw.decode()
 
 
+def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
+    """The tree of a volume: path → type, mode, owner, content hash or link, hard-link group."""
+    found: dict[str, Any] = json.loads(
+        output_of(engine, ["python3", "-c", SNAPSHOT, "/v"], [f"{volume}:/v:ro"])
+    )
+    return found
+
+
+def cli(daemon: Daemon, *args: str) -> str:
+    """Run `crontainer …` with the daemon's config; fail the test with stderr on error."""
+    command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def backup_job(name: str, **keys: str) -> str:
     lines = "".join(f"{k} = {v}\n" for k, v in keys.items())
     return f'[jobs.{name}]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n{lines}\n'
@@ -136,30 +154,30 @@ def test_backup_list_restore_gives_the_identical_tree(
     assert app.exec_run(["ls", "/tmp/pre-ran", "/tmp/post-ran"]).exit_code == 0
     listing = output_of(engine, ["tar", "-tf", f"/backup/{archive}"], [f"{target}:/backup:ro"])
     assert "data/café ☃ naïve.txt" in listing.splitlines()
-    output_of(
-        engine,
-        [
-            "python3",
-            "-m",
-            "jobs.tools.backup",
-            "restore",
-            "--target",
-            "/backup",
-            "--root",
-            "/restore",
-            archive,
-        ],
-        [f"{target}:/backup:ro", f"{restored}:/restore"],
+
+    archives = json.loads(cli(daemon, "backups", "db", "--json"))
+    assert [(a["archive"], a["good"], a["bytes"]) for a in archives] == [
+        (archive, True, done["bytes"])
+    ]
+    into_new = json.loads(
+        cli(daemon, "restore", "db", "--archive", archive, "--to", f"/data={restored}")
     )
+    assert into_new["archive"] == archive
     source_volume = next(m["Name"] for m in data.attrs["Mounts"] if m["Destination"] == "/data")
-    before = json.loads(
-        output_of(engine, ["python3", "-c", SNAPSHOT, "/a/data"], [f"{source_volume}:/a/data:ro"])
-    )
-    after = json.loads(
-        output_of(engine, ["python3", "-c", SNAPSHOT, "/b/data"], [f"{restored}:/b"])
-    )
-    assert after == before
+    before = snapshot(engine, source_volume)
+    assert snapshot(engine, restored) == before
     assert done["files"] == len(before) == 11
+
+    # Lose the data, restore the latest archive into the source itself: app and worker are
+    # stopped and started again around it, as in a backup.
+    output_of(engine, ["sh", "-c", "rm -rf /data/*"], [f"{source_volume}:/data"])
+    assert snapshot(engine, source_volume) != before
+    into_source = json.loads(cli(daemon, "restore", "db"))
+    assert into_source["stopped_and_started"] == [app.name, worker.name]
+    assert snapshot(engine, source_volume) == before
+    for container in (app, worker):
+        container.reload()
+        assert container.status == "running"
 
 
 def test_a_failed_archive_still_starts_the_stopped_containers_in_reverse(
