@@ -46,6 +46,9 @@ def settle(
     this one, before the engine went away) left; runs in ``busy`` are in hand already."""
     log = get_logger()
     in_flight = {(r.run_id, r.attempt): r for r in history.in_flight() if r.run_id not in busy}
+    stopped_by: dict[str, list[str]] = {}
+    for run_id, name in history.still_stopped():
+        stopped_by.setdefault(run_id, []).append(name)
     for container in engine.list_containers({LABEL_DAEMON: daemon}):
         if container.labels.get(LABEL_ROLE) == "lock" or container.labels.get(LABEL_RUN) in busy:
             continue
@@ -54,22 +57,13 @@ def settle(
         entry = jobs.get(record.job) if record else None
         try:
             if container.state == "running" and record is not None and entry is not None:
-                runner.adopt(entry, record, container.id)
+                # What the dead run stopped starts again when its archive has ended.
+                runner.adopt(entry, record, container.id, stopped_by.pop(record.run_id, []))
                 continue
             _settle_one(engine, history, container, record, clock)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
-    for run_id, name in history.still_stopped():
-        if run_id in busy:
-            continue
-        try:
-            if not engine.is_running(name):
-                engine.start(name)
-                log.warning("run.container_restarted_after_crash", run_id=run_id, container=name)
-        except EngineError as e:
-            log.error("run.container_start_failed", run_id=run_id, container=name, error=str(e))  # noqa: TRY400
-            continue
-        history.unmark_stopped(run_id, name)
+    _start_left_stopped(engine, history, stopped_by, busy)
     for record in in_flight.values():
         history.finish(
             record.run_id,
@@ -87,6 +81,27 @@ def settle(
             status="failed",
             reason="interrupted",
         )
+
+
+def _start_left_stopped(
+    engine: Engine, history: History, stopped_by: dict[str, list[str]], busy: frozenset[str]
+) -> None:
+    """Start again what dead runs stopped (those whose archive is not being adopted)."""
+    log = get_logger()
+    for run_id, names in stopped_by.items():
+        if run_id in busy:
+            continue
+        for name in names:
+            try:
+                if not engine.is_running(name):
+                    engine.start(name)
+                    log.warning(
+                        "run.container_restarted_after_crash", run_id=run_id, container=name
+                    )
+            except EngineError as e:
+                log.error("run.container_start_failed", run_id=run_id, container=name, error=str(e))  # noqa: TRY400
+                continue
+            history.unmark_stopped(run_id, name)
 
 
 def _settle_one(

@@ -350,12 +350,19 @@ class Runner:
 
     # --- runs an earlier daemon started -------------------------------------------
 
-    def adopt(self, entry: JobEntry, record: RunRecord, container_id: str) -> None:
-        """Wait for a container left running by an earlier instance; record how it ends."""
+    def adopt(
+        self,
+        entry: JobEntry,
+        record: RunRecord,
+        container_id: str,
+        start_after: list[str] | None = None,
+    ) -> None:
+        """Wait for a container left running by an earlier instance; record how it ends; then
+        start ``start_after`` again (containers that run had stopped)."""
         run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
         run.thread = threading.Thread(
             target=self._adopted,
-            args=(run, record, container_id),
+            args=(run, record, container_id, start_after or []),
             name=f"adopt-{run.run_id}",
             daemon=True,
         )
@@ -363,7 +370,9 @@ class Runner:
             self._active[run.run_id] = run
         run.thread.start()
 
-    def _adopted(self, run: ActiveRun, record: RunRecord, container_id: str) -> None:
+    def _adopted(
+        self, run: ActiveRun, record: RunRecord, container_id: str, start_after: list[str]
+    ) -> None:
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
         try:
             started = record.started_at or run.scheduled_at
@@ -375,13 +384,21 @@ class Runner:
                 running_s=round(elapsed, 3),
             )
             attempt = Attempt(
-                run.run_id, run.entry.name, run.entry.job, run.cancelled, number=record.attempt
+                run.run_id,
+                run.entry.name,
+                run.entry.job,
+                run.cancelled,
+                number=record.attempt,
+                on_started=lambda name: self._history.unmark_stopped(run.run_id, name),
             )
             run.attempt = attempt
             began = self._clock.monotonic()
-            outcome = self._steps.adopt(
-                attempt, container_id, max(0.0, run.entry.job.timeout - elapsed)
-            )
+            try:
+                outcome = self._steps.adopt(
+                    attempt, container_id, max(0.0, run.entry.job.timeout - elapsed)
+                )
+            finally:
+                self._steps.start_again(attempt, start_after)
             self._finish(run, attempt, outcome, elapsed + self._clock.monotonic() - began)
         except Exception:  # as in _execute: a bug ends this run, not the daemon
             self._log.exception("run.crashed")

@@ -365,9 +365,10 @@ class StepExecutor:
                     break
             return outcome
         finally:
-            self._start_again(attempt, stopped)
+            self.start_again(attempt, stopped)
 
-    def _start_again(self, attempt: Attempt, stopped: list[str]) -> None:
+    def start_again(self, attempt: Attempt, stopped: list[str]) -> None:
+        """Start ``stopped`` again in reverse order (what the attempt stopped)."""
         for name in reversed(stopped):
             try:
                 self._engine.start(name)

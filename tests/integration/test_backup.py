@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -232,3 +233,155 @@ def test_a_failed_archive_still_starts_the_stopped_containers_in_reverse(
         ].startswith("backup: nothing to back up at /data/not-there")
     finally:
         idle.remove(force=True)
+
+
+def _wait_for_ops_container(engine: docker.DockerClient, daemon: Daemon) -> Any:
+    deadline = time.monotonic() + 30
+    while True:
+        found = engine.containers.list(
+            filters={"label": [f"crontainer.daemon={daemon.name}", "crontainer.job=db"]}
+        )
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, "the backup's ops container never ran"
+        time.sleep(0.05)
+
+
+def _target_files(engine: docker.DockerClient, target: str) -> list[str]:
+    return sorted(output_of(engine, ["ls", "-A", "/backup"], [f"{target}:/backup:ro"]).split())
+
+
+BIG = "head -c 629145600 /dev/urandom > /data/big.bin"  # 600 MB: the archive takes seconds
+
+
+def test_kill_9_of_the_backup_container_leaves_no_final_partial_and_the_next_run_cleans(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+) -> None:
+    """SIGKILL of the ops container mid-archive: run.failed, only a .partial in the target;
+    the next run removes it and leaves one complete archive."""
+    target = make_volume("crontainer-test-backups")
+    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0
+    daemon = start_daemon(
+        backup_job("db", volumes_from=f'["{data.name}"]', target=f'"{target}"'),
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    ops = _wait_for_ops_container(engine, daemon)
+    time.sleep(1.0)
+    ops.kill()  # SIGKILL
+    failed = daemon.log.wait_for(event("run.failed", job="db"), timeout=60)[0]
+    assert failed["exit_code"] == 137
+    left = _target_files(engine, target)
+    assert all(name.endswith(".partial") for name in left), left
+    again = subprocess.run(
+        [sys.executable, "-m", "scheduler", "trigger", "db", "--state-dir", str(daemon.state_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=120)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    assert _target_files(engine, target) == [done["archive"], f"{done['archive']}.sha256"]
+
+
+def test_kill_9_of_the_daemon_mid_backup_its_successor_starts_the_app_again(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+) -> None:
+    """The daemon dies while the app is stopped for the archive: the successor adopts the
+    archive, starts the app again once the archive has ended, and the target holds only
+    complete archives."""
+    target = make_volume("crontainer-test-backups")
+    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0
+    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    jobs = backup_job(
+        "db",
+        volumes_from=f'["{data.name}"]',
+        target=f'"{target}"',
+        stop=f'["{app.name}"]',
+        stop_grace='"1s"',
+    )
+    first = start_daemon(jobs, daemon=f'ops_image = "{PROJECT_IMAGE}"')
+    first.log.wait_for(event("run.container_stopped", container=app.name), timeout=60)
+    _wait_for_ops_container(engine, first)
+    first.proc.kill()
+    first.proc.wait(10)
+    app.reload()
+    assert app.status == "exited"  # left stopped by the dead daemon
+    second = start_daemon(
+        jobs.replace("run_on_start = true\n", ""),
+        name=first.name,
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    adopted = second.log.wait_for(event("run.adopted"), timeout=30)[0]
+    started = second.log.wait_for(event("run.container_started", container=app.name), timeout=120)[
+        0
+    ]
+    ended = second.log.wait_for(event("run.succeeded", run_id=adopted["run_id"]), timeout=120)[0]
+    names = [e.get("event") for e in second.log.events]
+    # The app starts again only after the adopted archive ended (before the run is recorded).
+    assert (
+        names.index("run.adopted")
+        < names.index("run.container_started")
+        < names.index("run.succeeded")
+    )
+    assert started["run_id"] == ended["run_id"] == adopted["run_id"]
+    assert ended["exit_code"] == 0
+    app.reload()
+    assert app.status == "running"
+    second.signal(signal.SIGTERM)
+    assert second.wait_exit(60) == 0
+    files = _target_files(engine, target)
+    finals = [f for f in files if not f.endswith((".partial", ".sha256"))]
+    assert all(f"{name}.sha256" in files for name in finals), files  # no incomplete final name
+
+
+def test_a_timed_out_archive_still_starts_the_stopped_containers_in_reverse(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+) -> None:
+    """The archive outlives the job's timeout: run.timed_out, the ops container is stopped,
+    and the stopped containers run again, started in reverse order; no final-named archive."""
+    target = make_volume("crontainer-test-backups")
+    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0
+    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    worker = make(BUSYBOX, ["sleep", "600"], name=unique("t-worker"))
+    daemon = start_daemon(
+        backup_job(
+            "db",
+            volumes_from=f'["{data.name}"]',
+            target=f'"{target}"',
+            stop=f'["{app.name}", "{worker.name}"]',
+            stop_grace='"1s"',
+            timeout='"1s"',
+        ),
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    ended = daemon.log.wait_for(event("run.timed_out", job="db"), timeout=60)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    assert ended["reason"] == "timeout"
+    moves = [
+        (e["event"], e["container"])
+        for e in daemon.log.events
+        if e.get("event", "").startswith("run.container_")
+    ]
+    assert moves == [
+        ("run.container_stopped", app.name),
+        ("run.container_stopped", worker.name),
+        ("run.container_started", worker.name),
+        ("run.container_started", app.name),
+    ]
+    for container in (app, worker):
+        container.reload()
+        assert container.status == "running"
+    assert all(name.endswith(".partial") for name in _target_files(engine, target))
