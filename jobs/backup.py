@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from jobs.base import BaseJob, Model, PlanContext, check_labels
 from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
-from jobs.run import as_argv, parse_volume
+from jobs.run import ContainerNames, VolumeList, as_argv, parse_volume
 
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
@@ -41,11 +41,11 @@ class BackupJob(BaseJob):
 
     KIND: ClassVar[str] = "backup"
     kind: Literal["backup"]
-    volumes_from: list[str] = Field(
+    volumes_from: ContainerNames = Field(
         default_factory=list,
         description="containers whose volumes are backed up (mounted read-only)",
     )
-    volumes: list[str] = Field(
+    volumes: VolumeList = Field(
         default_factory=list, description="named volumes or host paths to back up, 'name:/path'"
     )
     paths: list[str] = Field(
@@ -64,18 +64,6 @@ class BackupJob(BaseJob):
     keep_weekly: int | None = Field(None, ge=1)
     keep_monthly: int | None = Field(None, ge=1)
     labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("volumes_from", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("volumes")
-    @classmethod
-    def _volumes_parse(cls, value: list[str]) -> list[str]:
-        for item in value:
-            parse_volume(item)
-        return value
 
     @field_validator("paths")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from jobs.base import BaseJob, PlanContext, check_labels
 from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer
@@ -44,14 +44,30 @@ def as_argv(value: str | list[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _check_volumes(value: list[str]) -> list[str]:
+    for item in value:
+        parse_volume(item)
+    return value
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+VolumeList = Annotated[list[str], AfterValidator(_check_volumes)]
+"""``"volume:/path"`` / ``"/host/path:/path"`` entries, each with an optional ``:ro``."""
+ContainerNames = Annotated[list[str], BeforeValidator(_one_or_many)]
+"""One container name or a list of them."""
+
+
 class ContainerFields(BaseJob):
     """Fields of any kind that creates a container from an image."""
 
     env: dict[str, str] = Field(default_factory=dict, description="environment of the container")
-    volumes: list[str] = Field(
+    volumes: VolumeList = Field(
         default_factory=list, description="'volume:/path', '/host/path:/path', with ':ro'"
     )
-    volumes_from: list[str] = Field(
+    volumes_from: ContainerNames = Field(
         default_factory=list, description="containers whose volumes are mounted (data containers)"
     )
     network: str | None = Field(
@@ -63,18 +79,6 @@ class ContainerFields(BaseJob):
     pull: PullPolicy = PullPolicy.MISSING
     memory: Size | None = Field(None, description="memory limit (no swap beyond it)")
     cpus: Annotated[float, Field(gt=0)] | None = None
-
-    @field_validator("volumes")
-    @classmethod
-    def _volumes_parse(cls, value: list[str]) -> list[str]:
-        for item in value:
-            parse_volume(item)
-        return value
-
-    @field_validator("volumes_from", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("labels")
     @classmethod

@@ -168,6 +168,16 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_or_report(args: argparse.Namespace) -> Config | None:
+    """The config, or None after printing every error (the caller exits 2)."""
+    try:
+        return _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return None
+
+
 def _state_dir(args: argparse.Namespace, config: Config | None = None) -> Path:
     """--state-dir, else the config's [daemon] state_dir; raise ConfigError for a bad config."""
     if args.state_dir:
@@ -204,11 +214,8 @@ def _jobs(args: argparse.Namespace) -> int:
     from scheduler.clock import SystemClock  # noqa: PLC0415
     from scheduler.reports import jobs_json, jobs_table  # noqa: PLC0415
 
-    try:
-        config = _load(args.config)
-    except ConfigError as e:
-        for line in e.errors:
-            print(f"error: {line}", file=sys.stderr)
+    config = _load_or_report(args)
+    if config is None:
         return EXIT_USAGE
     try:
         marks = _open_history(args, config).marks()
@@ -251,11 +258,8 @@ def _backup_command(args: argparse.Namespace) -> int:
     from scheduler.engine import DockerEngine  # noqa: PLC0415
     from scheduler.errors import EngineError  # noqa: PLC0415
 
-    try:
-        config = _load(args.config)
-    except ConfigError as e:
-        for line in e.errors:
-            print(f"error: {line}", file=sys.stderr)
+    config = _load_or_report(args)
+    if config is None:
         return EXIT_USAGE
     try:
         engine = DockerEngine.connect(config.daemon.engine_timeout)

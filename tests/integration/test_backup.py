@@ -96,6 +96,15 @@ def cli(daemon: Daemon, *args: str) -> str:
     return done.stdout
 
 
+def container_moves(daemon: Daemon) -> list[tuple[str, str]]:
+    """(event, container) of every stop/start of the run's stop containers, in order."""
+    return [
+        (e["event"], e["container"])
+        for e in daemon.log.events
+        if e.get("event", "").startswith("run.container_")
+    ]
+
+
 def backup_job(name: str, **keys: str) -> str:
     lines = "".join(f"{k} = {v}\n" for k, v in keys.items())
     return f'[jobs.{name}]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n{lines}\n'
@@ -138,11 +147,7 @@ def test_backup_list_restore_gives_the_identical_tree(
     assert archive.endswith(".tar.zst")
     assert done["bytes"] > 200 * 1024 * 1024  # the random 200 MB file does not compress
     assert done["throughput_mib_s"] > 0
-    moves = [
-        (e["event"], e["container"])
-        for e in daemon.log.events
-        if e.get("event", "").startswith("run.container_")
-    ]
+    moves = container_moves(daemon)
     assert moves == [
         ("run.container_stopped", app.name),
         ("run.container_stopped", worker.name),
@@ -181,58 +186,62 @@ def test_backup_list_restore_gives_the_identical_tree(
         assert container.status == "running"
 
 
-def test_a_failed_archive_still_starts_the_stopped_containers_in_reverse(
+@pytest.mark.parametrize(
+    ("keys", "ending"),
+    [({"paths": '["/data/not-there"]'}, "run.failed"), ({"timeout": '"1s"'}, "run.timed_out")],
+    ids=["archive-fails", "archive-times-out"],
+)
+def test_stopped_containers_start_again_in_reverse_when_the_archive_fails_or_times_out(
     start_daemon: Start,
     engine: docker.DockerClient,
     make: Callable[..., Any],
     make_volume: Callable[[str], str],
+    keys: dict[str, str],
+    ending: str,
 ) -> None:
-    """The archive step fails (a path that is not there): run.failed, and both containers run
-    again, started in reverse order; a container that was not running stays stopped."""
+    """The archive fails (a path that is not there) or outlives the timeout: both running
+    containers run again, started in reverse order; one that was not running stays stopped;
+    no final-named archive is left."""
     target = make_volume("crontainer-test-backups")
-    data = make(BUSYBOX, ["true"], name=unique("t-data"), volumes=["/data"])
-    data.wait(timeout=30)
+    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0
     app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
     worker = make(BUSYBOX, ["sleep", "600"], name=unique("t-worker"))
-    idle = engine.containers.create(BUSYBOX, ["sleep", "600"], name=unique("t-idle"), labels=LABELS)
-    try:
-        daemon = start_daemon(
-            backup_job(
-                "db",
-                volumes_from=f'["{data.name}"]',
-                target=f'"{target}"',
-                paths='["/data/not-there"]',
-                stop=f'["{app.name}", "{idle.name}", "{worker.name}"]',
-                stop_grace='"1s"',
-            ),
-            daemon=f'ops_image = "{PROJECT_IMAGE}"',
-        )
-        failed = daemon.log.wait_for(event("run.failed", job="db"), timeout=120)[0]
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait_exit(60) == 0
-        assert failed["exit_code"] == 1
-        moves = [
-            (e["event"], e["container"])
-            for e in daemon.log.events
-            if e.get("event", "").startswith("run.container_")
-        ]
-        assert moves == [
-            ("run.container_stopped", app.name),
-            ("run.container_not_running", idle.name),
-            ("run.container_stopped", worker.name),
-            ("run.container_started", worker.name),
-            ("run.container_started", app.name),
-        ]
-        for container in (app, worker):
-            container.reload()
-            assert container.status == "running"
-        idle.reload()
-        assert idle.status == "created"
-        assert [e["line"] for e in daemon.log.matching(event("run.output", job="db"))][
-            -1
-        ].startswith("backup: nothing to back up at /data/not-there")
-    finally:
-        idle.remove(force=True)
+    idle = make(BUSYBOX, ["true"], name=unique("t-idle"))
+    idle.wait(timeout=30)
+    daemon = start_daemon(
+        backup_job(
+            "db",
+            volumes_from=f'["{data.name}"]',
+            target=f'"{target}"',
+            stop=f'["{app.name}", "{idle.name}", "{worker.name}"]',
+            stop_grace='"1s"',
+            **keys,
+        ),
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    ended = daemon.log.wait_for(event(ending, job="db"), timeout=120)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    if ending == "run.failed":
+        assert ended["exit_code"] == 1
+        lines = [e["line"] for e in daemon.log.matching(event("run.output", job="db"))]
+        assert lines[-1].startswith("backup: nothing to back up at /data/not-there")
+    else:
+        assert ended["reason"] == "timeout"
+    assert container_moves(daemon) == [
+        ("run.container_stopped", app.name),
+        ("run.container_not_running", idle.name),
+        ("run.container_stopped", worker.name),
+        ("run.container_started", worker.name),
+        ("run.container_started", app.name),
+    ]
+    for container in (app, worker):
+        container.reload()
+        assert container.status == "running"
+    idle.reload()
+    assert idle.status == "exited"
+    assert all(name.endswith(".partial") for name in _target_files(engine, target))
 
 
 def _wait_for_ops_container(engine: docker.DockerClient, daemon: Daemon) -> Any:
@@ -340,48 +349,3 @@ def test_kill_9_of_the_daemon_mid_backup_its_successor_starts_the_app_again(
     files = _target_files(engine, target)
     finals = [f for f in files if not f.endswith((".partial", ".sha256"))]
     assert all(f"{name}.sha256" in files for name in finals), files  # no incomplete final name
-
-
-def test_a_timed_out_archive_still_starts_the_stopped_containers_in_reverse(
-    start_daemon: Start,
-    engine: docker.DockerClient,
-    make: Callable[..., Any],
-    make_volume: Callable[[str], str],
-) -> None:
-    """The archive outlives the job's timeout: run.timed_out, the ops container is stopped,
-    and the stopped containers run again, started in reverse order; no final-named archive."""
-    target = make_volume("crontainer-test-backups")
-    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0
-    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
-    worker = make(BUSYBOX, ["sleep", "600"], name=unique("t-worker"))
-    daemon = start_daemon(
-        backup_job(
-            "db",
-            volumes_from=f'["{data.name}"]',
-            target=f'"{target}"',
-            stop=f'["{app.name}", "{worker.name}"]',
-            stop_grace='"1s"',
-            timeout='"1s"',
-        ),
-        daemon=f'ops_image = "{PROJECT_IMAGE}"',
-    )
-    ended = daemon.log.wait_for(event("run.timed_out", job="db"), timeout=60)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
-    assert ended["reason"] == "timeout"
-    moves = [
-        (e["event"], e["container"])
-        for e in daemon.log.events
-        if e.get("event", "").startswith("run.container_")
-    ]
-    assert moves == [
-        ("run.container_stopped", app.name),
-        ("run.container_stopped", worker.name),
-        ("run.container_started", worker.name),
-        ("run.container_started", app.name),
-    ]
-    for container in (app, worker):
-        container.reload()
-        assert container.status == "running"
-    assert all(name.endswith(".partial") for name in _target_files(engine, target))
