@@ -1,9 +1,9 @@
 """Archive throughput of the backup tool versus plain `tar | zstd`, same image, same data.
 
-    python bench/backup_throughput.py [--mb 1024] [--rounds 3]
+    python bench/backup_throughput.py [--mb 1024] [--rounds 3] [--random-share 0.8]
 
-Fills a named volume with MB megabytes of mixed files (large incompressible
-ones and many small text files), then, alternating and ROUNDS times each, runs
+Fills a named volume with MB megabytes of mixed files (a share of large
+incompressible ones, the rest many small text files), then, alternating and ROUNDS times each, runs
 in a container of the project's image (crontainer:latest):
 
 - plain: `tar -C / -cf - data | zstd -q -T0 -c > /backup/plain.tar.zst`
@@ -32,7 +32,8 @@ IMAGE = "crontainer:latest"
 FILL = r"""
 import os, sys
 total = int(sys.argv[1]) * 1024 * 1024
-big, small = int(total * 0.8), int(total * 0.2)
+share = float(sys.argv[2])
+big, small = int(total * share), int(total * (1 - share))
 os.makedirs("/data/big", exist_ok=True)
 for i in range(big // (4 << 20)):
     with open(f"/data/big/blob-{i:04d}.bin", "wb") as f:
@@ -61,13 +62,18 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--random-share", type=float, default=0.8, help="share of incompressible data (0.8)"
+    )
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     data, out = f"bench-data-{tag}", f"bench-out-{tag}"
     try:
         for volume in (data, out):
             docker("volume", "create", volume)
-        fill = timed_run([f"{data}:/data"], ["python3", "-c", FILL, str(args.mb)])
+        fill = timed_run(
+            [f"{data}:/data"], ["python3", "-c", FILL, str(args.mb), str(args.random_share)]
+        )
         size = int(
             docker("run", "--rm", "-v", f"{data}:/data", IMAGE, "du", "-sb", "/data").split()[0]
         )
@@ -111,6 +117,7 @@ def main() -> int:
     mib = size / (1 << 20)
     report = {
         "data_mib": round(mib, 1),
+        "random_share": args.random_share,
         "fill_s": round(fill, 1),
         "rounds": args.rounds,
         "plain_median_s": round(plain_s, 2),
