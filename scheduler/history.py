@@ -311,7 +311,16 @@ class History:
 
     def runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest first."""
-        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
+        if job:
+            return self._select("WHERE job = ?", (job,), limit)
+        return self._select("", (), limit)
+
+    def in_flight(self) -> list[RunRecord]:
+        """Attempts recorded as running (after a crash: the ones to settle)."""
+        return self._select("WHERE status = 'running'", (), -1)
+
+    def _select(self, where: str, params: tuple[object, ...], limit: int) -> list[RunRecord]:
+        """Rows matching ``where`` (fixed text of this module), newest first; -1: no limit."""
         # Only fixed text is formatted in; values are parameters.
         sql = (
             "SELECT run_id, attempt, job, trigger, scheduled_at, started_at, finished_at, status, "  # noqa: S608
@@ -338,10 +347,6 @@ class History:
             )
             for r in rows
         ]
-
-    def in_flight(self) -> list[RunRecord]:
-        """Attempts recorded as running (after a crash: the ones to settle)."""
-        return [r for r in self.runs(limit=1_000_000) if r.status == "running"]
 
     def marks(self) -> dict[str, JobMarks]:
         """Per job: last scheduled time, last success, last outcome."""
