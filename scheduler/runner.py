@@ -23,6 +23,7 @@ from scheduler.logs import get_logger
 from scheduler.steps import (
     AFTER_STOP_WAIT_S,
     Attempt,
+    Cancellation,
     Outcome,
     RunInterruptedError,
     Status,
@@ -50,8 +51,7 @@ class ActiveRun:
     entry: JobEntry
     scheduled_at: datetime
     trigger: str
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    cancel_reason: str = "daemon_stopping"
+    cancelled: Cancellation = field(default_factory=Cancellation)
     attempt: Attempt | None = None
     thread: threading.Thread | None = None
 
@@ -168,11 +168,8 @@ class Runner:
             self._cancel(run, reason)
 
     def _cancel(self, run: ActiveRun, reason: str) -> None:
-        run.cancel_reason = reason
+        run.cancelled.cancel(reason)
         attempt = run.attempt
-        if attempt is not None:
-            attempt.cancel_reason = reason
-        run.cancelled.set()
         with self._slot_free:
             self._slot_free.notify_all()  # a queued run sees its flag and gives up
         if attempt is not None:
@@ -215,7 +212,7 @@ class Runner:
             while True:
                 late = (self._clock.now() - run.scheduled_at).total_seconds()
                 if run.cancelled.is_set():
-                    reason = run.cancel_reason
+                    reason = run.cancelled.reason
                     break
                 if deadline is not None and late > deadline:
                     reason = "starting_deadline"
@@ -302,7 +299,6 @@ class Runner:
             entry.job,
             run.cancelled,
             number=number,
-            cancel_reason=run.cancel_reason,
             on_container=lambda cid: history.set_container(run.run_id, number, cid),
             on_stop=lambda name: history.mark_stopped(run.run_id, name, self._clock.now()),
             on_started=lambda name: history.unmark_stopped(run.run_id, name),
@@ -413,10 +409,7 @@ class Runner:
             plan = attempt.job.plan(PlanContext(job=attempt.job_name, ops_image=self._ops_image))
             outcome = Outcome(Status.SUCCEEDED, exit_code=0)
             try:
-                for step in plan.steps:
-                    outcome = self._steps.run(attempt, step)
-                    if outcome.status is not Status.SUCCEEDED:
-                        break
+                outcome = self._steps.run_all(attempt, plan.steps)
             finally:
                 for step in plan.cleanup:  # post_exec and the like: on every path
                     after = self._steps.run(attempt, step)
@@ -426,7 +419,7 @@ class Runner:
             raise
         except EngineError as e:
             if attempt.cancelled.is_set():
-                return Outcome(Status.CANCELLED, reason=attempt.cancel_reason, error=str(e))
+                return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason, error=str(e))
             reason = "engine_unavailable" if isinstance(e, EngineUnavailableError) else None
             return Outcome(Status.FAILED, reason=reason, error=str(e))
         except Exception as e:  # one run's bug must not take the daemon down

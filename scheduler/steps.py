@@ -92,6 +92,20 @@ class RunInterruptedError(CrontainerError):
         self.container_id = container_id
 
 
+class Cancellation(threading.Event):
+    """A run's cancel flag, carrying why: shared by the run and each of its attempts, so the
+    reason can never be copied stale from one to the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = "daemon_stopping"
+
+    def cancel(self, reason: str) -> None:
+        """Record ``reason``, then set the flag."""
+        self.reason = reason
+        self.set()
+
+
 class Status(StrEnum):
     """How a run (or one attempt of it) ended; each has its event ``run.<status>``."""
 
@@ -123,9 +137,8 @@ class Attempt:
     run_id: str
     job_name: str
     job: BaseJob
-    cancelled: threading.Event
+    cancelled: Cancellation
     number: int = 1
-    cancel_reason: str = "daemon_stopping"
     container_id: str | None = None
     """The live container, while there is one (what a canceller stops)."""
     created: str | None = None
@@ -162,10 +175,19 @@ class StepExecutor:
             return self._with_stopped(attempt, step)
         return self._signal(attempt, step)
 
+    def run_all(self, attempt: Attempt, steps: tuple[Step, ...]) -> Outcome:
+        """Run ``steps`` in order; stop at the first that does not succeed and return it."""
+        outcome = Outcome(Status.SUCCEEDED, exit_code=0)
+        for step in steps:
+            outcome = self.run(attempt, step)
+            if outcome.status is not Status.SUCCEEDED:
+                break
+        return outcome
+
     def stop(self, attempt: Attempt) -> None:
         """Stop the attempt's container or exec, if it has one (stop signal, grace, kill)."""
         with attempt.lock:
-            attempt.cancelled.set()
+            attempt.cancelled.set()  # keeps the reason the canceller gave
             container_id, process = attempt.container_id, attempt.process
         try:
             if container_id is not None:
@@ -200,7 +222,7 @@ class StepExecutor:
             with attempt.lock:
                 attempt.container_id = attempt.created = container_id
                 if attempt.cancelled.is_set():
-                    return Outcome(Status.CANCELLED, reason=attempt.cancel_reason)
+                    return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
             reader = self._read_output(container_id, output)
             engine.start(container_id)
             outcome = self._await(attempt, container_id, attempt.job.timeout)
@@ -304,7 +326,7 @@ class StepExecutor:
         if timed_out:
             return Outcome(Status.TIMED_OUT, exit_code=code, reason="timeout")
         if attempt.cancelled.is_set():
-            return Outcome(Status.CANCELLED, exit_code=code, reason=attempt.cancel_reason)
+            return Outcome(Status.CANCELLED, exit_code=code, reason=attempt.cancelled.reason)
         if code == 0:
             return Outcome(Status.SUCCEEDED, exit_code=0)
         return Outcome(
@@ -338,7 +360,7 @@ class StepExecutor:
             )
             for _ in self._engine.exec_output(kill):
                 pass
-            if pid.ended.wait(grace) or grace == 0:
+            if pid.ended.wait(grace):
                 return
 
     # --- stop, run, start again ----------------------------------------------------
@@ -358,12 +380,7 @@ class StepExecutor:
                 self._engine.stop(name, step.grace)
                 stopped.append(name)
                 self._log.info("run.container_stopped", container=name)
-            outcome = Outcome(Status.SUCCEEDED, exit_code=0)
-            for inner in step.body:
-                outcome = self.run(attempt, inner)
-                if outcome.status is not Status.SUCCEEDED:
-                    break
-            return outcome
+            return self.run_all(attempt, step.body)
         finally:
             self.start_again(attempt, stopped)
 
@@ -417,7 +434,7 @@ class StepExecutor:
                 continue
             if attempt.cancelled.is_set():
                 return Outcome(
-                    Status.CANCELLED, exit_code=status.exit_code, reason=attempt.cancel_reason
+                    Status.CANCELLED, exit_code=status.exit_code, reason=attempt.cancelled.reason
                 )
             if status.oom_killed:
                 return Outcome(Status.FAILED, exit_code=status.exit_code, reason="oom_killed")

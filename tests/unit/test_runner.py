@@ -20,7 +20,7 @@ from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History
 from scheduler.runner import Runner
 from scheduler.settings import Config, load_config
-from scheduler.steps import Attempt
+from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
 
@@ -357,7 +357,7 @@ def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_
         "r1",
         "j",
         config.jobs["j"].job,
-        threading.Event(),
+        Cancellation(),
         on_stop=lambda name: runner._history.mark_stopped("r1", name, SCHEDULED),
         on_started=lambda name: runner._history.unmark_stopped("r1", name),
     )
