@@ -14,6 +14,13 @@ in a container of the project's image (crontainer:latest):
 and prints the median wall time of each, the throughput, and the ratio
 (tool throughput / plain throughput; the target is at least 0.9). The data
 sits in the page cache after the first pass, so both read from memory alike.
+
+It also measures, in the same container, the CPU seconds (user + system) of the
+plain pipeline and of one sha256 pass over the archive it made, and the
+ceiling they imply for any tool that must write a sha256 of the archive:
+plain wall / max(plain wall, sha256 CPU, (plain CPU + sha256 CPU) / cores) —
+one sha256 stream cannot be split over cores, and the cores are shared. It
+leaves out copying the bytes at all, so it is an upper bound.
 Needs the engine and crontainer:latest (scripts/engine.sh makes both).
 """
 
@@ -45,6 +52,23 @@ for i in range(small // 10240):
     with open(f"{d}/log-{i:06d}.txt", "wb") as f:
         f.write(line * (10240 // len(line)))
 """
+
+
+CPU_PROBE = r"""
+TIMEFORMAT='%R %U %S'
+HASH='import hashlib
+h = hashlib.sha256()
+with open("/backup/cpu.tar.zst", "rb") as f:
+    while b := f.read(1 << 20):
+        h.update(b)'
+for i in 1 2; do
+  { time sh -c 'tar -C / -cf - data | zstd -q -T0 -c > /backup/cpu.tar.zst' ; } 2>> /tmp/plain
+done
+{ time python3 -c "$HASH" ; } 2>> /tmp/sha
+echo "$(tail -1 /tmp/plain) $(tail -1 /tmp/sha) $(stat -c %s /backup/cpu.tar.zst) $(nproc)"
+"""
+"""Second pass of the plain pipeline (warm cache): wall, user, sys; then the same for one
+sha256 pass over its archive with hashlib (OpenSSL, as the tool uses), archive size, cores."""
 
 
 def docker(*args: str) -> str:
@@ -99,6 +123,19 @@ def main() -> int:
             "/data",
         ]
         clean = ["sh", "-c", "rm -f /backup/*"]
+        cpu = docker(
+            "run",
+            "--rm",
+            "-v",
+            f"{data}:/data:ro",
+            "-v",
+            f"{out}:/backup",
+            IMAGE,
+            "bash",
+            "-c",
+            CPU_PROBE,
+        )
+        timed_run([f"{out}:/backup"], clean)
         plain, hashed, tool = [], [], []
         for _ in range(args.rounds):
             plain.append(timed_run([f"{data}:/data:ro", f"{out}:/backup"], plain_cmd))
@@ -112,6 +149,9 @@ def main() -> int:
             subprocess.run(
                 ["docker", "volume", "rm", "-f", volume], capture_output=True, check=False
             )
+    wall, user, system, _sha_wall, sha_user, sha_sys, archive_bytes, cores = cpu.split()
+    plain_cpu, sha_cpu = float(user) + float(system), float(sha_user) + float(sha_sys)
+    best = max(float(wall), sha_cpu, (plain_cpu + sha_cpu) / int(cores))
     plain_s, tool_s = statistics.median(plain), statistics.median(tool)
     hashed_s = statistics.median(hashed)
     mib = size / (1 << 20)
@@ -127,6 +167,13 @@ def main() -> int:
         "ratio_tool_to_plain": round(plain_s / tool_s, 3),
         "plain_with_sha256_and_sync_median_s": round(hashed_s, 2),
         "ratio_tool_to_plain_with_sha256_and_sync": round(hashed_s / tool_s, 3),
+        "cores": int(cores),
+        "plain_cpu_s": round(plain_cpu, 2),
+        "plain_cores_busy": round(plain_cpu / float(wall), 2),
+        "archive_mib": round(int(archive_bytes) / (1 << 20), 1),
+        "sha256_cpu_s": round(sha_cpu, 2),
+        "plain_probe_wall_s": float(wall),
+        "ceiling_with_sha256": round(float(wall) / best, 3),
         "plain_all_s": [round(t, 2) for t in plain],
         "tool_all_s": [round(t, 2) for t in tool],
     }

@@ -1,20 +1,6 @@
-"""What each job kind does: a validated TOML table in, a plan out.
+"""What each job kind does: a validated TOML table in, a plan out (``jobs.kinds``).
 
-This package never imports ``scheduler``, ``docker`` or ``apscheduler``.
+This package never imports ``scheduler``, ``docker`` or ``apscheduler``, and this
+file imports nothing: the tools under ``jobs.tools`` run in ops containers and
+start without loading the config models (pydantic) they do not use.
 """
-
-from __future__ import annotations
-
-from jobs.backup import BackupJob
-from jobs.base import BaseJob, PlanContext
-from jobs.exec import ExecJob
-from jobs.run import RunJob
-from jobs.signal import SignalJob
-
-Job = RunJob | ExecJob | SignalJob | BackupJob
-"""Any configured job (the union grows with the kinds)."""
-
-KINDS: dict[str, type[BaseJob]] = {cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob)}
-"""Job kinds by the value of their ``kind`` key."""
-
-__all__ = ["KINDS", "BackupJob", "BaseJob", "ExecJob", "Job", "PlanContext", "RunJob", "SignalJob"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from jobs import PlanContext
+from jobs.base import PlanContext
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.steps import (

@@ -22,8 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from jobs import KINDS, BaseJob, Job
-from jobs.base import NAME_PATTERN, Model, name_is_valid
+from jobs.base import NAME_PATTERN, BaseJob, Model, name_is_valid
+from jobs.kinds import KINDS, Job
 from jobs.units import Duration, Size
 from scheduler.errors import ConfigError
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule

@@ -4,9 +4,10 @@
     python -m jobs.tools.backup verify --target DIR ARCHIVE
     python -m jobs.tools.backup restore --target DIR ARCHIVE [--root /]
 
-``create`` archives the SOURCE paths with GNU tar (POSIX format: long and
+``create`` archives the SOURCE paths with GNU tar (its own default format: long and
 non-ASCII names, numeric owners, permissions, symlinks, hard links, empty
-directories), compressed by zstd or gzip, into ``DIR/<job>-<UTC time>.tar[.zst|.gz]``.
+directories; modification times to the second), compressed by zstd or gzip, into
+``DIR/<job>-<UTC time>.tar[.zst|.gz]``.
 The archive is written under ``<name>.partial``, its sha256 computed on the way,
 flushed to disk, then renamed; ``<name>.sha256`` (sha256sum format) is written the
 same way. A killed run therefore never leaves a final-named incomplete archive,
@@ -35,13 +36,19 @@ from jobs.retention import SUFFIXES, Retention, archive_name, archive_time, to_d
 CHUNK = 1024 * 1024
 HASH_QUEUE = 16
 """Chunks in flight to the hashing thread (bounded memory: 16 MiB)."""
+NICE = ["nice", "-n", "10"]
+"""tar and the compressor run below the hashing thread's priority: when the CPU is the
+limit, the sha256 (one stream, one core at most) is the step that must not wait."""
 COMPRESSORS = {"zstd": ["zstd", "-q", "-c", "-T0"], "gzip": ["gzip", "-c"], "none": None}
 DECOMPRESSORS = {
     ".tar.zst": ["zstd", "-q", "-d", "-c"],
     ".tar.gz": ["gzip", "-d", "-c"],
     ".tar": None,
 }
-TAR_CREATE = ["tar", "--create", "--file=-", "--format=posix", "--numeric-owner", "--directory=/"]
+TAR_CREATE = ["tar", "--create", "--file=-", "--format=gnu", "--numeric-owner", "--directory=/"]
+"""GNU format, tar's default: the POSIX (pax) format would add an extended header to
+nearly every member for sub-second times, +8 % bytes and +25 % time on many small files
+(docs/performance.md); backups keep modification times to the second."""
 
 
 class ToolError(Exception):
@@ -54,17 +61,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _count(sources: list[Path]) -> int:
-    """Entries tar will store: each source and everything under it."""
-    total = 0
-    for source in sources:
-        total += 1
-        if source.is_dir() and not source.is_symlink():
-            for _, dirs, files in os.walk(source):
-                total += len(dirs) + len(files)
-    return total
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -85,17 +81,50 @@ def clean_partials(target: Path, job: str) -> list[str]:
     return removed
 
 
+class _MemberCount:
+    """Counts the members tar stored, from its index (one line per member: tar escapes
+    newlines in names) — what went into the archive, without a second walk of the tree.
+    ``wc -l`` counts, not a Python thread: tens of thousands of small pipe reads would
+    contend for the GIL with the copy and hash loop (measured: +0.5 s on 84k files)."""
+
+    def __init__(self) -> None:
+        read_fd, self.write_fd = os.pipe()
+        try:
+            self._wc = subprocess.Popen(["wc", "-l"], stdin=read_fd, stdout=subprocess.PIPE)
+        finally:
+            os.close(read_fd)
+
+    def release(self) -> None:
+        """Close our end of the index pipe (tar holds its own; EOF when tar ends)."""
+        os.close(self.write_fd)
+
+    def result(self) -> int:
+        out, _ = self._wc.communicate()
+        if self._wc.returncode != 0:
+            raise ToolError(f"counting the archive's members failed (exit {self._wc.returncode})")
+        return int(out)
+
+    def kill(self) -> None:
+        if self._wc.poll() is None:
+            self._wc.kill()
+        self._wc.wait()
+
+
 def _pipeline(
-    relative: list[str], compression: str
+    relative: list[str], compression: str, index_fd: int
 ) -> tuple[list[subprocess.Popen[bytes]], IO[bytes]]:
-    """tar (and a compressor) writing the archive to a pipe; return the processes and the pipe."""
+    """tar (and a compressor) writing the archive to a pipe, and tar's index of members to
+    ``index_fd``; return the processes and the archive's pipe."""
     tar = subprocess.Popen(
-        [*TAR_CREATE, "--", *relative], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*NICE, *TAR_CREATE, "--verbose", f"--index-file=/dev/fd/{index_fd}", "--", *relative],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=(index_fd,),
     )
     argv = COMPRESSORS[compression]
     if argv is None or tar.stdout is None:
         return [tar], _stdout(tar)
-    compressor = subprocess.Popen(argv, stdin=tar.stdout, stdout=subprocess.PIPE)
+    compressor = subprocess.Popen([*NICE, *argv], stdin=tar.stdout, stdout=subprocess.PIPE)
     tar.stdout.close()  # the compressor holds it now
     return [tar, compressor], _stdout(compressor)
 
@@ -161,15 +190,21 @@ def create(
     name = archive_name(job, now or datetime.now(UTC), compression)
     partial = target / (name + ".partial")
     relative = [str(s.absolute()).lstrip("/") or "." for s in sources]
-    procs, stream = _pipeline(relative, compression)
+    counter = _MemberCount()
+    try:
+        procs, stream = _pipeline(relative, compression, counter.write_fd)
+    finally:
+        counter.release()
     try:
         size, sha256 = _drain(stream, partial)
         _check(procs, compression)
+        members = counter.result()
     except BaseException:
         partial.unlink(missing_ok=True)
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+        counter.kill()
         raise
     partial.replace(target / name)
     _write_atomically(target / f"{name}.sha256", f"{sha256}  {name}\n".encode())
@@ -177,7 +212,7 @@ def create(
     return {
         "archive": name,
         "bytes": size,
-        "files": _count(sources),
+        "files": members,
         "sha256": sha256,
         "duration_s": round(time.monotonic() - began, 3),
     }

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import BackupJob, PlanContext
+from jobs.backup import BackupJob
+from jobs.base import PlanContext
 from jobs.plan import ExecCommand, RunContainer, WithStopped
 from scheduler.errors import ConfigError
 from scheduler.settings import load_config

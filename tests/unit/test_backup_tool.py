@@ -36,6 +36,7 @@ def build_tree(root: Path) -> Path:
     (data / "dangling").symlink_to("/nowhere/at/all")
     os.link(big, data / "hard")
     (data / "café ☃ naïve.txt").write_text("ünïcödé\n")
+    (data / "two\nlines \\ back.txt").write_text("a name with a newline and a backslash\n")
     (data / "sub" / "deeper" / ("long-" * 45 + ".dat")).write_bytes(os.urandom(4096))
     return data
 

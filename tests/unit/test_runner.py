@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from jobs import PlanContext
+from jobs.base import PlanContext
 from jobs.plan import PullPolicy, RunContainer, WithStopped
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
