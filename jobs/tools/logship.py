@@ -1,0 +1,633 @@
+"""Ship new log lines to a sink, at least once (inside an ops container).
+
+    python -m jobs.tools.logship            # the request arrives on stdin
+
+stdin, written by the daemon: the first line is the request (JSON) — ``job``,
+``host``, ``sink``, ``paths`` (globs), ``max_bytes``, ``batch_lines``,
+``batch_bytes`` and ``checkpoints`` (``{source: data}`` as last reported) —;
+then, one JSON object per line, records of containers' logs read by the daemon
+through the Docker API: ``source``, ``time``, ``stream``, ``line`` and ``cp``
+(the checkpoint that holds once this record is delivered).
+
+stderr carries control lines, ``@crontainer {json}``: ``{"checkpoint": {...},
+"forget": [...]}`` after each batch the sink acknowledged (the daemon stores
+them in one transaction), and ``{"result": {...}}`` at the end. Anything else
+on stderr is plain output. The ``stdout`` sink writes the records to stdout.
+
+A file's checkpoint is its device, inode, the offset after the last delivered
+line and a sha256 of its first bytes (up to 1 KiB, within the delivered part).
+At start every checkpoint is matched to a file: the same inode whose first
+bytes still match (renamed or not — a rename rotation); else a file in the same
+directory with the same first bytes and at least the offset's length (the copy
+of a copytruncate rotation); the rest of that file is shipped first, then the
+live file from where its checkpoint says (from 0 if it is new or was
+truncated). A line without its newline yet is left for a later run.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import hashlib
+import json
+import os
+import socket
+import stat
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+CONTROL = "@crontainer "
+"""Prefix of a control line on stderr."""
+FINGERPRINT_BYTES = 1024
+READ_CHUNK = 1024 * 1024
+UDP_MAX = 65000
+"""Longest syslog datagram sent over UDP (a longer message is cut)."""
+FACILITIES = {
+    name: number
+    for number, name in enumerate(
+        [
+            "kern",
+            "user",
+            "mail",
+            "daemon",
+            "auth",
+            "syslog",
+            "lpr",
+            "news",
+            "uucp",
+            "cron",
+            "authpriv",
+            "ftp",
+            "ntp",
+            "audit",
+            "alert",
+            "clock",
+            "local0",
+            "local1",
+            "local2",
+            "local3",
+            "local4",
+            "local5",
+            "local6",
+            "local7",
+        ]
+    )
+}
+SEVERITIES = {
+    name: number
+    for number, name in enumerate(
+        ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+    )
+}
+
+
+class ShipError(Exception):
+    """A failure with a message for the run's error (never a secret in it)."""
+
+
+def now_text() -> str:
+    """The current UTC time as RFC 3339 with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def control(message: dict[str, object], stream: IO[str] | None = None) -> None:
+    """Write one control line for the daemon (flushed: the daemon acts on it at once)."""
+    out = stream or sys.stderr
+    out.write(CONTROL + json.dumps(message, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def redact(url: str) -> str:
+    """``url`` without user, password or query (they may hold secrets)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+# --- sinks ------------------------------------------------------------------------
+
+
+class Sink(Protocol):
+    """Delivers a batch of records or raises ShipError; returning means acknowledged."""
+
+    def send(self, records: list[dict[str, object]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _ndjson(records: list[dict[str, object]]) -> bytes:
+    return b"".join(
+        json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for r in records
+    )
+
+
+class FileSink:
+    """Appends NDJSON to a file; a batch is acknowledged once it is fsynced."""
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ShipError(f"file sink {path}: {e.strerror}") from None
+        self._path = path
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        data = memoryview(_ndjson(records))
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as e:
+            raise ShipError(f"file sink {self._path}: {e.strerror}") from None
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class StdoutSink:
+    """Prints NDJSON records: the shipping container's log driver carries them on."""
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        try:
+            sys.stdout.buffer.write(_ndjson(records))
+            sys.stdout.buffer.flush()
+        except OSError as e:
+            raise ShipError(f"stdout sink: {e.strerror}") from None
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class Retrying:
+    """Attempts with exponential backoff: ``retries`` more after the first."""
+
+    retries: int = 3
+    delay: float = 1.0
+    delay_max: float = 30.0
+
+    def run(self, what: str, action: Any) -> None:  # noqa: ANN401 - a callable
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(self.delay * 2 ** (attempt - 1), self.delay_max))
+            try:
+                action()
+            except ShipError as e:
+                last = str(e)
+                print(f"logship: {what}: {last} (attempt {attempt + 1})", file=sys.stderr)
+                continue
+            return
+        raise ShipError(f"{what}: gave up after {self.retries + 1} attempts: {last}")
+
+
+class HttpSink:
+    """POSTs a batch as NDJSON; acknowledged by one of ``ok_status``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        url = urllib.parse.urlsplit(str(config["url"]))
+        self._headers = {"Content-Type": "application/x-ndjson", **config.get("headers", {})}
+        if url.username is not None:  # user:password@ in the URL: HTTP basic auth
+            pair = (
+                f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
+            )
+            self._headers.setdefault(
+                "Authorization", "Basic " + base64.b64encode(pair.encode()).decode()
+            )
+            host = url.hostname or ""
+            url = url._replace(netloc=f"{host}:{url.port}" if url.port else host)
+        self._url = urllib.parse.urlunsplit(url)
+        self._shown = redact(self._url)
+        self._timeout = float(config.get("timeout", 10.0))
+        self._ok = set(config.get("ok_status", [200, 201, 202, 204]))
+        self._retry = Retrying(int(config.get("retries", 3)), float(config.get("retry_delay", 1.0)))
+
+    def _post(self, body: bytes) -> None:
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked by the config
+            self._url, data=body, headers=self._headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except (urllib.error.URLError, OSError) as e:
+            raise ShipError(str(getattr(e, "reason", e))) from None
+        if status not in self._ok:
+            raise ShipError(f"status {status}")
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        body = _ndjson(records)
+        self._retry.run(f"http sink {self._shown}", lambda: self._post(body))
+
+    def close(self) -> None:
+        return None
+
+
+def _sd_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def _ascii_token(value: str, limit: int) -> str:
+    """A syslog header field: printable ASCII without spaces, or ``-``."""
+    token = "".join(c for c in value if 33 <= ord(c) <= 126)[:limit]  # noqa: PLR2004
+    return token or "-"
+
+
+class SyslogSink:
+    """RFC 5424 messages over UDP, or over TCP framed by octet counting (RFC 6587)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        address = urllib.parse.urlsplit(str(config["address"]))
+        self._proto = address.scheme
+        if address.hostname is None or address.port is None:
+            raise ShipError(f"syslog sink: no host and port in {config['address']!r}")
+        self._where = (address.hostname, address.port)
+        facility = FACILITIES[str(config.get("facility", "user"))]
+        severity = SEVERITIES[str(config.get("severity", "info"))]
+        self._pri = facility * 8 + severity
+        self._app = _ascii_token(str(config.get("app_name", "crontainer")), 48)
+        self._sock: socket.socket | None = None
+        self._retry = Retrying(int(config.get("retries", 3)), float(config.get("retry_delay", 1.0)))
+        self._timeout = float(config.get("timeout", 10.0))
+
+    def _message(self, record: dict[str, object]) -> bytes:
+        header = (
+            f"<{self._pri}>1 {record['time']} {_ascii_token(str(record['host']), 255)} "
+            f"{self._app} - - "
+        )
+        data = f'[crontainer@32473 source="{_sd_escape(str(record["source"]))}"'
+        data += f' job="{_sd_escape(str(record["job"]))}"]'
+        return f"{header}{data} {record['line']}".encode()
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            kind = socket.SOCK_DGRAM if self._proto == "udp" else socket.SOCK_STREAM
+            family = socket.AF_INET6 if ":" in self._where[0] else socket.AF_INET
+            sock = socket.socket(family, kind)
+            sock.settimeout(self._timeout)
+            try:
+                sock.connect(self._where)
+            except OSError as e:
+                sock.close()
+                raise ShipError(str(e)) from None
+            self._sock = sock
+        return self._sock
+
+    def _send_all(self, messages: list[bytes]) -> None:
+        sock = self._connect()
+        try:
+            if self._proto == "udp":
+                for message in messages:
+                    sock.send(message[:UDP_MAX])
+            else:
+                sock.sendall(b"".join(b"%d %s" % (len(m), m) for m in messages))
+        except OSError as e:
+            self.close()
+            raise ShipError(str(e)) from None
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        messages = [self._message(r) for r in records]
+        where = f"syslog sink {self._proto}://{self._where[0]}:{self._where[1]}"
+        self._retry.run(where, lambda: self._send_all(messages))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def make_sink(config: dict[str, Any]) -> Sink:
+    """The sink the request names."""
+    kind = config.get("type")
+    if kind == "file":
+        return FileSink(str(config["path"]))
+    if kind == "stdout":
+        return StdoutSink()
+    if kind == "http":
+        return HttpSink(config)
+    if kind == "syslog":
+        return SyslogSink(config)
+    raise ShipError(f"unknown sink type {kind!r}")
+
+
+# --- batching ---------------------------------------------------------------------
+
+
+@dataclass
+class Shipper:
+    """Collects records into batches; after the sink took a batch, reports the checkpoints
+    it made true, so the daemon advances them only for delivered lines."""
+
+    sink: Sink
+    batch_lines: int
+    batch_bytes: int
+    max_bytes: int
+    report: Callable[[dict[str, object]], None] = control
+    records: list[dict[str, object]] = field(default_factory=list)
+    marks: dict[str, dict[str, object]] = field(default_factory=dict)
+    forget: set[str] = field(default_factory=set)
+    pending_bytes: int = 0
+    lines: int = 0
+    shipped_bytes: int = 0
+    batches: int = 0
+
+    @property
+    def full(self) -> bool:
+        """This run has shipped (or holds) its ``max_bytes``."""
+        return self.shipped_bytes + self.pending_bytes >= self.max_bytes
+
+    def add(self, record: dict[str, object], source: str, mark: dict[str, object]) -> None:
+        """Queue a record; ``mark`` is the checkpoint of ``source`` once it is delivered."""
+        self.records.append(record)
+        self.marks[source] = mark
+        self.forget.discard(source)
+        self.pending_bytes += len(str(record["line"]).encode()) + 1
+        if len(self.records) >= self.batch_lines or self.pending_bytes >= self.batch_bytes:
+            self.flush()
+
+    def change(self, source: str, mark: dict[str, object] | None) -> None:
+        """Set (or, with None, forget) ``source``'s checkpoint with the next report."""
+        if mark is None:
+            self.forget.add(source)
+            self.marks.pop(source, None)
+        else:
+            self.marks[source] = mark
+            self.forget.discard(source)
+
+    def flush(self) -> None:
+        """Send what is queued; report the checkpoints it makes true."""
+        if self.records:
+            self.sink.send(self.records)
+            self.lines += len(self.records)
+            self.shipped_bytes += self.pending_bytes
+            self.batches += 1
+        if self.marks or self.forget:
+            self.report({"checkpoint": self.marks, "forget": sorted(self.forget)})
+        self.records, self.marks, self.forget, self.pending_bytes = [], {}, set(), 0
+
+
+# --- files --------------------------------------------------------------------------
+
+
+def fingerprint(path: str, length: int) -> str | None:
+    """sha256 of the first ``length`` bytes of ``path`` (None if it is shorter or gone)."""
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(length)
+    except OSError:
+        return None
+    if len(head) < length:
+        return None
+    return hashlib.sha256(head).hexdigest()
+
+
+@dataclass
+class FileState:
+    """Where shipping of one file stands."""
+
+    path: str
+    dev: int
+    ino: int
+    offset: int = 0
+    fp: str = ""
+    fplen: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"file:{self.dev}:{self.ino}"
+
+    def mark(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "dev": self.dev,
+            "ino": self.ino,
+            "offset": self.offset,
+            "fp": self.fp,
+            "fplen": self.fplen,
+        }
+
+
+def _matches(path: str, info: os.stat_result, checkpoint: dict[str, Any]) -> bool:
+    """``path`` holds the content ``checkpoint`` describes (at least up to its offset)."""
+    if info.st_size < int(checkpoint["offset"]):
+        return False
+    return fingerprint(path, int(checkpoint["fplen"])) == str(checkpoint["fp"])
+
+
+def _regular_files(directory: str) -> dict[str, os.stat_result]:
+    found: dict[str, os.stat_result] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                found[entry.path] = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+    return found
+
+
+def _live_files(patterns: list[str]) -> dict[tuple[int, int], tuple[str, os.stat_result]]:
+    """Regular files matching the globs (absolute patterns: glob.glob, not Path.glob), by
+    device and inode."""
+    current: dict[tuple[int, int], tuple[str, os.stat_result]] = {}
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)):  # noqa: PTH207 - absolute patterns
+            try:
+                info = Path(path).lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                current.setdefault((info.st_dev, info.st_ino), (path, info))
+    return current
+
+
+def plan_files(
+    patterns: list[str], checkpoints: dict[str, dict[str, Any]]
+) -> tuple[list[FileState], dict[str, dict[str, object] | None]]:
+    """What to read, in order (rotated remainders first), and the checkpoints that change
+    before anything is read: ``None`` forgets one (its file is gone), a mark resets one (a
+    live file truncated by copytruncate starts again from 0)."""
+    current = _live_files(patterns)
+    rotated: dict[tuple[int, int], FileState] = {}
+    resumed: dict[tuple[int, int], FileState] = {}
+    changes: dict[str, dict[str, object] | None] = {}
+    for key, cp in sorted(checkpoints.items()):
+        if not key.startswith("file:"):
+            continue
+        ident = (int(cp["dev"]), int(cp["ino"]))
+        live = current.get(ident)
+        if live is not None and _matches(live[0], live[1], cp):
+            resumed[ident] = FileState(live[0], *ident, int(cp["offset"]), cp["fp"], cp["fplen"])
+            continue
+        found = _find_rotated(cp, ident, current)
+        if found is not None and found.key != key and found.key in checkpoints:
+            found = None  # the copy has a checkpoint of its own: that one says where it stands
+        if found is not None:
+            rotated.setdefault((found.dev, found.ino), found)
+        if found is not None and found.key == key:
+            continue  # renamed out of the live names: the same checkpoint goes on
+        if live is not None:
+            changes[key] = FileState(live[0], *ident).mark()  # truncated: from 0 again
+        else:
+            changes[key] = None
+    states = list(rotated.values())
+    for ident, (path, _info) in current.items():
+        if ident not in rotated:
+            states.append(resumed.get(ident) or FileState(path, *ident))
+    return states, changes
+
+
+def _find_rotated(
+    cp: dict[str, Any],
+    ident: tuple[int, int],
+    current: dict[tuple[int, int], tuple[str, os.stat_result]],
+) -> FileState | None:
+    """The file that holds ``cp``'s lines now, outside the live names: renamed (same inode)
+    or copied (same first bytes, different inode) into the same directory."""
+    directory = str(Path(str(cp["path"])).parent)
+    candidates = _regular_files(directory)
+    copies = []
+    for path, info in candidates.items():
+        if (info.st_dev, info.st_ino) == ident:
+            if (info.st_dev, info.st_ino) not in current and _matches(path, info, cp):
+                return FileState(path, *ident, int(cp["offset"]), cp["fp"], cp["fplen"])
+            continue
+        if (info.st_dev, info.st_ino) in current:
+            continue  # a live file: it has (or gets) its own checkpoint
+        if _matches(path, info, cp):
+            copies.append((info.st_mtime, path, info))
+    if not copies:
+        return None
+    _mtime, path, info = max(copies)  # the newest copy: the last rotation
+    return FileState(path, info.st_dev, info.st_ino, int(cp["offset"]), cp["fp"], cp["fplen"])
+
+
+def ship_file(state: FileState, shipper: Shipper, job: str, host: str) -> None:
+    """Ship the complete lines of one file after ``state.offset``, until max_bytes."""
+    try:
+        f = Path(state.path).open("rb")  # noqa: SIM115 - entered below, after the error check
+    except OSError as e:
+        print(f"logship: {state.path}: {e.strerror}", file=sys.stderr)
+        return
+    with f:
+        f.seek(state.offset)
+        rest = b""
+        while not shipper.full:
+            chunk = f.read(READ_CHUNK)
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()  # no newline yet: not a complete line
+            for raw in lines:
+                state.offset += len(raw) + 1
+                if state.fplen < FINGERPRINT_BYTES:
+                    state.fplen = min(state.offset, FINGERPRINT_BYTES)
+                    state.fp = fingerprint(state.path, state.fplen) or ""
+                record: dict[str, object] = {
+                    "time": now_text(),
+                    "host": host,
+                    "job": job,
+                    "source": state.path,
+                    "line": raw.rstrip(b"\r").decode("utf-8", "replace"),
+                }
+                shipper.add(record, state.key, state.mark())
+                if shipper.full:
+                    break
+
+
+def ship_stdin(stream: IO[bytes], shipper: Shipper, job: str, host: str) -> None:
+    """Ship the daemon's records of containers' logs, in the order they come."""
+    for raw in stream:
+        if shipper.full:
+            break
+        if not raw.strip():
+            continue
+        item = json.loads(raw)
+        record: dict[str, object] = {
+            "time": item["time"],
+            "host": host,
+            "job": job,
+            "source": item["source"],
+            "stream": item["stream"],
+            "line": item["line"],
+        }
+        shipper.add(record, str(item["source"]), item["cp"])
+
+
+def run(
+    request: dict[str, Any],
+    records: IO[bytes],
+    report: Callable[[dict[str, object]], None] = control,
+) -> dict[str, object]:
+    """Ship files then containers' records; return the result for the daemon.
+    ``report`` gets each checkpoint message (by default: a control line on stderr)."""
+    began = time.monotonic()
+    sink = make_sink(request["sink"])
+    shipper = Shipper(
+        sink,
+        int(request.get("batch_lines", 1000)),
+        int(request.get("batch_bytes", 1 << 20)),
+        int(request.get("max_bytes", 1 << 30)),
+        report,
+    )
+    job, host = str(request["job"]), str(request.get("host", socket.gethostname()))
+    states, changes = plan_files(list(request.get("paths", [])), request.get("checkpoints", {}))
+    for key, mark in changes.items():
+        shipper.change(key, mark)
+    try:
+        for state in states:
+            if shipper.full:
+                break
+            ship_file(state, shipper, job, host)
+        if not shipper.full:
+            ship_stdin(records, shipper, job, host)
+        shipper.flush()
+    finally:
+        sink.close()
+    return {
+        "lines": shipper.lines,
+        "bytes": shipper.shipped_bytes,
+        "batches": shipper.batches,
+        "files": len(states),
+        "backlog": shipper.full,
+        "duration_s": round(time.monotonic() - began, 3),
+    }
+
+
+def main() -> int:
+    """Read the request from stdin, ship, report; exit 1 with the error on failure."""
+    stdin = sys.stdin.buffer
+    first = stdin.readline()
+    try:
+        request = json.loads(first)
+    except ValueError:
+        print("logship: the first line of stdin is not the JSON request", file=sys.stderr)
+        return 2
+    try:
+        result = run(request, stdin)
+    except ShipError as e:
+        print(f"logship: {e}", file=sys.stderr)
+        return 1
+    control({"result": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

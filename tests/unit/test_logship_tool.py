@@ -1,0 +1,440 @@
+"""The log shipping tool on real files and real local receivers: at least once, in order,
+across rotations, failures and the run's byte limit."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pytest
+
+from jobs.tools import logship
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+class Daemon:
+    """What the daemon does with the tool's control lines: keep the checkpoints."""
+
+    def __init__(self) -> None:
+        self.checkpoints: dict[str, dict[str, Any]] = {}
+        self.reports: list[dict[str, Any]] = []
+
+    def apply(self, message: dict[str, Any]) -> None:
+        self.reports.append(message)
+        for source in message.get("forget", []):
+            self.checkpoints.pop(source, None)
+        self.checkpoints.update(message.get("checkpoint", {}))
+
+    def ship(
+        self,
+        sink: dict[str, Any],
+        paths: list[str],
+        records: bytes = b"",
+        **limits: int,
+    ) -> dict[str, object]:
+        request = {"job": "ship", "host": "box", "sink": sink, "paths": paths, **limits}
+        request["checkpoints"] = json.loads(json.dumps(self.checkpoints))
+        return logship.run(request, io.BytesIO(records), self.apply)
+
+
+def lines_of(sink_file: Path) -> list[dict[str, Any]]:
+    if not sink_file.exists():
+        return []
+    return [json.loads(line) for line in sink_file.read_text().splitlines()]
+
+
+def numbers(records: list[dict[str, Any]]) -> list[int]:
+    return [int(str(r["line"]).split()[-1]) for r in records]
+
+
+def append(path: Path, first: int, last: int, *, newline_at_end: bool = True) -> None:
+    text = "".join(f"line {i}\n" for i in range(first, last + 1))
+    if not newline_at_end:
+        text = text[:-1]
+    with path.open("a") as f:
+        f.write(text)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    return directory
+
+
+def file_sink(tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    out = tmp_path / "sink" / "out.ndjson"
+    return {"type": "file", "path": str(out)}, out
+
+
+def test_records_carry_time_source_host_job_and_line(tmp_path: Path, logs: Path) -> None:
+    append(logs / "app.log", 1, 3)
+    sink, out = file_sink(tmp_path)
+    result = Daemon().ship(sink, [str(logs / "*.log")])
+    records = lines_of(out)
+    assert [r["line"] for r in records] == ["line 1", "line 2", "line 3"]
+    assert {r["source"] for r in records} == {str(logs / "app.log")}
+    assert {r["host"] for r in records} == {"box"}
+    assert {r["job"] for r in records} == {"ship"}
+    assert all(str(r["time"]).endswith("Z") for r in records)
+    assert result["lines"] == 3
+    assert result["backlog"] is False
+
+
+def test_a_line_without_its_newline_waits_for_it(tmp_path: Path, logs: Path) -> None:
+    log = logs / "app.log"
+    append(log, 1, 3, newline_at_end=False)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(log)])
+    assert numbers(lines_of(out)) == [1, 2]
+    with log.open("a") as f:
+        f.write("\n")
+    append(log, 4, 4)
+    daemon.ship(sink, [str(log)])
+    assert numbers(lines_of(out)) == [1, 2, 3, 4]
+
+
+def test_a_second_run_ships_only_new_lines(tmp_path: Path, logs: Path) -> None:
+    log = logs / "app.log"
+    append(log, 1, 50)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(log)], batch_lines=7)
+    daemon.ship(sink, [str(log)], batch_lines=7)
+    append(log, 51, 60)
+    daemon.ship(sink, [str(log)], batch_lines=7)
+    assert numbers(lines_of(out)) == list(range(1, 61))
+
+
+def test_rename_rotation_ships_the_rest_of_the_old_file_then_the_new_one(
+    tmp_path: Path, logs: Path
+) -> None:
+    log = logs / "app.log"
+    append(log, 1, 10)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(logs / "*.log")])
+    append(log, 11, 20)  # written before the rotation, not shipped yet
+    log.rename(logs / "app.log.1")
+    append(log, 21, 30)
+    daemon.ship(sink, [str(logs / "*.log")])
+    assert numbers(lines_of(out)) == list(range(1, 31))
+    daemon.ship(sink, [str(logs / "*.log")])
+    assert numbers(lines_of(out)) == list(range(1, 31))
+
+
+def test_rename_rotation_with_a_glob_that_matches_rotated_files(tmp_path: Path, logs: Path) -> None:
+    log = logs / "app.log"
+    append(log, 1, 10)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(logs / "app.log*")])
+    append(log, 11, 15)
+    log.rename(logs / "app.log.1")
+    append(log, 16, 20)
+    daemon.ship(sink, [str(logs / "app.log*")])
+    assert sorted(numbers(lines_of(out))) == list(range(1, 21))
+
+
+def test_copytruncate_rotation_ships_the_rest_from_the_copy(tmp_path: Path, logs: Path) -> None:
+    log = logs / "app.log"
+    append(log, 1, 10)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(logs / "*.log")])
+    append(log, 11, 20)
+    shutil.copyfile(log, logs / "app.log.1")
+    with log.open("r+") as f:
+        f.truncate(0)
+    append(log, 21, 25)
+    daemon.ship(sink, [str(logs / "*.log")])
+    assert numbers(lines_of(out)) == list(range(1, 26))
+    append(log, 26, 30)
+    daemon.ship(sink, [str(logs / "*.log")])
+    assert numbers(lines_of(out)) == list(range(1, 31))
+
+
+def test_truncated_and_regrown_file_is_read_from_the_start(tmp_path: Path, logs: Path) -> None:
+    """Same inode, more bytes than the offset, but other first bytes: a new content."""
+    log = logs / "app.log"
+    append(log, 1, 5)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(log)])
+    log.write_text("".join(f"other {i}\n" for i in range(100, 120)))
+    daemon.ship(sink, [str(log)])
+    assert numbers(lines_of(out)) == [1, 2, 3, 4, 5, *range(100, 120)]
+
+
+def test_a_deleted_file_loses_its_checkpoint(tmp_path: Path, logs: Path) -> None:
+    log = logs / "app.log"
+    append(log, 1, 5)
+    sink, _ = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(logs / "*.log")])
+    assert len(daemon.checkpoints) == 1
+    log.unlink()
+    daemon.ship(sink, [str(logs / "*.log")])
+    assert daemon.checkpoints == {}
+
+
+def test_max_bytes_leaves_a_backlog_for_the_next_run(tmp_path: Path, logs: Path) -> None:
+    log = logs / "app.log"
+    append(log, 1, 1000)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    first = daemon.ship(sink, [str(log)], max_bytes=4000, batch_lines=100)
+    assert first["backlog"] is True
+    assert 0 < len(lines_of(out)) < 1000
+    runs = 1
+    while daemon.ship(sink, [str(log)], max_bytes=4000, batch_lines=100)["backlog"]:
+        runs += 1
+    assert numbers(lines_of(out)) == list(range(1, 1001))
+    assert runs > 1
+
+
+class FlakySink:
+    """Takes ``good`` batches, then fails like a sink that went down."""
+
+    def __init__(self, out: Path, good: int) -> None:
+        self.inner = logship.FileSink(str(out))
+        self.good = good
+
+    def send(self, records: list[dict[str, object]]) -> None:
+        if self.good == 0:
+            raise logship.ShipError("sink down")
+        self.good -= 1
+        self.inner.send(records)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_failing_sink_keeps_undelivered_lines_for_the_next_run(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = logs / "app.log"
+    append(log, 1, 100)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    monkeypatch.setattr(logship, "make_sink", lambda _config: FlakySink(out, good=2))
+    with pytest.raises(logship.ShipError, match="sink down"):
+        daemon.ship(sink, [str(log)], batch_lines=10)
+    assert numbers(lines_of(out)) == list(range(1, 21))
+    assert daemon.checkpoints[next(iter(daemon.checkpoints))]["offset"] == len(
+        "".join(f"line {i}\n" for i in range(1, 21))
+    )
+    monkeypatch.undo()
+    daemon.ship(sink, [str(log)], batch_lines=10)
+    assert numbers(lines_of(out)) == list(range(1, 101))
+
+
+def test_a_batch_lost_after_delivery_is_shipped_again_only_once(tmp_path: Path, logs: Path) -> None:
+    """The container killed between the sink's ack and the checkpoint's report: the daemon
+    never heard of the last batch, so it comes again — one batch of duplicates at most."""
+    log = logs / "app.log"
+    append(log, 1, 30)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(log)], batch_lines=10)
+    daemon.checkpoints = json.loads(json.dumps(daemon.reports[1]["checkpoint"]))  # 2nd batch
+    daemon.ship(sink, [str(log)], batch_lines=10)
+    shipped = numbers(lines_of(out))
+    assert set(shipped) == set(range(1, 31))
+    assert len(shipped) - 30 <= 10
+
+
+def test_container_records_from_stdin_report_the_checkpoint_they_carry(tmp_path: Path) -> None:
+    sink, out = file_sink(tmp_path)
+    feed = b"".join(
+        json.dumps(
+            {
+                "source": "container:app:stdout",
+                "time": f"2026-11-28T12:00:0{i}.000000001Z",
+                "stream": "stdout",
+                "line": f"line {i}",
+                "cp": {"ns": 1000 + i, "skip": 1},
+            }
+        ).encode()
+        + b"\n"
+        for i in range(1, 6)
+    )
+    daemon = Daemon()
+    daemon.ship(sink, [], records=feed, batch_lines=2)
+    records = lines_of(out)
+    assert numbers(records) == [1, 2, 3, 4, 5]
+    assert records[0]["stream"] == "stdout"
+    assert records[0]["time"] == "2026-11-28T12:00:01.000000001Z"
+    assert daemon.checkpoints == {"container:app:stdout": {"ns": 1005, "skip": 1}}
+    assert [r["checkpoint"] for r in daemon.reports] == [
+        {"container:app:stdout": {"ns": 1002, "skip": 1}},
+        {"container:app:stdout": {"ns": 1004, "skip": 1}},
+        {"container:app:stdout": {"ns": 1005, "skip": 1}},
+    ]
+
+
+# --- http -----------------------------------------------------------------------------
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Answers with the next status of ``script`` (200 when it runs out); keeps bodies."""
+
+    script: ClassVar[list[int]] = []
+    bodies: ClassVar[list[bytes]] = []
+    headers_seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        status = self.script.pop(0) if self.script else 200
+        if status == 200:
+            self.bodies.append(body)
+            self.headers_seen.append(dict(self.headers))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.script, Receiver.bodies, Receiver.headers_seen = [], [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ingest"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_batches_with_headers_and_retries_on_5xx(receiver: str, logs: Path) -> None:
+    append(logs / "app.log", 1, 25)
+    Receiver.script = [503, 500]
+    sink = {
+        "type": "http",
+        "url": receiver,
+        "headers": {"Authorization": "Bearer s3cret"},
+        "retries": 3,
+        "retry_delay": 0.01,
+    }
+    result = Daemon().ship(sink, [str(logs / "app.log")], batch_lines=10)
+    batches = [[json.loads(x) for x in body.splitlines()] for body in Receiver.bodies]
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert numbers([r for b in batches for r in b]) == list(range(1, 26))
+    assert all(h["Authorization"] == "Bearer s3cret" for h in Receiver.headers_seen)
+    assert all(h["Content-Type"] == "application/x-ndjson" for h in Receiver.headers_seen)
+    assert result["batches"] == 3
+
+
+def test_http_gives_up_with_an_error_without_secrets(
+    receiver: str, logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    append(logs / "app.log", 1, 5)
+    Receiver.script = [503] * 10
+    url = receiver.replace("http://", "http://user:pw@") + "?token=s3cret"
+    sink = {"type": "http", "url": url, "retries": 2, "retry_delay": 0.01}
+    daemon = Daemon()
+    with pytest.raises(logship.ShipError) as caught:
+        daemon.ship(sink, [str(logs / "app.log")])
+    message = str(caught.value) + capsys.readouterr().err
+    assert "status 503" in message
+    assert "gave up after 3 attempts" in message
+    assert "s3cret" not in message
+    assert "pw" not in message
+    assert daemon.checkpoints == {}
+
+
+def test_http_ok_status_is_configurable(receiver: str, logs: Path) -> None:
+    append(logs / "app.log", 1, 3)
+    Receiver.script = [200]
+    sink = {"type": "http", "url": receiver, "ok_status": [202], "retries": 0}
+    with pytest.raises(logship.ShipError, match="status 200"):
+        Daemon().ship(sink, [str(logs / "app.log")])
+
+
+# --- syslog ---------------------------------------------------------------------------
+
+
+def test_syslog_udp_sends_rfc5424_messages(logs: Path) -> None:
+    append(logs / "app.log", 1, 3)
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(5)
+    port = server.getsockname()[1]
+    sink = {
+        "type": "syslog",
+        "address": f"udp://127.0.0.1:{port}",
+        "facility": "local3",
+        "app_name": "shipper",
+    }
+    Daemon().ship(sink, [str(logs / "app.log")])
+    messages = [server.recv(65535).decode() for _ in range(3)]
+    server.close()
+    pri = 19 * 8 + 6  # local3.info
+    for i, message in enumerate(messages, start=1):
+        head, _, rest = message.partition(" [")
+        assert head.startswith(f"<{pri}>1 ")
+        _pri, stamp, host, app, procid, msgid = head.split(" ")
+        assert stamp.endswith("Z")
+        assert (host, app, procid, msgid) == ("box", "shipper", "-", "-")
+        assert rest == (f'crontainer@32473 source="{logs / "app.log"}" job="ship"] line {i}')
+
+
+def test_syslog_tcp_frames_by_octet_counting(logs: Path) -> None:
+    append(logs / "app.log", 1, 20)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    received = bytearray()
+
+    def accept() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                received.extend(chunk)
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    Daemon().ship(
+        {"type": "syslog", "address": f"tcp://127.0.0.1:{port}"},
+        [str(logs / "app.log")],
+        batch_lines=7,
+    )
+    thread.join(5)
+    server.close()
+    frames, data = [], bytes(received)
+    while data:
+        length, _, data = data.partition(b" ")
+        frames.append(data[: int(length)].decode())
+        data = data[int(length) :]
+    assert [int(f.rsplit(" ", 1)[1]) for f in frames] == list(range(1, 21))
+    assert all(f.startswith("<14>1 ") for f in frames)  # user.info
+
+
+def test_a_syslog_receiver_that_is_down_fails_the_run(logs: Path) -> None:
+    append(logs / "app.log", 1, 2)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    sink = {"type": "syslog", "address": f"tcp://127.0.0.1:{port}", "retry_delay": 0.01}
+    with pytest.raises(logship.ShipError, match="gave up after 4 attempts"):
+        Daemon().ship(sink, [str(logs / "app.log")])
+
+
+def test_stdout_sink_prints_records(logs: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    append(logs / "app.log", 1, 2)
+    Daemon().ship({"type": "stdout"}, [str(logs / "app.log")])
+    printed = [json.loads(x) for x in capsysbinary.readouterr().out.splitlines()]
+    assert [r["line"] for r in printed] == ["line 1", "line 2"]
