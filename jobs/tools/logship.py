@@ -7,7 +7,9 @@ stdin, written by the daemon: the first line is the request (JSON) — ``job``,
 ``batch_bytes`` and ``checkpoints`` (``{source: data}`` as last reported) —;
 then, one JSON object per line, records of containers' logs read by the daemon
 through the Docker API: ``source``, ``time``, ``stream``, ``line`` and ``cp``
-(the checkpoint that holds once this record is delivered).
+(the checkpoint that holds once this record is delivered); then ``{"end": true}``.
+The daemon keeps stdin open while the run lasts: EOF means it is gone, and the
+tool stops before its next batch (nobody would record that batch's checkpoint).
 
 stderr carries control lines, ``@crontainer {json}``: ``{"checkpoint": {...},
 "forget": [...]}`` after each batch the sink acknowledged (the daemon stores
@@ -31,9 +33,11 @@ import glob
 import hashlib
 import json
 import os
+import queue
 import socket
 import stat
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -44,12 +48,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
 CONTROL = "@crontainer "
 """Prefix of a control line on stderr."""
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 1024 * 1024
+FEED_QUEUE = 1000
+"""Container records read ahead from the daemon's stdin."""
 UDP_MAX = 65000
 """Longest syslog datagram sent over UDP (a longer message is cut)."""
 FACILITIES = {
@@ -337,6 +343,7 @@ class Shipper:
     batch_bytes: int
     max_bytes: int
     report: Callable[[dict[str, object]], None] = control
+    gone: threading.Event = field(default_factory=threading.Event)
     records: list[dict[str, object]] = field(default_factory=list)
     marks: dict[str, dict[str, object]] = field(default_factory=dict)
     forget: set[str] = field(default_factory=set)
@@ -370,6 +377,10 @@ class Shipper:
 
     def flush(self) -> None:
         """Send what is queued; report the checkpoints it makes true."""
+        if self.gone.is_set():
+            raise ShipError(
+                "the daemon went away (its stdin closed): stopped before the next batch"
+            )
         if self.records:
             self.sink.send(self.records)
             self.lines += len(self.records)
@@ -552,14 +563,11 @@ def ship_file(state: FileState, shipper: Shipper, job: str, host: str) -> None:
                     break
 
 
-def ship_stdin(stream: IO[bytes], shipper: Shipper, job: str, host: str) -> None:
+def ship_records(records: Iterable[dict[str, Any]], shipper: Shipper, job: str, host: str) -> None:
     """Ship the daemon's records of containers' logs, in the order they come."""
-    for raw in stream:
+    for item in records:
         if shipper.full:
             break
-        if not raw.strip():
-            continue
-        item = json.loads(raw)
         record: dict[str, object] = {
             "time": item["time"],
             "host": host,
@@ -571,13 +579,49 @@ def ship_stdin(stream: IO[bytes], shipper: Shipper, job: str, host: str) -> None
         shipper.add(record, str(item["source"]), item["cp"])
 
 
+class DaemonFeed:
+    """Reads the daemon's stdin after the request, in a thread: container records until
+    the end mark, then nothing until EOF. EOF means the daemon is gone (it keeps stdin open
+    while the run lasts): ``gone`` is set, and the shipper stops before its next batch —
+    nobody would record its checkpoint."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.gone = threading.Event()
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=FEED_QUEUE)
+        self._stream = stream
+        threading.Thread(target=self._read, name="feed", daemon=True).start()
+
+    def _read(self) -> None:
+        ended = False
+        try:
+            for raw in self._stream:
+                if ended or not raw.strip():
+                    continue
+                item = json.loads(raw)
+                if item.get("end"):
+                    ended = True
+                    self._queue.put(None)
+                else:
+                    self._queue.put(item)
+        finally:
+            if not ended:
+                self._queue.put(None)
+            self.gone.set()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while (item := self._queue.get()) is not None:
+            yield item
+
+
 def run(
     request: dict[str, Any],
-    records: IO[bytes],
+    records: Iterable[dict[str, Any]],
     report: Callable[[dict[str, object]], None] = control,
+    gone: threading.Event | None = None,
 ) -> dict[str, object]:
     """Ship files then containers' records; return the result for the daemon.
-    ``report`` gets each checkpoint message (by default: a control line on stderr)."""
+    ``report`` gets each checkpoint message (by default: a control line on stderr);
+    once ``gone`` is set no further batch is sent."""
     began = time.monotonic()
     sink = make_sink(request["sink"])
     shipper = Shipper(
@@ -586,6 +630,7 @@ def run(
         int(request.get("batch_bytes", 1 << 20)),
         int(request.get("max_bytes", 1 << 30)),
         report,
+        gone or threading.Event(),
     )
     job, host = str(request["job"]), str(request.get("host", socket.gethostname()))
     states, changes = plan_files(list(request.get("paths", [])), request.get("checkpoints", {}))
@@ -597,7 +642,7 @@ def run(
                 break
             ship_file(state, shipper, job, host)
         if not shipper.full:
-            ship_stdin(records, shipper, job, host)
+            ship_records(records, shipper, job, host)
         shipper.flush()
     finally:
         sink.close()
@@ -620,8 +665,9 @@ def main() -> int:
     except ValueError:
         print("logship: the first line of stdin is not the JSON request", file=sys.stderr)
         return 2
+    feed = DaemonFeed(stdin)
     try:
-        result = run(request, stdin)
+        result = run(request, feed, gone=feed.gone)
     except ShipError as e:
         print(f"logship: {e}", file=sys.stderr)
         return 1

@@ -3,8 +3,8 @@ across rotations, failures and the run's byte limit."""
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import shutil
 import socket
 import threading
@@ -37,12 +37,13 @@ class Daemon:
         self,
         sink: dict[str, Any],
         paths: list[str],
-        records: bytes = b"",
+        records: list[dict[str, Any]] | None = None,
+        gone: threading.Event | None = None,
         **limits: int,
     ) -> dict[str, object]:
         request = {"job": "ship", "host": "box", "sink": sink, "paths": paths, **limits}
         request["checkpoints"] = json.loads(json.dumps(self.checkpoints))
-        return logship.run(request, io.BytesIO(records), self.apply)
+        return logship.run(request, records or [], self.apply, gone)
 
 
 def lines_of(sink_file: Path) -> list[dict[str, Any]]:
@@ -255,19 +256,16 @@ def test_a_batch_lost_after_delivery_is_shipped_again_only_once(tmp_path: Path, 
 
 def test_container_records_from_stdin_report_the_checkpoint_they_carry(tmp_path: Path) -> None:
     sink, out = file_sink(tmp_path)
-    feed = b"".join(
-        json.dumps(
-            {
-                "source": "container:app:stdout",
-                "time": f"2026-11-28T12:00:0{i}.000000001Z",
-                "stream": "stdout",
-                "line": f"line {i}",
-                "cp": {"ns": 1000 + i, "skip": 1},
-            }
-        ).encode()
-        + b"\n"
+    feed = [
+        {
+            "source": "container:app:stdout",
+            "time": f"2026-11-28T12:00:0{i}.000000001Z",
+            "stream": "stdout",
+            "line": f"line {i}",
+            "cp": {"ns": 1000 + i, "skip": 1},
+        }
         for i in range(1, 6)
-    )
+    ]
     daemon = Daemon()
     daemon.ship(sink, [], records=feed, batch_lines=2)
     records = lines_of(out)
@@ -280,6 +278,43 @@ def test_container_records_from_stdin_report_the_checkpoint_they_carry(tmp_path:
         {"container:app:stdout": {"ns": 1004, "skip": 1}},
         {"container:app:stdout": {"ns": 1005, "skip": 1}},
     ]
+
+
+def test_feed_reads_records_until_the_end_mark_and_notices_the_daemon_going() -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as stream, os.fdopen(write_end, "wb") as daemon_side:
+        feed = logship.DaemonFeed(stream)
+        daemon_side.write(b'{"source": "s", "line": "a"}\n\n{"end": true}\n')
+        daemon_side.flush()
+        assert [item["line"] for item in feed] == ["a"]
+        assert not feed.gone.wait(0.2)  # the daemon still holds stdin open
+    assert feed.gone.wait(5)
+
+
+def test_once_the_daemon_is_gone_no_further_batch_is_sent(tmp_path: Path, logs: Path) -> None:
+    append(logs / "app.log", 1, 100)
+    sink, out = file_sink(tmp_path)
+    gone = threading.Event()
+    daemon = Daemon()
+
+    def report(message: dict[str, Any]) -> None:
+        daemon.apply(message)
+        gone.set()  # the daemon dies right after recording the first batch
+
+    with pytest.raises(logship.ShipError, match="the daemon went away"):
+        logship.run(
+            {
+                "job": "j",
+                "host": "h",
+                "sink": sink,
+                "paths": [str(logs / "app.log")],
+                "batch_lines": 10,
+            },
+            [],
+            report,
+            gone,
+        )
+    assert numbers(lines_of(out)) == list(range(1, 11))
 
 
 # --- http -----------------------------------------------------------------------------
