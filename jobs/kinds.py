@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jobs.backup import BackupJob
-from jobs.base import BaseJob, PlanContext
 from jobs.exec import ExecJob
+from jobs.logship import LogshipJob
 from jobs.run import RunJob
 from jobs.signal import SignalJob
 
-Job = RunJob | ExecJob | SignalJob | BackupJob
+if TYPE_CHECKING:
+    from jobs.base import BaseJob
+
+Job = RunJob | ExecJob | SignalJob | BackupJob | LogshipJob
 """Any configured job (the union grows with the kinds)."""
 
-KINDS: dict[str, type[BaseJob]] = {cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob)}
+KINDS: dict[str, type[BaseJob]] = {
+    cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob, LogshipJob)
+}
 """Job kinds by the value of their ``kind`` key."""
-
-__all__ = ["KINDS", "BackupJob", "BaseJob", "ExecJob", "Job", "PlanContext", "RunJob", "SignalJob"]

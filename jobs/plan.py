@@ -59,10 +59,15 @@ class ContainerSpec:
     cpus: float | None = None
     stop_signal: str | None = None
     pull: PullPolicy = PullPolicy.MISSING
+    stdin: bool = False
+    """Keep stdin open (the daemon writes to it; closing it ends the container's stdin)."""
+    log_driver: str | None = None
+    log_options: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen(self.env))
         object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "log_options", _frozen(self.log_options))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +117,32 @@ class WithStopped:
     grace: float = 10.0
 
 
-Step = RunContainer | ExecCommand | SignalContainers | WithStopped
+@dataclass(frozen=True, slots=True)
+class HeaderSecret:
+    """An HTTP header whose value the daemon reads at run time, from its environment or a
+    file, and passes on stdin only (never in the container's config, never logged)."""
+
+    header: str
+    env: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipLogs:
+    """Step: run the log shipping tool in ``spec`` (stdin open). The daemon writes to its
+    stdin the ``request`` (JSON) completed with the job's checkpoints, the engine's host
+    name and the ``secrets``' values; then the new lines of ``containers``' logs (names or
+    ``label=key=value``); stores the checkpoints the tool reports as it goes.
+    ``quiet_stdout``: the container's stdout is the records (stdout sink), not output."""
+
+    spec: ContainerSpec
+    request: str
+    containers: tuple[str, ...] = ()
+    secrets: tuple[HeaderSecret, ...] = ()
+    quiet_stdout: bool = False
+
+
+Step = RunContainer | ExecCommand | SignalContainers | WithStopped | ShipLogs
 """Every step a plan can hold (grows with the job kinds)."""
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import docker
 import docker.errors
+from docker.types import LogConfig
 
 from jobs.plan import ContainerSpec, PullPolicy
 from scheduler.errors import EngineError, EngineUnavailableError
@@ -72,6 +75,16 @@ class Lock(Protocol):
         """Give the lock up (the lock container ends and is removed)."""
 
 
+class StdinStream(Protocol):
+    """A created container's stdin, attached: written by the daemon."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data``; raise EngineError when the container no longer reads."""
+
+    def close(self) -> None:
+        """End the container's stdin (EOF) and let go of the connection."""
+
+
 class Engine(Protocol):
     """What the scheduler needs from a container engine."""
 
@@ -105,9 +118,21 @@ class Engine(Protocol):
     def own_image(self) -> str | None:
         """The image id of the container this process runs in, if any."""
 
-    def select(self, selector: str) -> list[ContainerInfo]:
-        """Containers named ``selector``, or running ones with label ``label=key=value``;
-        raise EngineError when a name matches nothing."""
+    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
+        """Containers named ``selector``, or running ones (with ``stopped``, any) with label
+        ``label=key=value``; raise EngineError when a name matches nothing."""
+
+    def attach_stdin(self, container_id: str) -> StdinStream:
+        """Attach to the stdin of a created container (made with ``spec.stdin``)."""
+
+    def logs(
+        self, container: str, stream: str, since_ns: int, until_ns: int
+    ) -> Iterator[tuple[int, str, bytes]]:
+        """The container's ``stream`` (``stdout``|``stderr``) log lines from ``since_ns`` to
+        ``until_ns`` (both included; UNIX nanoseconds): (nanoseconds, RFC 3339 time, line)."""
+
+    def host_name(self) -> str:
+        """The name of the engine's host."""
 
     def exec_create(
         self,
@@ -214,6 +239,10 @@ class DockerEngine:
             host_config["memswap_limit"] = spec.memory  # no swap beyond the limit
         if spec.cpus is not None:
             host_config["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.log_driver is not None:
+            host_config["log_config"] = LogConfig(
+                type=spec.log_driver, config=dict(spec.log_options)
+            )
         with _translated(f"creating container {name}"):
             created = self._api.create_container(
                 image=spec.image,
@@ -226,9 +255,42 @@ class DockerEngine:
                 labels={**spec.labels, **labels},
                 stop_signal=spec.stop_signal,
                 name=name,
+                stdin_open=spec.stdin,
+                # stdin ends when the daemon's attachment closes: EOF for the tool
+                # whether the daemon closes it or dies.
+                stdin_once=spec.stdin,
                 host_config=self._api.create_host_config(**host_config),
             )
         return str(created["Id"])
+
+    def attach_stdin(self, container_id: str) -> StdinStream:
+        """See Engine."""
+        with _translated("attaching to the container's stdin"):
+            sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        return _DockerStdin(sock)
+
+    def logs(
+        self, container: str, stream: str, since_ns: int, until_ns: int
+    ) -> Iterator[tuple[int, str, bytes]]:
+        """See Engine. Docker's ``since``/``until`` take seconds: the request is widened to
+        whole seconds and the lines are filtered here to the nanosecond."""
+        with _translated(f"reading the logs of {container!r}"):
+            chunks = self._api.logs(
+                container,
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
+                stream=True,
+                timestamps=True,
+                follow=False,
+                since=since_ns // 1_000_000_000 or None,
+                until=until_ns // 1_000_000_000 + 1,
+            )
+        return _log_lines(chunks, since_ns, until_ns, f"reading the logs of {container!r}")
+
+    def host_name(self) -> str:
+        """See Engine."""
+        with _translated("asking the engine for its host name"):
+            return str(self._api.info().get("Name") or "unknown")
 
     def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
         """See Engine."""
@@ -309,11 +371,13 @@ class DockerEngine:
             return None
         return str(image)
 
-    def select(self, selector: str) -> list[ContainerInfo]:
+    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
         """See Engine."""
         if selector.startswith("label="):
             with _translated(f"listing containers with {selector}"):
-                found = self._api.containers(filters={"label": selector.removeprefix("label=")})
+                found = self._api.containers(
+                    all=stopped, filters={"label": selector.removeprefix("label=")}
+                )
             return [_info(item) for item in found]
         with _translated(f"container {selector!r}"):
             item = self._api.inspect_container(selector)
@@ -453,6 +517,61 @@ class _DockerLock:
             self._sock.close()
         with suppress(EngineError):  # auto-remove does it when the stream closes anyway
             self._engine.remove(self._container_id)
+
+
+class _DockerStdin:
+    """The attached stdin socket of a container (docker-py's hijacked connection)."""
+
+    def __init__(self, sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+        self._sock = sock
+        self._raw = getattr(sock, "_sock", sock)  # the socket under docker-py's SocketIO
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._raw.sendall(data)
+        except OSError as e:
+            raise EngineError(f"writing to the container's stdin: {e}") from e
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._raw.shutdown(socket.SHUT_WR)
+        with suppress(OSError):
+            self._sock.close()
+
+
+def parse_log_time(text: str) -> int:
+    """Docker's RFC 3339 time with up to 9 fractional digits (``…T12:00:01.5Z``) as UNIX
+    nanoseconds."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def _log_lines(
+    chunks: Iterator[bytes], since_ns: int, until_ns: int, what: str
+) -> Iterator[tuple[int, str, bytes]]:
+    """Split docker's timestamped log stream into lines; keep those in [since, until]."""
+    rest = b""
+    with _translated(what):
+        for chunk in chunks:
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield from _in_window(lines, since_ns, until_ns)
+    # The last entry of a container's log may lack its newline (the container ended).
+    yield from _in_window([rest] if rest else [], since_ns, until_ns)
+
+
+def _in_window(
+    lines: list[bytes], since_ns: int, until_ns: int
+) -> Iterator[tuple[int, str, bytes]]:
+    for line in lines:
+        stamp, _, text = line.partition(b" ")
+        try:
+            ns = parse_log_time(stamp.decode())
+        except ValueError:
+            continue  # not a timestamped line (cannot happen with timestamps=True)
+        if since_ns <= ns <= until_ns:
+            yield ns, stamp.decode(), text
 
 
 def _info(item: dict[str, Any]) -> ContainerInfo:

@@ -8,6 +8,7 @@ Times are stored as ISO 8601 UTC text with microseconds, so they sort as text.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from scheduler.errors import CrontainerError
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
     from pathlib import Path
 
 DB_NAME = "crontainer.db"
@@ -60,6 +62,16 @@ MIGRATIONS: tuple[str, ...] = (
         container TEXT NOT NULL,
         stopped_at TEXT NOT NULL,
         PRIMARY KEY (run_id, container)
+    );
+    """,
+    # 3: where log shipping stands, per job and source (what the sink acknowledged)
+    """
+    CREATE TABLE checkpoints (
+        job TEXT NOT NULL,
+        source TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (job, source)
     );
     """,
 )
@@ -289,6 +301,47 @@ class History:
     def unmark_stopped(self, run_id: str, container: str) -> None:
         """The container was started again."""
         self._write("DELETE FROM stopped WHERE run_id = ? AND container = ?", (run_id, container))
+
+    def checkpoints(self, job: str) -> dict[str, dict[str, object]]:
+        """The job's checkpoints by source, as the shipping tool reported them."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, data FROM checkpoints WHERE job = ?", (job,)
+            ).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def save_checkpoints(
+        self,
+        job: str,
+        marks: Mapping[str, object],
+        forget: Iterable[str],
+        at: datetime,
+    ) -> None:
+        """Forget, then set, checkpoints of ``job`` — in one transaction: after an
+        acknowledged batch every source it touched moves, or none does. A failure is
+        logged (``history.write_failed``): the next run then ships those lines again."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "DELETE FROM checkpoints WHERE job = ? AND source = ?",
+                        [(job, source) for source in forget],
+                    )
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO checkpoints (job, source, data, updated_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        [
+                            (job, source, json.dumps(data, sort_keys=True), _text(at))
+                            for source, data in marks.items()
+                        ],
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            get_logger().error("history.write_failed", error=str(e))
 
     def still_stopped(self) -> list[tuple[str, str]]:
         """(run_id, container) pairs stopped by runs that did not start them again."""

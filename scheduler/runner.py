@@ -90,7 +90,7 @@ class Runner:
         self._clock = clock
         self._ops_image = ops_image
         self._history = history
-        self._steps = StepExecutor(engine, settings, clock)
+        self._steps = StepExecutor(engine, settings, clock, history)
         self._running = 0  # runs holding one of the max_concurrent_runs slots
         self._slot_free = threading.Condition()
         self._active: dict[str, ActiveRun] = {}

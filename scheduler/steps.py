@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobs.plan import ExecCommand, RunContainer, SignalContainers, WithStopped
+from jobs.plan import ExecCommand, RunContainer, ShipLogs, SignalContainers, WithStopped
+from jobs.tools.logship import CONTROL
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from datetime import datetime
 
     from jobs.base import BaseJob
-    from jobs.plan import ContainerSpec, Step
+    from jobs.plan import ContainerSpec, HeaderSecret, Step
     from scheduler.clock import Clock
-    from scheduler.engine import Engine
+    from scheduler.engine import Engine, StdinStream
     from scheduler.settings import DaemonSettings
 
 WAIT_CHUNK_S = 300.0
@@ -49,6 +53,61 @@ def _reported(lines: list[str]) -> dict[str, object]:
             if isinstance(value, dict):
                 return value
     return {}
+
+
+CONTROL_MARK = CONTROL.encode()
+STDIN_CHUNK = 64 * 1024
+"""The feed of containers' log lines is written to the tool's stdin in chunks this big."""
+
+
+class _SecretError(CrontainerError):
+    """A secret header's value cannot be read."""
+
+
+def _secret_value(secret: HeaderSecret) -> str:
+    if secret.env is not None:
+        value = os.environ.get(secret.env)
+        if value is None:
+            raise _SecretError(
+                f"sink header {secret.header}: environment variable {secret.env} is not set"
+            )
+        return value
+    try:
+        return Path(str(secret.file)).read_text().strip()
+    except OSError as e:
+        raise _SecretError(
+            f"sink header {secret.header}: cannot read {secret.file}: {e.strerror}"
+        ) from None
+
+
+def _new_log_records(
+    engine: Engine,
+    container: str,
+    stream: str,
+    saved: dict[str, dict[str, object]],
+    until_ns: int,
+) -> Iterator[bytes]:
+    """NDJSON records of the container's log lines after its checkpoint, each with the
+    checkpoint that holds once it is delivered: (time in ns, lines at that ns shipped)."""
+    source = f"container:{container}:{stream}"
+    checkpoint = saved.get(source, {})
+    since = int(str(checkpoint.get("ns", 0)))
+    skip = int(str(checkpoint.get("skip", 0)))
+    last, count = since, skip
+    for ns, stamp, line in engine.logs(container, stream, since, until_ns):
+        if ns == since and skip > 0:
+            skip -= 1  # delivered by an earlier run (same nanosecond as the checkpoint)
+            continue
+        count = count + 1 if ns == last else 1
+        last = ns
+        record = {
+            "source": source,
+            "time": stamp,
+            "stream": stream,
+            "line": line.rstrip(b"\r").decode("utf-8", "replace"),
+            "cp": {"ns": ns, "skip": count},
+        }
+        yield json.dumps(record, ensure_ascii=False).encode() + b"\n"
 
 
 EXEC_PID_MARK = "crontainer-exec-pid"
@@ -81,6 +140,69 @@ class _PidCatcher:
             rest = bytes(self._head)  # not our line (no sh?): show everything
         if rest:
             self._output.feed(stream, rest)
+
+
+class _Tap(Protocol):
+    """Where a container's output goes: an OutputLog, or a filter in front of one."""
+
+    def feed(self, stream: str, chunk: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _ControlTap:
+    """Takes an ops tool's control lines (``@crontainer {json}`` on stderr) out of its
+    output: checkpoints go to ``on_checkpoint`` at once, the final result is kept; the
+    rest goes on to the output log. With ``quiet_stdout`` the container's stdout is not
+    output (the stdout sink's records)."""
+
+    def __init__(
+        self,
+        output: OutputLog,
+        on_checkpoint: Callable[[dict[str, Any]], None],
+        *,
+        quiet_stdout: bool,
+    ) -> None:
+        self._output = output
+        self._on_checkpoint = on_checkpoint
+        self._quiet_stdout = quiet_stdout
+        self._buffer = bytearray()
+        self.last_error: str | None = None
+        self.result: dict[str, object] = {}
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        if stream != "stderr":
+            if not self._quiet_stdout:
+                self._output.feed(stream, chunk)
+            return
+        self._buffer += chunk
+        while (newline := self._buffer.find(b"\n")) >= 0:
+            line = bytes(self._buffer[:newline])
+            del self._buffer[: newline + 1]
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(CONTROL_MARK):
+            try:
+                message = json.loads(line[len(CONTROL_MARK) :])
+            except ValueError:
+                message = None
+            if isinstance(message, dict):
+                if isinstance(message.get("result"), dict):
+                    self.result = message["result"]
+                if "checkpoint" in message or "forget" in message:
+                    self._on_checkpoint(message)
+                return
+        text = line.decode("utf-8", "replace")
+        if text.startswith("logship: "):
+            self.last_error = text.removeprefix("logship: ")
+        self._output.feed("stderr", line + b"\n")
+
+    def close(self) -> None:
+        if self._buffer:
+            self._line(bytes(self._buffer))
+            self._buffer.clear()
+        self._output.close()
 
 
 class RunInterruptedError(CrontainerError):
@@ -153,17 +275,36 @@ class Attempt:
     """Called after the attempt started a stopped container again."""
 
 
+class CheckpointStore(Protocol):
+    """Where log shipping's checkpoints are kept (the history database)."""
+
+    def checkpoints(self, job: str) -> dict[str, dict[str, object]]: ...
+
+    def save_checkpoints(
+        self, job: str, marks: Mapping[str, object], forget: Iterable[str], at: datetime
+    ) -> None: ...
+
+
 class StepExecutor:
     """Runs steps for the runner; never lets an engine error escape a step unhandled."""
 
-    def __init__(self, engine: Engine, settings: DaemonSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: DaemonSettings,
+        clock: Clock,
+        checkpoints: CheckpointStore | None = None,
+    ) -> None:
         self._engine = engine
         self._settings = settings
         self._clock = clock
+        self._checkpoints = checkpoints
         self._log = get_logger()
 
     def run(self, attempt: Attempt, step: Step) -> Outcome:
         """Execute one step."""
+        if isinstance(step, ShipLogs):
+            return self._ship(attempt, step)
         if isinstance(step, RunContainer):
             outcome = self._run_container(attempt, step.spec)
             if step.report and outcome.status is Status.SUCCEEDED:
@@ -197,7 +338,16 @@ class StepExecutor:
         except EngineError as e:
             self._log.warning("run.cancel_failed", run_id=attempt.run_id, error=str(e))
 
-    def _run_container(self, attempt: Attempt, spec: ContainerSpec) -> Outcome:
+    def _run_container(
+        self,
+        attempt: Attempt,
+        spec: ContainerSpec,
+        tap: Callable[[OutputLog], _Tap] | None = None,
+        before_start: Callable[[str], Callable[[], None]] | None = None,
+    ) -> Outcome:
+        """Create, attach, start, await, remove. ``tap`` wraps the output feed (an ops tool's
+        control lines); ``before_start`` gets the container id once output is attached and
+        returns what to do when the container has ended (before the output is drained)."""
         engine = self._engine
         engine.ensure_image(spec.image, spec.pull)
         daemon = self._settings.name
@@ -213,6 +363,8 @@ class StepExecutor:
         output = OutputLog(
             self._log, self._settings.max_output_line, self._settings.max_output_per_run
         )
+        feed: _Tap = tap(output) if tap is not None else output
+        after: Callable[[], None] | None = None
         try:
             container_id = engine.create(
                 spec, name=f"{daemon}-{attempt.job_name}-{attempt.run_id}", labels=labels
@@ -223,7 +375,9 @@ class StepExecutor:
                 attempt.container_id = attempt.created = container_id
                 if attempt.cancelled.is_set():
                     return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
-            reader = self._read_output(container_id, output)
+            reader = self._pump(engine.output(container_id), feed.feed)
+            if before_start is not None:
+                after = before_start(container_id)
             engine.start(container_id)
             outcome = self._await(attempt, container_id, attempt.job.timeout)
         except EngineUnavailableError as e:
@@ -232,9 +386,11 @@ class StepExecutor:
             interrupted = True
             raise RunInterruptedError(container_id, e) from e
         finally:
+            if after is not None:
+                after()
             if reader is not None:
                 reader.join(OUTPUT_DRAIN_S)
-            output.close()
+            feed.close()
             if container_id is not None and not interrupted:
                 self._remove(attempt, container_id)
         outcome.output = list(output.tail)
@@ -257,9 +413,6 @@ class StepExecutor:
         except EngineError as e:
             self._log.warning("run.cleanup_failed", container_id=container_id, error=str(e))
 
-    def _read_output(self, container_id: str, output: OutputLog) -> threading.Thread:
-        return self._pump(self._engine.output(container_id), output.feed)
-
     def _pump(
         self,
         stream: Iterator[tuple[str, bytes]],
@@ -280,6 +433,103 @@ class StepExecutor:
 
         context = contextvars.copy_context()  # the run's bound job and run_id
         thread = threading.Thread(target=context.run, args=(pump,), name="output", daemon=True)
+        thread.start()
+        return thread
+
+    # --- log shipping -----------------------------------------------------------
+
+    def _ship(self, attempt: Attempt, step: ShipLogs) -> Outcome:
+        """The shipping tool's container, fed its request and containers' log lines on
+        stdin; every checkpoint it reports is stored at once (an acknowledged batch)."""
+        store, job = self._checkpoints, attempt.job_name
+        if store is None:
+            return Outcome(Status.FAILED, error="no state database for checkpoints")
+        saved = store.checkpoints(job)
+        until_ns = time.time_ns()  # a run ships what exists when it starts
+        try:
+            request = self._ship_request(step, saved)
+            containers = self._log_sources(step.containers)
+        except (EngineError, _SecretError) as e:
+            return Outcome(Status.FAILED, error=str(e))
+
+        def on_checkpoint(message: dict[str, Any]) -> None:
+            store.save_checkpoints(
+                job, message.get("checkpoint", {}), message.get("forget", []), self._clock.now()
+            )
+
+        taps: list[_ControlTap] = []
+
+        def tap(output: OutputLog) -> _Tap:
+            taps.append(_ControlTap(output, on_checkpoint, quiet_stdout=step.quiet_stdout))
+            return taps[0]
+
+        def before_start(container_id: str) -> Callable[[], None]:
+            stdin = self._engine.attach_stdin(container_id)
+            writer = self._pump_stdin(stdin, request, containers, saved, until_ns)
+
+            def after() -> None:
+                stdin.close()  # EOF for the tool; it has read the end mark by now
+                writer.join(OUTPUT_DRAIN_S)
+
+            return after
+
+        outcome = self._run_container(attempt, step.spec, tap, before_start)
+        if taps and outcome.status is Status.SUCCEEDED:
+            outcome.details = taps[0].result
+        elif taps and outcome.error is None:
+            outcome.error = taps[0].last_error
+        return outcome
+
+    def _ship_request(self, step: ShipLogs, saved: dict[str, dict[str, object]]) -> bytes:
+        """The tool's first stdin line: the job's request, its file checkpoints, the host
+        name and the secret headers' values (read now; never logged)."""
+        request = json.loads(step.request)
+        request["checkpoints"] = {k: v for k, v in saved.items() if k.startswith("file:")}
+        request["host"] = self._engine.host_name()
+        headers = request["sink"].setdefault("headers", {}) if step.secrets else {}
+        for secret in step.secrets:
+            headers[secret.header] = _secret_value(secret)
+        return json.dumps(request).encode() + b"\n"
+
+    def _log_sources(self, selectors: tuple[str, ...]) -> list[str]:
+        """The containers whose logs are shipped: each name, and every container (any
+        state) with a selected label."""
+        names: list[str] = []
+        for selector in selectors:
+            for found in self._engine.select(selector, stopped=True):
+                if found.name not in names:
+                    names.append(found.name)
+        return names
+
+    def _pump_stdin(
+        self,
+        stdin: StdinStream,
+        request: bytes,
+        containers: list[str],
+        saved: dict[str, dict[str, object]],
+        until_ns: int,
+    ) -> threading.Thread:
+        """Write the request, then each container's new log lines, then the end mark, in a
+        thread; stdin stays open until the container has ended."""
+
+        def write() -> None:
+            buffer = bytearray(request)
+            try:
+                for name in containers:
+                    for stream in ("stdout", "stderr"):
+                        for record in _new_log_records(self._engine, name, stream, saved, until_ns):
+                            buffer += record
+                            if len(buffer) >= STDIN_CHUNK:
+                                stdin.write(bytes(buffer))
+                                buffer.clear()
+                buffer += b'{"end": true}\n'
+                stdin.write(bytes(buffer))
+            except EngineError as e:
+                # The tool stopped reading (its byte limit, or it failed): its result says.
+                self._log.debug("run.feed_stopped", error=str(e))
+
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(write,), name="feed", daemon=True)
         thread.start()
         return thread
 

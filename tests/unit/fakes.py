@@ -58,6 +58,20 @@ class FakeLock:
         self.released = True
 
 
+class FakeStdin:
+    """What the daemon wrote to a container's stdin."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
 @dataclass
 class FakeEngine:
     """Records calls; ``fail`` maps a method name to the error it raises."""
@@ -81,6 +95,9 @@ class FakeEngine:
     """Names is_running reports as stopped."""
     blocking: bool = False
     """A never-ending container blocks wait (up to 10 s real time) until stopped."""
+    stdin: FakeStdin = field(default_factory=FakeStdin)
+    log_entries: dict[tuple[str, str], list[tuple[int, str, bytes]]] = field(default_factory=dict)
+    """What logs returns per (container, stream): (ns, time text, line)."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -146,9 +163,28 @@ class FakeEngine:
     def own_image(self) -> str | None:
         return None
 
-    def select(self, selector: str) -> list[ContainerInfo]:
+    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
         self._call("select", selector)
         return [ContainerInfo(id=selector, name=selector, state="running", labels={})]
+
+    def attach_stdin(self, container_id: str) -> FakeStdin:
+        self._call("attach_stdin", container_id)
+        return self.stdin
+
+    def logs(
+        self, container: str, stream: str, since_ns: int, until_ns: int
+    ) -> Iterator[tuple[int, str, bytes]]:
+        self._call("logs", (container, stream, since_ns))
+        return iter(
+            [
+                e
+                for e in self.log_entries.get((container, stream), [])
+                if since_ns <= e[0] <= until_ns
+            ]
+        )
+
+    def host_name(self) -> str:
+        return "fakehost"
 
     def exec_create(
         self,

@@ -1,0 +1,276 @@
+"""Job kind ``logship``: new log lines from files in volumes and from containers' output,
+shipped to a sink by an ops container, at least once, from checkpoints.
+
+The daemon keeps the checkpoints (its state database), hands them to the tool
+on stdin with the job's request, reads containers' logs through the Docker API
+and feeds them on the same stdin, and stores each checkpoint the tool reports
+once the sink acknowledged a batch (``jobs.tools.logship``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from jobs.base import BaseJob, Model, PlanContext, check_labels
+from jobs.plan import (
+    ContainerSpec,
+    HeaderSecret,
+    Mount,
+    Plan,
+    PullPolicy,
+    ShipLogs,
+)
+from jobs.run import ContainerNames, VolumeList, parse_volume
+from jobs.tools.logship import FACILITIES, SEVERITIES
+from jobs.units import Duration, Size
+
+SINK_MOUNT = "/sink"
+"""Where a file sink's volume is mounted in the shipping container."""
+
+
+class SinkBase(Model):
+    """What every sink has: the batch, the unit of delivery and of checkpoints."""
+
+    batch_lines: int = Field(1000, ge=1, description="at most this many lines per batch")
+    batch_bytes: Size = Field(1024 * 1024, description="at most about this many bytes per batch")
+
+    @field_validator("batch_bytes")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("batch_bytes must be at least 1 byte")
+        return value
+
+
+class FileSink(SinkBase):
+    """Append NDJSON to ``path`` inside ``volume`` (a named volume or a host directory)."""
+
+    type: Literal["file"]
+    volume: str = Field(min_length=1, description="a named volume, or an absolute host directory")
+    path: str = Field(min_length=1, description="the file, relative to the volume")
+
+    @field_validator("volume")
+    @classmethod
+    def _volume(cls, value: str) -> str:
+        if ":" in value or value.startswith((".", "~")):
+            raise ValueError(
+                f"volume {value!r}: a volume name or an absolute host path, without ':'"
+            )
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("/") or ".." in parts:
+            raise ValueError(f"path {value!r} must be relative to the volume, without '..'")
+        return value
+
+
+class EnvSecret(Model):
+    """A header value read from the daemon's environment at each run."""
+
+    env: str = Field(min_length=1)
+
+
+class FileSecret(Model):
+    """A header value read from a file the daemon can read (a Docker secret) at each run."""
+
+    file: str = Field(min_length=1)
+
+    @field_validator("file")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"file {value!r} must be an absolute path in the daemon's container")
+        return value
+
+
+class HttpSink(SinkBase):
+    """POST batches of NDJSON; delivered when the answer's status is in ``ok_status``."""
+
+    type: Literal["http"]
+    url: str = Field(min_length=1)
+    headers: dict[str, str | EnvSecret | FileSecret] = Field(
+        default_factory=dict,
+        description="values as text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
+    )
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200, 201, 202, 204], min_length=1
+    )
+    retries: int = Field(3, ge=0, le=100, description="more attempts per batch after a failure")
+    retry_delay: Duration = Field(1.0, description="before the 2nd attempt; doubles, up to 30s")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be http:// or https:// with a host")
+        return value
+
+
+class SyslogSink(SinkBase):
+    """RFC 5424 messages over UDP, or over TCP with octet counting (RFC 6587)."""
+
+    type: Literal["syslog"]
+    address: str = Field(description="udp://host:port or tcp://host:port")
+    facility: str = Field("user", description="kern, user, daemon, local0…local7, …")
+    severity: str = Field("info", description="emerg, alert, crit, err, warning, notice, info…")
+    app_name: str = Field("crontainer", min_length=1, max_length=48, pattern=r"^[!-~]+$")
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    retries: int = Field(3, ge=0, le=100)
+    retry_delay: Duration = 1.0
+
+    @field_validator("facility")
+    @classmethod
+    def _facility(cls, value: str) -> str:
+        if value not in FACILITIES:
+            raise ValueError(f"unknown facility {value!r} (one of: {', '.join(FACILITIES)})")
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, value: str) -> str:
+        if value not in SEVERITIES:
+            raise ValueError(f"unknown severity {value!r} (one of: {', '.join(SEVERITIES)})")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parts = urllib.parse.urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("udp", "tcp") or not parts.hostname or port is None:
+            raise ValueError(f"address {value!r}: expected udp://host:port or tcp://host:port")
+        return value
+
+
+class StdoutSink(SinkBase):
+    """Print NDJSON records: the shipping container's log driver carries them on."""
+
+    type: Literal["stdout"]
+
+
+Sink = Annotated[FileSink | HttpSink | SyslogSink | StdoutSink, Field(discriminator="type")]
+
+
+class LogshipJob(BaseJob):
+    """Ship new lines of log files in volumes and of containers' output to a sink."""
+
+    KIND: ClassVar[str] = "logship"
+    kind: Literal["logship"]
+    volumes_from: ContainerNames = Field(
+        default_factory=list, description="containers whose volumes hold the files (read-only)"
+    )
+    volumes: VolumeList = Field(
+        default_factory=list, description="named volumes or host paths, 'name:/path' (read-only)"
+    )
+    paths: list[str] = Field(
+        default_factory=list, description="absolute globs of the files, e.g. '/var/log/app/*.log'"
+    )
+    containers: ContainerNames = Field(
+        default_factory=list,
+        description="containers whose stdout/stderr is shipped: names or 'label=key=value'",
+    )
+    sink: Sink
+    max_bytes: Size = Field(
+        256 * 1024 * 1024, description="at most this much per run; the rest waits for the next"
+    )
+    network: str | None = Field(
+        None, description="network of the shipping container ('host' reaches the host's loopback)"
+    )
+    log_driver: str | None = Field(
+        None, description="log driver of the shipping container (for the stdout sink)"
+    )
+    log_options: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"path {path!r} must be absolute (a glob inside the volumes)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+    @model_validator(mode="after")
+    def _has_sources(self) -> LogshipJob:
+        if self.kind is None:  # [defaults] validates a partial copy of this model
+            return self
+        if self.paths and not (self.volumes_from or self.volumes):
+            raise ValueError("paths need the volumes that hold them: volumes_from and/or volumes")
+        if (self.volumes_from or self.volumes) and not self.paths:
+            raise ValueError("volumes_from/volumes need paths: the globs of the files to ship")
+        if not self.paths and not self.containers:
+            raise ValueError("a logship job needs a source: paths (in volumes) and/or containers")
+        if self.log_options and self.log_driver is None:
+            raise ValueError("log_options need log_driver")
+        return self
+
+    def _request(self, ctx: PlanContext) -> dict[str, object]:
+        sink = self.sink.model_dump(mode="json", exclude={"batch_lines", "batch_bytes"})
+        if isinstance(self.sink, FileSink):
+            sink = {"type": "file", "path": f"{SINK_MOUNT}/{self.sink.path}"}
+        if isinstance(self.sink, HttpSink):
+            sink["headers"] = {k: v for k, v in self.sink.headers.items() if isinstance(v, str)}
+        return {
+            "job": ctx.job,
+            "sink": sink,
+            "paths": self.paths,
+            "max_bytes": self.max_bytes,
+            "batch_lines": self.sink.batch_lines,
+            "batch_bytes": self.sink.batch_bytes,
+        }
+
+    def plan(self, ctx: PlanContext) -> Plan:
+        """One shipping container of ``ops_image``, fed by the daemon on stdin."""
+        mounts = [
+            Mount(m.source, m.target, read_only=True) for m in map(parse_volume, self.volumes)
+        ]
+        if isinstance(self.sink, FileSink):
+            mounts.append(Mount(self.sink.volume, SINK_MOUNT))
+        secrets: list[HeaderSecret] = []
+        if isinstance(self.sink, HttpSink):
+            for header, value in self.sink.headers.items():
+                if isinstance(value, EnvSecret):
+                    secrets.append(HeaderSecret(header, env=value.env))
+                elif isinstance(value, FileSecret):
+                    secrets.append(HeaderSecret(header, file=value.file))
+        spec = ContainerSpec(
+            image=ctx.ops_image,
+            command=("python3", "-m", "jobs.tools.logship"),
+            mounts=tuple(mounts),
+            volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
+            network=self.network,
+            labels=self.labels,
+            stop_signal=self.stop_signal,
+            pull=PullPolicy.MISSING,
+            stdin=True,
+            log_driver=self.log_driver,
+            log_options=self.log_options,
+        )
+        return Plan(
+            steps=(
+                ShipLogs(
+                    spec,
+                    request=json.dumps(self._request(ctx), sort_keys=True),
+                    containers=tuple(self.containers),
+                    secrets=tuple(secrets),
+                    quiet_stdout=isinstance(self.sink, StdoutSink),
+                ),
+            )
+        )
