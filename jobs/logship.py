@@ -126,6 +126,9 @@ class SyslogSink(SinkBase):
     timeout: Annotated[Duration, Field(gt=0)] = 10.0
     retries: int = Field(3, ge=0, le=100)
     retry_delay: Duration = 1.0
+    udp_rate: float = Field(
+        5000.0, ge=0, description="UDP: at most this many messages per second (0: no limit)"
+    )
 
     @field_validator("facility")
     @classmethod

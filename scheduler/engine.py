@@ -255,10 +255,10 @@ class DockerEngine:
                 labels={**spec.labels, **labels},
                 stop_signal=spec.stop_signal,
                 name=name,
+                # docker-py sets StdinOnce with stdin_open (not detached): stdin ends when
+                # the daemon's attachment closes, EOF for the tool whether the daemon
+                # closes it or dies.
                 stdin_open=spec.stdin,
-                # stdin ends when the daemon's attachment closes: EOF for the tool
-                # whether the daemon closes it or dies.
-                stdin_once=spec.stdin,
                 host_config=self._api.create_host_config(**host_config),
             )
         return str(created["Id"])

@@ -8,6 +8,25 @@ cd "$here"
 
 "$here/scripts/engine.sh"
 
+# Programs only the tests use (real receivers), from Debian's packages. Their
+# services are not started: policy-rc.d forbids it while they install.
+test_tools() {
+  local missing=()
+  command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing test receivers: ${missing[*]} (services not started)"
+  local policy=/usr/sbin/policy-rc.d made=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made=1
+  fi
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if [ -n "$made" ]; then rm -f "$policy"; fi
+}
+test_tools
+
 venv="$here/.venv"
 stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then

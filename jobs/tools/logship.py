@@ -56,6 +56,8 @@ FINGERPRINT_BYTES = 1024
 READ_CHUNK = 1024 * 1024
 FEED_QUEUE = 1000
 """Container records read ahead from the daemon's stdin."""
+DEFAULT_UDP_RATE = 5000.0
+"""Syslog datagrams per second (``udp_rate``; 0: no limit)."""
 UDP_MAX = 65000
 """Longest syslog datagram sent over UDP (a longer message is cut)."""
 FACILITIES = {
@@ -269,6 +271,18 @@ class SyslogSink:
         self._sock: socket.socket | None = None
         self._retry = Retrying(int(config.get("retries", 3)), float(config.get("retry_delay", 1.0)))
         self._timeout = float(config.get("timeout", 10.0))
+        rate = float(config.get("udp_rate", DEFAULT_UDP_RATE))
+        self._gap = 1.0 / rate if rate > 0 else 0.0
+        self._next = time.monotonic()
+
+    def _pace(self) -> None:
+        """UDP has no back-pressure: a burst overflows the receiver's socket buffer (on
+        Linux about 270 small datagrams by default) and is lost. Keep to ``udp_rate``."""
+        if self._gap:
+            now = time.monotonic()
+            if self._next > now:
+                time.sleep(self._next - now)
+            self._next = max(self._next, now) + self._gap
 
     def _message(self, record: dict[str, object]) -> bytes:
         header = (
@@ -298,6 +312,7 @@ class SyslogSink:
         try:
             if self._proto == "udp":
                 for message in messages:
+                    self._pace()
                     sock.send(message[:UDP_MAX])
             else:
                 sock.sendall(b"".join(b"%d %s" % (len(m), m) for m in messages))
@@ -585,7 +600,7 @@ class DaemonFeed:
     while the run lasts): ``gone`` is set, and the shipper stops before its next batch —
     nobody would record its checkpoint."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: Iterable[bytes]) -> None:
         self.gone = threading.Event()
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=FEED_QUEUE)
         self._stream = stream
@@ -622,7 +637,6 @@ def run(
     """Ship files then containers' records; return the result for the daemon.
     ``report`` gets each checkpoint message (by default: a control line on stderr);
     once ``gone`` is set no further batch is sent."""
-    began = time.monotonic()
     sink = make_sink(request["sink"])
     shipper = Shipper(
         sink,
@@ -652,14 +666,25 @@ def run(
         "batches": shipper.batches,
         "files": len(states),
         "backlog": shipper.full,
-        "duration_s": round(time.monotonic() - began, 3),
     }
+
+
+def read_lines(fd: int) -> Iterator[bytes]:
+    """Lines of a file descriptor, read with os.read: a thread blocked here holds no lock of
+    Python's buffered stdin, so the interpreter can exit while it waits."""
+    rest = b""
+    while chunk := os.read(fd, READ_CHUNK):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def main() -> int:
     """Read the request from stdin, ship, report; exit 1 with the error on failure."""
-    stdin = sys.stdin.buffer
-    first = stdin.readline()
+    stdin = read_lines(sys.stdin.fileno())
+    first = next(stdin, b"")
     try:
         request = json.loads(first)
     except ValueError:
