@@ -222,6 +222,11 @@ class LogshipJob(BaseJob):
             raise ValueError("a logship job needs a source: paths (in volumes) and/or containers")
         if self.log_options and self.log_driver is None:
             raise ValueError("log_options need log_driver")
+        if self.concurrency == "allow":
+            raise ValueError(
+                "concurrency 'allow' would let two runs ship the same lines: "
+                "use 'forbid' (the default) or 'replace'"
+            )
         return self
 
     def _request(self, ctx: PlanContext) -> dict[str, object]:

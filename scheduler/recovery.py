@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_ROLE, LABEL_RUN, ContainerInfo
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
-from scheduler.steps import AFTER_STOP_WAIT_S, Status
+from scheduler.steps import AFTER_STOP_WAIT_S, Status, recover_checkpoints
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -60,6 +60,8 @@ def settle(
                 # What the dead run stopped starts again when its archive has ended.
                 runner.adopt(entry, record, container.id, stopped_by.pop(record.run_id, []))
                 continue
+            if record is not None and entry is not None and entry.job.kind == "logship":
+                recover_checkpoints(engine, history, record.job, container.id, clock.now())
             _settle_one(engine, history, container, record, clock)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))

@@ -80,6 +80,35 @@ def _secret_value(secret: HeaderSecret) -> str:
         ) from None
 
 
+def recover_checkpoints(
+    engine: Engine, store: CheckpointStore, job: str, container_id: str, at: datetime
+) -> int:
+    """Store the checkpoints a shipping container reported while no daemon read its output
+    (the daemon died): they are in the container's own log. Replayed in order, so the last
+    one of each source wins. Returns how many reports were applied; a log that cannot be
+    read (a log driver without reading) applies none — those lines go out again."""
+    applied = 0
+    try:
+        for _ns, _stamp, line in engine.logs(container_id, "stderr", 0, time.time_ns()):
+            if not line.startswith(CONTROL_MARK):
+                continue
+            try:
+                message = json.loads(line[len(CONTROL_MARK) :])
+            except ValueError:
+                continue
+            if isinstance(message, dict) and ("checkpoint" in message or "forget" in message):
+                store.save_checkpoints(
+                    job, message.get("checkpoint", {}), message.get("forget", []), at
+                )
+                applied += 1
+    except EngineError as e:
+        get_logger().warning("run.checkpoints_unrecovered", container_id=container_id, error=str(e))
+        return applied
+    if applied:
+        get_logger().info("run.checkpoints_recovered", container_id=container_id, reports=applied)
+    return applied
+
+
 def _new_log_records(
     engine: Engine,
     container: str,
@@ -397,12 +426,21 @@ class StepExecutor:
         return outcome
 
     def adopt(self, attempt: Attempt, container_id: str, timeout: float) -> Outcome:
-        """Wait for a container an earlier daemon started, under what is left of its timeout."""
+        """Wait for a container an earlier daemon started, under what is left of its timeout;
+        a shipping container's checkpoints are then taken from its log."""
         with attempt.lock:
             attempt.container_id = attempt.created = container_id
         try:
             return self._await(attempt, container_id, timeout)
         finally:
+            if attempt.job.kind == "logship" and self._checkpoints is not None:
+                recover_checkpoints(
+                    self._engine,
+                    self._checkpoints,
+                    attempt.job_name,
+                    container_id,
+                    self._clock.now(),
+                )
             self._remove(attempt, container_id)
 
     def _remove(self, attempt: Attempt, container_id: str) -> None:

@@ -18,7 +18,14 @@ from scheduler.engine import ExitStatus
 from scheduler.errors import ConfigError
 from scheduler.history import History
 from scheduler.settings import load_config
-from scheduler.steps import Attempt, Cancellation, Outcome, Status, StepExecutor
+from scheduler.steps import (
+    Attempt,
+    Cancellation,
+    Outcome,
+    Status,
+    StepExecutor,
+    recover_checkpoints,
+)
 
 from .fakes import FakeClock, FakeEngine
 
@@ -73,6 +80,7 @@ def load(tmp_path: Path, text: str) -> LogshipJob:
             "jobs.s.sink.stdout.batch_lines: Input should be greater than or equal to 1",
         ),
         (FILES + 'log_options = { a = "b" }\n' + FILE_SINK, "jobs.s: log_options need log_driver"),
+        (FILES + 'concurrency = "allow"\n' + FILE_SINK, "jobs.s: concurrency 'allow' would let"),
     ],
 )
 def test_bad_logship_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:
@@ -260,3 +268,20 @@ def test_checkpoints_are_kept_in_the_state_database(tmp_path: Path) -> None:
     assert reopened.checkpoints("s") == {"b": {"offset": 3}}
     assert reopened.checkpoints("other") == {"a": {"offset": 9}}
     reopened.close()
+
+
+def test_checkpoints_reported_after_the_daemon_died_are_taken_from_the_containers_log() -> None:
+    engine = FakeEngine(FakeClock())
+    engine.log_entries[("c1", "stderr")] = [
+        (1, "t", b"logship: a warning"),
+        (2, "t", control({"checkpoint": {"a": {"n": 1}}})[:-1]),
+        (3, "t", b"@crontainer {not json"),
+        (4, "t", control({"checkpoint": {"a": {"n": 2}}, "forget": ["b"]})[:-1]),
+        (5, "t", control({"result": {"lines": 9}})[:-1]),
+    ]
+    store = Store({"b": {"n": 0}})
+    at = datetime(2026, 11, 28, tzinfo=UTC)
+    with structlog.testing.capture_logs() as logs:
+        assert recover_checkpoints(engine, store, "s", "c1", at) == 2
+    assert store.saved == {"a": {"n": 2}}
+    assert [e["event"] for e in logs] == ["run.checkpoints_recovered"]

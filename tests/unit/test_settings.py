@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def test_example_config_loads_and_has_a_frequent_job() -> None:
     schedule = config.jobs["heartbeat"].schedule
     first, second = schedule.next_times(datetime.now(UTC), 2)
     assert (second - first).total_seconds() <= 10
+
+
+def test_commented_examples_in_the_example_config_are_valid(tmp_path: Path) -> None:
+    """Every commented-out job of config.example.toml validates once uncommented."""
+    examples, inside = [], False
+    for line in (ROOT / "config.example.toml").read_text().splitlines():
+        inside = line.startswith("# [jobs.") or (inside and line.startswith("#"))
+        if inside and re.match(r"^# (\[jobs\.|[a-z_]+ += )", line):  # a table header or a key
+            examples.append(line[2:])
+    names = [line for line in examples if line.startswith("[jobs.")]
+    assert len(names) >= 5
+    config = load_config(write(tmp_path, "\n".join(examples) + "\n"), {})
+    assert {"db-backup", "ship-logs", "flush-cache", "reopen-logs", "db-dump"} <= set(config.jobs)
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
