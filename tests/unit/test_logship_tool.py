@@ -207,10 +207,10 @@ class FlakySink:
     """Takes ``good`` batches, then fails like a sink that went down."""
 
     def __init__(self, out: Path, good: int) -> None:
-        self.inner = logship.FileSink(str(out))
+        self.inner = logship.FileSink(str(out), logship.NdjsonEncoder("box", "ship"))
         self.good = good
 
-    def send(self, records: list[dict[str, object]]) -> None:
+    def send(self, records: list[logship.Record]) -> None:
         if self.good == 0:
             raise logship.ShipError("sink down")
         self.good -= 1
@@ -227,7 +227,7 @@ def test_a_failing_sink_keeps_undelivered_lines_for_the_next_run(
     append(log, 1, 100)
     sink, out = file_sink(tmp_path)
     daemon = Daemon()
-    monkeypatch.setattr(logship, "make_sink", lambda _config: FlakySink(out, good=2))
+    monkeypatch.setattr(logship, "make_sink", lambda *_: FlakySink(out, good=2))
     with pytest.raises(logship.ShipError, match="sink down"):
         daemon.ship(sink, [str(log)], batch_lines=10)
     assert numbers(lines_of(out)) == list(range(1, 21))
