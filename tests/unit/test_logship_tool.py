@@ -389,6 +389,19 @@ def test_http_gives_up_with_an_error_without_secrets(
     assert daemon.checkpoints == {}
 
 
+def test_an_http_receiver_that_is_not_there_fails_after_retries(logs: Path) -> None:
+    append(logs / "app.log", 1, 3)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    sink = {"type": "http", "url": f"http://127.0.0.1:{port}/", "retries": 1, "retry_delay": 0.01}
+    daemon = Daemon()
+    with pytest.raises(logship.ShipError, match="gave up after 2 attempts: .*refused"):
+        daemon.ship(sink, [str(logs / "app.log")])
+    assert daemon.checkpoints == {}
+
+
 def test_http_ok_status_is_configurable(receiver: str, logs: Path) -> None:
     append(logs / "app.log", 1, 3)
     Receiver.script = [200]
