@@ -140,6 +140,7 @@ class BackupJob(BaseJob):
                 labels=self.labels,
                 stop_signal=self.stop_signal,
                 pull=PullPolicy.MISSING,
+            healthcheck=False,
             ),
             report=True,
         )

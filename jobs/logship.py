@@ -267,6 +267,7 @@ class LogshipJob(BaseJob):
             labels=self.labels,
             stop_signal=self.stop_signal,
             pull=PullPolicy.MISSING,
+            healthcheck=False,
             stdin=True,
             log_driver=self.log_driver,
             log_options=self.log_options,

@@ -61,6 +61,9 @@ class ContainerSpec:
     pull: PullPolicy = PullPolicy.MISSING
     stdin: bool = False
     """Keep stdin open (the daemon writes to it; closing it ends the container's stdin)."""
+    healthcheck: bool = True
+    """False: no health check (an ops container of the daemon's own image would otherwise
+    run the daemon's ``crontainer health`` check every 30 s, and report unhealthy)."""
     log_driver: str | None = None
     log_options: Mapping[str, str] = field(default_factory=dict)
 

@@ -104,6 +104,7 @@ def list_archives(
         mounts=(Mount(job.target, TARGET_MOUNT, read_only=True),),
         network="none",
         pull=PullPolicy.MISSING,
+        healthcheck=False,
     )
     archives: list[dict[str, object]] = json.loads(_tool(engine, config, name, spec).stdout[-1])
     return archives
@@ -142,6 +143,7 @@ def _restore_spec(job: BackupJob, ops_image: str, archive: str, to: list[str]) -
         volumes_from=volumes_from,
         network="none",
         pull=PullPolicy.MISSING,
+        healthcheck=False,
     )
 
 

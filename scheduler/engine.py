@@ -259,6 +259,7 @@ class DockerEngine:
                 # the daemon's attachment closes, EOF for the tool whether the daemon
                 # closes it or dies.
                 stdin_open=spec.stdin,
+                healthcheck=None if spec.healthcheck else {"Test": ["NONE"]},
                 host_config=self._api.create_host_config(**host_config),
             )
         return str(created["Id"])

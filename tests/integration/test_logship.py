@@ -254,6 +254,7 @@ def test_http_sink_down_then_back_and_a_killed_shipping_container(
     Receiver.status, Receiver.delay = 200, 0.3
     assert trigger(daemon, "ship").returncode == 0
     container = shipping_container(engine, daemon)
+    assert container.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]  # not the daemon's
     wait_batches(5)
     container.kill()  # SIGKILL, mid-batch
     killed = daemon.log.wait_for(event("run.failed", job="ship"), timeout=60, count=2)[1]

@@ -397,7 +397,7 @@ def test_an_http_receiver_that_is_not_there_fails_after_retries(logs: Path) -> N
     closed.close()
     sink = {"type": "http", "url": f"http://127.0.0.1:{port}/", "retries": 1, "retry_delay": 0.01}
     daemon = Daemon()
-    with pytest.raises(logship.ShipError, match="gave up after 2 attempts: .*refused"):
+    with pytest.raises(logship.ShipError, match=r"gave up after 2 attempts: .*refused"):
         daemon.ship(sink, [str(logs / "app.log")])
     assert daemon.checkpoints == {}
 
