@@ -140,7 +140,7 @@ class BackupJob(BaseJob):
                 labels=self.labels,
                 stop_signal=self.stop_signal,
                 pull=PullPolicy.MISSING,
-            healthcheck=False,
+                healthcheck=False,
             ),
             report=True,
         )
