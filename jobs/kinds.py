@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING
 from jobs.backup import BackupJob
 from jobs.exec import ExecJob
 from jobs.logship import LogshipJob
+from jobs.rotate import RotateJob
 from jobs.run import RunJob
 from jobs.signal import SignalJob
 
 if TYPE_CHECKING:
     from jobs.base import BaseJob
 
-Job = RunJob | ExecJob | SignalJob | BackupJob | LogshipJob
+Job = RunJob | ExecJob | SignalJob | BackupJob | LogshipJob | RotateJob
 """Any configured job (the union grows with the kinds)."""
 
 KINDS: dict[str, type[BaseJob]] = {
-    cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob, LogshipJob)
+    cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob, LogshipJob, RotateJob)
 }
 """Job kinds by the value of their ``kind`` key."""

@@ -145,7 +145,19 @@ class ShipLogs:
     quiet_stdout: bool = False
 
 
-Step = RunContainer | ExecCommand | SignalContainers | WithStopped | ShipLogs
+@dataclass(frozen=True, slots=True)
+class RotateLogs:
+    """Step: ``rotate`` (an ops container; the daemon adds ``--state`` before its ``--``
+    with what it kept of earlier runs, and stores the state it reports), then ``tell``
+    only if something was rotated, then ``finish`` (compress and prune) — after the
+    signal, whatever it gave."""
+
+    rotate: ContainerSpec
+    finish: ContainerSpec
+    tell: SignalContainers | None = None
+
+
+Step = RunContainer | ExecCommand | SignalContainers | WithStopped | ShipLogs | RotateLogs
 """Every step a plan can hold (grows with the job kinds)."""
 
 

@@ -12,12 +12,19 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jobs.plan import ExecCommand, RunContainer, ShipLogs, SignalContainers, WithStopped
+from jobs.plan import (
+    ExecCommand,
+    RotateLogs,
+    RunContainer,
+    ShipLogs,
+    SignalContainers,
+    WithStopped,
+)
 from jobs.tools.logship import CONTROL
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
@@ -334,6 +341,8 @@ class StepExecutor:
         """Execute one step."""
         if isinstance(step, ShipLogs):
             return self._ship(attempt, step)
+        if isinstance(step, RotateLogs):
+            return self._rotate(attempt, step)
         if isinstance(step, RunContainer):
             outcome = self._run_container(attempt, step.spec)
             if step.report and outcome.status is Status.SUCCEEDED:
@@ -570,6 +579,48 @@ class StepExecutor:
         thread = threading.Thread(target=context.run, args=(write,), name="feed", daemon=True)
         thread.start()
         return thread
+
+    # --- log rotation -----------------------------------------------------------
+
+    def _rotate(self, attempt: Attempt, step: RotateLogs) -> Outcome:
+        """Rotate → tell the app if something rotated → compress and prune. A failing signal
+        fails the run after the rotation, saying which part failed; compression still runs."""
+        store, job = self._checkpoints, attempt.job_name
+        saved = store.checkpoints(job) if store is not None else {}
+        command = list(step.rotate.command or ())
+        cut = command.index("--")
+        command[cut:cut] = ["--state", json.dumps(saved)]
+        rotated = self._run_container(attempt, replace(step.rotate, command=tuple(command)))
+        if rotated.status is not Status.SUCCEEDED:
+            return rotated
+        result = _reported(rotated.output)
+        state = result.get("state") if isinstance(result.get("state"), dict) else {}
+        if store is not None and isinstance(state, dict):
+            gone = [path for path in saved if path not in state]
+            store.save_checkpoints(job, state, gone, self._clock.now())
+        entries = result.get("rotated")
+        done = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+        for entry in done:
+            self._log.info("run.file_rotated", path=entry.get("path"), to=entry.get("to"))
+        moved = [str(entry.get("to")) for entry in done]
+        told: Outcome | None = None
+        if moved and step.tell is not None:
+            told = self._signal(attempt, step.tell)
+        finished = self._run_container(attempt, step.finish)
+        details: dict[str, object] = {**_reported(finished.output), "rotated": moved}
+        if told is not None and told.status is not Status.SUCCEEDED:
+            return Outcome(
+                Status.FAILED,
+                error=f"rotated {len(moved)} file(s), but telling the app failed: {told.error}",
+                details=details,
+            )
+        if finished.status is not Status.SUCCEEDED:
+            why = finished.error or (finished.output[-1] if finished.output else "")
+            finished.error = (
+                f"rotated {len(moved)} file(s), but compressing or pruning failed: {why}"
+            )
+            return finished
+        return Outcome(Status.SUCCEEDED, exit_code=0, details=details)
 
     # --- exec -------------------------------------------------------------------
 

@@ -96,6 +96,7 @@ class FakeEngine:
     blocking: bool = False
     """A never-ending container blocks wait (up to 10 s real time) until stopped."""
     stdin: FakeStdin = field(default_factory=FakeStdin)
+    created_specs: list[ContainerSpec] = field(default_factory=list)
     log_entries: dict[tuple[str, str], list[tuple[int, str, bytes]]] = field(default_factory=dict)
     """What logs returns per (container, stream): (ns, time text, line)."""
 
@@ -116,6 +117,7 @@ class FakeEngine:
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
         self._call("create", name)
         self.created_labels = dict(labels)
+        self.created_specs.append(spec)
         return f"c0ffee{self.created()}"
 
     def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:

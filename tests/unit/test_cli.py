@@ -61,7 +61,8 @@ def test_validate_bad_file_exits_2_with_every_error(
     )
     assert "error: jobs.a.image: required key is missing" in err
     assert (
-        "error: jobs.b.kind: unknown kind 'x' (one of: run, exec, signal, backup, logship)" in err
+        "error: jobs.b.kind: unknown kind 'x' (one of: run, exec, signal, backup, logship, rotate)"
+        in err
     )
     assert main(["validate", "--config", str(path), "--json"]) == 2
     assert len(json.loads(capsys.readouterr().out)["errors"]) == 3

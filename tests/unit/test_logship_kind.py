@@ -139,12 +139,13 @@ def test_stdout_sink_keeps_the_records_out_of_the_daemons_log(tmp_path: Path) ->
 class Store:
     """The checkpoint store, in memory."""
 
-    def __init__(self, saved: dict[str, dict[str, object]]) -> None:
+    def __init__(self, saved: dict[str, dict[str, object]], job: str = "s") -> None:
         self.saved = saved
+        self.saved_job = job
         self.writes: list[tuple[dict[str, object], list[str]]] = []
 
     def checkpoints(self, job: str) -> dict[str, dict[str, object]]:
-        assert job == "s"
+        assert job == self.saved_job
         return dict(self.saved)
 
     def save_checkpoints(

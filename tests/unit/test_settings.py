@@ -153,11 +153,12 @@ kind = "run"
     errors = errors_of(tmp_path, text)
     assert "jobs.a.image: required key is missing" in errors
     assert (
-        "jobs.b.kind: required key is missing (one of: run, exec, signal, backup, logship)"
+        "jobs.b.kind: required key is missing (one of: run, exec, signal, backup, logship, rotate)"
         in errors
     )
     assert (
-        "jobs.c.kind: unknown kind 'backupp' (one of: run, exec, signal, backup, logship)" in errors
+        "jobs.c.kind: unknown kind 'backupp' (one of: run, exec, signal, backup, logship, rotate)"
+        in errors
     )
     assert any(e.startswith("jobs.bad name: a job name must start with") for e in errors)
     assert len(errors) == 4

@@ -1,0 +1,146 @@
+"""Job kind ``rotate``: rotate, compress and prune log files in volumes, and tell the app
+to reopen its logs — without installing anything in the app's image.
+
+A run: the rotation (an ops container: rename or copytruncate) → if something was
+rotated, the signal (or restart) to the app, sent by the daemon through the Docker
+API → compression and pruning (a second ops container), after the signal: the app
+writes into the renamed file until it reopens. Why not logrotate: it keeps its own
+state file and would have to signal the app from inside the ops container, which
+never gets the Docker socket; the rules below are a few dozen lines of Python.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from jobs.base import BaseJob, Model, PlanContext, check_labels, signal_name
+from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
+from jobs.run import ContainerNames, VolumeList, parse_volume
+from jobs.signal import check_selector
+from jobs.units import Duration, Size
+
+
+class SignalSpec(Model):
+    """Who is told to reopen its logs after a rotation, and with which signal."""
+
+    containers: list[str] = Field(min_length=1, description="names, or 'label=key=value'")
+    signal: str = "SIGHUP"
+
+    @field_validator("containers")
+    @classmethod
+    def _selectors(cls, value: list[str]) -> list[str]:
+        return [check_selector(s) for s in value]
+
+    @field_validator("signal")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return signal_name(value)
+
+
+class RotateJob(BaseJob):
+    """Rotate log files by size or age; compress; keep some; signal the app."""
+
+    KIND: ClassVar[str] = "rotate"
+    kind: Literal["rotate"]
+    volumes_from: ContainerNames = Field(
+        default_factory=list, description="containers whose volumes hold the log files"
+    )
+    volumes: VolumeList = Field(
+        default_factory=list, description="named volumes or host paths, 'name:/path'"
+    )
+    paths: list[str] = Field(min_length=1, description="absolute globs of the live log files")
+    max_size: Size | None = Field(None, description="rotate a file this big (or bigger)")
+    max_age: Duration | None = Field(
+        None, description="rotate a file this long after the last time"
+    )
+    min_size: Size = Field(0, description="with max_age: not a file smaller than this")
+    mode: Literal["rename", "copytruncate"] = "rename"
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    delay_compression: bool = Field(
+        default=False, description="leave the newest rotated file uncompressed until next time"
+    )
+    keep_last: int | None = Field(None, ge=0, description="rotated files kept per log file")
+    keep_age: Duration | None = Field(None, description="rotated files older than this go")
+    signal: SignalSpec | None = None
+    restart: list[str] = Field(
+        default_factory=list, description="containers restarted instead of signalled"
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"path {path!r} must be absolute (a glob inside the volumes)")
+        return value
+
+    @field_validator("restart")
+    @classmethod
+    def _selectors(cls, value: list[str]) -> list[str]:
+        return [check_selector(s) for s in value]
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RotateJob:
+        if self.kind is None:  # [defaults] validates a partial copy of this model
+            return self
+        if not self.volumes_from and not self.volumes:
+            raise ValueError(
+                "a rotate job needs the volumes that hold the files: volumes_from and/or volumes"
+            )
+        if self.max_size is None and self.max_age is None:
+            raise ValueError("a rotate job needs max_size and/or max_age (when to rotate)")
+        if self.signal is not None and self.restart:
+            raise ValueError("signal and restart exclude each other: choose one")
+        if self.concurrency == "allow":
+            raise ValueError("concurrency 'allow' would let two runs rotate the same files")
+        return self
+
+    def _spec(self, ctx: PlanContext, command: tuple[str, ...]) -> ContainerSpec:
+        return ContainerSpec(
+            image=ctx.ops_image,
+            command=("python3", "-m", "jobs.tools.rotate", *command, "--", *self.paths),
+            mounts=tuple(parse_volume(v) for v in self.volumes),
+            volumes_from=tuple(self.volumes_from),
+            network="none",
+            labels=self.labels,
+            stop_signal=self.stop_signal,
+            pull=PullPolicy.MISSING,
+            healthcheck=False,
+        )
+
+    def plan(self, ctx: PlanContext) -> Plan:
+        """Rotate, tell the app (only if something rotated), then compress and prune."""
+        rules: list[str] = ["--mode", self.mode, "--min-size", str(self.min_size)]
+        if self.max_size is not None:
+            rules += ["--max-size", str(self.max_size)]
+        if self.max_age is not None:
+            rules += ["--max-age", str(self.max_age)]
+        finish: list[str] = ["--compression", self.compression]
+        if self.delay_compression:
+            finish.append("--delay-compression")
+        if self.keep_last is not None:
+            finish += ["--keep-last", str(self.keep_last)]
+        if self.keep_age is not None:
+            finish += ["--keep-age", str(self.keep_age)]
+        tell: SignalContainers | None = None
+        if self.signal is not None:
+            tell = SignalContainers(tuple(self.signal.containers), self.signal.signal)
+        elif self.restart:
+            tell = SignalContainers(tuple(self.restart), restart=True)
+        return Plan(
+            steps=(
+                RotateLogs(
+                    rotate=self._spec(ctx, ("rotate", *rules)),
+                    tell=tell,
+                    finish=self._spec(ctx, ("finish", *finish)),
+                ),
+            )
+        )

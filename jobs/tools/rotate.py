@@ -1,0 +1,270 @@
+"""Rotate log files in volumes, then compress and prune (inside ops containers).
+
+    python -m jobs.tools.rotate rotate --state JSON [--max-size N] [--max-age S]
+        [--min-size N] [--mode rename|copytruncate] GLOB...
+    python -m jobs.tools.rotate finish [--compression zstd|gzip|none]
+        [--delay-compression] [--keep-last N] [--keep-age S] GLOB...
+
+Two phases, because the daemon signals the app between them: the app keeps
+writing into a renamed file until it reopens its log, so the rotated file is
+compressed only after the signal (and once it stopped growing).
+
+``rotate`` decides per live file (the globs' matches that are not rotated files):
+it rotates when ``size >= max-size``, or when ``max-age`` passed since the last
+rotation (the state, kept by the daemon) and ``size >= min-size``; an empty file
+is never rotated. A file seen for the first time starts its age now. ``rename``
+moves the file to ``<name>.<UTC YYYYmmddTHHMMSSZ>`` and creates an empty one
+with the same mode and owner; ``copytruncate`` copies, then truncates in place
+(lines written between the copy and the truncation are lost). It prints one JSON
+line: ``rotated`` ([{path, to}]) and ``state`` ({path: {since}}).
+
+``finish`` compresses every rotated file not compressed yet (with
+``--delay-compression``, all but the newest of each live file) and deletes
+rotated files beyond ``keep-last`` (newest kept) or older than ``keep-age``. It
+prints ``compressed`` and ``deleted``.
+
+Only names of the exact pattern ``<live name>.<stamp>[-N][.zst|.gz]`` are ever
+compressed or deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_ROTATED = re.compile(
+    r"^(?P<base>.+)\.(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?(?P<ext>\.zst|\.gz)?$"
+)
+COMPRESSORS = {"zstd": (["zstd", "-q", "-c"], ".zst"), "gzip": (["gzip", "-n", "-c"], ".gz")}
+QUIET_S = 1.0
+"""A rotated file is compressed once its size stayed the same this long (the app has
+reopened its log)."""
+QUIET_MAX_S = 30.0
+
+
+class RotateError(Exception):
+    """A failure with a message for the run's error."""
+
+
+def rotated_stamp(name: str, base: str) -> datetime | None:
+    """The rotation time in ``name`` if it is a rotated file of live file ``base``."""
+    match = _ROTATED.match(name)
+    if match is None or match["base"] != base:
+        return None
+    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def live_files(patterns: list[str]) -> list[Path]:
+    """Regular files matching the globs, rotated files excluded (absolute patterns)."""
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        for name in sorted(glob.glob(pattern)):  # noqa: PTH207 - absolute patterns
+            path = Path(name)
+            if path.is_file() and not path.is_symlink() and _ROTATED.match(path.name) is None:
+                found.setdefault(str(path), path)
+    return list(found.values())
+
+
+def _free_name(path: Path, now: datetime) -> Path:
+    stamp = now.astimezone(UTC).strftime(STAMP_FORMAT)
+    candidate, n = path.with_name(f"{path.name}.{stamp}"), 0
+    while any(candidate.with_name(candidate.name + ext).exists() for ext in ("", ".zst", ".gz")):
+        n += 1
+        candidate = path.with_name(f"{path.name}.{stamp}-{n}")
+    return candidate
+
+
+def _rename(path: Path, to: Path) -> None:
+    info = path.stat()
+    path.rename(to)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, info.st_mode & 0o7777)
+    try:
+        os.fchown(fd, info.st_uid, info.st_gid)
+        os.fchmod(fd, info.st_mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
+def _copytruncate(path: Path, to: Path) -> None:
+    shutil.copyfile(path, to)
+    shutil.copystat(path, to)
+    info = path.stat()
+    os.chown(to, info.st_uid, info.st_gid)
+    with path.open("r+b") as f:
+        f.truncate(0)
+
+
+def rotate(
+    patterns: list[str],
+    state: dict[str, dict[str, str]],
+    *,
+    max_size: int | None,
+    max_age: float | None,
+    min_size: int,
+    mode: str,
+    now: datetime,
+) -> dict[str, object]:
+    """Rotate what is due; return what was rotated and the new state."""
+    rotated: list[dict[str, str]] = []
+    new_state: dict[str, dict[str, str]] = {}
+    for path in live_files(patterns):
+        key = str(path)
+        since = datetime.fromisoformat(state.get(key, {}).get("since", now.isoformat()))
+        size = path.stat().st_size
+        due_size = max_size is not None and size >= max_size
+        due_age = max_age is not None and now - since >= timedelta(seconds=max_age)
+        if size > 0 and (due_size or (due_age and size >= min_size)):
+            to = _free_name(path, now)
+            (_rename if mode == "rename" else _copytruncate)(path, to)
+            rotated.append({"path": key, "to": str(to)})
+            since = now
+        new_state[key] = {"since": since.isoformat()}
+    return {"rotated": rotated, "state": new_state}
+
+
+def _wait_quiet(path: Path) -> None:
+    """Until ``path`` stopped growing for QUIET_S (the app reopened its log), at most
+    QUIET_MAX_S."""
+    if time.time() - path.stat().st_mtime >= QUIET_S:
+        return  # not written to lately: an older rotation, or the app reopened long ago
+    deadline = time.monotonic() + QUIET_MAX_S
+    last = path.stat().st_size
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        size = path.stat().st_size
+        if size != last:
+            last, quiet_since = size, time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_S:
+            return
+
+
+def _compress(path: Path, compression: str) -> Path:
+    argv, ext = COMPRESSORS[compression]
+    final = path.with_name(path.name + ext)
+    partial = path.with_name(final.name + ".partial")
+    _wait_quiet(path)
+    with path.open("rb") as source, partial.open("wb") as out:
+        done = subprocess.run(
+            [*argv], stdin=source, stdout=out, stderr=subprocess.PIPE, check=False
+        )
+        if done.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise RotateError(
+                f"{compression} failed on {path}: {done.stderr.decode('utf-8', 'replace').strip()}"
+            )
+        out.flush()
+        os.fsync(out.fileno())
+    shutil.copystat(path, partial)
+    info = path.stat()
+    os.chown(partial, info.st_uid, info.st_gid)
+    partial.rename(final)
+    path.unlink()
+    return final
+
+
+def finish(
+    patterns: list[str],
+    *,
+    compression: str,
+    delay_compression: bool,
+    keep_last: int | None,
+    keep_age: float | None,
+    now: datetime,
+) -> dict[str, object]:
+    """Compress rotated files, then prune them; return what was done."""
+    compressed: list[str] = []
+    deleted: list[str] = []
+    for live in live_files(patterns):
+        for stale in live.parent.glob(f"{glob.escape(live.name)}.*.partial"):
+            stale.unlink(missing_ok=True)  # a killed compression
+        rotated = sorted(
+            (
+                (stamp, p)
+                for p in live.parent.iterdir()
+                if p.is_file() and (stamp := rotated_stamp(p.name, live.name)) is not None
+            ),
+            key=lambda item: (item[0], item[1].name),
+            reverse=True,
+        )
+        if compression != "none":
+            pending = [p for _, p in rotated if not p.name.endswith((".zst", ".gz"))]
+            newest = rotated[0][1] if rotated else None
+            for path in pending:
+                if delay_compression and path == newest:
+                    continue
+                compressed.append(str(_compress(path, compression)))
+            rotated = [
+                (stamp, p if p.exists() else p.with_name(p.name + COMPRESSORS[compression][1]))
+                for stamp, p in rotated
+            ]
+        for index, (stamp, path) in enumerate(rotated):
+            too_many = keep_last is not None and index >= keep_last
+            too_old = keep_age is not None and now - stamp > timedelta(seconds=keep_age)
+            if too_many or too_old:
+                path.unlink(missing_ok=True)
+                deleted.append(str(path))
+    return {"compressed": compressed, "deleted": deleted}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0 with a JSON line, or 1 with the error on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m jobs.tools.rotate")
+    commands = parser.add_subparsers(dest="command", required=True)
+    first = commands.add_parser("rotate")
+    first.add_argument("--state", default="{}", help="JSON: {path: {since}}")
+    first.add_argument("--max-size", type=int)
+    first.add_argument("--max-age", type=float, help="seconds")
+    first.add_argument("--min-size", type=int, default=0)
+    first.add_argument("--mode", choices=["rename", "copytruncate"], default="rename")
+    first.add_argument("patterns", nargs="+")
+    second = commands.add_parser("finish")
+    second.add_argument("--compression", choices=["zstd", "gzip", "none"], default="zstd")
+    second.add_argument("--delay-compression", action="store_true")
+    second.add_argument("--keep-last", type=int)
+    second.add_argument("--keep-age", type=float, help="seconds")
+    second.add_argument("patterns", nargs="+")
+    args = parser.parse_args(argv)
+    now = datetime.now(UTC)
+    try:
+        if args.command == "rotate":
+            result = rotate(
+                args.patterns,
+                json.loads(args.state),
+                max_size=args.max_size,
+                max_age=args.max_age,
+                min_size=args.min_size,
+                mode=args.mode,
+                now=now,
+            )
+        else:
+            result = finish(
+                args.patterns,
+                compression=args.compression,
+                delay_compression=args.delay_compression,
+                keep_last=args.keep_last,
+                keep_age=args.keep_age,
+                now=now,
+            )
+    except (RotateError, OSError) as e:
+        print(f"rotate: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # --state from the daemon is not JSON: a bug, say what
+        print(f"rotate: --state is not valid JSON: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

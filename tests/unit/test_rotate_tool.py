@@ -1,0 +1,192 @@
+"""The rotation tool on real files: when it rotates, how, compression that reads back,
+and pruning that touches only its own names."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobs.tools import rotate
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def rotate_now(
+    logs: Path,
+    state: dict[str, dict[str, str]] | None = None,
+    now: datetime = NOW,
+    **rules: object,
+) -> dict[str, object]:
+    options: dict[str, object] = {
+        "max_size": None,
+        "max_age": None,
+        "min_size": 0,
+        "mode": "rename",
+    }
+    options.update(rules)
+    return rotate.rotate([str(logs / "*.log")], state or {}, now=now, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    return directory
+
+
+def test_a_file_over_max_size_is_renamed_and_recreated_with_its_mode_and_owner(
+    logs: Path,
+) -> None:
+    log = logs / "app.log"
+    log.write_text("x" * 100)
+    log.chmod(0o640)
+    os.chown(log, 1234, 5678)
+    (logs / "small.log").write_text("y" * 10)
+    result = rotate_now(logs, max_size=50)
+    rotated = logs / "app.log.20261128T120000Z"
+    assert result["rotated"] == [{"path": str(log), "to": str(rotated)}]
+    assert rotated.read_text() == "x" * 100
+    assert log.read_text() == ""
+    info = log.stat()
+    assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o640, 1234, 5678)
+    assert (logs / "small.log").read_text() == "y" * 10
+
+
+def test_age_counts_from_the_last_rotation_and_min_size_holds_it_back(logs: Path) -> None:
+    (logs / "app.log").write_text("x" * 100)
+    (logs / "tiny.log").write_text("y")
+    first = rotate_now(logs, max_age=3600, min_size=10)
+    assert first["rotated"] == []  # first sight: the age starts now
+    state = first["state"]
+    assert isinstance(state, dict)
+    assert state[str(logs / "app.log")] == {"since": NOW.isoformat()}
+    later = NOW + timedelta(hours=1)
+    second = rotate_now(logs, state, now=later, max_age=3600, min_size=10)
+    assert [r["path"] for r in second["rotated"]] == [str(logs / "app.log")]  # type: ignore[attr-defined]
+    assert second["state"][str(logs / "app.log")] == {"since": later.isoformat()}  # type: ignore[index]
+    assert second["state"][str(logs / "tiny.log")] == {"since": NOW.isoformat()}  # type: ignore[index]
+
+
+def test_an_empty_file_is_never_rotated(logs: Path) -> None:
+    (logs / "app.log").write_text("")
+    assert rotate_now(logs, max_size=0)["rotated"] == []
+
+
+def test_copytruncate_keeps_the_inode_and_copies_the_content(logs: Path) -> None:
+    log = logs / "app.log"
+    log.write_text("line 1\nline 2\n")
+    inode = log.stat().st_ino
+    rotate_now(logs, max_size=1, mode="copytruncate")
+    assert log.stat().st_ino == inode
+    assert log.read_text() == ""
+    assert (logs / "app.log.20261128T120000Z").read_text() == "line 1\nline 2\n"
+
+
+def test_two_rotations_in_one_second_get_distinct_names(logs: Path) -> None:
+    log = logs / "app.log"
+    log.write_text("first\n")
+    rotate_now(logs, max_size=1)
+    log.write_text("second\n")
+    rotate_now(logs, max_size=1)
+    assert (logs / "app.log.20261128T120000Z").read_text() == "first\n"
+    assert (logs / "app.log.20261128T120000Z-1").read_text() == "second\n"
+
+
+@pytest.mark.parametrize(("compression", "reader"), [("zstd", "zstd"), ("gzip", "gzip")])
+def test_compression_reads_back_to_the_original_bytes(
+    logs: Path, compression: str, reader: str
+) -> None:
+    log = logs / "app.log"
+    original = os.urandom(1000) + b"\n" + b"text line\n" * 1000
+    log.write_bytes(original)
+    rotate_now(logs, max_size=1)
+    rotated = logs / "app.log.20261128T120000Z"
+    os.utime(rotated, (0, 0))  # quiet for long: no wait
+    result = rotate.finish(
+        [str(logs / "*.log")],
+        compression=compression,
+        delay_compression=False,
+        keep_last=None,
+        keep_age=None,
+        now=NOW,
+    )
+    ext = ".zst" if compression == "zstd" else ".gz"
+    assert result["compressed"] == [str(rotated) + ext]
+    assert not rotated.exists()
+    packed = Path(str(rotated) + ext)
+    assert (
+        subprocess.run([reader, "-d", "-c", str(packed)], capture_output=True, check=True).stdout
+        == original
+    )
+    if compression == "gzip":
+        assert gzip.decompress(packed.read_bytes()) == original
+
+
+def make_rotated(logs: Path, stamps: list[str], ext: str = "") -> list[Path]:
+    made = []
+    for stamp in stamps:
+        path = logs / f"app.log.{stamp}{ext}"
+        path.write_text(stamp)
+        os.utime(path, (0, 0))
+        made.append(path)
+    return made
+
+
+def test_delay_compression_leaves_the_newest_for_the_next_run(logs: Path) -> None:
+    (logs / "app.log").write_text("live\n")
+    old, new = make_rotated(logs, ["20261126T000000Z", "20261127T000000Z"])
+    options = {
+        "compression": "gzip",
+        "delay_compression": True,
+        "keep_last": None,
+        "keep_age": None,
+    }
+    rotate.finish([str(logs / "*.log")], now=NOW, **options)  # type: ignore[arg-type]
+    assert Path(f"{old}.gz").exists()
+    assert not old.exists()
+    assert new.exists()
+    newest = make_rotated(logs, ["20261128T000000Z"])[0]
+    rotate.finish([str(logs / "*.log")], now=NOW, **options)  # type: ignore[arg-type]
+    assert Path(f"{new}.gz").exists()
+    assert newest.exists()
+
+
+def test_keep_last_and_keep_age_prune_exactly_and_only_our_names(logs: Path) -> None:
+    (logs / "app.log").write_text("live\n")
+    stamps = ["20261120T000000Z", "20261125T000000Z", "20261126T000000Z", "20261127T000000Z"]
+    make_rotated(logs, stamps, ".gz")
+    foreign = [logs / "app.log.old", logs / "other.log.20261101T000000Z", logs / "app.log.1"]
+    for path in foreign:
+        path.write_text("not ours")
+    result = rotate.finish(
+        [str(logs / "*.log")],
+        compression="gzip",
+        delay_compression=False,
+        keep_last=3,
+        keep_age=3 * 86400,  # older than 2026-11-25T12:00 goes
+        now=NOW,
+    )
+    assert sorted(Path(p).name for p in result["deleted"]) == [  # type: ignore[attr-defined]
+        "app.log.20261120T000000Z.gz",
+        "app.log.20261125T000000Z.gz",
+    ]
+    left = sorted(p.name for p in logs.iterdir())
+    assert left == sorted(
+        ["app.log", "app.log.20261126T000000Z.gz", "app.log.20261127T000000Z.gz"]
+        + [p.name for p in foreign]
+    )
+
+
+def test_the_tool_prints_its_result_and_fails_with_a_message(
+    logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (logs / "app.log").write_text("x\n")
+    assert rotate.main(["rotate", "--max-size", "1", str(logs / "*.log")]) == 0
+    out = capsys.readouterr().out
+    assert '"rotated": [{"path": ' in out
+    assert rotate.main(["rotate", "--state", "{bad", str(logs / "*.log")]) != 0
