@@ -53,7 +53,8 @@ def test_commented_examples_in_the_example_config_are_valid(tmp_path: Path) -> N
     names = [line for line in examples if line.startswith("[jobs.")]
     assert len(names) >= 5
     config = load_config(write(tmp_path, "\n".join(examples) + "\n"), {})
-    assert {"db-backup", "ship-logs", "flush-cache", "reopen-logs", "db-dump"} <= set(config.jobs)
+    expected = {"db-backup", "ship-logs", "rotate-logs", "flush-cache", "reopen-logs", "db-dump"}
+    assert expected <= set(config.jobs)
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
