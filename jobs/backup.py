@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import BaseJob, Model, PlanContext, check_labels
+from jobs.base import BaseJob, InsidePaths, Labels, Model, PlanContext
 from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
 from jobs.run import ContainerNames, VolumeList, as_argv, parse_volume
 
@@ -48,7 +48,7 @@ class BackupJob(BaseJob):
     volumes: VolumeList = Field(
         default_factory=list, description="named volumes or host paths to back up, 'name:/path'"
     )
-    paths: list[str] = Field(
+    paths: InsidePaths = Field(
         default_factory=list,
         description="only these absolute paths inside the sources (default: all)",
     )
@@ -63,17 +63,7 @@ class BackupJob(BaseJob):
     keep_daily: int | None = Field(None, ge=1)
     keep_weekly: int | None = Field(None, ge=1)
     keep_monthly: int | None = Field(None, ge=1)
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("paths")
-    @classmethod
-    def _absolute(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(
-                    f"path {path!r} must be absolute (a path inside the source volumes)"
-                )
-        return value
+    labels: Labels = Field(default_factory=dict)
 
     @field_validator("target")
     @classmethod
@@ -87,11 +77,6 @@ class BackupJob(BaseJob):
                 f"target {value!r}: a host path must be absolute (a path on the Docker host)"
             )
         return value
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
 
     @model_validator(mode="after")
     def _has_sources(self) -> BackupJob:

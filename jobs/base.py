@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from jobs.units import Duration
 
@@ -26,6 +26,41 @@ RESERVED_LABEL_PREFIX = "crontainer."
 """Label keys the daemon sets on every container it creates; users may not set them."""
 
 DEFAULT_TIMEOUT_S = 24 * 3600.0
+
+
+def signal_name(value: str) -> str:
+    """``"hup"``, ``"HUP"`` or ``"SIGHUP"`` as ``"SIGHUP"``; refuse unknown names."""
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name not in signal.Signals.__members__:
+        raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP')")
+    return name
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Refuse label keys that would hide the daemon's own labels."""
+    for key in labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise ValueError(
+                f"label {key!r}: keys starting with {RESERVED_LABEL_PREFIX!r} are the daemon's own"
+            )
+    return labels
+
+
+def _inside_paths(value: list[str]) -> list[str]:
+    for path in value:
+        if not path.startswith("/"):
+            raise ValueError(f"path {path!r} must be absolute (a path or glob inside the volumes)")
+    return value
+
+
+SignalName = Annotated[str, AfterValidator(signal_name)]
+"""A signal by name: ``HUP``, ``hup`` or ``SIGHUP``, stored as ``SIGHUP``."""
+Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
+"""Extra container labels; keys under the daemon's ``crontainer.`` prefix are refused."""
+InsidePaths = Annotated[list[str], AfterValidator(_inside_paths)]
+"""Absolute paths (or globs) inside the volumes a job mounts."""
 
 
 class Model(BaseModel):
@@ -55,7 +90,7 @@ class BaseJob(Model):
     timeout: Annotated[Duration, Field(gt=0)] = Field(
         DEFAULT_TIMEOUT_S, description="stop the run (stop_signal, stop_grace, kill) after this"
     )
-    stop_signal: str = Field("SIGTERM", description="signal that asks a container to stop")
+    stop_signal: SignalName = Field("SIGTERM", description="signal that asks a container to stop")
     stop_grace: Duration = Field(10.0, description="wait this long after stop_signal, then kill")
     description: str = ""
     enabled: bool = Field(
@@ -102,34 +137,9 @@ class BaseJob(Model):
             ) from None
         return value
 
-    @field_validator("stop_signal")
-    @classmethod
-    def _known_signal(cls, value: str) -> str:
-        return signal_name(value)
-
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""
         raise NotImplementedError
-
-
-def signal_name(value: str) -> str:
-    """``"hup"``, ``"HUP"`` or ``"SIGHUP"`` as ``"SIGHUP"``; refuse unknown names."""
-    name = value.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    if name not in signal.Signals.__members__:
-        raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP')")
-    return name
-
-
-def check_labels(labels: dict[str, str]) -> dict[str, str]:
-    """Refuse label keys that would hide the daemon's own labels."""
-    for key in labels:
-        if key.startswith(RESERVED_LABEL_PREFIX):
-            raise ValueError(
-                f"label {key!r}: keys starting with {RESERVED_LABEL_PREFIX!r} are the daemon's own"
-            )
-    return labels
 
 
 def name_is_valid(name: str) -> bool:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from jobs.base import BaseJob, Model, PlanContext, check_labels
+from jobs.base import BaseJob, InsidePaths, Labels, Model, PlanContext
 from jobs.plan import (
     ContainerSpec,
     HeaderSecret,
@@ -28,8 +28,23 @@ from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.tools.logship import FACILITIES, SEVERITIES
 from jobs.units import Duration, Size
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
 SINK_MOUNT = "/sink"
 """Where a file sink's volume is mounted in the shipping container."""
+
+
+def _one_of(what: str, names: Iterable[str]) -> Callable[[str], str]:
+    """A validator: ``value`` is one of ``names``, or an error that lists them."""
+    known = list(names)
+
+    def check(value: str) -> str:
+        if value not in known:
+            raise ValueError(f"unknown {what} {value!r} (one of: {', '.join(known)})")
+        return value
+
+    return check
 
 
 class SinkBase(Model):
@@ -120,8 +135,12 @@ class SyslogSink(SinkBase):
 
     type: Literal["syslog"]
     address: str = Field(description="udp://host:port or tcp://host:port")
-    facility: str = Field("user", description="kern, user, daemon, local0…local7, …")
-    severity: str = Field("info", description="emerg, alert, crit, err, warning, notice, info…")
+    facility: Annotated[str, AfterValidator(_one_of("facility", FACILITIES))] = Field(
+        "user", description="kern, user, daemon, local0…local7, …"
+    )
+    severity: Annotated[str, AfterValidator(_one_of("severity", SEVERITIES))] = Field(
+        "info", description="emerg, alert, crit, err, warning, notice, info…"
+    )
     app_name: str = Field("crontainer", min_length=1, max_length=48, pattern=r"^[!-~]+$")
     timeout: Annotated[Duration, Field(gt=0)] = 10.0
     retries: int = Field(3, ge=0, le=100)
@@ -129,20 +148,6 @@ class SyslogSink(SinkBase):
     udp_rate: float = Field(
         5000.0, ge=0, description="UDP: at most this many messages per second (0: no limit)"
     )
-
-    @field_validator("facility")
-    @classmethod
-    def _facility(cls, value: str) -> str:
-        if value not in FACILITIES:
-            raise ValueError(f"unknown facility {value!r} (one of: {', '.join(FACILITIES)})")
-        return value
-
-    @field_validator("severity")
-    @classmethod
-    def _severity(cls, value: str) -> str:
-        if value not in SEVERITIES:
-            raise ValueError(f"unknown severity {value!r} (one of: {', '.join(SEVERITIES)})")
-        return value
 
     @field_validator("address")
     @classmethod
@@ -177,7 +182,7 @@ class LogshipJob(BaseJob):
     volumes: VolumeList = Field(
         default_factory=list, description="named volumes or host paths, 'name:/path' (read-only)"
     )
-    paths: list[str] = Field(
+    paths: InsidePaths = Field(
         default_factory=list, description="absolute globs of the files, e.g. '/var/log/app/*.log'"
     )
     containers: ContainerNames = Field(
@@ -195,20 +200,7 @@ class LogshipJob(BaseJob):
         None, description="log driver of the shipping container (for the stdout sink)"
     )
     log_options: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("paths")
-    @classmethod
-    def _absolute(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"path {path!r} must be absolute (a glob inside the volumes)")
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
+    labels: Labels = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_sources(self) -> LogshipJob:

@@ -13,30 +13,20 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from jobs.base import BaseJob, Model, PlanContext, check_labels, signal_name
+from jobs.base import BaseJob, InsidePaths, Labels, Model, PlanContext, SignalName
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
 from jobs.run import ContainerNames, VolumeList, parse_volume
-from jobs.signal import check_selector
+from jobs.signal import Selectors
 from jobs.units import Duration, Size
 
 
 class SignalSpec(Model):
     """Who is told to reopen its logs after a rotation, and with which signal."""
 
-    containers: list[str] = Field(min_length=1, description="names, or 'label=key=value'")
-    signal: str = "SIGHUP"
-
-    @field_validator("containers")
-    @classmethod
-    def _selectors(cls, value: list[str]) -> list[str]:
-        return [check_selector(s) for s in value]
-
-    @field_validator("signal")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        return signal_name(value)
+    containers: Selectors = Field(min_length=1, description="names, or 'label=key=value'")
+    signal: SignalName = "SIGHUP"
 
 
 class RotateJob(BaseJob):
@@ -50,7 +40,7 @@ class RotateJob(BaseJob):
     volumes: VolumeList = Field(
         default_factory=list, description="named volumes or host paths, 'name:/path'"
     )
-    paths: list[str] = Field(min_length=1, description="absolute globs of the live log files")
+    paths: InsidePaths = Field(min_length=1, description="absolute globs of the live log files")
     max_size: Size | None = Field(None, description="rotate a file this big (or bigger)")
     max_age: Duration | None = Field(
         None, description="rotate a file this long after the last time"
@@ -64,28 +54,10 @@ class RotateJob(BaseJob):
     keep_last: int | None = Field(None, ge=0, description="rotated files kept per log file")
     keep_age: Duration | None = Field(None, description="rotated files older than this go")
     signal: SignalSpec | None = None
-    restart: list[str] = Field(
+    restart: Selectors = Field(
         default_factory=list, description="containers restarted instead of signalled"
     )
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("paths")
-    @classmethod
-    def _absolute(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"path {path!r} must be absolute (a glob inside the volumes)")
-        return value
-
-    @field_validator("restart")
-    @classmethod
-    def _selectors(cls, value: list[str]) -> list[str]:
-        return [check_selector(s) for s in value]
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
+    labels: Labels = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> RotateJob:

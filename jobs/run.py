@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
-from jobs.base import BaseJob, PlanContext, check_labels
+from jobs.base import BaseJob, Labels, PlanContext
 from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer
 from jobs.units import Size
 
@@ -75,15 +75,10 @@ class ContainerFields(BaseJob):
     )
     user: str | None = None
     workdir: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     pull: PullPolicy = PullPolicy.MISSING
     memory: Size | None = Field(None, description="memory limit (no swap beyond it)")
     cpus: Annotated[float, Field(gt=0)] | None = None
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_free(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
 
     @field_validator("memory")
     @classmethod

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
-from jobs.base import BaseJob, PlanContext, signal_name
+from jobs.base import BaseJob, PlanContext, SignalName
 from jobs.plan import Plan, SignalContainers
 
 _LABEL = re.compile(r"^label=[^=\s]+(=.*)?$")
@@ -22,26 +22,24 @@ def check_selector(selector: str) -> str:
     return selector
 
 
+def _check_selectors(value: list[str]) -> list[str]:
+    return [check_selector(s) for s in value]
+
+
+Selectors = Annotated[list[str], AfterValidator(_check_selectors)]
+"""Container names, or ``label=key=value`` selectors."""
+
+
 class SignalJob(BaseJob):
     """Signal or restart every selected container; a missing one fails the run."""
 
     KIND: ClassVar[str] = "signal"
     kind: Literal["signal"]
-    containers: list[str] = Field(
+    containers: Selectors = Field(
         min_length=1, description="container names, or 'label=key=value' (running containers)"
     )
-    signal: str = Field("SIGHUP", description="the signal to send, e.g. 'HUP' or 'SIGUSR1'")
+    signal: SignalName = Field("SIGHUP", description="the signal to send, e.g. 'HUP' or 'SIGUSR1'")
     restart: bool = Field(default=False, description="restart the containers instead of signalling")
-
-    @field_validator("containers")
-    @classmethod
-    def _selectors(cls, value: list[str]) -> list[str]:
-        return [check_selector(s) for s in value]
-
-    @field_validator("signal")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        return signal_name(value)
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - needs no context
         """One step over all the containers."""

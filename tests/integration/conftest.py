@@ -316,6 +316,23 @@ def make_volume(engine: docker.DockerClient) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture
+def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
+    """Run helper containers, detached (labelled, removed with their volumes after the test)."""
+    made: list[Any] = []
+
+    def run(image: str, command: list[str], **kwargs: Any) -> Any:
+        container = engine.containers.run(
+            image, command, detach=True, labels={TEST_LABEL: "1"}, **kwargs
+        )
+        made.append(container)
+        return container
+
+    yield run
+    for container in reversed(made):
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture
 def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callable[..., Daemon]]:
     """Start daemons; any still running at the end of the test is killed."""
     started: list[Daemon] = []

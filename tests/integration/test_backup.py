@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -56,21 +56,6 @@ for base, dirs, files in os.walk(top):
         out[rel] = [stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, body, group]
 print(json.dumps(out, sort_keys=True))
 """
-
-
-@pytest.fixture
-def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
-    """Run helper containers (labelled, removed after the test)."""
-    made: list[Any] = []
-
-    def run(image: str, command: list[str], **kwargs: Any) -> Any:
-        container = engine.containers.run(image, command, detach=True, labels=LABELS, **kwargs)
-        made.append(container)
-        return container
-
-    yield run
-    for container in reversed(made):
-        container.remove(force=True, v=True)
 
 
 def output_of(engine: docker.DockerClient, command: list[str], volumes: list[str]) -> str:

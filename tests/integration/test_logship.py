@@ -32,21 +32,6 @@ OPS = f'ops_image = "{PROJECT_IMAGE}"'
 LOG_DIR = "/var/log/app"
 
 
-@pytest.fixture
-def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
-    """Run helper containers (labelled, removed after the test)."""
-    made: list[Any] = []
-
-    def run(image: str, command: list[str], **kwargs: Any) -> Any:
-        container = engine.containers.run(image, command, detach=True, labels=LABELS, **kwargs)
-        made.append(container)
-        return container
-
-    yield run
-    for container in reversed(made):
-        container.remove(force=True, v=True)
-
-
 def logship_job(name: str, sink: dict[str, object], **keys: object) -> str:
     table: dict[str, object] = {"kind": "logship", "schedule": "@yearly", "run_on_start": True}
     table.update(keys)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -42,21 +42,6 @@ for f in app.log*; do
   esac
 done
 """
-
-
-@pytest.fixture
-def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
-    """Run helper containers (labelled, removed after the test)."""
-    made: list[Any] = []
-
-    def run(image: str, command: list[str], **kwargs: Any) -> Any:
-        container = engine.containers.run(image, command, detach=True, labels=LABELS, **kwargs)
-        made.append(container)
-        return container
-
-    yield run
-    for container in reversed(made):
-        container.remove(force=True, v=True)
 
 
 def rotate_job(name: str, **keys: object) -> str:
