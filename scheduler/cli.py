@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH=VOLUME",
         help="restore the archived PATH into VOLUME instead of the source (repeatable)",
     )
+    commands.add_parser(
+        "schema", help="print the JSON Schema of the config (for editors and CI checks)"
+    )
     health = commands.add_parser(
         "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
     )
@@ -282,6 +285,13 @@ def _backup_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _schema(args: argparse.Namespace) -> int:  # noqa: ARG001 - no options
+    from scheduler.settings import config_schema  # noqa: PLC0415
+
+    print(json.dumps(config_schema(), indent=2))
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     logs.configure("auto", "info")
     log = logs.get_logger()
@@ -314,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trigger": _trigger,
         "backups": _backup_command,
         "restore": _backup_command,
+        "schema": _schema,
     }
     return commands[args.command](args)
 

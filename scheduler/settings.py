@@ -7,14 +7,16 @@ naming where it is (``jobs.db-backup.schedule: …``).
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -213,6 +215,37 @@ def _messages(error: ValidationError, prefix: str, skip_head: int = 0) -> list[s
                 message += f" (got {value!r})"
         lines.append(f"{where}: {message}")
     return lines
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file (``crontainer schema``), from the same models
+    that validate it: ``[daemon]``, ``[defaults]`` (any job key but ``kind``, all optional)
+    and ``[jobs.<name>]`` (one of the kinds, chosen by ``kind``)."""
+    choices: dict[str, list[Any]] = {}
+    for kind in KINDS.values():
+        for name, info in kind.model_fields.items():
+            annotation: Any = info.annotation
+            if info.metadata:
+                annotation = Annotated[annotation, *info.metadata]
+            if name != "kind" and repr(annotation) not in map(repr, choices.get(name, [])):
+                choices.setdefault(name, []).append(annotation)
+    optional: dict[str, Any] = {
+        name: (functools.reduce(operator.or_, types) | None, None)
+        for name, types in sorted(choices.items())
+    }
+    defaults = create_model("Defaults", __config__=ConfigDict(extra="forbid"), **optional)
+    tables: dict[str, Any] = {
+        "daemon": (DaemonSettings | None, None),
+        "defaults": (defaults | None, None),
+        "jobs": (dict[str, Annotated[Job, Field(discriminator="kind")]], {}),
+    }
+    config = create_model(
+        "CrontainerConfig",
+        __config__=ConfigDict(extra="forbid", title="crontainer configuration"),
+        **tables,
+    )
+    schema = config.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
 @cache

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from jobs.run import RunJob
+from scheduler.cli import main
 from scheduler.errors import ConfigError
 from scheduler.settings import DEFAULT_CONFIG_PATH, config_path, load_config
 
@@ -43,16 +47,19 @@ def test_example_config_loads_and_has_a_frequent_job() -> None:
     assert (second - first).total_seconds() <= 10
 
 
-def test_commented_examples_in_the_example_config_are_valid(tmp_path: Path) -> None:
-    """Every commented-out job of config.example.toml validates once uncommented."""
+def commented_examples() -> str:
+    """The commented-out jobs of config.example.toml, uncommented."""
     examples, inside = [], False
     for line in (ROOT / "config.example.toml").read_text().splitlines():
         inside = line.startswith("# [jobs.") or (inside and line.startswith("#"))
         if inside and re.match(r"^# (\[jobs\.|[a-z_]+ += )", line):  # a table header or a key
             examples.append(line[2:])
-    names = [line for line in examples if line.startswith("[jobs.")]
-    assert len(names) >= 5
-    config = load_config(write(tmp_path, "\n".join(examples) + "\n"), {})
+    return "\n".join(examples) + "\n"
+
+
+def test_commented_examples_in_the_example_config_are_valid(tmp_path: Path) -> None:
+    """Every commented-out job of config.example.toml validates once uncommented."""
+    config = load_config(write(tmp_path, commented_examples()), {})
     expected = {"db-backup", "ship-logs", "rotate-logs", "flush-cache", "reopen-logs", "db-dump"}
     assert expected <= set(config.jobs)
 
@@ -268,3 +275,47 @@ def test_daemon_name_must_fit_labels_and_container_names(tmp_path: Path) -> None
     """The daemon's name ends up in container names."""
     errors = errors_of(tmp_path, '[daemon]\nname = "my daemon"\n' + GOOD_JOB)
     assert any(e.startswith("daemon.name: String should match pattern") for e in errors), errors
+
+
+def schema_validator(capsys: pytest.CaptureFixture[str]) -> jsonschema.Draft202012Validator:
+    """`crontainer schema`'s output, checked as a JSON Schema."""
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_the_example_config_validates_against_the_published_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    validator = schema_validator(capsys)
+    example = tomllib.loads((ROOT / "config.example.toml").read_text())
+    assert list(validator.iter_errors(example)) == []
+    assert list(validator.iter_errors(tomllib.loads(commented_examples()))) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('[jobs.a]\nkind = "run"\nschedule = "@daily"\nimage = "x"\nimgae = "y"\n', "imgae"),
+        ('[jobs.a]\nkind = "cron"\nschedule = "@daily"\n', "cron"),
+        ("[daemon]\nnmae = 'x'\n", "nmae"),
+        ("[defaults]\ntimeout = true\n", "True"),
+        (
+            (
+                '[jobs.s]\nkind = "logship"\nschedule = "@daily"\ncontainers = ["a"]\n'
+                '[jobs.s.sink]\ntype = "kafka"\n'
+            ),
+            "kafka",
+        ),
+    ],
+)
+def test_the_schema_refuses_what_the_loader_refuses(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, where: str
+) -> None:
+    validator = schema_validator(capsys)
+    errors = list(validator.iter_errors(tomllib.loads(text)))
+    assert errors
+    assert any(where in str(e.message) or where in str(e.instance) for e in errors), errors
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, text), {})
