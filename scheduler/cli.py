@@ -148,6 +148,7 @@ def _validate(args: argparse.Namespace) -> int:
         name: [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)]
         for name, entry in config.jobs.items()
     }
+    warnings = {name: entry.schedule.warnings(now) for name, entry in config.jobs.items()}
     if args.json:
         report = {
             name: {
@@ -156,11 +157,15 @@ def _validate(args: argparse.Namespace) -> int:
                 "timezone": entry.job.timezone,
                 "enabled": entry.job.enabled,
                 "next_runs": upcoming[name],
+                "warnings": warnings[name],
             }
             for name, entry in config.jobs.items()
         }
         print(json.dumps(report, indent=2))
         return EXIT_OK
+    for name, found in warnings.items():
+        for warning in found:
+            print(f"warning: jobs.{name}.schedule: {warning}", file=sys.stderr)
     print(f"{config.path}: OK, {len(config.jobs)} job(s)")
     for name, entry in config.jobs.items():
         job = entry.job

@@ -36,6 +36,7 @@ and this module maps wall-clock times to instants.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -209,6 +210,22 @@ class Schedule:
             times.append(nxt)
             moment = nxt
         return times
+
+    def warnings(self, after: datetime) -> list[str]:
+        """What ``validate`` warns about: a schedule that never fires, or that fires more
+        often than once a minute (judged on its next 60 times)."""
+        times = self.next_times(after, 60)
+        if not times:
+            return ["never fires"]
+        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
+        if gaps and min(gaps) < 60:  # noqa: PLR2004 - a minute
+            every = (
+                f"every {min(gaps):g}s"
+                if min(gaps) == max(gaps)
+                else f"at times {min(gaps):g}s apart"
+            )
+            return [f"fires more often than once a minute ({every})"]
+        return []
 
 
 def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetime | None:

@@ -214,3 +214,26 @@ def test_history_without_a_database_says_so(
     """No state database yet: exit 1 with the reason, not a traceback."""
     assert main(["history", "--state-dir", str(tmp_path)]) == 1
     assert "no state database" in capsys.readouterr().err
+
+
+def test_validate_warns_about_schedules_that_fire_too_often_or_never(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.often]\nkind = "run"\nimage = "x"\nschedule = "@every 10s"\n'
+        '[jobs.never]\nkind = "run"\nimage = "x"\nschedule = "0 0 30 2 *"\n'
+        '[jobs.fine]\nkind = "run"\nimage = "x"\nschedule = "* * * * *"\n'
+    )
+    assert main(["validate", "--config", str(path)]) == 0  # warnings, not errors
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "warning: jobs.often.schedule: fires more often than once a minute (every 10s)",
+        "warning: jobs.never.schedule: never fires",
+    ]
+    assert main(["validate", "--config", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["often"]["warnings"] == ["fires more often than once a minute (every 10s)"]
+    assert report["never"]["warnings"] == ["never fires"]
+    assert report["never"]["next_runs"] == []
+    assert report["fine"]["warnings"] == []
