@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import BaseJob, InsidePaths, Labels, Model, PlanContext
+from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext
 from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
 from jobs.run import ContainerNames, VolumeList, as_argv, parse_volume
 
@@ -36,7 +36,7 @@ class ExecSpec(Model):
         )
 
 
-class BackupJob(BaseJob):
+class BackupJob(Hardening):
     """Archive volumes into a target volume or host directory, with retention."""
 
     KIND: ClassVar[str] = "backup"
@@ -126,6 +126,7 @@ class BackupJob(BaseJob):
                 stop_signal=self.stop_signal,
                 pull=PullPolicy.MISSING,
                 healthcheck=False,
+                **self.hardening(),
             ),
             report=True,
         )

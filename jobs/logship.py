@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from jobs.base import BaseJob, InsidePaths, Labels, Model, PlanContext
+from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext
 from jobs.plan import (
     ContainerSpec,
     HeaderSecret,
@@ -171,7 +171,7 @@ class StdoutSink(SinkBase):
 Sink = Annotated[FileSink | HttpSink | SyslogSink | StdoutSink, Field(discriminator="type")]
 
 
-class LogshipJob(BaseJob):
+class LogshipJob(Hardening):
     """Ship new lines of log files in volumes and of containers' output to a sink."""
 
     KIND: ClassVar[str] = "logship"
@@ -260,6 +260,7 @@ class LogshipJob(BaseJob):
             stop_signal=self.stop_signal,
             pull=PullPolicy.MISSING,
             healthcheck=False,
+            **self.hardening(),
             stdin=True,
             log_driver=self.log_driver,
             log_options=self.log_options,

@@ -57,6 +57,11 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     memory: int | None = None
     cpus: float | None = None
+    pids_limit: int | None = None
+    read_only: bool = False
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    no_new_privileges: bool = False
     stop_signal: str | None = None
     pull: PullPolicy = PullPolicy.MISSING
     stdin: bool = False

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from jobs.base import BaseJob, InsidePaths, Labels, Model, PlanContext, SignalName
+from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext, SignalName
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
 from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.signal import Selectors
@@ -29,7 +29,7 @@ class SignalSpec(Model):
     signal: SignalName = "SIGHUP"
 
 
-class RotateJob(BaseJob):
+class RotateJob(Hardening):
     """Rotate log files by size or age; compress; keep some; signal the app."""
 
     KIND: ClassVar[str] = "rotate"
@@ -86,6 +86,7 @@ class RotateJob(BaseJob):
             stop_signal=self.stop_signal,
             pull=PullPolicy.MISSING,
             healthcheck=False,
+            **self.hardening(),
         )
 
     def plan(self, ctx: PlanContext) -> Plan:

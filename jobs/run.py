@@ -5,11 +5,10 @@ from __future__ import annotations
 import shlex
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from jobs.base import BaseJob, Labels, PlanContext
+from jobs.base import Hardening, Labels, PlanContext
 from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer
-from jobs.units import Size
 
 
 def parse_volume(text: str) -> Mount:
@@ -60,7 +59,7 @@ ContainerNames = Annotated[list[str], BeforeValidator(_one_or_many)]
 """One container name or a list of them."""
 
 
-class ContainerFields(BaseJob):
+class ContainerFields(Hardening):
     """Fields of any kind that creates a container from an image."""
 
     env: dict[str, str] = Field(default_factory=dict, description="environment of the container")
@@ -77,15 +76,6 @@ class ContainerFields(BaseJob):
     workdir: str | None = None
     labels: Labels = Field(default_factory=dict)
     pull: PullPolicy = PullPolicy.MISSING
-    memory: Size | None = Field(None, description="memory limit (no swap beyond it)")
-    cpus: Annotated[float, Field(gt=0)] | None = None
-
-    @field_validator("memory")
-    @classmethod
-    def _memory_floor(cls, value: int | None) -> int | None:
-        if value is not None and value < 6 * 1024 * 1024:
-            raise ValueError("memory must be at least 6MiB (the engine's minimum)")
-        return value
 
 
 class RunJob(ContainerFields):
@@ -112,9 +102,8 @@ class RunJob(ContainerFields):
             user=self.user,
             workdir=self.workdir,
             labels=self.labels,
-            memory=self.memory,
-            cpus=self.cpus,
             stop_signal=self.stop_signal,
             pull=self.pull,
+            **self.hardening(),
         )
         return Plan(steps=(RunContainer(spec),))

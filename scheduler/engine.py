@@ -239,6 +239,16 @@ class DockerEngine:
             host_config["memswap_limit"] = spec.memory  # no swap beyond the limit
         if spec.cpus is not None:
             host_config["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.pids_limit is not None:
+            host_config["pids_limit"] = spec.pids_limit
+        if spec.read_only:
+            host_config["read_only"] = True
+        if spec.cap_drop:
+            host_config["cap_drop"] = list(spec.cap_drop)
+        if spec.cap_add:
+            host_config["cap_add"] = list(spec.cap_add)
+        if spec.no_new_privileges:
+            host_config["security_opt"] = ["no-new-privileges:true"]
         if spec.log_driver is not None:
             host_config["log_config"] = LogConfig(
                 type=spec.log_driver, config=dict(spec.log_options)

@@ -11,7 +11,7 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import BUSYBOX, TEST_LABEL, Daemon, event, unique
+from .conftest import BUSYBOX, TEST_LABEL, Daemon, event, run_job, unique
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +178,32 @@ def test_signal_to_a_missing_container_fails_clearly(start_daemon: Start, app: C
     assert daemon.log.matching(event("run.signal_sent", container=app.name))
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(30) == 0
+
+
+def test_hardening_reaches_the_container(start_daemon: Start) -> None:
+    """read_only, cap_drop, no_new_privileges and pids_limit, seen from inside the container."""
+    probe = (
+        "touch /probe 2>/dev/null && echo rootfs=writable || echo rootfs=read-only; "
+        "grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; "
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"
+    )
+    daemon = start_daemon(
+        run_job(
+            "hard",
+            ["sh", "-c", probe],
+            schedule="@yearly",
+            run_on_start=True,
+            read_only=True,
+            cap_drop=["ALL"],
+            no_new_privileges=True,
+            pids_limit=32,
+        )
+    )
+    daemon.log.wait_for(event("run.succeeded", job="hard"), timeout=60)
+    lines = [e["line"] for e in daemon.log.matching(event("run.output", job="hard"))]
+    assert "rootfs=read-only" in lines
+    assert any(line.split() == ["CapEff:", "0000000000000000"] for line in lines), lines
+    assert any(line.split() == ["NoNewPrivs:", "1"] for line in lines), lines
+    assert "32" in lines
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0

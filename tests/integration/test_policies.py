@@ -52,6 +52,7 @@ def test_concurrency_forbid_allow_replace(start_daemon: Start, engine: docker.Do
         event("run.cancelled", job="replace", reason="replaced"), timeout=40, count=2
     )
     daemon.log.wait_for(event("run.skipped", job="forbid"), timeout=40, count=2)
+    daemon.log.wait_for(event("run.succeeded", job="forbid"), timeout=40, count=2)
     daemon.log.wait_for(event("run.succeeded", job="allow"), timeout=40, count=2)
     stop(daemon, engine)
 

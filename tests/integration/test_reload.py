@@ -86,7 +86,7 @@ def test_a_bad_file_keeps_the_running_config_and_sighup_reloads(
             "jobs.steady.schedule: 6 fields: a seconds field must be marked, as in "
             "'@with-seconds * * * * * *'; standard cron has 5 fields"
         ),
-        "jobs.broken.kind: unknown kind 'nope' (one of: run, exec, signal, backup)",
+        "jobs.broken.kind: unknown kind 'nope' (one of: run, exec, signal, backup, logship, rotate)",
     ]
     before = len(log.matching(event("run.succeeded", job="steady")))
     log.wait_for(event("run.succeeded", job="steady"), count=before + 2)  # the old config runs on
