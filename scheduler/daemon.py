@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scheduler.admin import AdminServer
@@ -17,11 +18,13 @@ from scheduler.engine import LockHeldError
 from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
+from scheduler.metrics import Live, Metrics
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, diff_jobs
 from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
 from scheduler.settings import Config, load_config
+from scheduler.status import Health, StatusServer
 from scheduler.steps import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
 from scheduler.watch import EngineWatch, take_lock
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from scheduler.engine import Engine
+    from scheduler.engine import Engine, Lock
 
 DEFAULT_OPS_IMAGE = "crontainer:latest"
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -45,6 +48,22 @@ def _touch(path: Path) -> None:
         path.touch()
     except OSError as e:
         get_logger().warning("daemon.heartbeat_failed", path=str(path), error=str(e))
+
+
+def _close(engine: Engine, history: History, lock: Lock | None = None) -> None:
+    """Let go of the lock, the state database and the engine, in that order."""
+    if lock is not None:
+        lock.release()
+    history.close()
+    engine.close()
+
+
+@dataclass
+class _Parts:
+    """What the HTTP listener reads, set as the daemon starts them."""
+
+    runner: Runner | None = None
+    loop: threading.Thread | None = None
 
 
 class Daemon:
@@ -84,10 +103,17 @@ class Daemon:
         except EngineError as e:
             reason = "already_running" if isinstance(e, LockHeldError) else "lock"
             self._log.error("daemon.failed", reason=reason, error=str(e))
-            history.close()
-            engine.close()
+            _close(engine, history)
             return 1
-        runner = Runner(engine, settings, self._clock, ops_image, history)
+        metrics, health, parts = self._observe(history)
+        runner = Runner(engine, settings, self._clock, ops_image, history, on_ended=metrics.ended)
+        parts.runner = runner
+        try:
+            status = self._status_server(metrics, health)
+        except OSError as e:
+            self._log.error("daemon.failed", reason="http", http=settings.http, error=str(e))
+            _close(engine, history, lock)
+            return 1
         settle(
             engine, history, runner, jobs=self._config.jobs, daemon=settings.name, clock=self._clock
         )
@@ -103,9 +129,11 @@ class Daemon:
         ticker = Ticker(self._clock, runner.submit)
         ticker.set_jobs(self._config.jobs)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
+        parts.loop = loop
         loop.start()
         self._catch_up(runner, history)
         self._run_on_start(runner)
+        health.ready.set()
         admin = AdminServer(settings.state_dir, lambda job: self._trigger(runner, job))
         admin.start()
         self._log.info(
@@ -124,15 +152,44 @@ class Daemon:
             shutdown_grace_s=settings.shutdown_grace,
         )
         admin.stop()
+        if status is not None:
+            status.stop()
         ticker.stop()
         loop.join(5)
         self._drain(runner)
-        watch.lock.release()
-        engine.close()
-        history.close()
+        _close(engine, history, watch.lock)
         self._config.daemon.heartbeat_file.unlink(missing_ok=True)
         self._log.info("daemon.stopped", active_runs=runner.active())
         return 1 if received == "lock_taken" else 0
+
+    def _observe(self, history: History) -> tuple[Metrics, Health, _Parts]:
+        """Metrics and health, reading the runner and the loop once they exist."""
+        parts = _Parts()
+        live = Live(
+            jobs=lambda: self._config.jobs,
+            running=lambda: parts.runner.running_by_job() if parts.runner else {},
+            now=self._clock.now,
+            engine_error=lambda: parts.runner.engine_error if parts.runner else "starting",
+        )
+        metrics = Metrics(live)
+        for job, mark in history.marks().items():
+            metrics.seed(job, mark.last_finished_at, mark.last_success_at)
+        self._metrics = metrics
+        health = Health(
+            loop_alive=lambda: parts.loop is not None and parts.loop.is_alive(),
+            engine_error=live.engine_error,
+        )
+        return metrics, health, parts
+
+    def _status_server(self, metrics: Metrics, health: Health) -> StatusServer | None:
+        """The HTTP listener of /metrics, /healthz and /readyz (None when turned off)."""
+        address = self._config.daemon.http_address()
+        if address is None:
+            return None
+        status = StatusServer(*address, metrics, health)
+        status.start()
+        self._log.info("http.listening", address=self._config.daemon.http, port=status.port)
+        return status
 
     def _wait_for_engine(self) -> Engine | None:
         """Connect, retrying with backoff for ``engine_wait``; None if it never answers."""
@@ -254,6 +311,7 @@ class Daemon:
             self._log.error(
                 "config.invalid", errors=e.errors, trigger=trigger, kept="running config"
             )
+            self._metrics.reloaded(applied=False)
             return
         changes = diff_jobs(old.jobs, new.jobs)
         daemon_keys = sorted(
@@ -265,6 +323,7 @@ class Daemon:
             self._log.warning("config.restart_required", keys=daemon_keys)
         self._config = Config(path=old.path, daemon=old.daemon, jobs=new.jobs)
         ticker.set_jobs(new.jobs)
+        self._metrics.reloaded(applied=True)
         self._log.info(
             "config.reloaded",
             trigger=trigger,

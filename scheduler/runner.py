@@ -31,6 +31,7 @@ from scheduler.steps import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from jobs.base import BaseJob
@@ -85,7 +86,12 @@ class Runner:
         clock: Clock,
         ops_image: str,
         history: History,
+        *,
+        on_ended: Callable[[str, str, datetime, float | None], None] | None = None,
     ) -> None:
+        """``on_ended(job, status, at, duration_s)`` hears of every attempt that ended and every
+        run skipped or missed (duration None): the metrics."""
+        self._on_ended = on_ended or (lambda *_: None)
         self._settings = settings
         self._clock = clock
         self._ops_image = ops_image
@@ -99,6 +105,20 @@ class Runner:
         self._log = get_logger()
 
     # --- called by the ticker and the daemon ----------------------------------
+
+    @property
+    def engine_error(self) -> str | None:
+        """Why the engine does not answer (as the watch last saw it); None while it does."""
+        return self._engine_down
+
+    def running_by_job(self) -> dict[str, int]:
+        """Runs in flight, by job."""
+        with self._lock:
+            runs = list(self._active.values())
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.entry.name] = counts.get(run.entry.name, 0) + 1
+        return counts
 
     def set_engine_down(self, error: str | None) -> None:
         """While set, due runs are recorded missed (reason engine_unavailable) at once."""
@@ -260,6 +280,7 @@ class Runner:
             reason=reason,
         )
         history.prune(run.entry.name, status, run.entry.job.history_limit)
+        self._on_ended(run.entry.name, status.value, now, None)
 
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
@@ -332,17 +353,19 @@ class Runner:
         fields.update((k, v) for k, v in outcome.details.items() if k not in fields)
         level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
         level(f"run.{outcome.status.value}", **fields)
+        finished_at = self._clock.now()
         self._history.finish(
             run.run_id,
             attempt.number,
             status=outcome.status,
-            finished_at=self._clock.now(),
+            finished_at=finished_at,
             exit_code=outcome.exit_code,
             reason=outcome.reason,
             error=outcome.error,
             output=outcome.output,
         )
         self._history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
+        self._on_ended(run.entry.name, outcome.status.value, finished_at, duration)
 
     # --- runs an earlier daemon started -------------------------------------------
 

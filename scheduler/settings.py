@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +38,10 @@ ENV_CONFIG = "CRONTAINER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/crontainer/config.toml")
 MERGED_TABLES = frozenset({"env", "labels"})
 """Keys whose tables merge key by key with ``[defaults]`` instead of replacing it."""
+
+
+DEFAULT_HTTP = "0.0.0.0:8137"
+"""Port 8137: outside the exporters' 9100-9999 range, no common service."""
 
 
 class DaemonSettings(Model):
@@ -82,6 +86,30 @@ class DaemonSettings(Model):
     max_output_per_run: Size = Field(
         1024 * 1024, description="output logged per run; the rest is counted, not logged"
     )
+    http: str = Field(
+        DEFAULT_HTTP,
+        description="host:port of /metrics, /healthz and /readyz (read-only; port 0: any "
+        "free port); '' turns it off",
+    )
+
+    @field_validator("http")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, colon, port = value.rpartition(":")
+        if not colon or not port.isdigit() or not 0 <= int(port) < 65536:  # noqa: PLR2004
+            raise ValueError(f"{value!r}: expected host:port (e.g. '0.0.0.0:8137'), or ''")
+        if not host:
+            raise ValueError(f"{value!r}: the host is missing (e.g. '0.0.0.0:{port}')")
+        return value
+
+    def http_address(self) -> tuple[str, int] | None:
+        """(host, port) of the HTTP listener, or None when it is off."""
+        if not self.http:
+            return None
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,8 @@ class Daemon:
         self.state_dir = tmp_path / f"{self.name}-state"
         self.config = tmp_path / f"{self.name}.toml"
         own_state = "" if "state_dir" in daemon else f'state_dir = "{self.state_dir}"\n'
+        if "http" not in daemon:  # daemons of concurrent tests must not share a port
+            own_state += 'http = "127.0.0.1:0"\n'
         self.config.write_text(
             f'[daemon]\nname = "{self.name}"\nlog_format = "json"\n'
             f'heartbeat_file = "{self.heartbeat}"\n{own_state}{daemon}\n'

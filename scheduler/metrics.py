@@ -1,0 +1,151 @@
+"""Prometheus metrics of the daemon, in its own registry (prometheus-client).
+
+Counted as the runs end, so they match the history of this daemon's life (one
+count per attempt, as the history has one row per attempt): ``crontainer_runs_total``
+by job and status (``skipped`` and ``missed`` included) and the run duration
+histogram. Gauges are read at scrape time: running runs, last run, last success
+(seeded from the state database, so it survives restarts: alert on its age) and
+next run of each job, whether the engine answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from datetime import datetime
+
+    from scheduler.settings import JobEntry
+
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+"""Run durations in seconds: from quick commands to day-long backups."""
+
+
+@dataclass
+class JobState:
+    """What the gauges show of one job."""
+
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+
+
+@dataclass
+class Live:
+    """What the daemon tells the metrics as it runs (read at scrape time)."""
+
+    jobs: Callable[[], Mapping[str, JobEntry]]
+    running: Callable[[], Mapping[str, int]]
+    now: Callable[[], datetime]
+    engine_error: Callable[[], str | None]
+    """Why the engine does not answer; None while it does."""
+    states: dict[str, JobState] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Gauges(Collector):
+    def __init__(self, live: Live) -> None:
+        self._live = live
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        live = self._live
+        jobs = live.jobs()
+        running = live.running()
+        now = live.now()
+        gauges = {
+            "running": GaugeMetricFamily(
+                "crontainer_runs_running", "Runs in flight, by job", labels=["job"]
+            ),
+            "last": GaugeMetricFamily(
+                "crontainer_last_run_timestamp_seconds",
+                "When the job's last attempt ended (UNIX time)",
+                labels=["job"],
+            ),
+            "success": GaugeMetricFamily(
+                "crontainer_last_success_timestamp_seconds",
+                "When the job last succeeded (UNIX time; alert on its age)",
+                labels=["job"],
+            ),
+            "next": GaugeMetricFamily(
+                "crontainer_next_run_timestamp_seconds",
+                "When the job runs next (UNIX time, without jitter; absent if never or disabled)",
+                labels=["job"],
+            ),
+        }
+        with live.lock:
+            states = {name: (s.last_run, s.last_success) for name, s in live.states.items()}
+        for name, entry in sorted(jobs.items()):
+            gauges["running"].add_metric([name], running.get(name, 0))
+            last, success = states.get(name, (None, None))
+            if last is not None:
+                gauges["last"].add_metric([name], last.timestamp())
+            if success is not None:
+                gauges["success"].add_metric([name], success.timestamp())
+            upcoming = entry.schedule.next_times(now, 1) if entry.job.enabled else []
+            if upcoming:
+                gauges["next"].add_metric([name], upcoming[0].timestamp())
+        yield from gauges.values()
+        engine = GaugeMetricFamily("crontainer_engine_up", "1 while the Docker engine answers")
+        engine.add_metric([], 1 if live.engine_error() is None else 0)
+        yield engine
+
+
+class Metrics:
+    """The daemon's metrics; ``render`` gives the Prometheus text format."""
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._runs = Counter(
+            "crontainer_runs",
+            "Attempts ended, by job and status (succeeded, failed, timed_out, cancelled, "
+            "skipped, missed)",
+            ["job", "status"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "crontainer_run_duration_seconds",
+            "How long attempts ran, by job",
+            ["job"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._reloads = Counter(
+            "crontainer_config_reloads",
+            "Config reloads, by result (applied, invalid)",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("applied", "invalid"):
+            self._reloads.labels(result)
+        self.registry.register(_Gauges(live))
+
+    def seed(self, job: str, last_run: datetime | None, last_success: datetime | None) -> None:
+        """Start from what the state database knows (the gauges survive restarts)."""
+        with self.live.lock:
+            self.live.states[job] = JobState(last_run, last_success)
+
+    def ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
+        """An attempt ended (or a run was skipped or missed, ``duration`` None)."""
+        self._runs.labels(job, status).inc()
+        if duration is not None:
+            self._duration.labels(job).observe(duration)
+            with self.live.lock:
+                state = self.live.states.setdefault(job, JobState())
+                state.last_run = at
+                if status == "succeeded":
+                    state.last_success = at
+
+    def reloaded(self, *, applied: bool) -> None:
+        """A reload was applied, or refused (a bad file)."""
+        self._reloads.labels("applied" if applied else "invalid").inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,101 @@
+"""The daemon's HTTP listener (``[daemon] http``): ``/metrics``, ``/healthz``, ``/readyz``.
+
+Read-only: the admin API (run a job now) is never on it — that stays on the Unix
+socket in the state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, ClassVar
+
+from scheduler.logs import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scheduler.metrics import Metrics
+
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Health:
+    """What /healthz and /readyz answer from: the scheduler loop, the engine, the start."""
+
+    def __init__(
+        self, loop_alive: Callable[[], bool], engine_error: Callable[[], str | None]
+    ) -> None:
+        self._loop_alive = loop_alive
+        self._engine_error = engine_error
+        self.ready = threading.Event()
+        """Set once the first reconcile (settling what an earlier daemon left) is done."""
+
+    def healthy(self) -> tuple[bool, dict[str, object]]:
+        """(healthy, the JSON body)."""
+        if not self._loop_alive():
+            return False, {"status": "unhealthy", "reason": "the scheduler loop is not running"}
+        error = self._engine_error()
+        if error is not None:
+            return False, {"status": "unhealthy", "reason": f"the engine does not answer: {error}"}
+        return True, {"status": "ok"}
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        if self.ready.is_set():
+            return True, {"status": "ready"}
+        return False, {"status": "starting", "reason": "settling what an earlier daemon left"}
+
+
+class StatusServer:
+    """A small threaded HTTP server; ``start`` binds at once (a taken port fails early)."""
+
+    def __init__(self, host: str, port: int, metrics: Metrics, health: Health) -> None:
+        handler = type("Handler", (_Handler,), {"metrics": metrics, "health": health})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    metrics: ClassVar[Metrics]
+    health: ClassVar[Health]
+    server_version = "crontainer"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, self.metrics.render(), METRICS_TYPE)
+        elif path in ("/healthz", "/readyz"):
+            check = self.health.healthy if path == "/healthz" else self.health.readiness
+            good, body = check()
+            self._json(200 if good else 503, body)
+        else:
+            self._json(404, {"error": f"no such path {path!r}: /metrics, /healthz, /readyz"})
+
+    def do_POST(self) -> None:
+        self._json(405, {"error": "read-only: the admin API is on the state directory's socket"})
+
+    def _json(self, status: int, body: dict[str, object]) -> None:
+        self._send(status, json.dumps(body).encode() + b"\n", "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        get_logger().debug("http.request", line=format % args)
