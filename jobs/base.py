@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -77,6 +78,74 @@ class PlanContext:
     ops_image: str
 
 
+class EnvSecret(Model):
+    """A secret read from the daemon's environment when it is used (never logged)."""
+
+    env: str = Field(min_length=1)
+
+
+class FileSecret(Model):
+    """A secret read from a file the daemon can read (a Docker secret) when it is used."""
+
+    file: str = Field(min_length=1)
+
+    @field_validator("file")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"file {value!r} must be an absolute path in the daemon's container")
+        return value
+
+
+SecretValue = str | EnvSecret | FileSecret
+"""A value given as text, or ``{ env = "NAME" }`` / ``{ file = "/run/secrets/x" }``."""
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL with a host")
+    return value
+
+
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+"""An http(s) URL (may carry a secret: never logged whole)."""
+
+
+NotifyOn = Literal["failure", "success", "recovery", "missed"]
+
+
+def _default_on() -> list[NotifyOn]:
+    return ["failure", "recovery", "missed"]
+
+
+class NotifySpec(Model):
+    """Where and when a job's outcome is told (``[jobs.<name>.notify]`` or in [defaults])."""
+
+    on: list[NotifyOn] = Field(
+        default_factory=_default_on,
+        description="failure (failed or timed out), success, recovery (first success after a "
+        "failure), missed",
+    )
+    webhook: HttpUrl = Field(None, description="POST a JSON object for each outcome in 'on'")
+    headers: dict[str, SecretValue] = Field(
+        default_factory=dict,
+        description="webhook headers: text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
+    )
+    ping: HttpUrl = Field(
+        None,
+        description="healthchecks.io-style URL: <ping>/start at start, <ping> on success, "
+        "<ping>/fail on failure or a missed run",
+    )
+    cooldown: Duration = Field(
+        600.0, description="after a webhook for a job and outcome, the same one waits this long"
+    )
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    retries: int = Field(3, ge=0, le=100, description="more attempts per notification")
+    retry_delay: Duration = Field(2.0, description="before the 2nd attempt; doubles each time")
+
+
 class BaseJob(Model):
     """Schedule and run limits shared by all job kinds."""
 
@@ -122,6 +191,9 @@ class BaseJob(Model):
     history_limit: int = Field(10, ge=1, description="runs of each outcome kept in the history")
     run_on_start: bool = Field(
         default=False, description="run once when the daemon starts (cron's @reboot)"
+    )
+    notify: NotifySpec | None = Field(
+        None, description="webhook and ping URLs told of the job's outcomes"
     )
 
     KIND: ClassVar[str] = ""

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext
+from jobs.base import (
+    EnvSecret,
+    FileSecret,
+    Hardening,
+    InsidePaths,
+    Labels,
+    Model,
+    PlanContext,
+    SecretValue,
+)
 from jobs.plan import (
     ContainerSpec,
     HeaderSecret,
@@ -86,31 +95,12 @@ class FileSink(SinkBase):
         return value
 
 
-class EnvSecret(Model):
-    """A header value read from the daemon's environment at each run."""
-
-    env: str = Field(min_length=1)
-
-
-class FileSecret(Model):
-    """A header value read from a file the daemon can read (a Docker secret) at each run."""
-
-    file: str = Field(min_length=1)
-
-    @field_validator("file")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"file {value!r} must be an absolute path in the daemon's container")
-        return value
-
-
 class HttpSink(SinkBase):
     """POST batches of NDJSON; delivered when the answer's status is in ``ok_status``."""
 
     type: Literal["http"]
     url: str = Field(min_length=1)
-    headers: dict[str, str | EnvSecret | FileSecret] = Field(
+    headers: dict[str, SecretValue] = Field(
         default_factory=dict,
         description="values as text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
     )

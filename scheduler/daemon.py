@@ -19,6 +19,7 @@ from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
 from scheduler.metrics import Live, Metrics
+from scheduler.notify import Notifier
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, diff_jobs
 from scheduler.runner import Runner
@@ -41,6 +42,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HEALTH_CHECK_S = 5.0
 """How often the main thread checks that the loop thread is alive."""
 DRAIN_POLL_S = 0.2
+NOTIFY_DRAIN_S = 10.0
+"""At shutdown, how long queued notifications may still take."""
 
 
 def _touch(path: Path) -> None:
@@ -106,7 +109,16 @@ class Daemon:
             _close(engine, history)
             return 1
         metrics, health, parts = self._observe(history)
-        runner = Runner(engine, settings, self._clock, ops_image, history, on_ended=metrics.ended)
+        notifier = self._notifier(engine, history)
+        runner = Runner(
+            engine,
+            settings,
+            self._clock,
+            ops_image,
+            history,
+            on_ended=metrics.ended,
+            on_report=notifier.report,
+        )
         parts.runner = runner
         try:
             status = self._status_server(metrics, health)
@@ -157,10 +169,22 @@ class Daemon:
         ticker.stop()
         loop.join(5)
         self._drain(runner)
+        notifier.close(NOTIFY_DRAIN_S)
         _close(engine, history, watch.lock)
         self._config.daemon.heartbeat_file.unlink(missing_ok=True)
         self._log.info("daemon.stopped", active_runs=runner.active())
         return 1 if received == "lock_taken" else 0
+
+    def _notifier(self, engine: Engine, history: History) -> Notifier:
+        """The notification sender, knowing each job's last outcome (for recovery)."""
+        try:
+            host = engine.host_name()
+        except EngineError:
+            host = "unknown"
+        last = {job: mark.last_status for job, mark in history.marks().items() if mark.last_status}
+        notifier = Notifier(host, self._config.daemon.name, self._clock, last_status=last)
+        notifier.start()
+        return notifier
 
     def _observe(self, history: History) -> tuple[Metrics, Health, _Parts]:
         """Metrics and health, reading the runner and the loop once they exist."""

@@ -20,6 +20,7 @@ import structlog
 from jobs.base import PlanContext
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
+from scheduler.notify import RunReport
 from scheduler.steps import (
     AFTER_STOP_WAIT_S,
     Attempt,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from jobs.base import BaseJob
+    from jobs.base import BaseJob, NotifySpec
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
@@ -55,6 +56,11 @@ class ActiveRun:
     cancelled: Cancellation = field(default_factory=Cancellation)
     attempt: Attempt | None = None
     thread: threading.Thread | None = None
+    last_duration: float | None = None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def new_run_id() -> str:
@@ -88,10 +94,13 @@ class Runner:
         history: History,
         *,
         on_ended: Callable[[str, str, datetime, float | None], None] | None = None,
+        on_report: Callable[[NotifySpec | None, RunReport], None] | None = None,
     ) -> None:
         """``on_ended(job, status, at, duration_s)`` hears of every attempt that ended and every
-        run skipped or missed (duration None): the metrics."""
+        run skipped or missed (duration None): the metrics. ``on_report`` hears of each run's
+        start and of its end after the last attempt: the notifications."""
         self._on_ended = on_ended or (lambda *_: None)
+        self._on_report = on_report or (lambda *_: None)
         self._settings = settings
         self._clock = clock
         self._ops_image = ops_image
@@ -281,13 +290,17 @@ class Runner:
         )
         history.prune(run.entry.name, status, run.entry.job.history_limit)
         self._on_ended(run.entry.name, status.value, now, None)
+        self._report(run, status.value, reason=reason, error=_text(fields.get("error")))
 
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
         number = 1
         while True:
             outcome = self._attempt(run, number)
-            if outcome is None or run.cancelled.is_set() or not should_retry(job, outcome, number):
+            if outcome is None:
+                return  # interrupted: settled when the engine is back
+            if run.cancelled.is_set() or not should_retry(job, outcome, number):
+                self._report_outcome(run, number, outcome)
                 return
             delay = retry_delay(job, number)
             self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
@@ -306,6 +319,8 @@ class Runner:
             trigger=run.trigger,
             attempt=number,
         )
+        if number == 1:
+            self._report(run, "started")
         history.begin(
             run.run_id,
             number,
@@ -366,6 +381,31 @@ class Runner:
         )
         self._history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
         self._on_ended(run.entry.name, outcome.status.value, finished_at, duration)
+        run.last_duration = duration
+
+    def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
+        report = RunReport(
+            job=run.entry.name,
+            run_id=run.run_id,
+            status=status,
+            scheduled_at=run.scheduled_at.isoformat(),
+            trigger=run.trigger,
+            **fields,  # type: ignore[arg-type]
+        )
+        self._on_report(run.entry.job.notify, report)
+
+    def _report_outcome(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
+        """A run's end after its last attempt."""
+        self._report(
+            run,
+            outcome.status.value,
+            attempt=attempt,
+            exit_code=outcome.exit_code,
+            duration_s=None if run.last_duration is None else round(run.last_duration, 3),
+            reason=outcome.reason,
+            error=outcome.error,
+            output_tail=tuple(outcome.output),
+        )
 
     # --- runs an earlier daemon started -------------------------------------------
 
@@ -419,6 +459,7 @@ class Runner:
             finally:
                 self._steps.start_again(attempt, start_after)
             self._finish(run, attempt, outcome, elapsed + self._clock.monotonic() - began)
+            self._report_outcome(run, record.attempt, outcome)
         except Exception:  # as in _execute: a bug ends this run, not the daemon
             self._log.exception("run.crashed")
         finally:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 ENV_PREFIX = "CRONTAINER_"
 ENV_CONFIG = "CRONTAINER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/crontainer/config.toml")
-MERGED_TABLES = frozenset({"env", "labels"})
+MERGED_TABLES = frozenset({"env", "labels", "notify"})
 """Keys whose tables merge key by key with ``[defaults]`` instead of replacing it."""
 
 

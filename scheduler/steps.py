@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextvars
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobs.plan import (
@@ -30,6 +28,7 @@ from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
+from scheduler.secrets import SecretError, read_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -67,24 +66,8 @@ STDIN_CHUNK = 64 * 1024
 """The feed of containers' log lines is written to the tool's stdin in chunks this big."""
 
 
-class _SecretError(CrontainerError):
-    """A secret header's value cannot be read."""
-
-
 def _secret_value(secret: HeaderSecret) -> str:
-    if secret.env is not None:
-        value = os.environ.get(secret.env)
-        if value is None:
-            raise _SecretError(
-                f"sink header {secret.header}: environment variable {secret.env} is not set"
-            )
-        return value
-    try:
-        return Path(str(secret.file)).read_text().strip()
-    except OSError as e:
-        raise _SecretError(
-            f"sink header {secret.header}: cannot read {secret.file}: {e.strerror}"
-        ) from None
+    return read_secret(env=secret.env, file=secret.file, what=f"sink header {secret.header}")
 
 
 def recover_checkpoints(
@@ -496,7 +479,7 @@ class StepExecutor:
         try:
             request = self._ship_request(step, saved)
             containers = self._log_sources(step.containers)
-        except (EngineError, _SecretError) as e:
+        except (EngineError, SecretError) as e:
             return Outcome(Status.FAILED, error=str(e))
 
         def on_checkpoint(message: dict[str, Any]) -> None:

@@ -51,8 +51,9 @@ def commented_examples() -> str:
     """The commented-out jobs of config.example.toml, uncommented."""
     examples, inside = [], False
     for line in (ROOT / "config.example.toml").read_text().splitlines():
-        inside = line.startswith("# [jobs.") or (inside and line.startswith("#"))
-        if inside and re.match(r"^# (\[jobs\.|[a-z_]+ += )", line):  # a table header or a key
+        header = re.match(r"^# \[(jobs|defaults)\.", line) is not None
+        inside = header or (inside and line.startswith("#"))
+        if inside and re.match(r"^# (\[[a-z]|[a-z_]+ += )", line):  # a table header or a key
             examples.append(line[2:])
     return "\n".join(examples) + "\n"
 

@@ -1,0 +1,238 @@
+"""Notifications of run outcomes: a JSON webhook and healthchecks.io-style ping URLs.
+
+Off the run's path: the runner hands a report over (never waits); one worker
+thread sends, with retries and a per-job cooldown. A slow or failing endpoint
+delays only later notifications, never a run. URLs and headers can carry
+secrets: logs show URLs without user, password, path or query.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from scheduler.logs import get_logger
+from scheduler.secrets import SecretError, resolve
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from jobs.base import NotifySpec
+    from scheduler.clock import Clock
+
+QUEUE_SIZE = 1000
+"""Notifications waiting to be sent; beyond it they are dropped (logged)."""
+FAILED = frozenset({"failed", "timed_out", "missed"})
+PING_BODY_MAX = 10_000
+RETRY_DELAY_MAX_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """A run that started, or how it ended (after its last attempt), for notifications."""
+
+    job: str
+    run_id: str
+    status: str
+    """``started``, or the final status: succeeded, failed, timed_out, cancelled, missed…"""
+    attempt: int | None = None
+    exit_code: int | None = None
+    duration_s: float | None = None
+    reason: str | None = None
+    error: str | None = None
+    output_tail: tuple[str, ...] = ()
+    scheduled_at: str | None = None
+    trigger: str | None = None
+
+
+def shown(url: str) -> str:
+    """``url`` as logs may show it: scheme and host only (paths hold ping tokens)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    job: str
+    run_id: str
+    kind: str
+    url: str
+    body: bytes
+    content_type: str
+    spec: NotifySpec
+    headers: bool = False
+    """Send the spec's (secret) headers: the webhook, not the pings."""
+
+
+@dataclass
+class Notifier:
+    """Decides what to tell, queues it, and sends it in its own thread."""
+
+    host: str
+    daemon: str
+    clock: Clock
+    last_status: dict[str, str] = field(default_factory=dict)
+    """The last final status of each job (seeded from the history): what recovery means."""
+    _queue: queue.Queue[_Delivery | None] = field(
+        default_factory=lambda: queue.Queue(maxsize=QUEUE_SIZE)
+    )
+    _sent_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float) -> None:
+        """Send what is queued within ``timeout``, then stop."""
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._stopping.set()
+
+    # --- deciding (on the run's thread: never blocks) ------------------------------
+
+    def report(self, spec: NotifySpec | None, report: RunReport) -> None:
+        """Hear of a run; queue what ``spec`` asks for."""
+        with self._lock:
+            previous = self.last_status.get(report.job)
+            if report.status in FAILED or report.status == "succeeded":
+                self.last_status[report.job] = report.status
+        if spec is None:
+            return
+        if spec.ping is not None:
+            self._ping(spec, report)
+        if spec.webhook is None:
+            return
+        for kind in _kinds(report.status, previous):
+            if kind in spec.on and self._cooled(spec, report, kind):
+                body = json.dumps(self._payload(report, kind)).encode()
+                self._put(
+                    _Delivery(report.job, report.run_id, kind, spec.webhook, body,
+                              "application/json", spec, headers=True)
+                )  # fmt: skip
+
+    def _ping(self, spec: NotifySpec, report: RunReport) -> None:
+        base = str(spec.ping).rstrip("/")
+        if report.status == "started":
+            url, body = f"{base}/start", b""
+        elif report.status == "succeeded":
+            url, body = base, b""
+        elif report.status in FAILED:
+            text = report.error or report.reason or f"exit code {report.exit_code}"
+            url, body = f"{base}/fail", text.encode()[:PING_BODY_MAX]
+        else:
+            return  # skipped, cancelled: neither a success nor a failure
+        self._put(_Delivery(report.job, report.run_id, f"ping_{report.status}", url, body,
+                            "text/plain", spec))  # fmt: skip
+
+    def _cooled(self, spec: NotifySpec, report: RunReport, kind: str) -> bool:
+        """True if this job's ``kind`` may be sent now (its cooldown has passed)."""
+        now = self.clock.monotonic()
+        with self._lock:
+            last = self._sent_at.get((report.job, kind))
+            if last is not None and now - last < spec.cooldown:
+                suppressed = True
+            else:
+                self._sent_at[report.job, kind] = now
+                suppressed = False
+        if suppressed:
+            get_logger().info(
+                "notify.suppressed",
+                job=report.job,
+                run_id=report.run_id,
+                kind=kind,
+                cooldown_s=spec.cooldown,
+            )
+        return not suppressed
+
+    def _payload(self, report: RunReport, kind: str) -> dict[str, object]:
+        return {
+            "event": f"run.{report.status}",
+            "notification": kind,
+            "job": report.job,
+            "run_id": report.run_id,
+            "status": report.status,
+            "attempt": report.attempt,
+            "exit_code": report.exit_code,
+            "duration_s": report.duration_s,
+            "reason": report.reason,
+            "error": report.error,
+            "output_tail": list(report.output_tail),
+            "scheduled_at": report.scheduled_at,
+            "trigger": report.trigger,
+            "host": self.host,
+            "daemon": self.daemon,
+            "sent_at": self.clock.now().isoformat(),
+        }
+
+    def _put(self, delivery: _Delivery) -> None:
+        try:
+            self._queue.put_nowait(delivery)
+        except queue.Full:
+            get_logger().warning(
+                "notify.dropped", job=delivery.job, run_id=delivery.run_id, kind=delivery.kind,
+                target=shown(delivery.url), queued=QUEUE_SIZE,
+            )  # fmt: skip
+
+    # --- sending (the worker thread) -----------------------------------------------
+
+    def _work(self) -> None:
+        while (delivery := self._queue.get()) is not None:
+            self._deliver(delivery)
+
+    def _deliver(self, delivery: _Delivery) -> None:
+        spec, log = delivery.spec, get_logger()
+        fields = {"job": delivery.job, "run_id": delivery.run_id, "kind": delivery.kind,
+                  "target": shown(delivery.url)}  # fmt: skip
+        error = ""
+        for attempt in range(spec.retries + 1):
+            if attempt:
+                delay = min(spec.retry_delay * 2 ** (attempt - 1), RETRY_DELAY_MAX_S)
+                if self._stopping.wait(delay):
+                    break
+            try:
+                self._send(delivery)
+            except (OSError, SecretError, ValueError) as e:
+                error = str(getattr(e, "reason", e))
+                continue
+            log.info("notify.sent", attempts=attempt + 1, **fields)
+            return
+        log.warning("notify.failed", attempts=attempt + 1, error=error, **fields)
+
+    def _send(self, delivery: _Delivery) -> None:
+        headers = {"Content-Type": delivery.content_type, "User-Agent": "crontainer"}
+        if delivery.headers:
+            headers.update(_resolved(delivery.spec.headers))
+        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked by the config
+            delivery.url, data=delivery.body, headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=delivery.spec.timeout) as response:  # noqa: S310
+                response.read()
+        except urllib.error.HTTPError as e:
+            raise OSError(f"status {e.code}") from None
+
+
+def _kinds(status: str, previous: str | None) -> list[str]:
+    """What a final ``status`` is, for ``on``, given the job's previous final status."""
+    if status in ("failed", "timed_out"):
+        return ["failure"]
+    if status == "missed":
+        return ["missed"]
+    if status == "succeeded":
+        return ["success", "recovery"] if previous in FAILED else ["success"]
+    return []
+
+
+def _resolved(headers: Mapping[str, object]) -> dict[str, str]:
+    return {name: resolve(value, f"notify header {name}") for name, value in headers.items()}
