@@ -27,10 +27,10 @@ from jobs.base import (
 )
 from jobs.plan import (
     ContainerSpec,
-    HeaderSecret,
     Mount,
     Plan,
     PullPolicy,
+    SecretRef,
     ShipLogs,
 )
 from jobs.run import ContainerNames, VolumeList, parse_volume
@@ -233,13 +233,13 @@ class LogshipJob(Hardening):
         ]
         if isinstance(self.sink, FileSink):
             mounts.append(Mount(self.sink.volume, SINK_MOUNT))
-        secrets: list[HeaderSecret] = []
+        secrets: list[SecretRef] = []
         if isinstance(self.sink, HttpSink):
             for header, value in self.sink.headers.items():
                 if isinstance(value, EnvSecret):
-                    secrets.append(HeaderSecret(header, env=value.env))
+                    secrets.append(SecretRef(header, env=value.env))
                 elif isinstance(value, FileSecret):
-                    secrets.append(HeaderSecret(header, file=value.file))
+                    secrets.append(SecretRef(header, file=value.file))
         spec = ContainerSpec(
             image=ctx.ops_image,
             command=("python3", "-m", "jobs.tools.logship"),

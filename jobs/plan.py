@@ -42,6 +42,16 @@ def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A value the daemon reads at run time, from its environment or a file — a header (passed
+    on stdin only) or a container's environment variable — never logged."""
+
+    name: str
+    env: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     """Everything needed to create one container, in engine-neutral terms."""
 
@@ -71,6 +81,10 @@ class ContainerSpec:
     run the daemon's ``crontainer health`` check every 30 s, and report unhealthy)."""
     log_driver: str | None = None
     log_options: Mapping[str, str] = field(default_factory=dict)
+    env_files: tuple[str, ...] = ()
+    """Files of ``KEY=VALUE`` lines the daemon reads at run time (before ``env``)."""
+    secret_env: tuple[SecretRef, ...] = ()
+    """Environment variables whose values the daemon reads at run time (after ``env``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen(self.env))
@@ -126,16 +140,6 @@ class WithStopped:
 
 
 @dataclass(frozen=True, slots=True)
-class HeaderSecret:
-    """An HTTP header whose value the daemon reads at run time, from its environment or a
-    file, and passes on stdin only (never in the container's config, never logged)."""
-
-    header: str
-    env: str | None = None
-    file: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ShipLogs:
     """Step: run the log shipping tool in ``spec`` (stdin open). The daemon writes to its
     stdin the ``request`` (JSON) completed with the job's checkpoints, the engine's host
@@ -146,7 +150,7 @@ class ShipLogs:
     spec: ContainerSpec
     request: str
     containers: tuple[str, ...] = ()
-    secrets: tuple[HeaderSecret, ...] = ()
+    secrets: tuple[SecretRef, ...] = ()
     quiet_stdout: bool = False
 
 

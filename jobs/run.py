@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from jobs.base import Hardening, Labels, PlanContext
-from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer
+from jobs.base import EnvSecret, FileSecret, Hardening, Labels, PlanContext, SecretValue
+from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer, SecretRef
 
 
 def parse_volume(text: str) -> Mount:
@@ -59,10 +59,36 @@ ContainerNames = Annotated[list[str], BeforeValidator(_one_or_many)]
 """One container name or a list of them."""
 
 
+def secret_refs(values: dict[str, SecretValue]) -> tuple[SecretRef, ...]:
+    """The values given as secret references, for the daemon to read at run time."""
+    refs = []
+    for name, value in values.items():
+        if isinstance(value, EnvSecret):
+            refs.append(SecretRef(name, env=value.env))
+        elif isinstance(value, FileSecret):
+            refs.append(SecretRef(name, file=value.file))
+    return tuple(refs)
+
+
+def _absolute_files(value: list[str]) -> list[str]:
+    for path in value:
+        if not path.startswith("/"):
+            raise ValueError(f"{path!r} must be an absolute path the daemon can read")
+    return value
+
+
 class ContainerFields(Hardening):
     """Fields of any kind that creates a container from an image."""
 
-    env: dict[str, str] = Field(default_factory=dict, description="environment of the container")
+    env: dict[str, SecretValue] = Field(
+        default_factory=dict,
+        description="environment of the container; a value may be { env = 'NAME' } or "
+        "{ file = '/run/secrets/x' } (read by the daemon at each run, never logged)",
+    )
+    env_files: Annotated[list[str], AfterValidator(_absolute_files)] = Field(
+        default_factory=list,
+        description="files of KEY=VALUE lines read by the daemon at each run (like --env-file)",
+    )
     volumes: VolumeList = Field(
         default_factory=list, description="'volume:/path', '/host/path:/path', with ':ro'"
     )
@@ -95,7 +121,9 @@ class RunJob(ContainerFields):
             image=self.image,
             command=as_argv(self.command),
             entrypoint=as_argv(self.entrypoint),
-            env=self.env,
+            env={k: v for k, v in self.env.items() if isinstance(v, str)},
+            env_files=tuple(self.env_files),
+            secret_env=secret_refs(self.env),
             mounts=tuple(parse_volume(v) for v in self.volumes),
             volumes_from=tuple(self.volumes_from),
             network=self.network,

@@ -34,3 +34,22 @@ def resolve(value: object, what: str) -> str:
     if isinstance(value, FileSecret):
         return read_secret(env=None, file=value.file, what=what)
     return str(value)
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines as ``docker run --env-file`` reads them: no quoting, ``#``
+    comments and blank lines skipped."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SecretError(f"env_files: cannot read {path}: {e.strerror}") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or not key.strip():
+            raise SecretError(f"env_files: {path} line {number}: expected KEY=VALUE")
+        values[key.strip()] = value
+    return values

@@ -28,14 +28,14 @@ from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
-from scheduler.secrets import SecretError, read_secret
+from scheduler.secrets import SecretError, read_env_file, read_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from datetime import datetime
 
     from jobs.base import BaseJob
-    from jobs.plan import ContainerSpec, HeaderSecret, Step
+    from jobs.plan import ContainerSpec, SecretRef, Step
     from scheduler.clock import Clock
     from scheduler.engine import Engine, StdinStream
     from scheduler.settings import DaemonSettings
@@ -66,8 +66,21 @@ STDIN_CHUNK = 64 * 1024
 """The feed of containers' log lines is written to the tool's stdin in chunks this big."""
 
 
-def _secret_value(secret: HeaderSecret) -> str:
-    return read_secret(env=secret.env, file=secret.file, what=f"sink header {secret.header}")
+def _with_secrets(spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` with its env files and secret values read in (at run time; never logged)."""
+    if not spec.env_files and not spec.secret_env:
+        return spec
+    env: dict[str, str] = {}
+    for path in spec.env_files:
+        env.update(read_env_file(path))
+    env.update(spec.env)
+    for secret in spec.secret_env:
+        env[secret.name] = read_secret(env=secret.env, file=secret.file, what=f"env {secret.name}")
+    return replace(spec, env=env, env_files=(), secret_env=())
+
+
+def _secret_value(secret: SecretRef) -> str:
+    return read_secret(env=secret.env, file=secret.file, what=f"sink header {secret.name}")
 
 
 def recover_checkpoints(
@@ -370,6 +383,10 @@ class StepExecutor:
         control lines); ``before_start`` gets the container id once output is attached and
         returns what to do when the container has ended (before the output is drained)."""
         engine = self._engine
+        try:
+            spec = _with_secrets(spec)
+        except SecretError as e:
+            return Outcome(Status.FAILED, error=str(e))
         engine.ensure_image(spec.image, spec.pull)
         daemon = self._settings.name
         labels = {
@@ -518,7 +535,7 @@ class StepExecutor:
         request["host"] = self._engine.host_name()
         headers = request["sink"].setdefault("headers", {}) if step.secrets else {}
         for secret in step.secrets:
-            headers[secret.header] = _secret_value(secret)
+            headers[secret.name] = _secret_value(secret)
         return json.dumps(request).encode() + b"\n"
 
     def _log_sources(self, selectors: tuple[str, ...]) -> list[str]:

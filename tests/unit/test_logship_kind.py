@@ -122,7 +122,7 @@ def test_secret_headers_stay_out_of_the_plan(tmp_path: Path) -> None:
     (step,) = job.plan(PlanContext("s", "ops:1")).steps
     assert isinstance(step, ShipLogs)
     assert json.loads(step.request)["sink"]["headers"] == {"X-Plain": "p"}
-    assert [(s.header, s.env, s.file) for s in step.secrets] == [
+    assert [(s.name, s.env, s.file) for s in step.secrets] == [
         ("Authorization", "TOKEN", None),
         ("X-Key", None, "/run/secrets/key"),
     ]
