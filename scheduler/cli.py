@@ -307,7 +307,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     logs.configure(config.daemon.log_format, config.daemon.log_level)
     from scheduler.daemon import Daemon  # noqa: PLC0415
-    from scheduler.engine import DockerEngine  # noqa: PLC0415
+    from scheduler.engine import DockerEngine, tls_problem  # noqa: PLC0415
+
+    problem = tls_problem(os.environ)
+    if problem is not None:
+        log.error("daemon.failed", reason="tls", error=problem)
+        return EXIT_USAGE
 
     timeout = config.daemon.engine_timeout
     try:

@@ -167,6 +167,36 @@ class Engine(Protocol):
         """Release connections."""
 
 
+def tls_problem(environ: Mapping[str, str]) -> str | None:
+    """Why the TLS settings of the environment cannot work (a missing or unreadable
+    certificate), or None. Read as docker-py reads them: ``DOCKER_CERT_PATH`` set, or
+    ``DOCKER_TLS_VERIFY`` set to anything but ``""``, turns TLS on; the files are
+    ``ca.pem`` (when verifying), ``cert.pem`` and ``key.pem``. The daemon refuses to
+    start rather than talk to the engine without the TLS it was told to use."""
+    cert_path = environ.get("DOCKER_CERT_PATH") or None
+    verify = environ.get("DOCKER_TLS_VERIFY") not in (None, "")
+    if not cert_path and not verify:
+        return None
+    where = Path(cert_path) if cert_path else Path.home() / ".docker"
+    names = ["ca.pem", "cert.pem", "key.pem"] if verify else ["cert.pem", "key.pem"]
+    settings = ", ".join(
+        f"{k}={environ[k]}" for k in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH") if k in environ
+    )
+    for name in names:
+        path = where / name
+        try:
+            with path.open("rb") as f:
+                f.read(1)
+        except OSError as e:
+            why = (
+                "is missing"
+                if isinstance(e, FileNotFoundError)
+                else f"cannot be read ({e.strerror})"
+            )
+            return f"TLS is configured ({settings}) but {path} {why}: not connecting without it"
+    return None
+
+
 def _explain(error: docker.errors.APIError) -> str:
     text = error.explanation
     if isinstance(text, bytes):
@@ -186,19 +216,34 @@ def _translated(what: str) -> Iterator[None]:
         raise EngineUnavailableError(f"{what}: the Docker engine did not answer: {e}") from e
 
 
-class DockerEngine:
-    """``Engine`` over docker-py's client (DOCKER_HOST, TLS variables and socket as usual)."""
+class _ApiClient(docker.APIClient):  # type: ignore[misc]  # docker-py has no type hints
+    """docker-py's API client, deaf to the environment's CA bundles: requests lets
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override the session's CA at every request
+    (many images set them), which would replace DOCKER_CERT_PATH's ``ca.pem`` and fail
+    every TLS connection to the engine. Proxies and .netrc are not used for the engine
+    either."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
-        self._client = client
-        self._api = client.api
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, _value: bool) -> None:
+        return
+
+
+class DockerEngine:
+    """``Engine`` over docker-py's API client (DOCKER_HOST, TLS variables and socket as usual)."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self._api = api
 
     @classmethod
     def connect(cls, timeout: float) -> DockerEngine:
         """A client from the environment; raise EngineUnavailableError if the engine is silent."""
         with _translated("connecting to the Docker engine"):
-            client = docker.from_env(timeout=max(1, math.ceil(timeout)))
-        return cls(client)
+            api = _ApiClient(timeout=max(1, math.ceil(timeout)), **docker.utils.kwargs_from_env())
+        return cls(api)
 
     def ping(self) -> None:
         """See Engine (with its own short deadline)."""
@@ -499,7 +544,7 @@ class DockerEngine:
 
     def close(self) -> None:
         """See Engine."""
-        self._client.close()
+        self._api.close()
 
 
 class _DockerLock:

@@ -175,6 +175,7 @@ class Daemon:
         daemon: str = "",
         env: dict[str, str] | None = None,
         name: str | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
         self.name = name or unique("t")
         self.heartbeat = tmp_path / f"{self.name}.beat"
@@ -191,7 +192,15 @@ class Daemon:
         environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("CRONTAINER_")}
         environ.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler", "run", "--config", str(self.config)],
+            [
+                *(prefix or []),
+                sys.executable,
+                "-m",
+                "scheduler",
+                "run",
+                "--config",
+                str(self.config),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -232,9 +241,10 @@ class PrivateEngine:
     user rely on. The namespace matters: a dockerd without a bridge deletes any interface
     named docker0 it sees, which in the host's namespace is the shared engine's."""
 
-    def __init__(self, source: docker.DockerClient) -> None:
+    def __init__(self, source: docker.DockerClient, extra_args: tuple[str, ...] = ()) -> None:
         # A short path: unix socket paths are limited to about 100 characters.
         self.root = Path(tempfile.mkdtemp(prefix="crt-", dir="/tmp"))
+        self.extra_args = extra_args
         self.socket = self.root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -245,10 +255,14 @@ class PrivateEngine:
 
     def start(self) -> None:
         log = (self.root / "dockerd.log").open("ab")
+        # A network namespace of its own (mounts stay shared: cgroups), its loopback up for a
+        # TCP listener on 127.0.0.1 (a new namespace starts with lo down).
+        lo_up = ["sh", "-c", 'ip link set lo up && exec "$@"', "sh"] if self.extra_args else []
         self.proc = subprocess.Popen(
             [
-                "unshare",  # a network namespace of its own; mounts stay shared (cgroups)
+                "unshare",
                 "--net",
+                *lo_up,
                 "dockerd",
                 f"--host={self.host}",
                 f"--data-root={self.root / 'data'}",
@@ -257,6 +271,7 @@ class PrivateEngine:
                 "--bridge=none",
                 "--iptables=false",
                 "--ip-masq=false",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -274,6 +289,12 @@ class PrivateEngine:
                 time.sleep(0.2)
             else:
                 return
+
+    def in_its_network(self) -> list[str]:
+        """A command prefix that runs a program in this dockerd's network namespace (where
+        its TCP listener on 127.0.0.1 is)."""
+        assert self.proc is not None
+        return ["nsenter", f"--net=/proc/{self.proc.pid}/ns/net"]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -340,9 +361,13 @@ def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callab
     started: list[Daemon] = []
 
     def start(
-        jobs: str, daemon: str = "", env: dict[str, str] | None = None, name: str | None = None
+        jobs: str,
+        daemon: str = "",
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        prefix: list[str] | None = None,
     ) -> Daemon:
-        proc = Daemon(tmp_path, jobs, daemon, env, name)
+        proc = Daemon(tmp_path, jobs, daemon, env, name, prefix)
         started.append(proc)
         return proc
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.cli import main
+from scheduler.engine import tls_problem
 from scheduler.history import History
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,3 +238,49 @@ def test_validate_warns_about_schedules_that_fire_too_often_or_never(
     assert report["never"]["warnings"] == ["never fires"]
     assert report["never"]["next_runs"] == []
     assert report["fine"]["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("present", "verify", "message"),
+    [
+        ([], "1", "ca.pem is missing"),
+        (["ca.pem", "cert.pem"], "1", "key.pem is missing"),
+        (["cert.pem", "key.pem"], "", None),  # no verification: no CA needed
+        (["ca.pem", "cert.pem", "key.pem"], "1", None),
+    ],
+)
+def test_tls_configured_but_missing_certificates_fail_closed(
+    tmp_path: Path, present: list[str], verify: str, message: str | None
+) -> None:
+    for name in present:
+        (tmp_path / name).write_text("x")
+    environ = {"DOCKER_CERT_PATH": str(tmp_path), "DOCKER_TLS_VERIFY": verify}
+    problem = tls_problem(environ)
+    if message is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem.endswith(f"{tmp_path}/{message}: not connecting without it")
+        assert f"DOCKER_CERT_PATH={tmp_path}" in problem
+
+
+def test_an_unreadable_certificate_is_named(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").mkdir()  # even root cannot read a directory as a file
+    problem = tls_problem({"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(tmp_path)})
+    assert problem is not None
+    assert f"{tmp_path}/ca.pem cannot be read (Is a directory)" in problem
+
+
+def test_run_refuses_to_start_without_its_tls_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path}/s"\nlog_format = "json"\n')
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path / "certs"))
+    assert main(["run", "--config", str(config)]) == 2
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["event"] == "daemon.failed"
+    assert line["reason"] == "tls"
+    assert "ca.pem is missing" in line["error"]
