@@ -201,7 +201,11 @@ def _explain(error: docker.errors.APIError) -> str:
     text = error.explanation
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return str(text or error).strip()
+    text = str(text or error).strip()
+    if error.status_code == 403 and text.lstrip().startswith("<"):  # noqa: PLR2004
+        # An HTML page is not the engine's answer: a socket proxy denied the section.
+        return f"403 Forbidden: refused by a proxy in front of the engine ({error.response.url})"
+    return text
 
 
 @contextmanager
