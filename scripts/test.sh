@@ -14,6 +14,7 @@ test_tools() {
   local missing=()
   command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing test receivers: ${missing[*]} (services not started)"
   local policy=/usr/sbin/policy-rc.d made=""
