@@ -132,11 +132,11 @@ def rotate(
     return {"rotated": rotated, "state": new_state}
 
 
-def _wait_quiet(path: Path) -> None:
-    """Until ``path`` stopped growing for QUIET_S (the app reopened its log), at most
-    QUIET_MAX_S."""
+def _wait_quiet(path: Path) -> bool:
+    """Until ``path`` stopped growing for QUIET_S (the app reopened its log); False if it
+    still grows after QUIET_MAX_S (the app has not reopened: leave it uncompressed)."""
     if time.time() - path.stat().st_mtime >= QUIET_S:
-        return  # not written to lately: an older rotation, or the app reopened long ago
+        return True  # not written to lately: an older rotation, or the app reopened long ago
     deadline = time.monotonic() + QUIET_MAX_S
     last = path.stat().st_size
     quiet_since = time.monotonic()
@@ -146,14 +146,29 @@ def _wait_quiet(path: Path) -> None:
         if size != last:
             last, quiet_since = size, time.monotonic()
         elif time.monotonic() - quiet_since >= QUIET_S:
-            return
+            return True
+    return False
 
 
-def _compress(path: Path, compression: str) -> Path:
+def _unchanged(path: Path, before: os.stat_result) -> bool:
+    after = path.stat()
+    return (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def _compress(path: Path, compression: str) -> Path | None:
+    """``path`` compressed (the original removed), or None — left as it is for the next run —
+    when it is still being written: deleting it then would lose what the app writes into it
+    before it reopens its log."""
     argv, ext = COMPRESSORS[compression]
     final = path.with_name(path.name + ext)
     partial = path.with_name(final.name + ".partial")
-    _wait_quiet(path)
+    if not _wait_quiet(path):
+        print(
+            f"rotate: {path} still grows (has the app reopened its log?): not compressed",
+            file=sys.stderr,
+        )
+        return None
+    before = path.stat()
     with path.open("rb") as source, partial.open("wb") as out:
         done = subprocess.run(
             [*argv], stdin=source, stdout=out, stderr=subprocess.PIPE, check=False
@@ -166,9 +181,13 @@ def _compress(path: Path, compression: str) -> Path:
         out.flush()
         os.fsync(out.fileno())
     shutil.copystat(path, partial)
-    info = path.stat()
-    os.chown(partial, info.st_uid, info.st_gid)
+    os.chown(partial, before.st_uid, before.st_gid)
     partial.rename(final)
+    if not _unchanged(path, before):  # written to during the compression: keep the original
+        final.unlink(missing_ok=True)
+        print(f"rotate: {path} was written to while compressed: left for the next run",
+              file=sys.stderr)  # fmt: skip
+        return None
     path.unlink()
     return final
 
@@ -203,7 +222,9 @@ def finish(
             for path in pending:
                 if delay_compression and path == newest:
                     continue
-                compressed.append(str(_compress(path, compression)))
+                packed = _compress(path, compression)
+                if packed is not None:
+                    compressed.append(str(packed))
             rotated = [
                 (stamp, p if p.exists() else p.with_name(p.name + COMPRESSORS[compression][1]))
                 for stamp, p in rotated

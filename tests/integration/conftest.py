@@ -338,6 +338,22 @@ def make_volume(engine: docker.DockerClient) -> Iterator[Callable[[str], str]]:
         engine.volumes.get(name).remove(force=True)
 
 
+def output_of(engine: docker.DockerClient, image: str, command: list[str], **kwargs: Any) -> str:
+    """The stdout of a helper container run to its end (labelled, removed). Read after the
+    container ended: docker-py's ``containers.run`` follows the log while the container runs,
+    and the last part of a quick, large output can be missing from it."""
+    container = engine.containers.run(
+        image, command, detach=True, labels={TEST_LABEL: "1"}, **kwargs
+    )
+    try:
+        status = container.wait(timeout=120)
+        out: bytes = container.logs(stdout=True, stderr=False)
+        assert status["StatusCode"] == 0, container.logs(stdout=False, stderr=True)
+        return out.decode()
+    finally:
+        container.remove(force=True, v=True)
+
+
 @pytest.fixture
 def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
     """Run helper containers, detached (labelled, removed with their volumes after the test)."""

@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, unique
+from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, output_of, unique
 
 pytestmark = pytest.mark.integration
 
@@ -58,17 +58,12 @@ print(json.dumps(out, sort_keys=True))
 """
 
 
-def output_of(engine: docker.DockerClient, command: list[str], volumes: list[str]) -> str:
-    raw: bytes = engine.containers.run(
-        PROJECT_IMAGE, command, volumes=volumes, remove=True, labels=LABELS
-    )
-    return raw.decode()
-
-
 def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
     """The tree of a volume: path → type, mode, owner, content hash or link, hard-link group."""
     found: dict[str, Any] = json.loads(
-        output_of(engine, ["python3", "-c", SNAPSHOT, "/v"], [f"{volume}:/v:ro"])
+        output_of(
+            engine, PROJECT_IMAGE, ["python3", "-c", SNAPSHOT, "/v"], volumes=[f"{volume}:/v:ro"]
+        )
     )
     return found
 
@@ -143,7 +138,12 @@ def test_backup_list_restore_gives_the_identical_tree(
         container.reload()
         assert container.status == "running"
     assert app.exec_run(["ls", "/tmp/pre-ran", "/tmp/post-ran"]).exit_code == 0
-    listing = output_of(engine, ["tar", "-tf", f"/backup/{archive}"], [f"{target}:/backup:ro"])
+    listing = output_of(
+        engine,
+        PROJECT_IMAGE,
+        ["tar", "-tf", f"/backup/{archive}"],
+        volumes=[f"{target}:/backup:ro"],
+    )
     assert "data/café ☃ naïve.txt" in listing.splitlines()
 
     archives = json.loads(cli(daemon, "backups", "db", "--json"))
@@ -161,7 +161,9 @@ def test_backup_list_restore_gives_the_identical_tree(
 
     # Lose the data, restore the latest archive into the source itself: app and worker are
     # stopped and started again around it, as in a backup.
-    output_of(engine, ["sh", "-c", "rm -rf /data/*"], [f"{source_volume}:/data"])
+    output_of(
+        engine, PROJECT_IMAGE, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source_volume}:/data"]
+    )
     assert snapshot(engine, source_volume) != before
     into_source = json.loads(cli(daemon, "restore", "db"))
     assert into_source["stopped_and_started"] == [app.name, worker.name]
@@ -242,7 +244,11 @@ def _wait_for_ops_container(engine: docker.DockerClient, daemon: Daemon) -> Any:
 
 
 def _target_files(engine: docker.DockerClient, target: str) -> list[str]:
-    return sorted(output_of(engine, ["ls", "-A", "/backup"], [f"{target}:/backup:ro"]).split())
+    return sorted(
+        output_of(
+            engine, PROJECT_IMAGE, ["ls", "-A", "/backup"], volumes=[f"{target}:/backup:ro"]
+        ).split()
+    )
 
 
 BIG = "head -c 629145600 /dev/urandom > /data/big.bin"  # 600 MB: the archive takes seconds

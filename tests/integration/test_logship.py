@@ -22,7 +22,17 @@ from typing import Any, ClassVar
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, toml_value, unique
+from .conftest import (
+    BUSYBOX,
+    PROJECT_IMAGE,
+    ROOT,
+    TEST_LABEL,
+    Daemon,
+    event,
+    output_of,
+    toml_value,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +64,9 @@ def append(container: Any, first: int, last: int, name: str = "app.log") -> None
 
 
 def shipped(engine: docker.DockerClient, volume: str, name: str = "out.ndjson") -> list[Any]:
-    raw: bytes = engine.containers.run(
-        BUSYBOX,
-        ["sh", "-c", f"cat /o/{name} 2>/dev/null || true"],
-        volumes=[f"{volume}:/o:ro"],
-        remove=True,
-        labels=LABELS,
-    )
-    return [json.loads(line) for line in raw.decode().splitlines()]
+    command = ["sh", "-c", f"cat /o/{name} 2>/dev/null || true"]
+    out = output_of(engine, BUSYBOX, command, volumes=[f"{volume}:/o:ro"])
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def numbers(records: list[Any]) -> list[int]:

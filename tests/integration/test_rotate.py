@@ -15,7 +15,17 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, toml_value, unique
+from .conftest import (
+    BUSYBOX,
+    PROJECT_IMAGE,
+    ROOT,
+    TEST_LABEL,
+    Daemon,
+    event,
+    output_of,
+    toml_value,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,20 +78,14 @@ def ended(daemon: Daemon, job: str, count: int, timeout: float = 60) -> dict[str
 
 
 def files_in(engine: docker.DockerClient, volume_holder: str) -> list[str]:
-    raw: bytes = engine.containers.run(
-        PROJECT_IMAGE, ["ls", "-1", LOG_DIR], volumes_from=[volume_holder], remove=True,
-        labels=LABELS,
-    )  # fmt: skip
-    return sorted(raw.decode().split())
+    out = output_of(engine, PROJECT_IMAGE, ["ls", "-1", LOG_DIR], volumes_from=[volume_holder])
+    return sorted(out.split())
 
 
 def all_numbers(engine: docker.DockerClient, volume_holder: str) -> list[int]:
     """Every line of the live and rotated files, decompressed with zstd -d / gzip -d."""
-    raw: bytes = engine.containers.run(
-        PROJECT_IMAGE, ["sh", "-c", READ_ALL], volumes_from=[volume_holder], remove=True,
-        labels=LABELS,
-    )  # fmt: skip
-    return [int(line) for line in raw.decode().split()]
+    out = output_of(engine, PROJECT_IMAGE, ["sh", "-c", READ_ALL], volumes_from=[volume_holder])
+    return [int(line) for line in out.split()]
 
 
 def rotate_while_writing(

@@ -190,3 +190,32 @@ def test_the_tool_prints_its_result_and_fails_with_a_message(
     out = capsys.readouterr().out
     assert '"rotated": [{"path": ' in out
     assert rotate.main(["rotate", "--state", "{bad", str(logs / "*.log")]) != 0
+
+
+def test_a_file_written_to_while_compressed_is_kept_for_the_next_run(
+    logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app had not reopened its log yet: deleting the file would lose its new lines."""
+    rotated = logs / "app.log.20261128T120000Z"
+    rotated.write_text("old line\n")
+    os.utime(rotated, (0, 0))
+    (logs / "app.log").write_text("")
+    real_run = subprocess.run
+
+    def compress_while_the_app_writes(*args: object, **kwargs: object) -> object:
+        with rotated.open("a") as f:
+            f.write("a line written meanwhile\n")
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", compress_while_the_app_writes)
+    result = rotate.finish(
+        [str(logs / "*.log")],
+        compression="gzip",
+        delay_compression=False,
+        keep_last=None,
+        keep_age=None,
+        now=NOW,
+    )
+    assert result["compressed"] == []
+    assert rotated.read_text() == "old line\na line written meanwhile\n"
+    assert sorted(p.name for p in logs.iterdir()) == ["app.log", rotated.name]
