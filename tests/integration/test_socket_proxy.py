@@ -24,6 +24,8 @@ Start = Callable[..., Daemon]
 
 ALLOWED = "_ping|version|info|containers|images"
 """The sections the proxy passes: what run jobs need (README: the list per job kind)."""
+WRITABLE = "containers|images"
+"""Where it also passes POST and DELETE (Tecnativa's POST=1 for these sections only)."""
 
 
 def haproxy_config(port: int, engine_socket: str) -> str:
@@ -38,7 +40,10 @@ defaults
     timeout tunnel 1h
 frontend docker
     bind 127.0.0.1:{port}
-    http-request deny unless {{ path,url_dec -m reg -i ^(/v[0-9.]+)?/({ALLOWED})(/|$) }}
+    acl section path,url_dec -m reg -i ^(/v[0-9.]+)?/({ALLOWED})(/|$)
+    acl writable path,url_dec -m reg -i ^(/v[0-9.]+)?/({WRITABLE})(/|$)
+    http-request deny unless section
+    http-request deny unless METH_GET or METH_HEAD or writable
     default_backend engine
 backend engine
     server dockerd {engine_socket}
