@@ -66,6 +66,25 @@ STDIN_CHUNK = 64 * 1024
 """The feed of containers' log lines is written to the tool's stdin in chunks this big."""
 
 
+def _control(line: bytes) -> dict[str, Any] | None:
+    """The message of an ops tool's control line (``@crontainer {json}``), else None."""
+    if not line.startswith(CONTROL_MARK):
+        return None
+    try:
+        message = json.loads(line[len(CONTROL_MARK) :])
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _save_reported(store: CheckpointStore, job: str, message: dict[str, Any], at: datetime) -> bool:
+    """Store the checkpoints a control message reports; False if it reports none."""
+    if "checkpoint" not in message and "forget" not in message:
+        return False
+    store.save_checkpoints(job, message.get("checkpoint", {}), message.get("forget", []), at)
+    return True
+
+
 def _with_secrets(spec: ContainerSpec) -> ContainerSpec:
     """``spec`` with its env files and secret values read in (at run time; never logged)."""
     if not spec.env_files and not spec.secret_env:
@@ -93,16 +112,8 @@ def recover_checkpoints(
     applied = 0
     try:
         for _ns, _stamp, line in engine.logs(container_id, "stderr", 0, time.time_ns()):
-            if not line.startswith(CONTROL_MARK):
-                continue
-            try:
-                message = json.loads(line[len(CONTROL_MARK) :])
-            except ValueError:
-                continue
-            if isinstance(message, dict) and ("checkpoint" in message or "forget" in message):
-                store.save_checkpoints(
-                    job, message.get("checkpoint", {}), message.get("forget", []), at
-                )
+            message = _control(line)
+            if message is not None and _save_reported(store, job, message, at):
                 applied += 1
     except EngineError as e:
         get_logger().warning("run.checkpoints_unrecovered", container_id=container_id, error=str(e))
@@ -184,9 +195,9 @@ class _Tap(Protocol):
 
 class _ControlTap:
     """Takes an ops tool's control lines (``@crontainer {json}`` on stderr) out of its
-    output: checkpoints go to ``on_checkpoint`` at once, the final result is kept; the
-    rest goes on to the output log. With ``quiet_stdout`` the container's stdout is not
-    output (the stdout sink's records)."""
+    output: each goes to ``on_checkpoint`` at once (it stores what reports checkpoints) and
+    the final result is kept; the rest goes on to the output log. With ``quiet_stdout`` the
+    container's stdout is not output (the stdout sink's records)."""
 
     def __init__(
         self,
@@ -214,17 +225,12 @@ class _ControlTap:
             self._line(line)
 
     def _line(self, line: bytes) -> None:
-        if line.startswith(CONTROL_MARK):
-            try:
-                message = json.loads(line[len(CONTROL_MARK) :])
-            except ValueError:
-                message = None
-            if isinstance(message, dict):
-                if isinstance(message.get("result"), dict):
-                    self.result = message["result"]
-                if "checkpoint" in message or "forget" in message:
-                    self._on_checkpoint(message)
-                return
+        message = _control(line)
+        if message is not None:
+            if isinstance(message.get("result"), dict):
+                self.result = message["result"]
+            self._on_checkpoint(message)
+            return
         text = line.decode("utf-8", "replace")
         if text.startswith("logship: "):
             self.last_error = text.removeprefix("logship: ")
@@ -500,9 +506,7 @@ class StepExecutor:
             return Outcome(Status.FAILED, error=str(e))
 
         def on_checkpoint(message: dict[str, Any]) -> None:
-            store.save_checkpoints(
-                job, message.get("checkpoint", {}), message.get("forget", []), self._clock.now()
-            )
+            _save_reported(store, job, message, self._clock.now())
 
         taps: list[_ControlTap] = []
 
