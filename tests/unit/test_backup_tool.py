@@ -77,6 +77,9 @@ def test_create_then_restore_gives_back_the_exact_tree(tmp_path: Path, compressi
     assert sorted(p.name for p in target.iterdir()) == [name, f"{name}.sha256"]
     assert result["bytes"] == (target / str(name)).stat().st_size
     assert result["files"] == len(snapshot(data))
+    unpack = backup.DECOMPRESSORS[SUFFIXES[compression]] or ["cat"]
+    stream = subprocess.run([*unpack, str(target / str(name))], capture_output=True, check=True)
+    assert result["data_bytes"] == len(stream.stdout) > 600_000  # the tar stream, uncompressed
     sidecar = (target / f"{name}.sha256").read_text()
     assert sidecar == f"{result['sha256']}  {name}\n"
     assert (
@@ -104,6 +107,79 @@ def test_plain_gnu_tar_lists_and_extracts_the_archive(tmp_path: Path) -> None:
         ["tar", "--numeric-owner", "-xpf", str(target / name), "-C", str(out)], check=True
     )
     assert snapshot(out / str(data).lstrip("/")) == snapshot(data)
+    # tar stops at the end marker; the record padding must fit in the pipe, or zstd dies
+    # of SIGPIPE and a restore script with pipefail fails.
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", 'zstd -q -dc "$1" | tar -tf - > /dev/null', "-", name],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (piped.returncode, piped.stderr) == (0, "")
+
+
+def test_the_checksum_covers_an_archive_written_in_bursts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash follows the file behind the writer: a compressor that pauses mid-archive
+    (the hashing loop catches up and waits) still gets every byte hashed, once."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    bursts = ["sh", "-c", "gzip -c | { head -c 3000; sleep 0.3; head -c 2000; sleep 0.2; cat; }"]
+    monkeypatch.setitem(backup.COMPRESSORS, "gzip", bursts)
+    result = backup.create("db", target, [data], "gzip", now=NOW)
+    archive = target / str(result["archive"])
+    assert result["bytes"] == archive.stat().st_size > 5000
+    assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    backup.restore(target, archive.name, restored)
+    assert snapshot(restored / str(data).lstrip("/")) == snapshot(data)
+
+
+def test_a_tar_failure_with_a_flood_of_messages_ends_with_its_last_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tar's messages go to a file, not a pipe nobody reads while the archive is made:
+    200 KB of them cannot block tar (and the run) forever; the error ends with the last."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    flood = (
+        "yes 'tar: warning about a file' | head -c 200000 >&2; echo 'tar: the cause' >&2; exit 2"
+    )
+    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", flood, "tar"])
+    with pytest.raises(backup.ToolError) as failed:
+        backup.create("db", target, [data], "zstd", now=NOW)
+    assert str(failed.value).startswith("tar failed (exit 2): ")
+    assert str(failed.value).endswith("tar: the cause")
+    assert len(str(failed.value)) < 5000
+    assert list(target.iterdir()) == []
+
+
+def test_scratch_files_fall_back_to_memory_where_the_target_refuses_unnamed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_TMPFILE is not on every file system (NFS, CIFS): the index then lives in memory."""
+    real_open = os.open
+
+    def refuse_tmpfile(path: object, flags: int, *args: object) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(95, "Operation not supported")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse_tmpfile)
+    fd = backup._scratch(tmp_path)
+    try:
+        assert str(Path(f"/proc/self/fd/{fd}").readlink()).startswith("/memfd:")
+        os.write(fd, b"one\ntwo\n")
+        assert backup._lines(fd) == 2
+    finally:
+        os.close(fd)
+    assert list(tmp_path.iterdir()) == []
+    data = build_tree(tmp_path / "src")
+    result = backup.create("db", tmp_path / "backups", [data], "zstd", now=NOW)
+    assert result["files"] == len(snapshot(data))
 
 
 def test_a_failed_archive_leaves_no_file_and_stale_partials_are_cleaned(
@@ -203,7 +279,9 @@ def test_create_command_applies_retention_after_a_good_archive(
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["deleted"] == ["db-20260101T000000Z.tar.zst", "db-20260102T000000Z.tar.zst"]
-    assert result["throughput_mib_s"] > 0
+    # MiB of data (the tar stream before compression) per second of archiving
+    expected = result["data_bytes"] / result["archive_s"] / (1 << 20)
+    assert result["throughput_mib_s"] == pytest.approx(expected, abs=0.06)
     left = sorted(p.name for p in target.iterdir())
     assert left == sorted(
         [
