@@ -55,6 +55,16 @@ def _event_first(
     return {**head, **event_dict}
 
 
+class _CurrentStdout(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to whatever ``sys.stdout`` is at that moment: a test runner
+    swaps it per test and closes the old one, and a background thread (the notifier's
+    sender) logging after that must not write to a closed file."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout  # under the handler's lock (Handler.handle holds it)
+        super().emit(record)
+
+
 def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None = None) -> None:
     """Route structlog and standard logging to ``stream`` (stdout) in one format."""
     out = sys.stdout if stream is None else stream
@@ -73,7 +83,7 @@ def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None
             renderer,
         ],
     )
-    handler = logging.StreamHandler(out)
+    handler = _CurrentStdout() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
