@@ -223,6 +223,7 @@ def _follow(path: Path, pipeline: _Pipeline) -> tuple[int, str]:
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as archive:
         while True:
+            ended = not pipeline.running()  # before the read: then an empty read is the end
             count = archive.readinto(buffer)
             if count:
                 digest.update(view[:count])
@@ -230,13 +231,10 @@ def _follow(path: Path, pipeline: _Pipeline) -> tuple[int, str]:
                 if size - done >= WRITEBACK:
                     os.posix_fadvise(archive.fileno(), done, size - done, os.POSIX_FADV_DONTNEED)
                     done = size
-            elif pipeline.running():
-                time.sleep(FOLLOW_PAUSE)
-            else:  # the writer ended after our last read: read what it wrote last
-                while count := archive.readinto(buffer):
-                    digest.update(view[:count])
-                    size += count
+            elif ended:
                 return size, digest.hexdigest()
+            else:
+                time.sleep(FOLLOW_PAUSE)
 
 
 def create(
