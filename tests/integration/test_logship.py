@@ -15,12 +15,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import docker
 import pytest
+
+from tests.receiver import PostReceiver, serving
 
 from .conftest import (
     BUSYBOX,
@@ -154,7 +155,7 @@ def test_files_ship_exactly_once_across_rename_and_copytruncate_rotation(
     assert daemon.wait_exit(60) == 0
 
 
-class Receiver(BaseHTTPRequestHandler):
+class Receiver(PostReceiver):
     """An HTTP sink the test steers: ``status`` to answer, ``delay`` before answering."""
 
     status: ClassVar[int] = 200
@@ -162,29 +163,20 @@ class Receiver(BaseHTTPRequestHandler):
     batches: ClassVar[list[list[dict[str, Any]]]] = []
     lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+    def take(self, body: bytes) -> int:
         time.sleep(self.delay)
         status = self.status
         if status == 200:
             with self.lock:
                 self.batches.append([json.loads(line) for line in body.splitlines()])
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        return status
 
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Receiver.status, Receiver.delay, Receiver.batches = 200, 0.0, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ingest"
-    server.shutdown()
-    server.server_close()
+    with serving(Receiver) as port:
+        yield f"http://127.0.0.1:{port}/ingest"
 
 
 def received() -> list[int]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+
+from tests.receiver import PostReceiver, serving
 
 from .conftest import Daemon, event, run_job
 
@@ -21,17 +21,12 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., Daemon]
 
 
-class Hook(BaseHTTPRequestHandler):
+class Hook(PostReceiver):
     bodies: ClassVar[list[dict[str, object]]] = []
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+    def take(self, body: bytes) -> int:
         Hook.bodies.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        return 204
 
 
 def test_a_webhook_down_then_up_gets_one_notification_and_runs_go_on(
@@ -52,17 +47,12 @@ def test_a_webhook_down_then_up_gets_one_notification_and_runs_go_on(
     )
     daemon.log.wait_for(event("run.failed", job="bad"), timeout=60, count=3)
     assert Hook.bodies == []
-    server = ThreadingHTTPServer(("127.0.0.1", port), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(Hook, port):
         sent = daemon.log.wait_for(event("notify.sent", job="bad"), timeout=60)[0]
         assert sent["attempts"] > 1  # it came after retries
         failed_before = len(daemon.log.matching(event("run.failed", job="bad")))
         daemon.log.wait_for(event("run.failed", job="bad"), timeout=30, count=failed_before + 3)
         time.sleep(1)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(Hook.bodies) == 1  # the cooldown holds the later failures back
     (body,) = Hook.bodies
     assert body["notification"] == "failure"

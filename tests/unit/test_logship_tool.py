@@ -8,13 +8,13 @@ import os
 import shutil
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
 from jobs.tools import logship
+from tests.receiver import PostReceiver, serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -320,36 +320,26 @@ def test_once_the_daemon_is_gone_no_further_batch_is_sent(tmp_path: Path, logs: 
 # --- http -----------------------------------------------------------------------------
 
 
-class Receiver(BaseHTTPRequestHandler):
+class Receiver(PostReceiver):
     """Answers with the next status of ``script`` (200 when it runs out); keeps bodies."""
 
     script: ClassVar[list[int]] = []
     bodies: ClassVar[list[bytes]] = []
     headers_seen: ClassVar[list[dict[str, str]]] = []
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+    def take(self, body: bytes) -> int:
         status = self.script.pop(0) if self.script else 200
         if status == 200:
             self.bodies.append(body)
             self.headers_seen.append(dict(self.headers))
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+        return status
 
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Receiver.script, Receiver.bodies, Receiver.headers_seen = [], [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ingest"
-    server.shutdown()
-    server.server_close()
+    with serving(Receiver) as port:
+        yield f"http://127.0.0.1:{port}/ingest"
 
 
 def test_http_batches_with_headers_and_retries_on_5xx(receiver: str, logs: Path) -> None:

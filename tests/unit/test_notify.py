@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +15,7 @@ import structlog
 from jobs.base import NotifySpec
 from scheduler.engine import ExitStatus
 from scheduler.notify import Notifier, RunReport
+from tests.receiver import PostReceiver, serving
 
 from .fakes import FakeClock, FakeEngine
 from .test_runner import SCHEDULED, make_config, make_runner
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-class Hook(BaseHTTPRequestHandler):
+class Hook(PostReceiver):
     """A receiver: ``fail`` answers 503 that many times; ``gate`` holds every answer."""
 
     received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
@@ -32,23 +32,15 @@ class Hook(BaseHTTPRequestHandler):
     gate: ClassVar[threading.Event] = threading.Event()
     arrived: ClassVar[threading.Condition] = threading.Condition()
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+    def take(self, body: bytes) -> int:
         self.gate.wait(10)
-        status = 200
         if Hook.fail > 0:
             Hook.fail -= 1
-            status = 503
-        else:
-            with Hook.arrived:
-                Hook.received.append((self.path, dict(self.headers), body))
-                Hook.arrived.notify_all()
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+            return 503
+        with Hook.arrived:
+            Hook.received.append((self.path, dict(self.headers), body))
+            Hook.arrived.notify_all()
+        return 200
 
 
 @pytest.fixture
@@ -56,11 +48,8 @@ def hook() -> Iterator[str]:
     Hook.received, Hook.fail = [], 0
     Hook.gate = threading.Event()
     Hook.gate.set()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Hook) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def wait_received(count: int, timeout: float = 10) -> list[tuple[str, dict[str, str], bytes]]:
