@@ -12,15 +12,13 @@ from jobs.plan import ExecCommand, RunContainer, WithStopped
 from scheduler.errors import ConfigError
 from scheduler.settings import load_config
 
+from .configs import load_job
+
 BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
 
 
 def load(tmp_path: Path, extra: str) -> BackupJob:
-    path = tmp_path / "c.toml"
-    path.write_text(BASE + extra)
-    job = load_config(path, {}).jobs["b"].job
-    assert isinstance(job, BackupJob)
-    return job
+    return load_job(tmp_path, BASE + extra, "b", BackupJob)
 
 
 @pytest.mark.parametrize(

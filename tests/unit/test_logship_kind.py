@@ -27,6 +27,7 @@ from scheduler.steps import (
     recover_checkpoints,
 )
 
+from .configs import load_job
 from .fakes import FakeClock, FakeEngine
 
 if TYPE_CHECKING:
@@ -38,11 +39,7 @@ FILE_SINK = '[jobs.s.sink]\ntype = "file"\nvolume = "shipped"\npath = "logs/out.
 
 
 def load(tmp_path: Path, text: str) -> LogshipJob:
-    path = tmp_path / "c.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{tmp_path}/state"\n' + BASE + text)
-    job = load_config(path, {}).jobs["s"].job
-    assert isinstance(job, LogshipJob)
-    return job
+    return load_job(tmp_path, BASE + text, "s", LogshipJob)
 
 
 @pytest.mark.parametrize(

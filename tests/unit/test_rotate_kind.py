@@ -17,6 +17,7 @@ from scheduler.errors import ConfigError, EngineError
 from scheduler.settings import load_config
 from scheduler.steps import Attempt, Cancellation, Outcome, Status, StepExecutor
 
+from .configs import load_job
 from .fakes import FakeClock, FakeEngine
 from .test_logship_kind import Store
 
@@ -28,11 +29,7 @@ GOOD = 'volumes_from = "app"\npaths = ["/var/log/app/*.log"]\nmax_size = "10MiB"
 
 
 def load(tmp_path: Path, text: str) -> RotateJob:
-    path = tmp_path / "c.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{tmp_path}/state"\n' + BASE + text)
-    job = load_config(path, {}).jobs["r"].job
-    assert isinstance(job, RotateJob)
-    return job
+    return load_job(tmp_path, BASE + text, "r", RotateJob)
 
 
 @pytest.mark.parametrize(
