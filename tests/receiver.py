@@ -1,9 +1,12 @@
-"""A local HTTP receiver for tests of what the daemon and its tools POST (sinks, webhooks)."""
+"""Local HTTP for tests: a receiver of what the daemon and its tools POST (sinks,
+webhooks), and a GET of what the daemon serves."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -37,3 +40,12 @@ def serving(handler: type[PostReceiver], port: int = 0) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def get(url: str, timeout: float) -> tuple[int, str]:
+    """Status and body of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests import receiver
 
 from .conftest import Daemon, PrivateEngine, event, run_job
 
@@ -23,11 +23,7 @@ KEEP = {"history_limit": 100000}
 
 
 def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - a local URL
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return receiver.get(url, timeout=10)
 
 
 def healthz_becomes(base: str, wanted: int, timeout: float = 30) -> str:

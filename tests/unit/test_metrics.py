@@ -18,6 +18,7 @@ from scheduler.engine import ExitStatus
 from scheduler.metrics import Live, Metrics
 from scheduler.settings import load_config
 from scheduler.status import Health, StatusServer
+from tests import receiver
 
 from .fakes import FakeClock, FakeEngine
 from .test_runner import SCHEDULED, make_config, make_runner
@@ -140,11 +141,7 @@ def server(tmp_path: Path) -> Iterator[Served]:
 
 
 def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local URL
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return receiver.get(url, timeout=5)
 
 
 def test_metrics_health_and_readiness_over_http(server: Served) -> None:
