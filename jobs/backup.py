@@ -128,7 +128,7 @@ class BackupJob(Hardening):
                 healthcheck=False,
                 **self.hardening(),
             ),
-            report=True,
+            tool="backup",
         )
         middle = (
             WithStopped(tuple(self.stop), (archive,), self.stop_grace) if self.stop else archive

@@ -96,11 +96,12 @@ class ContainerSpec:
 class RunContainer:
     """Step: create a container, start it, wait for it (under the job's timeout), remove it.
 
-    ``report``: the container's last stdout line is a JSON object whose keys go into the
-    run's ``run.succeeded`` event (an ops tool's result)."""
+    ``tool``: the ops tool the container runs (its name, the prefix of its diagnostics):
+    its control lines (``jobs.protocol``) are taken from its stderr, and its result's keys
+    go into the run's ``run.succeeded`` event."""
 
     spec: ContainerSpec
-    report: bool = False
+    tool: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,9 @@ class ShipLogs:
 
 @dataclass(frozen=True, slots=True)
 class RotateLogs:
-    """Step: ``rotate`` (an ops container; the daemon adds ``--state`` before its ``--``
-    with what it kept of earlier runs, and stores the state it reports), then ``tell``
-    only if something was rotated, then ``finish`` (compress and prune) — after the
-    signal, whatever it gave."""
+    """Step: ``rotate`` (an ops container; the daemon writes on its stdin the state it kept
+    of earlier runs, and stores the state it reports), then ``tell`` only if something was
+    rotated, then ``finish`` (compress and prune) — after the signal, whatever it gave."""
 
     rotate: ContainerSpec
     finish: ContainerSpec

@@ -79,6 +79,7 @@ class RotateJob(Hardening):
         return ContainerSpec(
             image=ctx.ops_image,
             command=("python3", "-m", "jobs.tools.rotate", *command, "--", *self.paths),
+            stdin=command[0] == "rotate",  # the state, written by the daemon
             mounts=tuple(parse_volume(v) for v in self.volumes),
             volumes_from=tuple(self.volumes_from),
             network="none",
@@ -91,7 +92,7 @@ class RotateJob(Hardening):
 
     def plan(self, ctx: PlanContext) -> Plan:
         """Rotate, tell the app (only if something rotated), then compress and prune."""
-        rules: list[str] = ["--mode", self.mode, "--min-size", str(self.min_size)]
+        rules: list[str] = ["--state-stdin", "--mode", self.mode, "--min-size", str(self.min_size)]
         if self.max_size is not None:
             rules += ["--max-size", str(self.max_size)]
         if self.max_age is not None:

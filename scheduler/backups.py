@@ -8,7 +8,6 @@ containers like a backup run (in order, then in reverse, on every path).
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from jobs.backup import TARGET_MOUNT, BackupJob
 from jobs.plan import ContainerSpec, Mount, PullPolicy
+from jobs.protocol import parse
 from jobs.run import parse_volume
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError
@@ -84,12 +84,15 @@ def backup_job(config: Config, name: str) -> BackupJob:
     return entry.job
 
 
-def _tool(engine: Engine, config: Config, job: str, spec: ContainerSpec) -> OpsResult:
-    result = run_ops(engine, spec, daemon=config.daemon.name, job=job, timeout=OPS_TIMEOUT_S)
-    if result.exit_code != 0:
-        raise BackupCommandError(
-            "; ".join(result.stderr) or f"the backup tool exited {result.exit_code}"
-        )
+def _tool(engine: Engine, config: Config, job: str, spec: ContainerSpec) -> dict[str, object]:
+    """The backup tool's result (its control line), or BackupCommandError with what it said."""
+    ran = run_ops(engine, spec, daemon=config.daemon.name, job=job, timeout=OPS_TIMEOUT_S)
+    messages = [parse(line.encode()) for line in ran.stderr]
+    said = [line for line, message in zip(ran.stderr, messages, strict=True) if message is None]
+    results = [m["result"] for m in messages if m is not None and "result" in m]
+    result = results[-1] if results else None
+    if ran.exit_code != 0 or not isinstance(result, dict):
+        raise BackupCommandError("; ".join(said) or f"the backup tool exited {ran.exit_code}")
     return result
 
 
@@ -106,7 +109,9 @@ def list_archives(
         pull=PullPolicy.MISSING,
         healthcheck=False,
     )
-    archives: list[dict[str, object]] = json.loads(_tool(engine, config, name, spec).stdout[-1])
+    archives = _tool(engine, config, name, spec).get("archives")
+    if not isinstance(archives, list):
+        raise BackupCommandError("the backup tool's listing is not a list")
     return archives
 
 
@@ -161,7 +166,7 @@ def restore(
             if engine.is_running(container):
                 engine.stop(container, job.stop_grace)
                 stopped.append(container)
-        result: dict[str, object] = json.loads(_tool(engine, config, name, spec).stdout[-1])
+        result = _tool(engine, config, name, spec)
     finally:
         _start_again(engine, stopped)
     result["stopped_and_started"] = stopped

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from jobs.plan import (
     ExecCommand,
@@ -23,7 +23,14 @@ from jobs.plan import (
     SignalContainers,
     WithStopped,
 )
-from jobs.tools.logship import CONTROL
+from jobs.protocol import parse
+from scheduler.control import (
+    CheckpointStore,
+    ControlError,
+    ControlTap,
+    checked_checkpoints,
+    checked_rotation,
+)
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
@@ -31,7 +38,7 @@ from scheduler.output import OutputLog
 from scheduler.secrets import SecretError, read_env_file, read_secret
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from jobs.base import BaseJob
@@ -46,43 +53,6 @@ OUTPUT_DRAIN_S = 5.0
 """After the container ends, wait this long for its output stream to close."""
 AFTER_STOP_WAIT_S = 30.0
 """After a stop call, wait this long for the container's exit status."""
-
-
-def _reported(lines: list[str]) -> dict[str, object]:
-    """The last output line that is a JSON object: what an ops tool reports."""
-    for line in reversed(lines):
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                return value
-    return {}
-
-
-CONTROL_MARK = CONTROL.encode()
-STDIN_CHUNK = 64 * 1024
-"""The feed of containers' log lines is written to the tool's stdin in chunks this big."""
-
-
-def _control(line: bytes) -> dict[str, Any] | None:
-    """The message of an ops tool's control line (``@crontainer {json}``), else None."""
-    if not line.startswith(CONTROL_MARK):
-        return None
-    try:
-        message = json.loads(line[len(CONTROL_MARK) :])
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
-
-
-def _save_reported(store: CheckpointStore, job: str, message: dict[str, Any], at: datetime) -> bool:
-    """Store the checkpoints a control message reports; False if it reports none."""
-    if "checkpoint" not in message and "forget" not in message:
-        return False
-    store.save_checkpoints(job, message.get("checkpoint", {}), message.get("forget", []), at)
-    return True
 
 
 def _with_secrets(spec: ContainerSpec) -> ContainerSpec:
@@ -107,14 +77,22 @@ def recover_checkpoints(
 ) -> int:
     """Store the checkpoints a shipping container reported while no daemon read its output
     (the daemon died): they are in the container's own log. Replayed in order, so the last
-    one of each source wins. Returns how many reports were applied; a log that cannot be
-    read (a log driver without reading) applies none — those lines go out again."""
+    one of each source wins; each is checked as a live one is. Returns how many reports
+    were applied; a log that cannot be read (a log driver without reading) applies none —
+    those lines go out again."""
     applied = 0
     try:
         for _ns, _stamp, line in engine.logs(container_id, "stderr", 0, time.time_ns()):
-            message = _control(line)
-            if message is not None and _save_reported(store, job, message, at):
-                applied += 1
+            message = parse(line)
+            if message is None or ("checkpoint" not in message and "forget" not in message):
+                continue
+            try:
+                marks, forget = checked_checkpoints(message)
+            except ControlError as e:
+                get_logger().warning("run.control_rejected", reason=str(e))
+                continue
+            store.save_checkpoints(job, marks, forget, at)
+            applied += 1
     except EngineError as e:
         get_logger().warning("run.checkpoints_unrecovered", container_id=container_id, error=str(e))
         return applied
@@ -153,6 +131,8 @@ def _new_log_records(
         yield json.dumps(record, ensure_ascii=False).encode() + b"\n"
 
 
+STDIN_CHUNK = 64 * 1024
+"""The feed of containers' log lines is written to the tool's stdin in chunks this big."""
 EXEC_PID_MARK = "crontainer-exec-pid"
 """The first stderr line of an exec job's wrapper: ``crontainer-exec-pid <pid>``."""
 
@@ -183,64 +163,6 @@ class _PidCatcher:
             rest = bytes(self._head)  # not our line (no sh?): show everything
         if rest:
             self._output.feed(stream, rest)
-
-
-class _Tap(Protocol):
-    """Where a container's output goes: an OutputLog, or a filter in front of one."""
-
-    def feed(self, stream: str, chunk: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _ControlTap:
-    """Takes an ops tool's control lines (``@crontainer {json}`` on stderr) out of its
-    output: each goes to ``on_checkpoint`` at once (it stores what reports checkpoints) and
-    the final result is kept; the rest goes on to the output log. With ``quiet_stdout`` the
-    container's stdout is not output (the stdout sink's records)."""
-
-    def __init__(
-        self,
-        output: OutputLog,
-        on_checkpoint: Callable[[dict[str, Any]], None],
-        *,
-        quiet_stdout: bool,
-    ) -> None:
-        self._output = output
-        self._on_checkpoint = on_checkpoint
-        self._quiet_stdout = quiet_stdout
-        self._buffer = bytearray()
-        self.last_error: str | None = None
-        self.result: dict[str, object] = {}
-
-    def feed(self, stream: str, chunk: bytes) -> None:
-        if stream != "stderr":
-            if not self._quiet_stdout:
-                self._output.feed(stream, chunk)
-            return
-        self._buffer += chunk
-        while (newline := self._buffer.find(b"\n")) >= 0:
-            line = bytes(self._buffer[:newline])
-            del self._buffer[: newline + 1]
-            self._line(line)
-
-    def _line(self, line: bytes) -> None:
-        message = _control(line)
-        if message is not None:
-            if isinstance(message.get("result"), dict):
-                self.result = message["result"]
-            self._on_checkpoint(message)
-            return
-        text = line.decode("utf-8", "replace")
-        if text.startswith("logship: "):
-            self.last_error = text.removeprefix("logship: ")
-        self._output.feed("stderr", line + b"\n")
-
-    def close(self) -> None:
-        if self._buffer:
-            self._line(bytes(self._buffer))
-            self._buffer.clear()
-        self._output.close()
 
 
 class RunInterruptedError(CrontainerError):
@@ -313,16 +235,6 @@ class Attempt:
     """Called after the attempt started a stopped container again."""
 
 
-class CheckpointStore(Protocol):
-    """Where log shipping's checkpoints are kept (the history database)."""
-
-    def checkpoints(self, job: str) -> dict[str, dict[str, object]]: ...
-
-    def save_checkpoints(
-        self, job: str, marks: Mapping[str, object], forget: Iterable[str], at: datetime
-    ) -> None: ...
-
-
 class StepExecutor:
     """Runs steps for the runner; never lets an engine error escape a step unhandled."""
 
@@ -346,10 +258,12 @@ class StepExecutor:
         if isinstance(step, RotateLogs):
             return self._rotate(attempt, step)
         if isinstance(step, RunContainer):
-            outcome = self._run_container(attempt, step.spec)
-            if step.report and outcome.status is Status.SUCCEEDED:
-                outcome.details = _reported(outcome.output)
-            return outcome
+            tool = step.tool
+            return (
+                self._run_container(attempt, step.spec)
+                if tool is None
+                else self._run_tool(attempt, step.spec, tool)
+            )
         if isinstance(step, ExecCommand):
             return self._exec(attempt, step)
         if isinstance(step, WithStopped):
@@ -382,7 +296,7 @@ class StepExecutor:
         self,
         attempt: Attempt,
         spec: ContainerSpec,
-        tap: Callable[[OutputLog], _Tap] | None = None,
+        tap: Callable[[OutputLog], ControlTap] | None = None,
         before_start: Callable[[str], Callable[[], None]] | None = None,
     ) -> Outcome:
         """Create, attach, start, await, remove. ``tap`` wraps the output feed (an ops tool's
@@ -407,7 +321,7 @@ class StepExecutor:
         output = OutputLog(
             self._log, self._settings.max_output_line, self._settings.max_output_per_run
         )
-        feed: _Tap = tap(output) if tap is not None else output
+        feed: ControlTap | OutputLog = tap(output) if tap is not None else output
         after: Callable[[], None] | None = None
         try:
             container_id = engine.create(
@@ -438,6 +352,31 @@ class StepExecutor:
             if container_id is not None and not interrupted:
                 self._remove(attempt, container_id)
         outcome.output = list(output.tail)
+        return outcome
+
+    def _run_tool(
+        self,
+        attempt: Attempt,
+        spec: ContainerSpec,
+        tool: str,
+        on_checkpoint: Callable[[dict[str, object], list[str]], None] | None = None,
+        before_start: Callable[[str], Callable[[], None]] | None = None,
+        *,
+        quiet_stdout: bool = False,
+    ) -> Outcome:
+        """An ops tool's container: its control lines go to ``on_checkpoint`` as they come,
+        its result into the outcome's details, its last diagnostic into a failure's error."""
+        taps: list[ControlTap] = []
+
+        def tap(output: OutputLog) -> ControlTap:
+            taps.append(ControlTap(output, tool, on_checkpoint, quiet_stdout=quiet_stdout))
+            return taps[0]
+
+        outcome = self._run_container(attempt, spec, tap, before_start)
+        if taps and outcome.status is Status.SUCCEEDED:
+            outcome.details = taps[0].result
+        elif taps and outcome.error is None:
+            outcome.error = taps[0].last_error
         return outcome
 
     def adopt(self, attempt: Attempt, container_id: str, timeout: float) -> Outcome:
@@ -475,9 +414,16 @@ class StepExecutor:
         """Feed a stream to ``feed`` in a thread that carries the run's log context."""
 
         def pump() -> None:
+            broken = False
             try:
                 for name, chunk in stream:
-                    feed(name, chunk)
+                    if broken:
+                        continue  # keep reading: a container must never block on its output
+                    try:
+                        feed(name, chunk)
+                    except Exception:  # a bug in reading the output ends the reading only
+                        self._log.exception("run.output_failed")
+                        broken = True
             except EngineError as e:
                 self._log.warning("run.output_lost", error=str(e))
             finally:
@@ -505,14 +451,8 @@ class StepExecutor:
         except (EngineError, SecretError) as e:
             return Outcome(Status.FAILED, error=str(e))
 
-        def on_checkpoint(message: dict[str, Any]) -> None:
-            _save_reported(store, job, message, self._clock.now())
-
-        taps: list[_ControlTap] = []
-
-        def tap(output: OutputLog) -> _Tap:
-            taps.append(_ControlTap(output, on_checkpoint, quiet_stdout=step.quiet_stdout))
-            return taps[0]
+        def on_checkpoint(marks: dict[str, object], forget: list[str]) -> None:
+            store.save_checkpoints(job, marks, forget, self._clock.now())
 
         def before_start(container_id: str) -> Callable[[], None]:
             stdin = self._engine.attach_stdin(container_id)
@@ -524,12 +464,14 @@ class StepExecutor:
 
             return after
 
-        outcome = self._run_container(attempt, step.spec, tap, before_start)
-        if taps and outcome.status is Status.SUCCEEDED:
-            outcome.details = taps[0].result
-        elif taps and outcome.error is None:
-            outcome.error = taps[0].last_error
-        return outcome
+        return self._run_tool(
+            attempt,
+            step.spec,
+            "logship",
+            on_checkpoint,
+            before_start,
+            quiet_stdout=step.quiet_stdout,
+        )
 
     def _ship_request(self, step: ShipLogs, saved: dict[str, dict[str, object]]) -> bytes:
         """The tool's first stdin line: the job's request, its file checkpoints, the host
@@ -578,6 +520,9 @@ class StepExecutor:
             except EngineError as e:
                 # The tool stopped reading (its byte limit, or it failed): its result says.
                 self._log.debug("run.feed_stopped", error=str(e))
+            except Exception:  # a bug: end the feed (EOF stops the tool), never the daemon
+                self._log.exception("run.feed_failed")
+                stdin.close()
 
         context = contextvars.copy_context()
         thread = threading.Thread(target=context.run, args=(write,), name="feed", daemon=True)
@@ -591,27 +536,36 @@ class StepExecutor:
         fails the run after the rotation, saying which part failed; compression still runs."""
         store, job = self._checkpoints, attempt.job_name
         saved = store.checkpoints(job) if store is not None else {}
-        command = list(step.rotate.command or ())
-        cut = command.index("--")
-        command[cut:cut] = ["--state", json.dumps(saved)]
-        rotated = self._run_container(attempt, replace(step.rotate, command=tuple(command)))
+
+        def give_state(container_id: str) -> Callable[[], None]:
+            stdin = self._engine.attach_stdin(container_id)
+            stdin.write(json.dumps(saved).encode() + b"\n")
+            stdin.close()
+            return lambda: None
+
+        rotated = self._run_tool(attempt, step.rotate, "rotate", before_start=give_state)
         if rotated.status is not Status.SUCCEEDED:
             return rotated
-        result = _reported(rotated.output)
-        state = result.get("state") if isinstance(result.get("state"), dict) else {}
-        if store is not None and isinstance(state, dict):
+        try:
+            moves, state = checked_rotation(rotated.details)
+        except ControlError as e:
+            # Files may have been renamed: tell the app anyway, and say what went wrong.
+            told = self._signal(attempt, step.tell) if step.tell is not None else None
+            signalled = "" if told is None else f" (the app was told: {told.status.value})"
+            return Outcome(
+                Status.FAILED, error=f"the rotation's result cannot be used: {e}{signalled}"
+            )
+        if store is not None:
             gone = [path for path in saved if path not in state]
             store.save_checkpoints(job, state, gone, self._clock.now())
-        entries = result.get("rotated")
-        done = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-        for entry in done:
-            self._log.info("run.file_rotated", path=entry.get("path"), to=entry.get("to"))
-        moved = [str(entry.get("to")) for entry in done]
-        told: Outcome | None = None
+        for path, to in moves:
+            self._log.info("run.file_rotated", path=path, to=to)
+        moved = [to for _path, to in moves]
+        told = None
         if moved and step.tell is not None:
             told = self._signal(attempt, step.tell)
-        finished = self._run_container(attempt, step.finish)
-        details: dict[str, object] = {**_reported(finished.output), "rotated": moved}
+        finished = self._run_tool(attempt, step.finish, "rotate")
+        details: dict[str, object] = {**finished.details, "rotated": moved}
         if told is not None and told.status is not Status.SUCCEEDED:
             return Outcome(
                 Status.FAILED,

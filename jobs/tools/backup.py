@@ -11,9 +11,9 @@ directories; modification times to the second), compressed by zstd or gzip, into
 The archive is written under ``<name>.partial``, its sha256 computed on the way,
 flushed to disk, then renamed; ``<name>.sha256`` (sha256sum format) is written the
 same way. A killed run therefore never leaves a final-named incomplete archive,
-and the next ``create`` removes the job's stale ``.partial`` files. The result is
-one JSON line: archive, bytes (of the archive), files, data_bytes (of the tar stream,
-before compression), sha256, archive_s (seconds it took).
+and the next ``create`` removes the job's stale ``.partial`` files. The result (a
+control line on stderr, ``jobs.protocol``): archive, bytes (of the archive), files,
+data_bytes (of the tar stream, before compression), sha256, archive_s (seconds it took).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import subprocess
@@ -31,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobs.protocol import emit, guarded, say
 from jobs.retention import SUFFIXES, Retention, archive_name, archive_time, to_delete
 
 CHUNK = 1024 * 1024
@@ -74,6 +74,10 @@ nearly every member for sub-second times, +8 % bytes and +25 % time on many smal
 
 TOTALS = re.compile(r"^Total bytes written: (\d+).*$\n?", re.MULTILINE)
 """What tar's --totals prints on its stderr when it ends."""
+
+
+TOOL = "backup"
+"""The prefix of the tool's diagnostics on stderr."""
 
 
 class ToolError(Exception):
@@ -455,16 +459,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "verify":
             result = {"archive": args.archive, "sha256": verify(args.target, args.archive)}
         elif args.command == "list":
-            print(json.dumps(listing(args.job, args.target)))
-            return 0
+            result = {"archives": listing(args.job, args.target)}
         else:
             result = restore(args.target, args.archive, args.root, args.only)
     except ToolError as e:
-        print(f"backup: {e}", file=sys.stderr)
+        say(TOOL, str(e))
         return 1
-    print(json.dumps(result))
+    emit({"result": result})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(TOOL, main))

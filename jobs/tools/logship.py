@@ -11,10 +11,11 @@ through the Docker API: ``source``, ``time``, ``stream``, ``line`` and ``cp``
 The daemon keeps stdin open while the run lasts: EOF means it is gone, and the
 tool stops before its next batch (nobody would record that batch's checkpoint).
 
-stderr carries control lines, ``@crontainer {json}``: ``{"checkpoint": {...},
+stderr carries control lines (``jobs.protocol``): ``{"checkpoint": {...},
 "forget": [...]}`` after each batch the sink acknowledged (the daemon stores
 them in one transaction), and ``{"result": {...}}`` at the end. Anything else
-on stderr is plain output. The ``stdout`` sink writes the records to stdout.
+on stderr is a diagnostic, escaped so that it can never pass for a control line
+(a file name may hold a newline). The ``stdout`` sink writes the records to stdout.
 
 A file's checkpoint is its device, inode, the offset after the last delivered
 line and a sha256 of its first bytes (up to 1 KiB, within the delivered part).
@@ -46,15 +47,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _quote  # json's C string escaper
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jobs.protocol import emit, guarded, say
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-CONTROL = "@crontainer "
 PREFIX_CACHE = 4096
 """Record prefixes (time, source, stream) kept by the NDJSON encoder."""
-"""Prefix of a control line on stderr."""
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 1024 * 1024
 FEED_QUEUE = 1000
@@ -102,6 +103,10 @@ SEVERITIES = {
 }
 
 
+TOOL = "logship"
+"""The prefix of the tool's diagnostics on stderr."""
+
+
 class ShipError(Exception):
     """A failure with a message for the run's error (never a secret in it)."""
 
@@ -109,13 +114,6 @@ class ShipError(Exception):
 def now_text() -> str:
     """The current UTC time as RFC 3339 with microseconds."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def control(message: dict[str, object], stream: IO[str] | None = None) -> None:
-    """Write one control line for the daemon (flushed: the daemon acts on it at once)."""
-    out = stream or sys.stderr
-    out.write(CONTROL + json.dumps(message, separators=(",", ":")) + "\n")
-    out.flush()
 
 
 def redact(url: str) -> str:
@@ -235,7 +233,7 @@ class Retrying:
                 action()
             except ShipError as e:
                 last = str(e)
-                print(f"logship: {what}: {last} (attempt {attempt + 1})", file=sys.stderr)
+                say(TOOL, f"{what}: {last} (attempt {attempt + 1})")
                 continue
             return
         raise ShipError(f"{what}: gave up after {self.retries + 1} attempts: {last}")
@@ -401,7 +399,7 @@ class Shipper:
     batch_lines: int
     batch_bytes: int
     max_bytes: int
-    report: Callable[[dict[str, object]], None] = control
+    report: Callable[[dict[str, object]], None] = emit
     gone: threading.Event = field(default_factory=threading.Event)
     records: list[Record] = field(default_factory=list)
     marks: dict[str, FileState | Mark] = field(default_factory=dict)
@@ -606,7 +604,7 @@ def ship_file(state: FileState, shipper: Shipper) -> None:
     try:
         f = Path(state.path).open("rb")  # noqa: SIM115 - entered below, after the error check
     except OSError as e:
-        print(f"logship: {state.path}: {e.strerror}", file=sys.stderr)
+        say(TOOL, f"{state.path}: {e.strerror}")
         return
     path, key, records = state.path, state.key, shipper.records
     most_lines, most_bytes = shipper.batch_lines, shipper.batch_bytes
@@ -687,7 +685,7 @@ class DaemonFeed:
 def run(
     request: dict[str, Any],
     records: Iterable[dict[str, Any]],
-    report: Callable[[dict[str, object]], None] = control,
+    report: Callable[[dict[str, object]], None] = emit,
     gone: threading.Event | None = None,
 ) -> dict[str, object]:
     """Ship files then containers' records; return the result for the daemon.
@@ -744,17 +742,17 @@ def main() -> int:
     try:
         request = json.loads(first)
     except ValueError:
-        print("logship: the first line of stdin is not the JSON request", file=sys.stderr)
+        say(TOOL, "the first line of stdin is not the JSON request")
         return 2
     feed = DaemonFeed(stdin)
     try:
         result = run(request, feed, gone=feed.gone)
     except ShipError as e:
-        print(f"logship: {e}", file=sys.stderr)
+        say(TOOL, str(e))
         return 1
-    control({"result": result})
+    emit({"result": result})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(TOOL, main))

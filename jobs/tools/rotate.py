@@ -1,6 +1,6 @@
 """Rotate log files in volumes, then compress and prune (inside ops containers).
 
-    python -m jobs.tools.rotate rotate --state JSON [--max-size N] [--max-age S]
+    python -m jobs.tools.rotate rotate (--state JSON | --state-stdin) [--max-size N] [--max-age S]
         [--min-size N] [--mode rename|copytruncate] GLOB...
     python -m jobs.tools.rotate finish [--compression zstd|gzip|none]
         [--delay-compression] [--keep-last N] [--keep-age S] GLOB...
@@ -15,13 +15,15 @@ rotation (the state, kept by the daemon) and ``size >= min-size``; an empty file
 is never rotated. A file seen for the first time starts its age now. ``rename``
 moves the file to ``<name>.<UTC YYYYmmddTHHMMSSZ>`` and creates an empty one
 with the same mode and owner; ``copytruncate`` copies, then truncates in place
-(lines written between the copy and the truncation are lost). It prints one JSON
-line: ``rotated`` ([{path, to}]) and ``state`` ({path: {since}}).
+(lines written between the copy and the truncation are lost). Its result (a control
+line, ``jobs.protocol``): ``rotated`` ([{path, to}]) and ``state`` ({path: {since}}).
+The daemon passes the state on stdin (``--state-stdin``): it grows with the number of
+files, and one argument may hold at most 128 KiB.
 
 ``finish`` compresses every rotated file not compressed yet (with
 ``--delay-compression``, all but the newest of each live file) and deletes
-rotated files beyond ``keep-last`` (newest kept) or older than ``keep-age``. It
-prints ``compressed`` and ``deleted``.
+rotated files beyond ``keep-last`` (newest kept) or older than ``keep-age``. Its
+result: ``compressed`` and ``deleted``.
 
 Only names of the exact pattern ``<live name>.<stamp>[-N][.zst|.gz]`` are ever
 compressed or deleted.
@@ -41,6 +43,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from jobs.protocol import emit, guarded, say
+
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _ROTATED = re.compile(
     r"^(?P<base>.+)\.(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?(?P<ext>\.zst|\.gz)?$"
@@ -50,6 +54,10 @@ QUIET_S = 1.0
 """A rotated file is compressed once its size stayed the same this long (the app has
 reopened its log)."""
 QUIET_MAX_S = 30.0
+
+
+TOOL = "rotate"
+"""The prefix of the tool's diagnostics on stderr."""
 
 
 class RotateError(Exception):
@@ -163,10 +171,7 @@ def _compress(path: Path, compression: str) -> Path | None:
     final = path.with_name(path.name + ext)
     partial = path.with_name(final.name + ".partial")
     if not _wait_quiet(path):
-        print(
-            f"rotate: {path} still grows (has the app reopened its log?): not compressed",
-            file=sys.stderr,
-        )
+        say(TOOL, f"{path} still grows (has the app reopened its log?): not compressed")
         return None
     before = path.stat()
     with path.open("rb") as source, partial.open("wb") as out:
@@ -185,8 +190,7 @@ def _compress(path: Path, compression: str) -> Path | None:
     partial.rename(final)
     if not _unchanged(path, before):  # written to during the compression: keep the original
         final.unlink(missing_ok=True)
-        print(f"rotate: {path} was written to while compressed: left for the next run",
-              file=sys.stderr)  # fmt: skip
+        say(TOOL, f"{path} was written to while compressed: left for the next run")
         return None
     path.unlink()
     return final
@@ -244,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     first = commands.add_parser("rotate")
     first.add_argument("--state", default="{}", help="JSON: {path: {since}}")
+    first.add_argument(
+        "--state-stdin", action="store_true", help="read the state from stdin's first line"
+    )
     first.add_argument("--max-size", type=int)
     first.add_argument("--max-age", type=float, help="seconds")
     first.add_argument("--min-size", type=int, default=0)
@@ -259,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC)
     try:
         if args.command == "rotate":
+            state = sys.stdin.readline() if args.state_stdin else args.state
             result = rotate(
                 args.patterns,
-                json.loads(args.state),
+                json.loads(state),
                 max_size=args.max_size,
                 max_age=args.max_age,
                 min_size=args.min_size,
@@ -278,14 +286,14 @@ def main(argv: list[str] | None = None) -> int:
                 now=now,
             )
     except (RotateError, OSError) as e:
-        print(f"rotate: {e}", file=sys.stderr)
+        say(TOOL, str(e))
         return 1
-    except ValueError as e:  # --state from the daemon is not JSON: a bug, say what
-        print(f"rotate: --state is not valid JSON: {e}", file=sys.stderr)
+    except ValueError as e:  # the state from the daemon is not JSON: a bug, say what
+        say(TOOL, f"the state is not valid JSON: {e}")
         return 2
-    print(json.dumps(result))
+    emit({"result": result})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(TOOL, main))

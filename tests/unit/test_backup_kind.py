@@ -83,7 +83,7 @@ def test_plan_order_pre_stop_archive_start_post(tmp_path: Path) -> None:
     assert middle.containers == ("app", "worker")
     (archive,) = middle.body
     assert isinstance(archive, RunContainer)
-    assert archive.report
+    assert archive.tool == "backup"
     spec = archive.spec
     assert spec.image == "ops:1"
     assert spec.volumes_from == ("app-data:ro",)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 
 from jobs.retention import SUFFIXES
 from jobs.tools import backup
+from tests.control import result_of
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -277,7 +277,7 @@ def test_create_command_applies_retention_after_a_good_archive(
         ["create", "--job", "db", "--target", str(target), "--keep-last", "2", str(data)]
     )
     assert code == 0
-    result = json.loads(capsys.readouterr().out)
+    result = result_of(capsys.readouterr().err)
     assert result["deleted"] == ["db-20260101T000000Z.tar.zst", "db-20260102T000000Z.tar.zst"]
     # MiB of data (the tar stream before compression) per second of archiving
     expected = result["data_bytes"] / result["archive_s"] / (1 << 20)

@@ -26,6 +26,7 @@ from scheduler.steps import (
     StepExecutor,
     recover_checkpoints,
 )
+from tests.control import control
 
 from .configs import load_job
 from .fakes import FakeClock, FakeEngine
@@ -33,6 +34,9 @@ from .fakes import FakeClock, FakeEngine
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, MutableMapping
 
+MARK_A = {"path": "/l/a.log", "dev": 1, "ino": 7, "offset": 10, "fp": "", "fplen": 0}
+MARK_A2 = {**MARK_A, "offset": 20}
+MARK_B = {"ns": 5, "skip": 1}
 BASE = '[jobs.s]\nkind = "logship"\nschedule = "@hourly"\n'
 FILES = 'volumes_from = "app"\npaths = ["/var/log/app/*.log"]\n'
 FILE_SINK = '[jobs.s.sink]\ntype = "file"\nvolume = "shipped"\npath = "logs/out.ndjson"\n'
@@ -167,10 +171,6 @@ def ship(
     return outcome, logs
 
 
-def control(message: dict[str, object]) -> bytes:
-    return b"@crontainer " + json.dumps(message).encode() + b"\n"
-
-
 def test_the_daemon_feeds_request_and_new_container_lines_and_stores_checkpoints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,8 +185,8 @@ def test_the_daemon_feeds_request_and_new_container_lines_and_stores_checkpoints
     ]
     engine.log_entries[("web", "stderr")] = [(now - 50, "t4", b"an error\r")]
     engine.output_chunks = [
-        ("stderr", b"logship: a warning\n" + control({"checkpoint": {"a": {"n": 1}}})),
-        ("stderr", control({"checkpoint": {"b": {"n": 2}}, "forget": ["a"]})),
+        ("stderr", b"logship: a warning\n" + control({"checkpoint": {"file:1:7": MARK_A}})),
+        ("stderr", control({"checkpoint": {"container:b:stdout": MARK_B}, "forget": ["file:1:7"]})),
         ("stderr", control({"result": {"lines": 3, "bytes": 30}})),
     ]
     store = Store(
@@ -204,7 +204,10 @@ def test_the_daemon_feeds_request_and_new_container_lines_and_stores_checkpoints
     )
     assert outcome.status is Status.SUCCEEDED
     assert outcome.details == {"lines": 3, "bytes": 30}
-    assert store.writes == [({"a": {"n": 1}}, []), ({"b": {"n": 2}}, ["a"])]
+    assert store.writes == [
+        ({"file:1:7": MARK_A}, []),
+        ({"container:b:stdout": MARK_B}, ["file:1:7"]),
+    ]
     lines = bytes(engine.stdin.data).splitlines()
     request = json.loads(lines[0])
     assert request["checkpoints"] == {"file:1:2": {"offset": 5}}
@@ -273,14 +276,14 @@ def test_checkpoints_reported_after_the_daemon_died_are_taken_from_the_container
     engine = FakeEngine(FakeClock())
     engine.log_entries[("c1", "stderr")] = [
         (1, "t", b"logship: a warning"),
-        (2, "t", control({"checkpoint": {"a": {"n": 1}}})[:-1]),
+        (2, "t", control({"checkpoint": {"file:1:7": MARK_A}})[:-1]),
         (3, "t", b"@crontainer {not json"),
-        (4, "t", control({"checkpoint": {"a": {"n": 2}}, "forget": ["b"]})[:-1]),
+        (4, "t", control({"checkpoint": {"file:1:7": MARK_A2}, "forget": ["file:1:8"]})[:-1]),
         (5, "t", control({"result": {"lines": 9}})[:-1]),
     ]
-    store = Store({"b": {"n": 0}})
+    store = Store({"file:1:8": MARK_A})
     at = datetime(2026, 11, 28, tzinfo=UTC)
     with structlog.testing.capture_logs() as logs:
         assert recover_checkpoints(engine, store, "s", "c1", at) == 2
-    assert store.saved == {"a": {"n": 2}}
+    assert store.saved == {"file:1:7": MARK_A2}
     assert [e["event"] for e in logs] == ["run.checkpoints_recovered"]

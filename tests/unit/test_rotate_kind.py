@@ -16,6 +16,7 @@ from jobs.rotate import RotateJob
 from scheduler.errors import ConfigError, EngineError
 from scheduler.settings import load_config
 from scheduler.steps import Attempt, Cancellation, Outcome, Status, StepExecutor
+from tests.control import control
 
 from .configs import load_job
 from .fakes import FakeClock, FakeEngine
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
 BASE = '[jobs.r]\nkind = "rotate"\nschedule = "@hourly"\n'
+T0, T1, T2 = "2026-11-26T00:00:00+00:00", "2026-11-27T00:00:00+00:00", "2026-11-28T00:00:00+00:00"
 GOOD = 'volumes_from = "app"\npaths = ["/var/log/app/*.log"]\nmax_size = "10MiB"\n'
 
 
@@ -66,7 +68,7 @@ def test_plan_rotates_then_tells_then_finishes(tmp_path: Path) -> None:
     assert isinstance(step, RotateLogs)
     tool = ("python3", "-m", "jobs.tools.rotate")
     assert step.rotate.command == (
-        *tool, "rotate", "--mode", "copytruncate", "--min-size", "1024",
+        *tool, "rotate", "--state-stdin", "--mode", "copytruncate", "--min-size", "1024",
         "--max-size", str(10 * 1024 * 1024), "--max-age", "86400.0", "--", "/var/log/app/*.log",
     )  # fmt: skip
     assert step.finish.command == (
@@ -91,8 +93,8 @@ def run_rotation(
 
 
 def report(rotated: list[dict[str, str]], state: dict[str, Any]) -> list[tuple[str, bytes]]:
-    line = json.dumps({"rotated": rotated, "state": state, "compressed": [], "deleted": []})
-    return [("stdout", line.encode() + b"\n")]
+    result = {"rotated": rotated, "state": state, "compressed": [], "deleted": []}
+    return [("stderr", control({"result": result}))]
 
 
 def test_something_rotated_the_app_is_signalled_between_rotation_and_finish(
@@ -100,17 +102,19 @@ def test_something_rotated_the_app_is_signalled_between_rotation_and_finish(
 ) -> None:
     engine = FakeEngine(FakeClock())
     log = "/var/log/app/app.log"
-    engine.output_chunks = report([{"path": log, "to": log + ".x"}], {log: {"since": "t2"}})
-    store = Store({log: {"since": "t1"}, "/var/log/app/gone.log": {"since": "t0"}}, job="r")
+    engine.output_chunks = report([{"path": log, "to": log + ".x"}], {log: {"since": T2}})
+    store = Store({log: {"since": T1}, "/var/log/app/gone.log": {"since": T0}}, job="r")
     outcome, logs = run_rotation(tmp_path, engine, store)
     assert outcome.status is Status.SUCCEEDED
     assert outcome.details["rotated"] == [log + ".x"]
     calls = [name for name in engine.names() if name in ("create", "select", "kill")]
     assert calls == ["create", "select", "kill", "create"]
-    rotate_command = engine.created_specs[0].command or ()
-    state_arg = rotate_command[rotate_command.index("--state") + 1]
-    assert json.loads(state_arg) == {log: {"since": "t1"}, "/var/log/app/gone.log": {"since": "t0"}}
-    assert store.saved == {log: {"since": "t2"}}  # the new state; the gone file forgotten
+    assert engine.created_specs[0].stdin  # the rotation gets the state on its stdin
+    assert json.loads(bytes(engine.stdin.data)) == {
+        log: {"since": T1},
+        "/var/log/app/gone.log": {"since": T0},
+    }
+    assert store.saved == {log: {"since": T2}}  # the new state; the gone file forgotten
     assert [e["event"] for e in logs if e["event"] != "run.output"] == [
         "run.file_rotated",
         "run.signal_sent",
@@ -131,7 +135,7 @@ def test_a_missing_app_fails_the_run_after_the_rotation_and_still_compresses(
 ) -> None:
     engine = FakeEngine(FakeClock(), fail={"select": EngineError("no such container: 'app'")})
     log = "/var/log/app/app.log"
-    engine.output_chunks = report([{"path": log, "to": log + ".x"}], {log: {"since": "t"}})
+    engine.output_chunks = report([{"path": log, "to": log + ".x"}], {log: {"since": T1}})
     outcome, _ = run_rotation(tmp_path, engine, Store({}, job="r"))
     assert outcome.status is Status.FAILED
     assert outcome.error == (

@@ -8,10 +8,12 @@ import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
 from jobs.tools import rotate
+from tests.control import result_of
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -187,8 +189,8 @@ def test_the_tool_prints_its_result_and_fails_with_a_message(
 ) -> None:
     (logs / "app.log").write_text("x\n")
     assert rotate.main(["rotate", "--max-size", "1", str(logs / "*.log")]) == 0
-    out = capsys.readouterr().out
-    assert '"rotated": [{"path": ' in out
+    result = result_of(capsys.readouterr().err)
+    assert result["rotated"] == [{"path": str(logs / "app.log"), "to": ANY}]
     assert rotate.main(["rotate", "--state", "{bad", str(logs / "*.log")]) != 0
 
 
