@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext
 from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
-from jobs.run import ContainerNames, VolumeList, as_argv, parse_volume
+from jobs.run import Command, ContainerNames, VolumeList, as_argv, parse_volume
 
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
@@ -25,7 +25,7 @@ class ExecSpec(Model):
     """A command run inside a running container before or after the archive."""
 
     container: str = Field(min_length=1)
-    command: str | list[str]
+    command: Command
     user: str | None = None
     workdir: str | None = None
 
@@ -59,10 +59,10 @@ class BackupJob(Hardening):
         default_factory=list, description="stopped in order, started in reverse"
     )
     post_exec: list[ExecSpec] = Field(default_factory=list)
-    keep_last: int | None = Field(None, ge=1)
-    keep_daily: int | None = Field(None, ge=1)
-    keep_weekly: int | None = Field(None, ge=1)
-    keep_monthly: int | None = Field(None, ge=1)
+    keep_last: int | None = Field(None, ge=1, le=100_000)
+    keep_daily: int | None = Field(None, ge=1, le=100_000)
+    keep_weekly: int | None = Field(None, ge=1, le=100_000)
+    keep_monthly: int | None = Field(None, ge=1, le=100_000)
     labels: Labels = Field(default_factory=dict)
 
     @field_validator("target")

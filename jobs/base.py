@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from jobs.units import Duration, Size
+from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
     from jobs.plan import Plan
@@ -65,9 +65,13 @@ InsidePaths = Annotated[list[str], AfterValidator(_inside_paths)]
 
 
 class Model(BaseModel):
-    """Frozen, strict about unknown keys: the base of every config model."""
+    """Frozen, strict about unknown keys and about types: the base of every config model.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: ``retries = true``, ``retries = "3"`` or ``enabled = "off"`` are errors, not
+    quietly read as 1, 3 and false (TOML has real booleans and numbers; the environment's
+    text is converted by the settings loader, by the key's type)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,31 @@ class FileSecret(Model):
 SecretValue = str | EnvSecret | FileSecret
 """A value given as text, or ``{ env = "NAME" }`` / ``{ file = "/run/secrets/x" }``."""
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an HTTP header's value (a control character: CR and LF would
+    split the request), else None. Never shows the value: it may be a secret."""
+    if _CONTROL_CHARACTER.search(value):
+        return "holds a control character (such as CR or LF)"
+    return None
+
+
+def _headers(value: dict[str, SecretValue]) -> dict[str, SecretValue]:
+    for name, text in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"header {name!r}: not a header name (letters, digits, '-', …)")
+        problem = header_problem(text) if isinstance(text, str) else None
+        if problem is not None:
+            raise ValueError(f"header {name!r} {problem}")
+    return value
+
+
+Headers = Annotated[dict[str, SecretValue], AfterValidator(_headers)]
+"""HTTP headers; a value is text or a secret reference, read when it is sent."""
+
 
 def _http_url(value: str | None) -> str | None:
     if value is not None:
@@ -129,7 +158,7 @@ class NotifySpec(Model):
         "failure), missed",
     )
     webhook: HttpUrl = Field(None, description="POST a JSON object for each outcome in 'on'")
-    headers: dict[str, SecretValue] = Field(
+    headers: Headers = Field(
         default_factory=dict,
         description="webhook headers: text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
     )
@@ -138,12 +167,14 @@ class NotifySpec(Model):
         description="healthchecks.io-style URL: <ping>/start at start, <ping> on success, "
         "<ping>/fail on failure or a missed run",
     )
-    cooldown: Duration = Field(
+    cooldown: Annotated[Duration, Longest("7d")] = Field(
         600.0, description="after a webhook for a job and outcome, the same one waits this long"
     )
-    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = 10.0
     retries: int = Field(3, ge=0, le=100, description="more attempts per notification")
-    retry_delay: Duration = Field(2.0, description="before the 2nd attempt; doubles each time")
+    retry_delay: Annotated[Duration, Longest("1h")] = Field(
+        2.0, description="before the 2nd attempt; doubles each time"
+    )
 
 
 class BaseJob(Model):
@@ -155,12 +186,16 @@ class BaseJob(Model):
         description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s'",
     )
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
-    jitter: Duration = Field(0.0, description="delay each run by a random 0..jitter")
-    timeout: Annotated[Duration, Field(gt=0)] = Field(
+    jitter: Annotated[Duration, Longest("1d")] = Field(
+        0.0, description="delay each run by a random 0..jitter"
+    )
+    timeout: Annotated[Duration, Field(gt=0), Longest("30d")] = Field(
         DEFAULT_TIMEOUT_S, description="stop the run (stop_signal, stop_grace, kill) after this"
     )
     stop_signal: SignalName = Field("SIGTERM", description="signal that asks a container to stop")
-    stop_grace: Duration = Field(10.0, description="wait this long after stop_signal, then kill")
+    stop_grace: Annotated[Duration, Longest("1h")] = Field(
+        10.0, description="wait this long after stop_signal, then kill"
+    )
     description: str = ""
     enabled: bool = Field(
         default=True, description="false keeps the job configured but never fires it"
@@ -173,14 +208,16 @@ class BaseJob(Model):
     retries: int = Field(
         0, ge=0, le=100, description="more attempts after a failed or timed-out one"
     )
-    retry_delay: Duration = Field(
+    retry_delay: Annotated[Duration, Longest("1d")] = Field(
         10.0, description="wait before the 2nd attempt; doubles each time"
     )
-    retry_delay_max: Duration = Field(600.0, description="the longest wait between attempts")
-    retry_exit_codes: list[int] = Field(
+    retry_delay_max: Annotated[Duration, Longest("7d")] = Field(
+        600.0, description="the longest wait between attempts"
+    )
+    retry_exit_codes: list[Annotated[int, Field(ge=0, le=255)]] = Field(
         default_factory=list, description="retry only on these exit codes (empty: any failure)"
     )
-    starting_deadline: Duration | None = Field(
+    starting_deadline: Annotated[Duration, Longest("366d")] | None = Field(
         None,
         description="a run that cannot start within this long of its time is recorded missed",
     )
@@ -188,7 +225,9 @@ class BaseJob(Model):
         default=False,
         description="after downtime, run once for the latest missed time (within the deadline)",
     )
-    history_limit: int = Field(10, ge=1, description="runs of each outcome kept in the history")
+    history_limit: int = Field(
+        10, ge=1, le=100_000, description="runs of each outcome kept in the history"
+    )
     run_on_start: bool = Field(
         default=False, description="run once when the daemon starts (cron's @reboot)"
     )
@@ -231,9 +270,13 @@ Capabilities = Annotated[list[str], AfterValidator(_capabilities)]
 class Hardening(BaseJob):
     """Limits and privileges of the containers a job creates (settable in [defaults])."""
 
-    memory: Size | None = Field(None, description="memory limit (no swap beyond it)")
-    cpus: Annotated[float, Field(gt=0)] | None = None
-    pids_limit: int | None = Field(None, ge=1, description="at most this many processes")
+    memory: Annotated[Size, Largest("16TiB")] | None = Field(
+        None, description="memory limit (no swap beyond it)"
+    )
+    cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
+    pids_limit: int | None = Field(
+        None, ge=1, le=4_194_304, description="at most this many processes"
+    )
     read_only: bool = Field(default=False, description="read-only root file system")
     cap_drop: Capabilities = Field(default_factory=list, description="e.g. ['ALL']")
     cap_add: Capabilities = Field(default_factory=list, description="e.g. ['CHOWN']")

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from jobs.base import BaseJob, PlanContext
 from jobs.plan import ExecCommand, Plan
-from jobs.run import as_argv
+from jobs.run import Command, as_argv
 
 
 class ExecJob(BaseJob):
@@ -17,7 +17,7 @@ class ExecJob(BaseJob):
     KIND: ClassVar[str] = "exec"
     kind: Literal["exec"]
     container: str = Field(min_length=1, description="name of a running container")
-    command: str | list[str] = Field(description="a string (split like a shell) or a list")
+    command: Command = Field(description="a string (split like a shell) or a list")
     user: str | None = None
     workdir: str | None = None
     env: dict[str, str] = Field(default_factory=dict)

@@ -19,11 +19,11 @@ from jobs.base import (
     EnvSecret,
     FileSecret,
     Hardening,
+    Headers,
     InsidePaths,
     Labels,
     Model,
     PlanContext,
-    SecretValue,
 )
 from jobs.plan import (
     ContainerSpec,
@@ -35,7 +35,7 @@ from jobs.plan import (
 )
 from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.tools.logship import FACILITIES, SEVERITIES
-from jobs.units import Duration, Size
+from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -59,8 +59,12 @@ def _one_of(what: str, names: Iterable[str]) -> Callable[[str], str]:
 class SinkBase(Model):
     """What every sink has: the batch, the unit of delivery and of checkpoints."""
 
-    batch_lines: int = Field(1000, ge=1, description="at most this many lines per batch")
-    batch_bytes: Size = Field(1024 * 1024, description="at most about this many bytes per batch")
+    batch_lines: int = Field(
+        1000, ge=1, le=1_000_000, description="at most this many lines per batch"
+    )
+    batch_bytes: Annotated[Size, Largest("1GiB")] = Field(
+        1024 * 1024, description="at most about this many bytes per batch"
+    )
 
     @field_validator("batch_bytes")
     @classmethod
@@ -100,16 +104,18 @@ class HttpSink(SinkBase):
 
     type: Literal["http"]
     url: str = Field(min_length=1)
-    headers: dict[str, SecretValue] = Field(
+    headers: Headers = Field(
         default_factory=dict,
         description="values as text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
     )
-    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = 10.0
     ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
         default_factory=lambda: [200, 201, 202, 204], min_length=1
     )
     retries: int = Field(3, ge=0, le=100, description="more attempts per batch after a failure")
-    retry_delay: Duration = Field(1.0, description="before the 2nd attempt; doubles, up to 30s")
+    retry_delay: Annotated[Duration, Longest("1h")] = Field(
+        1.0, description="before the 2nd attempt; doubles, up to 30s"
+    )
 
     @field_validator("url")
     @classmethod
@@ -132,11 +138,14 @@ class SyslogSink(SinkBase):
         "info", description="emerg, alert, crit, err, warning, notice, info…"
     )
     app_name: str = Field("crontainer", min_length=1, max_length=48, pattern=r"^[!-~]+$")
-    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = 10.0
     retries: int = Field(3, ge=0, le=100)
-    retry_delay: Duration = 1.0
+    retry_delay: Annotated[Duration, Longest("1h")] = 1.0
     udp_rate: float = Field(
-        5000.0, ge=0, description="UDP: at most this many messages per second (0: no limit)"
+        5000.0,
+        ge=0,
+        le=1_000_000,
+        description="UDP: at most this many messages per second (0: no limit)",
     )
 
     @field_validator("address")
@@ -180,7 +189,7 @@ class LogshipJob(Hardening):
         description="containers whose stdout/stderr is shipped: names or 'label=key=value'",
     )
     sink: Sink
-    max_bytes: Size = Field(
+    max_bytes: Annotated[Size, Field(ge=1), Largest("1TiB")] = Field(
         256 * 1024 * 1024, description="at most this much per run; the rest waits for the next"
     )
     network: str | None = Field(

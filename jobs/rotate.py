@@ -11,7 +11,7 @@ never gets the Docker socket; the rules below are a few dozen lines of Python.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -19,7 +19,7 @@ from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext, Signal
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
 from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.signal import Selectors
-from jobs.units import Duration, Size
+from jobs.units import Duration, Largest, Longest, Size
 
 
 class SignalSpec(Model):
@@ -41,18 +41,26 @@ class RotateJob(Hardening):
         default_factory=list, description="named volumes or host paths, 'name:/path'"
     )
     paths: InsidePaths = Field(min_length=1, description="absolute globs of the live log files")
-    max_size: Size | None = Field(None, description="rotate a file this big (or bigger)")
-    max_age: Duration | None = Field(
+    max_size: Annotated[Size, Field(ge=1), Largest("1TiB")] | None = Field(
+        None, description="rotate a file this big (or bigger)"
+    )
+    max_age: Annotated[Duration, Longest("366d")] | None = Field(
         None, description="rotate a file this long after the last time"
     )
-    min_size: Size = Field(0, description="with max_age: not a file smaller than this")
+    min_size: Annotated[Size, Largest("1TiB")] = Field(
+        0, description="with max_age: not a file smaller than this"
+    )
     mode: Literal["rename", "copytruncate"] = "rename"
     compression: Literal["zstd", "gzip", "none"] = "zstd"
     delay_compression: bool = Field(
         default=False, description="leave the newest rotated file uncompressed until next time"
     )
-    keep_last: int | None = Field(None, ge=0, description="rotated files kept per log file")
-    keep_age: Duration | None = Field(None, description="rotated files older than this go")
+    keep_last: int | None = Field(
+        None, ge=0, le=100_000, description="rotated files kept per log file"
+    )
+    keep_age: Annotated[Duration, Longest("520w")] | None = Field(
+        None, description="rotated files older than this go"
+    )
     signal: SignalSpec | None = None
     restart: Selectors = Field(
         default_factory=list, description="containers restarted instead of signalled"

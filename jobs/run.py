@@ -43,6 +43,31 @@ def as_argv(value: str | list[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _splittable(value: str | list[str]) -> str | list[str]:
+    """A string command must split like a shell would (balanced quotes): checked here, not at
+    every run."""
+    try:
+        as_argv(value)
+    except ValueError as e:
+        raise ValueError(
+            f"cannot be split into arguments ({str(e).lower()}): balance the quotes, or write "
+            'a list such as ["sh", "-c", "..."]'
+        ) from None
+    return value
+
+
+def _command(value: str | list[str]) -> str | list[str]:
+    if not as_argv(_splittable(value)):
+        raise ValueError("the command is empty")
+    return value
+
+
+Command = Annotated[str | list[str], AfterValidator(_command)]
+"""A command: a list of arguments, or a string split like a shell would (never empty)."""
+Entrypoint = Annotated[str | list[str], AfterValidator(_splittable)]
+"""An entrypoint, like a command; empty clears the image's own."""
+
+
 def _check_volumes(value: list[str]) -> list[str]:
     for item in value:
         parse_volume(item)
@@ -101,7 +126,7 @@ class ContainerFields(Hardening):
     user: str | None = None
     workdir: str | None = None
     labels: Labels = Field(default_factory=dict)
-    pull: PullPolicy = PullPolicy.MISSING
+    pull: PullPolicy = Field(PullPolicy.MISSING, strict=False)  # names, not enum objects
 
 
 class RunJob(ContainerFields):
@@ -110,10 +135,10 @@ class RunJob(ContainerFields):
     KIND: ClassVar[str] = "run"
     kind: Literal["run"]
     image: str = Field(min_length=1)
-    command: str | list[str] | None = Field(
+    command: Command | None = Field(
         None, description="a string (split like a shell, no shell) or a list"
     )
-    entrypoint: str | list[str] | None = None
+    entrypoint: Entrypoint | None = None
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - a run job needs no context
         """One container, as configured."""

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
+from pydantic_core import core_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+    from pydantic.json_schema import JsonSchemaValue
+    from pydantic_core import CoreSchema
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -34,6 +40,11 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)")
 
 DURATION_HELP = "a duration such as '90s', '1h30m', '2d' or a number of seconds"
 SIZE_HELP = "a size such as '10MB', '512KiB' or a number of bytes"
+DURATION_MAX = "520w"
+"""No duration anywhere is longer (10 years): beyond it, time arithmetic and waits overflow.
+Most keys have a tighter bound of their own (``Longest``)."""
+SIZE_MAX = "1024TiB"
+"""No size anywhere is larger; most keys have a tighter bound of their own (``Largest``)."""
 
 
 def _number_or_text(value: object, from_text: Callable[[str], float], expected: str) -> float:
@@ -47,8 +58,12 @@ def _number_or_text(value: object, from_text: Callable[[str], float], expected: 
 
 
 def parse_duration(value: object) -> float:
-    """Return the duration ``value`` in seconds; raise ValueError naming the format."""
-    return _number_or_text(value, _duration_from_text, DURATION_HELP)
+    """Return the duration ``value`` in seconds; raise ValueError naming the format, or the
+    bound of every duration (``DURATION_MAX``)."""
+    seconds = _number_or_text(value, _duration_from_text, DURATION_HELP)
+    if seconds > _DURATION_LIMIT:
+        raise ValueError(f"expected a duration of at most {DURATION_MAX} (10 years)")
+    return seconds
 
 
 def _duration_from_text(text: str) -> float:
@@ -67,8 +82,12 @@ def _duration_from_text(text: str) -> float:
 
 
 def parse_size(value: object) -> int:
-    """Return the size ``value`` in bytes; raise ValueError naming the format."""
-    return int(_number_or_text(value, _size_from_text, SIZE_HELP))
+    """Return the size ``value`` in bytes; raise ValueError naming the format, or the bound
+    of every size (``SIZE_MAX``)."""
+    size = _number_or_text(value, _size_from_text, SIZE_HELP)
+    if size > _SIZE_LIMIT:
+        raise ValueError(f"expected a size of at most {SIZE_MAX}")
+    return int(size)
 
 
 def _size_from_text(text: str) -> float:
@@ -102,3 +121,50 @@ Size = Annotated[
     ),
 ]
 """Bytes, parsed from the config's size format."""
+
+
+_DURATION_LIMIT = _number_or_text(DURATION_MAX, _duration_from_text, DURATION_HELP)
+_SIZE_LIMIT = _number_or_text(SIZE_MAX, _size_from_text, SIZE_HELP)
+
+
+@dataclass(frozen=True, slots=True)
+class _AtMost:
+    """Field metadata: the value is at most ``limit`` (text in the config's own format, as
+    the error and the JSON Schema show it)."""
+
+    limit: str
+    parse: Callable[[object], float]
+
+    def __get_pydantic_core_schema__(
+        self,
+        source: Any,  # noqa: ANN401 - pydantic's hook
+        handler: GetCoreSchemaHandler,
+    ) -> CoreSchema:
+        bound = self.parse(self.limit)
+
+        def check(value: float) -> float:
+            if value > bound:
+                raise ValueError(f"must be at most {self.limit}")
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        found = handler(schema)
+        for branch in found.get("anyOf", []):
+            if branch.get("type") in ("number", "integer"):
+                branch["maximum"] = self.parse(self.limit)
+        found["description"] = f"{found.get('description', '')}; at most {self.limit}".lstrip("; ")
+        return found
+
+
+def Longest(limit: str) -> _AtMost:  # noqa: N802 - reads as a type in annotations
+    """A duration key's upper bound: ``Annotated[Duration, Longest("1d")]``."""
+    return _AtMost(limit, parse_duration)
+
+
+def Largest(limit: str) -> _AtMost:  # noqa: N802 - reads as a type in annotations
+    """A size key's upper bound: ``Annotated[Size, Largest("1TiB")]``."""
+    return _AtMost(limit, parse_size)

@@ -171,9 +171,17 @@ class Daemon:
         self._drain(runner)
         notifier.close(NOTIFY_DRAIN_S)
         _close(engine, history, watch.lock)
-        self._config.daemon.heartbeat_file.unlink(missing_ok=True)
+        self._forget_heartbeat()
         self._log.info("daemon.stopped", active_runs=runner.active())
         return 1 if received == "lock_taken" else 0
+
+    def _forget_heartbeat(self) -> None:
+        """Remove the heartbeat file at a clean stop (it may be gone, or unremovable)."""
+        path = self._config.daemon.heartbeat_file
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            self._log.warning("daemon.heartbeat_failed", path=str(path), error=str(e))
 
     def _notifier(self, engine: Engine, history: History) -> Notifier:
         """The notification sender, knowing each job's last outcome (for recovery)."""
@@ -312,7 +320,7 @@ class Daemon:
                 _touch(settings.heartbeat_file)
             signo = self._pause(min(pause, watch.interval))
             if self._clock.monotonic() >= next_check:
-                if watch.check(self._config.jobs) is not None:
+                if self._check_engine(watch) is not None:
                     return "lock_taken"
                 next_check = self._clock.monotonic() + watch.interval
             if signo in STOP_SIGNALS:
@@ -326,15 +334,24 @@ class Daemon:
                 self._log.error("daemon.failed", reason="scheduler loop ended")
                 return "internal"
 
+    def _check_engine(self, watch: EngineWatch) -> str | None:
+        """One engine check; a bug in it is logged and the main loop goes on."""
+        try:
+            return watch.check(self._config.jobs)
+        except Exception:  # the main loop must outlive any one check
+            self._log.exception("engine.check_failed")
+            return None
+
     def _reload(self, ticker: Ticker, trigger: str) -> None:
-        """Load the file again; apply the jobs, or keep the running config if it is bad."""
+        """Load the file again; apply the jobs, or keep the running config if anything about
+        the new one fails — whatever the file holds, the daemon goes on."""
         old = self._config
         try:
             new = load_config(old.path)
-        except ConfigError as e:
-            self._log.error(
-                "config.invalid", errors=e.errors, trigger=trigger, kept="running config"
-            )
+            ticker.set_jobs(new.jobs)  # plans every job first: all of them change, or none
+        except Exception as e:
+            errors = e.errors if isinstance(e, ConfigError) else [f"{type(e).__name__}: {e}"]
+            self._log.error("config.invalid", errors=errors, trigger=trigger, kept="running config")
             self._metrics.reloaded(applied=False)
             return
         changes = diff_jobs(old.jobs, new.jobs)
@@ -346,7 +363,6 @@ class Daemon:
         if daemon_keys:
             self._log.warning("config.restart_required", keys=daemon_keys)
         self._config = Config(path=old.path, daemon=old.daemon, jobs=new.jobs)
-        ticker.set_jobs(new.jobs)
         self._metrics.reloaded(applied=True)
         self._log.info(
             "config.reloaded",

@@ -60,6 +60,8 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+EVERY_MAX_S = 366 * 86400
+"""The longest ``@every`` interval (use a cron form for rarer runs)."""
 SECONDS_PREFIX = "@with-seconds"
 EVERY_PREFIX = "@every"
 
@@ -293,6 +295,11 @@ def _every(rest: str) -> BaseTrigger:
         raise ScheduleError(f"@every: {e}") from None
     if seconds < 1:
         raise ScheduleError(f"@every: the interval must be at least 1s, got {rest.strip()!r}")
+    if seconds > EVERY_MAX_S:
+        raise ScheduleError(
+            f"@every: the interval must be at most 366d (use a cron form for rarer runs), "
+            f"got {rest.strip()!r}"
+        )
     # Intervals count real elapsed time, so they run in UTC: a DST change neither
     # stretches nor shortens them. They are aligned to the Unix epoch, so a job keeps
     # its rhythm across restarts (and catch-up can tell which time was missed).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jobs.base import EnvSecret, FileSecret
+from jobs.base import EnvSecret, FileSecret, header_problem
 from scheduler.errors import CrontainerError
 
 
@@ -22,9 +22,30 @@ def read_secret(*, env: str | None, file: str | None, what: str) -> str:
             raise SecretError(f"{what}: environment variable {env} is not set")
         return value
     try:
-        return Path(str(file)).read_text().strip()
+        data = Path(str(file)).read_bytes()
     except OSError as e:
         raise SecretError(f"{what}: cannot read {file}: {e.strerror}") from None
+    return _text(data, what, str(file)).strip()
+
+
+def _text(data: bytes, what: str, where: str) -> str:
+    """``data`` as text, or SecretError naming ``where`` (never a byte of it)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(f"{what}: {where} is not UTF-8 text") from None
+    if "\x00" in text:
+        raise SecretError(f"{what}: {where} holds a NUL byte")
+    return text
+
+
+def header_value(value: str, what: str) -> str:
+    """``value`` if it can be sent as an HTTP header's value, else SecretError (CR or LF
+    would split the request); the error never shows the value."""
+    problem = header_problem(value)
+    if problem is not None:
+        raise SecretError(f"{what} {problem}")
+    return value
 
 
 def resolve(value: object, what: str) -> str:
@@ -40,7 +61,7 @@ def read_env_file(path: str) -> dict[str, str]:
     """``KEY=VALUE`` lines as ``docker run --env-file`` reads them: no quoting, ``#``
     comments and blank lines skipped."""
     try:
-        text = Path(path).read_text()
+        text = _text(Path(path).read_bytes(), "env_files", path)
     except OSError as e:
         raise SecretError(f"env_files: cannot read {path}: {e.strerror}") from None
     values: dict[str, str] = {}

@@ -7,16 +7,27 @@ naming where it is (``jobs.db-backup.schedule: …``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import operator
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,16 +37,22 @@ from pydantic_settings import (
 
 from jobs.base import NAME_PATTERN, BaseJob, Model, name_is_valid
 from jobs.kinds import KINDS, Job
-from jobs.units import Duration, Size
+from jobs.units import Duration, Largest, Longest, Size
 from scheduler.errors import ConfigError
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from pydantic.fields import FieldInfo
+
 ENV_PREFIX = "CRONTAINER_"
 ENV_CONFIG = "CRONTAINER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/crontainer/config.toml")
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+"""A config file larger than this is refused before it is parsed."""
+MAX_JOBS = 10_000
+"""The most jobs one config may hold."""
 MERGED_TABLES = frozenset({"env", "labels", "notify"})
 """Keys whose tables merge key by key with ``[defaults]`` instead of replacing it."""
 
@@ -59,31 +76,35 @@ class DaemonSettings(Model):
         "auto", description="auto: console on a TTY, JSON otherwise"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_grace: Duration = Field(
+    shutdown_grace: Annotated[Duration, Longest("1d")] = Field(
         30.0, description="on SIGTERM, wait this long for runs before stopping them"
     )
-    engine_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    engine_timeout: Annotated[Duration, Field(gt=0), Longest("1h")] = Field(
         60.0, description="deadline of each Docker API call"
     )
-    engine_wait: Duration = Field(
+    engine_wait: Annotated[Duration, Longest("1d")] = Field(
         60.0, description="at start, retry the engine this long before exiting 1"
     )
-    config_poll: Duration = Field(
+    config_poll: Annotated[Duration, Longest("1d")] = Field(
         5.0, description="how often the config file's content is checked for changes (0: never)"
     )
     heartbeat_file: Path = Field(
         Path("/tmp/crontainer.heartbeat"),  # noqa: S108 - a liveness marker, no secret
+        strict=False,
         description="touched every 5 s while the scheduling loop is alive (crontainer health)",
     )
     state_dir: Path = Field(
         Path("/var/lib/crontainer"),
+        strict=False,
         description="the run history (SQLite); mount a named volume here",
     )
-    max_concurrent_runs: int = Field(16, ge=1, description="runs in flight at once, all jobs")
-    max_output_line: Annotated[Size, Field(ge=80)] = Field(
+    max_concurrent_runs: int = Field(
+        16, ge=1, le=1000, description="runs in flight at once, all jobs"
+    )
+    max_output_line: Annotated[Size, Field(ge=80), Largest("1MiB")] = Field(
         16 * 1024, description="longer output lines are cut in run.output events"
     )
-    max_output_per_run: Size = Field(
+    max_output_per_run: Annotated[Size, Largest("1GiB")] = Field(
         1024 * 1024, description="output logged per run; the rest is counted, not logged"
     )
     http: str = Field(
@@ -91,6 +112,22 @@ class DaemonSettings(Model):
         description="host:port of /metrics, /healthz and /readyz (read-only; port 0: any "
         "free port); '' turns it off",
     )
+
+    @field_validator("heartbeat_file", mode="before")
+    @classmethod
+    def _a_file(cls, value: object) -> object:
+        if isinstance(value, str) and (not value.startswith("/") or value.endswith("/")):
+            raise ValueError(
+                "expected the absolute path of a file, e.g. '/tmp/crontainer.heartbeat'"
+            )
+        return value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _a_directory(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("expected a directory, e.g. '/var/lib/crontainer'")
+        return value
 
     @field_validator("http")
     @classmethod
@@ -179,8 +216,53 @@ class _StrictEnvSource(PydanticBaseSettingsSource):
             except json.JSONDecodeError as e:
                 self._errors.append(f"{var}: a list or table value must be JSON: {e}")
                 continue
+            if isinstance(parsed, str):
+                parsed = _from_text(parsed, _field_of(section, key))
             found.setdefault(section, {})[key] = parsed
         return found
+
+
+_TRUTH = {"true": True, "yes": True, "on": True, "1": True}
+_TRUTH |= {"false": False, "no": False, "off": False, "0": False}
+
+
+def _field_of(section: str, key: str) -> FieldInfo:
+    """The model field an environment variable sets ([defaults]: the first kind that has it)."""
+    if section == "daemon":
+        return DaemonSettings.model_fields[key]
+    return next(k.model_fields[key] for k in KINDS.values() if key in k.model_fields)
+
+
+def _scalars(annotation: object, metadata: list[object]) -> set[str]:
+    """What plain values a field takes: ``text`` (it reads text itself: strings, names,
+    paths, durations, sizes), ``bool``, ``int``, ``float``."""
+    if any(isinstance(m, BeforeValidator) for m in metadata):
+        return {"text"}
+    if get_origin(annotation) is Annotated:
+        base, *more = get_args(annotation)
+        return _scalars(base, [*metadata, *more])
+    if get_origin(annotation) in (Union, UnionType):
+        return set().union(*(_scalars(a, []) for a in get_args(annotation) if a is not NoneType))
+    names = {bool: "bool", int: "int", float: "float"}
+    return {names.get(annotation, "text")} if isinstance(annotation, type) else {"text"}
+
+
+def _from_text(text: str, field: FieldInfo) -> object:
+    """An environment variable's text as the field's type wants it (the model stays strict
+    for the file): ``true``/``false`` (also yes/no, on/off, 1/0) for a flag, digits for a
+    number; text that fits none is passed on for the model to refuse, naming the key."""
+    kinds = _scalars(field.annotation, list(field.metadata))
+    word = text.strip()
+    if "text" in kinds:
+        return text
+    if "bool" in kinds and word.lower() in _TRUTH:
+        return _TRUTH[word.lower()]
+    if "int" in kinds and re.fullmatch(r"[+-]?\d+", word):
+        return int(word)
+    if "float" in kinds:
+        with contextlib.suppress(ValueError):
+            return float(word)
+    return text
 
 
 def _read_sources(path: Path, environ: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
@@ -227,6 +309,23 @@ def _where(prefix: str, loc: tuple[int | str, ...]) -> str:
     return text or "config"
 
 
+_SECRET_KEYS = frozenset({"env", "headers", "password", "secret", "token", "url", "webhook"})
+_SECRET_KEYS |= {"ping", "address"}
+"""Keys whose values may be secrets (a URL may hold a password or a token): an error under
+one of them never shows the value it refused."""
+
+
+def _shown(loc: tuple[int | str, ...], value: object) -> str | None:
+    """``value`` as an error about ``loc`` may show it; None when it must not be shown."""
+    if not isinstance(value, str | int | float | bool):
+        return None
+    if _SECRET_KEYS.intersection(p for p in loc if isinstance(p, str)):
+        return None
+    if isinstance(value, str) and ("://" in value or re.search(r"[^@\s]@", value)):
+        return None  # an address may carry a user, a password or a token
+    return repr(value)
+
+
 def _messages(error: ValidationError, prefix: str, skip_head: int = 0) -> list[str]:
     lines = []
     for item in error.errors(include_url=False):
@@ -239,8 +338,9 @@ def _messages(error: ValidationError, prefix: str, skip_head: int = 0) -> list[s
         else:
             message = item["msg"].removeprefix("Value error, ")
             value = item.get("input")
-            if isinstance(value, str | int | float | bool) and repr(value) not in message:
-                message += f" (got {value!r})"
+            shown = _shown(tuple(item["loc"]), value)
+            if shown is not None and shown not in message:
+                message += f" (got {shown})"
         lines.append(f"{where}: {message}")
     return lines
 
@@ -329,7 +429,7 @@ def _with_defaults(
 def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Schedule | None:
     """Parse the schedule even when other keys are wrong, so every error is reported at once."""
     expression, zone = table.get("schedule"), table.get("timezone", "UTC")
-    if not isinstance(expression, str) or not isinstance(zone, str) or not expression.strip():
+    if not isinstance(expression, str) or not isinstance(zone, str) or not expression:
         return None  # the model's validation reports these
     try:
         return parse_schedule(expression, zone)
@@ -365,7 +465,8 @@ def _load_job(  # noqa: PLR0911 - one early return per kind of problem
     except ValidationError as e:
         errors.extend(_messages(e, where))
         return None
-    if schedule is None:
+    if schedule is None:  # never drop a job without saying why
+        errors.append(f"{where}.schedule: cannot be read")
         return None
     if not isinstance(job, Job):  # the registry and the union grow together
         errors.append(f"{where}.kind: kind {kind_name!r} is registered but not in the Job union")
@@ -374,11 +475,33 @@ def _load_job(  # noqa: PLR0911 - one early return per kind of problem
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, merge and validate the config; raise ConfigError listing every problem."""
+    """Read, merge and validate the config; raise ConfigError listing every problem.
+
+    Nothing in a config file may raise anything else: whatever the file holds, the caller
+    (the daemon at start or at a reload) gets a ConfigError, never a crash."""
     env = os.environ if environ is None else environ
-    if not path.is_file():
+    try:
+        return _load_config(path, env)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError([f"{path}: values are nested too deeply"]) from None
+    except Exception as e:  # a bug in reading a config must not stop a daemon
+        raise ConfigError([f"{path}: cannot be loaded: {type(e).__name__}: {e}"]) from e
+
+
+def _load_config(path: Path, env: Mapping[str, str]) -> Config:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    if size is None or not path.is_file():
         reason = "is not a file" if path.exists() else "does not exist"
         raise ConfigError([f"{path}: the config file {reason}"])
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [f"{path}: the config file is {size} bytes; at most {MAX_CONFIG_BYTES} are read"]
+        )
     errors: list[str] = []
     try:
         raw = _read_sources(path, env, errors)
@@ -390,6 +513,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     except ValidationError as e:
         errors.extend(_messages(e, "daemon"))
     defaults = _check_defaults(raw.get("defaults", {}), errors)
+    if len(raw.get("jobs", {})) > MAX_JOBS:
+        raise ConfigError([f"jobs: {len(raw['jobs'])} jobs; at most {MAX_JOBS} are allowed"])
     entries: dict[str, JobEntry] = {}
     for name, table in raw.get("jobs", {}).items():
         entry = _load_job(name, table, defaults, errors)

@@ -35,7 +35,7 @@ from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
-from scheduler.secrets import SecretError, read_env_file, read_secret
+from scheduler.secrets import SecretError, header_value, read_env_file, read_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -69,7 +69,8 @@ def _with_secrets(spec: ContainerSpec) -> ContainerSpec:
 
 
 def _secret_value(secret: SecretRef) -> str:
-    return read_secret(env=secret.env, file=secret.file, what=f"sink header {secret.name}")
+    what = f"sink header {secret.name}"
+    return header_value(read_secret(env=secret.env, file=secret.file, what=what), what)
 
 
 def recover_checkpoints(

@@ -38,13 +38,20 @@ class _Slot:
 
 
 def _next_slot(entry: JobEntry, after: datetime, rng: random.Random) -> _Slot:
-    nominal = entry.schedule.next_after(after)
-    if nominal is None:
+    """The job's next time after ``after``. A schedule that cannot say (validation makes
+    this a bug) leaves the job unscheduled with ``job.schedule_failed``, never stops the
+    loop or a reload."""
+    try:
+        nominal = entry.schedule.next_after(after)
+        if nominal is None:
+            return _Slot(entry, None, None)
+        jitter = entry.job.jitter
+        due = nominal.astimezone(UTC)  # compare instants in UTC, never wall times
+        if jitter:
+            due += timedelta(seconds=rng.uniform(0, jitter))
+    except Exception:  # one job's schedule must not stop the others
+        get_logger().exception("job.schedule_failed", job=entry.name)
         return _Slot(entry, None, None)
-    jitter = entry.job.jitter
-    due = nominal.astimezone(UTC)  # compare instants in UTC, never wall times
-    if jitter:
-        due += timedelta(seconds=rng.uniform(0, jitter))
     return _Slot(entry, nominal, due)
 
 

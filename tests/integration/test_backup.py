@@ -311,7 +311,8 @@ def test_kill_9_of_the_daemon_mid_backup_its_successor_starts_the_app_again(
     )
     first = start_daemon(jobs, daemon=f'ops_image = "{PROJECT_IMAGE}"')
     first.log.wait_for(event("run.container_stopped", container=app.name), timeout=60)
-    _wait_for_ops_container(engine, first)
+    ops = _wait_for_ops_container(engine, first)
+    ops.pause()  # the archive cannot end before the successor is there to adopt it
     first.proc.kill()
     first.proc.wait(10)
     app.reload()
@@ -322,6 +323,7 @@ def test_kill_9_of_the_daemon_mid_backup_its_successor_starts_the_app_again(
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
     )
     adopted = second.log.wait_for(event("run.adopted"), timeout=30)[0]
+    ops.unpause()
     started = second.log.wait_for(event("run.container_started", container=app.name), timeout=120)[
         0
     ]

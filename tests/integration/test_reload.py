@@ -103,6 +103,36 @@ def test_a_bad_file_keeps_the_running_config_and_sighup_reloads(
     )
 
 
+def test_nothing_a_config_holds_stops_the_daemon(start_daemon: Start) -> None:
+    """Files that used to crash the daemon after validation — a 100,000-deep array, a jitter
+    and an interval past any date, an exec timeout past any wait — are each config.invalid at
+    a reload: the running job goes on, a good file applies after them, and SIGTERM still
+    drains and exits 0."""
+    daemon = start_daemon(run_job("steady", "true"), daemon='config_poll = "0.5s"')
+    log = daemon.log
+    log.wait_for(event("run.succeeded", job="steady"))
+    bad = [
+        run_job("steady", "true") + "deep = " + "[" * 100_000 + "]" * 100_000 + "\n",
+        run_job("steady", "true", jitter="100000000w"),
+        run_job("steady", "true", schedule="@every 99999999999w"),
+        run_job("steady", "true")
+        + '[jobs.e]\nkind = "exec"\nschedule = "@hourly"\ncontainer = "c"\ncommand = "true"\n'
+        + 'timeout = "20000w"\n',
+    ]
+    for number, text in enumerate(bad, start=1):
+        rewrite(daemon, text)
+        invalid = log.wait_for(event("config.invalid"), count=number, timeout=10)[-1]
+        assert invalid["kept"] == "running config"
+        before = len(log.matching(event("run.succeeded", job="steady")))
+        log.wait_for(event("run.succeeded", job="steady"), count=before + 1)  # still running
+    rewrite(daemon, run_job("steady", "true") + run_job("second", "true"))
+    assert log.wait_for(event("config.reloaded"), timeout=10)[0]["added"] == ["second"]
+    log.wait_for(event("run.succeeded", job="second"))
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+    assert not log.matching(event("daemon.crashed"))
+
+
 def test_run_on_start_runs_once_at_start(start_daemon: Start) -> None:
     """run_on_start: one run with trigger 'start' right away, though the schedule is far off."""
     daemon = start_daemon(

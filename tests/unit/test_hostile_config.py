@@ -1,0 +1,291 @@
+"""Hostile or mistaken configs: each is refused at validation with an error naming job and
+field (never echoing a secret), or fails one run clearly — none stops the daemon."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import structlog
+
+from scheduler.cli import main
+from scheduler.errors import ConfigError
+from scheduler.settings import MAX_CONFIG_BYTES, MAX_JOBS, load_config
+from scheduler.steps import Status
+from scheduler.ticker import Ticker
+
+from .fakes import FakeClock, FakeEngine
+from .test_env_secrets import run_with
+from .test_logship_kind import Store, ship
+
+if TYPE_CHECKING:
+    from scheduler.settings import JobEntry
+
+RUN = '[jobs.j]\nkind = "run"\nimage = "busybox"\nschedule = "@hourly"\n'
+EXEC = '[jobs.e]\nkind = "exec"\ncontainer = "app"\nschedule = "@hourly"\n'
+BACKUP = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "app"\ntarget = "bk"\n'
+SHIP = (
+    '[jobs.s]\nkind = "logship"\nschedule = "@hourly"\ncontainers = ["web"]\n'
+    '[jobs.s.sink]\ntype = "stdout"\n'
+)
+DEEP = "x = " + "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    return caught.value.errors
+
+
+def test_a_100000_deep_array_is_a_config_error(tmp_path: Path) -> None:
+    """Nesting that exhausts the parser's recursion is one clear error, not a crash."""
+    assert errors_of(tmp_path, RUN + DEEP) == [
+        f"{tmp_path / 'c.toml'}: values are nested too deeply"
+    ]
+
+
+def test_run_and_validate_exit_2_on_a_file_that_used_to_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At start the daemon logs config.invalid and exits 2 (it never gets as far as a crash)."""
+    path = tmp_path / "c.toml"
+    path.write_text(RUN + DEEP)
+    assert main(["validate", "--config", str(path)]) == 2
+    assert main(["run", "--config", str(path)]) == 2
+    out = capsys.readouterr().out
+    logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in logged] == ["config.invalid"]
+    assert "daemon.crashed" not in out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (RUN + 'jitter = "100000000w"\n', "jobs.j.jitter: expected a duration of at most 520w"),
+        (RUN + 'jitter = "2d"\n', "jobs.j.jitter: must be at most 1d (got '2d')"),
+        (
+            RUN.replace("@hourly", "@every 99999999999w"),
+            "jobs.j.schedule: @every: expected a duration of at most 520w",
+        ),
+        (
+            RUN.replace("@hourly", "@every 400d"),
+            "jobs.j.schedule: @every: the interval must be at most 366d",
+        ),
+        (EXEC + 'command = "true"\ntimeout = "20000w"\n', "jobs.e.timeout: expected a duration"),
+        (EXEC + 'command = "true"\ntimeout = "31d"\n', "jobs.e.timeout: must be at most 30d"),
+        (RUN + f"history_limit = {2**70}\n", "jobs.j.history_limit: Input should be less than"),
+        (
+            "[daemon]\nengine_timeout = 1e300\n" + RUN,
+            "daemon.engine_timeout: expected a duration of at most 520w",
+        ),
+        ("[daemon]\nengine_timeout = 7200\n" + RUN, "daemon.engine_timeout: must be at most 1h"),
+        (
+            RUN + 'notify = { webhook = "http://h/", timeout = "1d" }\n',
+            "jobs.j.notify.timeout: must be at most 5m",
+        ),
+        (RUN + "memory = 1e30\n", "jobs.j.memory: expected a size of at most 1024TiB"),
+        (RUN + 'memory = "20TiB"\n', "jobs.j.memory: must be at most 16TiB"),
+        (RUN + "cpus = 1e12\n", "jobs.j.cpus: Input should be less than or equal to 1024"),
+        (RUN + "pids_limit = 99999999\n", "jobs.j.pids_limit: Input should be less than"),
+        (RUN + "retry_exit_codes = [256]\n", "jobs.j.retry_exit_codes[0]: Input should be less"),
+        (RUN + 'starting_deadline = "400d"\n', "jobs.j.starting_deadline: must be at most 366d"),
+        (RUN + 'stop_grace = "2h"\n', "jobs.j.stop_grace: must be at most 1h"),
+        (SHIP.replace('["web"]\n', '["web"]\nmax_bytes = "2TiB"\n'), "jobs.s.max_bytes: must be"),
+        ("[daemon]\nmax_concurrent_runs = 5000\n" + RUN, "daemon.max_concurrent_runs: Input"),
+        ('[daemon]\nmax_output_line = "2MiB"\n' + RUN, "daemon.max_output_line: must be at"),
+    ],
+)
+def test_every_duration_size_and_count_has_an_upper_bound(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """A value past its documented bound is refused at validation, naming job and field."""
+    errors = errors_of(tmp_path, text)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (RUN.replace('"@hourly"', '"   "'), "jobs.j.schedule: the schedule is empty"),
+        (EXEC + 'command = ""\n', "jobs.e.command: the command is empty"),
+        (EXEC + "command = []\n", "jobs.e.command: the command is empty"),
+        (
+            EXEC + 'command = "sh -c \'echo hi"\n',
+            "jobs.e.command: cannot be split into arguments (no closing quotation)",
+        ),
+        (RUN + 'command = "echo \'x"\n', "jobs.j.command: cannot be split into arguments"),
+        (
+            BACKUP + 'pre_exec = [{ container = "db", command = "" }]\n',
+            "jobs.b.pre_exec[0].command: the command is empty",
+        ),
+        (
+            BACKUP + 'post_exec = [{ container = "db", command = "a \'b" }]\n',
+            "jobs.b.post_exec[0].command: cannot be split",
+        ),
+        (SHIP.replace('["web"]\n', '["web"]\nmax_bytes = 0\n'), "jobs.s.max_bytes: Input should"),
+        (RUN + "retries = true\n", "jobs.j.retries: Input should be a valid integer"),
+        (RUN + 'retries = "3"\n', "jobs.j.retries: Input should be a valid integer"),
+        (RUN + 'enabled = "off"\n', "jobs.j.enabled: Input should be a valid boolean"),
+        (RUN + "catch_up = 1\n", "jobs.j.catch_up: Input should be a valid boolean"),
+        (RUN + "cpus = true\n", "jobs.j.cpus: Input should be a valid number"),
+        ('[daemon]\nheartbeat_file = ""\n' + RUN, "daemon.heartbeat_file: expected the absolute"),
+        ('[daemon]\nheartbeat_file = "/tmp/"\n' + RUN, "daemon.heartbeat_file: expected"),
+        ('[daemon]\nstate_dir = ""\n' + RUN, "daemon.state_dir: expected a directory"),
+    ],
+)
+def test_mistakes_that_used_to_pass_are_refused_naming_the_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """A whitespace schedule no longer makes the job vanish; empty or unsplittable commands,
+    max_bytes = 0, coerced types and an empty heartbeat path are errors."""
+    errors = errors_of(tmp_path, text)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_no_job_is_dropped_without_an_error(tmp_path: Path) -> None:
+    """Every job in the file is loaded or named in an error: none vanishes."""
+    path = tmp_path / "c.toml"
+    path.write_text(RUN + RUN.replace("jobs.j", "jobs.k"))
+    assert sorted(load_config(path, {}).jobs) == ["j", "k"]
+
+
+def test_errors_never_echo_secret_values(tmp_path: Path) -> None:
+    """URLs (userinfo, query), env values and header values stay out of every error."""
+    text = (
+        RUN
+        + "env = { DB_PASSWORD = 918273645 }\n"
+        + 'notify = { webhook = "htps://u:PW1@h/?token=TK1", ping = "ftp://u:PW2@h/TK2", '
+        + 'headers = { X-Key = "PW3\\r\\nX-Evil: 1" } }\n'
+        + SHIP.replace('type = "stdout"', 'type = "http"\nurl = "gopher://u:PW4@h/?t=TK4"')
+    )
+    errors = errors_of(tmp_path, text)
+    joined = "\n".join(errors)
+    for secret in ("918273645", "PW1", "TK1", "PW2", "TK2", "PW3", "X-Evil", "PW4", "TK4"):
+        assert secret not in joined, errors
+    assert "jobs.j.notify.headers: header 'X-Key' holds a control character" in joined
+    assert any(e.startswith("jobs.j.env.DB_PASSWORD") for e in errors)
+    assert any(e.startswith("jobs.j.notify.webhook") for e in errors)
+    assert any(e.startswith("jobs.s.sink.http.url") for e in errors)
+
+
+def test_a_header_name_must_be_a_token(tmp_path: Path) -> None:
+    """A header name with a space or a colon would corrupt the request: refused."""
+    errors = errors_of(
+        tmp_path, RUN + 'notify = { webhook = "http://h/", headers = { "A: b" = "v" } }\n'
+    )
+    assert errors == [
+        "jobs.j.notify.headers: header 'A: b': not a header name (letters, digits, '-', …)"
+    ]
+
+
+def test_a_config_file_or_job_count_over_the_bounds_is_refused_before_parsing(
+    tmp_path: Path,
+) -> None:
+    """A file over MAX_CONFIG_BYTES is not parsed at all; more than MAX_JOBS jobs is one
+    error, not minutes of validation."""
+    path = tmp_path / "c.toml"
+    path.write_text(RUN + "# " + "x" * MAX_CONFIG_BYTES + "\n")
+    assert "at most 8388608 are read" in errors_of(tmp_path, path.read_text())[0]
+    many = "".join(
+        f'[jobs.j{n}]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
+        for n in range(MAX_JOBS + 1)
+    )
+    assert errors_of(tmp_path, many) == [
+        f"jobs: {MAX_JOBS + 1} jobs; at most {MAX_JOBS} are allowed"
+    ]
+
+
+def test_environment_text_is_read_by_the_keys_type(tmp_path: Path) -> None:
+    """The environment has only text: a flag takes true/false/on/off/1/0, a count digits; a
+    duration or a name stays text; what fits no type is an error naming the key."""
+    path = tmp_path / "c.toml"
+    path.write_text(RUN)
+    config = load_config(
+        path,
+        {
+            "CRONTAINER_DEFAULTS__CATCH_UP": "on",
+            "CRONTAINER_DEFAULTS__RETRIES": "2",
+            "CRONTAINER_DEFAULTS__CPUS": "0.5",
+            "CRONTAINER_DEFAULTS__JITTER": "30s",
+            "CRONTAINER_DAEMON__NAME": "123",
+        },
+    )
+    job = config.jobs["j"].job
+    assert (job.catch_up, job.retries, job.jitter) == (True, 2, 30.0)
+    assert config.daemon.name == "123"
+    errors = errors_of(tmp_path, RUN, {"CRONTAINER_DEFAULTS__ENABLED": "maybe"})
+    assert errors == ["defaults.enabled: Input should be a valid boolean (got 'maybe')"]
+
+
+def test_a_binary_secret_file_fails_the_run_clearly(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 (or hold NUL) in a secret file: the run fails naming the file,
+    the daemon goes on; no byte of it is logged."""
+    secret = tmp_path / "token"
+    secret.write_bytes(b"\xff\xfe\x00s3cr\x00t")
+    engine, logs = run_with(tmp_path, f'env = {{ TOKEN = {{ file = "{secret}" }} }}\n')
+    failed = [e for e in logs if e["event"] == "run.failed"]
+    assert [e["error"] for e in failed] == [f"env TOKEN: {secret} is not UTF-8 text"]
+    assert "create" not in engine.names()
+    assert not [e for e in logs if e["event"] == "run.crashed"]
+    nul = tmp_path / "nul"
+    nul.write_bytes(b"ab\x00cd")
+    engine, logs = run_with(tmp_path, f'env_files = ["{nul}"]\n')
+    assert [e["error"] for e in logs if e["event"] == "run.failed"] == [
+        f"env_files: {nul} holds a NUL byte"
+    ]
+
+
+def test_a_secret_header_with_cr_lf_fails_the_run_without_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header value read at run time that holds CR/LF would split the request: the run
+    fails before any container, and the value is in no event."""
+    monkeypatch.setenv("TOKEN", "s3cret\r\nX-Evil: 1")
+    engine = FakeEngine(FakeClock())
+    outcome, logs = ship(
+        tmp_path,
+        engine,
+        Store({}),
+        '[jobs.s.sink]\ntype = "http"\nurl = "http://h/"\nheaders = { A = { env = "TOKEN" } }\n',
+    )
+    assert outcome.status is Status.FAILED
+    assert outcome.error == "sink header A holds a control character (such as CR or LF)"
+    assert "create" not in engine.names()
+    assert "s3cret" not in json.dumps([dict(e) for e in logs], default=str)
+
+
+def test_a_schedule_that_cannot_say_its_next_time_does_not_stop_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A bug in one job's schedule leaves that job unscheduled (job.schedule_failed); the
+    loop and the other jobs go on."""
+    path = tmp_path / "c.toml"
+    path.write_text(RUN + RUN.replace("jobs.j", "jobs.k").replace("@hourly", "* * * * *"))
+    entries = dict(load_config(path, {}).jobs)
+
+    class Broken:
+        expression = "broken"
+
+        def next_after(self, moment: datetime) -> datetime:
+            raise OverflowError("date value out of range")
+
+    broken = entries["j"]
+    entries["j"] = type(broken)(broken.name, broken.job, Broken())  # type: ignore[arg-type]
+    fired: list[str] = []
+
+    def fire(entry: JobEntry, at: datetime) -> None:
+        fired.append(entry.name)
+
+    clock = FakeClock(datetime(2026, 12, 2, 12, 0, 30, tzinfo=UTC))
+    ticker = Ticker(clock, fire, random.Random(1))
+    with structlog.testing.capture_logs() as logs:
+        ticker.set_jobs(entries)
+        ticker.tick(datetime(2026, 12, 2, 12, 1, 0, tzinfo=UTC))
+    assert fired == ["k"]
+    assert [e["job"] for e in logs if e["event"] == "job.schedule_failed"] == ["j"]
