@@ -26,7 +26,7 @@ from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
 from scheduler.settings import Config, load_config
 from scheduler.status import Health, StatusServer
-from scheduler.steps import AFTER_STOP_WAIT_S
+from scheduler.steps import AFTER_STOP_WAIT_S, Status
 from scheduler.ticker import Ticker
 from scheduler.watch import EngineWatch, take_lock
 
@@ -296,12 +296,14 @@ class Daemon:
         if entry is None:
             return 404, {"error": f"unknown job {job!r}", "jobs": sorted(self._config.jobs)}
         self._log.info("job.triggered", job=job)
-        run_id = runner.submit(entry, self._clock.now(), trigger="manual")
-        if run_id is None:
+        dispatched = runner.dispatch(entry, self._clock.now(), trigger="manual")
+        if dispatched.status is Status.SKIPPED:
             return 409, {
                 "error": "skipped: the previous run is still running (concurrency = forbid)"
             }
-        return 202, {"run_id": run_id, "job": job}
+        if dispatched.status is not None:
+            return 503, {"error": f"{dispatched.status.value}: {dispatched.reason}"}
+        return 202, {"run_id": dispatched.run_id, "job": job}
 
     def _run_on_start(self, runner: Runner) -> None:
         now = self._clock.now()

@@ -59,6 +59,15 @@ class ActiveRun:
     last_duration: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """What became of a run handed to the runner: started (``status`` None), or not and why."""
+
+    run_id: str
+    status: Status | None = None
+    reason: str | None = None
+
+
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -142,12 +151,19 @@ class Runner:
         self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
     ) -> str | None:
         """Apply the job's concurrency policy; start a run unless it is skipped. Return its id."""
+        dispatched = self.dispatch(entry, scheduled_at, trigger)
+        return dispatched.run_id if dispatched.status is None else None
+
+    def dispatch(
+        self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
+    ) -> Dispatched:
+        """``submit``, telling why a run did not start (skipped, missed, failed)."""
         if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
             self._history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
         if self._engine_down is not None:
             self._unstarted(run, Status.MISSED, "engine_unavailable", error=self._engine_down)
-            return None
+            return Dispatched(run.run_id, Status.MISSED, "engine_unavailable")
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]
             policy = entry.job.concurrency
@@ -158,18 +174,23 @@ class Runner:
                 replaced = mine if policy == "replace" else []
                 self._active[run.run_id] = run
         if blocking is not None:
-            self._unstarted(
-                run, Status.SKIPPED, "previous run still running", running_run_id=blocking
-            )
-            return None
+            reason = "previous run still running"
+            self._unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
+            return Dispatched(run.run_id, Status.SKIPPED, reason)
         run.thread = threading.Thread(
             target=self._execute,
             args=(run, replaced),
             name=f"run-{entry.name}-{run.run_id}",
             daemon=True,
         )
-        run.thread.start()
-        return run.run_id
+        try:
+            run.thread.start()
+        except RuntimeError as e:  # "can't start new thread": the process's thread limit
+            with self._lock:
+                self._active.pop(run.run_id, None)  # later runs of the job are not blocked
+            self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(e))
+            return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
+        return Dispatched(run.run_id)
 
     def active(self) -> int:
         """Runs in flight."""
@@ -427,7 +448,12 @@ class Runner:
         )
         with self._lock:
             self._active[run.run_id] = run
-        run.thread.start()
+        try:
+            run.thread.start()
+        except RuntimeError as e:  # the thread limit: the next start of the daemon settles it
+            with self._lock:
+                self._active.pop(run.run_id, None)
+            self._log.warning("run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(e))
 
     def _adopted(
         self, run: ActiveRun, record: RunRecord, container_id: str, start_after: list[str]

@@ -377,3 +377,36 @@ def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_
     assert starts[-2:] == ["db", "app"]  # reverse order, after the body's own container
     assert sorted(recorded[0]) == [("r1", "app"), ("r1", "db")]  # recorded while stopped
     assert runner._history.still_stopped() == []
+
+
+def test_a_run_whose_thread_cannot_start_is_failed_and_blocks_nothing(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the process's thread limit a run cannot start: it is recorded failed with the
+    reason, and the job's next run starts normally (it is not skipped as overlapping)."""
+    engine = FakeEngine(FakeClock())
+    runner = make_runner(config, engine)
+    start = threading.Thread.start
+    refused: list[str] = []
+
+    def limited(thread: threading.Thread) -> None:
+        if thread.name.startswith("run-") and not refused:
+            refused.append(thread.name)
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", limited)
+    with structlog.testing.capture_logs() as logs:
+        assert runner.submit(config.jobs["j"], SCHEDULED) is None
+        assert runner.active() == 0
+        second = runner.submit(config.jobs["j"], SCHEDULED + timedelta(days=1))
+        assert second is not None
+        assert runner.join(10)
+    assert refused
+    failed = [e for e in logs if e["event"] == "run.failed"]
+    assert [(e["reason"], e["error"]) for e in failed] == [
+        ("thread_start_failed", "can't start new thread")
+    ]
+    assert not [e for e in logs if e["event"] == "run.skipped"]
+    statuses = [(r.run_id == second, r.status, r.reason) for r in runner._history.runs("j")]
+    assert sorted(statuses) == [(False, "failed", "thread_start_failed"), (True, "succeeded", None)]
