@@ -21,6 +21,12 @@ TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
 
 
+def _covers(path: str, inner: str) -> bool:
+    """``path`` is ``inner`` or one of its parents (``/`` covers everything)."""
+    path = path.rstrip("/") or "/"
+    return path in ("/", inner) or inner.startswith(path + "/")
+
+
 class ExecSpec(Model):
     """A command run inside a running container before or after the archive."""
 
@@ -84,6 +90,28 @@ class BackupJob(Hardening):
             return self
         if not self.volumes_from and not self.volumes:
             raise ValueError("a backup needs a source: volumes_from and/or volumes")
+        for volume in map(parse_volume, self.volumes):
+            if volume.source == self.target:
+                raise ValueError(
+                    f"volume {volume.source!r} is the target too: the backup would hold its own "
+                    "archives, each run doubling the last"
+                )
+            if _covers(volume.target, TARGET_MOUNT):
+                raise ValueError(
+                    f"volume target {volume.target!r}: {TARGET_MOUNT} is where the target is "
+                    "mounted"
+                )
+        for path in self.paths:
+            if _covers(path, TARGET_MOUNT) or _covers(TARGET_MOUNT, path):
+                raise ValueError(
+                    f"path {path!r} overlaps {TARGET_MOUNT}, where the target is mounted: the "
+                    "backup would hold its own archives"
+                )
+        if self.concurrency == "allow":
+            raise ValueError(
+                "concurrency 'allow' would let two runs stop and start the same containers "
+                "and write the same target: use 'forbid' (the default) or 'replace'"
+            )
         return self
 
     def _tool_command(self, job: str) -> tuple[str, ...]:

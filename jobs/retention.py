@@ -9,16 +9,21 @@ keeps the union of:
   that period, periods taken in the job's time zone.
 
 Safety rules: only names of this job's exact pattern are ever considered; the
-newest good archive (complete, with its checksum) is always kept; and when the
-policy would keep nothing, nothing is deleted. A policy with no rule set keeps
-everything.
+archive a run has just made and the newest good archive (complete, with its
+checksum) are always kept; and when the policy would keep nothing, nothing is
+deleted. A policy with no rule set keeps everything.
+
+An archive whose time lies in the future (more than ``FUTURE_TOLERANCE`` ahead:
+made while the clock was wrong) is neither ranked nor deleted: counted as the
+newest, one such archive would make every new archive the one deleted. It is
+reported (``future_archives``), so the operator can look at it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+FUTURE_TOLERANCE = timedelta(minutes=1)
+"""An archive stamped later than now plus this is from a clock that was wrong."""
 SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
 _STAMP = re.compile(r"(\d{8}T\d{6}Z)(\.tar(?:\.zst|\.gz)?)")
 
@@ -94,17 +101,37 @@ def _newest_per_period(
     return kept
 
 
+def future_archives(job: str, names: Iterable[str], now: datetime) -> list[str]:
+    """The archives of ``job`` stamped in the future (a clock that was wrong), oldest first."""
+    limit = now + FUTURE_TOLERANCE
+    stamped = [(t, n) for n in names if (t := archive_time(job, n)) is not None and t > limit]
+    return [n for _, n in sorted(stamped)]
+
+
 def to_delete(
-    job: str, names: Iterable[str], policy: Retention, good: Iterable[str] | None = None
+    job: str,
+    names: Iterable[str],
+    policy: Retention,
+    good: Iterable[str] | None = None,
+    *,
+    now: datetime | None = None,
+    protect: Iterable[str] = (),
 ) -> list[str]:
     """The archive names of ``job`` that ``policy`` deletes, oldest first.
 
     ``good``: the names that are complete (have their checksum); default: all.
+    ``protect``: names never deleted (the archive just made). ``now``: what "the future"
+    is measured from (default: the clock's now).
     """
     names = list(names)
     good_names = set(names if good is None else good)
+    future = set(future_archives(job, names, now or datetime.now(UTC)))
     archives = sorted(
-        (Archive(n, t, n in good_names) for n in names if (t := archive_time(job, n)) is not None),
+        (
+            Archive(n, t, n in good_names)
+            for n in names
+            if (t := archive_time(job, n)) is not None and n not in future
+        ),
         key=lambda a: a.time,
         reverse=True,
     )
@@ -129,6 +156,7 @@ def to_delete(
     newest_good = next((a for a in archives if a.good), None)
     if newest_good is not None:
         kept.add(newest_good.name)
+    kept.update(protect)
     if not kept:
         return []  # a policy that would delete everything deletes nothing
     return [a.name for a in reversed(archives) if a.name not in kept]

@@ -118,9 +118,16 @@ def list_archives(
 def _pick(archives: list[dict[str, object]], archive: str, name: str, target: str) -> str:
     """``latest`` (newest complete one) or a named archive that exists."""
     if archive == "latest":
-        good = [a for a in archives if a["good"]]
+        good = [a for a in archives if a["good"] and not a.get("future")]
         if not good:
-            raise BackupCommandError(f"job {name!r} has no complete archive in {target!r}")
+            future = [str(a["archive"]) for a in archives if a["good"] and a.get("future")]
+            hint = (
+                f" (only archives stamped in the future, made while the clock was wrong: "
+                f"{', '.join(future)} — name one with --archive)"
+                if future
+                else ""
+            )
+            raise BackupCommandError(f"job {name!r} has no complete archive in {target!r}{hint}")
         return str(good[0]["archive"])
     if not any(a["archive"] == archive for a in archives):
         raise BackupCommandError(f"no archive {archive!r} of job {name!r} in {target!r}")

@@ -278,6 +278,8 @@ def _backup_command(args: argparse.Namespace) -> int:
                 print(json.dumps(archives, indent=2))
             for item in [] if args.json else archives:
                 state = "" if item["good"] else "  (incomplete: no checksum)"
+                if item.get("future"):
+                    state += "  (stamped in the future: made while the clock was wrong)"
                 print(f"{item['archive']}  {item['bytes']} bytes  {item['time']}{state}")
             return EXIT_OK
         result = restore(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import re
@@ -31,7 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobs.protocol import emit, guarded, say
-from jobs.retention import SUFFIXES, Retention, archive_name, archive_time, to_delete
+from jobs.retention import (
+    SUFFIXES,
+    Retention,
+    archive_name,
+    archive_time,
+    future_archives,
+    to_delete,
+)
 
 CHUNK = 1024 * 1024
 RECORD_BLOCKS = 64
@@ -102,9 +110,14 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def clean_partials(target: Path, job: str) -> list[str]:
-    """Remove what killed runs of ``job`` left under temporary names."""
+    """Remove what killed runs of ``job`` left under temporary names: only names of this
+    job's exact pattern (``<job>-<stamp>.tar[.zst|.gz][.sha256].partial``) — job ``db``
+    never touches ``db-logs-….partial`` of a job ``db-logs`` sharing the target."""
     removed = []
-    for stale in target.glob(f"{job}-*.partial"):
+    for stale in target.glob(f"{glob.escape(job)}-*.partial"):
+        name = stale.name.removesuffix(".partial").removesuffix(".sha256")
+        if archive_time(job, name) is None or stale.is_symlink() or not stale.is_file():
+            continue
         stale.unlink(missing_ok=True)
         removed.append(stale.name)
     return removed
@@ -147,7 +160,14 @@ class _Pipeline:
     messages go to unnamed scratch files: counting members costs no second walk of the
     tree, and neither output can fill a pipe nobody reads while the archive is made."""
 
-    def __init__(self, relative: list[str], compression: str, out_fd: int, scratch: Path) -> None:
+    def __init__(
+        self,
+        relative: list[str],
+        compression: str,
+        out_fd: int,
+        scratch: Path,
+        exclude: list[str] | None = None,
+    ) -> None:
         self.compression = compression
         self.index, self.messages = _scratch(scratch), _scratch(scratch)
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -159,6 +179,8 @@ class _Pipeline:
             "--verbose",
             f"--index-file=/dev/fd/{self.index}",
         ]
+        if exclude:  # exact archive names, anchored at the start: nothing else matches
+            tar_argv += ["--anchored", "--no-wildcards", *(f"--exclude={e}" for e in exclude)]
         tar_argv += ["--", *relative]
         try:
             if argv is None:
@@ -242,12 +264,24 @@ def _follow(path: Path, pipeline: _Pipeline) -> tuple[int, str]:
 
 
 def create(
-    job: str, target: Path, sources: list[Path], compression: str, now: datetime | None = None
+    job: str,
+    target: Path,
+    sources: list[Path],
+    compression: str,
+    now: datetime | None = None,
+    *,
+    exclude: list[Path] | None = None,
 ) -> dict[str, object]:
-    """Archive ``sources`` into ``target``; return what the run reports."""
+    """Archive ``sources`` into ``target`` (without the ``exclude`` trees); return what the run
+    reports."""
     missing = [str(s) for s in sources if not s.exists() and not s.is_symlink()]
     if missing:
         raise ToolError(f"nothing to back up at {', '.join(missing)}")
+    for source in sources:
+        if _identity(source) == _identity(target) or source.absolute() in target.absolute().parents:
+            raise ToolError(
+                f"{source} holds the target {target}: the backup would hold its own archives"
+            )
     target.mkdir(parents=True, exist_ok=True)
     clean_partials(target, job)
     began = time.monotonic()
@@ -257,7 +291,8 @@ def create(
     out_fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     pipeline: _Pipeline | None = None
     try:
-        pipeline = _Pipeline(relative, compression, out_fd, target)
+        skip = [str(e.absolute()).lstrip("/") for e in exclude or []]
+        pipeline = _Pipeline(relative, compression, out_fd, target, skip)
         size, sha256 = _follow(partial, pipeline)
         members, data_bytes = pipeline.check()
         os.fsync(out_fd)
@@ -310,15 +345,21 @@ def volume_mounts(target: Path, mountinfo: Path = Path("/proc/self/mountinfo")) 
     return sorted(found)
 
 
-def prune(job: str, target: Path, policy: Retention) -> list[str]:
-    """Delete the archives (and checksums) of ``job`` that ``policy`` does not keep."""
+def prune(
+    job: str, target: Path, policy: Retention, made: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Delete the archives (and checksums) of ``job`` that ``policy`` does not keep, never
+    ``made`` (the archive just made); return them, and the archives stamped in the future
+    (kept, and reported)."""
     names = [p.name for p in target.iterdir() if p.is_file()]
     good = [n for n in names if f"{n}.sha256" in names]
-    deleted = to_delete(job, names, policy, good)
+    now = datetime.now(UTC)
+    protect = [made] if made else []
+    deleted = to_delete(job, names, policy, good, now=now, protect=protect)
     for name in deleted:
         (target / name).unlink(missing_ok=True)
         (target / f"{name}.sha256").unlink(missing_ok=True)
-    return deleted
+    return deleted, future_archives(job, names, now)
 
 
 def _suffix(name: str) -> str:
@@ -349,8 +390,10 @@ def verify(target: Path, name: str) -> str:
 
 
 def listing(job: str, target: Path) -> list[dict[str, object]]:
-    """The job's archives in ``target``, newest first: name, time, bytes, good (has checksum)."""
+    """The job's archives in ``target``, newest first: name, time, bytes, good (has checksum),
+    future (stamped later than now: made while the clock was wrong)."""
     names = {p.name: p for p in target.iterdir() if p.is_file()} if target.is_dir() else {}
+    future = set(future_archives(job, names, datetime.now(UTC)))
     found = []
     for name, path in names.items():
         when = archive_time(job, name)
@@ -362,6 +405,7 @@ def listing(job: str, target: Path) -> list[dict[str, object]]:
                     "time": when.isoformat(),
                     "bytes": path.stat().st_size,
                     "good": good,
+                    "future": name in future,
                 }
             )
     return sorted(found, key=lambda a: str(a["time"]), reverse=True)
@@ -408,17 +452,39 @@ def restore(
     }
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A directory's device and inode: the same for every mount of one volume."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def target_aliases(target: Path, points: list[Path]) -> list[Path]:
+    """The mount points that show the target's own directory again: the target volume
+    mounted a second time, e.g. through ``volumes_from`` an app that mounts it too."""
+    mark = _identity(target)
+    return [p for p in points if mark is not None and _identity(p) == mark]
+
+
 def _create_command(args: argparse.Namespace) -> dict[str, object]:
+    points = volume_mounts(args.target)
+    aliases = target_aliases(args.target, points)
+    for alias in aliases:
+        say(TOOL, f"{alias} is the target volume mounted again: left out of the archive")
     sources = list(args.sources)
     if args.mounts:
-        sources += volume_mounts(args.target)
+        sources += [p for p in points if p not in aliases]
     if not sources:
         raise ToolError("nothing to back up: no source path and no volume mounted")
-    result = create(args.job, args.target, sources, args.compression)
+    result = create(args.job, args.target, sources, args.compression, exclude=aliases)
     policy = Retention(
         args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.timezone
     )
-    result["deleted"] = prune(args.job, args.target, policy)
+    result["deleted"], future = prune(args.job, args.target, policy, str(result["archive"]))
+    if future:
+        emit({"warning": {"event": "backup.future_archive", "archives": future}})
     result["sources"] = [str(s) for s in sources]
     seconds = max(float(str(result["archive_s"])), 0.001)
     measured = result["data_bytes"] or result["bytes"]

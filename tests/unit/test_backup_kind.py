@@ -9,6 +9,7 @@ import pytest
 from jobs.backup import BackupJob
 from jobs.base import PlanContext
 from jobs.plan import ExecCommand, RunContainer, WithStopped
+from scheduler.backups import BackupCommandError, _pick
 from scheduler.errors import ConfigError
 from scheduler.settings import load_config
 
@@ -42,6 +43,14 @@ def load(tmp_path: Path, extra: str) -> BackupJob:
             'volumes_from = "db"\npre_exec = [{ command = "x" }]',
             "jobs.b.pre_exec[0].container: required key is missing",
         ),
+        (
+            'volumes = ["backups:/data"]',
+            "jobs.b: volume 'backups' is the target too: the backup would hold its own archives",
+        ),
+        ('volumes = ["v:/backup"]', "jobs.b: volume target '/backup': /backup is where the"),
+        ('volumes_from = "db"\npaths = ["/"]', "jobs.b: path '/' overlaps /backup, where the"),
+        ('volumes_from = "db"\npaths = ["/backup/x"]', "jobs.b: path '/backup/x' overlaps /backup"),
+        ('volumes_from = "db"\nconcurrency = "allow"', "jobs.b: concurrency 'allow' would let"),
     ],
 )
 def test_bad_backup_config_names_the_field(tmp_path: Path, extra: str, message: str) -> None:
@@ -99,3 +108,21 @@ def test_plan_order_pre_stop_archive_start_post(tmp_path: Path) -> None:
     (post,) = plan.cleanup
     assert isinstance(post, ExecCommand)
     assert post.command == ("echo", "done")
+
+
+def test_restore_latest_skips_archives_stamped_in_the_future() -> None:
+    """'latest' is the newest complete archive with a real time; with only future-stamped
+    ones, the error names them and says how to choose one."""
+    archives: list[dict[str, object]] = [
+        {"archive": "db-20990101T000000Z.tar.zst", "good": True, "future": True},
+        {"archive": "db-20261201T000000Z.tar.zst", "good": True, "future": False},
+        {"archive": "db-20261130T000000Z.tar.zst", "good": True, "future": False},
+    ]
+    assert _pick(archives, "latest", "db", "bk") == "db-20261201T000000Z.tar.zst"
+    with pytest.raises(BackupCommandError) as caught:
+        _pick(archives[:1], "latest", "db", "bk")
+    assert str(caught.value) == (
+        "job 'db' has no complete archive in 'bk' (only archives stamped in the future, made "
+        "while the clock was wrong: db-20990101T000000Z.tar.zst — name one with --archive)"
+    )
+    assert _pick(archives[:1], "db-20990101T000000Z.tar.zst", "db", "bk") == archives[0]["archive"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.protocol import parse
 from jobs.retention import SUFFIXES
 from jobs.tools import backup
 from tests.control import result_of
@@ -292,3 +293,82 @@ def test_create_command_applies_retention_after_a_good_archive(
             "other-20260101T000000Z.tar.zst",
         ]
     )
+
+
+def test_a_future_archive_never_makes_the_new_archive_the_one_deleted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keep_last = 1 with an archive stamped in 2099 in the target: the archive just made
+    stays (with its checksum), the future one stays and is reported as the
+    backup.future_archive warning; the listing flags it."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    target.mkdir()
+    future = "db-20990101T000000Z.tar.zst"
+    (target / future).write_bytes(b"from a wrong clock")
+    (target / f"{future}.sha256").write_text(f"x  {future}\n")
+    code = backup.main(
+        ["create", "--job", "db", "--target", str(target), "--keep-last", "1", str(data)]
+    )
+    assert code == 0
+    err = capsys.readouterr().err
+    result = result_of(err)
+    assert result["deleted"] == []
+    assert (target / result["archive"]).is_file()
+    assert (target / f"{result['archive']}.sha256").is_file()
+    assert (target / future).is_file()
+    warnings = [
+        m["warning"]
+        for line in err.splitlines()
+        if (m := parse(line.encode())) is not None and "warning" in m
+    ]
+    assert warnings == [{"event": "backup.future_archive", "archives": [future]}]
+    flags = {a["archive"]: a["future"] for a in backup.listing("db", target)}
+    assert flags == {future: True, result["archive"]: False}
+
+
+def test_partials_of_another_job_sharing_the_target_are_never_touched(tmp_path: Path) -> None:
+    """Job 'db' removes its own stale partials only: 'db-logs-….partial' of a running job
+    'db-logs' on the same target stays, as do names of no job's pattern."""
+    target = tmp_path / "backups"
+    target.mkdir()
+    mine = ["db-20260101T000000Z.tar.zst.partial", "db-20260101T000000Z.tar.zst.sha256.partial"]
+    theirs = ["db-logs-20260101T000000Z.tar.zst.partial", "db-notes.partial", "db-x.tar.partial"]
+    for name in mine + theirs:
+        (target / name).write_bytes(b"partial")
+    assert sorted(backup.clean_partials(target, "db")) == sorted(mine)
+    assert sorted(p.name for p in target.iterdir()) == sorted(theirs)
+
+
+def test_a_source_that_holds_the_target_is_refused(tmp_path: Path) -> None:
+    """Backing up the target (or a tree that holds it) would archive the archives: refused
+    before anything is written."""
+    target = tmp_path / "data" / "backups"
+    target.mkdir(parents=True)
+    with pytest.raises(backup.ToolError, match="holds the target"):
+        backup.create("db", target, [tmp_path / "data"], "zstd", now=NOW)
+    with pytest.raises(backup.ToolError, match="holds the target"):
+        backup.create("db", target, [target], "zstd", now=NOW)
+    assert list(target.iterdir()) == []
+
+
+def test_the_target_mounted_again_inside_a_source_is_left_out(tmp_path: Path) -> None:
+    """The target volume seen a second time (an app mounts it too): recognised by its device
+    and inode, and excluded from the archive, so a run never holds the archives before it."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    target.mkdir()
+    (target / "db-20260101T000000Z.tar.zst").write_bytes(b"an older archive")
+    alias = data / "backups-again"
+    alias.symlink_to(target)  # stands in for a second mount of the same directory
+    assert backup.target_aliases(target, [data / "sub", alias]) == [alias]
+    result = backup.create("db", target, [data], "zstd", now=NOW, exclude=[alias])
+    listing = subprocess.run(
+        ["tar", "--list", "--file", str(target / str(result["archive"]))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    relative = str(alias).lstrip("/")
+    assert not [m for m in listing if m == relative or m.startswith(relative + "/")]
+    assert f"{str(data).lstrip('/')}/file.txt" in listing

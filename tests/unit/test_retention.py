@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jobs.retention import Retention, archive_name, archive_time, to_delete
+from jobs.retention import Retention, archive_name, archive_time, future_archives, to_delete
 
 START = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)  # a Thursday
 
@@ -106,3 +106,33 @@ def test_names_may_be_any_iterable() -> None:
     """A generator of names (a directory listing) works like a list."""
     names = series(4)
     assert to_delete("db", (n for n in names), Retention(keep_last=1)) == names[:3]
+
+
+def test_a_future_archive_is_neither_ranked_nor_deleted() -> None:
+    """One archive stamped in 2099 (a clock that was once wrong): keep_last = 1 keeps the
+    newest real archive, not the future one, and deletes every other real one — the future
+    archive itself stays, and is reported."""
+    names = series(5)
+    future = archive_name("db", datetime(2099, 1, 1, tzinfo=UTC), "zstd")
+    now = START + timedelta(days=5)
+    gone = to_delete("db", [*names, future], Retention(keep_last=1), now=now)
+    assert gone == names[:-1]
+    assert future_archives("db", [*names, future], now) == [future]
+
+
+def test_the_archive_just_made_is_never_deleted() -> None:
+    """Even when the policy ranks it out (its clock is behind the others'), the archive a run
+    has just made stays."""
+    names = series(5)
+    just_made = names[0]  # the oldest stamp: this run's clock is behind
+    now = START + timedelta(days=5)
+    gone = to_delete("db", names, Retention(keep_last=1), now=now, protect=[just_made])
+    assert gone == names[1:-1]
+
+
+def test_a_minute_ahead_is_not_the_future() -> None:
+    """A clock a few seconds off does not make an archive 'future': within one minute it is
+    ranked as usual."""
+    soon = archive_name("db", START + timedelta(seconds=50), "zstd")
+    assert future_archives("db", [soon], START) == []
+    assert future_archives("db", [archive_name("db", START + timedelta(seconds=61), "zstd")], START)
