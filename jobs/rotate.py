@@ -86,7 +86,15 @@ class RotateJob(Hardening):
     def _spec(self, ctx: PlanContext, command: tuple[str, ...]) -> ContainerSpec:
         return ContainerSpec(
             image=ctx.ops_image,
-            command=("python3", "-m", "jobs.tools.rotate", *command, "--", *self.paths),
+            command=(
+                "python3",
+                "-m",
+                "jobs.tools.rotate",
+                *command,
+                "--confine",
+                "--",
+                *self.paths,
+            ),
             stdin=command[0] == "rotate",  # the state, written by the daemon
             mounts=tuple(parse_volume(v) for v in self.volumes),
             volumes_from=tuple(self.volumes_from),

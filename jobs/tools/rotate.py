@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from jobs.protocol import emit, guarded, say
+from jobs.tools.paths import inside, mount_points, regular
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _ROTATED = re.compile(
@@ -54,6 +55,8 @@ QUIET_S = 1.0
 """A rotated file is compressed once its size stayed the same this long (the app has
 reopened its log)."""
 QUIET_MAX_S = 30.0
+STALE_PARTIAL_S = 60.0
+"""A compression's partial file untouched this long was left by a killed run."""
 
 
 TOOL = "rotate"
@@ -72,24 +75,38 @@ def rotated_stamp(name: str, base: str) -> datetime | None:
     return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
 
 
-def live_files(patterns: list[str]) -> list[Path]:
-    """Regular files matching the globs, rotated files excluded (absolute patterns)."""
+def live_files(patterns: list[str], roots: list[Path] | None = None) -> list[Path]:
+    """Regular files matching the globs, rotated files excluded (absolute patterns). A match
+    that is a symlink, or whose real location is outside ``roots`` (a directory symlink
+    leading out of the volumes), is left alone with a diagnostic."""
     found: dict[str, Path] = {}
     for pattern in patterns:
         for name in sorted(glob.glob(pattern)):  # noqa: PTH207 - absolute patterns
             path = Path(name)
-            if path.is_file() and not path.is_symlink() and _ROTATED.match(path.name) is None:
-                found.setdefault(str(path), path)
+            if not regular(path) or _ROTATED.match(path.name) is not None:
+                continue
+            if not inside(path, roots):
+                say(TOOL, f"{path} leads out of the mounted volumes (a symlink): left alone")
+                continue
+            found.setdefault(str(path), path)
     return list(found.values())
 
 
 def _free_name(path: Path, now: datetime) -> Path:
+    """A rotated name no file, link or dangling link holds yet."""
     stamp = now.astimezone(UTC).strftime(STAMP_FORMAT)
     candidate, n = path.with_name(f"{path.name}.{stamp}"), 0
-    while any(candidate.with_name(candidate.name + ext).exists() for ext in ("", ".zst", ".gz")):
+    while any(
+        os.path.lexists(candidate.with_name(candidate.name + ext)) for ext in ("", ".zst", ".gz")
+    ):
         n += 1
         candidate = path.with_name(f"{path.name}.{stamp}-{n}")
     return candidate
+
+
+def _create(path: Path, mode: int = 0o600) -> int:
+    """A new file at ``path``, never through a symlink nor over anything there."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
 
 
 def _rename(path: Path, to: Path) -> None:
@@ -104,10 +121,11 @@ def _rename(path: Path, to: Path) -> None:
 
 
 def _copytruncate(path: Path, to: Path) -> None:
-    shutil.copyfile(path, to)
-    shutil.copystat(path, to)
     info = path.stat()
-    os.chown(to, info.st_uid, info.st_gid)
+    with path.open("rb") as source, os.fdopen(_create(to), "wb") as copy:
+        shutil.copyfileobj(source, copy)
+        os.fchown(copy.fileno(), info.st_uid, info.st_gid)
+    shutil.copystat(path, to, follow_symlinks=False)
     with path.open("r+b") as f:
         f.truncate(0)
 
@@ -121,11 +139,12 @@ def rotate(
     min_size: int,
     mode: str,
     now: datetime,
+    roots: list[Path] | None = None,
 ) -> dict[str, object]:
     """Rotate what is due; return what was rotated and the new state."""
     rotated: list[dict[str, str]] = []
     new_state: dict[str, dict[str, str]] = {}
-    for path in live_files(patterns):
+    for path in live_files(patterns, roots):
         key = str(path)
         since = datetime.fromisoformat(state.get(key, {}).get("since", now.isoformat()))
         size = path.stat().st_size
@@ -174,7 +193,12 @@ def _compress(path: Path, compression: str) -> Path | None:
         say(TOOL, f"{path} still grows (has the app reopened its log?): not compressed")
         return None
     before = path.stat()
-    with path.open("rb") as source, partial.open("wb") as out:
+    try:
+        fd = _create(partial)
+    except FileExistsError:
+        say(TOOL, f"{partial} exists and is not ours to replace: {path} not compressed")
+        return None
+    with path.open("rb") as source, os.fdopen(fd, "wb") as out:
         done = subprocess.run(
             [*argv], stdin=source, stdout=out, stderr=subprocess.PIPE, check=False
         )
@@ -185,8 +209,8 @@ def _compress(path: Path, compression: str) -> Path | None:
             )
         out.flush()
         os.fsync(out.fileno())
-    shutil.copystat(path, partial)
-    os.chown(partial, before.st_uid, before.st_gid)
+    shutil.copystat(path, partial, follow_symlinks=False)
+    os.chown(partial, before.st_uid, before.st_gid, follow_symlinks=False)
     partial.rename(final)
     if not _unchanged(path, before):  # written to during the compression: keep the original
         final.unlink(missing_ok=True)
@@ -194,6 +218,33 @@ def _compress(path: Path, compression: str) -> Path | None:
         return None
     path.unlink()
     return final
+
+
+def _stale_partials(live: Path, now: float) -> list[Path]:
+    """What a killed compression of ``live``'s rotated files left: only names of the exact
+    pattern ``<live>.<stamp>[-N].zst|gz.partial``, regular files, untouched for
+    STALE_PARTIAL_S (so never one still being written)."""
+    found = []
+    for path in live.parent.glob(f"{glob.escape(live.name)}.*.partial"):
+        match = _ROTATED.match(path.name.removesuffix(".partial"))
+        if match is None or match["base"] != live.name or match["ext"] is None:
+            continue
+        if regular(path) and now - path.lstat().st_mtime >= STALE_PARTIAL_S:
+            found.append(path)
+    return found
+
+
+def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
+    """``live``'s rotated files (regular files of the exact pattern), newest first."""
+    return sorted(
+        (
+            (stamp, p)
+            for p in live.parent.iterdir()
+            if (stamp := rotated_stamp(p.name, live.name)) is not None and regular(p)
+        ),
+        key=lambda item: (item[0], item[1].name),
+        reverse=True,
+    )
 
 
 def finish(
@@ -204,22 +255,18 @@ def finish(
     keep_last: int | None,
     keep_age: float | None,
     now: datetime,
+    roots: list[Path] | None = None,
 ) -> dict[str, object]:
-    """Compress rotated files, then prune them; return what was done."""
+    """Compress rotated files, then prune them; return what was done. A rotated file that is
+    still being written (the app has not reopened its log) is neither compressed nor
+    deleted."""
     compressed: list[str] = []
     deleted: list[str] = []
-    for live in live_files(patterns):
-        for stale in live.parent.glob(f"{glob.escape(live.name)}.*.partial"):
+    for live in live_files(patterns, roots):
+        for stale in _stale_partials(live, time.time()):
             stale.unlink(missing_ok=True)  # a killed compression
-        rotated = sorted(
-            (
-                (stamp, p)
-                for p in live.parent.iterdir()
-                if p.is_file() and (stamp := rotated_stamp(p.name, live.name)) is not None
-            ),
-            key=lambda item: (item[0], item[1].name),
-            reverse=True,
-        )
+        rotated = _rotated_of(live)
+        growing: set[Path] = set()
         if compression != "none":
             pending = [p for _, p in rotated if not p.name.endswith((".zst", ".gz"))]
             newest = rotated[0][1] if rotated else None
@@ -229,6 +276,8 @@ def finish(
                 packed = _compress(path, compression)
                 if packed is not None:
                     compressed.append(str(packed))
+                elif regular(path):
+                    growing.add(path)
             rotated = [
                 (stamp, p if p.exists() else p.with_name(p.name + COMPRESSORS[compression][1]))
                 for stamp, p in rotated
@@ -236,10 +285,19 @@ def finish(
         for index, (stamp, path) in enumerate(rotated):
             too_many = keep_last is not None and index >= keep_last
             too_old = keep_age is not None and now - stamp > timedelta(seconds=keep_age)
-            if too_many or too_old:
+            if (too_many or too_old) and _may_delete(path, growing):
                 path.unlink(missing_ok=True)
                 deleted.append(str(path))
     return {"compressed": compressed, "deleted": deleted}
+
+
+def _may_delete(path: Path, growing: set[Path]) -> bool:
+    """A compressed file is ours and complete; an uncompressed one goes only once nothing
+    writes into it any more (its app may not have reopened its log yet)."""
+    if path not in growing and (path.name.endswith((".zst", ".gz")) or _wait_quiet(path)):
+        return True
+    say(TOOL, f"{path} is still being written: not deleted")
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,8 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     second.add_argument("--keep-last", type=int)
     second.add_argument("--keep-age", type=float, help="seconds")
     second.add_argument("patterns", nargs="+")
+    for command in (first, second):
+        command.add_argument(
+            "--confine",
+            action="store_true",
+            help="act only inside the volumes mounted here (the daemon always asks for it)",
+        )
     args = parser.parse_args(argv)
     now = datetime.now(UTC)
+    roots = mount_points() if args.confine else None
     try:
         if args.command == "rotate":
             state = sys.stdin.readline() if args.state_stdin else args.state
@@ -275,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 min_size=args.min_size,
                 mode=args.mode,
                 now=now,
+                roots=roots,
             )
         else:
             result = finish(
@@ -284,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 keep_last=args.keep_last,
                 keep_age=args.keep_age,
                 now=now,
+                roots=roots,
             )
     except (RotateError, OSError) as e:
         say(TOOL, str(e))

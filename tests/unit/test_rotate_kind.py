@@ -69,11 +69,12 @@ def test_plan_rotates_then_tells_then_finishes(tmp_path: Path) -> None:
     tool = ("python3", "-m", "jobs.tools.rotate")
     assert step.rotate.command == (
         *tool, "rotate", "--state-stdin", "--mode", "copytruncate", "--min-size", "1024",
-        "--max-size", str(10 * 1024 * 1024), "--max-age", "86400.0", "--", "/var/log/app/*.log",
+        "--max-size", str(10 * 1024 * 1024), "--max-age", "86400.0", "--confine", "--",
+        "/var/log/app/*.log",
     )  # fmt: skip
     assert step.finish.command == (
         *tool, "finish", "--compression", "gzip", "--delay-compression", "--keep-last", "5",
-        "--keep-age", str(30 * 86400.0), "--", "/var/log/app/*.log",
+        "--keep-age", str(30 * 86400.0), "--confine", "--", "/var/log/app/*.log",
     )  # fmt: skip
     assert step.rotate.volumes_from == ("app",)  # writable: rotation renames
     assert step.rotate.healthcheck is False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import ANY
@@ -221,3 +222,129 @@ def test_a_file_written_to_while_compressed_is_kept_for_the_next_run(
     assert result["compressed"] == []
     assert rotated.read_text() == "old line\na line written meanwhile\n"
     assert sorted(p.name for p in logs.iterdir()) == ["app.log", rotated.name]
+
+
+def finish_now(logs: Path, roots: list[Path] | None = None, **rules: object) -> dict[str, object]:
+    options: dict[str, object] = {
+        "compression": "gzip",
+        "delay_compression": False,
+        "keep_last": None,
+        "keep_age": None,
+    }
+    options.update(rules)
+    return rotate.finish([str(logs / "*.log")], now=NOW, roots=roots, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_keep_last_0_never_deletes_a_rotated_file_still_being_written(
+    logs: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """keep_last = 0 and the app still writes into the file it had open (it has not reopened
+    its log): the file is neither compressed nor deleted, and says so."""
+    monkeypatch.setattr(rotate, "QUIET_MAX_S", 0.3)
+    (logs / "app.log").write_text("")
+    rotated = logs / "app.log.20261128T120000Z"
+    rotated.write_text("line 1\n")
+    stop = threading.Event()
+
+    def app() -> None:
+        n = 2
+        while not stop.wait(0.02):
+            with rotated.open("a") as f:
+                f.write(f"line {n}\n")
+            n += 1
+
+    writer = threading.Thread(target=app)
+    writer.start()
+    try:
+        result = finish_now(logs, keep_last=0, compression=compression)
+    finally:
+        stop.set()
+        writer.join()
+    assert result == {"compressed": [], "deleted": []}
+    assert rotated.read_text().startswith("line 1\nline 2\n")
+    assert sorted(p.name for p in logs.iterdir()) == ["app.log", rotated.name]
+
+
+def test_keep_last_0_deletes_quiet_rotated_files(logs: Path) -> None:
+    """Once nothing writes into them, keep_last = 0 deletes every rotated file (boundary)."""
+    (logs / "app.log").write_text("")
+    made = make_rotated(logs, ["20261126T000000Z", "20261127T000000Z"])
+    result = finish_now(logs, keep_last=0, compression="none")
+    assert sorted(result["deleted"]) == sorted(str(p) for p in made)  # type: ignore[call-overload]
+    assert [p.name for p in logs.iterdir()] == ["app.log"]
+
+
+def test_only_our_own_stale_partials_are_removed(logs: Path) -> None:
+    """A killed compression's partial goes; a foreign '<live>.x.partial', a partial still
+    being written (fresh) and a symlink named like a partial stay."""
+    (logs / "app.log").write_text("live\n")
+    ours = logs / "app.log.20261127T000000Z.gz.partial"
+    ours.write_bytes(b"half")
+    os.utime(ours, (0, 0))
+    fresh = logs / "app.log.20261128T000000Z.zst.partial"
+    fresh.write_bytes(b"being written")
+    foreign = logs / "app.log.backup.partial"
+    foreign.write_bytes(b"not ours")
+    os.utime(foreign, (0, 0))
+    outside = logs.parent / "outside"
+    outside.write_text("keep me")
+    link = logs / "app.log.20261126T000000Z.gz.partial"
+    link.symlink_to(outside)
+    finish_now(logs)
+    assert not ours.exists()
+    assert fresh.exists()
+    assert foreign.exists()
+    assert link.is_symlink()
+    assert outside.read_text() == "keep me"
+
+
+def test_a_symlink_named_like_a_rotated_file_is_never_followed(logs: Path) -> None:
+    """'app.log.<stamp>' pointing at a file outside the volume: not compressed, not copied,
+    not deleted; the outside file is untouched."""
+    (logs / "app.log").write_text("live\n")
+    outside = logs.parent / "secret.txt"
+    outside.write_text("outside the volume\n")
+    outside.chmod(0o600)
+    link = logs / "app.log.20261127T000000Z"
+    link.symlink_to(outside)
+    result = finish_now(logs, keep_last=0)
+    assert result == {"compressed": [], "deleted": []}
+    assert link.is_symlink()
+    assert outside.read_text() == "outside the volume\n"
+    assert sorted(p.name for p in logs.iterdir()) == ["app.log", link.name]
+
+
+def test_a_dangling_symlink_at_the_rotated_name_is_not_written_through(logs: Path) -> None:
+    """copytruncate never copies into a symlink planted at the name it would use."""
+    log = logs / "app.log"
+    log.write_text("line\n")
+    target = logs.parent / "planted"
+    (logs / "app.log.20261128T120000Z").symlink_to(target)
+    rotate_now(logs, max_size=1, mode="copytruncate")
+    assert not target.exists()
+    assert (logs / "app.log.20261128T120000Z-1").read_text() == "line\n"
+
+
+def test_globs_do_not_follow_a_directory_symlink_out_of_the_volumes(tmp_path: Path) -> None:
+    """'/logs/*/app.log' with '/logs/evil -> /elsewhere': the file there is matched by the
+    glob but left alone (it is not inside the mounted volumes); the real one rotates."""
+    volume, elsewhere = tmp_path / "volume", tmp_path / "elsewhere"
+    (volume / "app").mkdir(parents=True)
+    elsewhere.mkdir()
+    (volume / "app" / "app.log").write_text("x" * 100)
+    (elsewhere / "app.log").write_text("y" * 100)
+    (volume / "evil").symlink_to(elsewhere)
+    result = rotate.rotate(
+        [str(volume / "*" / "app.log")],
+        {},
+        max_size=10,
+        max_age=None,
+        min_size=0,
+        mode="rename",
+        now=NOW,
+        roots=[volume],
+    )
+    assert [r["path"] for r in result["rotated"]] == [str(volume / "app" / "app.log")]  # type: ignore[attr-defined]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["app.log"]
+    assert (elsewhere / "app.log").read_text() == "y" * 100
