@@ -4,6 +4,8 @@
 Answers: 202 ``{"run_id": …}``; 404 unknown job; 409 skipped (``forbid`` and
 the previous run still runs). The socket is created mode 0600: whoever can use
 it can run jobs, i.e. whoever can already reach the state directory as root.
+Connections are bounded in number and time as on the HTTP listener
+(``scheduler.listeners``): a hung client does not hold a thread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 
+from scheduler.listeners import CONNECTION_TIMEOUT_S, MAX_CONNECTIONS, BoundedThreadingMixIn
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
@@ -27,27 +30,46 @@ SOCKET_NAME = "admin.sock"
 CLIENT_TIMEOUT_S = 10.0
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+class _Server(BoundedThreadingMixIn, socketserver.UnixStreamServer):
+    pass
 
 
 class AdminServer:
-    """Serves the admin API on ``<state_dir>/admin.sock`` in a thread."""
+    """Serves the admin API on ``<state_dir>/admin.sock`` in a thread: at most
+    ``max_connections`` at once, each closed after ``timeout`` seconds."""
 
     def __init__(
-        self, state_dir: Path, trigger: Callable[[str], tuple[int, dict[str, object]]]
+        self,
+        state_dir: Path,
+        trigger: Callable[[str], tuple[int, dict[str, object]]],
+        *,
+        timeout: float = CONNECTION_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.path = state_dir / SOCKET_NAME
         self.path.unlink(missing_ok=True)  # a dead predecessor's; we hold the daemon lock
         handler = _handler(trigger)
         old_umask = os.umask(0o177)
         try:
-            self._server = _Server(str(self.path), handler)
+            self._server = _Server(
+                str(self.path), handler, label="admin", timeout=timeout,
+                max_connections=max_connections,
+            )  # fmt: skip
         finally:
             os.umask(old_umask)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="admin", daemon=True
         )
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return self._server.connections
+
+    @property
+    def connection_thread_name(self) -> str:
+        """The name of each thread that serves a connection."""
+        return self._server.connection_thread_name
 
     def start(self) -> None:
         """Begin serving."""

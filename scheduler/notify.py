@@ -3,11 +3,14 @@
 Off the run's path: the runner hands a report over (never waits); one worker
 thread sends, with retries and a per-job cooldown. A slow or failing endpoint
 delays only later notifications, never a run. URLs and headers can carry
-secrets: logs show URLs without user, password, path or query.
+secrets: logs show URLs without user, password, path or query, and an error's
+text only where it cannot quote the request (see ``_error_text``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import queue
 import threading
@@ -31,6 +34,8 @@ QUEUE_SIZE = 1000
 FAILED = frozenset({"failed", "timed_out", "missed"})
 PING_BODY_MAX = 10_000
 RETRY_DELAY_MAX_S = 60.0
+ERROR_TEXT_MAX = 200
+"""An error's text in ``notify.failed`` is cut to this many characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +193,14 @@ class Notifier:
 
     def _work(self) -> None:
         while (delivery := self._queue.get()) is not None:
-            self._deliver(delivery)
+            try:
+                self._deliver(delivery)
+            except Exception as e:  # a bug in one delivery must not end the only sender
+                with contextlib.suppress(Exception):  # not even if logging it fails
+                    get_logger().error(
+                        "notify.crashed", job=delivery.job, run_id=delivery.run_id,
+                        kind=delivery.kind, error=type(e).__name__,
+                    )  # fmt: skip
 
     def _deliver(self, delivery: _Delivery) -> None:
         spec, log = delivery.spec, get_logger()
@@ -202,8 +214,8 @@ class Notifier:
                     break
             try:
                 self._send(delivery)
-            except (OSError, SecretError, ValueError) as e:
-                error = str(getattr(e, "reason", e))
+            except Exception as e:  # whatever sending raised, this delivery failed
+                error = _error_text(e)
                 continue
             log.info("notify.sent", attempts=attempt + 1, **fields)
             return
@@ -213,6 +225,8 @@ class Notifier:
         headers = {"Content-Type": delivery.content_type, "User-Agent": "crontainer"}
         if delivery.headers:
             headers.update(_resolved(delivery.spec.headers))
+        for name, value in headers.items():
+            _check_header(name, value)
         request = urllib.request.Request(  # noqa: S310 - http(s) only, checked by the config
             delivery.url, data=delivery.body, headers=headers, method="POST"
         )
@@ -236,3 +250,41 @@ def _kinds(status: str, previous: str | None) -> list[str]:
 
 def _resolved(headers: Mapping[str, object]) -> dict[str, str]:
     return {name: resolve(value, f"notify header {name}") for name, value in headers.items()}
+
+
+class _Unsendable(Exception):  # noqa: N818 - a reason, not an "Error" of the program
+    """A request that cannot be sent as configured; the text never holds a secret."""
+
+
+_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F)) - {"\t"}
+
+
+def _check_header(name: str, value: str) -> None:
+    """Refuse a header value http.client would reject (its error quotes the value) or,
+    with a line break followed by a space, send as a folded line: say so by name only."""
+    if any(char in _CONTROL for char in value):
+        raise _Unsendable(f"header {name!r} holds a control character")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _Unsendable(f"header {name!r} holds a character outside Latin-1") from None
+
+
+def _error_text(error: BaseException) -> str:
+    """What ``notify.failed`` says of ``error``: short, and never a secret. Only texts
+    that cannot quote the request are shown: ours, a secret's (it names the secret),
+    and the system's (socket, TLS); of anything else only its type, since http.client's
+    messages quote header values, URL paths or the receiver's answer (which may echo
+    the request)."""
+    if isinstance(error, urllib.error.URLError):  # urlopen's wrapping of an OSError
+        reason = error.reason
+        error = reason if isinstance(reason, BaseException) else OSError(str(reason))
+    if isinstance(error, (OSError, SecretError, _Unsendable)):
+        text = str(error)
+    elif isinstance(error, http.client.BadStatusLine):
+        text = "not an HTTP answer (BadStatusLine)"
+    elif isinstance(error, http.client.HTTPException):
+        text = f"a broken HTTP exchange ({type(error).__name__})"
+    else:
+        text = f"{type(error).__name__} while sending"
+    return text[:ERROR_TEXT_MAX]

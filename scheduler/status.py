@@ -1,16 +1,18 @@
 """The daemon's HTTP listener (``[daemon] http``): ``/metrics``, ``/healthz``, ``/readyz``.
 
 Read-only: the admin API (run a job now) is never on it — that stays on the Unix
-socket in the state directory.
+socket in the state directory. Connections are bounded in number and time
+(``scheduler.listeners``): it listens on all interfaces of the container.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, ClassVar
 
+from scheduler.listeners import CONNECTION_TIMEOUT_S, MAX_CONNECTIONS, BoundedThreadingMixIn
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
@@ -47,18 +49,43 @@ class Health:
         return False, {"status": "starting", "reason": "settling what an earlier daemon left"}
 
 
-class StatusServer:
-    """A small threaded HTTP server; ``start`` binds at once (a taken port fails early)."""
+class _Server(BoundedThreadingMixIn, HTTPServer):
+    pass
 
-    def __init__(self, host: str, port: int, metrics: Metrics, health: Health) -> None:
+
+class StatusServer:
+    """A small threaded HTTP server; the constructor binds at once (a taken port fails
+    early). At most ``max_connections`` at once, each closed after ``timeout`` seconds."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        health: Health,
+        *,
+        timeout: float = CONNECTION_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         handler = type("Handler", (_Handler,), {"metrics": metrics, "health": health})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(
+            (host, port), handler, label="http", timeout=timeout, max_connections=max_connections
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return self._server.connections
+
+    @property
+    def connection_thread_name(self) -> str:
+        """The name of each thread that serves a connection."""
+        return self._server.connection_thread_name
 
     def start(self) -> None:
         self._thread.start()
