@@ -110,9 +110,14 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 def header_problem(value: str) -> str | None:
     """Why ``value`` cannot be an HTTP header's value (a control character: CR and LF would
-    split the request), else None. Never shows the value: it may be a secret."""
+    split the request; HTTP sends headers as Latin-1), else None. Never shows the value: it
+    may be a secret."""
     if _CONTROL_CHARACTER.search(value):
-        return "holds a control character (such as CR or LF)"
+        return "holds a control character"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "holds a character outside Latin-1"
     return None
 
 

@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from jobs.base import header_problem
 from scheduler.logs import get_logger
 from scheduler.secrets import SecretError, resolve
 
@@ -256,18 +257,12 @@ class _Unsendable(Exception):  # noqa: N818 - a reason, not an "Error" of the pr
     """A request that cannot be sent as configured; the text never holds a secret."""
 
 
-_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F)) - {"\t"}
-
-
 def _check_header(name: str, value: str) -> None:
     """Refuse a header value http.client would reject (its error quotes the value) or,
     with a line break followed by a space, send as a folded line: say so by name only."""
-    if any(char in _CONTROL for char in value):
-        raise _Unsendable(f"header {name!r} holds a control character")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise _Unsendable(f"header {name!r} holds a character outside Latin-1") from None
+    problem = header_problem(value)
+    if problem is not None:
+        raise _Unsendable(f"header {name!r} {problem}")
 
 
 def _error_text(error: BaseException) -> str:

@@ -255,7 +255,7 @@ def test_a_secret_header_with_cr_lf_fails_the_run_without_showing_it(
         '[jobs.s.sink]\ntype = "http"\nurl = "http://h/"\nheaders = { A = { env = "TOKEN" } }\n',
     )
     assert outcome.status is Status.FAILED
-    assert outcome.error == "sink header A holds a control character (such as CR or LF)"
+    assert outcome.error == "sink header A holds a control character"
     assert "create" not in engine.names()
     assert "s3cret" not in json.dumps([dict(e) for e in logs], default=str)
 
