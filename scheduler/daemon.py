@@ -210,6 +210,7 @@ class Daemon:
         health = Health(
             loop_alive=lambda: parts.loop is not None and parts.loop.is_alive(),
             engine_error=live.engine_error,
+            state_error=lambda: history.write_error,
         )
         return metrics, health, parts
 

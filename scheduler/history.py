@@ -142,6 +142,8 @@ class History:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self._lock = threading.Lock()
+        self._write_error: str | None = None
+        self._failed_writes = 0
 
     @classmethod
     def open(cls, state_dir: Path, *, readonly: bool = False) -> History:
@@ -188,13 +190,47 @@ class History:
         with self._lock:
             self._db.close()
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        """Write, or log ``history.write_failed``: a broken disk must not stop the runs."""
+    @property
+    def write_error(self) -> str | None:
+        """Why the last write failed (a full disk…), while writes fail; None once one works."""
+        return self._write_error
+
+    def _failed(self, error: sqlite3.Error) -> None:
+        """A write failed: one ``history.write_failed`` when writes start failing (not one per
+        write: a full disk fails them all), counted until one works again."""
+        first = self._write_error is None
+        self._write_error = str(error)
+        self._failed_writes += 1
+        if first:
+            get_logger().error("history.write_failed", error=str(error))
+
+    def _succeeded(self) -> None:
+        if self._write_error is not None:
+            get_logger().info("history.write_recovered", failed_writes=self._failed_writes)
+            self._write_error, self._failed_writes = None, 0
+
+    def _write(
+        self,
+        sql: str,
+        params: tuple[object, ...],
+        *,
+        required: bool = False,
+        adds: bool = True,
+    ) -> None:
+        """Write; a failure is logged (``history.write_failed``, once per outage) and runs go
+        on — unless the write is ``required`` (what a successor needs to undo an action):
+        then HistoryError, and the action is not taken. Only a write that ``adds`` a row, and
+        did, ends an outage: an update or a delete can work on a full disk."""
         try:
             with self._lock:
-                self._db.execute(sql, params)
+                added = self._db.execute(sql, params).rowcount > 0
         except sqlite3.Error as e:
-            get_logger().error("history.write_failed", error=str(e))
+            self._failed(e)
+            if required:
+                raise HistoryError(f"the state database refuses writes: {e}") from e
+            return
+        if adds and added:
+            self._succeeded()
 
     # --- the daemon's writes ------------------------------------------------
 
@@ -229,6 +265,7 @@ class History:
         self._write(
             "UPDATE runs SET container_id = ? WHERE run_id = ? AND attempt = ?",
             (container_id, run_id, attempt),
+            adds=False,
         )
 
     def finish(
@@ -257,6 +294,7 @@ class History:
                 run_id,
                 attempt,
             ),
+            adds=False,
         )
         self._mark(run_id, status, finished_at)
 
@@ -292,15 +330,21 @@ class History:
         )
 
     def mark_stopped(self, run_id: str, container: str, at: datetime) -> None:
-        """Written before a run stops a container, so a successor can start it again."""
+        """Written before a run stops a container, so a successor can start it again; raise
+        HistoryError if it cannot be (then the container must not be stopped)."""
         self._write(
             "INSERT OR REPLACE INTO stopped (run_id, container, stopped_at) VALUES (?, ?, ?)",
             (run_id, container, _text(at)),
+            required=True,
         )
 
     def unmark_stopped(self, run_id: str, container: str) -> None:
         """The container was started again."""
-        self._write("DELETE FROM stopped WHERE run_id = ? AND container = ?", (run_id, container))
+        self._write(
+            "DELETE FROM stopped WHERE run_id = ? AND container = ?",
+            (run_id, container),
+            adds=False,
+        )
 
     def checkpoints(self, job: str) -> dict[str, dict[str, object]]:
         """The job's checkpoints by source, as the shipping tool reported them."""
@@ -341,7 +385,10 @@ class History:
                     raise
                 self._db.execute("COMMIT")
         except sqlite3.Error as e:
-            get_logger().error("history.write_failed", error=str(e))
+            self._failed(e)
+            return
+        if marks:
+            self._succeeded()
 
     def still_stopped(self) -> list[tuple[str, str]]:
         """(run_id, container) pairs stopped by runs that did not start them again."""
@@ -358,6 +405,7 @@ class History:
             " SELECT rowid FROM runs WHERE job = ? AND status = ?"
             " ORDER BY coalesce(finished_at, scheduled_at) DESC LIMIT ?)",
             (job, status, job, status, keep),
+            adds=False,
         )
 
     # --- reads ----------------------------------------------------------------

@@ -27,10 +27,14 @@ class Health:
     """What /healthz and /readyz answer from: the scheduler loop, the engine, the start."""
 
     def __init__(
-        self, loop_alive: Callable[[], bool], engine_error: Callable[[], str | None]
+        self,
+        loop_alive: Callable[[], bool],
+        engine_error: Callable[[], str | None],
+        state_error: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._loop_alive = loop_alive
         self._engine_error = engine_error
+        self._state_error = state_error
         self.ready = threading.Event()
         """Set once the first reconcile (settling what an earlier daemon left) is done."""
 
@@ -41,6 +45,10 @@ class Health:
         error = self._engine_error()
         if error is not None:
             return False, {"status": "unhealthy", "reason": f"the engine does not answer: {error}"}
+        error = self._state_error()
+        if error is not None:
+            reason = f"the state database refuses writes: {error}"
+            return False, {"status": "unhealthy", "reason": reason}
         return True, {"status": "ok"}
 
     def readiness(self) -> tuple[bool, dict[str, object]]:

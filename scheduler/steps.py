@@ -33,6 +33,7 @@ from scheduler.control import (
 )
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import CrontainerError, EngineError, EngineUnavailableError
+from scheduler.history import HistoryError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
 from scheduler.secrets import SecretError, header_value, read_env_file, read_secret
@@ -674,7 +675,15 @@ class StepExecutor:
                     self._log.info("run.container_not_running", container=name)
                     continue
                 if attempt.on_stop is not None:
-                    attempt.on_stop(name)
+                    try:
+                        attempt.on_stop(name)
+                    except HistoryError as e:  # a successor could not start it again
+                        return Outcome(
+                            Status.FAILED,
+                            reason="state_unwritable",
+                            error=f"not stopping {name!r}: {e} (a successor could not start "
+                            "it again)",
+                        )
                 self._engine.stop(name, step.grace)
                 stopped.append(name)
                 self._log.info("run.container_stopped", container=name)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from jobs.plan import PullPolicy, RunContainer, WithStopped
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
-from scheduler.history import History
+from scheduler.history import History, HistoryError
 from scheduler.runner import Runner
 from scheduler.settings import Config, load_config
+from scheduler.status import Health
 from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
@@ -410,3 +412,83 @@ def test_a_run_whose_thread_cannot_start_is_failed_and_blocks_nothing(
     assert not [e for e in logs if e["event"] == "run.skipped"]
     statuses = [(r.run_id == second, r.status, r.reason) for r in runner._history.runs("j")]
     assert sorted(statuses) == [(False, "failed", "thread_start_failed"), (True, "succeeded", None)]
+
+
+def test_a_full_state_disk_stops_no_container_and_is_a_health_failure(tmp_path: Path) -> None:
+    """The state database refuses writes (a full disk): a backup does not stop a container
+    whose stop it cannot record (a successor could not start it again) and fails saying so;
+    /healthz reports the reason; the many failed writes of the run add no event to the one
+    that began the outage; once writes work again, history.write_recovered and the next
+    backup stops and starts as usual."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "data"\n'
+        'target = "bk"\nstop = ["app"]\n'
+    )
+    config = load_config(path, {})
+    engine = FakeEngine(FakeClock())
+    runner = make_runner(config, engine)
+    history = runner._history
+    health = Health(lambda: True, lambda: None, lambda: history.write_error)
+    with structlog.testing.capture_logs() as filling:
+        fill_every_page(history)
+    assert [e["event"] for e in filling][-1] == "history.write_failed"
+    with structlog.testing.capture_logs() as logs:
+        runner.submit(config.jobs["b"], SCHEDULED)
+        assert runner.join(10)
+        failed = [e for e in logs if e["event"] == "run.failed"]
+        assert "stop" not in engine.names()
+        assert [(e["reason"], e["error"]) for e in failed] == [
+            (
+                "state_unwritable",
+                (
+                    "not stopping 'app': the state database refuses writes: database or disk "
+                    "is full (a successor could not start it again)"
+                ),
+            )
+        ]
+        assert health.healthy() == (
+            False,
+            {
+                "status": "unhealthy",
+                "reason": "the state database refuses writes: database or disk is full",
+            },
+        )
+        history._db.execute("PRAGMA max_page_count = 1000000")  # space again
+        runner.submit(config.jobs["b"], SCHEDULED + timedelta(days=1))
+        assert runner.join(10)
+    events = [e["event"] for e in logs]
+    assert events.count("history.write_failed") == 0  # said once, when the outage began
+    assert events.count("history.write_recovered") == 1
+    recovered = next(e for e in logs if e["event"] == "history.write_recovered")
+    assert recovered["failed_writes"] > 1
+    assert health.healthy() == (True, {"status": "ok"})
+    calls = [(n, a) for n, a in engine.calls if n in ("stop", "start") and a in ("app", 10.0)]
+    assert [n for n, _ in calls] == ["stop", "start"]
+    assert [row for row in history.still_stopped() if row[1] == "app"] == []
+
+
+def fill_every_page(history: History) -> None:
+    """The disk is full: the file may not grow (max_page_count), and the free space left in
+    its pages — runs, job marks, stopped containers, checkpoints — is used up, so every
+    write that adds a row fails."""
+    pages = history._db.execute("PRAGMA page_count").fetchone()[0]
+    history._db.execute(f"PRAGMA max_page_count = {pages}")
+    at = SCHEDULED
+    writers: list[Callable[[int, str], None]] = [
+        lambda n, x: history.record_fire(f"f{n}{x}", at),
+        lambda n, x: history.record(f"f{n}", x, "schedule", at, status="missed", at=at, reason=x),
+        lambda n, x: history.mark_stopped(f"f{n}", x, at),
+        lambda n, x: history.save_checkpoints(x, {f"f{n}": {}}, [], at),
+    ]
+    count = 0
+    for write in writers:
+        for size in (200, 20, 1):  # big rows first, then the crumbs of space they leave
+            while True:
+                count += 1
+                before = history._failed_writes
+                with contextlib.suppress(HistoryError):
+                    write(count, "x" * size)
+                if history._failed_writes > before:
+                    break
