@@ -34,7 +34,7 @@ from jobs.plan import (
     ShipLogs,
 )
 from jobs.run import ContainerNames, VolumeList, parse_volume
-from jobs.tools.logship import FACILITIES, SEVERITIES
+from jobs.tools.logship import FACILITIES, MAX_LINE, SEVERITIES
 from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
@@ -192,6 +192,9 @@ class LogshipJob(Hardening):
     max_bytes: Annotated[Size, Field(ge=1), Largest("1TiB")] = Field(
         256 * 1024 * 1024, description="at most this much per run; the rest waits for the next"
     )
+    max_line: Annotated[Size, Field(ge=1024), Largest("64MiB")] = Field(
+        MAX_LINE, description="a longer line is shipped cut to this many bytes; its rest is skipped"
+    )
     network: str | None = Field(
         None, description="network of the shipping container ('host' reaches the host's loopback)"
     )
@@ -231,6 +234,7 @@ class LogshipJob(Hardening):
             "sink": sink,
             "paths": self.paths,
             "max_bytes": self.max_bytes,
+            "max_line": self.max_line,
             "batch_lines": self.sink.batch_lines,
             "batch_bytes": self.sink.batch_bytes,
         }

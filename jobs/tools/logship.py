@@ -3,7 +3,7 @@
     python -m jobs.tools.logship            # the request arrives on stdin
 
 stdin, written by the daemon: the first line is the request (JSON) — ``job``,
-``host``, ``sink``, ``paths`` (globs), ``max_bytes``, ``batch_lines``,
+``host``, ``sink``, ``paths`` (globs), ``max_bytes``, ``max_line``, ``batch_lines``,
 ``batch_bytes`` and ``checkpoints`` (``{source: data}`` as last reported) —;
 then, one JSON object per line, records of containers' logs read by the daemon
 through the Docker API: ``source``, ``time``, ``stream``, ``line`` and ``cp``
@@ -17,14 +17,23 @@ them in one transaction), and ``{"result": {...}}`` at the end. Anything else
 on stderr is a diagnostic, escaped so that it can never pass for a control line
 (a file name may hold a newline). The ``stdout`` sink writes the records to stdout.
 
-A file's checkpoint is its device, inode, the offset after the last delivered
-line and a sha256 of its first bytes (up to 1 KiB, within the delivered part).
+A file's checkpoint is its device, inode, the offset after the last byte decided
+(delivered, or skipped as the rest of a cut line), a sha256 of its first bytes (up to
+1 KiB, within that part) and ``"skipping": true`` while the bytes after the offset, up
+to the next newline, belong to a line already cut.
 At start every checkpoint is matched to a file: the same inode whose first
 bytes still match (renamed or not — a rename rotation); else a file in the same
 directory with the same first bytes and at least the offset's length (the copy
 of a copytruncate rotation); the rest of that file is shipped first, then the
 live file from where its checkpoint says (from 0 if it is new or was
 truncated). A line without its newline yet is left for a later run.
+
+A line longer than ``max_line`` bytes (not counting its newline) is shipped cut to
+its first ``max_line`` bytes and the rest of it, up to its newline, is skipped
+(counted in the result's ``cut_lines`` and ``cut_bytes``): at most about ``max_line``
+plus one read of a line is ever held, and every byte is read once. A line still
+without its newline that is already longer is cut at once, and its checkpoint says
+``skipping``: a later run skips on from there to the newline.
 """
 
 from __future__ import annotations
@@ -58,6 +67,9 @@ PREFIX_CACHE = 4096
 """Record prefixes (time, source, stream) kept by the NDJSON encoder."""
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 1024 * 1024
+MAX_LINE = 1024 * 1024
+"""``max_line``'s default (the job's config and a request without it): a longer line is
+shipped cut to this many bytes."""
 FEED_QUEUE = 1000
 """Container records read ahead from the daemon's stdin."""
 DEFAULT_UDP_RATE = 5000.0
@@ -399,6 +411,7 @@ class Shipper:
     batch_lines: int
     batch_bytes: int
     max_bytes: int
+    max_line: int = MAX_LINE
     report: Callable[[dict[str, object]], None] = emit
     gone: threading.Event = field(default_factory=threading.Event)
     records: list[Record] = field(default_factory=list)
@@ -408,6 +421,8 @@ class Shipper:
     lines: int = 0
     shipped_bytes: int = 0
     batches: int = 0
+    cut_lines: int = 0
+    cut_bytes: int = 0
 
     @property
     def full(self) -> bool:
@@ -479,6 +494,21 @@ class FileState:
     offset: int = 0
     fp: str = ""
     fplen: int = 0
+    skipping: bool = False
+    """The bytes after ``offset``, up to the next newline, are the rest of a cut line."""
+
+    @classmethod
+    def resumed(cls, path: str, dev: int, ino: int, checkpoint: dict[str, Any]) -> FileState:
+        """Where ``checkpoint`` left a file that still holds its content."""
+        return cls(
+            path,
+            dev,
+            ino,
+            int(checkpoint["offset"]),
+            checkpoint["fp"],
+            checkpoint["fplen"],
+            skipping=checkpoint.get("skipping") is True,
+        )
 
     @property
     def key(self) -> str:
@@ -486,11 +516,12 @@ class FileState:
 
     def mark(self) -> dict[str, object]:
         """The checkpoint at ``offset``; the fingerprint covers up to 1 KiB of what was
-        delivered (computed here, once per batch, not per line)."""
+        decided (computed here, once per batch, not per line). ``skipping`` only when set:
+        checkpoints without it read as before."""
         length = min(self.offset, FINGERPRINT_BYTES)
         if length != self.fplen:
             self.fp, self.fplen = fingerprint(self.path, length) or "", length
-        return {
+        mark: dict[str, object] = {
             "path": self.path,
             "dev": self.dev,
             "ino": self.ino,
@@ -498,6 +529,9 @@ class FileState:
             "fp": self.fp,
             "fplen": self.fplen,
         }
+        if self.skipping:
+            mark["skipping"] = True
+        return mark
 
 
 def _matches(path: str, info: os.stat_result, checkpoint: dict[str, Any]) -> bool:
@@ -553,7 +587,7 @@ def plan_files(
         ident = (int(cp["dev"]), int(cp["ino"]))
         live = current.get(ident)
         if live is not None and _matches(live[0], live[1], cp):
-            resumed[ident] = FileState(live[0], *ident, int(cp["offset"]), cp["fp"], cp["fplen"])
+            resumed[ident] = FileState.resumed(live[0], *ident, cp)
             continue
         found = _find_rotated(cp, ident, current)
         if found is not None and found.key != key and found.key in checkpoints:
@@ -586,7 +620,7 @@ def _find_rotated(
     for path, info in candidates.items():
         if (info.st_dev, info.st_ino) == ident:
             if (info.st_dev, info.st_ino) not in current and _matches(path, info, cp):
-                return FileState(path, *ident, int(cp["offset"]), cp["fp"], cp["fplen"])
+                return FileState.resumed(path, *ident, cp)
             continue
         if (info.st_dev, info.st_ino) in current:
             continue  # a live file: it has (or gets) its own checkpoint
@@ -595,47 +629,99 @@ def _find_rotated(
     if not copies:
         return None
     _mtime, path, info = max(copies)  # the newest copy: the last rotation
-    return FileState(path, info.st_dev, info.st_ino, int(cp["offset"]), cp["fp"], cp["fplen"])
+    return FileState.resumed(path, info.st_dev, info.st_ino, cp)
 
 
 def ship_file(state: FileState, shipper: Shipper) -> None:
-    """Ship the complete lines of one file after ``state.offset``, until max_bytes. The
-    per-line loop is kept tight: a 1 GiB log is ten million lines."""
+    """Ship the complete lines of one file after ``state.offset``, until max_bytes; a line
+    longer than max_line goes cut to max_line bytes (the rest is skipped)."""
     try:
         f = Path(state.path).open("rb")  # noqa: SIM115 - entered below, after the error check
     except OSError as e:
         say(TOOL, f"{state.path}: {e.strerror}")
         return
-    path, key, records = state.path, state.key, shipper.records
-    most_lines, most_bytes = shipper.batch_lines, shipper.batch_bytes
     with f:
         f.seek(state.offset)
-        rest = b""
+        partial = bytearray()  # the line that starts at state.offset, its newline not read yet
         while not shipper.full:
             chunk = f.read(READ_CHUNK)
             if not chunk:
                 break
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()  # no newline yet: not a complete line
             when = now_text()  # the time these lines were read
-            shipper.marks[key] = state
-            shipper.forget.discard(key)
-            pending = shipper.pending_bytes
-            for raw in lines:
-                size = len(raw) + 1
-                if raw[-1:] == b"\r":
-                    raw = raw[:-1]  # noqa: PLW2901 - the line without its CR
-                records.append((when, path, raw.decode("utf-8", "replace"), None))
-                state.offset += size
-                pending += size
-                if len(records) >= most_lines or pending >= most_bytes:
-                    shipper.pending_bytes = pending
-                    shipper.flush()
-                    records, pending = shipper.records, 0
-                    if shipper.full:
-                        return
-                    shipper.marks[key] = state
+            shipper.marks[state.key] = state
+            shipper.forget.discard(state.key)
+            if state.skipping:
+                chunk = _skip(state, shipper, chunk)
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:  # no newline: the partial line grows in place
+                partial += chunk
+            else:
+                if partial:  # at most max_line bytes, joined once to the end of its line
+                    lines[0] = b"".join((partial, lines[0]))
+                partial = bytearray(lines.pop())  # no newline yet: not a complete line
+                if not _ship_lines(state, shipper, lines, when):
+                    return
+            if len(partial) > shipper.max_line:
+                _cut(state, shipper, partial, when)
+                partial = bytearray()
+
+
+def _ship_lines(state: FileState, shipper: Shipper, lines: list[bytes], when: str) -> bool:
+    """Queue the complete ``lines`` read at ``state.offset``, cut to max_line bytes, and
+    send each batch they fill; False once the run has its max_bytes. The per-line loop is
+    kept tight: a 1 GiB log is ten million lines."""
+    path, key, max_line = state.path, state.key, shipper.max_line
+    most_lines, most_bytes = shipper.batch_lines, shipper.batch_bytes
+    longest = max_line + 1  # the size of the longest line shipped whole, its newline included
+    records, pending = shipper.records, shipper.pending_bytes
+    for raw in lines:
+        size = len(raw) + 1
+        state.offset += size
+        if size > longest:
+            raw = raw[:max_line]  # noqa: PLW2901 - the line cut
+            shipper.cut_lines += 1
+            shipper.cut_bytes += size - longest
+            size = longest
+        elif raw[-1:] == b"\r":
+            raw = raw[:-1]  # noqa: PLW2901 - the line without its CR
+        records.append((when, path, raw.decode("utf-8", "replace"), None))
+        pending += size
+        if len(records) >= most_lines or pending >= most_bytes:
             shipper.pending_bytes = pending
+            shipper.flush()
+            records, pending = shipper.records, 0
+            if shipper.full:
+                return False
+            shipper.marks[key] = state
+    shipper.pending_bytes = pending
+    return True
+
+
+def _cut(state: FileState, shipper: Shipper, partial: bytearray, when: str) -> None:
+    """Ship the first max_line bytes of ``partial`` — the start of a line already longer,
+    its newline not read yet — and skip the rest of that line from here on, in this run
+    or (the checkpoint says ``skipping``) a later one."""
+    state.offset += len(partial)
+    state.skipping = True
+    shipper.cut_lines += 1
+    shipper.cut_bytes += len(partial) - shipper.max_line
+    del partial[shipper.max_line :]
+    line = partial.decode("utf-8", "replace")
+    shipper.add((when, state.path, line, None), shipper.max_line + 1, state.key, state)
+
+
+def _skip(state: FileState, shipper: Shipper, chunk: bytes) -> bytes:
+    """Skip the rest of a cut line: ``chunk`` up to its first newline. Return what follows
+    that newline (nothing while the line goes on)."""
+    end = chunk.find(b"\n")
+    if end < 0:
+        state.offset += len(chunk)
+        shipper.cut_bytes += len(chunk)
+        return b""
+    state.offset += end + 1
+    shipper.cut_bytes += end
+    state.skipping = False
+    return chunk[end + 1 :]
 
 
 def ship_records(records: Iterable[dict[str, Any]], shipper: Shipper) -> None:
@@ -698,6 +784,7 @@ def run(
         int(request.get("batch_lines", 1000)),
         int(request.get("batch_bytes", 1 << 20)),
         int(request.get("max_bytes", 1 << 30)),
+        int(request.get("max_line", MAX_LINE)),
         report,
         gone or threading.Event(),
     )
@@ -720,6 +807,8 @@ def run(
         "batches": shipper.batches,
         "files": len(states),
         "backlog": shipper.full,
+        "cut_lines": shipper.cut_lines,
+        "cut_bytes": shipper.cut_bytes,
     }
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from jobs.protocol import CONTROL_MARK, escape, say
+from jobs.protocol import CONTROL_MARK, emit, escape, say
 from jobs.tools import logship
 from scheduler.control import ControlTap
 from scheduler.output import OutputLog
@@ -100,6 +100,7 @@ def test_diagnostics_are_one_line_and_never_start_with_the_mark() -> None:
         ({"checkpoint": {"file:1:7": {**MARK_A, "offset": True}}}, "does not have the fields"),
         ({"checkpoint": {"file:1:7": {**MARK_A, "ino": 8}}}, "does not have the fields"),
         ({"checkpoint": {"file:1:7": {**MARK_A, "extra": 1}}}, "does not have the fields"),
+        ({"checkpoint": {"file:1:7": {**MARK_A, "skipping": 1}}}, "does not have the fields"),
         ({"checkpoint": {"/etc/passwd": {"since": "now"}}}, "unknown kind of source"),
         ({"checkpoint": {}, "forget": [3]}, "forget names something that is not a source"),
         ({"checkpoint": {"container:a:stdout": {"ns": "1", "skip": 0}}}, "does not have"),
@@ -122,6 +123,27 @@ def test_a_malformed_message_is_rejected_and_later_ones_still_count(
     assert reason in rejected[0]
     assert store.writes == [({"file:1:7": MARK_A}, [])]
     assert events.lines == ["logship: after"]
+
+
+def test_the_tools_checkpoint_of_a_cut_line_is_stored_with_skipping(tmp_path: Path) -> None:
+    """A line past max_line without its newline: the tool's checkpoint (offset after the
+    line read so far, skipping: true) is accepted by the daemon and stored as it came."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"line 1\n" + b"x" * 5000)
+    stderr = io.StringIO()
+    request = {
+        "job": "j",
+        "host": "h",
+        "sink": {"type": "file", "path": str(tmp_path / "out.ndjson")},
+        "paths": [str(log)],
+        "max_line": 1024,
+    }
+    logship.run(request, [], lambda message: emit(message, stderr))
+    _, store, _, logs = tapped([stderr.getvalue().encode()])
+    assert not [e for e in logs if e["event"] == "run.control_rejected"]
+    info = log.stat()
+    stored = store.saved[f"file:{info.st_dev}:{info.st_ino}"]
+    assert (stored["offset"], stored["skipping"]) == (info.st_size, True)
 
 
 def test_a_control_line_over_the_bound_is_dropped_and_the_stream_goes_on(

@@ -97,6 +97,7 @@ def test_run_and_validate_exit_2_on_a_file_that_used_to_crash(
         (RUN + 'starting_deadline = "400d"\n', "jobs.j.starting_deadline: must be at most 366d"),
         (RUN + 'stop_grace = "2h"\n', "jobs.j.stop_grace: must be at most 1h"),
         (SHIP.replace('["web"]\n', '["web"]\nmax_bytes = "2TiB"\n'), "jobs.s.max_bytes: must be"),
+        (SHIP.replace('["web"]\n', '["web"]\nmax_line = "1GiB"\n'), "jobs.s.max_line: must be"),
         ("[daemon]\nmax_concurrent_runs = 5000\n" + RUN, "daemon.max_concurrent_runs: Input"),
         ('[daemon]\nmax_output_line = "2MiB"\n' + RUN, "daemon.max_output_line: must be at"),
     ],

@@ -82,6 +82,11 @@ def load(tmp_path: Path, text: str) -> LogshipJob:
         ),
         (FILES + 'log_options = { a = "b" }\n' + FILE_SINK, "jobs.s: log_options need log_driver"),
         (FILES + 'concurrency = "allow"\n' + FILE_SINK, "jobs.s: concurrency 'allow' would let"),
+        (
+            FILES + "max_line = 1000\n" + FILE_SINK,
+            "jobs.s.max_line: Input should be greater than or equal to 1024",
+        ),
+        (FILES + 'max_line = "65MiB"\n' + FILE_SINK, "jobs.s.max_line: must be at most 64MiB"),
     ],
 )
 def test_bad_logship_config_names_the_field(tmp_path: Path, text: str, message: str) -> None:
@@ -106,10 +111,19 @@ def test_plan_mounts_sources_read_only_and_the_file_sink_writable(tmp_path: Path
         "paths": ["/var/log/app/*.log"],
         "sink": {"type": "file", "path": "/sink/logs/out.ndjson"},
         "max_bytes": 1024 * 1024,
+        "max_line": 1024 * 1024,
         "batch_lines": 1000,
         "batch_bytes": 1024 * 1024,
     }
     assert step.quiet_stdout is False
+
+
+def test_max_line_goes_to_the_tool_in_its_request(tmp_path: Path) -> None:
+    """A configured max_line (a size, like every size key) reaches the tool as bytes."""
+    job = load(tmp_path, FILES + 'max_line = "4KiB"\n' + FILE_SINK)
+    (step,) = job.plan(PlanContext("s", "ops:1")).steps
+    assert isinstance(step, ShipLogs)
+    assert json.loads(step.request)["max_line"] == 4096
 
 
 def test_secret_headers_stay_out_of_the_plan(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ import os
 import shutil
 import socket
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+import tracemalloc
+from pathlib import Path, PosixPath
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pytest
 
@@ -315,6 +316,190 @@ def test_once_the_daemon_is_gone_no_further_batch_is_sent(tmp_path: Path, logs: 
             gone,
         )
     assert numbers(lines_of(out)) == list(range(1, 11))
+
+
+# --- long lines -----------------------------------------------------------------------
+
+
+def only_checkpoint(daemon: Daemon) -> dict[str, Any]:
+    (checkpoint,) = daemon.checkpoints.values()
+    return checkpoint
+
+
+def test_a_line_of_max_line_bytes_goes_whole_and_one_byte_more_is_cut(
+    tmp_path: Path, logs: Path
+) -> None:
+    """max_line counts a line's bytes without its newline: exactly max_line bytes are shipped
+    whole, max_line + 1 go cut to max_line, and the dropped byte is counted."""
+    log = logs / "app.log"
+    log.write_bytes(b"a" * 1024 + b"\n" + b"b" * 1025 + b"\nline 3\n")
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    result = daemon.ship(sink, [str(log)], max_line=1024)
+    assert [r["line"] for r in lines_of(out)] == ["a" * 1024, "b" * 1024, "line 3"]
+    assert (result["lines"], result["cut_lines"], result["cut_bytes"]) == (3, 1, 1)
+    assert only_checkpoint(daemon)["offset"] == log.stat().st_size
+    assert "skipping" not in only_checkpoint(daemon)
+
+
+def test_an_unterminated_line_waits_up_to_max_line_bytes_and_is_cut_past_them(
+    tmp_path: Path, logs: Path
+) -> None:
+    """A last line without its newline of max_line bytes waits for it; one byte more and it
+    is cut at once, its checkpoint after every byte read and skipping the line's rest."""
+    log = logs / "app.log"
+    log.write_bytes(b"line 1\n" + b"p" * 1024)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    first = daemon.ship(sink, [str(log)], max_line=1024)
+    assert [r["line"] for r in lines_of(out)] == ["line 1"]
+    assert first["cut_lines"] == 0
+    assert only_checkpoint(daemon)["offset"] == len(b"line 1\n")
+    assert "skipping" not in only_checkpoint(daemon)
+    with log.open("ab") as f:
+        f.write(b"p")
+    second = daemon.ship(sink, [str(log)], max_line=1024)
+    assert [r["line"] for r in lines_of(out)] == ["line 1", "p" * 1024]
+    assert (second["cut_lines"], second["cut_bytes"]) == (1, 1)
+    assert only_checkpoint(daemon)["offset"] == log.stat().st_size
+    assert only_checkpoint(daemon)["skipping"] is True
+
+
+@pytest.mark.parametrize("chunk", [logship.READ_CHUNK, 100])
+def test_a_long_unterminated_line_is_cut_once_and_its_rest_skipped_by_the_next_run(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A line of 20 x max_line without its newline: its first max_line bytes are shipped
+    once and the checkpoint (at the end of the file) says skipping; the next run skips the
+    rest of that line up to its newline, counts it, and ships only the lines after it."""
+    monkeypatch.setattr(logship, "READ_CHUNK", chunk)
+    log = logs / "app.log"
+    log.write_bytes(b"x" * (20 * 1024))
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    first = daemon.ship(sink, [str(log)], max_line=1024)
+    assert [r["line"] for r in lines_of(out)] == ["x" * 1024]
+    assert (first["lines"], first["cut_lines"], first["cut_bytes"]) == (1, 1, 19 * 1024)
+    assert only_checkpoint(daemon)["offset"] == 20 * 1024
+    assert only_checkpoint(daemon)["skipping"] is True
+    with log.open("ab") as f:
+        f.write(b"y" * 5000 + b"\n")
+    append(log, 1, 2)
+    second = daemon.ship(sink, [str(log)], max_line=1024)
+    assert [r["line"] for r in lines_of(out)] == ["x" * 1024, "line 1", "line 2"]
+    assert (second["lines"], second["cut_lines"], second["cut_bytes"]) == (2, 0, 5000)
+    assert only_checkpoint(daemon)["offset"] == log.stat().st_size
+    assert "skipping" not in only_checkpoint(daemon)
+    third = daemon.ship(sink, [str(log)], max_line=1024)
+    assert (third["lines"], third["cut_bytes"]) == (0, 0)
+    assert len(lines_of(out)) == 3
+
+
+@pytest.mark.parametrize("chunk", [logship.READ_CHUNK, 4096, 1025, 100, 7])
+def test_long_lines_among_normal_ones_are_cut_and_every_other_line_arrives_once_in_order(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Lines of every length around max_line, long ones across reads and batches: each line
+    arrives once, in order, cut to max_line bytes when longer; the result counts the cuts."""
+    monkeypatch.setattr(logship, "READ_CHUNK", chunk)
+    lengths = [0, 1, 1023, 1024, 1025, 3000, 5, 2049, 2049, 10, 70_000, 1024]
+    texts = [f"{n}:".encode() + b"z" * max(0, n - len(f"{n}:")) for n in lengths]
+    log = logs / "app.log"
+    with log.open("ab") as f:
+        for n, text in enumerate(texts):
+            f.write(b"line %d\n" % n + text + b"\n")
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    result = daemon.ship(sink, [str(log)], max_line=1024, batch_lines=3)
+    expected = []
+    for n, text in enumerate(texts):
+        expected += [f"line {n}", text[:1024].decode()]
+    assert [r["line"] for r in lines_of(out)] == expected
+    long = [len(t) for t in texts if len(t) > 1024]
+    assert result["cut_lines"] == len(long)
+    assert result["cut_bytes"] == sum(n - 1024 for n in long)
+    assert only_checkpoint(daemon)["offset"] == log.stat().st_size
+    assert "skipping" not in only_checkpoint(daemon)
+
+
+def test_a_cut_line_renamed_by_a_rotation_goes_on_skipping_in_the_rotated_file(
+    tmp_path: Path, logs: Path
+) -> None:
+    """A rename rotation while a cut line is being skipped: the rotated file's rest is read
+    from the checkpoint, still skipping to the newline; then the new file from its start."""
+    log = logs / "app.log"
+    log.write_bytes(b"x" * 3000)
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    daemon.ship(sink, [str(logs / "*.log")], max_line=1024)
+    with log.open("ab") as f:
+        f.write(b"x" * 500 + b"\n")
+    append(log, 1, 2)
+    log.rename(logs / "app.log.1")
+    append(log, 3, 4)
+    result = daemon.ship(sink, [str(logs / "*.log")], max_line=1024)
+    assert [r["line"] for r in lines_of(out)] == ["x" * 1024, *(f"line {i}" for i in range(1, 5))]
+    assert result["cut_bytes"] == 500
+
+
+class CountingPath(PosixPath):
+    """A Path whose binary reads are counted (in ``read``, shared by all of them)."""
+
+    read: ClassVar[list[int]] = [0]
+
+    def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        f = super().open(mode, *args, **kwargs)
+        return CountedReads(f, self.read) if mode == "rb" else f
+
+
+class CountedReads:
+    """A binary file whose reads add up their bytes."""
+
+    def __init__(self, f: Any, total: list[int]) -> None:
+        self._f, self._total = f, total
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._f.read(size)
+        self._total[0] += len(data)
+        return data
+
+    def seek(self, offset: int) -> int:
+        return int(self._f.seek(offset))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+
+def test_a_64_mib_unterminated_line_is_read_once_in_a_little_memory(
+    tmp_path: Path, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 64 MiB line without its newline, max_line 1 MiB: its first MiB is shipped, the tool
+    reads each byte of the file once (besides 1 KiB fingerprints) and never holds the line:
+    its peak of allocated memory stays far under the line's size."""
+    log = logs / "app.log"
+    with log.open("wb") as f:
+        for _ in range(64):
+            f.write(b"w" * (1 << 20))
+    sink, out = file_sink(tmp_path)
+    daemon = Daemon()
+    CountingPath.read = [0]
+    monkeypatch.setattr(logship, "Path", CountingPath)
+    tracemalloc.start()
+    try:
+        result = daemon.ship(sink, [str(log)], max_line=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result["lines"], result["cut_lines"], result["cut_bytes"]) == (1, 1, 63 << 20)
+    assert only_checkpoint(daemon)["offset"] == 64 << 20
+    assert only_checkpoint(daemon)["skipping"] is True
+    assert 64 << 20 <= CountingPath.read[0] <= (64 << 20) + 4 * 1024
+    assert peak < 16 << 20, peak
+    monkeypatch.undo()
+    assert [r["line"] for r in lines_of(out)] == ["w" * (1 << 20)]
 
 
 # --- http -----------------------------------------------------------------------------
