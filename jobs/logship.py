@@ -237,6 +237,7 @@ class LogshipJob(Hardening):
             "max_line": self.max_line,
             "batch_lines": self.sink.batch_lines,
             "batch_bytes": self.sink.batch_bytes,
+            "confine": True,  # read files only inside the volumes mounted into the container
         }
 
     def plan(self, ctx: PlanContext) -> Plan:

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobs.protocol import emit, guarded, say
+from jobs.tools.paths import inside, mount_points
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -556,9 +557,12 @@ def _regular_files(directory: str) -> dict[str, os.stat_result]:
     return found
 
 
-def _live_files(patterns: list[str]) -> dict[tuple[int, int], tuple[str, os.stat_result]]:
+def _live_files(
+    patterns: list[str], roots: list[Path] | None
+) -> dict[tuple[int, int], tuple[str, os.stat_result]]:
     """Regular files matching the globs (absolute patterns: glob.glob, not Path.glob), by
-    device and inode."""
+    device and inode; a match outside ``roots`` (a directory symlink leading out of the
+    volumes) is left alone with a diagnostic."""
     current: dict[tuple[int, int], tuple[str, os.stat_result]] = {}
     for pattern in patterns:
         for path in sorted(glob.glob(pattern)):  # noqa: PTH207 - absolute patterns
@@ -566,18 +570,23 @@ def _live_files(patterns: list[str]) -> dict[tuple[int, int], tuple[str, os.stat
                 info = Path(path).lstat()
             except OSError:
                 continue
-            if stat.S_ISREG(info.st_mode):
-                current.setdefault((info.st_dev, info.st_ino), (path, info))
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if not inside(Path(path), roots):
+                say(TOOL, f"{path} leads out of the mounted volumes (a symlink): not shipped")
+                continue
+            current.setdefault((info.st_dev, info.st_ino), (path, info))
     return current
 
 
 def plan_files(
-    patterns: list[str], checkpoints: dict[str, dict[str, Any]]
+    patterns: list[str], checkpoints: dict[str, dict[str, Any]], roots: list[Path] | None = None
 ) -> tuple[list[FileState], dict[str, dict[str, object] | None]]:
     """What to read, in order (rotated remainders first), and the checkpoints that change
     before anything is read: ``None`` forgets one (its file is gone), a mark resets one (a
-    live file truncated by copytruncate starts again from 0)."""
-    current = _live_files(patterns)
+    live file truncated by copytruncate starts again from 0). ``roots``: the volumes files
+    may be read from (None: anywhere, for a tool run outside a container)."""
+    current = _live_files(patterns, roots)
     rotated: dict[tuple[int, int], FileState] = {}
     resumed: dict[tuple[int, int], FileState] = {}
     changes: dict[str, dict[str, object] | None] = {}
@@ -589,7 +598,7 @@ def plan_files(
         if live is not None and _matches(live[0], live[1], cp):
             resumed[ident] = FileState.resumed(live[0], *ident, cp)
             continue
-        found = _find_rotated(cp, ident, current)
+        found = _find_rotated(cp, ident, current, roots)
         if found is not None and found.key != key and found.key in checkpoints:
             found = None  # the copy has a checkpoint of its own: that one says where it stands
         if found is not None:
@@ -611,10 +620,14 @@ def _find_rotated(
     cp: dict[str, Any],
     ident: tuple[int, int],
     current: dict[tuple[int, int], tuple[str, os.stat_result]],
+    roots: list[Path] | None,
 ) -> FileState | None:
     """The file that holds ``cp``'s lines now, outside the live names: renamed (same inode)
-    or copied (same first bytes, different inode) into the same directory."""
+    or copied (same first bytes, different inode) into the same directory (if it is still
+    inside ``roots``)."""
     directory = str(Path(str(cp["path"])).parent)
+    if not inside(Path(directory), roots):
+        return None
     candidates = _regular_files(directory)
     copies = []
     for path, info in candidates.items():
@@ -788,7 +801,10 @@ def run(
         report,
         gone or threading.Event(),
     )
-    states, changes = plan_files(list(request.get("paths", [])), request.get("checkpoints", {}))
+    roots = mount_points() if request.get("confine") else None
+    states, changes = plan_files(
+        list(request.get("paths", [])), request.get("checkpoints", {}), roots
+    )
     for key, mark in changes.items():
         shipper.change(key, mark)
     try:

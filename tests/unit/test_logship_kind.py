@@ -114,6 +114,7 @@ def test_plan_mounts_sources_read_only_and_the_file_sink_writable(tmp_path: Path
         "max_line": 1024 * 1024,
         "batch_lines": 1000,
         "batch_bytes": 1024 * 1024,
+        "confine": True,
     }
     assert step.quiet_stdout is False
 

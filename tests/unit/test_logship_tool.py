@@ -661,3 +661,20 @@ def test_stdout_sink_prints_records(logs: Path, capsysbinary: pytest.CaptureFixt
     Daemon().ship({"type": "stdout"}, [str(logs / "app.log")])
     printed = [json.loads(x) for x in capsysbinary.readouterr().out.splitlines()]
     assert [r["line"] for r in printed] == ["line 1", "line 2"]
+
+
+def test_a_glob_never_follows_a_directory_symlink_out_of_the_volumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'/logs/*/app.log' with '/logs/evil -> /elsewhere': only the volume's own file is
+    shipped; the other is named in a diagnostic and no checkpoint is kept for it."""
+    volume, elsewhere = tmp_path / "volume", tmp_path / "elsewhere"
+    (volume / "app").mkdir(parents=True)
+    elsewhere.mkdir()
+    append(volume / "app" / "app.log", 1, 2)
+    append(elsewhere / "app.log", 100, 101)
+    (volume / "evil").symlink_to(elsewhere)
+    states, changes = logship.plan_files([str(volume / "*" / "app.log")], {}, [volume])
+    assert [s.path for s in states] == [str(volume / "app" / "app.log")]
+    assert changes == {}
+    assert "evil/app.log leads out of the mounted volumes" in capsys.readouterr().err
