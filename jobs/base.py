@@ -135,15 +135,22 @@ Headers = Annotated[dict[str, SecretValue], AfterValidator(_headers)]
 """HTTP headers; a value is text or a secret reference, read when it is sent."""
 
 
-def _http_url(value: str | None) -> str | None:
-    if value is not None:
+def http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host, a valid port and no space or control
+    character (which the HTTP client would refuse at every send); the error never shows
+    the URL (it may hold a password or a token)."""
+    try:
         parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http:// or https:// URL with a host")
+        good = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # a port that is not a number raises
+    except ValueError:
+        good = False
+    if not good or re.search(r"[\x00-\x20\x7f]", value):
+        raise ValueError("expected an http:// or https:// URL with a host (no spaces)")
     return value
 
 
-HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+HttpUrl = Annotated[str, AfterValidator(http_url)]
 """An http(s) URL (may carry a secret: never logged whole)."""
 
 
@@ -162,12 +169,12 @@ class NotifySpec(Model):
         description="failure (failed or timed out), success, recovery (first success after a "
         "failure), missed",
     )
-    webhook: HttpUrl = Field(None, description="POST a JSON object for each outcome in 'on'")
+    webhook: HttpUrl | None = Field(None, description="POST a JSON object for each outcome in 'on'")
     headers: Headers = Field(
         default_factory=dict,
         description="webhook headers: text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
     )
-    ping: HttpUrl = Field(
+    ping: HttpUrl | None = Field(
         None,
         description="healthchecks.io-style URL: <ping>/start at start, <ping> on success, "
         "<ping>/fail on failure or a missed run",

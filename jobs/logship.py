@@ -20,6 +20,7 @@ from jobs.base import (
     FileSecret,
     Hardening,
     Headers,
+    HttpUrl,
     InsidePaths,
     Labels,
     Model,
@@ -103,7 +104,7 @@ class HttpSink(SinkBase):
     """POST batches of NDJSON; delivered when the answer's status is in ``ok_status``."""
 
     type: Literal["http"]
-    url: str = Field(min_length=1)
+    url: HttpUrl = Field(min_length=1)
     headers: Headers = Field(
         default_factory=dict,
         description="values as text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
@@ -116,14 +117,6 @@ class HttpSink(SinkBase):
     retry_delay: Annotated[Duration, Longest("1h")] = Field(
         1.0, description="before the 2nd attempt; doubles, up to 30s"
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be http:// or https:// with a host")
-        return value
 
 
 class SyslogSink(SinkBase):

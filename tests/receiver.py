@@ -4,6 +4,7 @@ webhooks), and a GET of what the daemon serves."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -49,3 +50,46 @@ def get(url: str, timeout: float) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+@contextlib.contextmanager
+def garbage_server() -> Iterator[str]:
+    """A raw TCP server that reads each request, answers a line that is not HTTP and
+    closes; yields its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopping = threading.Event()
+
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := connection.recv(65536)):
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(
+                (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"content-length:")),
+                0,
+            )  # fmt: skip
+            while len(body) < length and (chunk := connection.recv(65536)):
+                body += chunk
+            connection.sendall(b"garbage\r\n\r\n")
+            connection.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            answer(connection)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close would not)
+        listener.close()
+        thread.join(5)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import glob
 import hashlib
+import http.client
 import json
 import os
 import queue
@@ -285,6 +286,10 @@ class HttpSink:
             status = e.code
         except (urllib.error.URLError, OSError) as e:
             raise ShipError(str(getattr(e, "reason", e))) from None
+        except (http.client.HTTPException, ValueError) as e:  # their texts may quote the URL
+            raise ShipError(
+                f"not an HTTP answer, or a request that cannot be sent ({type(e).__name__})"
+            ) from None
         if status not in self._ok:
             raise ShipError(f"status {status}")
 

@@ -61,7 +61,7 @@ def load(tmp_path: Path, text: str) -> LogshipJob:
         ),
         (
             FILES + '[jobs.s.sink]\ntype = "http"\nurl = "ftp://x/"\n',
-            "jobs.s.sink.http.url: url must be http:// or https:// with a host",
+            "jobs.s.sink.http.url: expected an http:// or https:// URL with a host (no spaces)",
         ),
         (
             FILES + '[jobs.s.sink]\ntype = "syslog"\naddress = "udp://h"\n',

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pytest
 
 from jobs.tools import logship
-from tests.receiver import PostReceiver, serving
+from tests.receiver import PostReceiver, garbage_server, serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -678,3 +678,21 @@ def test_a_glob_never_follows_a_directory_symlink_out_of_the_volumes(
     assert [s.path for s in states] == [str(volume / "app" / "app.log")]
     assert changes == {}
     assert "evil/app.log leads out of the mounted volumes" in capsys.readouterr().err
+
+
+def test_an_answer_that_is_not_http_fails_the_batch_clearly(logs: Path) -> None:
+    """A receiver that answers garbage: the batch fails after its retries with the kind of
+    failure (never a traceback, never the URL's query), and nothing is checkpointed."""
+    append(logs / "app.log", 1, 3)
+    daemon = Daemon()
+    with garbage_server() as base:
+        sink = {"type": "http", "url": f"{base}/in?token=s3cret", "retries": 1, "retry_delay": 0}
+        with pytest.raises(logship.ShipError) as caught:
+            daemon.ship(sink, [str(logs / "*.log")])
+    message = str(caught.value)
+    assert message.endswith(
+        "gave up after 2 attempts: not an HTTP answer, or a request that cannot be sent "
+        "(BadStatusLine)"
+    )
+    assert "s3cret" not in message
+    assert daemon.checkpoints == {}

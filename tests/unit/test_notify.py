@@ -3,7 +3,6 @@ secret in any log line."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
@@ -16,7 +15,7 @@ import structlog
 from jobs.base import NotifySpec
 from scheduler.engine import ExitStatus
 from scheduler.notify import Notifier, RunReport
-from tests.receiver import PostReceiver, serving
+from tests.receiver import PostReceiver, garbage_server, serving
 
 from .fakes import FakeClock, FakeEngine
 from .test_runner import SCHEDULED, make_config, make_runner
@@ -202,49 +201,6 @@ def test_the_runner_reports_the_start_and_only_the_last_attempt(tmp_path: Path) 
     assert runner.join(10)
     assert [(r.status, r.attempt) for r in heard] == [("started", None), ("succeeded", 2)]
     assert heard[1].duration_s is not None
-
-
-@contextlib.contextmanager
-def garbage_server() -> Iterator[str]:
-    """A raw TCP server that reads each request, answers a line that is not HTTP and
-    closes; yields its base URL."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stopping = threading.Event()
-
-    def answer(connection: socket.socket) -> None:
-        with connection:
-            data = b""
-            while b"\r\n\r\n" not in data and (chunk := connection.recv(65536)):
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next(
-                (int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                 if line.lower().startswith(b"content-length:")),
-                0,
-            )  # fmt: skip
-            while len(body) < length and (chunk := connection.recv(65536)):
-                body += chunk
-            connection.sendall(b"garbage\r\n\r\n")
-            connection.shutdown(socket.SHUT_WR)
-
-    def serve() -> None:
-        while not stopping.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            answer(connection)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stopping.set()
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (a close would not)
-        listener.close()
-        thread.join(5)
 
 
 def outcome(logs: list[MutableMapping[str, Any]], run_id: str) -> MutableMapping[str, Any]:
