@@ -15,11 +15,15 @@ import json
 import os
 import socket
 import socketserver
-import threading
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 
-from scheduler.listeners import CONNECTION_TIMEOUT_S, MAX_CONNECTIONS, BoundedThreadingMixIn
+from scheduler.listeners import (
+    CONNECTION_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    BoundedThreadingMixIn,
+    Listener,
+)
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
@@ -34,7 +38,7 @@ class _Server(BoundedThreadingMixIn, socketserver.UnixStreamServer):
     pass
 
 
-class AdminServer:
+class AdminServer(Listener):
     """Serves the admin API on ``<state_dir>/admin.sock`` in a thread: at most
     ``max_connections`` at once, each closed after ``timeout`` seconds."""
 
@@ -51,34 +55,17 @@ class AdminServer:
         handler = _handler(trigger)
         old_umask = os.umask(0o177)
         try:
-            self._server = _Server(
+            server = _Server(
                 str(self.path), handler, label="admin", timeout=timeout,
                 max_connections=max_connections,
             )  # fmt: skip
         finally:
             os.umask(old_umask)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="admin", daemon=True
-        )
-
-    @property
-    def connections(self) -> int:
-        """Connections being served now."""
-        return self._server.connections
-
-    @property
-    def connection_thread_name(self) -> str:
-        """The name of each thread that serves a connection."""
-        return self._server.connection_thread_name
-
-    def start(self) -> None:
-        """Begin serving."""
-        self._thread.start()
+        super().__init__(server)
 
     def stop(self) -> None:
         """Stop serving and remove the socket."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         self.path.unlink(missing_ok=True)
 
 

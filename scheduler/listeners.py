@@ -138,3 +138,31 @@ class BoundedThreadingMixIn(socketserver.ThreadingMixIn, socketserver.BaseServer
             f"{self.label}.request_failed",
             error=f"{type(error).__name__}: {error}"[:ERROR_TEXT_MAX],
         )
+
+
+class Listener:
+    """A bounded server served by a thread of its own: what the HTTP listener and the admin
+    socket share (``start``, ``stop``, and what tests count)."""
+
+    def __init__(self, server: BoundedThreadingMixIn) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=server.label, daemon=True)
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return self._server.connections
+
+    @property
+    def connection_thread_name(self) -> str:
+        """The name of each thread that serves a connection."""
+        return self._server.connection_thread_name
+
+    def start(self) -> None:
+        """Begin serving."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving; close the connections still open."""
+        self._server.shutdown()
+        self._server.server_close()

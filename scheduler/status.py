@@ -10,9 +10,14 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
-from scheduler.listeners import CONNECTION_TIMEOUT_S, MAX_CONNECTIONS, BoundedThreadingMixIn
+from scheduler.listeners import (
+    CONNECTION_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    BoundedThreadingMixIn,
+    Listener,
+)
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
@@ -61,7 +66,7 @@ class _Server(BoundedThreadingMixIn, HTTPServer):
     pass
 
 
-class StatusServer:
+class StatusServer(Listener):
     """A small threaded HTTP server; the constructor binds at once (a taken port fails
     early). At most ``max_connections`` at once, each closed after ``timeout`` seconds."""
 
@@ -76,31 +81,20 @@ class StatusServer:
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         handler = type("Handler", (_Handler,), {"metrics": metrics, "health": health})
-        self._server = _Server(
-            (host, port), handler, label="http", timeout=timeout, max_connections=max_connections
+        super().__init__(
+            _Server(
+                (host, port),
+                handler,
+                label="http",
+                timeout=timeout,
+                max_connections=max_connections,
+            )
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def connections(self) -> int:
-        """Connections being served now."""
-        return self._server.connections
-
-    @property
-    def connection_thread_name(self) -> str:
-        """The name of each thread that serves a connection."""
-        return self._server.connection_thread_name
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        host_and_port = cast("tuple[str, int]", self._server.server_address)
+        return int(host_and_port[1])
 
 
 class _Handler(BaseHTTPRequestHandler):

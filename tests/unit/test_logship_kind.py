@@ -241,20 +241,33 @@ def test_the_daemon_feeds_request_and_new_container_lines_and_stores_checkpoints
     assert not any("s3cret" in json.dumps(e, default=str) for e in logs)
 
 
-def test_a_missing_secret_fails_the_run_before_any_container(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("token", "error"),
+    [
+        (None, "sink header A: environment variable TOKEN is not set"),
+        ("s3cret\r\nX-Evil: 1", "sink header A holds a control character"),
+    ],
+)
+def test_a_missing_or_unsendable_secret_fails_the_run_before_any_container(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str | None, error: str
 ) -> None:
-    monkeypatch.delenv("TOKEN", raising=False)
+    """A secret header that is not set, or that holds CR/LF (it would split the request),
+    fails the run before any container; the value is in no event."""
+    if token is None:
+        monkeypatch.delenv("TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("TOKEN", token)
     engine = FakeEngine(FakeClock())
-    outcome, _ = ship(
+    outcome, logs = ship(
         tmp_path,
         engine,
         Store({}),
         '[jobs.s.sink]\ntype = "http"\nurl = "http://h/"\nheaders = { A = { env = "TOKEN" } }\n',
     )
     assert outcome.status is Status.FAILED
-    assert outcome.error == ("sink header A: environment variable TOKEN is not set")
+    assert outcome.error == error
     assert "create" not in engine.names()
+    assert "s3cret" not in json.dumps([dict(e) for e in logs], default=str)
 
 
 def test_a_failed_tool_gives_its_error_to_the_run(tmp_path: Path) -> None:
