@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 ORPHAN_STOP_GRACE_S = 10.0
 
 
+ALIVE = frozenset({"running", "paused"})
+"""Container states that have not ended: a paused container goes on when unpaused, so it
+is adopted (or, an orphan, stopped) like a running one — never waited for and removed."""
+
+
 def settle(
     engine: Engine,
     history: History,
@@ -56,7 +61,7 @@ def settle(
         record = in_flight.pop(key, None)
         entry = jobs.get(record.job) if record else None
         try:
-            if container.state == "running" and record is not None and entry is not None:
+            if container.state in ALIVE and record is not None and entry is not None:
                 # What the dead run stopped starts again when its archive has ended.
                 runner.adopt(entry, record, container.id, stopped_by.pop(record.run_id, []))
                 continue
@@ -116,7 +121,7 @@ def _settle_one(
     """Record how an exited (or stopped) container ended, then remove it."""
     log = get_logger()
     reason = "settled_after_restart"
-    if container.state == "running":  # its job or run is unknown: nobody waits for it
+    if container.state in ALIVE:  # its job or run is unknown: nobody waits for it
         engine.stop(container.id, ORPHAN_STOP_GRACE_S)
         reason = "orphan_stopped"
     status = engine.wait(container.id, AFTER_STOP_WAIT_S) if container.state != "created" else None

@@ -459,14 +459,16 @@ def _load_job(  # noqa: PLR0911 - one early return per kind of problem
         errors.append(f"{where}.kind: unknown kind {kind_name!r} (one of: {', '.join(KINDS)})")
         return None
     merged = _with_defaults(table, kind, defaults)
+    known = len(errors)
     schedule = _schedule_of(where, merged, errors)
     try:
         job = kind.model_validate(merged)
     except ValidationError as e:
         errors.extend(_messages(e, where))
         return None
-    if schedule is None:  # never drop a job without saying why
-        errors.append(f"{where}.schedule: cannot be read")
+    if schedule is None:
+        if len(errors) == known:  # never drop a job without saying why
+            errors.append(f"{where}.schedule: cannot be read")
         return None
     if not isinstance(job, Job):  # the registry and the union grow together
         errors.append(f"{where}.kind: kind {kind_name!r} is registered but not in the Job union")

@@ -94,3 +94,34 @@ def test_settle_starts_again_what_a_dead_run_stopped(tmp_path: Path) -> None:
     settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
     assert [a for n, a in engine.calls if n == "start"] == ["app-db"]
     assert history.still_stopped() == []
+
+
+def test_a_paused_container_is_alive_not_settled(tmp_path: Path) -> None:
+    """A paused container goes on when unpaused: a known one is adopted (not waited for 30 s,
+    removed and recorded 'never_started'); an unknown paused one is stopped like a running
+    stray."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\n'
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path)
+    history.begin("held", 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+    engine = FakeEngine(
+        FakeClock(),
+        containers=[
+            container("c-held", "held", "paused"),
+            container("c-stray", "unknown-run", "paused"),
+        ],
+    )
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+        assert runner.join(10)
+    assert [e["run_id"] for e in logs if e["event"] == "run.adopted"] == ["held"]
+    rows = {r.run_id: r for r in history.runs()}
+    assert (rows["held"].status, rows["held"].reason) == ("succeeded", None)
+    assert ("stop", 10.0) in engine.calls  # the stray one
+    assert [e["reason"] for e in logs if e["event"] == "run.orphan_removed"] == ["orphan_stopped"]
