@@ -14,7 +14,17 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, output_of, unique
+from .conftest import (
+    BUSYBOX,
+    PROJECT_IMAGE,
+    ROOT,
+    TEST_LABEL,
+    Daemon,
+    cli_environ,
+    event,
+    output_of,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +81,9 @@ def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
 def cli(daemon: Daemon, *args: str) -> str:
     """Run `crontainer …` with the daemon's config; fail the test with stderr on error."""
     command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=ROOT, env=cli_environ()
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -280,7 +292,7 @@ def test_kill_9_of_the_backup_container_leaves_no_final_partial_and_the_next_run
     assert all(name.endswith(".partial") for name in left), left
     again = subprocess.run(
         [sys.executable, "-m", "scheduler", "trigger", "db", "--state-dir", str(daemon.state_dir)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=cli_environ(),
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=120)[0]
