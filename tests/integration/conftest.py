@@ -31,6 +31,12 @@ TEST_LABEL = "crontainer-test"
 Event = dict[str, Any]
 
 
+def cli_environ() -> dict[str, str]:
+    """This process's environment without CRONTAINER_* variables (the tests' own, like
+    CRONTAINER_IMAGE, which crontainer refuses as unknown settings): for its processes."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("CRONTAINER_")}
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.DockerClient]:
     """The real engine. Its absence fails the tests: scripts/test.sh starts one."""
@@ -189,7 +195,7 @@ class Daemon:
             f'heartbeat_file = "{self.heartbeat}"\n{own_state}{daemon}\n'
             f'[defaults]\nlabels = {{ "{TEST_LABEL}" = "1" }}\n{jobs}'
         )
-        environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("CRONTAINER_")}
+        environ = cli_environ()
         environ.update(env or {})
         self.proc = subprocess.Popen(
             [

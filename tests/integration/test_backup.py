@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +15,17 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, ROOT, TEST_LABEL, Daemon, event, output_of, unique
+from .conftest import (
+    BUSYBOX,
+    PROJECT_IMAGE,
+    ROOT,
+    TEST_LABEL,
+    Daemon,
+    cli_environ,
+    event,
+    output_of,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +82,9 @@ def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
 def cli(daemon: Daemon, *args: str) -> str:
     """Run `crontainer …` with the daemon's config; fail the test with stderr on error."""
     command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=ROOT, env=cli_environ()
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -173,6 +186,47 @@ def test_backup_list_restore_gives_the_identical_tree(
     for container in (app, worker):
         container.reload()
         assert container.status == "running"
+
+
+def test_restore_replaces_a_symlink_the_app_left_in_the_volume_instead_of_following_it(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+) -> None:
+    """The job archives files under /data/dir (its paths, so not the directory itself);
+    the app then makes /data/dir a symlink to /tmp: `crontainer restore` makes /data/dir a
+    real directory with the archived files, and keeps what the archive does not hold
+    (a plain tar extraction followed the link into the ops container's /tmp, lost)."""
+    target = make_volume("crontainer-test-backups")
+    seed = "mkdir -p /data/dir/sub && echo a > /data/dir/a.txt && echo b > /data/dir/sub/b.txt"
+    data = make(BUSYBOX, ["sh", "-c", seed], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    daemon = start_daemon(
+        backup_job(
+            "db",
+            volumes_from=f'["{data.name}"]',
+            target=f'"{target}"',
+            paths='["/data/dir/a.txt", "/data/dir/sub"]',
+        ),
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    daemon.log.wait_for(event("run.succeeded", job="db"), timeout=120)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    volume = next(m["Name"] for m in data.attrs["Mounts"] if m["Destination"] == "/data")
+    before = snapshot(engine, volume)
+    plant = "rm -rf /data/dir && ln -s /tmp /data/dir && echo new > /data/new.txt"
+    output_of(engine, PROJECT_IMAGE, ["sh", "-c", plant], volumes=[f"{volume}:/data"])
+    assert snapshot(engine, volume)["dir"][0] == stat.S_IFLNK
+
+    restored = json.loads(cli(daemon, "restore", "db"))
+    after = snapshot(engine, volume)
+    assert after["dir"][0] == stat.S_IFDIR
+    archived = ["dir/a.txt", "dir/sub", "dir/sub/b.txt"]
+    assert {p: after[p] for p in archived} == {p: before[p] for p in archived}
+    assert sorted(after) == sorted([".", "dir", *archived, "new.txt"])  # no staging left
+    assert (restored["volumes"], restored["entries"]) == (["/data"], 3)
 
 
 @pytest.mark.parametrize(
@@ -280,7 +334,7 @@ def test_kill_9_of_the_backup_container_leaves_no_final_partial_and_the_next_run
     assert all(name.endswith(".partial") for name in left), left
     again = subprocess.run(
         [sys.executable, "-m", "scheduler", "trigger", "db", "--state-dir", str(daemon.state_dir)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=cli_environ(),
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=120)[0]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 import stat
 import subprocess
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,11 +42,15 @@ def build_tree(root: Path) -> Path:
     (data / "café ☃ naïve.txt").write_text("ünïcödé\n")
     (data / "two\nlines \\ back.txt").write_text("a name with a newline and a backslash\n")
     (data / "sub" / "deeper" / ("long-" * 45 + ".dat")).write_bytes(os.urandom(4096))
+    (data / os.fsdecode(b"not utf-8 \xff, ctl \x01, [*].txt")).write_text("odd bytes\n")
+    # a relative link whose target reads like the archive's own member names
+    (data / "like-a-member").symlink_to(str(data).lstrip("/") + "/file.txt")
     return data
 
 
 def snapshot(top: Path) -> dict[str, tuple[object, ...]]:
-    """Path → (type, mode, uid, gid, content or link target, hard-link group)."""
+    """Path → (type, mode, uid, gid, content or link target, hard-link group, mtime in
+    seconds: what archives keep)."""
     seen_inodes: dict[int, str] = {}
     result: dict[str, tuple[object, ...]] = {}
     for path in sorted([top, *top.rglob("*")]):
@@ -63,8 +70,22 @@ def snapshot(top: Path) -> dict[str, tuple[object, ...]]:
             info.st_gid,
             body,
             group,
+            int(info.st_mtime),
         )
     return result
+
+
+def volume(root: Path, source: Path) -> Path:
+    """The directory under ``root`` where ``source``'s archived path lands: an empty volume
+    mounted there."""
+    into = root / str(source).lstrip("/")
+    into.mkdir(parents=True)
+    return into
+
+
+def staging_left(*volumes: Path) -> list[Path]:
+    """Staging directories of a restore left in these volumes."""
+    return [p for v in volumes for p in v.glob(backup.STAGING_PREFIX + "*")]
 
 
 @pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
@@ -88,9 +109,12 @@ def test_create_then_restore_gives_back_the_exact_tree(tmp_path: Path, compressi
         == 0
     )
     restored = tmp_path / "restored"
-    restored.mkdir()
-    backup.restore(target, str(name), restored)
-    assert snapshot(restored / str(data).lstrip("/")) == snapshot(data)
+    into = volume(restored, data)
+    result = backup.restore(target, str(name), [into], root=restored)
+    assert snapshot(into) == snapshot(data)
+    assert result["entries"] == len(snapshot(data))
+    assert result["volumes"] == [str(into)]
+    assert staging_left(into) == []
 
 
 def test_plain_gnu_tar_lists_and_extracts_the_archive(tmp_path: Path) -> None:
@@ -134,9 +158,9 @@ def test_the_checksum_covers_an_archive_written_in_bursts(
     assert result["bytes"] == archive.stat().st_size > 5000
     assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     restored = tmp_path / "restored"
-    restored.mkdir()
-    backup.restore(target, archive.name, restored)
-    assert snapshot(restored / str(data).lstrip("/")) == snapshot(data)
+    into = volume(restored, data)
+    backup.restore(target, archive.name, [into], root=restored)
+    assert snapshot(into) == snapshot(data)
 
 
 def test_a_tar_failure_with_a_flood_of_messages_ends_with_its_last_words(
@@ -372,3 +396,302 @@ def test_the_target_mounted_again_inside_a_source_is_left_out(tmp_path: Path) ->
     relative = str(alias).lstrip("/")
     assert not [m for m in listing if m == relative or m.startswith(relative + "/")]
     assert f"{str(data).lstrip('/')}/file.txt" in listing
+
+
+def archive_of(tmp_path: Path, data: Path, compression: str = "zstd") -> tuple[Path, str]:
+    """A backup of ``data`` by the tool: its target and the archive's name."""
+    target = tmp_path / "backups"
+    return target, str(backup.create("db", target, [data], compression, now=NOW)["archive"])
+
+
+def full_listing(top: Path) -> dict[str, tuple[object, ...]]:
+    """``top`` and every path under it, byte for byte: snapshot plus nanosecond mtimes (a
+    restore that fails before the moves leaves not even a time changed)."""
+    found = snapshot(top)
+    for rel in found:
+        found[rel] += ((top / rel).lstat().st_mtime_ns,)
+    return found
+
+
+@pytest.mark.parametrize("archived", ["the-directory", "files-under-it", "only-below-it"])
+def test_a_symlink_in_the_volume_where_the_archive_has_a_directory_is_not_followed(
+    tmp_path: Path, archived: str
+) -> None:
+    """The app left data/sub -> an outside directory: the restore makes data/sub a real
+    directory with the archived files, and the outside directory stays as it was — whether
+    the archive holds the directory itself, only files under it (a job's ``paths``), or
+    the restore takes only a path below it (``--only``, as ``--to`` does)."""
+    data = build_tree(tmp_path / "src")
+    before = snapshot(data)
+    sources = [data / "sub" / "run.sh", data / "sub" / "deeper"]
+    target = tmp_path / "backups"
+    made = backup.create("db", target, sources if archived == "files-under-it" else [data], "zstd")
+    name = str(made["archive"])
+    outside = tmp_path / "outside"
+    (outside / "deeper").mkdir(parents=True)
+    (outside / "run.sh").write_text("the outside's own file\n")
+    (outside / "deeper" / "other").write_text("kept\n")
+    seen = full_listing(outside)
+    shutil.rmtree(data / "sub")
+    (data / "sub").symlink_to(outside)
+    only = [str(data / "sub" / "deeper")] if archived == "only-below-it" else None
+    backup.restore(target, name, [data], only=only)
+    assert not (data / "sub").is_symlink()
+    assert (data / "sub").is_dir()
+    after = snapshot(data)
+    if archived == "the-directory":
+        assert after == before
+    else:  # the members restored are exactly as archived
+        restored = {rel: after[rel] for rel in before if rel.startswith("sub/deeper")}
+        if archived == "files-under-it":
+            restored["sub/run.sh"] = after["sub/run.sh"]
+        assert restored == {rel: before[rel] for rel in restored}
+        assert {rel for rel in after if rel.startswith("sub/")} == set(restored)
+    assert full_listing(outside) == seen
+    assert staging_left(data) == []
+
+
+def test_anything_in_the_way_of_an_archived_entry_is_replaced_not_followed(
+    tmp_path: Path,
+) -> None:
+    """A symlink where the archive has a file (even one pointing to a directory), a
+    directory where it has a file or a link, a file where it has a directory: each is
+    replaced by the archived entry; what the links pointed to is untouched."""
+    data = build_tree(tmp_path / "src")
+    before = snapshot(data)
+    target, name = archive_of(tmp_path, data)
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "victim.txt").write_text("not yours\n")
+    seen = full_listing(outside)
+    (data / "file.txt").unlink()
+    (data / "file.txt").symlink_to(outside / "victim.txt")
+    (data / "café ☃ naïve.txt").unlink()
+    (data / "café ☃ naïve.txt").symlink_to(outside / "dir")
+    (data / "link").unlink()
+    (data / "link").mkdir()
+    (data / "link" / "inside").write_text("a directory where a link was\n")
+    shutil.rmtree(data / "empty")
+    (data / "empty").write_text("a file where a directory was\n")
+    backup.restore(target, name, [data])
+    assert snapshot(data) == before
+    assert full_listing(outside) == seen
+
+
+def test_files_the_archive_does_not_hold_are_kept(tmp_path: Path) -> None:
+    """A restore merges: archived entries come back over what changed, entries the
+    archive does not hold stay as they are (in merged directories too)."""
+    data = build_tree(tmp_path / "src")
+    before = snapshot(data)
+    target, name = archive_of(tmp_path, data)
+    (data / "file.txt").write_text("changed since\n")
+    (data / "sub").chmod(0o777)
+    (data / "new.txt").write_text("made after the backup\n")
+    (data / "sub" / "deeper" / "new").mkdir()
+    (data / "sub" / "deeper" / "new" / "x").write_text("x\n")
+    extra = {rel: v for rel, v in snapshot(data).items() if "new" in rel}
+    backup.restore(target, name, [data])
+    assert snapshot(data) == before | extra
+    assert staging_left(data) == []
+
+
+def test_a_truncated_archive_leaves_the_destination_unchanged(tmp_path: Path) -> None:
+    """A checksum that matches a cut archive (tar fails part way): nothing restored, the
+    destination byte for byte as it was, no staging directory; the error is tar's."""
+    data = build_tree(tmp_path / "src")
+    (data / "bulk").mkdir()
+    for i in range(300):
+        (data / "bulk" / f"{i:03}").write_bytes(os.urandom(2048))  # incompressible
+    target, name = archive_of(tmp_path, data)
+    archive = target / name
+    cut = archive.read_bytes()[: archive.stat().st_size * 2 // 3]
+    archive.write_bytes(cut)
+    (target / f"{name}.sha256").write_text(f"{hashlib.sha256(cut).hexdigest()}  {name}\n")
+    shutil.rmtree(data / "sub")
+    (data / "file.txt").write_text("changed since\n")
+    (data / "bulk" / "000").write_text("changed since\n")
+    seen = full_listing(data)
+    with pytest.raises(backup.ToolError, match=r"nothing restored.*tar failed") as failed:
+        backup.restore(target, name, [data])
+    assert "Unexpected EOF" in str(failed.value)
+    assert full_listing(data) == seen
+    assert staging_left(data) == []
+
+
+def handmade_archive(target: Path, members: list[tuple[str, bytes]]) -> str:
+    """An uncompressed archive of these (name, content) files, with its checksum, made
+    by Python's tarfile (so it can hold what GNU tar never writes from a real tree)."""
+    target.mkdir(exist_ok=True)
+    name = "db-20261128T120000Z.tar"
+    with tarfile.open(target / name, "w", format=tarfile.GNU_FORMAT) as tar:
+        for member, body in members:
+            info = tarfile.TarInfo(member)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    digest = hashlib.sha256((target / name).read_bytes()).hexdigest()
+    (target / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+    return name
+
+
+def test_an_extraction_failing_part_way_leaves_the_destination_unchanged(
+    tmp_path: Path,
+) -> None:
+    """The archive lists fine but one member cannot be written (a name longer than the
+    file system takes) between good ones: the staging directory goes, the destination is
+    untouched, and the error is tar's."""
+    data = tmp_path / "src" / "data"
+    data.mkdir(parents=True)
+    (data / "keep.txt").write_text("the destination's\n")
+    prefix = str(data).lstrip("/")
+    target = tmp_path / "backups"
+    members = [(f"{prefix}/keep.txt", b"archived\n"), (f"{prefix}/{'x' * 300}", b"")]
+    name = handmade_archive(target, [*members, (f"{prefix}/z", b"z\n")])
+    seen = full_listing(data)
+    with pytest.raises(backup.ToolError, match="File name too long") as failed:
+        backup.restore(target, name, [data])
+    assert str(failed.value).startswith(f"could not extract {name} (nothing restored): tar")
+    assert full_listing(data) == seen
+    assert staging_left(data) == []
+
+
+def test_paths_under_no_mounted_volume_fail_before_anything_is_touched(tmp_path: Path) -> None:
+    """An archive of two directories restored where only one is a volume: refused,
+    naming the other's paths (they would land in the ops container's own files)."""
+    data = build_tree(tmp_path / "src")
+    other = tmp_path / "src" / "other"
+    other.mkdir()
+    (other / "o.txt").write_text("o\n")
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data, other], "zstd", now=NOW)["archive"])
+    (data / "file.txt").write_text("changed since\n")
+    seen = full_listing(data)
+    with pytest.raises(backup.ToolError, match="under no volume mounted here") as failed:
+        backup.restore(target, name, [data])
+    assert f"{other}, {other}/o.txt" in str(failed.value)
+    assert full_listing(data) == seen
+    assert staging_left(data) == []
+
+
+@pytest.mark.parametrize(
+    ("member", "said"),
+    [
+        ("data/../escape.txt", "{prefix}/data/../escape.txt"),
+        ("data/sub", "/{prefix}/data/sub (not a directory, but a volume is mounted there)"),
+    ],
+    ids=["dot-dot", "file-at-a-mount"],
+)
+def test_members_a_restore_cannot_take_fail_it_before_anything_is_touched(
+    tmp_path: Path, member: str, said: str
+) -> None:
+    """A name with '..', or a file where a volume is mounted: refused, named, nothing
+    written."""
+    top = tmp_path / "src"
+    data = top / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "keep.txt").write_text("the destination's\n")
+    prefix = str(top).lstrip("/")
+    target = tmp_path / "backups"
+    members = [(f"{prefix}/data/keep.txt", b"archived\n"), (f"{prefix}/{member}", b"x\n")]
+    name = handmade_archive(target, members)
+    seen = full_listing(data)
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(target, name, [data, data / "sub"])
+    assert str(failed.value) == (
+        f"{name} holds members restore does not take (nothing restored): "
+        + said.format(prefix=prefix)
+    )
+    assert full_listing(data) == seen
+    assert staging_left(data, data / "sub") == []
+
+
+def test_nested_volumes_each_stage_their_own_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A volume mounted inside another (paths with regex and shell characters): each
+    member is staged in the deepest volume that holds it, so every move is a rename on
+    one file system; the tree comes back exactly."""
+    top = tmp_path / "src" / "a.b [*]^$\\& c"
+    data = build_tree(top)
+    inner = data / "sub" / "deeper"
+    before = snapshot(data)
+    target, name = archive_of(tmp_path, data)
+    restored = tmp_path / "restored"
+    into = volume(restored, data)
+    (into / "sub" / "deeper").mkdir(parents=True)
+    staged_in: list[str] = []
+    real_mkdir = os.mkdir
+
+    def spy(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if path.startswith(backup.STAGING_PREFIX) and dir_fd is not None:
+            staged_in.append(str(Path(f"/proc/self/fd/{dir_fd}").readlink()))
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", spy)
+    result = backup.restore(target, name, [into, into / "sub" / "deeper"], root=restored)
+    assert sorted(staged_in) == [str(into), str(into / "sub" / "deeper")]
+    assert result["volumes"] == sorted(staged_in)
+    assert snapshot(into) == before
+    assert snapshot(into / "sub" / "deeper") == snapshot(inner)
+    assert staging_left(into, into / "sub" / "deeper") == []
+
+
+def test_only_restores_that_path_into_the_volume_mounted_there(tmp_path: Path) -> None:
+    """--only /…/sub with a volume at that path (crontainer restore --to PATH=VOLUME): the
+    volume gets exactly the archived sub-tree; nothing else is written."""
+    data = build_tree(tmp_path / "src")
+    target, name = archive_of(tmp_path, data)
+    restored = tmp_path / "restored"
+    into = volume(restored, data / "sub")
+    result = backup.restore(target, name, [into], only=[str(data / "sub")], root=restored)
+    assert snapshot(into) == snapshot(data / "sub")
+    assert result["entries"] == len(snapshot(data / "sub"))
+    assert sorted(p.name for p in into.parent.iterdir()) == ["sub"]
+
+
+def test_a_move_into_place_failing_half_way_leaves_the_rest_staged_and_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename that fails after others worked: the tool stops, says the volume holds a mix
+    of old and restored entries and names the staging directory holding the rest."""
+    data = build_tree(tmp_path / "src")
+    target, name = archive_of(tmp_path, data)
+    real_rename = os.rename
+    renames: list[str] = []
+
+    def third_fails(src: str, dst: str, **fds: int) -> None:
+        renames.append(src)
+        if len(renames) == 3:
+            raise OSError(5, "Input/output error")
+        real_rename(src, dst, **fds)
+
+    monkeypatch.setattr(os, "rename", third_fails)
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(target, name, [data])
+    [staging] = staging_left(data)
+    assert str(failed.value) == (
+        "moving the restored tree into place failed: [Errno 5] Input/output error; "
+        f"{data} holds a mix of old and restored entries; the rest of the restored tree "
+        f"is in {staging}"
+    )
+    assert renames[2] in {p.name for p in staging.iterdir()}
+
+
+def test_the_restore_command_reports_its_result_on_the_control_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main() restores into the volumes mounted here and emits archive, restored_to,
+    volumes, entries and duration_s."""
+    data = build_tree(tmp_path / "src")
+    before = snapshot(data)
+    target, name = archive_of(tmp_path, data)
+    restored = tmp_path / "restored"
+    into = volume(restored, data)
+    monkeypatch.setattr(backup, "volume_mounts", lambda _target: [into])
+    assert backup.main(["restore", "--target", str(target), "--root", str(restored), name]) == 0
+    result = result_of(capsys.readouterr().err)
+    assert snapshot(into) == before
+    assert result["archive"] == name
+    assert result["restored_to"] == str(restored)
+    assert result["volumes"] == [str(into)]
+    assert result["entries"] == len(before)
+    assert isinstance(result["duration_s"], float)
