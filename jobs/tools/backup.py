@@ -58,6 +58,7 @@ from jobs.retention import (
     future_archives,
     to_delete,
 )
+from jobs.tools.paths import mount_points
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -339,31 +340,15 @@ def create(
     }
 
 
-_SYSTEM_MOUNTS = ("/", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
-_SYSTEM_TREES = ("/proc", "/sys", "/dev")
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def volume_mounts(target: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
     """The volumes mounted into this container (its --volumes-from and -v mounts), except
-    the target and the engine's own files (/etc/hosts…) and system trees."""
-    found: set[Path] = set()
+    the target (and what holds it or lies in it)."""
     target = target.absolute()
-    for line in mountinfo.read_text().splitlines():
-        point = Path(_unescape(line.split()[4]))
-        text = str(point)
-        if text in _SYSTEM_MOUNTS or any(
-            text == t or text.startswith(t + "/") for t in _SYSTEM_TREES
-        ):
-            continue
-        if point == target or target in point.parents or point in target.parents:
-            continue
-        found.add(point)
-    return sorted(found)
+    return [
+        point
+        for point in mount_points(mountinfo)
+        if point != target and target not in point.parents and point not in target.parents
+    ]
 
 
 def prune(
