@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -31,17 +33,31 @@ def container(cid: str, run_id: str, state: str, attempt: int = 1) -> ContainerI
     return ContainerInfo(id=cid, name=cid, state=state, labels=labels)
 
 
-def test_settle_records_adopts_removes_and_marks_interrupted(tmp_path: Path) -> None:
-    """exited → true outcome + removed; running → adopted; unknown running → stopped and
-    removed; a running row without a container → failed/interrupted; the lock is left alone."""
+def settle_left(
+    tmp_path: Path, engine: FakeEngine, begun: list[str]
+) -> tuple[History, list[MutableMapping[str, Any]]]:
+    """Settle what ``engine`` holds, with the attempts ``begun`` recorded running by an
+    earlier daemon of job j; return the history and the events, once adopted runs ended."""
     path = tmp_path / "c.toml"
     path.write_text(
         f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\n'
     )
     config = load_config(path, {})
     history = History.open(tmp_path)
-    for run_id in ("exited", "alive", "gone"):
+    for run_id in begun:
         history.begin(run_id, 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+        assert runner.join(10)
+    return history, logs
+
+
+def test_settle_records_adopts_removes_and_marks_interrupted(tmp_path: Path) -> None:
+    """exited → true outcome + removed; running → adopted; unknown running → stopped and
+    removed; a running row without a container → failed/interrupted; the lock is left alone."""
     engine = FakeEngine(
         FakeClock(),
         exit_status=ExitStatus(4),
@@ -57,12 +73,7 @@ def test_settle_records_adopts_removes_and_marks_interrupted(tmp_path: Path) -> 
             ),
         ],
     )
-    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
-        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
-        assert runner.join(10)
+    history, logs = settle_left(tmp_path, engine, ["exited", "alive", "gone"])
     rows = {r.run_id: r for r in history.runs()}
     assert (rows["exited"].status, rows["exited"].exit_code, rows["exited"].reason) == (
         "failed",
@@ -100,13 +111,6 @@ def test_a_paused_container_is_alive_not_settled(tmp_path: Path) -> None:
     """A paused container goes on when unpaused: a known one is adopted (not waited for 30 s,
     removed and recorded 'never_started'); an unknown paused one is stopped like a running
     stray."""
-    path = tmp_path / "c.toml"
-    path.write_text(
-        f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\n'
-    )
-    config = load_config(path, {})
-    history = History.open(tmp_path)
-    history.begin("held", 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
     engine = FakeEngine(
         FakeClock(),
         containers=[
@@ -114,12 +118,7 @@ def test_a_paused_container_is_alive_not_settled(tmp_path: Path) -> None:
             container("c-stray", "unknown-run", "paused"),
         ],
     )
-    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
-        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
-        assert runner.join(10)
+    history, logs = settle_left(tmp_path, engine, ["held"])
     assert [e["run_id"] for e in logs if e["event"] == "run.adopted"] == ["held"]
     rows = {r.run_id: r for r in history.runs()}
     assert (rows["held"].status, rows["held"].reason) == ("succeeded", None)
