@@ -354,8 +354,8 @@ class Daemon:
             ticker.set_jobs(new.jobs)  # plans every job first: all of them change, or none
         except Exception as e:
             errors = e.errors if isinstance(e, ConfigError) else [f"{type(e).__name__}: {e}"]
+            self._metrics.reloaded(applied=False)  # counted first: whoever sees the event
             self._log.error("config.invalid", errors=errors, trigger=trigger, kept="running config")
-            self._metrics.reloaded(applied=False)
             return
         changes = diff_jobs(old.jobs, new.jobs)
         daemon_keys = sorted(
