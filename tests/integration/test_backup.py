@@ -299,6 +299,17 @@ def _wait_for_ops_container(engine: docker.DockerClient, daemon: Daemon) -> Any:
         time.sleep(0.05)
 
 
+def _wait_for_a_growing_partial(ops: Any) -> None:
+    """Until the archive's .partial exists in the ops container's target and has grown
+    between two looks: the archive is being written now."""
+    deadline = time.monotonic() + 60
+    sizes: list[int] = []
+    while len(sizes) < 2 or not 0 < sizes[-2] < sizes[-1]:
+        assert time.monotonic() < deadline, f"no growing .partial in the target: {sizes}"
+        listing = ops.exec_run(["sh", "-c", "stat -c %s /backup/*.partial"]).output.split()
+        sizes.append(int(listing[0]) if listing and listing[0].isdigit() else 0)
+
+
 def _target_files(engine: docker.DockerClient, target: str) -> list[str]:
     return sorted(
         output_of(
@@ -326,7 +337,7 @@ def test_kill_9_of_the_backup_container_leaves_no_final_partial_and_the_next_run
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
     )
     ops = _wait_for_ops_container(engine, daemon)
-    time.sleep(1.0)
+    _wait_for_a_growing_partial(ops)  # mid-archive: the 600 MB take seconds more
     ops.kill()  # SIGKILL
     failed = daemon.log.wait_for(event("run.failed", job="db"), timeout=60)[0]
     assert failed["exit_code"] == 137

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import docker
@@ -89,16 +90,19 @@ def test_sigterm_stops_a_long_run_within_the_grace_and_leaves_nothing(
     assert labels[LABEL_JOB] == "long"
     assert labels[TEST_LABEL] == "1"
     assert found[0].name == f"{daemon.name}-long-{started['run_id']}"
-    began = time.monotonic()
     daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(30) == 0
-    elapsed = time.monotonic() - began
-    assert elapsed < 3 + 2 + 6, f"took {elapsed:.1f}s to stop"
-    assert daemon.log.matching(event("daemon.stopping", signal="SIGTERM"))
+    assert daemon.wait_exit(30) == 0  # a hang guard: the job alone would take 60 s
+    names = [e.get("event") for e in daemon.log.events]
+    assert names.index("daemon.stopping") < names.index("daemon.cancelling_runs")
+    assert names.index("daemon.cancelling_runs") < names.index("daemon.stopped")
+    stopping, cancelling = (
+        datetime.fromisoformat(daemon.log.matching(event(name))[0]["timestamp"])
+        for name in ("daemon.stopping", "daemon.cancelling_runs")
+    )
+    assert (cancelling - stopping).total_seconds() >= 3  # it waited the whole shutdown_grace
     cancelled = daemon.log.matching(event("run.cancelled", run_id=started["run_id"]))
-    assert cancelled
-    assert cancelled[0]["reason"] == "daemon_stopping"
-    assert daemon.log.matching(event("daemon.stopped"))
+    assert [c["reason"] for c in cancelled] == ["daemon_stopping"]
+    assert cancelled[0]["exit_code"] in (137, 143)  # stopped, not run to its end
     assert ours(engine, daemon) == []
     assert not daemon.heartbeat.exists()
 
@@ -120,10 +124,11 @@ def test_timeout_stops_then_kills(start_daemon: Start, engine: docker.DockerClie
     daemon = start_daemon(run_job("hangs", ["sleep", "300"], timeout="2s", stop_grace="1s"))
     timed_out = daemon.log.wait_for(event("run.timed_out", job="hangs"), timeout=40)[0]
     assert timed_out["reason"] == "timeout"
-    assert timed_out["exit_code"] == 137
-    assert 2 <= timed_out["duration_s"] < 10
+    assert timed_out["exit_code"] == 137  # killed: SIGTERM was ignored
+    assert timed_out["duration_s"] >= 2 + 1  # timeout, then stop_grace
     stopping = daemon.log.matching(event("run.stopping", run_id=timed_out["run_id"]))
     assert stopping[0]["stop_signal"] == "SIGTERM"
+    assert daemon.log.events.index(stopping[0]) < daemon.log.events.index(timed_out)
     daemon.signal()
     assert daemon.wait_exit(30) == 0
     assert ours(engine, daemon) == []
@@ -186,14 +191,12 @@ def test_container_settings_reach_the_container(
 
 def test_engine_unreachable_at_start_exits_1(start_daemon: Start, tmp_path: object) -> None:
     """No engine: engine.unavailable once, bounded retries for engine_wait, then exit 1."""
-    began = time.monotonic()
     daemon = start_daemon(
         run_job("x", schedule="@daily"),
         daemon='engine_wait = "2s"',
         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
-    assert daemon.wait_exit(30) == 1
-    assert time.monotonic() - began < 15
+    assert daemon.wait_exit(30) == 1  # a hang guard; engine_wait bounds the retries
     daemon.log.wait_for(event("daemon.failed", reason="engine_unavailable"), timeout=5)
     assert len(daemon.log.matching(event("engine.unavailable"))) == 1
     assert not daemon.log.matching(event("daemon.started"))

@@ -59,9 +59,12 @@ def test_kill_9_mid_run_then_restart_adopts_the_run_and_records_its_true_outcome
     first = start_daemon(jobs)
     started = first.log.wait_for(event("run.started", job="slow"))[0]
     deadline = time.monotonic() + 15
-    while not engine.containers.list(filters={"label": f"crontainer.run_id={started['run_id']}"}):
+    while not (
+        found := engine.containers.list(filters={"label": f"crontainer.run_id={started['run_id']}"})
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    found[0].pause()  # it cannot end before the successor is there to adopt it
     first.proc.kill()
     first.proc.wait(10)
     second = start_daemon(
@@ -69,6 +72,7 @@ def test_kill_9_mid_run_then_restart_adopts_the_run_and_records_its_true_outcome
         name=first.name,
     )
     adopted = second.log.wait_for(event("run.adopted", run_id=started["run_id"]), timeout=20)[0]
+    found[0].unpause()
     assert adopted["attempt"] == 1
     done = second.log.wait_for(event("run.succeeded", run_id=started["run_id"]), timeout=20)[0]
     assert done["exit_code"] == 0

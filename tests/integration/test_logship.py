@@ -156,15 +156,20 @@ def test_files_ship_exactly_once_across_rename_and_copytruncate_rotation(
 
 
 class Receiver(PostReceiver):
-    """An HTTP sink the test steers: ``status`` to answer, ``delay`` before answering."""
+    """An HTTP sink the test steers: ``status`` to answer, ``delay`` before answering; with
+    ``hold_after`` set, a batch beyond that many waits for ``gate`` before it is taken."""
 
     status: ClassVar[int] = 200
     delay: ClassVar[float] = 0.0
+    hold_after: ClassVar[int | None] = None
+    gate: ClassVar[threading.Event] = threading.Event()
     batches: ClassVar[list[list[dict[str, Any]]]] = []
     lock: ClassVar[threading.Lock] = threading.Lock()
 
     def take(self, body: bytes) -> int:
         time.sleep(self.delay)
+        if self.hold_after is not None and len(self.batches) >= self.hold_after:
+            assert self.gate.wait(60), "the test never let the held batch go"
         status = self.status
         if status == 200:
             with self.lock:
@@ -175,6 +180,7 @@ class Receiver(PostReceiver):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Receiver.status, Receiver.delay, Receiver.batches = 200, 0.0, []
+    Receiver.hold_after, Receiver.gate = None, threading.Event()
     with serving(Receiver) as port:
         yield f"http://127.0.0.1:{port}/ingest"
 
@@ -238,17 +244,17 @@ def test_http_sink_down_then_back_and_a_killed_shipping_container(
     assert "gave up after 2 attempts" in failed["error"]
     assert received() == []
 
-    Receiver.status, Receiver.delay = 200, 0.3
+    Receiver.status, Receiver.hold_after = 200, 5
     assert trigger(daemon, "ship").returncode == 0
     container = shipping_container(engine, daemon)
     assert container.attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]  # not the daemon's
-    wait_batches(5)
-    container.kill()  # SIGKILL, mid-batch
+    wait_batches(5)  # the 6th is held: the kill lands mid-batch, whatever the machine's pace
+    container.kill()  # SIGKILL
     killed = daemon.log.wait_for(event("run.failed", job="ship"), timeout=60, count=2)[1]
     assert killed["exit_code"] == 137
-    assert 5 <= len(Receiver.batches) < 30
-
-    Receiver.delay = 0.0
+    Receiver.hold_after = None
+    Receiver.gate.set()
+    assert 5 <= len(Receiver.batches) <= 6  # of 30
     done = run_again(daemon, "ship", 3)
     assert done["event"] == "run.succeeded", done
     assert_at_least_once(received(), 3000, 100)
@@ -268,7 +274,7 @@ def test_a_killed_daemon_resumes_from_its_checkpoints(
     the rest — every line exactly once."""
     logs = make(BUSYBOX, ["sleep", "600"], name=unique("t-logs"), volumes=[LOG_DIR])
     append(logs, 1, 3000)
-    Receiver.delay = 0.3
+    Receiver.hold_after = 5
     jobs = logship_job(
         "ship",
         {"type": "http", "url": receiver, "batch_lines": 100},
@@ -278,13 +284,13 @@ def test_a_killed_daemon_resumes_from_its_checkpoints(
     )
     first = start_daemon(jobs, daemon=OPS)
     container = shipping_container(engine, first)
-    wait_batches(5)
+    wait_batches(5)  # the 6th is held until the daemon is dead
     first.proc.kill()
     first.proc.wait(10)
+    Receiver.hold_after = None
+    Receiver.gate.set()  # the 6th is taken; the tool then sees its stdin closed
     assert container.wait(timeout=30)["StatusCode"] == 1  # stopped: the daemon is gone
-    stopped_at = len(Receiver.batches)
-    assert stopped_at < 30
-    Receiver.delay = 0.0
+    assert len(Receiver.batches) < 30  # it stopped before shipping everything
     second = start_daemon(jobs.replace("run_on_start = true\n", ""), name=first.name, daemon=OPS)
     second.log.wait_for(event("daemon.started"), timeout=30)
     assert second.log.matching(event("run.checkpoints_recovered", container_id=container.id))
@@ -307,7 +313,7 @@ def test_container_output_ships_from_its_checkpoint_across_a_daemon_restart(
         ["sh", "-c", "i=1; while true; do echo line $i; i=$((i+1)); sleep 0.01; done"],
         name=unique("t-web"),
     )
-    time.sleep(1)
+    lines_logged(app, 10)
     jobs = logship_job(
         "ship",
         {"type": "file", "volume": out, "path": "out.ndjson"},
@@ -317,7 +323,7 @@ def test_container_output_ships_from_its_checkpoint_across_a_daemon_restart(
     one = first.log.wait_for(event("run.succeeded", job="ship"), timeout=60)[0]
     first.signal(signal.SIGTERM)
     assert first.wait_exit(60) == 0
-    time.sleep(1)
+    lines_logged(app, one["lines"] + 10)  # new lines for the second daemon's run
     second = start_daemon(jobs, name=first.name, daemon=OPS)
     two = second.log.wait_for(event("run.succeeded", job="ship"), timeout=60)[0]
     records = shipped(engine, out)
@@ -328,6 +334,14 @@ def test_container_output_ships_from_its_checkpoint_across_a_daemon_restart(
     assert all(r["stream"] == "stdout" for r in records)
     second.signal(signal.SIGTERM)
     assert second.wait_exit(60) == 0
+
+
+def lines_logged(container: Any, count: int, timeout: float = 30) -> None:
+    """Wait until ``container`` has written at least ``count`` lines to its stdout."""
+    deadline = time.monotonic() + timeout
+    while container.logs(stdout=True, stderr=False).count(b"\n") < count:
+        assert time.monotonic() < deadline, f"fewer than {count} lines logged"
+        time.sleep(0.1)
 
 
 def free_port(kind: int) -> int:

@@ -134,13 +134,21 @@ def test_nothing_a_config_holds_stops_the_daemon(start_daemon: Start) -> None:
 
 
 def test_run_on_start_runs_once_at_start(start_daemon: Start) -> None:
-    """run_on_start: one run with trigger 'start' right away, though the schedule is far off."""
+    """run_on_start: one run with trigger 'start' right away, though the schedule is far off;
+    not again at a reload, which names the [daemon] keys that wait for a restart."""
     daemon = start_daemon(
         run_job("boot", ["echo", "booted"], schedule="@yearly", run_on_start=True)
     )
     done = daemon.log.wait_for(event("run.succeeded", job="boot"), timeout=20)[0]
     started = daemon.log.matching(event("run.started", run_id=done["run_id"]))[0]
     assert started["trigger"] == "start"
+    text = daemon.config.read_text().replace("[daemon]\n", '[daemon]\nshutdown_grace = "9s"\n')
+    daemon.config.write_text(text + run_job("later", ["echo", "later"], schedule="@every 1s"))
+    daemon.signal(signal.SIGHUP)
+    restart = daemon.log.wait_for(event("config.restart_required"), timeout=10)[0]
+    assert restart["keys"] == ["shutdown_grace"]
+    assert daemon.log.wait_for(event("config.reloaded"))[0]["added"] == ["later"]
+    daemon.log.wait_for(event("run.succeeded", job="later"))  # the reload is long done
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(30) == 0
     assert len(daemon.log.matching(event("run.started", job="boot"))) == 1

@@ -88,6 +88,17 @@ def all_numbers(engine: docker.DockerClient, volume_holder: str) -> list[int]:
     return [int(line) for line in out.split()]
 
 
+def live_file_reaches(app: Any, size: int, timeout: float = 30) -> None:
+    """Until the app's live log file holds at least ``size`` bytes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = app.exec_run(["sh", "-c", f"stat -c %s {LOG_DIR}/app.log"]).output.strip()
+        if found.isdigit() and int(found) >= size:
+            return
+        assert time.monotonic() < deadline, f"the live log stayed under {size} bytes"
+        time.sleep(0.05)
+
+
 def rotate_while_writing(
     start_daemon: Start, engine: docker.DockerClient, make: Callable[..., Any], **keys: object
 ) -> tuple[list[int], list[str], Daemon]:
@@ -107,7 +118,7 @@ def rotate_while_writing(
     )
     daemon.log.wait_for(event("daemon.started"), timeout=30)
     for count in range(1, 6):
-        time.sleep(0.5)
+        live_file_reaches(app, 1024)  # over max_size: this rotation has something to do
         trigger(daemon, "rot")
         done = ended(daemon, "rot", count)
         assert done["event"] == "run.succeeded", done

@@ -109,3 +109,4 @@ def test_jobs_run_over_tls_and_a_foreign_certificate_is_refused(
     assert refused.wait_exit(60) == 1
     failed = refused.log.wait_for(event("daemon.failed"), timeout=10)[0]
     assert failed["reason"] == "engine_unavailable"
+    assert "certificate" in failed["error"].lower(), failed  # refused for its certificate
