@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.schedule import ScheduleError, parse_schedule
+from scheduler.schedule import ScheduleError, latest_fire, parse_schedule
 
 # Saturday 2026-11-28, noon UTC.
 SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -208,3 +208,41 @@ def test_fire_times_strictly_increase_across_dst_changes(zone: str, expression: 
             moment = nxt
             count += 1
         assert count > 5
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "after", "until", "latest"),
+    [
+        # several missed hours: the latest one, not the first
+        ("0 * * * *", "UTC", "2026-11-28T10:00:00+00:00", "2026-11-28T13:30:00+00:00",
+         "2026-11-28T13:00:00+00:00"),
+        # until is included, after is not
+        ("0 * * * *", "UTC", "2026-11-28T10:00:00+00:00", "2026-11-28T13:00:00+00:00",
+         "2026-11-28T13:00:00+00:00"),
+        ("0 * * * *", "UTC", "2026-11-28T13:00:00+00:00", "2026-11-28T13:59:59+00:00", None),
+        # nothing fell due
+        ("0 3 * * *", "UTC", "2026-11-28T04:00:00+00:00", "2026-11-29T02:59:00+00:00", None),
+        # two weeks down: the last Monday, not the first
+        ("30 2 * * mon", "UTC", "2026-11-01T00:00:00+00:00", "2026-11-28T12:00:00+00:00",
+         "2026-11-23T02:30:00+00:00"),
+        # @every counts from the epoch: the last multiple before until
+        ("@every 10s", "UTC", "2026-11-28T12:00:00+00:00", "2026-11-28T12:00:35+00:00",
+         "2026-11-28T12:00:30+00:00"),
+        # a missed day across the spring-forward gap fires at 03:30 CEST (the gap's shift)
+        ("30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00+00:00", "2026-03-29T12:00:00+00:00",
+         "2026-03-29T03:30:00+02:00"),
+    ],
+)  # fmt: skip
+def test_latest_fire_is_the_last_missed_time(
+    expression: str, zone: str, after: str, until: str, latest: str | None
+) -> None:
+    """latest_fire(after, until]: the latest scheduled time in the window — catch-up runs that
+    one, once — or None when nothing fell due."""
+    found = latest_fire(
+        parse_schedule(expression, zone),
+        datetime.fromisoformat(after),
+        datetime.fromisoformat(until),
+    )
+    assert (found.isoformat() if found else None) == (
+        datetime.fromisoformat(latest).isoformat() if latest else None
+    )
