@@ -72,3 +72,26 @@ def test_invalid_utf8_is_replaced_not_fatal() -> None:
     out.feed("stdout", b"ok \xff\xfe end\n")
     out.close()
     assert rec.lines() == [("stdout", "ok \ufffd\ufffd end")]
+
+
+def test_a_line_of_exactly_max_line_bytes_is_whole_and_one_more_byte_is_cut() -> None:
+    """The bound is inclusive: max_line bytes go whole, max_line + 1 are cut (not marked and
+    marked), with or without the newline yet."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=10, max_total=10_000)
+    out.feed("stdout", b"0123456789\n0123456789A\n0123456789")
+    out.close()
+    assert rec.lines() == [("stdout", "0123456789")] * 3
+    flags = [kw.get("truncated") for e, kw in rec.events if e == "run.output"]
+    assert flags == [None, True, None]
+
+
+def test_the_per_run_bound_is_inclusive() -> None:
+    """max_total bytes of lines are all logged; the next byte's line is the first dropped."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=100, max_total=12)
+    out.feed("stdout", b"abcdef\nghijkl\nm\n")  # 6 + 6 bytes logged, then 1 over
+    out.close()
+    assert [line for _, line in rec.lines()] == ["abcdef", "ghijkl"]
+    summary = [kw for e, kw in rec.events if e == "run.output_truncated"]
+    assert summary == [{"dropped_lines": 1, "dropped_bytes": 1, "limit_bytes": 12}]

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 import structlog
 
-from jobs.base import PlanContext
+from jobs.base import NotifySpec, PlanContext
 from jobs.plan import PullPolicy, RunContainer, WithStopped
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN, ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
+from scheduler.notify import Notifier, RunReport
 from scheduler.runner import Runner
 from scheduler.settings import Config, load_config
 from scheduler.status import Health
@@ -336,12 +337,15 @@ def test_history_keeps_the_last_runs_of_each_outcome(tmp_path: Path) -> None:
     config = make_config(tmp_path, "history_limit = 2")
     engine = FakeEngine(FakeClock(), sequence=[ExitStatus(0)] * 3 + [ExitStatus(1)] * 3)
     runner = make_runner(config, engine)
+    run_ids: list[str] = []
     for _ in range(6):
-        runner.submit(config.jobs["j"], SCHEDULED)
+        run_ids.append(str(runner.submit(config.jobs["j"], SCHEDULED)))
         assert runner.join(10)
         engine.clock.advance(60)
     rows = runner._history.runs("j")
     assert sorted(r.status for r in rows) == ["failed", "failed", "succeeded", "succeeded"]
+    # which, not how many: the newest two of each outcome, by identity
+    assert sorted(r.run_id for r in rows) == sorted([*run_ids[1:3], *run_ids[4:6]])
     assert runner._history.marks()["j"].last_status == "failed"
     assert runner._history.marks()["j"].last_success_at is not None
 
@@ -492,3 +496,54 @@ def fill_every_page(history: History) -> None:
                     write(count, "x" * size)
                 if history._failed_writes > before:
                     break
+
+
+def test_retries_stop_at_the_limit_and_notify_once(tmp_path: Path) -> None:
+    """retries = 2 and every attempt fails: exactly 3 attempts — no 4th — and one failure
+    reported after the last (not one per attempt)."""
+    config = make_config(tmp_path, 'retries = 2\nretry_delay = "1s"')
+    engine = FakeEngine(FakeClock(), exit_status=ExitStatus(1))
+    reports: list[str] = []
+    history = History.open(config.daemon.state_dir)
+    runner = Runner(
+        engine,
+        config.daemon,
+        engine.clock,
+        "ops:1",
+        history,
+        on_report=lambda spec, report: reports.append(report.status),
+    )
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], SCHEDULED)
+        assert runner.join(10)
+    assert [e["attempt"] for e in events(logs, "run.failed")] == [1, 2, 3]
+    assert [e["attempt"] for e in events(logs, "run.retrying")] == [1, 2]
+    assert engine.created() == 3
+    assert reports == ["started", "failed"]
+
+
+def test_a_run_exactly_at_its_starting_deadline_still_starts(tmp_path: Path) -> None:
+    """Late by exactly starting_deadline: it starts (only later than the deadline is missed)."""
+    config = make_config(tmp_path, 'starting_deadline = "1m"')
+    engine = FakeEngine(FakeClock())
+    runner = make_runner(config, engine)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], engine.clock.now() - timedelta(minutes=1))
+        assert runner.join(10)
+    assert events(logs, "run.missed") == []
+    assert [e["lag_s"] for e in events(logs, "run.started")] == [60.0]
+
+
+@pytest.mark.parametrize("status", ["skipped", "cancelled"])
+def test_no_notification_for_a_skipped_or_cancelled_run(tmp_path: Path, status: str) -> None:
+    """A skipped or cancelled run is neither a success nor a failure: the notifier hears of
+    it, but sends nothing — no webhook, no ping."""
+    notifier = Notifier("box", "cron", FakeClock())  # not started: whatever it queues stays
+    spec = NotifySpec.model_validate(
+        {"webhook": "http://h/hook", "ping": "http://h/ping", "on": ["failure", "success",
+         "recovery", "missed"], "cooldown": 0}
+    )  # fmt: skip
+    notifier.report(spec, RunReport(job="j", run_id="r1", status="failed"))
+    queued = notifier._queue.qsize()
+    notifier.report(spec, RunReport(job="j", run_id="r2", status=status))
+    assert notifier._queue.qsize() == queued
