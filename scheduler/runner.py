@@ -180,7 +180,7 @@ class Runner:
         run.thread = threading.Thread(
             target=self._execute,
             args=(run, replaced),
-            name=f"run-{entry.name}-{run.run_id}",
+            name=f"run-{entry.name}-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
         try:
@@ -443,7 +443,7 @@ class Runner:
         run.thread = threading.Thread(
             target=self._adopted,
             args=(run, record, container_id, start_after or []),
-            name=f"adopt-{run.run_id}",
+            name=f"adopt-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
         with self._lock:
