@@ -388,7 +388,11 @@ def test_syslog_facility_severity_and_app_name(udp: socket.socket) -> None:
 
 def test_syslog_over_ipv6() -> None:
     server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    server.bind(("::1", 0))
+    try:
+        server.bind(("::1", 0))
+    except OSError:
+        server.close()
+        pytest.skip("no IPv6 loopback here")
     server.settimeout(5)
     sink = logship.make_sink(
         {"type": "syslog", "address": f"udp://[::1]:{server.getsockname()[1]}"}, "h", "j"
