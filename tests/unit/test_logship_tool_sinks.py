@@ -617,8 +617,9 @@ def test_the_tool_exits_when_done_while_the_daemon_still_holds_its_stdin(tmp_pat
     out = tmp_path / "out.ndjson"
     request = {"job": "j", "host": "h", "sink": {"type": "file", "path": str(out)}}
     record = {"source": "container:a:stdout", "time": T, "stream": "stdout", "line": "hi"}
-    tool = subprocess.Popen(
-        [sys.executable, "-m", "jobs.tools.logship"],
+    entry = "import sys; from jobs.tools import logship; sys.exit(logship.main())"
+    tool = subprocess.Popen(  # main in a fresh interpreter (as python -m runs it)
+        [sys.executable, "-c", entry],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
