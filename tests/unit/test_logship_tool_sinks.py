@@ -579,6 +579,32 @@ def test_main_reports_a_failure_and_exits_1(
     assert capsys.readouterr().err == "logship: unknown sink type 'nope'\n"
 
 
+def test_main_stops_when_the_daemon_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stdin closed right after the request (the daemon died): the tool sends no batch and
+    reports nothing as delivered; exit 1 with the reason."""
+
+    class Settled(logship.DaemonFeed):
+        """The feed, returned once it has seen stdin's end."""
+
+        def __init__(self, stream: Iterator[bytes]) -> None:
+            super().__init__(stream)
+            assert self.gone.wait(5)
+
+    monkeypatch.setattr(logship, "DaemonFeed", Settled)
+    log = tmp_path / "app.log"
+    log.write_text("line 1\n")
+    out = tmp_path / "out.ndjson"
+    request = {"job": "j", "host": "h", "sink": {"type": "file", "path": str(out)}}
+    data = json.dumps({**request, "paths": [str(log)]}).encode() + b"\n"
+    assert run_main(monkeypatch, data, eof=True) == 1
+    assert capsys.readouterr().err == (
+        "logship: the daemon went away (its stdin closed): stopped before the next batch\n"
+    )
+    assert not out.exists() or out.read_text() == ""
+
+
 def test_main_ships_the_fed_records_and_emits_its_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
