@@ -388,11 +388,7 @@ def test_syslog_facility_severity_and_app_name(udp: socket.socket) -> None:
 
 def test_syslog_over_ipv6() -> None:
     server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    try:
-        server.bind(("::1", 0))
-    except OSError:
-        server.close()
-        pytest.skip("no IPv6 loopback here")
+    server.bind(("::1", 0))  # this machine kind has an IPv6 loopback: no skip, a failure
     server.settimeout(5)
     sink = logship.make_sink(
         {"type": "syslog", "address": f"udp://[::1]:{server.getsockname()[1]}"}, "h", "j"
