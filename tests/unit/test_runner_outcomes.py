@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from jobs.base import PlanContext
-from jobs.plan import Plan, PullPolicy, SignalContainers
+from jobs.plan import Plan, PullPolicy, RunContainer, SignalContainers
 from jobs.run import RunJob
 from scheduler.engine import ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
@@ -348,3 +348,53 @@ def test_events_of_a_run_carry_its_job_and_run_id(tmp_path: Path) -> None:
     inside = [e for e in logs if e["event"] in ("run.started", "run.output", "run.succeeded")]
     assert len(inside) == 3
     assert {(e["job"], e["run_id"]) for e in inside} == {("j", run_id)}
+
+
+def test_a_tools_result_joins_run_succeeded_but_never_overrides_its_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ops tool's result keys are added to run.succeeded; a key the daemon sets itself
+    (attempt, container_id) keeps the daemon's value."""
+    real_plan = RunJob.plan
+
+    def plan(job: RunJob, ctx: PlanContext) -> Plan:
+        (step,) = real_plan(job, ctx).steps
+        assert isinstance(step, RunContainer)
+        return Plan(steps=(RunContainer(step.spec, tool="backup"),))
+
+    monkeypatch.setattr(RunJob, "plan", plan)
+    result = b'@crontainer {"result": {"archive": "a.tar", "bytes": 10, "attempt": 99, "container_id": "x"}}\n'
+    engine = FakeEngine(FakeClock(), output_chunks=[("stderr", result)])
+    runner, _, entry = new_runner(engine, tmp_path)
+    _, logs = run_one(runner, entry)
+    end = only_end(logs)
+    assert (end["event"], end["archive"], end["bytes"]) == ("run.succeeded", "a.tar", 10)
+    assert (end["attempt"], end["container_id"]) == (1, "c0ffee1")
+
+
+def test_a_bug_in_a_runs_thread_ends_that_run_only(tmp_path: Path) -> None:
+    """A bug after the attempt ended (here: the metrics hook raises) is run.crashed; the run
+    leaves the runner and frees its slot, so the next run starts (max_concurrent_runs = 1)."""
+    config = make_config(tmp_path, daemon="max_concurrent_runs = 1")
+    engine = FakeEngine(FakeClock())
+    crashes = [RuntimeError("metrics bug")]
+
+    def on_ended(job: str, status: str, at: datetime, duration: float | None) -> None:
+        if crashes:
+            raise crashes.pop()
+
+    runner = Runner(
+        engine,
+        config.daemon,
+        engine.clock,
+        "ops:1",
+        History.open(config.daemon.state_dir),
+        on_ended=on_ended,
+    )
+    first, logs = run_one(runner, config.jobs["j"])
+    assert [e["log_level"] for e in events(logs, "run.crashed")] == ["error"]
+    assert {(e["job"], e["run_id"]) for e in events(logs, "run.crashed")} == {("j", first)}
+    assert runner.active() == 0
+    second, logs = run_one(runner, config.jobs["j"])
+    assert [e["run_id"] for e in events(logs, "run.succeeded")] == [second]
+    assert not events(logs, "run.queued")

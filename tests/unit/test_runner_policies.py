@@ -256,8 +256,8 @@ def test_only_scheduled_times_are_remembered_for_catch_up(
     engine, heard = FakeEngine(FakeClock()), Heard()
     runner = make_runner(config, engine, heard)
     runner.set_engine_down("down")  # recorded at once, no thread
-    run_id = runner.dispatch(config.jobs["j"], SCHEDULED, trigger=trigger).run_id
-    assert row(runner, run_id).trigger == trigger
+    assert runner.submit(config.jobs["j"], SCHEDULED, trigger=trigger) is None
+    assert [r.trigger for r in runner._history.runs("j")] == [trigger]
     marks = runner._history.marks()["j"]
     assert marks.last_scheduled_at == (SCHEDULED if remembered else None)
 
