@@ -20,7 +20,7 @@ from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History
 from scheduler.notify import RunReport
 from scheduler.runner import Runner
-from scheduler.settings import JobEntry
+from scheduler.settings import JobEntry, load_config
 from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
@@ -289,7 +289,8 @@ def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
         return real_sleep(seconds, interrupt)
 
     clock.sleep = sleep  # type: ignore[method-assign]
-    run_one(runner, entry)
+    _, logs = run_one(runner, entry)
+    assert not events(logs, "run.crashed")
     assert engine.created() == 1
     assert [r.status for r in runner._history.runs("j")] == ["failed"]
     assert [r.status for _, r in heard.reports] == ["started"]
@@ -398,3 +399,28 @@ def test_a_bug_in_a_runs_thread_ends_that_run_only(tmp_path: Path) -> None:
     second, logs = run_one(runner, config.jobs["j"])
     assert [e["run_id"] for e in events(logs, "run.succeeded")] == [second]
     assert not events(logs, "run.queued")
+
+
+def test_a_container_a_run_stops_is_recorded_under_that_run_until_started_again(
+    tmp_path: Path,
+) -> None:
+    """A backup with stop = ["app"]: while its archive runs, the state holds (run_id, app),
+    written at the stop; once app is started again the record is gone."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "data"\n'
+        'target = "bk"\nstop = ["app"]\n'
+    )
+    config = load_config(path, {})
+    engine = FakeEngine(FakeClock())
+    history = History.open(config.daemon.state_dir)
+    runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
+    seen: list[list[tuple[str, str]]] = []
+    engine.on_start = lambda: seen.append(history.still_stopped())
+    with structlog.testing.capture_logs(processors=CAPTURE):
+        run_id = runner.submit(config.jobs["b"], SCHEDULED)
+        assert runner.join(10)
+    assert seen[0] == [(str(run_id), "app")]  # at the archive's start
+    assert [a for n, a in engine.calls if n in ("stop", "start")][-1] == "app"
+    assert history.still_stopped() == []

@@ -15,6 +15,7 @@ import pytest
 import structlog
 
 from jobs.base import NotifySpec
+from scheduler.clock import SystemClock
 from scheduler.engine import ExitStatus
 from scheduler.history import History, RunRecord
 from scheduler.notify import RunReport
@@ -399,3 +400,52 @@ def test_a_queued_run_waits_only_for_what_is_left_of_its_starting_deadline(
     assert row(runner, str(queued)).status == "missed"
     assert engine.names().count("create") == 1
     assert [s for j, s, _, d in heard.ended if d is None] == ["missed"]
+
+
+# --- join: on the runner's clock -----------------------------------------------------------
+
+
+class ReleasingClock(FakeClock):
+    """Releases the run's container when the test's thread (the joiner) reads the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def monotonic(self) -> float:
+        if threading.current_thread() is threading.main_thread():
+            self.release.set()
+        return super().monotonic()
+
+
+class HeldEngine(FakeEngine):
+    """A container that ends (exit 0) once the clock releases it."""
+
+    def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
+        assert isinstance(self.clock, ReleasingClock)
+        self.calls.append(("wait", timeout))
+        assert self.clock.release.wait(10)
+        return ExitStatus(0)
+
+
+def test_join_waits_while_its_timeout_lasts_and_not_after(tmp_path: Path) -> None:
+    """join(t) is True once every run ended within t seconds of the runner's clock, however
+    many real waits that takes; join(0) with a run in flight is False at once; a run that
+    outlasts the timeout makes it False."""
+    config = make_config(tmp_path, 'concurrency = "allow"')
+    clock = ReleasingClock()
+    engine, heard = HeldEngine(clock), Heard()
+    runner = make_runner(config, engine, heard)
+    runner.submit(config.jobs["j"], SCHEDULED)
+    wait_for(lambda: "wait" in engine.names())
+    assert runner.join(0.5) is True  # the fake clock never moves: it waits until the end
+    assert [s for _, s, _, _ in heard.ended] == ["succeeded"]
+    blocked = FakeEngine(FakeClock(), exit_status=None, blocking=True)
+    runner = make_runner(config, blocked, Heard())
+    runner.submit(config.jobs["j"], SCHEDULED)
+    wait_for(lambda: "wait" in blocked.names())
+    assert runner.join(0) is False
+    runner._clock = SystemClock()
+    assert runner.join(0.2) is False  # still blocked: the timeout passed first
+    runner.cancel_all()
+    assert runner.join(10) is True
