@@ -19,7 +19,7 @@ from scheduler.runner import Runner
 from scheduler.settings import JobEntry
 
 from .fakes import FakeClock, FakeEngine
-from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, events, make_config
+from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config
 
 NOW = SCHEDULED + timedelta(minutes=5)
 
@@ -64,7 +64,7 @@ def setup(
 def adopt(runner: Runner, entry: JobEntry, record: RunRecord, after: list[str]) -> Logs:
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         runner.adopt(entry, record, "c-alive", after)
-        assert runner.join(10)
+        ended(runner)
     assert runner.active() == 0
     return logs
 
@@ -148,8 +148,9 @@ def test_an_adopted_container_gets_what_is_left_of_its_timeout(
 
 
 def test_an_adopted_run_is_stopped_at_shutdown(tmp_path: Path) -> None:
-    """cancel_all stops an adopted container too (the job's stop_grace) and it ends
-    cancelled, reason daemon_stopping."""
+    """An adopted run waits in a daemon thread (it never keeps the process from exiting);
+    cancel_all stops its container too (the job's stop_grace) and it ends cancelled, reason
+    daemon_stopping."""
     engine = FakeEngine(FakeClock(NOW), exit_status=None, blocking=True)
     runner, _, entry, record = setup(tmp_path, engine, 10.0)
     waiting = threading.Event()
@@ -163,8 +164,9 @@ def test_an_adopted_run_is_stopped_at_shutdown(tmp_path: Path) -> None:
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         runner.adopt(entry, record, "c-alive", [])
         assert waiting.wait(5)
+        assert all(r.thread is not None and r.thread.daemon for r in runner._active.values())
         runner.cancel_all()
-        assert runner.join(10)
+        ended(runner)
     assert ("stop", 3.0) in engine.calls
     assert [(e["reason"], e["run_id"]) for e in events(logs, "run.cancelled")] == [
         ("daemon_stopping", "r1")

@@ -24,13 +24,13 @@ from scheduler.settings import JobEntry, load_config
 from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
-from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, events, make_config, row
+from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config, row
 
 
 def run_one(runner: Runner, entry: JobEntry, at: datetime = SCHEDULED) -> tuple[str, Logs]:
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         run_id = runner.submit(entry, at)
-        assert runner.join(10)
+        ended(runner)
     assert run_id is not None
     return run_id, logs
 
@@ -127,14 +127,14 @@ def test_an_engine_error_after_a_cancel_is_a_cancelled_run_with_its_reason(
     )
 
 
-CLEANUP = SignalContainers(("app",), signal="SIGHUP")
+CLEANUP = SignalContainers(("app",), restart=True)  # restarted with the job's stop_grace
 
 
 @pytest.mark.parametrize(
     ("body", "cleanup_fails", "expected"),
     [
         ("ok", False, ("succeeded", 0, None)),
-        ("ok", True, ("failed", None, "HUP refused")),  # cleanup fails a run that succeeded
+        ("ok", True, ("failed", None, "restart refused")),  # cleanup fails a run that succeeded
         ("exit3", True, ("failed", 3, None)),  # a failed run keeps its own failure
         ("create", True, ("failed", None, "create refused")),  # cleanup runs on an error too
     ],
@@ -159,7 +159,7 @@ def test_cleanup_steps_run_on_every_path_and_fail_only_a_success(
     monkeypatch.setattr(RunJob, "plan", plan)
     fail: dict[str, EngineError] = {}
     if cleanup_fails:
-        fail["kill"] = EngineError("HUP refused")
+        fail["restart"] = EngineError("restart refused")
     if body == "create":
         fail["create"] = EngineError("create refused")
     engine = FakeEngine(FakeClock(), exit_status=ExitStatus(3 if body == "exit3" else 0), fail=fail)
@@ -171,8 +171,7 @@ def test_cleanup_steps_run_on_every_path_and_fail_only_a_success(
         *expected[1:],
     )
     assert row(runner, run_id).status == expected[0]
-    assert engine.names()[-1] == "kill"  # last, after the body's container is gone
-    assert ("kill", ("app", "SIGHUP")) in engine.calls
+    assert engine.calls[-1] == ("restart", ("app", 3.0))  # last, after the body's container
     assert contexts == [PlanContext(job="j", ops_image="ops:1")]
 
 
@@ -420,7 +419,7 @@ def test_a_container_a_run_stops_is_recorded_under_that_run_until_started_again(
     engine.on_start = lambda: seen.append(history.still_stopped())
     with structlog.testing.capture_logs(processors=CAPTURE):
         run_id = runner.submit(config.jobs["b"], SCHEDULED)
-        assert runner.join(10)
+        ended(runner)
     assert seen[0] == [(str(run_id), "app")]  # at the archive's start
     assert [a for n, a in engine.calls if n in ("stop", "start")][-1] == "app"
     assert history.still_stopped() == []

@@ -78,6 +78,13 @@ def wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
+def ended(runner: Runner) -> None:
+    """Every run has left the runner (checked on real time: join's own clock may be a fake
+    one that never moves), and join agrees."""
+    wait_for(lambda: runner.active() == 0)
+    assert runner.join(10)
+
+
 def row(runner: Runner, run_id: str) -> RunRecord:
     rows = [r for r in runner._history.runs("j") if r.run_id == run_id]
     assert len(rows) == 1, rows
@@ -181,7 +188,7 @@ def test_forbid_answers_skipped_naming_the_running_run(tmp_path: Path) -> None:
         assert started.wait(5)
         second = runner.dispatch(config.jobs["j"], SCHEDULED)
         runner.cancel_all()
-        assert runner.join(10)
+        ended(runner)
     assert second.run_id != first.run_id
     assert_unstarted(
         runner,
@@ -270,7 +277,7 @@ def test_a_run_submitted_without_a_trigger_is_a_scheduled_one(tmp_path: Path) ->
     runner = make_runner(config, engine, heard)
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         run_id = runner.submit(config.jobs["j"], SCHEDULED)
-        assert runner.join(10)
+        ended(runner)
     assert run_id is not None
     assert [e["trigger"] for e in events(logs, "run.started")] == ["schedule"]
     assert row(runner, run_id).trigger == "schedule"
@@ -279,7 +286,8 @@ def test_a_run_submitted_without_a_trigger_is_a_scheduled_one(tmp_path: Path) ->
 
 
 def test_running_by_job_counts_runs_in_flight_per_job(tmp_path: Path) -> None:
-    """Two runs of j (allow) and one of k in flight: {j: 2, k: 1}; none once they ended."""
+    """Two runs of j (allow) and one of k in flight: {j: 2, k: 1}, each in a daemon thread
+    (one stuck in the engine never keeps the process from exiting); none once they ended."""
     config = make_config(
         tmp_path,
         'concurrency = "allow"',
@@ -293,8 +301,10 @@ def test_running_by_job_counts_runs_in_flight_per_job(tmp_path: Path) -> None:
     assert runner.running_by_job() == {"j": 2, "k": 1}
     assert runner.active() == 3
     assert len(runner.active_ids()) == 3
+    # a run stuck in the engine must never hold the process open at exit
+    assert all(r.thread is not None and r.thread.daemon for r in runner._active.values())
     runner.cancel_all()
-    assert runner.join(10)
+    ended(runner)
     assert runner.running_by_job() == {}
     assert runner.active_ids() == frozenset()
 
@@ -342,7 +352,7 @@ def test_the_cap_lets_exactly_that_many_run_and_queues_the_next_once(tmp_path: P
         wait_for(lambda: len(slots.timeouts) > slots.spurious)  # woke spuriously, waits again
         wait_for(lambda: engine.names().count("start") == 2)
         runner.cancel_all()
-        assert runner.join(10)
+        ended(runner)
     queued = events(logs, "run.queued")
     assert [(e["running"], e["max_concurrent_runs"]) for e in queued] == [(2, 2)]
     assert slots.timeouts == [None] * len(slots.timeouts)  # no starting_deadline: no bound
@@ -356,14 +366,14 @@ def test_a_finished_run_frees_exactly_its_slot(tmp_path: Path) -> None:
     engine.sequence = [ExitStatus(0)]
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         runner.submit(config.jobs["j"], SCHEDULED)  # ends at once (the sequence)
-        assert runner.join(10)
+        ended(runner)
         second = runner.submit(config.jobs["j"], SCHEDULED)
         wait_for(lambda: engine.names().count("start") == 2)
         third = runner.submit(config.jobs["j"], SCHEDULED)
         wait_for(lambda: bool(events(logs, "run.queued")))
         assert engine.names().count("start") == 2
         runner.cancel_all()
-        assert runner.join(10)
+        ended(runner)
     assert [e["run_id"] for e in events(logs, "run.queued")] == [third]
     assert second != third
     assert row(runner, str(third)).started_at is None
@@ -392,7 +402,7 @@ def test_a_queued_run_waits_only_for_what_is_left_of_its_starting_deadline(
             slots.notify_all()
         wait_for(lambda: bool(events(logs, "run.missed")))
         runner.cancel_all()
-        assert runner.join(10)
+        ended(runner)
     assert slots.timeouts == [pytest.approx(39.5), pytest.approx(0.3)]
     (missed,) = events(logs, "run.missed")
     assert (missed["run_id"], missed["reason"]) == (queued, "starting_deadline")
