@@ -416,15 +416,20 @@ def test_a_queued_run_waits_only_for_what_is_left_of_its_starting_deadline(
 
 
 class ReleasingClock(FakeClock):
-    """Releases the run's container when the test's thread (the joiner) reads the time."""
+    """Releases the run's container at the joiner's (the test thread's) second reading of
+    the time once armed: join has then looked at the runs in flight once."""
 
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
+        self.armed = False
+        self.readings = 0
 
     def monotonic(self) -> float:
-        if threading.current_thread() is threading.main_thread():
-            self.release.set()
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.readings += 1
+            if self.readings == 2:
+                self.release.set()
         return super().monotonic()
 
 
@@ -438,23 +443,41 @@ class HeldEngine(FakeEngine):
         return ExitStatus(0)
 
 
-def test_join_waits_while_its_timeout_lasts_and_not_after(tmp_path: Path) -> None:
-    """join(t) is True once every run ended within t seconds of the runner's clock, however
-    many real waits that takes; join(0) with a run in flight is False at once; a run that
-    outlasts the timeout makes it False."""
-    config = make_config(tmp_path, 'concurrency = "allow"')
+def held_run(tmp_path: Path) -> tuple[Runner, ReleasingClock, Heard]:
+    config = make_config(tmp_path)
     clock = ReleasingClock()
     engine, heard = HeldEngine(clock), Heard()
     runner = make_runner(config, engine, heard)
     runner.submit(config.jobs["j"], SCHEDULED)
     wait_for(lambda: "wait" in engine.names())
-    assert runner.join(0.5) is True  # the fake clock never moves: it waits until the end
+    clock.armed = True
+    return runner, clock, heard
+
+
+@pytest.mark.parametrize("timeout", [0.5, 0.001])
+def test_join_waits_while_its_timeout_lasts_on_the_runners_clock(
+    tmp_path: Path, timeout: float
+) -> None:
+    """join(t), t > 0, is True once every run ended, however many real waits that takes,
+    while t seconds have not passed on the runner's clock (a fake one here, that never
+    moves)."""
+    runner, _, heard = held_run(tmp_path)
+    assert runner.join(timeout) is True
     assert [s for _, s, _, _ in heard.ended] == ["succeeded"]
+
+
+def test_join_gives_up_when_its_timeout_has_passed(tmp_path: Path) -> None:
+    """join(0) with a run in flight is False at once (the run is let go only after join
+    looked); a run that outlasts join(0.2) on a real clock makes it False."""
+    runner, _, _ = held_run(tmp_path)
+    assert runner.join(0) is False
+    ended(runner)
+    (tmp_path / "b").mkdir()
+    config = make_config(tmp_path / "b")
     blocked = FakeEngine(FakeClock(), exit_status=None, blocking=True)
     runner = make_runner(config, blocked, Heard())
     runner.submit(config.jobs["j"], SCHEDULED)
     wait_for(lambda: "wait" in blocked.names())
-    assert runner.join(0) is False
     runner._clock = SystemClock()
     assert runner.join(0.2) is False  # still blocked: the timeout passed first
     runner.cancel_all()
