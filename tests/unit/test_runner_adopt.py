@@ -16,7 +16,7 @@ from scheduler.engine import ExitStatus
 from scheduler.history import History, RunRecord
 from scheduler.notify import RunReport
 from scheduler.runner import Runner
-from scheduler.settings import JobEntry
+from scheduler.settings import JobEntry, load_config
 
 from .fakes import FakeClock, FakeEngine
 from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config
@@ -210,3 +210,27 @@ def test_adopting_without_a_thread_is_told_and_leaves_nothing_in_flight(
     assert runner.active() == 0
     assert [r.status for r in runner._history.in_flight()] == ["running"]
     assert engine.calls == []
+
+
+def test_an_adopted_logship_runs_checkpoints_are_stored_under_its_job(tmp_path: Path) -> None:
+    """The checkpoints a shipping container reported while no daemon read it are taken
+    from its log when it ends, and stored under its job."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+        '[jobs.s]\nkind = "logship"\nschedule = "@hourly"\ncontainers = ["web"]\n'
+        '[jobs.s.sink]\ntype = "file"\nvolume = "shipped"\npath = "out.ndjson"\n'
+    )
+    config = load_config(path, {})
+    history = History.open(config.daemon.state_dir)
+    history.begin("r1", 1, "s", trigger="schedule", scheduled_at=SCHEDULED, started_at=SCHEDULED)
+    (record,) = history.in_flight()
+    engine = FakeEngine(FakeClock(NOW))
+    engine.log_entries[("c-ship", "stderr")] = [
+        (1, "t", b'@crontainer {"checkpoint": {"container:web:stdout": {"ns": 5, "skip": 1}}}')
+    ]
+    runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
+    with structlog.testing.capture_logs(processors=CAPTURE):
+        runner.adopt(config.jobs["s"], record, "c-ship", [])
+        ended(runner)
+    assert history.checkpoints("s") == {"container:web:stdout": {"ns": 5, "skip": 1}}

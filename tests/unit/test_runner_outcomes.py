@@ -4,6 +4,7 @@ report after the last attempt; an attempt the engine interrupted; retries' event
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -423,3 +424,30 @@ def test_a_container_a_run_stops_is_recorded_under_that_run_until_started_again(
     assert seen[0] == [(str(run_id), "app")]  # at the archive's start
     assert [a for n, a in engine.calls if n in ("stop", "start")][-1] == "app"
     assert history.still_stopped() == []
+
+
+def test_a_logship_runs_checkpoints_are_kept_in_the_state_database(tmp_path: Path) -> None:
+    """What a logship run's tool reports as delivered is stored under the job in the
+    runner's history (the next run starts there)."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+        '[jobs.s]\nkind = "logship"\nschedule = "@hourly"\ncontainers = ["web"]\n'
+        '[jobs.s.sink]\ntype = "file"\nvolume = "shipped"\npath = "out.ndjson"\n'
+    )
+    config = load_config(path, {})
+    mark = {"ns": 5, "skip": 1}
+    engine = FakeEngine(
+        FakeClock(),
+        output_chunks=[
+            ("stderr", b'@crontainer {"checkpoint": {"container:web:stdout": ' + json.dumps(mark).encode() + b"}}\n"),
+            ("stderr", b'@crontainer {"result": {"lines": 1}}\n'),
+        ],
+    )  # fmt: skip
+    history = History.open(config.daemon.state_dir)
+    runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["s"], SCHEDULED)
+        ended(runner)
+    assert [e["lines"] for e in events(logs, "run.succeeded")] == [1]
+    assert history.checkpoints("s") == {"container:web:stdout": mark}
