@@ -482,3 +482,34 @@ def test_join_gives_up_when_its_timeout_has_passed(tmp_path: Path) -> None:
     assert runner.join(0.2) is False  # still blocked: the timeout passed first
     runner.cancel_all()
     assert runner.join(10) is True
+
+
+class JoinSpy:
+    """Stands for a run's thread and records how long a joiner was willing to wait."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.timeouts: list[float | None] = []
+
+    def join(self, timeout: float | None = None) -> None:
+        self.timeouts.append(timeout)
+        self.thread.join(timeout)
+
+
+def test_a_replacing_run_waits_for_the_old_one_a_bounded_time(tmp_path: Path) -> None:
+    """concurrency = replace: the new run waits for the old one at most the old job's
+    stop_grace (3 s) + the post-stop wait (30 s) + a 5 s margin = 38 s, never without bound."""
+    config = make_config(tmp_path, 'concurrency = "replace"')
+    engine, heard = FakeEngine(FakeClock(), exit_status=None, blocking=True), Heard()
+    runner = make_runner(config, engine, heard)
+    first = runner.submit(config.jobs["j"], SCHEDULED)
+    wait_for(lambda: "wait" in engine.names())
+    old = runner._active[str(first)]
+    assert old.thread is not None
+    spy = JoinSpy(old.thread)
+    old.thread = spy  # type: ignore[assignment]
+    runner.submit(config.jobs["j"], SCHEDULED)
+    wait_for(lambda: len(spy.timeouts) > 0)
+    assert spy.timeouts[0] == 38.0
+    runner.cancel_all()
+    ended(runner)
