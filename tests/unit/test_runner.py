@@ -237,7 +237,8 @@ def test_allow_runs_both(tmp_path: Path) -> None:
 
 
 def test_replace_stops_the_previous_run_before_starting(tmp_path: Path) -> None:
-    """concurrency = replace: the old run ends cancelled (reason replaced), then the new one starts."""
+    """concurrency = replace: run.replacing names the old run; it ends cancelled (reason
+    replaced), then the new one starts."""
     engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
     config = make_config(tmp_path, 'concurrency = "replace"')
     runner = make_runner(config, engine)
@@ -263,6 +264,10 @@ def test_replace_stops_the_previous_run_before_starting(tmp_path: Path) -> None:
         ("run.succeeded", second),
     ]
     assert events(logs, "run.cancelled")[0]["reason"] == "replaced"
+    replacing = events(logs, "run.replacing")
+    assert [(e["job"], e["run_id"], e["replaced_run_ids"]) for e in replacing] == [
+        ("j", second, [first])
+    ]
 
 
 def test_retries_until_success_with_capped_backoff(tmp_path: Path) -> None:

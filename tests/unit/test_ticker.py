@@ -4,8 +4,14 @@ disabled jobs never, and a stepped wall clock neither floods nor silences jobs."
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
+import structlog
 
 from scheduler.settings import JobEntry, load_config
 from scheduler.ticker import MAX_SLEEP_S, Ticker
@@ -101,8 +107,10 @@ def test_a_schedule_that_never_fires_sleeps_the_maximum(tmp_path: Path) -> None:
     """February 30th never comes; the loop still wakes regularly."""
     clock = FakeClock(START)
     ticker = Ticker(clock, Recorder())
-    ticker.set_jobs(entries(tmp_path, job("a", "0 0 30 2 *")))
+    with structlog.testing.capture_logs() as logs:
+        ticker.set_jobs(entries(tmp_path, job("a", "0 0 30 2 *")))
     assert ticker.next_runs() == {"a": None}
+    assert "job.schedule_failed" not in [e["event"] for e in logs]  # no time is no failure
     assert ticker.tick(clock.now()) == MAX_SLEEP_S
 
 
@@ -168,3 +176,185 @@ def test_set_jobs_keeps_unchanged_jobs_times_and_replans_changed_ones(tmp_path: 
     assert ticker.next_runs()["same"] == before["same"]
     assert ticker._slots["same"].due == due_before
     assert ticker.next_runs()["edit"] == minute(4)
+
+
+# --- exact outcomes: jitter, sleeps, events, the loop ----------------------------------
+
+
+def test_jitter_is_the_generators_draw_from_zero_to_the_jitter(tmp_path: Path) -> None:
+    """The delay after the nominal time is exactly rng.uniform(0, jitter), drawn from the
+    generator given; after firing, the next time draws again from the same generator."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired, rng=random.Random(7))
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *", 'jitter = "20s"')))
+    draws = random.Random(7)
+    first = draws.uniform(0, 20)
+    assert ticker.tick(clock.pass_until(minute(1))) == pytest.approx(first)
+    ticker.tick(clock.pass_until(minute(1, first)))
+    assert fired.fired == [("a", minute(1))]
+    second = draws.uniform(0, 20)
+    assert ticker.tick(clock.pass_until(minute(2))) == pytest.approx(second)
+    ticker.tick(clock.pass_until(minute(2, second)))
+    assert fired.fired == [("a", minute(1)), ("a", minute(2))]
+
+
+@pytest.mark.parametrize(("at", "sleep"), [(minute(0, 59.7), 0.3), (minute(0, 59), 1.0)])
+def test_tick_sleeps_exactly_until_the_next_due_time(
+    tmp_path: Path, at: datetime, sleep: float
+) -> None:
+    """Under a second before the next run the loop sleeps just that (no minimum)."""
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder())
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *")))
+    assert ticker.tick(clock.pass_until(at)) == pytest.approx(sleep)
+
+
+def test_set_jobs_tells_what_it_scheduled_and_what_is_disabled(tmp_path: Path) -> None:
+    """job.scheduled (job, kind, schedule, timezone, next_run) for each new or changed job
+    only, job.disabled for each disabled one; a job that never fires has next_run None."""
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder())
+    first = job("a", "*/5 * * * *", 'timezone = "Europe/Paris"') + job(
+        "off", "@daily", "enabled = false"
+    )
+    with structlog.testing.capture_logs() as logs:
+        ticker.set_jobs(entries(tmp_path, first + job("never", "0 0 30 2 *")))
+    assert [(e["event"], e["job"]) for e in logs if e["event"] == "job.disabled"] == [
+        ("job.disabled", "off")
+    ]
+    scheduled = {e["job"]: e for e in logs if e["event"] == "job.scheduled"}
+    assert {k: scheduled["a"][k] for k in ("kind", "schedule", "timezone", "next_run")} == {
+        "kind": "run",
+        "schedule": "*/5 * * * *",
+        "timezone": "Europe/Paris",
+        "next_run": "2026-01-05T13:05:00+01:00",
+    }
+    assert scheduled["never"]["next_run"] is None
+    assert sorted(scheduled) == ["a", "never"]
+    with structlog.testing.capture_logs() as again:
+        ticker.set_jobs(entries(tmp_path, first + job("b", "@daily")))
+    assert [e["job"] for e in again if e["event"] == "job.scheduled"] == ["b"]
+
+
+def test_a_kept_job_still_fires_after_a_reload(tmp_path: Path) -> None:
+    """A job unchanged by a reload keeps its time and fires at it, as itself."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *")))
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *") + job("b", "@daily")))
+    ticker.tick(clock.pass_until(minute(1)))
+    assert fired.fired == [("a", minute(1))]
+
+
+class BrokenSchedule:
+    expression = "* * * * *"
+
+    def next_after(self, after: datetime) -> datetime | None:
+        raise ValueError("cannot say")
+
+
+def test_a_schedule_that_raises_leaves_only_its_job_unscheduled(tmp_path: Path) -> None:
+    """job.schedule_failed names the job; it has no next time and never fires; the other
+    jobs are scheduled and fire."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired)
+    jobs = entries(tmp_path, job("bad", "* * * * *") + job("good", "* * * * *"))
+    jobs["bad"] = JobEntry("bad", jobs["bad"].job, BrokenSchedule())  # type: ignore[arg-type]
+    with structlog.testing.capture_logs() as logs:
+        ticker.set_jobs(jobs)
+        ticker.tick(clock.pass_until(minute(1)))
+    assert [(e["event"], e["job"]) for e in logs if e["event"] == "job.schedule_failed"] == [
+        ("job.schedule_failed", "bad")
+    ]
+    assert ticker.next_runs() == {"bad": None, "good": minute(2)}
+    assert fired.fired == [("good", minute(1))]
+
+
+def test_a_failure_to_fire_is_logged_with_the_job_and_its_time(tmp_path: Path) -> None:
+    """job.fire_failed (an error) names the job and the scheduled time it failed for."""
+    clock = FakeClock(START)
+
+    def fire(entry: JobEntry, at: datetime) -> None:
+        raise RuntimeError("boom")
+
+    ticker = Ticker(clock, fire)
+    ticker.set_jobs(entries(tmp_path, job("bad", "* * * * *")))
+    with structlog.testing.capture_logs() as logs:
+        ticker.tick(clock.pass_until(minute(1)))
+    failed = [e for e in logs if e["event"] == "job.fire_failed"]
+    assert [(e["job"], e["scheduled_at"], e["log_level"]) for e in failed] == [
+        ("bad", minute(1).isoformat(), "error")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("step", "jumped"),
+    [(4.999, None), (5.0, 5.0), (-5.0, -5.0), (-4.999, None), (-7200.12345, -7200.123)],
+)
+def test_a_wall_clock_step_of_five_seconds_or_more_is_a_jump(
+    tmp_path: Path, step: float, jumped: float | None
+) -> None:
+    """clock.jumped when the wall clock moved at least 5 s more or less than real time, with
+    the difference to the millisecond; time that passes normally is no jump."""
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder())
+    ticker.set_jobs(entries(tmp_path, job("a", "@daily")))
+    with structlog.testing.capture_logs() as logs:
+        ticker.tick(clock.now())
+        clock.advance(20)  # both clocks: no jump
+        ticker.tick(clock.now())
+        clock.jump(step)
+        ticker.tick(clock.now())
+    seconds = [e["seconds"] for e in logs if e["event"] == "clock.jumped"]
+    assert seconds == ([] if jumped is None else [jumped])
+
+
+def test_a_step_back_replans_with_jitter_and_a_step_forward_keeps_the_plan(
+    tmp_path: Path,
+) -> None:
+    """After a backward step a jittered job is planned again (from the new time, with its
+    jitter); after a forward step that left it not yet due, its time is kept."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired, rng=random.Random(3))
+    ticker.set_jobs(entries(tmp_path, job("a", "@hourly", 'jitter = "10s"')))
+    ticker.tick(clock.now())
+    clock.jump(-3 * 3600)
+    ticker.tick(clock.now())
+    assert ticker.next_runs() == {"a": datetime(2026, 1, 5, 10, 0, tzinfo=UTC)}
+    clock.jump(600)
+    ticker.tick(clock.now())
+    assert ticker.next_runs() == {"a": datetime(2026, 1, 5, 10, 0, tzinfo=UTC)}
+    assert fired.fired == []
+
+
+class CountingClock(FakeClock):
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.monotonic_calls = 0
+
+    def monotonic(self) -> float:
+        self.monotonic_calls += 1
+        return super().monotonic()
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
+
+
+def test_the_loop_wakes_by_itself_when_a_job_is_due_and_ends_at_stop(tmp_path: Path) -> None:
+    """run() ticks, sleeps until the next due time, wakes without a nudge and fires; stop()
+    ends it."""
+    clock, fired = CountingClock(minute(0, 59.95)), Recorder()
+    ticker = Ticker(clock, fired)
+    ticker.set_jobs(entries(tmp_path, job("a", "* * * * *")))
+    loop = threading.Thread(target=ticker.run, daemon=True)
+    loop.start()
+    wait_for(lambda: clock.monotonic_calls >= 1)  # the first tick has read the time
+    clock.advance(0.05)  # now due; only a wake after the computed sleep can see it
+    wait_for(lambda: fired.fired == [("a", minute(1))])
+    ticker.stop()
+    loop.join(10)
+    assert not loop.is_alive()
