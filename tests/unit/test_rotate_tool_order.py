@@ -23,3 +23,12 @@ def test_rotations_of_the_same_second_are_ordered_as_made(tmp_path: Path) -> Non
     result = finish_now(logs, keep_last=2, delay_compression=True)
     assert result == {"compressed": [], "deleted": [str(p) for p in reversed(older[:9])]}
     assert sorted(p.name for p in logs.iterdir()) == sorted(["app.log", older[9].name, newest.name])
+
+
+def test_a_later_second_is_newer_whatever_the_numbers(tmp_path: Path) -> None:
+    """The time decides first: '<day 1>-5' is older than '<day 2>' (keep_last = 1)."""
+    (tmp_path / "app.log").write_text("live\n")
+    older = quiet(tmp_path / "app.log.20261127T000000Z-5.gz")
+    newer = quiet(tmp_path / "app.log.20261128T000000Z.gz")
+    assert finish_now(tmp_path, keep_last=1) == {"compressed": [], "deleted": [str(older)]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log", newer.name]
