@@ -235,16 +235,23 @@ def _stale_partials(live: Path, now: float) -> list[Path]:
 
 
 def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
-    """``live``'s rotated files (regular files of the exact pattern), newest first."""
+    """``live``'s rotated files (regular files of the exact pattern), newest first: by their
+    time, then, within one second, in the order they were made ('', '-1', '-2' … '-10',
+    whatever the extension)."""
     return sorted(
         (
             (stamp, p)
             for p in live.parent.iterdir()
             if (stamp := rotated_stamp(p.name, live.name)) is not None and regular(p)
         ),
-        key=lambda item: (item[0], item[1].name),
+        key=_made_order,
         reverse=True,
     )
+
+
+def _made_order(item: tuple[datetime, Path]) -> tuple[datetime, int]:
+    match = _ROTATED.match(item[1].name)
+    return item[0], int(match["n"] or 0) if match is not None else 0
 
 
 def finish(

@@ -196,9 +196,10 @@ def test_the_tool_prints_its_result_and_fails_with_a_message(
 
 
 def test_a_file_written_to_while_compressed_is_kept_for_the_next_run(
-    logs: Path, monkeypatch: pytest.MonkeyPatch
+    logs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The app had not reopened its log yet: deleting the file would lose its new lines."""
+    """The app had not reopened its log yet: deleting the file would lose its new lines;
+    the tool says so."""
     rotated = logs / "app.log.20261128T120000Z"
     rotated.write_text("old line\n")
     os.utime(rotated, (0, 0))
@@ -222,6 +223,9 @@ def test_a_file_written_to_while_compressed_is_kept_for_the_next_run(
     assert result["compressed"] == []
     assert rotated.read_text() == "old line\na line written meanwhile\n"
     assert sorted(p.name for p in logs.iterdir()) == ["app.log", rotated.name]
+    assert capsys.readouterr().err == (
+        f"rotate: {rotated} was written to while compressed: left for the next run\n"
+    )
 
 
 def finish_now(logs: Path, roots: list[Path] | None = None, **rules: object) -> dict[str, object]:
