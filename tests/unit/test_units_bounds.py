@@ -3,17 +3,90 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, TypeAdapter
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from jobs.units import (
+    DURATION_HELP,
+    SIZE_HELP,
     Duration,
     Largest,
     Longest,
     Size,
+    parse_duration,
+    parse_size,
 )
 from scheduler.settings import config_schema
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+TEN_YEARS_S = 520 * 7 * 86400
+ONE_PEBIBYTE = 1024**5
+
+
+@pytest.mark.parametrize(
+    ("parse", "at_limit", "value", "over_limit", "named"),
+    [
+        (parse_duration, TEN_YEARS_S, TEN_YEARS_S, TEN_YEARS_S + 0.001, "at most 520w"),
+        (parse_duration, "520w", TEN_YEARS_S, "520w1ms", "at most 520w"),
+        (parse_size, ONE_PEBIBYTE, ONE_PEBIBYTE, ONE_PEBIBYTE + 1, "at most 1024TiB"),
+        (parse_size, "1024TiB", ONE_PEBIBYTE, str(ONE_PEBIBYTE + 1), "at most 1024TiB"),
+    ],
+)
+def test_the_bound_of_every_duration_and_size_is_inclusive_and_named(
+    parse: Callable[[object], float], at_limit: object, value: float, over_limit: object, named: str
+) -> None:
+    """DURATION_MAX (520w) and SIZE_MAX (1024TiB) themselves are accepted; one step more is
+    refused by an error that names the bound."""
+    assert parse(at_limit) == value
+    with pytest.raises(ValueError, match=named):
+        parse(over_limit)
+
+
+def _bounded(annotation: object) -> TypeAdapter[Any]:
+    """A key type built now, so the bound's own code runs inside the test."""
+    return TypeAdapter(annotation)  # type: ignore[arg-type]  # an Annotated[...] made at run time
+
+
+@pytest.mark.parametrize(
+    ("make", "at_limit", "value", "over_limit", "message"),
+    [
+        (lambda: Annotated[Duration, Longest("1d")], "24h", 86400.0, "24h1ms", "at most 1d"),
+        (lambda: Annotated[Duration, Longest("1d")], 86400, 86400.0, 86400.001, "at most 1d"),
+        (lambda: Annotated[Size, Largest("1KiB")], "1KiB", 1024, "1025", "at most 1KiB"),
+        (lambda: Annotated[Size, Largest("1KiB")], 1024, 1024, 1025, "at most 1KiB"),
+    ],
+)
+def test_a_keys_own_bound_is_inclusive_and_named_in_the_error(
+    make: Callable[[], object], at_limit: object, value: float, over_limit: object, message: str
+) -> None:
+    """``Longest``/``Largest``: the limit itself is valid; one millisecond or one byte more
+    fails validation with "must be <limit as written>"."""
+    key = _bounded(make())
+    assert key.validate_python(at_limit) == value
+    with pytest.raises(ValidationError, match=f"must be {message}"):
+        key.validate_python(over_limit)
+
+
+def test_a_keys_bound_is_in_its_json_schema() -> None:
+    """The schema of a bounded key: the numeric branch gets ``maximum`` (in seconds or bytes),
+    the text branch none, and the description ends with the bound as written."""
+    duration = _bounded(Annotated[Duration, Longest("1d")]).json_schema()
+    assert duration == {
+        "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0, "maximum": 86400.0}],
+        "description": f"{DURATION_HELP}; at most 1d",
+    }
+    size = _bounded(Annotated[Size, Largest("1KiB")]).json_schema()
+    assert size == {
+        "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0, "maximum": 1024}],
+        "description": f"{SIZE_HELP}; at most 1KiB",
+    }
+    # A type without a description of its own: the description is the bound alone.
+    bare = _bounded(Annotated[int, Largest("1KiB")]).json_schema()
+    assert bare == {"type": "integer", "description": "at most 1KiB"}
 
 
 def test_each_key_shows_its_own_bound_whatever_the_order_schemas_are_made() -> None:
