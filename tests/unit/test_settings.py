@@ -255,6 +255,8 @@ def test_environment_overrides_daemon_and_defaults(tmp_path: Path) -> None:
             "{bad json",
             "CRONTAINER_DEFAULTS__LABELS: a list or table",
         ),
+        ("CRONTAINER_DEFAULTS__CPUS", "lots", "defaults.cpus"),
+        ("CRONTAINER_DEFAULTS__CATCH_UP", "maybe", "defaults.catch_up"),
     ],
 )
 def test_unknown_or_bad_environment_variables_are_errors(
@@ -263,6 +265,51 @@ def test_unknown_or_bad_environment_variables_are_errors(
     """A typo in a CRONTAINER_* variable is an error, never silently ignored."""
     errors = errors_of(tmp_path, GOOD_JOB, {var: value})
     assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("var", "text", "attribute", "value"),
+    [
+        ("CRONTAINER_DEFAULTS__CATCH_UP", "yes", "catch_up", True),
+        ("CRONTAINER_DEFAULTS__CATCH_UP", " On ", "catch_up", True),
+        ("CRONTAINER_DEFAULTS__CATCH_UP", "1", "catch_up", True),
+        ("CRONTAINER_DEFAULTS__RUN_ON_START", "TRUE", "run_on_start", True),
+        ("CRONTAINER_DEFAULTS__ENABLED", "off", "enabled", False),
+        ("CRONTAINER_DEFAULTS__ENABLED", "no", "enabled", False),
+        ("CRONTAINER_DEFAULTS__ENABLED", "0", "enabled", False),
+        ("CRONTAINER_DEFAULTS__RETRIES", " +3 ", "retries", 3),
+        ("CRONTAINER_DEFAULTS__CPUS", "1.5", "cpus", 1.5),
+        ("CRONTAINER_DEFAULTS__CPUS", "2", "cpus", 2.0),
+        ("CRONTAINER_DEFAULTS__TIMEOUT", "1", "timeout", 1.0),
+        ("CRONTAINER_DEFAULTS__DESCRIPTION", " 42 ", "description", " 42 "),
+    ],
+)
+def test_environment_text_becomes_the_keys_type(
+    tmp_path: Path, var: str, text: str, attribute: str, value: object
+) -> None:
+    """An environment variable is text: a flag reads true/yes/on/1 and false/no/off/0 (any
+    case, blanks around), a number its digits; a text key gets the text as it is."""
+    config = load_config(write(tmp_path, GOOD_JOB), {var: text})
+    assert getattr(config.jobs["hello"].job, attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("http", "address"),
+    [
+        ("", None),
+        ("192.0.2.7:9100", ("192.0.2.7", 9100)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("[::]:9100", ("::", 9100)),
+        ("[::1]:8137", ("::1", 8137)),
+    ],
+)
+def test_the_http_listener_address_is_host_and_port_ipv6_too(
+    tmp_path: Path, http: str, address: tuple[str, int] | None
+) -> None:
+    """``http = "host:port"``: the port after the last colon, an IPv6 host without its
+    brackets; '' turns the listener off."""
+    config = load_config(write(tmp_path, f'[daemon]\nhttp = "{http}"\n' + GOOD_JOB), {})
+    assert config.daemon.http_address() == address
 
 
 def test_config_path_precedence() -> None:
