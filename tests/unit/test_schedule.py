@@ -57,6 +57,12 @@ def test_day_of_month_or_day_of_week_when_both_restricted() -> None:
     """Vixie cron's rule: the 13th and every Friday, not only Friday the 13th."""
     fired = parse_schedule("0 0 13 * 5").next_times(SATURDAY_NOON, 3)
     assert [t.date().isoformat() for t in fired] == ["2026-12-04", "2026-12-11", "2026-12-13"]
+    # either day fires at the time and in the months the other fields say
+    assert times("30 6 13 1 5", 3) == [
+        "2027-01-01T06:30:00+00:00",
+        "2027-01-08T06:30:00+00:00",
+        "2027-01-13T06:30:00+00:00",
+    ]
 
 
 def test_seconds_form_is_marked_and_fires_on_seconds() -> None:
@@ -225,6 +231,9 @@ def test_fire_times_strictly_increase_across_dst_changes(zone: str, expression: 
         ("0 * * * *", "UTC", "2026-11-28T10:00:00+00:00", "2026-11-28T13:00:00+00:00",
          "2026-11-28T13:00:00+00:00"),
         ("0 * * * *", "UTC", "2026-11-28T13:00:00+00:00", "2026-11-28T13:59:59+00:00", None),
+        # the only time in the window is until itself
+        ("0 * * * *", "UTC", "2026-11-28T12:00:00+00:00", "2026-11-28T13:00:00+00:00",
+         "2026-11-28T13:00:00+00:00"),
         # nothing fell due
         ("0 3 * * *", "UTC", "2026-11-28T04:00:00+00:00", "2026-11-29T02:59:00+00:00", None),
         # two weeks down: the last Monday, not the first
