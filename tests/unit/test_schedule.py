@@ -370,18 +370,23 @@ def test_every_times_are_shown_in_the_jobs_zone_and_a_schedule_that_never_fires_
     assert parse_schedule("0 0 30 2 *").next_after(SATURDAY_NOON) is None
 
 
-def test_fire_times_do_not_depend_on_the_hosts_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The job's zone decides, never the container's TZ: the same times with TZ set to
-    New York as in UTC, for cron fields, both day fields (Vixie's rule) and @every."""
+@pytest.mark.parametrize("host_zone", ["America/New_York", "Asia/Tokyo"])
+def test_fire_times_do_not_depend_on_the_hosts_time_zone(
+    monkeypatch: pytest.MonkeyPatch, host_zone: str
+) -> None:
+    """The job's zone decides, never the container's TZ: the same times with TZ set west or
+    east of the job's zone as in UTC, for cron fields, both day fields (Vixie's rule),
+    @every."""
     cases = [
         ("30 2 * * *", "Europe/Berlin", SATURDAY_NOON),
         ("0 0 13 * 5", "UTC", SATURDAY_NOON),
         ("0 0 13 * 5", "UTC", datetime(2026, 12, 13, 2, 0, tzinfo=UTC)),  # just after the 13th
         ("0 */10 * * *", "Asia/Tokyo", SATURDAY_NOON),
+        ("0 9 * * *", "America/New_York", SATURDAY_NOON),  # 07:00 there: today's 09:00 next
         ("@every 1h30m", "Europe/Berlin", SATURDAY_NOON),
     ]
     expected = [times(expression, 3, zone, after) for expression, zone, after in cases]
-    monkeypatch.setenv("TZ", "America/New_York")
+    monkeypatch.setenv("TZ", host_zone)
     time.tzset()
     tzlocal.reload_localzone()
     try:
