@@ -6,6 +6,7 @@ Sizes: ``"10MB"``, ``"512KiB"``, ``"1.5GiB"``, or a number of bytes.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass
@@ -152,7 +153,9 @@ class _AtMost:
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        found = handler(schema)
+        # A copy: the schema handed in can be the one dict every key of this type shares
+        # (``WithJsonSchema``); written into, it would show one key's bound on all of them.
+        found = copy.deepcopy(handler(schema))
         for branch in found.get("anyOf", []):
             if branch.get("type") in ("number", "integer"):
                 branch["maximum"] = self.parse(self.limit)

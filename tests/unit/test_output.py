@@ -6,10 +6,15 @@ from scheduler.output import OutputLog
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """The events logged; more than ``cap`` fails the test at once (output that would be
+    logged forever fails by assertion, not by hanging)."""
+
+    def __init__(self, cap: int = 100) -> None:
         self.events: list[tuple[str, dict[str, object]]] = []
+        self.cap = cap
 
     def info(self, event: str, **kw: object) -> object:
+        assert len(self.events) < self.cap, f"more than {self.cap} events: {self.events[-3:]}"
         self.events.append((event, kw))
         return None
 
@@ -95,3 +100,47 @@ def test_the_per_run_bound_is_inclusive() -> None:
     assert [line for _, line in rec.lines()] == ["abcdef", "ghijkl"]
     summary = [kw for e, kw in rec.events if e == "run.output_truncated"]
     assert summary == [{"dropped_lines": 1, "dropped_bytes": 1, "limit_bytes": 12}]
+
+
+def test_each_line_of_a_chunk_is_logged_once_at_once_empty_lines_too() -> None:
+    """A chunk of several lines gives exactly its lines, in order, before close; an empty
+    line is a line; trailing blanks and tabs are output, only the CR of a CRLF goes."""
+    rec = Recorder(cap=5)
+    out = OutputLog(rec, max_line=100, max_total=10_000)
+    out.feed("stdout", b"\nab\ncd  \r\n\tindented\t\n\n")
+    assert rec.lines() == [
+        ("stdout", ""),
+        ("stdout", "ab"),
+        ("stdout", "cd  "),
+        ("stdout", "\tindented\t"),
+        ("stdout", ""),
+    ]
+    out.close()
+    assert len(rec.events) == 5
+
+
+def test_an_over_long_line_is_logged_before_its_newline_and_the_lines_after_it_at_once() -> None:
+    """A line past max_line is logged cut as soon as max_line + 1 bytes are in (a line that
+    never ends cannot fill the memory); the chunk that ends it logs its following lines
+    at once, not at the next chunk."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=10, max_total=10_000)
+    out.feed("stdout", b"x" * 11)
+    assert rec.lines() == [("stdout", "x" * 10)]
+    out.feed("stdout", b"x" * 1000)
+    out.feed("stdout", b"x\nnext\nlast\n")
+    assert rec.lines() == [("stdout", "x" * 10), ("stdout", "next"), ("stdout", "last")]
+    out.close()
+    assert len(rec.lines()) == 3
+
+
+def test_the_tail_is_the_last_20_lines_logged_or_dropped() -> None:
+    """The history's output tail (README: "the last 20 output lines"): exactly the last 20,
+    lines over the per-run bound included."""
+    rec = Recorder()
+    out = OutputLog(rec, max_line=100, max_total=30)
+    for i in range(25):
+        out.feed("stdout", f"line {i:02}\n".encode())
+    out.close()
+    assert list(out.tail) == [f"line {i:02}" for i in range(5, 25)]
+    assert len(rec.lines()) == 4  # 4 lines of 7 bytes fit in 30

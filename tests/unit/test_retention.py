@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from jobs.retention import Retention, archive_name, archive_time, future_archives, to_delete
 
@@ -131,8 +135,23 @@ def test_the_archive_just_made_is_never_deleted() -> None:
 
 
 def test_a_minute_ahead_is_not_the_future() -> None:
-    """A clock a few seconds off does not make an archive 'future': within one minute it is
-    ranked as usual."""
-    soon = archive_name("db", START + timedelta(seconds=50), "zstd")
-    assert future_archives("db", [soon], START) == []
-    assert future_archives("db", [archive_name("db", START + timedelta(seconds=61), "zstd")], START)
+    """A clock a few seconds off does not make an archive 'future': up to and including one
+    minute ahead (FUTURE_TOLERANCE) it is ranked as usual; one second more is the future."""
+    at_tolerance = archive_name("db", START + timedelta(seconds=60), "zstd")
+    beyond = archive_name("db", START + timedelta(seconds=61), "zstd")
+    assert future_archives("db", [at_tolerance, beyond], START) == [beyond]
+
+
+def test_names_are_in_utc_whatever_the_hosts_or_the_times_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The time in a name is UTC even when the process's local zone and the given time's
+    zone are not."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        berlin = datetime(2026, 7, 1, 5, 6, 7, tzinfo=ZoneInfo("Europe/Berlin"))
+        assert archive_name("db", berlin, "none") == "db-20260701T030607Z.tar"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import re
+import time
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
+import tzlocal
 
-from scheduler.schedule import ScheduleError, latest_fire, parse_schedule
+from jobs.units import parse_duration
+from scheduler.schedule import Schedule, ScheduleError, latest_fire, parse_schedule
 
 # Saturday 2026-11-28, noon UTC.
 SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -52,6 +57,12 @@ def test_day_of_month_or_day_of_week_when_both_restricted() -> None:
     """Vixie cron's rule: the 13th and every Friday, not only Friday the 13th."""
     fired = parse_schedule("0 0 13 * 5").next_times(SATURDAY_NOON, 3)
     assert [t.date().isoformat() for t in fired] == ["2026-12-04", "2026-12-11", "2026-12-13"]
+    # either day fires at the time and in the months the other fields say
+    assert times("30 6 13 1 5", 3) == [
+        "2027-01-01T06:30:00+00:00",
+        "2027-01-08T06:30:00+00:00",
+        "2027-01-13T06:30:00+00:00",
+    ]
 
 
 def test_seconds_form_is_marked_and_fires_on_seconds() -> None:
@@ -220,6 +231,9 @@ def test_fire_times_strictly_increase_across_dst_changes(zone: str, expression: 
         ("0 * * * *", "UTC", "2026-11-28T10:00:00+00:00", "2026-11-28T13:00:00+00:00",
          "2026-11-28T13:00:00+00:00"),
         ("0 * * * *", "UTC", "2026-11-28T13:00:00+00:00", "2026-11-28T13:59:59+00:00", None),
+        # the only time in the window is until itself
+        ("0 * * * *", "UTC", "2026-11-28T12:00:00+00:00", "2026-11-28T13:00:00+00:00",
+         "2026-11-28T13:00:00+00:00"),
         # nothing fell due
         ("0 3 * * *", "UTC", "2026-11-28T04:00:00+00:00", "2026-11-29T02:59:00+00:00", None),
         # two weeks down: the last Monday, not the first
@@ -246,3 +260,173 @@ def test_latest_fire_is_the_last_missed_time(
     assert (found.isoformat() if found else None) == (
         datetime.fromisoformat(latest).isoformat() if latest else None
     )
+
+
+@pytest.mark.parametrize(
+    ("expression", "warnings"),
+    [
+        ("* * * * *", []),  # once a minute exactly: no warning
+        ("@every 60s", []),
+        ("@every 59s", ["fires more often than once a minute (every 59s)"]),
+        ("@every 10s", ["fires more often than once a minute (every 10s)"]),
+        ("@with-seconds */30 * * * * *", ["fires more often than once a minute (every 30s)"]),
+        ("@with-seconds 0,10 * * * * *", ["fires more often than once a minute (at times 10s apart)"]),
+        ("0 0 30 2 *", ["never fires"]),  # February 30th
+        ("@yearly", []),
+    ],
+)  # fmt: skip
+def test_validate_warns_about_a_schedule_that_never_fires_or_fires_within_a_minute(
+    expression: str, warnings: list[str]
+) -> None:
+    """The warnings of ``crontainer validate``: a gap under 60s between any two of the next
+    60 times (one gap: "every Ns"; uneven gaps: the smallest), or no time at all."""
+    assert parse_schedule(expression).warnings(SATURDAY_NOON) == warnings
+
+
+class CountingSchedule:
+    """A schedule that counts how often its next fire time is asked for."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.calls = 0
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        self.calls += 1
+        return self.schedule.next_after(moment)
+
+
+@pytest.mark.parametrize("expression", ["0 3 * * *", "*/5 * * * *", "@every 7s"])
+def test_latest_fire_after_a_year_down_is_a_binary_search(expression: str) -> None:
+    """After a year of downtime the latest missed time is found in about 45 steps (README:
+    bounded work, a binary search over time, not a walk over every missed time)."""
+    counting = CountingSchedule(parse_schedule(expression))
+    until = SATURDAY_NOON + timedelta(days=365, seconds=1)
+    found = latest_fire(cast("Schedule", counting), SATURDAY_NOON, until)
+    assert found is not None
+    assert found <= until
+    after_it = parse_schedule(expression).next_after(found)
+    assert after_it is not None
+    assert after_it > until  # the latest: none after it is due
+    assert counting.calls <= 45
+
+
+@pytest.mark.parametrize(
+    ("expression", "first"),
+    [
+        ("5-5 * * * *", "2026-11-28T12:05:00+00:00"),  # a range of one value
+        ("59 23 31 12 *", "2026-12-31T23:59:00+00:00"),  # every field's highest value
+        ("0 0 1 1 *", "2027-01-01T00:00:00+00:00"),  # and lowest
+        ("0 12 * * 6-6", "2026-12-05T12:00:00+00:00"),
+        ("0 0 */10 * *", "2026-12-01T00:00:00+00:00"),  # days 1, 11, 21, 31 only
+    ],
+)
+def test_field_bounds_and_one_value_ranges_are_accepted(expression: str, first: str) -> None:
+    """Ranges and field bounds are inclusive: ``5-5`` is minute 5, 59/23/31/12 are valid."""
+    assert times(expression, 1) == [first]
+
+
+@pytest.mark.parametrize(
+    ("interval", "error"),
+    [
+        ("1s", None),
+        ("999ms", "@every: the interval must be at least 1s, got '999ms'"),
+        ("366d", None),
+        ("366d1s", "@every: the interval must be at most 366d"),
+        ("  90s ", None),
+    ],
+)
+def test_every_interval_bounds_are_inclusive(interval: str, error: str | None) -> None:
+    """``@every`` takes 1s to 366d, both included; outside, the error names the bound and
+    the interval as written."""
+    if error is None:
+        schedule = parse_schedule(f"@every {interval}")
+        first, second = schedule.next_times(SATURDAY_NOON, 2)
+        assert (second - first).total_seconds() == parse_duration(interval.strip())
+    else:
+        with pytest.raises(ScheduleError, match=re.escape(error)):
+            parse_schedule(f"@every {interval}")
+
+
+def test_a_start_with_a_step_runs_to_the_end_of_the_field() -> None:
+    """``5/15`` in the minute field is 5, 20, 35, 50 (as in cron: start/step to the end)."""
+    assert times("5/15 12 * * *", 5) == [
+        "2026-11-28T12:05:00+00:00",
+        "2026-11-28T12:20:00+00:00",
+        "2026-11-28T12:35:00+00:00",
+        "2026-11-28T12:50:00+00:00",
+        "2026-11-29T12:05:00+00:00",
+    ]
+
+
+def test_every_times_are_shown_in_the_jobs_zone_and_a_schedule_that_never_fires_has_none() -> None:
+    """``@every`` runs in real time but its times carry the job's zone like any schedule's;
+    a schedule that never fires (February 30th) has an empty list of next times."""
+    berlin = parse_schedule("@every 1h", "Europe/Berlin").next_times(SATURDAY_NOON, 2)
+    assert [t.isoformat() for t in berlin] == [
+        "2026-11-28T14:00:00+01:00",
+        "2026-11-28T15:00:00+01:00",
+    ]
+    assert parse_schedule("0 0 30 2 *").next_times(SATURDAY_NOON, 3) == []
+    assert parse_schedule("0 0 30 2 *").next_after(SATURDAY_NOON) is None
+
+
+@pytest.mark.parametrize("host_zone", ["America/New_York", "Asia/Tokyo"])
+def test_fire_times_do_not_depend_on_the_hosts_time_zone(
+    monkeypatch: pytest.MonkeyPatch, host_zone: str
+) -> None:
+    """The job's zone decides, never the container's TZ: the same times with TZ set west or
+    east of the job's zone as in UTC, for cron fields, both day fields (Vixie's rule),
+    @every."""
+    cases = [
+        ("30 2 * * *", "Europe/Berlin", SATURDAY_NOON),
+        ("0 0 13 * 5", "UTC", SATURDAY_NOON),
+        ("0 0 13 * 5", "UTC", datetime(2026, 12, 13, 2, 0, tzinfo=UTC)),  # just after the 13th
+        ("0 */10 * * *", "Asia/Tokyo", SATURDAY_NOON),
+        ("0 9 * * *", "America/New_York", SATURDAY_NOON),  # 07:00 there: today's 09:00 next
+        ("@every 1h30m", "Europe/Berlin", SATURDAY_NOON),
+    ]
+    expected = [times(expression, 3, zone, after) for expression, zone, after in cases]
+    monkeypatch.setenv("TZ", host_zone)
+    time.tzset()
+    tzlocal.reload_localzone()
+    try:
+        assert [times(expression, 3, zone, after) for expression, zone, after in cases] == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+        tzlocal.reload_localzone()
+
+
+def test_a_schedule_keeps_its_expression_as_written() -> None:
+    """What ``crontainer jobs`` shows is the schedule as written, in every form."""
+    for expression in ("*/5  * * * *", "@every 90s", "@daily", "@with-seconds 0 * * * * *"):
+        assert parse_schedule(expression).expression == expression
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("", "the schedule is empty"),
+        ("@reboot", "'@reboot' is not a schedule here; run_on_start is planned for that"),
+        (
+            "@daily 5",
+            (
+                "unknown macro '@daily 5' (known: @yearly, @annually, @monthly, @weekly, @daily, "
+                "@midnight, @hourly, @every <duration>, @with-seconds <6 fields>)"
+            ),
+        ),
+        (
+            "*/5 * * * * *",
+            (
+                "6 fields: a seconds field must be marked, as in '@with-seconds */5 * * * * *'; "
+                "standard cron has 5 fields"
+            ),
+        ),
+    ],
+)
+def test_form_errors_say_what_is_accepted(expression: str, message: str) -> None:
+    """The message ``validate`` prints for a schedule of the wrong form, in full: it lists
+    what is accepted (a macro takes nothing after it)."""
+    with pytest.raises(ScheduleError) as caught:
+        parse_schedule(expression)
+    assert str(caught.value) == message

@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 
 from jobs.run import RunJob
+from scheduler import settings
 from scheduler.cli import main
 from scheduler.errors import ConfigError
-from scheduler.settings import DEFAULT_CONFIG_PATH, config_path, load_config
+from scheduler.settings import DEFAULT_CONFIG_PATH, config_path, config_schema, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -255,6 +256,9 @@ def test_environment_overrides_daemon_and_defaults(tmp_path: Path) -> None:
             "{bad json",
             "CRONTAINER_DEFAULTS__LABELS: a list or table",
         ),
+        ("CRONTAINER_DEFAULTS__CPUS", "lots", "defaults.cpus"),
+        ("CRONTAINER_DEFAULTS__KIND", "run", "CRONTAINER_DEFAULTS__KIND: unknown environment"),
+        ("CRONTAINER_DEFAULTS__CATCH_UP", "maybe", "defaults.catch_up"),
     ],
 )
 def test_unknown_or_bad_environment_variables_are_errors(
@@ -263,6 +267,52 @@ def test_unknown_or_bad_environment_variables_are_errors(
     """A typo in a CRONTAINER_* variable is an error, never silently ignored."""
     errors = errors_of(tmp_path, GOOD_JOB, {var: value})
     assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("var", "text", "attribute", "value"),
+    [
+        ("CRONTAINER_DEFAULTS__CATCH_UP", "yes", "catch_up", True),
+        ("CRONTAINER_DEFAULTS__CATCH_UP", " On ", "catch_up", True),
+        ("CRONTAINER_DEFAULTS__CATCH_UP", "1", "catch_up", True),
+        ("CRONTAINER_DEFAULTS__RUN_ON_START", "TRUE", "run_on_start", True),
+        ("CRONTAINER_DEFAULTS__ENABLED", "off", "enabled", False),
+        ("CRONTAINER_DEFAULTS__ENABLED", "no", "enabled", False),
+        ("CRONTAINER_DEFAULTS__ENABLED", "0", "enabled", False),
+        ("CRONTAINER_DEFAULTS__RETRIES", " +3 ", "retries", 3),
+        ("CRONTAINER_DEFAULTS__CPUS", "1.5", "cpus", 1.5),
+        ("CRONTAINER_DEFAULTS__CPUS", "2", "cpus", 2.0),
+        ("CRONTAINER_DEFAULTS__TIMEOUT", "1", "timeout", 1.0),
+        ("CRONTAINER_DEFAULTS__DESCRIPTION", " 42 ", "description", " 42 "),
+    ],
+)
+def test_environment_text_becomes_the_keys_type(
+    tmp_path: Path, var: str, text: str, attribute: str, value: object
+) -> None:
+    """An environment variable is text: a flag reads true/yes/on/1 and false/no/off/0 (any
+    case, blanks around), a number its digits; a text key gets the text as it is."""
+    config = load_config(write(tmp_path, GOOD_JOB), {var: text})
+    assert getattr(config.jobs["hello"].job, attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("http", "address"),
+    [
+        ("", None),
+        ("192.0.2.7:9100", ("192.0.2.7", 9100)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("[::]:9100", ("::", 9100)),
+        ("[::1]:8137", ("::1", 8137)),
+        ("NAS-X:8137", ("NAS-X", 8137)),  # a host name as written
+    ],
+)
+def test_the_http_listener_address_is_host_and_port_ipv6_too(
+    tmp_path: Path, http: str, address: tuple[str, int] | None
+) -> None:
+    """``http = "host:port"``: the port after the last colon, an IPv6 host without its
+    brackets; '' turns the listener off."""
+    config = load_config(write(tmp_path, f'[daemon]\nhttp = "{http}"\n' + GOOD_JOB), {})
+    assert config.daemon.http_address() == address
 
 
 def test_config_path_precedence() -> None:
@@ -320,3 +370,112 @@ def test_the_schema_refuses_what_the_loader_refuses(
     assert any(where in str(e.message) or where in str(e.instance) for e in errors), errors
     with pytest.raises(ConfigError):
         load_config(write(tmp_path, text), {})
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ('"abc"', "Input should be a valid integer (got 'abc')"),
+        ('"a @b"', "Input should be a valid integer (got 'a @b')"),
+        ("2.5", "Input should be a valid integer (got 2.5)"),
+        ("true", "Input should be a valid integer (got True)"),
+        # address-like text may hold a user, a password or a token: never shown
+        ('"https://h/x?t=SECRET"', "Input should be a valid integer"),
+        ('"x://SECRET"', "Input should be a valid integer"),
+        ('"me@host"', "Input should be a valid integer"),
+        ("[1]", "Input should be a valid integer"),  # not a plain value
+    ],
+)
+def test_an_error_shows_the_refused_value_unless_it_may_hold_a_secret(
+    tmp_path: Path, value: str, error: str
+) -> None:
+    """An error ends with "(got <value>)" for a plain value; never for text that looks like
+    an address (``://`` or ``user@``), nor for a list or table; and it is the only error."""
+    assert errors_of(tmp_path, GOOD_JOB + f"retries = {value}\n") == [
+        f"jobs.hello.retries: {error}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("schedule", "5"), ("schedule", '["@daily"]'), ("timezone", "5"), ("timezone", "[]")],
+)
+def test_a_schedule_or_time_zone_that_is_not_text_is_one_error_naming_the_key(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    """Not text: one error for that key, and no crash ("cannot be loaded") of the loader."""
+    job = '[jobs.hello]\nkind = "run"\nimage = "busybox:latest"\n'
+    schedule = "" if key == "schedule" else 'schedule = "@daily"\n'
+    errors = errors_of(tmp_path, job + schedule + f"{key} = {value}\n")
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"jobs.hello.{key}: Input should be a valid string"), errors
+
+
+def test_load_config_reads_the_given_environment_or_else_the_processs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``environ`` given: only it counts (the process's CRONTAINER_* are ignored); not given:
+    the process's environment is read."""
+    monkeypatch.setenv("CRONTAINER_DAEMON__NAME", "from-process")
+    path = write(tmp_path, '[daemon]\nname = "from-file"\n' + GOOD_JOB)
+    assert load_config(path, {}).daemon.name == "from-file"
+    assert load_config(path, {"CRONTAINER_DAEMON__NAME": "given"}).daemon.name == "given"
+    assert load_config(path).daemon.name == "from-process"
+
+
+def test_an_unexpected_failure_while_loading_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong inside, the caller gets one ConfigError naming the file and the
+    exception, never the exception itself (a reload must not stop the daemon)."""
+
+    def broken(path: Path, env: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(settings, "_load_config", broken)
+    path = write(tmp_path, GOOD_JOB)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.errors == [f"{path}: cannot be loaded: RuntimeError: boom"]
+
+
+def test_a_bad_schedule_alone_is_exactly_one_error(tmp_path: Path) -> None:
+    """A job whose only fault is its schedule gets that one error, not a second one."""
+    text = GOOD_JOB.replace('"*/5 * * * *"', '"99 * * * *"')
+    assert errors_of(tmp_path, text) == [
+        "jobs.hello.schedule: minute field: 99 is out of range 0-59"
+    ]
+
+
+def test_a_bad_default_with_a_colon_in_its_value_is_still_reported_once(tmp_path: Path) -> None:
+    """The key of a bad default is found whatever its message holds after the key."""
+    text = '[defaults]\nretries = "1:2"\n' + GOOD_JOB + GOOD_JOB.replace("hello", "other")
+    assert errors_of(tmp_path, text) == [
+        "defaults.retries: Input should be a valid integer (got '1:2')"
+    ]
+
+
+def test_the_published_schema_is_draft_2020_12_and_closed_at_every_table() -> None:
+    """``crontainer schema``: a 2020-12 schema titled for crontainer whose top level and
+    [defaults] refuse unknown keys; [defaults] has every job key but ``kind``; [jobs.<name>]
+    picks its kind by ``kind``."""
+    schema = config_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["title"] == "crontainer configuration"
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"daemon", "defaults", "jobs"}
+    assert schema["properties"]["defaults"]["anyOf"][0] == {"$ref": "#/$defs/Defaults"}
+    defaults = schema["$defs"]["Defaults"]
+    assert defaults["additionalProperties"] is False
+    assert "kind" not in defaults["properties"]
+    assert {"timeout", "timezone", "image", "retries", "keep_last"} <= set(defaults["properties"])
+    jobs = schema["properties"]["jobs"]["additionalProperties"]
+    assert jobs["discriminator"]["propertyName"] == "kind"
+    assert set(jobs["discriminator"]["mapping"]) == {
+        "run",
+        "exec",
+        "signal",
+        "backup",
+        "logship",
+        "rotate",
+    }
