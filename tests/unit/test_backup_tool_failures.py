@@ -1,0 +1,197 @@
+"""The backup tool when things go wrong: what an interrupted archive leaves behind, what
+a refused restore names (and how many), what a move into place that stops says, and the
+temporary names a killed run leaves for the next one to clean."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.tools import backup
+from tests.unit.test_backup_tool import build_tree, handmade_archive, snapshot, staging_left
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def fd_path(fd: object) -> Path | None:
+    """The path an open descriptor refers to (None if ``fd`` is a path, not a descriptor)."""
+    return Path(f"/proc/self/fd/{fd}").readlink() if isinstance(fd, int) else None
+
+
+def test_an_interrupted_archive_kills_tar_and_the_compressor_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run interrupted while tar and the compressor still work (SIGTERM → an exception in
+    the hashing loop): both are killed — not waited for — and the partial file is removed."""
+    pipelines: list[backup._Pipeline] = []
+
+    class Recorded(backup._Pipeline):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            pipelines.append(self)
+
+    def interrupted(_path: Path, _pipeline: backup._Pipeline) -> tuple[int, str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backup, "_Pipeline", Recorded)
+    monkeypatch.setattr(backup, "_follow", interrupted)
+    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 5", "tar"])
+    data = tmp_path / "data"
+    data.mkdir()
+    target = tmp_path / "backups"
+    with pytest.raises(KeyboardInterrupt):
+        backup.create("db", target, [data], "zstd", now=NOW)
+    [pipeline] = pipelines
+    assert [proc.returncode for proc in pipeline.procs] == [-9, -9]  # SIGKILL, both
+    assert list(target.iterdir()) == []
+
+
+def test_a_run_killed_while_writing_the_checksum_leaves_a_partial_the_next_run_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checksum file is written as ``<archive>.sha256.partial`` then renamed: a run
+    stopped before the rename leaves the archive without its checksum (incomplete) and that
+    partial name, never a final-named half checksum; the next run removes the partial."""
+    real_fsync = os.fsync
+
+    def stopped_at_the_checksum(fd: int) -> None:
+        if str(fd_path(fd)).endswith(".sha256.partial"):
+            raise KeyboardInterrupt
+        real_fsync(fd)
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file.txt").write_text("data\n")
+    target = tmp_path / "backups"
+    monkeypatch.setattr(os, "fsync", stopped_at_the_checksum)
+    with pytest.raises(KeyboardInterrupt):
+        backup.create("db", target, [data], "zstd", now=NOW)
+    first = "db-20261128T120000Z.tar.zst"
+    assert sorted(p.name for p in target.iterdir()) == [first, f"{first}.sha256.partial"]
+    assert [a["good"] for a in backup.listing("db", target)] == [False]
+    monkeypatch.undo()
+    later = datetime(2026, 11, 29, tzinfo=UTC)
+    second = str(backup.create("db", target, [data], "zstd", now=later)["archive"])
+    assert sorted(p.name for p in target.iterdir()) == [first, second, f"{second}.sha256"]
+
+
+def test_stale_partial_names_that_are_not_regular_files_are_left_alone(tmp_path: Path) -> None:
+    """Only regular files are removed: a symlink named like a partial (and what it points
+    to) and a directory named like one stay."""
+    target = tmp_path / "backups"
+    target.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not a partial\n")
+    link = target / "db-20260101T000000Z.tar.zst.partial"
+    link.symlink_to(outside)
+    directory = target / "db-20260102T000000Z.tar.zst.partial"
+    directory.mkdir()
+    (target / "db-20260103T000000Z.tar.zst.partial").write_bytes(b"half")
+    assert backup.clean_partials(target, "db") == ["db-20260103T000000Z.tar.zst.partial"]
+    assert sorted(p.name for p in target.iterdir()) == [link.name, directory.name]
+    assert outside.read_text() == "not a partial\n"
+
+
+# --- what a refused restore names ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["refused", "homeless"])
+@pytest.mark.parametrize(
+    ("count", "more"),
+    [(1, ""), (5, ""), (6, " and 1 more"), (7, " and 2 more")],
+    ids=["one", "five-all-named", "six-one-more", "seven"],
+)
+def test_a_refused_restore_names_the_first_five_paths_then_how_many_more(
+    tmp_path: Path, kind: str, count: int, more: str
+) -> None:
+    """Members restore does not take ('..' in a name), or under no mounted volume: the
+    error names up to five, in the archive's order, then says how many more there are;
+    nothing is written."""
+    top = tmp_path / "src"
+    data = top / "data"
+    data.mkdir(parents=True)
+    (data / "keep.txt").write_text("the destination's\n")
+    prefix = str(top).lstrip("/")
+    bad = [f"data/../e{i}.txt" if kind == "refused" else f"other/o{i}.txt" for i in range(count)]
+    members = [(f"{prefix}/data/keep.txt", b"archived\n")]
+    name = handmade_archive(tmp_path / "backups", members + [(f"{prefix}/{m}", b"x") for m in bad])
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(tmp_path / "backups", name, [data])
+    named = ", ".join(f"{prefix}/{m}" if kind == "refused" else f"/{prefix}/{m}" for m in bad[:5])
+    what = (
+        "holds members restore does not take"
+        if kind == "refused"
+        else "holds paths under no volume mounted here"
+    )
+    assert str(failed.value) == f"{name} {what} (nothing restored): {named}{more}"
+    assert (data / "keep.txt").read_text() == "the destination's\n"
+    assert sorted(p.name for p in data.iterdir()) == ["keep.txt"]
+
+
+# --- a move into place that stops ---------------------------------------------------
+
+
+def test_a_move_failing_in_the_first_of_nested_volumes_names_the_untouched_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Volumes are moved into place the deepest first: a rename failing there stops the
+    restore; the error names that volume's staging directory (it holds the rest) and the
+    other volumes', not moved yet (the next deepest first) — which is where they are."""
+    data = build_tree(tmp_path / "src")
+    middle, inner = data / "sub", data / "sub" / "deeper"
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+
+    def fails(*_args: object, **_fds: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "rename", fails)
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(target, name, [data, inner, middle])
+    [inner_staging], [middle_staging], [outer_staging] = map(staging_left, (inner, middle, data))
+    assert str(failed.value) == (
+        "moving the restored tree into place failed: [Errno 5] Input/output error; "
+        f"{inner} holds a mix of old and restored entries; the rest of the restored tree "
+        f"is in {inner_staging}; not moved yet, those volumes untouched: "
+        f"{middle_staging}, {outer_staging}"
+    )
+    assert inner_staging.name == middle_staging.name == outer_staging.name
+    assert (middle_staging / "run.sh").is_file()
+    assert (outer_staging / "file.txt").is_file()
+
+
+def test_a_move_that_fails_after_every_entry_says_only_the_volume_itself_is_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every entry moved, then setting the volume directory's own times fails: the error
+    says every entry was moved and that directories' owner, mode and times are not all set;
+    no staging directory is left and the entries are the archive's."""
+    data = build_tree(tmp_path / "src")
+    before = snapshot(data)
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    (data / "file.txt").write_text("changed since\n")
+    real_utime = os.utime
+
+    def fails_on_the_volume(path: Any, *args: Any, **kwargs: Any) -> None:
+        if fd_path(path) == data:
+            raise OSError(1, "Operation not permitted")
+        real_utime(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", fails_on_the_volume)
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(target, name, [data])
+    assert str(failed.value) == (
+        "moving the restored tree into place failed: [Errno 1] Operation not permitted; "
+        f"{data} holds a mix of old and restored entries: every entry was moved, not every "
+        "directory's owner, mode and times set"
+    )
+    assert staging_left(data) == []
+    after = snapshot(data)
+    assert {rel: v for rel, v in after.items() if rel != "."} == {
+        rel: v for rel, v in before.items() if rel != "."
+    }
