@@ -4,6 +4,7 @@ temporary names a killed run leaves for the next one to clean."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,7 +100,15 @@ def test_stale_partial_names_that_are_not_regular_files_are_left_alone(tmp_path:
 # --- what a refused restore names ---------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["refused", "homeless"])
+WHAT = {
+    "dot-dot": ("holds members restore does not take", "{prefix}/data/../e{i}.txt"),
+    "absolute": ("holds members restore does not take", "/{prefix}/data/a{i}.txt"),
+    "homeless": ("holds paths under no volume mounted here", "{prefix}/other/o{i}.txt"),
+}
+"""Kinds of members a restore refuses: what the error says, and each member's name."""
+
+
+@pytest.mark.parametrize("kind", list(WHAT))
 @pytest.mark.parametrize(
     ("count", "more"),
     [(1, ""), (5, ""), (6, " and 1 more"), (7, " and 2 more")],
@@ -108,28 +117,42 @@ def test_stale_partial_names_that_are_not_regular_files_are_left_alone(tmp_path:
 def test_a_refused_restore_names_the_first_five_paths_then_how_many_more(
     tmp_path: Path, kind: str, count: int, more: str
 ) -> None:
-    """Members restore does not take ('..' in a name), or under no mounted volume: the
-    error names up to five, in the archive's order, then says how many more there are;
-    nothing is written."""
+    """Members restore does not take ('..' in a name, an absolute name), or under no
+    mounted volume: the error names up to five, in the archive's order (absolute, as
+    they would be written), then says how many more there are; nothing is written."""
     top = tmp_path / "src"
     data = top / "data"
     data.mkdir(parents=True)
     (data / "keep.txt").write_text("the destination's\n")
     prefix = str(top).lstrip("/")
-    bad = [f"data/../e{i}.txt" if kind == "refused" else f"other/o{i}.txt" for i in range(count)]
-    members = [(f"{prefix}/data/keep.txt", b"archived\n")]
-    name = handmade_archive(tmp_path / "backups", members + [(f"{prefix}/{m}", b"x") for m in bad])
+    what, pattern = WHAT[kind]
+    bad = [pattern.format(prefix=prefix, i=i) for i in range(count)]
+    members = [(f"{prefix}/data/keep.txt", b"archived\n")] + [(m, b"x") for m in bad]
+    name = handmade_archive(tmp_path / "backups", members)
     with pytest.raises(backup.ToolError) as failed:
         backup.restore(tmp_path / "backups", name, [data])
-    named = ", ".join(f"{prefix}/{m}" if kind == "refused" else f"/{prefix}/{m}" for m in bad[:5])
-    what = (
-        "holds members restore does not take"
-        if kind == "refused"
-        else "holds paths under no volume mounted here"
-    )
+    named = ", ".join(m if kind != "homeless" else f"/{m}" for m in bad[:5])
     assert str(failed.value) == f"{name} {what} (nothing restored): {named}{more}"
     assert (data / "keep.txt").read_text() == "the destination's\n"
     assert sorted(p.name for p in data.iterdir()) == ["keep.txt"]
+
+
+def test_a_merged_directory_gets_its_archived_mode_back_whatever_its_name_ends_with(
+    tmp_path: Path,
+) -> None:
+    """A directory of the archive that is still there is merged into, then given its
+    archived owner, mode and times — a mail directory INBOX as any other."""
+    data = tmp_path / "src" / "data"
+    (data / "INBOX").mkdir(parents=True)
+    (data / "INBOX" / "1").write_text("a mail\n")
+    (data / "INBOX").chmod(0o700)
+    before = snapshot(data)
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    (data / "INBOX").chmod(0o777)
+    os.utime(data / "INBOX", (0, 0))
+    backup.restore(target, name, [data])
+    assert snapshot(data) == before
 
 
 # --- a move into place that stops ---------------------------------------------------
@@ -195,3 +218,85 @@ def test_a_move_that_fails_after_every_entry_says_only_the_volume_itself_is_not_
     assert {rel: v for rel, v in after.items() if rel != "."} == {
         rel: v for rel, v in before.items() if rel != "."
     }
+
+
+# --- what verify and restore refuse to read -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "said"),
+    [
+        (None, "{target}/{name}: no such archive"),
+        ("", "{target}/{name}.sha256: no checksum for this archive (incomplete?)"),
+        ("absent", "{target}/{name}.sha256: no checksum for this archive (incomplete?)"),
+        ("0" * 64 + "  {name}\n", "{target}/{name}: checksum mismatch (expected {zeros}, got "),
+    ],
+    ids=["no-archive", "empty-checksum-file", "no-checksum-file", "mismatch"],
+)
+def test_verify_refuses_with_an_error_naming_the_file_at_fault(
+    tmp_path: Path, sidecar: str | None, said: str
+) -> None:
+    """No archive, no (or an empty) checksum file, a checksum that does not match: each a
+    ToolError naming the file at fault (and both digests for a mismatch)."""
+    target = tmp_path / "backups"
+    target.mkdir()
+    name = "db-20261128T120000Z.tar.zst"
+    if sidecar is not None:
+        (target / name).write_bytes(b"an archive")
+    if sidecar not in (None, "absent"):
+        (target / f"{name}.sha256").write_text(str(sidecar).format(name=name))
+    with pytest.raises(backup.ToolError) as failed:
+        backup.verify(target, name)
+    expected = said.format(target=target, name=name, zeros="0" * 64)
+    assert str(failed.value).startswith(expected)
+    if sidecar and sidecar != "absent":
+        digest = hashlib.sha256(b"an archive").hexdigest()
+        assert str(failed.value) == f"{expected}{digest})"
+
+
+def test_restore_refuses_an_archive_whose_name_has_no_known_suffix(tmp_path: Path) -> None:
+    """An archive named .tar.xz (checksum fine): nothing restored, the error names the
+    suffixes the tool reads."""
+    data = tmp_path / "data"
+    data.mkdir()
+    target = tmp_path / "backups"
+    target.mkdir()
+    name = "db-20261128T120000Z.tar.xz"
+    (target / name).write_bytes(b"xz data")
+    digest = hashlib.sha256(b"xz data").hexdigest()
+    (target / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(target, name, [data])
+    assert str(failed.value) == (
+        f"could not read {name} (nothing restored): "
+        f"{name}: not an archive name (.tar, .tar.zst or .tar.gz)"
+    )
+    assert list(data.iterdir()) == []
+
+
+CONTROLS = "".join(map(chr, range(1, 32)))
+"""Every character a path may hold that no path is likely to: \\x01 to \\x1f."""
+
+
+@pytest.mark.parametrize(
+    ("held", "delimiter"),
+    [("", "\x01"), ("\x01", "\x02"), (CONTROLS[1:], "\x01"), (CONTROLS[:-1], "\x1f")],
+    ids=["none-held", "first-held", "all-but-the-first-held", "all-but-the-last-held"],
+)
+def test_the_transform_is_delimited_by_a_control_character_no_volume_path_holds(
+    held: str, delimiter: str
+) -> None:
+    """tar's --transform expression is ``s<d>…<d>…<d>rhS`` with ``d`` the first of \\x01 to
+    \\x1f that none of the volumes' paths holds."""
+    mounts = [f"srv/a{held[: len(held) // 2]}", f"srv/b{held[len(held) // 2 :]}"]
+    expression = backup._transform(mounts, ".crontainer-restore-0")
+    assert expression[1] == delimiter
+    assert expression.count(delimiter) == 3
+    assert expression.endswith(f"{delimiter}rhS")
+
+
+def test_volume_paths_holding_every_control_character_are_a_clear_error() -> None:
+    """No delimiter left (a space is not one): refused, saying why."""
+    with pytest.raises(backup.ToolError) as failed:
+        backup._transform([f"srv/{CONTROLS}"], ".crontainer-restore-0")
+    assert str(failed.value) == "the volumes' paths leave no delimiter for tar's --transform"
