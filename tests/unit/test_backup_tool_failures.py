@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,20 +140,27 @@ def test_a_refused_restore_names_the_first_five_paths_then_how_many_more(
     assert sorted(p.name for p in data.iterdir()) == ["keep.txt"]
 
 
-def test_a_merged_directory_gets_its_archived_mode_back_whatever_its_name_ends_with(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "directory",
+    ["INBOX", "two\nlines", "tab\tand\\backslash", os.fsdecode(b"latin-1 caf\xe9 \x01")],
+    ids=["ends-with-X", "newline", "tab-backslash", "octal-escaped-bytes"],
+)
+def test_a_merged_directory_gets_its_archived_mode_back_whatever_its_name(
+    tmp_path: Path, directory: str
 ) -> None:
     """A directory of the archive that is still there is merged into, then given its
-    archived owner, mode and times — a mail directory INBOX as any other."""
+    archived owner, mode and times — whatever its name holds: a final X, characters tar
+    lists as C escapes (newline, tab, backslash) or as octal ones (bytes not UTF-8,
+    control characters)."""
     data = tmp_path / "src" / "data"
-    (data / "INBOX").mkdir(parents=True)
-    (data / "INBOX" / "1").write_text("a mail\n")
-    (data / "INBOX").chmod(0o700)
+    (data / directory).mkdir(parents=True)
+    (data / directory / "1").write_text("a mail\n")
+    (data / directory).chmod(0o700)
     before = snapshot(data)
     target = tmp_path / "backups"
     name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
-    (data / "INBOX").chmod(0o777)
-    os.utime(data / "INBOX", (0, 0))
+    (data / directory).chmod(0o777)
+    os.utime(data / directory, (0, 0))
     backup.restore(target, name, [data])
     assert snapshot(data) == before
 
@@ -300,3 +310,64 @@ def test_volume_paths_holding_every_control_character_are_a_clear_error() -> Non
     with pytest.raises(backup.ToolError) as failed:
         backup._transform([f"srv/{CONTROLS}"], ".crontainer-restore-0")
     assert str(failed.value) == "the volumes' paths leave no delimiter for tar's --transform"
+
+
+# --- staging directories ------------------------------------------------------------
+
+
+def test_a_staging_directory_is_private_and_named_with_16_hex_digits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging directory a stopped move leaves (here the archive holds only a file of
+    the volume, not the volume's own directory) is ``.crontainer-restore-`` and 16 hex
+    digits, mode 0700: nobody else reads the restored tree before it is in place."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file.txt").write_text("data\n")
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data / "file.txt"], "zstd", now=NOW)["archive"])
+
+    def fails(*_args: object, **_fds: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "rename", fails)
+    with pytest.raises(backup.ToolError):
+        backup.restore(target, name, [data])
+    [staging] = staging_left(data)
+    assert re.fullmatch(r"\.crontainer-restore-[0-9a-f]{16}", staging.name)
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("at", ["staging", "volume"])
+def test_a_volume_a_restore_cannot_write_into_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    """The staging directory cannot be made (a full disk), or the volume's directory cannot
+    be opened (gone): the error names the path and the reason; nothing is written."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    if at == "volume":
+        shutil.rmtree(data)
+        with pytest.raises(backup.ToolError) as failed:
+            backup.restore(target, name, [data])
+        assert str(failed.value) == f"cannot restore into {data}: No such file or directory"
+        assert not data.exists()
+        return
+    real_mkdir = os.mkdir
+
+    def full(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if path.startswith(backup.STAGING_PREFIX):
+            raise OSError(28, "No space left on device")
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    seen = snapshot(data)
+    monkeypatch.setattr(os, "mkdir", full)
+    with pytest.raises(backup.ToolError) as failed:
+        backup.restore(target, name, [data])
+    assert re.fullmatch(
+        rf"could not extract {re.escape(name)} \(nothing restored\): cannot make "
+        rf"{re.escape(str(data))}/\.crontainer-restore-[0-9a-f]{{16}}: No space left on device",
+        str(failed.value),
+    )
+    assert snapshot(data) == seen
