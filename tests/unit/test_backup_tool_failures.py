@@ -371,3 +371,26 @@ def test_a_volume_a_restore_cannot_write_into_is_an_error_naming_it(
         str(failed.value),
     )
     assert snapshot(data) == seen
+
+
+def test_a_staging_directory_that_cannot_be_removed_after_a_failed_extraction_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The extraction fails (a name the file system refuses) and removing the staging
+    directory fails too: the error is still the extraction's, and a diagnostic line names
+    the staging directory left behind and why."""
+    data = tmp_path / "src" / "data"
+    data.mkdir(parents=True)
+    prefix = str(data).lstrip("/")
+    target = tmp_path / "backups"
+    name = handmade_archive(target, [(f"{prefix}/a", b"a\n"), (f"{prefix}/{'x' * 300}", b"")])
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(shutil, "rmtree", refused)
+    with pytest.raises(backup.ToolError, match="File name too long"):
+        backup.restore(target, name, [data])
+    [staging] = staging_left(data)
+    said = f"could not remove the staging directory {staging}: [Errno 16] Device or resource busy"
+    assert capsys.readouterr().err.splitlines() == [f"backup: {said}"]
