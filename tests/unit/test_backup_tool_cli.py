@@ -396,3 +396,19 @@ def test_prune_measures_the_future_on_one_clock_for_the_report_and_the_deletions
     assert backup.prune("db", target, Retention(keep_last=1)) == ([], ahead)
     assert len(list(target.iterdir())) == 6
     assert (target / past).is_file()
+
+
+def test_every_missing_source_is_named_and_a_new_target_is_made_with_its_parents(
+    tmp_path: Path,
+) -> None:
+    """Two missing sources: the error names both, nothing written; with the sources there,
+    a target whose parents do not exist yet is made, parents included."""
+    target = tmp_path / "new" / "volume" / "backups"
+    missing = [tmp_path / "gone", tmp_path / "also-gone"]
+    with pytest.raises(backup.ToolError) as failed:
+        backup.create("db", target, missing, "zstd", now=CLOCK)
+    assert str(failed.value) == f"nothing to back up at {missing[0]}, {missing[1]}"
+    assert not (tmp_path / "new").exists()
+    made = backup.create("db", target, [small_tree(tmp_path)], "zstd", now=CLOCK)
+    assert sorted(p.name for p in target.iterdir()) == [MADE, f"{MADE}.sha256"]
+    assert made["archive"] == MADE
