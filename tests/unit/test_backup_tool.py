@@ -695,3 +695,17 @@ def test_the_restore_command_reports_its_result_on_the_control_channel(
     assert result["volumes"] == [str(into)]
     assert result["entries"] == len(before)
     assert isinstance(result["duration_s"], float)
+
+
+def test_a_volume_mounted_one_level_below_the_root_takes_its_members(tmp_path: Path) -> None:
+    """A volume at a top-level path (``/data``): the archive's ``data/…`` members belong to
+    it and are restored into it."""
+    root = tmp_path / "root"
+    into = root / "data"
+    into.mkdir(parents=True)
+    target = tmp_path / "backups"
+    name = handmade_archive(target, [("data/a.txt", b"a\n"), ("data/b.txt", b"b\n")])
+    result = backup.restore(target, name, [into], root=root)
+    assert (result["volumes"], result["entries"]) == ([str(into)], 2)
+    assert sorted(p.name for p in into.iterdir()) == ["a.txt", "b.txt"]
+    assert (into / "a.txt").read_bytes() == b"a\n"
