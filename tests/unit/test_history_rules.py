@@ -438,3 +438,20 @@ def test_updates_and_deletes_on_a_full_disk_do_not_end_the_outage(
     assert [e["event"] for e in logs] == ["history.write_failed"]
     assert history.runs("a")[0].container_id == "c0ffee"  # the update did work
     assert history.still_stopped() == []
+
+
+def test_marks_updated_on_a_full_disk_do_not_end_the_outage(
+    full_disk: tuple[History, list[MutableMapping[str, Any]]],
+) -> None:
+    """A run that ends, a fire that is remembered, while no row can be added: the job's
+    marks are updated in place, but the outage goes on (no history.write_recovered, the
+    write error stays for /healthz) until a row is added again."""
+    history, logs = full_disk
+    history.finish("r0", 1, status="succeeded", finished_at=at(5))
+    history.record_fire("a", at(60))
+    assert history.write_error == "database or disk is full"
+    assert [e["event"] for e in logs] == ["history.write_failed"]
+    marks = history.marks()["a"]
+    assert (marks.last_status, marks.last_success_at, marks.last_scheduled_at) == (
+        "succeeded", at(5), at(60),
+    )  # fmt: skip
