@@ -543,3 +543,19 @@ def test_a_crash_is_logged_with_its_fields_and_a_failing_log_does_not_stop_the_s
 )
 def test_a_target_is_shown_as_scheme_host_and_port_only(url: str, seen: str) -> None:
     assert shown(url) == seen
+
+
+@pytest.mark.parametrize("stop_at", [1, 2])
+def test_a_stop_during_the_retries_gives_up_saying_how_many_attempts_were_made(
+    wire: Wire, stop_at: int
+) -> None:
+    """The daemon stops while a notification waits for its next retry: it is given up at
+    once, notify.failed with the last error and the attempts actually made."""
+    wire.answers = [OSError("down")] * 5
+    notifier = make(_stopping=Stop(stop_at=stop_at))
+    with structlog.testing.capture_logs() as logs:
+        notifier.report(spec(retries=4, retry_delay=1), report("failed"))
+        notifier.close(5)
+    assert len(wire.sent) == stop_at
+    (failed,) = events(logs, "notify.failed")
+    assert (failed["attempts"], failed["error"]) == (stop_at, "down")
