@@ -455,3 +455,32 @@ def test_marks_updated_on_a_full_disk_do_not_end_the_outage(
     assert (marks.last_status, marks.last_success_at, marks.last_scheduled_at) == (
         "succeeded", at(5), at(60),
     )  # fmt: skip
+
+
+def test_a_refused_checkpoint_batch_is_logged_and_moves_nothing(tmp_path: Path) -> None:
+    """The shipping's checkpoints cannot be saved: history.write_failed with the error,
+    none moved (the next run ships those lines again); a batch that sets checkpoints
+    ends the outage, one that only forgets does not."""
+    History.open(tmp_path).close()
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, check_same_thread=False)
+    history = History(db)
+    history.save_checkpoints("a", {"f1": {"o": 1}}, [], at(1))
+    with structlog.testing.capture_logs() as logs:
+        db.execute("PRAGMA query_only = 1")
+        history.save_checkpoints("a", {"f2": {"o": 2}}, ["f1"], at(2))
+        assert history.write_error == "attempt to write a readonly database"
+        db.execute("PRAGMA query_only = 0")
+        history.save_checkpoints("a", {}, ["nothing"], at(3))
+        assert history.write_error is not None
+        history.save_checkpoints("a", {"f3": {"o": 3}}, [], at(4))
+        assert history.write_error is None
+    assert history.checkpoints("a") == {"f1": {"o": 1}, "f3": {"o": 3}}
+    assert events(logs, "history.write_failed", "history.write_recovered") == [
+        {
+            "event": "history.write_failed",
+            "log_level": "error",
+            "error": "attempt to write a readonly database",
+        },
+        {"event": "history.write_recovered", "log_level": "info", "failed_writes": 1},
+    ]
+    history.close()

@@ -559,3 +559,14 @@ def test_a_stop_during_the_retries_gives_up_saying_how_many_attempts_were_made(
     assert len(wire.sent) == stop_at
     (failed,) = events(logs, "notify.failed")
     assert (failed["attempts"], failed["error"]) == (stop_at, "down")
+
+
+def test_the_sender_never_holds_the_process_exit(wire: Wire) -> None:
+    """close(timeout) gives up on a hung receiver; the process must then be able to exit:
+    the one thread the notifier starts is a daemon thread."""
+    before = set(threading.enumerate())
+    notifier = make()
+    started = set(threading.enumerate()) - before
+    notifier.close(5)
+    assert started
+    assert all(thread.daemon for thread in started)
