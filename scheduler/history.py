@@ -220,7 +220,8 @@ class History:
         """Write; a failure is logged (``history.write_failed``, once per outage) and runs go
         on — unless the write is ``required`` (what a successor needs to undo an action):
         then HistoryError, and the action is not taken. Only a write that ``adds`` a row, and
-        did, ends an outage: an update or a delete can work on a full disk."""
+        did, ends an outage: an update or a delete can work on a full disk (so can an
+        upsert of a job's marks, which updates its row in place: ``adds=False``)."""
         try:
             with self._lock:
                 added = self._db.execute(sql, params).rowcount > 0
@@ -241,6 +242,7 @@ class History:
             "ON CONFLICT(name) DO UPDATE SET last_scheduled_at = "
             "max(coalesce(last_scheduled_at, ''), excluded.last_scheduled_at)",
             (job, _text(scheduled_at)),
+            adds=False,
         )
 
     def begin(
@@ -327,6 +329,7 @@ class History:
             "last_finished_at = excluded.last_finished_at, "
             "last_success_at = coalesce(excluded.last_success_at, last_success_at)",
             (status, _text(at), success, run_id),
+            adds=False,
         )
 
     def mark_stopped(self, run_id: str, container: str, at: datetime) -> None:

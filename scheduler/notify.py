@@ -207,20 +207,21 @@ class Notifier:
         spec, log = delivery.spec, get_logger()
         fields = {"job": delivery.job, "run_id": delivery.run_id, "kind": delivery.kind,
                   "target": shown(delivery.url)}  # fmt: skip
-        error = ""
+        error, made = "", 0
         for attempt in range(spec.retries + 1):
             if attempt:
                 delay = min(spec.retry_delay * 2 ** (attempt - 1), RETRY_DELAY_MAX_S)
                 if self._stopping.wait(delay):
-                    break
+                    break  # stopping: given up with the attempts made
+            made = attempt + 1
             try:
                 self._send(delivery)
             except Exception as e:  # whatever sending raised, this delivery failed
                 error = _error_text(e)
                 continue
-            log.info("notify.sent", attempts=attempt + 1, **fields)
+            log.info("notify.sent", attempts=made, **fields)
             return
-        log.warning("notify.failed", attempts=attempt + 1, error=error, **fields)
+        log.warning("notify.failed", attempts=made, error=error, **fields)
 
     def _send(self, delivery: _Delivery) -> None:
         headers = {"Content-Type": delivery.content_type, "User-Agent": "crontainer"}
