@@ -43,7 +43,7 @@ def test_an_interrupted_archive_kills_tar_and_the_compressor_and_leaves_no_file(
 
     monkeypatch.setattr(backup, "_Pipeline", Recorded)
     monkeypatch.setattr(backup, "_follow", interrupted)
-    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 5", "tar"])
+    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 600", "tar"])
     data = tmp_path / "data"
     data.mkdir()
     target = tmp_path / "backups"

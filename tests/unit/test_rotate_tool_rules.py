@@ -7,7 +7,6 @@ only what is not compressed, prunes by age exclusively, and prunes the compresse
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jobs.tools import rotate
+
+from .helpers import local_zone
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,12 +78,9 @@ def test_size_limits_are_inclusive(
 
 
 @pytest.fixture
-def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+def tokyo() -> Iterator[None]:
+    with local_zone("Asia/Tokyo"):
+        yield
 
 
 @pytest.mark.usefixtures("tokyo")
