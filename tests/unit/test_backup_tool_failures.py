@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from jobs.tools import backup
-from tests.unit.test_backup_tool import build_tree, handmade_archive, snapshot, staging_left
+
+from .helpers import build_tree, handmade_archive, snapshot, staging_left
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 

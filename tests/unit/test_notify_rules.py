@@ -22,9 +22,9 @@ from scheduler.logs import get_logger
 from scheduler.notify import ERROR_TEXT_MAX, PING_BODY_MAX, QUEUE_SIZE, Notifier, RunReport, shown
 
 from .fakes import FakeClock
+from .helpers import events
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
     from urllib.request import Request
 
 HOOK = "https://hooks.example.com/t/s3cret-path?token=s3cret"
@@ -111,10 +111,6 @@ def told(wire: Wire) -> list[tuple[str, str]]:
         for s in wire.sent
         if s.url == HOOK
     ]
-
-
-def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
-    return [e for e in logs if e["event"] == name]
 
 
 ALL_KINDS = ["failure", "success", "recovery", "missed"]

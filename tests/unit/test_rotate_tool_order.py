@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .test_rotate_tool_rules import STAMP, finish_now, quiet
+from .helpers import ROTATE_STAMP as STAMP
+from .helpers import finish_now, quiet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -26,6 +26,7 @@ from scheduler.status import Health
 from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
+from .helpers import events
 
 SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -190,10 +191,6 @@ def test_runs_beyond_the_global_cap_wait_and_are_cancellable(tmp_path: Path) -> 
 
 
 CAPTURE = [structlog.contextvars.merge_contextvars]
-
-
-def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
-    return [e for e in logs if e["event"] == name]
 
 
 def overlapping(

@@ -19,7 +19,7 @@ from scheduler.runner import Runner
 from scheduler.settings import JobEntry, load_config
 
 from .fakes import FakeClock, FakeEngine
-from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config
+from .helpers import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config
 
 NOW = SCHEDULED + timedelta(minutes=5)
 

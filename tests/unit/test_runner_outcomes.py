@@ -25,7 +25,7 @@ from scheduler.settings import JobEntry, load_config
 from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
-from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config, row
+from .helpers import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config, row
 
 
 def run_one(runner: Runner, entry: JobEntry, at: datetime = SCHEDULED) -> tuple[str, Logs]:

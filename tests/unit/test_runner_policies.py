@@ -5,91 +5,32 @@ hook and the notification."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
 
-from jobs.base import NotifySpec
 from scheduler.clock import SystemClock
 from scheduler.engine import ExitStatus
-from scheduler.history import History, RunRecord
 from scheduler.notify import RunReport
 from scheduler.runner import Dispatched, Runner
-from scheduler.settings import Config, load_config
+from scheduler.settings import Config
 from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
-
-SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-CAPTURE = [structlog.contextvars.merge_contextvars]
-Logs = list[MutableMapping[str, Any]]
-
-
-def make_config(tmp_path: Path, job: str = "", daemon: str = "", jobs: str = "") -> Config:
-    path = tmp_path / "c.toml"
-    path.write_text(
-        f'[daemon]\nname = "d1"\nstate_dir = "{tmp_path}/state"\n{daemon}\n'
-        '[jobs.j]\nkind = "run"\nimage = "img:1"\nschedule = "@daily"\n'
-        f'timeout = "10m"\nstop_grace = "3s"\n{job}\n{jobs}'
-    )
-    return load_config(path, {})
-
-
-class Heard:
-    """What the metrics hook (on_ended) and the notifications hook (on_report) heard."""
-
-    def __init__(self) -> None:
-        self.ended: list[tuple[str, str, datetime, float | None]] = []
-        self.reports: list[tuple[NotifySpec | None, RunReport]] = []
-
-    def on_ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
-        self.ended.append((job, status, at, duration))
-
-    def on_report(self, spec: NotifySpec | None, report: RunReport) -> None:
-        self.reports.append((spec, report))
-
-
-def make_runner(config: Config, engine: FakeEngine, heard: Heard) -> Runner:
-    return Runner(
-        engine,
-        config.daemon,
-        engine.clock,
-        "ops:1",
-        History.open(config.daemon.state_dir),
-        on_ended=heard.on_ended,
-        on_report=heard.on_report,
-    )
-
-
-def events(logs: Logs, name: str) -> Logs:
-    return [e for e in logs if e["event"] == name]
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) for a condition another thread makes true."""
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
-
-
-def ended(runner: Runner) -> None:
-    """Every run has left the runner (checked on real time: join's own clock may be a fake
-    one that never moves), and join agrees."""
-    wait_for(lambda: runner.active() == 0)
-    assert runner.join(10)
-
-
-def row(runner: Runner, run_id: str) -> RunRecord:
-    rows = [r for r in runner._history.runs("j") if r.run_id == run_id]
-    assert len(rows) == 1, rows
-    return rows[0]
-
+from .helpers import (
+    CAPTURE,
+    SCHEDULED,
+    Heard,
+    Logs,
+    ended,
+    events,
+    make_config,
+    make_runner,
+    row,
+    wait_for,
+)
 
 # --- runs that never start: one row, one event, one metric, one report --------------------
 
