@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 from jobs.tools import logship
+from tests.control import result_of
 from tests.receiver import PostReceiver, serving
 
 if TYPE_CHECKING:
@@ -679,6 +680,6 @@ def test_the_tool_exits_when_done_while_the_daemon_still_holds_its_stdin(tmp_pat
             tool.kill()
             tool.wait()
     assert code == 0
-    assert tool.stderr.read().splitlines()[-1].startswith(b'@crontainer {"result":{"lines":1,')
+    assert result_of(tool.stderr.read().decode().splitlines()[-1])["lines"] == 1  # the last line
     tool.stderr.close()
     assert [json.loads(x)["line"] for x in out.read_text().splitlines()] == ["hi"]
