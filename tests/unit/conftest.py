@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .helpers import close_histories
+
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 
@@ -16,3 +19,10 @@ def logs(tmp_path: Path) -> Path:
     directory = tmp_path / "logs"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture(autouse=True)
+def _close_histories() -> Iterator[None]:
+    """Histories the runner helpers opened are closed after each test."""
+    yield
+    close_histories()

@@ -11,6 +11,7 @@ import stat
 import tarfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from jobs.base import NotifySpec
+    from scheduler.clock import Clock
     from scheduler.notify import RunReport
 
     from .fakes import FakeEngine
@@ -99,16 +101,51 @@ class Heard:
         self.reports.append((spec, report))
 
 
-def make_runner(config: Config, engine: FakeEngine, heard: Heard) -> Runner:
-    return Runner(
+_opened: list[History] = []
+_history_of: weakref.WeakKeyDictionary[Runner, History] = weakref.WeakKeyDictionary()
+
+
+def open_history(config: Config) -> History:
+    """The daemon's history in ``config``'s state_dir; closed after the test (the
+    ``close_histories`` fixture in conftest.py)."""
+    history = History.open(config.daemon.state_dir)
+    _opened.append(history)
+    return history
+
+
+def close_histories() -> None:
+    """Close every history open_history opened."""
+    while _opened:
+        _opened.pop().close()
+
+
+def make_runner(
+    config: Config,
+    engine: FakeEngine,
+    heard: Heard,
+    clock: Clock | None = None,
+    history: History | None = None,
+) -> Runner:
+    """A runner on ``engine``'s clock (or ``clock``) and a history of its own (or
+    ``history``), its hooks telling ``heard``; ``history_of`` gives the history back."""
+    if history is None:
+        history = open_history(config)
+    runner = Runner(
         engine,
         config.daemon,
-        engine.clock,
+        engine.clock if clock is None else clock,
         "ops:1",
-        History.open(config.daemon.state_dir),
+        history,
         on_ended=heard.on_ended,
         on_report=heard.on_report,
     )
+    _history_of[runner] = history
+    return runner
+
+
+def history_of(runner: Runner) -> History:
+    """The history make_runner gave ``runner``."""
+    return _history_of[runner]
 
 
 def ended(runner: Runner) -> None:
@@ -119,7 +156,7 @@ def ended(runner: Runner) -> None:
 
 
 def row(runner: Runner, run_id: str) -> RunRecord:
-    rows = [r for r in runner._history.runs("j") if r.run_id == run_id]
+    rows = [r for r in history_of(runner).runs("j") if r.run_id == run_id]
     assert len(rows) == 1, rows
     return rows[0]
 

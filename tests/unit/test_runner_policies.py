@@ -26,6 +26,7 @@ from .helpers import (
     Logs,
     ended,
     events,
+    history_of,
     make_config,
     make_runner,
     row,
@@ -179,7 +180,7 @@ def test_missed_runs_keep_only_the_newest_history_limit_rows(tmp_path: Path) -> 
     config = make_config(tmp_path, "history_limit = 2")
     engine, heard = FakeEngine(FakeClock()), Heard()
     runner = make_runner(config, engine, heard)
-    runner._history.record(
+    history_of(runner).record(
         "other", "k", "schedule", SCHEDULED, status="missed", at=SCHEDULED, reason="x"
     )
     runner.set_engine_down("down")
@@ -187,8 +188,8 @@ def test_missed_runs_keep_only_the_newest_history_limit_rows(tmp_path: Path) -> 
     for n in range(3):
         ids.append(runner.dispatch(config.jobs["j"], SCHEDULED + timedelta(minutes=n)).run_id)
         engine.clock.advance(60)
-    assert sorted(r.run_id for r in runner._history.runs("j")) == sorted(ids[1:])
-    assert [r.run_id for r in runner._history.runs("k")] == ["other"]
+    assert sorted(r.run_id for r in history_of(runner).runs("j")) == sorted(ids[1:])
+    assert [r.run_id for r in history_of(runner).runs("k")] == ["other"]
 
 
 @pytest.mark.parametrize(
@@ -206,8 +207,8 @@ def test_only_scheduled_times_are_remembered_for_catch_up(
     runner = make_runner(config, engine, heard)
     runner.set_engine_down("down")  # recorded at once, no thread
     assert runner.submit(config.jobs["j"], SCHEDULED, trigger=trigger) is None
-    assert [r.trigger for r in runner._history.runs("j")] == [trigger]
-    marks = runner._history.marks()["j"]
+    assert [r.trigger for r in history_of(runner).runs("j")] == [trigger]
+    marks = history_of(runner).marks()["j"]
     assert marks.last_scheduled_at == (SCHEDULED if remembered else None)
 
 
@@ -223,7 +224,7 @@ def test_a_run_submitted_without_a_trigger_is_a_scheduled_one(tmp_path: Path) ->
     assert [e["trigger"] for e in events(logs, "run.started")] == ["schedule"]
     assert row(runner, run_id).trigger == "schedule"
     assert [r.trigger for _, r in heard.reports] == ["schedule", "schedule"]
-    assert runner._history.marks()["j"].last_scheduled_at == SCHEDULED
+    assert history_of(runner).marks()["j"].last_scheduled_at == SCHEDULED
 
 
 def test_running_by_job_counts_runs_in_flight_per_job(tmp_path: Path) -> None:
@@ -416,10 +417,9 @@ def test_join_gives_up_when_its_timeout_has_passed(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     config = make_config(tmp_path / "b")
     blocked = FakeEngine(FakeClock(), exit_status=None, blocking=True)
-    runner = make_runner(config, blocked, Heard())
+    runner = make_runner(config, blocked, Heard(), SystemClock())
     runner.submit(config.jobs["j"], SCHEDULED)
     wait_for(lambda: "wait" in blocked.names())
-    runner._clock = SystemClock()
     assert runner.join(0.2) is False  # still blocked: the timeout passed first
     runner.cancel_all()
     assert runner.join(10) is True
