@@ -26,7 +26,7 @@ from scheduler.status import Health
 from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
-from .helpers import events
+from .helpers import events, open_history
 
 SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -47,7 +47,7 @@ def config(tmp_path: Path) -> Config:
 
 
 def make_runner(config: Config, engine: FakeEngine, clock: Clock | None = None) -> Runner:
-    history = History.open(config.daemon.state_dir)
+    history = open_history(config)  # closed after the test
     return Runner(engine, config.daemon, clock or engine.clock, "ops:1", history)
 
 
