@@ -237,7 +237,7 @@ def _stale_partials(live: Path, now: float) -> list[Path]:
 def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
     """``live``'s rotated files (regular files of the exact pattern), newest first: by their
     time, then, within one second, in the order they were made ('', '-1', '-2' … '-10',
-    whatever the extension)."""
+    whatever the extension), then by name (twins of one stamp and N)."""
     return sorted(
         (
             (stamp, p)
@@ -249,9 +249,12 @@ def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
     )
 
 
-def _made_order(item: tuple[datetime, Path]) -> tuple[datetime, int]:
+def _made_order(item: tuple[datetime, Path]) -> tuple[datetime, int, str]:
+    """By time, then by '-N', then by name: a plain file and its compressed twin of the same
+    stamp and N (a crash between compressing and unlinking, or '.gz' beside '.zst') get an
+    order that does not depend on the directory's listing order."""
     match = _ROTATED.match(item[1].name)
-    return item[0], int(match["n"] or 0) if match is not None else 0
+    return item[0], int(match["n"] or 0) if match is not None else 0, item[1].name
 
 
 def finish(

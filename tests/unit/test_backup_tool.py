@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
-import stat
 import subprocess
-import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,60 +16,9 @@ from jobs.retention import SUFFIXES
 from jobs.tools import backup
 from tests.control import result_of
 
+from .helpers import build_tree, handmade_archive, snapshot, staging_left
+
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
-
-
-def build_tree(root: Path) -> Path:
-    """Every case a backup must keep: owners, modes, links, empty dirs, odd names."""
-    data = root / "data"
-    (data / "sub" / "deeper").mkdir(parents=True)
-    (data / "empty").mkdir()
-    big = data / "file.txt"
-    big.write_bytes(b"hello backup\n" * 50_000)
-    big.chmod(0o640)
-    os.chown(big, 1234, 5678)
-    os.chown(data / "sub", 42, 43)
-    (data / "sub").chmod(0o750)
-    script = data / "sub" / "run.sh"
-    script.write_text("#!/bin/sh\necho hi\n")
-    script.chmod(0o4755)  # setuid bit too
-    (data / "link").symlink_to("file.txt")
-    (data / "dangling").symlink_to("/nowhere/at/all")
-    os.link(big, data / "hard")
-    (data / "café ☃ naïve.txt").write_text("ünïcödé\n")
-    (data / "two\nlines \\ back.txt").write_text("a name with a newline and a backslash\n")
-    (data / "sub" / "deeper" / ("long-" * 45 + ".dat")).write_bytes(os.urandom(4096))
-    (data / os.fsdecode(b"not utf-8 \xff, ctl \x01, [*].txt")).write_text("odd bytes\n")
-    # a relative link whose target reads like the archive's own member names
-    (data / "like-a-member").symlink_to(str(data).lstrip("/") + "/file.txt")
-    return data
-
-
-def snapshot(top: Path) -> dict[str, tuple[object, ...]]:
-    """Path → (type, mode, uid, gid, content or link target, hard-link group, mtime in
-    seconds: what archives keep)."""
-    seen_inodes: dict[int, str] = {}
-    result: dict[str, tuple[object, ...]] = {}
-    for path in sorted([top, *top.rglob("*")]):
-        info = path.lstat()
-        rel = str(path.relative_to(top))
-        if stat.S_ISLNK(info.st_mode):
-            body: object = str(path.readlink())
-        elif stat.S_ISREG(info.st_mode):
-            body = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            body = None
-        group = seen_inodes.setdefault(info.st_ino, rel) if stat.S_ISREG(info.st_mode) else None
-        result[rel] = (
-            stat.S_IFMT(info.st_mode),
-            stat.S_IMODE(info.st_mode),
-            info.st_uid,
-            info.st_gid,
-            body,
-            group,
-            int(info.st_mtime),
-        )
-    return result
 
 
 def volume(root: Path, source: Path) -> Path:
@@ -81,11 +27,6 @@ def volume(root: Path, source: Path) -> Path:
     into = root / str(source).lstrip("/")
     into.mkdir(parents=True)
     return into
-
-
-def staging_left(*volumes: Path) -> list[Path]:
-    """Staging directories of a restore left in these volumes."""
-    return [p for v in volumes for p in v.glob(backup.STAGING_PREFIX + "*")]
 
 
 @pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
@@ -516,21 +457,6 @@ def test_a_truncated_archive_leaves_the_destination_unchanged(tmp_path: Path) ->
     assert "Unexpected EOF" in str(failed.value)
     assert full_listing(data) == seen
     assert staging_left(data) == []
-
-
-def handmade_archive(target: Path, members: list[tuple[str, bytes]]) -> str:
-    """An uncompressed archive of these (name, content) files, with its checksum, made
-    by Python's tarfile (so it can hold what GNU tar never writes from a real tree)."""
-    target.mkdir(exist_ok=True)
-    name = "db-20261128T120000Z.tar"
-    with tarfile.open(target / name, "w", format=tarfile.GNU_FORMAT) as tar:
-        for member, body in members:
-            info = tarfile.TarInfo(member)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    digest = hashlib.sha256((target / name).read_bytes()).hexdigest()
-    (target / f"{name}.sha256").write_text(f"{digest}  {name}\n")
-    return name
 
 
 def test_an_extraction_failing_part_way_leaves_the_destination_unchanged(

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from jobs.tools import backup
-from tests.unit.test_backup_tool import build_tree, handmade_archive, snapshot, staging_left
+
+from .helpers import build_tree, handmade_archive, snapshot, staging_left
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -43,7 +44,7 @@ def test_an_interrupted_archive_kills_tar_and_the_compressor_and_leaves_no_file(
 
     monkeypatch.setattr(backup, "_Pipeline", Recorded)
     monkeypatch.setattr(backup, "_follow", interrupted)
-    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 5", "tar"])
+    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 600", "tar"])
     data = tmp_path / "data"
     data.mkdir()
     target = tmp_path / "backups"

@@ -4,10 +4,8 @@ events (history.write_failed once, history.write_recovered only when a row is ad
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,8 @@ from scheduler.history import (
     History,
     HistoryError,
 )
+
+from .helpers import events, local_zone
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping
@@ -43,10 +43,6 @@ def raw(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
-def events(logs: list[MutableMapping[str, Any]], *names: str) -> list[MutableMapping[str, Any]]:
-    return [e for e in logs if e["event"] in names]
-
-
 @pytest.fixture
 def history(tmp_path: Path) -> Iterator[History]:
     made = History.open(tmp_path)
@@ -57,15 +53,8 @@ def history(tmp_path: Path) -> Iterator[History]:
 @pytest.fixture
 def host_zone() -> Iterator[None]:
     """The host's local zone is not UTC (it must not matter)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    yield
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
+    with local_zone("America/New_York"):
+        yield
 
 
 # --- what is stored -------------------------------------------------------------
@@ -332,7 +321,8 @@ def test_the_daemons_threads_share_one_history(history: History) -> None:
 
     thread = threading.Thread(target=write)
     thread.start()
-    thread.join()
+    thread.join(10)
+    assert not thread.is_alive()
     assert errors == []
     assert history.write_error is None
     assert [r.run_id for r in history.runs()] == ["t1"]
@@ -418,6 +408,7 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[History, list[MutableMapping[str
         number = 0
         while history.write_error is None:
             number += 1
+            assert number < 100_000, "max_page_count never made a write fail"
             history.begin(f"x{number}", 1, "b", trigger="schedule", scheduled_at=T0,
                           started_at=T0)  # fmt: skip
         assert history.write_error == "database or disk is full"

@@ -17,64 +17,10 @@ import pytest
 from jobs.tools import logship
 from tests.receiver import PostReceiver, garbage_server, serving
 
+from .helpers import Daemon, append, file_sink, lines_of, numbers
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-
-class Daemon:
-    """What the daemon does with the tool's control lines: keep the checkpoints."""
-
-    def __init__(self) -> None:
-        self.checkpoints: dict[str, dict[str, Any]] = {}
-        self.reports: list[dict[str, Any]] = []
-
-    def apply(self, message: dict[str, Any]) -> None:
-        self.reports.append(message)
-        for source in message.get("forget", []):
-            self.checkpoints.pop(source, None)
-        self.checkpoints.update(message.get("checkpoint", {}))
-
-    def ship(
-        self,
-        sink: dict[str, Any],
-        paths: list[str],
-        records: list[dict[str, Any]] | None = None,
-        gone: threading.Event | None = None,
-        **limits: int,
-    ) -> dict[str, object]:
-        request = {"job": "ship", "host": "box", "sink": sink, "paths": paths, **limits}
-        request["checkpoints"] = json.loads(json.dumps(self.checkpoints))
-        return logship.run(request, records or [], self.apply, gone)
-
-
-def lines_of(sink_file: Path) -> list[dict[str, Any]]:
-    if not sink_file.exists():
-        return []
-    return [json.loads(line) for line in sink_file.read_text().splitlines()]
-
-
-def numbers(records: list[dict[str, Any]]) -> list[int]:
-    return [int(str(r["line"]).split()[-1]) for r in records]
-
-
-def append(path: Path, first: int, last: int, *, newline_at_end: bool = True) -> None:
-    text = "".join(f"line {i}\n" for i in range(first, last + 1))
-    if not newline_at_end:
-        text = text[:-1]
-    with path.open("a") as f:
-        f.write(text)
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    return directory
-
-
-def file_sink(tmp_path: Path) -> tuple[dict[str, Any], Path]:
-    out = tmp_path / "sink" / "out.ndjson"
-    return {"type": "file", "path": str(out)}, out
 
 
 def test_records_carry_time_source_host_job_and_line(tmp_path: Path, logs: Path) -> None:

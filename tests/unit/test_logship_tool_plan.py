@@ -13,16 +13,10 @@ from typing import Any
 import pytest
 
 from jobs.tools import logship
-from tests.unit.test_logship_tool import Daemon, append, file_sink, lines_of, numbers
+
+from .helpers import Daemon, append, file_sink, lines_of, numbers
 
 T = "2026-11-28T12:00:00.000000Z"
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    return directory
 
 
 def shipped(tmp_path: Path, pattern: str, daemon: Daemon | None = None) -> Daemon:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 from jobs.tools import logship
+from tests.control import result_of
 from tests.receiver import PostReceiver, serving
 
 if TYPE_CHECKING:
@@ -54,12 +55,27 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-def closed_port() -> int:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = int(closed.getsockname()[1])
-    closed.close()
-    return port
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A TCP port that refuses connections for the whole test: bound, never listening (so
+    no other process can take it meanwhile)."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield int(bound.getsockname()[1])
+
+
+@pytest.fixture
+def udp6() -> Iterator[socket.socket]:
+    """A UDP socket on the IPv6 loopback. This machine kind has one: its absence is a
+    failure, not a skip."""
+    server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        server.bind(("::1", 0))
+    except OSError as e:
+        server.close()
+        pytest.fail(f"no IPv6 loopback: cannot bind UDP on [::1] ({e})")
+    with server:
+        yield server
 
 
 # --- redaction and the NDJSON record -------------------------------------------------
@@ -295,10 +311,10 @@ def test_http_request_url_basic_auth_and_timeout(
     assert used_timeout == timeout
 
 
-def test_http_errors_say_what_failed(clock: Clock) -> None:
+def test_http_errors_say_what_failed(clock: Clock, refusing_port: int) -> None:
     """A refused connection gives its reason; a receiver that never answers fails after the
     sink's timeout as ``timed out``."""
-    port = closed_port()
+    port = refusing_port
     sink = logship.make_sink(
         {"type": "http", "url": f"http://127.0.0.1:{port}/", "retries": 0}, "h", "j"
     )
@@ -386,17 +402,14 @@ def test_syslog_facility_severity_and_app_name(udp: socket.socket) -> None:
     assert message.split(" ")[:4] == [f"<{16 * 8 + 3}>1", T, "box", "ap" + "x" * 46]
 
 
-def test_syslog_over_ipv6() -> None:
-    server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    server.bind(("::1", 0))  # this machine kind has an IPv6 loopback: no skip, a failure
-    server.settimeout(5)
+def test_syslog_over_ipv6(udp6: socket.socket) -> None:
+    udp6.settimeout(5)
     sink = logship.make_sink(
-        {"type": "syslog", "address": f"udp://[::1]:{server.getsockname()[1]}"}, "h", "j"
+        {"type": "syslog", "address": f"udp://[::1]:{udp6.getsockname()[1]}"}, "h", "j"
     )
     sink.send([(T, "s", "over six", None)])
     sink.close()
-    assert server.recv(65535).endswith(b"] over six")
-    server.close()
+    assert udp6.recv(65535).endswith(b"] over six")
 
 
 def test_a_syslog_address_without_a_port_is_named() -> None:
@@ -432,9 +445,9 @@ def test_syslog_udp_keeps_to_udp_rate(
     [({}, 4, [1.0, 2.0, 4.0]), ({"retries": 1, "retry_delay": 0.25}, 2, [0.25])],
 )
 def test_a_syslog_receiver_that_is_down(
-    clock: Clock, config: dict[str, Any], attempts: int, waits: list[float]
+    clock: Clock, refusing_port: int, config: dict[str, Any], attempts: int, waits: list[float]
 ) -> None:
-    port = closed_port()
+    port = refusing_port
     sink = logship.make_sink(
         {"type": "syslog", "address": f"tcp://127.0.0.1:{port}", **config}, "h", "j"
     )
@@ -475,17 +488,21 @@ def test_a_udp_send_refused_closes_and_the_next_attempt_connects_again(
 ) -> None:
     """No receiver yet: the second datagram is refused (ICMP), the attempt fails with that
     reason; the receiver is up for the retry, which connects again and delivers."""
-    port = closed_port()
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.settimeout(5)
-    clock.on_sleep.append(lambda: server.bind(("127.0.0.1", port)))
-    sink = logship.make_sink(
-        {"type": "syslog", "address": f"udp://127.0.0.1:{port}", "udp_rate": 0}, "h", "j"
-    )
-    sink.send([(T, "s", "one", None), (T, "s", "two", None)])
-    sink.close()
-    assert [server.recv(65535).decode().rsplit(" ", 1)[1] for _ in range(2)] == ["one", "two"]
-    server.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reserved:
+        reserved.bind(("127.0.0.1", 0))  # the port is held until right before the send
+        port = int(reserved.getsockname()[1])
+        sink = logship.make_sink(
+            {"type": "syslog", "address": f"udp://127.0.0.1:{port}", "udp_rate": 0}, "h", "j"
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.settimeout(5)
+        clock.on_sleep.append(lambda: server.bind(("127.0.0.1", port)))
+        sink.send([(T, "s", "one", None), (T, "s", "two", None)])
+        sink.close()
+        assert [server.recv(65535).decode().rsplit(" ", 1)[1] for _ in range(2)] == [
+            "one",
+            "two",
+        ]
     assert capsys.readouterr().err.splitlines() == [
         f"logship: syslog sink udp://127.0.0.1:{port}: [Errno 111] Connection refused (attempt 1)"
     ]
@@ -552,11 +569,16 @@ def run_main(monkeypatch: pytest.MonkeyPatch, data: bytes, *, eof: bool = False)
     if eof:
         stdin.close()
     monkeypatch.setattr("sys.stdin", stdin)
+    before = set(threading.enumerate())
     try:
         return logship.main()
     finally:
         if not eof:
             stdin.close()  # the daemon lets go of stdin once the tool is done
+        for reader in set(threading.enumerate()) - before:
+            reader.join(10)  # the feed's reader sees EOF and ends
+            assert not reader.is_alive()
+        os.close(stdin.read_end)
 
 
 @pytest.mark.parametrize("data", [b"not json\n", b""])
@@ -658,6 +680,6 @@ def test_the_tool_exits_when_done_while_the_daemon_still_holds_its_stdin(tmp_pat
             tool.kill()
             tool.wait()
     assert code == 0
-    assert tool.stderr.read().splitlines()[-1].startswith(b'@crontainer {"result":{"lines":1,')
+    assert result_of(tool.stderr.read().decode().splitlines()[-1])["lines"] == 1  # the last line
     tool.stderr.close()
     assert [json.loads(x)["line"] for x in out.read_text().splitlines()] == ["hi"]

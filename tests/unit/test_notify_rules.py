@@ -22,9 +22,9 @@ from scheduler.logs import get_logger
 from scheduler.notify import ERROR_TEXT_MAX, PING_BODY_MAX, QUEUE_SIZE, Notifier, RunReport, shown
 
 from .fakes import FakeClock
+from .helpers import events
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
     from urllib.request import Request
 
 HOOK = "https://hooks.example.com/t/s3cret-path?token=s3cret"
@@ -113,10 +113,6 @@ def told(wire: Wire) -> list[tuple[str, str]]:
     ]
 
 
-def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
-    return [e for e in logs if e["event"] == name]
-
-
 ALL_KINDS = ["failure", "success", "recovery", "missed"]
 
 
@@ -152,7 +148,7 @@ def test_which_outcomes_the_webhook_is_told(
     notifier = make()
     for number, status in enumerate(statuses, start=1):
         notifier.report(spec(on=ALL_KINDS), report(status, f"r{number}"))
-    notifier.close(5)
+    notifier.close(30)
     assert told(wire) == expected
 
 
@@ -162,7 +158,7 @@ def test_recovery_follows_a_failure_seeded_from_the_history(wire: Wire) -> None:
     notifier = make(last_status={"db": "failed", "other": "succeeded"})
     notifier.report(spec(on=["recovery"]), report("succeeded", "r1"))
     notifier.report(spec(on=["recovery"]), report("succeeded", "r2", job="other"))
-    notifier.close(5)
+    notifier.close(30)
     assert told(wire) == [("r1", "recovery")]
 
 
@@ -171,7 +167,7 @@ def test_only_the_kinds_in_on_are_told(wire: Wire) -> None:
     notifier.report(spec(on=["missed"]), report("failed", "r1"))
     notifier.report(spec(on=["missed"]), report("missed", "r2"))
     notifier.report(spec(on=["missed"]), report("succeeded", "r3"))
-    notifier.close(5)
+    notifier.close(30)
     assert told(wire) == [("r2", "missed")]
 
 
@@ -193,7 +189,7 @@ def test_the_webhook_request_and_its_payload(wire: Wire) -> None:
             trigger="schedule",
         ),
     )
-    notifier.close(5)
+    notifier.close(30)
     (sent,) = wire.sent
     assert (sent.url, sent.method, sent.timeout) == (HOOK, "POST", 7)
     assert sent.headers == {"Content-type": "application/json", "User-agent": "crontainer"}
@@ -247,7 +243,7 @@ def test_pings_url_and_body(
     notifier = make()
     with structlog.testing.capture_logs() as logs:
         notifier.report(NotifySpec(ping=ping, on=["success"]), report(status, **keys))
-        notifier.close(5)
+        notifier.close(30)
     (sent,) = wire.sent
     assert (sent.url, sent.method, sent.body) == (url, "POST", body)
     assert sent.headers == {"Content-type": "text/plain", "User-agent": "crontainer"}
@@ -267,7 +263,7 @@ def test_no_ping_for_a_skipped_or_cancelled_run(wire: Wire) -> None:
     notifier = make()
     notifier.report(NotifySpec(ping=PING), report("skipped", "r1"))
     notifier.report(NotifySpec(ping=PING), report("cancelled", "r2"))
-    notifier.close(5)
+    notifier.close(30)
     assert wire.sent == []
 
 
@@ -278,7 +274,7 @@ def test_a_failure_pings_body_is_cut_at_its_limit(wire: Wire, size: int, kept: i
     notifier = make()
     error = "".join(str(i % 10) for i in range(size))
     notifier.report(NotifySpec(ping=PING), report("failed", error=error))
-    notifier.close(5)
+    notifier.close(30)
     (sent,) = wire.sent
     assert sent.body == error.encode()[:kept]
 
@@ -291,7 +287,7 @@ def test_the_webhook_headers_are_sent_the_pings_get_none(
     notifier = make()
     hooks = spec(ping=PING, headers={"Authorization": {"env": "HOOK_TOKEN"}, "X-A": "b"})
     notifier.report(hooks, report("failed"))
-    notifier.close(5)
+    notifier.close(30)
     by_url = {s.url: s.headers for s in wire.sent}
     assert by_url[HOOK]["Authorization"] == "Bearer t0ken"
     assert by_url[HOOK]["X-a"] == "b"
@@ -303,7 +299,7 @@ def test_a_missing_secret_header_fails_naming_the_header(wire: Wire) -> None:
     hooks = spec(retries=0, headers={"Authorization": {"env": "CRONTAINER_TEST_UNSET"}})
     with structlog.testing.capture_logs() as logs:
         notifier.report(hooks, report("failed"))
-        notifier.close(5)
+        notifier.close(30)
     assert wire.sent == []
     (failed,) = events(logs, "notify.failed")
     assert failed["error"] == (
@@ -317,7 +313,7 @@ def test_sent_and_failed_events_carry_their_fields(wire: Wire) -> None:
     with structlog.testing.capture_logs() as logs:
         notifier.report(spec(retries=0), report("failed", "r1"))
         notifier.report(spec(retries=0), report("missed", "r2", job="web"))
-        notifier.close(5)
+        notifier.close(30)
     assert events(logs, "notify.sent") == [
         {
             "event": "notify.sent",
@@ -359,7 +355,7 @@ def test_cooldown_per_job_and_kind_and_its_exact_end(wire: Wire) -> None:
         clock.advance(0.5)
         notifier.report(hooks, report("failed", "r5"))  # 600 s after r1: sent
         notifier.report(hooks, report("failed", "r6"))  # and a new cooldown starts
-        notifier.close(5)
+        notifier.close(30)
     assert told(wire) == [("r1", "failure"), ("r2", "missed"), ("r3", "failure"), ("r5", "failure")]
     assert events(logs, "notify.suppressed") == [
         {
@@ -381,7 +377,7 @@ def test_retry_delays_double_up_to_a_minute(wire: Wire) -> None:
     notifier = make(_stopping=stop)
     with structlog.testing.capture_logs() as logs:
         notifier.report(spec(retries=8, retry_delay=2), report("failed"))
-        notifier.close(5)
+        notifier.close(30)
     assert stop.waits == [2, 4, 8, 16, 32, 60, 60, 60]
     assert len(wire.sent) == 9
     (failed,) = events(logs, "notify.failed")
@@ -393,7 +389,7 @@ def test_a_retry_after_failures_is_sent_and_logged_with_its_attempt(wire: Wire) 
     notifier = make(_stopping=Stop())
     with structlog.testing.capture_logs() as logs:
         notifier.report(spec(retries=2), report("failed"))
-        notifier.close(5)
+        notifier.close(30)
     assert len(wire.sent) == 3
     assert [e["attempts"] for e in events(logs, "notify.sent")] == [3]
     assert events(logs, "notify.failed") == []
@@ -427,7 +423,7 @@ def test_what_notify_failed_says_of_an_error(wire: Wire, raised: BaseException, 
     notifier = make()
     with structlog.testing.capture_logs() as logs:
         notifier.report(spec(retries=0), report("failed"))
-        notifier.close(5)
+        notifier.close(30)
     (failed,) = events(logs, "notify.failed")
     assert failed["error"] == error
 
@@ -437,7 +433,7 @@ def test_an_error_text_of_exactly_the_limit_is_kept_whole(wire: Wire) -> None:
     notifier = make()
     with structlog.testing.capture_logs() as logs:
         notifier.report(spec(retries=0), report("failed"))
-        notifier.close(5)
+        notifier.close(30)
     (failed,) = events(logs, "notify.failed")
     assert failed["error"] == "y" * ERROR_TEXT_MAX
 
@@ -480,11 +476,13 @@ def test_close_does_not_wait_past_its_timeout_for_a_hung_receiver(
 
     monkeypatch.setattr("urllib.request.urlopen", hung)
     notifier = make()
-    notifier.report(spec(), report("failed"))
-    assert sending.wait(10)
-    notifier.close(0.01)
-    assert not finished.is_set()  # close returned while the request was still out
-    release.set()
+    try:
+        notifier.report(spec(), report("failed"))
+        assert sending.wait(10)
+        notifier.close(0.01)
+        assert not finished.is_set()  # close returned while the request was still out
+    finally:
+        release.set()  # a failed assert must not leave the sender hung into later tests
 
 
 def test_a_crash_is_logged_with_its_fields_and_a_failing_log_does_not_stop_the_sender(
@@ -516,7 +514,7 @@ def test_a_crash_is_logged_with_its_fields_and_a_failing_log_does_not_stop_the_s
         with structlog.testing.capture_logs() as logs:
             notifier.report(spec(), report("failed", "r1"))
             notifier.report(spec(), report("failed", "r2"))
-            notifier.close(5)
+            notifier.close(30)
         assert told(wire) == [("r2", "failure")]
         if logger is real:
             assert events(logs, "notify.crashed") == [
@@ -555,7 +553,7 @@ def test_a_stop_during_the_retries_gives_up_saying_how_many_attempts_were_made(
     notifier = make(_stopping=Stop(stop_at=stop_at))
     with structlog.testing.capture_logs() as logs:
         notifier.report(spec(retries=4, retry_delay=1), report("failed"))
-        notifier.close(5)
+        notifier.close(30)
     assert len(wire.sent) == stop_at
     (failed,) = events(logs, "notify.failed")
     assert (failed["attempts"], failed["error"]) == (stop_at, "down")
@@ -567,6 +565,6 @@ def test_the_sender_never_holds_the_process_exit(wire: Wire) -> None:
     before = set(threading.enumerate())
     notifier = make()
     started = set(threading.enumerate()) - before
-    notifier.close(5)
+    notifier.close(30)
     assert started
     assert all(thread.daemon for thread in started)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from jobs.retention import Retention, archive_name, archive_time, future_archives, to_delete
+
+from .helpers import local_zone
 
 START = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)  # a Thursday
 
@@ -142,16 +141,9 @@ def test_a_minute_ahead_is_not_the_future() -> None:
     assert future_archives("db", [at_tolerance, beyond], START) == [beyond]
 
 
-def test_names_are_in_utc_whatever_the_hosts_or_the_times_zone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_names_are_in_utc_whatever_the_hosts_or_the_times_zone() -> None:
     """The time in a name is UTC even when the process's local zone and the given time's
     zone are not."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    try:
+    with local_zone("America/New_York"):
         berlin = datetime(2026, 7, 1, 5, 6, 7, tzinfo=ZoneInfo("Europe/Berlin"))
         assert archive_name("db", berlin, "none") == "db-20260701T030607Z.tar"
-    finally:
-        monkeypatch.undo()
-        time.tzset()

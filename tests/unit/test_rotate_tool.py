@@ -35,13 +35,6 @@ def rotate_now(
     return rotate.rotate([str(logs / "*.log")], state or {}, now=now, **options)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    return directory
-
-
 def test_a_file_over_max_size_is_renamed_and_recreated_with_its_mode_and_owner(
     logs: Path,
 ) -> None:

@@ -16,14 +16,9 @@ import pytest
 from jobs.tools import rotate
 from tests.control import result_of
 
+from .helpers import quiet
+
 STAMPED = "app.log.20261120T000000Z"
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    return directory
 
 
 class Ran:
@@ -47,13 +42,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Ran:
 def rotated_files(
     logs: Path, ext: str = "", stamps: tuple[str, ...] = ("20261120T000000Z",)
 ) -> list[Path]:
-    made = []
-    for stamp in stamps:
-        path = logs / f"app.log.{stamp}{ext}"
-        path.write_text(stamp)
-        os.utime(path, (0, 0))  # quiet for long: no wait
-        made.append(path)
-    return made
+    return [quiet(logs / f"app.log.{stamp}{ext}", stamp) for stamp in stamps]  # no wait
 
 
 def test_rotate_by_default_renames_and_holds_back_no_size(

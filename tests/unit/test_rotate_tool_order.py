@@ -4,12 +4,16 @@ after '-10')."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .test_rotate_tool_rules import STAMP, finish_now, quiet
+import pytest
+
+from .helpers import ROTATE_STAMP as STAMP
+from .helpers import finish_now, quiet
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterator
 
 
 def test_rotations_of_the_same_second_are_ordered_as_made(tmp_path: Path) -> None:
@@ -32,3 +36,27 @@ def test_a_later_second_is_newer_whatever_the_numbers(tmp_path: Path) -> None:
     newer = quiet(tmp_path / "app.log.20261128T000000Z.gz")
     assert finish_now(tmp_path, keep_last=1) == {"compressed": [], "deleted": [str(older)]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log", newer.name]
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("twins", [("", ".gz"), (".gz", ".zst"), ("", ".gz", ".zst")])
+def test_twins_of_one_stamp_and_number_are_ordered_whatever_the_listing_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, twins: tuple[str, ...], backwards: bool
+) -> None:
+    """A plain rotated file and its compressed twin of the same stamp (a crash between
+    compressing and unlinking), or '.gz' beside '.zst': keep_last = 1 keeps the last by name
+    whichever order the directory lists them in."""
+    (tmp_path / "app.log").write_text("live\n")
+    made = [quiet(tmp_path / f"app.log.{STAMP}{ext}") for ext in twins]
+    listing = [tmp_path / "app.log", *made]
+    if backwards:
+        listing.reverse()
+    real_iterdir = Path.iterdir
+
+    def iterdir(self: Path) -> Iterator[Path]:
+        return iter(listing) if self == tmp_path else real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    result = finish_now(tmp_path, compression="none", keep_last=1)
+    assert result == {"compressed": [], "deleted": [str(p) for p in reversed(made[:-1])]}
+    assert sorted(p.name for p in real_iterdir(tmp_path)) == ["app.log", made[-1].name]

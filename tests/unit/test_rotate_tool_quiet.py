@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,10 +15,12 @@ import pytest
 
 from jobs.tools import rotate
 
+from .helpers import ROTATE_NOW, finish_now
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+NOW = ROTATE_NOW
 WALL = 2_000_000_000  # the fake clock's wall time at the start, in whole seconds
 STAMP = "20261127T000000Z"
 
@@ -54,22 +55,10 @@ def touched(path: Path, seconds_ago: int) -> Path:
 
 
 @pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    (directory / "app.log").write_text("live\n")
-    return directory
-
-
-def finish(logs: Path, **rules: object) -> dict[str, object]:
-    options: dict[str, object] = {
-        "compression": "gzip",
-        "delay_compression": False,
-        "keep_last": None,
-        "keep_age": None,
-    }
-    options.update(rules)
-    return rotate.finish([str(logs / "*.log")], now=NOW, **options)  # type: ignore[arg-type]
+def logs(logs: Path) -> Path:
+    """The shared ``logs`` directory, with a live app.log."""
+    (logs / "app.log").write_text("live\n")
+    return logs
 
 
 def said(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -105,7 +94,7 @@ def test_a_rotated_file_is_compressed_once_quiet_for_exactly_quiet_s(
 
     clock = FakeTime(app)
     monkeypatch.setattr(rotate, "time", clock)
-    assert finish(logs)["compressed"] == [f"{rotated}.gz"]
+    assert finish_now(logs)["compressed"] == [f"{rotated}.gz"]
     assert clock.sleeps == [0.1] * sleeps
 
 
@@ -125,7 +114,7 @@ def test_a_file_still_growing_after_quiet_max_s_is_left_whole_and_waited_on_once
 
     clock = FakeTime(app)
     monkeypatch.setattr(rotate, "time", clock)
-    assert finish(logs, keep_last=0) == {"compressed": [], "deleted": []}
+    assert finish_now(logs, keep_last=0) == {"compressed": [], "deleted": []}
     assert clock.sleeps == [0.1] * 300
     assert rotated.read_text().startswith("old\nline 1\n")
     assert said(capsys) == [
@@ -145,7 +134,7 @@ def test_a_compressed_rotated_file_is_deleted_without_waiting(
     touched(packed, 0)
     clock = FakeTime()
     monkeypatch.setattr(rotate, "time", clock)
-    assert finish(logs, keep_last=0, compression="none") == {
+    assert finish_now(logs, keep_last=0, compression="none") == {
         "compressed": [],
         "deleted": [str(packed)],
     }
@@ -166,7 +155,7 @@ def test_a_partial_is_stale_after_exactly_stale_partial_s(
         other.write_bytes(b"not ours")
         touched(other, 3600)
     monkeypatch.setattr(rotate, "time", FakeTime())
-    finish(logs)
+    finish_now(logs)
     assert ours.exists() is not removed
     assert all(other.read_bytes() == b"not ours" for other in others)
 
@@ -189,7 +178,7 @@ def test_the_partial_is_private_and_named_for_the_next_run_to_find(
         return real_run(*args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(subprocess, "run", compressor)
-    assert finish(logs)["compressed"] == [f"{rotated}.gz"]
+    assert finish_now(logs)["compressed"] == [f"{rotated}.gz"]
     assert seen == [(sorted(["app.log", rotated.name, f"{rotated.name}.gz.partial"]), 0o600)]
     assert Path(f"{rotated}.gz").stat().st_mode & 0o777 == 0o644
 
@@ -204,7 +193,7 @@ def test_a_partial_that_is_not_ours_is_never_replaced(
     os.utime(rotated, (0, 0))
     partial = logs / f"{rotated.name}.gz.partial"
     partial.write_bytes(b"someone else's")
-    assert finish(logs)["compressed"] == []
+    assert finish_now(logs)["compressed"] == []
     assert (rotated.read_text(), partial.read_bytes()) == ("old\n", b"someone else's")
     assert said(capsys) == [
         f"rotate: {partial} exists and is not ours to replace: {rotated} not compressed"

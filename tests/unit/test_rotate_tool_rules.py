@@ -7,8 +7,7 @@ only what is not compressed, prunes by age exclusively, and prunes the compresse
 from __future__ import annotations
 
 import os
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,18 +15,12 @@ import pytest
 
 from jobs.tools import rotate
 
+from .helpers import ROTATE_NOW, ROTATE_STAMP, finish_now, local_zone, quiet
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
-STAMP = "20261128T120000Z"
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    return directory
+NOW, STAMP = ROTATE_NOW, ROTATE_STAMP
 
 
 def rotate_now(logs: Path, **rules: object) -> list[dict[str, str]]:
@@ -38,23 +31,6 @@ def rotate_now(logs: Path, **rules: object) -> list[dict[str, str]]:
     rotated = result["rotated"]
     assert isinstance(rotated, list)
     return rotated
-
-
-def finish_now(logs: Path, **rules: object) -> dict[str, object]:
-    options: dict[str, object] = {
-        "compression": "gzip",
-        "delay_compression": False,
-        "keep_last": None,
-        "keep_age": None,
-    }
-    options.update(rules)
-    return rotate.finish([str(logs / "*.log")], now=NOW, **options)  # type: ignore[arg-type]
-
-
-def quiet(path: Path, content: str | None = None) -> Path:
-    path.write_text(path.name if content is None else content)
-    os.utime(path, (0, 0))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -77,12 +53,9 @@ def test_size_limits_are_inclusive(
 
 
 @pytest.fixture
-def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+def tokyo() -> Iterator[None]:
+    with local_zone("Asia/Tokyo"):
+        yield
 
 
 @pytest.mark.usefixtures("tokyo")

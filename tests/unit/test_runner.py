@@ -26,6 +26,7 @@ from scheduler.status import Health
 from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
+from .helpers import events, open_history
 
 SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -46,7 +47,7 @@ def config(tmp_path: Path) -> Config:
 
 
 def make_runner(config: Config, engine: FakeEngine, clock: Clock | None = None) -> Runner:
-    history = History.open(config.daemon.state_dir)
+    history = open_history(config)  # closed after the test
     return Runner(engine, config.daemon, clock or engine.clock, "ops:1", history)
 
 
@@ -190,10 +191,6 @@ def test_runs_beyond_the_global_cap_wait_and_are_cancellable(tmp_path: Path) -> 
 
 
 CAPTURE = [structlog.contextvars.merge_contextvars]
-
-
-def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
-    return [e for e in logs if e["event"] == name]
 
 
 def overlapping(

@@ -13,13 +13,24 @@ import pytest
 import structlog
 
 from scheduler.engine import ExitStatus
-from scheduler.history import History, RunRecord
+from scheduler.history import RunRecord
 from scheduler.notify import RunReport
 from scheduler.runner import Runner
 from scheduler.settings import JobEntry, load_config
 
 from .fakes import FakeClock, FakeEngine
-from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config
+from .helpers import (
+    CAPTURE,
+    SCHEDULED,
+    Heard,
+    Logs,
+    ended,
+    events,
+    history_of,
+    make_config,
+    make_runner,
+    open_history,
+)
 
 NOW = SCHEDULED + timedelta(minutes=5)
 
@@ -42,23 +53,14 @@ def setup(
     """Job j's attempt 2 of run r1, begun ``started_ago`` seconds before NOW by an earlier
     daemon (None: no start time known)."""
     config = make_config(tmp_path)
-    history = History.open(config.daemon.state_dir)
+    history = open_history(config)
     started = NOW - timedelta(seconds=started_ago or 0)
     history.begin("r1", 2, "j", trigger="catch_up", scheduled_at=SCHEDULED, started_at=started)
     (record,) = history.in_flight()
     if started_ago is None:
         record = dataclasses.replace(record, started_at=None)
     heard = Heard()
-    runner = Runner(
-        engine,
-        config.daemon,
-        engine.clock,
-        "ops:1",
-        history,
-        on_ended=heard.on_ended,
-        on_report=heard.on_report,
-    )
-    return runner, heard, config.jobs["j"], record
+    return make_runner(config, engine, heard, history=history), heard, config.jobs["j"], record
 
 
 def adopt(runner: Runner, entry: JobEntry, record: RunRecord, after: list[str]) -> Logs:
@@ -76,7 +78,7 @@ def test_an_adopted_run_is_told_recorded_counted_and_reported(tmp_path: Path) ->
     had stopped is started again and its record goes."""
     engine = SlowEngine(FakeClock(NOW), exit_status=ExitStatus(4), takes=7.0)
     runner, heard, entry, record = setup(tmp_path, engine, 100.1234)
-    runner._history.mark_stopped("r1", "app", SCHEDULED)
+    history_of(runner).mark_stopped("r1", "app", SCHEDULED)
     logs = adopt(runner, entry, record, ["app"])
     (adopted,) = events(logs, "run.adopted")
     assert {k: adopted[k] for k in ("job", "run_id", "attempt", "container_id", "running_s")} == {
@@ -94,7 +96,7 @@ def test_an_adopted_run_is_told_recorded_counted_and_reported(tmp_path: Path) ->
         107.123,
     )
     finished = engine.clock.now()
-    (row,) = runner._history.runs("j")
+    (row,) = history_of(runner).runs("j")
     assert (row.run_id, row.attempt, row.status, row.exit_code, row.finished_at) == (
         "r1",
         2,
@@ -120,7 +122,7 @@ def test_an_adopted_run_is_told_recorded_counted_and_reported(tmp_path: Path) ->
         )
     ]
     assert [a for n, a in engine.calls if n in ("start", "remove")] == ["c-alive", "app"]
-    assert runner._history.still_stopped() == []
+    assert history_of(runner).still_stopped() == []
 
 
 @pytest.mark.parametrize(
@@ -208,7 +210,7 @@ def test_adopting_without_a_thread_is_told_and_leaves_nothing_in_flight(
         ("j", "r1", "can't start new thread", "warning")
     ]
     assert runner.active() == 0
-    assert [r.status for r in runner._history.in_flight()] == ["running"]
+    assert [r.status for r in history_of(runner).in_flight()] == ["running"]
     assert engine.calls == []
 
 
@@ -222,7 +224,7 @@ def test_an_adopted_logship_runs_checkpoints_are_stored_under_its_job(tmp_path: 
         '[jobs.s.sink]\ntype = "file"\nvolume = "shipped"\npath = "out.ndjson"\n'
     )
     config = load_config(path, {})
-    history = History.open(config.daemon.state_dir)
+    history = open_history(config)
     history.begin("r1", 1, "s", trigger="schedule", scheduled_at=SCHEDULED, started_at=SCHEDULED)
     (record,) = history.in_flight()
     engine = FakeEngine(FakeClock(NOW))

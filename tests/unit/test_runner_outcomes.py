@@ -18,14 +18,25 @@ from jobs.plan import Plan, PullPolicy, RunContainer, SignalContainers
 from jobs.run import RunJob
 from scheduler.engine import ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
-from scheduler.history import History
 from scheduler.notify import RunReport
 from scheduler.runner import Runner
 from scheduler.settings import JobEntry, load_config
 from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
-from .test_runner_policies import CAPTURE, SCHEDULED, Heard, Logs, ended, events, make_config, row
+from .helpers import (
+    CAPTURE,
+    SCHEDULED,
+    Heard,
+    Logs,
+    ended,
+    events,
+    history_of,
+    make_config,
+    make_runner,
+    open_history,
+    row,
+)
 
 
 def run_one(runner: Runner, entry: JobEntry, at: datetime = SCHEDULED) -> tuple[str, Logs]:
@@ -42,16 +53,7 @@ def new_runner(
     """A runner of job j (with ``job`` added to its table), and what its hooks heard."""
     config = make_config(config_path, job)
     heard = Heard()
-    runner = Runner(
-        engine,
-        config.daemon,
-        engine.clock,
-        "ops:1",
-        History.open(config.daemon.state_dir),
-        on_ended=heard.on_ended,
-        on_report=heard.on_report,
-    )
-    return runner, heard, config.jobs["j"]
+    return make_runner(config, engine, heard), heard, config.jobs["j"]
 
 
 def only_end(logs: Logs) -> dict[str, object]:
@@ -271,7 +273,11 @@ def test_retries_tell_each_attempt_and_the_next_and_report_the_last(tmp_path: Pa
     assert [e["attempt"] for e in events(logs, "run.started")] == [1, 2, 3]
     assert [s for _, s, _, _ in heard.ended] == ["failed"] * 3
     assert [(r.status, r.attempt) for _, r in heard.reports] == [("started", None), ("failed", 3)]
-    assert sorted(r.attempt for r in runner._history.runs("j") if r.run_id == run_id) == [1, 2, 3]
+    assert sorted(r.attempt for r in history_of(runner).runs("j") if r.run_id == run_id) == [
+        1,
+        2,
+        3,
+    ]
 
 
 def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
@@ -292,7 +298,7 @@ def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
     _, logs = run_one(runner, entry)
     assert not events(logs, "run.crashed")
     assert engine.created() == 1
-    assert [r.status for r in runner._history.runs("j")] == ["failed"]
+    assert [r.status for r in history_of(runner).runs("j")] == ["failed"]
     assert [r.status for _, r in heard.reports] == ["started"]
     assert runner.active() == 0
 
@@ -389,7 +395,7 @@ def test_a_bug_in_a_runs_thread_ends_that_run_only(tmp_path: Path) -> None:
         config.daemon,
         engine.clock,
         "ops:1",
-        History.open(config.daemon.state_dir),
+        open_history(config),
         on_ended=on_ended,
     )
     first, logs = run_one(runner, config.jobs["j"])
@@ -414,7 +420,7 @@ def test_a_container_a_run_stops_is_recorded_under_that_run_until_started_again(
     )
     config = load_config(path, {})
     engine = FakeEngine(FakeClock())
-    history = History.open(config.daemon.state_dir)
+    history = open_history(config)
     runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
     seen: list[list[tuple[str, str]]] = []
     engine.on_start = lambda: seen.append(history.still_stopped())
@@ -444,7 +450,7 @@ def test_a_logship_runs_checkpoints_are_kept_in_the_state_database(tmp_path: Pat
             ("stderr", b'@crontainer {"result": {"lines": 1}}\n'),
         ],
     )  # fmt: skip
-    history = History.open(config.daemon.state_dir)
+    history = open_history(config)
     runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         runner.submit(config.jobs["s"], SCHEDULED)

@@ -5,91 +5,33 @@ hook and the notification."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
 
-from jobs.base import NotifySpec
 from scheduler.clock import SystemClock
 from scheduler.engine import ExitStatus
-from scheduler.history import History, RunRecord
 from scheduler.notify import RunReport
 from scheduler.runner import Dispatched, Runner
-from scheduler.settings import Config, load_config
+from scheduler.settings import Config
 from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
-
-SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-CAPTURE = [structlog.contextvars.merge_contextvars]
-Logs = list[MutableMapping[str, Any]]
-
-
-def make_config(tmp_path: Path, job: str = "", daemon: str = "", jobs: str = "") -> Config:
-    path = tmp_path / "c.toml"
-    path.write_text(
-        f'[daemon]\nname = "d1"\nstate_dir = "{tmp_path}/state"\n{daemon}\n'
-        '[jobs.j]\nkind = "run"\nimage = "img:1"\nschedule = "@daily"\n'
-        f'timeout = "10m"\nstop_grace = "3s"\n{job}\n{jobs}'
-    )
-    return load_config(path, {})
-
-
-class Heard:
-    """What the metrics hook (on_ended) and the notifications hook (on_report) heard."""
-
-    def __init__(self) -> None:
-        self.ended: list[tuple[str, str, datetime, float | None]] = []
-        self.reports: list[tuple[NotifySpec | None, RunReport]] = []
-
-    def on_ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
-        self.ended.append((job, status, at, duration))
-
-    def on_report(self, spec: NotifySpec | None, report: RunReport) -> None:
-        self.reports.append((spec, report))
-
-
-def make_runner(config: Config, engine: FakeEngine, heard: Heard) -> Runner:
-    return Runner(
-        engine,
-        config.daemon,
-        engine.clock,
-        "ops:1",
-        History.open(config.daemon.state_dir),
-        on_ended=heard.on_ended,
-        on_report=heard.on_report,
-    )
-
-
-def events(logs: Logs, name: str) -> Logs:
-    return [e for e in logs if e["event"] == name]
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) for a condition another thread makes true."""
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
-
-
-def ended(runner: Runner) -> None:
-    """Every run has left the runner (checked on real time: join's own clock may be a fake
-    one that never moves), and join agrees."""
-    wait_for(lambda: runner.active() == 0)
-    assert runner.join(10)
-
-
-def row(runner: Runner, run_id: str) -> RunRecord:
-    rows = [r for r in runner._history.runs("j") if r.run_id == run_id]
-    assert len(rows) == 1, rows
-    return rows[0]
-
+from .helpers import (
+    CAPTURE,
+    SCHEDULED,
+    Heard,
+    Logs,
+    ended,
+    events,
+    history_of,
+    make_config,
+    make_runner,
+    row,
+    wait_for,
+)
 
 # --- runs that never start: one row, one event, one metric, one report --------------------
 
@@ -238,7 +180,7 @@ def test_missed_runs_keep_only_the_newest_history_limit_rows(tmp_path: Path) -> 
     config = make_config(tmp_path, "history_limit = 2")
     engine, heard = FakeEngine(FakeClock()), Heard()
     runner = make_runner(config, engine, heard)
-    runner._history.record(
+    history_of(runner).record(
         "other", "k", "schedule", SCHEDULED, status="missed", at=SCHEDULED, reason="x"
     )
     runner.set_engine_down("down")
@@ -246,8 +188,8 @@ def test_missed_runs_keep_only_the_newest_history_limit_rows(tmp_path: Path) -> 
     for n in range(3):
         ids.append(runner.dispatch(config.jobs["j"], SCHEDULED + timedelta(minutes=n)).run_id)
         engine.clock.advance(60)
-    assert sorted(r.run_id for r in runner._history.runs("j")) == sorted(ids[1:])
-    assert [r.run_id for r in runner._history.runs("k")] == ["other"]
+    assert sorted(r.run_id for r in history_of(runner).runs("j")) == sorted(ids[1:])
+    assert [r.run_id for r in history_of(runner).runs("k")] == ["other"]
 
 
 @pytest.mark.parametrize(
@@ -265,8 +207,8 @@ def test_only_scheduled_times_are_remembered_for_catch_up(
     runner = make_runner(config, engine, heard)
     runner.set_engine_down("down")  # recorded at once, no thread
     assert runner.submit(config.jobs["j"], SCHEDULED, trigger=trigger) is None
-    assert [r.trigger for r in runner._history.runs("j")] == [trigger]
-    marks = runner._history.marks()["j"]
+    assert [r.trigger for r in history_of(runner).runs("j")] == [trigger]
+    marks = history_of(runner).marks()["j"]
     assert marks.last_scheduled_at == (SCHEDULED if remembered else None)
 
 
@@ -282,7 +224,7 @@ def test_a_run_submitted_without_a_trigger_is_a_scheduled_one(tmp_path: Path) ->
     assert [e["trigger"] for e in events(logs, "run.started")] == ["schedule"]
     assert row(runner, run_id).trigger == "schedule"
     assert [r.trigger for _, r in heard.reports] == ["schedule", "schedule"]
-    assert runner._history.marks()["j"].last_scheduled_at == SCHEDULED
+    assert history_of(runner).marks()["j"].last_scheduled_at == SCHEDULED
 
 
 def test_running_by_job_counts_runs_in_flight_per_job(tmp_path: Path) -> None:
@@ -475,10 +417,9 @@ def test_join_gives_up_when_its_timeout_has_passed(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     config = make_config(tmp_path / "b")
     blocked = FakeEngine(FakeClock(), exit_status=None, blocking=True)
-    runner = make_runner(config, blocked, Heard())
+    runner = make_runner(config, blocked, Heard(), SystemClock())
     runner.submit(config.jobs["j"], SCHEDULED)
     wait_for(lambda: "wait" in blocked.names())
-    runner._clock = SystemClock()
     assert runner.join(0.2) is False  # still blocked: the timeout passed first
     runner.cancel_all()
     assert runner.join(10) is True

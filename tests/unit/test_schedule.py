@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
-import tzlocal
 
 from jobs.units import parse_duration
 from scheduler.schedule import Schedule, ScheduleError, latest_fire, parse_schedule
+
+from .helpers import local_zone
 
 # Saturday 2026-11-28, noon UTC.
 SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -371,9 +371,7 @@ def test_every_times_are_shown_in_the_jobs_zone_and_a_schedule_that_never_fires_
 
 
 @pytest.mark.parametrize("host_zone", ["America/New_York", "Asia/Tokyo"])
-def test_fire_times_do_not_depend_on_the_hosts_time_zone(
-    monkeypatch: pytest.MonkeyPatch, host_zone: str
-) -> None:
+def test_fire_times_do_not_depend_on_the_hosts_time_zone(host_zone: str) -> None:
     """The job's zone decides, never the container's TZ: the same times with TZ set west or
     east of the job's zone as in UTC, for cron fields, both day fields (Vixie's rule),
     @every."""
@@ -386,15 +384,8 @@ def test_fire_times_do_not_depend_on_the_hosts_time_zone(
         ("@every 1h30m", "Europe/Berlin", SATURDAY_NOON),
     ]
     expected = [times(expression, 3, zone, after) for expression, zone, after in cases]
-    monkeypatch.setenv("TZ", host_zone)
-    time.tzset()
-    tzlocal.reload_localzone()
-    try:
+    with local_zone(host_zone):
         assert [times(expression, 3, zone, after) for expression, zone, after in cases] == expected
-    finally:
-        monkeypatch.undo()
-        time.tzset()
-        tzlocal.reload_localzone()
 
 
 def test_a_schedule_keeps_its_expression_as_written() -> None:

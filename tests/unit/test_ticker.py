@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from scheduler.settings import JobEntry, load_config
 from scheduler.ticker import MAX_SLEEP_S, Ticker
 
 from .fakes import FakeClock
+from .helpers import wait_for
 
 START = datetime(2026, 1, 5, 12, 0, 30, tzinfo=UTC)
 
@@ -335,13 +334,6 @@ class CountingClock(FakeClock):
     def monotonic(self) -> float:
         self.monotonic_calls += 1
         return super().monotonic()
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
 
 
 def test_the_loop_wakes_by_itself_when_a_job_is_due_and_ends_at_stop(tmp_path: Path) -> None:
