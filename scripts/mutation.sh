@@ -16,15 +16,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-venv="$here/.venv"
-stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e ".[dev]"
-  rm -f "$venv"/.installed-*
-  touch "$stamp"
-fi
+# shellcheck source=scripts/venv.sh
+. "$here/scripts/venv.sh"
 
 children=${MUTATION_CHILDREN:-2}
 mutmut=(nice -n 19 "$venv/bin/mutmut")

@@ -29,15 +29,8 @@ test_tools() {
 }
 test_tools
 
-venv="$here/.venv"
-stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e ".[dev]"
-  rm -f "$venv"/.installed-*
-  touch "$stamp"
-fi
+# shellcheck source=scripts/venv.sh
+. "$here/scripts/venv.sh"
 
 echo "== ruff"
 "$venv/bin/ruff" check .

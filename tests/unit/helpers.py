@@ -168,9 +168,14 @@ ROTATE_STAMP = "20261128T120000Z"
 """ROTATE_NOW as a rotated file's stamp."""
 
 
-def finish_now(logs: Path, **rules: object) -> dict[str, object]:
-    """The rotate tool's finish on ``logs/*.log`` at ROTATE_NOW (gzip, nothing delayed or
-    pruned unless ``rules`` say so)."""
+def finish_now(
+    logs: Path,
+    roots: list[Path] | None = None,
+    now: datetime = ROTATE_NOW,
+    **rules: object,
+) -> dict[str, object]:
+    """The rotate tool's finish on ``logs/*.log`` at ``now`` (gzip, nothing delayed or
+    pruned unless ``rules`` say so; confined to ``roots`` when given)."""
     options: dict[str, object] = {
         "compression": "gzip",
         "delay_compression": False,
@@ -178,7 +183,7 @@ def finish_now(logs: Path, **rules: object) -> dict[str, object]:
         "keep_age": None,
     }
     options.update(rules)
-    return rotate.finish([str(logs / "*.log")], now=ROTATE_NOW, **options)  # type: ignore[arg-type]
+    return rotate.finish([str(logs / "*.log")], now=now, roots=roots, **options)  # type: ignore[arg-type]
 
 
 def quiet(path: Path, content: str | None = None) -> Path:

@@ -16,6 +16,8 @@ import pytest
 from jobs.tools import rotate
 from tests.control import result_of
 
+from . import helpers
+
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 
@@ -222,14 +224,7 @@ def test_a_file_written_to_while_compressed_is_kept_for_the_next_run(
 
 
 def finish_now(logs: Path, roots: list[Path] | None = None, **rules: object) -> dict[str, object]:
-    options: dict[str, object] = {
-        "compression": "gzip",
-        "delay_compression": False,
-        "keep_last": None,
-        "keep_age": None,
-    }
-    options.update(rules)
-    return rotate.finish([str(logs / "*.log")], now=NOW, roots=roots, **options)  # type: ignore[arg-type]
+    return helpers.finish_now(logs, roots, NOW, **rules)
 
 
 @pytest.mark.parametrize("compression", ["gzip", "none"])
