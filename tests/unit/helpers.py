@@ -319,3 +319,15 @@ def append(path: Path, first: int, last: int, *, newline_at_end: bool = True) ->
 def file_sink(tmp_path: Path) -> tuple[dict[str, Any], Path]:
     out = tmp_path / "sink" / "out.ndjson"
     return {"type": "file", "path": str(out)}, out
+
+
+def backup_stopping_app(tmp_path: Path) -> Config:
+    """A config whose one job ``b`` backs up ``data``'s volumes into ``bk`` and stops the
+    container ``app`` while it does; the state under ``tmp_path``."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "data"\n'
+        'target = "bk"\nstop = ["app"]\n'
+    )
+    return load_config(path, {})

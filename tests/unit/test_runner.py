@@ -26,7 +26,7 @@ from scheduler.status import Health
 from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
-from .helpers import events, open_history
+from .helpers import backup_stopping_app, events, open_history
 
 SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -426,13 +426,7 @@ def test_a_full_state_disk_stops_no_container_and_is_a_health_failure(tmp_path: 
     /healthz reports the reason; the many failed writes of the run add no event to the one
     that began the outage; once writes work again, history.write_recovered and the next
     backup stops and starts as usual."""
-    path = tmp_path / "c.toml"
-    path.write_text(
-        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
-        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "data"\n'
-        'target = "bk"\nstop = ["app"]\n'
-    )
-    config = load_config(path, {})
+    config = backup_stopping_app(tmp_path)
     engine = FakeEngine(FakeClock())
     runner = make_runner(config, engine)
     history = runner._history

@@ -29,6 +29,7 @@ from .helpers import (
     SCHEDULED,
     Heard,
     Logs,
+    backup_stopping_app,
     ended,
     events,
     history_of,
@@ -412,13 +413,7 @@ def test_a_container_a_run_stops_is_recorded_under_that_run_until_started_again(
 ) -> None:
     """A backup with stop = ["app"]: while its archive runs, the state holds (run_id, app),
     written at the stop; once app is started again the record is gone."""
-    path = tmp_path / "c.toml"
-    path.write_text(
-        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
-        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "data"\n'
-        'target = "bk"\nstop = ["app"]\n'
-    )
-    config = load_config(path, {})
+    config = backup_stopping_app(tmp_path)
     engine = FakeEngine(FakeClock())
     history = open_history(config)
     runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
