@@ -175,6 +175,25 @@ def _pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
+def _start(
+    argv: list[str],
+    *,
+    stdin: int | IO[bytes] | None = None,
+    stdout: int | None = None,
+    stderr: int | IO[bytes] | None = None,
+    pass_fds: tuple[int, ...] = (),
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start one process of tar's pipeline; a program that cannot be started (not in the
+    ops image, not executable) is the tool's error naming it, not a traceback."""
+    try:
+        return subprocess.Popen(
+            argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=env
+        )
+    except OSError as e:
+        raise ToolError(f"cannot start {argv[0]}: {e.strerror or e}") from None
+
+
 class _Pipeline:
     """tar (and a compressor) writing the archive straight into the partial file.
 
@@ -211,7 +230,7 @@ class _Pipeline:
             read_fd, write_fd = _pipe()
             try:
                 self._tar(tar_argv, write_fd)
-                self.procs.append(subprocess.Popen([*NICE, *argv], stdin=read_fd, stdout=out_fd))
+                self.procs.append(_start([*NICE, *argv], stdin=read_fd, stdout=out_fd))
             finally:
                 os.close(read_fd)
                 os.close(write_fd)
@@ -221,9 +240,7 @@ class _Pipeline:
             raise
 
     def _tar(self, argv: list[str], out_fd: int) -> None:
-        self.procs.append(
-            subprocess.Popen(argv, stdout=out_fd, stderr=self.messages, pass_fds=(self.index,))
-        )
+        self.procs.append(_start(argv, stdout=out_fd, stderr=self.messages, pass_fds=(self.index,)))
 
     def running(self) -> bool:
         """The last process, the one writing the archive, has not ended."""
@@ -285,6 +302,12 @@ def _follow(path: Path, pipeline: _Pipeline) -> tuple[int, str]:
                 time.sleep(FOLLOW_PAUSE)
 
 
+def member_name(path: Path) -> str:
+    """The name tar gives ``path`` in an archive made from the root (``--directory=/``):
+    the absolute path without its leading slash, and ``.`` for the root itself."""
+    return str(path.absolute()).lstrip("/") or "."
+
+
 def create(
     job: str,
     target: Path,
@@ -309,11 +332,11 @@ def create(
     began = time.monotonic()
     name = archive_name(job, now or datetime.now(UTC), compression)
     partial = target / (name + ".partial")
-    relative = [str(s.absolute()).lstrip("/") or "." for s in sources]
+    relative = [member_name(s) for s in sources]
     out_fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     pipeline: _Pipeline | None = None
     try:
-        skip = [str(e.absolute()).lstrip("/") for e in exclude or []]
+        skip = [member_name(e) for e in exclude or []]
         pipeline = _Pipeline(relative, compression, out_fd, target, skip)
         size, sha256 = _follow(partial, pipeline)
         members, data_bytes = pipeline.check()
@@ -461,15 +484,11 @@ def _read_with_tar(archive: Path, argv: list[str], on_line: Callable[[bytes], No
             feed: IO[bytes] | None = source
             if decompress is not None:
                 procs.append(
-                    subprocess.Popen(
-                        decompress, stdin=source, stdout=subprocess.PIPE, stderr=unpack_said
-                    )
+                    _start(decompress, stdin=source, stdout=subprocess.PIPE, stderr=unpack_said)
                 )
                 feed = procs[0].stdout
             env = {**os.environ, "LC_ALL": "C"}
-            tar = subprocess.Popen(
-                argv, stdin=feed, stdout=subprocess.PIPE, stderr=tar_said, env=env
-            )
+            tar = _start(argv, stdin=feed, stdout=subprocess.PIPE, stderr=tar_said, env=env)
             procs.append(tar)
             if decompress is not None and feed is not None:
                 feed.close()  # tar's now: the decompressor sees SIGPIPE if tar stops

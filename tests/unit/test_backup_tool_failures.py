@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -395,3 +396,84 @@ def test_a_staging_directory_that_cannot_be_removed_after_a_failed_extraction_is
     [staging] = staging_left(data)
     said = f"could not remove the staging directory {staging}: [Errno 16] Device or resource busy"
     assert capsys.readouterr().err.splitlines() == [f"backup: {said}"]
+
+
+def test_the_archive_is_made_as_its_partial_name_mode_0644_then_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While tar writes it the archive is ``<archive>.partial`` (the pattern a later run
+    cleans), mode 0644 whatever the umask lets through; the rename keeps the mode."""
+    real_fsync = os.fsync
+    seen: list[tuple[Path | None, int]] = []
+
+    def recorded(fd: int) -> None:
+        seen.append((fd_path(fd), stat.S_IMODE(os.fstat(fd).st_mode)))
+        real_fsync(fd)
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "file.txt").write_text("data\n")
+    target = tmp_path / "backups"
+    monkeypatch.setattr(os, "fsync", recorded)
+    old = os.umask(0)
+    try:
+        made = backup.create("db", target, [data], "gzip", now=NOW)
+    finally:
+        os.umask(old)
+    name = "db-20261128T120000Z.tar.gz"
+    assert made["archive"] == name
+    assert seen[0] == (target / f"{name}.partial", 0o644)
+    assert stat.S_IMODE((target / name).stat().st_mode) == 0o644
+    assert sorted(p.name for p in target.iterdir()) == [name, f"{name}.sha256"]
+
+
+def test_member_names_are_paths_from_the_root_and_the_root_itself_is_dot() -> None:
+    """tar runs from ``/``: a source (or an excluded path) is named without its leading
+    slash — only that slash: a first component starting with another character keeps
+    it — and the root is ``.``."""
+    assert backup.member_name(Path("/srv/data")) == "srv/data"
+    assert backup.member_name(Path("/XX/data")) == "XX/data"
+    assert backup.member_name(Path("/.hidden")) == ".hidden"
+    assert backup.member_name(Path("/")) == "."
+
+
+def test_excluding_a_tree_whose_name_starts_like_the_slash_keeps_its_siblings(
+    tmp_path: Path,
+) -> None:
+    """An excluded path is matched by its exact member name: excluding ``…/Xcache``
+    leaves ``…/X`` and ``…/cache`` in the archive."""
+    data = tmp_path / "data"
+    for sub in ("Xcache", "X", "cache"):
+        (data / sub).mkdir(parents=True)
+        (data / sub / "f").write_text(sub)
+    target = tmp_path / "backups"
+    backup.create("db", target, [data], "none", now=NOW, exclude=[data / "Xcache"])
+    with tarfile.open(target / "db-20261128T120000Z.tar") as archive:
+        names = archive.getnames()
+    root = backup.member_name(data)
+    assert sorted(n.removeprefix(root).strip("/") for n in names if n.endswith("/f")) == [
+        "X/f",
+        "cache/f",
+    ]
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_a_pipeline_program_that_cannot_start_is_an_error_naming_it_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str
+) -> None:
+    """tar (or the compressor) missing from the ops image: the run fails with the tool's
+    error naming the program — not a traceback — and no partial file stays behind."""
+    data = tmp_path / "data"
+    data.mkdir()
+    target = tmp_path / "backups"
+    monkeypatch.setattr(backup, "NICE", [])
+    if compression == "none":
+        monkeypatch.setattr(backup, "TAR_CREATE", [str(tmp_path / "no-tar")])
+        missing = "no-tar"
+    else:
+        monkeypatch.setitem(backup.COMPRESSORS, "zstd", [str(tmp_path / "no-zstd")])
+        missing = "no-zstd"
+    with pytest.raises(backup.ToolError) as failed:
+        backup.create("db", target, [data], compression, now=NOW)
+    assert str(failed.value) == f"cannot start {tmp_path / missing}: No such file or directory"
+    assert list(target.iterdir()) == []
