@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
+from scheduler import settings
 from scheduler.cli import main
 from scheduler.errors import ConfigError
 from scheduler.settings import MAX_CONFIG_BYTES, MAX_JOBS, load_config
@@ -198,6 +199,24 @@ def test_a_config_file_or_job_count_over_the_bounds_is_refused_before_parsing(
     assert errors_of(tmp_path, many) == [
         f"jobs: {MAX_JOBS + 1} jobs; at most {MAX_JOBS} are allowed"
     ]
+
+
+def test_exactly_the_job_limit_loads_and_one_more_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job limit is inclusive: a file of exactly MAX_JOBS jobs loads (shown with a
+    limit of 3, read when the file is loaded: 10,000 real jobs take seconds to validate)."""
+    monkeypatch.setattr(settings, "MAX_JOBS", 3)
+
+    def jobs(count: int) -> str:
+        return "".join(
+            f'[jobs.j{n}]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n' for n in range(count)
+        )
+
+    path = tmp_path / "c.toml"
+    path.write_text(jobs(3))
+    assert sorted(load_config(path, {}).jobs) == ["j0", "j1", "j2"]
+    assert errors_of(tmp_path, jobs(4)) == ["jobs: 4 jobs; at most 3 are allowed"]
 
 
 def test_environment_text_is_read_by_the_keys_type(tmp_path: Path) -> None:
