@@ -23,10 +23,11 @@ from scheduler.notify import Notifier
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, diff_jobs
 from scheduler.runner import Runner
+from scheduler.runs import Status
 from scheduler.schedule import latest_fire
 from scheduler.settings import Config, load_config
 from scheduler.status import Health, StatusServer
-from scheduler.steps import AFTER_STOP_WAIT_S, Status
+from scheduler.steps.containers import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
 from scheduler.watch import EngineWatch, take_lock
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_ROLE, LABEL_RUN, ContainerInfo
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
-from scheduler.steps import AFTER_STOP_WAIT_S, Status, recover_checkpoints
+from scheduler.runs import Status
+from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -65,8 +66,8 @@ def settle(
                 # What the dead run stopped starts again when its archive has ended.
                 runner.adopt(entry, record, container.id, stopped_by.pop(record.run_id, []))
                 continue
-            if record is not None and entry is not None and entry.job.kind == "logship":
-                recover_checkpoints(engine, history, record.job, container.id, clock.now())
+            if entry is not None:  # its steps' handlers keep what it holds (checkpoints)
+                runner.recover(entry, container.id)
             _settle_one(engine, history, container, record, clock)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))

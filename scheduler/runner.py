@@ -21,21 +21,16 @@ from jobs.base import PlanContext
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.notify import RunReport
-from scheduler.steps import (
-    AFTER_STOP_WAIT_S,
-    Attempt,
-    Cancellation,
-    Outcome,
-    RunInterruptedError,
-    Status,
-    StepExecutor,
-)
+from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
+from scheduler.steps import StepExecutor
+from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
     from jobs.base import BaseJob, NotifySpec
+    from jobs.plan import Step
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
@@ -480,7 +475,10 @@ class Runner:
             began = self._clock.monotonic()
             try:
                 outcome = self._steps.adopt(
-                    attempt, container_id, max(0.0, run.entry.job.timeout - elapsed)
+                    attempt,
+                    container_id,
+                    max(0.0, run.entry.job.timeout - elapsed),
+                    self._all_steps(run.entry),
                 )
             finally:
                 self._steps.start_again(attempt, start_after)
@@ -492,6 +490,16 @@ class Runner:
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
+
+    def recover(self, entry: JobEntry, container_id: str) -> None:
+        """Keep what an ended container of ``entry``'s, left by a dead daemon, holds (a
+        shipping tool's checkpoints in its log): the job's step handlers say what."""
+        self._steps.recover(entry.name, self._all_steps(entry), container_id)
+
+    def _all_steps(self, entry: JobEntry) -> tuple[Step, ...]:
+        """The steps of a run of ``entry``: its plan's, then its cleanup's."""
+        plan = entry.job.plan(PlanContext(job=entry.name, ops_image=self._ops_image))
+        return plan.steps + plan.cleanup
 
     def _outcome(self, attempt: Attempt) -> Outcome:
         """Execute the plan; every failure becomes an outcome, never an escaping error."""

@@ -17,7 +17,7 @@ from jobs.protocol import CONTROL_MARK, emit, escape, say
 from jobs.tools import logship
 from scheduler.control import ControlTap
 from scheduler.output import OutputLog
-from scheduler.steps import Status
+from scheduler.runs import Status
 from tests.control import control
 
 from .fakes import FakeClock, FakeEngine

@@ -12,8 +12,9 @@ import pytest
 from jobs.base import PlanContext
 from jobs.exec import ExecJob
 from scheduler.engine import ExitStatus
+from scheduler.runs import Attempt, Cancellation, Outcome, Status
 from scheduler.settings import load_config
-from scheduler.steps import Attempt, Cancellation, Outcome, Status, StepExecutor
+from scheduler.steps import StepExecutor
 
 from .configs import load_job
 from .fakes import FakeClock, FakeEngine

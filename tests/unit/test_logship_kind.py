@@ -17,15 +17,10 @@ from jobs.plan import Mount, ShipLogs
 from scheduler.engine import ExitStatus
 from scheduler.errors import ConfigError
 from scheduler.history import History
+from scheduler.runs import Attempt, Cancellation, Outcome, Status
 from scheduler.settings import load_config
-from scheduler.steps import (
-    Attempt,
-    Cancellation,
-    Outcome,
-    Status,
-    StepExecutor,
-    recover_checkpoints,
-)
+from scheduler.steps import StepExecutor
+from scheduler.steps.ship import recover_checkpoints
 from tests.control import control
 
 from .configs import load_job

@@ -14,8 +14,9 @@ from jobs.base import PlanContext
 from jobs.plan import RotateLogs, SignalContainers
 from jobs.rotate import RotateJob
 from scheduler.errors import ConfigError, EngineError
+from scheduler.runs import Attempt, Cancellation, Outcome, Status
 from scheduler.settings import load_config
-from scheduler.steps import Attempt, Cancellation, Outcome, Status, StepExecutor
+from scheduler.steps import StepExecutor
 from tests.control import control
 
 from .configs import load_job

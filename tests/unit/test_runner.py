@@ -21,9 +21,9 @@ from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.notify import Notifier, RunReport
 from scheduler.runner import Runner
+from scheduler.runs import Attempt, Cancellation
 from scheduler.settings import Config, load_config
 from scheduler.status import Health
-from scheduler.steps import Attempt, Cancellation
 
 from .fakes import FakeClock, FakeEngine
 from .helpers import backup_stopping_app, events, open_history

@@ -20,8 +20,8 @@ from scheduler.engine import ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.notify import RunReport
 from scheduler.runner import Runner
+from scheduler.runs import Status
 from scheduler.settings import JobEntry, load_config
-from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
 from .helpers import (

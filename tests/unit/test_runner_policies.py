@@ -15,8 +15,8 @@ from scheduler.clock import SystemClock
 from scheduler.engine import ExitStatus
 from scheduler.notify import RunReport
 from scheduler.runner import Dispatched, Runner
+from scheduler.runs import Status
 from scheduler.settings import Config
-from scheduler.steps import Status
 
 from .fakes import FakeClock, FakeEngine
 from .helpers import (

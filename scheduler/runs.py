@@ -1,0 +1,95 @@
+"""The shared types of a run: how it ended (Status, Outcome), one attempt (Attempt) and how
+it is cancelled — a leaf module every part of the daemon can import."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from scheduler.errors import CrontainerError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jobs.base import BaseJob
+    from scheduler.errors import EngineUnavailableError
+
+
+class Status(StrEnum):
+    """How a run (or one attempt of it) ended; each has its event ``run.<status>``."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one attempt."""
+
+    status: Status
+    exit_code: int | None = None
+    reason: str | None = None
+    error: str | None = None
+    output: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+    """An ops tool's reported result (the keys go into run.succeeded)."""
+
+
+class Cancellation(threading.Event):
+    """A run's cancel flag, carrying why: shared by the run and each of its attempts, so the
+    reason can never be copied stale from one to the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = "daemon_stopping"
+
+    def cancel(self, reason: str) -> None:
+        """Record ``reason``, then set the flag."""
+        self.reason = reason
+        self.set()
+
+
+class RunningProcess(Protocol):
+    """A process an attempt started in a container it did not create (an exec): what a
+    canceller stops."""
+
+    def stop(self) -> None:
+        """Stop it: the job's stop signal, its grace, then SIGKILL."""
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What the executor needs to know of the attempt it runs, and what a canceller needs."""
+
+    run_id: str
+    job_name: str
+    job: BaseJob
+    cancelled: Cancellation
+    number: int = 1
+    container_id: str | None = None
+    """The live container, while there is one (what a canceller stops)."""
+    created: str | None = None
+    """The container this attempt created, kept for the record after removal."""
+    process: RunningProcess | None = None
+    """A running exec (what a canceller stops when there is no container)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    on_container: Callable[[str], None] | None = None
+    on_stop: Callable[[str], None] | None = None
+    """Called before the attempt stops a container (the daemon records it)."""
+    on_started: Callable[[str], None] | None = None
+    """Called after the attempt started a stopped container again."""
+
+
+class RunInterruptedError(CrontainerError):
+    """The engine went away while the attempt's container existed: the attempt stays
+    recorded as running, and the orphan logic settles it when the engine is back."""
+
+    def __init__(self, container_id: str, cause: EngineUnavailableError) -> None:
+        super().__init__(str(cause))
+        self.container_id = container_id

@@ -1,0 +1,144 @@
+"""The ``ExecCommand`` step: a command in a running container, under ``sh`` that reports its
+process id first — the Docker API cannot kill an exec, so a timeout or a cancel stops that
+process group with a second exec."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from jobs.plan import ExecCommand
+from scheduler.runs import Outcome, Status
+from scheduler.steps.base import StepHandler
+from scheduler.steps.containers import OUTPUT_DRAIN_S, pump
+
+if TYPE_CHECKING:
+    from structlog.stdlib import BoundLogger
+
+    from jobs.base import BaseJob
+    from scheduler.engine import Engine
+    from scheduler.output import OutputLog
+    from scheduler.runs import Attempt
+
+EXEC_PID_MARK = "crontainer-exec-pid"
+"""The first stderr line of an exec job's wrapper: ``crontainer-exec-pid <pid>``."""
+
+
+class _PidCatcher:
+    """Takes the wrapper's PID line off the front of stderr; passes the rest on."""
+
+    def __init__(self, output: OutputLog) -> None:
+        self._output = output
+        self._head = bytearray()
+        self._seen = False
+        self.pid: int | None = None
+        self.ended = threading.Event()
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        if self._seen or stream != "stderr":
+            self._output.feed(stream, chunk)
+            return
+        self._head += chunk
+        line, newline, rest = bytes(self._head).partition(b"\n")
+        if not newline:
+            return
+        self._seen = True
+        mark, _, number = line.decode("utf-8", "replace").partition(" ")
+        if mark == EXEC_PID_MARK and number.strip().isdigit():
+            self.pid = int(number)
+        else:
+            rest = bytes(self._head)  # not our line (no sh?): show everything
+        if rest:
+            self._output.feed(stream, rest)
+
+
+class _ExecProcess:
+    """A running exec, as a canceller (or the timeout) stops it."""
+
+    def __init__(
+        self, engine: Engine, log: BoundLogger, job: BaseJob, container: str, pid: _PidCatcher
+    ) -> None:
+        self._engine, self._log, self._job = engine, log, job
+        self._container, self._pid = container, pid
+
+    def stop(self) -> None:
+        """stop_signal to the exec's process, then SIGKILL after stop_grace."""
+        pid, job = self._pid, self._job
+        if pid.pid is None:
+            self._log.warning("run.cancel_failed", error="the exec did not report its process id")
+            return
+        for signame, grace in ((job.stop_signal, job.stop_grace), ("SIGKILL", 0.0)):
+            kill = self._engine.exec_create(
+                self._container,
+                # An exec's process leads its own process group: signal the group, children too.
+                ["kill", "-s", signame.removeprefix("SIG"), "--", f"-{pid.pid}"],
+                user="root",
+                workdir=None,
+                env={},
+            )
+            for _ in self._engine.exec_output(kill):
+                pass
+            if pid.ended.wait(grace):
+                return
+
+
+class ExecHandler(StepHandler[ExecCommand]):
+    """Run the command; wait for its output to end under the job's timeout."""
+
+    step = ExecCommand
+
+    def run(self, attempt: Attempt, step: ExecCommand) -> Outcome:
+        engine, job = self.engine, attempt.job
+        wrapped = ["sh", "-c", f'echo "{EXEC_PID_MARK} $$" >&2; exec "$@"', "sh", *step.command]
+        exec_id = engine.exec_create(
+            step.container, wrapped, user=step.user, workdir=step.workdir, env=step.env
+        )
+        output = self.context.containers.output_log()
+        pid = _PidCatcher(output)
+        reader = pump(self.log, engine.exec_output(exec_id), pid.feed, pid.ended.set)
+        process = _ExecProcess(engine, self.log, job, step.container, pid)
+        with attempt.lock:
+            attempt.process = process
+        try:
+            reader.join(job.timeout)
+            timed_out = reader.is_alive()
+            if timed_out:
+                self.log.info(
+                    "run.stopping",
+                    reason="timeout",
+                    timeout_s=job.timeout,
+                    stop_signal=job.stop_signal,
+                )
+                process.stop()
+                reader.join(OUTPUT_DRAIN_S)
+        finally:
+            with attempt.lock:
+                attempt.process = None
+            output.close()
+        outcome = _outcome(attempt, self._exit_code(exec_id), timed_out=timed_out)
+        outcome.output = list(output.tail)
+        return outcome
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        """The engine marks an exec finished a moment after its output ends."""
+        clock = self.context.clock
+        deadline = clock.monotonic() + OUTPUT_DRAIN_S
+        while (code := self.engine.exec_exit_code(exec_id)) is None:
+            if clock.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        return code
+
+
+def _outcome(attempt: Attempt, code: int | None, *, timed_out: bool) -> Outcome:
+    """How an exec ended: its timeout, a cancel, its exit code (None: the engine never said)."""
+    if timed_out:
+        return Outcome(Status.TIMED_OUT, exit_code=code, reason="timeout")
+    if attempt.cancelled.is_set():
+        return Outcome(Status.CANCELLED, exit_code=code, reason=attempt.cancelled.reason)
+    if code == 0:
+        return Outcome(Status.SUCCEEDED, exit_code=0)
+    return Outcome(
+        Status.FAILED, exit_code=code, error=None if code is not None else "no exit code"
+    )

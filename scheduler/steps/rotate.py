@@ -1,0 +1,72 @@
+"""The ``RotateLogs`` step: rotate (the tool gets the state of earlier runs on stdin), tell
+the app if something rotated, then compress and prune — whatever the signal gave."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from jobs.plan import RotateLogs
+from scheduler.control import ControlError, checked_rotation
+from scheduler.runs import Outcome, Status
+from scheduler.steps.base import StepHandler
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scheduler.runs import Attempt
+
+
+class RotateHandler(StepHandler[RotateLogs]):
+    """Rotate → tell the app if something rotated → compress and prune. A failing signal
+    fails the run after the rotation, saying which part failed; compression still runs."""
+
+    step = RotateLogs
+
+    def run(self, attempt: Attempt, step: RotateLogs) -> Outcome:
+        store, job, steps = self.context.checkpoints, attempt.job_name, self.context.steps
+        containers = self.context.containers
+        saved = store.checkpoints(job) if store is not None else {}
+
+        def give_state(container_id: str) -> Callable[[], None]:
+            stdin = self.engine.attach_stdin(container_id)
+            stdin.write(json.dumps(saved).encode() + b"\n")
+            stdin.close()
+            return lambda: None
+
+        rotated = containers.run_tool(attempt, step.rotate, "rotate", before_start=give_state)
+        if rotated.status is not Status.SUCCEEDED:
+            return rotated
+        try:
+            moves, state = checked_rotation(rotated.details)
+        except ControlError as e:
+            # Files may have been renamed: tell the app anyway, and say what went wrong.
+            told = steps.run(attempt, step.tell) if step.tell is not None else None
+            signalled = "" if told is None else f" (the app was told: {told.status.value})"
+            return Outcome(
+                Status.FAILED, error=f"the rotation's result cannot be used: {e}{signalled}"
+            )
+        if store is not None:
+            gone = [path for path in saved if path not in state]
+            store.save_checkpoints(job, state, gone, self.context.clock.now())
+        for path, to in moves:
+            self.log.info("run.file_rotated", path=path, to=to)
+        moved = [to for _path, to in moves]
+        told = None
+        if moved and step.tell is not None:
+            told = steps.run(attempt, step.tell)
+        finished = containers.run_tool(attempt, step.finish, "rotate")
+        details: dict[str, object] = {**finished.details, "rotated": moved}
+        if told is not None and told.status is not Status.SUCCEEDED:
+            return Outcome(
+                Status.FAILED,
+                error=f"rotated {len(moved)} file(s), but telling the app failed: {told.error}",
+                details=details,
+            )
+        if finished.status is not Status.SUCCEEDED:
+            why = finished.error or (finished.output[-1] if finished.output else "")
+            finished.error = (
+                f"rotated {len(moved)} file(s), but compressing or pruning failed: {why}"
+            )
+            return finished
+        return Outcome(Status.SUCCEEDED, exit_code=0, details=details)
