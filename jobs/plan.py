@@ -31,11 +31,6 @@ class Mount:
     target: str
     read_only: bool = False
 
-    @property
-    def is_bind(self) -> bool:
-        """A host path (absolute) rather than a named volume."""
-        return self.source.startswith("/")
-
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scheduler import logs
+from scheduler import heartbeat, logs
 from scheduler.errors import ConfigError
 from scheduler.history import HistoryError
 
@@ -29,7 +29,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 NEXT_RUNS = 3
-HEARTBEAT_DEFAULT = "/tmp/crontainer.heartbeat"  # noqa: S108 - [daemon] heartbeat_file's default
 
 
 def _version() -> str:
@@ -100,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
     )
     health.add_argument(
-        "--file", default=HEARTBEAT_DEFAULT, help=f"heartbeat file (default {HEARTBEAT_DEFAULT})"
+        "--file",
+        default=str(heartbeat.DEFAULT),
+        help=f"heartbeat file (default {heartbeat.DEFAULT})",
     )
     health.add_argument("--max-age", default="30s", help="oldest acceptable heartbeat (30s)")
     return parser

@@ -16,6 +16,7 @@ import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +25,12 @@ import docker.errors
 from docker.types import LogConfig
 
 from jobs.plan import ContainerSpec, PullPolicy
-from scheduler.errors import EngineError, EngineUnavailableError
+from scheduler.errors import (
+    EngineConflictError,
+    EngineError,
+    EngineNotFoundError,
+    EngineUnavailableError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -213,8 +219,11 @@ def _translated(what: str) -> Iterator[None]:
     """Turn docker-py and transport errors into our own, with ``what`` in front."""
     try:
         yield
+    except docker.errors.NotFound as e:
+        raise EngineNotFoundError(f"{what}: {_explain(e)}") from e
     except docker.errors.APIError as e:
-        raise EngineError(f"{what}: {_explain(e)}") from e
+        conflict = e.status_code == HTTPStatus.CONFLICT
+        raise (EngineConflictError if conflict else EngineError)(f"{what}: {_explain(e)}") from e
     except (docker.errors.DockerException, OSError) as e:
         # requests' ConnectionError and Timeout are OSErrors.
         raise EngineUnavailableError(f"{what}: the Docker engine did not answer: {e}") from e
@@ -261,9 +270,7 @@ class DockerEngine:
             try:
                 with _translated(f"image {image!r}"):
                     self._api.inspect_image(image)
-            except EngineError as e:
-                if not isinstance(e.__cause__, docker.errors.NotFound):
-                    raise
+            except EngineNotFoundError:
                 if policy is PullPolicy.NEVER:
                     raise EngineError(
                         f"image {image!r} is not present on the engine and pull = 'never'"
@@ -392,24 +399,15 @@ class DockerEngine:
 
     def stop(self, container_id: str, grace: float) -> None:
         """See Engine."""
-        try:
-            with _translated("stopping the container"):
-                self._api.stop(container_id, timeout=max(0, math.ceil(grace)))
-        except EngineError as e:
-            if not isinstance(e.__cause__, docker.errors.NotFound):
-                raise
+        with suppress(EngineNotFoundError), _translated("stopping the container"):
+            self._api.stop(container_id, timeout=max(0, math.ceil(grace)))
 
     def remove(self, container_id: str) -> None:
         """See Engine."""
-        try:
-            with _translated("removing the container"):
-                self._api.remove_container(container_id, v=True, force=True)
-        except EngineError as e:
-            cause = e.__cause__
-            gone = isinstance(cause, docker.errors.NotFound)
-            in_progress = isinstance(cause, docker.errors.APIError) and cause.status_code == 409  # noqa: PLR2004
-            if not (gone or in_progress):
-                raise
+        # Gone already, or its removal is in progress (auto_remove, another remover).
+        gone = (EngineNotFoundError, EngineConflictError)
+        with suppress(*gone), _translated("removing the container"):
+            self._api.remove_container(container_id, v=True, force=True)
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         """See Engine."""
@@ -519,10 +517,7 @@ class DockerEngine:
                         ),
                     )
                 break
-            except EngineError as e:
-                cause = e.__cause__
-                if not (isinstance(cause, docker.errors.APIError) and cause.status_code == 409):  # noqa: PLR2004
-                    raise
+            except EngineConflictError:  # the name is taken: by a live lock, or a dead one
                 if self._lock_is_live(name) and time.monotonic() > deadline:
                     raise LockHeldError(
                         f"another daemon holds the lock: container {name!r} is running "

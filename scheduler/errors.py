@@ -21,3 +21,12 @@ class EngineError(CrontainerError):
 
 class EngineUnavailableError(EngineError):
     """The engine did not answer (not running, unreachable, or too slow)."""
+
+
+class EngineNotFoundError(EngineError):
+    """The engine has no such object (container, image, exec): HTTP 404."""
+
+
+class EngineConflictError(EngineError):
+    """The engine refused for the object's state (a name in use, a removal in progress):
+    HTTP 409."""

@@ -38,6 +38,7 @@ from pydantic_settings import (
 from jobs.base import NAME_PATTERN, BaseJob, Model, name_is_valid
 from jobs.kinds import KINDS, Job
 from jobs.units import Duration, Largest, Longest, Size
+from scheduler import heartbeat
 from scheduler.errors import ConfigError
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
 
@@ -89,7 +90,7 @@ class DaemonSettings(Model):
         5.0, description="how often the config file's content is checked for changes (0: never)"
     )
     heartbeat_file: Path = Field(
-        Path("/tmp/crontainer.heartbeat"),  # noqa: S108 - a liveness marker, no secret
+        heartbeat.DEFAULT,
         strict=False,
         description="touched every 5 s while the scheduling loop is alive (crontainer health)",
     )
