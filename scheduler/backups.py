@@ -1,77 +1,69 @@
 """``crontainer backups`` and ``crontainer restore``: one-off ops containers from the CLI.
 
 Both need the engine (the target may be a named volume the CLI cannot see) and
-run ``python -m jobs.tools.backup`` in a container of the ops image, as the
-daemon's backup runs do. ``restore`` stops and starts the job's ``stop``
-containers like a backup run (in order, then in reverse, on every path).
+run ``python -m jobs.tools.backup`` in a container of the ops image — as plans run by
+the daemon's own step executor: the same container primitive, and a restore stops and
+starts the job's ``stop`` containers with the same step as a backup run (in order, then
+in reverse, on every path).
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jobs.backup import TARGET_MOUNT, BackupJob
-from jobs.plan import ContainerSpec, Mount, PullPolicy
-from jobs.protocol import parse
+from jobs.plan import ContainerSpec, Mount, PullPolicy, RunContainer, WithStopped
 from jobs.run import parse_volume
-from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
-from scheduler.errors import CrontainerError, EngineError
+from scheduler.clock import SystemClock
+from scheduler.errors import CrontainerError
+from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status
+from scheduler.steps import StepExecutor
 
 if TYPE_CHECKING:
+    from jobs.plan import Step
+    from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.settings import Config
 
 TOOL = ("python3", "-m", "jobs.tools.backup")
 OPS_TIMEOUT_S = 6 * 3600.0
+"""How long a listing or a restore may take (a backup's own timeout is for its runs)."""
 
 
 class BackupCommandError(CrontainerError):
     """A backups/restore command cannot be done; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class OpsResult:
-    """What a one-off ops container printed, and how it ended."""
-
-    exit_code: int
-    stdout: list[str]
-    stderr: list[str]
-
-
-def run_ops(
-    engine: Engine, spec: ContainerSpec, *, daemon: str, job: str, timeout: float
-) -> OpsResult:
-    """Run one ops container to its end (under ``timeout``) and remove it."""
-    engine.ensure_image(spec.image, spec.pull)
-    run_id = f"cli-{uuid.uuid4().hex[:8]}"
-    labels = {LABEL_DAEMON: daemon, LABEL_JOB: job, LABEL_RUN: run_id}
-    container = engine.create(spec, name=f"{daemon}-{job}-{run_id}", labels=labels)
-    chunks: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-    try:
-        stream = engine.output(container)
-
-        def pump() -> None:
-            for name, chunk in stream:
-                chunks[name] += chunk
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        engine.start(container)
-        status = engine.wait(container, timeout)
-        if status is None:
-            engine.stop(container, 10)
-            raise BackupCommandError(f"the ops container did not finish within {timeout:.0f}s")
-        reader.join(5)
-    finally:
-        engine.remove(container)
-    return OpsResult(
-        status.exit_code,
-        chunks["stdout"].decode("utf-8", "replace").splitlines(),
-        chunks["stderr"].decode("utf-8", "replace").splitlines(),
+def _run_plan(
+    engine: Engine, config: Config, name: str, step: Step, clock: Clock
+) -> dict[str, object]:
+    """Run ``step`` for the backup job ``name`` as a one-off run (``cli-…``); return the
+    tool's result, with ``stopped_and_started``: what it stopped and started again."""
+    job = backup_job(config, name).model_copy(update={"timeout": OPS_TIMEOUT_S})
+    stopped: list[str] = []
+    started: list[str] = []
+    attempt = Attempt(
+        f"cli-{uuid.uuid4().hex[:8]}",
+        name,
+        job,
+        Cancellation(),
+        on_stop=stopped.append,
+        on_started=started.append,
     )
+    try:
+        outcome = StepExecutor(engine, config.daemon, clock).run(attempt, step)
+    except RunInterruptedError as e:
+        raise BackupCommandError(f"the engine went away during the run: {e}") from None
+    if set(stopped) - set(started):
+        left = ", ".join(repr(c) for c in stopped if c not in started)
+        raise BackupCommandError(f"could not start again: {left}")
+    if outcome.status is Status.TIMED_OUT:
+        raise BackupCommandError(f"the ops container did not finish within {OPS_TIMEOUT_S:.0f}s")
+    if outcome.status is not Status.SUCCEEDED:
+        code = outcome.exit_code
+        raise BackupCommandError(outcome.error or f"the backup tool exited {code}")
+    return {**outcome.details, "stopped_and_started": stopped}
 
 
 def backup_job(config: Config, name: str) -> BackupJob:
@@ -84,20 +76,8 @@ def backup_job(config: Config, name: str) -> BackupJob:
     return entry.job
 
 
-def _tool(engine: Engine, config: Config, job: str, spec: ContainerSpec) -> dict[str, object]:
-    """The backup tool's result (its control line), or BackupCommandError with what it said."""
-    ran = run_ops(engine, spec, daemon=config.daemon.name, job=job, timeout=OPS_TIMEOUT_S)
-    messages = [parse(line.encode()) for line in ran.stderr]
-    said = [line for line, message in zip(ran.stderr, messages, strict=True) if message is None]
-    results = [m["result"] for m in messages if m is not None and "result" in m]
-    result = results[-1] if results else None
-    if ran.exit_code != 0 or not isinstance(result, dict):
-        raise BackupCommandError("; ".join(said) or f"the backup tool exited {ran.exit_code}")
-    return result
-
-
 def list_archives(
-    engine: Engine, config: Config, name: str, ops_image: str
+    engine: Engine, config: Config, name: str, ops_image: str, clock: Clock | None = None
 ) -> list[dict[str, object]]:
     """The job's archives, newest first (name, time, bytes, good)."""
     job = backup_job(config, name)
@@ -109,7 +89,9 @@ def list_archives(
         pull=PullPolicy.MISSING,
         healthcheck=False,
     )
-    archives = _tool(engine, config, name, spec).get("archives")
+    archives = _run_plan(
+        engine, config, name, RunContainer(spec, tool="backup"), clock or SystemClock()
+    ).get("archives")
     if not isinstance(archives, list):
         raise BackupCommandError("the backup tool's listing is not a list")
     return archives
@@ -160,32 +142,21 @@ def _restore_spec(job: BackupJob, ops_image: str, archive: str, to: list[str]) -
 
 
 def restore(
-    engine: Engine, config: Config, name: str, *, ops_image: str, archive: str, to: list[str]
+    engine: Engine,
+    config: Config,
+    name: str,
+    *,
+    ops_image: str,
+    archive: str,
+    to: list[str],
+    clock: Clock | None = None,
 ) -> dict[str, object]:
     """Restore ``archive`` (or ``latest``) into the job's sources, or into ``to`` volumes
     (``/archived/path=volume``); stop/start the job's ``stop`` containers around it."""
     job = backup_job(config, name)
-    chosen = _pick(list_archives(engine, config, name, ops_image), archive, name, job.target)
+    clock = clock or SystemClock()
+    chosen = _pick(list_archives(engine, config, name, ops_image, clock), archive, name, job.target)
     spec = _restore_spec(job, ops_image, chosen, to)
-    stopped: list[str] = []
-    try:
-        for container in job.stop:
-            if engine.is_running(container):
-                engine.stop(container, job.stop_grace)
-                stopped.append(container)
-        result = _tool(engine, config, name, spec)
-    finally:
-        _start_again(engine, stopped)
-    result["stopped_and_started"] = stopped
-    return result
-
-
-def _start_again(engine: Engine, stopped: list[str]) -> None:
-    failures = []
-    for container in reversed(stopped):
-        try:
-            engine.start(container)
-        except EngineError as e:
-            failures.append(str(e))
-    if failures:
-        raise BackupCommandError("could not start again: " + "; ".join(failures))
+    body = (RunContainer(spec, tool="backup"),)
+    step = WithStopped(tuple(job.stop), body, job.stop_grace)
+    return _run_plan(engine, config, name, step, clock)

@@ -270,6 +270,9 @@ def _backup_command(args: argparse.Namespace) -> int:
     config = _load_or_report(args)
     if config is None:
         return EXIT_USAGE
+    # The run's warnings (a container not started again, a removal that failed) on stderr;
+    # stdout is the command's answer.
+    logs.configure(config.daemon.log_format, "warning", sys.stderr)
     try:
         engine = DockerEngine.connect(config.daemon.engine_timeout)
         image = config.daemon.ops_image or engine.own_image() or DEFAULT_OPS_IMAGE

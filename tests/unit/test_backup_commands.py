@@ -1,0 +1,195 @@
+"""``crontainer backups`` and ``restore`` as one-off runs through the daemon's steps: the
+listing and the restore are ops containers of the backup tool; a restore stops the job's
+``stop`` containers in order and starts them again in reverse, whatever happened."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobs.backup import TARGET_MOUNT
+from scheduler.backups import OPS_TIMEOUT_S, BackupCommandError, list_archives, restore
+from scheduler.engine import ExitStatus
+from scheduler.errors import EngineError
+from scheduler.settings import Config, load_config
+from tests.control import control
+
+from .fakes import FakeClock, FakeEngine
+
+ARCHIVES = [
+    {"archive": "db-20261202T030000Z.tar.zst", "good": True, "bytes": 10, "time": "t2"},
+    {"archive": "db-20261201T030000Z.tar.zst", "good": True, "bytes": 9, "time": "t1"},
+]
+
+
+class ToolEngine(FakeEngine):
+    """Each container created says what the next entry of ``said`` holds (stderr bytes)."""
+
+    said: list[bytes]
+    fail_start_of: set[str]
+
+    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+        self._call("output", container_id)
+        return iter([("stderr", self.said.pop(0))])
+
+    def start(self, container_id: str) -> None:
+        if container_id in self.fail_start_of:
+            self.calls.append(("start", container_id))
+            raise EngineError(f"starting {container_id}: refused")
+        super().start(container_id)
+
+
+def engine_saying(*said: bytes, fail_start_of: frozenset[str] = frozenset()) -> ToolEngine:
+    engine = ToolEngine(FakeClock())
+    engine.said = list(said)
+    engine.fail_start_of = set(fail_start_of)
+    return engine
+
+
+def config(tmp_path: Path, stop: str = '["app", "idle", "worker"]') -> Config:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.db]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+        f'volumes_from = "app"\nstop = {stop}\nstop_grace = "3s"\n'
+        '[jobs.web]\nkind = "run"\nimage = "busybox"\nschedule = "@hourly"\n'
+    )
+    return load_config(path, {})
+
+
+def moves(engine: FakeEngine) -> list[tuple[str, object]]:
+    """The stops and starts of the app's containers, in order (not the ops containers')."""
+    return [(n, a) for n, a in engine.calls if n in ("is_running", "start") and a in APP]
+
+
+APP = {"app", "idle", "worker"}
+
+
+def test_backups_lists_through_a_read_only_ops_container_and_removes_it(tmp_path: Path) -> None:
+    engine = engine_saying(control({"result": {"archives": ARCHIVES}}))
+    assert list_archives(engine, config(tmp_path), "db", "ops:1", engine.clock) == ARCHIVES
+    [spec] = engine.created_specs
+    assert spec.image == "ops:1"
+    assert spec.command is not None
+    assert spec.command[-5:] == ("list", "--job", "db", "--target", TARGET_MOUNT)
+    assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
+        ("backups", TARGET_MOUNT, True)
+    ]
+    assert engine.created_labels["crontainer.job"] == "db"
+    assert engine.created_labels["crontainer.run_id"].startswith("cli-")
+    assert engine.names().count("remove") == 1
+
+
+def test_a_listing_that_does_not_end_is_stopped_after_the_commands_own_limit(
+    tmp_path: Path,
+) -> None:
+    """6 h of the engine's silence (not the backup job's timeout, 1 h here): the ops
+    container is stopped and removed, and the command says how long it waited."""
+    engine = engine_saying(b"")
+    engine.exit_status = None
+    began = engine.clock.monotonic()
+    with pytest.raises(BackupCommandError) as failed:
+        list_archives(engine, config(tmp_path, '[]\ntimeout = "1h"'), "db", "ops:1", engine.clock)
+    assert str(failed.value) == "the ops container did not finish within 21600s"
+    assert engine.clock.monotonic() - began == OPS_TIMEOUT_S
+    assert engine.names()[-3:] == ["stop", "wait", "remove"]
+
+
+def test_restore_stops_in_order_restores_the_latest_and_starts_again_in_reverse(
+    tmp_path: Path,
+) -> None:
+    engine = engine_saying(
+        control({"result": {"archives": ARCHIVES}}),
+        control({"result": {"archive": ARCHIVES[0]["archive"], "entries": 3}}),
+    )
+    engine.not_running = {"idle"}
+    result = restore(
+        engine,
+        config(tmp_path),
+        "db",
+        ops_image="ops:1",
+        archive="latest",
+        to=[],
+        clock=engine.clock,
+    )
+    assert result == {
+        "archive": "db-20261202T030000Z.tar.zst",
+        "entries": 3,
+        "stopped_and_started": ["app", "worker"],
+    }
+    stops = [a for n, a in engine.calls if n == "stop"]
+    assert stops[:2] == [3.0, 3.0]  # the job's stop_grace
+    assert moves(engine) == [
+        ("is_running", "app"),
+        ("is_running", "idle"),
+        ("is_running", "worker"),
+        ("start", "worker"),
+        ("start", "app"),
+    ]
+    restore_spec = engine.created_specs[1]
+    assert restore_spec.command is not None
+    assert restore_spec.command[-1] == "db-20261202T030000Z.tar.zst"
+    assert restore_spec.volumes_from == ("app",)
+
+
+def test_a_failed_restore_says_the_tools_reason_and_still_starts_the_app_again(
+    tmp_path: Path,
+) -> None:
+    engine = engine_saying(
+        control({"result": {"archives": ARCHIVES}}),
+        b"backup: db-20261201T030000Z.tar.zst: checksum mismatch\n",
+    )
+    engine.sequence = [ExitStatus(0), ExitStatus(1)]
+    with pytest.raises(BackupCommandError) as failed:
+        restore(
+            engine,
+            config(tmp_path, '["app"]'),
+            "db",
+            ops_image="ops:1",
+            archive="db-20261201T030000Z.tar.zst",
+            to=[],
+            clock=engine.clock,
+        )
+    assert str(failed.value) == "db-20261201T030000Z.tar.zst: checksum mismatch"
+    assert moves(engine) == [("is_running", "app"), ("start", "app")]
+
+
+def test_a_container_that_does_not_start_again_fails_the_restore_naming_it(
+    tmp_path: Path,
+) -> None:
+    """The others are still started; the error names the one left stopped."""
+    engine = engine_saying(
+        control({"result": {"archives": ARCHIVES}}),
+        control({"result": {"archive": ARCHIVES[0]["archive"]}}),
+        fail_start_of=frozenset({"worker"}),
+    )
+    with pytest.raises(BackupCommandError) as failed:
+        restore(
+            engine,
+            config(tmp_path),
+            "db",
+            ops_image="ops:1",
+            archive="latest",
+            to=[],
+            clock=engine.clock,
+        )
+    assert str(failed.value) == "could not start again: 'worker'"
+    assert [a for n, a in moves(engine) if n == "start"] == ["worker", "idle", "app"]
+
+
+def test_restore_of_a_job_that_is_not_a_backup_is_refused_before_the_engine(
+    tmp_path: Path,
+) -> None:
+    engine = engine_saying()
+    with pytest.raises(BackupCommandError, match="job 'web' is of kind 'run', not 'backup'"):
+        restore(
+            engine,
+            config(tmp_path),
+            "web",
+            ops_image="ops:1",
+            archive="latest",
+            to=[],
+            clock=engine.clock,
+        )
+    assert engine.calls == []
