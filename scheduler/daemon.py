@@ -340,8 +340,7 @@ class Daemon:
         announced = False
         while True:
             try:
-                engine = self._connect()
-                engine.ping()
+                engine = self._connected()
             except EngineUnavailableError as e:
                 if not announced:
                     self._log.warning("engine.unavailable", error=str(e), retry_for_s=wait)
@@ -357,6 +356,16 @@ class Daemon:
                 if announced:
                     self._log.info("engine.available")
                 return engine
+
+    def _connected(self) -> Engine:
+        """A client whose engine answers a ping; a client whose engine does not is closed."""
+        engine = self._connect()
+        try:
+            engine.ping()
+        except BaseException:
+            engine.close()
+            raise
+        return engine
 
     def _catch_up(self, runner: Runner, history: History) -> None:
         """Once at start: a job with catch_up whose run fell due while the daemon was down

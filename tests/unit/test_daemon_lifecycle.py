@@ -27,7 +27,7 @@ from .fakes import FakeClock, FakeEngine
 
 HEAD = (
     '[daemon]\nname = "d"\nlog_format = "json"\nconfig_poll = "0"\nshutdown_grace = "1s"\n'
-    'state_dir = "{state}"\nheartbeat_file = "{state}/beat"\nhttp = "{http}"\n'
+    'state_dir = "{state}"\nheartbeat_file = "{state}/beat"\nhttp = "{http}"\n{extra}'
 )
 
 
@@ -54,11 +54,12 @@ def run_daemon(
     engine: FakeEngine,
     http: str,
     jobs: str = "",
+    extra: str = "",
 ) -> Ended:
     """``crontainer run`` with ``engine`` as the Docker engine, until it returns."""
     state = tmp_path / "state"
     path = tmp_path / "c.toml"
-    path.write_text(HEAD.format(state=state, http=http) + jobs)
+    path.write_text(HEAD.format(state=state, http=http, extra=extra) + jobs)
     for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(DockerEngine, "connect", classmethod(lambda cls, timeout: engine))
@@ -165,3 +166,18 @@ def test_an_admin_socket_that_cannot_be_made_stops_the_loop_and_the_runs(
     assert_released(ended, engine)
     assert_port_free(listening["port"])
     assert (tmp_path / "state" / "admin.sock").is_dir()  # not ours to remove
+
+
+def test_an_engine_that_never_answers_leaves_no_client_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """engine_wait passes without an answer: daemon.failed (engine_unavailable) and exit 1;
+    each client that was connected but whose ping failed was closed before the next try."""
+    engine = FakeEngine(FakeClock())
+    engine.fail["ping"] = EngineUnavailableError("no answer")
+    ended = run_daemon(tmp_path, monkeypatch, capsys, engine, "", extra='engine_wait = "1s"\n')
+    assert ended.code == 1
+    (failed,) = ended.named("daemon.failed")
+    assert failed["reason"] == "engine_unavailable"
+    assert engine.names().count("ping") >= 1
+    assert engine.names() == ["ping", "close"] * engine.names().count("ping")
