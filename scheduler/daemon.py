@@ -3,12 +3,22 @@
 Signals are handled without handlers: the main thread blocks SIGTERM, SIGINT
 and SIGHUP before any other thread exists (threads inherit the mask) and
 takes them with ``sigtimedwait``, so nothing runs inside a signal handler.
+
+Its life reads top to bottom in ``Daemon._serve``: ``_start`` takes what the
+daemon needs, entering each resource into one ``ExitStack`` as soon as it is
+taken; ``_loop`` serves until a stop signal; ``_shutdown`` closes the stack.
+The stack's reverse order is the shutdown's: the admin socket, the HTTP
+listener, the scheduling loop, the runs (drained), the notifications, the
+lock, the state database, the engine. A start-up that fails at any point, by
+a logged failure or by an exception, releases what it took through the same
+stack.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,29 +55,59 @@ HEALTH_CHECK_S = 5.0
 DRAIN_POLL_S = 0.2
 NOTIFY_DRAIN_S = 10.0
 """At shutdown, how long queued notifications may still take."""
+LOOP_JOIN_S = 5.0
+"""At shutdown, how long the scheduling loop's thread may take to end."""
 
 
 def _touch(path: Path) -> None:
+    """Touch the heartbeat file; a failure is logged, never raised."""
     try:
         path.touch()
     except OSError as e:
         get_logger().warning("daemon.heartbeat_failed", path=str(path), error=str(e))
 
 
-def _close(engine: Engine, history: History, lock: Lock | None = None) -> None:
-    """Let go of the lock, the state database and the engine, in that order."""
-    if lock is not None:
-        lock.release()
-    history.close()
-    engine.close()
-
-
 @dataclass
 class _Parts:
-    """What the HTTP listener reads, set as the daemon starts them."""
+    """Parts read before they exist (by the HTTP listener, by the lock's release), set
+    as the daemon starts them."""
 
     runner: Runner | None = None
     loop: threading.Thread | None = None
+    watch: EngineWatch | None = None
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The engine, the state database and the lock: what every other part is built on."""
+
+    engine: Engine
+    history: History
+    lock: Lock
+    ops_image: str
+    ops_image_source: str
+
+
+@dataclass(frozen=True)
+class _Running:
+    """What the main loop and the shutdown use once the daemon has started."""
+
+    runner: Runner
+    ticker: Ticker
+    loop: threading.Thread
+    watch: EngineWatch
+
+
+def _release_lock(parts: _Parts, taken: Lock) -> None:
+    """Let go of the lock held now: the watch's (taken again after an outage), else the first."""
+    (parts.watch.lock if parts.watch is not None else taken).release()
+
+
+def _stop_loop(ticker: Ticker, loop: threading.Thread) -> None:
+    """Stop the scheduling loop; wait a little for its thread, if it was started."""
+    ticker.stop()
+    if loop.ident is not None:
+        loop.join(LOOP_JOIN_S)
 
 
 class Daemon:
@@ -91,90 +131,168 @@ class Daemon:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _serve(self) -> int:
+        """Start, loop, shut down; what start-up took is released on every path."""
+        with ExitStack() as stack:
+            running = self._start(stack)
+            if running is None:
+                return 0 if self._stop_requested else 1
+            reason = self._loop(running)
+            return self._shutdown(stack, running, reason)
+
+    def _start(self, stack: ExitStack) -> _Running | None:
+        """Take the engine, the database and the lock; start the parts, settle what an
+        earlier daemon left, start the schedule and the admin socket — each entered into
+        ``stack`` once taken. None after a failure it logged."""
+        settings, parts = self._config.daemon, _Parts()
+        base = self._take_base(stack, parts)
+        if base is None:
+            return None
+        engine, history = base.engine, base.history
+        runner, metrics, health = self._start_runner(stack, base, parts)
+        ticker = Ticker(self._clock, runner.submit)
+        loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
+        stack.callback(_stop_loop, ticker, loop)
+        if not self._status_server(stack, metrics, health):
+            return None
+        settle(
+            engine, history, runner, jobs=self._config.jobs, daemon=settings.name, clock=self._clock
+        )
+        parts.watch = watch = EngineWatch(
+            engine,
+            history,
+            runner,
+            base.lock,
+            daemon=settings.name,
+            ops_image=base.ops_image,
+            clock=self._clock,
+        )
+        ticker.set_jobs(self._config.jobs)
+        parts.loop = loop
+        loop.start()
+        self._catch_up(runner, history)
+        self._run_on_start(runner)
+        health.ready.set()
+        self._admin_server(stack, runner)
+        self._log.info(
+            "daemon.started",
+            name=settings.name,
+            jobs=len(self._config.jobs),
+            config=str(self._config.path),
+            ops_image=base.ops_image,
+            ops_image_source=base.ops_image_source,
+        )
+        return _Running(runner, ticker, loop, watch)
+
+    def _take_base(self, stack: ExitStack, parts: _Parts) -> _Base | None:
+        """The engine, the state database and the lock, each entered into ``stack``; None
+        after ``daemon.failed`` if one cannot be had (or a stop signal while waiting)."""
         settings = self._config.daemon
         engine = self._wait_for_engine()
         if engine is None:
-            return 1 if not self._stop_requested else 0
+            return None
+        stack.callback(engine.close)
         try:
             history = History.open(settings.state_dir)
         except HistoryError as e:
             self._log.error("daemon.failed", reason="state_dir", error=str(e))
-            engine.close()
-            return 1
+            return None
+        stack.callback(history.close)
         ops_image, source = self._ops_image(engine)
         try:
             lock = take_lock(engine, settings.name, ops_image)
         except EngineError as e:
             reason = "already_running" if isinstance(e, LockHeldError) else "lock"
             self._log.error("daemon.failed", reason=reason, error=str(e))
-            _close(engine, history)
-            return 1
-        metrics, health, parts = self._observe(history)
-        notifier = self._notifier(engine, history)
+            return None
+        stack.callback(_release_lock, parts, lock)
+        return _Base(engine, history, lock, ops_image, source)
+
+    def _start_runner(
+        self, stack: ExitStack, base: _Base, parts: _Parts
+    ) -> tuple[Runner, Metrics, Health]:
+        """Metrics and health, the notifier and the runner, each entered into ``stack``
+        (the notifier is closed, the runs are drained)."""
+        metrics, health = self._observe(base.history, parts)
+        notifier = self._notifier(base.engine, base.history)
+        stack.callback(notifier.close, NOTIFY_DRAIN_S)
         runner = Runner(
-            engine,
-            settings,
+            base.engine,
+            self._config.daemon,
             self._clock,
-            ops_image,
-            history,
+            base.ops_image,
+            base.history,
             on_ended=metrics.ended,
             on_report=notifier.report,
         )
         parts.runner = runner
+        stack.callback(self._drain, runner)
+        return runner, metrics, health
+
+    def _status_server(self, stack: ExitStack, metrics: Metrics, health: Health) -> bool:
+        """The HTTP listener of /metrics, /healthz and /readyz (unless turned off), entered
+        into ``stack``; False after ``daemon.failed`` when its address cannot be bound."""
+        settings = self._config.daemon
+        address = settings.http_address()
+        if address is None:
+            return True
         try:
-            status = self._status_server(metrics, health)
+            status = StatusServer(*address, metrics, health)
         except OSError as e:
             self._log.error("daemon.failed", reason="http", http=settings.http, error=str(e))
-            _close(engine, history, lock)
-            return 1
-        settle(
-            engine, history, runner, jobs=self._config.jobs, daemon=settings.name, clock=self._clock
-        )
-        watch = EngineWatch(
-            engine,
-            history,
-            runner,
-            lock,
-            daemon=settings.name,
-            ops_image=ops_image,
-            clock=self._clock,
-        )
-        ticker = Ticker(self._clock, runner.submit)
-        ticker.set_jobs(self._config.jobs)
-        loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
-        parts.loop = loop
-        loop.start()
-        self._catch_up(runner, history)
-        self._run_on_start(runner)
-        health.ready.set()
-        admin = AdminServer(settings.state_dir, lambda job: self._trigger(runner, job))
+            return False
+        stack.callback(status.stop)
+        status.start()
+        self._log.info("http.listening", address=settings.http, port=status.port)
+        return True
+
+    def _admin_server(self, stack: ExitStack, runner: Runner) -> None:
+        """The admin socket (run a job now), entered into ``stack``: removed at the end."""
+        admin = AdminServer(self._config.daemon.state_dir, lambda job: self._trigger(runner, job))
+        stack.callback(admin.stop)
         admin.start()
-        self._log.info(
-            "daemon.started",
-            name=settings.name,
-            jobs=len(self._config.jobs),
-            config=str(self._config.path),
-            ops_image=ops_image,
-            ops_image_source=source,
-        )
-        received = self._wait_for_stop(loop, ticker, watch)
+
+    def _loop(self, running: _Running) -> str:
+        """Serve until a stop signal (its name), another daemon took the lock (``lock_taken``)
+        or the scheduling loop ended (``internal``): touch the heartbeat, check the engine,
+        reload the config on SIGHUP or a changed file."""
+        settings = self._config.daemon
+        loop, watch = running.loop, running.watch
+        watcher = ConfigWatcher(self._config.path)
+        poll = settings.config_poll
+        pause = min(HEALTH_CHECK_S, poll) if poll > 0 else HEALTH_CHECK_S
+        next_check = self._clock.monotonic() + watch.interval
+        while True:
+            if loop.is_alive():
+                _touch(settings.heartbeat_file)
+            signo = self._pause(min(pause, watch.interval))
+            if self._clock.monotonic() >= next_check:
+                if self._check_engine(watch) is not None:
+                    return "lock_taken"
+                next_check = self._clock.monotonic() + watch.interval
+            if signo in STOP_SIGNALS:
+                return signal.Signals(signo).name
+            if signo == signal.SIGHUP:
+                watcher.changed()  # this content is being loaded now
+                self._reload(running.ticker, "SIGHUP")
+            elif poll > 0 and watcher.changed():
+                self._reload(running.ticker, "file_changed")
+            if not loop.is_alive():
+                self._log.error("daemon.failed", reason="scheduler loop ended")
+                return "internal"
+
+    def _shutdown(self, stack: ExitStack, running: _Running, reason: str) -> int:
+        """Release what start-up took (the stack, in reverse order), then the heartbeat file;
+        the exit code: 1 when another daemon took the lock, else 0."""
         self._log.info(
             "daemon.stopping",
-            signal=received,
-            active_runs=runner.active(),
-            shutdown_grace_s=settings.shutdown_grace,
+            signal=reason,
+            active_runs=running.runner.active(),
+            shutdown_grace_s=self._config.daemon.shutdown_grace,
         )
-        admin.stop()
-        if status is not None:
-            status.stop()
-        ticker.stop()
-        loop.join(5)
-        self._drain(runner)
-        notifier.close(NOTIFY_DRAIN_S)
-        _close(engine, history, watch.lock)
+        stack.close()
         self._forget_heartbeat()
-        self._log.info("daemon.stopped", active_runs=runner.active())
-        return 1 if received == "lock_taken" else 0
+        self._log.info("daemon.stopped", active_runs=running.runner.active())
+        return 1 if reason == "lock_taken" else 0
 
     def _forget_heartbeat(self) -> None:
         """Remove the heartbeat file at a clean stop (it may be gone, or unremovable)."""
@@ -195,9 +313,8 @@ class Daemon:
         notifier.start()
         return notifier
 
-    def _observe(self, history: History) -> tuple[Metrics, Health, _Parts]:
+    def _observe(self, history: History, parts: _Parts) -> tuple[Metrics, Health]:
         """Metrics and health, reading the runner and the loop once they exist."""
-        parts = _Parts()
         live = Live(
             jobs=lambda: self._config.jobs,
             running=lambda: parts.runner.running_by_job() if parts.runner else {},
@@ -213,17 +330,7 @@ class Daemon:
             engine_error=live.engine_error,
             state_error=lambda: history.write_error,
         )
-        return metrics, health, parts
-
-    def _status_server(self, metrics: Metrics, health: Health) -> StatusServer | None:
-        """The HTTP listener of /metrics, /healthz and /readyz (None when turned off)."""
-        address = self._config.daemon.http_address()
-        if address is None:
-            return None
-        status = StatusServer(*address, metrics, health)
-        status.start()
-        self._log.info("http.listening", address=self._config.daemon.http, port=status.port)
-        return status
+        return metrics, health
 
     def _wait_for_engine(self) -> Engine | None:
         """Connect, retrying with backoff for ``engine_wait``; None if it never answers."""
@@ -233,8 +340,7 @@ class Daemon:
         announced = False
         while True:
             try:
-                engine = self._connect()
-                engine.ping()
+                engine = self._connected()
             except EngineUnavailableError as e:
                 if not announced:
                     self._log.warning("engine.unavailable", error=str(e), retry_for_s=wait)
@@ -250,6 +356,16 @@ class Daemon:
                 if announced:
                     self._log.info("engine.available")
                 return engine
+
+    def _connected(self) -> Engine:
+        """A client whose engine answers a ping; a client whose engine does not is closed."""
+        engine = self._connect()
+        try:
+            engine.ping()
+        except BaseException:
+            engine.close()
+            raise
+        return engine
 
     def _catch_up(self, runner: Runner, history: History) -> None:
         """Once at start: a job with catch_up whose run fell due while the daemon was down
@@ -279,6 +395,7 @@ class Daemon:
             runner.submit(entry, missed, trigger="catch_up")
 
     def _ops_image(self, engine: Engine) -> tuple[str, str]:
+        """The ops containers' image and where it came from (config, own container, default)."""
         configured = self._config.daemon.ops_image
         if configured:
             return configured, "config"
@@ -308,35 +425,11 @@ class Daemon:
         return 202, {"run_id": dispatched.run_id, "job": job}
 
     def _run_on_start(self, runner: Runner) -> None:
+        """Once at start: every enabled job with run_on_start runs (trigger ``start``)."""
         now = self._clock.now()
         for entry in self._config.jobs.values():
             if entry.job.enabled and entry.job.run_on_start:
                 runner.submit(entry, now, trigger="start")
-
-    def _wait_for_stop(self, loop: threading.Thread, ticker: Ticker, watch: EngineWatch) -> str:
-        settings = self._config.daemon
-        watcher = ConfigWatcher(self._config.path)
-        poll = settings.config_poll
-        pause = min(HEALTH_CHECK_S, poll) if poll > 0 else HEALTH_CHECK_S
-        next_check = self._clock.monotonic() + watch.interval
-        while True:
-            if loop.is_alive():
-                _touch(settings.heartbeat_file)
-            signo = self._pause(min(pause, watch.interval))
-            if self._clock.monotonic() >= next_check:
-                if self._check_engine(watch) is not None:
-                    return "lock_taken"
-                next_check = self._clock.monotonic() + watch.interval
-            if signo in STOP_SIGNALS:
-                return signal.Signals(signo).name
-            if signo == signal.SIGHUP:
-                watcher.changed()  # this content is being loaded now
-                self._reload(ticker, "SIGHUP")
-            elif poll > 0 and watcher.changed():
-                self._reload(ticker, "file_changed")
-            if not loop.is_alive():
-                self._log.error("daemon.failed", reason="scheduler loop ended")
-                return "internal"
 
     def _check_engine(self, watch: EngineWatch) -> str | None:
         """One engine check; a bug in it is logged and the main loop goes on."""

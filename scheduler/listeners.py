@@ -163,6 +163,7 @@ class Listener:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving; close the connections still open."""
-        self._server.shutdown()
+        """Stop serving (if it began); close the connections still open and the socket."""
+        if self._thread.ident is not None:  # shutdown() waits for a serve_forever that began
+            self._server.shutdown()
         self._server.server_close()

@@ -99,6 +99,8 @@ class FakeEngine:
     created_specs: list[ContainerSpec] = field(default_factory=list)
     log_entries: dict[tuple[str, str], list[tuple[int, str, bytes]]] = field(default_factory=dict)
     """What logs returns per (container, stream): (ns, time text, line)."""
+    locks: list[FakeLock] = field(default_factory=list)
+    """Every lock handed out, in order."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -212,7 +214,8 @@ class FakeEngine:
 
     def lock(self, name: str, image: str, labels: Mapping[str, str]) -> FakeLock:
         self._call("lock", name)
-        return FakeLock()
+        self.locks.append(FakeLock())
+        return self.locks[-1]
 
     def is_running(self, container: str) -> bool:
         self._call("is_running", container)

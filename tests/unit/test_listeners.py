@@ -273,3 +273,25 @@ def test_an_exception_in_an_admin_handler_is_an_event_not_a_traceback(
     (failed,) = [e for e in logs if e["event"] == "admin.request_failed"]
     assert failed == {**failed, "log_level": "warning", "error": "RuntimeError: boom"}
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_listeners_stopped_before_they_started_close_their_sockets(tmp_path: Path) -> None:
+    """The daemon enters a listener into its ExitStack as soon as it is bound, before it
+    serves: ``stop`` then returns (no serving loop to wait for), the HTTP port is free
+    again and the admin socket file is gone."""
+    status = StatusServer(
+        "127.0.0.1", 0, make_metrics(tmp_path), Health(lambda: True, lambda: None)
+    )
+    admin = AdminServer(tmp_path, lambda job: (404, {}))
+
+    def stop_both() -> None:
+        status.stop()
+        admin.stop()
+
+    stopping = threading.Thread(target=stop_both, daemon=True)
+    stopping.start()
+    stopping.join(10)
+    assert not stopping.is_alive(), "stop waited for a serving loop that never began"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", status.port))
+    assert not admin.path.exists()
