@@ -67,12 +67,19 @@ class RotateError(Exception):
     """A failure with a message for the run's error."""
 
 
-def rotated_stamp(name: str, base: str) -> datetime | None:
-    """The rotation time in ``name`` if it is a rotated file of live file ``base``."""
+def _rotation(name: str, base: str) -> tuple[datetime, int] | None:
+    """The rotation time and the '-N' (0 without) in ``name`` if it is a rotated file of live
+    file ``base``."""
     match = _ROTATED.match(name)
     if match is None or match["base"] != base:
         return None
-    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC), int(match["n"] or 0)
+
+
+def rotated_stamp(name: str, base: str) -> datetime | None:
+    """The rotation time in ``name`` if it is a rotated file of live file ``base``."""
+    rotation = _rotation(name, base)
+    return None if rotation is None else rotation[0]
 
 
 def live_files(patterns: list[str], roots: list[Path] | None = None) -> list[Path]:
@@ -237,24 +244,16 @@ def _stale_partials(live: Path, now: float) -> list[Path]:
 def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
     """``live``'s rotated files (regular files of the exact pattern), newest first: by their
     time, then, within one second, in the order they were made ('', '-1', '-2' … '-10',
-    whatever the extension), then by name (twins of one stamp and N)."""
-    return sorted(
-        (
-            (stamp, p)
-            for p in live.parent.iterdir()
-            if (stamp := rotated_stamp(p.name, live.name)) is not None and regular(p)
-        ),
-        key=_made_order,
-        reverse=True,
-    )
-
-
-def _made_order(item: tuple[datetime, Path]) -> tuple[datetime, int, str]:
-    """By time, then by '-N', then by name: a plain file and its compressed twin of the same
+    whatever the extension), then by name — a plain file and its compressed twin of one
     stamp and N (a crash between compressing and unlinking, or '.gz' beside '.zst') get an
     order that does not depend on the directory's listing order."""
-    match = _ROTATED.match(item[1].name)
-    return item[0], int(match["n"] or 0) if match is not None else 0, item[1].name
+    found: list[tuple[datetime, int, str, Path]] = []
+    for path in live.parent.iterdir():
+        rotation = _rotation(path.name, live.name)
+        if rotation is not None and regular(path):
+            found.append((*rotation, path.name, path))
+    found.sort(key=lambda made: made[:3], reverse=True)
+    return [(stamp, path) for stamp, _n, _name, path in found]
 
 
 def finish(
