@@ -84,3 +84,67 @@ def guarded(tool: str, main: Callable[[], int]) -> int:
     except Exception as e:  # the tool's last resort: say it, escaped
         say(tool, "internal error: " + "".join(traceback.format_exception(e)))
         return 3
+
+
+# --- logship's request: its defaults, shared by the job's model and the tool ------------
+
+MAX_BYTES = 256 * 1024 * 1024
+"""``max_bytes``' default: about this much per run; the rest waits for the next."""
+MAX_LINE = 1024 * 1024
+"""``max_line``'s default: a longer line is shipped cut to this many bytes."""
+BATCH_LINES = 1000
+"""``batch_lines``' default: at most this many lines per batch."""
+BATCH_BYTES = 1024 * 1024
+"""``batch_bytes``' default: at most about this many bytes per batch."""
+SINK_TIMEOUT = 10.0
+"""Seconds an http or syslog sink waits for its receiver."""
+SINK_RETRIES = 3
+"""More attempts per batch after a failure (http, syslog)."""
+SINK_RETRY_DELAY = 1.0
+"""Seconds before the second attempt; doubled for each further one (up to 30)."""
+OK_STATUS = (200, 201, 202, 204)
+"""The HTTP statuses that acknowledge a batch."""
+FACILITY = "user"
+SEVERITY = "info"
+APP_NAME = "crontainer"
+UDP_RATE = 5000.0
+"""Syslog datagrams per second (0: no limit)."""
+FACILITIES = {
+    name: number
+    for number, name in enumerate(
+        [
+            "kern",
+            "user",
+            "mail",
+            "daemon",
+            "auth",
+            "syslog",
+            "lpr",
+            "news",
+            "uucp",
+            "cron",
+            "authpriv",
+            "ftp",
+            "ntp",
+            "audit",
+            "alert",
+            "clock",
+            "local0",
+            "local1",
+            "local2",
+            "local3",
+            "local4",
+            "local5",
+            "local6",
+            "local7",
+        ]
+    )
+}
+"""Syslog facilities by name, and their numbers (RFC 5424)."""
+SEVERITIES = {
+    name: number
+    for number, name in enumerate(
+        ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+    )
+}
+"""Syslog severities by name, and their numbers."""

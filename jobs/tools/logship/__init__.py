@@ -42,18 +42,8 @@ The modules: ``cli`` (``main``: the request and the feed of records from stdin),
 """
 
 from jobs.tools.logship.cli import DaemonFeed, main, read_lines
-from jobs.tools.logship.shipper import (
-    MAX_LINE,
-    READ_CHUNK,
-    Shipper,
-    now_text,
-    run,
-    ship_file,
-    ship_records,
-)
+from jobs.tools.logship.shipper import READ_CHUNK, Shipper, now_text, run, ship_file, ship_records
 from jobs.tools.logship.sinks import (
-    FACILITIES,
-    SEVERITIES,
     TOOL,
     FileSink,
     HttpSink,
@@ -70,11 +60,8 @@ from jobs.tools.logship.sinks import (
 from jobs.tools.logship.tracking import FINGERPRINT_BYTES, FileState, fingerprint, plan_files
 
 __all__ = [
-    "FACILITIES",
     "FINGERPRINT_BYTES",
-    "MAX_LINE",
     "READ_CHUNK",
-    "SEVERITIES",
     "TOOL",
     "DaemonFeed",
     "FileSink",

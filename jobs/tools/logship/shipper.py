@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import emit, say
+from jobs.protocol import BATCH_BYTES, BATCH_LINES, MAX_BYTES, MAX_LINE, emit, say
 from jobs.tools.logship.sinks import TOOL, Record, ShipError, Sink, make_sink
 from jobs.tools.logship.tracking import FileState, plan_files
 from jobs.tools.paths import mount_points
@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 1024 * 1024
 """Bytes read from a file at a time (``cli`` reads stdin with the same size)."""
-MAX_LINE = 1024 * 1024
-"""``max_line``'s default (the job's config and a request without it): a longer line is
-shipped cut to this many bytes."""
 
 
 def now_text() -> str:
@@ -218,9 +215,9 @@ def run(
     sink = make_sink(request["sink"], host, job)
     shipper = Shipper(
         sink,
-        int(request.get("batch_lines", 1000)),
-        int(request.get("batch_bytes", 1 << 20)),
-        int(request.get("max_bytes", 1 << 30)),
+        int(request.get("batch_lines", BATCH_LINES)),
+        int(request.get("batch_bytes", BATCH_BYTES)),
+        int(request.get("max_bytes", MAX_BYTES)),
         int(request.get("max_line", MAX_LINE)),
         report,
         gone or threading.Event(),

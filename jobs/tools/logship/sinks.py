@@ -16,53 +16,24 @@ from json.encoder import encode_basestring as _quote  # json's C string escaper
 from pathlib import Path
 from typing import Any, Protocol
 
-from jobs.protocol import say
+from jobs.protocol import (
+    APP_NAME,
+    FACILITIES,
+    FACILITY,
+    OK_STATUS,
+    SEVERITIES,
+    SEVERITY,
+    SINK_RETRIES,
+    SINK_RETRY_DELAY,
+    SINK_TIMEOUT,
+    UDP_RATE,
+    say,
+)
 
 PREFIX_CACHE = 4096
 """Record prefixes (time, source, stream) kept by the NDJSON encoder."""
-DEFAULT_UDP_RATE = 5000.0
-"""Syslog datagrams per second (``udp_rate``; 0: no limit)."""
 UDP_MAX = 65000
 """Longest syslog datagram sent over UDP (a longer message is cut)."""
-FACILITIES = {
-    name: number
-    for number, name in enumerate(
-        [
-            "kern",
-            "user",
-            "mail",
-            "daemon",
-            "auth",
-            "syslog",
-            "lpr",
-            "news",
-            "uucp",
-            "cron",
-            "authpriv",
-            "ftp",
-            "ntp",
-            "audit",
-            "alert",
-            "clock",
-            "local0",
-            "local1",
-            "local2",
-            "local3",
-            "local4",
-            "local5",
-            "local6",
-            "local7",
-        ]
-    )
-}
-SEVERITIES = {
-    name: number
-    for number, name in enumerate(
-        ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
-    )
-}
-
-
 TOOL = "logship"
 """The prefix of the tool's diagnostics on stderr."""
 
@@ -209,9 +180,12 @@ class HttpSink:
             url = url._replace(netloc=f"{host}:{url.port}" if url.port else host)
         self._url = urllib.parse.urlunsplit(url)
         self._shown = redact(self._url)
-        self._timeout = float(config.get("timeout", 10.0))
-        self._ok = set(config.get("ok_status", [200, 201, 202, 204]))
-        self._retry = Retrying(int(config.get("retries", 3)), float(config.get("retry_delay", 1.0)))
+        self._timeout = float(config.get("timeout", SINK_TIMEOUT))
+        self._ok = set(config.get("ok_status", OK_STATUS))
+        self._retry = Retrying(
+            int(config.get("retries", SINK_RETRIES)),
+            float(config.get("retry_delay", SINK_RETRY_DELAY)),
+        )
 
     def _post(self, body: bytes) -> None:
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked by the config
@@ -260,14 +234,17 @@ class SyslogSink:
         if address.hostname is None or address.port is None:
             raise ShipError(f"syslog sink: no host and port in {config['address']!r}")
         self._where = (address.hostname, address.port)
-        facility = FACILITIES[str(config.get("facility", "user"))]
-        severity = SEVERITIES[str(config.get("severity", "info"))]
+        facility = FACILITIES[str(config.get("facility", FACILITY))]
+        severity = SEVERITIES[str(config.get("severity", SEVERITY))]
         self._pri = facility * 8 + severity
-        self._app = _ascii_token(str(config.get("app_name", "crontainer")), 48)
+        self._app = _ascii_token(str(config.get("app_name", APP_NAME)), 48)
         self._sock: socket.socket | None = None
-        self._retry = Retrying(int(config.get("retries", 3)), float(config.get("retry_delay", 1.0)))
-        self._timeout = float(config.get("timeout", 10.0))
-        rate = float(config.get("udp_rate", DEFAULT_UDP_RATE))
+        self._retry = Retrying(
+            int(config.get("retries", SINK_RETRIES)),
+            float(config.get("retry_delay", SINK_RETRY_DELAY)),
+        )
+        self._timeout = float(config.get("timeout", SINK_TIMEOUT))
+        rate = float(config.get("udp_rate", UDP_RATE))
         self._gap = 1.0 / rate if rate > 0 else 0.0
         self._next = time.monotonic()
 
