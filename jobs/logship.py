@@ -4,13 +4,12 @@ shipped to a sink by an ops container, at least once, from checkpoints.
 The daemon keeps the checkpoints (its state database), hands them to the tool
 on stdin with the job's request, reads containers' logs through the Docker API
 and feeds them on the same stdin, and stores each checkpoint the tool reports
-once the sink acknowledged a batch (``jobs.tools.logship``). The defaults of the
-request's keys are the tool's too (``jobs.protocol``).
+once the sink acknowledged a batch (``jobs.tools.logship``). The request is a
+``ShipRequest`` (``jobs.protocol``), whose defaults are the ones below.
 """
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -50,6 +49,11 @@ from jobs.protocol import (
     SINK_RETRY_DELAY,
     SINK_TIMEOUT,
     UDP_RATE,
+    FileSinkSpec,
+    HttpSinkSpec,
+    ShipRequest,
+    StdoutSinkSpec,
+    SyslogSinkSpec,
 )
 from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.units import Duration, Largest, Longest, Size
@@ -115,6 +119,10 @@ class FileSink(SinkBase):
             raise ValueError(f"path {value!r} must be relative to the volume, without '..'")
         return value
 
+    def spec(self) -> FileSinkSpec:
+        """The sink for the tool: the file inside the shipping container."""
+        return FileSinkSpec(f"{SINK_MOUNT}/{self.path}")
+
 
 class HttpSink(SinkBase):
     """POST batches of NDJSON; delivered when the answer's status is in ``ok_status``."""
@@ -135,6 +143,18 @@ class HttpSink(SinkBase):
     retry_delay: Annotated[Duration, Longest("1h")] = Field(
         SINK_RETRY_DELAY, description="before the 2nd attempt; doubles, up to 30s"
     )
+
+    def spec(self) -> HttpSinkSpec:
+        """The sink for the tool, with the headers given as text; the daemon adds the
+        secret ones when it runs the job. Sorted by name, as the request always sent them."""
+        return HttpSinkSpec(
+            url=self.url,
+            headers={k: v for k, v in sorted(self.headers.items()) if isinstance(v, str)},
+            timeout=self.timeout,
+            ok_status=tuple(self.ok_status),
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+        )
 
 
 class SyslogSink(SinkBase):
@@ -171,11 +191,28 @@ class SyslogSink(SinkBase):
             raise ValueError(f"address {value!r}: expected udp://host:port or tcp://host:port")
         return value
 
+    def spec(self) -> SyslogSinkSpec:
+        """The sink for the tool."""
+        return SyslogSinkSpec(
+            address=self.address,
+            facility=self.facility,
+            severity=self.severity,
+            app_name=self.app_name,
+            timeout=self.timeout,
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+            udp_rate=self.udp_rate,
+        )
+
 
 class StdoutSink(SinkBase):
     """Print NDJSON records: the shipping container's log driver carries them on."""
 
     type: Literal["stdout"]
+
+    def spec(self) -> StdoutSinkSpec:
+        """The sink for the tool."""
+        return StdoutSinkSpec()
 
 
 Sink = Annotated[FileSink | HttpSink | SyslogSink | StdoutSink, Field(discriminator="type")]
@@ -234,22 +271,17 @@ class LogshipJob(Hardening):
             )
         return self
 
-    def _request(self, ctx: PlanContext) -> dict[str, object]:
-        sink = self.sink.model_dump(mode="json", exclude={"batch_lines", "batch_bytes"})
-        if isinstance(self.sink, FileSink):
-            sink = {"type": "file", "path": f"{SINK_MOUNT}/{self.sink.path}"}
-        if isinstance(self.sink, HttpSink):
-            sink["headers"] = {k: v for k, v in self.sink.headers.items() if isinstance(v, str)}
-        return {
-            "job": ctx.job,
-            "sink": sink,
-            "paths": self.paths,
-            "max_bytes": self.max_bytes,
-            "max_line": self.max_line,
-            "batch_lines": self.sink.batch_lines,
-            "batch_bytes": self.sink.batch_bytes,
-            "confine": True,  # read files only inside the volumes mounted into the container
-        }
+    def _request(self, ctx: PlanContext) -> ShipRequest:
+        return ShipRequest(
+            job=ctx.job,
+            sink=self.sink.spec(),
+            paths=tuple(self.paths),
+            max_bytes=self.max_bytes,
+            max_line=self.max_line,
+            batch_lines=self.sink.batch_lines,
+            batch_bytes=self.sink.batch_bytes,
+            confine=True,  # read files only inside the volumes mounted into the container
+        )
 
     def plan(self, ctx: PlanContext) -> Plan:
         """One shipping container of ``ops_image``, fed by the daemon on stdin."""
@@ -284,7 +316,7 @@ class LogshipJob(Hardening):
             steps=(
                 ShipLogs(
                     spec,
-                    request=json.dumps(self._request(ctx), sort_keys=True),
+                    request=self._request(ctx),
                     containers=tuple(self.containers),
                     secrets=tuple(secrets),
                     quiet_stdout=isinstance(self.sink, StdoutSink),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from jobs.protocol import SyslogSinkSpec
 from jobs.tools import logship
 from jobs.tools.logship import cli, sinks
 from tests.control import result_of
@@ -128,7 +129,9 @@ def test_a_lone_surrogate_from_a_container_goes_through_file_and_syslog_sinks(
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.bind(("127.0.0.1", 0))
     server.settimeout(5)
-    syslog = logship.SyslogSink({"address": f"udp://127.0.0.1:{server.getsockname()[1]}"}, "h", "j")
+    syslog = logship.SyslogSink(
+        SyslogSinkSpec(f"udp://127.0.0.1:{server.getsockname()[1]}"), "h", "j"
+    )
     syslog.send([(T, "container:a:stdout", "x\ud83d", "stdout")])
     syslog.close()
     assert server.recv(65535).endswith(b"] x\xed\xa0\xbd")

@@ -2,12 +2,13 @@
 
     python -m jobs.tools.logship            # the request arrives on stdin
 
-stdin, written by the daemon: the first line is the request (JSON) — ``job``,
-``host``, ``sink``, ``paths`` (globs), ``max_bytes``, ``max_line``, ``batch_lines``,
-``batch_bytes`` and ``checkpoints`` (``{source: data}`` as last reported) —;
-then, one JSON object per line, records of containers' logs read by the daemon
-through the Docker API: ``source``, ``time``, ``stream``, ``line`` and ``cp``
-(the checkpoint that holds once this record is delivered); then ``{"end": true}``.
+stdin, written by the daemon: the first line is the request, a ``ShipRequest``
+(``jobs.protocol``) as JSON — ``job``, ``host``, ``sink``, ``paths`` (globs),
+``max_bytes``, ``max_line``, ``batch_lines``, ``batch_bytes``, ``confine`` and
+``checkpoints`` (``{source: data}`` as last reported) —; then, one JSON object per
+line, records of containers' logs read by the daemon through the Docker API:
+``source``, ``time``, ``stream``, ``line`` and ``cp`` (the checkpoint that holds once
+this record is delivered); then ``{"end": true}``.
 The daemon keeps stdin open while the run lasts: EOF means it is gone, and the
 tool stops before its next batch (nobody would record that batch's checkpoint).
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import emit, say
+from jobs.protocol import RequestError, emit, say
 from jobs.tools.logship.shipper import READ_CHUNK, run
 from jobs.tools.logship.sinks import TOOL, ShipError
 
@@ -81,7 +81,7 @@ def main() -> int:
     feed = DaemonFeed(stdin)
     try:
         result = run(request, feed, gone=feed.gone)
-    except ShipError as e:
+    except (ShipError, RequestError) as e:
         say(TOOL, str(e))
         return 1
     emit({"result": result})

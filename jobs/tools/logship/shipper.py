@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import BATCH_BYTES, BATCH_LINES, MAX_BYTES, MAX_LINE, emit, say
+from jobs.protocol import MAX_LINE, ShipRequest, emit, say
 from jobs.tools.logship.sinks import TOOL, Record, ShipError, Sink, make_sink
 from jobs.tools.logship.tracking import FileState, plan_files
 from jobs.tools.paths import mount_points
@@ -203,29 +203,29 @@ def ship_records(records: Iterable[dict[str, Any]], shipper: Shipper) -> None:
 
 
 def run(
-    request: dict[str, Any],
+    data: object,
     records: Iterable[dict[str, Any]],
     report: Callable[[dict[str, object]], None] = emit,
     gone: threading.Event | None = None,
 ) -> dict[str, object]:
-    """Ship files then containers' records; return the result for the daemon.
+    """Ship files then containers' records; return the result for the daemon. ``data``: the
+    request's JSON, read by ``ShipRequest.parse`` (a bad one raises RequestError).
     ``report`` gets each checkpoint message (by default: a control line on stderr);
     once ``gone`` is set no further batch is sent."""
-    job, host = str(request["job"]), str(request.get("host", socket.gethostname()))
-    sink = make_sink(request["sink"], host, job)
+    request = ShipRequest.parse(data)
+    host = socket.gethostname() if request.host is None else request.host
+    sink = make_sink(request.sink, host, request.job)
     shipper = Shipper(
         sink,
-        int(request.get("batch_lines", BATCH_LINES)),
-        int(request.get("batch_bytes", BATCH_BYTES)),
-        int(request.get("max_bytes", MAX_BYTES)),
-        int(request.get("max_line", MAX_LINE)),
+        request.batch_lines,
+        request.batch_bytes,
+        request.max_bytes,
+        request.max_line,
         report,
         gone or threading.Event(),
     )
-    roots = mount_points() if request.get("confine") else None
-    states, changes = plan_files(
-        list(request.get("paths", [])), request.get("checkpoints", {}), roots
-    )
+    roots = mount_points() if request.confine else None
+    states, changes = plan_files(list(request.paths), request.checkpoints or {}, roots)
     for key, mark in changes.items():
         shipper.change(key, mark)
     try:

@@ -11,22 +11,22 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # json's C string escaper
 from pathlib import Path
 from typing import Any, Protocol
 
 from jobs.protocol import (
-    APP_NAME,
     FACILITIES,
-    FACILITY,
-    OK_STATUS,
     SEVERITIES,
-    SEVERITY,
-    SINK_RETRIES,
-    SINK_RETRY_DELAY,
-    SINK_TIMEOUT,
-    UDP_RATE,
+    FileSinkSpec,
+    HttpSinkSpec,
+    RequestError,
+    SinkSpec,
+    StdoutSinkSpec,
+    SyslogSinkSpec,
+    parse_sink,
     say,
 )
 
@@ -165,10 +165,10 @@ class Retrying:
 class HttpSink:
     """POSTs a batch as NDJSON; acknowledged by one of ``ok_status``."""
 
-    def __init__(self, config: dict[str, Any], encoder: NdjsonEncoder) -> None:
+    def __init__(self, spec: HttpSinkSpec, encoder: NdjsonEncoder) -> None:
         self._encoder = encoder
-        url = urllib.parse.urlsplit(str(config["url"]))
-        self._headers = {"Content-Type": "application/x-ndjson", **config.get("headers", {})}
+        url = urllib.parse.urlsplit(spec.url)
+        self._headers = {"Content-Type": "application/x-ndjson", **spec.headers}
         if url.username is not None:  # user:password@ in the URL: HTTP basic auth
             pair = (
                 f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
@@ -180,12 +180,9 @@ class HttpSink:
             url = url._replace(netloc=f"{host}:{url.port}" if url.port else host)
         self._url = urllib.parse.urlunsplit(url)
         self._shown = redact(self._url)
-        self._timeout = float(config.get("timeout", SINK_TIMEOUT))
-        self._ok = set(config.get("ok_status", OK_STATUS))
-        self._retry = Retrying(
-            int(config.get("retries", SINK_RETRIES)),
-            float(config.get("retry_delay", SINK_RETRY_DELAY)),
-        )
+        self._timeout = spec.timeout
+        self._ok = set(spec.ok_status)
+        self._retry = Retrying(spec.retries, spec.retry_delay)
 
     def _post(self, body: bytes) -> None:
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked by the config
@@ -226,25 +223,22 @@ def _ascii_token(value: str, limit: int) -> str:
 class SyslogSink:
     """RFC 5424 messages over UDP, or over TCP framed by octet counting (RFC 6587)."""
 
-    def __init__(self, config: dict[str, Any], host: str, job: str) -> None:
+    def __init__(self, spec: SyslogSinkSpec, host: str, job: str) -> None:
         self._host = _ascii_token(host, 255)
         self._job = _sd_escape(job)
-        address = urllib.parse.urlsplit(str(config["address"]))
+        address = urllib.parse.urlsplit(spec.address)
         self._proto = address.scheme
         if address.hostname is None or address.port is None:
-            raise ShipError(f"syslog sink: no host and port in {config['address']!r}")
+            raise ShipError(f"syslog sink: no host and port in {spec.address!r}")
         self._where = (address.hostname, address.port)
-        facility = FACILITIES[str(config.get("facility", FACILITY))]
-        severity = SEVERITIES[str(config.get("severity", SEVERITY))]
+        facility = FACILITIES[spec.facility]
+        severity = SEVERITIES[spec.severity]
         self._pri = facility * 8 + severity
-        self._app = _ascii_token(str(config.get("app_name", APP_NAME)), 48)
+        self._app = _ascii_token(spec.app_name, 48)
         self._sock: socket.socket | None = None
-        self._retry = Retrying(
-            int(config.get("retries", SINK_RETRIES)),
-            float(config.get("retry_delay", SINK_RETRY_DELAY)),
-        )
-        self._timeout = float(config.get("timeout", SINK_TIMEOUT))
-        rate = float(config.get("udp_rate", UDP_RATE))
+        self._retry = Retrying(spec.retries, spec.retry_delay)
+        self._timeout = spec.timeout
+        rate = spec.udp_rate
         self._gap = 1.0 / rate if rate > 0 else 0.0
         self._next = time.monotonic()
 
@@ -302,15 +296,18 @@ class SyslogSink:
             self._sock = None
 
 
-def make_sink(config: dict[str, Any], host: str, job: str) -> Sink:
-    """The sink the request names."""
-    kind = config.get("type")
-    if kind == "file":
-        return FileSink(str(config["path"]), NdjsonEncoder(host, job))
-    if kind == "stdout":
+def make_sink(config: SinkSpec | Mapping[str, Any], host: str, job: str) -> Sink:
+    """The sink ``config`` names: a request's sink, or its JSON object (read here with
+    ``parse_sink``; a bad one raises ShipError naming the field)."""
+    if isinstance(config, Mapping):
+        try:
+            config = parse_sink(config)
+        except RequestError as e:
+            raise ShipError(str(e)) from None
+    if isinstance(config, FileSinkSpec):
+        return FileSink(config.path, NdjsonEncoder(host, job))
+    if isinstance(config, StdoutSinkSpec):
         return StdoutSink(NdjsonEncoder(host, job))
-    if kind == "http":
+    if isinstance(config, HttpSinkSpec):
         return HttpSink(config, NdjsonEncoder(host, job))
-    if kind == "syslog":
-        return SyslogSink(config, host, job)
-    raise ShipError(f"unknown sink type {kind!r}")
+    return SyslogSink(config, host, job)

@@ -12,11 +12,14 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.protocol import say
 from jobs.tools.logship.sinks import TOOL
 from jobs.tools.paths import inside
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 FINGERPRINT_BYTES = 1024
 """A checkpoint's fingerprint covers at most this many of its file's first bytes."""
@@ -48,7 +51,7 @@ class FileState:
     """The bytes after ``offset``, up to the next newline, are the rest of a cut line."""
 
     @classmethod
-    def resumed(cls, path: str, dev: int, ino: int, checkpoint: dict[str, Any]) -> FileState:
+    def resumed(cls, path: str, dev: int, ino: int, checkpoint: Mapping[str, Any]) -> FileState:
         """Where ``checkpoint`` left a file that still holds its content."""
         return cls(
             path,
@@ -84,7 +87,7 @@ class FileState:
         return mark
 
 
-def _matches(path: str, info: os.stat_result, checkpoint: dict[str, Any]) -> bool:
+def _matches(path: str, info: os.stat_result, checkpoint: Mapping[str, Any]) -> bool:
     """``path`` holds the content ``checkpoint`` describes (at least up to its offset)."""
     if info.st_size < int(checkpoint["offset"]):
         return False
@@ -129,7 +132,9 @@ def _live_files(
 
 
 def plan_files(
-    patterns: list[str], checkpoints: dict[str, dict[str, Any]], roots: list[Path] | None = None
+    patterns: list[str],
+    checkpoints: Mapping[str, Mapping[str, Any]],
+    roots: list[Path] | None = None,
 ) -> tuple[list[FileState], dict[str, dict[str, object] | None]]:
     """What to read, in order (rotated remainders first), and the checkpoints that change
     before anything is read: ``None`` forgets one (its file is gone), a mark resets one (a
@@ -166,7 +171,7 @@ def plan_files(
 
 
 def _find_rotated(
-    cp: dict[str, Any],
+    cp: Mapping[str, Any],
     ident: tuple[int, int],
     current: dict[tuple[int, int], tuple[str, os.stat_result]],
     roots: list[Path] | None,
