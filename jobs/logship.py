@@ -4,12 +4,12 @@ shipped to a sink by an ops container, at least once, from checkpoints.
 The daemon keeps the checkpoints (its state database), hands them to the tool
 on stdin with the job's request, reads containers' logs through the Docker API
 and feeds them on the same stdin, and stores each checkpoint the tool reports
-once the sink acknowledged a batch (``jobs.tools.logship``).
+once the sink acknowledged a batch (``jobs.tools.logship``). The request is a
+``ShipRequest`` (``jobs.protocol``), whose defaults are the ones below.
 """
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -34,8 +34,28 @@ from jobs.plan import (
     SecretRef,
     ShipLogs,
 )
+from jobs.protocol import (
+    APP_NAME,
+    BATCH_BYTES,
+    BATCH_LINES,
+    FACILITIES,
+    FACILITY,
+    MAX_BYTES,
+    MAX_LINE,
+    OK_STATUS,
+    SEVERITIES,
+    SEVERITY,
+    SINK_RETRIES,
+    SINK_RETRY_DELAY,
+    SINK_TIMEOUT,
+    UDP_RATE,
+    FileSinkSpec,
+    HttpSinkSpec,
+    ShipRequest,
+    StdoutSinkSpec,
+    SyslogSinkSpec,
+)
 from jobs.run import ContainerNames, VolumeList, parse_volume
-from jobs.tools.logship import FACILITIES, MAX_LINE, SEVERITIES
 from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
@@ -61,10 +81,10 @@ class SinkBase(Model):
     """What every sink has: the batch, the unit of delivery and of checkpoints."""
 
     batch_lines: int = Field(
-        1000, ge=1, le=1_000_000, description="at most this many lines per batch"
+        BATCH_LINES, ge=1, le=1_000_000, description="at most this many lines per batch"
     )
     batch_bytes: Annotated[Size, Largest("1GiB")] = Field(
-        1024 * 1024, description="at most about this many bytes per batch"
+        BATCH_BYTES, description="at most about this many bytes per batch"
     )
 
     @field_validator("batch_bytes")
@@ -99,6 +119,10 @@ class FileSink(SinkBase):
             raise ValueError(f"path {value!r} must be relative to the volume, without '..'")
         return value
 
+    def spec(self) -> FileSinkSpec:
+        """The sink for the tool: the file inside the shipping container."""
+        return FileSinkSpec(f"{SINK_MOUNT}/{self.path}")
+
 
 class HttpSink(SinkBase):
     """POST batches of NDJSON; delivered when the answer's status is in ``ok_status``."""
@@ -109,14 +133,28 @@ class HttpSink(SinkBase):
         default_factory=dict,
         description="values as text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
     )
-    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = 10.0
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = SINK_TIMEOUT
     ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: [200, 201, 202, 204], min_length=1
+        default_factory=lambda: list(OK_STATUS), min_length=1
     )
-    retries: int = Field(3, ge=0, le=100, description="more attempts per batch after a failure")
+    retries: int = Field(
+        SINK_RETRIES, ge=0, le=100, description="more attempts per batch after a failure"
+    )
     retry_delay: Annotated[Duration, Longest("1h")] = Field(
-        1.0, description="before the 2nd attempt; doubles, up to 30s"
+        SINK_RETRY_DELAY, description="before the 2nd attempt; doubles, up to 30s"
     )
+
+    def spec(self) -> HttpSinkSpec:
+        """The sink for the tool, with the headers given as text; the daemon adds the
+        secret ones when it runs the job. Sorted by name, as the request always sent them."""
+        return HttpSinkSpec(
+            url=self.url,
+            headers={k: v for k, v in sorted(self.headers.items()) if isinstance(v, str)},
+            timeout=self.timeout,
+            ok_status=tuple(self.ok_status),
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+        )
 
 
 class SyslogSink(SinkBase):
@@ -125,17 +163,17 @@ class SyslogSink(SinkBase):
     type: Literal["syslog"]
     address: str = Field(description="udp://host:port or tcp://host:port")
     facility: Annotated[str, AfterValidator(_one_of("facility", FACILITIES))] = Field(
-        "user", description="kern, user, daemon, local0…local7, …"
+        FACILITY, description="kern, user, daemon, local0…local7, …"
     )
     severity: Annotated[str, AfterValidator(_one_of("severity", SEVERITIES))] = Field(
-        "info", description="emerg, alert, crit, err, warning, notice, info…"
+        SEVERITY, description="emerg, alert, crit, err, warning, notice, info…"
     )
-    app_name: str = Field("crontainer", min_length=1, max_length=48, pattern=r"^[!-~]+$")
-    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = 10.0
-    retries: int = Field(3, ge=0, le=100)
-    retry_delay: Annotated[Duration, Longest("1h")] = 1.0
+    app_name: str = Field(APP_NAME, min_length=1, max_length=48, pattern=r"^[!-~]+$")
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = SINK_TIMEOUT
+    retries: int = Field(SINK_RETRIES, ge=0, le=100)
+    retry_delay: Annotated[Duration, Longest("1h")] = SINK_RETRY_DELAY
     udp_rate: float = Field(
-        5000.0,
+        UDP_RATE,
         ge=0,
         le=1_000_000,
         description="UDP: at most this many messages per second (0: no limit)",
@@ -153,11 +191,28 @@ class SyslogSink(SinkBase):
             raise ValueError(f"address {value!r}: expected udp://host:port or tcp://host:port")
         return value
 
+    def spec(self) -> SyslogSinkSpec:
+        """The sink for the tool."""
+        return SyslogSinkSpec(
+            address=self.address,
+            facility=self.facility,
+            severity=self.severity,
+            app_name=self.app_name,
+            timeout=self.timeout,
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+            udp_rate=self.udp_rate,
+        )
+
 
 class StdoutSink(SinkBase):
     """Print NDJSON records: the shipping container's log driver carries them on."""
 
     type: Literal["stdout"]
+
+    def spec(self) -> StdoutSinkSpec:
+        """The sink for the tool."""
+        return StdoutSinkSpec()
 
 
 Sink = Annotated[FileSink | HttpSink | SyslogSink | StdoutSink, Field(discriminator="type")]
@@ -183,7 +238,7 @@ class LogshipJob(Hardening):
     )
     sink: Sink
     max_bytes: Annotated[Size, Field(ge=1), Largest("1TiB")] = Field(
-        256 * 1024 * 1024, description="at most this much per run; the rest waits for the next"
+        MAX_BYTES, description="at most this much per run; the rest waits for the next"
     )
     max_line: Annotated[Size, Field(ge=1024), Largest("64MiB")] = Field(
         MAX_LINE, description="a longer line is shipped cut to this many bytes; its rest is skipped"
@@ -216,22 +271,17 @@ class LogshipJob(Hardening):
             )
         return self
 
-    def _request(self, ctx: PlanContext) -> dict[str, object]:
-        sink = self.sink.model_dump(mode="json", exclude={"batch_lines", "batch_bytes"})
-        if isinstance(self.sink, FileSink):
-            sink = {"type": "file", "path": f"{SINK_MOUNT}/{self.sink.path}"}
-        if isinstance(self.sink, HttpSink):
-            sink["headers"] = {k: v for k, v in self.sink.headers.items() if isinstance(v, str)}
-        return {
-            "job": ctx.job,
-            "sink": sink,
-            "paths": self.paths,
-            "max_bytes": self.max_bytes,
-            "max_line": self.max_line,
-            "batch_lines": self.sink.batch_lines,
-            "batch_bytes": self.sink.batch_bytes,
-            "confine": True,  # read files only inside the volumes mounted into the container
-        }
+    def _request(self, ctx: PlanContext) -> ShipRequest:
+        return ShipRequest(
+            job=ctx.job,
+            sink=self.sink.spec(),
+            paths=tuple(self.paths),
+            max_bytes=self.max_bytes,
+            max_line=self.max_line,
+            batch_lines=self.sink.batch_lines,
+            batch_bytes=self.sink.batch_bytes,
+            confine=True,  # read files only inside the volumes mounted into the container
+        )
 
     def plan(self, ctx: PlanContext) -> Plan:
         """One shipping container of ``ops_image``, fed by the daemon on stdin."""
@@ -266,7 +316,7 @@ class LogshipJob(Hardening):
             steps=(
                 ShipLogs(
                     spec,
-                    request=json.dumps(self._request(ctx), sort_keys=True),
+                    request=self._request(ctx),
                     containers=tuple(self.containers),
                     secrets=tuple(secrets),
                     quiet_stdout=isinstance(self.sink, StdoutSink),

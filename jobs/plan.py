@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from jobs.protocol import ShipRequest
+
 
 class PullPolicy(StrEnum):
     """When the engine pulls a job's image."""
@@ -138,13 +140,13 @@ class WithStopped:
 @dataclass(frozen=True, slots=True)
 class ShipLogs:
     """Step: run the log shipping tool in ``spec`` (stdin open). The daemon writes to its
-    stdin the ``request`` (JSON) completed with the job's checkpoints, the engine's host
-    name and the ``secrets``' values; then the new lines of ``containers``' logs (names or
+    stdin the ``request`` completed with the job's checkpoints, the engine's host name and
+    the ``secrets``' values; then the new lines of ``containers``' logs (names or
     ``label=key=value``); stores the checkpoints the tool reports as it goes.
     ``quiet_stdout``: the container's stdout is the records (stdout sink), not output."""
 
     spec: ContainerSpec
-    request: str
+    request: ShipRequest
     containers: tuple[str, ...] = ()
     secrets: tuple[SecretRef, ...] = ()
     quiet_stdout: bool = False

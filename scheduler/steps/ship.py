@@ -8,10 +8,11 @@ import contextvars
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jobs.plan import ShipLogs
-from jobs.protocol import parse
+from jobs.protocol import HttpSinkSpec, parse
 from scheduler.control import ControlError, checked_checkpoints
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
@@ -144,13 +145,16 @@ class ShipHandler(StepHandler[ShipLogs]):
     def _request(self, step: ShipLogs, saved: dict[str, dict[str, object]]) -> bytes:
         """The tool's first stdin line: the job's request, its file checkpoints, the host
         name and the secret headers' values (read now; never logged)."""
-        request = json.loads(step.request)
-        request["checkpoints"] = {k: v for k, v in saved.items() if k.startswith("file:")}
-        request["host"] = self.engine.host_name()
-        headers = request["sink"].setdefault("headers", {}) if step.secrets else {}
-        for secret in step.secrets:
-            headers[secret.name] = _secret_value(secret)
-        return json.dumps(request).encode() + b"\n"
+        request = replace(
+            step.request,
+            checkpoints={k: v for k, v in saved.items() if k.startswith("file:")},
+            host=self.engine.host_name(),
+        )
+        secrets = {secret.name: _secret_value(secret) for secret in step.secrets}
+        if secrets and isinstance(request.sink, HttpSinkSpec):  # only an http sink has them
+            headers = {**request.sink.headers, **secrets}
+            request = replace(request, sink=replace(request.sink, headers=headers))
+        return request.to_json().encode() + b"\n"
 
     def _log_sources(self, selectors: tuple[str, ...]) -> list[str]:
         """The containers whose logs are shipped: each name, and every container (any

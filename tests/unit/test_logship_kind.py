@@ -101,7 +101,7 @@ def test_plan_mounts_sources_read_only_and_the_file_sink_writable(tmp_path: Path
     assert spec.healthcheck is False  # the image's check is the daemon's, not the tool's
     assert spec.volumes_from == ("app:ro",)
     assert set(spec.mounts) == {Mount("more", "/more", read_only=True), Mount("shipped", "/sink")}
-    assert json.loads(step.request) == {
+    assert json.loads(step.request.to_json()) == {
         "job": "s",
         "paths": ["/var/log/app/*.log"],
         "sink": {"type": "file", "path": "/sink/logs/out.ndjson"},
@@ -119,7 +119,7 @@ def test_max_line_goes_to_the_tool_in_its_request(tmp_path: Path) -> None:
     job = load(tmp_path, FILES + 'max_line = "4KiB"\n' + FILE_SINK)
     (step,) = job.plan(PlanContext("s", "ops:1")).steps
     assert isinstance(step, ShipLogs)
-    assert json.loads(step.request)["max_line"] == 4096
+    assert json.loads(step.request.to_json())["max_line"] == 4096
 
 
 def test_secret_headers_stay_out_of_the_plan(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_secret_headers_stay_out_of_the_plan(tmp_path: Path) -> None:
     )
     (step,) = job.plan(PlanContext("s", "ops:1")).steps
     assert isinstance(step, ShipLogs)
-    assert json.loads(step.request)["sink"]["headers"] == {"X-Plain": "p"}
+    assert json.loads(step.request.to_json())["sink"]["headers"] == {"X-Plain": "p"}
     assert [(s.name, s.env, s.file) for s in step.secrets] == [
         ("Authorization", "TOKEN", None),
         ("X-Key", None, "/run/secrets/key"),

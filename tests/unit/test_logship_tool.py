@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pytest
 
 from jobs.tools import logship
+from jobs.tools.logship import shipper
 from tests.receiver import PostReceiver, garbage_server, serving
 
 from .helpers import Daemon, append, file_sink, lines_of, numbers
@@ -174,7 +175,7 @@ def test_a_failing_sink_keeps_undelivered_lines_for_the_next_run(
     append(log, 1, 100)
     sink, out = file_sink(tmp_path)
     daemon = Daemon()
-    monkeypatch.setattr(logship, "make_sink", lambda *_: FlakySink(out, good=2))
+    monkeypatch.setattr(shipper, "make_sink", lambda *_: FlakySink(out, good=2))
     with pytest.raises(logship.ShipError, match="sink down"):
         daemon.ship(sink, [str(log)], batch_lines=10)
     assert numbers(lines_of(out)) == list(range(1, 21))
@@ -318,7 +319,7 @@ def test_a_long_unterminated_line_is_cut_once_and_its_rest_skipped_by_the_next_r
     """A line of 20 x max_line without its newline: its first max_line bytes are shipped
     once and the checkpoint (at the end of the file) says skipping; the next run skips the
     rest of that line up to its newline, counts it, and ships only the lines after it."""
-    monkeypatch.setattr(logship, "READ_CHUNK", chunk)
+    monkeypatch.setattr(shipper, "READ_CHUNK", chunk)
     log = logs / "app.log"
     log.write_bytes(b"x" * (20 * 1024))
     sink, out = file_sink(tmp_path)
@@ -347,7 +348,7 @@ def test_long_lines_among_normal_ones_are_cut_and_every_other_line_arrives_once_
 ) -> None:
     """Lines of every length around max_line, long ones across reads and batches: each line
     arrives once, in order, cut to max_line bytes when longer; the result counts the cuts."""
-    monkeypatch.setattr(logship, "READ_CHUNK", chunk)
+    monkeypatch.setattr(shipper, "READ_CHUNK", chunk)
     lengths = [0, 1, 1023, 1024, 1025, 3000, 5, 2049, 2049, 10, 70_000, 1024]
     texts = [f"{n}:".encode() + b"z" * max(0, n - len(f"{n}:")) for n in lengths]
     log = logs / "app.log"
@@ -432,7 +433,7 @@ def test_a_64_mib_unterminated_line_is_read_once_in_a_little_memory(
     sink, out = file_sink(tmp_path)
     daemon = Daemon()
     CountingPath.read = [0]
-    monkeypatch.setattr(logship, "Path", CountingPath)
+    monkeypatch.setattr(shipper, "Path", CountingPath)
     tracemalloc.start()
     try:
         result = daemon.ship(sink, [str(log)], max_line=1 << 20)

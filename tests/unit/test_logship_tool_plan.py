@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from jobs.tools import logship
+from jobs.tools.logship import shipper as shipper_module
 
 from .helpers import Daemon, append, file_sink, lines_of, numbers
 
@@ -240,7 +241,7 @@ def test_a_request_that_confines_reads_only_inside_the_mounted_volumes(
     append(volume / "own" / "a.log", 1, 1)
     append(elsewhere / "b.log", 2, 2)
     (volume / "link").symlink_to(elsewhere)
-    monkeypatch.setattr(logship, "mount_points", lambda: [volume])
+    monkeypatch.setattr(shipper_module, "mount_points", lambda: [volume])
     sink, out = file_sink(tmp_path)
     request = {"job": "j", "host": "h", "sink": sink, "paths": [str(volume / "*" / "*.log")]}
     logship.run({**request, "confine": True}, [], lambda _m: None)

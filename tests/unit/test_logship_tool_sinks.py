@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
+from jobs.protocol import SyslogSinkSpec
 from jobs.tools import logship
+from jobs.tools.logship import cli, sinks
 from tests.control import result_of
 from tests.receiver import PostReceiver, serving
 
@@ -49,9 +51,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(
-        logship, "time", SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep)
-    )
+    monkeypatch.setattr(sinks, "time", SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep))
     return fake
 
 
@@ -129,7 +129,9 @@ def test_a_lone_surrogate_from_a_container_goes_through_file_and_syslog_sinks(
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.bind(("127.0.0.1", 0))
     server.settimeout(5)
-    syslog = logship.SyslogSink({"address": f"udp://127.0.0.1:{server.getsockname()[1]}"}, "h", "j")
+    syslog = logship.SyslogSink(
+        SyslogSinkSpec(f"udp://127.0.0.1:{server.getsockname()[1]}"), "h", "j"
+    )
     syslog.send([(T, "container:a:stdout", "x\ud83d", "stdout")])
     syslog.close()
     assert server.recv(65535).endswith(b"] x\xed\xa0\xbd")
@@ -524,7 +526,7 @@ def drained(feed: logship.DaemonFeed) -> list[dict[str, Any]]:
 def test_the_feed_ignores_what_follows_the_end_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     """After the end mark nothing more is queued, however much comes: the reader reaches
     EOF (the daemon gone) even with a small queue."""
-    monkeypatch.setattr(logship, "FEED_QUEUE", 2)
+    monkeypatch.setattr(cli, "FEED_QUEUE", 2)
     lines = [b'{"line": "a"}\n', b'{"end": true}\n', *[b'{"line": "late"}\n'] * 5]
     feed = logship.DaemonFeed(iter(lines))
     assert feed.gone.wait(5)
@@ -540,7 +542,7 @@ def test_the_feed_ends_at_eof_without_an_end_mark() -> None:
 def test_read_lines_splits_a_descriptor_into_lines_across_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(logship, "READ_CHUNK", 3)
+    monkeypatch.setattr(cli, "READ_CHUNK", 3)
     read_end, write_end = os.pipe()
     os.write(write_end, b"first\n\nsecond line\nlast")
     os.close(write_end)
@@ -610,7 +612,7 @@ def test_main_stops_when_the_daemon_is_gone(
             super().__init__(stream)
             assert self.gone.wait(5)
 
-    monkeypatch.setattr(logship, "DaemonFeed", Settled)
+    monkeypatch.setattr(cli, "DaemonFeed", Settled)
     log = tmp_path / "app.log"
     log.write_text("line 1\n")
     out = tmp_path / "out.ndjson"
@@ -628,7 +630,7 @@ def test_main_ships_the_fed_records_and_emits_its_result(
 ) -> None:
     """The request, then container records and the end mark, read in small pieces: the
     records are shipped, their checkpoint reported, then the result; exit 0."""
-    monkeypatch.setattr(logship, "READ_CHUNK", 5)
+    monkeypatch.setattr(cli, "READ_CHUNK", 5)
     out = tmp_path / "out.ndjson"
     request = {"job": "j", "host": "h", "sink": {"type": "file", "path": str(out)}}
     record = {"source": "container:a:stdout", "time": T, "stream": "stdout", "line": "hi"}
