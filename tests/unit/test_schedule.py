@@ -382,8 +382,12 @@ def test_fire_times_do_not_depend_on_the_hosts_time_zone(host_zone: str) -> None
         ("0 */10 * * *", "Asia/Tokyo", SATURDAY_NOON),
         ("0 9 * * *", "America/New_York", SATURDAY_NOON),  # 07:00 there: today's 09:00 next
         ("@every 1h30m", "Europe/Berlin", SATURDAY_NOON),
+        ("@daily", "Europe/Berlin", SATURDAY_NOON),  # a macro: midnight there
+        ("@with-seconds 30 15 9 * * *", "America/New_York", SATURDAY_NOON),  # the seconds form
     ]
     expected = [times(expression, 3, zone, after) for expression, zone, after in cases]
+    assert expected[-2][0] == "2026-11-29T00:00:00+01:00"
+    assert expected[-1][0] == "2026-11-28T09:15:30-05:00"
     with local_zone(host_zone):
         assert [times(expression, 3, zone, after) for expression, zone, after in cases] == expected
 
