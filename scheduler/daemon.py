@@ -19,12 +19,13 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scheduler.admin import AdminServer
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LockHeldError
+from scheduler.engine_health import EngineHealth
 from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
@@ -73,6 +74,8 @@ class _Parts:
     as the daemon starts them."""
 
     runner: Runner | None = None
+    engine_health: EngineHealth = field(default_factory=EngineHealth)
+    """The engine as the watch last saw it: the runner, the metrics and /healthz read it."""
     loop: threading.Thread | None = None
     watch: EngineWatch | None = None
 
@@ -165,6 +168,7 @@ class Daemon:
             daemon=settings.name,
             ops_image=base.ops_image,
             clock=self._clock,
+            health=parts.engine_health,
         )
         ticker.set_jobs(self._config.jobs)
         parts.loop = loop
@@ -221,8 +225,8 @@ class Daemon:
             self._clock,
             base.ops_image,
             base.history,
-            on_ended=metrics.ended,
-            on_report=notifier.report,
+            listeners=(metrics, notifier),
+            engine_health=parts.engine_health,
         )
         parts.runner = runner
         stack.callback(self._drain, runner)
@@ -319,7 +323,7 @@ class Daemon:
             jobs=lambda: self._config.jobs,
             running=lambda: parts.runner.running_by_job() if parts.runner else {},
             now=self._clock.now,
-            engine_error=lambda: parts.runner.engine_error if parts.runner else "starting",
+            engine_error=lambda: parts.engine_health.error if parts.runner else "starting",
         )
         metrics = Metrics(live)
         for job, mark in history.marks().items():

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from scheduler.runs import RunListener
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
@@ -96,7 +98,7 @@ class _Gauges(Collector):
         yield engine
 
 
-class Metrics:
+class Metrics(RunListener):
     """The daemon's metrics; ``render`` gives the Prometheus text format."""
 
     def __init__(self, live: Live) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from jobs.base import header_problem
 from scheduler.logs import get_logger
+from scheduler.runs import RunListener
 from scheduler.secrets import SecretError, resolve
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class _Delivery:
 
 
 @dataclass
-class Notifier:
+class Notifier(RunListener):
     """Decides what to tell, queues it, and sends it in its own thread."""
 
     host: str

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from jobs.base import PlanContext
+from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.notify import RunReport
@@ -26,14 +27,15 @@ from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterable
     from datetime import datetime
 
-    from jobs.base import BaseJob, NotifySpec
+    from jobs.base import BaseJob
     from jobs.plan import Step
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
+    from scheduler.runs import RunListener
     from scheduler.settings import DaemonSettings, JobEntry
 
 REPLACE_MARGIN_S = 5.0
@@ -97,14 +99,15 @@ class Runner:
         ops_image: str,
         history: History,
         *,
-        on_ended: Callable[[str, str, datetime, float | None], None] | None = None,
-        on_report: Callable[[NotifySpec | None, RunReport], None] | None = None,
+        listeners: Iterable[RunListener] = (),
+        engine_health: EngineHealth | None = None,
     ) -> None:
-        """``on_ended(job, status, at, duration_s)`` hears of every attempt that ended and every
-        run skipped or missed (duration None): the metrics. ``on_report`` hears of each run's
-        start and of its end after the last attempt: the notifications."""
-        self._on_ended = on_ended or (lambda *_: None)
-        self._on_report = on_report or (lambda *_: None)
+        """``listeners`` hear of every attempt that ended and every run skipped or missed
+        (the metrics), and of each run's start and its end after the last attempt (the
+        notifications); more with ``add_listener``. ``engine_health`` is the watch's view of
+        the engine: a run due while it is down is missed."""
+        self._listeners = list(listeners)
+        self._engine_health = engine_health or EngineHealth()
         self._settings = settings
         self._clock = clock
         self._ops_image = ops_image
@@ -114,15 +117,13 @@ class Runner:
         self._slot_free = threading.Condition()
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
-        self._engine_down: str | None = None  # why, while the engine does not answer
         self._log = get_logger()
 
     # --- called by the ticker and the daemon ----------------------------------
 
-    @property
-    def engine_error(self) -> str | None:
-        """Why the engine does not answer (as the watch last saw it); None while it does."""
-        return self._engine_down
+    def add_listener(self, listener: RunListener) -> None:
+        """``listener`` hears of runs from now on (after those given at construction)."""
+        self._listeners.append(listener)
 
     def running_by_job(self) -> dict[str, int]:
         """Runs in flight, by job."""
@@ -132,10 +133,6 @@ class Runner:
         for run in runs:
             counts[run.entry.name] = counts.get(run.entry.name, 0) + 1
         return counts
-
-    def set_engine_down(self, error: str | None) -> None:
-        """While set, due runs are recorded missed (reason engine_unavailable) at once."""
-        self._engine_down = error
 
     def active_ids(self) -> frozenset[str]:
         """Run ids in flight (an engine-return settle leaves them alone)."""
@@ -156,8 +153,8 @@ class Runner:
         if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
             self._history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
-        if self._engine_down is not None:
-            self._unstarted(run, Status.MISSED, "engine_unavailable", error=self._engine_down)
+        if (engine_error := self._engine_health.error) is not None:
+            self._unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
             return Dispatched(run.run_id, Status.MISSED, "engine_unavailable")
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]
@@ -305,7 +302,8 @@ class Runner:
             reason=reason,
         )
         history.prune(run.entry.name, status, run.entry.job.history_limit)
-        self._on_ended(run.entry.name, status.value, now, None)
+        for listener in self._listeners:
+            listener.ended(run.entry.name, status.value, now, None)
         self._report(run, status.value, reason=reason, error=_text(fields.get("error")))
 
     def _attempts(self, run: ActiveRun) -> None:
@@ -396,7 +394,8 @@ class Runner:
             output=outcome.output,
         )
         self._history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
-        self._on_ended(run.entry.name, outcome.status.value, finished_at, duration)
+        for listener in self._listeners:
+            listener.ended(run.entry.name, outcome.status.value, finished_at, duration)
         run.last_duration = duration
 
     def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
@@ -408,7 +407,8 @@ class Runner:
             trigger=run.trigger,
             **fields,  # type: ignore[arg-type]
         )
-        self._on_report(run.entry.job.notify, report)
+        for listener in self._listeners:
+            listener.report(run.entry.job.notify, report)
 
     def _report_outcome(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
         """A run's end after its last attempt."""

@@ -1,5 +1,6 @@
-"""The shared types of a run: how it ended (Status, Outcome), one attempt (Attempt) and how
-it is cancelled — a leaf module every part of the daemon can import."""
+"""The shared types of a run: how it ended (Status, Outcome), one attempt (Attempt), how it
+is cancelled, and who hears of it (RunListener) — a leaf module every part of the daemon
+can import."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from scheduler.errors import CrontainerError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
-    from jobs.base import BaseJob
+    from jobs.base import BaseJob, NotifySpec
     from scheduler.errors import EngineUnavailableError
+    from scheduler.notify import RunReport
 
 
 class Status(StrEnum):
@@ -93,3 +96,15 @@ class RunInterruptedError(CrontainerError):
     def __init__(self, container_id: str, cause: EngineUnavailableError) -> None:
         super().__init__(str(cause))
         self.container_id = container_id
+
+
+class RunListener:
+    """Hears of runs' lives from the runner (``Runner.add_listener``): the metrics count
+    attempts, the notifications report runs. Each method does nothing unless overridden."""
+
+    def ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
+        """An attempt of ``job`` ended with ``status`` at ``at`` after ``duration`` seconds;
+        or a run was skipped or missed (``duration`` None)."""
+
+    def report(self, spec: NotifySpec | None, report: RunReport) -> None:
+        """A run started, or ended after its last attempt; ``spec`` is its job's notify."""

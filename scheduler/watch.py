@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from scheduler.clock import Clock
     from scheduler.engine import Engine, Lock
+    from scheduler.engine_health import EngineHealth
     from scheduler.history import History
     from scheduler.runner import Runner
     from scheduler.settings import JobEntry
@@ -50,8 +51,11 @@ class EngineWatch:
         daemon: str,
         ops_image: str,
         clock: Clock,
+        health: EngineHealth,
     ) -> None:
+        """``health`` is the one view of the engine the watch keeps up to date."""
         self._engine, self._history, self._runner = engine, history, runner
+        self._health = health
         self.lock = lock
         self._daemon, self._ops_image, self._clock = daemon, ops_image, clock
         self._down_since: float | None = None
@@ -66,7 +70,7 @@ class EngineWatch:
     def _went_down(self, error: str) -> None:
         self._down_since = self._clock.monotonic()
         self._log.warning("engine.unavailable", error=error)
-        self._runner.set_engine_down(error)
+        self._health.down(error)
 
     def check(self, jobs: Mapping[str, JobEntry]) -> str | None:
         """One check; return a reason when the daemon must stop (another took the lock)."""
@@ -101,7 +105,7 @@ class EngineWatch:
                     busy=self._runner.active_ids(),
                 )
                 self._down_since, self._backoff = None, DOWN_BACKOFF_S[0]
-                self._runner.set_engine_down(None)
+                self._health.up()
         except LockHeldError as e:
             self._log.error("daemon.failed", reason="lock_taken", error=str(e))
             return "lock_taken"

@@ -22,6 +22,7 @@ import structlog
 from jobs.tools import backup, logship, rotate
 from scheduler.history import History, RunRecord
 from scheduler.runner import Runner
+from scheduler.runs import RunListener
 from scheduler.settings import Config, load_config
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from jobs.base import NotifySpec
     from scheduler.clock import Clock
+    from scheduler.engine_health import EngineHealth
     from scheduler.notify import RunReport
 
     from .fakes import FakeEngine
@@ -101,6 +103,25 @@ class Heard:
         self.reports.append((spec, report))
 
 
+class Hooks(RunListener):
+    """A run listener made of callables (either may be left out)."""
+
+    def __init__(
+        self,
+        ended: Callable[[str, str, datetime, float | None], None] | None = None,
+        report: Callable[[NotifySpec | None, RunReport], None] | None = None,
+    ) -> None:
+        self._ended, self._report = ended, report
+
+    def ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
+        if self._ended is not None:
+            self._ended(job, status, at, duration)
+
+    def report(self, spec: NotifySpec | None, report: RunReport) -> None:
+        if self._report is not None:
+            self._report(spec, report)
+
+
 _opened: list[History] = []
 _history_of: weakref.WeakKeyDictionary[Runner, History] = weakref.WeakKeyDictionary()
 
@@ -125,6 +146,7 @@ def make_runner(
     heard: Heard,
     clock: Clock | None = None,
     history: History | None = None,
+    engine_health: EngineHealth | None = None,
 ) -> Runner:
     """A runner on ``engine``'s clock (or ``clock``) and a history of its own (or
     ``history``), its hooks telling ``heard``; ``history_of`` gives the history back."""
@@ -136,8 +158,8 @@ def make_runner(
         engine.clock if clock is None else clock,
         "ops:1",
         history,
-        on_ended=heard.on_ended,
-        on_report=heard.on_report,
+        listeners=[Hooks(heard.on_ended, heard.on_report)],
+        engine_health=engine_health,
     )
     _history_of[runner] = history
     return runner

@@ -21,6 +21,7 @@ from scheduler.status import Health, StatusServer
 from tests import receiver
 
 from .fakes import FakeClock, FakeEngine
+from .helpers import Hooks
 from .test_runner import SCHEDULED, make_config, make_runner
 
 if TYPE_CHECKING:
@@ -112,7 +113,9 @@ def test_the_runner_counts_what_the_history_records(tmp_path: Path) -> None:
     engine = FakeEngine(FakeClock(), sequence=[ExitStatus(0), ExitStatus(3)])
     ended: list[tuple[str, str, float | None]] = []
     runner = make_runner(config, engine)
-    runner._on_ended = lambda job, status, _at, duration: ended.append((job, status, duration))
+    runner.add_listener(
+        Hooks(lambda job, status, _at, duration: ended.append((job, status, duration)))
+    )
     for _ in range(2):
         runner.submit(config.jobs["j"], SCHEDULED)
         assert runner.join(10)

@@ -18,6 +18,7 @@ from scheduler.notify import Notifier, RunReport
 from tests.receiver import PostReceiver, garbage_server, serving
 
 from .fakes import FakeClock, FakeEngine
+from .helpers import Hooks
 from .test_runner import SCHEDULED, make_config, make_runner
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def test_the_runner_reports_the_start_and_only_the_last_attempt(tmp_path: Path) 
     engine = FakeEngine(FakeClock(), sequence=[ExitStatus(3), ExitStatus(0)])
     heard: list[RunReport] = []
     runner = make_runner(config, engine)
-    runner._on_report = lambda _spec, report: heard.append(report)
+    runner.add_listener(Hooks(report=lambda _spec, report: heard.append(report)))
     runner.submit(config.jobs["j"], SCHEDULED)
     assert runner.join(10)
     assert [(r.status, r.attempt) for r in heard] == [("started", None), ("succeeded", 2)]

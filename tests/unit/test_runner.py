@@ -26,7 +26,7 @@ from scheduler.settings import Config, load_config
 from scheduler.status import Health
 
 from .fakes import FakeClock, FakeEngine
-from .helpers import backup_stopping_app, events, open_history
+from .helpers import Hooks, backup_stopping_app, events, open_history
 
 SCHEDULED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -507,7 +507,7 @@ def test_retries_stop_at_the_limit_and_notify_once(tmp_path: Path) -> None:
         engine.clock,
         "ops:1",
         history,
-        on_report=lambda spec, report: reports.append(report.status),
+        listeners=[Hooks(report=lambda spec, report: reports.append(report.status))],
     )
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         runner.submit(config.jobs["j"], SCHEDULED)

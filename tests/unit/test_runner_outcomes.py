@@ -28,6 +28,7 @@ from .helpers import (
     CAPTURE,
     SCHEDULED,
     Heard,
+    Hooks,
     Logs,
     backup_stopping_app,
     ended,
@@ -397,7 +398,7 @@ def test_a_bug_in_a_runs_thread_ends_that_run_only(tmp_path: Path) -> None:
         engine.clock,
         "ops:1",
         open_history(config),
-        on_ended=on_ended,
+        listeners=[Hooks(on_ended)],
     )
     first, logs = run_one(runner, config.jobs["j"])
     assert [e["log_level"] for e in events(logs, "run.crashed")] == ["error"]

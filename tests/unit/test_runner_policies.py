@@ -13,6 +13,7 @@ import structlog
 
 from scheduler.clock import SystemClock
 from scheduler.engine import ExitStatus
+from scheduler.engine_health import EngineHealth
 from scheduler.notify import RunReport
 from scheduler.runner import Dispatched, Runner
 from scheduler.runs import Status
@@ -94,9 +95,9 @@ def test_a_run_due_while_the_engine_is_away_is_missed_at_once(tmp_path: Path) ->
     run.missed with the engine's error, counts and reports it, and touches no engine."""
     config = make_config(tmp_path)
     engine, heard = FakeEngine(FakeClock()), Heard()
-    runner = make_runner(config, engine, heard)
-    runner.set_engine_down("engine gone: connection refused")
-    assert runner.engine_error == "engine gone: connection refused"
+    health = EngineHealth()
+    runner = make_runner(config, engine, heard, engine_health=health)
+    health.down("engine gone: connection refused")
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         dispatched = runner.dispatch(config.jobs["j"], SCHEDULED)
     assert_unstarted(
@@ -112,8 +113,6 @@ def test_a_run_due_while_the_engine_is_away_is_missed_at_once(tmp_path: Path) ->
     assert heard.ended == [("j", "missed", SCHEDULED, None)]
     assert engine.calls == []
     assert runner.active() == 0
-    runner.set_engine_down(None)
-    assert runner.engine_error is None
 
 
 def test_forbid_answers_skipped_naming_the_running_run(tmp_path: Path) -> None:
@@ -179,11 +178,12 @@ def test_missed_runs_keep_only_the_newest_history_limit_rows(tmp_path: Path) -> 
     newest two stay, by identity; another job's rows are not touched."""
     config = make_config(tmp_path, "history_limit = 2")
     engine, heard = FakeEngine(FakeClock()), Heard()
-    runner = make_runner(config, engine, heard)
+    health = EngineHealth()
+    runner = make_runner(config, engine, heard, engine_health=health)
     history_of(runner).record(
         "other", "k", "schedule", SCHEDULED, status="missed", at=SCHEDULED, reason="x"
     )
-    runner.set_engine_down("down")
+    health.down("down")
     ids = []
     for n in range(3):
         ids.append(runner.dispatch(config.jobs["j"], SCHEDULED + timedelta(minutes=n)).run_id)
@@ -204,8 +204,9 @@ def test_only_scheduled_times_are_remembered_for_catch_up(
     trigger."""
     config = make_config(tmp_path)
     engine, heard = FakeEngine(FakeClock()), Heard()
-    runner = make_runner(config, engine, heard)
-    runner.set_engine_down("down")  # recorded at once, no thread
+    health = EngineHealth()
+    runner = make_runner(config, engine, heard, engine_health=health)
+    health.down("down")  # recorded at once, no thread
     assert runner.submit(config.jobs["j"], SCHEDULED, trigger=trigger) is None
     assert [r.trigger for r in history_of(runner).runs("j")] == [trigger]
     marks = history_of(runner).marks()["j"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import structlog
 
+from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineUnavailableError
 from scheduler.history import History
 from scheduler.runner import Runner
@@ -26,10 +27,18 @@ def test_outage_then_recovery(tmp_path: Path) -> None:
     config = load_config(path, {})
     engine = FakeEngine(FakeClock())
     history = History.open(tmp_path)
-    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    health = EngineHealth()
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history, engine_health=health)
     lock = FakeLock()
     watch = EngineWatch(
-        engine, history, runner, lock, daemon="d", ops_image="ops", clock=engine.clock
+        engine,
+        history,
+        runner,
+        lock,
+        daemon="d",
+        ops_image="ops",
+        clock=engine.clock,
+        health=health,
     )
     entry = config.jobs["j"]
     now = datetime(2026, 1, 5, 12, tzinfo=UTC)
