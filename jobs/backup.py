@@ -13,9 +13,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext
+from jobs.base import InsidePaths, Model, PlanContext
+from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
-from jobs.run import Command, ContainerNames, VolumeList, as_argv, parse_volume
+from jobs.run import Command, as_argv
 
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
@@ -42,18 +43,11 @@ class ExecSpec(Model):
         )
 
 
-class BackupJob(Hardening):
+class BackupJob(ContainerJob):
     """Archive volumes into a target volume or host directory, with retention."""
 
     KIND: ClassVar[str] = "backup"
     kind: Literal["backup"]
-    volumes_from: ContainerNames = Field(
-        default_factory=list,
-        description="containers whose volumes are backed up (mounted read-only)",
-    )
-    volumes: VolumeList = Field(
-        default_factory=list, description="named volumes or host paths to back up, 'name:/path'"
-    )
     paths: InsidePaths = Field(
         default_factory=list,
         description="only these absolute paths inside the sources (default: all)",
@@ -69,7 +63,6 @@ class BackupJob(Hardening):
     keep_daily: int | None = Field(None, ge=1, le=100_000)
     keep_weekly: int | None = Field(None, ge=1, le=100_000)
     keep_monthly: int | None = Field(None, ge=1, le=100_000)
-    labels: Labels = Field(default_factory=dict)
 
     @field_validator("target")
     @classmethod
@@ -86,8 +79,6 @@ class BackupJob(Hardening):
 
     @model_validator(mode="after")
     def _has_sources(self) -> BackupJob:
-        if self.kind is None:  # [defaults] validates a partial copy of this model
-            return self
         if not self.volumes_from and not self.volumes:
             raise ValueError("a backup needs a source: volumes_from and/or volumes")
         for volume in map(parse_volume, self.volumes):

@@ -10,12 +10,12 @@ import re
 import signal
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from jobs.units import Duration, Largest, Longest, Size
+from jobs.units import Duration, Longest
 
 if TYPE_CHECKING:
     from jobs.plan import Plan
@@ -263,57 +263,6 @@ class BaseJob(Model):
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""
         raise NotImplementedError
-
-
-def _capabilities(value: list[str]) -> list[str]:
-    names = []
-    for cap in value:
-        name = cap.upper().removeprefix("CAP_")
-        if not re.fullmatch(r"[A-Z][A-Z_]*", name):
-            raise ValueError(f"{cap!r} is not a capability name (e.g. 'NET_ADMIN' or 'ALL')")
-        names.append(name)
-    return names
-
-
-Capabilities = Annotated[list[str], AfterValidator(_capabilities)]
-"""Linux capability names, as ``NET_ADMIN``, ``CAP_NET_ADMIN`` or ``ALL``."""
-
-
-class Hardening(BaseJob):
-    """Limits and privileges of the containers a job creates (settable in [defaults])."""
-
-    memory: Annotated[Size, Largest("16TiB")] | None = Field(
-        None, description="memory limit (no swap beyond it)"
-    )
-    cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
-    pids_limit: int | None = Field(
-        None, ge=1, le=4_194_304, description="at most this many processes"
-    )
-    read_only: bool = Field(default=False, description="read-only root file system")
-    cap_drop: Capabilities = Field(default_factory=list, description="e.g. ['ALL']")
-    cap_add: Capabilities = Field(default_factory=list, description="e.g. ['CHOWN']")
-    no_new_privileges: bool = Field(
-        default=False, description="setuid binaries cannot gain privileges"
-    )
-
-    @field_validator("memory")
-    @classmethod
-    def _memory_floor(cls, value: int | None) -> int | None:
-        if value is not None and value < 6 * 1024 * 1024:
-            raise ValueError("memory must be at least 6MiB (the engine's minimum)")
-        return value
-
-    def hardening(self) -> dict[str, Any]:
-        """These settings as ContainerSpec fields."""
-        return {
-            "memory": self.memory,
-            "cpus": self.cpus,
-            "pids_limit": self.pids_limit,
-            "read_only": self.read_only,
-            "cap_drop": tuple(self.cap_drop),
-            "cap_add": tuple(self.cap_add),
-            "no_new_privileges": self.no_new_privileges,
-        }
 
 
 def name_is_valid(name: str) -> bool:

@@ -18,14 +18,13 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from jobs.base import (
     EnvSecret,
     FileSecret,
-    Hardening,
     Headers,
     HttpUrl,
     InsidePaths,
-    Labels,
     Model,
     PlanContext,
 )
+from jobs.containers import ContainerJob, ContainerNames, parse_volume
 from jobs.plan import (
     ContainerSpec,
     Mount,
@@ -55,7 +54,6 @@ from jobs.protocol import (
     StdoutSinkSpec,
     SyslogSinkSpec,
 )
-from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
@@ -218,17 +216,11 @@ class StdoutSink(SinkBase):
 Sink = Annotated[FileSink | HttpSink | SyslogSink | StdoutSink, Field(discriminator="type")]
 
 
-class LogshipJob(Hardening):
+class LogshipJob(ContainerJob):
     """Ship new lines of log files in volumes and of containers' output to a sink."""
 
     KIND: ClassVar[str] = "logship"
     kind: Literal["logship"]
-    volumes_from: ContainerNames = Field(
-        default_factory=list, description="containers whose volumes hold the files (read-only)"
-    )
-    volumes: VolumeList = Field(
-        default_factory=list, description="named volumes or host paths, 'name:/path' (read-only)"
-    )
     paths: InsidePaths = Field(
         default_factory=list, description="absolute globs of the files, e.g. '/var/log/app/*.log'"
     )
@@ -250,12 +242,9 @@ class LogshipJob(Hardening):
         None, description="log driver of the shipping container (for the stdout sink)"
     )
     log_options: dict[str, str] = Field(default_factory=dict)
-    labels: Labels = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_sources(self) -> LogshipJob:
-        if self.kind is None:  # [defaults] validates a partial copy of this model
-            return self
         if self.paths and not (self.volumes_from or self.volumes):
             raise ValueError("paths need the volumes that hold them: volumes_from and/or volumes")
         if (self.volumes_from or self.volumes) and not self.paths:

@@ -15,9 +15,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from jobs.base import Hardening, InsidePaths, Labels, Model, PlanContext, SignalName
+from jobs.base import InsidePaths, Model, PlanContext, SignalName
+from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
-from jobs.run import ContainerNames, VolumeList, parse_volume
 from jobs.signal import Selectors
 from jobs.units import Duration, Largest, Longest, Size
 
@@ -29,17 +29,11 @@ class SignalSpec(Model):
     signal: SignalName = "SIGHUP"
 
 
-class RotateJob(Hardening):
+class RotateJob(ContainerJob):
     """Rotate log files by size or age; compress; keep some; signal the app."""
 
     KIND: ClassVar[str] = "rotate"
     kind: Literal["rotate"]
-    volumes_from: ContainerNames = Field(
-        default_factory=list, description="containers whose volumes hold the log files"
-    )
-    volumes: VolumeList = Field(
-        default_factory=list, description="named volumes or host paths, 'name:/path'"
-    )
     paths: InsidePaths = Field(min_length=1, description="absolute globs of the live log files")
     max_size: Annotated[Size, Field(ge=1), Largest("1TiB")] | None = Field(
         None, description="rotate a file this big (or bigger)"
@@ -65,12 +59,9 @@ class RotateJob(Hardening):
     restart: Selectors = Field(
         default_factory=list, description="containers restarted instead of signalled"
     )
-    labels: Labels = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> RotateJob:
-        if self.kind is None:  # [defaults] validates a partial copy of this model
-            return self
         if not self.volumes_from and not self.volumes:
             raise ValueError(
                 "a rotate job needs the volumes that hold the files: volumes_from and/or volumes"

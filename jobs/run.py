@@ -5,33 +5,11 @@ from __future__ import annotations
 import shlex
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, Field
 
-from jobs.base import EnvSecret, FileSecret, Hardening, Labels, PlanContext, SecretValue
-from jobs.plan import ContainerSpec, Mount, Plan, PullPolicy, RunContainer, SecretRef
-
-
-def parse_volume(text: str) -> Mount:
-    """Read ``source:target[:ro|:rw]``; source is a named volume or an absolute host path."""
-    parts = text.split(":")
-    mode = "rw"
-    if len(parts) == 3:  # noqa: PLR2004 - source:target:mode
-        source, target, mode = parts
-    elif len(parts) == 2:  # noqa: PLR2004 - source:target
-        source, target = parts
-    else:
-        raise ValueError(f"volume {text!r}: expected 'source:/target' or 'source:/target:ro'")
-    if mode not in ("ro", "rw"):
-        raise ValueError(f"volume {text!r}: mode must be 'ro' or 'rw', got {mode!r}")
-    if not source:
-        raise ValueError(f"volume {text!r}: the source (a volume name or a host path) is empty")
-    if source.startswith((".", "~")):
-        raise ValueError(
-            f"volume {text!r}: a host path must be absolute (it is a path on the Docker host)"
-        )
-    if not target.startswith("/"):
-        raise ValueError(f"volume {text!r}: the target {target!r} must be an absolute path")
-    return Mount(source=source, target=target, read_only=mode == "ro")
+from jobs.base import EnvSecret, FileSecret, PlanContext, SecretValue
+from jobs.containers import ContainerJob, parse_volume
+from jobs.plan import ContainerSpec, Plan, PullPolicy, RunContainer, SecretRef
 
 
 def as_argv(value: str | list[str] | None) -> tuple[str, ...] | None:
@@ -68,22 +46,6 @@ Entrypoint = Annotated[str | list[str], AfterValidator(_splittable)]
 """An entrypoint, like a command; empty clears the image's own."""
 
 
-def _check_volumes(value: list[str]) -> list[str]:
-    for item in value:
-        parse_volume(item)
-    return value
-
-
-def _one_or_many(value: object) -> object:
-    return [value] if isinstance(value, str) else value
-
-
-VolumeList = Annotated[list[str], AfterValidator(_check_volumes)]
-"""``"volume:/path"`` / ``"/host/path:/path"`` entries, each with an optional ``:ro``."""
-ContainerNames = Annotated[list[str], BeforeValidator(_one_or_many)]
-"""One container name or a list of them."""
-
-
 def secret_refs(values: dict[str, SecretValue]) -> tuple[SecretRef, ...]:
     """The values given as secret references, for the daemon to read at run time."""
     refs = []
@@ -102,7 +64,7 @@ def _absolute_files(value: list[str]) -> list[str]:
     return value
 
 
-class ContainerFields(Hardening):
+class ContainerFields(ContainerJob):
     """Fields of any kind that creates a container from an image."""
 
     env: dict[str, SecretValue] = Field(
@@ -114,18 +76,11 @@ class ContainerFields(Hardening):
         default_factory=list,
         description="files of KEY=VALUE lines read by the daemon at each run (like --env-file)",
     )
-    volumes: VolumeList = Field(
-        default_factory=list, description="'volume:/path', '/host/path:/path', with ':ro'"
-    )
-    volumes_from: ContainerNames = Field(
-        default_factory=list, description="containers whose volumes are mounted (data containers)"
-    )
     network: str | None = Field(
         None, description="'bridge', 'host', 'none', 'container:<name>' or a network name"
     )
     user: str | None = None
     workdir: str | None = None
-    labels: Labels = Field(default_factory=dict)
     pull: PullPolicy = Field(PullPolicy.MISSING, strict=False)  # names, not enum objects
 
 

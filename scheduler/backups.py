@@ -13,8 +13,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from jobs.backup import TARGET_MOUNT, BackupJob
+from jobs.containers import parse_volume
 from jobs.plan import ContainerSpec, Mount, PullPolicy, RunContainer, WithStopped
-from jobs.run import parse_volume
 from scheduler.clock import SystemClock
 from scheduler.errors import CrontainerError
 from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status

@@ -379,14 +379,27 @@ def config_schema() -> dict[str, Any]:
 
 @cache
 def _defaults_model(kind: type[BaseJob]) -> type[BaseModel]:
-    """``kind`` with every field optional: validates the part of [defaults] that applies to it."""
+    """``kind``'s fields, each optional, with their own checks (types, bounds, field
+    validators) but not the checks of a whole job (a backup's source, a logship's paths):
+    validates the part of [defaults] that applies to ``kind``."""
     fields: dict[str, Any] = {}
     for name, info in kind.model_fields.items():
         annotation: Any = info.annotation
         if info.metadata:
             annotation = Annotated[annotation, *info.metadata]
         fields[name] = (annotation | None, None)
-    return create_model(f"{kind.__name__}Defaults", __base__=kind, **fields)
+    validators: dict[str, Any] = {
+        name: field_validator(*found.info.fields, mode=found.info.mode)(
+            classmethod(found.func.__func__)  # type: ignore[attr-defined]  # a bound classmethod
+        )
+        for name, found in kind.__pydantic_decorators__.field_validators.items()
+    }
+    return create_model(
+        f"{kind.__name__}Defaults",
+        __config__=kind.model_config,
+        __validators__=validators,
+        **fields,
+    )
 
 
 def _check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:

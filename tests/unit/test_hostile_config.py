@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
+from jobs.run import RunJob
 from scheduler import settings
 from scheduler.cli import main
 from scheduler.errors import ConfigError
@@ -217,6 +218,28 @@ def test_exactly_the_job_limit_loads_and_one_more_is_refused(
     path.write_text(jobs(3))
     assert sorted(load_config(path, {}).jobs) == ["j0", "j1", "j2"]
     assert errors_of(tmp_path, jobs(4)) == ["jobs: 4 jobs; at most 3 are allowed"]
+
+
+def test_defaults_get_each_keys_own_checks_but_not_a_whole_jobs(tmp_path: Path) -> None:
+    """[defaults] is checked key by key as every kind that has the key checks it (a memory
+    under the engine's minimum, an unknown zone, a relative backup target); a check of a
+    whole job (a backup needs a source) is for the jobs, which get the defaults."""
+    assert errors_of(
+        tmp_path,
+        '[defaults]\nmemory = "1MiB"\ntimezone = "Mars/Olympus"\ntarget = "./b"\n' + RUN,
+    ) == [
+        (
+            "defaults.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as "
+            "'Europe/Berlin')"
+        ),
+        "defaults.memory: memory must be at least 6MiB (the engine's minimum) (got '1MiB')",
+        "defaults.target: target './b': a host path must be absolute (a path on the Docker host)",
+    ]
+    path = tmp_path / "c.toml"
+    path.write_text('[defaults]\nmemory = "64MiB"\ntarget = "backups"\n' + RUN)
+    job = load_config(path, {}).jobs["j"].job
+    assert isinstance(job, RunJob)
+    assert job.memory == 64 * 1024 * 1024
 
 
 def test_environment_text_is_read_by_the_keys_type(tmp_path: Path) -> None:
