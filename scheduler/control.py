@@ -38,12 +38,13 @@ class ControlError(ValueError):
     """A control message the daemon does not act on; the text says why (no values)."""
 
 
-class CheckpointStore(Protocol):
-    """Where a job's checkpoints (log shipping) and rotation state are kept."""
+class ToolStateStore(Protocol):
+    """Where the state a job's ops tool reports is kept: log shipping's checkpoints, a
+    rotation's last rotations."""
 
-    def checkpoints(self, job: str) -> dict[str, dict[str, object]]: ...
+    def tool_state(self, job: str) -> dict[str, dict[str, object]]: ...
 
-    def save_checkpoints(
+    def save_tool_state(
         self, job: str, marks: Mapping[str, object], forget: Iterable[str], at: datetime
     ) -> None: ...
 

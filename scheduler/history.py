@@ -74,6 +74,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job, source)
     );
     """,
+    # 4: that table holds any ops tool's state (a rotation's last rotations too): named so
+    """
+    ALTER TABLE checkpoints RENAME TO tool_state;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -349,22 +353,23 @@ class History:
             adds=False,
         )
 
-    def checkpoints(self, job: str) -> dict[str, dict[str, object]]:
-        """The job's checkpoints by source, as the shipping tool reported them."""
+    def tool_state(self, job: str) -> dict[str, dict[str, object]]:
+        """The state ``job``'s ops tool reported, by source: log shipping's checkpoints, a
+        rotation's last rotation of each file."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT source, data FROM checkpoints WHERE job = ?", (job,)
+                "SELECT source, data FROM tool_state WHERE job = ?", (job,)
             ).fetchall()
         return {r[0]: json.loads(r[1]) for r in rows}
 
-    def save_checkpoints(
+    def save_tool_state(
         self,
         job: str,
         marks: Mapping[str, object],
         forget: Iterable[str],
         at: datetime,
     ) -> None:
-        """Forget, then set, checkpoints of ``job`` — in one transaction: after an
+        """Forget, then set, the tool state of ``job`` — in one transaction: after an
         acknowledged batch every source it touched moves, or none does. A failure is
         logged (``history.write_failed``): the next run then ships those lines again."""
         try:
@@ -372,11 +377,11 @@ class History:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     self._db.executemany(
-                        "DELETE FROM checkpoints WHERE job = ? AND source = ?",
+                        "DELETE FROM tool_state WHERE job = ? AND source = ?",
                         [(job, source) for source in forget],
                     )
                     self._db.executemany(
-                        "INSERT OR REPLACE INTO checkpoints (job, source, data, updated_at) "
+                        "INSERT OR REPLACE INTO tool_state (job, source, data, updated_at) "
                         "VALUES (?, ?, ?, ?)",
                         [
                             (job, source, json.dumps(data, sort_keys=True), _text(at))

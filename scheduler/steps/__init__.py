@@ -24,7 +24,7 @@ from scheduler.steps.stopped import StoppedHandler, start_again
 if TYPE_CHECKING:
     from jobs.plan import Step
     from scheduler.clock import Clock
-    from scheduler.control import CheckpointStore
+    from scheduler.control import ToolStateStore
     from scheduler.engine import Engine
     from scheduler.runs import Attempt
     from scheduler.settings import DaemonSettings
@@ -48,7 +48,7 @@ class StepExecutor:
         engine: Engine,
         settings: DaemonSettings,
         clock: Clock,
-        checkpoints: CheckpointStore | None = None,
+        checkpoints: ToolStateStore | None = None,
     ) -> None:
         self._engine = engine
         self._containers = Containers(engine, settings, clock)

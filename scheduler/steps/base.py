@@ -11,7 +11,7 @@ from scheduler.logs import get_logger
 if TYPE_CHECKING:
     from jobs.plan import Step
     from scheduler.clock import Clock
-    from scheduler.control import CheckpointStore
+    from scheduler.control import ToolStateStore
     from scheduler.engine import Engine
     from scheduler.runs import Attempt, Outcome
     from scheduler.settings import DaemonSettings
@@ -44,7 +44,7 @@ class StepContext:
     engine: Engine
     settings: DaemonSettings
     clock: Clock
-    checkpoints: CheckpointStore | None
+    checkpoints: ToolStateStore | None
     containers: Containers
     steps: Steps
 

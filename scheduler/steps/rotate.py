@@ -26,7 +26,7 @@ class RotateHandler(StepHandler[RotateLogs]):
     def run(self, attempt: Attempt, step: RotateLogs) -> Outcome:
         store, job, steps = self.context.checkpoints, attempt.job_name, self.context.steps
         containers = self.context.containers
-        saved = store.checkpoints(job) if store is not None else {}
+        saved = store.tool_state(job) if store is not None else {}
 
         def give_state(container_id: str) -> Callable[[], None]:
             stdin = self.engine.attach_stdin(container_id)
@@ -48,7 +48,7 @@ class RotateHandler(StepHandler[RotateLogs]):
             )
         if store is not None:
             gone = [path for path in saved if path not in state]
-            store.save_checkpoints(job, state, gone, self.context.clock.now())
+            store.save_tool_state(job, state, gone, self.context.clock.now())
         for path, to in moves:
             self.log.info("run.file_rotated", path=path, to=to)
         moved = [to for _path, to in moves]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from jobs.plan import SecretRef
-    from scheduler.control import CheckpointStore
+    from scheduler.control import ToolStateStore
     from scheduler.engine import Engine, StdinStream
     from scheduler.runs import Attempt
 
@@ -35,7 +35,7 @@ STDIN_CHUNK = 64 * 1024
 
 
 def recover_checkpoints(
-    engine: Engine, store: CheckpointStore, job: str, container_id: str, at: datetime
+    engine: Engine, store: ToolStateStore, job: str, container_id: str, at: datetime
 ) -> int:
     """Store the checkpoints a shipping container reported while no daemon read its output
     (the daemon died): they are in the container's own log. Replayed in order, so the last
@@ -53,7 +53,7 @@ def recover_checkpoints(
             except ControlError as e:
                 get_logger().warning("run.control_rejected", reason=str(e))
                 continue
-            store.save_checkpoints(job, marks, forget, at)
+            store.save_tool_state(job, marks, forget, at)
             applied += 1
     except EngineError as e:
         get_logger().warning("run.checkpoints_unrecovered", container_id=container_id, error=str(e))
@@ -107,7 +107,7 @@ class ShipHandler(StepHandler[ShipLogs]):
         store, job, clock = self.context.checkpoints, attempt.job_name, self.context.clock
         if store is None:
             return Outcome(Status.FAILED, error="no state database for checkpoints")
-        saved = store.checkpoints(job)
+        saved = store.tool_state(job)
         until_ns = time.time_ns()  # a run ships what exists when it starts
         try:
             request = self._request(step, saved)
@@ -116,7 +116,7 @@ class ShipHandler(StepHandler[ShipLogs]):
             return Outcome(Status.FAILED, error=str(e))
 
         def on_checkpoint(marks: dict[str, object], forget: list[str]) -> None:
-            store.save_checkpoints(job, marks, forget, clock.now())
+            store.save_tool_state(job, marks, forget, clock.now())
 
         def before_start(container_id: str) -> Callable[[], None]:
             stdin = self.engine.attach_stdin(container_id)

@@ -51,7 +51,7 @@ def tapped(
     tap = ControlTap(
         OutputLog(events, max_line, 1 << 20),
         tool,
-        lambda marks, forget: store.save_checkpoints("s", marks, forget, None),  # type: ignore[arg-type]
+        lambda marks, forget: store.save_tool_state("s", marks, forget, None),  # type: ignore[arg-type]
     )
     with structlog.testing.capture_logs() as logs:
         for chunk in chunks:

@@ -229,28 +229,28 @@ def test_still_stopped_newest_first_until_unmarked(history: History) -> None:
 def test_checkpoints_forget_then_set_per_job(tmp_path: Path, history: History) -> None:
     """Stored as JSON with sorted keys; forgetting one source leaves the others; each
     job its own."""
-    history.save_checkpoints("a", {"f1": {"z": 1, "a": [1]}, "f2": {"o": 2}}, [], at(1))
-    history.save_checkpoints("b", {"f1": {"o": 9}}, [], at(1))
-    history.save_checkpoints("a", {"f3": {"o": 3}}, ["f1"], at(2))
-    assert history.checkpoints("a") == {"f2": {"o": 2}, "f3": {"o": 3}}
-    assert history.checkpoints("b") == {"f1": {"o": 9}}
-    assert raw(tmp_path, "SELECT data FROM checkpoints WHERE job = 'a' AND source = 'f2'") == [
+    history.save_tool_state("a", {"f1": {"z": 1, "a": [1]}, "f2": {"o": 2}}, [], at(1))
+    history.save_tool_state("b", {"f1": {"o": 9}}, [], at(1))
+    history.save_tool_state("a", {"f3": {"o": 3}}, ["f1"], at(2))
+    assert history.tool_state("a") == {"f2": {"o": 2}, "f3": {"o": 3}}
+    assert history.tool_state("b") == {"f1": {"o": 9}}
+    assert raw(tmp_path, "SELECT data FROM tool_state WHERE job = 'a' AND source = 'f2'") == [
         ('{"o": 2}',)
     ]
-    history.save_checkpoints("b", {"f1": {"z": 1, "a": 2}}, [], at(3))
-    assert raw(tmp_path, "SELECT data FROM checkpoints WHERE job = 'b'") == [('{"a": 2, "z": 1}',)]
+    history.save_tool_state("b", {"f1": {"z": 1, "a": 2}}, [], at(3))
+    assert raw(tmp_path, "SELECT data FROM tool_state WHERE job = 'b'") == [('{"a": 2, "z": 1}',)]
 
 
 def test_a_failed_checkpoint_batch_changes_nothing(history: History) -> None:
     """One transaction: a batch that fails midway (here a value that is not JSON, after
     the forgetting) leaves every checkpoint as it was; the next batch works."""
-    history.save_checkpoints("a", {"f1": {"o": 1}, "f2": {"o": 2}}, [], at(1))
+    history.save_tool_state("a", {"f1": {"o": 1}, "f2": {"o": 2}}, [], at(1))
     with structlog.testing.capture_logs() as logs, pytest.raises(TypeError):
-        history.save_checkpoints("a", {"f3": {"o": 3}, "f4": {"o": object()}}, ["f1"], at(2))
-    assert history.checkpoints("a") == {"f1": {"o": 1}, "f2": {"o": 2}}
+        history.save_tool_state("a", {"f3": {"o": 3}, "f4": {"o": object()}}, ["f1"], at(2))
+    assert history.tool_state("a") == {"f1": {"o": 1}, "f2": {"o": 2}}
     assert logs == []  # not a database error: raised to the caller's bug handling
-    history.save_checkpoints("a", {"f3": {"o": 3}}, ["f1"], at(3))
-    assert history.checkpoints("a") == {"f2": {"o": 2}, "f3": {"o": 3}}
+    history.save_tool_state("a", {"f3": {"o": 3}}, ["f1"], at(3))
+    assert history.tool_state("a") == {"f2": {"o": 2}, "f3": {"o": 3}}
 
 
 # --- opening and the schema -----------------------------------------------------
@@ -273,11 +273,31 @@ def test_an_old_schema_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
     assert raw(tmp_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert [r.run_id for r in history.runs()] == ["r1"]
     history.mark_stopped("r2", "db", at(1))
-    history.save_checkpoints("a", {"f": {"o": 1}}, [], at(1))
+    history.save_tool_state("a", {"f": {"o": 1}}, [], at(1))
     assert history.still_stopped() == [("r2", "db")]
-    assert history.checkpoints("a") == {"f": {"o": 1}}
+    assert history.tool_state("a") == {"f": {"o": 1}}
     history.close()
     History.open(tmp_path, readonly=True).close()  # now current: the CLI reads it
+
+
+def test_a_schema_3_files_checkpoints_are_the_tool_state_after_the_migration(
+    tmp_path: Path,
+) -> None:
+    """Schema 3 kept log shipping's checkpoints and rotation state in a table called
+    ``checkpoints``; version 4 renames it ``tool_state``, every row kept."""
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    script = " ".join(MIGRATIONS[:3])
+    db.executescript(f"BEGIN; {script} PRAGMA user_version = 3; COMMIT;")
+    db.execute(
+        "INSERT INTO checkpoints (job, source, data, updated_at) VALUES (?, ?, ?, ?)",
+        ("ship", "container:web:stdout", '{"ns": 5, "skip": 1}', T0.isoformat()),
+    )
+    db.close()
+    history = History.open(tmp_path)
+    assert raw(tmp_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert history.tool_state("ship") == {"container:web:stdout": {"ns": 5, "skip": 1}}
+    assert raw(tmp_path, "SELECT name FROM sqlite_master WHERE name = 'checkpoints'") == []
+    history.close()
 
 
 def test_a_missing_database_is_a_clear_error_for_a_reader(tmp_path: Path) -> None:
@@ -401,7 +421,7 @@ def full_disk(tmp_path: Path) -> Iterator[tuple[History, list[MutableMapping[str
     history.record_fire("a", T0)
     history.begin("r0", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
     history.mark_stopped("r0", "db", T0)
-    history.save_checkpoints("a", {"f": {"o": 1}}, [], T0)
+    history.save_tool_state("a", {"f": {"o": 1}}, [], T0)
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")
     with structlog.testing.capture_logs() as logs:
@@ -455,17 +475,17 @@ def test_a_refused_checkpoint_batch_is_logged_and_moves_nothing(tmp_path: Path) 
     History.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None, check_same_thread=False)
     history = History(db)
-    history.save_checkpoints("a", {"f1": {"o": 1}}, [], at(1))
+    history.save_tool_state("a", {"f1": {"o": 1}}, [], at(1))
     with structlog.testing.capture_logs() as logs:
         db.execute("PRAGMA query_only = 1")
-        history.save_checkpoints("a", {"f2": {"o": 2}}, ["f1"], at(2))
+        history.save_tool_state("a", {"f2": {"o": 2}}, ["f1"], at(2))
         assert history.write_error == "attempt to write a readonly database"
         db.execute("PRAGMA query_only = 0")
-        history.save_checkpoints("a", {}, ["nothing"], at(3))
+        history.save_tool_state("a", {}, ["nothing"], at(3))
         assert history.write_error is not None
-        history.save_checkpoints("a", {"f3": {"o": 3}}, [], at(4))
+        history.save_tool_state("a", {"f3": {"o": 3}}, [], at(4))
         assert history.write_error is None
-    assert history.checkpoints("a") == {"f1": {"o": 1}, "f3": {"o": 3}}
+    assert history.tool_state("a") == {"f1": {"o": 1}, "f3": {"o": 3}}
     assert events(logs, "history.write_failed", "history.write_recovered") == [
         {
             "event": "history.write_failed",

@@ -155,11 +155,11 @@ class Store:
         self.saved_job = job
         self.writes: list[tuple[dict[str, object], list[str]]] = []
 
-    def checkpoints(self, job: str) -> dict[str, dict[str, object]]:
+    def tool_state(self, job: str) -> dict[str, dict[str, object]]:
         assert job == self.saved_job
         return dict(self.saved)
 
-    def save_checkpoints(
+    def save_tool_state(
         self, job: str, marks: Mapping[str, object], forget: Iterable[str], at: datetime
     ) -> None:
         self.writes.append((dict(marks), list(forget)))
@@ -285,13 +285,13 @@ def test_stdout_sink_records_are_not_logged(tmp_path: Path) -> None:
 def test_checkpoints_are_kept_in_the_state_database(tmp_path: Path) -> None:
     history = History.open(tmp_path)
     at = datetime(2026, 11, 28, tzinfo=UTC)
-    history.save_checkpoints("s", {"a": {"offset": 1}, "b": {"offset": 2}}, [], at)
-    history.save_checkpoints("s", {"b": {"offset": 3}}, ["a"], at)
-    history.save_checkpoints("other", {"a": {"offset": 9}}, [], at)
+    history.save_tool_state("s", {"a": {"offset": 1}, "b": {"offset": 2}}, [], at)
+    history.save_tool_state("s", {"b": {"offset": 3}}, ["a"], at)
+    history.save_tool_state("other", {"a": {"offset": 9}}, [], at)
     history.close()
     reopened = History.open(tmp_path)
-    assert reopened.checkpoints("s") == {"b": {"offset": 3}}
-    assert reopened.checkpoints("other") == {"a": {"offset": 9}}
+    assert reopened.tool_state("s") == {"b": {"offset": 3}}
+    assert reopened.tool_state("other") == {"a": {"offset": 9}}
     reopened.close()
 
 

@@ -480,7 +480,7 @@ def fill_every_page(history: History) -> None:
         lambda n, x: history.record_fire(f"f{n}{x}", at),
         lambda n, x: history.record(f"f{n}", x, "schedule", at, status="missed", at=at, reason=x),
         lambda n, x: history.mark_stopped(f"f{n}", x, at),
-        lambda n, x: history.save_checkpoints(x, {f"f{n}": {}}, [], at),
+        lambda n, x: history.save_tool_state(x, {f"f{n}": {}}, [], at),
     ]
     count = 0
     for write in writers:

@@ -235,4 +235,4 @@ def test_an_adopted_logship_runs_checkpoints_are_stored_under_its_job(tmp_path: 
     with structlog.testing.capture_logs(processors=CAPTURE):
         runner.adopt(config.jobs["s"], record, "c-ship", [])
         ended(runner)
-    assert history.checkpoints("s") == {"container:web:stdout": {"ns": 5, "skip": 1}}
+    assert history.tool_state("s") == {"container:web:stdout": {"ns": 5, "skip": 1}}

@@ -452,4 +452,4 @@ def test_a_logship_runs_checkpoints_are_kept_in_the_state_database(tmp_path: Pat
         runner.submit(config.jobs["s"], SCHEDULED)
         ended(runner)
     assert [e["lines"] for e in events(logs, "run.succeeded")] == [1]
-    assert history.checkpoints("s") == {"container:web:stdout": mark}
+    assert history.tool_state("s") == {"container:web:stdout": mark}
