@@ -264,7 +264,7 @@ def _backup_command(args: argparse.Namespace) -> int:
     """``backups`` and ``restore``: they need the engine, like the daemon."""
     from scheduler.backups import BackupCommandError, list_archives, restore  # noqa: PLC0415
     from scheduler.daemon import DEFAULT_OPS_IMAGE  # noqa: PLC0415
-    from scheduler.engine import DockerEngine  # noqa: PLC0415
+    from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
     from scheduler.errors import EngineError  # noqa: PLC0415
 
     config = _load_or_report(args)
@@ -313,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     logs.configure(config.daemon.log_format, config.daemon.log_level)
     from scheduler.daemon import Daemon  # noqa: PLC0415
-    from scheduler.engine import DockerEngine, tls_problem  # noqa: PLC0415
+    from scheduler.docker_engine import DockerEngine, tls_problem  # noqa: PLC0415
 
     problem = tls_problem(os.environ)
     if problem is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.cli import main
-from scheduler.engine import tls_problem
+from scheduler.docker_engine import tls_problem
 from scheduler.history import History
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from scheduler.cli import main
-from scheduler.engine import DockerEngine
+from scheduler.docker_engine import DockerEngine
 from scheduler.errors import EngineUnavailableError
 
 from .fakes import FakeClock, FakeEngine

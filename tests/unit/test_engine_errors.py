@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from jobs.plan import PullPolicy
-from scheduler.engine import DockerEngine
+from scheduler.docker_engine import DockerEngine
 from scheduler.errors import (
     EngineConflictError,
     EngineError,

@@ -1,0 +1,426 @@
+"""The ``Engine`` over docker-py (the only module that imports ``docker`` to call it).
+
+Every call has a deadline: the client's ``engine_timeout`` for plain calls, an explicit
+timeout for waits. Foreign errors leave as the daemon's own (``scheduler.docker_errors``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+from docker.types import LogConfig
+
+from jobs.plan import ContainerSpec, PullPolicy
+from scheduler.docker_errors import explain, translated
+from scheduler.docker_streams import DockerLock, DockerStdin, log_lines
+from scheduler.engine import (
+    LABEL_ROLE,
+    ContainerInfo,
+    ExitStatus,
+    Lock,
+    LockHeldError,
+    StdinStream,
+)
+from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+PING_TIMEOUT_S = 5.0
+"""The health check's deadline: a hung engine must not stall the daemon's main loop."""
+LOCK_SETTLE_S = 5.0
+"""How long a lock container that is going away may take before it counts as held."""
+
+_CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
+
+
+def tls_problem(environ: Mapping[str, str]) -> str | None:
+    """Why the TLS settings of the environment cannot work (a missing or unreadable
+    certificate), or None. Read as docker-py reads them: ``DOCKER_CERT_PATH`` set, or
+    ``DOCKER_TLS_VERIFY`` set to anything but ``""``, turns TLS on; the files are
+    ``ca.pem`` (when verifying), ``cert.pem`` and ``key.pem``. The daemon refuses to
+    start rather than talk to the engine without the TLS it was told to use."""
+    cert_path = environ.get("DOCKER_CERT_PATH") or None
+    verify = environ.get("DOCKER_TLS_VERIFY") not in (None, "")
+    if not cert_path and not verify:
+        return None
+    where = Path(cert_path) if cert_path else Path.home() / ".docker"
+    names = ["ca.pem", "cert.pem", "key.pem"] if verify else ["cert.pem", "key.pem"]
+    settings = ", ".join(
+        f"{k}={environ[k]}" for k in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH") if k in environ
+    )
+    for name in names:
+        path = where / name
+        try:
+            with path.open("rb") as f:
+                f.read(1)
+        except OSError as e:
+            why = (
+                "is missing"
+                if isinstance(e, FileNotFoundError)
+                else f"cannot be read ({e.strerror})"
+            )
+            return f"TLS is configured ({settings}) but {path} {why}: not connecting without it"
+    return None
+
+
+class _ApiClient(docker.APIClient):  # type: ignore[misc]  # docker-py has no type hints
+    """docker-py's API client, deaf to the environment's CA bundles: requests lets
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override the session's CA at every request
+    (many images set them), which would replace DOCKER_CERT_PATH's ``ca.pem`` and fail
+    every TLS connection to the engine. Proxies and .netrc are not used for the engine
+    either."""
+
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, _value: bool) -> None:
+        return
+
+
+class DockerEngine:
+    """``Engine`` over docker-py's API client (DOCKER_HOST, TLS variables and socket as usual)."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self._api = api
+
+    @classmethod
+    def connect(cls, timeout: float) -> DockerEngine:
+        """A client from the environment; raise EngineUnavailableError if the engine is silent."""
+        with translated("connecting to the Docker engine"):
+            api = _ApiClient(timeout=max(1, math.ceil(timeout)), **docker.utils.kwargs_from_env())
+        return cls(api)
+
+    def ping(self) -> None:
+        """See Engine (with its own short deadline)."""
+        with translated("ping"):
+            response = self._api.get(f"{self._api.base_url}/_ping", timeout=PING_TIMEOUT_S)
+            response.raise_for_status()
+
+    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+        """See Engine."""
+        if policy is not PullPolicy.ALWAYS:
+            try:
+                with translated(f"image {image!r}"):
+                    self._api.inspect_image(image)
+            except EngineNotFoundError:
+                if policy is PullPolicy.NEVER:
+                    raise EngineError(
+                        f"image {image!r} is not present on the engine and pull = 'never'"
+                    ) from None
+            else:
+                return
+        repository, tag = _split_image(image)
+        with translated(f"image {image!r} could not be pulled"):
+            self._api.pull(repository, tag=tag)
+
+    def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
+        """See Engine."""
+        host_config: dict[str, Any] = {
+            "binds": [
+                f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
+            ],
+            "volumes_from": list(spec.volumes_from) or None,
+            "network_mode": spec.network,
+        }
+        if spec.memory is not None:
+            host_config["mem_limit"] = spec.memory
+            host_config["memswap_limit"] = spec.memory  # no swap beyond the limit
+        if spec.cpus is not None:
+            host_config["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.pids_limit is not None:
+            host_config["pids_limit"] = spec.pids_limit
+        if spec.read_only:
+            host_config["read_only"] = True
+        if spec.cap_drop:
+            host_config["cap_drop"] = list(spec.cap_drop)
+        if spec.cap_add:
+            host_config["cap_add"] = list(spec.cap_add)
+        if spec.no_new_privileges:
+            host_config["security_opt"] = ["no-new-privileges:true"]
+        if spec.log_driver is not None:
+            host_config["log_config"] = LogConfig(
+                type=spec.log_driver, config=dict(spec.log_options)
+            )
+        with translated(f"creating container {name}"):
+            created = self._api.create_container(
+                image=spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=dict(spec.env),
+                volumes=[m.target for m in spec.mounts] or None,
+                user=spec.user,
+                working_dir=spec.workdir,
+                labels={**spec.labels, **labels},
+                stop_signal=spec.stop_signal,
+                name=name,
+                # docker-py sets StdinOnce with stdin_open (not detached): stdin ends when
+                # the daemon's attachment closes, EOF for the tool whether the daemon
+                # closes it or dies.
+                stdin_open=spec.stdin,
+                healthcheck=None if spec.healthcheck else {"Test": ["NONE"]},
+                host_config=self._api.create_host_config(**host_config),
+            )
+        return str(created["Id"])
+
+    def attach_stdin(self, container_id: str) -> StdinStream:
+        """See Engine."""
+        with translated("attaching to the container's stdin"):
+            sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        return DockerStdin(sock)
+
+    def logs(
+        self, container: str, stream: str, since_ns: int, until_ns: int
+    ) -> Iterator[tuple[int, str, bytes]]:
+        """See Engine. Docker's ``since``/``until`` take seconds: the request is widened to
+        whole seconds and the lines are filtered here to the nanosecond."""
+        with translated(f"reading the logs of {container!r}"):
+            chunks = self._api.logs(
+                container,
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
+                stream=True,
+                timestamps=True,
+                follow=False,
+                since=since_ns // 1_000_000_000 or None,
+                until=until_ns // 1_000_000_000 + 1,
+            )
+        return log_lines(chunks, since_ns, until_ns, f"reading the logs of {container!r}")
+
+    def host_name(self) -> str:
+        """See Engine."""
+        with translated("asking the engine for its host name"):
+            return str(self._api.info().get("Name") or "unknown")
+
+    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+        """See Engine."""
+        with translated("attaching to the container's output"):
+            frames = self._api.attach(
+                container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+        return _demuxed(frames)
+
+    def start(self, container_id: str) -> None:
+        """See Engine."""
+        with translated("starting the container"):
+            self._api.start(container_id)
+
+    def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
+        """See Engine."""
+        try:
+            result = self._api.wait(container_id, timeout=max(1, math.ceil(timeout)))
+        except docker.errors.APIError as e:
+            raise EngineError(f"waiting for the container: {explain(e)}") from e
+        except (docker.errors.DockerException, OSError):
+            # A read time-out and a lost engine look alike here: ask the engine.
+            if self._state(container_id).get("Running"):
+                return None
+            with translated("waiting for the container"):
+                result = self._api.wait(container_id, timeout=10)
+        state = self._state(container_id)
+        error = (result.get("Error") or {}).get("Message") or state.get("Error") or None
+        return ExitStatus(
+            exit_code=int(result.get("StatusCode", state.get("ExitCode", -1))),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=error,
+        )
+
+    def _state(self, container_id: str) -> dict[str, Any]:
+        with translated("inspecting the container"):
+            state: dict[str, Any] = self._api.inspect_container(container_id)["State"]
+        return state
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """See Engine."""
+        with suppress(EngineNotFoundError), translated("stopping the container"):
+            self._api.stop(container_id, timeout=max(0, math.ceil(grace)))
+
+    def remove(self, container_id: str) -> None:
+        """See Engine."""
+        # Gone already, or its removal is in progress (auto_remove, another remover).
+        gone = (EngineNotFoundError, EngineConflictError)
+        with suppress(*gone), translated("removing the container"):
+            self._api.remove_container(container_id, v=True, force=True)
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """See Engine."""
+        with translated("listing containers"):
+            found = self._api.containers(
+                all=True, filters={"label": [f"{k}={v}" for k, v in labels.items()]}
+            )
+        return [_info(item) for item in found]
+
+    def own_image(self) -> str | None:
+        """See Engine."""
+        container_id = _own_container_id()
+        if container_id is None:
+            return None
+        try:
+            with translated("inspecting the daemon's own container"):
+                image = self._api.inspect_container(container_id)["Image"]
+        except EngineError:
+            return None
+        return str(image)
+
+    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
+        """See Engine."""
+        if selector.startswith("label="):
+            with translated(f"listing containers with {selector}"):
+                found = self._api.containers(
+                    all=stopped, filters={"label": selector.removeprefix("label=")}
+                )
+            return [_info(item) for item in found]
+        with translated(f"container {selector!r}"):
+            item = self._api.inspect_container(selector)
+        return [
+            ContainerInfo(
+                id=item["Id"],
+                name=item["Name"].lstrip("/"),
+                state=item["State"]["Status"],
+                labels=item["Config"].get("Labels") or {},
+            )
+        ]
+
+    def exec_create(
+        self,
+        container: str,
+        command: list[str],
+        *,
+        user: str | None,
+        workdir: str | None,
+        env: Mapping[str, str],
+    ) -> str:
+        """See Engine."""
+        with translated(f"exec in container {container!r}"):
+            created = self._api.exec_create(
+                container, command, user=user or "", workdir=workdir, environment=dict(env) or None
+            )
+        return str(created["Id"])
+
+    def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:
+        """See Engine."""
+        with translated("starting the exec"):
+            frames = self._api.exec_start(exec_id, stream=True, demux=True)
+        return _demuxed(frames)
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        """See Engine."""
+        with translated("inspecting the exec"):
+            state = self._api.exec_inspect(exec_id)
+        if state.get("Running"):
+            return None
+        code = state.get("ExitCode")
+        return None if code is None else int(code)
+
+    def is_running(self, container: str) -> bool:
+        """See Engine."""
+        with translated(f"container {container!r}"):
+            state = self._api.inspect_container(container)["State"]
+        return bool(state.get("Running"))
+
+    def kill(self, container: str, signal: str) -> None:
+        """See Engine."""
+        with translated(f"sending {signal} to container {container!r}"):
+            self._api.kill(container, signal=signal)
+
+    def restart(self, container: str, grace: float) -> None:
+        """See Engine."""
+        with translated(f"restarting container {container!r}"):
+            self._api.restart(container, timeout=max(0, math.ceil(grace)))
+
+    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
+        """See Engine. The lock is a container named ``name`` running ``cat`` with its stdin
+        attached to this process: when the process dies, even by SIGKILL, the connection
+        closes, ``cat`` ends and the engine removes the container (auto-remove), freeing
+        the name. Container names are unique per engine, so two daemons cannot both hold it."""
+        self.ensure_image(image, PullPolicy.MISSING)
+        deadline = time.monotonic() + LOCK_SETTLE_S
+        while True:
+            try:
+                with translated(f"taking the lock {name!r}"):
+                    created = self._api.create_container(
+                        image,
+                        ["cat"],
+                        name=name,
+                        stdin_open=True,
+                        stop_signal="SIGKILL",  # cat as PID 1 ignores SIGTERM
+                        labels={**labels, LABEL_ROLE: "lock"},
+                        host_config=self._api.create_host_config(
+                            auto_remove=True, network_mode="none"
+                        ),
+                    )
+                break
+            except EngineConflictError:  # the name is taken: by a live lock, or a dead one
+                if self._lock_is_live(name) and time.monotonic() > deadline:
+                    raise LockHeldError(
+                        f"another daemon holds the lock: container {name!r} is running "
+                        "(a daemon with the same [daemon] name on this engine)"
+                    ) from None
+                time.sleep(0.5)
+        container_id = str(created["Id"])
+        with translated(f"taking the lock {name!r}"):
+            sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+            self._api.start(container_id)
+        return DockerLock(self, container_id, sock)
+
+    def _lock_is_live(self, name: str) -> bool:
+        """A running lock container is live; a stopped or dying one is removed and is not."""
+        try:
+            state = self._state(name)
+        except EngineError:
+            return False  # gone meanwhile
+        if state.get("Running") and not state.get("Restarting"):
+            return True
+        self.remove(name)
+        return False
+
+    def close(self) -> None:
+        """See Engine."""
+        self._api.close()
+
+
+def _info(item: dict[str, Any]) -> ContainerInfo:
+    """A container from the engine's list call."""
+    return ContainerInfo(
+        id=item["Id"],
+        name=(item.get("Names") or ["?"])[0].lstrip("/"),
+        state=item.get("State", ""),
+        labels=item.get("Labels") or {},
+    )
+
+
+def _demuxed(frames: Iterator[tuple[bytes | None, bytes | None]]) -> Iterator[tuple[str, bytes]]:
+    with translated("reading the container's output"):
+        for out, err in frames:
+            if out:
+                yield "stdout", out
+            if err:
+                yield "stderr", err
+
+
+def _split_image(image: str) -> tuple[str, str | None]:
+    """``repo[:tag][@digest]`` into what the pull call takes (tag ``latest`` when none)."""
+    if "@" in image:
+        return image, None
+    repository, _, tag = image.rpartition(":")
+    if repository and "/" not in tag:
+        return repository, tag
+    return image, "latest"
+
+
+def _own_container_id(mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
+    """The id of the container we run in, read from the engine's bind mounts (hostname etc.)."""
+    try:
+        text = mountinfo.read_text()
+    except OSError:
+        return None
+    match = _CONTAINER_ID.search(text)
+    return match.group(1) if match else None

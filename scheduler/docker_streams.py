@@ -1,0 +1,101 @@
+"""The engine's streams the daemon holds open: the lock container's attached stdin (its
+connection is the lock), a container's stdin, and the timestamped lines of a log."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from scheduler.docker_errors import translated
+from scheduler.errors import EngineError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from scheduler.docker_engine import DockerEngine
+
+
+class DockerLock:
+    """The attached lock container; a thread notices when its stream closes."""
+
+    def __init__(self, engine: DockerEngine, container_id: str, sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+        self._engine = engine
+        self._container_id = container_id
+        self._sock = sock
+        self.lost = threading.Event()
+        self._released = False
+        threading.Thread(target=self._watch, name="lock", daemon=True).start()
+
+    def _watch(self) -> None:
+        try:
+            while self._sock.read(4096):
+                pass
+        except OSError:
+            pass
+        if not self._released:
+            self.lost.set()
+
+    def release(self) -> None:
+        self._released = True
+        with suppress(OSError):
+            self._sock.close()
+        with suppress(EngineError):  # auto-remove does it when the stream closes anyway
+            self._engine.remove(self._container_id)
+
+
+class DockerStdin:
+    """The attached stdin socket of a container (docker-py's hijacked connection)."""
+
+    def __init__(self, sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+        self._sock = sock
+        self._raw = getattr(sock, "_sock", sock)  # the socket under docker-py's SocketIO
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._raw.sendall(data)
+        except OSError as e:
+            raise EngineError(f"writing to the container's stdin: {e}") from e
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._raw.shutdown(socket.SHUT_WR)
+        with suppress(OSError):
+            self._sock.close()
+
+
+def parse_log_time(text: str) -> int:
+    """Docker's RFC 3339 time with up to 9 fractional digits (``…T12:00:01.5Z``) as UNIX
+    nanoseconds."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def log_lines(
+    chunks: Iterator[bytes], since_ns: int, until_ns: int, what: str
+) -> Iterator[tuple[int, str, bytes]]:
+    """Split docker's timestamped log stream into lines; keep those in [since, until]."""
+    rest = b""
+    with translated(what):
+        for chunk in chunks:
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield from _in_window(lines, since_ns, until_ns)
+    # The last entry of a container's log may lack its newline (the container ended).
+    yield from _in_window([rest] if rest else [], since_ns, until_ns)
+
+
+def _in_window(
+    lines: list[bytes], since_ns: int, until_ns: int
+) -> Iterator[tuple[int, str, bytes]]:
+    for line in lines:
+        stamp, _, text = line.partition(b" ")
+        try:
+            ns = parse_log_time(stamp.decode())
+        except ValueError:
+            continue  # not a timestamped line (cannot happen with timestamps=True)
+        if since_ns <= ns <= until_ns:
+            yield ns, stamp.decode(), text
