@@ -66,6 +66,15 @@ def moves(engine: FakeEngine) -> list[tuple[str, object]]:
 APP = {"app", "idle", "worker"}
 
 
+def restore_of(
+    engine: FakeEngine, config: Config, job: str, archive: str = "latest"
+) -> dict[str, object]:
+    """``crontainer restore JOB --archive ARCHIVE`` into the job's own sources."""
+    return restore(
+        engine, config, job, ops_image="ops:1", archive=archive, to=[], clock=engine.clock
+    )
+
+
 def test_backups_lists_through_a_read_only_ops_container_and_removes_it(tmp_path: Path) -> None:
     engine = engine_saying(control({"result": {"archives": ARCHIVES}}))
     assert list_archives(engine, config(tmp_path), "db", "ops:1", engine.clock) == ARCHIVES
@@ -104,15 +113,7 @@ def test_restore_stops_in_order_restores_the_latest_and_starts_again_in_reverse(
         control({"result": {"archive": ARCHIVES[0]["archive"], "entries": 3}}),
     )
     engine.not_running = {"idle"}
-    result = restore(
-        engine,
-        config(tmp_path),
-        "db",
-        ops_image="ops:1",
-        archive="latest",
-        to=[],
-        clock=engine.clock,
-    )
+    result = restore_of(engine, config(tmp_path), "db", "latest")
     assert result == {
         "archive": "db-20261202T030000Z.tar.zst",
         "entries": 3,
@@ -142,15 +143,7 @@ def test_a_failed_restore_says_the_tools_reason_and_still_starts_the_app_again(
     )
     engine.sequence = [ExitStatus(0), ExitStatus(1)]
     with pytest.raises(BackupCommandError) as failed:
-        restore(
-            engine,
-            config(tmp_path, '["app"]'),
-            "db",
-            ops_image="ops:1",
-            archive="db-20261201T030000Z.tar.zst",
-            to=[],
-            clock=engine.clock,
-        )
+        restore_of(engine, config(tmp_path, '["app"]'), "db", "db-20261201T030000Z.tar.zst")
     assert str(failed.value) == "db-20261201T030000Z.tar.zst: checksum mismatch"
     assert moves(engine) == [("is_running", "app"), ("start", "app")]
 
@@ -165,15 +158,7 @@ def test_a_container_that_does_not_start_again_fails_the_restore_naming_it(
         fail_start_of=frozenset({"worker"}),
     )
     with pytest.raises(BackupCommandError) as failed:
-        restore(
-            engine,
-            config(tmp_path),
-            "db",
-            ops_image="ops:1",
-            archive="latest",
-            to=[],
-            clock=engine.clock,
-        )
+        restore_of(engine, config(tmp_path), "db", "latest")
     assert str(failed.value) == "could not start again: 'worker'"
     assert [a for n, a in moves(engine) if n == "start"] == ["worker", "idle", "app"]
 
@@ -183,13 +168,5 @@ def test_restore_of_a_job_that_is_not_a_backup_is_refused_before_the_engine(
 ) -> None:
     engine = engine_saying()
     with pytest.raises(BackupCommandError, match="job 'web' is of kind 'run', not 'backup'"):
-        restore(
-            engine,
-            config(tmp_path),
-            "web",
-            ops_image="ops:1",
-            archive="latest",
-            to=[],
-            clock=engine.clock,
-        )
+        restore_of(engine, config(tmp_path), "web", "latest")
     assert engine.calls == []
