@@ -25,10 +25,15 @@ from scheduler.listeners import (
     Listener,
 )
 from scheduler.logs import get_logger
+from scheduler.runs import Status
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
     from pathlib import Path
+
+    from scheduler.runner import Runner
+    from scheduler.settings import JobEntry
 
 SOCKET_NAME = "admin.sock"
 CLIENT_TIMEOUT_S = 10.0
@@ -114,3 +119,19 @@ def request_trigger(state_dir: Path, job: str) -> tuple[int, dict[str, object]]:
         return response.status, body
     finally:
         connection.close()
+
+
+def trigger(
+    runner: Runner, jobs: Mapping[str, JobEntry], job: str, now: datetime
+) -> tuple[int, dict[str, object]]:
+    """Run ``job`` now (what the endpoint answers): under the job's concurrency policy."""
+    entry = jobs.get(job)
+    if entry is None:
+        return 404, {"error": f"unknown job {job!r}", "jobs": sorted(jobs)}
+    get_logger().info("job.triggered", job=job)
+    dispatched = runner.dispatch(entry, now, trigger="manual")
+    if dispatched.status is Status.SKIPPED:
+        return 409, {"error": "skipped: the previous run is still running (concurrency = forbid)"}
+    if dispatched.status is not None:
+        return 503, {"error": f"{dispatched.status.value}: {dispatched.reason}"}
+    return 202, {"run_id": dispatched.run_id, "job": job}

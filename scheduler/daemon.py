@@ -22,21 +22,19 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from scheduler.admin import AdminServer
+from scheduler.admin import AdminServer, trigger
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import LockHeldError
 from scheduler.engine_health import EngineHealth
-from scheduler.errors import ConfigError, EngineError, EngineUnavailableError
+from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
 from scheduler.metrics import Live, Metrics
 from scheduler.notify import Notifier
 from scheduler.recovery import settle
-from scheduler.reload import ConfigWatcher, diff_jobs
+from scheduler.reload import ConfigWatcher, reload
 from scheduler.runner import Runner
-from scheduler.runs import Status
-from scheduler.schedule import latest_fire
-from scheduler.settings import Config, load_config
+from scheduler.startup import catch_up, run_on_start
 from scheduler.status import Health, StatusServer
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from scheduler.engine import Engine, Lock
+    from scheduler.settings import Config
 
 DEFAULT_OPS_IMAGE = "crontainer:latest"
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -173,8 +172,9 @@ class Daemon:
         ticker.set_jobs(self._config.jobs)
         parts.loop = loop
         loop.start()
-        self._catch_up(runner, history)
-        self._run_on_start(runner)
+        now = self._clock.now()
+        catch_up(self._config.jobs, history, runner, now)
+        run_on_start(self._config.jobs, runner, now)
         health.ready.set()
         self._admin_server(stack, runner)
         self._log.info(
@@ -251,7 +251,10 @@ class Daemon:
 
     def _admin_server(self, stack: ExitStack, runner: Runner) -> None:
         """The admin socket (run a job now), entered into ``stack``: removed at the end."""
-        admin = AdminServer(self._config.daemon.state_dir, lambda job: self._trigger(runner, job))
+        admin = AdminServer(
+            self._config.daemon.state_dir,
+            lambda job: trigger(runner, self._config.jobs, job, self._clock.now()),
+        )
         stack.callback(admin.stop)
         admin.start()
 
@@ -371,33 +374,6 @@ class Daemon:
             raise
         return engine
 
-    def _catch_up(self, runner: Runner, history: History) -> None:
-        """Once at start: a job with catch_up whose run fell due while the daemon was down
-        runs once, for the latest missed time, if that is within its starting_deadline."""
-        marks = history.marks()
-        now = self._clock.now()
-        for entry in self._config.jobs.values():
-            job, mark = entry.job, marks.get(entry.name)
-            if not (job.enabled and job.catch_up) or mark is None or mark.last_scheduled_at is None:
-                continue
-            missed = latest_fire(entry.schedule, mark.last_scheduled_at, now)
-            if missed is None:
-                continue
-            late = (now - missed).total_seconds()
-            if job.starting_deadline is not None and late > job.starting_deadline:
-                self._log.info(
-                    "job.catch_up_skipped",
-                    job=entry.name,
-                    missed_at=missed.isoformat(),
-                    late_s=round(late, 3),
-                    starting_deadline_s=job.starting_deadline,
-                )
-                continue
-            self._log.info(
-                "job.catch_up", job=entry.name, missed_at=missed.isoformat(), late_s=round(late, 3)
-            )
-            runner.submit(entry, missed, trigger="catch_up")
-
     def _ops_image(self, engine: Engine) -> tuple[str, str]:
         """The ops containers' image and where it came from (config, own container, default)."""
         configured = self._config.daemon.ops_image
@@ -413,28 +389,6 @@ class Daemon:
         info = signal.sigtimedwait(HANDLED_SIGNALS, seconds)
         return info.si_signo if info else None
 
-    def _trigger(self, runner: Runner, job: str) -> tuple[int, dict[str, object]]:
-        """Run now (the admin endpoint): under the job's concurrency policy."""
-        entry = self._config.jobs.get(job)
-        if entry is None:
-            return 404, {"error": f"unknown job {job!r}", "jobs": sorted(self._config.jobs)}
-        self._log.info("job.triggered", job=job)
-        dispatched = runner.dispatch(entry, self._clock.now(), trigger="manual")
-        if dispatched.status is Status.SKIPPED:
-            return 409, {
-                "error": "skipped: the previous run is still running (concurrency = forbid)"
-            }
-        if dispatched.status is not None:
-            return 503, {"error": f"{dispatched.status.value}: {dispatched.reason}"}
-        return 202, {"run_id": dispatched.run_id, "job": job}
-
-    def _run_on_start(self, runner: Runner) -> None:
-        """Once at start: every enabled job with run_on_start runs (trigger ``start``)."""
-        now = self._clock.now()
-        for entry in self._config.jobs.values():
-            if entry.job.enabled and entry.job.run_on_start:
-                runner.submit(entry, now, trigger="start")
-
     def _check_engine(self, watch: EngineWatch) -> str | None:
         """One engine check; a bug in it is logged and the main loop goes on."""
         try:
@@ -444,35 +398,11 @@ class Daemon:
             return None
 
     def _reload(self, ticker: Ticker, trigger: str) -> None:
-        """Load the file again; apply the jobs, or keep the running config if anything about
-        the new one fails — whatever the file holds, the daemon goes on."""
-        old = self._config
-        try:
-            new = load_config(old.path)
-            ticker.set_jobs(new.jobs)  # plans every job first: all of them change, or none
-        except Exception as e:
-            errors = e.errors if isinstance(e, ConfigError) else [f"{type(e).__name__}: {e}"]
-            self._metrics.reloaded(applied=False)  # counted first: whoever sees the event
-            self._log.error("config.invalid", errors=errors, trigger=trigger, kept="running config")
-            return
-        changes = diff_jobs(old.jobs, new.jobs)
-        daemon_keys = sorted(
-            key
-            for key in type(old.daemon).model_fields
-            if getattr(old.daemon, key) != getattr(new.daemon, key)
-        )
-        if daemon_keys:
-            self._log.warning("config.restart_required", keys=daemon_keys)
-        self._config = Config(path=old.path, daemon=old.daemon, jobs=new.jobs)
-        self._metrics.reloaded(applied=True)
-        self._log.info(
-            "config.reloaded",
-            trigger=trigger,
-            added=changes.added,
-            removed=changes.removed,
-            changed=changes.changed,
-            jobs=len(new.jobs),
-        )
+        """Load the config file again; its jobs run from now on if it is good."""
+        reload(self._config, ticker, self._metrics, trigger, self._install)
+
+    def _install(self, config: Config) -> None:
+        self._config = config
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""

@@ -1,4 +1,4 @@
-"""Noticing and describing a change of the config.
+"""Noticing, describing and applying a change of the config.
 
 The file is watched by polling its content (a digest), not with inotify: a
 bind-mounted file replaced on the host (editors and config management write a
@@ -12,11 +12,17 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from scheduler.errors import ConfigError
+from scheduler.logs import get_logger
+from scheduler.settings import Config, load_config
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    from scheduler.metrics import Metrics
     from scheduler.settings import JobEntry
+    from scheduler.ticker import Ticker
 
 
 def _digest(path: Path) -> str | None:
@@ -57,4 +63,44 @@ def diff_jobs(old: Mapping[str, JobEntry], new: Mapping[str, JobEntry]) -> JobCh
         added=sorted(set(new) - set(old)),
         removed=sorted(set(old) - set(new)),
         changed=sorted(name for name in set(old) & set(new) if old[name].job != new[name].job),
+    )
+
+
+def reload(
+    old: Config,
+    ticker: Ticker,
+    metrics: Metrics,
+    trigger: str,
+    install: Callable[[Config], None],
+) -> None:
+    """Load ``old``'s file again and apply its jobs: ``install`` gets the config to run — the
+    new jobs with the old ``[daemon]`` (its keys take effect at a restart) — before
+    ``config.reloaded`` is logged. Anything about the new file that fails keeps ``old``
+    running (``config.invalid``): whatever the file holds, the daemon goes on."""
+    log = get_logger()
+    try:
+        new = load_config(old.path)
+        ticker.set_jobs(new.jobs)  # plans every job first: all of them change, or none
+    except Exception as e:
+        errors = e.errors if isinstance(e, ConfigError) else [f"{type(e).__name__}: {e}"]
+        metrics.reloaded(applied=False)  # counted first: whoever sees the event
+        log.error("config.invalid", errors=errors, trigger=trigger, kept="running config")  # noqa: TRY400 - no traceback for bad input
+        return
+    changes = diff_jobs(old.jobs, new.jobs)
+    daemon_keys = sorted(
+        key
+        for key in type(old.daemon).model_fields
+        if getattr(old.daemon, key) != getattr(new.daemon, key)
+    )
+    if daemon_keys:
+        log.warning("config.restart_required", keys=daemon_keys)
+    install(Config(path=old.path, daemon=old.daemon, jobs=new.jobs))
+    metrics.reloaded(applied=True)
+    log.info(
+        "config.reloaded",
+        trigger=trigger,
+        added=changes.added,
+        removed=changes.removed,
+        changed=changes.changed,
+        jobs=len(new.jobs),
     )
