@@ -40,8 +40,9 @@ CONTROL = "@crontainer "
 """The start of a control line."""
 CONTROL_MARK = CONTROL.encode()
 MAX_CONTROL_LINE = 64 * 1024 * 1024
-"""The longest control line the daemon accepts (a result listing 100,000 rotated files
-fits many times over); the output's own limits never apply to control lines."""
+"""The longest control message the daemon accepts, in bytes after the mark (a result
+listing 100,000 rotated files fits many times over); the output's own limits never apply
+to control lines."""
 WARNING_EVENTS = frozenset({"backup.future_archive"})
 """The events a tool may ask the daemon to log (``{"warning": {"event": …}}``)."""
 
@@ -69,7 +70,7 @@ def say(tool: str, text: str, stream: IO[str] | None = None) -> None:
 
 def parse(line: bytes) -> dict[str, object] | None:
     """The message of a control line (without its newline), else None."""
-    if not line.startswith(CONTROL_MARK) or len(line) > MAX_CONTROL_LINE:
+    if not line.startswith(CONTROL_MARK) or len(line) - len(CONTROL_MARK) > MAX_CONTROL_LINE:
         return None
     try:
         message = json.loads(line[len(CONTROL_MARK) :])

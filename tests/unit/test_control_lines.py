@@ -163,10 +163,11 @@ def test_stdout_goes_to_the_output_as_stdout_unless_quiet() -> None:
 def test_a_control_line_of_exactly_the_bound_is_read(
     monkeypatch: pytest.MonkeyPatch, bound: int, taken: bool
 ) -> None:
-    """The bound counts the bytes after the mark: a line of exactly the bound is used, one
-    byte more is dropped (cut anywhere)."""
+    """The bound counts the bytes after the mark — in the tap and in the parser alike: a line
+    of exactly the bound is used, one byte more is dropped (cut anywhere)."""
     line = control(RESULT)
     monkeypatch.setattr("scheduler.control.MAX_CONTROL_LINE", len(line) - 13 + bound)
+    monkeypatch.setattr("jobs.protocol.MAX_CONTROL_LINE", len(line) - 13 + bound)
     for chunks in splits(line):
         done = run_tap([*chunks, control({"result": {"next": 1}})])
         if taken:
