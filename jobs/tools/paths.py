@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -60,3 +60,9 @@ def regular(path: Path) -> bool:
         return path.is_file() and not path.is_symlink()
     except OSError:
         return False
+
+
+def open_file(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading, never through a symlink in its last component (one
+    put there after the file was chosen): that is ``OSError`` (ELOOP), like a missing file."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")

@@ -14,6 +14,7 @@ import pytest
 
 from jobs.tools import logship
 from jobs.tools.logship import shipper as shipper_module
+from jobs.tools.paths import open_file
 
 from .helpers import Daemon, append, file_sink, lines_of, numbers
 
@@ -539,3 +540,18 @@ def test_files_that_vanish_during_the_plan_are_passed_over(
     offset = len("".join(f"line {i}\n" for i in range(1, 6)))
     assert states == [(str(logs / "app.log.1"), offset), (str(logs / "new.log"), 0)]
     assert changes == {}
+
+
+def test_a_file_swapped_for_a_symlink_after_it_was_chosen_is_not_opened(tmp_path: Path) -> None:
+    """The tools open files with O_NOFOLLOW: a log replaced by a link to a file outside the
+    volumes between choosing it and opening it cannot be read through the link."""
+    secret = tmp_path / "secret"
+    secret.write_text("not yours\n")
+    log = tmp_path / "app.log"
+    log.write_text("line\n")
+    with open_file(log) as f:
+        assert f.read() == b"line\n"
+    log.unlink()
+    log.symlink_to(secret)
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        open_file(log)

@@ -9,13 +9,12 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.protocol import MAX_LINE, ShipRequest, emit, say
 from jobs.tools.logship.sinks import TOOL, Record, ShipError, Sink, make_sink
 from jobs.tools.logship.tracking import FileState, plan_files
-from jobs.tools.paths import mount_points
+from jobs.tools.paths import mount_points, open_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -104,7 +103,7 @@ def ship_file(state: FileState, shipper: Shipper) -> None:
     """Ship the complete lines of one file after ``state.offset``, until max_bytes; a line
     longer than max_line goes cut to max_line bytes (the rest is skipped)."""
     try:
-        f = Path(state.path).open("rb")  # noqa: SIM115 - entered below, after the error check
+        f = open_file(state.path)
     except OSError as e:
         say(TOOL, f"{state.path}: {e.strerror}")
         return

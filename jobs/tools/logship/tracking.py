@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.protocol import say
 from jobs.tools.logship.sinks import TOOL
-from jobs.tools.paths import inside
+from jobs.tools.paths import inside, open_file
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -28,7 +28,7 @@ FINGERPRINT_BYTES = 1024
 def fingerprint(path: str, length: int) -> str | None:
     """sha256 of the first ``length`` bytes of ``path`` (None if it is shorter or gone)."""
     try:
-        with Path(path).open("rb") as f:
+        with open_file(path) as f:
             head = f.read(length)
     except OSError:
         return None
