@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from jobs.protocol import emit, guarded, say
-from jobs.tools.paths import inside, mount_points, regular
+from jobs.tools.paths import inside, mount_points, open_file, regular
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _ROTATED = re.compile(
@@ -129,12 +129,15 @@ def _rename(path: Path, to: Path) -> None:
 
 def _copytruncate(path: Path, to: Path) -> None:
     info = path.stat()
-    with path.open("rb") as source, os.fdopen(_create(to), "wb") as copy:
+    with open_file(path) as source, os.fdopen(_create(to), "wb") as copy:
         shutil.copyfileobj(source, copy)
         os.fchown(copy.fileno(), info.st_uid, info.st_gid)
     shutil.copystat(path, to, follow_symlinks=False)
-    with path.open("r+b") as f:
-        f.truncate(0)
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
 
 def rotate(
@@ -205,7 +208,14 @@ def _compress(path: Path, compression: str) -> Path | None:
     except FileExistsError:
         say(TOOL, f"{partial} exists and is not ours to replace: {path} not compressed")
         return None
-    with path.open("rb") as source, os.fdopen(fd, "wb") as out:
+    try:
+        source = open_file(path)  # a symlink put there meanwhile is not followed
+    except OSError as e:
+        os.close(fd)
+        partial.unlink(missing_ok=True)
+        say(TOOL, f"{path}: {e.strerror}: not compressed")
+        return None
+    with source, os.fdopen(fd, "wb") as out:
         done = subprocess.run(
             [*argv], stdin=source, stdout=out, stderr=subprocess.PIPE, check=False
         )
