@@ -157,3 +157,22 @@ def test_keep_age_deletes_only_what_is_older_than_it(
     result = finish_now(logs, keep_age=3 * 86400)
     assert result["deleted"] == ([str(packed)] if deleted else [])
     assert packed.exists() is not deleted
+
+
+def test_a_rotated_file_swapped_for_a_symlink_is_left_uncompressed_and_its_target_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rotated log replaced by a link (to a file elsewhere) before its compression: the
+    link is not followed — nothing compressed, no partial left, the target unchanged, a
+    note naming the file."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not a log\n")
+    os.utime(elsewhere, (1, 1))  # long untouched: no wait for quiet
+    rotated = tmp_path / "app.log.20261202T000000Z"
+    rotated.symlink_to(elsewhere)
+    assert rotate._compress(rotated, "gzip") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log.20261202T000000Z", "elsewhere"]
+    assert elsewhere.read_text() == "not a log\n"
+    assert "app.log.20261202T000000Z: Too many levels of symbolic links: not compressed" in (
+        capsys.readouterr().err
+    )
