@@ -68,13 +68,18 @@ def test_kind_in_defaults_is_the_only_error(tmp_path: Path) -> None:
     [
         ('timeout = "soon"', "defaults.timeout: expected a duration such as '90s'"),
         ("labels = { team = 5 }", "defaults.labels.team: Input should be a valid string"),
+        (
+            "retry_exit_codes = [300]",
+            "defaults.retry_exit_codes[0]: Input should be less than or equal to 255",
+        ),
+        ('volumes = ["data:/data", 5]', "defaults.volumes[1]: Input should be a valid string"),
     ],
 )
 def test_a_bad_default_is_reported_once_under_defaults_whatever_its_shape(
     tmp_path: Path, default: str, error: str
 ) -> None:
-    """A bad value in [defaults], a scalar or one inside a table, is one error under
-    defaults: never again for each job (of each kind) that would inherit it."""
+    """A bad value in [defaults], a scalar or one inside a table or a list, is one error
+    under defaults: never again for each job (of each kind) that would inherit it."""
     text = f"[defaults]\n{default}\n" + RUN.format(name="a") + RUN.format(name="b")
     text += EXEC.format(name="e")
     errors = errors_of(tmp_path, text)
@@ -113,3 +118,4 @@ def test_a_kind_registered_but_missing_from_the_job_union_is_an_error(
     assert errors_of(tmp_path, text) == [
         "jobs.u.kind: kind 'unlisted' is registered but not in the Job union"
     ]
+
