@@ -119,3 +119,14 @@ def test_a_kind_registered_but_missing_from_the_job_union_is_an_error(
         "jobs.u.kind: kind 'unlisted' is registered but not in the Job union"
     ]
 
+
+@pytest.mark.parametrize("zone", ["Europe", "America/Argentina", "a" * 300])
+def test_a_time_zone_that_names_a_directory_or_is_too_long_is_an_unknown_time_zone(
+    tmp_path: Path, zone: str
+) -> None:
+    """A zone the time zone database cannot open (a region's directory, a name too long for
+    a file) is refused naming the key, like any unknown zone, not a crash of the loader."""
+    text = RUN.format(name="a") + f'timezone = "{zone}"\n'
+    assert errors_of(tmp_path, text) == [
+        f"jobs.a.timezone: unknown time zone {zone!r} (use an IANA name such as 'Europe/Berlin')"
+    ]
