@@ -254,7 +254,7 @@ class BaseJob(Model):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe', a name too long
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
             ) from None

@@ -413,17 +413,14 @@ def _check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str,
         elif key not in known:
             errors.append("defaults." + key + ": unknown key (no job kind has it)")
             bad.add(key)
-    seen: set[str] = set()
     for kind in KINDS.values():
         part = {k: v for k, v in defaults.items() if k in kind.model_fields and k not in bad}
         try:
             _defaults_model(kind).model_validate(part)
         except ValidationError as e:
-            for message in _messages(e, "defaults"):
-                bad.add(message.split(":", 1)[0].removeprefix("defaults.").split(".")[0])
-                if message not in seen:
-                    seen.add(message)
-                    errors.append(message)
+            errors.extend(_messages(e, "defaults"))
+            # each key is judged once: a later kind, or a job, does not report it again
+            bad.update(str(item["loc"][0]) for item in e.errors() if item["loc"])
     return {k: v for k, v in defaults.items() if k not in bad}
 
 
@@ -449,7 +446,7 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
         return parse_schedule(expression, zone)
     except ScheduleError as e:
         errors.append(f"{where}.schedule: {e}")
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, OSError):  # OSError: a zone naming a directory, or too long
         pass  # an unknown time zone: reported by the model's validation
     return None
 
