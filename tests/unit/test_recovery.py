@@ -124,3 +124,45 @@ def test_a_paused_container_is_alive_not_settled(tmp_path: Path) -> None:
     assert (rows["held"].status, rows["held"].reason) == ("succeeded", None)
     assert ("stop", 10.0) in engine.calls  # the stray one
     assert [e["reason"] for e in logs if e["event"] == "run.orphan_removed"] == ["orphan_stopped"]
+
+
+def test_an_exited_shipping_container_left_by_a_dead_daemon_gives_its_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """Settling a logship container that ended while no daemon read it: the checkpoints it
+    reported (in its own log) are stored under its job before it is removed — the job's
+    step handlers say what a container holds; a run job's container gives nothing."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n'
+        '[jobs.s]\nkind = "logship"\nschedule = "@hourly"\ncontainers = ["web"]\n'
+        '[jobs.s.sink]\ntype = "file"\nvolume = "shipped"\npath = "out.ndjson"\n'
+        '[jobs.j]\nkind = "run"\nimage = "i"\nschedule = "@daily"\n'
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path)
+    history.begin("r1", 1, "s", trigger="schedule", scheduled_at=T0, started_at=T0)
+    history.begin("r2", 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+    engine = FakeEngine(FakeClock())
+    ship = ContainerInfo(
+        id="c-ship",
+        name="c-ship",
+        state="exited",
+        labels={LABEL_DAEMON: "d", LABEL_JOB: "s", LABEL_RUN: "r1", LABEL_ATTEMPT: "1"},
+    )
+    engine.containers = [ship, container("c-run", "r2", "exited")]
+    mark = b'@crontainer {"checkpoint": {"container:web:stdout": {"ns": 5, "skip": 1}}}'
+    engine.log_entries[("c-ship", "stderr")] = [(1, "t", mark)]
+    engine.log_entries[("c-run", "stderr")] = [
+        (1, "t", b'@crontainer {"checkpoint": {"container:x:stdout": {"ns": 1, "skip": 1}}}')
+    ]
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+    assert history.tool_state("s") == {"container:web:stdout": {"ns": 5, "skip": 1}}
+    assert history.tool_state("j") == {}
+    assert ("logs", ("c-run", "stderr", 0)) not in engine.calls
+    logs_then_removed = [
+        c for c in engine.calls if c[0] in ("logs", "remove") and "c-ship" in str(c)
+    ]
+    assert logs_then_removed == [("logs", ("c-ship", "stderr", 0)), ("remove", "c-ship")]
+    history.close()
