@@ -32,7 +32,9 @@ def test_an_interrupted_archive_kills_tar_and_the_compressor_and_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run interrupted while tar and the compressor still work (SIGTERM → an exception in
-    the hashing loop): both are killed — not waited for — and the partial file is removed."""
+    the hashing loop): both are killed — not waited for — and the partial file is removed.
+    (The compressor here goes on after its input ends, as a slow one would: tar, killed
+    first, closes that input, and a compressor that merely ended there proves no kill.)"""
     pipelines: list[backup._Pipeline] = []
 
     class Recorded(backup._Pipeline):
@@ -46,6 +48,7 @@ def test_an_interrupted_archive_kills_tar_and_the_compressor_and_leaves_no_file(
     monkeypatch.setattr(backup, "_Pipeline", Recorded)
     monkeypatch.setattr(backup, "_follow", interrupted)
     monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 600", "tar"])
+    monkeypatch.setitem(backup.COMPRESSORS, "zstd", ["sh", "-c", "zstd -q -c; exec sleep 600"])
     data = tmp_path / "data"
     data.mkdir()
     target = tmp_path / "backups"
