@@ -76,12 +76,6 @@ def _rotation(name: str, base: str) -> tuple[datetime, int] | None:
     return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC), int(match["n"] or 0)
 
 
-def rotated_stamp(name: str, base: str) -> datetime | None:
-    """The rotation time in ``name`` if it is a rotated file of live file ``base``."""
-    rotation = _rotation(name, base)
-    return None if rotation is None else rotation[0]
-
-
 def live_files(patterns: list[str], roots: list[Path] | None = None) -> list[Path]:
     """Regular files matching the globs, rotated files excluded (absolute patterns). A match
     that is a symlink, or whose real location is outside ``roots`` (a directory symlink
@@ -129,15 +123,14 @@ def _rename(path: Path, to: Path) -> None:
 
 def _copytruncate(path: Path, to: Path) -> None:
     info = path.stat()
-    with open_file(path) as source, os.fdopen(_create(to), "wb") as copy:
-        shutil.copyfileobj(source, copy)
-        os.fchown(copy.fileno(), info.st_uid, info.st_gid)
-    shutil.copystat(path, to, follow_symlinks=False)
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)
+    # One descriptor for the copy and the truncation: both act on the file that was opened,
+    # never through a symlink put in its place.
+    with os.fdopen(os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC), "r+b") as live:
+        with os.fdopen(_create(to), "wb") as copy:
+            shutil.copyfileobj(live, copy)
+            os.fchown(copy.fileno(), info.st_uid, info.st_gid)
+        shutil.copystat(path, to, follow_symlinks=False)
+        live.truncate(0)
 
 
 def rotate(
@@ -262,7 +255,7 @@ def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
         rotation = _rotation(path.name, live.name)
         if rotation is not None and regular(path):
             found.append((*rotation, path.name, path))
-    found.sort(key=lambda made: made[:3], reverse=True)
+    found.sort(reverse=True)  # names differ within one directory: paths are never compared
     return [(stamp, path) for stamp, _n, _name, path in found]
 
 
