@@ -176,3 +176,19 @@ def test_a_rotated_file_swapped_for_a_symlink_is_left_uncompressed_and_its_targe
     assert capsys.readouterr().err == (
         f"rotate: {rotated}: Too many levels of symbolic links: not compressed\n"
     )
+
+
+def test_copytruncate_of_a_log_swapped_for_a_symlink_copies_and_truncates_nothing(
+    tmp_path: Path,
+) -> None:
+    """copytruncate opens the live log without following a symlink: a link put in its place
+    (to a file elsewhere) is an error, its target is neither copied nor truncated."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not a log\n")
+    live = tmp_path / "app.log"
+    live.symlink_to(elsewhere)
+    copy = tmp_path / "app.log.20261202T000000Z"
+    with pytest.raises(OSError, match="Too many levels of symbolic links"):
+        rotate._copytruncate(live, copy)
+    assert elsewhere.read_text() == "not a log\n"
+    assert not copy.exists()
