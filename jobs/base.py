@@ -252,17 +252,23 @@ class BaseJob(Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe', a name too long
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
-            ) from None
+        time_zone(value)
         return value
 
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""
         raise NotImplementedError
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; ValueError saying so for any name that is not one (unknown,
+    malformed, a directory of the zone database such as 'Europe', too long for a file)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')"
+        ) from None
 
 
 def name_is_valid(name: str) -> bool:

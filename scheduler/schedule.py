@@ -40,15 +40,17 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from jobs.base import time_zone
 from jobs.units import parse_duration
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from apscheduler.triggers.base import BaseTrigger
 
 MACROS = {
@@ -250,7 +252,7 @@ def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetim
 
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """Read one schedule string; raise ScheduleError saying what is wrong."""
-    zone = ZoneInfo(timezone)
+    zone = time_zone(timezone)
     text = " ".join(expression.split())
     if not text:
         raise ScheduleError("the schedule is empty")

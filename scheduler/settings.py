@@ -446,7 +446,7 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
         return parse_schedule(expression, zone)
     except ScheduleError as e:
         errors.append(f"{where}.schedule: {e}")
-    except (ValueError, KeyError, OSError):  # OSError: a zone naming a directory, or too long
+    except (ValueError, KeyError):
         pass  # an unknown time zone: reported by the model's validation
     return None
 
