@@ -36,11 +36,12 @@ class BackupCommandError(CrontainerError):
 
 
 def _run_plan(
-    engine: Engine, config: Config, name: str, step: Step, clock: Clock
+    engine: Engine, config: Config, name: str, job: BackupJob, step: Step, *, clock: Clock
 ) -> dict[str, object]:
-    """Run ``step`` for the backup job ``name`` as a one-off run (``cli-…``); return the
-    tool's result, with ``stopped_and_started``: what it stopped and started again."""
-    job = backup_job(config, name).model_copy(update={"timeout": OPS_TIMEOUT_S})
+    """Run ``step`` for the backup job ``job`` (named ``name``) as a one-off run (``cli-…``);
+    return the tool's result, with ``stopped_and_started``: what it stopped and started
+    again."""
+    job = job.model_copy(update={"timeout": OPS_TIMEOUT_S})
     stopped: list[str] = []
     started: list[str] = []
     attempt = Attempt(
@@ -89,9 +90,10 @@ def list_archives(
         pull=PullPolicy.MISSING,
         healthcheck=False,
     )
-    archives = _run_plan(
-        engine, config, name, RunContainer(spec, tool="backup"), clock or SystemClock()
-    ).get("archives")
+    step = RunContainer(spec, tool="backup")
+    archives = _run_plan(engine, config, name, job, step, clock=clock or SystemClock()).get(
+        "archives"
+    )
     if not isinstance(archives, list):
         raise BackupCommandError("the backup tool's listing is not a list")
     return archives
@@ -159,4 +161,4 @@ def restore(
     spec = _restore_spec(job, ops_image, chosen, to)
     body = (RunContainer(spec, tool="backup"),)
     step = WithStopped(tuple(job.stop), body, job.stop_grace)
-    return _run_plan(engine, config, name, step, clock)
+    return _run_plan(engine, config, name, job, step, clock=clock)

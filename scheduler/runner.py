@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from jobs.base import BaseJob
-    from jobs.plan import Step
+    from jobs.plan import Plan, Step
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
@@ -498,13 +498,17 @@ class Runner:
 
     def _all_steps(self, entry: JobEntry) -> tuple[Step, ...]:
         """The steps of a run of ``entry``: its plan's, then its cleanup's."""
-        plan = entry.job.plan(PlanContext(job=entry.name, ops_image=self._ops_image))
+        plan = self._plan(entry.job, entry.name)
         return plan.steps + plan.cleanup
+
+    def _plan(self, job: BaseJob, name: str) -> Plan:
+        """The plan of a run of ``job`` (named ``name``) with this daemon's ops image."""
+        return job.plan(PlanContext(job=name, ops_image=self._ops_image))
 
     def _outcome(self, attempt: Attempt) -> Outcome:
         """Execute the plan; every failure becomes an outcome, never an escaping error."""
         try:
-            plan = attempt.job.plan(PlanContext(job=attempt.job_name, ops_image=self._ops_image))
+            plan = self._plan(attempt.job, attempt.job_name)
             outcome = Outcome(Status.SUCCEEDED, exit_code=0)
             try:
                 outcome = self._steps.run_all(attempt, plan.steps)
