@@ -74,8 +74,14 @@ def pump(
             if on_end is not None:
                 on_end()
 
-    context = contextvars.copy_context()  # the run's bound job and run_id
-    thread = threading.Thread(target=context.run, args=(run,), name="output", daemon=True)
+    return in_run_context(run, "output")
+
+
+def in_run_context(target: Callable[[], None], name: str) -> threading.Thread:
+    """``target`` started in a daemon thread that carries the run's log context (its bound
+    job and run_id)."""
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
     thread.start()
     return thread
 

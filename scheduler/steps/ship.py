@@ -4,9 +4,7 @@ daemon left, taken from the container's own log."""
 
 from __future__ import annotations
 
-import contextvars
 import json
-import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -19,9 +17,10 @@ from scheduler.logs import get_logger
 from scheduler.runs import Outcome, Status
 from scheduler.secrets import SecretError, header_value, read_secret
 from scheduler.steps.base import StepHandler
-from scheduler.steps.containers import OUTPUT_DRAIN_S
+from scheduler.steps.containers import OUTPUT_DRAIN_S, in_run_context
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
     from datetime import datetime
 
@@ -196,7 +195,4 @@ class ShipHandler(StepHandler[ShipLogs]):
                 self.log.exception("run.feed_failed")
                 stdin.close()
 
-        context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(write,), name="feed", daemon=True)
-        thread.start()
-        return thread
+        return in_run_context(write, "feed")
