@@ -12,7 +12,7 @@ import pytest
 from jobs.backup import TARGET_MOUNT
 from scheduler.backups import OPS_TIMEOUT_S, BackupCommandError, list_archives, restore
 from scheduler.engine import ExitStatus
-from scheduler.errors import EngineError
+from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.settings import Config, load_config
 from tests.control import control
 
@@ -170,3 +170,19 @@ def test_restore_of_a_job_that_is_not_a_backup_is_refused_before_the_engine(
     with pytest.raises(BackupCommandError, match="job 'web' is of kind 'run', not 'backup'"):
         restore_of(engine, config(tmp_path), "web", "latest")
     assert engine.calls == []
+
+
+def test_an_engine_gone_during_the_listing_is_the_commands_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    """The engine stops answering while the ops container runs: the command fails with that
+    reason (exit 1 in the CLI), not an internal error; the container is left to the
+    daemon's settling, not removed through an engine that does not answer."""
+    engine = engine_saying(control({"result": {"archives": ARCHIVES}}))
+    engine.fail["wait"] = EngineUnavailableError("waiting: the Docker engine did not answer")
+    with pytest.raises(BackupCommandError) as failed:
+        list_archives(engine, config(tmp_path), "db", "ops:1", engine.clock)
+    assert str(failed.value) == (
+        "the engine went away during the run: waiting: the Docker engine did not answer"
+    )
+    assert "remove" not in engine.names()
