@@ -33,7 +33,7 @@ from jobs.plan import (
     SecretRef,
     ShipLogs,
 )
-from jobs.protocol import (
+from jobs.protocol.ship import (
     APP_NAME,
     BATCH_BYTES,
     BATCH_LINES,

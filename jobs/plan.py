@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from jobs.protocol import ShipRequest
+    from jobs.protocol.ship import ShipRequest
 
 
 class PullPolicy(StrEnum):

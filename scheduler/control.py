@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from jobs.protocol import CONTROL_MARK, MAX_CONTROL_LINE, WARNING_EVENTS, parse
+from jobs.protocol.lines import CONTROL_MARK, MAX_CONTROL_LINE, WARNING_EVENTS, parse
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:

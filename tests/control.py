@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import parse
+from jobs.protocol.lines import parse
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from jobs.protocol import emit, guarded, say
+from jobs.protocol.lines import emit, guarded, say
 from jobs.retention import (
     SUFFIXES,
     Retention,

@@ -43,7 +43,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobs.protocol import emit, guarded, say
+from jobs.protocol.lines import emit, guarded, say
 from jobs.tools.paths import inside, mount_points, open_file, regular
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"

@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jobs.plan import ShipLogs
-from jobs.protocol import HttpSinkSpec, parse
+from jobs.protocol.lines import parse
+from jobs.protocol.ship import HttpSinkSpec
 from scheduler.control import ControlError, checked_checkpoints
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger

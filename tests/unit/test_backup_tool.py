@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.protocol import parse
+from jobs.protocol.lines import parse
 from jobs.retention import SUFFIXES
 from jobs.tools import backup
 from tests.control import result_of

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from jobs.protocol import parse
+from jobs.protocol.lines import parse
 from jobs.tools import backup
 from tests.control import result_of
 

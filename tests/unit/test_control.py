@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from jobs.protocol import CONTROL_MARK, emit, escape, say
+from jobs.protocol.lines import CONTROL_MARK, emit, escape, say
 from jobs.tools import logship
 from scheduler.control import ControlTap
 from scheduler.output import OutputLog

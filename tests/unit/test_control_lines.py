@@ -167,7 +167,7 @@ def test_a_control_line_of_exactly_the_bound_is_read(
     of exactly the bound is used, one byte more is dropped (cut anywhere)."""
     line = control(RESULT)
     monkeypatch.setattr("scheduler.control.MAX_CONTROL_LINE", len(line) - 13 + bound)
-    monkeypatch.setattr("jobs.protocol.MAX_CONTROL_LINE", len(line) - 13 + bound)
+    monkeypatch.setattr("jobs.protocol.lines.MAX_CONTROL_LINE", len(line) - 13 + bound)
     for chunks in splits(line):
         done = run_tap([*chunks, control({"result": {"next": 1}})])
         if taken:

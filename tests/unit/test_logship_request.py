@@ -13,11 +13,11 @@ import pytest
 from jobs.base import PlanContext
 from jobs.logship import LogshipJob
 from jobs.plan import ShipLogs
-from jobs.protocol import (
+from jobs.protocol.fields import RequestError
+from jobs.protocol.ship import (
     MAX_BYTES,
     FileSinkSpec,
     HttpSinkSpec,
-    RequestError,
     ShipRequest,
     SinkSpec,
     StdoutSinkSpec,

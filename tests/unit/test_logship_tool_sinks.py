@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from jobs.protocol import SyslogSinkSpec
+from jobs.protocol.ship import SyslogSinkSpec
 from jobs.tools import logship
 from jobs.tools.logship import cli, sinks
 from tests.control import result_of

@@ -5,7 +5,7 @@ own ``__main__`` would make ``python -m`` print a RuntimeWarning on stderr."""
 
 import sys
 
-from jobs.protocol import guarded
+from jobs.protocol.lines import guarded
 from jobs.tools.logship.cli import main
 from jobs.tools.logship.sinks import TOOL
 

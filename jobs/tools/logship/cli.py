@@ -12,7 +12,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import RequestError, emit, say
+from jobs.protocol.fields import RequestError
+from jobs.protocol.lines import emit, say
 from jobs.tools.logship.shipper import READ_CHUNK, run
 from jobs.tools.logship.sinks import TOOL, ShipError
 

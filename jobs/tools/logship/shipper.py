@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import MAX_LINE, ShipRequest, emit, say
+from jobs.protocol.lines import emit, say
+from jobs.protocol.ship import MAX_LINE, ShipRequest
 from jobs.tools.logship.sinks import TOOL, Record, ShipError, Sink, make_sink
 from jobs.tools.logship.tracking import FileState, plan_files
 from jobs.tools.paths import mount_points, open_file

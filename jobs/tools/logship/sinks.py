@@ -17,17 +17,17 @@ from json.encoder import encode_basestring as _quote  # json's C string escaper
 from pathlib import Path
 from typing import Any, Protocol
 
-from jobs.protocol import (
+from jobs.protocol.fields import RequestError
+from jobs.protocol.lines import say
+from jobs.protocol.ship import (
     FACILITIES,
     SEVERITIES,
     FileSinkSpec,
     HttpSinkSpec,
-    RequestError,
     SinkSpec,
     StdoutSinkSpec,
     SyslogSinkSpec,
     parse_sink,
-    say,
 )
 
 PREFIX_CACHE = 4096

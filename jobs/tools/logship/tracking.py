@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.protocol import say
+from jobs.protocol.lines import say
 from jobs.tools.logship.sinks import TOOL
 from jobs.tools.paths import inside, open_file
 
