@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from jobs.base import InsidePaths, Model, PlanContext, SignalName
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
+from jobs.protocol.rotate import FinishRequest, RotateRequest
 from jobs.signal import Selectors
 from jobs.units import Duration, Largest, Longest, Size
 
@@ -74,19 +75,11 @@ class RotateJob(ContainerJob):
             raise ValueError("concurrency 'allow' would let two runs rotate the same files")
         return self
 
-    def _spec(self, ctx: PlanContext, command: tuple[str, ...]) -> ContainerSpec:
+    def _spec(self, ctx: PlanContext, request: RotateRequest | FinishRequest) -> ContainerSpec:
         return ContainerSpec(
             image=ctx.ops_image,
-            command=(
-                "python3",
-                "-m",
-                "jobs.tools.rotate",
-                *command,
-                "--confine",
-                "--",
-                *self.paths,
-            ),
-            stdin=command[0] == "rotate",  # the state, written by the daemon
+            command=("python3", "-m", "jobs.tools.rotate", *request.argv()),
+            stdin=isinstance(request, RotateRequest),  # the state, written by the daemon
             mounts=tuple(parse_volume(v) for v in self.volumes),
             volumes_from=tuple(self.volumes_from),
             network="none",
@@ -99,18 +92,12 @@ class RotateJob(ContainerJob):
 
     def plan(self, ctx: PlanContext) -> Plan:
         """Rotate, tell the app (only if something rotated), then compress and prune."""
-        rules: list[str] = ["--state-stdin", "--mode", self.mode, "--min-size", str(self.min_size)]
-        if self.max_size is not None:
-            rules += ["--max-size", str(self.max_size)]
-        if self.max_age is not None:
-            rules += ["--max-age", str(self.max_age)]
-        finish: list[str] = ["--compression", self.compression]
-        if self.delay_compression:
-            finish.append("--delay-compression")
-        if self.keep_last is not None:
-            finish += ["--keep-last", str(self.keep_last)]
-        if self.keep_age is not None:
-            finish += ["--keep-age", str(self.keep_age)]
+        paths = tuple(self.paths)
+        rotate = RotateRequest(
+            paths, self.mode, self.max_size, self.max_age, self.min_size, confine=True, state=None
+        )
+        rules = (self.compression, self.delay_compression, self.keep_last, self.keep_age)
+        finish = FinishRequest(paths, *rules, confine=True)
         tell: SignalContainers | None = None
         if self.signal is not None:
             tell = SignalContainers(tuple(self.signal.containers), self.signal.signal)
@@ -119,9 +106,7 @@ class RotateJob(ContainerJob):
         return Plan(
             steps=(
                 RotateLogs(
-                    rotate=self._spec(ctx, ("rotate", *rules)),
-                    tell=tell,
-                    finish=self._spec(ctx, ("finish", *finish)),
+                    rotate=self._spec(ctx, rotate), tell=tell, finish=self._spec(ctx, finish)
                 ),
             )
         )

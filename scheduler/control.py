@@ -12,7 +12,6 @@ file names written by the application.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from jobs.protocol.lines import CONTROL_MARK, MAX_CONTROL_LINE, WARNING_EVENTS, parse
@@ -20,6 +19,7 @@ from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from datetime import datetime
 
     from scheduler.output import OutputLog
 
@@ -89,30 +89,6 @@ def checked_checkpoints(message: Mapping[str, object]) -> tuple[dict[str, object
         ):
             raise ControlError("forget names something that is not a source")
     return dict(marks), list(forget)
-
-
-def checked_rotation(
-    result: Mapping[str, object],
-) -> tuple[list[tuple[str, str]], dict[str, object]]:
-    """The rotated files (path, new name) and the new state of a rotate result."""
-    if "rotated" not in result or "state" not in result:
-        raise ControlError("the rotate tool gave no result")
-    rotated, state = result["rotated"], result["state"]
-    if not isinstance(rotated, list) or not isinstance(state, dict):
-        raise ControlError("rotated must be a list and state a table")
-    moves: list[tuple[str, str]] = []
-    for entry in rotated:
-        if not _fields(entry, {"path": str, "to": str}, {}):
-            raise ControlError("a rotated entry is not {path, to}")
-        moves.append((entry["path"], entry["to"]))
-    for path, mark in state.items():
-        if not path.startswith("/") or not _fields(mark, {"since": str}, {}):
-            raise ControlError("a rotation state is not {path: {since}}")
-        try:
-            datetime.fromisoformat(str(mark["since"]))
-        except ValueError:
-            raise ControlError("a rotation state's since is not a time") from None
-    return moves, dict(state)
 
 
 class ControlTap:

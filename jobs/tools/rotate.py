@@ -16,14 +16,18 @@ is never rotated. A file seen for the first time starts its age now. ``rename``
 moves the file to ``<name>.<UTC YYYYmmddTHHMMSSZ>`` and creates an empty one
 with the same mode and owner; ``copytruncate`` copies, then truncates in place
 (lines written between the copy and the truncation are lost). Its result (a control
-line, ``jobs.protocol``): ``rotated`` ([{path, to}]) and ``state`` ({path: {since}}).
+line): ``rotated`` ([{path, to}]) and ``state`` ({path: {since}}), a ``RotateResult``.
 The daemon passes the state on stdin (``--state-stdin``): it grows with the number of
 files, and one argument may hold at most 128 KiB.
 
 ``finish`` compresses every rotated file not compressed yet (with
 ``--delay-compression``, all but the newest of each live file) and deletes
 rotated files beyond ``keep-last`` (newest kept) or older than ``keep-age``. Its
-result: ``compressed`` and ``deleted``.
+result: ``compressed`` and ``deleted``, a ``FinishResult``.
+
+The command line is a ``RotateRequest`` or a ``FinishRequest``, the results and the
+state are typed too: all in ``jobs.protocol.rotate``, shared with the plan and the
+daemon.
 
 Only names of the exact pattern ``<live name>.<stamp>[-N][.zst|.gz]`` are ever
 compressed or deleted.
@@ -31,9 +35,7 @@ compressed or deleted.
 
 from __future__ import annotations
 
-import argparse
 import glob
-import json
 import os
 import re
 import shutil
@@ -43,7 +45,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import emit, guarded, say
+from jobs.protocol.rotate import (
+    FinishRequest,
+    FinishResult,
+    RotateRequest,
+    RotateResult,
+    State,
+    parse_command,
+    read_state,
+)
 from jobs.tools.paths import inside, mount_points, open_file, regular
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -145,8 +157,8 @@ def rotate(
     roots: list[Path] | None = None,
 ) -> dict[str, object]:
     """Rotate what is due; return what was rotated and the new state."""
-    rotated: list[dict[str, str]] = []
-    new_state: dict[str, dict[str, str]] = {}
+    moves: list[tuple[str, str]] = []
+    new_state: State = {}
     for path in live_files(patterns, roots):
         key = str(path)
         since = datetime.fromisoformat(state.get(key, {}).get("since", now.isoformat()))
@@ -156,10 +168,10 @@ def rotate(
         if size > 0 and (due_size or (due_age and size >= min_size)):
             to = _free_name(path, now)
             (_rename if mode == "rename" else _copytruncate)(path, to)
-            rotated.append({"path": key, "to": str(to)})
+            moves.append((key, str(to)))
             since = now
         new_state[key] = {"since": since.isoformat()}
-    return {"rotated": rotated, "state": new_state}
+    return RotateResult(tuple(moves), new_state).to_json()
 
 
 def _wait_quiet(path: Path) -> bool:
@@ -300,7 +312,7 @@ def finish(
             if (too_many or too_old) and _may_delete(path, growing):
                 path.unlink(missing_ok=True)
                 deleted.append(str(path))
-    return {"compressed": compressed, "deleted": deleted}
+    return FinishResult(tuple(compressed), tuple(deleted)).to_json()
 
 
 def _may_delete(path: Path, growing: set[Path]) -> bool:
@@ -313,65 +325,50 @@ def _may_delete(path: Path, growing: set[Path]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit 0 with a JSON line, or 1 with the error on stderr."""
-    parser = argparse.ArgumentParser(prog="python -m jobs.tools.rotate")
-    commands = parser.add_subparsers(dest="command", required=True)
-    first = commands.add_parser("rotate")
-    first.add_argument("--state", default="{}", help="JSON: {path: {since}}")
-    first.add_argument(
-        "--state-stdin", action="store_true", help="read the state from stdin's first line"
-    )
-    first.add_argument("--max-size", type=int)
-    first.add_argument("--max-age", type=float, help="seconds")
-    first.add_argument("--min-size", type=int, default=0)
-    first.add_argument("--mode", choices=["rename", "copytruncate"], default="rename")
-    first.add_argument("patterns", nargs="+")
-    second = commands.add_parser("finish")
-    second.add_argument("--compression", choices=["zstd", "gzip", "none"], default="zstd")
-    second.add_argument("--delay-compression", action="store_true")
-    second.add_argument("--keep-last", type=int)
-    second.add_argument("--keep-age", type=float, help="seconds")
-    second.add_argument("patterns", nargs="+")
-    for command in (first, second):
-        command.add_argument(
-            "--confine",
-            action="store_true",
-            help="act only inside the volumes mounted here (the daemon always asks for it)",
-        )
-    args = parser.parse_args(argv)
-    now = datetime.now(UTC)
-    roots = mount_points() if args.confine else None
+    """Entry point: exit 0 with the result as a control line, 1 with the error on stderr, 2
+    when the state from the daemon cannot be read (a bug: say what)."""
+    request = parse_command(argv)
+    roots = mount_points() if request.confine else None
     try:
-        if args.command == "rotate":
-            state = sys.stdin.readline() if args.state_stdin else args.state
-            result = rotate(
-                args.patterns,
-                json.loads(state),
-                max_size=args.max_size,
-                max_age=args.max_age,
-                min_size=args.min_size,
-                mode=args.mode,
-                now=now,
-                roots=roots,
-            )
-        else:
-            result = finish(
-                args.patterns,
-                compression=args.compression,
-                delay_compression=args.delay_compression,
-                keep_last=args.keep_last,
-                keep_age=args.keep_age,
-                now=now,
-                roots=roots,
-            )
+        result = _run(request, datetime.now(UTC), roots)
     except (RotateError, OSError) as e:
         say(TOOL, str(e))
         return 1
-    except ValueError as e:  # the state from the daemon is not JSON: a bug, say what
+    except RequestError as e:
+        say(TOOL, f"the state cannot be used: {e}")
+        return 2
+    except ValueError as e:
         say(TOOL, f"the state is not valid JSON: {e}")
         return 2
     emit({"result": result})
     return 0
+
+
+def _run(
+    request: RotateRequest | FinishRequest, now: datetime, roots: list[Path] | None
+) -> dict[str, object]:
+    """Do what ``request`` asks; the state comes from stdin's first line unless given."""
+    if isinstance(request, RotateRequest):
+        text = sys.stdin.readline() if request.state is None else request.state
+        return rotate(
+            list(request.paths),
+            read_state(text),
+            max_size=request.max_size,
+            max_age=request.max_age,
+            min_size=request.min_size,
+            mode=request.mode,
+            now=now,
+            roots=roots,
+        )
+    return finish(
+        list(request.paths),
+        compression=request.compression,
+        delay_compression=request.delay_compression,
+        keep_last=request.keep_last,
+        keep_age=request.keep_age,
+        now=now,
+        roots=roots,
+    )
 
 
 if __name__ == "__main__":

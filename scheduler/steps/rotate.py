@@ -3,11 +3,11 @@ the app if something rotated, then compress and prune — whatever the signal ga
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from jobs.plan import RotateLogs
-from scheduler.control import ControlError, checked_rotation
+from jobs.protocol.fields import RequestError
+from jobs.protocol.rotate import FinishResult, RotateResult, state_line
 from scheduler.runs import Outcome, Status
 from scheduler.steps.base import StepHandler
 
@@ -30,7 +30,7 @@ class RotateHandler(StepHandler[RotateLogs]):
 
         def give_state(container_id: str) -> Callable[[], None]:
             stdin = self.engine.attach_stdin(container_id)
-            stdin.write(json.dumps(saved).encode() + b"\n")
+            stdin.write(state_line(saved))
             stdin.close()
             return lambda: None
 
@@ -38,8 +38,8 @@ class RotateHandler(StepHandler[RotateLogs]):
         if rotated.status is not Status.SUCCEEDED:
             return rotated
         try:
-            moves, state = checked_rotation(rotated.details)
-        except ControlError as e:
+            result = RotateResult.parse(rotated.details)
+        except RequestError as e:
             # Files may have been renamed: tell the app anyway, and say what went wrong.
             told = steps.run(attempt, step.tell) if step.tell is not None else None
             signalled = "" if told is None else f" (the app was told: {told.status.value})"
@@ -47,16 +47,28 @@ class RotateHandler(StepHandler[RotateLogs]):
                 Status.FAILED, error=f"the rotation's result cannot be used: {e}{signalled}"
             )
         if store is not None:
-            gone = [path for path in saved if path not in state]
-            store.save_tool_state(job, state, gone, self.context.clock.now())
-        for path, to in moves:
+            gone = [path for path in saved if path not in result.state]
+            store.save_tool_state(job, result.state, gone, self.context.clock.now())
+        for path, to in result.moves:
             self.log.info("run.file_rotated", path=path, to=to)
-        moved = [to for _path, to in moves]
+        moved = [to for _path, to in result.moves]
         told = None
         if moved and step.tell is not None:
             told = steps.run(attempt, step.tell)
-        finished = containers.run_tool(attempt, step.finish, "rotate")
-        details: dict[str, object] = {**finished.details, "rotated": moved}
+        return self._finish(attempt, step, moved, told)
+
+    def _finish(
+        self, attempt: Attempt, step: RotateLogs, moved: list[str], told: Outcome | None
+    ) -> Outcome:
+        """Compress and prune; the run's outcome says which part failed, if one did."""
+        finished = self.context.containers.run_tool(attempt, step.finish, "rotate")
+        details: dict[str, object] = {"rotated": moved}
+        if finished.status is Status.SUCCEEDED:
+            try:
+                details = {**FinishResult.parse(finished.details).to_json(), **details}
+            except RequestError as e:
+                why = f"its result cannot be used: {e}"
+                finished = Outcome(Status.FAILED, 0, error=why, output=finished.output)
         if told is not None and told.status is not Status.SUCCEEDED:
             return Outcome(
                 Status.FAILED,

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from scheduler.control import ControlError, ControlTap, checked_checkpoints, checked_rotation
+from jobs.protocol.fields import RequestError
+from jobs.protocol.rotate import RotateResult
+from scheduler.control import ControlTap, checked_checkpoints
 from tests.control import control
 
 if TYPE_CHECKING:
@@ -344,8 +346,8 @@ def test_an_unusable_rotation_result_says_what_is_wrong(
     result: dict[str, object], error: str
 ) -> None:
     """The run's error (``the rotation's result cannot be used: …``) names the part at fault."""
-    with pytest.raises(ControlError) as raised:
-        checked_rotation(result)
+    with pytest.raises(RequestError) as raised:
+        RotateResult.parse(result)
     assert str(raised.value) == error
 
 
@@ -354,7 +356,8 @@ def test_a_good_rotation_result_is_read_as_sent() -> None:
         "rotated": [{"path": "/l/a.log", "to": "/l/a.log.20261128T120000Z"}],
         "state": {"/l/a.log": {"since": SINCE}, "/l/b.log": {"since": SINCE}},
     }
-    assert checked_rotation(result) == (
+    parsed = RotateResult.parse(result)
+    assert (list(parsed.moves), parsed.state) == (
         [("/l/a.log", "/l/a.log.20261128T120000Z")],
         {"/l/a.log": {"since": SINCE}, "/l/b.log": {"since": SINCE}},
     )
