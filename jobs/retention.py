@@ -137,6 +137,20 @@ def to_delete(
     )
     if not policy.is_set or not archives:
         return []
+    kept = _kept_by_rules(archives, policy)
+    newest_good = next((a for a in archives if a.good), None)
+    if newest_good is not None:
+        kept.add(newest_good.name)
+    kept.update(protect)
+    if not kept:
+        return []  # a policy that would delete everything deletes nothing
+    return [a.name for a in reversed(archives) if a.name not in kept]
+
+
+def _kept_by_rules(archives: list[Archive], policy: Retention) -> set[str]:
+    """The names ``policy``'s rules keep of ``archives`` (newest first): the ``keep_last``
+    newest, and the newest of each of the most recent days, weeks and months, in the
+    policy's time zone."""
     zone = ZoneInfo(policy.timezone)
 
     def local(moment: datetime) -> datetime:
@@ -153,10 +167,4 @@ def to_delete(
     for count, period in rules:
         if count:
             kept |= _newest_per_period(archives, count, period)
-    newest_good = next((a for a in archives if a.good), None)
-    if newest_good is not None:
-        kept.add(newest_good.name)
-    kept.update(protect)
-    if not kept:
-        return []  # a policy that would delete everything deletes nothing
-    return [a.name for a in reversed(archives) if a.name not in kept]
+    return kept
