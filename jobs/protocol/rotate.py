@@ -165,7 +165,7 @@ def _strings(value: object, *keys: str) -> bool:
     """Whether ``value`` is an object of exactly ``keys``, each a string."""
     return (
         isinstance(value, dict)
-        and sorted(value) == sorted(keys)
+        and set(value) == set(keys)
         and all(isinstance(v, str) for v in value.values())
     )
 
