@@ -4,6 +4,7 @@ the tools import it inside the ops image).
 - ``lines``: control lines — how a tool tells the daemon its result, checkpoints and
   warnings on its stderr, and how its diagnostics stay apart from them.
 - ``ship``: logship's request (the first line of the tool's stdin).
+- ``backup``: the backup tool's requests (its command lines) and results.
 - ``fields``: reading a request or result from JSON, with errors naming the field.
 
 Each type is defined once and shared by the plan that builds a request (``jobs/<kind>.py``),

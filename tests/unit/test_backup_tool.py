@@ -57,10 +57,10 @@ def test_create_then_restore_gives_back_the_exact_tree(tmp_path: Path, compressi
     )
     restored = tmp_path / "restored"
     into = volume(restored, data)
-    result = restore(target, str(name), [into], root=restored)
+    restored_result = restore(target, str(name), [into], root=restored)
     assert snapshot(into) == snapshot(data)
-    assert result["entries"] == len(snapshot(data))
-    assert result["volumes"] == [str(into)]
+    assert restored_result["entries"] == len(snapshot(data))
+    assert restored_result["volumes"] == [str(into)]
     assert staging_left(into) == []
 
 

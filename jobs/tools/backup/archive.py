@@ -9,11 +9,15 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.retention import archive_name, archive_time
 from jobs.tools.backup.pipeline import Pipeline, follow
 from jobs.tools.backup.processes import ToolError
 from jobs.tools.paths import mount_points
+
+if TYPE_CHECKING:
+    from jobs.protocol.backup import Archived
 
 
 def _fsync_dir(path: Path) -> None:
@@ -61,7 +65,7 @@ def create(
     now: datetime | None = None,
     *,
     exclude: list[Path] | None = None,
-) -> dict[str, object]:
+) -> Archived:
     """Archive ``sources`` into ``target`` (without the ``exclude`` trees); return what the run
     reports."""
     _check_sources(sources, target)

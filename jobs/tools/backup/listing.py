@@ -13,6 +13,7 @@ from jobs.tools.backup.processes import CHUNK, ToolError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from jobs.protocol.backup import ArchiveEntry
     from jobs.retention import Retention
 
 
@@ -53,12 +54,12 @@ def verify(target: Path, name: str) -> str:
     return expected
 
 
-def listing(job: str, target: Path) -> list[dict[str, object]]:
+def listing(job: str, target: Path) -> list[ArchiveEntry]:
     """The job's archives in ``target``, newest first: name, time, bytes, good (has checksum),
     future (stamped later than now: made while the clock was wrong)."""
     names = {p.name: p for p in target.iterdir() if p.is_file()} if target.is_dir() else {}
     future = set(future_archives(job, names, datetime.now(UTC)))
-    found = []
+    found: list[ArchiveEntry] = []
     for name, path in names.items():
         when = archive_time(job, name)
         if when is not None:
@@ -72,4 +73,4 @@ def listing(job: str, target: Path) -> list[dict[str, object]]:
                     "future": name in future,
                 }
             )
-    return sorted(found, key=lambda a: str(a["time"]), reverse=True)
+    return sorted(found, key=lambda a: a["time"], reverse=True)

@@ -11,11 +11,15 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.protocol.lines import say
 from jobs.tools.backup.listing import verify
 from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.reading import TAR_READ, read_with_tar, unescape_name
+
+if TYPE_CHECKING:
+    from jobs.protocol.backup import RestoreResult
 
 STAGING_PREFIX = ".crontainer-restore-"
 """A restore's staging directory in each volume: this prefix and 16 random hex digits."""
@@ -253,7 +257,7 @@ def restore(
     mounts: list[Path],
     only: list[str] | None = None,
     root: Path = Path("/"),
-) -> dict[str, object]:
+) -> RestoreResult:
     """Verify the archive, then restore it into the volumes mounted at ``mounts`` (the
     archive's path ``p`` belongs at ``root/p``, and goes to the deepest mount holding it):
     each volume's members are extracted into a new staging directory in that volume, then
