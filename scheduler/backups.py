@@ -1,7 +1,8 @@
 """``crontainer backups`` and ``crontainer restore``: one-off ops containers from the CLI.
 
 Both need the engine (the target may be a named volume the CLI cannot see) and
-run ``python -m jobs.tools.backup`` in a container of the ops image — as plans run by
+run ``python -m jobs.tools.backup`` in a container of the ops image — its ``ListRequest``
+and ``RestoreRequest`` (``jobs.protocol.backup``) as the command line — as plans run by
 the daemon's own step executor: the same container primitive, and a restore stops and
 starts the job's ``stop`` containers with the same step as a backup run (in order, then
 in reverse, on every path).
