@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from jobs.base import InsidePaths, Model, PlanContext
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
+from jobs.protocol.backup import CreateRequest
 from jobs.run import Command, as_argv
 
 TARGET_MOUNT = "/backup"
@@ -105,28 +106,21 @@ class BackupJob(ContainerJob):
             )
         return self
 
-    def _tool_command(self, job: str) -> tuple[str, ...]:
-        argv = [
-            "python3",
-            "-m",
-            "jobs.tools.backup",
-            "create",
-            "--job",
+    def request(self, job: str) -> CreateRequest:
+        """What a run of the job (named ``job``) asks the backup tool: its paths, or every
+        volume mounted into the ops container; the compression and the retention."""
+        return CreateRequest(
             job,
-            "--target",
             TARGET_MOUNT,
-        ]
-        argv += ["--compression", self.compression, "--timezone", self.timezone]
-        for rule, count in (
-            ("last", self.keep_last),
-            ("daily", self.keep_daily),
-            ("weekly", self.keep_weekly),
-            ("monthly", self.keep_monthly),
-        ):
-            if count is not None:
-                argv += [f"--keep-{rule}", str(count)]
-        argv += self.paths or ["--mounts"]
-        return tuple(argv)
+            sources=tuple(self.paths),
+            mounts=not self.paths,
+            compression=self.compression,
+            timezone=self.timezone,
+            keep_last=self.keep_last,
+            keep_daily=self.keep_daily,
+            keep_weekly=self.keep_weekly,
+            keep_monthly=self.keep_monthly,
+        )
 
     def plan(self, ctx: PlanContext) -> Plan:
         """pre_exec, the archive between stop and start, post_exec as cleanup."""
@@ -134,7 +128,7 @@ class BackupJob(ContainerJob):
         archive = RunContainer(
             ContainerSpec(
                 image=ctx.ops_image,
-                command=self._tool_command(ctx.job),
+                command=self.request(ctx.job).argv(),
                 mounts=(
                     Mount(self.target, TARGET_MOUNT),
                     *(Mount(m.source, m.target, read_only=True) for m in sources),

@@ -1,7 +1,8 @@
 """``crontainer backups`` and ``crontainer restore``: one-off ops containers from the CLI.
 
 Both need the engine (the target may be a named volume the CLI cannot see) and
-run ``python -m jobs.tools.backup`` in a container of the ops image — as plans run by
+run ``python -m jobs.tools.backup`` in a container of the ops image — its ``ListRequest``
+and ``RestoreRequest`` (``jobs.protocol.backup``) as the command line — as plans run by
 the daemon's own step executor: the same container primitive, and a restore stops and
 starts the job's ``stop`` containers with the same step as a backup run (in order, then
 in reverse, on every path).
@@ -15,18 +16,22 @@ from typing import TYPE_CHECKING
 from jobs.backup import TARGET_MOUNT, BackupJob
 from jobs.containers import parse_volume
 from jobs.plan import ContainerSpec, Mount, PullPolicy, RunContainer, WithStopped
+from jobs.protocol.backup import ListRequest, RestoreRequest, parse_list_result
+from jobs.protocol.fields import RequestError
 from scheduler.clock import SystemClock
 from scheduler.errors import CrontainerError
 from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status
 from scheduler.steps import StepExecutor
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from jobs.plan import Step
+    from jobs.protocol.backup import ArchiveEntry
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.settings import Config
 
-TOOL = ("python3", "-m", "jobs.tools.backup")
 OPS_TIMEOUT_S = 6 * 3600.0
 """How long a listing or a restore may take (a backup's own timeout is for its runs)."""
 
@@ -79,27 +84,26 @@ def backup_job(config: Config, name: str) -> BackupJob:
 
 def list_archives(
     engine: Engine, config: Config, name: str, ops_image: str, clock: Clock | None = None
-) -> list[dict[str, object]]:
-    """The job's archives, newest first (name, time, bytes, good)."""
+) -> list[ArchiveEntry]:
+    """The job's archives, newest first (name, time, bytes, good, future)."""
     job = backup_job(config, name)
     spec = ContainerSpec(
         image=ops_image,
-        command=(*TOOL, "list", "--job", name, "--target", TARGET_MOUNT),
+        command=ListRequest(name, TARGET_MOUNT).argv(),
         mounts=(Mount(job.target, TARGET_MOUNT, read_only=True),),
         network="none",
         pull=PullPolicy.MISSING,
         healthcheck=False,
     )
     step = RunContainer(spec, tool="backup")
-    archives = _run_plan(engine, config, name, job, step, clock=clock or SystemClock()).get(
-        "archives"
-    )
-    if not isinstance(archives, list):
-        raise BackupCommandError("the backup tool's listing is not a list")
-    return archives
+    details = _run_plan(engine, config, name, job, step, clock=clock or SystemClock())
+    try:
+        return parse_list_result(details)["archives"]
+    except RequestError as e:
+        raise BackupCommandError(f"the backup tool's listing cannot be read: {e}") from None
 
 
-def _pick(archives: list[dict[str, object]], archive: str, name: str, target: str) -> str:
+def _pick(archives: Sequence[Mapping[str, object]], archive: str, name: str, target: str) -> str:
     """``latest`` (newest complete one) or a named archive that exists."""
     if archive == "latest":
         good = [a for a in archives if a["good"] and not a.get("future")]
@@ -120,7 +124,7 @@ def _pick(archives: list[dict[str, object]], archive: str, name: str, target: st
 
 def _restore_spec(job: BackupJob, ops_image: str, archive: str, to: list[str]) -> ContainerSpec:
     """The ops container: into the job's own sources, or ``to`` volumes at archived paths."""
-    command = [*TOOL, "restore", "--target", TARGET_MOUNT, "--root", "/"]
+    only: list[str] = []
     mounts = [Mount(job.target, TARGET_MOUNT, read_only=True)]
     volumes_from: tuple[str, ...] = ()
     for item in to:
@@ -128,13 +132,13 @@ def _restore_spec(job: BackupJob, ops_image: str, archive: str, to: list[str]) -
         if not sep or not path.startswith("/") or not volume:
             raise BackupCommandError(f"--to {item!r}: write /archived/path=volume")
         mounts.append(Mount(volume, path))
-        command += ["--only", path]
+        only.append(path)
     if not to:
         mounts += [parse_volume(v.removesuffix(":ro").removesuffix(":rw")) for v in job.volumes]
         volumes_from = tuple(job.volumes_from)
     return ContainerSpec(
         image=ops_image,
-        command=(*command, archive),
+        command=RestoreRequest(TARGET_MOUNT, archive, only=tuple(only)).argv(),
         mounts=tuple(mounts),
         volumes_from=volumes_from,
         network="none",

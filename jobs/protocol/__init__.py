@@ -6,6 +6,7 @@ the tools import it inside the ops image).
 - ``ship``: logship's request (the first line of the tool's stdin).
 - ``rotate``: rotate's requests (the tool's command line), state (on its stdin) and
   results.
+- ``backup``: the backup tool's requests (its command lines) and results.
 - ``fields``: reading a request or result from JSON, with errors naming the field.
 
 Each type is defined once and shared by the plan that builds a request (``jobs/<kind>.py``),

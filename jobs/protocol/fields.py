@@ -84,6 +84,13 @@ class Fields:
             raise self._error(key, "an array of strings")
         return tuple(value)
 
+    def array(self, key: str) -> list[object]:
+        """An array whose items the caller reads (each as ``Fields`` of its own)."""
+        value = self.data.get(key)
+        if not isinstance(value, list):
+            raise self._error(key, "an array")
+        return value
+
     def integers(self, key: str) -> tuple[int, ...]:
         value = self.data.get(key)
         if not isinstance(value, list) or not all(

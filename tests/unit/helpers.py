@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from jobs.tools import backup, logship, rotate
+from jobs.tools import logship, rotate
+from jobs.tools.backup.restore import STAGING_PREFIX
 from scheduler.history import History, RunRecord
 from scheduler.runner import Runner
 from scheduler.runs import RunListener
@@ -273,7 +274,7 @@ def snapshot(top: Path) -> dict[str, tuple[object, ...]]:
 
 def staging_left(*volumes: Path) -> list[Path]:
     """Staging directories of a restore left in these volumes."""
-    return [p for v in volumes for p in v.glob(backup.STAGING_PREFIX + "*")]
+    return [p for v in volumes for p in v.glob(STAGING_PREFIX + "*")]
 
 
 def handmade_archive(target: Path, members: list[tuple[str, bytes]]) -> str:

@@ -186,3 +186,13 @@ def test_an_engine_gone_during_the_listing_is_the_commands_error_naming_it(
         "the engine went away during the run: waiting: the Docker engine did not answer"
     )
     assert "remove" not in engine.names()
+
+
+def test_the_backups_command_fails_on_a_listing_it_cannot_read(tmp_path: Path) -> None:
+    engine = engine_saying(control({"result": {"archives": [{"archive": "db-1.tar"}]}}))
+    with pytest.raises(BackupCommandError) as failed:
+        list_archives(engine, config(tmp_path), "db", "ops:1", engine.clock)
+    assert str(failed.value) == (
+        "the backup tool's listing cannot be read: request field 'archives[0].time': expected "
+        "a string, got nothing"
+    )

@@ -13,7 +13,13 @@ import pytest
 
 from jobs.protocol.lines import parse
 from jobs.retention import SUFFIXES
-from jobs.tools import backup
+from jobs.tools.backup.archive import clean_partials, create, target_aliases, volume_mounts
+from jobs.tools.backup.cli import main
+from jobs.tools.backup.listing import listing
+from jobs.tools.backup.pipeline import COMPRESSORS, _lines, _scratch
+from jobs.tools.backup.processes import ToolError
+from jobs.tools.backup.reading import DECOMPRESSORS
+from jobs.tools.backup.restore import STAGING_PREFIX, restore
 from tests.control import result_of
 
 from .helpers import build_tree, handmade_archive, snapshot, staging_left
@@ -34,13 +40,13 @@ def test_create_then_restore_gives_back_the_exact_tree(tmp_path: Path, compressi
     """Content, modes, owners, symlinks, hard links, empty dirs and non-ASCII names survive."""
     data = build_tree(tmp_path / "src")
     target = tmp_path / "backups"
-    result = backup.create("db", target, [data], compression, now=NOW)
+    result = create("db", target, [data], compression, now=NOW)
     name = result["archive"]
     assert name == "db-20261128T120000Z" + SUFFIXES[compression]
     assert sorted(p.name for p in target.iterdir()) == [name, f"{name}.sha256"]
     assert result["bytes"] == (target / str(name)).stat().st_size
     assert result["files"] == len(snapshot(data))
-    unpack = backup.DECOMPRESSORS[SUFFIXES[compression]] or ["cat"]
+    unpack = DECOMPRESSORS[SUFFIXES[compression]] or ["cat"]
     stream = subprocess.run([*unpack, str(target / str(name))], capture_output=True, check=True)
     assert result["data_bytes"] == len(stream.stdout) > 600_000  # the tar stream, uncompressed
     sidecar = (target / f"{name}.sha256").read_text()
@@ -51,10 +57,10 @@ def test_create_then_restore_gives_back_the_exact_tree(tmp_path: Path, compressi
     )
     restored = tmp_path / "restored"
     into = volume(restored, data)
-    result = backup.restore(target, str(name), [into], root=restored)
+    restored_result = restore(target, str(name), [into], root=restored)
     assert snapshot(into) == snapshot(data)
-    assert result["entries"] == len(snapshot(data))
-    assert result["volumes"] == [str(into)]
+    assert restored_result["entries"] == len(snapshot(data))
+    assert restored_result["volumes"] == [str(into)]
     assert staging_left(into) == []
 
 
@@ -62,7 +68,7 @@ def test_plain_gnu_tar_lists_and_extracts_the_archive(tmp_path: Path) -> None:
     """tar -tf and tar -xf work on the .tar.zst without any option."""
     data = build_tree(tmp_path / "src")
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data], "zstd", now=NOW)["archive"])
     listing = subprocess.run(
         ["tar", "-tf", str(target / name)], capture_output=True, text=True, check=True
     )
@@ -93,14 +99,14 @@ def test_the_checksum_covers_an_archive_written_in_bursts(
     data = build_tree(tmp_path / "src")
     target = tmp_path / "backups"
     bursts = ["sh", "-c", "gzip -c | { head -c 3000; sleep 0.3; head -c 2000; sleep 0.2; cat; }"]
-    monkeypatch.setitem(backup.COMPRESSORS, "gzip", bursts)
-    result = backup.create("db", target, [data], "gzip", now=NOW)
+    monkeypatch.setitem(COMPRESSORS, "gzip", bursts)
+    result = create("db", target, [data], "gzip", now=NOW)
     archive = target / str(result["archive"])
     assert result["bytes"] == archive.stat().st_size > 5000
     assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     restored = tmp_path / "restored"
     into = volume(restored, data)
-    backup.restore(target, archive.name, [into], root=restored)
+    restore(target, archive.name, [into], root=restored)
     assert snapshot(into) == snapshot(data)
 
 
@@ -114,9 +120,9 @@ def test_a_tar_failure_with_a_flood_of_messages_ends_with_its_last_words(
     flood = (
         "yes 'tar: warning about a file' | head -c 200000 >&2; echo 'tar: the cause' >&2; exit 2"
     )
-    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", flood, "tar"])
-    with pytest.raises(backup.ToolError) as failed:
-        backup.create("db", target, [data], "zstd", now=NOW)
+    monkeypatch.setattr("jobs.tools.backup.pipeline.TAR_CREATE", ["sh", "-c", flood, "tar"])
+    with pytest.raises(ToolError) as failed:
+        create("db", target, [data], "zstd", now=NOW)
     assert str(failed.value).startswith("tar failed (exit 2): ")
     assert str(failed.value).endswith("tar: the cause")
     assert len(str(failed.value)) < 5000
@@ -135,16 +141,16 @@ def test_scratch_files_fall_back_to_memory_where_the_target_refuses_unnamed_file
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", refuse_tmpfile)
-    fd = backup._scratch(tmp_path)
+    fd = _scratch(tmp_path)
     try:
         assert str(Path(f"/proc/self/fd/{fd}").readlink()).startswith("/memfd:")
         os.write(fd, b"one\ntwo\n")
-        assert backup._lines(fd) == 2
+        assert _lines(fd) == 2
     finally:
         os.close(fd)
     assert list(tmp_path.iterdir()) == []
     data = build_tree(tmp_path / "src")
-    result = backup.create("db", tmp_path / "backups", [data], "zstd", now=NOW)
+    result = create("db", tmp_path / "backups", [data], "zstd", now=NOW)
     assert result["files"] == len(snapshot(data))
 
 
@@ -158,12 +164,12 @@ def test_a_failed_archive_leaves_no_file_and_stale_partials_are_cleaned(
     target.mkdir()
     (target / "db-20261127T000000Z.tar.zst.partial").write_bytes(b"half")  # a killed run's
     (target / "other-20261127T000000Z.tar.zst.partial").write_bytes(b"not ours")
-    monkeypatch.setitem(backup.COMPRESSORS, "zstd", ["false"])
-    with pytest.raises(backup.ToolError, match="zstd failed"):
-        backup.create("db", target, [data], "zstd", now=NOW)
+    monkeypatch.setitem(COMPRESSORS, "zstd", ["false"])
+    with pytest.raises(ToolError, match="zstd failed"):
+        create("db", target, [data], "zstd", now=NOW)
     assert sorted(p.name for p in target.iterdir()) == ["other-20261127T000000Z.tar.zst.partial"]
     monkeypatch.undo()
-    name = backup.create("db", target, [data], "zstd", now=NOW)["archive"]
+    name = create("db", target, [data], "zstd", now=NOW)["archive"]
     assert sorted(p.name for p in target.iterdir()) == [
         name,
         f"{name}.sha256",
@@ -175,9 +181,7 @@ def test_missing_source_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Exit 1 naming the path; nothing written."""
-    code = backup.main(
-        ["create", "--job", "db", "--target", str(tmp_path / "t"), str(tmp_path / "nope")]
-    )
+    code = main(["create", "--job", "db", "--target", str(tmp_path / "t"), str(tmp_path / "nope")])
     assert code == 1
     assert f"nothing to back up at {tmp_path / 'nope'}" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
@@ -189,17 +193,17 @@ def test_verify_and_restore_refuse_a_corrupted_archive(
     """One flipped byte: verify exits 1 with 'checksum mismatch'; restore extracts nothing."""
     data = build_tree(tmp_path / "src")
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
-    assert backup.main(["verify", "--target", str(target), name]) == 0
+    name = str(create("db", target, [data], "zstd", now=NOW)["archive"])
+    assert main(["verify", "--target", str(target), name]) == 0
     capsys.readouterr()
     raw = bytearray((target / name).read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     (target / name).write_bytes(bytes(raw))
-    assert backup.main(["verify", "--target", str(target), name]) == 1
+    assert main(["verify", "--target", str(target), name]) == 1
     assert "checksum mismatch" in capsys.readouterr().err
     out = tmp_path / "out"
     out.mkdir()
-    assert backup.main(["restore", "--target", str(target), "--root", str(out), name]) == 1
+    assert main(["restore", "--target", str(target), "--root", str(out), name]) == 1
     assert list(out.iterdir()) == []
 
 
@@ -223,7 +227,7 @@ def test_volume_mounts_are_the_data_volumes_only(tmp_path: Path) -> None:
     escaped spaces are decoded."""
     info = tmp_path / "mountinfo"
     info.write_text(MOUNTINFO)
-    found = backup.volume_mounts(Path("/backup"), info)
+    found = volume_mounts(Path("/backup"), info)
     assert found == [Path("/var/lib/mysql"), Path("/var/log/my app")]
 
 
@@ -239,9 +243,7 @@ def test_create_command_applies_retention_after_a_good_archive(
         (target / name).write_bytes(b"old")
         (target / f"{name}.sha256").write_text(f"x  {name}\n")
     (target / "other-20260101T000000Z.tar.zst").write_bytes(b"not ours")
-    code = backup.main(
-        ["create", "--job", "db", "--target", str(target), "--keep-last", "2", str(data)]
-    )
+    code = main(["create", "--job", "db", "--target", str(target), "--keep-last", "2", str(data)])
     assert code == 0
     result = result_of(capsys.readouterr().err)
     assert result["deleted"] == ["db-20260101T000000Z.tar.zst", "db-20260102T000000Z.tar.zst"]
@@ -272,9 +274,7 @@ def test_a_future_archive_never_makes_the_new_archive_the_one_deleted(
     future = "db-20990101T000000Z.tar.zst"
     (target / future).write_bytes(b"from a wrong clock")
     (target / f"{future}.sha256").write_text(f"x  {future}\n")
-    code = backup.main(
-        ["create", "--job", "db", "--target", str(target), "--keep-last", "1", str(data)]
-    )
+    code = main(["create", "--job", "db", "--target", str(target), "--keep-last", "1", str(data)])
     assert code == 0
     err = capsys.readouterr().err
     result = result_of(err)
@@ -288,7 +288,7 @@ def test_a_future_archive_never_makes_the_new_archive_the_one_deleted(
         if (m := parse(line.encode())) is not None and "warning" in m
     ]
     assert warnings == [{"event": "backup.future_archive", "archives": [future]}]
-    flags = {a["archive"]: a["future"] for a in backup.listing("db", target)}
+    flags = {a["archive"]: a["future"] for a in listing("db", target)}
     assert flags == {future: True, result["archive"]: False}
 
 
@@ -301,7 +301,7 @@ def test_partials_of_another_job_sharing_the_target_are_never_touched(tmp_path: 
     theirs = ["db-logs-20260101T000000Z.tar.zst.partial", "db-notes.partial", "db-x.tar.partial"]
     for name in mine + theirs:
         (target / name).write_bytes(b"partial")
-    assert sorted(backup.clean_partials(target, "db")) == sorted(mine)
+    assert sorted(clean_partials(target, "db")) == sorted(mine)
     assert sorted(p.name for p in target.iterdir()) == sorted(theirs)
 
 
@@ -310,10 +310,10 @@ def test_a_source_that_holds_the_target_is_refused(tmp_path: Path) -> None:
     before anything is written."""
     target = tmp_path / "data" / "backups"
     target.mkdir(parents=True)
-    with pytest.raises(backup.ToolError, match="holds the target"):
-        backup.create("db", target, [tmp_path / "data"], "zstd", now=NOW)
-    with pytest.raises(backup.ToolError, match="holds the target"):
-        backup.create("db", target, [target], "zstd", now=NOW)
+    with pytest.raises(ToolError, match="holds the target"):
+        create("db", target, [tmp_path / "data"], "zstd", now=NOW)
+    with pytest.raises(ToolError, match="holds the target"):
+        create("db", target, [target], "zstd", now=NOW)
     assert list(target.iterdir()) == []
 
 
@@ -326,8 +326,8 @@ def test_the_target_mounted_again_inside_a_source_is_left_out(tmp_path: Path) ->
     (target / "db-20260101T000000Z.tar.zst").write_bytes(b"an older archive")
     alias = data / "backups-again"
     alias.symlink_to(target)  # stands in for a second mount of the same directory
-    assert backup.target_aliases(target, [data / "sub", alias]) == [alias]
-    result = backup.create("db", target, [data], "zstd", now=NOW, exclude=[alias])
+    assert target_aliases(target, [data / "sub", alias]) == [alias]
+    result = create("db", target, [data], "zstd", now=NOW, exclude=[alias])
     listing = subprocess.run(
         ["tar", "--list", "--file", str(target / str(result["archive"]))],
         capture_output=True,
@@ -342,7 +342,7 @@ def test_the_target_mounted_again_inside_a_source_is_left_out(tmp_path: Path) ->
 def archive_of(tmp_path: Path, data: Path, compression: str = "zstd") -> tuple[Path, str]:
     """A backup of ``data`` by the tool: its target and the archive's name."""
     target = tmp_path / "backups"
-    return target, str(backup.create("db", target, [data], compression, now=NOW)["archive"])
+    return target, str(create("db", target, [data], compression, now=NOW)["archive"])
 
 
 def full_listing(top: Path) -> dict[str, tuple[object, ...]]:
@@ -366,7 +366,7 @@ def test_a_symlink_in_the_volume_where_the_archive_has_a_directory_is_not_follow
     before = snapshot(data)
     sources = [data / "sub" / "run.sh", data / "sub" / "deeper"]
     target = tmp_path / "backups"
-    made = backup.create("db", target, sources if archived == "files-under-it" else [data], "zstd")
+    made = create("db", target, sources if archived == "files-under-it" else [data], "zstd")
     name = str(made["archive"])
     outside = tmp_path / "outside"
     (outside / "deeper").mkdir(parents=True)
@@ -376,7 +376,7 @@ def test_a_symlink_in_the_volume_where_the_archive_has_a_directory_is_not_follow
     shutil.rmtree(data / "sub")
     (data / "sub").symlink_to(outside)
     only = [str(data / "sub" / "deeper")] if archived == "only-below-it" else None
-    backup.restore(target, name, [data], only=only)
+    restore(target, name, [data], only=only)
     assert not (data / "sub").is_symlink()
     assert (data / "sub").is_dir()
     after = snapshot(data)
@@ -414,7 +414,7 @@ def test_anything_in_the_way_of_an_archived_entry_is_replaced_not_followed(
     (data / "link" / "inside").write_text("a directory where a link was\n")
     shutil.rmtree(data / "empty")
     (data / "empty").write_text("a file where a directory was\n")
-    backup.restore(target, name, [data])
+    restore(target, name, [data])
     assert snapshot(data) == before
     assert full_listing(outside) == seen
 
@@ -431,7 +431,7 @@ def test_files_the_archive_does_not_hold_are_kept(tmp_path: Path) -> None:
     (data / "sub" / "deeper" / "new").mkdir()
     (data / "sub" / "deeper" / "new" / "x").write_text("x\n")
     extra = {rel: v for rel, v in snapshot(data).items() if "new" in rel}
-    backup.restore(target, name, [data])
+    restore(target, name, [data])
     assert snapshot(data) == before | extra
     assert staging_left(data) == []
 
@@ -452,8 +452,8 @@ def test_a_truncated_archive_leaves_the_destination_unchanged(tmp_path: Path) ->
     (data / "file.txt").write_text("changed since\n")
     (data / "bulk" / "000").write_text("changed since\n")
     seen = full_listing(data)
-    with pytest.raises(backup.ToolError, match=r"nothing restored.*tar failed") as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError, match=r"nothing restored.*tar failed") as failed:
+        restore(target, name, [data])
     assert "Unexpected EOF" in str(failed.value)
     assert full_listing(data) == seen
     assert staging_left(data) == []
@@ -473,8 +473,8 @@ def test_an_extraction_failing_part_way_leaves_the_destination_unchanged(
     members = [(f"{prefix}/keep.txt", b"archived\n"), (f"{prefix}/{'x' * 300}", b"")]
     name = handmade_archive(target, [*members, (f"{prefix}/z", b"z\n")])
     seen = full_listing(data)
-    with pytest.raises(backup.ToolError, match="File name too long") as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError, match="File name too long") as failed:
+        restore(target, name, [data])
     assert str(failed.value).startswith(f"could not extract {name} (nothing restored): tar")
     assert full_listing(data) == seen
     assert staging_left(data) == []
@@ -488,11 +488,11 @@ def test_paths_under_no_mounted_volume_fail_before_anything_is_touched(tmp_path:
     other.mkdir()
     (other / "o.txt").write_text("o\n")
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data, other], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data, other], "zstd", now=NOW)["archive"])
     (data / "file.txt").write_text("changed since\n")
     seen = full_listing(data)
-    with pytest.raises(backup.ToolError, match="under no volume mounted here") as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError, match="under no volume mounted here") as failed:
+        restore(target, name, [data])
     assert f"{other}, {other}/o.txt" in str(failed.value)
     assert full_listing(data) == seen
     assert staging_left(data) == []
@@ -520,8 +520,8 @@ def test_members_a_restore_cannot_take_fail_it_before_anything_is_touched(
     members = [(f"{prefix}/data/keep.txt", b"archived\n"), (f"{prefix}/{member}", b"x\n")]
     name = handmade_archive(target, members)
     seen = full_listing(data)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data, data / "sub"])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data, data / "sub"])
     assert str(failed.value) == (
         f"{name} holds members restore does not take (nothing restored): "
         + said.format(prefix=prefix)
@@ -548,12 +548,12 @@ def test_nested_volumes_each_stage_their_own_members(
     real_mkdir = os.mkdir
 
     def spy(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
-        if path.startswith(backup.STAGING_PREFIX) and dir_fd is not None:
+        if path.startswith(STAGING_PREFIX) and dir_fd is not None:
             staged_in.append(str(Path(f"/proc/self/fd/{dir_fd}").readlink()))
         real_mkdir(path, mode, dir_fd=dir_fd)
 
     monkeypatch.setattr(os, "mkdir", spy)
-    result = backup.restore(target, name, [into, into / "sub" / "deeper"], root=restored)
+    result = restore(target, name, [into, into / "sub" / "deeper"], root=restored)
     assert sorted(staged_in) == [str(into), str(into / "sub" / "deeper")]
     assert result["volumes"] == sorted(staged_in)
     assert snapshot(into) == before
@@ -568,7 +568,7 @@ def test_only_restores_that_path_into_the_volume_mounted_there(tmp_path: Path) -
     target, name = archive_of(tmp_path, data)
     restored = tmp_path / "restored"
     into = volume(restored, data / "sub")
-    result = backup.restore(target, name, [into], only=[str(data / "sub")], root=restored)
+    result = restore(target, name, [into], only=[str(data / "sub")], root=restored)
     assert snapshot(into) == snapshot(data / "sub")
     assert result["entries"] == len(snapshot(data / "sub"))
     assert sorted(p.name for p in into.parent.iterdir()) == ["sub"]
@@ -591,8 +591,8 @@ def test_a_move_into_place_failing_half_way_leaves_the_rest_staged_and_says_wher
         real_rename(src, dst, **fds)
 
     monkeypatch.setattr(os, "rename", third_fails)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data])
     [staging] = staging_left(data)
     assert str(failed.value) == (
         "moving the restored tree into place failed: [Errno 5] Input/output error; "
@@ -612,8 +612,8 @@ def test_the_restore_command_reports_its_result_on_the_control_channel(
     target, name = archive_of(tmp_path, data)
     restored = tmp_path / "restored"
     into = volume(restored, data)
-    monkeypatch.setattr(backup, "volume_mounts", lambda _target: [into])
-    assert backup.main(["restore", "--target", str(target), "--root", str(restored), name]) == 0
+    monkeypatch.setattr("jobs.tools.backup.cli.volume_mounts", lambda _target: [into])
+    assert main(["restore", "--target", str(target), "--root", str(restored), name]) == 0
     result = result_of(capsys.readouterr().err)
     assert snapshot(into) == before
     assert result["archive"] == name
@@ -631,7 +631,7 @@ def test_a_volume_mounted_one_level_below_the_root_takes_its_members(tmp_path: P
     into.mkdir(parents=True)
     target = tmp_path / "backups"
     name = handmade_archive(target, [("data/a.txt", b"a\n"), ("data/b.txt", b"b\n")])
-    result = backup.restore(target, name, [into], root=root)
+    result = restore(target, name, [into], root=root)
     assert (result["volumes"], result["entries"]) == ([str(into)], 2)
     assert sorted(p.name for p in into.iterdir()) == ["a.txt", "b.txt"]
     assert (into / "a.txt").read_bytes() == b"a\n"

@@ -16,7 +16,11 @@ from typing import Any
 import pytest
 
 from jobs.retention import Retention
-from jobs.tools import backup
+from jobs.tools.backup.archive import create
+from jobs.tools.backup.cli import main
+from jobs.tools.backup.listing import prune
+from jobs.tools.backup.processes import ToolError
+from jobs.tools.backup.restore import restore
 from tests.control import result_of
 
 CLOCK = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
@@ -33,7 +37,8 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch, at: datetime = CLOCK) -> None:
         def now(cls, tz: Any = None) -> Frozen:
             return at  # type: ignore[return-value]
 
-    monkeypatch.setattr(backup, "datetime", Frozen)
+    monkeypatch.setattr("jobs.tools.backup.archive.datetime", Frozen)
+    monkeypatch.setattr("jobs.tools.backup.listing.datetime", Frozen)
 
 
 def small_tree(root: Path) -> Path:
@@ -89,7 +94,7 @@ def test_a_missing_required_argument_is_a_usage_error_naming_it(
 ) -> None:
     """Exit 2 before doing anything, with the tool's usage and the argument's name."""
     with pytest.raises(SystemExit) as ended:
-        backup.main(argv)
+        main(argv)
     assert ended.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: python -m jobs.tools.backup")
@@ -103,7 +108,7 @@ def test_an_unknown_compression_is_a_usage_error(
     data = small_tree(tmp_path)
     argv = ["create", "--job", "db", "--target", str(tmp_path / "t"), "--compression", "xz"]
     with pytest.raises(SystemExit) as ended:
-        backup.main([*argv, str(data)])
+        main([*argv, str(data)])
     assert ended.value.code == 2
     err = capsys.readouterr().err
     assert "argument --compression: invalid choice: 'xz'" in err
@@ -120,12 +125,14 @@ def test_nothing_to_back_up_is_a_clear_error(
 ) -> None:
     """No source path, and no volume mounted (or --mounts not given): exit 1 with the reason
     on one diagnostic line; nothing written."""
-    monkeypatch.setattr(backup, "volume_mounts", lambda _target: [tmp_path / "a-volume"])
+    monkeypatch.setattr(
+        "jobs.tools.backup.cli.volume_mounts", lambda _target: [tmp_path / "a-volume"]
+    )
     argv = ["create", "--job", "db", "--target", str(tmp_path / "t")]
     if mounts is not None:
-        monkeypatch.setattr(backup, "volume_mounts", lambda _target: mounts)
+        monkeypatch.setattr("jobs.tools.backup.cli.volume_mounts", lambda _target: mounts)
         argv.append("--mounts")
-    assert backup.main(argv) == 1
+    assert main(argv) == 1
     assert capsys.readouterr().err.splitlines() == [
         "backup: nothing to back up: no source path and no volume mounted"
     ]
@@ -144,9 +151,9 @@ def test_mounts_adds_every_volume_but_the_target_mounted_again(
     old_archives(target, ["20260101T000000Z"])
     alias = data / "backups-again"
     alias.symlink_to(target)  # stands in for a second mount of the target's volume
-    monkeypatch.setattr(backup, "volume_mounts", lambda _target: [data, alias])
+    monkeypatch.setattr("jobs.tools.backup.cli.volume_mounts", lambda _target: [data, alias])
     argv = ["create", "--job", "db", "--target", str(target), "--mounts", str(extra)]
-    assert backup.main(argv) == 0
+    assert main(argv) == 0
     err = capsys.readouterr().err
     result = result_of(err)
     assert result["sources"] == [str(extra), str(data)]
@@ -165,7 +172,7 @@ def test_the_create_result_carries_sources_and_throughput_in_mib_per_second(
     """``sources`` as given, ``throughput_mib_s`` = data_bytes / archive_s in MiB, to one
     decimal."""
     data = small_tree(tmp_path)
-    assert backup.main(["create", "--job", "db", "--target", str(tmp_path / "t"), str(data)]) == 0
+    assert main(["create", "--job", "db", "--target", str(tmp_path / "t"), str(data)]) == 0
     result = result_of(capsys.readouterr().err)
     assert result["sources"] == [str(data)]
     seconds = max(result["archive_s"], 0.001)
@@ -177,9 +184,11 @@ def test_without_tar_totals_the_throughput_is_measured_on_the_archive(
 ) -> None:
     """A tar whose --totals line cannot be read (another language): data_bytes is null and
     the throughput falls back to the archive's bytes."""
-    monkeypatch.setattr(backup, "TOTALS", re.compile(r"^Gesamtzahl geschriebener Bytes: (\d+)"))
+    monkeypatch.setattr(
+        "jobs.tools.backup.pipeline.TOTALS", re.compile(r"^Gesamtzahl geschriebener Bytes: (\d+)")
+    )
     data = small_tree(tmp_path)
-    assert backup.main(["create", "--job", "db", "--target", str(tmp_path / "t"), str(data)]) == 0
+    assert main(["create", "--job", "db", "--target", str(tmp_path / "t"), str(data)]) == 0
     result = result_of(capsys.readouterr().err)
     assert result["data_bytes"] is None
     seconds = max(result["archive_s"], 0.001)
@@ -191,8 +200,8 @@ def test_the_verify_command_reports_the_archive_and_its_checksum(
 ) -> None:
     data = small_tree(tmp_path)
     target = tmp_path / "t"
-    name = str(backup.create("db", target, [data], "gzip")["archive"])
-    assert backup.main(["verify", "--target", str(target), name]) == 0
+    name = str(create("db", target, [data], "gzip")["archive"])
+    assert main(["verify", "--target", str(target), name]) == 0
     digest = hashlib.sha256((target / name).read_bytes()).hexdigest()
     assert result_of(capsys.readouterr().err) == {"archive": name, "sha256": digest}
 
@@ -208,7 +217,7 @@ def test_the_restore_command_defaults_to_the_root_and_takes_only_repeatedly(
     (data / "INBOX" / "1").write_text("a mail\n")
     (data / "third.txt").write_text("third\n")
     target = tmp_path / "t"
-    name = str(backup.create("db", target, [data], "zstd")["archive"])
+    name = str(create("db", target, [data], "zstd")["archive"])
     changed = [
         data / "file.txt",
         data / "INBOX" / "1",
@@ -217,9 +226,9 @@ def test_the_restore_command_defaults_to_the_root_and_takes_only_repeatedly(
     ]
     for path in changed:
         path.write_text("changed since\n")
-    monkeypatch.setattr(backup, "volume_mounts", lambda _target: [data])
+    monkeypatch.setattr("jobs.tools.backup.cli.volume_mounts", lambda _target: [data])
     only = ["--only", str(data / "file.txt"), "--only", f"{data / 'INBOX'}/"]
-    assert backup.main(["restore", "--target", str(target), *only, name]) == 0
+    assert main(["restore", "--target", str(target), *only, name]) == 0
     result = result_of(capsys.readouterr().err)
     assert (result["restored_to"], result["volumes"], result["entries"]) == ("/", [str(data)], 3)
     assert [p.read_text() for p in changed] == [
@@ -238,13 +247,20 @@ def test_a_runs_seconds_are_its_end_less_its_start_to_the_millisecond(
     less at the start, rounded to the millisecond."""
     data = small_tree(tmp_path)
     target = tmp_path / "t"
-    name = str(backup.create("db", target, [data], "zstd")["archive"])
+    name = str(create("db", target, [data], "zstd")["archive"])
     ticks = iter([1000.0, 1002.34567])
-    monkeypatch.setattr(backup, "time", SimpleNamespace(monotonic=ticks.__next__, sleep=time.sleep))
+    monkeypatch.setattr(
+        "jobs.tools.backup.archive.time",
+        SimpleNamespace(monotonic=ticks.__next__, sleep=time.sleep),
+    )
+    monkeypatch.setattr(
+        "jobs.tools.backup.restore.time",
+        SimpleNamespace(monotonic=ticks.__next__, sleep=time.sleep),
+    )
     if command == "create":
-        seconds = backup.create("db", target, [data], "zstd", now=CLOCK)["archive_s"]
+        seconds = create("db", target, [data], "zstd", now=CLOCK)["archive_s"]
     else:
-        seconds = backup.restore(target, name, [data])["duration_s"]
+        seconds = restore(target, name, [data])["duration_s"]
     assert seconds == 2.346
 
 
@@ -264,7 +280,7 @@ def test_the_list_command_shows_the_jobs_archives_newest_first(
     incomplete = old_archives(target, stamps[3:], complete=False)[0]
     (target / "db-logs-20260301T000000Z.tar.zst").write_bytes(b"another job's")
     (target / "db-20260301T000000Z.tar.zst.partial").write_bytes(b"a killed run's")
-    assert backup.main(["list", "--job", "db", "--target", str(target)]) == 0
+    assert main(["list", "--job", "db", "--target", str(target)]) == 0
 
     def entry(name: str, when: str, size: int, good: bool, future: bool) -> dict[str, object]:
         return {"archive": name, "time": when, "bytes": size, "good": good, "future": future}
@@ -283,7 +299,7 @@ def test_the_list_of_a_target_that_does_not_exist_yet_is_empty(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A job that never ran has no target directory yet: no archives, not an error."""
-    assert backup.main(["list", "--job", "db", "--target", str(tmp_path / "never")]) == 0
+    assert main(["list", "--job", "db", "--target", str(tmp_path / "never")]) == 0
     assert result_of(capsys.readouterr().err) == {"archives": []}
 
 
@@ -325,7 +341,7 @@ def test_each_keep_option_reaches_its_own_rule(
     target = tmp_path / "t"
     old_archives(target, list(OLD.values()))
     argv = ["create", "--job", "db", "--target", str(target), *keep, str(data)]
-    assert backup.main(argv) == 0
+    assert main(argv) == 0
     result = result_of(capsys.readouterr().err)
     assert result["archive"] == MADE
     gone = [f"db-{OLD[k]}.tar.zst" for k in deleted]
@@ -346,7 +362,7 @@ def test_the_archive_just_made_is_kept_even_when_a_newer_one_fills_keep_last(
     target = tmp_path / "t"
     older, ahead = old_archives(target, ["20260101T000000Z", "20260302T120030Z"])
     argv = ["create", "--job", "db", "--target", str(target), "--keep-last", "1", str(data)]
-    assert backup.main(argv) == 0
+    assert main(argv) == 0
     result = result_of(capsys.readouterr().err)
     assert result["deleted"] == [older]
     assert sorted(p.name for p in target.iterdir()) == sorted(
@@ -367,7 +383,7 @@ def test_prune_keeps_the_newest_good_archive_and_deletes_incomplete_ones(
     oldest = old_archives(target, ["20260101T000000Z"], complete=False)[0]
     old, newest_good = old_archives(target, ["20260102T000000Z", "20260103T000000Z"])
     newest = old_archives(target, ["20260104T000000Z"], complete=False)[0]
-    deleted, future = backup.prune("db", target, Retention(keep_last=1))
+    deleted, future = prune("db", target, Retention(keep_last=1))
     assert (deleted, future) == ([oldest, old], [])
     assert sorted(p.name for p in target.iterdir()) == sorted(
         [newest_good, f"{newest_good}.sha256", newest]
@@ -379,7 +395,7 @@ def test_prune_with_a_policy_that_keeps_nothing_deletes_nothing(tmp_path: Path) 
     delete everything, so nothing is deleted."""
     target = tmp_path / "t"
     names = old_archives(target, ["20260101T000000Z", "20260102T000000Z"], complete=False)
-    assert backup.prune("db", target, Retention(keep_last=0)) == ([], [])
+    assert prune("db", target, Retention(keep_last=0)) == ([], [])
     assert sorted(p.name for p in target.iterdir()) == names
 
 
@@ -393,7 +409,7 @@ def test_prune_measures_the_future_on_one_clock_for_the_report_and_the_deletions
     past, *ahead = old_archives(
         target, ["20000101T000000Z", "20020101T000000Z", "20030101T000000Z"]
     )
-    assert backup.prune("db", target, Retention(keep_last=1)) == ([], ahead)
+    assert prune("db", target, Retention(keep_last=1)) == ([], ahead)
     assert len(list(target.iterdir())) == 6
     assert (target / past).is_file()
 
@@ -405,10 +421,10 @@ def test_every_missing_source_is_named_and_a_new_target_is_made_with_its_parents
     a target whose parents do not exist yet is made, parents included."""
     target = tmp_path / "new" / "volume" / "backups"
     missing = [tmp_path / "gone", tmp_path / "also-gone"]
-    with pytest.raises(backup.ToolError) as failed:
-        backup.create("db", target, missing, "zstd", now=CLOCK)
+    with pytest.raises(ToolError) as failed:
+        create("db", target, missing, "zstd", now=CLOCK)
     assert str(failed.value) == f"nothing to back up at {missing[0]}, {missing[1]}"
     assert not (tmp_path / "new").exists()
-    made = backup.create("db", target, [small_tree(tmp_path)], "zstd", now=CLOCK)
+    made = create("db", target, [small_tree(tmp_path)], "zstd", now=CLOCK)
     assert sorted(p.name for p in target.iterdir()) == [MADE, f"{MADE}.sha256"]
     assert made["archive"] == MADE

@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 
-from jobs.tools import backup
+from jobs.tools.backup.archive import clean_partials, create, member_name
+from jobs.tools.backup.listing import listing, verify
+from jobs.tools.backup.pipeline import COMPRESSORS, Pipeline
+from jobs.tools.backup.processes import ToolError
+from jobs.tools.backup.restore import STAGING_PREFIX, _transform, restore
 
 from .helpers import build_tree, handmade_archive, snapshot, staging_left
 
@@ -35,25 +39,27 @@ def test_an_interrupted_archive_kills_tar_and_the_compressor_and_leaves_no_file(
     the hashing loop): both are killed — not waited for — and the partial file is removed.
     (The compressor here goes on after its input ends, as a slow one would: tar, killed
     first, closes that input, and a compressor that merely ended there proves no kill.)"""
-    pipelines: list[backup._Pipeline] = []
+    pipelines: list[Pipeline] = []
 
-    class Recorded(backup._Pipeline):
+    class Recorded(Pipeline):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             pipelines.append(self)
 
-    def interrupted(_path: Path, _pipeline: backup._Pipeline) -> tuple[int, str]:
+    def interrupted(_path: Path, _pipeline: Pipeline) -> tuple[int, str]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backup, "_Pipeline", Recorded)
-    monkeypatch.setattr(backup, "_follow", interrupted)
-    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", "exec sleep 600", "tar"])
-    monkeypatch.setitem(backup.COMPRESSORS, "zstd", ["sh", "-c", "zstd -q -c; exec sleep 600"])
+    monkeypatch.setattr("jobs.tools.backup.archive.Pipeline", Recorded)
+    monkeypatch.setattr("jobs.tools.backup.archive.follow", interrupted)
+    monkeypatch.setattr(
+        "jobs.tools.backup.pipeline.TAR_CREATE", ["sh", "-c", "exec sleep 600", "tar"]
+    )
+    monkeypatch.setitem(COMPRESSORS, "zstd", ["sh", "-c", "zstd -q -c; exec sleep 600"])
     data = tmp_path / "data"
     data.mkdir()
     target = tmp_path / "backups"
     with pytest.raises(KeyboardInterrupt):
-        backup.create("db", target, [data], "zstd", now=NOW)
+        create("db", target, [data], "zstd", now=NOW)
     [pipeline] = pipelines
     assert [proc.returncode for proc in pipeline.procs] == [-9, -9]  # SIGKILL, both
     assert list(target.iterdir()) == []
@@ -78,13 +84,13 @@ def test_a_run_killed_while_writing_the_checksum_leaves_a_partial_the_next_run_r
     target = tmp_path / "backups"
     monkeypatch.setattr(os, "fsync", stopped_at_the_checksum)
     with pytest.raises(KeyboardInterrupt):
-        backup.create("db", target, [data], "zstd", now=NOW)
+        create("db", target, [data], "zstd", now=NOW)
     first = "db-20261128T120000Z.tar.zst"
     assert sorted(p.name for p in target.iterdir()) == [first, f"{first}.sha256.partial"]
-    assert [a["good"] for a in backup.listing("db", target)] == [False]
+    assert [a["good"] for a in listing("db", target)] == [False]
     monkeypatch.undo()
     later = datetime(2026, 11, 29, tzinfo=UTC)
-    second = str(backup.create("db", target, [data], "zstd", now=later)["archive"])
+    second = str(create("db", target, [data], "zstd", now=later)["archive"])
     assert sorted(p.name for p in target.iterdir()) == [first, second, f"{second}.sha256"]
 
 
@@ -100,7 +106,7 @@ def test_stale_partial_names_that_are_not_regular_files_are_left_alone(tmp_path:
     directory = target / "db-20260102T000000Z.tar.zst.partial"
     directory.mkdir()
     (target / "db-20260103T000000Z.tar.zst.partial").write_bytes(b"half")
-    assert backup.clean_partials(target, "db") == ["db-20260103T000000Z.tar.zst.partial"]
+    assert clean_partials(target, "db") == ["db-20260103T000000Z.tar.zst.partial"]
     assert sorted(p.name for p in target.iterdir()) == [link.name, directory.name]
     assert outside.read_text() == "not a partial\n"
 
@@ -137,8 +143,8 @@ def test_a_refused_restore_names_the_first_five_paths_then_how_many_more(
     bad = [pattern.format(prefix=prefix, i=i) for i in range(count)]
     members = [(f"{prefix}/data/keep.txt", b"archived\n")] + [(m, b"x") for m in bad]
     name = handmade_archive(tmp_path / "backups", members)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(tmp_path / "backups", name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(tmp_path / "backups", name, [data])
     named = ", ".join(m if kind != "homeless" else f"/{m}" for m in bad[:5])
     assert str(failed.value) == f"{name} {what} (nothing restored): {named}{more}"
     assert (data / "keep.txt").read_text() == "the destination's\n"
@@ -163,10 +169,10 @@ def test_a_merged_directory_gets_its_archived_mode_back_whatever_its_name(
     (data / directory).chmod(0o700)
     before = snapshot(data)
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data], "zstd", now=NOW)["archive"])
     (data / directory).chmod(0o777)
     os.utime(data / directory, (0, 0))
-    backup.restore(target, name, [data])
+    restore(target, name, [data])
     assert snapshot(data) == before
 
 
@@ -182,14 +188,14 @@ def test_a_move_failing_in_the_first_of_nested_volumes_names_the_untouched_other
     data = build_tree(tmp_path / "src")
     middle, inner = data / "sub", data / "sub" / "deeper"
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data], "zstd", now=NOW)["archive"])
 
     def fails(*_args: object, **_fds: int) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "rename", fails)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data, inner, middle])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data, inner, middle])
     [inner_staging], [middle_staging], [outer_staging] = map(staging_left, (inner, middle, data))
     assert str(failed.value) == (
         "moving the restored tree into place failed: [Errno 5] Input/output error; "
@@ -211,7 +217,7 @@ def test_a_move_that_fails_after_every_entry_says_only_the_volume_itself_is_not_
     data = build_tree(tmp_path / "src")
     before = snapshot(data)
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data], "zstd", now=NOW)["archive"])
     (data / "file.txt").write_text("changed since\n")
     real_utime = os.utime
 
@@ -221,8 +227,8 @@ def test_a_move_that_fails_after_every_entry_says_only_the_volume_itself_is_not_
         real_utime(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "utime", fails_on_the_volume)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data])
     assert str(failed.value) == (
         "moving the restored tree into place failed: [Errno 1] Operation not permitted; "
         f"{data} holds a mix of old and restored entries: every entry was moved, not every "
@@ -260,8 +266,8 @@ def test_verify_refuses_with_an_error_naming_the_file_at_fault(
         (target / name).write_bytes(b"an archive")
     if sidecar not in (None, "absent"):
         (target / f"{name}.sha256").write_text(str(sidecar).format(name=name))
-    with pytest.raises(backup.ToolError) as failed:
-        backup.verify(target, name)
+    with pytest.raises(ToolError) as failed:
+        verify(target, name)
     expected = said.format(target=target, name=name, zeros="0" * 64)
     assert str(failed.value).startswith(expected)
     if sidecar and sidecar != "absent":
@@ -280,8 +286,8 @@ def test_restore_refuses_an_archive_whose_name_has_no_known_suffix(tmp_path: Pat
     (target / name).write_bytes(b"xz data")
     digest = hashlib.sha256(b"xz data").hexdigest()
     (target / f"{name}.sha256").write_text(f"{digest}  {name}\n")
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data])
     assert str(failed.value) == (
         f"could not read {name} (nothing restored): "
         f"{name}: not an archive name (.tar, .tar.zst or .tar.gz)"
@@ -304,7 +310,7 @@ def test_the_transform_is_delimited_by_a_control_character_no_volume_path_holds(
     """tar's --transform expression is ``s<d>…<d>…<d>rhS`` with ``d`` the first of \\x01 to
     \\x1f that none of the volumes' paths holds."""
     mounts = [f"srv/a{held[: len(held) // 2]}", f"srv/b{held[len(held) // 2 :]}"]
-    expression = backup._transform(mounts, ".crontainer-restore-0")
+    expression = _transform(mounts, ".crontainer-restore-0")
     assert expression[1] == delimiter
     assert expression.count(delimiter) == 3
     assert expression.endswith(f"{delimiter}rhS")
@@ -312,8 +318,8 @@ def test_the_transform_is_delimited_by_a_control_character_no_volume_path_holds(
 
 def test_volume_paths_holding_every_control_character_are_a_clear_error() -> None:
     """No delimiter left (a space is not one): refused, saying why."""
-    with pytest.raises(backup.ToolError) as failed:
-        backup._transform([f"srv/{CONTROLS}"], ".crontainer-restore-0")
+    with pytest.raises(ToolError) as failed:
+        _transform([f"srv/{CONTROLS}"], ".crontainer-restore-0")
     assert str(failed.value) == "the volumes' paths leave no delimiter for tar's --transform"
 
 
@@ -330,14 +336,14 @@ def test_a_staging_directory_is_private_and_named_with_16_hex_digits(
     data.mkdir()
     (data / "file.txt").write_text("data\n")
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data / "file.txt"], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data / "file.txt"], "zstd", now=NOW)["archive"])
 
     def fails(*_args: object, **_fds: int) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "rename", fails)
-    with pytest.raises(backup.ToolError):
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError):
+        restore(target, name, [data])
     [staging] = staging_left(data)
     assert re.fullmatch(r"\.crontainer-restore-[0-9a-f]{16}", staging.name)
     assert stat.S_IMODE(staging.stat().st_mode) == 0o700
@@ -351,25 +357,25 @@ def test_a_volume_a_restore_cannot_write_into_is_an_error_naming_it(
     be opened (gone): the error names the path and the reason; nothing is written."""
     data = build_tree(tmp_path / "src")
     target = tmp_path / "backups"
-    name = str(backup.create("db", target, [data], "zstd", now=NOW)["archive"])
+    name = str(create("db", target, [data], "zstd", now=NOW)["archive"])
     if at == "volume":
         shutil.rmtree(data)
-        with pytest.raises(backup.ToolError) as failed:
-            backup.restore(target, name, [data])
+        with pytest.raises(ToolError) as failed:
+            restore(target, name, [data])
         assert str(failed.value) == f"cannot restore into {data}: No such file or directory"
         assert not data.exists()
         return
     real_mkdir = os.mkdir
 
     def full(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
-        if path.startswith(backup.STAGING_PREFIX):
+        if path.startswith(STAGING_PREFIX):
             raise OSError(28, "No space left on device")
         real_mkdir(path, mode, dir_fd=dir_fd)
 
     seen = snapshot(data)
     monkeypatch.setattr(os, "mkdir", full)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data])
     assert re.fullmatch(
         rf"could not extract {re.escape(name)} \(nothing restored\): cannot make "
         rf"{re.escape(str(data))}/\.crontainer-restore-[0-9a-f]{{16}}: No space left on device",
@@ -394,8 +400,8 @@ def test_a_staging_directory_that_cannot_be_removed_after_a_failed_extraction_is
         raise OSError(16, "Device or resource busy")
 
     monkeypatch.setattr(shutil, "rmtree", refused)
-    with pytest.raises(backup.ToolError, match="File name too long"):
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError, match="File name too long"):
+        restore(target, name, [data])
     [staging] = staging_left(data)
     said = f"could not remove the staging directory {staging}: [Errno 16] Device or resource busy"
     assert capsys.readouterr().err.splitlines() == [f"backup: {said}"]
@@ -420,7 +426,7 @@ def test_the_archive_is_made_as_its_partial_name_mode_0644_then_renamed(
     monkeypatch.setattr(os, "fsync", recorded)
     old = os.umask(0)
     try:
-        made = backup.create("db", target, [data], "gzip", now=NOW)
+        made = create("db", target, [data], "gzip", now=NOW)
     finally:
         os.umask(old)
     name = "db-20261128T120000Z.tar.gz"
@@ -434,10 +440,10 @@ def test_member_names_are_paths_from_the_root_and_the_root_itself_is_dot() -> No
     """tar runs from ``/``: a source (or an excluded path) is named without its leading
     slash — only that slash: a first component starting with another character keeps
     it — and the root is ``.``."""
-    assert backup.member_name(Path("/srv/data")) == "srv/data"
-    assert backup.member_name(Path("/XX/data")) == "XX/data"
-    assert backup.member_name(Path("/.hidden")) == ".hidden"
-    assert backup.member_name(Path("/")) == "."
+    assert member_name(Path("/srv/data")) == "srv/data"
+    assert member_name(Path("/XX/data")) == "XX/data"
+    assert member_name(Path("/.hidden")) == ".hidden"
+    assert member_name(Path("/")) == "."
 
 
 def test_excluding_a_tree_whose_name_starts_like_the_slash_keeps_its_siblings(
@@ -450,10 +456,10 @@ def test_excluding_a_tree_whose_name_starts_like_the_slash_keeps_its_siblings(
         (data / sub).mkdir(parents=True)
         (data / sub / "f").write_text(sub)
     target = tmp_path / "backups"
-    backup.create("db", target, [data], "none", now=NOW, exclude=[data / "Xcache"])
+    create("db", target, [data], "none", now=NOW, exclude=[data / "Xcache"])
     with tarfile.open(target / "db-20261128T120000Z.tar") as archive:
         names = archive.getnames()
-    root = backup.member_name(data)
+    root = member_name(data)
     assert sorted(n.removeprefix(root).strip("/") for n in names if n.endswith("/f")) == [
         "X/f",
         "cache/f",
@@ -469,14 +475,14 @@ def test_a_pipeline_program_that_cannot_start_is_an_error_naming_it_and_leaves_n
     data = tmp_path / "data"
     data.mkdir()
     target = tmp_path / "backups"
-    monkeypatch.setattr(backup, "NICE", [])
+    monkeypatch.setattr("jobs.tools.backup.pipeline.NICE", [])
     if compression == "none":
-        monkeypatch.setattr(backup, "TAR_CREATE", [str(tmp_path / "no-tar")])
+        monkeypatch.setattr("jobs.tools.backup.pipeline.TAR_CREATE", [str(tmp_path / "no-tar")])
         missing = "no-tar"
     else:
-        monkeypatch.setitem(backup.COMPRESSORS, "zstd", [str(tmp_path / "no-zstd")])
+        monkeypatch.setitem(COMPRESSORS, "zstd", [str(tmp_path / "no-zstd")])
         missing = "no-zstd"
-    with pytest.raises(backup.ToolError) as failed:
-        backup.create("db", target, [data], compression, now=NOW)
+    with pytest.raises(ToolError) as failed:
+        create("db", target, [data], compression, now=NOW)
     assert str(failed.value) == f"cannot start {tmp_path / missing}: No such file or directory"
     assert list(target.iterdir()) == []

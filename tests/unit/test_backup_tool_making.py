@@ -18,7 +18,19 @@ from typing import Any
 import pytest
 
 from jobs.protocol.lines import parse
-from jobs.tools import backup
+from jobs.tools.backup.archive import create
+from jobs.tools.backup.pipeline import (
+    COMPRESSORS,
+    PIPE_BYTES,
+    TAR_CREATE,
+    WRITEBACK,
+    Pipeline,
+    _lines,
+    _pipe,
+    _scratch,
+    follow,
+)
+from jobs.tools.backup.processes import CHUNK, ToolError
 from tests.control import result_of
 
 from .helpers import build_tree
@@ -31,7 +43,9 @@ TOOL = [sys.executable, "-m", "jobs.tools.backup"]
 
 def failing_tar(monkeypatch: pytest.MonkeyPatch, said: Path) -> None:
     """tar replaced by a program that prints the bytes of ``said`` on stderr and exits 2."""
-    monkeypatch.setattr(backup, "TAR_CREATE", ["sh", "-c", f"cat '{said}' >&2; exit 2", "tar"])
+    monkeypatch.setattr(
+        "jobs.tools.backup.pipeline.TAR_CREATE", ["sh", "-c", f"cat '{said}' >&2; exit 2", "tar"]
+    )
 
 
 def test_a_tar_failure_says_what_tar_said_without_its_totals_line(
@@ -42,10 +56,12 @@ def test_a_tar_failure_says_what_tar_said_without_its_totals_line(
     data = tmp_path / "data"
     data.mkdir()
     gone = tmp_path / "gone"  # a path tar is asked for that does not exist (GNU tar exits 2)
-    monkeypatch.setattr(backup, "TAR_CREATE", [*backup.TAR_CREATE, str(gone).lstrip("/")])
+    monkeypatch.setattr(
+        "jobs.tools.backup.pipeline.TAR_CREATE", [*TAR_CREATE, str(gone).lstrip("/")]
+    )
     target = tmp_path / "backups"
-    with pytest.raises(backup.ToolError) as failed:
-        backup.create("db", target, [data], "zstd", now=NOW)
+    with pytest.raises(ToolError) as failed:
+        create("db", target, [data], "zstd", now=NOW)
     head, said = str(failed.value).split(": ", 1)
     assert head == "tar failed (exit 2)"
     assert said.splitlines() == [
@@ -66,19 +82,19 @@ def test_a_tar_failure_carries_its_last_4_kib_a_cut_character_replaced(
     failing_tar(monkeypatch, said)
     data = tmp_path / "data"
     data.mkdir()
-    with pytest.raises(backup.ToolError) as failed:
-        backup.create("db", tmp_path / "backups", [data], "none", now=NOW)
+    with pytest.raises(ToolError) as failed:
+        create("db", tmp_path / "backups", [data], "none", now=NOW)
     assert str(failed.value) == "tar failed (exit 2): \ufffd" + "é" * 2047 + "x"
 
 
 def test_the_member_count_reads_an_index_longer_than_one_read(tmp_path: Path) -> None:
     """tar's index (one line per member) of a large tree is several MiB: ``files`` counts
     the lines of all of it, not of the last MiB read."""
-    fd = backup._scratch(tmp_path)
+    fd = _scratch(tmp_path)
     try:
         line = b"srv/data/" + b"n" * 90 + b"\n"  # 100 bytes, a member's line
         os.write(fd, line * 30_000)  # 3 MB: three reads of 1 MiB
-        assert backup._lines(fd) == 30_000
+        assert _lines(fd) == 30_000
     finally:
         os.close(fd)
 
@@ -86,9 +102,9 @@ def test_the_member_count_reads_an_index_longer_than_one_read(tmp_path: Path) ->
 def test_the_pipe_from_tar_to_the_compressor_holds_1_mib() -> None:
     """The pipe between tar and the compressor is grown from Linux's 64 KiB to 1 MiB
     (PIPE_BYTES: fewer switches between the two)."""
-    read_fd, write_fd = backup._pipe()
+    read_fd, write_fd = _pipe()
     try:
-        assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) == backup.PIPE_BYTES == 1 << 20
+        assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES == 1 << 20
     finally:
         os.close(read_fd)
         os.close(write_fd)
@@ -111,7 +127,7 @@ def test_an_archive_is_made_where_the_pipe_may_not_grow(
     monkeypatch.setattr(fcntl, "fcntl", no_bigger_pipes)
     data = build_tree(tmp_path / "src")
     target = tmp_path / "backups"
-    result = backup.create("db", target, [data], "zstd", now=NOW)
+    result = create("db", target, [data], "zstd", now=NOW)
     assert len(refused) == 1
     archive = target / str(result["archive"])
     assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -125,11 +141,11 @@ def test_an_archive_larger_than_the_writeback_step_is_hashed_whole(tmp_path: Pat
     data = tmp_path / "data"
     data.mkdir()
     with (data / "disk.img").open("wb") as image:
-        image.truncate(backup.WRITEBACK + 2 * backup.CHUNK)  # zeros, read and archived
+        image.truncate(WRITEBACK + 2 * CHUNK)  # zeros, read and archived
     target = tmp_path / "backups"
-    result = backup.create("db", target, [data], "none", now=NOW)
+    result = create("db", target, [data], "none", now=NOW)
     archive = target / str(result["archive"])
-    assert result["bytes"] == archive.stat().st_size > backup.WRITEBACK + 2 * backup.CHUNK
+    assert result["bytes"] == archive.stat().st_size > WRITEBACK + 2 * CHUNK
     assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     sidecar = target / f"{archive.name}.sha256"
     assert sidecar.read_text() == f"{result['sha256']}  {archive.name}\n"
@@ -160,19 +176,19 @@ def test_a_failed_run_whose_partial_is_already_gone_fails_with_its_own_cause(
     """The ``.partial`` file removed while the archive was made (someone cleaning the
     target) and the compressor failing: the run's error is the compressor's, not a
     complaint about the missing partial, and nothing is left."""
-    real_follow = backup._follow
+    real_follow = follow
 
-    def removed_meanwhile(path: Path, pipeline: backup._Pipeline) -> tuple[int, str]:
+    def removed_meanwhile(path: Path, pipeline: Pipeline) -> tuple[int, str]:
         followed = real_follow(path, pipeline)
         path.unlink()
         return followed
 
-    monkeypatch.setattr(backup, "_follow", removed_meanwhile)
-    monkeypatch.setitem(backup.COMPRESSORS, "zstd", ["false"])
+    monkeypatch.setattr("jobs.tools.backup.archive.follow", removed_meanwhile)
+    monkeypatch.setitem(COMPRESSORS, "zstd", ["false"])
     data = tmp_path / "data"
     data.mkdir()
     target = tmp_path / "backups"
-    with pytest.raises(backup.ToolError) as failed:
-        backup.create("db", target, [data], "zstd", now=NOW)
+    with pytest.raises(ToolError) as failed:
+        create("db", target, [data], "zstd", now=NOW)
     assert str(failed.value) == "zstd failed (exit 1)"
     assert list(target.iterdir()) == []

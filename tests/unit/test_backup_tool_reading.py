@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from jobs.tools import backup
+from jobs.tools.backup.archive import create
+from jobs.tools.backup.processes import ToolError, start
+from jobs.tools.backup.reading import DECOMPRESSORS, TAR_READ
+from jobs.tools.backup.restore import restore
 
 from .helpers import handmade_archive, snapshot, staging_left
 
@@ -36,7 +39,7 @@ def small_archive(tmp_path: Path) -> tuple[Path, Path]:
     data.mkdir()
     (data / "file.txt").write_text("archived\n")
     target = tmp_path / "backups"
-    made = backup.create("db", target, [data], "zstd", now=NOW)
+    made = create("db", target, [data], "zstd", now=NOW)
     return target / str(made["archive"]), data
 
 
@@ -61,7 +64,7 @@ def test_an_archive_padded_past_a_pipe_restores(tmp_path: Path) -> None:
     restored = tmp_path / "restored"
     into = restored / str(data).lstrip("/")
     into.mkdir(parents=True)
-    result = backup.restore(target, name, [into], root=restored)
+    result = restore(target, name, [into], root=restored)
     assert (result["entries"], snapshot(into)) == (2, snapshot(data))
 
 
@@ -75,8 +78,8 @@ def test_a_decompressor_failing_after_tar_read_everything_fails_the_restore(
     archive.write_bytes(archive.read_bytes()[:-4])
     name = with_checksum(archive)
     seen = snapshot(data)
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(archive.parent, name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(archive.parent, name, [data])
     head, said = str(failed.value).split(": zstd failed (exit 1): ")
     assert head == f"could not read {name} (nothing restored)"
     assert said.endswith("premature end")
@@ -93,8 +96,8 @@ def test_tar_and_the_decompressor_failing_are_both_named(tmp_path: Path) -> None
     name = with_checksum(archive)
     data = tmp_path / "data"
     data.mkdir()
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(target, name, [data])
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data])
     head, tar_said, zstd_said = str(failed.value).split(" failed ")
     assert head == f"could not read {name} (nothing restored): tar"
     assert tar_said.startswith("(exit 2): tar: This does not look like a tar archive\n")
@@ -119,8 +122,8 @@ def test_tar_reads_names_as_bytes_whatever_the_tools_locale(
     members = [(f"{prefix}/{latin1}", b"archived\n"), (f"{prefix}/{'x' * 300}", b"")]
     name = handmade_archive(tmp_path / "backups", members)
     seen = snapshot(data)
-    with pytest.raises(backup.ToolError, match="File name too long"):
-        backup.restore(tmp_path / "backups", name, [data])
+    with pytest.raises(ToolError, match="File name too long"):
+        restore(tmp_path / "backups", name, [data])
     assert (snapshot(data), staging_left(data)) == (seen, [])
 
 
@@ -135,9 +138,9 @@ def test_an_interrupted_listing_ends_tar_and_kills_the_decompressor(
     packed.write_bytes(gzip.compress((tmp_path / "backups" / name).read_bytes()))
     name = with_checksum(packed)
     lingering = ["sh", "-c", "gzip -d -c; exec sleep 600"]
-    monkeypatch.setitem(backup.DECOMPRESSORS, ".tar.gz", lingering)
+    monkeypatch.setitem(DECOMPRESSORS, ".tar.gz", lingering)
     started: list[subprocess.Popen[bytes]] = []
-    real_start = backup._start
+    real_start = start
 
     def recorded(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         started.append(real_start(argv, **kwargs))
@@ -146,14 +149,14 @@ def test_an_interrupted_listing_ends_tar_and_kills_the_decompressor(
     def interrupted(_line: bytes) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backup, "_start", recorded)
-    monkeypatch.setattr(backup, "_unescape_name", interrupted)
+    monkeypatch.setattr("jobs.tools.backup.reading.start", recorded)
+    monkeypatch.setattr("jobs.tools.backup.restore.unescape_name", interrupted)
     data = tmp_path / "srv" / "data"
     data.mkdir(parents=True)
     with pytest.raises(KeyboardInterrupt):
-        backup.restore(tmp_path / "backups", name, [data], root=tmp_path)
+        restore(tmp_path / "backups", name, [data], root=tmp_path)
     unpack, tar = started
-    assert [unpack.args, tar.args] == [lingering, [*backup.TAR_READ, "--list", "--"]]
+    assert [unpack.args, tar.args] == [lingering, [*TAR_READ, "--list", "--"]]
     assert unpack.returncode == -signal.SIGKILL
     assert tar.returncode is not None
 
@@ -166,8 +169,8 @@ def test_a_refusal_names_each_path_to_its_last_character(tmp_path: Path) -> None
     )
     data = tmp_path / "data"
     data.mkdir()
-    with pytest.raises(backup.ToolError) as failed:
-        backup.restore(tmp_path / "backups", name, [data], root=tmp_path)
+    with pytest.raises(ToolError) as failed:
+        restore(tmp_path / "backups", name, [data], root=tmp_path)
     assert str(failed.value) == (
         f"{name} holds paths under no volume mounted here (nothing restored): "
         "/elsewhere/notes , /elsewhere/INDEX"

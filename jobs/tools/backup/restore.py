@@ -1,0 +1,281 @@
+"""``restore``: an archive's members checked against the volumes mounted here, extracted into
+a staging directory in each volume, then moved into place following no link already there."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.protocol.lines import say
+from jobs.tools.backup.listing import verify
+from jobs.tools.backup.processes import TOOL, ToolError
+from jobs.tools.backup.reading import TAR_READ, read_with_tar, unescape_name
+
+if TYPE_CHECKING:
+    from jobs.protocol.backup import RestoreResult
+
+STAGING_PREFIX = ".crontainer-restore-"
+"""A restore's staging directory in each volume: this prefix and 16 random hex digits."""
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_NAMED = 5
+"""How many of the archive's paths an error names (then how many more there are)."""
+
+
+def _bre(text: str) -> str:
+    """``text`` as a POSIX basic regular expression that matches just itself."""
+    return re.sub(r"([\\.\[*^$])", r"\\\1", text)
+
+
+@dataclass
+class _Members:
+    """What the archive (or its selected part) holds, by the volume each member goes to."""
+
+    by_mount: dict[str, int] = field(default_factory=dict)
+    """Mount (its path relative to the root) → how many members go into it."""
+    directories: set[str] = field(default_factory=set)
+    """The members that are directories (names without the trailing slash)."""
+    count: int = 0
+    homeless: list[str] = field(default_factory=list)
+    """The first MAX_NAMED members under no mounted volume, and how many there are."""
+    homeless_count: int = 0
+    refused: list[str] = field(default_factory=list)
+    """The first MAX_NAMED members restore does not take (absolute names, '..' in a name,
+    a non-directory where a volume is mounted), and how many there are."""
+    refused_count: int = 0
+
+    def refuse(self, text: str) -> None:
+        self.refused_count += 1
+        if len(self.refused) < MAX_NAMED:
+            self.refused.append(text)
+
+
+def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Members:
+    """``tar --list`` of the archive (a first pass through it), every member matched to the
+    deepest mount whose path holds it."""
+    found = _Members()
+
+    def one(line: bytes) -> None:
+        name = unescape_name(line)
+        path = name.rstrip("/")
+        parts = path.split("/")
+        found.count += 1
+        if name.endswith("/"):
+            found.directories.add(path)
+        elif path in mounts:
+            found.refuse(f"/{path} (not a directory, but a volume is mounted there)")
+            return
+        if name.startswith("/") or ".." in parts:
+            found.refuse(name)
+            return
+        for depth in range(len(parts), 0, -1):
+            mount = "/".join(parts[:depth])
+            if mount in mounts:
+                found.by_mount[mount] = found.by_mount.get(mount, 0) + 1
+                return
+        found.homeless_count += 1
+        if len(found.homeless) < MAX_NAMED:
+            found.homeless.append("/" + path)
+
+    read_with_tar(archive, [*TAR_READ, "--list", "--", *selection], one)
+    return found
+
+
+def _named(names: list[str], count: int) -> str:
+    more = count - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+class _Placing:
+    """Moves a staged tree into its volume, following no link that is in the volume."""
+
+    def __init__(self, directories: set[str]) -> None:
+        self.directories = directories
+
+    def merge(self, staged_parent: int, name: str, dest: int, path: str) -> None:
+        """Move the entries of the staged directory ``name`` (in ``staged_parent``) into the
+        real directory ``dest``, remove it, then give ``dest`` its owner, mode and times if
+        it is a member of the archive (``path``)."""
+        staged = os.open(name, _DIRECTORY, dir_fd=staged_parent)
+        try:
+            meta = os.fstat(staged)  # before moving entries out changes its times
+            with os.scandir(staged) as entries:
+                names = [entry.name for entry in entries]
+            for child in names:
+                self.place(staged, dest, child, f"{path}/{child}")
+        finally:
+            os.close(staged)
+        os.rmdir(name, dir_fd=staged_parent)
+        if path in self.directories:
+            os.chown(dest, meta.st_uid, meta.st_gid)  # first: chown clears setuid bits
+            os.chmod(dest, stat.S_IMODE(meta.st_mode))
+            os.utime(dest, ns=(meta.st_atime_ns, meta.st_mtime_ns))
+
+    def place(self, staged: int, dest: int, name: str, path: str) -> None:
+        """Put the staged entry ``name`` at ``name`` in ``dest``: a directory merges into a
+        real directory; anything else in the way is removed, never followed."""
+        mode = os.lstat(name, dir_fd=staged).st_mode
+        try:
+            there: int | None = os.lstat(name, dir_fd=dest).st_mode
+        except FileNotFoundError:
+            there = None
+        if there is not None and stat.S_ISDIR(mode) and stat.S_ISDIR(there):
+            inner = os.open(name, _DIRECTORY, dir_fd=dest)
+            try:
+                self.merge(staged, name, inner, path)
+            finally:
+                os.close(inner)
+            return
+        if there is not None and stat.S_ISDIR(there):
+            shutil.rmtree(name, dir_fd=dest)  # by descriptors: follows no link inside
+        elif there is not None and stat.S_ISDIR(mode):
+            os.unlink(name, dir_fd=dest)  # a file or a link where the archive has a directory
+        # a file or a link where the archive has a file or a link: the rename replaces it
+        os.rename(name, name, src_dir_fd=staged, dst_dir_fd=dest)
+
+
+def _transform(mounts: list[str], staging: str) -> str:
+    """tar's --transform that puts the member ``m`` or ``m/x`` at ``m/<staging>`` or
+    ``m/<staging>/x`` for the deepest of ``mounts`` (given the deepest first: a regex
+    engine that takes the first alternative that matches then agrees with POSIX's longest
+    one) — hard-link targets too, symlink targets never."""
+    free = [c for c in map(chr, range(1, 32)) if all(c not in m for m in mounts)]
+    if not free:
+        raise ToolError("the volumes' paths leave no delimiter for tar's --transform")
+    d, pattern = free[0], "\\|".join(_bre(m) for m in mounts)
+    return f"s{d}^\\({pattern}\\)\\(/.*\\)\\{{0,1\\}}${d}\\1/{staging}\\2{d}rhS"
+
+
+def _stage(
+    archive: Path, root: Path, staging: str, fds: dict[str, int], *, selection: list[str]
+) -> None:
+    """Make the staging directory in each mount (``fds``, the deepest first) and extract
+    the members into them in one pass. On any failure, remove them all."""
+    mounts = list(fds)
+    extract = [
+        *TAR_READ,
+        "--extract",
+        "--numeric-owner",
+        "--same-permissions",
+        f"--directory={root}",
+        f"--transform={_transform(mounts, staging)}",
+        "--",
+        *(selection or mounts),
+    ]
+    made: list[tuple[str, os.stat_result]] = []
+    try:
+        for mount in mounts:
+            times = os.fstat(fds[mount])
+            try:
+                os.mkdir(staging, 0o700, dir_fd=fds[mount])
+            except OSError as e:
+                raise ToolError(f"cannot make {root / mount / staging}: {e.strerror}") from None
+            made.append((mount, times))
+        read_with_tar(archive, extract, lambda _: None)
+    except BaseException:
+        for mount, times in made:
+            try:
+                shutil.rmtree(staging, dir_fd=fds[mount])
+                os.utime(fds[mount], ns=(times.st_atime_ns, times.st_mtime_ns))
+            except OSError as e:
+                say(TOOL, f"could not remove the staging directory {root / mount / staging}: {e}")
+        raise
+
+
+def _half_moved(error: BaseException, mounts: list[Path], staging: str) -> str:
+    """The error of a move into place that stopped in ``mounts[0]``: what is where."""
+    first, rest = mounts[0], [str(m / staging) for m in mounts[1:]]
+    said = f"moving the restored tree into place failed: {error}; {first} holds a mix of old "
+    if (first / staging).is_dir():
+        said += f"and restored entries; the rest of the restored tree is in {first / staging}"
+    else:  # every entry moved; the volume's own owner, mode or times were not set
+        said += "and restored entries: every entry was moved, not every directory's owner, "
+        said += "mode and times set"
+    if rest:
+        said += f"; not moved yet, those volumes untouched: {', '.join(rest)}"
+    return said
+
+
+def _members_to_restore(archive: Path, selection: list[str], mounts: set[str]) -> _Members:
+    """The archive's (selected) members, or ToolError if one cannot be restored here."""
+    try:
+        members = _list_members(archive, selection, mounts)
+    except ToolError as e:
+        raise ToolError(f"could not read {archive.name} (nothing restored): {e}") from None
+    if members.refused_count:
+        raise ToolError(
+            f"{archive.name} holds members restore does not take (nothing restored): "
+            f"{_named(members.refused, members.refused_count)}"
+        )
+    if members.homeless_count:
+        raise ToolError(
+            f"{archive.name} holds paths under no volume mounted here (nothing restored): "
+            f"{_named(members.homeless, members.homeless_count)}"
+        )
+    return members
+
+
+def _stage_and_place(
+    archive: Path, root: Path, at: dict[str, Path], members: _Members, selection: list[str]
+) -> None:
+    """Extract into a staging directory in each receiving volume, then move into place."""
+    receiving = sorted(members.by_mount, key=len, reverse=True)  # the deepest first
+    staging = STAGING_PREFIX + secrets.token_hex(8)
+    fds: dict[str, int] = {}
+    try:
+        for mount in receiving:
+            try:
+                fds[mount] = os.open(at[mount], _DIRECTORY)
+            except OSError as e:
+                raise ToolError(f"cannot restore into {at[mount]}: {e.strerror}") from None
+        try:
+            _stage(archive, root, staging, fds, selection=selection)
+        except ToolError as e:
+            raise ToolError(f"could not extract {archive.name} (nothing restored): {e}") from None
+        placing = _Placing(members.directories)
+        for done, mount in enumerate(receiving):
+            try:
+                placing.merge(fds[mount], staging, fds[mount], mount)
+            except (OSError, RecursionError) as e:
+                raise ToolError(
+                    _half_moved(e, [at[m] for m in receiving[done:]], staging)
+                ) from None
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def restore(
+    target: Path,
+    name: str,
+    mounts: list[Path],
+    only: list[str] | None = None,
+    root: Path = Path("/"),
+) -> RestoreResult:
+    """Verify the archive, then restore it into the volumes mounted at ``mounts`` (the
+    archive's path ``p`` belongs at ``root/p``, and goes to the deepest mount holding it):
+    each volume's members are extracted into a new staging directory in that volume, then
+    moved into place following no link already there (README, "How a restore writes").
+    ``only``: just these absolute paths of the archive."""
+    began = time.monotonic()
+    verify(target, name)
+    archive = target / name
+    root = root.absolute()
+    at = {str(m.relative_to(root)): m for m in map(Path.absolute, mounts) if root in m.parents}
+    selection = [p.strip("/") for p in only or []]
+    members = _members_to_restore(archive, selection, set(at))
+    if members.by_mount:  # else an archive (or a selection) without members: nothing to do
+        _stage_and_place(archive, root, at, members, selection)
+    return {
+        "archive": name,
+        "restored_to": str(root),
+        "volumes": sorted(str(at[m]) for m in members.by_mount),
+        "entries": members.count,
+        "duration_s": round(time.monotonic() - began, 3),
+    }
