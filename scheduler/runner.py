@@ -2,7 +2,8 @@
 
 Policies live here, not in the job kinds: concurrency (``forbid`` skips,
 ``allow`` overlaps, ``replace`` stops the previous run first), the global cap
-``max_concurrent_runs`` with each job's ``starting_deadline``, and retries
+``max_concurrent_runs`` with each job's ``starting_deadline`` (its slots:
+``scheduler/slots.py``), and retries
 with capped exponential backoff. Every run gets a thread, bound log fields
 (``job``, ``run_id``) and history rows: one per attempt, or one row for a run
 that never started (skipped, missed, cancelled while queued).
@@ -23,6 +24,7 @@ from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.notify import RunReport
 from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
+from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
@@ -113,8 +115,8 @@ class Runner:
         self._ops_image = ops_image
         self._history = history
         self._steps = StepExecutor(engine, settings, clock, history)
-        self._running = 0  # runs holding one of the max_concurrent_runs slots
-        self._slot_free = threading.Condition()
+        self.slots = Slots(settings.max_concurrent_runs, clock)
+        """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -212,8 +214,7 @@ class Runner:
     def _cancel(self, run: ActiveRun, reason: str) -> None:
         run.cancelled.cancel(reason)
         attempt = run.attempt
-        with self._slot_free:
-            self._slot_free.notify_all()  # a queued run sees its flag and gives up
+        self.slots.wake_all()  # a queued run sees its flag and gives up
         if attempt is not None:
             self._steps.stop(attempt)
 
@@ -227,7 +228,7 @@ class Runner:
                 try:
                     self._attempts(run)
                 finally:
-                    self._free_slot()
+                    self.slots.free()
         except Exception:  # a bug (or a broken state database) ends this run, not the daemon
             self._log.exception("run.crashed")
         finally:
@@ -248,36 +249,17 @@ class Runner:
     def _take_slot(self, run: ActiveRun) -> bool:
         """Wait for a global slot until the starting deadline; record why not, if not."""
         deadline = run.entry.job.starting_deadline
-        cap = self._settings.max_concurrent_runs
-        announced = False
-        with self._slot_free:
-            while True:
-                late = (self._clock.now() - run.scheduled_at).total_seconds()
-                if run.cancelled.is_set():
-                    reason = run.cancelled.reason
-                    break
-                if deadline is not None and late > deadline:
-                    reason = "starting_deadline"
-                    break
-                if self._running < cap:
-                    self._running += 1
-                    return True
-                if not announced:
-                    self._log.info("run.queued", running=self._running, max_concurrent_runs=cap)
-                    announced = True
-                self._slot_free.wait(None if deadline is None else max(0.0, deadline - late))
-        if reason == "starting_deadline":
+        refused = self.slots.take(run.scheduled_at, deadline, run.cancelled)
+        if refused is None:
+            return True
+        if refused.reason == "starting_deadline":
+            lag_s = round(refused.late_s, 3)
             self._unstarted(
-                run, Status.MISSED, reason, lag_s=round(late, 3), starting_deadline_s=deadline
+                run, Status.MISSED, refused.reason, lag_s=lag_s, starting_deadline_s=deadline
             )
         else:
-            self._unstarted(run, Status.CANCELLED, reason)
+            self._unstarted(run, Status.CANCELLED, refused.reason)
         return False
-
-    def _free_slot(self) -> None:
-        with self._slot_free:
-            self._running -= 1
-            self._slot_free.notify()
 
     def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
         """A run that never started a container: log it and record it."""

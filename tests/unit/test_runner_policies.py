@@ -280,7 +280,7 @@ def capped(
     )
     engine, heard = FakeEngine(FakeClock(), exit_status=None, blocking=True), Heard()
     runner = make_runner(config, engine, heard)
-    runner._slot_free = slots
+    runner.slots.condition = slots
     return config, engine, runner, heard
 
 
