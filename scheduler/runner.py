@@ -3,17 +3,17 @@
 Policies live here, not in the job kinds: concurrency (``forbid`` skips,
 ``allow`` overlaps, ``replace`` stops the previous run first), the global cap
 ``max_concurrent_runs`` with each job's ``starting_deadline`` (its slots:
-``scheduler/slots.py``), and retries
-with capped exponential backoff. Every run gets a thread, bound log fields
-(``job``, ``run_id``) and history rows: one per attempt, or one row for a run
-that never started (skipped, missed, cancelled while queued).
+``scheduler/slots.py``), and retries with capped exponential backoff. Every run
+gets a thread and bound log fields (``job``, ``run_id``); ``scheduler/recording.py``
+gives it history rows: one per attempt, or one row for a run that never started
+(skipped, missed, cancelled while queued).
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -22,8 +22,8 @@ from jobs.base import PlanContext
 from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
-from scheduler.notify import RunReport
-from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
+from scheduler.recording import Recorder
+from scheduler.runs import ActiveRun, Attempt, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
@@ -44,20 +44,6 @@ REPLACE_MARGIN_S = 5.0
 """Beyond stop_grace and the post-stop wait, how long a replacing run waits for the old one."""
 
 
-@dataclass(slots=True)
-class ActiveRun:
-    """A run in flight (queued, running or between attempts)."""
-
-    run_id: str
-    entry: JobEntry
-    scheduled_at: datetime
-    trigger: str
-    cancelled: Cancellation = field(default_factory=Cancellation)
-    attempt: Attempt | None = None
-    thread: threading.Thread | None = None
-    last_duration: float | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Dispatched:
     """What became of a run handed to the runner: started (``status`` None), or not and why."""
@@ -65,10 +51,6 @@ class Dispatched:
     run_id: str
     status: Status | None = None
     reason: str | None = None
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def new_run_id() -> str:
@@ -108,12 +90,12 @@ class Runner:
         (the metrics), and of each run's start and its end after the last attempt (the
         notifications); more with ``add_listener``. ``engine_health`` is the watch's view of
         the engine: a run due while it is down is missed."""
-        self._listeners = list(listeners)
         self._engine_health = engine_health or EngineHealth()
-        self._settings = settings
         self._clock = clock
         self._ops_image = ops_image
-        self._history = history
+        self.history = history
+        """The run history every run is recorded in."""
+        self._recorder = Recorder(history, clock, listeners)
         self._steps = StepExecutor(engine, settings, clock, history)
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
@@ -125,7 +107,7 @@ class Runner:
 
     def add_listener(self, listener: RunListener) -> None:
         """``listener`` hears of runs from now on (after those given at construction)."""
-        self._listeners.append(listener)
+        self._recorder.add_listener(listener)
 
     def running_by_job(self) -> dict[str, int]:
         """Runs in flight, by job."""
@@ -153,10 +135,10 @@ class Runner:
     ) -> Dispatched:
         """``submit``, telling why a run did not start (skipped, missed, failed)."""
         if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
-            self._history.record_fire(entry.name, scheduled_at)
+            self.history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
         if (engine_error := self._engine_health.error) is not None:
-            self._unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
+            self._recorder.unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
             return Dispatched(run.run_id, Status.MISSED, "engine_unavailable")
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]
@@ -169,7 +151,7 @@ class Runner:
                 self._active[run.run_id] = run
         if blocking is not None:
             reason = "previous run still running"
-            self._unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
+            self._recorder.unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
             return Dispatched(run.run_id, Status.SKIPPED, reason)
         run.thread = threading.Thread(
             target=self._execute,
@@ -182,7 +164,7 @@ class Runner:
         except RuntimeError as e:  # "can't start new thread": the process's thread limit
             with self._lock:
                 self._active.pop(run.run_id, None)  # later runs of the job are not blocked
-            self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(e))
+            self._recorder.unstarted(run, Status.FAILED, "thread_start_failed", error=str(e))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
         return Dispatched(run.run_id)
 
@@ -254,39 +236,12 @@ class Runner:
             return True
         if refused.reason == "starting_deadline":
             lag_s = round(refused.late_s, 3)
-            self._unstarted(
+            self._recorder.unstarted(
                 run, Status.MISSED, refused.reason, lag_s=lag_s, starting_deadline_s=deadline
             )
         else:
-            self._unstarted(run, Status.CANCELLED, refused.reason)
+            self._recorder.unstarted(run, Status.CANCELLED, refused.reason)
         return False
-
-    def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
-        """A run that never started a container: log it and record it."""
-        self._log.warning(
-            f"run.{status.value}",
-            job=run.entry.name,
-            run_id=run.run_id,
-            reason=reason,
-            scheduled_at=run.scheduled_at.isoformat(),
-            trigger=run.trigger,
-            **fields,
-        )
-        now = self._clock.now()
-        history = self._history
-        history.record(
-            run.run_id,
-            run.entry.name,
-            run.trigger,
-            run.scheduled_at,
-            status=status,
-            at=now,
-            reason=reason,
-        )
-        history.prune(run.entry.name, status, run.entry.job.history_limit)
-        for listener in self._listeners:
-            listener.ended(run.entry.name, status.value, now, None)
-        self._report(run, status.value, reason=reason, error=_text(fields.get("error")))
 
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
@@ -296,7 +251,7 @@ class Runner:
             if outcome is None:
                 return  # interrupted: settled when the engine is back
             if run.cancelled.is_set() or not should_retry(job, outcome, number):
-                self._report_outcome(run, number, outcome)
+                self._recorder.ended(run, number, outcome)
                 return
             delay = retry_delay(job, number)
             self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
@@ -305,105 +260,18 @@ class Runner:
             number += 1
 
     def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
-        entry, history = run.entry, self._history
         started, began = self._clock.now(), self._clock.monotonic()
-        self._log.info(
-            "run.started",
-            kind=entry.job.kind,
-            scheduled_at=run.scheduled_at.isoformat(),
-            lag_s=round((started - run.scheduled_at).total_seconds(), 3),
-            trigger=run.trigger,
-            attempt=number,
-        )
-        if number == 1:
-            self._report(run, "started")
-        history.begin(
-            run.run_id,
-            number,
-            entry.name,
-            trigger=run.trigger,
-            scheduled_at=run.scheduled_at,
-            started_at=started,
-        )
-        attempt = Attempt(
-            run.run_id,
-            entry.name,
-            entry.job,
-            run.cancelled,
-            number=number,
-            on_container=lambda cid: history.set_container(run.run_id, number, cid),
-            on_stop=lambda name: history.mark_stopped(run.run_id, name, self._clock.now()),
-            on_started=lambda name: history.unmark_stopped(run.run_id, name),
-        )
+        attempt = self._recorder.began(run, number, started)
         run.attempt = attempt
         try:
             outcome = self._outcome(attempt)
         except RunInterruptedError as e:
-            self._log.warning(
-                "run.interrupted",
-                attempt=number,
-                container_id=e.container_id,
-                reason="engine_unavailable",
-                error=str(e),
-            )
+            self._recorder.interrupted(number, e)
             return None  # still recorded running: settled when the engine is back
         finally:
             run.attempt = None
-        self._finish(run, attempt, outcome, self._clock.monotonic() - began)
+        self._recorder.finished(run, attempt, outcome, self._clock.monotonic() - began)
         return outcome
-
-    def _finish(self, run: ActiveRun, attempt: Attempt, outcome: Outcome, duration: float) -> None:
-        """Log ``run.<status>`` and record the attempt's end."""
-        fields: dict[str, object] = {
-            "attempt": attempt.number,
-            "duration_s": round(duration, 3),
-            "container_id": attempt.created,
-        }
-        extra = {"exit_code": outcome.exit_code, "reason": outcome.reason, "error": outcome.error}
-        fields.update((k, v) for k, v in extra.items() if v is not None)
-        fields.update((k, v) for k, v in outcome.details.items() if k not in fields)
-        level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
-        level(f"run.{outcome.status.value}", **fields)
-        finished_at = self._clock.now()
-        self._history.finish(
-            run.run_id,
-            attempt.number,
-            status=outcome.status,
-            finished_at=finished_at,
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            error=outcome.error,
-            output=outcome.output,
-        )
-        self._history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
-        for listener in self._listeners:
-            listener.ended(run.entry.name, outcome.status.value, finished_at, duration)
-        run.last_duration = duration
-
-    def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
-        report = RunReport(
-            job=run.entry.name,
-            run_id=run.run_id,
-            status=status,
-            scheduled_at=run.scheduled_at.isoformat(),
-            trigger=run.trigger,
-            **fields,  # type: ignore[arg-type]
-        )
-        for listener in self._listeners:
-            listener.report(run.entry.job.notify, report)
-
-    def _report_outcome(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
-        """A run's end after its last attempt."""
-        self._report(
-            run,
-            outcome.status.value,
-            attempt=attempt,
-            exit_code=outcome.exit_code,
-            duration_s=None if run.last_duration is None else round(run.last_duration, 3),
-            reason=outcome.reason,
-            error=outcome.error,
-            output_tail=tuple(outcome.output),
-        )
 
     # --- runs an earlier daemon started -------------------------------------------
 
@@ -451,7 +319,7 @@ class Runner:
                 run.entry.job,
                 run.cancelled,
                 number=record.attempt,
-                on_started=lambda name: self._history.unmark_stopped(run.run_id, name),
+                on_started=lambda name: self.history.unmark_stopped(run.run_id, name),
             )
             run.attempt = attempt
             began = self._clock.monotonic()
@@ -464,8 +332,10 @@ class Runner:
                 )
             finally:
                 self._steps.start_again(attempt, start_after)
-            self._finish(run, attempt, outcome, elapsed + self._clock.monotonic() - began)
-            self._report_outcome(run, record.attempt, outcome)
+            self._recorder.finished(
+                run, attempt, outcome, elapsed + self._clock.monotonic() - began
+            )
+            self._recorder.ended(run, record.attempt, outcome)
         except Exception:  # as in _execute: a bug ends this run, not the daemon
             self._log.exception("run.crashed")
         finally:
