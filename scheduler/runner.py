@@ -6,7 +6,8 @@ Policies live here, not in the job kinds: concurrency (``forbid`` skips,
 ``scheduler/slots.py``), and retries with capped exponential backoff. Every run
 gets a thread and bound log fields (``job``, ``run_id``); ``scheduler/recording.py``
 gives it history rows: one per attempt, or one row for a run that never started
-(skipped, missed, cancelled while queued).
+(skipped, missed, cancelled while queued). Runs an earlier daemon left are followed
+by ``scheduler/adoption.py``.
 """
 
 from __future__ import annotations
@@ -18,22 +19,21 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from jobs.base import PlanContext
+from scheduler.adoption import Adoption
 from scheduler.engine_health import EngineHealth
-from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
+from scheduler.plans import Plans
 from scheduler.recording import Recorder
-from scheduler.runs import ActiveRun, Attempt, Outcome, RunInterruptedError, Status
+from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from datetime import datetime
 
     from jobs.base import BaseJob
-    from jobs.plan import Plan, Step
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
@@ -73,7 +73,9 @@ def should_retry(job: BaseJob, outcome: Outcome, attempt: int) -> bool:
 
 
 class Runner:
-    """Applies the policies, starts runs in threads, records them, cancels them on shutdown."""
+    """Applies the policies, starts runs in threads, cancels them on shutdown. Its parts:
+    the global cap's ``slots``, the plans the attempts execute, a recorder of each run's
+    life, and the adoption of runs an earlier daemon left."""
 
     def __init__(
         self,
@@ -90,15 +92,18 @@ class Runner:
         (the metrics), and of each run's start and its end after the last attempt (the
         notifications); more with ``add_listener``. ``engine_health`` is the watch's view of
         the engine: a run due while it is down is missed."""
-        self._engine_health = engine_health or EngineHealth()
-        self._clock = clock
-        self._ops_image = ops_image
+        self.clock = clock
+        """The runner's time: how late a run is, how long it took, how long ``join`` waits."""
         self.history = history
         """The run history every run is recorded in."""
-        self._recorder = Recorder(history, clock, listeners)
-        self._steps = StepExecutor(engine, settings, clock, history)
+        self.steps = StepExecutor(engine, settings, clock, history)
+        """Executes an attempt's steps, and stops them when its run is cancelled."""
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
+        self._plans = Plans(self.steps, ops_image)
+        self._recorder = Recorder(history, clock, listeners)
+        self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
+        self._engine_health = engine_health or EngineHealth()
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -109,12 +114,15 @@ class Runner:
         """``listener`` hears of runs from now on (after those given at construction)."""
         self._recorder.add_listener(listener)
 
+    def active_runs(self) -> dict[str, ActiveRun]:
+        """The runs in flight now, by run id (a copy: runs come and go meanwhile)."""
+        with self._lock:
+            return dict(self._active)
+
     def running_by_job(self) -> dict[str, int]:
         """Runs in flight, by job."""
-        with self._lock:
-            runs = list(self._active.values())
         counts: dict[str, int] = {}
-        for run in runs:
+        for run in self.active_runs().values():
             counts[run.entry.name] = counts.get(run.entry.name, 0) + 1
         return counts
 
@@ -122,6 +130,11 @@ class Runner:
         """Run ids in flight (an engine-return settle leaves them alone)."""
         with self._lock:
             return frozenset(self._active)
+
+    def active(self) -> int:
+        """Runs in flight."""
+        with self._lock:
+            return len(self._active)
 
     def submit(
         self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
@@ -154,43 +167,32 @@ class Runner:
             self._recorder.unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
             return Dispatched(run.run_id, Status.SKIPPED, reason)
         run.thread = threading.Thread(
-            target=self._execute,
-            args=(run, replaced),
+            target=self._thread,
+            args=(run, lambda: self._execute(run, replaced)),
             name=f"run-{entry.name}-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
-        try:
-            run.thread.start()
-        except RuntimeError as e:  # "can't start new thread": the process's thread limit
-            with self._lock:
-                self._active.pop(run.run_id, None)  # later runs of the job are not blocked
-            self._recorder.unstarted(run, Status.FAILED, "thread_start_failed", error=str(e))
+        if (error := self._start(run, run.thread)) is not None:
+            self._recorder.unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
         return Dispatched(run.run_id)
 
-    def active(self) -> int:
-        """Runs in flight."""
-        with self._lock:
-            return len(self._active)
-
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every run to end; True when none is left."""
-        deadline = self._clock.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         while True:
             with self._lock:
                 threads = [r.thread for r in self._active.values() if r.thread is not None]
             if not threads:
                 return True
-            remaining = deadline - self._clock.monotonic()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return False
             threads[0].join(remaining)
 
     def cancel_all(self, reason: str = "daemon_stopping") -> None:
         """Stop every run in flight: its container gets the stop signal, then a kill."""
-        with self._lock:
-            runs = list(self._active.values())
-        for run in runs:
+        for run in self.active_runs().values():
             self._cancel(run, reason)
 
     def _cancel(self, run: ActiveRun, reason: str) -> None:
@@ -198,25 +200,42 @@ class Runner:
         attempt = run.attempt
         self.slots.wake_all()  # a queued run sees its flag and gives up
         if attempt is not None:
-            self._steps.stop(attempt)
+            self.steps.stop(attempt)
 
-    # --- inside the run's thread ----------------------------------------------
+    # --- a run's thread -------------------------------------------------------
 
-    def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
+    def _start(self, run: ActiveRun, thread: threading.Thread) -> RuntimeError | None:
+        """Start ``thread``, ``run``'s; on failure (the process's thread limit: "can't start new
+        thread") take ``run`` out of the runs in flight, so that it blocks none of its job's
+        later runs, and return the error."""
+        try:
+            thread.start()
+        except RuntimeError as e:
+            with self._lock:
+                self._active.pop(run.run_id, None)
+            return e
+        return None
+
+    def _thread(self, run: ActiveRun, body: Callable[[], None]) -> None:
+        """A run's thread: ``body`` with the run's log fields bound; a bug (or a broken state
+        database) ends this run, not the daemon; then the run is no longer in flight."""
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
         try:
-            self._replace(replaced)
-            if self._take_slot(run):
-                try:
-                    self._attempts(run)
-                finally:
-                    self.slots.free()
-        except Exception:  # a bug (or a broken state database) ends this run, not the daemon
+            body()
+        except Exception:
             self._log.exception("run.crashed")
         finally:
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
+
+    def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
+        self._replace(replaced)
+        if self._take_slot(run):
+            try:
+                self._attempts(run)
+            finally:
+                self.slots.free()
 
     def _replace(self, replaced: list[ActiveRun]) -> None:
         if not replaced:
@@ -255,22 +274,22 @@ class Runner:
                 return
             delay = retry_delay(job, number)
             self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
-            if self._clock.sleep(delay, run.cancelled):
+            if self.clock.sleep(delay, run.cancelled):
                 return
             number += 1
 
     def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
-        started, began = self._clock.now(), self._clock.monotonic()
+        started, began = self.clock.now(), self.clock.monotonic()
         attempt = self._recorder.began(run, number, started)
         run.attempt = attempt
         try:
-            outcome = self._outcome(attempt)
+            outcome = self._plans.execute(attempt)
         except RunInterruptedError as e:
             self._recorder.interrupted(number, e)
             return None  # still recorded running: settled when the engine is back
         finally:
             run.attempt = None
-        self._recorder.finished(run, attempt, outcome, self._clock.monotonic() - began)
+        self._recorder.finished(run, attempt, outcome, self.clock.monotonic() - began)
         return outcome
 
     # --- runs an earlier daemon started -------------------------------------------
@@ -285,98 +304,21 @@ class Runner:
         """Wait for a container left running by an earlier instance; record how it ends; then
         start ``start_after`` again (containers that run had stopped)."""
         run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
+        after = start_after or []
         run.thread = threading.Thread(
-            target=self._adopted,
-            args=(run, record, container_id, start_after or []),
+            target=self._thread,
+            args=(run, lambda: self._adoption.follow(run, record, container_id, after)),
             name=f"adopt-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
         with self._lock:
             self._active[run.run_id] = run
-        try:
-            run.thread.start()
-        except RuntimeError as e:  # the thread limit: the next start of the daemon settles it
-            with self._lock:
-                self._active.pop(run.run_id, None)
-            self._log.warning("run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(e))
-
-    def _adopted(
-        self, run: ActiveRun, record: RunRecord, container_id: str, start_after: list[str]
-    ) -> None:
-        structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
-        try:
-            started = record.started_at or run.scheduled_at
-            elapsed = max(0.0, (self._clock.now() - started).total_seconds())
-            self._log.info(
-                "run.adopted",
-                attempt=record.attempt,
-                container_id=container_id,
-                running_s=round(elapsed, 3),
+        if (error := self._start(run, run.thread)) is not None:  # the next start settles it
+            self._log.warning(
+                "run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(error)
             )
-            attempt = Attempt(
-                run.run_id,
-                run.entry.name,
-                run.entry.job,
-                run.cancelled,
-                number=record.attempt,
-                on_started=lambda name: self.history.unmark_stopped(run.run_id, name),
-            )
-            run.attempt = attempt
-            began = self._clock.monotonic()
-            try:
-                outcome = self._steps.adopt(
-                    attempt,
-                    container_id,
-                    max(0.0, run.entry.job.timeout - elapsed),
-                    self._all_steps(run.entry),
-                )
-            finally:
-                self._steps.start_again(attempt, start_after)
-            self._recorder.finished(
-                run, attempt, outcome, elapsed + self._clock.monotonic() - began
-            )
-            self._recorder.ended(run, record.attempt, outcome)
-        except Exception:  # as in _execute: a bug ends this run, not the daemon
-            self._log.exception("run.crashed")
-        finally:
-            with self._lock:
-                self._active.pop(run.run_id, None)
-            structlog.contextvars.clear_contextvars()
 
     def recover(self, entry: JobEntry, container_id: str) -> None:
         """Keep what an ended container of ``entry``'s, left by a dead daemon, holds (a
         shipping tool's checkpoints in its log): the job's step handlers say what."""
-        self._steps.recover(entry.name, self._all_steps(entry), container_id)
-
-    def _all_steps(self, entry: JobEntry) -> tuple[Step, ...]:
-        """The steps of a run of ``entry``: its plan's, then its cleanup's."""
-        plan = self._plan(entry.job, entry.name)
-        return plan.steps + plan.cleanup
-
-    def _plan(self, job: BaseJob, name: str) -> Plan:
-        """The plan of a run of ``job`` (named ``name``) with this daemon's ops image."""
-        return job.plan(PlanContext(job=name, ops_image=self._ops_image))
-
-    def _outcome(self, attempt: Attempt) -> Outcome:
-        """Execute the plan; every failure becomes an outcome, never an escaping error."""
-        try:
-            plan = self._plan(attempt.job, attempt.job_name)
-            outcome = Outcome(Status.SUCCEEDED, exit_code=0)
-            try:
-                outcome = self._steps.run_all(attempt, plan.steps)
-            finally:
-                for step in plan.cleanup:  # post_exec and the like: on every path
-                    after = self._steps.run(attempt, step)
-                    if after.status is not Status.SUCCEEDED and outcome.status is Status.SUCCEEDED:
-                        outcome = after
-        except RunInterruptedError:
-            raise
-        except EngineError as e:
-            if attempt.cancelled.is_set():
-                return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason, error=str(e))
-            reason = "engine_unavailable" if isinstance(e, EngineUnavailableError) else None
-            return Outcome(Status.FAILED, reason=reason, error=str(e))
-        except Exception as e:  # one run's bug must not take the daemon down
-            self._log.exception("run.crashed")
-            return Outcome(Status.FAILED, error=f"internal error: {type(e).__name__}: {e}")
-        return outcome
+        self.steps.recover(entry.name, self._plans.all_steps(entry), container_id)

@@ -371,7 +371,7 @@ def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_
     )
     recorded: list[list[tuple[str, str]]] = []
     engine.on_start = lambda: recorded.append(runner.history.still_stopped())
-    outcome = runner._steps.run(attempt, step)
+    outcome = runner.steps.run(attempt, step)
     assert outcome.exit_code == 2
     order = [(n, a) for n, a in engine.calls if n in ("stop", "start") or (n == "is_running")]
     assert order[:5] == [
