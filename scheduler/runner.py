@@ -2,36 +2,38 @@
 
 Policies live here, not in the job kinds: concurrency (``forbid`` skips,
 ``allow`` overlaps, ``replace`` stops the previous run first), the global cap
-``max_concurrent_runs`` with each job's ``starting_deadline``, and retries
-with capped exponential backoff. Every run gets a thread, bound log fields
-(``job``, ``run_id``) and history rows: one per attempt, or one row for a run
-that never started (skipped, missed, cancelled while queued).
+``max_concurrent_runs`` with each job's ``starting_deadline`` (its slots:
+``scheduler/slots.py``), and retries with capped exponential backoff. Every run
+gets a thread and bound log fields (``job``, ``run_id``); ``scheduler/recording.py``
+gives it history rows: one per attempt, or one row for a run that never started
+(skipped, missed, cancelled while queued). Runs an earlier daemon left are followed
+by ``scheduler/adoption.py``.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
-from jobs.base import PlanContext
+from scheduler.adoption import Adoption
 from scheduler.engine_health import EngineHealth
-from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
-from scheduler.notify import RunReport
-from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
+from scheduler.plans import Plans
+from scheduler.recording import Recorder
+from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
+from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from datetime import datetime
 
     from jobs.base import BaseJob
-    from jobs.plan import Plan, Step
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
@@ -42,20 +44,6 @@ REPLACE_MARGIN_S = 5.0
 """Beyond stop_grace and the post-stop wait, how long a replacing run waits for the old one."""
 
 
-@dataclass(slots=True)
-class ActiveRun:
-    """A run in flight (queued, running or between attempts)."""
-
-    run_id: str
-    entry: JobEntry
-    scheduled_at: datetime
-    trigger: str
-    cancelled: Cancellation = field(default_factory=Cancellation)
-    attempt: Attempt | None = None
-    thread: threading.Thread | None = None
-    last_duration: float | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Dispatched:
     """What became of a run handed to the runner: started (``status`` None), or not and why."""
@@ -63,10 +51,6 @@ class Dispatched:
     run_id: str
     status: Status | None = None
     reason: str | None = None
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def new_run_id() -> str:
@@ -89,7 +73,9 @@ def should_retry(job: BaseJob, outcome: Outcome, attempt: int) -> bool:
 
 
 class Runner:
-    """Applies the policies, starts runs in threads, records them, cancels them on shutdown."""
+    """Applies the policies, starts runs in threads, cancels them on shutdown. Its parts:
+    the global cap's ``slots``, the plans the attempts execute, a recorder of each run's
+    life, and the adoption of runs an earlier daemon left."""
 
     def __init__(
         self,
@@ -106,15 +92,18 @@ class Runner:
         (the metrics), and of each run's start and its end after the last attempt (the
         notifications); more with ``add_listener``. ``engine_health`` is the watch's view of
         the engine: a run due while it is down is missed."""
-        self._listeners = list(listeners)
+        self.clock = clock
+        """The runner's time: how late a run is, how long it took, how long ``join`` waits."""
+        self.history = history
+        """The run history every run is recorded in."""
+        self.steps = StepExecutor(engine, settings, clock, history)
+        """Executes an attempt's steps, and stops them when its run is cancelled."""
+        self.slots = Slots(settings.max_concurrent_runs, clock)
+        """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
+        self._plans = Plans(self.steps, ops_image)
+        self._recorder = Recorder(history, clock, listeners)
+        self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
         self._engine_health = engine_health or EngineHealth()
-        self._settings = settings
-        self._clock = clock
-        self._ops_image = ops_image
-        self._history = history
-        self._steps = StepExecutor(engine, settings, clock, history)
-        self._running = 0  # runs holding one of the max_concurrent_runs slots
-        self._slot_free = threading.Condition()
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -123,14 +112,17 @@ class Runner:
 
     def add_listener(self, listener: RunListener) -> None:
         """``listener`` hears of runs from now on (after those given at construction)."""
-        self._listeners.append(listener)
+        self._recorder.add_listener(listener)
+
+    def active_runs(self) -> dict[str, ActiveRun]:
+        """The runs in flight now, by run id (a copy: runs come and go meanwhile)."""
+        with self._lock:
+            return dict(self._active)
 
     def running_by_job(self) -> dict[str, int]:
         """Runs in flight, by job."""
-        with self._lock:
-            runs = list(self._active.values())
         counts: dict[str, int] = {}
-        for run in runs:
+        for run in self.active_runs().values():
             counts[run.entry.name] = counts.get(run.entry.name, 0) + 1
         return counts
 
@@ -138,6 +130,11 @@ class Runner:
         """Run ids in flight (an engine-return settle leaves them alone)."""
         with self._lock:
             return frozenset(self._active)
+
+    def active(self) -> int:
+        """Runs in flight."""
+        with self._lock:
+            return len(self._active)
 
     def submit(
         self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
@@ -151,10 +148,10 @@ class Runner:
     ) -> Dispatched:
         """``submit``, telling why a run did not start (skipped, missed, failed)."""
         if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
-            self._history.record_fire(entry.name, scheduled_at)
+            self.history.record_fire(entry.name, scheduled_at)
         run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
         if (engine_error := self._engine_health.error) is not None:
-            self._unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
+            self._recorder.unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
             return Dispatched(run.run_id, Status.MISSED, "engine_unavailable")
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]
@@ -167,73 +164,78 @@ class Runner:
                 self._active[run.run_id] = run
         if blocking is not None:
             reason = "previous run still running"
-            self._unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
+            self._recorder.unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
             return Dispatched(run.run_id, Status.SKIPPED, reason)
         run.thread = threading.Thread(
-            target=self._execute,
-            args=(run, replaced),
+            target=self._thread,
+            args=(run, lambda: self._execute(run, replaced)),
             name=f"run-{entry.name}-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
-        try:
-            run.thread.start()
-        except RuntimeError as e:  # "can't start new thread": the process's thread limit
-            with self._lock:
-                self._active.pop(run.run_id, None)  # later runs of the job are not blocked
-            self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(e))
+        if (error := self._start(run, run.thread)) is not None:
+            self._recorder.unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
         return Dispatched(run.run_id)
 
-    def active(self) -> int:
-        """Runs in flight."""
-        with self._lock:
-            return len(self._active)
-
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every run to end; True when none is left."""
-        deadline = self._clock.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         while True:
             with self._lock:
                 threads = [r.thread for r in self._active.values() if r.thread is not None]
             if not threads:
                 return True
-            remaining = deadline - self._clock.monotonic()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return False
             threads[0].join(remaining)
 
     def cancel_all(self, reason: str = "daemon_stopping") -> None:
         """Stop every run in flight: its container gets the stop signal, then a kill."""
-        with self._lock:
-            runs = list(self._active.values())
-        for run in runs:
+        for run in self.active_runs().values():
             self._cancel(run, reason)
 
     def _cancel(self, run: ActiveRun, reason: str) -> None:
         run.cancelled.cancel(reason)
         attempt = run.attempt
-        with self._slot_free:
-            self._slot_free.notify_all()  # a queued run sees its flag and gives up
+        self.slots.wake_all()  # a queued run sees its flag and gives up
         if attempt is not None:
-            self._steps.stop(attempt)
+            self.steps.stop(attempt)
 
-    # --- inside the run's thread ----------------------------------------------
+    # --- a run's thread -------------------------------------------------------
 
-    def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
+    def _start(self, run: ActiveRun, thread: threading.Thread) -> RuntimeError | None:
+        """Start ``thread``, ``run``'s; on failure (the process's thread limit: "can't start new
+        thread") take ``run`` out of the runs in flight, so that it blocks none of its job's
+        later runs, and return the error."""
+        try:
+            thread.start()
+        except RuntimeError as e:
+            with self._lock:
+                self._active.pop(run.run_id, None)
+            return e
+        return None
+
+    def _thread(self, run: ActiveRun, body: Callable[[], None]) -> None:
+        """A run's thread: ``body`` with the run's log fields bound; a bug (or a broken state
+        database) ends this run, not the daemon; then the run is no longer in flight."""
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
         try:
-            self._replace(replaced)
-            if self._take_slot(run):
-                try:
-                    self._attempts(run)
-                finally:
-                    self._free_slot()
-        except Exception:  # a bug (or a broken state database) ends this run, not the daemon
+            body()
+        except Exception:
             self._log.exception("run.crashed")
         finally:
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
+
+    def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
+        self._replace(replaced)
+        if self._take_slot(run):
+            try:
+                self._attempts(run)
+            finally:
+                self.slots.free()
 
     def _replace(self, replaced: list[ActiveRun]) -> None:
         if not replaced:
@@ -248,63 +250,17 @@ class Runner:
     def _take_slot(self, run: ActiveRun) -> bool:
         """Wait for a global slot until the starting deadline; record why not, if not."""
         deadline = run.entry.job.starting_deadline
-        cap = self._settings.max_concurrent_runs
-        announced = False
-        with self._slot_free:
-            while True:
-                late = (self._clock.now() - run.scheduled_at).total_seconds()
-                if run.cancelled.is_set():
-                    reason = run.cancelled.reason
-                    break
-                if deadline is not None and late > deadline:
-                    reason = "starting_deadline"
-                    break
-                if self._running < cap:
-                    self._running += 1
-                    return True
-                if not announced:
-                    self._log.info("run.queued", running=self._running, max_concurrent_runs=cap)
-                    announced = True
-                self._slot_free.wait(None if deadline is None else max(0.0, deadline - late))
-        if reason == "starting_deadline":
-            self._unstarted(
-                run, Status.MISSED, reason, lag_s=round(late, 3), starting_deadline_s=deadline
+        refused = self.slots.take(run.scheduled_at, deadline, run.cancelled)
+        if refused is None:
+            return True
+        if refused.reason == "starting_deadline":
+            lag_s = round(refused.late_s, 3)
+            self._recorder.unstarted(
+                run, Status.MISSED, refused.reason, lag_s=lag_s, starting_deadline_s=deadline
             )
         else:
-            self._unstarted(run, Status.CANCELLED, reason)
+            self._recorder.unstarted(run, Status.CANCELLED, refused.reason)
         return False
-
-    def _free_slot(self) -> None:
-        with self._slot_free:
-            self._running -= 1
-            self._slot_free.notify()
-
-    def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
-        """A run that never started a container: log it and record it."""
-        self._log.warning(
-            f"run.{status.value}",
-            job=run.entry.name,
-            run_id=run.run_id,
-            reason=reason,
-            scheduled_at=run.scheduled_at.isoformat(),
-            trigger=run.trigger,
-            **fields,
-        )
-        now = self._clock.now()
-        history = self._history
-        history.record(
-            run.run_id,
-            run.entry.name,
-            run.trigger,
-            run.scheduled_at,
-            status=status,
-            at=now,
-            reason=reason,
-        )
-        history.prune(run.entry.name, status, run.entry.job.history_limit)
-        for listener in self._listeners:
-            listener.ended(run.entry.name, status.value, now, None)
-        self._report(run, status.value, reason=reason, error=_text(fields.get("error")))
 
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
@@ -314,114 +270,27 @@ class Runner:
             if outcome is None:
                 return  # interrupted: settled when the engine is back
             if run.cancelled.is_set() or not should_retry(job, outcome, number):
-                self._report_outcome(run, number, outcome)
+                self._recorder.ended(run, number, outcome)
                 return
             delay = retry_delay(job, number)
             self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
-            if self._clock.sleep(delay, run.cancelled):
+            if self.clock.sleep(delay, run.cancelled):
                 return
             number += 1
 
     def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
-        entry, history = run.entry, self._history
-        started, began = self._clock.now(), self._clock.monotonic()
-        self._log.info(
-            "run.started",
-            kind=entry.job.kind,
-            scheduled_at=run.scheduled_at.isoformat(),
-            lag_s=round((started - run.scheduled_at).total_seconds(), 3),
-            trigger=run.trigger,
-            attempt=number,
-        )
-        if number == 1:
-            self._report(run, "started")
-        history.begin(
-            run.run_id,
-            number,
-            entry.name,
-            trigger=run.trigger,
-            scheduled_at=run.scheduled_at,
-            started_at=started,
-        )
-        attempt = Attempt(
-            run.run_id,
-            entry.name,
-            entry.job,
-            run.cancelled,
-            number=number,
-            on_container=lambda cid: history.set_container(run.run_id, number, cid),
-            on_stop=lambda name: history.mark_stopped(run.run_id, name, self._clock.now()),
-            on_started=lambda name: history.unmark_stopped(run.run_id, name),
-        )
+        started, began = self.clock.now(), self.clock.monotonic()
+        attempt = self._recorder.began(run, number, started)
         run.attempt = attempt
         try:
-            outcome = self._outcome(attempt)
+            outcome = self._plans.execute(attempt)
         except RunInterruptedError as e:
-            self._log.warning(
-                "run.interrupted",
-                attempt=number,
-                container_id=e.container_id,
-                reason="engine_unavailable",
-                error=str(e),
-            )
+            self._recorder.interrupted(number, e)
             return None  # still recorded running: settled when the engine is back
         finally:
             run.attempt = None
-        self._finish(run, attempt, outcome, self._clock.monotonic() - began)
+        self._recorder.finished(run, attempt, outcome, self.clock.monotonic() - began)
         return outcome
-
-    def _finish(self, run: ActiveRun, attempt: Attempt, outcome: Outcome, duration: float) -> None:
-        """Log ``run.<status>`` and record the attempt's end."""
-        fields: dict[str, object] = {
-            "attempt": attempt.number,
-            "duration_s": round(duration, 3),
-            "container_id": attempt.created,
-        }
-        extra = {"exit_code": outcome.exit_code, "reason": outcome.reason, "error": outcome.error}
-        fields.update((k, v) for k, v in extra.items() if v is not None)
-        fields.update((k, v) for k, v in outcome.details.items() if k not in fields)
-        level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
-        level(f"run.{outcome.status.value}", **fields)
-        finished_at = self._clock.now()
-        self._history.finish(
-            run.run_id,
-            attempt.number,
-            status=outcome.status,
-            finished_at=finished_at,
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            error=outcome.error,
-            output=outcome.output,
-        )
-        self._history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
-        for listener in self._listeners:
-            listener.ended(run.entry.name, outcome.status.value, finished_at, duration)
-        run.last_duration = duration
-
-    def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
-        report = RunReport(
-            job=run.entry.name,
-            run_id=run.run_id,
-            status=status,
-            scheduled_at=run.scheduled_at.isoformat(),
-            trigger=run.trigger,
-            **fields,  # type: ignore[arg-type]
-        )
-        for listener in self._listeners:
-            listener.report(run.entry.job.notify, report)
-
-    def _report_outcome(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
-        """A run's end after its last attempt."""
-        self._report(
-            run,
-            outcome.status.value,
-            attempt=attempt,
-            exit_code=outcome.exit_code,
-            duration_s=None if run.last_duration is None else round(run.last_duration, 3),
-            reason=outcome.reason,
-            error=outcome.error,
-            output_tail=tuple(outcome.output),
-        )
 
     # --- runs an earlier daemon started -------------------------------------------
 
@@ -435,96 +304,21 @@ class Runner:
         """Wait for a container left running by an earlier instance; record how it ends; then
         start ``start_after`` again (containers that run had stopped)."""
         run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
+        after = start_after or []
         run.thread = threading.Thread(
-            target=self._adopted,
-            args=(run, record, container_id, start_after or []),
+            target=self._thread,
+            args=(run, lambda: self._adoption.follow(run, record, container_id, after)),
             name=f"adopt-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
         with self._lock:
             self._active[run.run_id] = run
-        try:
-            run.thread.start()
-        except RuntimeError as e:  # the thread limit: the next start of the daemon settles it
-            with self._lock:
-                self._active.pop(run.run_id, None)
-            self._log.warning("run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(e))
-
-    def _adopted(
-        self, run: ActiveRun, record: RunRecord, container_id: str, start_after: list[str]
-    ) -> None:
-        structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
-        try:
-            started = record.started_at or run.scheduled_at
-            elapsed = max(0.0, (self._clock.now() - started).total_seconds())
-            self._log.info(
-                "run.adopted",
-                attempt=record.attempt,
-                container_id=container_id,
-                running_s=round(elapsed, 3),
+        if (error := self._start(run, run.thread)) is not None:  # the next start settles it
+            self._log.warning(
+                "run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(error)
             )
-            attempt = Attempt(
-                run.run_id,
-                run.entry.name,
-                run.entry.job,
-                run.cancelled,
-                number=record.attempt,
-                on_started=lambda name: self._history.unmark_stopped(run.run_id, name),
-            )
-            run.attempt = attempt
-            began = self._clock.monotonic()
-            try:
-                outcome = self._steps.adopt(
-                    attempt,
-                    container_id,
-                    max(0.0, run.entry.job.timeout - elapsed),
-                    self._all_steps(run.entry),
-                )
-            finally:
-                self._steps.start_again(attempt, start_after)
-            self._finish(run, attempt, outcome, elapsed + self._clock.monotonic() - began)
-            self._report_outcome(run, record.attempt, outcome)
-        except Exception:  # as in _execute: a bug ends this run, not the daemon
-            self._log.exception("run.crashed")
-        finally:
-            with self._lock:
-                self._active.pop(run.run_id, None)
-            structlog.contextvars.clear_contextvars()
 
     def recover(self, entry: JobEntry, container_id: str) -> None:
         """Keep what an ended container of ``entry``'s, left by a dead daemon, holds (a
         shipping tool's checkpoints in its log): the job's step handlers say what."""
-        self._steps.recover(entry.name, self._all_steps(entry), container_id)
-
-    def _all_steps(self, entry: JobEntry) -> tuple[Step, ...]:
-        """The steps of a run of ``entry``: its plan's, then its cleanup's."""
-        plan = self._plan(entry.job, entry.name)
-        return plan.steps + plan.cleanup
-
-    def _plan(self, job: BaseJob, name: str) -> Plan:
-        """The plan of a run of ``job`` (named ``name``) with this daemon's ops image."""
-        return job.plan(PlanContext(job=name, ops_image=self._ops_image))
-
-    def _outcome(self, attempt: Attempt) -> Outcome:
-        """Execute the plan; every failure becomes an outcome, never an escaping error."""
-        try:
-            plan = self._plan(attempt.job, attempt.job_name)
-            outcome = Outcome(Status.SUCCEEDED, exit_code=0)
-            try:
-                outcome = self._steps.run_all(attempt, plan.steps)
-            finally:
-                for step in plan.cleanup:  # post_exec and the like: on every path
-                    after = self._steps.run(attempt, step)
-                    if after.status is not Status.SUCCEEDED and outcome.status is Status.SUCCEEDED:
-                        outcome = after
-        except RunInterruptedError:
-            raise
-        except EngineError as e:
-            if attempt.cancelled.is_set():
-                return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason, error=str(e))
-            reason = "engine_unavailable" if isinstance(e, EngineUnavailableError) else None
-            return Outcome(Status.FAILED, reason=reason, error=str(e))
-        except Exception as e:  # one run's bug must not take the daemon down
-            self._log.exception("run.crashed")
-            return Outcome(Status.FAILED, error=f"internal error: {type(e).__name__}: {e}")
-        return outcome
+        self.steps.recover(entry.name, self._plans.all_steps(entry), container_id)

@@ -1,6 +1,6 @@
 """The shared types of a run: how it ended (Status, Outcome), one attempt (Attempt), how it
-is cancelled, and who hears of it (RunListener) — a leaf module every part of the daemon
-can import."""
+is cancelled, a run in flight (ActiveRun), and who hears of it (RunListener) — a leaf module
+every part of the daemon can import."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from jobs.base import BaseJob, NotifySpec
     from scheduler.errors import EngineUnavailableError
     from scheduler.notify import RunReport
+    from scheduler.settings import JobEntry
 
 
 class Status(StrEnum):
@@ -87,6 +88,20 @@ class Attempt:
     """Called before the attempt stops a container (the daemon records it)."""
     on_started: Callable[[str], None] | None = None
     """Called after the attempt started a stopped container again."""
+
+
+@dataclass(slots=True)
+class ActiveRun:
+    """A run in flight (queued, running or between attempts)."""
+
+    run_id: str
+    entry: JobEntry
+    scheduled_at: datetime
+    trigger: str
+    cancelled: Cancellation = field(default_factory=Cancellation)
+    attempt: Attempt | None = None
+    thread: threading.Thread | None = None
+    last_duration: float | None = None
 
 
 class RunInterruptedError(CrontainerError):

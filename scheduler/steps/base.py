@@ -62,7 +62,7 @@ class StepHandler(Generic[S]):
         self.log = get_logger()
 
     def run(self, attempt: Attempt, step: S) -> Outcome:
-        """Execute ``step`` for ``attempt``; engine errors may escape (the runner maps them)."""
+        """Execute ``step`` for ``attempt``; engine errors may escape (``Plans`` maps them)."""
         raise NotImplementedError
 
     def recover(self, job: str, step: S, container_id: str) -> None:

@@ -181,7 +181,7 @@ def test_runs_beyond_the_global_cap_wait_and_are_cancellable(tmp_path: Path) -> 
         runner.cancel_all()
         assert runner.join(10)
     assert len([e for e in logs if e["event"] == "run.cancelled"]) == 2
-    rows = runner._history.runs("j")
+    rows = runner.history.runs("j")
     assert sorted((r.status, r.started_at is None, r.reason) for r in rows) == [
         ("cancelled", False, "daemon_stopping"),  # the running one
         ("cancelled", True, "daemon_stopping"),  # the queued one never started
@@ -221,7 +221,7 @@ def test_forbid_skips_a_run_while_the_previous_one_runs(tmp_path: Path) -> None:
     assert skipped[0]["running_run_id"] == skipped[0]["first"]
     assert skipped[0]["second"] is None
     assert engine.created() == 1
-    statuses = {r.status for r in runner._history.runs("j")}
+    statuses = {r.status for r in runner.history.runs("j")}
     assert statuses == {"skipped", "cancelled"}
 
 
@@ -304,7 +304,7 @@ def test_a_run_later_than_its_starting_deadline_is_missed(tmp_path: Path) -> Non
     assert missed[0]["reason"] == "starting_deadline"
     assert missed[0]["lag_s"] == 120.0
     assert engine.created() == 0
-    assert [r.status for r in runner._history.runs("j")] == ["missed"]
+    assert [r.status for r in runner.history.runs("j")] == ["missed"]
 
 
 def test_a_queued_run_is_missed_when_no_slot_frees_in_time(tmp_path: Path) -> None:
@@ -344,12 +344,12 @@ def test_history_keeps_the_last_runs_of_each_outcome(tmp_path: Path) -> None:
         run_ids.append(str(runner.submit(config.jobs["j"], SCHEDULED)))
         assert runner.join(10)
         engine.clock.advance(60)
-    rows = runner._history.runs("j")
+    rows = runner.history.runs("j")
     assert sorted(r.status for r in rows) == ["failed", "failed", "succeeded", "succeeded"]
     # which, not how many: the newest two of each outcome, by identity
     assert sorted(r.run_id for r in rows) == sorted([*run_ids[1:3], *run_ids[4:6]])
-    assert runner._history.marks()["j"].last_status == "failed"
-    assert runner._history.marks()["j"].last_success_at is not None
+    assert runner.history.marks()["j"].last_status == "failed"
+    assert runner.history.marks()["j"].last_success_at is not None
 
 
 def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_path: Path) -> None:
@@ -366,12 +366,12 @@ def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_
         "j",
         config.jobs["j"].job,
         Cancellation(),
-        on_stop=lambda name: runner._history.mark_stopped("r1", name, SCHEDULED),
-        on_started=lambda name: runner._history.unmark_stopped("r1", name),
+        on_stop=lambda name: runner.history.mark_stopped("r1", name, SCHEDULED),
+        on_started=lambda name: runner.history.unmark_stopped("r1", name),
     )
     recorded: list[list[tuple[str, str]]] = []
-    engine.on_start = lambda: recorded.append(runner._history.still_stopped())
-    outcome = runner._steps.run(attempt, step)
+    engine.on_start = lambda: recorded.append(runner.history.still_stopped())
+    outcome = runner.steps.run(attempt, step)
     assert outcome.exit_code == 2
     order = [(n, a) for n, a in engine.calls if n in ("stop", "start") or (n == "is_running")]
     assert order[:5] == [
@@ -384,7 +384,7 @@ def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_
     starts = [a for n, a in engine.calls if n == "start"]
     assert starts[-2:] == ["db", "app"]  # reverse order, after the body's own container
     assert sorted(recorded[0]) == [("r1", "app"), ("r1", "db")]  # recorded while stopped
-    assert runner._history.still_stopped() == []
+    assert runner.history.still_stopped() == []
 
 
 def test_a_run_whose_thread_cannot_start_is_failed_and_blocks_nothing(
@@ -416,7 +416,7 @@ def test_a_run_whose_thread_cannot_start_is_failed_and_blocks_nothing(
         ("thread_start_failed", "can't start new thread")
     ]
     assert not [e for e in logs if e["event"] == "run.skipped"]
-    statuses = [(r.run_id == second, r.status, r.reason) for r in runner._history.runs("j")]
+    statuses = [(r.run_id == second, r.status, r.reason) for r in runner.history.runs("j")]
     assert sorted(statuses) == [(False, "failed", "thread_start_failed"), (True, "succeeded", None)]
 
 
@@ -429,7 +429,7 @@ def test_a_full_state_disk_stops_no_container_and_is_a_health_failure(tmp_path: 
     config = backup_stopping_app(tmp_path)
     engine = FakeEngine(FakeClock())
     runner = make_runner(config, engine)
-    history = runner._history
+    history = runner.history
     health = Health(lambda: True, lambda: None, lambda: history.write_error)
     with structlog.testing.capture_logs() as filling:
         fill_every_page(history)

@@ -166,7 +166,7 @@ def test_an_adopted_run_is_stopped_at_shutdown(tmp_path: Path) -> None:
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         runner.adopt(entry, record, "c-alive", [])
         assert waiting.wait(5)
-        assert all(r.thread is not None and r.thread.daemon for r in runner._active.values())
+        assert all(r.thread is not None and r.thread.daemon for r in runner.active_runs().values())
         runner.cancel_all()
         ended(runner)
     assert ("stop", 3.0) in engine.calls

@@ -48,7 +48,7 @@ def assert_unstarted(
     **fields: object,
 ) -> None:
     """The run the answer names is recorded, logged, counted and reported, with its reason."""
-    at = runner._clock.now()
+    at = runner.clock.now()
     assert dispatched == Dispatched(dispatched.run_id, status, reason)
     recorded = row(runner, dispatched.run_id)
     assert (recorded.attempt, recorded.job, recorded.trigger, recorded.scheduled_at) == (
@@ -245,7 +245,7 @@ def test_running_by_job_counts_runs_in_flight_per_job(tmp_path: Path) -> None:
     assert runner.active() == 3
     assert len(runner.active_ids()) == 3
     # a run stuck in the engine must never hold the process open at exit
-    assert all(r.thread is not None and r.thread.daemon for r in runner._active.values())
+    assert all(r.thread is not None and r.thread.daemon for r in runner.active_runs().values())
     runner.cancel_all()
     ended(runner)
     assert runner.running_by_job() == {}
@@ -280,7 +280,7 @@ def capped(
     )
     engine, heard = FakeEngine(FakeClock(), exit_status=None, blocking=True), Heard()
     runner = make_runner(config, engine, heard)
-    runner._slot_free = slots
+    runner.slots.condition = slots
     return config, engine, runner, heard
 
 
@@ -446,7 +446,7 @@ def test_a_replacing_run_waits_for_the_old_one_a_bounded_time(tmp_path: Path) ->
     runner = make_runner(config, engine, heard)
     first = runner.submit(config.jobs["j"], SCHEDULED)
     wait_for(lambda: "wait" in engine.names())
-    old = runner._active[str(first)]
+    old = runner.active_runs()[str(first)]
     assert old.thread is not None
     spy = JoinSpy(old.thread)
     old.thread = spy  # type: ignore[assignment]

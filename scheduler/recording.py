@@ -1,0 +1,164 @@
+"""A run's life on the record: its history rows, its ``run.<status>`` events, the listeners'
+calls and the notification reports — for each attempt, and for a run that never started."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scheduler.logs import get_logger
+from scheduler.notify import RunReport
+from scheduler.runs import Attempt, Status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from scheduler.clock import Clock
+    from scheduler.history import History
+    from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, RunListener
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class Recorder:
+    """Records runs in the history and tells the listeners, in the order they were added."""
+
+    def __init__(self, history: History, clock: Clock, listeners: Iterable[RunListener]) -> None:
+        """``listeners`` hear of every attempt that ended and every run that never started
+        (``ended``), and of each run's start and its end after the last attempt (``report``)."""
+        self.history = history
+        """The run history every row goes to."""
+        self._clock = clock
+        self._listeners = list(listeners)
+        self._log = get_logger()
+
+    def add_listener(self, listener: RunListener) -> None:
+        """``listener`` hears of runs from now on (after the others)."""
+        self._listeners.append(listener)
+
+    def unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
+        """A run that never started a container: log it and record it."""
+        self._log.warning(
+            f"run.{status.value}",
+            job=run.entry.name,
+            run_id=run.run_id,
+            reason=reason,
+            scheduled_at=run.scheduled_at.isoformat(),
+            trigger=run.trigger,
+            **fields,
+        )
+        now = self._clock.now()
+        history = self.history
+        history.record(
+            run.run_id,
+            run.entry.name,
+            run.trigger,
+            run.scheduled_at,
+            status=status,
+            at=now,
+            reason=reason,
+        )
+        history.prune(run.entry.name, status, run.entry.job.history_limit)
+        for listener in self._listeners:
+            listener.ended(run.entry.name, status.value, now, None)
+        self._report(run, status.value, reason=reason, error=_text(fields.get("error")))
+
+    def began(self, run: ActiveRun, number: int, started: datetime) -> Attempt:
+        """Attempt ``number`` of ``run`` began at ``started``: log ``run.started``, report the
+        run's start (at its first attempt), record the attempt's row. The attempt, whose hooks
+        record its container and the containers it stops and starts again."""
+        entry, history = run.entry, self.history
+        self._log.info(
+            "run.started",
+            kind=entry.job.kind,
+            scheduled_at=run.scheduled_at.isoformat(),
+            lag_s=round((started - run.scheduled_at).total_seconds(), 3),
+            trigger=run.trigger,
+            attempt=number,
+        )
+        if number == 1:
+            self._report(run, "started")
+        history.begin(
+            run.run_id,
+            number,
+            entry.name,
+            trigger=run.trigger,
+            scheduled_at=run.scheduled_at,
+            started_at=started,
+        )
+        return Attempt(
+            run.run_id,
+            entry.name,
+            entry.job,
+            run.cancelled,
+            number=number,
+            on_container=lambda cid: history.set_container(run.run_id, number, cid),
+            on_stop=lambda name: history.mark_stopped(run.run_id, name, self._clock.now()),
+            on_started=lambda name: history.unmark_stopped(run.run_id, name),
+        )
+
+    def interrupted(self, number: int, error: RunInterruptedError) -> None:
+        """Attempt ``number`` lost the engine while its container existed: log it; its row
+        stays running, settled when the engine is back."""
+        self._log.warning(
+            "run.interrupted",
+            attempt=number,
+            container_id=error.container_id,
+            reason="engine_unavailable",
+            error=str(error),
+        )
+
+    def finished(self, run: ActiveRun, attempt: Attempt, outcome: Outcome, duration: float) -> None:
+        """Log ``run.<status>`` and record the attempt's end."""
+        fields: dict[str, object] = {
+            "attempt": attempt.number,
+            "duration_s": round(duration, 3),
+            "container_id": attempt.created,
+        }
+        extra = {"exit_code": outcome.exit_code, "reason": outcome.reason, "error": outcome.error}
+        fields.update((k, v) for k, v in extra.items() if v is not None)
+        fields.update((k, v) for k, v in outcome.details.items() if k not in fields)
+        level = self._log.info if outcome.status is Status.SUCCEEDED else self._log.warning
+        level(f"run.{outcome.status.value}", **fields)
+        finished_at = self._clock.now()
+        self.history.finish(
+            run.run_id,
+            attempt.number,
+            status=outcome.status,
+            finished_at=finished_at,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            error=outcome.error,
+            output=outcome.output,
+        )
+        self.history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
+        for listener in self._listeners:
+            listener.ended(run.entry.name, outcome.status.value, finished_at, duration)
+        run.last_duration = duration
+
+    def ended(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
+        """Report a run's end after its last attempt, ``attempt``."""
+        self._report(
+            run,
+            outcome.status.value,
+            attempt=attempt,
+            exit_code=outcome.exit_code,
+            duration_s=None if run.last_duration is None else round(run.last_duration, 3),
+            reason=outcome.reason,
+            error=outcome.error,
+            output_tail=tuple(outcome.output),
+        )
+
+    def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
+        report = RunReport(
+            job=run.entry.name,
+            run_id=run.run_id,
+            status=status,
+            scheduled_at=run.scheduled_at.isoformat(),
+            trigger=run.trigger,
+            **fields,  # type: ignore[arg-type]
+        )
+        for listener in self._listeners:
+            listener.report(run.entry.job.notify, report)
