@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from scheduler.history import DB_NAME, SCHEMA_VERSION, History, HistoryError
+from scheduler.history import History, HistoryError
+from scheduler.history.database import DB_NAME
+from scheduler.history.schema import SCHEMA_VERSION
 
 T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
 

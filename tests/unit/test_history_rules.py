@@ -12,14 +12,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from scheduler.history import (
-    DB_NAME,
-    MIGRATIONS,
-    OUTPUT_TAIL_BYTES,
-    SCHEMA_VERSION,
-    History,
-    HistoryError,
-)
+from scheduler.history import History, HistoryError
+from scheduler.history.database import DB_NAME
+from scheduler.history.runs import OUTPUT_TAIL_BYTES
+from scheduler.history.schema import MIGRATIONS, SCHEMA_VERSION
 
 from .helpers import events, local_zone
 

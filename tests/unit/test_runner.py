@@ -455,7 +455,7 @@ def test_a_full_state_disk_stops_no_container_and_is_a_health_failure(tmp_path: 
                 "reason": "the state database refuses writes: database or disk is full",
             },
         )
-        history._db.execute("PRAGMA max_page_count = 1000000")  # space again
+        history.connection.execute("PRAGMA max_page_count = 1000000")  # space again
         runner.submit(config.jobs["b"], SCHEDULED + timedelta(days=1))
         assert runner.join(10)
     events = [e["event"] for e in logs]
@@ -473,8 +473,8 @@ def fill_every_page(history: History) -> None:
     """The disk is full: the file may not grow (max_page_count), and the free space left in
     its pages — runs, job marks, stopped containers, checkpoints — is used up, so every
     write that adds a row fails."""
-    pages = history._db.execute("PRAGMA page_count").fetchone()[0]
-    history._db.execute(f"PRAGMA max_page_count = {pages}")
+    pages = history.connection.execute("PRAGMA page_count").fetchone()[0]
+    history.connection.execute(f"PRAGMA max_page_count = {pages}")
     at = SCHEDULED
     writers: list[Callable[[int, str], None]] = [
         lambda n, x: history.record_fire(f"f{n}{x}", at),
@@ -487,10 +487,10 @@ def fill_every_page(history: History) -> None:
         for size in (200, 20, 1):  # big rows first, then the crumbs of space they leave
             while True:
                 count += 1
-                before = history._failed_writes
+                before = history.failed_writes
                 with contextlib.suppress(HistoryError):
                     write(count, "x" * size)
-                if history._failed_writes > before:
+                if history.failed_writes > before:
                     break
 
 

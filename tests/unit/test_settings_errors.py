@@ -9,9 +9,8 @@ import pytest
 
 from jobs.base import BaseJob
 from jobs.kinds import KINDS
-from scheduler import settings
 from scheduler.errors import ConfigError
-from scheduler.settings import load_config
+from scheduler.settings import entries, load_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,7 +95,7 @@ def test_a_job_whose_schedule_fails_without_a_reason_is_still_named(
     def broken(expression: str, timezone: str = "UTC") -> Schedule:
         raise KeyError(expression)
 
-    monkeypatch.setattr(settings, "parse_schedule", broken)
+    monkeypatch.setattr(entries, "parse_schedule", broken)
     text = RUN.format(name="a")
     assert errors_of(tmp_path, text) == ["jobs.a.schedule: cannot be read"]
 

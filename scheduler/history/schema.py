@@ -1,0 +1,59 @@
+"""The state database's tables: one SQL script per schema version (``PRAGMA user_version``).
+
+Each entry of ``MIGRATIONS`` moves the file one version up; ``Database.open`` runs the ones
+a file lacks, each inside a transaction. Append a new entry, never edit a shipped one.
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs (one row per attempt) and per-job marks
+    """
+    CREATE TABLE runs (
+        run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        job TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        scheduled_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        reason TEXT,
+        error TEXT,
+        container_id TEXT,
+        output_tail TEXT,
+        PRIMARY KEY (run_id, attempt)
+    );
+    CREATE INDEX runs_by_job ON runs (job, status, scheduled_at);
+    CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        last_scheduled_at TEXT,
+        last_success_at TEXT,
+        last_status TEXT,
+        last_finished_at TEXT
+    );
+    """,
+    # 2: containers a run stopped and must start again (a successor does, after a crash)
+    """
+    CREATE TABLE stopped (
+        run_id TEXT NOT NULL,
+        container TEXT NOT NULL,
+        stopped_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, container)
+    );
+    """,
+    # 3: where log shipping stands, per job and source (what the sink acknowledged)
+    """
+    CREATE TABLE checkpoints (
+        job TEXT NOT NULL,
+        source TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (job, source)
+    );
+    """,
+    # 4: that table holds any ops tool's state (a rotation's last rotations too): named so
+    """
+    ALTER TABLE checkpoints RENAME TO tool_state;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,119 @@
+"""The config: one TOML file plus ``CRONTAINER_*`` environment overrides.
+
+``load_config`` reads and validates everything at once and either returns a
+frozen ``Config`` or raises ``ConfigError`` with one line per problem, each
+naming where it is (``jobs.db-backup.schedule: …``). Its parts:
+
+- ``daemon``: the ``[daemon]`` table (``DaemonSettings``).
+- ``sources``: the TOML file and the strict ``CRONTAINER_*`` environment, merged into
+  plain tables; environment text converted by the type of the key it sets.
+- ``messages``: validation errors as error lines, never showing a secret.
+- ``entries``: ``[defaults]`` checked and merged; each ``[jobs.NAME]`` → ``JobEntry``.
+- ``schema``: the JSON Schema of the file (``config_schema``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from scheduler.errors import ConfigError
+from scheduler.settings.daemon import DaemonSettings
+from scheduler.settings.entries import JobEntry, check_defaults, load_job
+from scheduler.settings.messages import error_lines
+from scheduler.settings.schema import config_schema
+from scheduler.settings.sources import ENV_CONFIG, read_sources
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "MAX_CONFIG_BYTES",
+    "MAX_JOBS",
+    "Config",
+    "DaemonSettings",
+    "JobEntry",
+    "config_path",
+    "config_schema",
+    "load_config",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/crontainer/config.toml")
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+"""A config file larger than this is refused before it is parsed."""
+MAX_JOBS = 10_000
+"""The most jobs one config may hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the daemon needs, validated."""
+
+    path: Path
+    daemon: DaemonSettings
+    jobs: Mapping[str, JobEntry]
+
+
+def config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
+    """``--config``, else ``CRONTAINER_CONFIG``, else the default path."""
+    if cli_value:
+        return Path(cli_value)
+    if environ.get(ENV_CONFIG):
+        return Path(environ[ENV_CONFIG])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the config; raise ConfigError listing every problem.
+
+    Nothing in a config file may raise anything else: whatever the file holds, the caller
+    (the daemon at start or at a reload) gets a ConfigError, never a crash."""
+    env = os.environ if environ is None else environ
+    try:
+        return _load_config(path, env)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError([f"{path}: values are nested too deeply"]) from None
+    except Exception as e:  # a bug in reading a config must not stop a daemon
+        raise ConfigError([f"{path}: cannot be loaded: {type(e).__name__}: {e}"]) from e
+
+
+def _load_config(path: Path, env: Mapping[str, str]) -> Config:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    if size is None or not path.is_file():
+        reason = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError([f"{path}: the config file {reason}"])
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [f"{path}: the config file is {size} bytes; at most {MAX_CONFIG_BYTES} are read"]
+        )
+    errors: list[str] = []
+    try:
+        raw = read_sources(path, env, errors)
+    except (OSError, ValueError) as e:  # TOMLDecodeError is a ValueError
+        raise ConfigError([f"{path}: cannot read the config: {e}"]) from None
+    daemon: DaemonSettings | None = None
+    try:
+        daemon = DaemonSettings.model_validate(raw.get("daemon", {}))
+    except ValidationError as e:
+        errors.extend(error_lines(e, "daemon"))
+    defaults = check_defaults(raw.get("defaults", {}), errors)
+    if len(raw.get("jobs", {})) > MAX_JOBS:
+        raise ConfigError([f"jobs: {len(raw['jobs'])} jobs; at most {MAX_JOBS} are allowed"])
+    entries: dict[str, JobEntry] = {}
+    for name, table in raw.get("jobs", {}).items():
+        entry = load_job(name, table, defaults, errors)
+        if entry is not None:
+            entries[name] = entry
+    if errors or daemon is None:
+        raise ConfigError(errors)
+    return Config(path=path, daemon=daemon, jobs=entries)

@@ -1,0 +1,103 @@
+"""The ``[daemon]`` table: the daemon's own settings, each with its bounds and description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from jobs.base import NAME_PATTERN, Model
+from jobs.units import Duration, Largest, Longest, Size
+from scheduler import heartbeat
+
+DEFAULT_HTTP = "0.0.0.0:8137"
+"""Port 8137: outside the exporters' 9100-9999 range, no common service."""
+
+
+class DaemonSettings(Model):
+    """The ``[daemon]`` table."""
+
+    name: str = Field(
+        "crontainer",
+        pattern=NAME_PATTERN,
+        description="identifies this daemon across restarts (labels of its containers)",
+    )
+    ops_image: str | None = Field(
+        None, description="image of the ops containers; default: the image the daemon runs from"
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a TTY, JSON otherwise"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace: Annotated[Duration, Longest("1d")] = Field(
+        30.0, description="on SIGTERM, wait this long for runs before stopping them"
+    )
+    engine_timeout: Annotated[Duration, Field(gt=0), Longest("1h")] = Field(
+        60.0, description="deadline of each Docker API call"
+    )
+    engine_wait: Annotated[Duration, Longest("1d")] = Field(
+        60.0, description="at start, retry the engine this long before exiting 1"
+    )
+    config_poll: Annotated[Duration, Longest("1d")] = Field(
+        5.0, description="how often the config file's content is checked for changes (0: never)"
+    )
+    heartbeat_file: Path = Field(
+        heartbeat.DEFAULT,
+        strict=False,
+        description="touched every 5 s while the scheduling loop is alive (crontainer health)",
+    )
+    state_dir: Path = Field(
+        Path("/var/lib/crontainer"),
+        strict=False,
+        description="the run history (SQLite); mount a named volume here",
+    )
+    max_concurrent_runs: int = Field(
+        16, ge=1, le=1000, description="runs in flight at once, all jobs"
+    )
+    max_output_line: Annotated[Size, Field(ge=80), Largest("1MiB")] = Field(
+        16 * 1024, description="longer output lines are cut in run.output events"
+    )
+    max_output_per_run: Annotated[Size, Largest("1GiB")] = Field(
+        1024 * 1024, description="output logged per run; the rest is counted, not logged"
+    )
+    http: str = Field(
+        DEFAULT_HTTP,
+        description="host:port of /metrics, /healthz and /readyz (read-only; port 0: any "
+        "free port); '' turns it off",
+    )
+
+    @field_validator("heartbeat_file", mode="before")
+    @classmethod
+    def _a_file(cls, value: object) -> object:
+        if isinstance(value, str) and (not value.startswith("/") or value.endswith("/")):
+            raise ValueError(
+                "expected the absolute path of a file, e.g. '/tmp/crontainer.heartbeat'"
+            )
+        return value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _a_directory(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("expected a directory, e.g. '/var/lib/crontainer'")
+        return value
+
+    @field_validator("http")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, colon, port = value.rpartition(":")
+        if not colon or not port.isdigit() or not 0 <= int(port) < 65536:  # noqa: PLR2004
+            raise ValueError(f"{value!r}: expected host:port (e.g. '0.0.0.0:8137'), or ''")
+        if not host:
+            raise ValueError(f"{value!r}: the host is missing (e.g. '0.0.0.0:{port}')")
+        return value
+
+    def http_address(self) -> tuple[str, int] | None:
+        """(host, port) of the HTTP listener, or None when it is off."""
+        if not self.http:
+            return None
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)

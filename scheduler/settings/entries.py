@@ -1,0 +1,143 @@
+"""The jobs' tables: ``[defaults]`` checked key by key, merged into each ``[jobs.NAME]``,
+which the model its ``kind`` names validates into a ``JobEntry`` (with its schedule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ValidationError, create_model, field_validator
+
+from jobs.base import BaseJob, name_is_valid
+from jobs.kinds import KINDS, Job
+from scheduler.schedule import Schedule, ScheduleError, parse_schedule
+from scheduler.settings.messages import error_lines
+from scheduler.settings.sources import job_fields
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MERGED_TABLES = frozenset({"env", "labels", "notify"})
+"""Keys whose tables merge key by key with ``[defaults]`` instead of replacing it."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobEntry:
+    """One configured job with its parsed schedule."""
+
+    name: str
+    job: Job
+    schedule: Schedule
+
+
+@cache
+def _defaults_model(kind: type[BaseJob]) -> type[BaseModel]:
+    """``kind``'s fields, each optional, with their own checks (types, bounds, field
+    validators) but not the checks of a whole job (a backup's source, a logship's paths):
+    validates the part of [defaults] that applies to ``kind``."""
+    fields: dict[str, Any] = {}
+    for name, info in kind.model_fields.items():
+        annotation: Any = info.annotation
+        if info.metadata:
+            annotation = Annotated[annotation, *info.metadata]
+        fields[name] = (annotation | None, None)
+    validators: dict[str, Any] = {
+        name: field_validator(*found.info.fields, mode=found.info.mode)(
+            classmethod(found.func.__func__)  # type: ignore[attr-defined]  # a bound classmethod
+        )
+        for name, found in kind.__pydantic_decorators__.field_validators.items()
+    }
+    return create_model(
+        f"{kind.__name__}Defaults",
+        __config__=kind.model_config,
+        __validators__=validators,
+        **fields,
+    )
+
+
+def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
+    """The valid part of [defaults]; problems go to ``errors``."""
+    known = job_fields()
+    bad: set[str] = set()
+    for key in defaults:
+        if key == "kind":
+            errors.append("defaults.kind: a job's kind cannot have a default")
+            bad.add(key)
+        elif key not in known:
+            errors.append("defaults." + key + ": unknown key (no job kind has it)")
+            bad.add(key)
+    for kind in KINDS.values():
+        part = {k: v for k, v in defaults.items() if k in kind.model_fields and k not in bad}
+        try:
+            _defaults_model(kind).model_validate(part)
+        except ValidationError as e:
+            errors.extend(error_lines(e, "defaults"))
+            # each key is judged once: a later kind, or a job, does not report it again
+            bad.update(str(item["loc"][0]) for item in e.errors() if item["loc"])
+    return {k: v for k, v in defaults.items() if k not in bad}
+
+
+def _with_defaults(
+    table: Mapping[str, Any], kind: type[BaseJob], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    merged = {k: v for k, v in defaults.items() if k in kind.model_fields}
+    for key, value in table.items():
+        base = merged.get(key)
+        if key in MERGED_TABLES and isinstance(base, dict) and isinstance(value, dict):
+            merged[key] = {**base, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Schedule | None:
+    """Parse the schedule even when other keys are wrong, so every error is reported at once."""
+    expression, zone = table.get("schedule"), table.get("timezone", "UTC")
+    if not isinstance(expression, str) or not isinstance(zone, str) or not expression:
+        return None  # the model's validation reports these
+    try:
+        return parse_schedule(expression, zone)
+    except ScheduleError as e:
+        errors.append(f"{where}.schedule: {e}")
+    except (ValueError, KeyError):
+        pass  # an unknown time zone: reported by the model's validation
+    return None
+
+
+def load_job(  # noqa: PLR0911 - one early return per kind of problem
+    name: str, table: Mapping[str, Any], defaults: Mapping[str, Any], errors: list[str]
+) -> JobEntry | None:
+    """``[jobs.<name>]`` with its defaults, validated by its kind's model; None when it is
+    refused (the reasons go to ``errors``)."""
+    where = f"jobs.{name}"
+    if not name_is_valid(name):
+        errors.append(
+            f"{where}: a job name must start with a letter or digit and hold only letters, "
+            "digits, '.', '_' and '-' (at most 63 characters)"
+        )
+        return None
+    kind_name = table.get("kind")
+    if kind_name is None:
+        errors.append(f"{where}.kind: required key is missing (one of: {', '.join(KINDS)})")
+        return None
+    kind = KINDS.get(str(kind_name))
+    if kind is None:
+        errors.append(f"{where}.kind: unknown kind {kind_name!r} (one of: {', '.join(KINDS)})")
+        return None
+    merged = _with_defaults(table, kind, defaults)
+    known = len(errors)
+    schedule = _schedule_of(where, merged, errors)
+    try:
+        job = kind.model_validate(merged)
+    except ValidationError as e:
+        errors.extend(error_lines(e, where))
+        return None
+    if schedule is None:
+        if len(errors) == known:  # never drop a job without saying why
+            errors.append(f"{where}.schedule: cannot be read")
+        return None
+    if not isinstance(job, Job):  # the registry and the union grow together
+        errors.append(f"{where}.kind: kind {kind_name!r} is registered but not in the Job union")
+        return None
+    return JobEntry(name=name, job=job, schedule=schedule)

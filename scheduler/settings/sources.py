@@ -1,0 +1,150 @@
+"""The config's sources: the TOML file and the strict ``CRONTAINER_*`` environment, merged
+into plain tables (pydantic-settings); environment text converted by the type of the key
+it sets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BeforeValidator, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from jobs.kinds import KINDS
+from scheduler.settings.daemon import DaemonSettings
+from scheduler.settings.messages import error_lines
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from pydantic.fields import FieldInfo
+
+ENV_PREFIX = "CRONTAINER_"
+ENV_CONFIG = "CRONTAINER_CONFIG"
+
+
+def job_fields() -> set[str]:
+    """The keys of any job kind but ``kind``: what ``[defaults]`` may hold."""
+    return {name for kind in KINDS.values() for name in kind.model_fields if name != "kind"}
+
+
+class _StrictEnvSource(PydanticBaseSettingsSource):
+    """``CRONTAINER_DAEMON__KEY`` and ``CRONTAINER_DEFAULTS__KEY``; anything else is an error."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str], errors: list[str]
+    ) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+        self._errors = errors
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ANN401, ARG002
+        return None, field_name, False  # unused: __call__ builds the whole dict
+
+    def __call__(self) -> dict[str, Any]:
+        known = {"daemon": set(DaemonSettings.model_fields), "defaults": job_fields()}
+        found: dict[str, dict[str, Any]] = {}
+        for var, value in sorted(self._environ.items()):
+            upper = var.upper()
+            if not upper.startswith(ENV_PREFIX) or upper == ENV_CONFIG:
+                continue
+            section, sep, key = upper[len(ENV_PREFIX) :].lower().partition("__")
+            if not sep or section not in known or key not in known[section]:
+                self._errors.append(
+                    f"{var}: unknown environment variable (use CRONTAINER_DAEMON__<key> or "
+                    f"CRONTAINER_DEFAULTS__<key> with a key of [daemon] or [defaults]; "
+                    f"{ENV_CONFIG} names the config file)"
+                )
+                continue
+            try:
+                parsed = json.loads(value) if value.lstrip()[:1] in ("[", "{") else value
+            except json.JSONDecodeError as e:
+                self._errors.append(f"{var}: a list or table value must be JSON: {e}")
+                continue
+            if isinstance(parsed, str):
+                parsed = _from_text(parsed, _field_of(section, key))
+            found.setdefault(section, {})[key] = parsed
+        return found
+
+
+_TRUTH = {"true": True, "yes": True, "on": True, "1": True}
+_TRUTH |= {"false": False, "no": False, "off": False, "0": False}
+
+
+def _field_of(section: str, key: str) -> FieldInfo:
+    """The model field an environment variable sets ([defaults]: the first kind that has it)."""
+    if section == "daemon":
+        return DaemonSettings.model_fields[key]
+    return next(k.model_fields[key] for k in KINDS.values() if key in k.model_fields)
+
+
+def _scalars(annotation: object, metadata: list[object]) -> set[str]:
+    """What plain values a field takes: ``text`` (it reads text itself: strings, names,
+    paths, durations, sizes), ``bool``, ``int``, ``float``."""
+    if any(isinstance(m, BeforeValidator) for m in metadata):
+        return {"text"}
+    if get_origin(annotation) is Annotated:
+        base, *more = get_args(annotation)
+        return _scalars(base, [*metadata, *more])
+    if get_origin(annotation) in (Union, UnionType):
+        return set().union(*(_scalars(a, []) for a in get_args(annotation) if a is not NoneType))
+    names = {bool: "bool", int: "int", float: "float"}
+    return {names.get(annotation, "text")} if isinstance(annotation, type) else {"text"}
+
+
+def _from_text(text: str, field: FieldInfo) -> object:
+    """An environment variable's text as the field's type wants it (the model stays strict
+    for the file): ``true``/``false`` (also yes/no, on/off, 1/0) for a flag, digits for a
+    number; text that fits none is passed on for the model to refuse, naming the key."""
+    kinds = _scalars(field.annotation, list(field.metadata))
+    word = text.strip()
+    if "text" in kinds:
+        return text
+    if "bool" in kinds and word.lower() in _TRUTH:
+        return _TRUTH[word.lower()]
+    if "int" in kinds and re.fullmatch(r"[+-]?\d+", word):
+        return int(word)
+    if "float" in kinds:
+        with contextlib.suppress(ValueError):
+            return float(word)
+    return text
+
+
+def read_sources(path: Path, environ: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
+    """Merge the TOML file and the environment into one plain dict."""
+
+    class _Raw(BaseSettings):
+        model_config = SettingsConfigDict(extra="forbid")
+        daemon: dict[str, Any] = {}
+        defaults: dict[str, Any] = {}
+        jobs: dict[str, dict[str, Any]] = {}
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+            env_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+            dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+            file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                _StrictEnvSource(settings_cls, environ, errors),
+                TomlConfigSettingsSource(settings_cls, toml_file=path),
+            )
+
+    try:
+        raw = _Raw()
+    except ValidationError as e:
+        errors.extend(error_lines(e, ""))
+        return {}
+    return raw.model_dump()
