@@ -1,9 +1,9 @@
-"""The ``Engine`` over docker-py (with its ``docker_*`` helpers, the only modules that import
-``docker``).
+"""The ``Engine`` over docker-py's API client (``DockerEngine``) and how it connects.
 
 Every call has a deadline: the client's ``engine_timeout`` for plain calls, an explicit
 timeout for waits. Foreign errors leave as the daemon's own (``scheduler.docker_errors``).
-A spec's create arguments are ``scheduler.docker_specs``'s, the lock is ``docker_lock``'s.
+A spec's create arguments are ``docker_specs``'s, the lock is ``docker_lock``'s; these
+``docker_*`` modules are the only ones that import ``docker``.
 """
 
 from __future__ import annotations
