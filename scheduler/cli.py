@@ -263,9 +263,9 @@ def _trigger(args: argparse.Namespace) -> int:
 def _backup_command(args: argparse.Namespace) -> int:
     """``backups`` and ``restore``: they need the engine, like the daemon."""
     from scheduler.backups import BackupCommandError, list_archives, restore  # noqa: PLC0415
-    from scheduler.daemon import DEFAULT_OPS_IMAGE  # noqa: PLC0415
     from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
     from scheduler.errors import EngineError  # noqa: PLC0415
+    from scheduler.startup import ops_image  # noqa: PLC0415
 
     config = _load_or_report(args)
     if config is None:
@@ -275,7 +275,7 @@ def _backup_command(args: argparse.Namespace) -> int:
     logs.configure(config.daemon.log_format, "warning", sys.stderr)
     try:
         engine = DockerEngine.connect(config.daemon.engine_timeout)
-        image = config.daemon.ops_image or engine.own_image() or DEFAULT_OPS_IMAGE
+        image, _ = ops_image(config.daemon, engine)
         if args.command == "backups":
             archives = list_archives(engine, config, args.job, image)
             if args.json:

@@ -5,8 +5,9 @@ and SIGHUP before any other thread exists (threads inherit the mask) and
 takes them with ``sigtimedwait``, so nothing runs inside a signal handler.
 
 Its life reads top to bottom in ``Daemon._serve``: ``_start`` takes what the
-daemon needs, entering each resource into one ``ExitStack`` as soon as it is
-taken; ``_loop`` serves until a stop signal; ``_shutdown`` closes the stack.
+daemon needs (the parts are ``scheduler.startup``'s), entering each resource
+into one ``ExitStack`` as soon as it is taken; ``_loop`` serves until a stop
+signal; ``_shutdown`` closes the stack.
 The stack's reverse order is the shutdown's: the admin socket, the HTTP
 listener, the scheduling loop, the runs (drained), the notifications, the
 lock, the state database, the engine. A start-up that fails at any point, by
@@ -19,42 +20,42 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scheduler.admin import AdminServer, trigger
 from scheduler.clock import Clock, SystemClock
-from scheduler.engine import LockHeldError
-from scheduler.engine_health import EngineHealth
-from scheduler.errors import EngineError, EngineUnavailableError
-from scheduler.history import History, HistoryError
+from scheduler.errors import EngineUnavailableError
 from scheduler.logs import get_logger
-from scheduler.metrics import Live, Metrics
-from scheduler.notify import Notifier
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, reload
-from scheduler.runner import Runner
-from scheduler.startup import catch_up, run_on_start
-from scheduler.status import Health, StatusServer
+from scheduler.startup import (
+    Base,
+    Parts,
+    admin_server,
+    catch_up,
+    run_on_start,
+    start_runner,
+    status_server,
+    take_base,
+)
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 from scheduler.ticker import Ticker
-from scheduler.watch import EngineWatch, take_lock
+from scheduler.watch import EngineWatch
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from scheduler.engine import Engine, Lock
-    from scheduler.settings import Config
+    from scheduler.engine import Engine
+    from scheduler.metrics import Metrics
+    from scheduler.runner import Runner
+    from scheduler.settings import Config, JobEntry
 
-DEFAULT_OPS_IMAGE = "crontainer:latest"
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HEALTH_CHECK_S = 5.0
 """How often the main thread checks that the loop thread is alive."""
 DRAIN_POLL_S = 0.2
-NOTIFY_DRAIN_S = 10.0
-"""At shutdown, how long queued notifications may still take."""
 LOOP_JOIN_S = 5.0
 """At shutdown, how long the scheduling loop's thread may take to end."""
 
@@ -67,29 +68,6 @@ def _touch(path: Path) -> None:
         get_logger().warning("daemon.heartbeat_failed", path=str(path), error=str(e))
 
 
-@dataclass
-class _Parts:
-    """Parts read before they exist (by the HTTP listener, by the lock's release), set
-    as the daemon starts them."""
-
-    runner: Runner | None = None
-    engine_health: EngineHealth = field(default_factory=EngineHealth)
-    """The engine as the watch last saw it: the runner, the metrics and /healthz read it."""
-    loop: threading.Thread | None = None
-    watch: EngineWatch | None = None
-
-
-@dataclass(frozen=True)
-class _Base:
-    """The engine, the state database and the lock: what every other part is built on."""
-
-    engine: Engine
-    history: History
-    lock: Lock
-    ops_image: str
-    ops_image_source: str
-
-
 @dataclass(frozen=True)
 class _Running:
     """What the main loop and the shutdown use once the daemon has started."""
@@ -98,11 +76,7 @@ class _Running:
     ticker: Ticker
     loop: threading.Thread
     watch: EngineWatch
-
-
-def _release_lock(parts: _Parts, taken: Lock) -> None:
-    """Let go of the lock held now: the watch's (taken again after an outage), else the first."""
-    (parts.watch.lock if parts.watch is not None else taken).release()
+    metrics: Metrics
 
 
 def _stop_loop(ticker: Ticker, loop: threading.Thread) -> None:
@@ -145,118 +119,55 @@ class Daemon:
         """Take the engine, the database and the lock; start the parts, settle what an
         earlier daemon left, start the schedule and the admin socket — each entered into
         ``stack`` once taken. None after a failure it logged."""
-        settings, parts = self._config.daemon, _Parts()
-        base = self._take_base(stack, parts)
-        if base is None:
-            return None
-        engine, history = base.engine, base.history
-        runner, metrics, health = self._start_runner(stack, base, parts)
-        ticker = Ticker(self._clock, runner.submit)
-        loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
-        stack.callback(_stop_loop, ticker, loop)
-        if not self._status_server(stack, metrics, health):
-            return None
-        settle(
-            engine, history, runner, jobs=self._config.jobs, daemon=settings.name, clock=self._clock
-        )
-        parts.watch = watch = EngineWatch(
-            engine,
-            history,
-            runner,
-            base.lock,
-            daemon=settings.name,
-            ops_image=base.ops_image,
-            clock=self._clock,
-            health=parts.engine_health,
-        )
-        ticker.set_jobs(self._config.jobs)
-        parts.loop = loop
-        loop.start()
-        now = self._clock.now()
-        catch_up(self._config.jobs, history, runner, now)
-        run_on_start(self._config.jobs, runner, now)
-        health.ready.set()
-        self._admin_server(stack, runner)
-        self._log.info(
-            "daemon.started",
-            name=settings.name,
-            jobs=len(self._config.jobs),
-            config=str(self._config.path),
-            ops_image=base.ops_image,
-            ops_image_source=base.ops_image_source,
-        )
-        return _Running(runner, ticker, loop, watch)
-
-    def _take_base(self, stack: ExitStack, parts: _Parts) -> _Base | None:
-        """The engine, the state database and the lock, each entered into ``stack``; None
-        after ``daemon.failed`` if one cannot be had (or a stop signal while waiting)."""
-        settings = self._config.daemon
+        settings, jobs, parts = self._config.daemon, self._config.jobs, Parts()
         engine = self._wait_for_engine()
         if engine is None:
             return None
         stack.callback(engine.close)
-        try:
-            history = History.open(settings.state_dir)
-        except HistoryError as e:
-            self._log.error("daemon.failed", reason="state_dir", error=str(e))
+        base = take_base(stack, engine, settings, parts)
+        if base is None:
             return None
-        stack.callback(history.close)
-        ops_image, source = self._ops_image(engine)
-        try:
-            lock = take_lock(engine, settings.name, ops_image)
-        except EngineError as e:
-            reason = "already_running" if isinstance(e, LockHeldError) else "lock"
-            self._log.error("daemon.failed", reason=reason, error=str(e))
-            return None
-        stack.callback(_release_lock, parts, lock)
-        return _Base(engine, history, lock, ops_image, source)
-
-    def _start_runner(
-        self, stack: ExitStack, base: _Base, parts: _Parts
-    ) -> tuple[Runner, Metrics, Health]:
-        """Metrics and health, the notifier and the runner, each entered into ``stack``
-        (the notifier is closed, the runs are drained)."""
-        metrics, health = self._observe(base.history, parts)
-        notifier = self._notifier(base.engine, base.history)
-        stack.callback(notifier.close, NOTIFY_DRAIN_S)
-        runner = Runner(
-            base.engine,
-            self._config.daemon,
-            self._clock,
-            base.ops_image,
-            base.history,
-            listeners=(metrics, notifier),
-            engine_health=parts.engine_health,
+        runner, metrics, health = start_runner(
+            stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
-        parts.runner = runner
         stack.callback(self._drain, runner)
-        return runner, metrics, health
-
-    def _status_server(self, stack: ExitStack, metrics: Metrics, health: Health) -> bool:
-        """The HTTP listener of /metrics, /healthz and /readyz (unless turned off), entered
-        into ``stack``; False after ``daemon.failed`` when its address cannot be bound."""
-        settings = self._config.daemon
-        address = settings.http_address()
-        if address is None:
-            return True
-        try:
-            status = StatusServer(*address, metrics, health)
-        except OSError as e:
-            self._log.error("daemon.failed", reason="http", http=settings.http, error=str(e))
-            return False
-        stack.callback(status.stop)
-        status.start()
-        self._log.info("http.listening", address=settings.http, port=status.port)
-        return True
-
-    def _admin_server(self, stack: ExitStack, runner: Runner) -> None:
-        """The admin socket (run a job now), entered into ``stack``: removed at the end."""
-        admin = AdminServer(
-            self._config.daemon.state_dir,
-            lambda job: trigger(runner, self._config.jobs, job, self._clock.now()),
+        ticker = Ticker(self._clock, runner.submit)
+        loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
+        stack.callback(_stop_loop, ticker, loop)
+        if not status_server(stack, settings, metrics, health):
+            return None
+        settle(engine, base.history, runner, jobs=jobs, daemon=settings.name, clock=self._clock)
+        parts.watch = watch = self._watch(base, runner, parts)
+        ticker.set_jobs(jobs)
+        parts.loop = loop
+        loop.start()
+        now = self._clock.now()
+        catch_up(jobs, base.history, runner, now)
+        run_on_start(jobs, runner, now)
+        health.ready.set()
+        admin_server(stack, settings, runner, jobs=self._jobs, clock=self._clock)
+        self._log.info(
+            "daemon.started",
+            name=settings.name,
+            jobs=len(jobs),
+            config=str(self._config.path),
+            ops_image=base.ops_image,
+            ops_image_source=base.ops_image_source,
         )
-        stack.callback(admin.stop)
-        admin.start()
+        return _Running(runner, ticker, loop, watch, metrics)
+
+    def _watch(self, base: Base, runner: Runner, parts: Parts) -> EngineWatch:
+        """The engine's watch: outages, the lock, settling on the engine's return."""
+        return EngineWatch(
+            base.engine,
+            base.history,
+            runner,
+            base.lock,
+            daemon=self._config.daemon.name,
+            ops_image=base.ops_image,
+            clock=self._clock,
+            health=parts.engine_health,
+        )
 
     def _loop(self, running: _Running) -> str:
         """Serve until a stop signal (its name), another daemon took the lock (``lock_taken``)
@@ -280,9 +191,9 @@ class Daemon:
                 return signal.Signals(signo).name
             if signo == signal.SIGHUP:
                 watcher.changed()  # this content is being loaded now
-                self._reload(running.ticker, "SIGHUP")
+                self._reload(running, "SIGHUP")
             elif poll > 0 and watcher.changed():
-                self._reload(running.ticker, "file_changed")
+                self._reload(running, "file_changed")
             if not loop.is_alive():
                 self._log.error("daemon.failed", reason="scheduler loop ended")
                 return "internal"
@@ -308,36 +219,6 @@ class Daemon:
             path.unlink(missing_ok=True)
         except OSError as e:
             self._log.warning("daemon.heartbeat_failed", path=str(path), error=str(e))
-
-    def _notifier(self, engine: Engine, history: History) -> Notifier:
-        """The notification sender, knowing each job's last outcome (for recovery)."""
-        try:
-            host = engine.host_name()
-        except EngineError:
-            host = "unknown"
-        last = {job: mark.last_status for job, mark in history.marks().items() if mark.last_status}
-        notifier = Notifier(host, self._config.daemon.name, self._clock, last_status=last)
-        notifier.start()
-        return notifier
-
-    def _observe(self, history: History, parts: _Parts) -> tuple[Metrics, Health]:
-        """Metrics and health, reading the runner and the loop once they exist."""
-        live = Live(
-            jobs=lambda: self._config.jobs,
-            running=lambda: parts.runner.running_by_job() if parts.runner else {},
-            now=self._clock.now,
-            engine_error=lambda: parts.engine_health.error if parts.runner else "starting",
-        )
-        metrics = Metrics(live)
-        for job, mark in history.marks().items():
-            metrics.seed(job, mark.last_finished_at, mark.last_success_at)
-        self._metrics = metrics
-        health = Health(
-            loop_alive=lambda: parts.loop is not None and parts.loop.is_alive(),
-            engine_error=live.engine_error,
-            state_error=lambda: history.write_error,
-        )
-        return metrics, health
 
     def _wait_for_engine(self) -> Engine | None:
         """Connect, retrying with backoff for ``engine_wait``; None if it never answers."""
@@ -374,16 +255,6 @@ class Daemon:
             raise
         return engine
 
-    def _ops_image(self, engine: Engine) -> tuple[str, str]:
-        """The ops containers' image and where it came from (config, own container, default)."""
-        configured = self._config.daemon.ops_image
-        if configured:
-            return configured, "config"
-        own = engine.own_image()
-        if own:
-            return own, "own_container"
-        return DEFAULT_OPS_IMAGE, "default"
-
     def _pause(self, seconds: float) -> int | None:
         """Sleep up to ``seconds``; return a handled signal that arrived meanwhile."""
         info = signal.sigtimedwait(HANDLED_SIGNALS, seconds)
@@ -397,12 +268,16 @@ class Daemon:
             self._log.exception("engine.check_failed")
             return None
 
-    def _reload(self, ticker: Ticker, trigger: str) -> None:
+    def _reload(self, running: _Running, trigger: str) -> None:
         """Load the config file again; its jobs run from now on if it is good."""
-        reload(self._config, ticker, self._metrics, trigger, self._install)
+        reload(self._config, running.ticker, running.metrics, trigger, self._install)
 
     def _install(self, config: Config) -> None:
         self._config = config
+
+    def _jobs(self) -> Mapping[str, JobEntry]:
+        """The jobs of the config in force now (a reload replaces it)."""
+        return self._config.jobs
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""

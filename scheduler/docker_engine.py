@@ -1,32 +1,27 @@
-"""The ``Engine`` over docker-py (the only module that imports ``docker`` to call it).
+"""The ``Engine`` over docker-py's API client (``DockerEngine``) and how it connects.
 
 Every call has a deadline: the client's ``engine_timeout`` for plain calls, an explicit
 timeout for waits. Foreign errors leave as the daemon's own (``scheduler.docker_errors``).
+A spec's create arguments are ``docker_specs``'s, the lock is ``docker_lock``'s; these
+``docker_*`` modules are the only ones that import ``docker``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import time
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
-from docker.types import LogConfig
 
 from jobs.plan import ContainerSpec, PullPolicy
 from scheduler.docker_errors import explain, translated
-from scheduler.docker_streams import DockerLock, DockerStdin, log_lines
-from scheduler.engine import (
-    LABEL_ROLE,
-    ContainerInfo,
-    ExitStatus,
-    Lock,
-    LockHeldError,
-    StdinStream,
-)
+from scheduler.docker_lock import take_lock
+from scheduler.docker_specs import container_args, host_config_args
+from scheduler.docker_streams import DockerStdin, log_lines
+from scheduler.engine import ContainerInfo, ExitStatus, Lock, StdinStream
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 if TYPE_CHECKING:
@@ -34,8 +29,6 @@ if TYPE_CHECKING:
 
 PING_TIMEOUT_S = 5.0
 """The health check's deadline: a hung engine must not stall the daemon's main loop."""
-LOCK_SETTLE_S = 5.0
-"""How long a lock container that is going away may take before it counts as held."""
 
 _CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
 
@@ -123,51 +116,12 @@ class DockerEngine:
             self._api.pull(repository, tag=tag)
 
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
-        """See Engine."""
-        host_config: dict[str, Any] = {
-            "binds": [
-                f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
-            ],
-            "volumes_from": list(spec.volumes_from) or None,
-            "network_mode": spec.network,
-        }
-        if spec.memory is not None:
-            host_config["mem_limit"] = spec.memory
-            host_config["memswap_limit"] = spec.memory  # no swap beyond the limit
-        if spec.cpus is not None:
-            host_config["nano_cpus"] = int(spec.cpus * 1e9)
-        if spec.pids_limit is not None:
-            host_config["pids_limit"] = spec.pids_limit
-        if spec.read_only:
-            host_config["read_only"] = True
-        if spec.cap_drop:
-            host_config["cap_drop"] = list(spec.cap_drop)
-        if spec.cap_add:
-            host_config["cap_add"] = list(spec.cap_add)
-        if spec.no_new_privileges:
-            host_config["security_opt"] = ["no-new-privileges:true"]
-        if spec.log_driver is not None:
-            host_config["log_config"] = LogConfig(
-                type=spec.log_driver, config=dict(spec.log_options)
-            )
+        """See Engine (``scheduler.docker_specs`` translates ``spec``)."""
+        arguments = container_args(spec, name=name, labels=labels)
+        host_config = host_config_args(spec)
         with translated(f"creating container {name}"):
             created = self._api.create_container(
-                image=spec.image,
-                command=list(spec.command) if spec.command is not None else None,
-                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
-                environment=dict(spec.env),
-                volumes=[m.target for m in spec.mounts] or None,
-                user=spec.user,
-                working_dir=spec.workdir,
-                labels={**spec.labels, **labels},
-                stop_signal=spec.stop_signal,
-                name=name,
-                # docker-py sets StdinOnce with stdin_open (not detached): stdin ends when
-                # the daemon's attachment closes, EOF for the tool whether the daemon
-                # closes it or dies.
-                stdin_open=spec.stdin,
-                healthcheck=None if spec.healthcheck else {"Test": ["NONE"]},
-                host_config=self._api.create_host_config(**host_config),
+                **arguments, host_config=self._api.create_host_config(**host_config)
             )
         return str(created["Id"])
 
@@ -337,50 +291,9 @@ class DockerEngine:
             self._api.restart(container, timeout=max(0, math.ceil(grace)))
 
     def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
-        """See Engine. The lock is a container named ``name`` running ``cat`` with its stdin
-        attached to this process: when the process dies, even by SIGKILL, the connection
-        closes, ``cat`` ends and the engine removes the container (auto-remove), freeing
-        the name. Container names are unique per engine, so two daemons cannot both hold it."""
+        """See Engine (``scheduler.docker_lock`` says how the lock holds)."""
         self.ensure_image(image, PullPolicy.MISSING)
-        deadline = time.monotonic() + LOCK_SETTLE_S
-        while True:
-            try:
-                with translated(f"taking the lock {name!r}"):
-                    created = self._api.create_container(
-                        image,
-                        ["cat"],
-                        name=name,
-                        stdin_open=True,
-                        stop_signal="SIGKILL",  # cat as PID 1 ignores SIGTERM
-                        labels={**labels, LABEL_ROLE: "lock"},
-                        host_config=self._api.create_host_config(
-                            auto_remove=True, network_mode="none"
-                        ),
-                    )
-                break
-            except EngineConflictError:  # the name is taken: by a live lock, or a dead one
-                if self._lock_is_live(name) and time.monotonic() > deadline:
-                    raise LockHeldError(
-                        f"another daemon holds the lock: container {name!r} is running "
-                        "(a daemon with the same [daemon] name on this engine)"
-                    ) from None
-                time.sleep(0.5)
-        container_id = str(created["Id"])
-        with translated(f"taking the lock {name!r}"):
-            sock = self._api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
-            self._api.start(container_id)
-        return DockerLock(self, container_id, sock)
-
-    def _lock_is_live(self, name: str) -> bool:
-        """A running lock container is live; a stopped or dying one is removed and is not."""
-        try:
-            state = self._state(name)
-        except EngineError:
-            return False  # gone meanwhile
-        if state.get("Running") and not state.get("Restarting"):
-            return True
-        self.remove(name)
-        return False
+        return take_lock(self._api, name, image, labels, self.remove)
 
     def close(self) -> None:
         """See Engine."""

@@ -1,10 +1,9 @@
-"""The engine's streams the daemon holds open: the lock container's attached stdin (its
-connection is the lock), a container's stdin, and the timestamped lines of a log."""
+"""The engine's streams the daemon reads and writes: a container's attached stdin, and the
+timestamped lines of a log."""
 
 from __future__ import annotations
 
 import socket
-import threading
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -14,36 +13,6 @@ from scheduler.errors import EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from scheduler.docker_engine import DockerEngine
-
-
-class DockerLock:
-    """The attached lock container; a thread notices when its stream closes."""
-
-    def __init__(self, engine: DockerEngine, container_id: str, sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
-        self._engine = engine
-        self._container_id = container_id
-        self._sock = sock
-        self.lost = threading.Event()
-        self._released = False
-        threading.Thread(target=self._watch, name="lock", daemon=True).start()
-
-    def _watch(self) -> None:
-        try:
-            while self._sock.read(4096):
-                pass
-        except OSError:
-            pass
-        if not self._released:
-            self.lost.set()
-
-    def release(self) -> None:
-        self._released = True
-        with suppress(OSError):
-            self._sock.close()
-        with suppress(EngineError):  # auto-remove does it when the stream closes anyway
-            self._engine.remove(self._container_id)
 
 
 class DockerStdin:

@@ -1,7 +1,8 @@
 """The Docker engine gateway's contract: the narrow ``Engine`` Protocol the daemon talks to,
 the data it answers with and the labels of the daemon's containers. Its docker-py
-implementation is ``scheduler.docker_engine`` (the only module that imports ``docker``,
-with ``docker_errors`` and ``docker_streams``).
+implementation is ``scheduler.docker_engine`` (with its helpers ``docker_specs``,
+``docker_lock``, ``docker_errors`` and ``docker_streams``, the only modules that import
+``docker``).
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ from scheduler.runs import Status
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from scheduler.clock import Clock
-    from scheduler.engine import Engine
+    from scheduler.engine import Engine, ExitStatus
     from scheduler.history import History, RunRecord
     from scheduler.runner import Runner
     from scheduler.settings import JobEntry
@@ -72,23 +72,7 @@ def settle(
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
     _start_left_stopped(engine, history, stopped_by, busy)
-    for record in in_flight.values():
-        history.finish(
-            record.run_id,
-            record.attempt,
-            status=Status.FAILED,
-            finished_at=clock.now(),
-            reason="interrupted",
-            error="the daemon stopped during this run and its container is gone",
-        )
-        log.warning(
-            "run.settled",
-            job=record.job,
-            run_id=record.run_id,
-            attempt=record.attempt,
-            status="failed",
-            reason="interrupted",
-        )
+    _record_interrupted(history, in_flight.values(), clock)
 
 
 def _start_left_stopped(
@@ -112,6 +96,28 @@ def _start_left_stopped(
             history.unmark_stopped(run_id, name)
 
 
+def _record_interrupted(history: History, records: Iterable[RunRecord], clock: Clock) -> None:
+    """Attempts recorded as running whose container is gone: failed, ``interrupted``."""
+    log = get_logger()
+    for record in records:
+        history.finish(
+            record.run_id,
+            record.attempt,
+            status=Status.FAILED,
+            finished_at=clock.now(),
+            reason="interrupted",
+            error="the daemon stopped during this run and its container is gone",
+        )
+        log.warning(
+            "run.settled",
+            job=record.job,
+            run_id=record.run_id,
+            attempt=record.attempt,
+            status="failed",
+            reason="interrupted",
+        )
+
+
 def _settle_one(
     engine: Engine,
     history: History,
@@ -132,18 +138,7 @@ def _settle_one(
             "run.orphan_removed", container_id=container.id, name=container.name, reason=reason
         )
         return
-    if status is None:
-        outcome, code = Status.FAILED, None
-        reason = "never_started"
-    elif reason == "orphan_stopped":
-        outcome, code = Status.CANCELLED, status.exit_code
-    elif status.oom_killed:
-        outcome, code, reason = Status.FAILED, status.exit_code, "oom_killed"
-    else:
-        outcome, code = (
-            (Status.SUCCEEDED if status.exit_code == 0 else Status.FAILED),
-            status.exit_code,
-        )
+    outcome, code, reason = _outcome(status, reason)
     history.finish(
         record.run_id,
         record.attempt,
@@ -162,3 +157,15 @@ def _settle_one(
         reason=reason,
         container_id=container.id,
     )
+
+
+def _outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:
+    """The recorded status, exit code and reason of a settled container: never started,
+    stopped as an orphan (cancelled), killed for memory, or its exit code's."""
+    if status is None:
+        return Status.FAILED, None, "never_started"
+    if reason == "orphan_stopped":
+        return Status.CANCELLED, status.exit_code, reason
+    if status.oom_killed:
+        return Status.FAILED, status.exit_code, "oom_killed"
+    return (Status.SUCCEEDED if status.exit_code == 0 else Status.FAILED), status.exit_code, reason

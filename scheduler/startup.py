@@ -1,20 +1,202 @@
-"""What runs once when the daemon starts: a missed run of each ``catch_up`` job (the latest
-missed time, within its ``starting_deadline``), then every ``run_on_start`` job."""
+"""The daemon's start-up, part by part, and what runs once when it has started.
+
+The parts: the state database, the ops image and the lock (``take_base``, on a connected
+engine); the metrics, health, notifier and runner (``start_runner``); the HTTP listener
+(``status_server``) and the admin socket (``admin_server``). Each is entered into the
+daemon's ``ExitStack`` as soon as it is taken; a part that cannot be had is logged as
+``daemon.failed``. ``Daemon._start`` calls them in order. Once started: a missed run of each
+``catch_up`` job (the latest missed time, within its ``starting_deadline``), then every
+``run_on_start`` job.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from scheduler.admin import AdminServer, trigger
+from scheduler.engine import LockHeldError
+from scheduler.engine_health import EngineHealth
+from scheduler.errors import EngineError
+from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
+from scheduler.metrics import Live, Metrics
+from scheduler.notify import Notifier
+from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
+from scheduler.status import Health, StatusServer
+from scheduler.watch import take_lock
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    import threading
+    from collections.abc import Callable, Mapping
+    from contextlib import ExitStack
     from datetime import datetime
 
-    from scheduler.history import History
-    from scheduler.runner import Runner
-    from scheduler.settings import JobEntry
+    from scheduler.clock import Clock
+    from scheduler.engine import Engine, Lock
+    from scheduler.settings import DaemonSettings, JobEntry
+    from scheduler.watch import EngineWatch
+
+DEFAULT_OPS_IMAGE = "crontainer:latest"
+NOTIFY_DRAIN_S = 10.0
+"""At shutdown, how long queued notifications may still take."""
+
+
+@dataclass
+class Parts:
+    """Parts read before they exist (by the HTTP listener, by the lock's release), set
+    as the daemon starts them."""
+
+    runner: Runner | None = None
+    engine_health: EngineHealth = field(default_factory=EngineHealth)
+    """The engine as the watch last saw it: the runner, the metrics and /healthz read it."""
+    loop: threading.Thread | None = None
+    watch: EngineWatch | None = None
+
+
+@dataclass(frozen=True)
+class Base:
+    """The engine, the state database and the lock: what every other part is built on."""
+
+    engine: Engine
+    history: History
+    lock: Lock
+    ops_image: str
+    ops_image_source: str
+
+
+def take_base(
+    stack: ExitStack, engine: Engine, settings: DaemonSettings, parts: Parts
+) -> Base | None:
+    """The state database and the lock on a connected ``engine``, each entered into
+    ``stack``; None after ``daemon.failed`` if one cannot be had."""
+    log = get_logger()
+    try:
+        history = History.open(settings.state_dir)
+    except HistoryError as e:
+        log.error("daemon.failed", reason="state_dir", error=str(e))  # noqa: TRY400
+        return None
+    stack.callback(history.close)
+    image, source = ops_image(settings, engine)
+    try:
+        lock = take_lock(engine, settings.name, image)
+    except EngineError as e:
+        reason = "already_running" if isinstance(e, LockHeldError) else "lock"
+        log.error("daemon.failed", reason=reason, error=str(e))  # noqa: TRY400
+        return None
+    stack.callback(_release_lock, parts, lock)
+    return Base(engine, history, lock, image, source)
+
+
+def _release_lock(parts: Parts, taken: Lock) -> None:
+    """Let go of the lock held now: the watch's (taken again after an outage), else the first."""
+    (parts.watch.lock if parts.watch is not None else taken).release()
+
+
+def ops_image(settings: DaemonSettings, engine: Engine) -> tuple[str, str]:
+    """The ops containers' image and where it came from (config, own container, default)."""
+    if settings.ops_image:
+        return settings.ops_image, "config"
+    own = engine.own_image()
+    if own:
+        return own, "own_container"
+    return DEFAULT_OPS_IMAGE, "default"
+
+
+def start_runner(
+    stack: ExitStack,
+    base: Base,
+    parts: Parts,
+    settings: DaemonSettings,
+    *,
+    jobs: Callable[[], Mapping[str, JobEntry]],
+    clock: Clock,
+) -> tuple[Runner, Metrics, Health]:
+    """Metrics and health, the notifier and the runner; the notifier is entered into
+    ``stack`` (closed at the end), the runner's drain is the caller's to enter."""
+    metrics, health = _observe(base.history, parts, jobs, clock)
+    notifier = _notifier(base.engine, base.history, settings, clock)
+    stack.callback(notifier.close, NOTIFY_DRAIN_S)
+    runner = Runner(
+        base.engine,
+        settings,
+        clock,
+        base.ops_image,
+        base.history,
+        listeners=(metrics, notifier),
+        engine_health=parts.engine_health,
+    )
+    parts.runner = runner
+    return runner, metrics, health
+
+
+def _notifier(engine: Engine, history: History, settings: DaemonSettings, clock: Clock) -> Notifier:
+    """The notification sender, knowing each job's last outcome (for recovery)."""
+    try:
+        host = engine.host_name()
+    except EngineError:
+        host = "unknown"
+    last = {job: mark.last_status for job, mark in history.marks().items() if mark.last_status}
+    notifier = Notifier(host, settings.name, clock, last_status=last)
+    notifier.start()
+    return notifier
+
+
+def _observe(
+    history: History, parts: Parts, jobs: Callable[[], Mapping[str, JobEntry]], clock: Clock
+) -> tuple[Metrics, Health]:
+    """Metrics and health, reading the runner and the loop once they exist."""
+    live = Live(
+        jobs=jobs,
+        running=lambda: parts.runner.running_by_job() if parts.runner else {},
+        now=clock.now,
+        engine_error=lambda: parts.engine_health.error if parts.runner else "starting",
+    )
+    metrics = Metrics(live)
+    for job, mark in history.marks().items():
+        metrics.seed(job, mark.last_finished_at, mark.last_success_at)
+    health = Health(
+        loop_alive=lambda: parts.loop is not None and parts.loop.is_alive(),
+        engine_error=live.engine_error,
+        state_error=lambda: history.write_error,
+    )
+    return metrics, health
+
+
+def status_server(
+    stack: ExitStack, settings: DaemonSettings, metrics: Metrics, health: Health
+) -> bool:
+    """The HTTP listener of /metrics, /healthz and /readyz (unless turned off), entered
+    into ``stack``; False after ``daemon.failed`` when its address cannot be bound."""
+    address = settings.http_address()
+    if address is None:
+        return True
+    log = get_logger()
+    try:
+        status = StatusServer(*address, metrics, health)
+    except OSError as e:
+        log.error("daemon.failed", reason="http", http=settings.http, error=str(e))  # noqa: TRY400
+        return False
+    stack.callback(status.stop)
+    status.start()
+    log.info("http.listening", address=settings.http, port=status.port)
+    return True
+
+
+def admin_server(
+    stack: ExitStack,
+    settings: DaemonSettings,
+    runner: Runner,
+    *,
+    jobs: Callable[[], Mapping[str, JobEntry]],
+    clock: Clock,
+) -> None:
+    """The admin socket (run now one of the jobs configured at that moment), entered into
+    ``stack``: removed at the end."""
+    admin = AdminServer(settings.state_dir, lambda job: trigger(runner, jobs(), job, clock.now()))
+    stack.callback(admin.stop)
+    admin.start()
 
 
 def catch_up(jobs: Mapping[str, JobEntry], history: History, runner: Runner, now: datetime) -> None:
