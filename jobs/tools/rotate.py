@@ -36,6 +36,7 @@ compressed or deleted.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -85,7 +86,11 @@ def _rotation(name: str, base: str) -> tuple[datetime, int] | None:
     match = _ROTATED.match(name)
     if match is None or match["base"] != base:
         return None
-    return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC), int(match["n"] or 0)
+    try:
+        stamp = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:  # a name of our pattern with no such time (month 13): not ours
+        return None
+    return stamp, int(match["n"] or 0)
 
 
 def live_files(patterns: list[str], roots: list[Path] | None = None) -> list[Path]:
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     except RequestError as e:
         say(TOOL, f"the state cannot be used: {e}")
         return 2
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         say(TOOL, f"the state is not valid JSON: {e}")
         return 2
     emit({"result": result})

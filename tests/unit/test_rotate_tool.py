@@ -307,6 +307,21 @@ def test_a_symlink_named_like_a_rotated_file_is_never_followed(logs: Path) -> No
     assert sorted(p.name for p in logs.iterdir()) == ["app.log", link.name]
 
 
+def test_a_name_of_the_pattern_with_no_such_time_is_left_alone(logs: Path) -> None:
+    """'app.log.20261399T000000Z' (month 13) is not a rotation of app.log: not compressed,
+    not deleted, and it does not stop the others' finishing (it was an error)."""
+    (logs / "app.log").write_text("live\n")
+    odd = logs / "app.log.20261399T000000Z"
+    odd.write_text("not ours\n")
+    old = logs / "app.log.20261127T000000Z"
+    old.write_text("rotated\n")
+    os.utime(old, (0, 0))
+    result = finish_now(logs, keep_last=0, compression="none")
+    assert result == {"compressed": [], "deleted": [str(old)]}
+    assert odd.read_text() == "not ours\n"
+    assert sorted(p.name for p in logs.iterdir()) == ["app.log", odd.name]
+
+
 def test_a_dangling_symlink_at_the_rotated_name_is_not_written_through(logs: Path) -> None:
     """copytruncate never copies into a symlink planted at the name it would use."""
     log = logs / "app.log"
