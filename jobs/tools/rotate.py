@@ -151,28 +151,25 @@ def _copytruncate(path: Path, to: Path) -> None:
 
 
 def rotate(
-    patterns: list[str],
-    state: dict[str, dict[str, str]],
+    request: RotateRequest,
+    state: State,
     *,
-    max_size: int | None,
-    max_age: float | None,
-    min_size: int,
-    mode: str,
     now: datetime,
     roots: list[Path] | None = None,
 ) -> dict[str, object]:
     """Rotate what is due; return what was rotated and the new state."""
     moves: list[tuple[str, str]] = []
     new_state: State = {}
-    for path in live_files(patterns, roots):
+    max_size, max_age = request.max_size, request.max_age
+    for path in live_files(list(request.paths), roots):
         key = str(path)
         since = datetime.fromisoformat(state.get(key, {}).get("since", now.isoformat()))
         size = path.stat().st_size
         due_size = max_size is not None and size >= max_size
         due_age = max_age is not None and now - since >= timedelta(seconds=max_age)
-        if size > 0 and (due_size or (due_age and size >= min_size)):
+        if size > 0 and (due_size or (due_age and size >= request.min_size)):
             to = _free_name(path, now)
-            (_rename if mode == "rename" else _copytruncate)(path, to)
+            (_rename if request.mode == "rename" else _copytruncate)(path, to)
             moves.append((key, str(to)))
             since = now
         new_state[key] = {"since": since.isoformat()}
@@ -277,12 +274,8 @@ def _rotated_of(live: Path) -> list[tuple[datetime, Path]]:
 
 
 def finish(
-    patterns: list[str],
+    request: FinishRequest,
     *,
-    compression: str,
-    delay_compression: bool,
-    keep_last: int | None,
-    keep_age: float | None,
     now: datetime,
     roots: list[Path] | None = None,
 ) -> dict[str, object]:
@@ -291,7 +284,8 @@ def finish(
     deleted."""
     compressed: list[str] = []
     deleted: list[str] = []
-    for live in live_files(patterns, roots):
+    compression, keep_last, keep_age = request.compression, request.keep_last, request.keep_age
+    for live in live_files(list(request.paths), roots):
         for stale in _stale_partials(live, time.time()):
             stale.unlink(missing_ok=True)  # a killed compression
         rotated = _rotated_of(live)
@@ -300,7 +294,7 @@ def finish(
             pending = [p for _, p in rotated if not p.name.endswith((".zst", ".gz"))]
             newest = rotated[0][1] if rotated else None
             for path in pending:
-                if delay_compression and path == newest:
+                if request.delay_compression and path == newest:
                     continue
                 packed = _compress(path, compression)
                 if packed is not None:
@@ -355,25 +349,8 @@ def _run(
     """Do what ``request`` asks; the state comes from stdin's first line unless given."""
     if isinstance(request, RotateRequest):
         text = sys.stdin.readline() if request.state is None else request.state
-        return rotate(
-            list(request.paths),
-            read_state(text),
-            max_size=request.max_size,
-            max_age=request.max_age,
-            min_size=request.min_size,
-            mode=request.mode,
-            now=now,
-            roots=roots,
-        )
-    return finish(
-        list(request.paths),
-        compression=request.compression,
-        delay_compression=request.delay_compression,
-        keep_last=request.keep_last,
-        keep_age=request.keep_age,
-        now=now,
-        roots=roots,
-    )
+        return rotate(request, read_state(text), now=now, roots=roots)
+    return finish(request, now=now, roots=roots)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
+from jobs.protocol.rotate import FinishRequest
 from jobs.tools import logship, rotate
 from jobs.tools.backup.restore import STAGING_PREFIX
 from scheduler.history import History, RunRecord
@@ -206,7 +207,8 @@ def finish_now(
         "keep_age": None,
     }
     options.update(rules)
-    return rotate.finish([str(logs / "*.log")], now=now, roots=roots, **options)  # type: ignore[arg-type]
+    request = FinishRequest((str(logs / "*.log"),), **options)  # type: ignore[arg-type]
+    return rotate.finish(request, now=now, roots=roots)
 
 
 def quiet(path: Path, content: str | None = None) -> Path:

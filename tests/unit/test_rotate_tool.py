@@ -13,6 +13,7 @@ from unittest.mock import ANY
 
 import pytest
 
+from jobs.protocol.rotate import FinishRequest, RotateRequest
 from jobs.tools import rotate
 from tests.control import result_of
 
@@ -34,7 +35,8 @@ def rotate_now(
         "mode": "rename",
     }
     options.update(rules)
-    return rotate.rotate([str(logs / "*.log")], state or {}, now=now, **options)  # type: ignore[arg-type]
+    request = RotateRequest((str(logs / "*.log"),), **options)  # type: ignore[arg-type]
+    return rotate.rotate(request, state or {}, now=now)
 
 
 def test_a_file_over_max_size_is_renamed_and_recreated_with_its_mode_and_owner(
@@ -106,11 +108,13 @@ def test_compression_reads_back_to_the_original_bytes(
     rotated = logs / "app.log.20261128T120000Z"
     os.utime(rotated, (0, 0))  # quiet for long: no wait
     result = rotate.finish(
-        [str(logs / "*.log")],
-        compression=compression,
-        delay_compression=False,
-        keep_last=None,
-        keep_age=None,
+        FinishRequest(
+            (str(logs / "*.log"),),
+            compression=compression,
+            delay_compression=False,
+            keep_last=None,
+            keep_age=None,
+        ),
         now=NOW,
     )
     ext = ".zst" if compression == "zstd" else ".gz"
@@ -144,12 +148,12 @@ def test_delay_compression_leaves_the_newest_for_the_next_run(logs: Path) -> Non
         "keep_last": None,
         "keep_age": None,
     }
-    rotate.finish([str(logs / "*.log")], now=NOW, **options)  # type: ignore[arg-type]
+    rotate.finish(FinishRequest((str(logs / "*.log"),), **options), now=NOW)  # type: ignore[arg-type]
     assert Path(f"{old}.gz").exists()
     assert not old.exists()
     assert new.exists()
     newest = make_rotated(logs, ["20261128T000000Z"])[0]
-    rotate.finish([str(logs / "*.log")], now=NOW, **options)  # type: ignore[arg-type]
+    rotate.finish(FinishRequest((str(logs / "*.log"),), **options), now=NOW)  # type: ignore[arg-type]
     assert Path(f"{new}.gz").exists()
     assert newest.exists()
 
@@ -162,11 +166,13 @@ def test_keep_last_and_keep_age_prune_exactly_and_only_our_names(logs: Path) -> 
     for path in foreign:
         path.write_text("not ours")
     result = rotate.finish(
-        [str(logs / "*.log")],
-        compression="gzip",
-        delay_compression=False,
-        keep_last=3,
-        keep_age=3 * 86400,  # older than 2026-11-25T12:00 goes
+        FinishRequest(
+            (str(logs / "*.log"),),
+            compression="gzip",
+            delay_compression=False,
+            keep_last=3,
+            keep_age=3 * 86400,  # older than 2026-11-25T12:00 goes
+        ),
         now=NOW,
     )
     assert sorted(Path(p).name for p in result["deleted"]) == [  # type: ignore[attr-defined]
@@ -208,11 +214,13 @@ def test_a_file_written_to_while_compressed_is_kept_for_the_next_run(
 
     monkeypatch.setattr(subprocess, "run", compress_while_the_app_writes)
     result = rotate.finish(
-        [str(logs / "*.log")],
-        compression="gzip",
-        delay_compression=False,
-        keep_last=None,
-        keep_age=None,
+        FinishRequest(
+            (str(logs / "*.log"),),
+            compression="gzip",
+            delay_compression=False,
+            keep_last=None,
+            keep_age=None,
+        ),
         now=NOW,
     )
     assert result["compressed"] == []
@@ -343,12 +351,8 @@ def test_globs_do_not_follow_a_directory_symlink_out_of_the_volumes(tmp_path: Pa
     (elsewhere / "app.log").write_text("y" * 100)
     (volume / "evil").symlink_to(elsewhere)
     result = rotate.rotate(
-        [str(volume / "*" / "app.log")],
+        RotateRequest((str(volume / "*" / "app.log"),), max_size=10, mode="rename"),
         {},
-        max_size=10,
-        max_age=None,
-        min_size=0,
-        mode="rename",
         now=NOW,
         roots=[volume],
     )

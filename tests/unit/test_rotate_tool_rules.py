@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from jobs.protocol.rotate import RotateRequest
 from jobs.tools import rotate
 
 from .helpers import ROTATE_NOW, ROTATE_STAMP, finish_now, local_zone, quiet
@@ -27,7 +28,8 @@ def rotate_now(logs: Path, **rules: object) -> list[dict[str, str]]:
     options: dict[str, object] = {"max_size": None, "max_age": None, "min_size": 0}
     options.update(rules)
     pattern = str(options.pop("pattern", "*.log"))
-    result = rotate.rotate([str(logs / pattern)], {}, mode="rename", now=NOW, **options)  # type: ignore[arg-type]
+    request = RotateRequest((str(logs / pattern),), mode="rename", **options)  # type: ignore[arg-type]
+    result = rotate.rotate(request, {}, now=NOW)
     rotated = result["rotated"]
     assert isinstance(rotated, list)
     return rotated
@@ -64,13 +66,7 @@ def test_a_rotated_name_carries_utc_whatever_the_machines_zone(logs: Path) -> No
     tokyo_now = NOW.astimezone(UTC).astimezone()  # the same instant, local (+09:00)
     assert tokyo_now.utcoffset() == timedelta(hours=9)
     result = rotate.rotate(
-        [str(logs / "*.log")],
-        {},
-        max_size=1,
-        max_age=None,
-        min_size=0,
-        mode="rename",
-        now=tokyo_now,
+        RotateRequest((str(logs / "*.log"),), max_size=1, mode="rename"), {}, now=tokyo_now
     )
     assert result["rotated"] == [
         {"path": str(logs / "app.log"), "to": str(logs / f"app.log.{STAMP}")}
