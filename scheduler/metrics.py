@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scheduler.runs import RunListener
+from scheduler.runs import RunListener, Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -133,15 +133,15 @@ class Metrics(RunListener):
         with self.live.lock:
             self.live.states[job] = JobState(last_run, last_success)
 
-    def ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
+    def ended(self, job: str, status: Status, at: datetime, duration: float | None) -> None:
         """An attempt ended (or a run was skipped or missed, ``duration`` None)."""
-        self._runs.labels(job, status).inc()
+        self._runs.labels(job, status.value).inc()
         if duration is not None:
             self._duration.labels(job).observe(duration)
             with self.live.lock:
                 state = self.live.states.setdefault(job, JobState())
                 state.last_run = at
-                if status == "succeeded":
+                if status is Status.SUCCEEDED:
                     state.last_success = at
 
     def reloaded(self, *, applied: bool) -> None:

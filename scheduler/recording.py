@@ -62,7 +62,7 @@ class Recorder:
         )
         history.prune(run.entry.name, status, run.entry.job.history_limit)
         for listener in self._listeners:
-            listener.ended(run.entry.name, status.value, now, None)
+            listener.ended(run.entry.name, status, now, None)
         self._report(run, status.value, reason=reason, error=_text(fields.get("error")))
 
     def began(self, run: ActiveRun, number: int, started: datetime) -> Attempt:
@@ -135,7 +135,7 @@ class Recorder:
         )
         self.history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
         for listener in self._listeners:
-            listener.ended(run.entry.name, outcome.status.value, finished_at, duration)
+            listener.ended(run.entry.name, outcome.status, finished_at, duration)
         run.last_duration = duration
 
     def ended(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:

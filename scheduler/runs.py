@@ -117,7 +117,7 @@ class RunListener:
     """Hears of runs' lives from the runner (``Runner.add_listener``): the metrics count
     attempts, the notifications report runs. Each method does nothing unless overridden."""
 
-    def ended(self, job: str, status: str, at: datetime, duration: float | None) -> None:
+    def ended(self, job: str, status: Status, at: datetime, duration: float | None) -> None:
         """An attempt of ``job`` ended with ``status`` at ``at`` after ``duration`` seconds;
         or a run was skipped or missed (``duration`` None)."""
 

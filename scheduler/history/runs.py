@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scheduler.history.database import Database, as_text, as_time
+from scheduler.runs import Status
 
 OUTPUT_TAIL_BYTES = 8 * 1024
 """The output kept per attempt: its last lines, at most this many bytes."""
@@ -102,7 +103,7 @@ class Runs(Database):
         run_id: str,
         attempt: int,
         *,
-        status: str,
+        status: Status,
         finished_at: datetime,
         exit_code: int | None = None,
         reason: str | None = None,
@@ -134,7 +135,7 @@ class Runs(Database):
         trigger: str,
         scheduled_at: datetime,
         *,
-        status: str,
+        status: Status,
         at: datetime,
         reason: str,
     ) -> None:
@@ -147,8 +148,8 @@ class Runs(Database):
         )
         self._mark(run_id, status, at)
 
-    def _mark(self, run_id: str, status: str, at: datetime) -> None:
-        success = as_text(at) if status == "succeeded" else None
+    def _mark(self, run_id: str, status: Status, at: datetime) -> None:
+        success = as_text(at) if status is Status.SUCCEEDED else None
         self._write(
             "INSERT INTO jobs (name, last_status, last_finished_at, last_success_at) "
             "SELECT job, ?, ?, ? FROM runs WHERE run_id = ? LIMIT 1 "
@@ -159,7 +160,7 @@ class Runs(Database):
             adds=False,
         )
 
-    def prune(self, job: str, status: str, keep: int) -> None:
+    def prune(self, job: str, status: Status, keep: int) -> None:
         """Keep the newest ``keep`` rows of ``job`` with ``status``."""
         self._write(
             "DELETE FROM runs WHERE job = ? AND status = ? AND rowid NOT IN ("

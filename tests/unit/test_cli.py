@@ -13,6 +13,7 @@ import pytest
 from scheduler.cli import main
 from scheduler.docker_engine import tls_problem
 from scheduler.history import History
+from scheduler.runs import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,14 +133,16 @@ def write_history(tmp_path: Path) -> Path:
     t0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
     history.record_fire("a", t0)
     history.begin("r1", 1, "a", trigger="schedule", scheduled_at=t0, started_at=t0)
-    history.finish("r1", 1, status="failed", finished_at=t0 + timedelta(seconds=2), exit_code=3)
+    history.finish(
+        "r1", 1, status=Status.FAILED, finished_at=t0 + timedelta(seconds=2), exit_code=3
+    )
     history.begin(
         "r1", 2, "a", trigger="schedule", scheduled_at=t0, started_at=t0 + timedelta(seconds=5)
     )
     history.finish(
         "r1",
         2,
-        status="succeeded",
+        status=Status.SUCCEEDED,
         finished_at=t0 + timedelta(seconds=6),
         exit_code=0,
         output=["ok"],
@@ -149,7 +152,7 @@ def write_history(tmp_path: Path) -> Path:
         "b",
         "schedule",
         t0 + timedelta(hours=1),
-        status="skipped",
+        status=Status.SKIPPED,
         at=t0 + timedelta(hours=1),
         reason="busy",
     )

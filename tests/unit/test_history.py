@@ -12,6 +12,7 @@ import structlog
 from scheduler.history import History, HistoryError
 from scheduler.history.database import DB_NAME
 from scheduler.history.schema import SCHEMA_VERSION
+from scheduler.runs import Status
 
 T0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
@@ -28,7 +29,9 @@ def test_reopening_keeps_the_data(tmp_path: Path) -> None:
     """A restart finds the runs and marks of before."""
     history = History.open(tmp_path)
     history.record_fire("a", T0)
-    history.record("r1", "a", "schedule", T0, status="missed", at=T0, reason="starting_deadline")
+    history.record(
+        "r1", "a", "schedule", T0, status=Status.MISSED, at=T0, reason="starting_deadline"
+    )
     history.close()
     again = History.open(tmp_path)
     assert [r.status for r in again.runs()] == ["missed"]
@@ -51,7 +54,9 @@ def test_a_reader_sees_what_the_writer_wrote_while_it_is_open(tmp_path: Path) ->
     reader = History.open(tmp_path, readonly=True)
     writer.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
     assert [r.status for r in reader.runs()] == ["running"]
-    writer.finish("r1", 1, status="succeeded", finished_at=T0 + timedelta(seconds=1), exit_code=0)
+    writer.finish(
+        "r1", 1, status=Status.SUCCEEDED, finished_at=T0 + timedelta(seconds=1), exit_code=0
+    )
     assert [r.status for r in reader.runs()] == ["succeeded"]
     assert reader.marks()["a"].last_success_at == T0 + timedelta(seconds=1)
 
@@ -69,7 +74,7 @@ def test_output_tail_is_bounded(tmp_path: Path) -> None:
     history = History.open(tmp_path)
     history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
     lines = [f"line {i:05d} " + "x" * 100 for i in range(200)]
-    history.finish("r1", 1, status="succeeded", finished_at=T0, exit_code=0, output=lines)
+    history.finish("r1", 1, status=Status.SUCCEEDED, finished_at=T0, exit_code=0, output=lines)
     tail = history.runs()[0].output_tail
     assert tail is not None
     assert len(tail.encode()) <= 8 * 1024

@@ -16,6 +16,7 @@ from scheduler.history import History, HistoryError
 from scheduler.history.database import DB_NAME
 from scheduler.history.runs import OUTPUT_TAIL_BYTES
 from scheduler.history.schema import MIGRATIONS, SCHEMA_VERSION
+from scheduler.runs import Status
 
 from .helpers import events, local_zone
 
@@ -65,7 +66,7 @@ def test_times_are_stored_as_utc_text_with_microseconds(tmp_path: Path, history:
     history.begin(
         "r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=at(1).astimezone(plus2)
     )
-    history.finish("r1", 1, status="succeeded", finished_at=at(2).astimezone(plus2))
+    history.finish("r1", 1, status=Status.SUCCEEDED, finished_at=at(2).astimezone(plus2))
     assert raw(
         tmp_path, "SELECT last_scheduled_at, last_success_at, last_finished_at FROM jobs"
     ) == [
@@ -109,7 +110,7 @@ def test_the_stored_output_tail(
 ) -> None:
     """The last lines, at most OUTPUT_TAIL_BYTES bytes of UTF-8; none: no tail."""
     history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
-    history.finish("r1", 1, status="failed", finished_at=at(1), exit_code=1, output=output)
+    history.finish("r1", 1, status=Status.FAILED, finished_at=at(1), exit_code=1, output=output)
     assert history.runs()[0].output_tail == stored
 
 
@@ -118,11 +119,11 @@ def test_an_attempt_reads_back_as_written(history: History) -> None:
     history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=at(1))
     history.set_container("r1", 1, "c0ffee")
     history.finish(
-        "r1", 1, status="failed", finished_at=at(3.5), exit_code=2, reason="exit_code",
+        "r1", 1, status=Status.FAILED, finished_at=at(3.5), exit_code=2, reason="exit_code",
         error="boom", output=["x"],
     )  # fmt: skip
     history.begin("r1", 2, "a", trigger="schedule", scheduled_at=T0, started_at=at(4))
-    history.record("r2", "b", "manual", at(10), status="skipped", at=at(11), reason="overlap")
+    history.record("r2", "b", "manual", at(10), status=Status.SKIPPED, at=at(11), reason="overlap")
     by_key = {(r.run_id, r.attempt): r for r in history.runs(limit=-1)}
     first = by_key["r1", 1]
     assert (first.job, first.trigger, first.status) == ("a", "schedule", "failed")
@@ -147,10 +148,10 @@ def test_marks_follow_each_final_outcome_and_keep_the_last_success(history: Hist
     """last_status / last_finished_at follow every final outcome (finished or recorded);
     last_success_at only a success; each job its own."""
     history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
-    history.finish("r1", 1, status="succeeded", finished_at=at(1))
+    history.finish("r1", 1, status=Status.SUCCEEDED, finished_at=at(1))
     history.begin("r2", 1, "a", trigger="schedule", scheduled_at=at(10), started_at=at(10))
-    history.finish("r2", 1, status="failed", finished_at=at(12))
-    history.record("r3", "b", "schedule", at(20), status="missed", at=at(21), reason="x")
+    history.finish("r2", 1, status=Status.FAILED, finished_at=at(12))
+    history.record("r3", "b", "schedule", at(20), status=Status.MISSED, at=at(21), reason="x")
     marks = history.marks()
     assert set(marks) == {"a", "b"}
     assert (marks["a"].last_status, marks["a"].last_finished_at) == ("failed", at(12))
@@ -158,7 +159,9 @@ def test_marks_follow_each_final_outcome_and_keep_the_last_success(history: Hist
     assert (marks["b"].last_status, marks["b"].last_finished_at) == ("missed", at(21))
     assert marks["b"].last_success_at is None
     assert marks["b"].last_scheduled_at is None
-    history.record("r4", "a", "schedule", at(30), status="skipped", at=at(31), reason="overlap")
+    history.record(
+        "r4", "a", "schedule", at(30), status=Status.SKIPPED, at=at(31), reason="overlap"
+    )
     assert history.marks()["a"].last_status == "skipped"
     assert history.marks()["a"].last_success_at == at(1)
 
@@ -170,17 +173,17 @@ def test_prune_keeps_the_newest_rows_of_that_job_and_status_only(history: Histor
     """By identity: the ``keep`` newest (by finish, else schedule) of that job and
     status stay; other statuses and other jobs are not touched."""
     for number in range(5):  # finished in the order 0, 1, 2, 3, 4
-        history.record(f"m{number}", "a", "schedule", at(number), status="missed",
+        history.record(f"m{number}", "a", "schedule", at(number), status=Status.MISSED,
                        at=at(100 + number), reason="x")  # fmt: skip
     history.begin("late", 1, "a", trigger="schedule", scheduled_at=at(50), started_at=at(50))
-    history.finish("late", 1, status="missed", finished_at=at(200))  # scheduled late, newest
-    history.record("s1", "a", "schedule", at(0), status="skipped", at=at(1), reason="x")
-    history.record("o1", "b", "schedule", at(0), status="missed", at=at(1), reason="x")
-    history.prune("a", "missed", 3)
+    history.finish("late", 1, status=Status.MISSED, finished_at=at(200))  # scheduled late, newest
+    history.record("s1", "a", "schedule", at(0), status=Status.SKIPPED, at=at(1), reason="x")
+    history.record("o1", "b", "schedule", at(0), status=Status.MISSED, at=at(1), reason="x")
+    history.prune("a", Status.MISSED, 3)
     assert sorted(r.run_id for r in history.runs(limit=-1)) == [
         "late", "m3", "m4", "o1", "s1",
     ]  # fmt: skip
-    history.prune("a", "missed", 0)
+    history.prune("a", Status.MISSED, 0)
     assert sorted(r.run_id for r in history.runs(limit=-1)) == ["o1", "s1"]
 
 
@@ -207,7 +210,7 @@ def test_in_flight_is_every_running_attempt(history: History) -> None:
     for number in range(30):
         history.begin(f"r{number}", 1, "a", trigger="schedule", scheduled_at=at(number),
                       started_at=at(number))  # fmt: skip
-    history.finish("r7", 1, status="succeeded", finished_at=at(100))
+    history.finish("r7", 1, status=Status.SUCCEEDED, finished_at=at(100))
     running = history.in_flight()
     assert len(running) == 29
     assert "r7" not in {r.run_id for r in running}
@@ -364,9 +367,9 @@ def test_an_outage_is_logged_once_and_its_end_with_the_lost_writes(tmp_path: Pat
         history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
         assert history.write_error is None
         db.execute("PRAGMA query_only = 1")
-        history.record("r2", "a", "schedule", T0, status="missed", at=T0, reason="x")
+        history.record("r2", "a", "schedule", T0, status=Status.MISSED, at=T0, reason="x")
         db.execute("PRAGMA query_only = 0")
-        history.record("r3", "a", "schedule", T0, status="missed", at=T0, reason="x")
+        history.record("r3", "a", "schedule", T0, status=Status.MISSED, at=T0, reason="x")
     assert events(logs, "history.write_failed", "history.write_recovered") == [
         {
             "event": "history.write_failed",
@@ -440,7 +443,7 @@ def test_updates_and_deletes_on_a_full_disk_do_not_end_the_outage(
     history, logs = full_disk
     history.set_container("r0", 1, "c0ffee")
     history.unmark_stopped("r0", "db")
-    history.prune("b", "running", 0)
+    history.prune("b", Status.SKIPPED, 0)
     assert history.write_error == "database or disk is full"
     assert [e["event"] for e in logs] == ["history.write_failed"]
     assert history.runs("a")[0].container_id == "c0ffee"  # the update did work
@@ -454,7 +457,7 @@ def test_marks_updated_on_a_full_disk_do_not_end_the_outage(
     marks are updated in place, but the outage goes on (no history.write_recovered, the
     write error stays for /healthz) until a row is added again."""
     history, logs = full_disk
-    history.finish("r0", 1, status="succeeded", finished_at=at(5))
+    history.finish("r0", 1, status=Status.SUCCEEDED, finished_at=at(5))
     history.record_fire("a", at(60))
     assert history.write_error == "database or disk is full"
     assert [e["event"] for e in logs] == ["history.write_failed"]

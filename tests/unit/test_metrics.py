@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.engine import ExitStatus
 from scheduler.metrics import Live, Metrics
+from scheduler.runs import Status
 from scheduler.settings import load_config
 from scheduler.status import Health, StatusServer
 from tests import receiver
@@ -65,10 +66,10 @@ def make_metrics(tmp_path: Path, engine_error: str | None = None) -> Metrics:
 def test_ended_attempts_count_by_job_and_status_and_set_the_times(tmp_path: Path) -> None:
     metrics = make_metrics(tmp_path)
     metrics.seed("a", None, datetime(2026, 11, 1, tzinfo=UTC))
-    metrics.ended("a", "succeeded", NOW, 2.5)
-    metrics.ended("a", "failed", NOW, 70.0)
-    metrics.ended("a", "skipped", NOW, None)
-    metrics.ended("a", "skipped", NOW, None)
+    metrics.ended("a", Status.SUCCEEDED, NOW, 2.5)
+    metrics.ended("a", Status.FAILED, NOW, 70.0)
+    metrics.ended("a", Status.SKIPPED, NOW, None)
+    metrics.ended("a", Status.SKIPPED, NOW, None)
     found = samples(metrics)
     runs = "crontainer_runs_total"
     assert found[(runs, (("job", "a"), ("status", "succeeded")))] == 1
@@ -86,7 +87,7 @@ def test_last_success_survives_a_restart_through_the_seed(tmp_path: Path) -> Non
     metrics = make_metrics(tmp_path)
     earlier = datetime(2026, 11, 1, tzinfo=UTC)
     metrics.seed("a", earlier, earlier)
-    metrics.ended("a", "failed", NOW, 1.0)  # a failure does not move the last success
+    metrics.ended("a", Status.FAILED, NOW, 1.0)  # a failure does not move the last success
     found = samples(metrics)
     assert found[("crontainer_last_success_timestamp_seconds", (("job", "a"),))] == (
         earlier.timestamp()

@@ -21,7 +21,7 @@ from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.history import History, HistoryError
 from scheduler.notify import Notifier, RunReport
 from scheduler.runner import Runner
-from scheduler.runs import Attempt, Cancellation
+from scheduler.runs import Attempt, Cancellation, Status
 from scheduler.settings import Config, load_config
 from scheduler.status import Health
 
@@ -478,7 +478,9 @@ def fill_every_page(history: History) -> None:
     at = SCHEDULED
     writers: list[Callable[[int, str], None]] = [
         lambda n, x: history.record_fire(f"f{n}{x}", at),
-        lambda n, x: history.record(f"f{n}", x, "schedule", at, status="missed", at=at, reason=x),
+        lambda n, x: history.record(
+            f"f{n}", x, "schedule", at, status=Status.MISSED, at=at, reason=x
+        ),
         lambda n, x: history.mark_stopped(f"f{n}", x, at),
         lambda n, x: history.save_tool_state(x, {f"f{n}": {}}, [], at),
     ]

@@ -181,7 +181,7 @@ def test_missed_runs_keep_only_the_newest_history_limit_rows(tmp_path: Path) -> 
     health = EngineHealth()
     runner = make_runner(config, engine, heard, engine_health=health)
     history_of(runner).record(
-        "other", "k", "schedule", SCHEDULED, status="missed", at=SCHEDULED, reason="x"
+        "other", "k", "schedule", SCHEDULED, status=Status.MISSED, at=SCHEDULED, reason="x"
     )
     health.down("down")
     ids = []
