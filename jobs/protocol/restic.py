@@ -1,0 +1,158 @@
+"""The restic tool's request and result (stdlib only): a backup into a restic repository.
+
+The plan (``jobs.backup``, a job with ``repository``) builds a ``ResticRequest`` without
+its secrets; the daemon (``scheduler.steps.restic``) completes it — the repository's
+password and the secret environment values, read at run time, and when the repository was
+last checked — and writes ``to_json()`` as the first line of the tool's stdin, so no secret
+is ever in the ops container's environment, command line or labels. The tool
+(``jobs.tools.restic``) reads it with ``parse`` and gives restic the secrets in the
+environment of the restic processes only. Its result (``ResticResult``) goes out as the
+tool's control line; the daemon reads it back with ``ResticResult.parse``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, ClassVar
+
+from jobs.protocol.fields import Fields, RequestError, json_object
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+PROG = "python -m jobs.tools.restic"
+CHECKS = ("never", "always", "weekly", "monthly")
+"""When a run also checks the repository (``restic check``): never, at every run, or
+when the last check is at least 7 / 30 days old."""
+KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+"""``keep_<rule>`` → ``restic forget --keep-<rule> N``."""
+
+
+def redacted(repository: str) -> str:
+    """``repository`` as it may be shown in logs, results and errors: a password in its URL
+    (``rest:https://user:secret@host/``) replaced by ``***``."""
+    scheme, found, rest = repository.partition("://")
+    if not found:
+        return repository
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not at or ":" not in user:
+        return repository
+    return f"{scheme}://{user.partition(':')[0]}:***@{host}{slash}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResticRequest:
+    """What one run asks: snapshot ``paths`` (none: every volume mounted into the
+    container) into ``repository``, tagged as the job's; then forget and prune by the keep
+    rules (only snapshots with the job's tags and host); then check if one is due."""
+
+    COMMAND: ClassVar[str] = "backup"
+    job: str
+    """The job's name: its snapshots carry the tag ``crontainer-job=<job>``."""
+    daemon: str
+    """The daemon's name: the snapshots' host, and the tag ``crontainer-daemon=<daemon>``."""
+    repository: str
+    paths: tuple[str, ...] = ()
+    init: bool = False
+    """Create the repository if it does not exist (else: such a run fails, saying so)."""
+    keep: Mapping[str, int] = field(default_factory=dict)
+    """``{rule: count}``, rules from KEEP_RULES; empty: nothing is forgotten."""
+    check: str = "never"
+    check_read_data: str | None = None
+    """``restic check --read-data-subset`` (e.g. ``"5%"`` or ``"1/12"``); None: structure
+    only."""
+    last_check: str | None = None
+    """When the repository was last checked by this job (ISO time; completed by the
+    daemon from its state)."""
+    password: str | None = None
+    """The repository's password (completed by the daemon; never logged)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """More environment for restic (cloud credentials…), values completed by the daemon."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", MappingProxyType(dict(self.keep)))
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+    def tags(self) -> tuple[str, ...]:
+        """The tags every snapshot of the job carries, and retention selects by."""
+        return (f"crontainer-job={self.job}", f"crontainer-daemon={self.daemon}")
+
+    def to_json(self) -> str:
+        """The request as the tool reads it: one line of JSON (without its newline)."""
+        return json.dumps(json_object(self))
+
+    @classmethod
+    def parse(cls, value: object) -> ResticRequest:
+        """The request from its JSON; a bad field raises RequestError naming it."""
+        fields = Fields(value, "")
+        given = fields.given(
+            {
+                "paths": fields.texts,
+                "init": fields.flag,
+                "keep": fields.table,
+                "check": lambda key: fields.choice(key, CHECKS),
+                "check_read_data": fields.text,
+                "last_check": fields.text,
+                "password": fields.text,
+                "env": fields.text_table,
+            }
+        )
+        keep = Fields(given.get("keep", {}), "keep")
+        unknown = sorted(set(keep.data) - set(KEEP_RULES))
+        if unknown:
+            raise RequestError(f"request field 'keep': unknown rule {unknown[0]!r}")
+        given["keep"] = {rule: keep.integer(rule) for rule in keep.data}
+        return cls(fields.text("job"), fields.text("daemon"), fields.text("repository"), **given)
+
+
+@dataclass(frozen=True, slots=True)
+class ResticResult:
+    """What a run did: the snapshot made (restic's own summary), the snapshots its
+    retention forgot, and whether it checked the repository. These are the run's result
+    fields (``run.succeeded``, history, notifications)."""
+
+    repository: str
+    """Redacted (``redacted``)."""
+    snapshot_id: str
+    files_new: int
+    files_changed: int
+    files_unmodified: int
+    bytes_added: int
+    """What the repository grew by (restic's ``data_added``: after deduplication)."""
+    bytes_processed: int
+    files_processed: int
+    restic_duration_s: float
+    forgotten: tuple[str, ...] = ()
+    """Short ids of the snapshots the keep rules removed."""
+    checked: bool = False
+    created_repository: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """The result as the tool's control line carries it."""
+        return json_object(self)
+
+    @classmethod
+    def parse(cls, value: object) -> ResticResult:
+        """The result from the tool's control line; RequestError names a bad field."""
+        fields = Fields(value, "")
+        return cls(
+            fields.text("repository"),
+            fields.text("snapshot_id"),
+            files_new=fields.integer("files_new"),
+            files_changed=fields.integer("files_changed"),
+            files_unmodified=fields.integer("files_unmodified"),
+            bytes_added=fields.integer("bytes_added"),
+            bytes_processed=fields.integer("bytes_processed"),
+            files_processed=fields.integer("files_processed"),
+            restic_duration_s=fields.number("restic_duration_s"),
+            **fields.given(
+                {
+                    "forgotten": fields.texts,
+                    "checked": fields.flag,
+                    "created_repository": fields.flag,
+                }
+            ),
+        )

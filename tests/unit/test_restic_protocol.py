@@ -1,0 +1,81 @@
+"""The restic tool's request and result (``jobs.protocol.restic``): one type each, read back
+as written, a bad field named; a repository's password never shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs.protocol.fields import RequestError
+from jobs.protocol.restic import ResticRequest, ResticResult, redacted
+
+FULL = ResticRequest(
+    "db",
+    "crontainer",
+    "rest:http://backup:8000/app",
+    paths=("/var/lib/mysql",),
+    init=True,
+    keep={"daily": 7, "weekly": 4},
+    check="weekly",
+    check_read_data="5%",
+    last_check="2026-12-01T03:00:00+00:00",
+    password="s3cret",  # noqa: S106 - a made-up one
+    env={"AWS_ACCESS_KEY_ID": "key"},
+)
+
+
+@pytest.mark.parametrize("request_", [FULL, ResticRequest("a", "d", "/repo")])
+def test_a_request_reads_back_as_it_was_written(request_: ResticRequest) -> None:
+    assert ResticRequest.parse(json.loads(request_.to_json())) == request_
+
+
+def test_the_tags_name_the_job_and_the_daemon() -> None:
+    assert FULL.tags() == ("crontainer-job=db", "crontainer-daemon=crontainer")
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"repository": 3}, "request field 'repository': expected a string, got an integer"),
+        ({"check": "daily"}, "request field 'check': unknown check 'daily'"),
+        ({"keep": {"daily": "7"}}, "request field 'keep.daily': expected an integer"),
+        ({"keep": {"dayly": 7}}, "request field 'keep': unknown rule 'dayly'"),
+        ({"env": {"A": 1}}, "request field 'env': expected an object of strings"),
+    ],
+)
+def test_a_bad_request_names_its_field(change: dict[str, object], error: str) -> None:
+    value = {**json.loads(FULL.to_json()), **change}
+    with pytest.raises(RequestError, match=error):
+        ResticRequest.parse(value)
+
+
+RESULT = ResticResult(
+    "rest:http://backup:8000/app", "42dd6b80", 2, 0, 5, 101763, 100006, 7, 0.21,
+    forgotten=("1a2b3c4d",), checked=True,
+)  # fmt: skip
+
+
+def test_a_result_reads_back_as_it_was_written() -> None:
+    assert ResticResult.parse(json.loads(json.dumps(RESULT.to_json()))) == RESULT
+    assert RESULT.to_json()["bytes_added"] == 101763
+
+
+def test_a_bad_result_names_its_field() -> None:
+    value = {**RESULT.to_json(), "files_new": "2"}
+    with pytest.raises(RequestError, match="request field 'files_new': expected an integer"):
+        ResticResult.parse(value)
+
+
+@pytest.mark.parametrize(
+    ("repository", "shown"),
+    [
+        ("rest:https://user:secret@host:8000/app", "rest:https://user:***@host:8000/app"),
+        ("rest:https://user@host/", "rest:https://user@host/"),
+        ("s3:http://minio:9000/bucket/path", "s3:http://minio:9000/bucket/path"),
+        ("sftp:backup@host:/srv/restic", "sftp:backup@host:/srv/restic"),
+        ("/repo", "/repo"),
+    ],
+)
+def test_a_password_in_the_repository_url_is_never_shown(repository: str, shown: str) -> None:
+    assert redacted(repository) == shown
