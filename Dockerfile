@@ -10,12 +10,15 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
-# tini as PID 1 (forwards signals, reaps children); tar, gzip and zstd for the
-# ops jobs. Installed only where the base image lacks them.
+# tini as PID 1 (forwards signals, reaps children); for the ops jobs: tar, gzip
+# and zstd (archives), restic (repositories), rclone (remote copies), age
+# (encryption), ssh (sftp). Installed only where the base image lacks them:
+# each pair is the command, then Debian's package that has it.
 RUN set -eu; \
     missing=""; \
-    for tool in tini tar gzip zstd; do \
-      command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; \
+    for pair in tini:tini tar:tar gzip:gzip zstd:zstd restic:restic rclone:rclone \
+        age:age ssh:openssh-client; do \
+      command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"; \
     done; \
     if [ -n "$missing" ]; then \
       apt-get update; \

@@ -89,7 +89,7 @@ ensure_base() {
   local root
   root=$(mktemp -d)
   debootstrap --variant=minbase \
-    --include=python3,python3-venv,ca-certificates,tini,zstd \
+    --include=python3,python3-venv,ca-certificates,tini,zstd,restic,rclone,age,openssh-client \
     bookworm "$root" >/dev/null
   # pip inside `docker build` must trust this machine's CA bundle.
   if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
