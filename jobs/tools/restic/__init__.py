@@ -1,0 +1,33 @@
+"""Back up into a restic repository (inside an ops container).
+
+    python -m jobs.tools.restic             # the request arrives on stdin
+
+stdin, written by the daemon: one line, a ``ResticRequest`` (``jobs.protocol.restic``) as
+JSON, its secrets (``password``, ``env``'s values) and ``last_check`` completed by the
+daemon. The secrets go only into the environment of the restic processes the tool starts
+(with ``RESTIC_REPOSITORY`` and a cache directory under the temporary directory), never
+onto a command line; whatever restic prints on stderr is said again, the repository
+redacted and every secret value as ``***``.
+
+A run: ``restic list locks`` opens the repository (missing: ``restic init`` when the
+request's ``init`` says so, else the run fails saying the repository does not exist; a
+wrong password fails saying so); ``restic unlock`` removes the locks restic deems stale
+(older than 30 minutes, or made on this host by a process that is gone; restic 0.14 names
+the host by its hostname, and each ops container has its own, so the lock of a run killed
+in an earlier container is stale only once it is 30 minutes old); ``restic backup
+--json`` snapshots the request's ``paths`` — without them, every volume mounted here but
+the one holding a local repository — with the daemon's name as host and the tags
+``crontainer-job=<job>`` and ``crontainer-daemon=<daemon>``; with keep rules, ``restic
+forget --prune`` forgets the snapshots of that host with both tags (grouped by host and
+tags) the rules do not keep; then ``restic check`` when one is due (``always``; ``weekly``
+or ``monthly`` once the last check is 7 or 30 days old, or never made).
+
+stderr carries the result as a control line (``{"result": …}``, a ``ResticResult``) and
+diagnostics through ``jobs.protocol.lines.say``. Exit 0: done; 1: the run failed, its
+last diagnostic says why (once a snapshot is made, naming it); 2: the request cannot be
+read (the field named); 3: an internal error.
+
+The modules: ``cli`` (``main``: the request read, the result emitted), ``steps`` (each step
+and ``run``, which takes them in order) over ``runner`` (restic's environment, its
+``--json`` output read, what it says redacted); ``__main__`` runs ``cli.main``.
+"""

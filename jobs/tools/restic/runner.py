@@ -1,0 +1,158 @@
+"""Running restic for the tool: its environment, its ``--json`` output read, and everything
+it says passed on through ``say`` with the secrets taken out.
+
+The secrets (the repository's password, the values of ``env``, a password in the
+repository's URL) live only in the environment of the restic processes this module
+starts; whatever restic prints on stderr is said again line by line, the repository
+shown redacted and every secret value as ``***``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from jobs.protocol.lines import say
+from jobs.protocol.restic import redacted
+
+if TYPE_CHECKING:
+    from jobs.protocol.restic import ResticRequest
+
+TOOL = "restic"
+"""The prefix of the tool's diagnostics on stderr."""
+RESTIC = "restic"
+"""The program (Debian's restic in the ops image)."""
+
+
+class ResticError(Exception):
+    """A failure with a message for the run's error (already redacted)."""
+
+
+class Redactor:
+    """Takes a request's secrets out of a text: the repository as ``redacted`` shows it,
+    then the password, every ``env`` value and a password in the repository's URL as
+    ``***`` (the longest first, so that no part of a longer one is left behind)."""
+
+    def __init__(self, request: ResticRequest) -> None:
+        self.repository = redacted(request.repository)
+        self._full = request.repository
+        in_url = self._url_password(request.repository)
+        found = {request.password or "", in_url, *request.env.values()}
+        self._secrets = sorted((s for s in found if s), key=len, reverse=True)
+
+    @staticmethod
+    def _url_password(repository: str) -> str:
+        _, found, rest = repository.partition("://")
+        user, at, _ = rest.partition("/")[0].rpartition("@")
+        return user.partition(":")[2] if found and at else ""
+
+    def __call__(self, text: str) -> str:
+        text = text.replace(self._full, self.repository)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def environment(request: ResticRequest, cache: str) -> dict[str, str]:
+    """The restic processes' environment: this one without any ``RESTIC_*`` variable of
+    its own, then the request's ``env``, its repository, password and a cache directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
+    env.update(request.env)
+    env["RESTIC_REPOSITORY"] = request.repository
+    env["RESTIC_PASSWORD"] = request.password or ""
+    env["RESTIC_CACHE_DIR"] = cache
+    return env
+
+
+def describe(message: dict[str, Any]) -> str:
+    """One of restic's JSON error messages (``"message_type": "error"``) in words: what
+    could not be read, and why (``{"Op": "open", "Err": 13}`` → "open: Permission denied")."""
+    error = message.get("error")
+    why = json.dumps(error)
+    if isinstance(error, dict):
+        code = error.get("Err")
+        reason = os.strerror(code) if isinstance(code, int) else str(code or "")
+        why = f"{error.get('Op', 'read')}: {reason}" if reason else why
+    return f"cannot read {message.get('item', '?')} ({message.get('during', '?')}): {why}"
+
+
+@dataclass
+class Finished:
+    """What one restic command did: its exit code, the JSON values and the text lines it
+    printed on stdout (progress messages left out), the error messages and the text lines
+    of its stderr."""
+
+    code: int
+    values: list[object] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def reason(self) -> str:
+        """restic's own account of a failure: its ``Fatal:`` line, else its first line."""
+        fatal = [line.removeprefix("Fatal: ") for line in self.lines if line.startswith("Fatal:")]
+        return (fatal or self.lines or [f"restic exited with {self.code}"])[0]
+
+
+class Restic:
+    """Runs restic commands for one request: its environment, its output redacted."""
+
+    def __init__(self, request: ResticRequest, cache: str) -> None:
+        self.redact = Redactor(request)
+        self._env = environment(request, cache)
+
+    def run(self, args: list[str], *, quiet: bool = False) -> Finished:
+        """Run ``restic ARGS`` to its end, saying its stderr (``quiet``: only keeping it);
+        a restic that cannot start is a ResticError."""
+        try:
+            process = subprocess.Popen(
+                [RESTIC, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._env,
+                text=True,
+                errors="replace",
+            )
+        except OSError as e:
+            raise ResticError(f"cannot start {RESTIC}: {e.strerror or e}") from None
+        finished = Finished(0)
+        reader = threading.Thread(
+            target=self._read_stderr, args=(cast("IO[str]", process.stderr), finished, quiet)
+        )
+        reader.start()
+        for line in cast("IO[str]", process.stdout):
+            value = _json(line)
+            if value is None:
+                finished.output += [line.strip()] if line.strip() else []
+            elif not (isinstance(value, dict) and value.get("message_type") == "status"):
+                finished.values.append(value)
+        reader.join()
+        finished.code = process.wait()
+        return finished
+
+    def _read_stderr(self, stream: IO[str], finished: Finished, quiet: bool) -> None:
+        """Keep restic's stderr, redacted: its error messages and its lines; say each one
+        unless ``quiet``."""
+        for raw in stream:
+            message = _json(raw)
+            if isinstance(message, dict) and message.get("message_type") == "error":
+                finished.errors.append(message)
+                line = self.redact(describe(message))
+            elif line := self.redact(raw.rstrip("\n")).strip():
+                finished.lines.append(line)
+            if line and not quiet:
+                say(TOOL, line)
+
+
+def _json(line: str) -> object:
+    """The JSON value of a line, or None when it is text."""
+    if not line.startswith(("{", "[")):
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
