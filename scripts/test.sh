@@ -8,13 +8,15 @@ cd "$here"
 
 "$here/scripts/engine.sh"
 
-# Programs only the tests use (real receivers), from Debian's packages. Their
-# services are not started: policy-rc.d forbids it while they install.
+# Programs only the tests use (real receivers; restic, which the restic tool drives),
+# from Debian's packages. Their services are not started: policy-rc.d forbids it
+# while they install.
 test_tools() {
   local missing=()
   command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v restic >/dev/null 2>&1 || missing+=(restic)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing test receivers: ${missing[*]} (services not started)"
   local policy=/usr/sbin/policy-rc.d made=""
