@@ -308,6 +308,40 @@ def test_a_recent_lock_from_another_host_is_kept_and_the_forget_fails_naming_it(
     assert lock in {p.name for p in (repo / "locks").iterdir()}
 
 
+def test_a_run_stopped_with_sigterm_lets_restic_remove_its_lock(tmp_path: Path, repo: Path) -> None:
+    """The daemon stops a run's container with SIGTERM: the tool hands it to restic as
+    SIGINT, on which restic 0.14 removes its lock (on SIGTERM it would leave it, and a
+    lock from another container is stale only after 30 minutes); the run fails saying
+    it was interrupted."""
+    big = tmp_path / "big"
+    big.mkdir()
+    with (big / "zeros").open("wb") as zeros:
+        zeros.truncate(3 << 30)  # sparse: seconds for restic to read
+    line = json.dumps(request(repo, [big])) + "\n"
+    with subprocess.Popen(
+        [sys.executable, "-m", "jobs.tools.restic"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    ) as ran:
+        assert ran.stdin is not None
+        ran.stdin.write(line)
+        ran.stdin.close()
+        deadline = time.monotonic() + 30
+        while not any((repo / "locks").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # restic 0.14 waits 200 ms after making its lock before it owns it
+        ran.send_signal(signal.SIGTERM)
+        stderr = ran.stderr.read() if ran.stderr else ""
+    assert ran.returncode == 1
+    assert "restic: signal interrupt received, cleaning up" in stderr.splitlines()
+    assert stderr.splitlines()[-1].startswith("restic: backup failed: ")
+    assert list((repo / "locks").iterdir()) == []
+    assert snapshots(repo) == []
+
+
 # --- requests ---------------------------------------------------------------------------
 
 

@@ -22,6 +22,9 @@ forget --prune`` forgets the snapshots of that host with both tags (grouped by h
 tags) the rules do not keep; then ``restic check`` when one is due (``always``; ``weekly``
 or ``monthly`` once the last check is 7 or 30 days old, or never made).
 
+A SIGTERM (the daemon stopping the run's container) reaches the running restic as SIGINT,
+on which restic removes its lock before it ends (on SIGTERM, restic 0.14 would leave it).
+
 stderr carries the result as a control line (``{"result": …}``, a ``ResticResult``) and
 diagnostics through ``jobs.protocol.lines.say``. Exit 0: done; 1: the run failed, its
 last diagnostic says why (once a snapshot is made, naming it); 2: the request cannot be

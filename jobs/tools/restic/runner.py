@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +27,9 @@ TOOL = "restic"
 """The prefix of the tool's diagnostics on stderr."""
 RESTIC = "restic"
 """The program (Debian's restic in the ops image)."""
+_TERMINAL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+"""The terminal's control sequences restic writes even to a pipe ("\x1b[2K": clear the
+line)."""
 
 
 class ResticError(Exception):
@@ -106,7 +111,8 @@ class Restic:
 
     def run(self, args: list[str], *, quiet: bool = False) -> Finished:
         """Run ``restic ARGS`` to its end, saying its stderr (``quiet``: only keeping it);
-        a restic that cannot start is a ResticError."""
+        a restic that cannot start is a ResticError. A SIGTERM meanwhile (the run's
+        container stopped) reaches restic as the SIGINT on which it removes its lock."""
         try:
             process = subprocess.Popen(
                 [RESTIC, *args],
@@ -124,14 +130,13 @@ class Restic:
             target=self._read_stderr, args=(cast("IO[str]", process.stderr), finished, quiet)
         )
         reader.start()
-        for line in cast("IO[str]", process.stdout):
-            value = _json(line)
-            if value is None:
-                finished.output += [line.strip()] if line.strip() else []
-            elif not (isinstance(value, dict) and value.get("message_type") == "status"):
-                finished.values.append(value)
-        reader.join()
-        finished.code = process.wait()
+        stop = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
+        try:
+            _read_stdout(cast("IO[str]", process.stdout), finished)
+            reader.join()
+            finished.code = process.wait()
+        finally:
+            signal.signal(signal.SIGTERM, stop or signal.SIG_DFL)
         return finished
 
     def _read_stderr(self, stream: IO[str], finished: Finished, quiet: bool) -> None:
@@ -142,10 +147,20 @@ class Restic:
             if isinstance(message, dict) and message.get("message_type") == "error":
                 finished.errors.append(message)
                 line = self.redact(describe(message))
-            elif line := self.redact(raw.rstrip("\n")).strip():
+            elif line := self.redact(_TERMINAL.sub("", raw)).strip():
                 finished.lines.append(line)
             if line and not quiet:
                 say(TOOL, line)
+
+
+def _read_stdout(stream: IO[str], finished: Finished) -> None:
+    """Keep restic's stdout: its JSON values (but progress messages) and its text lines."""
+    for line in stream:
+        value = _json(line)
+        if value is None:
+            finished.output += [line.strip()] if line.strip() else []
+        elif not (isinstance(value, dict) and value.get("message_type") == "status"):
+            finished.values.append(value)
 
 
 def _json(line: str) -> object:
