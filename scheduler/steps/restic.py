@@ -13,10 +13,9 @@ from jobs.protocol.restic import ResticResult
 from scheduler.runs import Outcome, Status
 from scheduler.secrets import SecretError, read_secret
 from scheduler.steps.base import StepHandler
+from scheduler.steps.containers import stdin_writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from jobs.plan import SecretRef
     from scheduler.runs import Attempt
 
@@ -41,12 +40,7 @@ class ResticHandler(StepHandler[ResticBackup]):
         except SecretError as e:
             return Outcome(Status.FAILED, error=str(e))
 
-        def give_request(container_id: str) -> Callable[[], None]:
-            stdin = self.engine.attach_stdin(container_id)
-            stdin.write(request)
-            stdin.close()
-            return lambda: None
-
+        give_request = stdin_writer(self.engine, request)
         containers = self.context.containers
         outcome = containers.run_tool(attempt, step.spec, "restic", before_start=give_request)
         if outcome.status is not Status.SUCCEEDED:
