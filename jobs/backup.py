@@ -4,20 +4,35 @@ Order of a run: ``pre_exec`` commands (a dump, a flush) → ``stop`` the given
 containers in order (those running) → archive in a container of ``ops_image``
 with ``--volumes-from`` the sources (read-only) and the target mounted → start
 the stopped containers again in reverse order (on every path) → ``post_exec``
-(always, even after a failure). Retention runs after a good archive.
+(always, even after a failure). Retention runs after a good archive. With
+``repository`` instead of ``target`` the middle step is a restic snapshot
+(``jobs.repository``), in the same order.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from jobs.base import InsidePaths, Model, PlanContext
 from jobs.containers import ContainerJob, parse_volume
-from jobs.plan import ContainerSpec, ExecCommand, Mount, Plan, PullPolicy, RunContainer, WithStopped
+from jobs.plan import (
+    ContainerSpec,
+    ExecCommand,
+    Mount,
+    Plan,
+    PullPolicy,
+    ResticBackup,
+    RunContainer,
+    WithStopped,
+)
 from jobs.protocol.backup import CreateRequest
+from jobs.repository import REPOSITORY_ONLY, RepositoryKeys
 from jobs.run import Command, as_argv
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
@@ -44,8 +59,9 @@ class ExecSpec(Model):
         )
 
 
-class BackupJob(ContainerJob):
-    """Archive volumes into a target volume or host directory, with retention."""
+class BackupJob(RepositoryKeys, ContainerJob):
+    """Archive volumes into a target volume or host directory, or snapshot them into a
+    restic repository; with retention."""
 
     KIND: ClassVar[str] = "backup"
     kind: Literal["backup"]
@@ -53,8 +69,14 @@ class BackupJob(ContainerJob):
         default_factory=list,
         description="only these absolute paths inside the sources (default: all)",
     )
-    target: str = Field(min_length=1, description="a named volume, or an absolute host directory")
-    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    target: str | None = Field(
+        None,
+        min_length=1,
+        description="a named volume, or an absolute host directory (or repository instead)",
+    )
+    compression: Literal["zstd", "gzip", "none"] = Field(
+        "zstd", description="of the archives in target (not with repository)"
+    )
     pre_exec: list[ExecSpec] = Field(default_factory=list)
     stop: list[str] = Field(
         default_factory=list, description="stopped in order, started in reverse"
@@ -78,11 +100,38 @@ class BackupJob(ContainerJob):
             )
         return value
 
+    @classmethod
+    def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:
+        """A repository's keys are defaults only of jobs with ``repository``; ``target``
+        and ``compression`` only of the others (a shared [defaults] breaks neither)."""
+        if key in REPOSITORY_ONLY:
+            return "repository" in table
+        if key in ("target", "compression"):
+            return "repository" not in table
+        return True
+
     @model_validator(mode="after")
     def _has_sources(self) -> BackupJob:
         if not self.volumes_from and not self.volumes:
             raise ValueError("a backup needs a source: volumes_from and/or volumes")
-        for volume in map(parse_volume, self.volumes):
+        if (self.target is None) == (self.repository is None):
+            raise ValueError("a backup needs exactly one of target (archives) and repository")
+        volumes = tuple(map(parse_volume, self.volumes))
+        problem = self.repository_problem(set(self.model_fields_set), volumes)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.target is not None:
+            self._target_apart(volumes)
+        if self.concurrency == "allow":
+            raise ValueError(
+                "concurrency 'allow' would let two runs stop and start the same containers "
+                "and write the same target: use 'forbid' (the default) or 'replace'"
+            )
+        return self
+
+    def _target_apart(self, volumes: tuple[Mount, ...]) -> None:
+        """Refuse a target the archives would be taken from."""
+        for volume in volumes:
             if volume.source == self.target:
                 raise ValueError(
                     f"volume {volume.source!r} is the target too: the backup would hold its own "
@@ -99,12 +148,6 @@ class BackupJob(ContainerJob):
                     f"path {path!r} overlaps {TARGET_MOUNT}, where the target is mounted: the "
                     "backup would hold its own archives"
                 )
-        if self.concurrency == "allow":
-            raise ValueError(
-                "concurrency 'allow' would let two runs stop and start the same containers "
-                "and write the same target: use 'forbid' (the default) or 'replace'"
-            )
-        return self
 
     def request(self, job: str) -> CreateRequest:
         """What a run of the job (named ``job``) asks the backup tool: its paths, or every
@@ -123,30 +166,63 @@ class BackupJob(ContainerJob):
         )
 
     def plan(self, ctx: PlanContext) -> Plan:
-        """pre_exec, the archive between stop and start, post_exec as cleanup."""
-        sources = tuple(parse_volume(v) for v in self.volumes)
-        archive = RunContainer(
-            ContainerSpec(
-                image=ctx.ops_image,
-                command=self.request(ctx.job).argv(),
-                mounts=(
-                    Mount(self.target, TARGET_MOUNT),
-                    *(Mount(m.source, m.target, read_only=True) for m in sources),
-                ),
-                volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
-                network="none",
-                labels=self.labels,
-                stop_signal=self.stop_signal,
-                pull=PullPolicy.MISSING,
-                healthcheck=False,
-                **self.hardening(),
-            ),
-            tool="backup",
-        )
-        middle = (
-            WithStopped(tuple(self.stop), (archive,), self.stop_grace) if self.stop else archive
-        )
+        """pre_exec, the archive (or snapshot) between stop and start, post_exec as cleanup."""
+        body = self._archive(ctx) if self.repository is None else self._snapshot(ctx)
+        middle = WithStopped(tuple(self.stop), (body,), self.stop_grace) if self.stop else body
         return Plan(
             steps=(*(e.step() for e in self.pre_exec), middle),
             cleanup=tuple(e.step() for e in self.post_exec),
         )
+
+    def _ops_spec(
+        self,
+        ctx: PlanContext,
+        command: tuple[str, ...],
+        mounts: tuple[Mount, ...],
+        network: str | None,
+        *,
+        stdin: bool = False,
+    ) -> ContainerSpec:
+        """The ops container: ``mounts``, the sources of ``volumes_from`` read-only, the
+        job's labels and hardening."""
+        return ContainerSpec(
+            image=ctx.ops_image,
+            command=command,
+            mounts=mounts,
+            volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
+            network=network,
+            labels=self.labels,
+            stop_signal=self.stop_signal,
+            pull=PullPolicy.MISSING,
+            stdin=stdin,
+            healthcheck=False,
+            **self.hardening(),
+        )
+
+    def _archive(self, ctx: PlanContext) -> RunContainer:
+        """The backup tool's container: the target at TARGET_MOUNT, the volumes read-only."""
+        sources = tuple(parse_volume(v) for v in self.volumes)
+        mounts = (
+            Mount(str(self.target), TARGET_MOUNT),
+            *(Mount(m.source, m.target, read_only=True) for m in sources),
+        )
+        spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none")
+        return RunContainer(spec, tool="backup")
+
+    def _snapshot(self, ctx: PlanContext) -> ResticBackup:
+        """The restic tool's container, stdin open: the volumes read-only, but the one
+        holding a local repository, which restic writes."""
+        volumes = tuple(map(parse_volume, self.volumes))
+        holder = self.repository_volume(volumes)
+        mounts = tuple(Mount(m.source, m.target, read_only=m != holder) for m in volumes)
+        command = ("python3", "-m", "jobs.tools.restic")
+        spec = self._ops_spec(ctx, command, mounts, self.repository_network(), stdin=True)
+        keep = {
+            "last": self.keep_last,
+            "hourly": self.keep_hourly,
+            "daily": self.keep_daily,
+            "weekly": self.keep_weekly,
+            "monthly": self.keep_monthly,
+            "yearly": self.keep_yearly,
+        }
+        return self.restic_step(spec, self.restic_request(ctx.job, tuple(self.paths), keep))

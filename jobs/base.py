@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from jobs.units import Duration, Longest
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from jobs.plan import Plan
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
@@ -254,6 +256,12 @@ class BaseJob(Model):
     def _known_zone(cls, value: str) -> str:
         time_zone(value)
         return value
+
+    @classmethod
+    def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:  # noqa: ARG003
+        """Whether [defaults]' ``key`` (one of this kind's) applies to the job whose own
+        table is ``table``: always, unless a kind's keys exclude each other."""
+        return True
 
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""

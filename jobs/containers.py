@@ -78,7 +78,8 @@ class ContainerJob(BaseJob):
     volumes: VolumeList = Field(
         default_factory=list,
         description="named volumes or host paths, 'name:/path' or '/host/path:/path' (':ro' "
-        "for read-only; backup and logship mount them read-only)",
+        "for read-only; backup and logship mount them read-only, but the volume of a "
+        "backup's local repository)",
     )
     labels: Labels = Field(
         default_factory=dict, description="labels of the containers the job creates"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from jobs.protocol.restic import ResticRequest
     from jobs.protocol.ship import ShipRequest
 
 
@@ -133,7 +134,7 @@ class WithStopped:
     stopped ones again in reverse order — on every path, failures and shutdown included."""
 
     containers: tuple[str, ...]
-    body: tuple[RunContainer | ExecCommand, ...]
+    body: tuple[RunContainer | ExecCommand | ResticBackup, ...]
     grace: float = 10.0
 
 
@@ -163,7 +164,28 @@ class RotateLogs:
     tell: SignalContainers | None = None
 
 
-Step = RunContainer | ExecCommand | SignalContainers | WithStopped | ShipLogs | RotateLogs
+@dataclass(frozen=True, slots=True)
+class ResticBackup:
+    """Step: run the restic tool in ``spec`` (stdin open). The daemon writes to its stdin
+    ``request`` completed with its own name, the values of ``password`` and ``env`` (secrets
+    read at run time: the env's names, never in the container's environment) and when the
+    job last checked the repository; it stores the check time the result reports."""
+
+    spec: ContainerSpec
+    request: ResticRequest
+    password: SecretRef | None = None
+    env: tuple[SecretRef, ...] = ()
+
+
+Step = (
+    RunContainer
+    | ExecCommand
+    | SignalContainers
+    | WithStopped
+    | ShipLogs
+    | RotateLogs
+    | ResticBackup
+)
 """Every step a plan can hold (grows with the job kinds)."""
 
 

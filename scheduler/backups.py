@@ -72,25 +72,30 @@ def _run_plan(
     return {**outcome.details, "stopped_and_started": stopped}
 
 
-def backup_job(config: Config, name: str) -> BackupJob:
-    """The job ``name`` if it is a backup job."""
+def backup_job(config: Config, name: str) -> tuple[BackupJob, str]:
+    """The job ``name`` if it is a backup job into archives, and its target."""
     entry = config.jobs.get(name)
     if entry is None:
         raise BackupCommandError(f"no job {name!r} in {config.path}")
     if not isinstance(entry.job, BackupJob):
         raise BackupCommandError(f"job {name!r} is of kind {entry.job.kind!r}, not 'backup'")
-    return entry.job
+    if entry.job.target is None:
+        raise BackupCommandError(
+            f"job {name!r} backs up into a restic repository: listing and restoring its "
+            "snapshots is not there yet (use restic itself)"
+        )
+    return entry.job, entry.job.target
 
 
 def list_archives(
     engine: Engine, config: Config, name: str, ops_image: str, clock: Clock | None = None
 ) -> list[ArchiveEntry]:
     """The job's archives, newest first (name, time, bytes, good, future)."""
-    job = backup_job(config, name)
+    job, target = backup_job(config, name)
     spec = ContainerSpec(
         image=ops_image,
         command=ListRequest(name, TARGET_MOUNT).argv(),
-        mounts=(Mount(job.target, TARGET_MOUNT, read_only=True),),
+        mounts=(Mount(target, TARGET_MOUNT, read_only=True),),
         network="none",
         pull=PullPolicy.MISSING,
         healthcheck=False,
@@ -122,10 +127,12 @@ def _pick(archives: Sequence[Mapping[str, object]], archive: str, name: str, tar
     return archive
 
 
-def _restore_spec(job: BackupJob, ops_image: str, archive: str, to: list[str]) -> ContainerSpec:
+def _restore_spec(
+    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str]
+) -> ContainerSpec:
     """The ops container: into the job's own sources, or ``to`` volumes at archived paths."""
     only: list[str] = []
-    mounts = [Mount(job.target, TARGET_MOUNT, read_only=True)]
+    mounts = [Mount(target, TARGET_MOUNT, read_only=True)]
     volumes_from: tuple[str, ...] = ()
     for item in to:
         path, sep, volume = item.partition("=")
@@ -159,10 +166,10 @@ def restore(
 ) -> dict[str, object]:
     """Restore ``archive`` (or ``latest``) into the job's sources, or into ``to`` volumes
     (``/archived/path=volume``); stop/start the job's ``stop`` containers around it."""
-    job = backup_job(config, name)
+    job, target = backup_job(config, name)
     clock = clock or SystemClock()
-    chosen = _pick(list_archives(engine, config, name, ops_image, clock), archive, name, job.target)
-    spec = _restore_spec(job, ops_image, chosen, to)
+    chosen = _pick(list_archives(engine, config, name, ops_image, clock), archive, name, target)
+    spec = _restore_spec(job, target, ops_image, chosen, to)
     body = (RunContainer(spec, tool="backup"),)
     step = WithStopped(tuple(job.stop), body, job.stop_grace)
     return _run_plan(engine, config, name, job, step, clock=clock)

@@ -81,7 +81,9 @@ def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, 
 def _with_defaults(
     table: Mapping[str, Any], kind: type[BaseJob], defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
-    merged = {k: v for k, v in defaults.items() if k in kind.model_fields}
+    merged = {
+        k: v for k, v in defaults.items() if k in kind.model_fields and kind.takes_default(k, table)
+    }
     for key, value in table.items():
         base = merged.get(key)
         if key in MERGED_TABLES and isinstance(base, dict) and isinstance(value, dict):

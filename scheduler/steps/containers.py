@@ -49,6 +49,18 @@ def with_secrets(spec: ContainerSpec) -> ContainerSpec:
     return replace(spec, env=env, env_files=(), secret_env=())
 
 
+def stdin_writer(engine: Engine, data: bytes) -> Callable[[str], Callable[[], None]]:
+    """A ``before_start`` that writes ``data`` on the container's stdin and closes it (EOF)."""
+
+    def give(container_id: str) -> Callable[[], None]:
+        stdin = engine.attach_stdin(container_id)
+        stdin.write(data)
+        stdin.close()
+        return lambda: None
+
+    return give
+
+
 def pump(
     log: BoundLogger,
     stream: Iterator[tuple[str, bytes]],

@@ -10,10 +10,9 @@ from jobs.protocol.fields import RequestError
 from jobs.protocol.rotate import FinishResult, RotateResult, state_line
 from scheduler.runs import Outcome, Status
 from scheduler.steps.base import StepHandler
+from scheduler.steps.containers import stdin_writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from scheduler.runs import Attempt
 
 
@@ -28,12 +27,7 @@ class RotateHandler(StepHandler[RotateLogs]):
         containers = self.context.containers
         saved = store.tool_state(job) if store is not None else {}
 
-        def give_state(container_id: str) -> Callable[[], None]:
-            stdin = self.engine.attach_stdin(container_id)
-            stdin.write(state_line(saved))
-            stdin.close()
-            return lambda: None
-
+        give_state = stdin_writer(self.engine, state_line(saved))
         rotated = containers.run_tool(attempt, step.rotate, "rotate", before_start=give_state)
         if rotated.status is not Status.SUCCEEDED:
             return rotated

@@ -1,0 +1,233 @@
+"""Job kind backup with ``repository``: validation errors name the key (never a secret's
+value); the plan snapshots with the restic tool in the documented order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.backup import BackupJob
+from jobs.base import PlanContext
+from jobs.plan import ExecCommand, ResticBackup, SecretRef, WithStopped
+from scheduler.backups import BackupCommandError, backup_job
+from scheduler.errors import ConfigError
+from scheduler.settings import load_config
+
+from .configs import load_job
+
+BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
+REPO = 'repository = "rest:http://backup-host:8000/app"\npassword = "hunter2-secret"\n'
+
+
+def load(tmp_path: Path, extra: str, base: str = BASE) -> BackupJob:
+    return load_job(tmp_path, base + extra, "b", BackupJob)
+
+
+def errors_of(tmp_path: Path, extra: str, base: str = BASE) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, extra, base)
+    return caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("", "jobs.b: a backup needs exactly one of target (archives) and repository"),
+        (
+            REPO + 'target = "backups"',
+            "jobs.b: a backup needs exactly one of target (archives) and repository",
+        ),
+        ('repository = "s3:s3.amazonaws.com/b"', "jobs.b: password is required with repository"),
+        ('repository = ""\npassword = "x"', "jobs.b.repository: String should have at least 1"),
+        (REPO + 'compression = "gzip"', "jobs.b: compression is not a key of a backup into a"),
+        (REPO + 'check = "daily"', "jobs.b.check: Input should be 'never', 'always', 'weekly'"),
+        (REPO + "keep_hourly = 0", "jobs.b.keep_hourly: Input should be greater than or equal"),
+        (REPO + "init = 1", "jobs.b.init: Input should be a valid boolean"),
+        (REPO + 'env = { "1BAD" = "x" }', "jobs.b.env: env '1BAD': not an environment variable"),
+        (REPO + 'env = { "A-B" = "x" }', "jobs.b.env: env 'A-B': not an environment variable"),
+        (
+            REPO + 'env = { RESTIC_PASSWORD_FILE = "/x" }',
+            "jobs.b.env: env 'RESTIC_PASSWORD_FILE': the repository and its password have their",
+        ),
+        (
+            REPO + 'env = { RESTIC_REPOSITORY = "/x" }',
+            "jobs.b.env: env 'RESTIC_REPOSITORY': the repository and its password have their",
+        ),
+        (REPO + 'check_read_data = "0/5"', "jobs.b.check_read_data: check_read_data '0/5':"),
+        (REPO + 'check_read_data = "6/5"', "jobs.b.check_read_data: check_read_data '6/5':"),
+        (REPO + 'check_read_data = "150%"', "jobs.b.check_read_data: check_read_data '150%':"),
+        (REPO + 'check_read_data = "some"', "jobs.b.check_read_data: check_read_data 'some':"),
+        (
+            'repository = "/r"\npassword = { env = "" }\nvolumes = ["r:/r"]',
+            "jobs.b.password",
+        ),
+        (REPO + 'concurrency = "allow"', "jobs.b: concurrency 'allow' would let"),
+    ],
+)
+def test_bad_repository_config_names_the_key(tmp_path: Path, extra: str, message: str) -> None:
+    """Every mistake is reported naming its key."""
+    errors = errors_of(tmp_path, extra)
+    assert any(message in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        'password = "hunter2-secret"',
+        'env = { AWS_ACCESS_KEY_ID = "x" }',
+        "init = false",
+        'check = "weekly"',
+        'check_read_data = "5%"',
+        'network = "backup-net"',
+        "keep_hourly = 24",
+        "keep_yearly = 3",
+    ],
+)
+def test_repository_keys_are_refused_without_repository(tmp_path: Path, key: str) -> None:
+    """A tar backup (target) refuses each key of a backup into a repository, by its name,
+    never showing the value."""
+    errors = errors_of(tmp_path, 'target = "backups"\n' + key)
+    name = key.split(" ", maxsplit=1)[0]
+    assert errors == [f"jobs.b: {name} is a key of a backup into a repository (repository)"]
+    assert "hunter2" not in " ".join(errors)
+
+
+def test_errors_never_show_the_password(tmp_path: Path) -> None:
+    """A bad job with a plain-text password: no error line holds it."""
+    errors = errors_of(tmp_path, REPO + 'compression = "zstd"\nenv = { "1X" = "hunter2-secret" }')
+    assert len(errors) == 1, errors
+    assert "hunter2" not in " ".join(errors)
+
+
+@pytest.mark.parametrize(
+    ("volumes", "repository", "message"),
+    [
+        ("", "/repo", "jobs.b: repository '/repo': a local repository must lie inside one of"),
+        ('["r:/repos"]', "/repo", "repository '/repo': a local repository must lie inside"),
+        ('["r:/repo:ro"]', "/repo/app", "repository '/repo/app': its volume 'r' is read-only"),
+    ],
+)
+def test_a_local_repository_lies_in_a_writable_volume(
+    tmp_path: Path, volumes: str, repository: str, message: str
+) -> None:
+    """Else restic would write it into the throwaway ops container (or could not write)."""
+    extra = f'repository = "{repository}"\npassword = "p"\n'
+    if volumes:
+        extra += f"volumes = {volumes}\n"
+    errors = errors_of(tmp_path, extra)
+    assert any(message in e for e in errors), errors
+
+
+def test_plan_pre_stop_snapshot_start_post(tmp_path: Path) -> None:
+    """pre_exec, then the restic tool inside stop/start, post_exec as cleanup; the request
+    holds no secret given by reference, the container's spec holds none at all."""
+    job = load(
+        tmp_path,
+        'repository = "rest:http://backup-host:8000/app"\n'
+        'password = { file = "/run/secrets/restic" }\n'
+        'env = { AWS_ACCESS_KEY_ID = { env = "S3_KEY" }, AWS_REGION = "eu-west-1" }\n'
+        'volumes = ["logs:/var/log/app"]\nstop = ["app"]\nlabels = { team = "ops" }\n'
+        'pre_exec = [{ container = "db", command = "sync" }]\n'
+        'post_exec = [{ container = "db", command = ["echo", "done"] }]\n'
+        'paths = ["/var/lib/mysql"]\ninit = true\ncheck = "weekly"\ncheck_read_data = "1/12"\n'
+        "keep_last = 3\nkeep_hourly = 24\nkeep_daily = 7\nkeep_yearly = 2\n",
+    )
+    plan = job.plan(PlanContext(job="b", ops_image="ops:1"))
+    pre, middle = plan.steps
+    assert isinstance(pre, ExecCommand)
+    assert isinstance(middle, WithStopped)
+    assert middle.containers == ("app",)
+    (step,) = middle.body
+    assert isinstance(step, ResticBackup)
+    spec = step.spec
+    assert (spec.image, spec.command) == ("ops:1", ("python3", "-m", "jobs.tools.restic"))
+    assert spec.stdin
+    assert spec.healthcheck is False
+    assert spec.volumes_from == ("db:ro",)
+    assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
+        ("logs", "/var/log/app", True)
+    ]
+    assert spec.network is None  # the engine's default: the repository is on the network
+    assert dict(spec.labels) == {"team": "ops"}
+    assert dict(spec.env) == {}
+    assert (spec.secret_env, spec.env_files) == ((), ())
+    request = step.request
+    assert (request.job, request.repository, request.paths) == (
+        "b",
+        "rest:http://backup-host:8000/app",
+        ("/var/lib/mysql",),
+    )
+    assert (request.init, request.check, request.check_read_data) == (True, "weekly", "1/12")
+    assert dict(request.keep) == {"last": 3, "hourly": 24, "daily": 7, "yearly": 2}
+    assert request.password is None
+    assert dict(request.env) == {"AWS_REGION": "eu-west-1"}  # given as text
+    assert step.password == SecretRef("password", file="/run/secrets/restic")
+    assert step.env == (SecretRef("AWS_ACCESS_KEY_ID", env="S3_KEY"),)
+    (post,) = plan.cleanup
+    assert isinstance(post, ExecCommand)
+    assert post.command == ("echo", "done")
+
+
+def test_plan_of_a_local_repository(tmp_path: Path) -> None:
+    """No stop: the step itself; the repository's volume writable, the others read-only;
+    no network; a plain-text password in the request; no paths: every mounted volume."""
+    job = load(
+        tmp_path,
+        'repository = "/repos/app"\npassword = "hunter2-secret"\n'
+        'volumes = ["data:/data", "repos:/repos"]\n',
+    )
+    (step,) = job.plan(PlanContext(job="b", ops_image="ops:1")).steps
+    assert isinstance(step, ResticBackup)
+    assert [(m.source, m.target, m.read_only) for m in step.spec.mounts] == [
+        ("data", "/data", True),
+        ("repos", "/repos", False),
+    ]
+    assert step.spec.network == "none"
+    assert step.request.paths == ()
+    assert step.request.password == "hunter2-secret"  # noqa: S105 - a made-up one
+    assert step.password is None
+    assert dict(step.request.keep) == {}
+
+
+def test_a_network_given_is_the_ops_containers(tmp_path: Path) -> None:
+    job = load(tmp_path, REPO + 'network = "backup-net"\n')
+    (step,) = job.plan(PlanContext(job="b", ops_image="ops:1")).steps
+    assert isinstance(step, ResticBackup)
+    assert step.spec.network == "backup-net"
+
+
+def test_defaults_of_one_sort_of_backup_do_not_break_the_other(tmp_path: Path) -> None:
+    """[defaults] shared by run jobs (env, network), tar backups (target, compression) and
+    repository backups (password, check): each backup takes only the keys of its sort."""
+    defaults = (
+        '[defaults]\nenv = { TZ = "UTC" }\nnetwork = "backup-net"\ntarget = "backups"\n'
+        'compression = "gzip"\npassword = { env = "RESTIC_PW" }\ncheck = "monthly"\n'
+    )
+    tar = load(tmp_path, "", defaults + BASE)
+    assert (tar.target, tar.compression, tar.repository, tar.password) == (
+        "backups",
+        "gzip",
+        None,
+        None,
+    )
+    repository = load(tmp_path, 'repository = "s3:s3.amazonaws.com/b"\n', defaults + BASE)
+    assert (repository.target, repository.check, repository.network) == (
+        None,
+        "monthly",
+        "backup-net",
+    )
+    assert repository.env == {"TZ": "UTC"}
+    assert "compression" not in repository.model_fields_set
+
+
+def test_backups_and_restore_say_repositories_are_not_there_yet(tmp_path: Path) -> None:
+    """`crontainer backups` / `restore` work on archives: a repository job is refused."""
+    load(tmp_path, REPO)
+    config = load_config(tmp_path / "c.toml", {})
+    with pytest.raises(BackupCommandError) as caught:
+        backup_job(config, "b")
+    assert str(caught.value) == (
+        "job 'b' backs up into a restic repository: listing and restoring its snapshots is "
+        "not there yet (use restic itself)"
+    )
