@@ -13,8 +13,8 @@ import pytest
 
 from jobs.protocol.restic import ResticRequest, parse_snapshots
 from jobs.tools.backup.restore import STAGING_PREFIX
-from jobs.tools.restic.restoring import opened, restore
-from jobs.tools.restic.runner import ResticError
+from jobs.tools.restic.restoring import job_snapshots, opened, restore
+from jobs.tools.restic.runner import Finished, ResticError
 from tests.control import result_of
 
 from .test_restic_tool import DAEMON, old_snapshot, request, restic, tool
@@ -167,3 +167,35 @@ def test_a_volume_the_snapshot_does_not_hold_fails_and_nothing_is_left(
     with pytest.raises(ResticError, match=f"holds nothing at {other}.*nothing restored"):
         restoring(repo, data, mountinfo(tmp_path, data, other), only=[str(other)])
     assert list(other.iterdir()) == []
+
+
+class Listing:
+    """Stands for restic: its ``snapshots --json`` answer is ``listed``."""
+
+    def __init__(self, listed: list[dict[str, Any]]) -> None:
+        self.listed = listed
+        self.asked: list[list[str]] = []
+
+    def run(self, args: list[str]) -> Finished:
+        self.asked.append(args)
+        return Finished(0, values=[self.listed])
+
+
+def test_the_listing_orders_by_instant_whatever_the_offset_and_precision() -> None:
+    """restic writes each snapshot's time with its host's offset and nanoseconds."""
+    times = ["2026-12-02T04:30:00.123456789+02:00", "2026-12-02T03:00:00Z", "2026-12-02T02:45:00"]
+    listed = [{"id": f"{i}" * 64, "short_id": f"{i}" * 8, "time": t} for i, t in enumerate(times)]
+    made = ResticRequest("db", DAEMON, "/r", command="snapshots")
+    restic_like = Listing(listed)
+    found = job_snapshots(restic_like, made)  # type: ignore[arg-type]
+    assert [s.short_id for s in found] == ["11111111", "22222222", "00000000"]
+    assert restic_like.asked == [
+        [
+            "snapshots",
+            "--json",
+            "--host",
+            DAEMON,
+            "--tag",
+            f"crontainer-job=db,crontainer-daemon={DAEMON}",
+        ]
+    ]

@@ -89,7 +89,8 @@ def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Mem
     return found
 
 
-def _named(names: list[str], count: int) -> str:
+def named(names: list[str], count: int) -> str:
+    """The first of ``count`` paths (``names``, at most MAX_NAMED), and how many more."""
     more = count - len(names)
     return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
@@ -215,12 +216,12 @@ def _members_to_restore(archive: Path, selection: list[str], mounts: set[str]) -
     if members.refused_count:
         raise ToolError(
             f"{archive.name} holds members restore does not take (nothing restored): "
-            f"{_named(members.refused, members.refused_count)}"
+            f"{named(members.refused, members.refused_count)}"
         )
     if members.homeless_count:
         raise ToolError(
             f"{archive.name} holds paths under no volume mounted here (nothing restored): "
-            f"{_named(members.homeless, members.homeless_count)}"
+            f"{named(members.homeless, members.homeless_count)}"
         )
     return members
 

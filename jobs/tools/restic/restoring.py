@@ -13,12 +13,20 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.protocol.lines import say
 from jobs.protocol.restic import ResticRestored, ResticSnapshot
-from jobs.tools.backup.restore import DIRECTORY, MAX_NAMED, STAGING_PREFIX, Placing, half_moved
+from jobs.tools.backup.restore import (
+    DIRECTORY,
+    MAX_NAMED,
+    STAGING_PREFIX,
+    Placing,
+    half_moved,
+    named,
+)
 from jobs.tools.paths import mount_points
 from jobs.tools.restic.runner import TOOL, Restic, ResticError
 from jobs.tools.restic.steps import MOUNTINFO, local_repository, open_repository, unlock
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
 
 _GLOB = re.compile(r"[*?[\\]")
 """What restic's ``--include`` patterns read as a glob, escaped in a volume's path."""
+_NANOS = re.compile(r"(\.\d{6})\d+")
+"""The digits of a time past the microseconds (Python's ISO times stop there)."""
 
 
 @contextmanager
@@ -54,7 +64,17 @@ def job_snapshots(restic: Restic, request: ResticRequest) -> list[ResticSnapshot
         found = [ResticSnapshot.parse(s, f"snapshots[{i}]") for i, s in enumerate(listed)]
     except ValueError as e:
         raise ResticError(f"restic's listing cannot be read: {e}") from None
-    return sorted(found, key=lambda s: s.time, reverse=True)  # restic's RFC 3339, one zone
+    return sorted(found, key=lambda s: _instant(s.time), reverse=True)
+
+
+def _instant(text: str) -> datetime:
+    """A snapshot's time (restic's RFC 3339, nanoseconds, the making host's offset) as an
+    instant; one that cannot be read sorts as the oldest."""
+    try:
+        when = datetime.fromisoformat(_NANOS.sub(r"\1", text))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def choose(snapshots: list[ResticSnapshot], request: ResticRequest) -> ResticSnapshot:
@@ -71,11 +91,6 @@ def choose(snapshots: list[ResticSnapshot], request: ResticRequest) -> ResticSna
     return matching[0]
 
 
-def _named(paths: list[str]) -> str:
-    more = len(paths) - MAX_NAMED
-    return ", ".join(paths[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
-
-
 def _holder(path: Path, points: list[Path]) -> Path | None:
     """The deepest of ``points`` that is ``path`` or holds it."""
     holding = [p for p in points if p == path or p in path.parents]
@@ -88,13 +103,14 @@ def receiving(snapshot: ResticSnapshot, request: ResticRequest, points: list[Pat
     if request.only:
         stray = [p for p in request.only if Path(p) not in points]
         if stray:
-            raise ResticError(f"no volume mounted at {_named(stray)} (nothing restored)")
+            listed = named(stray[:MAX_NAMED], len(stray))
+            raise ResticError(f"no volume mounted at {listed} (nothing restored)")
         return sorted({Path(p) for p in request.only}, key=lambda p: len(p.parts))
     homeless = [p for p in snapshot.paths if _holder(Path(p), points) is None]
     if homeless:
         raise ResticError(
             f"snapshot {snapshot.short_id} holds paths under no volume mounted here "
-            f"(nothing restored): {_named(homeless)}"
+            f"(nothing restored): {named(homeless[:MAX_NAMED], len(homeless))}"
         )
     holders = {_holder(Path(p), points) for p in snapshot.paths}
     return sorted((h for h in holders if h is not None), key=lambda p: len(p.parts))
