@@ -77,23 +77,15 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
     )
     listing = commands.add_parser(
-        "backups",
-        parents=[common],
-        help="list a backup job's archives (size, time, complete) or its restic snapshots",
+        "backups", parents=[common], help="list a backup job's archives or restic snapshots"
     )
     listing.add_argument("job")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     back = commands.add_parser(
-        "restore",
-        parents=[common],
-        help="restore a backup job's archive (or restic snapshot) into its volumes",
+        "restore", parents=[common], help="restore a backup job's archive or snapshot"
     )
     back.add_argument("job")
-    back.add_argument(
-        "--archive",
-        default="latest",
-        help="an archive name (a snapshot id for a repository), or latest (default)",
-    )
+    back.add_argument("--archive", default="latest", help="an archive, a snapshot id, or latest")
     back.add_argument(
         "--to",
         action="append",
