@@ -11,6 +11,7 @@ the stopped containers again in reverse order (on every path) → ``post_exec``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
+RESTIC_TOOL = ("python3", "-m", "jobs.tools.restic")
 
 
 def _covers(path: str, inner: str) -> bool:
@@ -215,8 +217,7 @@ class BackupJob(RepositoryKeys, ContainerJob):
         volumes = tuple(map(parse_volume, self.volumes))
         holder = self.repository_volume(volumes)
         mounts = tuple(Mount(m.source, m.target, read_only=m != holder) for m in volumes)
-        command = ("python3", "-m", "jobs.tools.restic")
-        spec = self._ops_spec(ctx, command, mounts, self.repository_network(), stdin=True)
+        spec = self._ops_spec(ctx, RESTIC_TOOL, mounts, self.repository_network(), stdin=True)
         keep = {
             "last": self.keep_last,
             "hourly": self.keep_hourly,
@@ -226,3 +227,29 @@ class BackupJob(RepositoryKeys, ContainerJob):
             "yearly": self.keep_yearly,
         }
         return self.restic_step(spec, self.restic_request(ctx.job, tuple(self.paths), keep))
+
+    def repository_command(
+        self, ctx: PlanContext, command: str, snapshot: str = "latest", to: tuple[Mount, ...] = ()
+    ) -> ResticBackup:
+        """A one-off restic step of ``crontainer backups`` (``snapshots``: only a local
+        repository's volume mounted) or ``crontainer restore`` (``restore``: the job's
+        sources writable, or just ``to``, volumes at their snapshotted paths); network and
+        secrets as for a backup; never creating the repository."""
+        volumes = tuple(map(parse_volume, self.volumes))
+        holder = self.repository_volume(volumes)
+        held: tuple[Mount, ...] = () if holder is None else (Mount(holder.source, holder.target),)
+        sources = command == "restore" and not to
+        if sources:
+            held = tuple(Mount(m.source, m.target) for m in volumes)
+        network = self.repository_network()
+        spec = self._ops_spec(ctx, RESTIC_TOOL, (*held, *to), network, stdin=True)
+        spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
+        request = replace(
+            self.restic_request(ctx.job, (), {}),
+            command=command,
+            snapshot=snapshot,
+            only=tuple(m.target for m in to),
+            init=False,
+            check="never",
+        )
+        return self.restic_step(spec, request)

@@ -5,7 +5,9 @@ run ``python -m jobs.tools.backup`` in a container of the ops image — its ``Li
 and ``RestoreRequest`` (``jobs.protocol.backup``) as the command line — as plans run by
 the daemon's own step executor: the same container primitive, and a restore stops and
 starts the job's ``stop`` containers with the same step as a backup run (in order, then
-in reverse, on every path).
+in reverse, on every path). For a job with a ``repository`` the ops container runs
+``python -m jobs.tools.restic`` instead, its request (``snapshots`` or ``restore``) and
+secrets on stdin through the same ``ResticBackup`` step as the job's backups.
 """
 
 from __future__ import annotations
@@ -14,10 +16,19 @@ import uuid
 from typing import TYPE_CHECKING
 
 from jobs.backup import TARGET_MOUNT, BackupJob
+from jobs.base import PlanContext
 from jobs.containers import parse_volume
-from jobs.plan import ContainerSpec, Mount, PullPolicy, RunContainer, WithStopped
+from jobs.plan import (
+    ContainerSpec,
+    Mount,
+    PullPolicy,
+    ResticBackup,
+    RunContainer,
+    WithStopped,
+)
 from jobs.protocol.backup import ListRequest, RestoreRequest, parse_list_result
 from jobs.protocol.fields import RequestError
+from jobs.protocol.restic import parse_snapshots
 from scheduler.clock import SystemClock
 from scheduler.errors import CrontainerError
 from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status
@@ -28,6 +39,7 @@ if TYPE_CHECKING:
 
     from jobs.plan import Step
     from jobs.protocol.backup import ArchiveEntry
+    from jobs.protocol.restic import ResticSnapshot
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.settings import Config
@@ -72,26 +84,29 @@ def _run_plan(
     return {**outcome.details, "stopped_and_started": stopped}
 
 
-def backup_job(config: Config, name: str) -> tuple[BackupJob, str]:
-    """The job ``name`` if it is a backup job into archives, and its target."""
+def backup_job(config: Config, name: str) -> BackupJob:
+    """The job ``name`` if it is a backup job (into archives or a repository)."""
     entry = config.jobs.get(name)
     if entry is None:
         raise BackupCommandError(f"no job {name!r} in {config.path}")
     if not isinstance(entry.job, BackupJob):
         raise BackupCommandError(f"job {name!r} is of kind {entry.job.kind!r}, not 'backup'")
-    if entry.job.target is None:
-        raise BackupCommandError(
-            f"job {name!r} backs up into a restic repository: listing and restoring its "
-            "snapshots is not there yet (use restic itself)"
-        )
-    return entry.job, entry.job.target
+    return entry.job
+
+
+def _archives_of(config: Config, name: str) -> tuple[BackupJob, str]:
+    """The backup job ``name`` and its target, if it backs up into archives."""
+    job = backup_job(config, name)
+    if job.target is None:
+        raise BackupCommandError(f"job {name!r} backs up into a restic repository, not archives")
+    return job, job.target
 
 
 def list_archives(
     engine: Engine, config: Config, name: str, ops_image: str, clock: Clock | None = None
 ) -> list[ArchiveEntry]:
     """The job's archives, newest first (name, time, bytes, good, future)."""
-    job, target = backup_job(config, name)
+    job, target = _archives_of(config, name)
     spec = ContainerSpec(
         image=ops_image,
         command=ListRequest(name, TARGET_MOUNT).argv(),
@@ -106,6 +121,21 @@ def list_archives(
         return parse_list_result(details)["archives"]
     except RequestError as e:
         raise BackupCommandError(f"the backup tool's listing cannot be read: {e}") from None
+
+
+def list_snapshots(
+    engine: Engine, config: Config, name: str, ops_image: str, clock: Clock | None = None
+) -> list[ResticSnapshot]:
+    """The job's snapshots in its repository (its host and tags only), newest first."""
+    job = backup_job(config, name)
+    if job.repository is None:
+        raise BackupCommandError(f"job {name!r} backs up into archives, not a repository")
+    step = job.repository_command(PlanContext(name, ops_image), "snapshots")
+    details = _run_plan(engine, config, name, job, step, clock=clock or SystemClock())
+    try:
+        return parse_snapshots(details)
+    except RequestError as e:
+        raise BackupCommandError(f"the restic tool's listing cannot be read: {e}") from None
 
 
 def _pick(archives: Sequence[Mapping[str, object]], archive: str, name: str, target: str) -> str:
@@ -127,25 +157,30 @@ def _pick(archives: Sequence[Mapping[str, object]], archive: str, name: str, tar
     return archive
 
 
-def _restore_spec(
-    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str]
-) -> ContainerSpec:
-    """The ops container: into the job's own sources, or ``to`` volumes at archived paths."""
-    only: list[str] = []
-    mounts = [Mount(target, TARGET_MOUNT, read_only=True)]
-    volumes_from: tuple[str, ...] = ()
+def _to_mounts(to: list[str]) -> tuple[Mount, ...]:
+    """``--to /archived/path=volume`` options: each volume mounted at its path."""
+    mounts = []
     for item in to:
         path, sep, volume = item.partition("=")
         if not sep or not path.startswith("/") or not volume:
             raise BackupCommandError(f"--to {item!r}: write /archived/path=volume")
         mounts.append(Mount(volume, path))
-        only.append(path)
+    return tuple(mounts)
+
+
+def _restore_spec(
+    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str]
+) -> ContainerSpec:
+    """The ops container: into the job's own sources, or ``to`` volumes at archived paths."""
+    into = _to_mounts(to)
+    mounts = [Mount(target, TARGET_MOUNT, read_only=True), *into]
+    volumes_from: tuple[str, ...] = ()
     if not to:
         mounts += [parse_volume(v.removesuffix(":ro").removesuffix(":rw")) for v in job.volumes]
         volumes_from = tuple(job.volumes_from)
     return ContainerSpec(
         image=ops_image,
-        command=RestoreRequest(TARGET_MOUNT, archive, only=tuple(only)).argv(),
+        command=RestoreRequest(TARGET_MOUNT, archive, only=tuple(m.target for m in into)).argv(),
         mounts=tuple(mounts),
         volumes_from=volumes_from,
         network="none",
@@ -165,11 +200,19 @@ def restore(
     clock: Clock | None = None,
 ) -> dict[str, object]:
     """Restore ``archive`` (or ``latest``) into the job's sources, or into ``to`` volumes
-    (``/archived/path=volume``); stop/start the job's ``stop`` containers around it."""
-    job, target = backup_job(config, name)
+    (``/archived/path=volume``); stop/start the job's ``stop`` containers around it. For a
+    job with a repository, ``archive`` is a snapshot's id (or ``latest``: the job's newest),
+    which the restic tool finds among the job's own snapshots."""
+    job = backup_job(config, name)
     clock = clock or SystemClock()
-    chosen = _pick(list_archives(engine, config, name, ops_image, clock), archive, name, target)
-    spec = _restore_spec(job, target, ops_image, chosen, to)
-    body = (RunContainer(spec, tool="backup"),)
-    step = WithStopped(tuple(job.stop), body, job.stop_grace)
+    body: RunContainer | ResticBackup
+    if job.repository is not None:
+        ctx = PlanContext(name, ops_image)
+        body = job.repository_command(ctx, "restore", archive, _to_mounts(to))
+    else:
+        job, target = _archives_of(config, name)
+        archives = list_archives(engine, config, name, ops_image, clock)
+        spec = _restore_spec(job, target, ops_image, _pick(archives, archive, name, target), to)
+        body = RunContainer(spec, tool="backup")
+    step = WithStopped(tuple(job.stop), (body,), job.stop_grace)
     return _run_plan(engine, config, name, job, step, clock=clock)

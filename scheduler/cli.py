@@ -22,6 +22,7 @@ from scheduler.history import HistoryError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from scheduler.engine import Engine
     from scheduler.history import History
     from scheduler.settings import Config
 
@@ -76,15 +77,15 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
     )
     listing = commands.add_parser(
-        "backups", parents=[common], help="list a backup job's archives (size, time, complete)"
+        "backups", parents=[common], help="list a backup job's archives or restic snapshots"
     )
     listing.add_argument("job")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     back = commands.add_parser(
-        "restore", parents=[common], help="restore a backup job's archive into its volumes"
+        "restore", parents=[common], help="restore a backup job's archive or snapshot"
     )
     back.add_argument("job")
-    back.add_argument("--archive", default="latest", help="an archive name, or latest (default)")
+    back.add_argument("--archive", default="latest", help="an archive, a snapshot id, or latest")
     back.add_argument(
         "--to",
         action="append",
@@ -260,9 +261,30 @@ def _trigger(args: argparse.Namespace) -> int:
     return EXIT_USAGE if status == 404 else EXIT_FAILURE  # noqa: PLR2004
 
 
+def _print_listing(engine: Engine, config: Config, args: argparse.Namespace, image: str) -> None:
+    """``backups``: the job's archives, or its snapshots in its repository, newest first."""
+    from scheduler.backups import backup_job, list_archives, list_snapshots  # noqa: PLC0415
+
+    if backup_job(config, args.job).repository is not None:
+        snapshots = list_snapshots(engine, config, args.job, image)
+        if args.json:
+            print(json.dumps([s.to_json() for s in snapshots], indent=2))
+        for snap in [] if args.json else snapshots:
+            print(f"{snap.short_id}  {snap.time}  {' '.join(snap.paths)}")
+        return
+    archives = list_archives(engine, config, args.job, image)
+    if args.json:
+        print(json.dumps(archives, indent=2))
+    for item in [] if args.json else archives:
+        state = "" if item["good"] else "  (incomplete: no checksum)"
+        if item.get("future"):
+            state += "  (stamped in the future: made while the clock was wrong)"
+        print(f"{item['archive']}  {item['bytes']} bytes  {item['time']}{state}")
+
+
 def _backup_command(args: argparse.Namespace) -> int:
     """``backups`` and ``restore``: they need the engine, like the daemon."""
-    from scheduler.backups import BackupCommandError, list_archives, restore  # noqa: PLC0415
+    from scheduler.backups import BackupCommandError, restore  # noqa: PLC0415
     from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
     from scheduler.errors import EngineError  # noqa: PLC0415
     from scheduler.startup import ops_image  # noqa: PLC0415
@@ -277,14 +299,7 @@ def _backup_command(args: argparse.Namespace) -> int:
         engine = DockerEngine.connect(config.daemon.engine_timeout)
         image, _ = ops_image(config.daemon, engine)
         if args.command == "backups":
-            archives = list_archives(engine, config, args.job, image)
-            if args.json:
-                print(json.dumps(archives, indent=2))
-            for item in [] if args.json else archives:
-                state = "" if item["good"] else "  (incomplete: no checksum)"
-                if item.get("future"):
-                    state += "  (stamped in the future: made while the clock was wrong)"
-                print(f"{item['archive']}  {item['bytes']} bytes  {item['time']}{state}")
+            _print_listing(engine, config, args, image)
             return EXIT_OK
         result = restore(
             engine, config, args.job, ops_image=image, archive=args.archive, to=args.to

@@ -1,4 +1,5 @@
-"""The restic tool's request and result (stdlib only): a backup into a restic repository.
+"""The restic tool's request and results (stdlib only): a backup into a restic repository,
+the listing of a job's snapshots, a restore of one.
 
 The plan (``jobs.backup``, a job with ``repository``) builds a ``ResticRequest`` without
 its secrets; the daemon (``scheduler.steps.restic``) completes it — the repository's
@@ -7,7 +8,9 @@ last checked — and writes ``to_json()`` as the first line of the tool's stdin,
 is ever in the ops container's environment, command line or labels. The tool
 (``jobs.tools.restic``) reads it with ``parse`` and gives restic the secrets in the
 environment of the restic processes only. Its result (``ResticResult``) goes out as the
-tool's control line; the daemon reads it back with ``ResticResult.parse``.
+tool's control line; the daemon reads it back with ``ResticResult.parse``. A request's
+``command`` may instead ask for the job's snapshots (``parse_snapshots`` reads the listing,
+``ResticSnapshot`` each) or a restore (``ResticRestored``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 PROG = "python -m jobs.tools.restic"
+COMMANDS = ("backup", "snapshots", "restore")
+"""What a request asks: a backup run (the job's schedule), the job's snapshots listed, or
+one of them restored (``crontainer backups`` / ``crontainer restore``)."""
 CHECKS = ("never", "always", "weekly", "monthly")
 """When a run also checks the repository (``restic check``): never, at every run, or
 when the last check is at least 7 / 30 days old."""
@@ -71,6 +77,13 @@ class ResticRequest:
     """The repository's password (completed by the daemon; never logged)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """More environment for restic (cloud credentials…), values completed by the daemon."""
+    command: str = "backup"
+    """One of COMMANDS."""
+    snapshot: str = "latest"
+    """restore: the snapshot's id (or a prefix of it), or ``latest`` — the job's newest."""
+    only: tuple[str, ...] = ()
+    """restore: only these paths of the snapshot, each a volume mounted in the container
+    (none: every path of the snapshot)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keep", MappingProxyType(dict(self.keep)))
@@ -98,6 +111,9 @@ class ResticRequest:
                 "last_check": fields.text,
                 "password": fields.text,
                 "env": fields.text_table,
+                "command": lambda key: fields.choice(key, COMMANDS),
+                "snapshot": fields.text,
+                "only": fields.texts,
             }
         )
         keep = Fields(given.get("keep", {}), "keep")
@@ -155,4 +171,68 @@ class ResticResult:
                     "created_repository": fields.flag,
                 }
             ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResticSnapshot:
+    """One of the job's snapshots as ``crontainer backups`` lists it. restic 0.14 keeps no
+    size or file count in a snapshot (only ``restic stats`` per snapshot, which reads its
+    whole tree, could tell): the listing has none."""
+
+    id: str
+    short_id: str
+    time: str
+    """When restic made it (restic's RFC 3339 time)."""
+    paths: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    hostname: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """The snapshot as the listing carries it."""
+        return json_object(self)
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> ResticSnapshot:
+        """One snapshot of a listing (``where``: its place, for the error)."""
+        fields = Fields(value, where)
+        return cls(
+            fields.text("id"),
+            fields.text("short_id"),
+            fields.text("time"),
+            **fields.given({"paths": fields.texts, "tags": fields.texts, "hostname": fields.text}),
+        )
+
+
+def parse_snapshots(value: object) -> list[ResticSnapshot]:
+    """The tool's listing (``{"snapshots": [...]}``, newest first); RequestError names a
+    bad field."""
+    listed = Fields(value, "").array("snapshots")
+    return [ResticSnapshot.parse(item, f"snapshots[{i}]") for i, item in enumerate(listed)]
+
+
+@dataclass(frozen=True, slots=True)
+class ResticRestored:
+    """What a restore did: the snapshot restored and the volumes it wrote into."""
+
+    repository: str
+    """Redacted (``redacted``)."""
+    snapshot_id: str
+    volumes: tuple[str, ...]
+    """The mount points of the volumes written into."""
+    duration_s: float
+
+    def to_json(self) -> dict[str, object]:
+        """The result as the tool's control line carries it."""
+        return json_object(self)
+
+    @classmethod
+    def parse(cls, value: object) -> ResticRestored:
+        """The result from the tool's control line; RequestError names a bad field."""
+        fields = Fields(value, "")
+        return cls(
+            fields.text("repository"),
+            fields.text("snapshot_id"),
+            fields.texts("volumes"),
+            fields.number("duration_s"),
         )

@@ -74,10 +74,11 @@ def rest_server(engine: docker.DockerClient, network: str, make: Callable[..., A
     return f"rest:http://backup:{REST_PASSWORD}@{name}:8000/app"
 
 
-def cli(daemon: Daemon, *args: str) -> str:
+def cli(daemon: Daemon, *args: str, env: dict[str, str] | None = None) -> str:
     command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
+    environ = {**cli_environ(), **(env or {})}
     done = subprocess.run(
-        command, capture_output=True, text=True, check=False, cwd=ROOT, env=cli_environ()
+        command, capture_output=True, text=True, check=False, cwd=ROOT, env=environ
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -184,6 +185,48 @@ def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identica
         engine, PROJECT_IMAGE, ["python3", "-c", SNAPSHOT, "/v/data"], volumes=[f"{restored}:/v:ro"]
     )
     assert json.loads(tree) == snapshot(engine, source)
+    restore_with_crontainer(
+        engine, daemon, rest_server, network, source, [second["snapshot_id"], first["snapshot_id"]]
+    )
+    app.reload()
+    assert app.status == "running"
+
+
+def restore_with_crontainer(
+    engine: docker.DockerClient,
+    daemon: Daemon,
+    rest_server: str,
+    network: str,
+    source: str,
+    expected: list[str],
+) -> None:
+    """``crontainer backups db`` lists ``expected`` (short ids, newest first), not another
+    job's snapshot made now in the same repository; with the source wiped, ``crontainer
+    restore db`` gives its tree back as it was."""
+    before = snapshot(engine, source)
+    other = "restic backup --no-cache --host elsewhere --tag crontainer-job=other /data/sub"
+    output_of(
+        engine,
+        PROJECT_IMAGE,
+        ["sh", "-c", other],
+        network=network,
+        volumes=[f"{source}:/data:ro"],
+        environment={"RESTIC_REPOSITORY": rest_server, "RESTIC_PASSWORD": PASSWORD},
+    )
+    secrets = {"TEST_RESTIC_PASSWORD": PASSWORD}
+    listed = json.loads(cli(daemon, "backups", "db", "--json", env=secrets))
+    assert [s["short_id"] for s in listed] == expected
+    assert all(s["paths"] == ["/data"] and s["hostname"] == daemon.name for s in listed)
+    text = cli(daemon, "backups", "db", env=secrets)
+    assert [line.split()[0] for line in text.splitlines()] == expected
+
+    output_of(engine, BUSYBOX, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source}:/data"])
+    assert snapshot(engine, source) != before
+    restored = json.loads(cli(daemon, "restore", "db", env=secrets))
+    assert restored["snapshot_id"] == expected[0]
+    assert restored["volumes"] == ["/data"]
+    assert len(restored["stopped_and_started"]) == 1
+    assert snapshot(engine, source) == before
 
 
 def test_a_local_repository_keeps_only_the_newest_snapshot_of_the_job(

@@ -10,9 +10,7 @@ import pytest
 from jobs.backup import BackupJob
 from jobs.base import PlanContext
 from jobs.plan import ExecCommand, ResticBackup, SecretRef, WithStopped
-from scheduler.backups import BackupCommandError, backup_job
 from scheduler.errors import ConfigError
-from scheduler.settings import load_config
 
 from .configs import load_job
 
@@ -219,15 +217,3 @@ def test_defaults_of_one_sort_of_backup_do_not_break_the_other(tmp_path: Path) -
     )
     assert repository.env == {"TZ": "UTC"}
     assert "compression" not in repository.model_fields_set
-
-
-def test_backups_and_restore_say_repositories_are_not_there_yet(tmp_path: Path) -> None:
-    """`crontainer backups` / `restore` work on archives: a repository job is refused."""
-    load(tmp_path, REPO)
-    config = load_config(tmp_path / "c.toml", {})
-    with pytest.raises(BackupCommandError) as caught:
-        backup_job(config, "b")
-    assert str(caught.value) == (
-        "job 'b' backs up into a restic repository: listing and restoring its snapshots is "
-        "not there yet (use restic itself)"
-    )

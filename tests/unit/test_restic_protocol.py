@@ -8,7 +8,14 @@ import json
 import pytest
 
 from jobs.protocol.fields import RequestError
-from jobs.protocol.restic import ResticRequest, ResticResult, redacted
+from jobs.protocol.restic import (
+    ResticRequest,
+    ResticRestored,
+    ResticResult,
+    ResticSnapshot,
+    parse_snapshots,
+    redacted,
+)
 
 FULL = ResticRequest(
     "db",
@@ -79,3 +86,27 @@ def test_a_bad_result_names_its_field() -> None:
 )
 def test_a_password_in_the_repository_url_is_never_shown(repository: str, shown: str) -> None:
     assert redacted(repository) == shown
+
+
+# --- listing and restore ------------------------------------------------------------------
+
+
+def test_a_restore_request_goes_through_json_whole() -> None:
+    made = ResticRequest("db", "d", "/r", command="restore", snapshot="abc", only=("/data",))
+    assert ResticRequest.parse(json.loads(made.to_json())) == made
+
+
+def test_an_unknown_command_is_named() -> None:
+    with pytest.raises(RequestError, match="'command': unknown command 'forget'"):
+        ResticRequest.parse({"job": "db", "daemon": "d", "repository": "/r", "command": "forget"})
+
+
+def test_a_listing_and_a_restore_result_read_back_and_name_a_bad_field() -> None:
+    snap = ResticSnapshot("f" * 64, "ffffffff", "2026-01-01T00:00:00Z", ("/data",), ("t",), "h")
+    assert parse_snapshots({"snapshots": [snap.to_json()]}) == [snap]
+    with pytest.raises(RequestError, match=r"'snapshots\[0\].time': expected a string"):
+        parse_snapshots({"snapshots": [{"id": "x", "short_id": "x"}]})
+    done = ResticRestored("/r", "ffffffff", ("/data",), 1.5)
+    assert ResticRestored.parse(done.to_json()) == done
+    with pytest.raises(RequestError, match="'volumes': expected an array of strings"):
+        ResticRestored.parse({**done.to_json(), "volumes": "/data"})

@@ -19,11 +19,13 @@ from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.reading import TAR_READ, read_with_tar, unescape_name
 
 if TYPE_CHECKING:
+    from collections.abc import Container
+
     from jobs.protocol.backup import RestoreResult
 
 STAGING_PREFIX = ".crontainer-restore-"
 """A restore's staging directory in each volume: this prefix and 16 random hex digits."""
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_NAMED = 5
 """How many of the archive's paths an error names (then how many more there are)."""
 
@@ -87,22 +89,25 @@ def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Mem
     return found
 
 
-def _named(names: list[str], count: int) -> str:
+def named(names: list[str], count: int) -> str:
+    """The first of ``count`` paths (``names``, at most MAX_NAMED), and how many more."""
     more = count - len(names)
     return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
-class _Placing:
-    """Moves a staged tree into its volume, following no link that is in the volume."""
+class Placing:
+    """Moves a staged tree into its volume, following no link that is in the volume.
+    ``directories``: the paths (relative to the root) of the directories whose owner, mode
+    and times are restored too (the staged ones)."""
 
-    def __init__(self, directories: set[str]) -> None:
+    def __init__(self, directories: Container[str]) -> None:
         self.directories = directories
 
     def merge(self, staged_parent: int, name: str, dest: int, path: str) -> None:
         """Move the entries of the staged directory ``name`` (in ``staged_parent``) into the
         real directory ``dest``, remove it, then give ``dest`` its owner, mode and times if
         it is a member of the archive (``path``)."""
-        staged = os.open(name, _DIRECTORY, dir_fd=staged_parent)
+        staged = os.open(name, DIRECTORY, dir_fd=staged_parent)
         try:
             meta = os.fstat(staged)  # before moving entries out changes its times
             with os.scandir(staged) as entries:
@@ -126,7 +131,7 @@ class _Placing:
         except FileNotFoundError:
             there = None
         if there is not None and stat.S_ISDIR(mode) and stat.S_ISDIR(there):
-            inner = os.open(name, _DIRECTORY, dir_fd=dest)
+            inner = os.open(name, DIRECTORY, dir_fd=dest)
             try:
                 self.merge(staged, name, inner, path)
             finally:
@@ -188,7 +193,7 @@ def _stage(
         raise
 
 
-def _half_moved(error: BaseException, mounts: list[Path], staging: str) -> str:
+def half_moved(error: BaseException, mounts: list[Path], staging: str) -> str:
     """The error of a move into place that stopped in ``mounts[0]``: what is where."""
     first, rest = mounts[0], [str(m / staging) for m in mounts[1:]]
     said = f"moving the restored tree into place failed: {error}; {first} holds a mix of old "
@@ -211,12 +216,12 @@ def _members_to_restore(archive: Path, selection: list[str], mounts: set[str]) -
     if members.refused_count:
         raise ToolError(
             f"{archive.name} holds members restore does not take (nothing restored): "
-            f"{_named(members.refused, members.refused_count)}"
+            f"{named(members.refused, members.refused_count)}"
         )
     if members.homeless_count:
         raise ToolError(
             f"{archive.name} holds paths under no volume mounted here (nothing restored): "
-            f"{_named(members.homeless, members.homeless_count)}"
+            f"{named(members.homeless, members.homeless_count)}"
         )
     return members
 
@@ -231,21 +236,19 @@ def _stage_and_place(
     try:
         for mount in receiving:
             try:
-                fds[mount] = os.open(at[mount], _DIRECTORY)
+                fds[mount] = os.open(at[mount], DIRECTORY)
             except OSError as e:
                 raise ToolError(f"cannot restore into {at[mount]}: {e.strerror}") from None
         try:
             _stage(archive, root, staging, fds, selection=selection)
         except ToolError as e:
             raise ToolError(f"could not extract {archive.name} (nothing restored): {e}") from None
-        placing = _Placing(members.directories)
+        placing = Placing(members.directories)
         for done, mount in enumerate(receiving):
             try:
                 placing.merge(fds[mount], staging, fds[mount], mount)
             except (OSError, RecursionError) as e:
-                raise ToolError(
-                    _half_moved(e, [at[m] for m in receiving[done:]], staging)
-                ) from None
+                raise ToolError(half_moved(e, [at[m] for m in receiving[done:]], staging)) from None
     finally:
         for fd in fds.values():
             os.close(fd)

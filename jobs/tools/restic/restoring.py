@@ -1,0 +1,222 @@
+"""Listing the job's snapshots and restoring one: the snapshots of the job's host with
+both its tags (newest first), and a restore that lets restic write only into a fresh
+staging directory inside each receiving volume, then moves the entries into place as the
+tar restore does (``jobs.tools.backup.restore.Placing``: following no link in the volume)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.protocol.lines import say
+from jobs.protocol.restic import ResticRestored, ResticSnapshot
+from jobs.tools.backup.restore import (
+    DIRECTORY,
+    MAX_NAMED,
+    STAGING_PREFIX,
+    Placing,
+    half_moved,
+    named,
+)
+from jobs.tools.paths import mount_points
+from jobs.tools.restic.runner import TOOL, Restic, ResticError
+from jobs.tools.restic.steps import MOUNTINFO, local_repository, open_repository, unlock
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from jobs.protocol.restic import ResticRequest
+
+_GLOB = re.compile(r"[*?[\\]")
+"""What restic's ``--include`` patterns read as a glob, escaped in a volume's path."""
+_NANOS = re.compile(r"(\.\d{6})\d+")
+"""The digits of a time past the microseconds (Python's ISO times stop there)."""
+
+
+@contextmanager
+def opened(request: ResticRequest) -> Iterator[Restic]:
+    """restic for ``request`` on its repository, opened (never created) and rid of stale
+    locks, with a cache directory that lasts as long as the block."""
+    with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache:
+        restic = Restic(request, cache)
+        _, locks = open_repository(restic, replace(request, init=False))
+        unlock(restic, locks)
+        yield restic
+
+
+def job_snapshots(restic: Restic, request: ResticRequest) -> list[ResticSnapshot]:
+    """The job's snapshots — its host, both its tags — newest first."""
+    args = ["snapshots", "--json", "--host", request.daemon, "--tag", ",".join(request.tags())]
+    done = restic.run(args)
+    listed = next((v for v in done.values if isinstance(v, list)), None)
+    if done.code != 0 or listed is None:
+        raise ResticError(f"cannot list the snapshots: {done.reason()}")
+    try:
+        found = [ResticSnapshot.parse(s, f"snapshots[{i}]") for i, s in enumerate(listed)]
+    except ValueError as e:
+        raise ResticError(f"restic's listing cannot be read: {e}") from None
+    return sorted(found, key=lambda s: _instant(s.time), reverse=True)
+
+
+def _instant(text: str) -> datetime:
+    """A snapshot's time (restic's RFC 3339, nanoseconds, the making host's offset) as an
+    instant; one that cannot be read sorts as the oldest."""
+    try:
+        when = datetime.fromisoformat(_NANOS.sub(r"\1", text))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def choose(snapshots: list[ResticSnapshot], request: ResticRequest) -> ResticSnapshot:
+    """The request's snapshot among the job's own: ``latest``, or the one whose id starts
+    with the given id."""
+    if request.snapshot == "latest":
+        if not snapshots:
+            raise ResticError(f"job {request.job!r} has no snapshot in the repository")
+        return snapshots[0]
+    matching = [s for s in snapshots if s.id.startswith(request.snapshot)]
+    if len(matching) != 1:
+        what = "no snapshot" if not matching else f"{len(matching)} snapshots"
+        raise ResticError(f"job {request.job!r} has {what} with the id {request.snapshot!r}")
+    return matching[0]
+
+
+def _holder(path: Path, points: list[Path]) -> Path | None:
+    """The deepest of ``points`` that is ``path`` or holds it."""
+    holding = [p for p in points if p == path or p in path.parents]
+    return max(holding, key=lambda p: len(p.parts), default=None)
+
+
+def receiving(snapshot: ResticSnapshot, request: ResticRequest, points: list[Path]) -> list[Path]:
+    """The volumes the snapshot's paths (or the request's ``only``) go into, the shallowest
+    first; a path under no volume mounted here fails before anything is written."""
+    if request.only:
+        stray = [p for p in request.only if Path(p) not in points]
+        if stray:
+            listed = named(stray[:MAX_NAMED], len(stray))
+            raise ResticError(f"no volume mounted at {listed} (nothing restored)")
+        return sorted({Path(p) for p in request.only}, key=lambda p: len(p.parts))
+    homeless = [p for p in snapshot.paths if _holder(Path(p), points) is None]
+    if homeless:
+        raise ResticError(
+            f"snapshot {snapshot.short_id} holds paths under no volume mounted here "
+            f"(nothing restored): {named(homeless[:MAX_NAMED], len(homeless))}"
+        )
+    holders = {_holder(Path(p), points) for p in snapshot.paths}
+    return sorted((h for h in holders if h is not None), key=lambda p: len(p.parts))
+
+
+class _Every:
+    """Every staged directory gets its owner, mode and times: restic restored each one of
+    the snapshot's tree, the volume's own root too."""
+
+    def __contains__(self, path: object) -> bool:
+        return True
+
+
+def _stage(
+    restic: Restic,
+    snapshot: ResticSnapshot,
+    volumes: list[Path],
+    points: list[Path],
+    staging: str,
+    *,
+    follow: bool,
+) -> list[Path]:
+    """Restore each volume's part of the snapshot into its staging directory, the
+    shallowest first. What restic staged where another volume is mounted inside (one of
+    ``points``) is taken out — that volume restores on its own when it is one of
+    ``volumes`` or ``follow`` (the restore is of everything, no ``only``). The volumes
+    written into."""
+    queue, done = list(volumes), []
+    while queue:
+        volume = queue.pop(0)
+        try:
+            (volume / staging).mkdir(0o700)
+        except OSError as e:
+            raise ResticError(f"cannot make {volume / staging}: {e.strerror}") from None
+        done.append(volume)
+        args = ["restore", snapshot.id, "--target", str(volume / staging)]
+        restored = restic.run([*args, "--include", _GLOB.sub(r"\\\g<0>", str(volume))])
+        if restored.code != 0:
+            raise ResticError(f"cannot restore {volume}: {restored.reason()}")
+        if not _staged(volume, staging).is_dir():
+            raise ResticError(f"snapshot {snapshot.short_id} holds nothing at {volume}")
+        for inner in (p for p in points if p != volume and _holder(p.parent, points) == volume):
+            staged = _staged(volume, staging) / inner.relative_to(volume)
+            if staged.is_dir() and not staged.is_symlink():
+                shutil.rmtree(staged)
+                if follow and inner not in queue + done:
+                    queue.append(inner)
+    return done
+
+
+def _staged(volume: Path, staging: str) -> Path:
+    """Where restic put the volume's part of the snapshot: its full path in the staging
+    directory (restic 0.14 restores a snapshot's paths whole, not a subfolder)."""
+    return volume / staging / volume.relative_to("/")
+
+
+def _remove(volumes: list[Path], staging: str) -> None:
+    for volume in volumes:
+        try:
+            shutil.rmtree(volume / staging)
+        except OSError as e:
+            say(TOOL, f"could not remove the staging directory {volume / staging}: {e}")
+
+
+def _place(volumes: list[Path], staging: str) -> None:
+    """Move every staging directory's entries into its volume, the deepest first."""
+    ordered = sorted(volumes, key=lambda p: len(p.parts), reverse=True)
+    placing = Placing(_Every())
+    for done, volume in enumerate(ordered):
+        fd = os.open(volume, DIRECTORY)
+        parent = os.open(_staged(volume, staging).parent, DIRECTORY)  # restic made it all
+        try:
+            placing.merge(parent, volume.name, fd, str(volume.relative_to("/")))
+            shutil.rmtree(volume / staging)
+        except (OSError, RecursionError) as e:
+            raise ResticError(half_moved(e, ordered[done:], staging)) from None
+        finally:
+            os.close(parent)
+            os.close(fd)
+
+
+def restore(restic: Restic, request: ResticRequest, mountinfo: Path = MOUNTINFO) -> ResticRestored:
+    """Restore the request's snapshot of the job into the volumes mounted here (README,
+    "How a restore writes"); nothing is written when a path has no volume or restic fails."""
+    began = time.monotonic()
+    snapshot = choose(job_snapshots(restic, request), request)
+    repository = local_repository(request)
+    points = [
+        p
+        for p in mount_points(mountinfo)
+        if repository is None or not (p == repository or p in repository.parents)
+    ]
+    volumes = receiving(snapshot, request, points)
+    staging = STAGING_PREFIX + secrets.token_hex(8)
+    written: list[Path] = []
+    try:
+        written = _stage(restic, snapshot, volumes, points, staging, follow=not request.only)
+    except BaseException as e:
+        _remove(sorted({v for v in [*volumes, *points] if (v / staging).is_dir()}), staging)
+        if isinstance(e, ResticError):
+            raise ResticError(f"{e} (nothing restored)") from None
+        raise
+    _place(written, staging)
+    return ResticRestored(
+        restic.redact.repository,
+        snapshot.short_id,
+        tuple(str(v) for v in sorted(written)),
+        round(time.monotonic() - began, 3),
+    )
