@@ -69,6 +69,17 @@ def network(engine: docker.DockerClient) -> Iterator[str]:
     made.remove()
 
 
+def wait_until_it_says(server: Any, words: str) -> None:
+    """Wait (10 s at most) until a server's log says ``words``: it is ready."""
+    for _ in range(100):
+        server.reload()
+        if words in server.logs().decode():
+            return
+        assert server.status == "running", server.logs()
+        threading.Event().wait(0.1)
+    pytest.fail(f"{server.name} did not start: {server.logs()!r}")
+
+
 @pytest.fixture
 def rest_server(engine: docker.DockerClient, network: str, make: Callable[..., Any]) -> str:
     """``rclone serve restic`` on ``network``, basic auth; its repository URL with the
@@ -82,14 +93,7 @@ def rest_server(engine: docker.DockerClient, network: str, make: Callable[..., A
         network=network,
         volumes=["/repos"],
     )  # fmt: skip
-    for _ in range(100):
-        server.reload()
-        if "Serving restic REST API" in server.logs().decode():
-            break
-        assert server.status == "running", server.logs()
-        threading.Event().wait(0.1)
-    else:
-        pytest.fail(f"the REST server did not start: {server.logs()!r}")
+    wait_until_it_says(server, "Serving restic REST API")
     return f"rest:http://backup:{REST_PASSWORD}@{name}:8000/app"
 
 
@@ -139,14 +143,7 @@ def sftp_server(
         environment={"AUTHORIZED": public},
         volumes=["/srv/restic"],  # for the test to read the repositories
     )
-    for _ in range(100):
-        server.reload()
-        if "Server listening" in server.logs().decode():
-            break
-        assert server.status == "running", server.logs()
-        threading.Event().wait(0.1)
-    else:
-        pytest.fail(f"sshd did not start: {server.logs()!r}")
+    wait_until_it_says(server, "Server listening")
     code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
     assert code == 0, host_key
     return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
