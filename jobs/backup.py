@@ -105,7 +105,10 @@ class BackupJob(RepositoryKeys, ContainerJob):
     @classmethod
     def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:
         """A repository's keys are defaults only of jobs with ``repository``; ``target``
-        and ``compression`` only of the others (a shared [defaults] breaks neither)."""
+        and ``compression`` only of the others (a shared [defaults] breaks neither);
+        ``ssh`` only of jobs with an ``sftp:`` repository."""
+        if key == "ssh":
+            return str(table.get("repository", "")).startswith("sftp:")
         if key in REPOSITORY_ONLY:
             return "repository" in table
         if key in ("target", "compression"):

@@ -167,14 +167,19 @@ class RotateLogs:
 @dataclass(frozen=True, slots=True)
 class ResticBackup:
     """Step: run the restic tool in ``spec`` (stdin open). The daemon writes to its stdin
-    ``request`` completed with its own name, the values of ``password`` and ``env`` (secrets
-    read at run time: the env's names, never in the container's environment) and when the
-    job last checked the repository; it stores the check time the result reports."""
+    ``request`` completed with its own name, the values of ``password``, ``env``,
+    ``ssh_key`` and ``known_hosts`` (read at run time: the env's names, never in the
+    container's environment) and when the job last checked the repository; it stores the
+    check time the result reports."""
 
     spec: ContainerSpec
     request: ResticRequest
     password: SecretRef | None = None
     env: tuple[SecretRef, ...] = ()
+    ssh_key: SecretRef | None = None
+    known_hosts: SecretRef | None = None
+    """An ``sftp:`` repository's key and known_hosts, when given by reference (a file
+    may change between runs: read at each)."""
 
 
 Step = (

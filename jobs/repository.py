@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from jobs.base import EnvSecret, FileSecret, Model, SecretValue
 from jobs.plan import ContainerSpec, ResticBackup, SecretRef
-from jobs.protocol.restic import KEEP_RULES, ResticRequest
+from jobs.protocol.restic import KEEP_RULES, ResticRequest, sftp_location
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -32,6 +32,7 @@ REPOSITORY_ONLY = (
     "network",
     "keep_hourly",
     "keep_yearly",
+    "ssh",
 )
 """Keys only a job with ``repository`` takes (a tar backup refuses them)."""
 
@@ -74,6 +75,30 @@ def secret_ref(name: str, value: SecretValue) -> SecretRef | None:
     return None
 
 
+class SshKeys(Model):
+    """How the ops container's ssh reaches an ``sftp:`` repository: the job's key, and the
+    host keys it trusts (nothing else: no agent, no config, no other known_hosts)."""
+
+    key: SecretValue = Field(
+        description="the private key (OpenSSH or PEM, no passphrase): text, { env = 'NAME' } "
+        "or { file = '/run/secrets/x' }, read at each run"
+    )
+    known_hosts: str | FileSecret = Field(
+        description="the host keys ssh accepts, as known_hosts lines ('host ssh-ed25519 "
+        "AAAA…'), or { file = '/path/known_hosts' } read at each run"
+    )
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _known_hosts(cls, value: str | FileSecret) -> str | FileSecret:
+        if isinstance(value, str) and not any(
+            len(line.split()) >= 3 and not line.startswith("#")  # noqa: PLR2004 - host type key
+            for line in value.splitlines()
+        ):
+            raise ValueError("known_hosts: no 'host keytype key' line")
+        return value
+
+
 class RepositoryKeys(Model):
     """The keys of a backup into a restic repository (mixed into ``BackupJob``)."""
 
@@ -111,6 +136,9 @@ class RepositoryKeys(Model):
     keep_yearly: int | None = Field(
         None, ge=1, le=100_000, description="restic forget --keep-yearly (repository only)"
     )
+    ssh: SshKeys | None = Field(
+        None, description="an sftp: repository's SSH key and known_hosts (required with sftp:)"
+    )
 
     @field_validator("env")
     @classmethod
@@ -133,7 +161,24 @@ class RepositoryKeys(Model):
             return "password is required with repository"
         if "compression" in given:
             return "compression is not a key of a backup into a repository: restic compresses"
-        return self._local_problem(volumes) if self.repository.startswith("/") else None
+        if self.repository.startswith("/"):
+            return self._local_problem(volumes)
+        return self._sftp_problem()
+
+    def _sftp_problem(self) -> str | None:
+        """Why ``ssh`` and an ``sftp:`` repository do not go together, or None."""
+        try:
+            sftp = sftp_location(str(self.repository)) is not None
+        except ValueError as e:
+            return str(e)
+        if sftp and self.ssh is None:
+            return (
+                "an sftp: repository needs ssh = { key = …, known_hosts = … }: the key "
+                "reaches the ops container no other way"
+            )
+        if self.ssh is not None and not sftp:
+            return "ssh is a key of an sftp: repository"
+        return None
 
     def _local_problem(self, volumes: tuple[Mount, ...]) -> str | None:
         """Why a local repository cannot be written where it is, or None."""
@@ -160,6 +205,7 @@ class RepositoryKeys(Model):
     ) -> ResticRequest:
         """The tool's request, without what the daemon completes at run time (the daemon's
         name, secrets given by reference, the last check). ``keep``: every rule's count."""
+        ssh = self.ssh
         return ResticRequest(
             job,
             "",
@@ -171,13 +217,25 @@ class RepositoryKeys(Model):
             check_read_data=self.check_read_data,
             password=self.password if isinstance(self.password, str) else None,
             env={k: v for k, v in self.env.items() if isinstance(v, str)},
+            ssh_key=ssh.key if ssh is not None and isinstance(ssh.key, str) else None,
+            known_hosts=(
+                ssh.known_hosts if ssh is not None and isinstance(ssh.known_hosts, str) else None
+            ),
         )
 
     def restic_step(self, spec: ContainerSpec, request: ResticRequest) -> ResticBackup:
         """The step: ``spec`` (the ops container, stdin open) fed ``request``."""
         password = secret_ref("password", self.password) if self.password is not None else None
         refs = (secret_ref(name, value) for name, value in self.env.items())
-        return ResticBackup(spec, request, password, tuple(r for r in refs if r is not None))
+        ssh = self.ssh
+        return ResticBackup(
+            spec,
+            request,
+            password,
+            tuple(r for r in refs if r is not None),
+            ssh_key=secret_ref("ssh.key", ssh.key) if ssh is not None else None,
+            known_hosts=secret_ref("ssh.known_hosts", ssh.known_hosts) if ssh else None,
+        )
 
     def repository_network(self) -> str | None:
         """The ops container's network: the one given, else none for a local repository

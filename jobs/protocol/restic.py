@@ -16,6 +16,7 @@ tool's control line; the daemon reads it back with ``ResticResult.parse``. A req
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
@@ -47,6 +48,49 @@ def redacted(repository: str) -> str:
     if not at or ":" not in user:
         return repository
     return f"{scheme}://{user.partition(':')[0]}:***@{host}{slash}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class SftpLocation:
+    """Where an ``sftp:`` repository is: ssh's user (None: ssh's default), host and port
+    (None: 22), and the directory."""
+
+    user: str | None
+    host: str
+    port: int | None
+    path: str
+
+    def known_as(self) -> str:
+        """The host as ``known_hosts`` names it: ``host``, or ``[host]:port``."""
+        return self.host if self.port in (None, 22) else f"[{self.host}]:{self.port}"
+
+
+_SSH_WORD = re.compile(r"[^\s'\"\\@]+")
+"""A user or host ssh gets as one argument of restic's ``sftp.command`` (restic splits
+that at blanks, quotes and backslashes)."""
+
+
+def sftp_location(repository: str) -> SftpLocation | None:
+    """Where an ``sftp:user@host:/path`` or ``sftp://user@host:port//path`` repository
+    is, as restic reads it; None for another sort. ValueError says what is wrong."""
+    if not repository.startswith("sftp:"):
+        return None
+    if repository.startswith("sftp://"):
+        authority, _, path = repository.removeprefix("sftp://").partition("/")
+        user, at, host = authority.rpartition("@")
+        host, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+    else:
+        authority, _, path = repository.removeprefix("sftp:").partition(":")
+        user, at, host = authority.rpartition("@")
+        colon = port = ""
+    if not path:
+        raise ValueError(f"repository {repository!r}: no directory (sftp:user@host:/path)")
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):  # noqa: PLR2004 - ports
+        raise ValueError(f"repository {repository!r}: port {port!r} is not a port number")
+    for what, word in (("user", user), ("host", host)):
+        if (word or what == "host") and not (_SSH_WORD.fullmatch(word) and word[0] != "-"):
+            raise ValueError(f"repository {repository!r}: {what} {word!r} is not one ssh takes")
+    return SftpLocation(user if at else None, host, int(port) if colon else None, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +128,10 @@ class ResticRequest:
     only: tuple[str, ...] = ()
     """restore: only these paths of the snapshot, each a volume mounted in the container
     (none: every path of the snapshot)."""
+    ssh_key: str | None = None
+    """An ``sftp:`` repository's SSH private key (completed by the daemon; never logged)."""
+    known_hosts: str | None = None
+    """The ``known_hosts`` lines ssh checks an ``sftp:`` repository's host key against."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keep", MappingProxyType(dict(self.keep)))
@@ -114,6 +162,8 @@ class ResticRequest:
                 "command": lambda key: fields.choice(key, COMMANDS),
                 "snapshot": fields.text,
                 "only": fields.texts,
+                "ssh_key": fields.text,
+                "known_hosts": fields.text,
             }
         )
         keep = Fields(given.get("keep", {}), "keep")

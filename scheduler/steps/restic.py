@@ -70,8 +70,8 @@ class ResticHandler(StepHandler[ResticBackup]):
         return outcome
 
     def _request(self, step: ResticBackup, last_check: object) -> bytes:
-        """The tool's stdin: its request with the secrets' values (read now), the daemon's
-        name and the last check's time, as one line."""
+        """The tool's stdin: its request with the secrets' values and known_hosts (read
+        now), the daemon's name and the last check's time, as one line."""
         request = step.request
         env = {**request.env, **{s.name: _read(s, f"env {s.name}") for s in step.env}}
         request = replace(
@@ -80,5 +80,11 @@ class ResticHandler(StepHandler[ResticBackup]):
             password=_read(step.password, "password") if step.password else request.password,
             env=env,
             last_check=last_check if isinstance(last_check, str) else None,
+            ssh_key=_read(step.ssh_key, "ssh.key") if step.ssh_key else request.ssh_key,
+            known_hosts=(
+                _read(step.known_hosts, "ssh.known_hosts")
+                if step.known_hosts
+                else request.known_hosts
+            ),
         )
         return request.to_json().encode() + b"\n"

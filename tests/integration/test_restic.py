@@ -1,17 +1,22 @@
 """Backups into restic repositories on the real engine: a REST server (``rclone serve
 restic`` in a container of the project's image, with basic auth) on a network of its own,
+an SFTP server (OpenSSH's sshd, in an image the session makes from the local Debian base)
 and a local repository in a volume. The snapshots restore into a tree identical to the
-source; a second run adds almost nothing; retention forgets only the job's snapshots; no
-secret reaches the ops container's inspect data or the daemon's log."""
+source; a second run adds almost nothing; retention forgets only the job's snapshots; a
+host key known_hosts does not hold fails the run saying so; no secret reaches the ops
+container's inspect data or the daemon's log."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -37,6 +42,20 @@ Start = Callable[..., Daemon]
 LABELS = {TEST_LABEL: "1"}
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the test repository's
 REST_PASSWORD = "rest-s3cret"  # noqa: S105 - the test REST server's
+BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")
+SSHD_DOCKERFILE = f"""FROM {BASE_IMAGE}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server \\
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*_key* \\
+ && usermod -s /bin/sh -p '*' backup \\
+ && mkdir -p /var/backups/.ssh /srv/restic /run/sshd \\
+ && chown backup /var/backups/.ssh /srv/restic && chmod 700 /var/backups/.ssh
+"""
+"""An SFTP server's image: Debian's sshd without host keys, the user ``backup`` (Debian's,
+home /var/backups) may log in, /srv/restic is writable by it."""
+SSHD = 'ssh-keygen -A && echo "$AUTHORIZED" > /var/backups/.ssh/authorized_keys && '
+SSHD += "exec /usr/sbin/sshd -D -e"
+"""Its command: host keys of its own, the key in $AUTHORIZED lets ``backup`` in."""
 
 
 @pytest.fixture
@@ -48,6 +67,17 @@ def network(engine: docker.DockerClient) -> Iterator[str]:
     for container in made.containers:
         made.disconnect(container, force=True)
     made.remove()
+
+
+def wait_until_it_says(server: Any, words: str) -> None:
+    """Wait (10 s at most) until a server's log says ``words``: it is ready."""
+    for _ in range(100):
+        server.reload()
+        if words in server.logs().decode():
+            return
+        assert server.status == "running", server.logs()
+        threading.Event().wait(0.1)
+    pytest.fail(f"{server.name} did not start: {server.logs()!r}")
 
 
 @pytest.fixture
@@ -63,15 +93,60 @@ def rest_server(engine: docker.DockerClient, network: str, make: Callable[..., A
         network=network,
         volumes=["/repos"],
     )  # fmt: skip
-    for _ in range(100):
-        server.reload()
-        if "Serving restic REST API" in server.logs().decode():
-            break
-        assert server.status == "running", server.logs()
-        threading.Event().wait(0.1)
-    else:
-        pytest.fail(f"the REST server did not start: {server.logs()!r}")
+    wait_until_it_says(server, "Serving restic REST API")
     return f"rest:http://backup:{REST_PASSWORD}@{name}:8000/app"
+
+
+@pytest.fixture(scope="session")
+def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
+    """The SFTP server's image, made for the session (apt reaches Debian's mirror through
+    the host's network, as scripts/engine.sh does), removed after it."""
+    tag = f"{unique('crontainer-test-sshd')}:latest"
+    try:
+        engine.images.build(
+            fileobj=io.BytesIO(SSHD_DOCKERFILE.encode()),
+            tag=tag,
+            network_mode="host",
+            labels=LABELS,
+            rm=True,
+            forcerm=True,
+        )
+    except docker.errors.BuildError as e:
+        said = "".join(str(part.get("stream", "")) for part in e.build_log)
+        pytest.fail(f"cannot make the SFTP server's image (Debian's mirror?): {e}\n{said}")
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+def keypair(directory: Path, name: str) -> tuple[Path, str]:
+    """A new ed25519 key pair (no passphrase): the private key's file, the public key."""
+    key = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+    )
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture
+def sftp_server(
+    sshd_image: str, network: str, make: Callable[..., Any], tmp_path: Path
+) -> tuple[str, Path, str]:
+    """sshd on ``network`` that lets ``backup`` in with a key of the test's own: its name,
+    that key's file, and the known_hosts line of its host key."""
+    key, public = keypair(tmp_path, "id_backup")
+    name = unique("t-sshd")
+    server = make(
+        sshd_image,
+        ["sh", "-c", SSHD],
+        name=name,
+        network=network,
+        environment={"AUTHORIZED": public},
+        volumes=["/srv/restic"],  # for the test to read the repositories
+    )
+    wait_until_it_says(server, "Server listening")
+    code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+    assert code == 0, host_key
+    return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
 
 
 def cli(daemon: Daemon, *args: str, env: dict[str, str] | None = None) -> str:
@@ -260,3 +335,70 @@ def test_a_local_repository_keeps_only_the_newest_snapshot_of_the_job(
         environment={"RESTIC_REPOSITORY": "/repo/db", "RESTIC_PASSWORD": "pw"},
     )
     assert [s["short_id"] for s in json.loads(listing)] == [second["snapshot_id"]]
+
+
+def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_not_hold(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    network: str,
+    sftp_server: tuple[str, Path, str],
+    tmp_path: Path,
+) -> None:
+    """The job's key and known_hosts (a file, read at the run) get a snapshot onto the
+    SFTP server; another job whose known_hosts holds another key for that host fails
+    saying so and makes nothing. Neither the key nor the password is in the ops
+    containers' inspect data or the daemon's log."""
+    server, key, known = sftp_server
+    _, stranger = keypair(tmp_path, "id_stranger")
+    wrong = tmp_path / "known_hosts_wrong"
+    wrong.write_text(f"{server} {' '.join(stranger.split()[:2])}\n")
+    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=60)["StatusCode"] == 0
+    watching = Inspector(engine)
+    job = (
+        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
+        f'volumes_from = ["{data.name}"]\npassword = {{ env = "TEST_RESTIC_PASSWORD" }}\n'
+        f'network = "{network}"\ninit = true\n'
+    )
+    daemon = start_daemon(
+        f'[jobs.good]\n{job}repository = "sftp:backup@{server}:/srv/restic/app"\n'
+        f'ssh = {{ key = {{ file = "{key}" }}, known_hosts = "{known}" }}\n'
+        f'[jobs.bad]\n{job}repository = "sftp:backup@{server}:/srv/restic/other"\n'
+        f'ssh = {{ key = {{ file = "{key}" }}, known_hosts = {{ file = "{wrong}" }} }}\n',
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+        env={"TEST_RESTIC_PASSWORD": PASSWORD},
+    )
+    good = daemon.log.wait_for(event("run.succeeded", job="good"), timeout=300)[0]
+    bad = daemon.log.wait_for(event("run.failed", job="bad"), timeout=300)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    watching.close()
+
+    assert good["repository"] == f"sftp:backup@{server}:/srv/restic/app"
+    assert good["created_repository"] is True
+    assert bad["error"] == (
+        f"cannot open repository sftp:backup@{server}:/srv/restic/other: host key of {server} "
+        "does not match known_hosts (ssh.known_hosts): the host key changed, or known_hosts "
+        "holds another one"
+    )
+    listing = output_of(
+        engine,
+        PROJECT_IMAGE,
+        ["sh", "-c", "test ! -e /srv/restic/other && restic snapshots --json --no-cache --no-lock"],
+        volumes_from=[f"{server}:ro"],
+        environment={"RESTIC_REPOSITORY": "/srv/restic/app", "RESTIC_PASSWORD": PASSWORD},
+    )  # the bad job made nothing
+    snapshots = json.loads(listing)
+    assert [s["short_id"] for s in snapshots] == [good["snapshot_id"]]
+    assert snapshots[0]["tags"] == ["crontainer-job=good", f"crontainer-daemon={daemon.name}"]
+
+    # The ops containers of this daemon: one for each job.
+    ours = [c for c in watching.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    labels = [c["Config"]["Labels"] for c in ours]
+    jobs = [x.get("crontainer.job") for x in labels if x.get("crontainer.daemon") == daemon.name]
+    assert sorted(j for j in jobs if j) == ["bad", "good"]
+    key_lines = [line for line in key.read_text().splitlines() if "PRIVATE KEY" not in line]
+    for secret in (PASSWORD, *key_lines):
+        assert secret not in json.dumps(ours)
+        assert secret not in "".join(daemon.log.raw)

@@ -217,3 +217,81 @@ def test_defaults_of_one_sort_of_backup_do_not_break_the_other(tmp_path: Path) -
     )
     assert repository.env == {"TZ": "UTC"}
     assert "compression" not in repository.model_fields_set
+
+
+SFTP = 'repository = "sftp:backup@backup-host:/srv/restic/app"\npassword = "p"\n'
+KNOWN = "backup-host ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMadeUpKeyMadeUpKeyMadeUpKeyMadeUp"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (SFTP, "jobs.b: an sftp: repository needs ssh = { key = …, known_hosts = … }"),
+        (
+            REPO + f'ssh = {{ key = {{ env = "K" }}, known_hosts = "{KNOWN}" }}',
+            "jobs.b: ssh is a key of an sftp: repository",
+        ),
+        (SFTP + f'ssh = {{ known_hosts = "{KNOWN}" }}', "jobs.b.ssh.key: required key is missing"),
+        (SFTP + 'ssh = { key = { env = "K" } }', "jobs.b.ssh.known_hosts: required key is missing"),
+        (
+            SFTP + 'ssh = { key = { env = "K" }, known_hosts = "# none" }',
+            "jobs.b.ssh.known_hosts: known_hosts: no 'host keytype key' line",
+        ),
+        (
+            SFTP + 'ssh = { key = { env = "K" }, known_hosts = { file = "kh" } }',
+            "jobs.b.ssh.known_hosts.FileSecret.file: file 'kh' must be an absolute path",
+        ),
+        (
+            SFTP + f'ssh = {{ key = {{ env = "K" }}, known_hosts = "{KNOWN}", port = 22 }}',
+            "jobs.b.ssh.port: unknown key",
+        ),
+        (
+            'repository = "sftp:-oProxyCommand=x@h:/r"\npassword = "p"\n',
+            "jobs.b: repository 'sftp:-oProxyCommand=x@h:/r': user '-oProxyCommand=x' is not",
+        ),
+        (
+            'repository = "sftp://u@h:70000//r"\npassword = "p"\n',
+            "jobs.b: repository 'sftp://u@h:70000//r': port '70000' is not a port number",
+        ),
+        ('repository = "sftp:u@h:"\npassword = "p"\n', "repository 'sftp:u@h:': no directory"),
+    ],
+)
+def test_ssh_goes_with_an_sftp_repository_only(tmp_path: Path, extra: str, message: str) -> None:
+    """An sftp: repository needs ssh (the key has no other way in), and ssh needs one."""
+    errors = errors_of(tmp_path, extra)
+    assert any(message in e for e in errors), errors
+
+
+def test_ssh_is_refused_without_repository(tmp_path: Path) -> None:
+    errors = errors_of(
+        tmp_path, f'target = "backups"\nssh = {{ key = "k", known_hosts = "{KNOWN}" }}'
+    )
+    assert errors == ["jobs.b: ssh is a key of a backup into a repository (repository)"]
+
+
+def test_plan_of_an_sftp_repository(tmp_path: Path) -> None:
+    """Key and known_hosts by reference are SecretRefs read at run time; as text, in the
+    request; neither in the container's spec."""
+    job = load(
+        tmp_path,
+        SFTP + 'ssh = { key = { file = "/run/secrets/key" }, known_hosts = { file = "/kh" } }',
+    )
+    (step,) = job.plan(PlanContext(job="b", ops_image="ops:1")).steps
+    assert isinstance(step, ResticBackup)
+    assert step.ssh_key == SecretRef("ssh.key", file="/run/secrets/key")
+    assert step.known_hosts == SecretRef("ssh.known_hosts", file="/kh")
+    assert (step.request.ssh_key, step.request.known_hosts) == (None, None)
+    assert step.spec.network is None
+    job = load(tmp_path, SFTP + f'ssh = {{ key = {{ env = "K" }}, known_hosts = "{KNOWN}" }}')
+    (step,) = job.plan(PlanContext(job="b", ops_image="ops:1")).steps
+    assert isinstance(step, ResticBackup)
+    assert step.ssh_key == SecretRef("ssh.key", env="K")
+    assert (step.known_hosts, step.request.known_hosts) == (None, KNOWN)
+
+
+def test_ssh_defaults_apply_to_sftp_repositories_only(tmp_path: Path) -> None:
+    defaults = f'[defaults]\npassword = "p"\nssh = {{ key = "k", known_hosts = "{KNOWN}" }}\n'
+    sftp = load(tmp_path, 'repository = "sftp:u@h:/r"\n', defaults + BASE)
+    assert sftp.ssh is not None
+    rest = load(tmp_path, 'repository = "rest:http://h:8000/r"\n', defaults + BASE)
+    assert rest.ssh is None

@@ -163,3 +163,53 @@ def test_a_failed_tool_gives_its_last_diagnostic_to_the_run(tmp_path: Path) -> N
     outcome, _ = run_backup(tmp_path, engine, Store({}, job="b"))
     assert outcome.status is Status.FAILED
     assert outcome.error == "wrong password for repository rest:http://user:***@backup-host"
+
+
+SFTP_JOB = (
+    '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
+    'repository = "sftp:backup@backup-host:/srv/restic/app"\npassword = "pw"\n'
+    "ssh = { key = { file = %r }, known_hosts = { file = %r } }\n"
+)
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAmadeup\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def test_the_ssh_key_and_known_hosts_are_read_at_each_run_onto_stdin(tmp_path: Path) -> None:
+    """Both files read when the run starts (known_hosts may have changed); on stdin only."""
+    key, known = tmp_path / "key", tmp_path / "known_hosts"
+    key.write_text(KEY + "\n")
+    known.write_text("backup-host ssh-ed25519 AAAA-old\n")
+    job = load_job(tmp_path, SFTP_JOB % (str(key), str(known)), "b", BackupJob)
+    config = load_config(tmp_path / "c.toml", {})
+    (step,) = job.plan(PlanContext("b", "ops:1")).steps
+    assert isinstance(step, ResticBackup)
+    known.write_text("backup-host ssh-ed25519 AAAA-new\n")
+    engine = FakeEngine(FakeClock())
+    engine.output_chunks = [("stderr", control({"result": RESULT}))]
+    executor = StepExecutor(engine, config.daemon, engine.clock, None)
+    with structlog.testing.capture_logs() as logs:
+        outcome = executor.run(Attempt("r1", "b", job, Cancellation()), step)
+    assert outcome.status is Status.SUCCEEDED, outcome.error
+    request = json.loads(bytes(engine.stdin.data))
+    assert (request["ssh_key"], request["known_hosts"]) == (KEY, "backup-host ssh-ed25519 AAAA-new")
+    (spec,) = engine.created_specs
+    shown = json.dumps([dict(spec.env), spec.command, dict(spec.labels), engine.created_labels])
+    shown += json.dumps([dict(e) for e in logs], default=str)
+    assert "madeup" not in shown
+
+
+def test_a_missing_known_hosts_file_fails_the_run_naming_the_key(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    job = load_job(tmp_path, SFTP_JOB % (str(key), str(tmp_path / "nope")), "b", BackupJob)
+    config = load_config(tmp_path / "c.toml", {})
+    (step,) = job.plan(PlanContext("b", "ops:1")).steps
+    assert isinstance(step, ResticBackup)
+    engine = FakeEngine(FakeClock())
+    outcome = StepExecutor(engine, config.daemon, engine.clock, None).run(
+        Attempt("r1", "b", job, Cancellation()), step
+    )
+    assert outcome.status is Status.FAILED
+    assert (
+        outcome.error == f"ssh.known_hosts: cannot read {tmp_path}/nope: No such file or directory"
+    )
+    assert "create" not in engine.names()

@@ -13,8 +13,10 @@ from jobs.protocol.restic import (
     ResticRestored,
     ResticResult,
     ResticSnapshot,
+    SftpLocation,
     parse_snapshots,
     redacted,
+    sftp_location,
 )
 
 FULL = ResticRequest(
@@ -32,7 +34,17 @@ FULL = ResticRequest(
 )
 
 
-@pytest.mark.parametrize("request_", [FULL, ResticRequest("a", "d", "/repo")])
+SFTP = ResticRequest(
+    "db",
+    "crontainer",
+    "sftp:backup@host:/srv/restic",
+    password="s3cret",  # noqa: S106 - a made-up one
+    ssh_key="-----BEGIN OPENSSH PRIVATE KEY-----\nmade-up\n-----END OPENSSH PRIVATE KEY-----",
+    known_hosts="host ssh-ed25519 AAAA",
+)
+
+
+@pytest.mark.parametrize("request_", [FULL, SFTP, ResticRequest("a", "d", "/repo")])
 def test_a_request_reads_back_as_it_was_written(request_: ResticRequest) -> None:
     assert ResticRequest.parse(json.loads(request_.to_json())) == request_
 
@@ -49,6 +61,8 @@ def test_the_tags_name_the_job_and_the_daemon() -> None:
         ({"keep": {"daily": "7"}}, "request field 'keep.daily': expected an integer"),
         ({"keep": {"dayly": 7}}, "request field 'keep': unknown rule 'dayly'"),
         ({"env": {"A": 1}}, "request field 'env': expected an object of strings"),
+        ({"ssh_key": 1}, "request field 'ssh_key': expected a string, got an integer"),
+        ({"known_hosts": ["x"]}, "request field 'known_hosts': expected a string, got an array"),
     ],
 )
 def test_a_bad_request_names_its_field(change: dict[str, object], error: str) -> None:
@@ -110,3 +124,42 @@ def test_a_listing_and_a_restore_result_read_back_and_name_a_bad_field() -> None
     assert ResticRestored.parse(done.to_json()) == done
     with pytest.raises(RequestError, match="'volumes': expected an array of strings"):
         ResticRestored.parse({**done.to_json(), "volumes": "/data"})
+
+
+@pytest.mark.parametrize(
+    ("repository", "location"),
+    [
+        ("sftp:backup@host:/srv/restic", SftpLocation("backup", "host", None, "/srv/restic")),
+        ("sftp:host:relative", SftpLocation(None, "host", None, "relative")),
+        ("sftp://backup@host:2222//srv/r", SftpLocation("backup", "host", 2222, "/srv/r")),
+        ("sftp://host/relative", SftpLocation(None, "host", None, "relative")),
+        ("rest:http://host:8000/", None),
+        ("/repo", None),
+    ],
+)
+def test_an_sftp_repository_is_read_as_restic_reads_it(
+    repository: str, location: SftpLocation | None
+) -> None:
+    assert sftp_location(repository) == location
+
+
+def test_known_hosts_names_a_host_on_another_port_with_it() -> None:
+    assert SftpLocation("u", "h", 2222, "/r").known_as() == "[h]:2222"
+    assert SftpLocation("u", "h", 22, "/r").known_as() == "h"
+
+
+@pytest.mark.parametrize(
+    ("repository", "error"),
+    [
+        ("sftp:u@h:", "no directory"),
+        ("sftp://u@h", "no directory"),
+        ("sftp://u@h:x//r", "port 'x' is not a port number"),
+        ("sftp:u@-h:/r", "host '-h' is not one ssh takes"),
+        ("sftp:u@:/r", "host '' is not one ssh takes"),
+        ("sftp:a'b@h:/r", 'user "a\'b" is not one ssh takes'),
+        ("sftp:a b@h:/r", "user 'a b' is not one ssh takes"),
+    ],
+)
+def test_an_sftp_repository_ssh_cannot_take_is_refused(repository: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        sftp_location(repository)

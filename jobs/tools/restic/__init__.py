@@ -4,11 +4,15 @@ container).
     python -m jobs.tools.restic             # the request arrives on stdin
 
 stdin, written by the daemon: one line, a ``ResticRequest`` (``jobs.protocol.restic``) as
-JSON, its secrets (``password``, ``env``'s values) and ``last_check`` completed by the
-daemon. The secrets go only into the environment of the restic processes the tool starts
+JSON, its secrets (``password``, ``env``'s values, ``ssh_key``) and ``last_check``
+completed by the daemon. The password and ``env`` go only into the environment of the
+restic processes the tool starts
 (with ``RESTIC_REPOSITORY`` and a cache directory under the temporary directory), never
 onto a command line; whatever restic prints on stderr is said again, the repository
-redacted and every secret value as ``***``.
+redacted and every secret value as ``***``. An ``sftp:`` repository's SSH key and
+known_hosts (both in the request) go into files of a private temporary directory, removed
+at the end; restic's ssh uses them and nothing else, and an unknown or changed host key
+fails the run saying so.
 
 A backup run (``command`` "backup"): ``restic list locks`` opens the repository (missing:
 ``restic init`` when the request's ``init`` says so, else the run fails saying the
@@ -40,6 +44,7 @@ read (the field named); 3: an internal error.
 
 The modules: ``cli`` (``main``: the request read, the result emitted), ``steps`` (each step
 and ``run``, which takes them in order) and ``restoring`` (listing, restore) over ``runner``
-(restic's environment, its ``--json`` output read, what it says redacted); ``__main__`` runs
-``cli.main``.
+(restic's environment, its ``--json`` output read, what it says redacted) and ``ssh`` (an
+``sftp:`` repository's key and known_hosts, and the ssh command restic runs with them);
+``__main__`` runs ``cli.main``.
 """

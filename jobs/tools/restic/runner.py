@@ -22,6 +22,7 @@ from jobs.protocol.restic import redacted
 
 if TYPE_CHECKING:
     from jobs.protocol.restic import ResticRequest
+    from jobs.tools.restic.ssh import Ssh
 
 TOOL = "restic"
 """The prefix of the tool's diagnostics on stderr."""
@@ -38,14 +39,16 @@ class ResticError(Exception):
 
 class Redactor:
     """Takes a request's secrets out of a text: the repository as ``redacted`` shows it,
-    then the password, every ``env`` value and a password in the repository's URL as
-    ``***`` (the longest first, so that no part of a longer one is left behind)."""
+    then the password, every ``env`` value, a password in the repository's URL and each
+    line of an SSH key as ``***`` (the longest first, so that no part of a longer one is
+    left behind)."""
 
     def __init__(self, request: ResticRequest) -> None:
         self.repository = redacted(request.repository)
         self._full = request.repository
         in_url = self._url_password(request.repository)
-        found = {request.password or "", in_url, *request.env.values()}
+        key = (request.ssh_key or "").splitlines()
+        found = {request.password or "", in_url, *request.env.values(), *key}
         self._secrets = sorted((s for s in found if s), key=len, reverse=True)
 
     @staticmethod
@@ -95,19 +98,26 @@ class Finished:
     output: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    refusal: str | None = None
+    """ssh's refusal to connect to an ``sftp:`` repository, in words."""
 
     def reason(self) -> str:
-        """restic's own account of a failure: its ``Fatal:`` line, else its first line."""
+        """restic's own account of a failure: ssh's refusal, its ``Fatal:`` line, else its
+        first line."""
+        if self.refusal is not None:
+            return self.refusal
         fatal = [line.removeprefix("Fatal: ") for line in self.lines if line.startswith("Fatal:")]
         return (fatal or self.lines or [f"restic exited with {self.code}"])[0]
 
 
 class Restic:
-    """Runs restic commands for one request: its environment, its output redacted."""
+    """Runs restic commands for one request: its environment, its output redacted; to
+    an ``sftp:`` repository through ``ssh``."""
 
-    def __init__(self, request: ResticRequest, cache: str) -> None:
+    def __init__(self, request: ResticRequest, cache: str, ssh: Ssh | None = None) -> None:
         self.redact = Redactor(request)
         self._env = environment(request, cache)
+        self._ssh = ssh
 
     def run(self, args: list[str], *, quiet: bool = False) -> Finished:
         """Run ``restic ARGS`` to its end, saying its stderr (``quiet``: only keeping it);
@@ -115,7 +125,7 @@ class Restic:
         container stopped) reaches restic as the SIGINT on which it removes its lock."""
         try:
             process = subprocess.Popen(
-                [RESTIC, *args],
+                [RESTIC, *(self._ssh.options() if self._ssh else []), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -137,6 +147,8 @@ class Restic:
             finished.code = process.wait()
         finally:
             signal.signal(signal.SIGTERM, stop or signal.SIG_DFL)
+        if finished.code != 0 and self._ssh is not None:
+            finished.refusal = self._ssh.refusal()
         return finished
 
     def _read_stderr(self, stream: IO[str], finished: Finished, quiet: bool) -> None:

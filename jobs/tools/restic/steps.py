@@ -16,6 +16,7 @@ from jobs.protocol.restic import ResticResult
 from jobs.tools.backup.archive import target_aliases, volume_mounts
 from jobs.tools.paths import mount_points
 from jobs.tools.restic.runner import TOOL, Restic, ResticError
+from jobs.tools.restic.ssh import session
 
 if TYPE_CHECKING:
     from jobs.protocol.restic import ResticRequest
@@ -162,8 +163,8 @@ def run(request: ResticRequest, now: datetime) -> ResticResult:
     made), RequestError what in the request is wrong."""
     due = check_due(request, now)
     paths = sources(request)
-    with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache:
-        restic = Restic(request, cache)
+    with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache, session(request) as ssh:
+        restic = Restic(request, cache, ssh)
         created, locks = open_repository(restic, request)
         unlock(restic, locks)
         summary = backup(restic, request, paths)
