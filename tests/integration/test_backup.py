@@ -18,7 +18,6 @@ import pytest
 from .conftest import (
     BUSYBOX,
     PROJECT_IMAGE,
-    ROOT,
     TEST_LABEL,
     Daemon,
     cli_environ,
@@ -26,67 +25,12 @@ from .conftest import (
     output_of,
     unique,
 )
+from .helpers import SEED, cli, snapshot
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
 LABELS = {TEST_LABEL: "1"}
-
-SEED = r"""
-set -e
-cd /data
-mkdir -p sub/deeper empty
-head -c 209715200 /dev/urandom > big.bin
-printf 'hello\n' > file.txt
-chmod 640 file.txt && chown 1234:5678 file.txt
-chown 42:43 sub && chmod 750 sub
-printf '#!/bin/sh\n' > sub/run.sh && chmod 4755 sub/run.sh
-ln -s file.txt link
-ln file.txt hard
-printf 'x' > "café ☃ naïve.txt"
-printf 'y' > "sub/deeper/$(printf 'long-%.0s' $(seq 1 45)).dat"
-"""
-
-SNAPSHOT = r"""
-import hashlib, json, os, stat, sys
-top = sys.argv[1]
-seen, out = {}, {}
-for base, dirs, files in os.walk(top):
-    for name in sorted(dirs + files) + ([] if base != top else ["."]):
-        path = os.path.normpath(os.path.join(base, name))
-        info = os.lstat(path)
-        rel = os.path.relpath(path, top)
-        if stat.S_ISLNK(info.st_mode):
-            body = os.readlink(path)
-        elif stat.S_ISREG(info.st_mode):
-            with open(path, "rb") as f:
-                body = hashlib.sha256(f.read()).hexdigest()
-        else:
-            body = None
-        group = seen.setdefault(info.st_ino, rel) if stat.S_ISREG(info.st_mode) else None
-        out[rel] = [stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, body, group]
-print(json.dumps(out, sort_keys=True))
-"""
-
-
-def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
-    """The tree of a volume: path → type, mode, owner, content hash or link, hard-link group."""
-    found: dict[str, Any] = json.loads(
-        output_of(
-            engine, PROJECT_IMAGE, ["python3", "-c", SNAPSHOT, "/v"], volumes=[f"{volume}:/v:ro"]
-        )
-    )
-    return found
-
-
-def cli(daemon: Daemon, *args: str) -> str:
-    """Run `crontainer …` with the daemon's config; fail the test with stderr on error."""
-    command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, cwd=ROOT, env=cli_environ()
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def container_moves(daemon: Daemon) -> list[tuple[str, str]]:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,15 +25,13 @@ import pytest
 from .conftest import (
     BUSYBOX,
     PROJECT_IMAGE,
-    ROOT,
     TEST_LABEL,
     Daemon,
-    cli_environ,
     event,
     output_of,
     unique,
 )
-from .test_backup import SEED, SNAPSHOT, snapshot
+from .helpers import SEED, SNAPSHOT, cli, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -147,16 +144,6 @@ def sftp_server(
     code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
     assert code == 0, host_key
     return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
-
-
-def cli(daemon: Daemon, *args: str, env: dict[str, str] | None = None) -> str:
-    command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
-    environ = {**cli_environ(), **(env or {})}
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, cwd=ROOT, env=environ
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 class Inspector:

@@ -1,0 +1,72 @@
+"""What the backup tests share: a data tree worth backing up, a volume's tree as data to
+compare, and the crontainer command run beside a test's daemon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, output_of
+
+if TYPE_CHECKING:
+    import docker
+
+SEED = r"""
+set -e
+cd /data
+mkdir -p sub/deeper empty
+head -c 209715200 /dev/urandom > big.bin
+printf 'hello\n' > file.txt
+chmod 640 file.txt && chown 1234:5678 file.txt
+chown 42:43 sub && chmod 750 sub
+printf '#!/bin/sh\n' > sub/run.sh && chmod 4755 sub/run.sh
+ln -s file.txt link
+ln file.txt hard
+printf 'x' > "café ☃ naïve.txt"
+printf 'y' > "sub/deeper/$(printf 'long-%.0s' $(seq 1 45)).dat"
+"""
+
+SNAPSHOT = r"""
+import hashlib, json, os, stat, sys
+top = sys.argv[1]
+seen, out = {}, {}
+for base, dirs, files in os.walk(top):
+    for name in sorted(dirs + files) + ([] if base != top else ["."]):
+        path = os.path.normpath(os.path.join(base, name))
+        info = os.lstat(path)
+        rel = os.path.relpath(path, top)
+        if stat.S_ISLNK(info.st_mode):
+            body = os.readlink(path)
+        elif stat.S_ISREG(info.st_mode):
+            with open(path, "rb") as f:
+                body = hashlib.sha256(f.read()).hexdigest()
+        else:
+            body = None
+        group = seen.setdefault(info.st_ino, rel) if stat.S_ISREG(info.st_mode) else None
+        out[rel] = [stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, body, group]
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
+    """The tree of a volume: path → type, mode, owner, content hash or link, hard-link group."""
+    found: dict[str, Any] = json.loads(
+        output_of(
+            engine, PROJECT_IMAGE, ["python3", "-c", SNAPSHOT, "/v"], volumes=[f"{volume}:/v:ro"]
+        )
+    )
+    return found
+
+
+def cli(daemon: Daemon, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `crontainer …` with the daemon's config (and ``env`` added to the environment);
+    fail the test with stderr on error."""
+    command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
+    environ = {**cli_environ(), **(env or {})}
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=ROOT, env=environ
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
