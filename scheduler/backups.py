@@ -28,7 +28,7 @@ from jobs.plan import (
 )
 from jobs.protocol.backup import ListRequest, RestoreRequest, parse_list_result
 from jobs.protocol.fields import RequestError
-from jobs.protocol.restic import parse_snapshots
+from jobs.protocol.restic import ResticRestored, parse_snapshots
 from scheduler.clock import SystemClock
 from scheduler.errors import CrontainerError
 from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status
@@ -210,9 +210,20 @@ def restore(
         ctx = PlanContext(name, ops_image)
         body = job.repository_command(ctx, "restore", archive, _to_mounts(to))
     else:
-        job, target = _archives_of(config, name)
+        target = str(job.target)
         archives = list_archives(engine, config, name, ops_image, clock)
         spec = _restore_spec(job, target, ops_image, _pick(archives, archive, name, target), to)
         body = RunContainer(spec, tool="backup")
     step = WithStopped(tuple(job.stop), (body,), job.stop_grace)
-    return _run_plan(engine, config, name, job, step, clock=clock)
+    result = _run_plan(engine, config, name, job, step, clock=clock)
+    if job.repository is not None:
+        try:
+            result = {
+                **ResticRestored.parse(result).to_json(),
+                "stopped_and_started": result["stopped_and_started"],
+            }
+        except RequestError as e:
+            raise BackupCommandError(
+                f"the restic tool's restore result cannot be read: {e}"
+            ) from None
+    return result

@@ -1,8 +1,8 @@
 """The ``ResticBackup`` step: the restic tool's container, fed on stdin its request completed
 with the secrets (read now, never logged), the daemon's name and the last check; the check
 time its result reports is stored in the job's tool state. The same step lists the job's
-snapshots and restores one (the request's ``command``: ``crontainer backups`` / ``restore``);
-its result is read as that command's."""
+snapshots and restores one (the request's ``command``: ``crontainer backups`` / ``restore``,
+which read those results themselves)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from jobs.plan import ResticBackup
 from jobs.protocol.fields import RequestError
-from jobs.protocol.restic import ResticRestored, ResticResult, parse_snapshots
+from jobs.protocol.restic import ResticResult
 from scheduler.runs import Outcome, Status
 from scheduler.secrets import SecretError, read_secret
 from scheduler.steps.base import StepHandler
@@ -27,14 +27,6 @@ CHECK_SOURCE = "restic:check"
 
 def _read(secret: SecretRef, what: str) -> str:
     return read_secret(env=secret.env, file=secret.file, what=what)
-
-
-def _other_result(command: str, details: dict[str, object]) -> dict[str, object]:
-    """The result of a listing (``{"snapshots": [...]}``) or a restore, checked field by
-    field (RequestError names a bad one)."""
-    if command == "snapshots":
-        return {"snapshots": [s.to_json() for s in parse_snapshots(details)]}
-    return ResticRestored.parse(details).to_json()
 
 
 class ResticHandler(StepHandler[ResticBackup]):
@@ -53,12 +45,9 @@ class ResticHandler(StepHandler[ResticBackup]):
         give_request = stdin_writer(self.engine, request)
         containers = self.context.containers
         outcome = containers.run_tool(attempt, step.spec, "restic", before_start=give_request)
-        if outcome.status is not Status.SUCCEEDED:
+        if outcome.status is not Status.SUCCEEDED or step.request.command != "backup":
             return outcome
         try:
-            if step.request.command != "backup":
-                outcome.details = _other_result(step.request.command, outcome.details)
-                return outcome
             result = ResticResult.parse(outcome.details)
         except RequestError as e:
             why = f"the restic tool's result cannot be used: {e}"
