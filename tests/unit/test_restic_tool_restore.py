@@ -13,8 +13,9 @@ import pytest
 
 from jobs.protocol.restic import ResticRequest, parse_snapshots
 from jobs.tools.backup.restore import STAGING_PREFIX
-from jobs.tools.restic.restoring import job_snapshots, opened, restore
+from jobs.tools.restic.restoring import job_snapshots, restore
 from jobs.tools.restic.runner import Finished, ResticError
+from jobs.tools.restic.steps import opened
 from tests.control import result_of
 
 from .test_restic_tool import DAEMON, old_snapshot, request, restic, tool
@@ -49,7 +50,7 @@ def mountinfo(tmp_path: Path, *points: Path) -> Path:
 
 def restoring(repo: Path, data: Path, mounts: Path, **fields: Any) -> ResticRestored:
     made = ResticRequest.parse(request(repo, [data], command="restore", **fields))
-    with opened(made) as found:
+    with opened(made) as (found, _created):
         return restore(found, made, mounts)
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -177,11 +178,13 @@ def test_ssh_refusals_in_words(tmp_path: Path, says: str, reason: str | None) ->
         ),
     ],
 )
+@pytest.mark.parametrize("command", ["backup", "snapshots", "restore"])
 def test_the_real_restic_runs_the_sftp_command_and_a_refused_host_key_fails_the_run(
-    tmp_path: Path, says: str, error: str
+    tmp_path: Path, says: str, error: str, command: str
 ) -> None:
-    """restic 0.14 runs the stand-in ssh as told; the run fails naming the host key, no
-    key line anywhere in what the tool says, and the key's directory is gone."""
+    """restic 0.14 runs the stand-in ssh as told — for a backup, a listing and a restore
+    alike; the run fails naming the host key, no key line anywhere in what the tool says,
+    and the key's directory is gone."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "ssh"
@@ -190,7 +193,8 @@ def test_the_real_restic_runs_the_sftp_command_and_a_refused_host_key_fails_the_
     record = tmp_path / "record"
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    line = request("sftp:backup@backup-host:/srv/restic/app").to_json()
+    asked = replace(request("sftp:backup@backup-host:/srv/restic/app"), command=command)
+    line = asked.to_json()
     ran = subprocess.run(
         [sys.executable, "-m", "jobs.tools.restic"],
         input=line + "\n",

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import emit, say
 from jobs.protocol.restic import ResticRequest
-from jobs.tools.restic.restoring import job_snapshots, opened, restore
+from jobs.tools.restic.restoring import job_snapshots, restore
 from jobs.tools.restic.runner import TOOL, Redactor, ResticError
-from jobs.tools.restic.steps import run
+from jobs.tools.restic.steps import opened, run
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,7 +39,7 @@ def answer(request: ResticRequest) -> Mapping[str, object]:
     (``{"snapshots": [...]}``, newest first), or a restore's result."""
     if request.command == "backup":
         return run(request, datetime.now(UTC)).to_json()
-    with opened(request) as restic:
+    with opened(request) as (restic, _created):
         if request.command == "snapshots":
             return {"snapshots": [s.to_json() for s in job_snapshots(restic, request)]}
         return restore(restic, request).to_json()

@@ -9,10 +9,7 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
-from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,28 +26,15 @@ from jobs.tools.backup.restore import (
 )
 from jobs.tools.paths import mount_points
 from jobs.tools.restic.runner import TOOL, Restic, ResticError
-from jobs.tools.restic.steps import MOUNTINFO, local_repository, open_repository, unlock
+from jobs.tools.restic.steps import MOUNTINFO, local_repository
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from jobs.protocol.restic import ResticRequest
 
 _GLOB = re.compile(r"[*?[\\]")
 """What restic's ``--include`` patterns read as a glob, escaped in a volume's path."""
 _NANOS = re.compile(r"(\.\d{6})\d+")
 """The digits of a time past the microseconds (Python's ISO times stop there)."""
-
-
-@contextmanager
-def opened(request: ResticRequest) -> Iterator[Restic]:
-    """restic for ``request`` on its repository, opened (never created) and rid of stale
-    locks, with a cache directory that lasts as long as the block."""
-    with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache:
-        restic = Restic(request, cache)
-        _, locks = open_repository(restic, replace(request, init=False))
-        unlock(restic, locks)
-        yield restic
 
 
 def job_snapshots(restic: Restic, request: ResticRequest) -> list[ResticSnapshot]:

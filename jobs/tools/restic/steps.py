@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from jobs.tools.restic.runner import TOOL, Restic, ResticError
 from jobs.tools.restic.ssh import session
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from jobs.protocol.restic import ResticRequest
 
 CHECK_DAYS = {"weekly": 7, "monthly": 30}
@@ -73,9 +76,9 @@ def sources(request: ResticRequest, mountinfo: Path = MOUNTINFO) -> list[str]:
     return [str(p) for p in points]
 
 
-def open_repository(restic: Restic, request: ResticRequest) -> tuple[bool, set[str]]:
+def open_repository(restic: Restic, *, create: bool) -> tuple[bool, set[str]]:
     """Open the repository — listing its locks, which reads its config and key as any
-    command does — creating it when it does not exist and ``init`` says so: whether it
+    command does — creating it when it does not exist and ``create`` says so: whether it
     was created, and its locks. Failures say why, the repository redacted."""
     shown = restic.redact.repository
     opened = restic.run(LIST_LOCKS, quiet=True)
@@ -86,7 +89,7 @@ def open_repository(restic: Restic, request: ResticRequest) -> tuple[bool, set[s
         raise ResticError(f"wrong password for repository {shown}")
     if not ("unable to open config file" in reason and any(m in reason for m in MISSING)):
         raise ResticError(f"cannot open repository {shown}: {reason}")
-    if not request.init:
+    if not create:
         raise ResticError(f"repository {shown} does not exist (init = false)")
     made = restic.run(["init"])
     if made.code != 0:
@@ -158,15 +161,26 @@ def check(restic: Restic, request: ResticRequest) -> None:
         raise ResticError(f"check failed: {done.reason()}")
 
 
+@contextmanager
+def opened(request: ResticRequest) -> Iterator[tuple[Restic, bool]]:
+    """restic for ``request`` — its cache directory and an ``sftp:`` repository's SSH files
+    lasting as long as the block — on its repository, opened (created only for a backup
+    whose ``init`` says so) and rid of stale locks; and whether it was created. Every
+    command (backup, listing, restore) works through this."""
+    with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache, session(request) as ssh:
+        restic = Restic(request, cache, ssh)
+        create = request.init and request.command == "backup"
+        created, locks = open_repository(restic, create=create)
+        unlock(restic, locks)
+        yield restic, created
+
+
 def run(request: ResticRequest, now: datetime) -> ResticResult:
     """The whole run; ResticError says why it failed (naming the snapshot once one is
     made), RequestError what in the request is wrong."""
     due = check_due(request, now)
     paths = sources(request)
-    with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache, session(request) as ssh:
-        restic = Restic(request, cache, ssh)
-        created, locks = open_repository(restic, request)
-        unlock(restic, locks)
+    with opened(request) as (restic, created):
         summary = backup(restic, request, paths)
         try:
             forgotten = forget(restic, request)
