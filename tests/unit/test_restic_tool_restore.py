@@ -122,6 +122,25 @@ def test_a_volume_mounted_inside_another_gets_its_own_part(
     assert tree(data) == before
 
 
+def test_a_link_in_the_snapshot_where_a_volume_is_mounted_below_fails_and_deletes_nothing(
+    tmp_path: Path, repo: Path, data: Path
+) -> None:
+    """The snapshot has a link ``data/link`` to a directory elsewhere; a volume is now
+    mounted at ``data/link/b``: the restore fails naming the link before anything is
+    written, and nothing is deleted through the link."""
+    victim = tmp_path / "victim"
+    (victim / "b").mkdir(parents=True)
+    (victim / "b" / "keep.txt").write_text("kept\n")
+    (data / "link").symlink_to(victim)
+    old_snapshot(repo, data, 1)
+    (data / "a.txt").write_text("changed\n")
+    with pytest.raises(ResticError, match=f"a link or a file at {data / 'link'}, where the volume"):
+        restoring(repo, data, mountinfo(tmp_path, data, data / "link" / "b"))
+    assert (victim / "b" / "keep.txt").read_text() == "kept\n"
+    assert (data / "a.txt").read_text() == "changed\n"
+    assert not [p for p in data.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
 def test_only_restores_just_that_volume(tmp_path: Path, repo: Path, data: Path) -> None:
     old_snapshot(repo, data, 1)
     (data / "sub" / "b.txt").write_text("changed\n")

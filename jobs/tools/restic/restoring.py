@@ -137,12 +137,32 @@ def _stage(
         if not _staged(volume, staging).is_dir():
             raise ResticError(f"snapshot {snapshot.short_id} holds nothing at {volume}")
         for inner in (p for p in points if p != volume and _holder(p.parent, points) == volume):
-            staged = _staged(volume, staging) / inner.relative_to(volume)
-            if staged.is_dir() and not staged.is_symlink():
-                shutil.rmtree(staged)
-                if follow and inner not in queue + done:
-                    queue.append(inner)
+            staged = _staged_directory(_staged(volume, staging), volume, inner)
+            if staged is None:
+                continue
+            shutil.rmtree(staged)
+            if follow and inner not in queue + done:
+                queue.append(inner)
     return done
+
+
+def _staged_directory(top: Path, volume: Path, inner: Path) -> Path | None:
+    """Where restic staged (under ``top``, the staged ``volume``) the directory at which
+    the volume ``inner`` is mounted now, reached through no link it staged; None when the
+    snapshot holds nothing there. A link or a file on the way is a ResticError: placed, it
+    would replace the directory that holds ``inner``'s mount point."""
+    path = top
+    for part in inner.relative_to(volume).parts:
+        path = path / part
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            shown = volume / path.relative_to(top)
+            raise ResticError(
+                f"the snapshot holds a link or a file at {shown}, where the volume {inner} is "
+                "mounted now"
+            )
+        if not path.exists():
+            return None
+    return path
 
 
 def _staged(volume: Path, staging: str) -> Path:
