@@ -10,6 +10,7 @@ import re
 import secrets
 import shutil
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,16 +185,16 @@ def _place(volumes: list[Path], staging: str) -> None:
     ordered = sorted(volumes, key=lambda p: len(p.parts), reverse=True)
     placing = Placing(_Every())
     for done, volume in enumerate(ordered):
-        fd = os.open(volume, DIRECTORY)
-        parent = os.open(_staged(volume, staging).parent, DIRECTORY)  # restic made it all
         try:
-            placing.merge(parent, volume.name, fd, str(volume.relative_to("/")))
-            shutil.rmtree(volume / staging)
+            with ExitStack() as opened:
+                fd = os.open(volume, DIRECTORY)
+                opened.callback(os.close, fd)
+                parent = os.open(_staged(volume, staging).parent, DIRECTORY)  # restic made it
+                opened.callback(os.close, parent)
+                placing.merge(parent, volume.name, fd, str(volume.relative_to("/")))
+                shutil.rmtree(volume / staging)
         except (OSError, RecursionError) as e:
             raise ResticError(half_moved(e, ordered[done:], staging)) from None
-        finally:
-            os.close(parent)
-            os.close(fd)
 
 
 def restore(restic: Restic, request: ResticRequest, mountinfo: Path = MOUNTINFO) -> ResticRestored:
