@@ -37,15 +37,20 @@ KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 """``keep_<rule>`` → ``restic forget --keep-<rule> N``."""
 
 
+def url_password(repository: str) -> str:
+    """The password in ``repository``'s URL (``rest:https://user:secret@host/``), or ""."""
+    _scheme, found, rest = repository.partition("://")
+    user, at, _host = rest.partition("/")[0].rpartition("@")
+    return user.partition(":")[2] if found and at else ""
+
+
 def redacted(repository: str) -> str:
     """``repository`` as it may be shown in logs, results and errors: a password in its URL
     (``rest:https://user:secret@host/``) replaced by ``***``."""
     scheme, found, rest = repository.partition("://")
-    if not found:
-        return repository
     authority, slash, path = rest.partition("/")
-    user, at, host = authority.rpartition("@")
-    if not at or ":" not in user:
+    user, _at, host = authority.rpartition("@")
+    if not found or ":" not in user:
         return repository
     return f"{scheme}://{user.partition(':')[0]}:***@{host}{slash}{path}"
 
@@ -140,6 +145,10 @@ class ResticRequest:
     def tags(self) -> tuple[str, ...]:
         """The tags every snapshot of the job carries, and retention selects by."""
         return (f"crontainer-job={self.job}", f"crontainer-daemon={self.daemon}")
+
+    def selection(self) -> list[str]:
+        """restic's options that select the job's own snapshots: its host and both tags."""
+        return ["--host", self.daemon, "--tag", ",".join(self.tags())]
 
     def to_json(self) -> str:
         """The request as the tool reads it: one line of JSON (without its newline)."""

@@ -40,7 +40,7 @@ _NANOS = re.compile(r"(\.\d{6})\d+")
 
 def job_snapshots(restic: Restic, request: ResticRequest) -> list[ResticSnapshot]:
     """The job's snapshots — its host, both its tags — newest first."""
-    args = ["snapshots", "--json", "--host", request.daemon, "--tag", ",".join(request.tags())]
+    args = ["snapshots", "--json", *request.selection()]
     done = restic.run(args)
     listed = next((v for v in done.values if isinstance(v, list)), None)
     if done.code != 0 or listed is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from jobs.protocol.lines import say
-from jobs.protocol.restic import redacted
+from jobs.protocol.restic import redacted, url_password
 
 if TYPE_CHECKING:
     from jobs.protocol.restic import ResticRequest
@@ -46,16 +46,10 @@ class Redactor:
     def __init__(self, request: ResticRequest) -> None:
         self.repository = redacted(request.repository)
         self._full = request.repository
-        in_url = self._url_password(request.repository)
+        in_url = url_password(request.repository)
         key = (request.ssh_key or "").splitlines()
         found = {request.password or "", in_url, *request.env.values(), *key}
         self._secrets = sorted((s for s in found if s), key=len, reverse=True)
-
-    @staticmethod
-    def _url_password(repository: str) -> str:
-        _, found, rest = repository.partition("://")
-        user, at, _ = rest.partition("/")[0].rpartition("@")
-        return user.partition(":")[2] if found and at else ""
 
     def __call__(self, text: str) -> str:
         text = text.replace(self._full, self.repository)

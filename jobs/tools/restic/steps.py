@@ -140,8 +140,7 @@ def forget(restic: Restic, request: ResticRequest) -> tuple[str, ...]:
     its host and with both its tags; their short ids. No keep rule: nothing is forgotten."""
     if not request.keep:
         return ()
-    args = ["forget", "--json", "--quiet", "--host", request.daemon]
-    args += ["--tag", ",".join(request.tags()), "--group-by", "host,tags"]
+    args = ["forget", "--json", "--quiet", *request.selection(), "--group-by", "host,tags"]
     for rule, count in request.keep.items():
         args += [f"--keep-{rule}", str(count)]
     done = restic.run([*args, "--prune"])
