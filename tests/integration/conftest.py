@@ -27,6 +27,10 @@ BUSYBOX = os.environ.get("CRONTAINER_BUSYBOX_IMAGE", "busybox:latest")
 PROJECT_IMAGE = os.environ.get("CRONTAINER_IMAGE", "crontainer:latest")
 TEST_LABEL = "crontainer-test"
 """Every container, volume and network the tests make (directly or through a daemon) has it."""
+TEST_SESSION = f"session-{os.getpid()}"
+"""The label's value: this test session's. Sessions that run at the same time on one engine
+(two worktrees, say) leave each other's objects alone; a dead session's are debris."""
+TEST_LABELS = {TEST_LABEL: TEST_SESSION}
 
 Event = dict[str, Any]
 
@@ -58,31 +62,53 @@ def engine() -> Iterator[docker.DockerClient]:
 
 
 def _leftovers(client: docker.DockerClient) -> list[str]:
-    label = {"label": TEST_LABEL}
+    label = {"label": f"{TEST_LABEL}={TEST_SESSION}"}
     found = [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
     found += [f"volume {v.name}" for v in client.volumes.list(filters=label)]
     found += [f"network {n.name}" for n in client.networks.list(filters=label)]
     return found
 
 
-def remove_labelled(client: docker.DockerClient) -> None:
-    """Remove every container, volume and network carrying the test label."""
-    label = {"label": TEST_LABEL}
+def _debris(value: str | None) -> bool:
+    """Whether a label value belongs to no live test session (this one is live)."""
+    pid = (value or "").removeprefix("session-")
+    if not pid.isdigit() or pid == (value or ""):
+        return True  # not a session's value: an older version's, always debris
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_labelled(client: docker.DockerClient, *, mine: bool) -> None:
+    """Remove the containers, volumes and networks with the test label: this session's
+    (``mine``) or those of sessions no longer running (debris of an interrupted one)."""
+    label = {"label": f"{TEST_LABEL}={TEST_SESSION}" if mine else TEST_LABEL}
+
+    def wanted(labels: dict[str, str] | None) -> bool:
+        return mine or _debris((labels or {}).get(TEST_LABEL))
+
     for container in client.containers.list(all=True, filters=label):
-        container.remove(force=True, v=True)
+        if wanted(container.labels):
+            container.remove(force=True, v=True)
     for volume in client.volumes.list(filters=label):
-        volume.remove(force=True)
+        if wanted(volume.attrs.get("Labels")):
+            volume.remove(force=True)
     for network in client.networks.list(filters=label):
-        network.remove()
+        if wanted(network.attrs.get("Labels")):
+            network.remove()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(engine: docker.DockerClient) -> Iterator[None]:
     """After the suite no test container, volume or network remains (checked, then removed)."""
-    remove_labelled(engine)  # debris of an earlier, interrupted session
+    remove_labelled(engine, mine=False)  # debris of an earlier, interrupted session
     yield
     left = _leftovers(engine)
-    remove_labelled(engine)
+    remove_labelled(engine, mine=True)
     if left:
         pytest.fail(f"the tests left behind: {', '.join(left)}", pytrace=False)
 
@@ -193,7 +219,7 @@ class Daemon:
         self.config.write_text(
             f'[daemon]\nname = "{self.name}"\nlog_format = "json"\n'
             f'heartbeat_file = "{self.heartbeat}"\n{own_state}{daemon}\n'
-            f'[defaults]\nlabels = {{ "{TEST_LABEL}" = "1" }}\n{jobs}'
+            f'[defaults]\nlabels = {{ "{TEST_LABEL}" = "{TEST_SESSION}" }}\n{jobs}'
         )
         environ = cli_environ()
         environ.update(env or {})
@@ -335,7 +361,7 @@ def make_volume(engine: docker.DockerClient) -> Iterator[Callable[[str], str]]:
 
     def make(prefix: str) -> str:
         name = unique(prefix)
-        engine.volumes.create(name, labels={TEST_LABEL: "1"})
+        engine.volumes.create(name, labels=TEST_LABELS)
         made.append(name)
         return name
 
@@ -348,9 +374,7 @@ def output_of(engine: docker.DockerClient, image: str, command: list[str], **kwa
     """The stdout of a helper container run to its end (labelled, removed). Read after the
     container ended: docker-py's ``containers.run`` follows the log while the container runs,
     and the last part of a quick, large output can be missing from it."""
-    container = engine.containers.run(
-        image, command, detach=True, labels={TEST_LABEL: "1"}, **kwargs
-    )
+    container = engine.containers.run(image, command, detach=True, labels=TEST_LABELS, **kwargs)
     try:
         status = container.wait(timeout=120)
         out: bytes = container.logs(stdout=True, stderr=False)
@@ -366,9 +390,7 @@ def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def run(image: str, command: list[str], **kwargs: Any) -> Any:
-        container = engine.containers.run(
-            image, command, detach=True, labels={TEST_LABEL: "1"}, **kwargs
-        )
+        container = engine.containers.run(image, command, detach=True, labels=TEST_LABELS, **kwargs)
         made.append(container)
         return container
 

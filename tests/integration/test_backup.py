@@ -18,7 +18,7 @@ import pytest
 from .conftest import (
     BUSYBOX,
     PROJECT_IMAGE,
-    TEST_LABEL,
+    TEST_LABELS,
     Daemon,
     cli_environ,
     event,
@@ -30,7 +30,7 @@ from .helpers import SEED, cli, snapshot
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-LABELS = {TEST_LABEL: "1"}
+LABELS = TEST_LABELS
 
 
 def container_moves(daemon: Daemon) -> list[tuple[str, str]]:

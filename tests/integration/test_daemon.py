@@ -13,7 +13,7 @@ import pytest
 
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 
-from .conftest import BUSYBOX, TEST_LABEL, Daemon, event, run_job
+from .conftest import BUSYBOX, TEST_LABEL, TEST_LABELS, TEST_SESSION, Daemon, event, run_job
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def test_sigterm_stops_a_long_run_within_the_grace_and_leaves_nothing(
     labels = found[0].labels
     assert labels[LABEL_DAEMON] == daemon.name
     assert labels[LABEL_JOB] == "long"
-    assert labels[TEST_LABEL] == "1"
+    assert labels[TEST_LABEL] == TEST_SESSION
     assert found[0].name == f"{daemon.name}-long-{started['run_id']}"
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(30) == 0  # a hang guard: the job alone would take 60 s
@@ -155,7 +155,7 @@ def test_container_settings_reach_the_container(
         ["sh", "-c", "echo seeded > /v/file"],
         volumes=[f"{src}:/v"],
         remove=True,
-        labels={TEST_LABEL: "1"},
+        labels=TEST_LABELS,
     )
     script = (
         'echo "greeting=$GREETING"; echo "cwd=$(pwd)"; echo "uid=$(id -u)"; '
@@ -184,7 +184,7 @@ def test_container_settings_reach_the_container(
         ["cat", "/out/result"],
         volumes=[f"{dst}:/out"],
         remove=True,
-        labels={TEST_LABEL: "1"},
+        labels=TEST_LABELS,
     )
     assert out == b"written\n"
 

@@ -15,6 +15,8 @@ from .conftest import (
     BUSYBOX,
     PROJECT_IMAGE,
     TEST_LABEL,
+    TEST_LABELS,
+    TEST_SESSION,
     EventStream,
     event,
     run_job,
@@ -23,7 +25,7 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.integration
-LABELS = {TEST_LABEL: "1"}
+LABELS = TEST_LABELS
 
 
 @pytest.fixture
@@ -76,7 +78,7 @@ name = "{name}"
 log_format = "json"
 shutdown_grace = "5s"
 [defaults]
-labels = {{ "{TEST_LABEL}" = "1" }}
+labels = {{ "{TEST_LABEL}" = "{TEST_SESSION}" }}
 {
             run_job(
                 "ops",

@@ -11,7 +11,7 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import BUSYBOX, TEST_LABEL, Daemon, event, run_job, unique
+from .conftest import BUSYBOX, TEST_LABELS, Daemon, event, run_job, unique
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def app(engine: docker.DockerClient) -> Iterator[Container]:
         ["sh", "-c", script],
         name=unique("t-app"),
         detach=True,
-        labels={TEST_LABEL: "1", "role": "app"},
+        labels={**TEST_LABELS, "role": "app"},
     )
     yield container
     container.remove(force=True)
@@ -98,7 +98,7 @@ def test_exec_in_a_stopped_container_fails_clearly(
 ) -> None:
     """A container that is not running: run.failed saying so."""
     stopped = engine.containers.create(
-        BUSYBOX, ["true"], name=unique("t-stopped"), labels={TEST_LABEL: "1"}
+        BUSYBOX, ["true"], name=unique("t-stopped"), labels=TEST_LABELS
     )
     try:
         daemon = start_daemon(job("x", "exec", container=f'"{stopped.name}"', command='"true"'))

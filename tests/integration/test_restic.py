@@ -25,7 +25,7 @@ import pytest
 from .conftest import (
     BUSYBOX,
     PROJECT_IMAGE,
-    TEST_LABEL,
+    TEST_LABELS,
     Daemon,
     event,
     output_of,
@@ -36,7 +36,7 @@ from .helpers import SEED, SNAPSHOT, cli, snapshot
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-LABELS = {TEST_LABEL: "1"}
+LABELS = TEST_LABELS
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the test repository's
 REST_PASSWORD = "rest-s3cret"  # noqa: S105 - the test REST server's
 BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")

@@ -19,7 +19,7 @@ from .conftest import (
     BUSYBOX,
     PROJECT_IMAGE,
     ROOT,
-    TEST_LABEL,
+    TEST_LABELS,
     Daemon,
     event,
     output_of,
@@ -30,7 +30,7 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-LABELS = {TEST_LABEL: "1"}
+LABELS = TEST_LABELS
 OPS = f'ops_image = "{PROJECT_IMAGE}"'
 LOG_DIR = "/var/log/app"
 WRITER = f"""

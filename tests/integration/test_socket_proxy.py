@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import BUSYBOX, TEST_LABEL, Daemon, event, run_job, socket_path, unique
+from .conftest import BUSYBOX, TEST_LABELS, Daemon, event, run_job, socket_path, unique
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_jobs_run_through_a_socket_proxy_and_a_denied_section_fails_clearly(
     start_daemon: Start, engine: docker.DockerClient, proxy: str
 ) -> None:
     app = engine.containers.run(
-        BUSYBOX, ["sleep", "600"], name=unique("t-app"), detach=True, labels={TEST_LABEL: "1"}
+        BUSYBOX, ["sleep", "600"], name=unique("t-app"), detach=True, labels=TEST_LABELS
     )
     try:
         daemon = start_daemon(
