@@ -530,6 +530,33 @@ def test_members_a_restore_cannot_take_fail_it_before_anything_is_touched(
     assert staging_left(data, data / "sub") == []
 
 
+def test_a_file_on_the_way_to_a_mount_point_fails_the_restore_before_anything_is_touched(
+    tmp_path: Path,
+) -> None:
+    """A file (or link) in the archive where a directory holds another volume's mount
+    point: placed, it would replace that directory — and what is mounted in it. Refused,
+    named, nothing written, the inner volume intact."""
+    top = tmp_path / "src"
+    data = top / "data"
+    inner = data / "sub" / "deeper"
+    inner.mkdir(parents=True)
+    (inner / "precious.txt").write_text("the inner volume's\n")
+    prefix = str(top).lstrip("/")
+    target = tmp_path / "backups"
+    members = [(f"{prefix}/data/keep.txt", b"archived\n"), (f"{prefix}/data/sub", b"x\n")]
+    name = handmade_archive(target, members)
+    seen = full_listing(data)
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [data, inner])
+    assert str(failed.value) == (
+        f"{name} holds members restore does not take (nothing restored): "
+        f"/{prefix}/data/sub (not a directory, but a volume is mounted under it)"
+    )
+    assert full_listing(data) == seen
+    assert (inner / "precious.txt").read_text() == "the inner volume's\n"
+    assert staging_left(data, inner) == []
+
+
 def test_nested_volumes_each_stage_their_own_members(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

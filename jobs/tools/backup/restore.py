@@ -62,6 +62,9 @@ def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Mem
     """``tar --list`` of the archive (a first pass through it), every member matched to the
     deepest mount whose path holds it."""
     found = _Members()
+    # The directories on the way to a mount point: a file placed there would replace the
+    # directory that holds the mount (and what is mounted in it).
+    holding = {m.rsplit("/", depth)[0] for m in mounts for depth in range(1, m.count("/") + 1)}
 
     def one(line: bytes) -> None:
         name = unescape_name(line)
@@ -70,8 +73,9 @@ def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Mem
         found.count += 1
         if name.endswith("/"):
             found.directories.add(path)
-        elif path in mounts:
-            found.refuse(f"/{path} (not a directory, but a volume is mounted there)")
+        elif path in mounts or path in holding:
+            where = "there" if path in mounts else "under it"
+            found.refuse(f"/{path} (not a directory, but a volume is mounted {where})")
             return
         if name.startswith("/") or ".." in parts:
             found.refuse(name)
