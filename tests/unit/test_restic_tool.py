@@ -152,6 +152,27 @@ def test_a_first_backup_makes_a_tagged_snapshot_and_a_second_adds_almost_nothing
     assert len(snapshots(repo)) == 2
 
 
+def test_a_run_with_nothing_in_its_way_starts_restic_only_for_its_steps(
+    tmp_path: Path, repo: Path, data: Path
+) -> None:
+    """Each restic started on a repository derives its key first (``restic init`` tunes that
+    to about half a second): the backup opens the repository itself, so a run on a sound
+    repository without stale locks starts restic for the backup and the forget only — no
+    opening and no listing of locks before them (docs/performance.md)."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    started = tmp_path / "started"
+    (shim / "restic").write_text(
+        f'#!/bin/sh\necho "$*" >> {started}\nexec {shutil.which("restic")} "$@"\n'
+    )
+    (shim / "restic").chmod(0o755)
+    under = ["env", f"PATH={shim}:{os.environ['PATH']}"]
+    ran = tool(tmp_path, request(repo, [data], keep={"last": 1}), *under)
+    assert ran.returncode == 0, ran.stderr
+    assert [line.split()[0] for line in started.read_text().splitlines()] == ["backup", "forget"]
+    assert len(snapshots(repo)) == 1
+
+
 def test_a_missing_repository_without_init_fails_saying_so(tmp_path: Path, data: Path) -> None:
     repo = tmp_path / "nowhere"
     ran = tool(tmp_path, request(repo, [data]))
