@@ -88,6 +88,7 @@ log_format = "json"
 state_dir = "{state}"
 heartbeat_file = "{state}/heartbeat"
 ops_image = "{image}"
+http = ""
 
 [jobs.bench]
 kind = "backup"
@@ -276,6 +277,7 @@ def main() -> int:
         "repos": f"bench-repos-{tag}",
         "network": f"bench-net-{tag}",
         "server": f"bench-rest-{tag}",
+        "fill": f"bench-fill-{tag}",
     }
     try:
         for volume in (names["data"], names["repos"]):
@@ -283,14 +285,16 @@ def main() -> int:
         docker("network", "create", "--label", LABEL, names["network"])
         began = time.monotonic()
         counts = docker(
-            "run", "--rm", "--label", LABEL, "-v", f"{names['data']}:/data", args.image,
+            "run", "--rm", "--label", LABEL, "--name", names["fill"],
+            "-v", f"{names['data']}:/data", args.image,
             "python3", "-c", FILL, str(args.mb),
         ).split()  # fmt: skip
         fill_s = time.monotonic() - began
         base = start_server(args.image, names["network"], names["repos"], names["server"])
         rounds = [one_round(args, names, base, n) for n in range(args.rounds)]
     finally:
-        subprocess.run(["docker", "rm", "-f", names["server"]], capture_output=True, check=False)
+        for container in (names["fill"], names["server"]):
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
         subprocess.run(
             ["docker", "network", "rm", names["network"]], capture_output=True, check=False
         )
