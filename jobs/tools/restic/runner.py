@@ -94,6 +94,8 @@ class Finished:
     lines: list[str] = field(default_factory=list)
     refusal: str | None = None
     """ssh's refusal to connect to an ``sftp:`` repository, in words."""
+    interrupted: bool = False
+    """It was stopped: a SIGTERM reached the tool meanwhile (passed on as SIGINT)."""
     said: list[str] = field(default_factory=list)
     """Every line of its stderr in words (errors described), in order, redacted: what it
     said, or would have said if not ``quiet``."""
@@ -142,7 +144,12 @@ class Restic:
             target=self._read_stderr, args=(cast("IO[str]", process.stderr), finished, quiet)
         )
         reader.start()
-        stop = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
+
+        def interrupt(*_: object) -> None:
+            finished.interrupted = True
+            process.send_signal(signal.SIGINT)
+
+        stop = signal.signal(signal.SIGTERM, interrupt)
         try:
             _read_stdout(cast("IO[str]", process.stdout), finished)
             reader.join()

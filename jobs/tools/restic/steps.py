@@ -157,12 +157,16 @@ def backed_up(
     was created. A backup that made no snapshot has the repository opened on its own to
     learn why (a wrong password, a missing repository: ``open_repository``'s errors, its
     restic lines not said); one more backup follows when that created the repository or
-    removed stale locks, else the backup's own failure stands, its lines said."""
+    removed stale locks, else the backup's own failure stands, its lines said. A backup
+    that was stopped (SIGTERM) fails at once."""
     try:
         return backup(restic, request, paths), False
     except NoSnapshotError as e:
-        created, locks = open_repository(restic, create=request.init)
-        if not created and not unlock(restic, locks):
+        created = again = False
+        if not e.finished.interrupted:
+            created, locks = open_repository(restic, create=request.init)
+            again = created or unlock(restic, locks) > 0
+        if not again:
             e.finished.say_again()
             raise ResticError(str(e)) from None
     return backup(restic, request, paths), created
