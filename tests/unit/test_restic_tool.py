@@ -13,12 +13,15 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from jobs.protocol.restic import ResticRequest
 from tests.control import result_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 """The project's root: ``python -m jobs.tools.restic`` run from here is this tree's tool."""
@@ -150,6 +153,36 @@ def test_a_first_backup_makes_a_tagged_snapshot_and_a_second_adds_almost_nothing
     assert (second["files_new"], second["files_changed"], second["files_unmodified"]) == (0, 0, 3)
     assert second["bytes_added"] < 4096
     assert len(snapshots(repo)) == 2
+
+
+def counting_restic(tmp_path: Path) -> tuple[str, Callable[[], list[str]]]:
+    """A PATH whose ``restic`` notes each start and runs the real one; the commands it
+    was started for so far."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    started = tmp_path / "started"
+    started.touch()
+    (shim / "restic").write_text(
+        f'#!/bin/sh\necho "$*" >> {started}\nexec {shutil.which("restic")} "$@"\n'
+    )
+    (shim / "restic").chmod(0o755)
+    return f"{shim}:{os.environ['PATH']}", lambda: [
+        line.split()[0] for line in started.read_text().splitlines()
+    ]
+
+
+def test_a_run_with_nothing_in_its_way_starts_restic_only_for_its_steps(
+    tmp_path: Path, repo: Path, data: Path
+) -> None:
+    """Each restic started on a repository derives its key first (``restic init`` tunes that
+    to about half a second): the backup opens the repository itself, so a run on a sound
+    repository without stale locks starts restic for the backup and the forget only — no
+    opening and no listing of locks before them (docs/performance.md)."""
+    path, started = counting_restic(tmp_path)
+    ran = tool(tmp_path, request(repo, [data], keep={"last": 1}), "env", f"PATH={path}")
+    assert ran.returncode == 0, ran.stderr
+    assert started() == ["backup", "forget"]
+    assert len(snapshots(repo)) == 1
 
 
 def test_a_missing_repository_without_init_fails_saying_so(tmp_path: Path, data: Path) -> None:
@@ -312,7 +345,8 @@ def test_a_run_stopped_with_sigterm_lets_restic_remove_its_lock(tmp_path: Path, 
     """The daemon stops a run's container with SIGTERM: the tool hands it to restic as
     SIGINT, on which restic 0.14 removes its lock (on SIGTERM it would leave it, and a
     lock from another container is stale only after 30 minutes); the run fails saying
-    it was interrupted."""
+    it was interrupted, at once (no restic started to learn why)."""
+    path, started = counting_restic(tmp_path)
     big = tmp_path / "big"
     big.mkdir()
     with (big / "zeros").open("wb") as zeros:
@@ -324,7 +358,7 @@ def test_a_run_stopped_with_sigterm_lets_restic_remove_its_lock(tmp_path: Path, 
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        env={**os.environ, "TMPDIR": str(tmp_path), "PATH": path},
     ) as ran:
         assert ran.stdin is not None
         ran.stdin.write(line)
@@ -338,6 +372,7 @@ def test_a_run_stopped_with_sigterm_lets_restic_remove_its_lock(tmp_path: Path, 
     assert ran.returncode == 1
     assert "restic: signal interrupt received, cleaning up" in stderr.splitlines()
     assert stderr.splitlines()[-1].startswith("restic: backup failed: ")
+    assert started() == ["backup"]
     assert list((repo / "locks").iterdir()) == []
     assert snapshots(repo) == []
 

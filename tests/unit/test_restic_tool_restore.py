@@ -50,7 +50,7 @@ def mountinfo(tmp_path: Path, *points: Path) -> Path:
 
 def restoring(repo: Path, data: Path, mounts: Path, **fields: Any) -> ResticRestored:
     made = ResticRequest.parse(request(repo, [data], command="restore", **fields))
-    with opened(made) as (found, _created):
+    with opened(made) as found:
         return restore(found, made, mounts)
 
 

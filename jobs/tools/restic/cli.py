@@ -39,7 +39,7 @@ def answer(request: ResticRequest) -> Mapping[str, object]:
     (``{"snapshots": [...]}``, newest first), or a restore's result."""
     if request.command == "backup":
         return run(request, datetime.now(UTC)).to_json()
-    with opened(request) as (restic, _created):
+    with opened(request) as restic:
         if request.command == "snapshots":
             return {"snapshots": [s.to_json() for s in job_snapshots(restic, request)]}
         return restore(restic, request).to_json()

@@ -94,6 +94,16 @@ class Finished:
     lines: list[str] = field(default_factory=list)
     refusal: str | None = None
     """ssh's refusal to connect to an ``sftp:`` repository, in words."""
+    interrupted: bool = False
+    """It was stopped: a SIGTERM reached the tool meanwhile (passed on as SIGINT)."""
+    said: list[str] = field(default_factory=list)
+    """Every line of its stderr in words (errors described), in order, redacted: what it
+    said, or would have said if not ``quiet``."""
+
+    def say_again(self) -> None:
+        """Say what a ``quiet`` run kept, in its order."""
+        for line in self.said:
+            say(TOOL, line)
 
     def reason(self) -> str:
         """restic's own account of a failure: ssh's refusal, its ``Fatal:`` line, else its
@@ -134,7 +144,12 @@ class Restic:
             target=self._read_stderr, args=(cast("IO[str]", process.stderr), finished, quiet)
         )
         reader.start()
-        stop = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))
+
+        def interrupt(*_: object) -> None:
+            finished.interrupted = True
+            process.send_signal(signal.SIGINT)
+
+        stop = signal.signal(signal.SIGTERM, interrupt)
         try:
             _read_stdout(cast("IO[str]", process.stdout), finished)
             reader.join()
@@ -155,6 +170,8 @@ class Restic:
                 line = self.redact(describe(message))
             elif line := self.redact(_TERMINAL.sub("", raw)).strip():
                 finished.lines.append(line)
+            if line:
+                finished.said.append(line)
             if line and not quiet:
                 say(TOOL, line)
 

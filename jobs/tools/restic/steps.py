@@ -1,6 +1,6 @@
-"""The steps of one restic run: open (or create) the repository, remove stale locks, back
-up, forget by the keep rules, check when one is due — and ``run``, which takes them in
-that order and gives the run's result."""
+"""The steps of one restic run: back up, forget by the keep rules, check when one is due —
+opening (or creating) the repository and removing stale locks only when a step fails for
+want of them — and ``run``, which takes them in that order and gives the run's result."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import say
 from jobs.protocol.restic import ResticResult
 from jobs.tools.backup.archive import target_aliases, volume_mounts
 from jobs.tools.paths import mount_points
-from jobs.tools.restic.runner import TOOL, Restic, ResticError
+from jobs.tools.restic.runner import TOOL, Finished, Restic, ResticError
 from jobs.tools.restic.ssh import session
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from jobs.protocol.restic import ResticRequest
 
@@ -31,6 +31,17 @@ MISSING = ("no such file or directory", "does not exist", "not found")
 (local and sftp, rest and s3, the others)."""
 MOUNTINFO = Path("/proc/self/mountinfo")
 LIST_LOCKS = ["list", "locks", "--no-lock"]
+LOCKED = ("unable to create lock", "already locked")
+"""How restic says that a lock is in a command's way."""
+T = TypeVar("T")
+
+
+class NoSnapshotError(ResticError):
+    """A backup that made no snapshot: restic's run, to learn why."""
+
+    def __init__(self, message: str, finished: Finished) -> None:
+        super().__init__(message)
+        self.finished = finished
 
 
 def check_due(request: ResticRequest, now: datetime) -> bool:
@@ -98,12 +109,12 @@ def open_repository(restic: Restic, *, create: bool) -> tuple[bool, set[str]]:
     return True, set()
 
 
-def unlock(restic: Restic, locks: set[str]) -> None:
+def unlock(restic: Restic, locks: set[str]) -> int:
     """Remove the locks restic deems stale (``restic unlock``, never ``--remove-all``):
     older than 30 minutes, or made on this host by a process that is gone. The others
-    stay; how many of each is said."""
+    stay; how many of each is said. How many were removed."""
     if not locks:
-        return
+        return 0
     removed = restic.run(["unlock"])
     if removed.code != 0:
         raise ResticError(f"cannot remove stale locks: {removed.reason()}")
@@ -112,6 +123,7 @@ def unlock(restic: Restic, locks: set[str]) -> None:
         raise ResticError(f"cannot list the repository's locks: {listed.reason()}")
     left = set(listed.output)
     say(TOOL, f"removed {len(locks - left)} stale lock(s); {len(left)} still held")
+    return len(locks - left)
 
 
 def backup(restic: Restic, request: ResticRequest, paths: list[str]) -> dict[str, Any]:
@@ -122,17 +134,56 @@ def backup(restic: Restic, request: ResticRequest, paths: list[str]) -> dict[str
         args += ["--tag", tag]
     if (repository := local_repository(request)) is not None:
         args += ["--exclude", str(repository)]
-    done = restic.run([*args, "--", *paths])
+    done = restic.run([*args, "--", *paths], quiet=True)
     summaries = [
         v for v in done.values if isinstance(v, dict) and v.get("message_type") == "summary"
     ]
-    if done.code == 3 and summaries:  # noqa: PLR2004 - restic: "some source data could not be read"
+    if done.code != 0 and not summaries:
+        raise NoSnapshotError(f"backup failed: {done.reason()}", done)
+    done.say_again()
+    if done.code == 3:  # noqa: PLR2004 - restic: "some source data could not be read"
         count = max(len(done.errors), 1)
         snapshot = summaries[-1].get("snapshot_id")
         raise ResticError(f"{count} file(s) could not be read: snapshot {snapshot} lacks them")
     if done.code != 0 or not summaries:
         raise ResticError(f"backup failed: {done.reason()}")
     return summaries[-1]
+
+
+def backed_up(
+    restic: Restic, request: ResticRequest, paths: list[str]
+) -> tuple[dict[str, Any], bool]:
+    """The backup, the repository opened by restic's backup itself; whether the repository
+    was created. A backup that made no snapshot has the repository opened on its own to
+    learn why (a wrong password, a missing repository: ``open_repository``'s errors, its
+    restic lines not said); one more backup follows when that created the repository or
+    removed stale locks, else the backup's own failure stands, its lines said. A backup
+    that was stopped (SIGTERM) fails at once."""
+    try:
+        return backup(restic, request, paths), False
+    except NoSnapshotError as e:
+        created = again = False
+        if not e.finished.interrupted:
+            created, locks = open_repository(restic, create=request.init)
+            again = created or unlock(restic, locks) > 0
+        if not again:
+            e.finished.say_again()
+            raise ResticError(str(e)) from None
+    return backup(restic, request, paths), created
+
+
+def unlocked(restic: Restic, step: Callable[[], T]) -> T:
+    """``step``, once more when it failed for a lock in its way and stale locks could be
+    removed (the locks listed, then ``unlock``)."""
+    try:
+        return step()
+    except ResticError as e:
+        if not any(words in str(e) for words in LOCKED):
+            raise
+        _created, locks = open_repository(restic, create=False)
+        if not unlock(restic, locks):
+            raise
+    return step()
 
 
 def forget(restic: Restic, request: ResticRequest) -> tuple[str, ...]:
@@ -161,17 +212,22 @@ def check(restic: Restic, request: ResticRequest) -> None:
 
 
 @contextmanager
-def opened(request: ResticRequest) -> Iterator[tuple[Restic, bool]]:
-    """restic for ``request`` — its cache directory and an ``sftp:`` repository's SSH files
-    lasting as long as the block — on its repository, opened (created only for a backup
-    whose ``init`` says so) and rid of stale locks; and whether it was created. Every
-    command (backup, listing, restore) works through this."""
+def restic_for(request: ResticRequest) -> Iterator[Restic]:
+    """restic for ``request``, its cache directory and an ``sftp:`` repository's SSH files
+    lasting as long as the block. Every command (backup, listing, restore) works through
+    this."""
     with tempfile.TemporaryDirectory(prefix="restic-cache-") as cache, session(request) as ssh:
-        restic = Restic(request, cache, ssh)
-        create = request.init and request.command == "backup"
-        created, locks = open_repository(restic, create=create)
+        yield Restic(request, cache, ssh)
+
+
+@contextmanager
+def opened(request: ResticRequest) -> Iterator[Restic]:
+    """restic for ``request`` on its repository, opened (never created) and rid of stale
+    locks: for the listing and the restore."""
+    with restic_for(request) as restic:
+        _created, locks = open_repository(restic, create=False)
         unlock(restic, locks)
-        yield restic, created
+        yield restic
 
 
 def run(request: ResticRequest, now: datetime) -> ResticResult:
@@ -179,12 +235,12 @@ def run(request: ResticRequest, now: datetime) -> ResticResult:
     made), RequestError what in the request is wrong."""
     due = check_due(request, now)
     paths = sources(request)
-    with opened(request) as (restic, created):
-        summary = backup(restic, request, paths)
+    with restic_for(request) as restic:
+        summary, created = backed_up(restic, request, paths)
         try:
-            forgotten = forget(restic, request)
+            forgotten = unlocked(restic, lambda: forget(restic, request))
             if due:
-                check(restic, request)
+                unlocked(restic, lambda: check(restic, request))
         except ResticError as e:
             raise ResticError(f"snapshot {summary.get('snapshot_id')} made, then {e}") from None
     return ResticResult(
