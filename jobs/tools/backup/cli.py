@@ -3,6 +3,7 @@ result emitted as a control line (``python -m jobs.tools.backup`` runs ``main``)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,14 @@ def _create_command(request: CreateRequest) -> CreateResult:
         sources += [p for p in points if p not in aliases]
     if not sources:
         raise ToolError("nothing to back up: no source path and no volume mounted")
-    made = create(request.job, target, sources, request.compression, exclude=aliases)
+    made = create(
+        request.job,
+        target,
+        sources,
+        request.compression,
+        exclude=aliases,
+        recipients=list(request.recipients),
+    )
     policy = Retention(
         request.keep_last,
         request.keep_daily,
@@ -70,7 +78,17 @@ def _run(request: BackupRequest) -> CreateResult | VerifyResult | ListResult | R
     if isinstance(request, ListRequest):
         return {"archives": listing(request.job, target)}
     mounts = volume_mounts(target)
-    return restore(target, request.archive, mounts, list(request.only), Path(request.root))
+    identity = _identity() if request.identity else None
+    root = Path(request.root)
+    return restore(target, request.archive, mounts, list(request.only), root, identity=identity)
+
+
+def _identity() -> bytes:
+    """The age identity file the daemon (or the CLI) wrote on stdin."""
+    identity = sys.stdin.buffer.read()
+    if not identity.strip():
+        raise ToolError("no age identity on stdin")
+    return identity
 
 
 def main(argv: list[str] | None = None) -> int:

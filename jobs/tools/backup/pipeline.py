@@ -1,4 +1,5 @@
-"""The archive being written: tar (and a compressor) into the partial file, hashed behind them.
+"""The archive being written: tar (then a compressor, then age) into the partial file, hashed
+behind them.
 
 ``Pipeline`` starts the processes and checks how they ended; ``follow`` reads the file
 behind the writer and returns its size and sha256 once the writer has ended."""
@@ -38,6 +39,9 @@ WRITEBACK = 8 * 1024 * 1024
 drops them from the page cache: the final fsync has little left to wait for, and a
 backup does not push the application's data out of the cache."""
 COMPRESSORS = {"zstd": ["zstd", "-q", "-c", "-T0"], "gzip": ["gzip", "-c"], "none": None}
+AGE_ENCRYPT = ["age", "--encrypt"]
+"""age encrypting its stdin to the ``--recipient``s given after it (public keys: no secret
+on the command line)."""
 TAR_CREATE = [
     "tar",
     "--create",
@@ -80,8 +84,20 @@ def _pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
+def filters(compression: str, recipients: list[str]) -> list[tuple[str, list[str]]]:
+    """The programs after tar, each reading the one before (name, argv): the compressor,
+    then age when there are recipients."""
+    chain = []
+    compress = COMPRESSORS[compression]
+    if compress is not None:
+        chain.append((compression, compress))
+    if recipients:
+        chain.append(("age", [*AGE_ENCRYPT, *(f"--recipient={r}" for r in recipients)]))
+    return chain
+
+
 class Pipeline:
-    """tar (and a compressor) writing the archive straight into the partial file.
+    """tar (then a compressor, then age) writing the archive straight into the partial file.
 
     tar's index of members (one line each: tar escapes newlines in names) and its
     messages go to unnamed scratch files: counting members costs no second walk of the
@@ -94,11 +110,13 @@ class Pipeline:
         out_fd: int,
         scratch: Path,
         exclude: list[str] | None = None,
+        *,
+        recipients: list[str] | None = None,
     ) -> None:
-        self.compression = compression
+        self.chain = filters(compression, recipients or [])
         self.index, self.messages = _scratch(scratch), _scratch(scratch)
+        self.said = [_scratch(scratch) for _ in self.chain]
         self.procs: list[subprocess.Popen[bytes]] = []
-        argv = COMPRESSORS[compression]
         tar_argv = [
             *NICE,
             *TAR_CREATE,
@@ -110,23 +128,30 @@ class Pipeline:
             tar_argv += ["--anchored", "--no-wildcards", *(f"--exclude={e}" for e in exclude)]
         tar_argv += ["--", *relative]
         try:
-            if argv is None:
-                self._tar(tar_argv, out_fd)
-                return
-            read_fd, write_fd = _pipe()
-            try:
-                self._tar(tar_argv, write_fd)
-                self.procs.append(start([*NICE, *argv], stdin=read_fd, stdout=out_fd))
-            finally:
-                os.close(read_fd)
-                os.close(write_fd)
+            self._start(tar_argv, out_fd)
         except BaseException:
             self.kill()
             self.close()
             raise
 
-    def _tar(self, argv: list[str], out_fd: int) -> None:
-        self.procs.append(start(argv, stdout=out_fd, stderr=self.messages, pass_fds=(self.index,)))
+    def _start(self, tar_argv: list[str], out_fd: int) -> None:
+        """tar, then each filter reading the one before; the last writes ``out_fd``."""
+        ends = [_pipe() for _ in self.chain]  # (read, write): tar → first filter → …
+        try:
+            first_out = ends[0][1] if ends else out_fd
+            self.procs.append(
+                start(tar_argv, stdout=first_out, stderr=self.messages, pass_fds=(self.index,))
+            )
+            for number, (_, argv) in enumerate(self.chain):
+                output = ends[number + 1][1] if number + 1 < len(ends) else out_fd
+                said = self.said[number]
+                self.procs.append(
+                    start([*NICE, *argv], stdin=ends[number][0], stdout=output, stderr=said)
+                )
+        finally:
+            for read_fd, write_fd in ends:
+                os.close(read_fd)
+                os.close(write_fd)
 
     def running(self) -> bool:
         """The last process, the one writing the archive, has not ended."""
@@ -135,13 +160,16 @@ class Pipeline:
     def check(self) -> tuple[int, int | None]:
         """Wait for every process; return the number of members and the bytes of the tar
         stream (the data before compression), or raise ToolError naming the one that
-        failed (a failing compressor kills tar with SIGPIPE, so it is checked first: it is
-        the cause)."""
+        failed (a failing filter kills the programs before it with SIGPIPE, so the last one
+        that failed is the cause: checked first)."""
         codes = [proc.wait() for proc in self.procs]
         said = tail(self.messages)
         totals = TOTALS.search(said)
-        if len(codes) > 1 and codes[1] != 0:
-            raise ToolError(f"{self.compression} failed (exit {codes[1]})")
+        ran = list(zip(self.chain, codes[1:], self.said, strict=True))
+        for (name, _), code, fd in reversed(ran):
+            if code != 0:
+                message = tail(fd)
+                raise ToolError(f"{name} failed (exit {code})" + (f": {message}" * bool(message)))
         if codes[0] != 0:
             said = TOTALS.sub("", said).strip()
             raise ToolError(f"tar failed (exit {codes[0]}): {said}")
@@ -155,8 +183,8 @@ class Pipeline:
             proc.wait()
 
     def close(self) -> None:
-        os.close(self.index)
-        os.close(self.messages)
+        for fd in (self.index, self.messages, *self.said):
+            os.close(fd)
 
 
 def follow(path: Path, pipeline: Pipeline) -> tuple[int, str]:

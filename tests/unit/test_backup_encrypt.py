@@ -1,0 +1,143 @@
+"""A backup job's ``encrypt`` key: recipients checked at load (errors name the key and the
+index), refused with a repository, taken from [defaults] by archive backups only; the plan
+asks the tool to encrypt to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.backup import BackupJob
+from jobs.base import PlanContext
+from jobs.encryption import recipient_problem
+from jobs.plan import RunContainer
+from jobs.protocol.backup import PROGRAM, CreateRequest, parse_request
+from scheduler.errors import ConfigError
+
+from .configs import load_job
+
+BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
+TARGET = 'target = "backups"\n'
+AGE = "age19p3y6czesemadevw9tz7yqm2cv6xdegzmr5ddt8u2hr0fxhxg4hszwx859"
+SSH = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE66sETQA59Yuit2Qix9G78wdvSIHYpEG71iaCk74Jz/ ops@backup"
+
+
+def load(tmp_path: Path, extra: str, base: str = BASE) -> BackupJob:
+    return load_job(tmp_path, base + extra, "b", BackupJob)
+
+
+def errors_of(tmp_path: Path, extra: str, base: str = BASE) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, extra, base)
+    return caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            TARGET + "encrypt = {}",
+            "jobs.b.encrypt: encrypt needs exactly one of recipients and passphrase",
+        ),
+        (
+            TARGET + f'encrypt = {{ recipients = ["{AGE}"], passphrase = "x" }}',
+            "jobs.b.encrypt: encrypt needs exactly one of recipients and passphrase",
+        ),
+        (
+            TARGET + "encrypt = { recipients = [] }",
+            "jobs.b.encrypt.recipients: List should have at least 1 item",
+        ),
+        (
+            TARGET + f'encrypt = {{ recipients = ["{AGE}", "{AGE[:-1]}q"] }}',
+            (
+                "jobs.b.encrypt.recipients: recipients[1] 'age19p3y6czesemadevw…': its checksum "
+                "is wrong (a typo?)"
+            ),
+        ),
+        (
+            TARGET + 'encrypt = { recipients = ["age1short"] }',
+            "jobs.b.encrypt.recipients: recipients[0] 'age1short': not an age recipient",
+        ),
+        (
+            TARGET + 'encrypt = { recipients = ["AGE-SECRET-KEY-1LQWSR8PM2FJH2GR2W52LR7L8F"] }',
+            (
+                "jobs.b.encrypt.recipients: recipients[0] 'AGE-SECRET-KEY-…': this is an age "
+                "secret key: give its public key (age-keygen -y), never the secret"
+            ),
+        ),
+        (
+            TARGET + f'encrypt = {{ recipients = ["{SSH.replace("ed25519", "rsa", 1)}"] }}',
+            (
+                "jobs.b.encrypt.recipients: recipients[0] 'ssh-rsa AAAAC3NzaC1l…': its key is not "
+                "an ssh-rsa key"
+            ),
+        ),
+        (
+            TARGET + 'encrypt = { recipients = ["ssh-ed25519 not*base64"] }',
+            "recipients[0] 'ssh-ed25519 not*base64': not an age recipient",
+        ),
+        (
+            TARGET + 'encrypt = { passphrase = { file = "/run/secrets/age" } }',
+            (
+                "jobs.b.encrypt: encrypt.passphrase is not supported: age 1.1 (the ops image's) "
+                "reads a passphrase only from a terminal"
+            ),
+        ),
+        (
+            TARGET + f'encrypt = {{ recipients = ["{AGE}"], armor = true }}',
+            "jobs.b.encrypt.armor: unknown key",
+        ),
+        (
+            (
+                'repository = "/r"\npassword = "p"\nvolumes = ["r:/r"]\n'
+                f'encrypt = {{ recipients = ["{AGE}"] }}'
+            ),
+            (
+                "jobs.b: encrypt is not a key of a backup into a repository: restic encrypts the "
+                "repository with its password"
+            ),
+        ),
+    ],
+)
+def test_bad_encrypt_is_refused_naming_the_key(tmp_path: Path, extra: str, message: str) -> None:
+    errors = errors_of(tmp_path, extra)
+    assert any(message in e for e in errors), errors
+
+
+def test_a_secret_key_given_as_recipient_is_never_echoed(tmp_path: Path) -> None:
+    secret = "AGE-SECRET-KEY-1LQWSR8PM2FJH2GR2W52LR7L8FU3HA6NFMNFET7AZVFDYVSKH82USWPE576"  # noqa: S105 - a throwaway key
+    errors = errors_of(tmp_path, TARGET + f'encrypt = {{ recipients = ["{secret}"] }}')
+    assert errors
+    assert all(secret[16:] not in e for e in errors), errors
+
+
+@pytest.mark.parametrize("recipient", [AGE, SSH, SSH.rsplit(" ", 1)[0]])
+def test_age_and_ssh_public_keys_are_recipients(recipient: str) -> None:
+    assert recipient_problem(recipient) is None
+
+
+def test_the_plan_asks_the_tool_to_encrypt_to_the_recipients(tmp_path: Path) -> None:
+    job = load(tmp_path, TARGET + f'encrypt = {{ recipients = ["{AGE}", "{SSH}"] }}')
+    step = job.plan(PlanContext("b", "ops:1")).steps[0]
+    assert isinstance(step, RunContainer)
+    command = step.spec.command or ()
+    request = parse_request(command[len(PROGRAM) :])
+    assert isinstance(request, CreateRequest)
+    assert request.recipients == (AGE, SSH)
+    assert not step.spec.stdin  # nothing secret to give: public keys only
+
+
+def test_encrypt_in_defaults_goes_to_archive_backups_only(tmp_path: Path) -> None:
+    defaults = f'[defaults]\ntarget = "backups"\nencrypt = {{ recipients = ["{AGE}"] }}\n'
+    archives = load(tmp_path, "", defaults + BASE)
+    assert archives.encrypt is not None
+    assert archives.encrypt.recipients == [AGE]
+    repository = load(
+        tmp_path, 'repository = "rest:http://h:8000/x"\npassword = "p"\n', defaults + BASE
+    )
+    assert repository.encrypt is None
+    plain = load(tmp_path, TARGET)
+    request = plain.request("b")
+    assert request.recipients == ()
+    assert "--recipient" not in request.argv()
