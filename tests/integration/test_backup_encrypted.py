@@ -1,0 +1,130 @@
+"""Job kind backup with ``encrypt`` on the real engine: the archive is age's (neither zstd nor
+tar reads it, ``age -d`` with the identity does), ``crontainer restore --identity`` gives the
+identical tree back into a wiped volume, a wrong identity fails and writes nothing, and no
+ops container shows the identity."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, unique
+from .helpers import SEED, Inspector, cli, run_cli, snapshot
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., Daemon]
+
+
+def key_pair(directory: Path, name: str) -> tuple[Path, str]:
+    """An age identity file made by the real age-keygen, and its public key."""
+    identity = directory / name
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    public = subprocess.run(
+        ["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True
+    )
+    return identity, public.stdout.strip()
+
+
+def by_hand(engine: docker.DockerClient, target: str, script: str, **env: str) -> str:
+    """``script`` run by sh in a helper container of the project image, the target at /b."""
+    return output_of(
+        engine,
+        PROJECT_IMAGE,
+        ["sh", "-c", script],
+        volumes=[f"{target}:/b:ro"],
+        environment=env,
+    )
+
+
+def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_with_it(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    target = make_volume("crontainer-test-backups")
+    identity, public = key_pair(tmp_path, "key.txt")
+    wrong, _ = key_pair(tmp_path, "wrong.txt")
+    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    watching = Inspector(engine)
+    daemon = start_daemon(
+        '[jobs.db]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
+        f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
+        f'stop = ["{app.name}"]\nstop_grace = "1s"\n'
+        f'encrypt = {{ recipients = ["{public}"] }}\n',
+        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+    )
+    done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=180)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    archive = done["archive"]
+    assert archive.startswith("db-")
+    assert archive.endswith(".tar.zst.age")
+    assert done["encrypted"] is True
+    assert done["bytes"] > 200 * 1024 * 1024
+    listed = json.loads(cli(daemon, "backups", "db", "--json"))
+    assert [(a["archive"], a["good"]) for a in listed] == [(archive, True)]
+
+    # Wipe the source; without --identity, or with the wrong one, nothing is written.
+    source = next(m["Name"] for m in data.attrs["Mounts"] if m["Destination"] == "/data")
+    before = snapshot(engine, source)
+    assert done["files"] == len(before) == 11
+    output_of(engine, PROJECT_IMAGE, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source}:/data"])
+    wiped = snapshot(engine, source)
+    assert wiped != before
+    missing = run_cli(daemon, "restore", "db")
+    assert missing.returncode == 1
+    assert f"error: {archive} is encrypted: give the age identity file that decrypts it " in (
+        missing.stderr
+    )
+    refused = run_cli(daemon, "restore", "db", "--identity", str(wrong))
+    assert refused.returncode == 1
+    assert f"could not read {archive} (nothing restored): the identity does not decrypt " in (
+        refused.stderr
+    )
+    assert snapshot(engine, source) == wiped
+    app.reload()
+    assert app.status == "running"  # started again after the failed restore
+
+    restored = json.loads(cli(daemon, "restore", "db", "--identity", str(identity)))
+    assert restored["archive"] == archive
+    assert restored["stopped_and_started"] == [app.name]
+    assert snapshot(engine, source) == before
+    watching.close()
+
+    # No identity in any container the daemon or the CLI made (command, env, labels).
+    secret = next(
+        line for line in identity.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-")
+    )
+    ops = [c for c in watching.seen if "crontainer.job" in c.get("Config", {}).get("Labels", {})]
+    assert len(ops) >= 5  # backup, listings, three restores
+    assert all("gone" not in c for c in watching.seen)
+    assert secret not in json.dumps(ops)
+    assert secret not in "".join(daemon.log.raw)
+
+    # By hand: neither zstd nor tar reads the stored bytes; age with the identity does.
+    said = by_hand(
+        engine,
+        target,
+        f"zstd -t /b/{archive} 2>/dev/null; echo zstd=$?; "
+        f"tar -tf /b/{archive} >/dev/null 2>&1; echo tar=$?; head -c 22 /b/{archive}",
+    )
+    assert said.splitlines() == ["zstd=1", "tar=2", "age-encryption.org/v1"]
+    members = by_hand(
+        engine,
+        target,
+        f'printf "%s" "$KEY" > /tmp/k && age -d -i /tmp/k /b/{archive} | zstd -dc | tar -t',
+        KEY=identity.read_text(),
+    )
+    assert "data/café ☃ naïve.txt" in members.splitlines()
