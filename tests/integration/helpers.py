@@ -5,6 +5,7 @@ containers the engine creates (to show no secret reaches them)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, output_of
+from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, event, output_of
 
 SEED = r"""
 set -e
@@ -60,6 +61,14 @@ def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
         )
     )
     return found
+
+
+def first_success(daemon: Daemon, job: str = "db", timeout: float = 180) -> dict[str, Any]:
+    """The job's first ``run.succeeded`` event; the daemon then stopped (SIGTERM, exit 0)."""
+    done: dict[str, Any] = daemon.log.wait_for(event("run.succeeded", job=job), timeout=timeout)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    return done
 
 
 def run_cli(

@@ -6,17 +6,18 @@ ops container shows the identity."""
 from __future__ import annotations
 
 import json
-import signal
+import re
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, unique
-from .helpers import SEED, Inspector, cli, run_cli, snapshot
+from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
+from .helpers import SEED, Inspector, cli, first_success, run_cli, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +45,35 @@ def by_hand(engine: docker.DockerClient, target: str, script: str, **env: str) -
     )
 
 
-def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_with_it(
-    start_daemon: Start,
-    engine: docker.DockerClient,
-    make: Callable[..., Any],
-    make_volume: Callable[[str], str],
-    tmp_path: Path,
-) -> None:
-    target = make_volume("crontainer-test-backups")
+@dataclass(frozen=True)
+class Scene:
+    """The target volume, the data container (SEED at /data), the app stopped around runs,
+    an identity file with its public key, and an identity the archive is not encrypted to."""
+
+    target: str
+    data: Any
+    app: Any
+    identity: Path
+    public: str
+    wrong: Path
+
+
+@pytest.fixture
+def scene(tmp_path: Path, make: Callable[..., Any], make_volume: Callable[[str], str]) -> Scene:
     identity, public = key_pair(tmp_path, "key.txt")
     wrong, _ = key_pair(tmp_path, "wrong.txt")
     data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
     assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
     app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    target = make_volume("crontainer-test-backups")
+    return Scene(target, data, app, identity, public, wrong)
+
+
+def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_with_it(
+    start_daemon: Start, engine: docker.DockerClient, scene: Scene
+) -> None:
+    target, data, app, identity = scene.target, scene.data, scene.app, scene.identity
+    public, wrong = scene.public, scene.wrong
     watching = Inspector(engine)
     daemon = start_daemon(
         '[jobs.db]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
@@ -65,12 +82,9 @@ def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_wi
         f'encrypt = {{ recipients = ["{public}"] }}\n',
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
     )
-    done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=180)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = first_success(daemon)
     archive = done["archive"]
-    assert archive.startswith("db-")
-    assert archive.endswith(".tar.zst.age")
+    assert re.fullmatch(r"db-\d{8}T\d{6}Z\.tar\.zst\.age", archive), archive
     assert done["encrypted"] is True
     assert done["bytes"] > 200 * 1024 * 1024
     listed = json.loads(cli(daemon, "backups", "db", "--json"))

@@ -67,11 +67,23 @@ APP = {"app", "idle", "worker"}
 
 
 def restore_of(
-    engine: FakeEngine, config: Config, job: str, archive: str = "latest"
+    engine: FakeEngine,
+    config: Config,
+    job: str,
+    archive: str = "latest",
+    identity: str | None = None,
 ) -> dict[str, object]:
-    """``crontainer restore JOB --archive ARCHIVE`` into the job's own sources."""
+    """``crontainer restore JOB --archive ARCHIVE [--identity FILE]`` into the job's own
+    sources."""
     return restore(
-        engine, config, job, ops_image="ops:1", archive=archive, to=[], clock=engine.clock
+        engine,
+        config,
+        job,
+        ops_image="ops:1",
+        archive=archive,
+        to=[],
+        identity=identity,
+        clock=engine.clock,
     )
 
 
@@ -218,16 +230,7 @@ def test_an_encrypted_archive_is_restored_with_the_identity_on_stdin_only(
         control({"result": {"archives": ENCRYPTED}}),
         control({"result": {"archive": ENCRYPTED[0]["archive"], "entries": 3}}),
     )
-    result = restore(
-        engine,
-        config(tmp_path),
-        "db",
-        ops_image="ops:1",
-        archive="latest",
-        to=[],
-        identity=str(key),
-        clock=engine.clock,
-    )
+    result = restore_of(engine, config(tmp_path), "db", "latest", str(key))
     assert result["archive"] == "db-20261203T030000Z.tar.zst.age"
     spec = engine.created_specs[1]
     assert spec.stdin
@@ -247,16 +250,7 @@ def test_a_plain_archive_needs_no_identity_and_gets_none(tmp_path: Path) -> None
         control({"result": {"archives": ENCRYPTED}}),
         control({"result": {"archive": ARCHIVES[0]["archive"], "entries": 3}}),
     )
-    restore(
-        engine,
-        config(tmp_path),
-        "db",
-        ops_image="ops:1",
-        archive=str(ARCHIVES[0]["archive"]),
-        to=[],
-        identity=str(key),
-        clock=engine.clock,
-    )
+    restore_of(engine, config(tmp_path), "db", str(ARCHIVES[0]["archive"]), str(key))
     spec = engine.created_specs[1]
     assert not spec.stdin
     assert "--identity-stdin" not in (spec.command or ())
@@ -282,16 +276,7 @@ def test_an_encrypted_archive_without_a_readable_identity_is_refused_before_any_
     monkeypatch.chdir(tmp_path)
     engine = engine_saying(control({"result": {"archives": ENCRYPTED}}))
     with pytest.raises(BackupCommandError) as failed:
-        restore(
-            engine,
-            config(tmp_path),
-            "db",
-            ops_image="ops:1",
-            archive="latest",
-            to=[],
-            identity=identity,
-            clock=engine.clock,
-        )
+        restore_of(engine, config(tmp_path), "db", "latest", identity)
     assert str(failed.value) == message
     assert moves(engine) == []
     assert len(engine.created_specs) == 1  # the listing only
@@ -313,16 +298,7 @@ def test_an_identity_file_that_vanished_before_the_run_fails_it_naming_the_optio
 
     monkeypatch.setattr(engine, "stop", stop_and_lose_the_key)
     with pytest.raises(BackupCommandError) as failed:
-        restore(
-            engine,
-            config(tmp_path),
-            "db",
-            ops_image="ops:1",
-            archive="latest",
-            to=[],
-            identity=str(key),
-            clock=engine.clock,
-        )
+        restore_of(engine, config(tmp_path), "db", "latest", str(key))
     assert str(failed.value) == f"--identity: cannot read {key}: No such file or directory"
     assert len(engine.created_specs) == 1
     assert ("start", "app") in moves(engine)
@@ -336,16 +312,7 @@ def test_an_identity_for_a_repository_job_is_refused(tmp_path: Path) -> None:
     )
     engine = engine_saying()
     with pytest.raises(BackupCommandError) as failed:
-        restore(
-            engine,
-            load_config(path, {}),
-            "r",
-            ops_image="ops:1",
-            archive="latest",
-            to=[],
-            identity="key.txt",
-            clock=engine.clock,
-        )
+        restore_of(engine, load_config(path, {}), "r", "latest", "key.txt")
     assert str(failed.value) == (
         "--identity is for encrypted archives: job 'r' backs up into a restic repository "
         "(its password decrypts)"

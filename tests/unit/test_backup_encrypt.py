@@ -8,29 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from jobs.backup import BackupJob
 from jobs.base import PlanContext
 from jobs.encryption import recipient_problem
 from jobs.plan import RunContainer
 from jobs.protocol.backup import PROGRAM, CreateRequest, parse_request
-from scheduler.errors import ConfigError
 
-from .configs import load_job
+from .configs import BACKUP_BASE, backup_errors, load_backup
 
-BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
+BASE = BACKUP_BASE
 TARGET = 'target = "backups"\n'
 AGE = "age19p3y6czesemadevw9tz7yqm2cv6xdegzmr5ddt8u2hr0fxhxg4hszwx859"
 SSH = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE66sETQA59Yuit2Qix9G78wdvSIHYpEG71iaCk74Jz/ ops@backup"
 
 
-def load(tmp_path: Path, extra: str, base: str = BASE) -> BackupJob:
-    return load_job(tmp_path, base + extra, "b", BackupJob)
-
-
-def errors_of(tmp_path: Path, extra: str, base: str = BASE) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, extra, base)
-    return caught.value.errors
+load, errors_of = load_backup, backup_errors
 
 
 @pytest.mark.parametrize(
