@@ -171,6 +171,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             mounts=not self.paths,
             compression=self.compression,
             recipients=tuple(self.encrypt.recipients or ()) if self.encrypt else (),
+            passphrase=self.passphrase() is not None,
             timezone=self.timezone,
             keep_last=self.keep_last,
             keep_daily=self.keep_daily,
@@ -219,8 +220,10 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             Mount(str(self.target), TARGET_MOUNT),
             *(Mount(m.source, m.target, read_only=True) for m in sources),
         )
-        spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none")
-        return RunContainer(spec, tool="backup")
+        secret = self.passphrase()
+        stdin = secret is not None
+        spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none", stdin=stdin)
+        return RunContainer(spec, tool="backup", stdin_secret=secret)
 
     def _snapshot(self, ctx: PlanContext) -> ResticBackup:
         """The restic tool's container, stdin open: the volumes read-only, but the one

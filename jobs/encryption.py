@@ -1,27 +1,28 @@
 """A backup job's ``encrypt`` key: the age recipients its archives are encrypted to (public
 keys: ``age1…`` X25519 recipients, ``ssh-ed25519``/``ssh-rsa`` keys), checked when the
-config loads so a typo is an error naming the key, not a failed run at 3 am."""
+config loads so a typo is an error naming the key, not a failed run at 3 am — or a
+passphrase (a secret value, read at each run and given to the ops container on stdin)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 
 from jobs.base import Model, SecretValue
+from jobs.repository import secret_ref
+
+if TYPE_CHECKING:
+    from jobs.plan import SecretRef
 
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _AGE_RECIPIENT = re.compile(r"age1[" + _BECH32 + r"]{58}")
 """``age1``, 32 bytes of X25519 public key in bech32 (52 characters), its 6-character
 checksum."""
 _SSH_RECIPIENT = re.compile(r"(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,2})( .*)?")
-TERMINAL_ONLY = (
-    "encrypt.passphrase is not supported: age 1.1 (the ops image's) reads a passphrase "
-    'only from a terminal; use encrypt = { recipients = ["age1…"] } (age-keygen makes a '
-    "key pair; only the public key is needed here)"
-)
 
 
 def _bech32_valid(text: str) -> bool:
@@ -68,7 +69,9 @@ class Encryption(Model):
         "'ssh-ed25519 …'/'ssh-rsa …' public keys (their private keys restore)",
     )
     passphrase: SecretValue | None = Field(
-        None, description="not supported (age 1.1 reads a passphrase only from a terminal)"
+        None,
+        description="a passphrase instead: text, { env = 'NAME' } or { file = '/run/secrets/x' }"
+        ", read at each run (one line)",
     )
 
     @field_validator("recipients")
@@ -87,8 +90,10 @@ class Encryption(Model):
     def _one_of(self) -> Encryption:
         if (self.recipients is None) == (self.passphrase is None):
             raise ValueError("encrypt needs exactly one of recipients and passphrase")
-        if self.passphrase is not None:
-            raise ValueError(TERMINAL_ONLY)
+        if isinstance(self.passphrase, str) and (
+            not self.passphrase.strip() or "\n" in self.passphrase or "\r" in self.passphrase
+        ):
+            raise ValueError("encrypt.passphrase must be one line of text, not empty")
         return self
 
 
@@ -97,5 +102,14 @@ class EncryptKeys(Model):
 
     encrypt: Encryption | None = Field(
         None,
-        description="age-encrypt the archives: { recipients = ['age1…'] } (not with repository)",
+        description="age-encrypt the archives: { recipients = ['age1…'] } or "
+        "{ passphrase = … } (not with repository)",
     )
+
+    def passphrase(self) -> SecretRef | str | None:
+        """The archives' passphrase, as the step writes it on the tool's stdin: the text, or
+        where the daemon reads it at run time; None without one."""
+        value = self.encrypt.passphrase if self.encrypt is not None else None
+        if value is None or isinstance(value, str):
+            return value
+        return secret_ref("encrypt.passphrase", value)

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.settings import Config
 
+AgeSecret = tuple[SecretRef | str | None, str]
+"""What the restore gives the tool on stdin, and as what (``identity``, ``passphrase``)."""
 OPS_TIMEOUT_S = 6 * 3600.0
 """How long a listing or a restore may take (a backup's own timeout is for its runs)."""
 
@@ -171,11 +173,15 @@ def _to_mounts(to: list[str]) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
-def _identity_ref(archive: str, identity: str | None) -> SecretRef | None:
-    """The age identity file to give the tool on stdin (read where the CLI runs), if the
-    archive is encrypted; BackupCommandError if it is and none (or none readable) is given."""
+def _age_key(job: BackupJob, archive: str, identity: str | None) -> AgeSecret:
+    """What decrypts the archive, given to the tool on stdin: the age identity file (read
+    where the CLI runs) if given, else the job's passphrase; nothing for a plain archive.
+    BackupCommandError if the archive is encrypted and neither is there (or readable)."""
     if not archive.endswith(AGE_SUFFIX):
-        return None
+        return None, ""
+    passphrase = job.passphrase()
+    if identity is None and passphrase is not None:
+        return passphrase, "passphrase"
     if identity is None:
         raise BackupCommandError(
             f"{archive} is encrypted: give the age identity file that decrypts it with "
@@ -187,14 +193,14 @@ def _identity_ref(archive: str, identity: str | None) -> SecretRef | None:
             pass
     except OSError as e:
         raise BackupCommandError(f"--identity {identity}: cannot read it: {e.strerror}") from None
-    return SecretRef("--identity", file=str(path))
+    return SecretRef("--identity", file=str(path)), "identity"
 
 
 def _restore_spec(
-    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str], *, identity: bool
+    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str], *, key: str
 ) -> ContainerSpec:
     """The ops container: into the job's own sources, or ``to`` volumes at archived paths;
-    stdin open for an age identity."""
+    stdin open for the ``key`` (``identity``, ``passphrase``) if any."""
     into = _to_mounts(to)
     mounts = [Mount(target, TARGET_MOUNT, read_only=True), *into]
     volumes_from: tuple[str, ...] = ()
@@ -204,13 +210,17 @@ def _restore_spec(
     return ContainerSpec(
         image=ops_image,
         command=RestoreRequest(
-            TARGET_MOUNT, archive, only=tuple(m.target for m in into), identity=identity
+            TARGET_MOUNT,
+            archive,
+            only=tuple(m.target for m in into),
+            identity=key == "identity",
+            passphrase=key == "passphrase",
         ).argv(),
         mounts=tuple(mounts),
         volumes_from=volumes_from,
         network="none",
         pull=PullPolicy.MISSING,
-        stdin=identity,
+        stdin=bool(key),
         healthcheck=False,
     )
 
@@ -231,7 +241,7 @@ def restore(
     job with a repository, ``archive`` is a snapshot's id (or ``latest``: the job's newest),
     which the restic tool finds among the job's own snapshots. ``identity``: an age identity
     file (on the machine running this), given to the tool on stdin, to restore an encrypted
-    archive."""
+    archive (without it, a passphrase job's passphrase is given)."""
     job = backup_job(config, name)
     clock = clock or SystemClock()
     body: RunContainer | ResticBackup
@@ -247,9 +257,9 @@ def restore(
         target = str(job.target)
         archives = list_archives(engine, config, name, ops_image, clock)
         picked = _pick(archives, archive, name, target)
-        key = _identity_ref(picked, identity)
-        spec = _restore_spec(job, target, ops_image, picked, to, identity=key is not None)
-        body = RunContainer(spec, tool="backup", stdin_secret=key)
+        secret, key = _age_key(job, picked, identity)
+        spec = _restore_spec(job, target, ops_image, picked, to, key=key)
+        body = RunContainer(spec, tool="backup", stdin_secret=secret)
     step = WithStopped(tuple(job.stop), (body,), job.stop_grace)
     result = _run_plan(engine, config, name, job, step, clock=clock)
     if job.repository is not None:

@@ -38,6 +38,8 @@ class CreateRequest:
     compression: str = "zstd"
     recipients: tuple[str, ...] = ()
     """age recipients (public keys): the archive is encrypted to them (``….age``)."""
+    passphrase: bool = False
+    """The archive is encrypted with the passphrase the tool reads on its stdin."""
     timezone: str = "UTC"
     """The zone of the retention's days, weeks and months."""
     keep_last: int | None = None
@@ -59,6 +61,7 @@ class CreateRequest:
             *(self.COMMAND, "--job", self.job, "--target", self.target),
             *("--compression", self.compression, "--timezone", self.timezone),
             *(word for recipient in self.recipients for word in ("--recipient", recipient)),
+            *(("--passphrase-stdin",) if self.passphrase else ()),
             *rules,
             *(("--mounts",) if self.mounts else ()),
             *self.sources,
@@ -95,7 +98,8 @@ class ListRequest:
 class RestoreRequest:
     """Restore ``archive`` of ``target`` into the volumes mounted into the container: the
     archive's path ``p`` goes to ``root/p``; with ``only``, just these archived paths. With
-    ``identity``, the tool reads an age identity file on its stdin (to decrypt ``….age``)."""
+    ``identity``, the tool reads an age identity file on its stdin (to decrypt ``….age``);
+    with ``passphrase``, the archive's passphrase."""
 
     COMMAND: ClassVar[str] = "restore"
     target: str
@@ -103,11 +107,13 @@ class RestoreRequest:
     root: str = "/"
     only: tuple[str, ...] = ()
     identity: bool = False
+    passphrase: bool = False
 
     def argv(self) -> tuple[str, ...]:
         """The tool's command line for this request."""
         only = [word for path in self.only for word in ("--only", path)]
         root = ("--root", self.root, *(("--identity-stdin",) if self.identity else ()))
+        root += ("--passphrase-stdin",) if self.passphrase else ()
         return (*PROGRAM, self.COMMAND, "--target", self.target, *root, *only, self.archive)
 
 
@@ -126,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument(
         "--recipient", action="append", help="age-encrypt to this public key (repeatable)"
     )
+    make.add_argument(
+        "--passphrase-stdin", action="store_true", help="age-encrypt with a passphrase on stdin"
+    )
     for rule in KEEP_RULES:
         make.add_argument(f"--keep-{rule}", type=int)
     make.add_argument("--timezone", default="UTC", help="the zone of days, weeks and months")
@@ -139,8 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument(
         "--only", action="append", help="restore just this archived path (repeatable)"
     )
-    back.add_argument(
+    key = back.add_mutually_exclusive_group()
+    key.add_argument(
         "--identity-stdin", action="store_true", help="read an age identity file on stdin"
+    )
+    key.add_argument(
+        "--passphrase-stdin", action="store_true", help="read the archive's passphrase on stdin"
     )
     back.add_argument("archive")
     show = commands.add_parser(ListRequest.COMMAND)
@@ -161,6 +174,7 @@ def parse_request(args: Sequence[str] | None = None) -> BackupRequest:
             given.mounts,
             given.compression,
             tuple(given.recipient or ()),
+            given.passphrase_stdin,
             given.timezone,
             *(getattr(given, f"keep_{rule}") for rule in KEEP_RULES),
         )
@@ -169,7 +183,14 @@ def parse_request(args: Sequence[str] | None = None) -> BackupRequest:
     if given.command == ListRequest.COMMAND:
         return ListRequest(given.job, given.target)
     only = tuple(given.only or ())
-    return RestoreRequest(given.target, given.archive, given.root, only, given.identity_stdin)
+    return RestoreRequest(
+        given.target,
+        given.archive,
+        given.root,
+        only,
+        identity=given.identity_stdin,
+        passphrase=given.passphrase_stdin,
+    )
 
 
 class Archived(TypedDict):

@@ -23,10 +23,14 @@ class RunHandler(StepHandler[RunContainer]):
     def run(self, attempt: Attempt, step: RunContainer) -> Outcome:
         containers = self.context.containers
         give = None
-        if step.stdin_secret is not None:
-            secret = step.stdin_secret
+        secret = step.stdin_secret
+        if secret is not None:
             try:
-                value = read_secret(env=secret.env, file=secret.file, what=secret.name)
+                value = (
+                    secret
+                    if isinstance(secret, str)
+                    else read_secret(env=secret.env, file=secret.file, what=secret.name)
+                )
             except SecretError as e:
                 return Outcome(Status.FAILED, error=str(e))
             give = stdin_writer(self.engine, value.encode() + b"\n")

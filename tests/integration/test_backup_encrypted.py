@@ -69,40 +69,62 @@ def scene(tmp_path: Path, make: Callable[..., Any], make_volume: Callable[[str],
     return Scene(target, data, app, identity, public, wrong)
 
 
-def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_with_it(
-    start_daemon: Start, engine: docker.DockerClient, scene: Scene
-) -> None:
-    target, data, app, identity = scene.target, scene.data, scene.app, scene.identity
-    public, wrong = scene.public, scene.wrong
-    watching = Inspector(engine)
+def encrypted_run(start_daemon: Start, scene: Scene, encrypt: str) -> tuple[Daemon, str]:
+    """The daemon of a backup job ``db`` with ``encrypt`` (TOML), stopped after its first
+    good run, and that run's archive: checked to be encrypted, of the SEED tree."""
     daemon = start_daemon(
         '[jobs.db]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
-        f'stop = ["{app.name}"]\nstop_grace = "1s"\n'
-        f'encrypt = {{ recipients = ["{public}"] }}\n',
+        f'volumes_from = ["{scene.data.name}"]\ntarget = "{scene.target}"\n'
+        f'stop = ["{scene.app.name}"]\nstop_grace = "1s"\nencrypt = {encrypt}\n',
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
     )
     done = first_success(daemon)
-    archive = done["archive"]
+    archive: str = done["archive"]
     assert re.fullmatch(r"db-\d{8}T\d{6}Z\.tar\.zst\.age", archive), archive
     assert done["encrypted"] is True
     assert done["bytes"] > 200 * 1024 * 1024
+    assert done["files"] == 11
     listed = json.loads(cli(daemon, "backups", "db", "--json"))
     assert [(a["archive"], a["good"]) for a in listed] == [(archive, True)]
+    return daemon, archive
+
+
+def wiped_source(engine: docker.DockerClient, scene: Scene) -> tuple[str, dict[str, Any]]:
+    """The data container's volume, emptied, and its tree before."""
+    source = next(m["Name"] for m in scene.data.attrs["Mounts"] if m["Destination"] == "/data")
+    before = snapshot(engine, source)
+    output_of(engine, PROJECT_IMAGE, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source}:/data"])
+    assert snapshot(engine, source) == {".": before["."]}
+    return source, before
+
+
+def assert_never_shown(watching: Inspector, daemon: Daemon, secret: str, runs: int) -> None:
+    """No container the daemon or the CLI made (at least ``runs``) shows ``secret`` in its
+    command, environment or labels, nor does any line the daemon logged."""
+    watching.close()
+    ops = [c for c in watching.seen if "crontainer.job" in c.get("Config", {}).get("Labels", {})]
+    assert len(ops) >= runs
+    assert all("gone" not in c for c in watching.seen)
+    assert secret not in json.dumps(ops)
+    assert secret not in "".join(daemon.log.raw)
+
+
+def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_with_it(
+    start_daemon: Start, engine: docker.DockerClient, scene: Scene
+) -> None:
+    target, app, identity = scene.target, scene.app, scene.identity
+    watching = Inspector(engine)
+    daemon, archive = encrypted_run(start_daemon, scene, f'{{ recipients = ["{scene.public}"] }}')
 
     # Wipe the source; without --identity, or with the wrong one, nothing is written.
-    source = next(m["Name"] for m in data.attrs["Mounts"] if m["Destination"] == "/data")
-    before = snapshot(engine, source)
-    assert done["files"] == len(before) == 11
-    output_of(engine, PROJECT_IMAGE, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source}:/data"])
+    source, before = wiped_source(engine, scene)
     wiped = snapshot(engine, source)
-    assert wiped != before
     missing = run_cli(daemon, "restore", "db")
     assert missing.returncode == 1
     assert f"error: {archive} is encrypted: give the age identity file that decrypts it " in (
         missing.stderr
     )
-    refused = run_cli(daemon, "restore", "db", "--identity", str(wrong))
+    refused = run_cli(daemon, "restore", "db", "--identity", str(scene.wrong))
     assert refused.returncode == 1
     assert f"could not read {archive} (nothing restored): the identity does not decrypt " in (
         refused.stderr
@@ -115,17 +137,10 @@ def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_wi
     assert restored["archive"] == archive
     assert restored["stopped_and_started"] == [app.name]
     assert snapshot(engine, source) == before
-    watching.close()
-
-    # No identity in any container the daemon or the CLI made (command, env, labels).
     secret = next(
         line for line in identity.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-")
     )
-    ops = [c for c in watching.seen if "crontainer.job" in c.get("Config", {}).get("Labels", {})]
-    assert len(ops) >= 5  # backup, listings, three restores
-    assert all("gone" not in c for c in watching.seen)
-    assert secret not in json.dumps(ops)
-    assert secret not in "".join(daemon.log.raw)
+    assert_never_shown(watching, daemon, secret, runs=5)  # backup, listings, restores
 
     # By hand: neither zstd nor tar reads the stored bytes; age with the identity does.
     said = by_hand(
@@ -142,3 +157,34 @@ def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_wi
         KEY=identity.read_text(),
     )
     assert "data/café ☃ naïve.txt" in members.splitlines()
+
+
+def test_a_passphrase_archive_restores_with_the_jobs_passphrase_and_not_another(
+    start_daemon: Start, engine: docker.DockerClient, scene: Scene, tmp_path: Path
+) -> None:
+    """The passphrase is read from its file at each run and each restore, typed into age's
+    own terminal inside the ops container; a changed (wrong) one writes nothing."""
+    passphrase = "correct horse battery staple"  # noqa: S105 - a test value
+    secret_file = tmp_path / "age-passphrase"
+    secret_file.write_text(passphrase + "\n")
+    watching = Inspector(engine)
+    daemon, archive = encrypted_run(
+        start_daemon, scene, f'{{ passphrase = {{ file = "{secret_file}" }} }}'
+    )
+    header = by_hand(engine, scene.target, f"head -c 32 /b/{archive}")
+    assert header.startswith("age-encryption.org/v1\n-> scrypt ")
+
+    source, before = wiped_source(engine, scene)
+    wiped = snapshot(engine, source)
+    secret_file.write_text("not the passphrase\n")
+    refused = run_cli(daemon, "restore", "db")
+    assert refused.returncode == 1
+    assert f"could not read {archive} (nothing restored): the passphrase does not decrypt " in (
+        refused.stderr
+    )
+    assert snapshot(engine, source) == wiped
+    secret_file.write_text(passphrase + "\n")
+    restored = json.loads(cli(daemon, "restore", "db"))
+    assert restored["archive"] == archive
+    assert snapshot(engine, source) == before
+    assert_never_shown(watching, daemon, passphrase, runs=4)  # backup, listings, restores

@@ -318,3 +318,24 @@ def test_an_identity_for_a_repository_job_is_refused(tmp_path: Path) -> None:
         "(its password decrypts)"
     )
     assert engine.created_specs == []
+
+
+def test_a_passphrase_jobs_archive_is_restored_with_its_passphrase_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AGE_PASSPHRASE", "correct horse")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.db]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+        'volumes_from = "app"\nencrypt = { passphrase = { env = "TEST_AGE_PASSPHRASE" } }\n'
+    )
+    engine = engine_saying(
+        control({"result": {"archives": ENCRYPTED}}),
+        control({"result": {"archive": ENCRYPTED[0]["archive"], "entries": 3}}),
+    )
+    restore_of(engine, load_config(path, {}), "db")
+    spec = engine.created_specs[1]
+    assert spec.stdin
+    assert (spec.command or ())[-2:] == ("--passphrase-stdin", ENCRYPTED[0]["archive"])
+    assert engine.stdin.data == b"correct horse\n"
+    assert "correct horse" not in repr((spec, engine.created_labels))

@@ -10,7 +10,7 @@ import pytest
 
 from jobs.base import PlanContext
 from jobs.encryption import recipient_problem
-from jobs.plan import RunContainer
+from jobs.plan import RunContainer, SecretRef
 from jobs.protocol.backup import PROGRAM, CreateRequest, parse_request
 
 from .configs import BACKUP_BASE, backup_errors, load_backup
@@ -69,11 +69,16 @@ load, errors_of = load_backup, backup_errors
             "recipients[0] 'ssh-ed25519 not*base64': not an age recipient",
         ),
         (
-            TARGET + 'encrypt = { passphrase = { file = "/run/secrets/age" } }',
-            (
-                "jobs.b.encrypt: encrypt.passphrase is not supported: age 1.1 (the ops image's) "
-                "reads a passphrase only from a terminal"
-            ),
+            TARGET + 'encrypt = { passphrase = "" }',
+            "jobs.b.encrypt: encrypt.passphrase must be one line of text, not empty",
+        ),
+        (
+            TARGET + 'encrypt = { passphrase = "two\\nlines" }',
+            "jobs.b.encrypt: encrypt.passphrase must be one line of text, not empty",
+        ),
+        (
+            TARGET + 'encrypt = { passphrase = { file = "age.txt" } }',
+            "jobs.b.encrypt.passphrase.FileSecret.file: file 'age.txt' must be an absolute path",
         ),
         (
             TARGET + f'encrypt = {{ recipients = ["{AGE}"], armor = true }}',
@@ -132,3 +137,23 @@ def test_encrypt_in_defaults_goes_to_archive_backups_only(tmp_path: Path) -> Non
     request = plain.request("b")
     assert request.recipients == ()
     assert "--recipient" not in request.argv()
+
+
+def test_a_passphrase_reaches_the_tool_on_stdin_only(tmp_path: Path) -> None:
+    """{ file } / { env }: the daemon reads it at run time; the ops container's command,
+    environment and labels never hold it; the tool is told to read it on stdin."""
+    job = load(tmp_path, TARGET + 'encrypt = { passphrase = { file = "/run/secrets/age" } }')
+    step = job.plan(PlanContext("b", "ops:1")).steps[0]
+    assert isinstance(step, RunContainer)
+    assert step.spec.stdin
+    assert step.stdin_secret == SecretRef("encrypt.passphrase", file="/run/secrets/age")
+    request = parse_request((step.spec.command or ())[len(PROGRAM) :])
+    assert isinstance(request, CreateRequest)
+    assert (request.passphrase, request.recipients) == (True, ())
+    text = load(tmp_path, TARGET + 'encrypt = { passphrase = "s3cret words" }')
+    text_step = text.plan(PlanContext("b", "ops:1")).steps[0]
+    assert isinstance(text_step, RunContainer)
+    assert text_step.stdin_secret == "s3cret words"  # noqa: S105 - a test value
+    assert "s3cret words" not in repr(
+        (text_step.spec.command, text_step.spec.env, text_step.spec.labels)
+    )

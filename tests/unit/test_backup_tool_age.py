@@ -15,6 +15,7 @@ import pytest
 from jobs.retention import SUFFIXES, Retention
 from jobs.tools.backup.archive import create
 from jobs.tools.backup.cli import main
+from jobs.tools.backup.keys import AgeKey
 from jobs.tools.backup.listing import listing, prune, verify
 from jobs.tools.backup.processes import ToolError
 from jobs.tools.backup.restore import restore
@@ -60,7 +61,9 @@ def test_an_encrypted_archive_round_trips_with_its_identity_only(
     assert verify(target, name) == made["sha256"]  # no key needed to check it
     restored = tmp_path / "restored"
     into = volume(restored, data)
-    result = restore(target, name, [into], root=restored, identity=identity.read_bytes())
+    result = restore(
+        target, name, [into], root=restored, key=AgeKey(identity=identity.read_bytes())
+    )
     assert snapshot(into) == snapshot(data)
     assert result["entries"] == len(snapshot(data))
     assert staging_left(into) == []
@@ -95,7 +98,7 @@ def test_any_of_several_recipients_restores_an_ssh_key_too(tmp_path: Path) -> No
     name = str(create("db", target, [data], "gzip", recipients=[first, ssh_public])["archive"])
     restored = tmp_path / "restored"
     into = volume(restored, data)
-    restore(target, name, [into], root=restored, identity=ssh_key.read_bytes())
+    restore(target, name, [into], root=restored, key=AgeKey(identity=ssh_key.read_bytes()))
     assert snapshot(into) == snapshot(data)
 
 
@@ -110,7 +113,7 @@ def test_a_wrong_identity_fails_before_anything_is_written(tmp_path: Path) -> No
     (into / "kept.txt").write_text("already here")
     before = snapshot(into)
     with pytest.raises(ToolError) as failed:
-        restore(target, name, [into], root=restored, identity=wrong.read_bytes())
+        restore(target, name, [into], root=restored, key=AgeKey(identity=wrong.read_bytes()))
     assert str(failed.value).startswith(
         f"could not read {name} (nothing restored): the identity does not decrypt {name} "
         "(age: error: no identity matched any of the recipients"
@@ -129,7 +132,7 @@ def test_an_encrypted_archive_without_identity_is_refused(tmp_path: Path) -> Non
         restore(target, name, [into], root=tmp_path / "restored")
     assert str(failed.value) == (
         f"could not read {name} (nothing restored): {name} is encrypted: restoring it needs "
-        "an age identity"
+        "an age identity or the passphrase"
     )
     assert list(into.iterdir()) == []
 
@@ -195,3 +198,56 @@ def test_listing_and_retention_count_encrypted_and_plain_archives_alike(tmp_path
     deleted, _ = prune("db", target, Retention(keep_last=1), names[-1])
     assert deleted == names[1:3]
     assert sorted(p.name for p in target.iterdir()) == [names[-1], f"{names[-1]}.sha256"]
+
+
+PASSPHRASE = b"correct horse battery staple"
+
+
+def test_a_passphrase_archive_round_trips_through_ages_terminal(tmp_path: Path) -> None:
+    """age 1.1 reads a passphrase only from a terminal: the tool types it into a
+    pseudo-terminal of age's own; the archive is age's scrypt kind, restored with the
+    passphrase, and a wrong passphrase writes nothing."""
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    made = create("db", target, [data], "zstd", now=NOW, passphrase=PASSPHRASE)
+    name = str(made["archive"])
+    assert name == "db-20261128T120000Z.tar.zst.age"
+    assert made["encrypted"] is True
+    stored = (target / name).read_bytes()
+    assert stored.startswith(AGE_HEADER + b"-> scrypt ")
+    assert PASSPHRASE not in stored
+    restored = tmp_path / "restored"
+    into = volume(restored, data)
+    with pytest.raises(ToolError) as failed:
+        restore(target, name, [into], root=restored, key=AgeKey(passphrase=b"not it"))
+    assert str(failed.value) == (
+        f"could not read {name} (nothing restored): the passphrase does not decrypt {name} "
+        "(age: error: incorrect passphrase)"
+    )
+    assert list(into.iterdir()) == []
+    restore(target, name, [into], root=restored, key=AgeKey(passphrase=PASSPHRASE))
+    assert snapshot(into) == snapshot(data)
+    assert staging_left(into) == []
+
+
+def test_the_command_line_tool_reads_the_passphrase_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = build_tree(tmp_path / "src")
+    target = tmp_path / "backups"
+    make = ["create", "--job", "db", "--target", str(target), "--passphrase-stdin", str(data)]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"two\nlines\n")))
+    assert main(make) == 1
+    assert "backup: the passphrase on stdin is more than one line" in capsys.readouterr().err
+    assert not target.exists() or list(target.iterdir()) == []
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(PASSPHRASE + b"\n")))
+    assert main(make) == 0
+    made = result_of(capsys.readouterr().err)
+    assert made["archive"].endswith(".tar.zst.age")
+    restored = tmp_path / "restored"
+    into = volume(restored, data)
+    monkeypatch.setattr("jobs.tools.backup.cli.volume_mounts", lambda _target: [into])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(PASSPHRASE + b"\n")))
+    back = ["restore", "--target", str(target), "--root", str(restored), "--passphrase-stdin"]
+    assert main([*back, made["archive"]]) == 0
+    assert snapshot(into) == snapshot(data)

@@ -67,23 +67,25 @@ def create(
     *,
     exclude: list[Path] | None = None,
     recipients: list[str] | None = None,
+    passphrase: bytes | None = None,
 ) -> Archived:
     """Archive ``sources`` into ``target`` (without the ``exclude`` trees), age-encrypted to
-    ``recipients`` if any; return what the run reports."""
+    ``recipients`` if any (or with ``passphrase``); return what the run reports."""
     _check_sources(sources, target)
     target.mkdir(parents=True, exist_ok=True)
     clean_partials(target, job)
     began = time.monotonic()
-    name = archive_name(job, now or datetime.now(UTC), compression, encrypted=bool(recipients))
+    encrypted = bool(recipients) or passphrase is not None
+    name = archive_name(job, now or datetime.now(UTC), compression, encrypted=encrypted)
     partial = target / (name + ".partial")
-    making = _Making(compression, exclude or [], recipients or [])
+    making = _Making(compression, exclude or [], recipients or [], passphrase)
     size, sha256, members, data_bytes = _write(partial, sources, making)
     partial.replace(target / name)
     _write_atomically(target / f"{name}.sha256", f"{sha256}  {name}\n".encode())
     _fsync_dir(target)
     return {
         "archive": name,
-        "encrypted": bool(recipients),
+        "encrypted": encrypted,
         "bytes": size,
         "files": members,
         "data_bytes": data_bytes,
@@ -106,11 +108,13 @@ def _check_sources(sources: list[Path], target: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Making:
-    """How an archive is made: its compression, the trees left out, the age recipients."""
+    """How an archive is made: its compression, the trees left out, the age recipients or
+    passphrase."""
 
     compression: str
     exclude: list[Path]
     recipients: list[str]
+    passphrase: bytes | None
 
 
 def _write(partial: Path, sources: list[Path], making: _Making) -> tuple[int, str, int, int | None]:
@@ -123,7 +127,13 @@ def _write(partial: Path, sources: list[Path], making: _Making) -> tuple[int, st
     try:
         skip = [member_name(e) for e in making.exclude]
         pipeline = Pipeline(
-            relative, making.compression, out_fd, partial.parent, skip, recipients=making.recipients
+            relative,
+            making.compression,
+            out_fd,
+            partial.parent,
+            skip,
+            recipients=making.recipients,
+            passphrase=making.passphrase,
         )
         size, sha256 = follow(partial, pipeline)
         members, data_bytes = pipeline.check()

@@ -20,6 +20,7 @@ from jobs.protocol.backup import (
 from jobs.protocol.lines import emit, say
 from jobs.retention import Retention
 from jobs.tools.backup.archive import create, target_aliases, volume_mounts
+from jobs.tools.backup.keys import AgeKey
 from jobs.tools.backup.listing import listing, prune, verify
 from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.restore import restore
@@ -47,6 +48,7 @@ def _create_command(request: CreateRequest) -> CreateResult:
         request.compression,
         exclude=aliases,
         recipients=list(request.recipients),
+        passphrase=_passphrase() if request.passphrase else None,
     )
     policy = Retention(
         request.keep_last,
@@ -78,17 +80,33 @@ def _run(request: BackupRequest) -> CreateResult | VerifyResult | ListResult | R
     if isinstance(request, ListRequest):
         return {"archives": listing(request.job, target)}
     mounts = volume_mounts(target)
-    identity = _identity() if request.identity else None
-    root = Path(request.root)
-    return restore(target, request.archive, mounts, list(request.only), root, identity=identity)
+    key = None
+    if request.identity:
+        key = AgeKey(identity=_stdin("age identity"))
+    elif request.passphrase:
+        key = AgeKey(passphrase=_passphrase())
+    try:
+        root = Path(request.root)
+        return restore(target, request.archive, mounts, list(request.only), root, key=key)
+    finally:
+        if key is not None:
+            key.close()
 
 
-def _identity() -> bytes:
-    """The age identity file the daemon (or the CLI) wrote on stdin."""
-    identity = sys.stdin.buffer.read()
-    if not identity.strip():
-        raise ToolError("no age identity on stdin")
-    return identity
+def _stdin(what: str) -> bytes:
+    """What the daemon (or the CLI) wrote on stdin: a secret, never on the command line."""
+    given = sys.stdin.buffer.read()
+    if not given.strip():
+        raise ToolError(f"no {what} on stdin")
+    return given
+
+
+def _passphrase() -> bytes:
+    """The passphrase on stdin: one line (typed into age's terminal, it cannot hold one)."""
+    passphrase = _stdin("passphrase").removesuffix(b"\n")
+    if b"\n" in passphrase or b"\r" in passphrase:
+        raise ToolError("the passphrase on stdin is more than one line")
+    return passphrase
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from jobs.tools.backup.keys import Terminal, encrypting
 from jobs.tools.backup.processes import CHUNK, ToolError, start, tail
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ WRITEBACK = 8 * 1024 * 1024
 drops them from the page cache: the final fsync has little left to wait for, and a
 backup does not push the application's data out of the cache."""
 COMPRESSORS = {"zstd": ["zstd", "-q", "-c", "-T0"], "gzip": ["gzip", "-c"], "none": None}
-AGE_ENCRYPT = ["age", "--encrypt"]
-"""age encrypting its stdin to the ``--recipient``s given after it (public keys: no secret
-on the command line)."""
 TAR_CREATE = [
     "tar",
     "--create",
@@ -84,15 +82,19 @@ def _pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
-def filters(compression: str, recipients: list[str]) -> list[tuple[str, list[str]]]:
-    """The programs after tar, each reading the one before (name, argv): the compressor,
-    then age when there are recipients."""
-    chain = []
+Filter = tuple[str, list[str], bytes | None]
+"""A program after tar: its name, its command line, what to type into its terminal."""
+
+
+def filters(compression: str, recipients: list[str], passphrase: bytes | None) -> list[Filter]:
+    """The programs after tar, each reading the one before: the compressor, then age when
+    there are recipients (public keys: no secret on its command line) or a passphrase."""
+    chain: list[Filter] = []
     compress = COMPRESSORS[compression]
     if compress is not None:
-        chain.append((compression, compress))
-    if recipients:
-        chain.append(("age", [*AGE_ENCRYPT, *(f"--recipient={r}" for r in recipients)]))
+        chain.append((compression, compress, None))
+    if recipients or passphrase is not None:
+        chain.append(("age", *encrypting(recipients, passphrase)))
     return chain
 
 
@@ -112,8 +114,10 @@ class Pipeline:
         exclude: list[str] | None = None,
         *,
         recipients: list[str] | None = None,
+        passphrase: bytes | None = None,
     ) -> None:
-        self.chain = filters(compression, recipients or [])
+        self.chain = filters(compression, recipients or [], passphrase)
+        self.terminals: list[Terminal] = []
         self.index, self.messages = _scratch(scratch), _scratch(scratch)
         self.said = [_scratch(scratch) for _ in self.chain]
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -142,11 +146,16 @@ class Pipeline:
             self.procs.append(
                 start(tar_argv, stdout=first_out, stderr=self.messages, pass_fds=(self.index,))
             )
-            for number, (_, argv) in enumerate(self.chain):
+            for number, (_, argv, answer) in enumerate(self.chain):
                 output = ends[number + 1][1] if number + 1 < len(ends) else out_fd
                 said = self.said[number]
+                terminal = None if answer is None else Terminal(answer)
+                if terminal is not None:
+                    self.terminals.append(terminal)
+                command = [*NICE, *argv]
+                reading = ends[number][0]
                 self.procs.append(
-                    start([*NICE, *argv], stdin=ends[number][0], stdout=output, stderr=said)
+                    start(command, stdin=reading, stdout=output, stderr=said, terminal=terminal)
                 )
         finally:
             for read_fd, write_fd in ends:
@@ -166,7 +175,7 @@ class Pipeline:
         said = tail(self.messages)
         totals = TOTALS.search(said)
         ran = list(zip(self.chain, codes[1:], self.said, strict=True))
-        for (name, _), code, fd in reversed(ran):
+        for (name, _, _), code, fd in reversed(ran):
             if code != 0:
                 message = tail(fd)
                 raise ToolError(f"{name} failed (exit {code})" + (f": {message}" * bool(message)))
@@ -185,6 +194,8 @@ class Pipeline:
     def close(self) -> None:
         for fd in (self.index, self.messages, *self.said):
             os.close(fd)
+        for terminal in self.terminals:
+            terminal.close()
 
 
 def follow(path: Path, pipeline: Pipeline) -> tuple[int, str]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Container
 
     from jobs.protocol.backup import RestoreResult
+    from jobs.tools.backup.keys import AgeKey
 
 STAGING_PREFIX = ".crontainer-restore-"
 """A restore's staging directory in each volume: this prefix and 16 random hex digits."""
@@ -59,7 +60,7 @@ class _Members:
 
 
 def _list_members(
-    archive: Path, selection: list[str], mounts: set[str], identity: int | None
+    archive: Path, selection: list[str], mounts: set[str], key: AgeKey | None
 ) -> _Members:
     """``tar --list`` of the archive (a first pass through it), every member matched to the
     deepest mount whose path holds it."""
@@ -87,7 +88,7 @@ def _list_members(
         if len(found.homeless) < MAX_NAMED:
             found.homeless.append("/" + path)
 
-    read_with_tar(archive, [*TAR_READ, "--list", "--", *selection], one, identity)
+    read_with_tar(archive, [*TAR_READ, "--list", "--", *selection], one, key)
     return found
 
 
@@ -166,7 +167,7 @@ def _stage(
     fds: dict[str, int],
     *,
     selection: list[str],
-    identity: int | None,
+    key: AgeKey | None,
 ) -> None:
     """Make the staging directory in each mount (``fds``, the deepest first) and extract
     the members into them in one pass. On any failure, remove them all."""
@@ -190,7 +191,7 @@ def _stage(
             except OSError as e:
                 raise ToolError(f"cannot make {root / mount / staging}: {e.strerror}") from None
             made.append((mount, times))
-        read_with_tar(archive, extract, lambda _: None, identity)
+        read_with_tar(archive, extract, lambda _: None, key)
     except BaseException:
         for mount, times in made:
             try:
@@ -216,11 +217,11 @@ def half_moved(error: BaseException, mounts: list[Path], staging: str) -> str:
 
 
 def _members_to_restore(
-    archive: Path, selection: list[str], mounts: set[str], identity: int | None
+    archive: Path, selection: list[str], mounts: set[str], key: AgeKey | None
 ) -> _Members:
     """The archive's (selected) members, or ToolError if one cannot be restored here."""
     try:
-        members = _list_members(archive, selection, mounts, identity)
+        members = _list_members(archive, selection, mounts, key)
     except ToolError as e:
         raise ToolError(f"could not read {archive.name} (nothing restored): {e}") from None
     if members.refused_count:
@@ -243,7 +244,7 @@ def _stage_and_place(
     members: _Members,
     selection: list[str],
     *,
-    identity: int | None,
+    key: AgeKey | None,
 ) -> None:
     """Extract into a staging directory in each receiving volume, then move into place."""
     receiving = sorted(members.by_mount, key=len, reverse=True)  # the deepest first
@@ -256,7 +257,7 @@ def _stage_and_place(
             except OSError as e:
                 raise ToolError(f"cannot restore into {at[mount]}: {e.strerror}") from None
         try:
-            _stage(archive, root, staging, fds, selection=selection, identity=identity)
+            _stage(archive, root, staging, fds, selection=selection, key=key)
         except ToolError as e:
             raise ToolError(f"could not extract {archive.name} (nothing restored): {e}") from None
         placing = Placing(members.directories)
@@ -277,30 +278,23 @@ def restore(
     only: list[str] | None = None,
     root: Path = Path("/"),
     *,
-    identity: bytes | None = None,
+    key: AgeKey | None = None,
 ) -> RestoreResult:
     """Verify the archive, then restore it into the volumes mounted at ``mounts`` (the
     archive's path ``p`` belongs at ``root/p``, and goes to the deepest mount holding it):
     each volume's members are extracted into a new staging directory in that volume, then
     moved into place following no link already there (README, "How a restore writes").
-    ``only``: just these absolute paths of the archive. ``identity``: the content of an age
-    identity file, to decrypt an ``….age`` archive (held in memory, never written to disk)."""
+    ``only``: just these absolute paths of the archive. ``key``: what decrypts an ``….age``
+    archive."""
     began = time.monotonic()
     verify(target, name)
     archive = target / name
     root = root.absolute()
     at = {str(m.relative_to(root)): m for m in map(Path.absolute, mounts) if root in m.parents}
     selection = [p.strip("/") for p in only or []]
-    key = None if identity is None else os.memfd_create("age-identity")
-    try:
-        if key is not None and identity is not None:
-            os.write(key, identity)
-        members = _members_to_restore(archive, selection, set(at), key)
-        if members.by_mount:  # else an archive (or a selection) without members: nothing to do
-            _stage_and_place(archive, root, at, members, selection, identity=key)
-    finally:
-        if key is not None:
-            os.close(key)
+    members = _members_to_restore(archive, selection, set(at), key)
+    if members.by_mount:  # else an archive (or a selection) without members: nothing to do
+        _stage_and_place(archive, root, at, members, selection, key=key)
     return {
         "archive": name,
         "restored_to": str(root),
