@@ -11,11 +11,12 @@ import sys
 AGE_DECRYPT = ["age", "--decrypt"]
 ATTACH = (
     "import fcntl, os, sys, termios; fd = int(sys.argv[1]); "
-    "fcntl.ioctl(fd, termios.TIOCSCTTY, 0); os.close(fd); os.execvp(sys.argv[2], sys.argv[2:])"
+    "fcntl.ioctl(fd, termios.TIOCSCTTY, 0); os.execvp(sys.argv[2], sys.argv[2:])"
 )
 """Run in the new session before the program: the terminal (its descriptor given) becomes
 the session's controlling one, then the program replaces this Python (no ``preexec_fn``,
-which is unsafe in a process with threads)."""
+which is unsafe in a process with threads). The descriptor stays open in the program: the
+terminal is never without an open slave side between here and age opening ``/dev/tty``."""
 
 
 class Terminal:
