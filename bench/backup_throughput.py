@@ -1,7 +1,7 @@
 """Archive throughput of the backup tool versus plain `tar | zstd`, same image, same data.
 
     python bench/backup_throughput.py [--mb 1024] [--rounds 7] [--random-share 0.2]
-                                      [--layout interleaved|segregated]
+                                      [--layout interleaved|segregated] [--age]
 
 Fills a named volume with MB megabytes of mixed files (a share of large
 incompressible ones, the rest many small text files; see FILL), then, alternating
@@ -12,7 +12,11 @@ and ROUNDS times each, runs in a container of the project's image (crontainer:la
   `sha256sum`, then `sync` of the file
 - tool:  `python -m jobs.tools.backup create --job bench --target /backup /data`
 
-and prints the median wall time of each, the throughput, and the ratio
+With ``--age`` each pipeline ends in ``age -r <recipient>`` (a key pair made on this
+host by age-keygen) and the tool gets ``--recipient``: archive + age versus the plain
+``tar | zstd | age`` (target at least 0.9 too).
+
+It prints the median wall time of each, the throughput, and the ratio
 (tool throughput / plain throughput; the target is at least 0.9). The data
 sits in the page cache after the first pass, so both read from memory alike.
 
@@ -24,20 +28,23 @@ S being the start and end of a container (`docker run --rm IMAGE true`, which ev
 timed command above pays too) — one sha256 stream cannot be split over cores, and
 the cores are shared. It leaves out copying the bytes at all, so it is an upper bound
 (up to the machine's noise: one probe).
-Needs the engine and crontainer:latest (scripts/engine.sh makes both).
+Needs the engine and crontainer:latest, or the image ``CRONTAINER_IMAGE`` names
+(scripts/engine.sh makes both).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 
-IMAGE = "crontainer:latest"
+IMAGE = os.environ.get("CRONTAINER_IMAGE", "crontainer:latest")
+"""The project's image (``CRONTAINER_IMAGE``, as the tests take it)."""
 
 FILL = r"""
 import os, sys
@@ -86,6 +93,12 @@ echo "$(tail -1 /tmp/plain) $(tail -1 /tmp/sha) $(stat -c %s /backup/cpu.tar.zst
 sha256 pass over its archive with hashlib (OpenSSL, as the tool uses), archive size, cores."""
 
 
+def recipient() -> str:
+    """The public key of a new age identity (made by age-keygen here, thrown away)."""
+    made = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True)
+    return next(line.split(": ", 1)[1] for line in made.stdout.splitlines() if "public key" in line)
+
+
 def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
@@ -105,7 +118,9 @@ def main() -> int:
         "--random-share", type=float, default=0.2, help="share of incompressible data (0.2)"
     )
     parser.add_argument("--layout", choices=["interleaved", "segregated"], default="interleaved")
+    parser.add_argument("--age", action="store_true", help="encrypt with age (a recipient)")
     args = parser.parse_args()
+    age = f" | age -r {recipient()}" if args.age else ""
     tag = uuid.uuid4().hex[:8]
     data, out = f"bench-data-{tag}", f"bench-out-{tag}"
     try:
@@ -118,14 +133,18 @@ def main() -> int:
         size = int(
             docker("run", "--rm", "-v", f"{data}:/data", IMAGE, "du", "-sb", "/data").split()[0]
         )
-        plain_cmd = ["sh", "-c", "tar -C / -cf - data | zstd -q -T0 -c > /backup/plain.tar.zst"]
+        plain_cmd = [
+            "sh",
+            "-c",
+            f"tar -C / -cf - data | zstd -q -T0 -c{age} > /backup/plain.tar.zst",
+        ]
         # The same work as the tool's integrity rules: a sha256 of the output, and fsync.
         hashed_cmd = [
             "sh",
             "-c",
             (
-                "tar -C / -cf - data | zstd -q -T0 -c | tee /backup/plain.tar.zst | sha256sum "
-                "> /backup/plain.sha256 && sync /backup/plain.tar.zst"
+                f"tar -C / -cf - data | zstd -q -T0 -c{age} | tee /backup/plain.tar.zst "
+                "| sha256sum > /backup/plain.sha256 && sync /backup/plain.tar.zst"
             ),
         ]
         tool_cmd = [
@@ -137,6 +156,7 @@ def main() -> int:
             "bench",
             "--target",
             "/backup",
+            *(("--recipient", age.removeprefix(" | age -r ")) if age else ()),
             "/data",
         ]
         clean = ["sh", "-c", "rm -f /backup/*"]
@@ -177,6 +197,7 @@ def main() -> int:
         "data_mib": round(mib, 1),
         "random_share": args.random_share,
         "layout": args.layout,
+        "age": args.age,
         "fill_s": round(fill, 1),
         "rounds": args.rounds,
         "plain_median_s": round(plain_s, 2),

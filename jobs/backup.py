@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from jobs.base import InsidePaths, Model, PlanContext
 from jobs.containers import ContainerJob, parse_volume
+from jobs.encryption import EncryptKeys
 from jobs.plan import (
     ContainerSpec,
     ExecCommand,
@@ -61,7 +62,7 @@ class ExecSpec(Model):
         )
 
 
-class BackupJob(RepositoryKeys, ContainerJob):
+class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     """Archive volumes into a target volume or host directory, or snapshot them into a
     restic repository; with retention."""
 
@@ -106,12 +107,12 @@ class BackupJob(RepositoryKeys, ContainerJob):
     def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:
         """A repository's keys are defaults only of jobs with ``repository``; ``target``
         and ``compression`` only of the others (a shared [defaults] breaks neither);
-        ``ssh`` only of jobs with an ``sftp:`` repository."""
+        ``ssh`` only of jobs with an ``sftp:`` repository. ``encrypt`` goes with ``target``."""
         if key == "ssh":
             return str(table.get("repository", "")).startswith("sftp:")
         if key in REPOSITORY_ONLY:
             return "repository" in table
-        if key in ("target", "compression"):
+        if key in ("target", "compression", "encrypt"):
             return "repository" not in table
         return True
 
@@ -127,6 +128,11 @@ class BackupJob(RepositoryKeys, ContainerJob):
             raise ValueError(problem)
         if self.target is not None:
             self._target_apart(volumes)
+        elif self.encrypt is not None:
+            raise ValueError(
+                "encrypt is not a key of a backup into a repository: restic encrypts the "
+                "repository with its password"
+            )
         if self.concurrency == "allow":
             raise ValueError(
                 "concurrency 'allow' would let two runs stop and start the same containers "
@@ -156,13 +162,16 @@ class BackupJob(RepositoryKeys, ContainerJob):
 
     def request(self, job: str) -> CreateRequest:
         """What a run of the job (named ``job``) asks the backup tool: its paths, or every
-        volume mounted into the ops container; the compression and the retention."""
+        volume mounted into the ops container; the compression, the age recipients and the
+        retention."""
         return CreateRequest(
             job,
             TARGET_MOUNT,
             sources=tuple(self.paths),
             mounts=not self.paths,
             compression=self.compression,
+            recipients=tuple(self.encrypt.recipients or ()) if self.encrypt else (),
+            passphrase=self.passphrase() is not None,
             timezone=self.timezone,
             keep_last=self.keep_last,
             keep_daily=self.keep_daily,
@@ -211,8 +220,10 @@ class BackupJob(RepositoryKeys, ContainerJob):
             Mount(str(self.target), TARGET_MOUNT),
             *(Mount(m.source, m.target, read_only=True) for m in sources),
         )
-        spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none")
-        return RunContainer(spec, tool="backup")
+        secret = self.passphrase()
+        stdin = secret is not None
+        spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none", stdin=stdin)
+        return RunContainer(spec, tool="backup", stdin_secret=secret)
 
     def _snapshot(self, ctx: PlanContext) -> ResticBackup:
         """The restic tool's container, stdin open: the volumes read-only, but the one

@@ -96,10 +96,13 @@ class RunContainer:
 
     ``tool``: the ops tool the container runs (its name, the prefix of its diagnostics):
     its control lines (``jobs.protocol``) are taken from its stderr, and its result's keys
-    go into the run's ``run.succeeded`` event."""
+    go into the run's ``run.succeeded`` event. ``stdin_secret``: a value (or what the daemon
+    reads it from at run time) written on the container's stdin (``spec.stdin`` set), then
+    closed — never in the container's command, environment or labels."""
 
     spec: ContainerSpec
     tool: str | None = None
+    stdin_secret: SecretRef | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

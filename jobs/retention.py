@@ -1,7 +1,8 @@
 """Which backup archives to delete: ``keep_last`` and per-period rules, like restic's forget.
 
-Archives are named ``<job>-<UTC time YYYYmmddTHHMMSSZ>.tar[.zst|.gz]``. A policy
-keeps the union of:
+Archives are named ``<job>-<UTC time YYYYmmddTHHMMSSZ>.tar[.zst|.gz][.age]`` (``.age``:
+encrypted; a job's encrypted and plain archives are ranked together). A policy keeps the
+union of:
 
 - ``keep_last``: the N newest archives;
 - ``keep_daily`` / ``keep_weekly`` / ``keep_monthly``: for each of the N most
@@ -34,12 +35,15 @@ TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 FUTURE_TOLERANCE = timedelta(minutes=1)
 """An archive stamped later than now plus this is from a clock that was wrong."""
 SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
-_STAMP = re.compile(r"(\d{8}T\d{6}Z)(\.tar(?:\.zst|\.gz)?)")
+AGE_SUFFIX = ".age"
+"""What an encrypted archive's name ends with, after the compression's suffix."""
+_STAMP = re.compile(r"(\d{8}T\d{6}Z)(\.tar(?:\.zst|\.gz)?(?:\.age)?)")
 
 
-def archive_name(job: str, when: datetime, compression: str) -> str:
-    """``<job>-<UTC time>.tar[.zst|.gz]``."""
-    return f"{job}-{when.astimezone(UTC).strftime(TIME_FORMAT)}{SUFFIXES[compression]}"
+def archive_name(job: str, when: datetime, compression: str, *, encrypted: bool = False) -> str:
+    """``<job>-<UTC time>.tar[.zst|.gz][.age]``."""
+    suffix = SUFFIXES[compression] + (AGE_SUFFIX if encrypted else "")
+    return f"{job}-{when.astimezone(UTC).strftime(TIME_FORMAT)}{suffix}"
 
 
 def archive_time(job: str, filename: str) -> datetime | None:

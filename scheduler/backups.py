@@ -13,6 +13,7 @@ secrets on stdin through the same ``ResticBackup`` step as the job's backups.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.backup import TARGET_MOUNT, BackupJob
@@ -24,11 +25,13 @@ from jobs.plan import (
     PullPolicy,
     ResticBackup,
     RunContainer,
+    SecretRef,
     WithStopped,
 )
 from jobs.protocol.backup import ListRequest, RestoreRequest, parse_list_result
 from jobs.protocol.fields import RequestError
 from jobs.protocol.restic import ResticRestored, parse_snapshots
+from jobs.retention import AGE_SUFFIX
 from scheduler.clock import SystemClock
 from scheduler.errors import CrontainerError
 from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.settings import Config
 
+AgeSecret = tuple[SecretRef | str | None, str]
+"""What the restore gives the tool on stdin, and as what (``identity``, ``passphrase``)."""
 OPS_TIMEOUT_S = 6 * 3600.0
 """How long a listing or a restore may take (a backup's own timeout is for its runs)."""
 
@@ -168,10 +173,34 @@ def _to_mounts(to: list[str]) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
+def _age_key(job: BackupJob, archive: str, identity: str | None) -> AgeSecret:
+    """What decrypts the archive, given to the tool on stdin: the age identity file (read
+    where the CLI runs) if given, else the job's passphrase; nothing for a plain archive.
+    BackupCommandError if the archive is encrypted and neither is there (or readable)."""
+    if not archive.endswith(AGE_SUFFIX):
+        return None, ""
+    passphrase = job.passphrase()
+    if identity is None and passphrase is not None:
+        return passphrase, "passphrase"
+    if identity is None:
+        raise BackupCommandError(
+            f"{archive} is encrypted: give the age identity file that decrypts it with "
+            "--identity FILE"
+        )
+    path = Path(identity).absolute()
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as e:
+        raise BackupCommandError(f"--identity {identity}: cannot read it: {e.strerror}") from None
+    return SecretRef("--identity", file=str(path)), "identity"
+
+
 def _restore_spec(
-    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str]
+    job: BackupJob, target: str, ops_image: str, archive: str, to: list[str], *, key: str
 ) -> ContainerSpec:
-    """The ops container: into the job's own sources, or ``to`` volumes at archived paths."""
+    """The ops container: into the job's own sources, or ``to`` volumes at archived paths;
+    stdin open for the ``key`` (``identity``, ``passphrase``) if any."""
     into = _to_mounts(to)
     mounts = [Mount(target, TARGET_MOUNT, read_only=True), *into]
     volumes_from: tuple[str, ...] = ()
@@ -180,11 +209,18 @@ def _restore_spec(
         volumes_from = tuple(job.volumes_from)
     return ContainerSpec(
         image=ops_image,
-        command=RestoreRequest(TARGET_MOUNT, archive, only=tuple(m.target for m in into)).argv(),
+        command=RestoreRequest(
+            TARGET_MOUNT,
+            archive,
+            only=tuple(m.target for m in into),
+            identity=key == "identity",
+            passphrase=key == "passphrase",
+        ).argv(),
         mounts=tuple(mounts),
         volumes_from=volumes_from,
         network="none",
         pull=PullPolicy.MISSING,
+        stdin=bool(key),
         healthcheck=False,
     )
 
@@ -197,23 +233,33 @@ def restore(
     ops_image: str,
     archive: str,
     to: list[str],
+    identity: str | None = None,
     clock: Clock | None = None,
 ) -> dict[str, object]:
     """Restore ``archive`` (or ``latest``) into the job's sources, or into ``to`` volumes
     (``/archived/path=volume``); stop/start the job's ``stop`` containers around it. For a
     job with a repository, ``archive`` is a snapshot's id (or ``latest``: the job's newest),
-    which the restic tool finds among the job's own snapshots."""
+    which the restic tool finds among the job's own snapshots. ``identity``: an age identity
+    file (on the machine running this), given to the tool on stdin, to restore an encrypted
+    archive (without it, a passphrase job's passphrase is given)."""
     job = backup_job(config, name)
     clock = clock or SystemClock()
     body: RunContainer | ResticBackup
+    if job.repository is not None and identity is not None:
+        raise BackupCommandError(
+            f"--identity is for encrypted archives: job {name!r} backs up into a restic "
+            "repository (its password decrypts)"
+        )
     if job.repository is not None:
         ctx = PlanContext(name, ops_image)
         body = job.repository_command(ctx, "restore", archive, _to_mounts(to))
     else:
         target = str(job.target)
         archives = list_archives(engine, config, name, ops_image, clock)
-        spec = _restore_spec(job, target, ops_image, _pick(archives, archive, name, target), to)
-        body = RunContainer(spec, tool="backup")
+        picked = _pick(archives, archive, name, target)
+        secret, key = _age_key(job, picked, identity)
+        spec = _restore_spec(job, target, ops_image, picked, to, key=key)
+        body = RunContainer(spec, tool="backup", stdin_secret=secret)
     step = WithStopped(tuple(job.stop), (body,), job.stop_grace)
     result = _run_plan(engine, config, name, job, step, clock=clock)
     if job.repository is not None:

@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH=VOLUME",
         help="restore the archived PATH into VOLUME instead of the source (repeatable)",
     )
+    back.add_argument(
+        "--identity",
+        metavar="FILE",
+        help="an age identity file (read here, given to the ops container on its stdin) to "
+        "restore an encrypted archive",
+    )
     commands.add_parser(
         "schema", help="print the JSON Schema of the config (for editors and CI checks)"
     )
@@ -302,7 +308,13 @@ def _backup_command(args: argparse.Namespace) -> int:
             _print_listing(engine, config, args, image)
             return EXIT_OK
         result = restore(
-            engine, config, args.job, ops_image=image, archive=args.archive, to=args.to
+            engine,
+            config,
+            args.job,
+            ops_image=image,
+            archive=args.archive,
+            to=args.to,
+            identity=args.identity,
         )
     except (BackupCommandError, EngineError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -36,6 +36,10 @@ class CreateRequest:
     sources: tuple[str, ...] = ()
     mounts: bool = False
     compression: str = "zstd"
+    recipients: tuple[str, ...] = ()
+    """age recipients (public keys): the archive is encrypted to them (``….age``)."""
+    passphrase: bool = False
+    """The archive is encrypted with the passphrase the tool reads on its stdin."""
     timezone: str = "UTC"
     """The zone of the retention's days, weeks and months."""
     keep_last: int | None = None
@@ -56,6 +60,8 @@ class CreateRequest:
             *PROGRAM,
             *(self.COMMAND, "--job", self.job, "--target", self.target),
             *("--compression", self.compression, "--timezone", self.timezone),
+            *(word for recipient in self.recipients for word in ("--recipient", recipient)),
+            *(("--passphrase-stdin",) if self.passphrase else ()),
             *rules,
             *(("--mounts",) if self.mounts else ()),
             *self.sources,
@@ -91,18 +97,23 @@ class ListRequest:
 @dataclass(frozen=True, slots=True)
 class RestoreRequest:
     """Restore ``archive`` of ``target`` into the volumes mounted into the container: the
-    archive's path ``p`` goes to ``root/p``; with ``only``, just these archived paths."""
+    archive's path ``p`` goes to ``root/p``; with ``only``, just these archived paths. With
+    ``identity``, the tool reads an age identity file on its stdin (to decrypt ``….age``);
+    with ``passphrase``, the archive's passphrase."""
 
     COMMAND: ClassVar[str] = "restore"
     target: str
     archive: str
     root: str = "/"
     only: tuple[str, ...] = ()
+    identity: bool = False
+    passphrase: bool = False
 
     def argv(self) -> tuple[str, ...]:
         """The tool's command line for this request."""
         only = [word for path in self.only for word in ("--only", path)]
-        root = ("--root", self.root)
+        root = ("--root", self.root, *(("--identity-stdin",) if self.identity else ()))
+        root += ("--passphrase-stdin",) if self.passphrase else ()
         return (*PROGRAM, self.COMMAND, "--target", self.target, *root, *only, self.archive)
 
 
@@ -118,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--target", required=True)
     make.add_argument("--compression", choices=sorted(SUFFIXES), default="zstd")
     make.add_argument("--mounts", action="store_true", help="back up every volume mounted here")
+    make.add_argument(
+        "--recipient", action="append", help="age-encrypt to this public key (repeatable)"
+    )
+    make.add_argument(
+        "--passphrase-stdin", action="store_true", help="age-encrypt with a passphrase on stdin"
+    )
     for rule in KEEP_RULES:
         make.add_argument(f"--keep-{rule}", type=int)
     make.add_argument("--timezone", default="UTC", help="the zone of days, weeks and months")
@@ -130,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--root", default="/")
     back.add_argument(
         "--only", action="append", help="restore just this archived path (repeatable)"
+    )
+    key = back.add_mutually_exclusive_group()
+    key.add_argument(
+        "--identity-stdin", action="store_true", help="read an age identity file on stdin"
+    )
+    key.add_argument(
+        "--passphrase-stdin", action="store_true", help="read the archive's passphrase on stdin"
     )
     back.add_argument("archive")
     show = commands.add_parser(ListRequest.COMMAND)
@@ -149,6 +173,8 @@ def parse_request(args: Sequence[str] | None = None) -> BackupRequest:
             tuple(given.sources),
             given.mounts,
             given.compression,
+            tuple(given.recipient or ()),
+            given.passphrase_stdin,
             given.timezone,
             *(getattr(given, f"keep_{rule}") for rule in KEEP_RULES),
         )
@@ -156,14 +182,24 @@ def parse_request(args: Sequence[str] | None = None) -> BackupRequest:
         return VerifyRequest(given.target, given.archive)
     if given.command == ListRequest.COMMAND:
         return ListRequest(given.job, given.target)
-    return RestoreRequest(given.target, given.archive, given.root, tuple(given.only or ()))
+    only = tuple(given.only or ())
+    return RestoreRequest(
+        given.target,
+        given.archive,
+        given.root,
+        only,
+        identity=given.identity_stdin,
+        passphrase=given.passphrase_stdin,
+    )
 
 
 class Archived(TypedDict):
-    """The archive ``create`` made: its name, size, members, the bytes of its tar stream (None
-    when tar's totals could not be read), sha256, and the seconds it took."""
+    """The archive ``create`` made: its name, whether it is age-encrypted, its size, members,
+    the bytes of its tar stream (None when tar's totals could not be read), sha256 (of the
+    stored bytes, encrypted ones included), and the seconds it took."""
 
     archive: str
+    encrypted: bool
     bytes: int
     files: int
     data_bytes: int | None

@@ -1,14 +1,18 @@
-"""The ``RunContainer`` step: one container as configured, or an ops tool's container."""
+"""The ``RunContainer`` step: one container as configured, or an ops tool's container (given
+a secret on its stdin if the step holds one)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from jobs.plan import RunContainer
+from scheduler.runs import Outcome, Status
+from scheduler.secrets import SecretError, read_secret
 from scheduler.steps.base import StepHandler
+from scheduler.steps.containers import stdin_writer
 
 if TYPE_CHECKING:
-    from scheduler.runs import Attempt, Outcome
+    from scheduler.runs import Attempt
 
 
 class RunHandler(StepHandler[RunContainer]):
@@ -18,6 +22,18 @@ class RunHandler(StepHandler[RunContainer]):
 
     def run(self, attempt: Attempt, step: RunContainer) -> Outcome:
         containers = self.context.containers
+        give = None
+        secret = step.stdin_secret
+        if secret is not None:
+            try:
+                value = (
+                    secret
+                    if isinstance(secret, str)
+                    else read_secret(env=secret.env, file=secret.file, what=secret.name)
+                )
+            except SecretError as e:
+                return Outcome(Status.FAILED, error=str(e))
+            give = stdin_writer(self.engine, value.encode() + b"\n")
         if step.tool is None:
-            return containers.run(attempt, step.spec)
-        return containers.run_tool(attempt, step.spec, step.tool)
+            return containers.run(attempt, step.spec, before_start=give)
+        return containers.run_tool(attempt, step.spec, step.tool, before_start=give)

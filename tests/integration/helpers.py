@@ -1,17 +1,20 @@
 """What the backup tests share: a data tree worth backing up, a volume's tree as data to
-compare, and the crontainer command run beside a test's daemon."""
+compare, the crontainer command run beside a test's daemon, and an inspector of the
+containers the engine creates (to show no secret reaches them)."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any
 
-from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, output_of
+import docker
+import docker.errors
 
-if TYPE_CHECKING:
-    import docker
+from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, event, output_of
 
 SEED = r"""
 set -e
@@ -60,13 +63,50 @@ def snapshot(engine: docker.DockerClient, volume: str) -> dict[str, Any]:
     return found
 
 
+def first_success(daemon: Daemon, job: str = "db", timeout: float = 180) -> dict[str, Any]:
+    """The job's first ``run.succeeded`` event; the daemon then stopped (SIGTERM, exit 0)."""
+    done: dict[str, Any] = daemon.log.wait_for(event("run.succeeded", job=job), timeout=timeout)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    return done
+
+
+def run_cli(
+    daemon: Daemon, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `crontainer …` with the daemon's config (and ``env`` added to the environment)."""
+    command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
+    environ = {**cli_environ(), **(env or {})}
+    return subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=ROOT, env=environ
+    )
+
+
 def cli(daemon: Daemon, *args: str, env: dict[str, str] | None = None) -> str:
     """Run `crontainer …` with the daemon's config (and ``env`` added to the environment);
     fail the test with stderr on error."""
-    command = [sys.executable, "-m", "scheduler", *args, "--config", str(daemon.config)]
-    environ = {**cli_environ(), **(env or {})}
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, cwd=ROOT, env=environ
-    )
+    done = run_cli(daemon, *args, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+class Inspector:
+    """Inspects every container the engine creates while it watches (the ops containers
+    live only as long as their run)."""
+
+    def __init__(self, engine: docker.DockerClient) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self._engine = engine
+        self._events = engine.events(decode=True, filters={"type": "container", "event": "create"})
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        for item in self._events:
+            try:
+                self.seen.append(self._engine.api.inspect_container(item["id"]))
+            except docker.errors.NotFound:
+                self.seen.append({"Id": item["id"], "gone": True})
+
+    def close(self) -> None:
+        self._events.close()

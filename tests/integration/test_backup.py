@@ -25,7 +25,7 @@ from .conftest import (
     output_of,
     unique,
 )
-from .helpers import SEED, cli, snapshot
+from .helpers import SEED, cli, first_success, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -76,9 +76,7 @@ def test_backup_list_restore_gives_the_identical_tree(
         ),
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
     )
-    done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=180)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = first_success(daemon)
     archive = done["archive"]
     assert archive.startswith("db-")
     assert archive.endswith(".tar.zst")

@@ -31,7 +31,7 @@ from .conftest import (
     output_of,
     unique,
 )
-from .helpers import SEED, SNAPSHOT, cli, snapshot
+from .helpers import SEED, SNAPSHOT, Inspector, cli, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -144,28 +144,6 @@ def sftp_server(
     code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
     assert code == 0, host_key
     return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
-
-
-class Inspector:
-    """Inspects every container the engine creates while it watches (the ops containers
-    live only as long as their run)."""
-
-    def __init__(self, engine: docker.DockerClient) -> None:
-        self.seen: list[dict[str, Any]] = []
-        self._engine = engine
-        self._events = engine.events(decode=True, filters={"type": "container", "event": "create"})
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        for item in self._events:
-            try:
-                self.seen.append(self._engine.api.inspect_container(item["id"]))
-            except docker.errors.NotFound:
-                self.seen.append({"Id": item["id"], "gone": True})
-
-    def close(self) -> None:
-        self._events.close()
 
 
 def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identical_tree(

@@ -67,11 +67,23 @@ APP = {"app", "idle", "worker"}
 
 
 def restore_of(
-    engine: FakeEngine, config: Config, job: str, archive: str = "latest"
+    engine: FakeEngine,
+    config: Config,
+    job: str,
+    archive: str = "latest",
+    identity: str | None = None,
 ) -> dict[str, object]:
-    """``crontainer restore JOB --archive ARCHIVE`` into the job's own sources."""
+    """``crontainer restore JOB --archive ARCHIVE [--identity FILE]`` into the job's own
+    sources."""
     return restore(
-        engine, config, job, ops_image="ops:1", archive=archive, to=[], clock=engine.clock
+        engine,
+        config,
+        job,
+        ops_image="ops:1",
+        archive=archive,
+        to=[],
+        identity=identity,
+        clock=engine.clock,
     )
 
 
@@ -196,3 +208,134 @@ def test_the_backups_command_fails_on_a_listing_it_cannot_read(tmp_path: Path) -
         "the backup tool's listing cannot be read: request field 'archives[0].time': expected "
         "a string, got nothing"
     )
+
+
+ENCRYPTED = [
+    {"archive": "db-20261203T030000Z.tar.zst.age", "good": True, "bytes": 11, "time": "t3"},
+    *ARCHIVES,
+]
+IDENTITY = (
+    "# created: 2026-12-03\nAGE-SECRET-KEY-1LQWSR8PM2FJH2GR2W52LR7L8FU3HA6NFMNFET7AZVFDYVSK\n"
+)
+
+
+def test_an_encrypted_archive_is_restored_with_the_identity_on_stdin_only(
+    tmp_path: Path,
+) -> None:
+    """``--identity FILE``: read where the CLI runs, written on the ops container's stdin
+    (then closed); never in its command, environment or labels."""
+    key = tmp_path / "key.txt"
+    key.write_text(IDENTITY)
+    engine = engine_saying(
+        control({"result": {"archives": ENCRYPTED}}),
+        control({"result": {"archive": ENCRYPTED[0]["archive"], "entries": 3}}),
+    )
+    result = restore_of(engine, config(tmp_path), "db", "latest", str(key))
+    assert result["archive"] == "db-20261203T030000Z.tar.zst.age"
+    spec = engine.created_specs[1]
+    assert spec.stdin
+    assert spec.command is not None
+    assert spec.command[-2:] == ("--identity-stdin", "db-20261203T030000Z.tar.zst.age")
+    assert engine.stdin.data == IDENTITY.strip().encode() + b"\n"
+    assert engine.stdin.closed
+    shown = repr((spec, engine.created_labels))
+    assert "AGE-SECRET-KEY" not in shown
+    assert str(key) not in shown
+
+
+def test_a_plain_archive_needs_no_identity_and_gets_none(tmp_path: Path) -> None:
+    key = tmp_path / "key.txt"
+    key.write_text(IDENTITY)
+    engine = engine_saying(
+        control({"result": {"archives": ENCRYPTED}}),
+        control({"result": {"archive": ARCHIVES[0]["archive"], "entries": 3}}),
+    )
+    restore_of(engine, config(tmp_path), "db", str(ARCHIVES[0]["archive"]), str(key))
+    spec = engine.created_specs[1]
+    assert not spec.stdin
+    assert "--identity-stdin" not in (spec.command or ())
+    assert engine.stdin.data == b""
+
+
+@pytest.mark.parametrize(
+    ("identity", "message"),
+    [
+        (
+            None,
+            (
+                "db-20261203T030000Z.tar.zst.age is encrypted: give the age identity file that "
+                "decrypts it with --identity FILE"
+            ),
+        ),
+        ("missing.txt", "--identity missing.txt: cannot read it: No such file or directory"),
+    ],
+)
+def test_an_encrypted_archive_without_a_readable_identity_is_refused_before_any_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, identity: str | None, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = engine_saying(control({"result": {"archives": ENCRYPTED}}))
+    with pytest.raises(BackupCommandError) as failed:
+        restore_of(engine, config(tmp_path), "db", "latest", identity)
+    assert str(failed.value) == message
+    assert moves(engine) == []
+    assert len(engine.created_specs) == 1  # the listing only
+
+
+def test_an_identity_file_that_vanished_before_the_run_fails_it_naming_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read at run time (like every secret): gone between the check and the run, the restore
+    fails before its container is made, and the app is started again."""
+    key = tmp_path / "key.txt"
+    key.write_text(IDENTITY)
+    engine = engine_saying(control({"result": {"archives": ENCRYPTED}}))
+    real_stop = engine.stop
+
+    def stop_and_lose_the_key(container: str, grace: float) -> None:
+        key.unlink(missing_ok=True)
+        real_stop(container, grace)
+
+    monkeypatch.setattr(engine, "stop", stop_and_lose_the_key)
+    with pytest.raises(BackupCommandError) as failed:
+        restore_of(engine, config(tmp_path), "db", "latest", str(key))
+    assert str(failed.value) == f"--identity: cannot read {key}: No such file or directory"
+    assert len(engine.created_specs) == 1
+    assert ("start", "app") in moves(engine)
+
+
+def test_an_identity_for_a_repository_job_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.r]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "app"\n'
+        'repository = "rest:http://h:8000/r"\npassword = "p"\n'
+    )
+    engine = engine_saying()
+    with pytest.raises(BackupCommandError) as failed:
+        restore_of(engine, load_config(path, {}), "r", "latest", "key.txt")
+    assert str(failed.value) == (
+        "--identity is for encrypted archives: job 'r' backs up into a restic repository "
+        "(its password decrypts)"
+    )
+    assert engine.created_specs == []
+
+
+def test_a_passphrase_jobs_archive_is_restored_with_its_passphrase_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AGE_PASSPHRASE", "correct horse")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.db]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+        'volumes_from = "app"\nencrypt = { passphrase = { env = "TEST_AGE_PASSPHRASE" } }\n'
+    )
+    engine = engine_saying(
+        control({"result": {"archives": ENCRYPTED}}),
+        control({"result": {"archive": ENCRYPTED[0]["archive"], "entries": 3}}),
+    )
+    restore_of(engine, load_config(path, {}), "db")
+    spec = engine.created_specs[1]
+    assert spec.stdin
+    assert (spec.command or ())[-2:] == ("--passphrase-stdin", ENCRYPTED[0]["archive"])
+    assert engine.stdin.data == b"correct horse\n"
+    assert "correct horse" not in repr((spec, engine.created_labels))

@@ -46,8 +46,20 @@ BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\nvolu
         ListRequest("db", "/backup"),
         RestoreRequest("/backup", "db-20261202T030000Z.tar.zst"),
         RestoreRequest("/backup", "db-20261202T030000Z.tar", "/mnt", ("/data/a", "/data/INBOX/")),
+        CreateRequest("db", "/backup", mounts=True, recipients=("age1x", "ssh-ed25519 AAAA c")),
+        RestoreRequest("/backup", "db-20261202T030000Z.tar.zst.age", identity=True),
     ],
-    ids=["create-mounts", "create-paths", "create-both", "verify", "list", "restore", "only"],
+    ids=[
+        "create-mounts",
+        "create-paths",
+        "create-both",
+        "verify",
+        "list",
+        "restore",
+        "only",
+        "create-encrypted",
+        "restore-identity",
+    ],
 )
 def test_a_requests_command_line_reads_back_as_the_same_request(request_: BackupRequest) -> None:
     argv = request_.argv()

@@ -7,25 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from jobs.backup import BackupJob
 from jobs.base import PlanContext
 from jobs.plan import ExecCommand, ResticBackup, SecretRef, WithStopped
-from scheduler.errors import ConfigError
 
-from .configs import load_job
+from .configs import BACKUP_BASE, backup_errors, load_backup
 
-BASE = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
+BASE = BACKUP_BASE
 REPO = 'repository = "rest:http://backup-host:8000/app"\npassword = "hunter2-secret"\n'
 
 
-def load(tmp_path: Path, extra: str, base: str = BASE) -> BackupJob:
-    return load_job(tmp_path, base + extra, "b", BackupJob)
-
-
-def errors_of(tmp_path: Path, extra: str, base: str = BASE) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load(tmp_path, extra, base)
-    return caught.value.errors
+load, errors_of = load_backup, backup_errors
 
 
 @pytest.mark.parametrize(

@@ -290,7 +290,7 @@ def test_restore_refuses_an_archive_whose_name_has_no_known_suffix(tmp_path: Pat
         restore(target, name, [data])
     assert str(failed.value) == (
         f"could not read {name} (nothing restored): "
-        f"{name}: not an archive name (.tar, .tar.zst or .tar.gz)"
+        f"{name}: not an archive name (.tar, .tar.zst or .tar.gz, then .age if encrypted)"
     )
     assert list(data.iterdir()) == []
 

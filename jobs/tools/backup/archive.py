@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def clean_partials(target: Path, job: str) -> list[str]:
     """Remove what killed runs of ``job`` left under temporary names: only names of this
-    job's exact pattern (``<job>-<stamp>.tar[.zst|.gz][.sha256].partial``) — job ``db``
+    job's exact pattern (``<job>-<stamp>.tar[.zst|.gz][.age][.sha256].partial``) — job ``db``
     never touches ``db-logs-….partial`` of a job ``db-logs`` sharing the target."""
     removed = []
     for stale in target.glob(f"{glob.escape(job)}-*.partial"):
@@ -65,21 +66,26 @@ def create(
     now: datetime | None = None,
     *,
     exclude: list[Path] | None = None,
+    recipients: list[str] | None = None,
+    passphrase: bytes | None = None,
 ) -> Archived:
-    """Archive ``sources`` into ``target`` (without the ``exclude`` trees); return what the run
-    reports."""
+    """Archive ``sources`` into ``target`` (without the ``exclude`` trees), age-encrypted to
+    ``recipients`` if any (or with ``passphrase``); return what the run reports."""
     _check_sources(sources, target)
     target.mkdir(parents=True, exist_ok=True)
     clean_partials(target, job)
     began = time.monotonic()
-    name = archive_name(job, now or datetime.now(UTC), compression)
+    encrypted = bool(recipients) or passphrase is not None
+    name = archive_name(job, now or datetime.now(UTC), compression, encrypted=encrypted)
     partial = target / (name + ".partial")
-    size, sha256, members, data_bytes = _write(partial, sources, compression, exclude or [])
+    making = _Making(compression, exclude or [], recipients or [], passphrase)
+    size, sha256, members, data_bytes = _write(partial, sources, making)
     partial.replace(target / name)
     _write_atomically(target / f"{name}.sha256", f"{sha256}  {name}\n".encode())
     _fsync_dir(target)
     return {
         "archive": name,
+        "encrypted": encrypted,
         "bytes": size,
         "files": members,
         "data_bytes": data_bytes,
@@ -100,9 +106,18 @@ def _check_sources(sources: list[Path], target: Path) -> None:
             )
 
 
-def _write(
-    partial: Path, sources: list[Path], compression: str, exclude: list[Path]
-) -> tuple[int, str, int, int | None]:
+@dataclass(frozen=True, slots=True)
+class _Making:
+    """How an archive is made: its compression, the trees left out, the age recipients or
+    passphrase."""
+
+    compression: str
+    exclude: list[Path]
+    recipients: list[str]
+    passphrase: bytes | None
+
+
+def _write(partial: Path, sources: list[Path], making: _Making) -> tuple[int, str, int, int | None]:
     """Write the archive into ``partial`` (a new file, flushed to disk); return its size, its
     sha256, its number of members and the bytes of its tar stream. On any failure the partial
     file is removed."""
@@ -110,8 +125,16 @@ def _write(
     out_fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     pipeline: Pipeline | None = None
     try:
-        skip = [member_name(e) for e in exclude]
-        pipeline = Pipeline(relative, compression, out_fd, partial.parent, skip)
+        skip = [member_name(e) for e in making.exclude]
+        pipeline = Pipeline(
+            relative,
+            making.compression,
+            out_fd,
+            partial.parent,
+            skip,
+            recipients=making.recipients,
+            passphrase=making.passphrase,
+        )
         size, sha256 = follow(partial, pipeline)
         members, data_bytes = pipeline.check()
         os.fsync(out_fd)

@@ -3,6 +3,7 @@ result emitted as a control line (``python -m jobs.tools.backup`` runs ``main``)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from jobs.protocol.backup import (
 from jobs.protocol.lines import emit, say
 from jobs.retention import Retention
 from jobs.tools.backup.archive import create, target_aliases, volume_mounts
+from jobs.tools.backup.keys import AgeKey
 from jobs.tools.backup.listing import listing, prune, verify
 from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.restore import restore
@@ -39,7 +41,15 @@ def _create_command(request: CreateRequest) -> CreateResult:
         sources += [p for p in points if p not in aliases]
     if not sources:
         raise ToolError("nothing to back up: no source path and no volume mounted")
-    made = create(request.job, target, sources, request.compression, exclude=aliases)
+    made = create(
+        request.job,
+        target,
+        sources,
+        request.compression,
+        exclude=aliases,
+        recipients=list(request.recipients),
+        passphrase=_passphrase() if request.passphrase else None,
+    )
     policy = Retention(
         request.keep_last,
         request.keep_daily,
@@ -70,7 +80,33 @@ def _run(request: BackupRequest) -> CreateResult | VerifyResult | ListResult | R
     if isinstance(request, ListRequest):
         return {"archives": listing(request.job, target)}
     mounts = volume_mounts(target)
-    return restore(target, request.archive, mounts, list(request.only), Path(request.root))
+    key = None
+    if request.identity:
+        key = AgeKey(identity=_stdin("age identity"))
+    elif request.passphrase:
+        key = AgeKey(passphrase=_passphrase())
+    try:
+        root = Path(request.root)
+        return restore(target, request.archive, mounts, list(request.only), root, key=key)
+    finally:
+        if key is not None:
+            key.close()
+
+
+def _stdin(what: str) -> bytes:
+    """What the daemon (or the CLI) wrote on stdin: a secret, never on the command line."""
+    given = sys.stdin.buffer.read()
+    if not given.strip():
+        raise ToolError(f"no {what} on stdin")
+    return given
+
+
+def _passphrase() -> bytes:
+    """The passphrase on stdin: one line (typed into age's terminal, it cannot hold one)."""
+    passphrase = _stdin("passphrase").removesuffix(b"\n")
+    if b"\n" in passphrase or b"\r" in passphrase:
+        raise ToolError("the passphrase on stdin is more than one line")
+    return passphrase
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The archive being written: tar (and a compressor) into the partial file, hashed behind them.
+"""The archive being written: tar (then a compressor, then age) into the partial file, hashed
+behind them.
 
 ``Pipeline`` starts the processes and checks how they ended; ``follow`` reads the file
 behind the writer and returns its size and sha256 once the writer has ended."""
@@ -13,6 +14,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from jobs.tools.backup.keys import Terminal, encrypting
 from jobs.tools.backup.processes import CHUNK, ToolError, start, tail
 
 if TYPE_CHECKING:
@@ -80,8 +82,24 @@ def _pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
+Filter = tuple[str, list[str], bytes | None]
+"""A program after tar: its name, its command line, what to type into its terminal."""
+
+
+def filters(compression: str, recipients: list[str], passphrase: bytes | None) -> list[Filter]:
+    """The programs after tar, each reading the one before: the compressor, then age when
+    there are recipients (public keys: no secret on its command line) or a passphrase."""
+    chain: list[Filter] = []
+    compress = COMPRESSORS[compression]
+    if compress is not None:
+        chain.append((compression, compress, None))
+    if recipients or passphrase is not None:
+        chain.append(("age", *encrypting(recipients, passphrase)))
+    return chain
+
+
 class Pipeline:
-    """tar (and a compressor) writing the archive straight into the partial file.
+    """tar (then a compressor, then age) writing the archive straight into the partial file.
 
     tar's index of members (one line each: tar escapes newlines in names) and its
     messages go to unnamed scratch files: counting members costs no second walk of the
@@ -94,11 +112,15 @@ class Pipeline:
         out_fd: int,
         scratch: Path,
         exclude: list[str] | None = None,
+        *,
+        recipients: list[str] | None = None,
+        passphrase: bytes | None = None,
     ) -> None:
-        self.compression = compression
+        self.chain = filters(compression, recipients or [], passphrase)
+        self.terminals: list[Terminal] = []
         self.index, self.messages = _scratch(scratch), _scratch(scratch)
+        self.said = [_scratch(scratch) for _ in self.chain]
         self.procs: list[subprocess.Popen[bytes]] = []
-        argv = COMPRESSORS[compression]
         tar_argv = [
             *NICE,
             *TAR_CREATE,
@@ -110,23 +132,35 @@ class Pipeline:
             tar_argv += ["--anchored", "--no-wildcards", *(f"--exclude={e}" for e in exclude)]
         tar_argv += ["--", *relative]
         try:
-            if argv is None:
-                self._tar(tar_argv, out_fd)
-                return
-            read_fd, write_fd = _pipe()
-            try:
-                self._tar(tar_argv, write_fd)
-                self.procs.append(start([*NICE, *argv], stdin=read_fd, stdout=out_fd))
-            finally:
-                os.close(read_fd)
-                os.close(write_fd)
+            self._start(tar_argv, out_fd)
         except BaseException:
             self.kill()
             self.close()
             raise
 
-    def _tar(self, argv: list[str], out_fd: int) -> None:
-        self.procs.append(start(argv, stdout=out_fd, stderr=self.messages, pass_fds=(self.index,)))
+    def _start(self, tar_argv: list[str], out_fd: int) -> None:
+        """tar, then each filter reading the one before; the last writes ``out_fd``."""
+        ends = [_pipe() for _ in self.chain]  # (read, write): tar → first filter → …
+        try:
+            first_out = ends[0][1] if ends else out_fd
+            self.procs.append(
+                start(tar_argv, stdout=first_out, stderr=self.messages, pass_fds=(self.index,))
+            )
+            for number, (_, argv, answer) in enumerate(self.chain):
+                output = ends[number + 1][1] if number + 1 < len(ends) else out_fd
+                said = self.said[number]
+                terminal = None if answer is None else Terminal(answer)
+                if terminal is not None:
+                    self.terminals.append(terminal)
+                command = [*NICE, *argv]
+                reading = ends[number][0]
+                self.procs.append(
+                    start(command, stdin=reading, stdout=output, stderr=said, terminal=terminal)
+                )
+        finally:
+            for read_fd, write_fd in ends:
+                os.close(read_fd)
+                os.close(write_fd)
 
     def running(self) -> bool:
         """The last process, the one writing the archive, has not ended."""
@@ -135,13 +169,16 @@ class Pipeline:
     def check(self) -> tuple[int, int | None]:
         """Wait for every process; return the number of members and the bytes of the tar
         stream (the data before compression), or raise ToolError naming the one that
-        failed (a failing compressor kills tar with SIGPIPE, so it is checked first: it is
-        the cause)."""
+        failed (a failing filter kills the programs before it with SIGPIPE, so the last one
+        that failed is the cause: checked first)."""
         codes = [proc.wait() for proc in self.procs]
         said = tail(self.messages)
         totals = TOTALS.search(said)
-        if len(codes) > 1 and codes[1] != 0:
-            raise ToolError(f"{self.compression} failed (exit {codes[1]})")
+        ran = list(zip(self.chain, codes[1:], self.said, strict=True))
+        for (name, _, _), code, fd in reversed(ran):
+            if code != 0:
+                message = tail(fd)
+                raise ToolError(f"{name} failed (exit {code})" + (f": {message}" * bool(message)))
         if codes[0] != 0:
             said = TOTALS.sub("", said).strip()
             raise ToolError(f"tar failed (exit {codes[0]}): {said}")
@@ -155,8 +192,10 @@ class Pipeline:
             proc.wait()
 
     def close(self) -> None:
-        os.close(self.index)
-        os.close(self.messages)
+        for fd in (self.index, self.messages, *self.said):
+            os.close(fd)
+        for terminal in self.terminals:
+            terminal.close()
 
 
 def follow(path: Path, pipeline: Pipeline) -> tuple[int, str]:

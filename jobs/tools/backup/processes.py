@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobs.tools.backup.keys import Terminal
 
 CHUNK = 1024 * 1024
 
@@ -31,12 +34,23 @@ def start(
     stderr: int | IO[bytes] | None = None,
     pass_fds: tuple[int, ...] = (),
     env: dict[str, str] | None = None,
+    terminal: Terminal | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start one process of tar's pipeline; a program that cannot be started (not in the
-    ops image, not executable) is the tool's error naming it, not a traceback."""
+    """Start one process of tar's pipeline (in a new session whose controlling terminal is
+    ``terminal``, if given); a program that cannot be started (not in the ops image, not
+    executable) is the tool's error naming it, not a traceback."""
     try:
-        return subprocess.Popen(
-            argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=env
+        proc = subprocess.Popen(
+            argv if terminal is None else terminal.wrap(argv),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=pass_fds if terminal is None else (*pass_fds, terminal.slave),
+            env=env,
+            start_new_session=terminal is not None,
         )
     except OSError as e:
         raise ToolError(f"cannot start {argv[0]}: {e.strerror or e}") from None
+    if terminal is not None:
+        terminal.started()
+    return proc

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Container
 
     from jobs.protocol.backup import RestoreResult
+    from jobs.tools.backup.keys import AgeKey
 
 STAGING_PREFIX = ".crontainer-restore-"
 """A restore's staging directory in each volume: this prefix and 16 random hex digits."""
@@ -58,7 +59,9 @@ class _Members:
             self.refused.append(text)
 
 
-def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Members:
+def _list_members(
+    archive: Path, selection: list[str], mounts: set[str], key: AgeKey | None
+) -> _Members:
     """``tar --list`` of the archive (a first pass through it), every member matched to the
     deepest mount whose path holds it."""
     found = _Members()
@@ -89,7 +92,7 @@ def _list_members(archive: Path, selection: list[str], mounts: set[str]) -> _Mem
         if len(found.homeless) < MAX_NAMED:
             found.homeless.append("/" + path)
 
-    read_with_tar(archive, [*TAR_READ, "--list", "--", *selection], one)
+    read_with_tar(archive, [*TAR_READ, "--list", "--", *selection], one, key)
     return found
 
 
@@ -162,7 +165,13 @@ def _transform(mounts: list[str], staging: str) -> str:
 
 
 def _stage(
-    archive: Path, root: Path, staging: str, fds: dict[str, int], *, selection: list[str]
+    archive: Path,
+    root: Path,
+    staging: str,
+    fds: dict[str, int],
+    *,
+    selection: list[str],
+    key: AgeKey | None,
 ) -> None:
     """Make the staging directory in each mount (``fds``, the deepest first) and extract
     the members into them in one pass. On any failure, remove them all."""
@@ -186,7 +195,7 @@ def _stage(
             except OSError as e:
                 raise ToolError(f"cannot make {root / mount / staging}: {e.strerror}") from None
             made.append((mount, times))
-        read_with_tar(archive, extract, lambda _: None)
+        read_with_tar(archive, extract, lambda _: None, key)
     except BaseException:
         for mount, times in made:
             try:
@@ -211,10 +220,12 @@ def half_moved(error: BaseException, mounts: list[Path], staging: str) -> str:
     return said
 
 
-def _members_to_restore(archive: Path, selection: list[str], mounts: set[str]) -> _Members:
+def _members_to_restore(
+    archive: Path, selection: list[str], mounts: set[str], key: AgeKey | None
+) -> _Members:
     """The archive's (selected) members, or ToolError if one cannot be restored here."""
     try:
-        members = _list_members(archive, selection, mounts)
+        members = _list_members(archive, selection, mounts, key)
     except ToolError as e:
         raise ToolError(f"could not read {archive.name} (nothing restored): {e}") from None
     if members.refused_count:
@@ -231,7 +242,13 @@ def _members_to_restore(archive: Path, selection: list[str], mounts: set[str]) -
 
 
 def _stage_and_place(
-    archive: Path, root: Path, at: dict[str, Path], members: _Members, selection: list[str]
+    archive: Path,
+    root: Path,
+    at: dict[str, Path],
+    members: _Members,
+    selection: list[str],
+    *,
+    key: AgeKey | None,
 ) -> None:
     """Extract into a staging directory in each receiving volume, then move into place."""
     receiving = sorted(members.by_mount, key=len, reverse=True)  # the deepest first
@@ -244,7 +261,7 @@ def _stage_and_place(
             except OSError as e:
                 raise ToolError(f"cannot restore into {at[mount]}: {e.strerror}") from None
         try:
-            _stage(archive, root, staging, fds, selection=selection)
+            _stage(archive, root, staging, fds, selection=selection, key=key)
         except ToolError as e:
             raise ToolError(f"could not extract {archive.name} (nothing restored): {e}") from None
         placing = Placing(members.directories)
@@ -264,21 +281,24 @@ def restore(
     mounts: list[Path],
     only: list[str] | None = None,
     root: Path = Path("/"),
+    *,
+    key: AgeKey | None = None,
 ) -> RestoreResult:
     """Verify the archive, then restore it into the volumes mounted at ``mounts`` (the
     archive's path ``p`` belongs at ``root/p``, and goes to the deepest mount holding it):
     each volume's members are extracted into a new staging directory in that volume, then
     moved into place following no link already there (README, "How a restore writes").
-    ``only``: just these absolute paths of the archive."""
+    ``only``: just these absolute paths of the archive. ``key``: what decrypts an ``….age``
+    archive."""
     began = time.monotonic()
     verify(target, name)
     archive = target / name
     root = root.absolute()
     at = {str(m.relative_to(root)): m for m in map(Path.absolute, mounts) if root in m.parents}
     selection = [p.strip("/") for p in only or []]
-    members = _members_to_restore(archive, selection, set(at))
+    members = _members_to_restore(archive, selection, set(at), key)
     if members.by_mount:  # else an archive (or a selection) without members: nothing to do
-        _stage_and_place(archive, root, at, members, selection)
+        _stage_and_place(archive, root, at, members, selection, key=key)
     return {
         "archive": name,
         "restored_to": str(root),
