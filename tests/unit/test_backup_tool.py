@@ -499,21 +499,28 @@ def test_paths_under_no_mounted_volume_fail_before_anything_is_touched(tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("member", "said"),
+    ("member", "inner", "said"),
     [
-        ("data/../escape.txt", "{prefix}/data/../escape.txt"),
-        ("data/sub", "/{prefix}/data/sub (not a directory, but a volume is mounted there)"),
+        ("data/../escape.txt", "sub", "{prefix}/data/../escape.txt"),
+        ("data/sub", "sub", "/{prefix}/data/sub (not a directory, but a volume is mounted there)"),
+        (
+            "data/sub",
+            "sub/deeper",
+            "/{prefix}/data/sub (not a directory, but a volume is mounted under it)",
+        ),
     ],
-    ids=["dot-dot", "file-at-a-mount"],
+    ids=["dot-dot", "file-at-a-mount", "file-on-the-way-to-a-mount"],
 )
 def test_members_a_restore_cannot_take_fail_it_before_anything_is_touched(
-    tmp_path: Path, member: str, said: str
+    tmp_path: Path, member: str, inner: str, said: str
 ) -> None:
-    """A name with '..', or a file where a volume is mounted: refused, named, nothing
-    written."""
+    """A name with '..', a file where a volume is mounted, or a file on the way to one
+    (placed, it would replace the directory holding the mount, and what is mounted in it):
+    refused, named, nothing written, the inner volume intact."""
     top = tmp_path / "src"
     data = top / "data"
-    (data / "sub").mkdir(parents=True)
+    (data / inner).mkdir(parents=True)
+    (data / inner / "precious.txt").write_text("the inner volume's\n")
     (data / "keep.txt").write_text("the destination's\n")
     prefix = str(top).lstrip("/")
     target = tmp_path / "backups"
@@ -521,40 +528,14 @@ def test_members_a_restore_cannot_take_fail_it_before_anything_is_touched(
     name = handmade_archive(target, members)
     seen = full_listing(data)
     with pytest.raises(ToolError) as failed:
-        restore(target, name, [data, data / "sub"])
+        restore(target, name, [data, data / inner])
     assert str(failed.value) == (
         f"{name} holds members restore does not take (nothing restored): "
         + said.format(prefix=prefix)
     )
     assert full_listing(data) == seen
-    assert staging_left(data, data / "sub") == []
-
-
-def test_a_file_on_the_way_to_a_mount_point_fails_the_restore_before_anything_is_touched(
-    tmp_path: Path,
-) -> None:
-    """A file (or link) in the archive where a directory holds another volume's mount
-    point: placed, it would replace that directory — and what is mounted in it. Refused,
-    named, nothing written, the inner volume intact."""
-    top = tmp_path / "src"
-    data = top / "data"
-    inner = data / "sub" / "deeper"
-    inner.mkdir(parents=True)
-    (inner / "precious.txt").write_text("the inner volume's\n")
-    prefix = str(top).lstrip("/")
-    target = tmp_path / "backups"
-    members = [(f"{prefix}/data/keep.txt", b"archived\n"), (f"{prefix}/data/sub", b"x\n")]
-    name = handmade_archive(target, members)
-    seen = full_listing(data)
-    with pytest.raises(ToolError) as failed:
-        restore(target, name, [data, inner])
-    assert str(failed.value) == (
-        f"{name} holds members restore does not take (nothing restored): "
-        f"/{prefix}/data/sub (not a directory, but a volume is mounted under it)"
-    )
-    assert full_listing(data) == seen
-    assert (inner / "precious.txt").read_text() == "the inner volume's\n"
-    assert staging_left(data, inner) == []
+    assert (data / inner / "precious.txt").read_text() == "the inner volume's\n"
+    assert staging_left(data, data / inner) == []
 
 
 def test_nested_volumes_each_stage_their_own_members(
