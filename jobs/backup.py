@@ -11,12 +11,13 @@ the stopped containers again in reverse order (on every path) → ``post_exec``
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import InsidePaths, Model, PlanContext
+from jobs.base import NAME_PATTERN, InsidePaths, Model, PlanContext
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import (
     ContainerSpec,
@@ -79,6 +80,10 @@ class BackupJob(RepositoryKeys, ContainerJob):
     compression: Literal["zstd", "gzip", "none"] = Field(
         "zstd", description="of the archives in target (not with repository)"
     )
+    copy_to: list[str] = Field(
+        default_factory=list,
+        description="names of [daemon.remotes.<name>] each archive is copied to (with target)",
+    )
     pre_exec: list[ExecSpec] = Field(default_factory=list)
     stop: list[str] = Field(
         default_factory=list, description="stopped in order, started in reverse"
@@ -102,6 +107,16 @@ class BackupJob(RepositoryKeys, ContainerJob):
             )
         return value
 
+    @field_validator("copy_to")
+    @classmethod
+    def _copy_to(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"copy_to {name!r}: not a remote's name")
+        if len(set(value)) != len(value):
+            raise ValueError("copy_to names a remote twice")
+        return value
+
     @classmethod
     def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:
         """A repository's keys are defaults only of jobs with ``repository``; ``target``
@@ -111,7 +126,7 @@ class BackupJob(RepositoryKeys, ContainerJob):
             return str(table.get("repository", "")).startswith("sftp:")
         if key in REPOSITORY_ONLY:
             return "repository" in table
-        if key in ("target", "compression"):
+        if key in ("target", "compression", "copy_to"):
             return "repository" not in table
         return True
 
@@ -122,7 +137,12 @@ class BackupJob(RepositoryKeys, ContainerJob):
         if (self.target is None) == (self.repository is None):
             raise ValueError("a backup needs exactly one of target (archives) and repository")
         volumes = tuple(map(parse_volume, self.volumes))
-        problem = self.repository_problem(set(self.model_fields_set), volumes)
+        given = set(self.model_fields_set)
+        if self.copy_to:
+            if self.target is None:
+                raise ValueError("copy_to copies the archives of a target: it needs target")
+            given.discard("network")  # the copying container's network
+        problem = self.repository_problem(given, volumes)
         if problem is not None:
             raise ValueError(problem)
         if self.target is not None:
