@@ -25,11 +25,14 @@ from jobs.plan import (
     Mount,
     Plan,
     PullPolicy,
+    RemoteArchives,
     ResticBackup,
     RunContainer,
+    Step,
     WithStopped,
 )
 from jobs.protocol.backup import CreateRequest
+from jobs.protocol.remote import RemoteRequest
 from jobs.repository import REPOSITORY_ONLY, RepositoryKeys
 from jobs.run import Command, as_argv
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
 RESTIC_TOOL = ("python3", "-m", "jobs.tools.restic")
+REMOTE_TOOL = ("python3", "-m", "jobs.tools.remote")
 
 
 def _covers(path: str, inner: str) -> bool:
@@ -193,7 +197,11 @@ class BackupJob(RepositoryKeys, ContainerJob):
     def plan(self, ctx: PlanContext) -> Plan:
         """pre_exec, the archive (or snapshot) between stop and start, post_exec as cleanup."""
         body = self._archive(ctx) if self.repository is None else self._snapshot(ctx)
-        middle = WithStopped(tuple(self.stop), (body,), self.stop_grace) if self.stop else body
+        middle: Step = (
+            WithStopped(tuple(self.stop), (body,), self.stop_grace) if self.stop else body
+        )
+        if self.copy_to and isinstance(middle, WithStopped | RunContainer):
+            middle = RemoteArchives(*self.remote_tool(ctx, "copy"), body=middle)
         return Plan(
             steps=(*(e.step() for e in self.pre_exec), middle),
             cleanup=tuple(e.step() for e in self.post_exec),
@@ -233,6 +241,45 @@ class BackupJob(RepositoryKeys, ContainerJob):
         )
         spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none")
         return RunContainer(spec, tool="backup")
+
+    def remote_tool(
+        self,
+        ctx: PlanContext,
+        command: str,
+        remotes: tuple[str, ...] = (),
+        archive: str | None = None,
+        to: tuple[Mount, ...] = (),
+    ) -> tuple[ContainerSpec, RemoteRequest]:
+        """The remote tool's container (stdin open, on the job's network; copying: the target
+        read-only at TARGET_MOUNT) and its request: ``copy`` to the job's ``copy_to``, or a one-off
+        ``list``/``restore`` of ``crontainer backups/restore --from`` (``remotes``: the one;
+        a restore writes the job's sources, or just ``to``, as the target's restore does)."""
+        sources = command == "restore" and not to
+        held: tuple[Mount, ...] = to
+        if sources:
+            held = tuple(Mount(m.source, m.target) for m in map(parse_volume, self.volumes))
+        copying = command == "copy"
+        target = (Mount(str(self.target), TARGET_MOUNT, read_only=True),) if copying else ()
+        mounts = (*target, *held)
+        spec = self._ops_spec(ctx, REMOTE_TOOL, mounts, self.network, stdin=True)
+        spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
+        keep = {
+            "last": self.keep_last,
+            "daily": self.keep_daily,
+            "weekly": self.keep_weekly,
+            "monthly": self.keep_monthly,
+        }
+        request = RemoteRequest(
+            command,
+            ctx.job,
+            TARGET_MOUNT,
+            remotes=remotes or tuple(self.copy_to),
+            timezone=self.timezone,
+            keep={rule: count for rule, count in keep.items() if count is not None},
+            archive=archive,
+            only=tuple(m.target for m in to),
+        )
+        return spec, request
 
     def _snapshot(self, ctx: PlanContext) -> ResticBackup:
         """The restic tool's container, stdin open: the volumes read-only, but the one

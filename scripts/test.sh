@@ -8,8 +8,8 @@ cd "$here"
 
 "$here/scripts/engine.sh"
 
-# Programs only the tests use (real receivers; restic, which the restic tool drives;
-# ssh-keygen, for the SFTP server's keys),
+# Programs only the tests use (real receivers; restic and rclone, which the restic and
+# remote tools drive; ssh-keygen, for the SFTP server's keys),
 # from Debian's packages. Their services are not started: policy-rc.d forbids it
 # while they install.
 test_tools() {
@@ -18,6 +18,7 @@ test_tools() {
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v restic >/dev/null 2>&1 || missing+=(restic)
+  command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing test receivers: ${missing[*]} (services not started)"

@@ -21,10 +21,10 @@ _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 
 
 def _folder(value: str) -> str:
-    """A remote folder: no '..' part, no control character; slashes trimmed."""
+    """A remote folder: no '..' part, no control character; trailing slashes trimmed."""
     if any(ord(c) < 0x20 for c in value) or ".." in value.split("/"):  # noqa: PLR2004
         raise ValueError("expected a folder without '..' parts or control characters")
-    return value.strip("/")
+    return value.rstrip("/") or value
 
 
 class S3Remote(Model):
@@ -48,7 +48,7 @@ class S3Remote(Model):
 
     def location(self) -> str:
         """The folder under rclone's remote: ``bucket/path``."""
-        return "/".join(p for p in (self.bucket, self.path) if p)
+        return "/".join(p for p in (self.bucket, self.path.strip("/")) if p)
 
 
 class SftpRemote(Model):
@@ -113,7 +113,7 @@ class WebdavRemote(Model):
 
     def location(self) -> str:
         """The folder under rclone's remote (below ``url``)."""
-        return self.path
+        return self.path.strip("/")
 
 
 Remote = Annotated[S3Remote | SftpRemote | WebdavRemote, Field(discriminator="type")]

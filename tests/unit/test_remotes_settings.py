@@ -58,7 +58,7 @@ def test_remotes_of_each_type_load_with_their_keys_and_secrets_as_references(
         "backup.example",
         22,
         "crontainer",
-        "srv/backups",
+        "/srv/backups",
     )
     assert box.key == FileSecret(file="/run/secrets/box_key")
     assert isinstance(dav, WebdavRemote)
