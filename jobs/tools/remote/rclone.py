@@ -39,6 +39,14 @@ FLAGS = (
 tries again), a host that does not answer fails within about 30 s."""
 _STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\w+\s*: )?")
 """rclone's log prefix: date, time, level."""
+HINTS = {
+    "knownhosts: key is unknown": " (the host is not in known_hosts)",
+    "knownhosts: key mismatch": (
+        " (the host's key is not the one known_hosts holds for it; rclone 1.60 checks the "
+        "host's ECDSA key when it has one: give every key `ssh-keyscan HOST` prints)"
+    ),
+}
+"""What rclone's host key refusals mean, added to them."""
 NOT_FOUND = 3
 """rclone's exit code for a directory that does not exist."""
 
@@ -136,7 +144,8 @@ class Rclone:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         last = _STAMP.sub("", lines[-1].strip()) if lines else f"exit code {done.returncode}"
         said = self.redact(last)
-        raise RemoteError(f"rclone {args[0]}: {said}")
+        hint = next((h for words, h in HINTS.items() if words in said), "")
+        raise RemoteError(f"rclone {args[0]}: {said}{hint}")
 
     def files(self) -> dict[str, int]:
         """The files in the destination's folder and their sizes ({} if it does not exist)."""
