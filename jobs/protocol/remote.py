@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.protocol.fields import Fields, RequestError, json_object
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 PROGRAM = ("python3", "-m", "jobs.tools.remote")
 """How an ops container runs the tool (its request comes on stdin)."""
@@ -86,20 +86,13 @@ class RemoteRequest:
 
     @classmethod
     def parse(cls, value: object) -> RemoteRequest:
-        """The request from its JSON; a bad field raises RequestError naming it."""
+        """The request from its JSON (``from_line``: the line on the tool's stdin); a bad
+        field raises RequestError naming it."""
         fields = Fields(value, "")
-        given = fields.given(
-            {
-                "remotes": fields.texts,
-                "timezone": fields.text,
-                "keep": fields.table,
-                "archive": fields.text,
-                "root": fields.text,
-                "only": fields.texts,
-            }
-        )
-        keep = given.get("keep", {})
-        for rule, count in keep.items():
+        given: dict[str, Any] = {
+            key: read(fields, key) for key, read in _OPTIONAL.items() if key in fields.data
+        }
+        for rule, count in given.get("keep", {}).items():
             if rule not in KEEP_RULES or not isinstance(count, int) or count < 1:
                 raise RequestError(f"request field 'keep.{rule}': expected a rule and a count")
         places = fields.array("destinations") if "destinations" in fields.data else []
@@ -112,6 +105,28 @@ class RemoteRequest:
             ),
             **given,
         )
+
+    @classmethod
+    def from_line(cls, line: str) -> RemoteRequest:
+        """The request of the first line of the tool's stdin: it must name a destination."""
+        try:
+            request = cls.parse(json.loads(line))
+        except json.JSONDecodeError:
+            raise RequestError("the first line of stdin is not the JSON request") from None
+        if not request.destinations:
+            raise RequestError("request field 'destinations': expected at least one, got none")
+        return request
+
+
+_OPTIONAL: dict[str, Callable[[Fields, str], object]] = {
+    "remotes": Fields.texts,
+    "timezone": Fields.text,
+    "keep": Fields.table,
+    "archive": Fields.text,
+    "root": Fields.text,
+    "only": Fields.texts,
+}
+"""The request's keys that may be left out, each with its reader."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,19 +29,25 @@ SFTP_FOLDER = "/srv/restic/copies"
 """Where the copies go on the SFTP server (its volume, writable by the user backup)."""
 
 
-@pytest.fixture
-def dav_server(network: str, make: Callable[..., Any]) -> Any:
-    """``rclone serve webdav`` on ``network`` with a user and a password; its container."""
+def start_dav(network: str, make: Callable[..., Any], *more: str) -> Any:
+    """``rclone serve webdav`` on ``network`` with a user and a password (``more``: more
+    of its options); its container."""
     server = make(
         PROJECT_IMAGE,
         ["rclone", "serve", "webdav", "/dav", "--addr", ":8080", "--user", "dav", "--pass",
-         DAV_PASSWORD, "--dir-cache-time", "0s"],
+         DAV_PASSWORD, "--dir-cache-time", "0s", *more],
         name=unique("t-dav"),
         network=network,
         volumes=["/dav"],
     )  # fmt: skip
     wait_until_it_says(server, "WebDav Server started")
     return server
+
+
+@pytest.fixture
+def dav_server(network: str, make: Callable[..., Any]) -> Any:
+    """A WebDAV server of the test's own."""
+    return start_dav(network, make)
 
 
 def remotes(sftp: tuple[str, Path, str] | None, dav: Any) -> str:
@@ -197,3 +203,53 @@ def test_a_remote_that_is_down_fails_the_run_and_the_next_run_uploads_what_is_mi
     assert third["copies"][0]["uploaded"] == [third["archive"], second]
     names = [first["archive"], second, third["archive"]]
     assert files_in(dav_server, "/dav/copies") == sorted([*names, *(f"{n}.sha256" for n in names)])
+
+
+def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+    network: str,
+) -> None:
+    """The WebDAV server (limited to 20 MB/s: the 200 MB upload takes seconds) is killed
+    while the archive is being uploaded: the run fails naming it, the server holds only the
+    job's .partial; the next run removes it and copies the archives whole."""
+    dav = start_dav(network, make, "--bwlimit", "20M")
+    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    target = make_volume("crontainer-test-backups")
+    daemon = start_daemon(
+        "[jobs.db]\n"
+        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
+        f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
+        f'copy_to = ["dav"]\nnetwork = "{network}"\n',
+        daemon=remotes(None, dav),
+        env={"TEST_DAV_PASSWORD": DAV_PASSWORD},
+    )
+    partial: list[str] = []
+    while not partial:  # the upload under way: its .partial on the server
+        assert not [e for e in daemon.log.events if ended(e)], daemon.log.raw[-5:]
+        _, out = dav.exec_run(["sh", "-c", "ls /dav/copies 2>/dev/null"])
+        partial = [n for n in out.decode().split() if n.endswith(".partial")]
+    dav.kill()
+    cut = daemon.log.wait_for(ended, timeout=180)[0]
+    assert cut["event"] == "run.failed", cut
+    assert "copy to remote 'dav' failed: rclone" in cut["error"]
+    assert partial == [f"{cut['archive']}.partial"]
+    held = next(m["Name"] for m in dav.attrs["Mounts"] if m["Destination"] == "/dav")
+    on_server = output_of(engine, BUSYBOX, ["ls", "/v/copies"], volumes=[f"{held}:/v:ro"])
+    assert on_server.split() == partial  # nothing under a final name
+
+    dav.start()
+    wait_until_it_says(dav, "WebDav Server started", times=2)
+    cli(daemon, "trigger", "db", "--state-dir", str(daemon.state_dir))
+    done = daemon.log.wait_for(ended, count=2, timeout=300)[1]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    assert done["event"] == "run.succeeded", done
+    names = [cut["archive"], done["archive"]]
+    assert done["copies"][0]["uploaded"] == names[::-1]
+    assert files_in(dav, "/dav/copies") == sorted([*names, *(f"{n}.sha256" for n in names)])
+    code, sums = dav.exec_run(["sh", "-c", "cd /dav/copies && sha256sum -c *.sha256"])
+    assert code == 0, sums

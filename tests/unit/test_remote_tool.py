@@ -104,6 +104,18 @@ def copy_request(target: Path, *dests: Destination, **keep: int) -> RemoteReques
     return RemoteRequest("copy", JOB, str(target), tuple(d.name for d in dests), dests, keep=keep)
 
 
+def copied(target: Path, url: str, *stamps: str) -> list[str]:
+    """Archives of these times in ``target`` (made unless there), copied to the server at
+    ``url``; their names."""
+    names = [
+        f"{JOB}-{s}.tar.zst" if (target / f"{JOB}-{s}.tar.zst").exists() else archive(target, s)
+        for s in stamps
+    ]
+    done = run_tool(copy_request(target, destination(url)))
+    assert done.returncode == 0, done.stderr
+    return names
+
+
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
     path = tmp_path / "target"
@@ -138,8 +150,7 @@ def test_the_next_run_uploads_what_is_missing_and_removes_its_own_stale_partials
     dav: tuple[Path, str], target: Path
 ) -> None:
     served, url = dav
-    first = archive(target, OLD)
-    assert run_tool(copy_request(target, destination(url))).returncode == 0
+    (first,) = copied(target, url, OLD)
     folder = served / "backups" / "app"
     (folder / f"{first}.sha256").unlink()  # as if cut between the archive and its checksum
     (folder / f"{JOB}-{MID}.tar.zst.partial").write_bytes(b"cut mid-way")
@@ -200,8 +211,8 @@ def test_an_archive_is_fetched_back_whole_or_the_error_names_it(
     dav: tuple[Path, str], target: Path, tmp_path: Path
 ) -> None:
     _, url = dav
-    names = [archive(target, OLD), archive(target, NEW, data=os.urandom(3 << 20))]
-    assert run_tool(copy_request(target, destination(url))).returncode == 0
+    archive(target, NEW, data=os.urandom(3 << 20))
+    names = copied(target, url, OLD, NEW)
     private, into = tmp_path / "private", tmp_path / "into"
     private.mkdir()
     into.mkdir()
@@ -219,8 +230,7 @@ def test_the_list_command_gives_the_jobs_archives_on_the_remote(
     dav: tuple[Path, str], target: Path
 ) -> None:
     _, url = dav
-    name = archive(target, NEW)
-    assert run_tool(copy_request(target, destination(url))).returncode == 0
+    (name,) = copied(target, url, NEW)
     listing = RemoteRequest("list", JOB, "/backup", ("dav",), (destination(url),))
     done = run_tool(listing)
     assert done.returncode == 0, done.stderr
@@ -281,3 +291,28 @@ def test_a_request_round_trips_and_a_bad_field_is_named() -> None:
     done = run_tool(RemoteRequest("copy", JOB, "/backup"))
     assert done.returncode == 2
     assert "request field 'destinations': expected at least one" in done.stderr
+
+
+def test_rclones_last_line_is_said_without_its_time_with_a_hint_for_host_key_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "rclone"
+    fake.write_text(
+        "#!/bin/sh\necho 'NOTICE: earlier line' >&2\n"
+        'echo \'2026/12/03 05:59:29 Failed to create file system for "dest:/srv": '
+        "ssh: handshake failed: knownhosts: key mismatch' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr("jobs.tools.remote.rclone.RCLONE", str(fake))
+    private = tmp_path / "private"
+    private.mkdir()
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END"
+    box = Destination("box", "sftp", "/srv", {"host": "h"}, {}, key, "h ssh-ed25519 A")
+    with pytest.raises(RemoteError) as caught:
+        Rclone(box, private).run("lsjson", "dest:/srv")
+    said = str(caught.value)
+    assert said.startswith(
+        'rclone lsjson: Failed to create file system for "dest:/srv": ssh: handshake failed: '
+        "knownhosts: key mismatch (the host's key is not the one known_hosts holds for it;"
+    )
+    assert "ssh-keyscan HOST" in said

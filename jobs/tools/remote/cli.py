@@ -7,7 +7,6 @@ destination and what rclone said, redacted); 2 when the request cannot be read."
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -22,18 +21,6 @@ from jobs.tools.remote.copying import copy, fetch, remote_listing
 from jobs.tools.remote.rclone import Rclone, RemoteError
 
 TOOL = "remote"
-
-
-def read_request(line: str) -> RemoteRequest:
-    """The request of stdin's first line; RequestError names what is wrong with it."""
-    try:
-        value = json.loads(line)
-    except ValueError:
-        raise RequestError("the first line of stdin is not the JSON request") from None
-    request = RemoteRequest.parse(value)
-    if not request.destinations:
-        raise RequestError("request field 'destinations': expected at least one, got none")
-    return request
 
 
 def copy_all(request: RemoteRequest) -> list[Copied]:
@@ -66,7 +53,7 @@ def one(request: RemoteRequest) -> dict[str, object]:
 def main() -> int:
     """Read the request, run, report the result; see the module's exit codes."""
     try:
-        request = read_request(sys.stdin.readline())
+        request = RemoteRequest.from_line(sys.stdin.readline())
         if request.command != "copy":
             emit({"result": one(request)})
             return 0

@@ -144,7 +144,7 @@ class Rclone:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         last = _STAMP.sub("", lines[-1].strip()) if lines else f"exit code {done.returncode}"
         said = self.redact(last)
-        hint = next((h for words, h in HINTS.items() if words in said), "")
+        hint = next((h for words, h in HINTS.items() if words in last), "")
         raise RemoteError(f"rclone {args[0]}: {said}{hint}")
 
     def files(self) -> dict[str, int]:
