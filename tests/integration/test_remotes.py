@@ -253,3 +253,39 @@ def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
     assert files_in(dav, "/dav/copies") == sorted([*names, *(f"{n}.sha256" for n in names)])
     code, sums = dav.exec_run(["sh", "-c", "cd /dav/copies && sha256sum -c *.sha256"])
     assert code == 0, sums
+
+
+def test_an_sftp_host_not_in_known_hosts_fails_the_run_saying_so(
+    start_daemon: Start,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+    network: str,
+    sftp_server: tuple[str, Path, str],
+    dav_server: Any,
+    engine: docker.DockerClient,
+) -> None:
+    """known_hosts holds the server's keys under another name: the copy to it fails saying
+    the host is not in known_hosts, nothing reaches it, and the other remote is copied."""
+    host, key, _ = sftp_server
+    elsewhere = known_hosts(engine, host).replace(f"{host} ", "elsewhere.example ")
+    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=60)["StatusCode"] == 0
+    daemon = start_daemon(
+        "[jobs.db]\n"
+        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
+        f'volumes_from = ["{data.name}"]\ntarget = "{make_volume("crontainer-test-backups")}"\n'
+        f'copy_to = ["box", "dav"]\nnetwork = "{network}"\n',
+        daemon=remotes((host, key, elsewhere), dav_server),
+        env={"TEST_DAV_PASSWORD": DAV_PASSWORD},
+    )
+    failed = daemon.log.wait_for(ended, timeout=120)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    assert failed["event"] == "run.failed", failed
+    assert "copy to remote 'box' failed: rclone lsjson:" in failed["error"]
+    assert "knownhosts: key is unknown (the host is not in known_hosts)" in failed["error"]
+    assert "'dav'" not in failed["error"]
+    assert [c["uploaded"] for c in failed["copies"]] == [[], [failed["archive"]]]
+    code, out = engine.containers.get(host).exec_run(["ls", "/srv/restic"])
+    assert code == 0
+    assert out.decode().split() == []
