@@ -159,25 +159,40 @@ def test_archives_copied_to_sftp_and_webdav_restore_the_identical_tree_from_each
         assert snapshot(engine, source) == before
 
 
-def test_a_remote_that_is_down_fails_the_run_and_the_next_run_uploads_what_is_missing(
+@pytest.fixture
+def copying(
     start_daemon: Start,
-    engine: docker.DockerClient,
     make: Callable[..., Any],
     make_volume: Callable[[str], str],
     network: str,
+) -> Callable[[str, str, str], tuple[Daemon, str]]:
+    """Start a daemon (``daemon``: its remotes) whose job ``db`` backs up a data container
+    ``seed`` fills into a target volume of its own, copying to ``copy_to`` (a TOML list);
+    the daemon and the target."""
+
+    def start(seed: str, copy_to: str, daemon: str) -> tuple[Daemon, str]:
+        data = make(BUSYBOX, ["sh", "-c", seed], name=unique("t-data"), volumes=["/data"])
+        assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+        target = make_volume("crontainer-test-backups")
+        started = start_daemon(
+            "[jobs.db]\n"
+            'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
+            f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
+            f'copy_to = {copy_to}\nnetwork = "{network}"\n',
+            daemon=daemon,
+            env={"TEST_DAV_PASSWORD": DAV_PASSWORD},
+        )
+        return started, target
+
+    return start
+
+
+def test_a_remote_that_is_down_fails_the_run_and_the_next_run_uploads_what_is_missing(
+    copying: Callable[[str, str, str], tuple[Daemon, str]],
+    engine: docker.DockerClient,
     dav_server: Any,
 ) -> None:
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
-    target = make_volume("crontainer-test-backups")
-    daemon = start_daemon(
-        "[jobs.db]\n"
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
-        f'copy_to = ["dav"]\nnetwork = "{network}"\n',
-        daemon=remotes(None, dav_server),
-        env={"TEST_DAV_PASSWORD": DAV_PASSWORD},
-    )
+    daemon, target = copying("echo a > /data/a", '["dav"]', remotes(None, dav_server))
     first = daemon.log.wait_for(ended, timeout=120)[0]
     assert first["event"] == "run.succeeded", first
     assert first["copies"][0]["uploaded"] == [first["archive"]]
@@ -206,27 +221,16 @@ def test_a_remote_that_is_down_fails_the_run_and_the_next_run_uploads_what_is_mi
 
 
 def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
-    start_daemon: Start,
+    copying: Callable[[str, str, str], tuple[Daemon, str]],
     engine: docker.DockerClient,
     make: Callable[..., Any],
-    make_volume: Callable[[str], str],
     network: str,
 ) -> None:
     """The WebDAV server (limited to 20 MB/s: the 200 MB upload takes seconds) is killed
     while the archive is being uploaded: the run fails naming it, the server holds only the
     job's .partial; the next run removes it and copies the archives whole."""
     dav = start_dav(network, make, "--bwlimit", "20M")
-    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
-    target = make_volume("crontainer-test-backups")
-    daemon = start_daemon(
-        "[jobs.db]\n"
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
-        f'copy_to = ["dav"]\nnetwork = "{network}"\n',
-        daemon=remotes(None, dav),
-        env={"TEST_DAV_PASSWORD": DAV_PASSWORD},
-    )
+    daemon, _ = copying(SEED, '["dav"]', remotes(None, dav))
     partial: list[str] = []
     while not partial:  # the upload under way: its .partial on the server
         assert not [e for e in daemon.log.events if ended(e)], daemon.log.raw[-5:]
@@ -256,10 +260,7 @@ def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
 
 
 def test_an_sftp_host_not_in_known_hosts_fails_the_run_saying_so(
-    start_daemon: Start,
-    make: Callable[..., Any],
-    make_volume: Callable[[str], str],
-    network: str,
+    copying: Callable[[str, str, str], tuple[Daemon, str]],
     sftp_server: tuple[str, Path, str],
     dav_server: Any,
     engine: docker.DockerClient,
@@ -268,15 +269,8 @@ def test_an_sftp_host_not_in_known_hosts_fails_the_run_saying_so(
     the host is not in known_hosts, nothing reaches it, and the other remote is copied."""
     host, key, _ = sftp_server
     elsewhere = known_hosts(engine, host).replace(f"{host} ", "elsewhere.example ")
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
-    daemon = start_daemon(
-        "[jobs.db]\n"
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\ntarget = "{make_volume("crontainer-test-backups")}"\n'
-        f'copy_to = ["box", "dav"]\nnetwork = "{network}"\n',
-        daemon=remotes((host, key, elsewhere), dav_server),
-        env={"TEST_DAV_PASSWORD": DAV_PASSWORD},
+    daemon, _ = copying(
+        "echo a > /data/a", '["box", "dav"]', remotes((host, key, elsewhere), dav_server)
     )
     failed = daemon.log.wait_for(ended, timeout=120)[0]
     daemon.signal(signal.SIGTERM)
