@@ -11,12 +11,13 @@ the stopped containers again in reverse order (on every path) → ``post_exec``
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import InsidePaths, Model, PlanContext
+from jobs.base import NAME_PATTERN, InsidePaths, Model, PlanContext
 from jobs.containers import ContainerJob, parse_volume
 from jobs.encryption import EncryptKeys
 from jobs.plan import (
@@ -25,11 +26,14 @@ from jobs.plan import (
     Mount,
     Plan,
     PullPolicy,
+    RemoteArchives,
     ResticBackup,
     RunContainer,
+    Step,
     WithStopped,
 )
 from jobs.protocol.backup import CreateRequest
+from jobs.protocol.remote import RemoteRequest
 from jobs.repository import REPOSITORY_ONLY, RepositoryKeys
 from jobs.run import Command, as_argv
 
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 TARGET_MOUNT = "/backup"
 """Where the target is mounted in the ops container."""
 RESTIC_TOOL = ("python3", "-m", "jobs.tools.restic")
+REMOTE_TOOL = ("python3", "-m", "jobs.tools.remote")
 
 
 def _covers(path: str, inner: str) -> bool:
@@ -80,6 +85,10 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     compression: Literal["zstd", "gzip", "none"] = Field(
         "zstd", description="of the archives in target (not with repository)"
     )
+    copy_to: list[str] = Field(
+        default_factory=list,
+        description="names of [daemon.remotes.<name>] each archive is copied to (with target)",
+    )
     pre_exec: list[ExecSpec] = Field(default_factory=list)
     stop: list[str] = Field(
         default_factory=list, description="stopped in order, started in reverse"
@@ -103,6 +112,16 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             )
         return value
 
+    @field_validator("copy_to")
+    @classmethod
+    def _copy_to(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"copy_to {name!r}: not a remote's name")
+        if len(set(value)) != len(value):
+            raise ValueError("copy_to names a remote twice")
+        return value
+
     @classmethod
     def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:
         """A repository's keys are defaults only of jobs with ``repository``; ``target``
@@ -112,7 +131,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             return str(table.get("repository", "")).startswith("sftp:")
         if key in REPOSITORY_ONLY:
             return "repository" in table
-        if key in ("target", "compression", "encrypt"):
+        if key in ("target", "compression", "encrypt", "copy_to"):
             return "repository" not in table
         return True
 
@@ -123,7 +142,12 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         if (self.target is None) == (self.repository is None):
             raise ValueError("a backup needs exactly one of target (archives) and repository")
         volumes = tuple(map(parse_volume, self.volumes))
-        problem = self.repository_problem(set(self.model_fields_set), volumes)
+        given = set(self.model_fields_set)
+        if self.copy_to:
+            if self.target is None:
+                raise ValueError("copy_to copies the archives of a target: it needs target")
+            given.discard("network")  # the copying container's network
+        problem = self.repository_problem(given, volumes)
         if problem is not None:
             raise ValueError(problem)
         if self.target is not None:
@@ -182,7 +206,11 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     def plan(self, ctx: PlanContext) -> Plan:
         """pre_exec, the archive (or snapshot) between stop and start, post_exec as cleanup."""
         body = self._archive(ctx) if self.repository is None else self._snapshot(ctx)
-        middle = WithStopped(tuple(self.stop), (body,), self.stop_grace) if self.stop else body
+        middle: Step = (
+            WithStopped(tuple(self.stop), (body,), self.stop_grace) if self.stop else body
+        )
+        if self.copy_to and isinstance(middle, WithStopped | RunContainer):
+            middle = RemoteArchives(*self.remote_tool(ctx, "copy"), body=middle)
         return Plan(
             steps=(*(e.step() for e in self.pre_exec), middle),
             cleanup=tuple(e.step() for e in self.post_exec),
@@ -224,6 +252,45 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         stdin = secret is not None
         spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none", stdin=stdin)
         return RunContainer(spec, tool="backup", stdin_secret=secret)
+
+    def remote_tool(
+        self,
+        ctx: PlanContext,
+        command: str,
+        remotes: tuple[str, ...] = (),
+        archive: str | None = None,
+        to: tuple[Mount, ...] = (),
+    ) -> tuple[ContainerSpec, RemoteRequest]:
+        """The remote tool's container (stdin open, on the job's network; copying: the target
+        read-only at TARGET_MOUNT) and its request: ``copy`` to the job's ``copy_to``, or a one-off
+        ``list``/``restore`` of ``crontainer backups/restore --from`` (``remotes``: the one;
+        a restore writes the job's sources, or just ``to``, as the target's restore does)."""
+        sources = command == "restore" and not to
+        held: tuple[Mount, ...] = to
+        if sources:
+            held = tuple(Mount(m.source, m.target) for m in map(parse_volume, self.volumes))
+        copying = command == "copy"
+        target = (Mount(str(self.target), TARGET_MOUNT, read_only=True),) if copying else ()
+        mounts = (*target, *held)
+        spec = self._ops_spec(ctx, REMOTE_TOOL, mounts, self.network, stdin=True)
+        spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
+        keep = {
+            "last": self.keep_last,
+            "daily": self.keep_daily,
+            "weekly": self.keep_weekly,
+            "monthly": self.keep_monthly,
+        }
+        request = RemoteRequest(
+            command,
+            ctx.job,
+            TARGET_MOUNT,
+            remotes=remotes or tuple(self.copy_to),
+            timezone=self.timezone,
+            keep={rule: count for rule, count in keep.items() if count is not None},
+            archive=archive,
+            only=tuple(m.target for m in to),
+        )
+        return spec, request
 
     def _snapshot(self, ctx: PlanContext) -> ResticBackup:
         """The restic tool's container, stdin open: the volumes read-only, but the one

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from jobs.protocol.remote import RemoteRequest
     from jobs.protocol.restic import ResticRequest
     from jobs.protocol.ship import ShipRequest
 
@@ -137,7 +138,7 @@ class WithStopped:
     stopped ones again in reverse order — on every path, failures and shutdown included."""
 
     containers: tuple[str, ...]
-    body: tuple[RunContainer | ExecCommand | ResticBackup, ...]
+    body: tuple[RunContainer | ExecCommand | ResticBackup | RemoteArchives, ...]
     grace: float = 10.0
 
 
@@ -185,6 +186,19 @@ class ResticBackup:
     may change between runs: read at each)."""
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteArchives:
+    """Step: ``body`` (a backup's archive, its stops around it), then — if it succeeded —
+    the remote tool in ``spec`` (stdin open), fed ``request`` completed by the daemon with
+    each remote it names (``[daemon.remotes.<name>]``, secrets read at run time). Without
+    ``body``, just the tool (listing or restoring from a remote). The run's details: the
+    body's, plus the tool's ``copies``."""
+
+    spec: ContainerSpec
+    request: RemoteRequest
+    body: WithStopped | RunContainer | None = None
+
+
 Step = (
     RunContainer
     | ExecCommand
@@ -193,6 +207,7 @@ Step = (
     | ShipLogs
     | RotateLogs
     | ResticBackup
+    | RemoteArchives
 )
 """Every step a plan can hold (grows with the job kinds)."""
 

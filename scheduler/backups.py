@@ -23,6 +23,7 @@ from jobs.plan import (
     ContainerSpec,
     Mount,
     PullPolicy,
+    RemoteArchives,
     ResticBackup,
     RunContainer,
     SecretRef,
@@ -107,11 +108,49 @@ def _archives_of(config: Config, name: str) -> tuple[BackupJob, str]:
     return job, job.target
 
 
+def _remote_step(
+    config: Config,
+    name: str,
+    ops_image: str,
+    remote: str,
+    *,
+    archive: str | None = None,
+    to: tuple[Mount, ...] = (),
+) -> RemoteArchives:
+    """The remote tool listing the job's archives on ``remote``, or restoring ``archive``
+    from there."""
+    job, _ = _archives_of(config, name)
+    remotes = config.daemon.remotes
+    if remote not in remotes:
+        defined = ", ".join(sorted(remotes)) or "none"
+        raise BackupCommandError(
+            f"--from {remote!r}: no such remote in [daemon.remotes] of {config.path} "
+            f"(remotes: {defined})"
+        )
+    command = "list" if archive is None else "restore"
+    spec, request = job.remote_tool(PlanContext(name, ops_image), command, (remote,), archive, to)
+    return RemoteArchives(spec, request)
+
+
 def list_archives(
-    engine: Engine, config: Config, name: str, ops_image: str, clock: Clock | None = None
+    engine: Engine,
+    config: Config,
+    name: str,
+    ops_image: str,
+    clock: Clock | None = None,
+    *,
+    remote: str | None = None,
 ) -> list[ArchiveEntry]:
-    """The job's archives, newest first (name, time, bytes, good, future)."""
+    """The job's archives in its target (or on ``remote``), newest first (name, time,
+    bytes, good, future)."""
     job, target = _archives_of(config, name)
+    if remote is not None:
+        found = _remote_step(config, name, ops_image, remote)
+        details = _run_plan(engine, config, name, job, found, clock=clock or SystemClock())
+        try:
+            return parse_list_result(details)["archives"]
+        except RequestError as e:
+            raise BackupCommandError(f"the remote tool's listing cannot be read: {e}") from None
     spec = ContainerSpec(
         image=ops_image,
         command=ListRequest(name, TARGET_MOUNT).argv(),
@@ -235,22 +274,31 @@ def restore(
     to: list[str],
     identity: str | None = None,
     clock: Clock | None = None,
+    remote: str | None = None,
 ) -> dict[str, object]:
     """Restore ``archive`` (or ``latest``) into the job's sources, or into ``to`` volumes
     (``/archived/path=volume``); stop/start the job's ``stop`` containers around it. For a
     job with a repository, ``archive`` is a snapshot's id (or ``latest``: the job's newest),
     which the restic tool finds among the job's own snapshots. ``identity``: an age identity
     file (on the machine running this), given to the tool on stdin, to restore an encrypted
-    archive (without it, a passphrase job's passphrase is given)."""
+    archive (without it, a passphrase job's passphrase is given). With ``remote``, the
+    archive is fetched from there, verified and restored in one ops container."""
     job = backup_job(config, name)
     clock = clock or SystemClock()
-    body: RunContainer | ResticBackup
+    body: RunContainer | ResticBackup | RemoteArchives
     if job.repository is not None and identity is not None:
         raise BackupCommandError(
             f"--identity is for encrypted archives: job {name!r} backs up into a restic "
             "repository (its password decrypts)"
         )
-    if job.repository is not None:
+    if remote is not None and (identity is not None or job.encrypt is not None):
+        raise BackupCommandError(
+            f"--from {remote!r}: restoring encrypted archives from a remote is not there yet; "
+            "fetch the archive with rclone and restore it from the target"
+        )
+    if remote is not None:
+        body = _remote_step(config, name, ops_image, remote, archive=archive, to=_to_mounts(to))
+    elif job.repository is not None:
         ctx = PlanContext(name, ops_image)
         body = job.repository_command(ctx, "restore", archive, _to_mounts(to))
     else:

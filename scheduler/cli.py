@@ -81,11 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("job")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument(
+        "--from", dest="remote", metavar="REMOTE", help="the archives on this remote (copy_to)"
+    )
     back = commands.add_parser(
         "restore", parents=[common], help="restore a backup job's archive or snapshot"
     )
     back.add_argument("job")
     back.add_argument("--archive", default="latest", help="an archive, a snapshot id, or latest")
+    back.add_argument(
+        "--from", dest="remote", metavar="REMOTE", help="fetch the archive from this remote"
+    )
     back.add_argument(
         "--to",
         action="append",
@@ -271,14 +277,14 @@ def _print_listing(engine: Engine, config: Config, args: argparse.Namespace, ima
     """``backups``: the job's archives, or its snapshots in its repository, newest first."""
     from scheduler.backups import backup_job, list_archives, list_snapshots  # noqa: PLC0415
 
-    if backup_job(config, args.job).repository is not None:
+    if backup_job(config, args.job).repository is not None and args.remote is None:
         snapshots = list_snapshots(engine, config, args.job, image)
         if args.json:
             print(json.dumps([s.to_json() for s in snapshots], indent=2))
         for snap in [] if args.json else snapshots:
             print(f"{snap.short_id}  {snap.time}  {' '.join(snap.paths)}")
         return
-    archives = list_archives(engine, config, args.job, image)
+    archives = list_archives(engine, config, args.job, image, remote=args.remote)
     if args.json:
         print(json.dumps(archives, indent=2))
     for item in [] if args.json else archives:
@@ -315,6 +321,7 @@ def _backup_command(args: argparse.Namespace) -> int:
             archive=args.archive,
             to=args.to,
             identity=args.identity,
+            remote=args.remote,
         )
     except (BackupCommandError, EngineError) as e:
         print(f"error: {e}", file=sys.stderr)

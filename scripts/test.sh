@@ -8,9 +8,9 @@ cd "$here"
 
 "$here/scripts/engine.sh"
 
-# Programs only the tests use (real receivers; restic, which the restic tool drives;
-# ssh-keygen, for the SFTP server's keys; age and age-keygen, which the backup tool's
-# encryption tests drive),
+# Programs only the tests use (real receivers; restic and rclone, which the restic and
+# remote tools drive; ssh-keygen, for the SFTP server's keys; age and age-keygen, which
+# the backup tool's encryption tests drive),
 # from Debian's packages. Their services are not started: policy-rc.d forbids it
 # while they install.
 test_tools() {
@@ -19,6 +19,7 @@ test_tools() {
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v restic >/dev/null 2>&1 || missing+=(restic)
+  command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
   command -v age-keygen >/dev/null 2>&1 || missing+=(age)
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -25,6 +25,7 @@ from scheduler.errors import ConfigError
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.entries import JobEntry, check_defaults, load_job
 from scheduler.settings.messages import error_lines
+from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
 from scheduler.settings.sources import ENV_CONFIG, read_sources
 
@@ -102,8 +103,12 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     except (OSError, ValueError) as e:  # TOMLDecodeError is a ValueError
         raise ConfigError([f"{path}: cannot read the config: {e}"]) from None
     daemon: DaemonSettings | None = None
+    table = dict(raw.get("daemon", {}))
+    given_remotes = table.pop("remotes", {})
+    remotes = load_remotes(given_remotes, errors)
+    named = given_remotes if isinstance(given_remotes, dict) else {}
     try:
-        daemon = DaemonSettings.model_validate(raw.get("daemon", {}))
+        daemon = DaemonSettings.model_validate({**table, "remotes": remotes})
     except ValidationError as e:
         errors.extend(error_lines(e, "daemon"))
     defaults = check_defaults(raw.get("defaults", {}), errors)
@@ -114,6 +119,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         entry = load_job(name, table, defaults, errors)
         if entry is not None:
             entries[name] = entry
+            errors.extend(copy_to_problems(name, getattr(entry.job, "copy_to", []), named))
     if errors or daemon is None:
         raise ConfigError(errors)
     return Config(path=path, daemon=daemon, jobs=entries)

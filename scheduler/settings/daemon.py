@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from jobs.base import NAME_PATTERN, Model
 from jobs.units import Duration, Largest, Longest, Size
 from scheduler import heartbeat
+from scheduler.settings.remotes import Remote
 
 DEFAULT_HTTP = "0.0.0.0:8137"
 """Port 8137: outside the exporters' 9100-9999 range, no common service."""
@@ -65,6 +66,12 @@ class DaemonSettings(Model):
         DEFAULT_HTTP,
         description="host:port of /metrics, /healthz and /readyz (read-only; port 0: any "
         "free port); '' turns it off",
+    )
+
+    remotes: dict[str, Remote] = Field(
+        default_factory=dict,
+        description="[daemon.remotes.<name>]: destinations of the backups' copy_to (s3, sftp, "
+        "webdav)",
     )
 
     @field_validator("heartbeat_file", mode="before")

@@ -21,7 +21,7 @@ def _where(prefix: str, loc: tuple[int | str, ...]) -> str:
 
 
 _SECRET_KEYS = frozenset({"env", "headers", "password", "secret", "token", "url", "webhook"})
-_SECRET_KEYS |= {"ping", "address"}
+_SECRET_KEYS |= {"ping", "address", "key", "access_key_id", "secret_access_key"}
 """Keys whose values may be secrets (a URL may hold a password or a token): an error under
 one of them never shows the value it refused."""
 

@@ -15,6 +15,7 @@ from scheduler.runs import Outcome, Status
 from scheduler.steps.base import StepContext, StepHandler
 from scheduler.steps.containers import Containers
 from scheduler.steps.exec import ExecHandler
+from scheduler.steps.remote import RemoteHandler
 from scheduler.steps.restic import ResticHandler
 from scheduler.steps.rotate import RotateHandler
 from scheduler.steps.run import RunHandler
@@ -38,6 +39,7 @@ HANDLERS: tuple[type[StepHandler[Any]], ...] = (
     ShipHandler,
     RotateHandler,
     ResticHandler,
+    RemoteHandler,
 )
 """Every step handler; each executes the plan step class it names."""
 

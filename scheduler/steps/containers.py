@@ -187,7 +187,9 @@ class Containers:
         quiet_stdout: bool = False,
     ) -> Outcome:
         """An ops tool's container: its control lines go to ``on_checkpoint`` as they come,
-        its result into the outcome's details, its last diagnostic into a failure's error."""
+        its result into the outcome's details (a failed tool's too, if it gave one: what the
+        remote tool did before a destination failed), its last diagnostic into a failure's
+        error."""
         taps: list[ControlTap] = []
 
         def tap(output: OutputLog) -> ControlTap:
@@ -195,9 +197,9 @@ class Containers:
             return taps[0]
 
         outcome = self.run(attempt, spec, tap, before_start)
-        if taps and outcome.status is Status.SUCCEEDED:
+        if taps and (outcome.status is Status.SUCCEEDED or taps[0].result):
             outcome.details = taps[0].result
-        elif taps and outcome.error is None:
+        if taps and outcome.status is not Status.SUCCEEDED and outcome.error is None:
             outcome.error = taps[0].last_error
         return outcome
 

@@ -30,7 +30,7 @@ TEST_LABEL = "crontainer-test"
 TEST_SESSION = f"session-{os.getpid()}"
 """The label's value: this test session's. Sessions that run at the same time on one engine
 (two worktrees, say) leave each other's objects alone; a dead session's are debris."""
-TEST_LABELS = {TEST_LABEL: TEST_SESSION}
+TEST_LABELS: dict[str, str] = {TEST_LABEL: TEST_SESSION}
 
 Event = dict[str, Any]
 
@@ -97,9 +97,9 @@ def remove_labelled(client: docker.DockerClient, *, mine: bool) -> None:
     for volume in client.volumes.list(filters=label):
         if wanted(volume.attrs.get("Labels")):
             volume.remove(force=True)
-    for network in client.networks.list(filters=label):
-        if wanted(network.attrs.get("Labels")):
-            network.remove()
+    for made in client.networks.list(filters=label):
+        if wanted(made.attrs.get("Labels")):
+            made.remove()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -418,3 +418,7 @@ def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callab
     yield start
     for proc in started:
         proc.kill()
+
+
+# The servers' fixtures, for every test here (last: servers.py imports this module's names).
+from .servers import network, sftp_server, sshd_image  # noqa: E402, F401

@@ -49,10 +49,10 @@ def test_example_config_loads_and_has_a_frequent_job() -> None:
 
 
 def commented_examples() -> str:
-    """The commented-out jobs of config.example.toml, uncommented."""
+    """The commented-out jobs (and remotes) of config.example.toml, uncommented."""
     examples, inside = [], False
     for line in (ROOT / "config.example.toml").read_text().splitlines():
-        header = re.match(r"^# \[(jobs|defaults)\.", line) is not None
+        header = re.match(r"^# \[(jobs|defaults|daemon\.remotes)\.", line) is not None
         inside = header or (inside and line.startswith("#"))
         if inside and re.match(r"^# (\[[a-z]|[a-z_]+ += )", line):  # a table header or a key
             examples.append(line[2:])
@@ -60,10 +60,12 @@ def commented_examples() -> str:
 
 
 def test_commented_examples_in_the_example_config_are_valid(tmp_path: Path) -> None:
-    """Every commented-out job of config.example.toml validates once uncommented."""
+    """Every commented-out job (and remote) of config.example.toml validates once
+    uncommented."""
     config = load_config(write(tmp_path, commented_examples()), {})
     expected = {"db-backup", "ship-logs", "rotate-logs", "flush-cache", "reopen-logs", "db-dump"}
     assert expected <= set(config.jobs)
+    assert set(config.daemon.remotes) == {"offsite"}
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from jobs.retention import archive_time, future_archives, to_delete
 from jobs.tools.backup.processes import CHUNK, ToolError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from jobs.protocol.backup import ArchiveEntry
@@ -57,18 +58,24 @@ def verify(target: Path, name: str) -> str:
 def listing(job: str, target: Path) -> list[ArchiveEntry]:
     """The job's archives in ``target``, newest first: name, time, bytes, good (has checksum),
     future (stamped later than now: made while the clock was wrong)."""
-    names = {p.name: p for p in target.iterdir() if p.is_file()} if target.is_dir() else {}
-    future = set(future_archives(job, names, datetime.now(UTC)))
+    paths = [p for p in target.iterdir() if p.is_file()] if target.is_dir() else []
+    return entries(job, {p.name: p.stat().st_size for p in paths})
+
+
+def entries(job: str, sizes: Mapping[str, int]) -> list[ArchiveEntry]:
+    """The job's archives among the files ``sizes`` names (a folder's, a remote's), newest
+    first, as ``listing`` gives them."""
+    future = set(future_archives(job, sizes, datetime.now(UTC)))
     found: list[ArchiveEntry] = []
-    for name, path in names.items():
+    for name, size in sizes.items():
         when = archive_time(job, name)
         if when is not None:
-            good = f"{name}.sha256" in names
+            good = f"{name}.sha256" in sizes
             found.append(
                 {
                     "archive": name,
                     "time": when.isoformat(),
-                    "bytes": path.stat().st_size,
+                    "bytes": size,
                     "good": good,
                     "future": name in future,
                 }

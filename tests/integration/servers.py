@@ -1,0 +1,110 @@
+"""Servers the real-engine tests back up to: a user-defined network of a test's own, an SFTP
+server (OpenSSH's sshd, in an image the session makes from the local Debian base, key
+authentication). The fixtures are the conftest's (it imports them)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+from .conftest import TEST_LABELS, unique
+
+LABELS = TEST_LABELS
+BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")
+SSHD_DOCKERFILE = f"""FROM {BASE_IMAGE}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server \\
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*_key* \\
+ && usermod -s /bin/sh -p '*' backup \\
+ && mkdir -p /var/backups/.ssh /srv/restic /run/sshd \\
+ && chown backup /var/backups/.ssh /srv/restic && chmod 700 /var/backups/.ssh
+"""
+"""An SFTP server's image: Debian's sshd without host keys, the user ``backup`` (Debian's,
+home /var/backups) may log in, /srv/restic is writable by it."""
+SSHD = 'ssh-keygen -A && echo "$AUTHORIZED" > /var/backups/.ssh/authorized_keys && '
+SSHD += "exec /usr/sbin/sshd -D -e"
+"""Its command: host keys of its own, the key in $AUTHORIZED lets ``backup`` in."""
+
+
+@pytest.fixture
+def network(engine: docker.DockerClient) -> Iterator[str]:
+    """A user-defined network of the test's own."""
+    made = engine.networks.create(unique("t-net"), labels=LABELS)
+    yield made.name
+    made.reload()
+    for container in made.containers:
+        made.disconnect(container, force=True)
+    made.remove()
+
+
+def wait_until_it_says(server: Any, words: str, times: int = 1) -> None:
+    """Wait (10 s at most) until a server's log says ``words`` (``times`` times: once per
+    start): it is ready."""
+    for _ in range(100):
+        server.reload()
+        if server.logs().decode().count(words) >= times:
+            return
+        assert server.status == "running", server.logs()
+        threading.Event().wait(0.1)
+    pytest.fail(f"{server.name} did not start: {server.logs()!r}")
+
+
+@pytest.fixture(scope="session")
+def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
+    """The SFTP server's image, made for the session (apt reaches Debian's mirror through
+    the host's network, as scripts/engine.sh does), removed after it."""
+    tag = f"{unique('crontainer-test-sshd')}:latest"
+    try:
+        engine.images.build(
+            fileobj=io.BytesIO(SSHD_DOCKERFILE.encode()),
+            tag=tag,
+            network_mode="host",
+            labels=LABELS,
+            rm=True,
+            forcerm=True,
+        )
+    except docker.errors.BuildError as e:
+        said = "".join(str(part.get("stream", "")) for part in e.build_log)
+        pytest.fail(f"cannot make the SFTP server's image (Debian's mirror?): {e}\n{said}")
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+def keypair(directory: Path, name: str) -> tuple[Path, str]:
+    """A new ed25519 key pair (no passphrase): the private key's file, the public key."""
+    key = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+    )
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture
+def sftp_server(
+    sshd_image: str, network: str, make: Callable[..., Any], tmp_path: Path
+) -> tuple[str, Path, str]:
+    """sshd on ``network`` that lets ``backup`` in with a key of the test's own: its name,
+    that key's file, and the known_hosts line of its host key."""
+    key, public = keypair(tmp_path, "id_backup")
+    name = unique("t-sshd")
+    server = make(
+        sshd_image,
+        ["sh", "-c", SSHD],
+        name=name,
+        network=network,
+        environment={"AUTHORIZED": public},
+        volumes=["/srv/restic"],  # for the test to read the repositories
+    )
+    wait_until_it_says(server, "Server listening")
+    code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+    assert code == 0, host_key
+    return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"

@@ -1,0 +1,97 @@
+"""``crontainer backups JOB --from REMOTE`` and ``restore … --from REMOTE`` against the fake
+engine: the remote tool's container (on the job's network, the remote's secrets on its stdin
+only, no target mounted), the listing read back, the restore between the job's stops; an
+unknown remote or a job into a repository refused before any container."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from jobs.backup import REMOTE_TOOL
+from jobs.plan import Mount
+from scheduler.backups import BackupCommandError, list_archives, restore
+from scheduler.settings import Config, load_config
+from tests.control import control
+
+from .test_backup_commands import ARCHIVES, engine_saying, moves
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PASSWORD = "dav-Rt5-made-up"  # noqa: S105 - a made-up one
+CONFIG = (
+    '[daemon.remotes.dav]\ntype = "webdav"\nurl = "http://dav:8080"\nuser = "w"\n'
+    f'password = "{PASSWORD}"\npath = "copies"\n'
+    '[jobs.db]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+    'volumes_from = "app"\nvolumes = ["logs:/logs"]\nstop = ["app"]\ncopy_to = ["dav"]\n'
+    'network = "backup-net"\n'
+    '[jobs.r]\nkind = "backup"\nschedule = "@daily"\nrepository = "/r/x"\npassword = "p"\n'
+    'volumes = ["r:/r"]\n'
+)
+
+
+def config(tmp_path: Path) -> Config:
+    path = tmp_path / "c.toml"
+    path.write_text(CONFIG)
+    return load_config(path, {})
+
+
+def test_backups_from_a_remote_lists_through_the_remote_tool(tmp_path: Path) -> None:
+    engine = engine_saying(control({"result": {"remote": "dav", "archives": ARCHIVES}}))
+    found = list_archives(engine, config(tmp_path), "db", "ops:1", engine.clock, remote="dav")
+    assert found == ARCHIVES
+    [spec] = engine.created_specs
+    assert (spec.command, spec.network, spec.mounts, spec.volumes_from) == (
+        REMOTE_TOOL,
+        "backup-net",
+        (),
+        (),
+    )
+    request = json.loads(bytes(engine.stdin.data))
+    assert (request["command"], request["job"], request["remotes"]) == ("list", "db", ["dav"])
+    assert request["destinations"][0]["secrets"] == {"pass": PASSWORD}
+    assert PASSWORD not in json.dumps([dict(spec.env), spec.command, engine.created_labels])
+
+
+def test_restore_from_a_remote_runs_between_the_jobs_stops_into_its_sources(
+    tmp_path: Path,
+) -> None:
+    result = {"archive": ARCHIVES[0]["archive"], "remote": "dav", "volumes": ["/logs"]}
+    engine = engine_saying(control({"result": result}))
+    done = restore(
+        engine, config(tmp_path), "db", ops_image="ops:1", archive="latest", to=[],
+        clock=engine.clock, remote="dav",
+    )  # fmt: skip
+    assert done == {**result, "stopped_and_started": ["app"]}
+    assert moves(engine) == [("is_running", "app"), ("start", "app")]
+    [spec] = engine.created_specs
+    assert spec.mounts == (Mount("logs", "/logs"),)
+    assert spec.volumes_from == ("app",)
+    request = json.loads(bytes(engine.stdin.data))
+    assert (request["command"], request["archive"]) == ("restore", "latest")
+
+
+@pytest.mark.parametrize(
+    ("job", "remote", "error"),
+    [
+        ("db", "s3", "--from 's3': no such remote in [daemon.remotes] of {path} (remotes: dav)"),
+        ("r", "dav", "job 'r' backs up into a restic repository, not archives"),
+    ],
+)
+def test_an_unknown_remote_or_a_repository_job_is_refused_before_any_container(
+    tmp_path: Path, job: str, remote: str, error: str
+) -> None:
+    engine = engine_saying()
+    loaded = config(tmp_path)
+    with pytest.raises(BackupCommandError) as refused:
+        list_archives(engine, loaded, job, "ops:1", engine.clock, remote=remote)
+    assert str(refused.value) == error.format(path=loaded.path)
+    with pytest.raises(BackupCommandError):
+        restore(
+            engine, loaded, job, ops_image="ops:1", archive="latest", to=[],
+            clock=engine.clock, remote=remote,
+        )  # fmt: skip
+    assert engine.created_specs == []
