@@ -156,7 +156,10 @@ def test_a_missing_repository_without_init_fails_saying_so(tmp_path: Path, data:
     repo = tmp_path / "nowhere"
     ran = tool(tmp_path, request(repo, [data]))
     assert ran.returncode == 1
-    assert last_line(ran) == f"restic: repository {repo} does not exist (init = false)"
+    assert last_line(ran) == (
+        f"restic: repository {repo} does not exist (init = false): unable to open config file: "
+        f"stat {repo}/config: no such file or directory"
+    )  # restic's own words follow
     assert "@crontainer" not in ran.stderr
     assert not repo.exists()
 

@@ -90,7 +90,7 @@ def open_repository(restic: Restic, *, create: bool) -> tuple[bool, set[str]]:
     if not ("unable to open config file" in reason and any(m in reason for m in MISSING)):
         raise ResticError(f"cannot open repository {shown}: {reason}")
     if not create:
-        raise ResticError(f"repository {shown} does not exist (init = false)")
+        raise ResticError(f"repository {shown} does not exist (init = false): {reason}")
     made = restic.run(["init"])
     if made.code != 0:
         raise ResticError(f"cannot create repository {shown}: {made.reason()}")

@@ -8,164 +8,23 @@ container's inspect data or the daemon's log."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import signal
-import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 import pytest
 
-from .conftest import (
-    BUSYBOX,
-    PROJECT_IMAGE,
-    TEST_LABELS,
-    Daemon,
-    event,
-    output_of,
-    unique,
-)
-from .helpers import SEED, SNAPSHOT, cli, snapshot
+from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, unique
+from tests.integration.helpers import SEED, SNAPSHOT, cli, snapshot
+
+from .conftest import PASSWORD, REST_PASSWORD, Inspector, keypair
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-LABELS = TEST_LABELS
-PASSWORD = "correct horse battery staple"  # noqa: S105 - the test repository's
-REST_PASSWORD = "rest-s3cret"  # noqa: S105 - the test REST server's
-BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")
-SSHD_DOCKERFILE = f"""FROM {BASE_IMAGE}
-RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server \\
- && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*_key* \\
- && usermod -s /bin/sh -p '*' backup \\
- && mkdir -p /var/backups/.ssh /srv/restic /run/sshd \\
- && chown backup /var/backups/.ssh /srv/restic && chmod 700 /var/backups/.ssh
-"""
-"""An SFTP server's image: Debian's sshd without host keys, the user ``backup`` (Debian's,
-home /var/backups) may log in, /srv/restic is writable by it."""
-SSHD = 'ssh-keygen -A && echo "$AUTHORIZED" > /var/backups/.ssh/authorized_keys && '
-SSHD += "exec /usr/sbin/sshd -D -e"
-"""Its command: host keys of its own, the key in $AUTHORIZED lets ``backup`` in."""
-
-
-@pytest.fixture
-def network(engine: docker.DockerClient) -> Iterator[str]:
-    """A user-defined network of the test's own."""
-    made = engine.networks.create(unique("t-net"), labels=LABELS)
-    yield made.name
-    made.reload()
-    for container in made.containers:
-        made.disconnect(container, force=True)
-    made.remove()
-
-
-def wait_until_it_says(server: Any, words: str) -> None:
-    """Wait (10 s at most) until a server's log says ``words``: it is ready."""
-    for _ in range(100):
-        server.reload()
-        if words in server.logs().decode():
-            return
-        assert server.status == "running", server.logs()
-        threading.Event().wait(0.1)
-    pytest.fail(f"{server.name} did not start: {server.logs()!r}")
-
-
-@pytest.fixture
-def rest_server(engine: docker.DockerClient, network: str, make: Callable[..., Any]) -> str:
-    """``rclone serve restic`` on ``network``, basic auth; its repository URL with the
-    user and password in it."""
-    name = unique("t-rest")
-    server = make(
-        PROJECT_IMAGE,
-        ["rclone", "serve", "restic", "--addr", ":8000", "--user", "backup", "--pass",
-         REST_PASSWORD, "/repos"],
-        name=name,
-        network=network,
-        volumes=["/repos"],
-    )  # fmt: skip
-    wait_until_it_says(server, "Serving restic REST API")
-    return f"rest:http://backup:{REST_PASSWORD}@{name}:8000/app"
-
-
-@pytest.fixture(scope="session")
-def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
-    """The SFTP server's image, made for the session (apt reaches Debian's mirror through
-    the host's network, as scripts/engine.sh does), removed after it."""
-    tag = f"{unique('crontainer-test-sshd')}:latest"
-    try:
-        engine.images.build(
-            fileobj=io.BytesIO(SSHD_DOCKERFILE.encode()),
-            tag=tag,
-            network_mode="host",
-            labels=LABELS,
-            rm=True,
-            forcerm=True,
-        )
-    except docker.errors.BuildError as e:
-        said = "".join(str(part.get("stream", "")) for part in e.build_log)
-        pytest.fail(f"cannot make the SFTP server's image (Debian's mirror?): {e}\n{said}")
-    yield tag
-    engine.images.remove(tag, force=True)
-
-
-def keypair(directory: Path, name: str) -> tuple[Path, str]:
-    """A new ed25519 key pair (no passphrase): the private key's file, the public key."""
-    key = directory / name
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
-    )
-    return key, key.with_suffix(".pub").read_text().strip()
-
-
-@pytest.fixture
-def sftp_server(
-    sshd_image: str, network: str, make: Callable[..., Any], tmp_path: Path
-) -> tuple[str, Path, str]:
-    """sshd on ``network`` that lets ``backup`` in with a key of the test's own: its name,
-    that key's file, and the known_hosts line of its host key."""
-    key, public = keypair(tmp_path, "id_backup")
-    name = unique("t-sshd")
-    server = make(
-        sshd_image,
-        ["sh", "-c", SSHD],
-        name=name,
-        network=network,
-        environment={"AUTHORIZED": public},
-        volumes=["/srv/restic"],  # for the test to read the repositories
-    )
-    wait_until_it_says(server, "Server listening")
-    code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
-    assert code == 0, host_key
-    return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
-
-
-class Inspector:
-    """Inspects every container the engine creates while it watches (the ops containers
-    live only as long as their run)."""
-
-    def __init__(self, engine: docker.DockerClient) -> None:
-        self.seen: list[dict[str, Any]] = []
-        self._engine = engine
-        self._events = engine.events(decode=True, filters={"type": "container", "event": "create"})
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        for item in self._events:
-            try:
-                self.seen.append(self._engine.api.inspect_container(item["id"]))
-            except docker.errors.NotFound:
-                self.seen.append({"Id": item["id"], "gone": True})
-
-    def close(self) -> None:
-        self._events.close()
 
 
 def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identical_tree(
@@ -213,7 +72,7 @@ def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identica
     assert app.status == "running"
 
     # No secret anywhere the engine or the log shows.
-    ops = [c for c in watching.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    ops = watching.ops()
     assert ops, "no ops container was seen"
     assert all("gone" not in c for c in watching.seen)
     for secret in (PASSWORD, REST_PASSWORD):
@@ -381,7 +240,7 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
     assert snapshots[0]["tags"] == ["crontainer-job=good", f"crontainer-daemon={daemon.name}"]
 
     # The ops containers of this daemon: one for each job.
-    ours = [c for c in watching.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    ours = watching.ops()
     labels = [c["Config"]["Labels"] for c in ours]
     jobs = [x.get("crontainer.job") for x in labels if x.get("crontainer.daemon") == daemon.name]
     assert sorted(j for j in jobs if j) == ["bad", "good"]

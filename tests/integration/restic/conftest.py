@@ -1,0 +1,213 @@
+"""The servers the restic tests back up to, each in a container on a user-defined network
+of the test's own: a REST server (``rclone serve restic`` in the project's image, basic
+auth), an SFTP server (Debian's sshd) and an S3 server (moto's server mode from PyPI), the
+last two in images the session makes from the local Debian base — and a watcher that
+inspects every container the engine creates (secrets must not show there)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import threading
+from typing import TYPE_CHECKING, Any
+
+import docker
+import docker.errors
+import pytest
+
+from tests.integration.conftest import PROJECT_IMAGE, TEST_LABELS, output_of, unique
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+PASSWORD = "correct horse battery staple"  # noqa: S105 - the test repository's
+REST_PASSWORD = "rest-s3cret"  # noqa: S105 - the test REST server's
+BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")
+SSHD_DOCKERFILE = f"""FROM {BASE_IMAGE}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server \\
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*_key* \\
+ && usermod -s /bin/sh -p '*' backup \\
+ && mkdir -p /var/backups/.ssh /srv/restic /run/sshd \\
+ && chown backup /var/backups/.ssh /srv/restic && chmod 700 /var/backups/.ssh
+"""
+"""An SFTP server's image: Debian's sshd without host keys, the user ``backup`` (Debian's,
+home /var/backups) may log in, /srv/restic is writable by it."""
+SSHD = 'ssh-keygen -A && echo "$AUTHORIZED" > /var/backups/.ssh/authorized_keys && '
+SSHD += "exec /usr/sbin/sshd -D -e"
+"""Its command: host keys of its own, the key in $AUTHORIZED lets ``backup`` in."""
+S3_DOCKERFILE = f"""FROM {BASE_IMAGE}
+RUN python3 -m venv /opt/moto && /opt/moto/bin/pip install --no-cache-dir "moto[server]"
+"""
+"""An S3 server's image: moto's server mode (PyPI, through the base's pip, which trusts
+the host's CA bundle: scripts/engine.sh)."""
+S3_PORT = 5000
+
+
+@pytest.fixture
+def network(engine: docker.DockerClient) -> Iterator[str]:
+    """A user-defined network of the test's own."""
+    made = engine.networks.create(unique("t-net"), labels=TEST_LABELS)
+    yield made.name
+    made.reload()
+    for container in made.containers:
+        made.disconnect(container, force=True)
+    made.remove()
+
+
+def wait_until_it_says(server: Any, words: str, since: int | None = None) -> None:
+    """Wait (10 s at most) until a server's log (from ``since``, a Unix time) says
+    ``words``: it is ready."""
+    for _ in range(100):
+        server.reload()
+        if words in server.logs(since=since).decode(errors="replace"):
+            return
+        assert server.status == "running", server.logs()
+        threading.Event().wait(0.1)
+    pytest.fail(f"{server.name} did not start: {server.logs()!r}")
+
+
+def serve_rest(make: Callable[..., Any], network: str) -> tuple[str, Any]:
+    """``rclone serve restic`` on ``network``, basic auth, its repositories in a volume of
+    its container (they outlive a restart): the repository URL with the user and password
+    in it, and the server's container."""
+    name = unique("t-rest")
+    server = make(
+        PROJECT_IMAGE,
+        ["rclone", "serve", "restic", "--addr", ":8000", "--user", "backup", "--pass",
+         REST_PASSWORD, "/repos"],
+        name=name,
+        network=network,
+        volumes=["/repos"],
+    )  # fmt: skip
+    wait_until_it_says(server, "Serving restic REST API")
+    return f"rest:http://backup:{REST_PASSWORD}@{name}:8000/app", server
+
+
+@pytest.fixture
+def rest_server(network: str, make: Callable[..., Any]) -> str:
+    """A REST server (``serve_rest``): its repository URL."""
+    return serve_rest(make, network)[0]
+
+
+def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:
+    """An image made from ``dockerfile`` for the session, reaching the internet through the
+    host's network as scripts/engine.sh does: its tag."""
+    tag = f"{unique('crontainer-test-' + what)}:latest"
+    try:
+        engine.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()),
+            tag=tag,
+            network_mode="host",
+            labels=TEST_LABELS,
+            rm=True,
+            forcerm=True,
+        )
+    except docker.errors.BuildError as e:
+        said = "".join(str(part.get("stream", "")) for part in e.build_log)
+        pytest.fail(f"cannot make the {what} image (Debian's mirror, PyPI?): {e}\n{said}")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
+    """The SFTP server's image, removed after the session."""
+    tag = local_image(engine, SSHD_DOCKERFILE, "sshd")
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def s3_image(engine: docker.DockerClient) -> Iterator[str]:
+    """The S3 server's image, removed after the session."""
+    tag = local_image(engine, S3_DOCKERFILE, "s3")
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+@pytest.fixture
+def s3_server(
+    engine: docker.DockerClient, s3_image: str, network: str, make: Callable[..., Any]
+) -> str:
+    """moto's S3 server on ``network`` (any key is let in): its ``http://name:port``."""
+    name = unique("t-s3")
+    server = make(
+        s3_image,
+        ["/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", str(S3_PORT)],  # noqa: S104
+        name=name,
+        network=network,
+    )
+    wait_until_it_says(server, "Running on")
+    return f"http://{name}:{S3_PORT}"
+
+
+def make_bucket(engine: docker.DockerClient, network: str, endpoint: str, bucket: str) -> None:
+    """Create ``bucket`` on the S3 server at ``endpoint`` (a PUT, from a helper container
+    on ``network``)."""
+    put = (
+        "import sys, urllib.request as r; "
+        "print(r.urlopen(r.Request(sys.argv[1], method='PUT')).status)"
+    )
+    said = output_of(
+        engine, BASE_IMAGE, ["python3", "-c", put, f"{endpoint}/{bucket}"], network=network
+    )
+    assert said.strip() == "200", said
+
+
+def keypair(directory: Path, name: str) -> tuple[Path, str]:
+    """A new ed25519 key pair (no passphrase): the private key's file, the public key."""
+    key = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+    )
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture
+def sftp_server(
+    sshd_image: str, network: str, make: Callable[..., Any], tmp_path: Path
+) -> tuple[str, Path, str]:
+    """sshd on ``network`` that lets ``backup`` in with a key of the test's own: its name,
+    that key's file, and the known_hosts line of its host key."""
+    key, public = keypair(tmp_path, "id_backup")
+    name = unique("t-sshd")
+    server = make(
+        sshd_image,
+        ["sh", "-c", SSHD],
+        name=name,
+        network=network,
+        environment={"AUTHORIZED": public},
+        volumes=["/srv/restic"],  # for the test to read the repositories
+    )
+    wait_until_it_says(server, "Server listening")
+    code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+    assert code == 0, host_key
+    return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
+
+
+class Inspector:
+    """Inspects every container the engine creates while it watches (the ops containers
+    live only as long as their run)."""
+
+    def __init__(self, engine: docker.DockerClient) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self._engine = engine
+        self._events = engine.events(decode=True, filters={"type": "container", "event": "create"})
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        for item in self._events:
+            try:
+                self.seen.append(self._engine.api.inspect_container(item["id"]))
+            except docker.errors.NotFound:
+                self.seen.append({"Id": item["id"], "gone": True})
+
+    def close(self) -> None:
+        self._events.close()
+
+    def ops(self) -> list[dict[str, Any]]:
+        """The inspect data of the ops containers seen (those of the project's image)."""
+        return [c for c in self.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
