@@ -15,6 +15,8 @@ from jobs.tools.restic.runner import Finished, Redactor, Restic, ResticError, de
 from jobs.tools.restic.steps import check_due, sources
 
 NOW = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+RETRY = "Save(<data/4f9a9e0b30>) returned error"
+LOOKUP = "dial tcp: lookup rest on 127.0.0.11:53: no such host"
 
 
 def ago(**delta: float) -> str:
@@ -135,6 +137,12 @@ def test_an_error_message_of_restic_says_what_could_not_be_read_and_why() -> Non
         (["unable to create lock: locked by PID 7", "use unlock"], "unable to create lock: locked by PID 7"),
         (["warning", "Fatal: wrong password or no key found"], "wrong password or no key found"),
         ([], "restic exited with 1"),
+        # restic 0.14 writes its Fatal line right after a message that ends without a newline
+        ([f"{RETRY}, retrying after 552ms: {LOOKUP}", f"error while unlocking: {LOOKUP}Fatal: unable to save snapshot: {LOOKUP}"],
+         f"unable to save snapshot: {LOOKUP}"),
+        # a notice that restic retries is not the reason while another line says something
+        ([f"{RETRY}, retrying after 552ms: {LOOKUP}", "unable to open config file: gone"], "unable to open config file: gone"),
+        ([f"{RETRY}, retrying after 552ms: {LOOKUP}"], f"{RETRY}, retrying after 552ms: {LOOKUP}"),
     ],
 )  # fmt: skip
 def test_the_reason_of_a_failure_is_restic_s_fatal_line_else_its_first(
