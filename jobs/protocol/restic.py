@@ -152,7 +152,8 @@ class ResticRequest:
         and counts a lock stale at once only when it holds the host name restic runs under
         (and no process of the lock's pid is there). The same for every backup run of the
         job of this daemon, another for any other job or daemon: a run clears the lock its
-        job's earlier run left when killed outright, never another job's."""
+        job's earlier run left when killed outright, never another job's (the tool makes
+        sure no process in the new container has that lock's pid: ``steps.unlock``)."""
         digest = hashlib.sha256(f"{self.daemon}\0{self.job}".encode()).hexdigest()
         return f"restic-{digest[:16]}"
 
