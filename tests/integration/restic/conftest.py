@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import threading
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,15 @@ import docker
 import docker.errors
 import pytest
 
-from tests.integration.conftest import PROJECT_IMAGE, TEST_LABELS, output_of, unique
+from tests.integration.conftest import (
+    BUSYBOX,
+    PROJECT_IMAGE,
+    TEST_LABELS,
+    Daemon,
+    event,
+    output_of,
+    unique,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -67,6 +76,33 @@ def wait_until_it_says(server: Any, words: str, since: int | None = None) -> Non
         assert server.status == "running", server.logs()
         threading.Event().wait(0.1)
     pytest.fail(f"{server.name} did not start: {server.logs()!r}")
+
+
+def data_container(make: Callable[..., Any], script: str = "echo a > /data/a") -> Any:
+    """A container whose volume at /data ``script`` has filled (it has ended)."""
+    data = make(BUSYBOX, ["sh", "-c", script], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    return data
+
+
+def remote_job(data: str, network: str, *, on_start: bool = True) -> str:
+    """The keys these tests' jobs into a repository on ``network`` share: a backup of the
+    volumes of the container ``data`` (at the daemon's start when ``on_start``), the
+    password from $TEST_RESTIC_PASSWORD."""
+    return (
+        f'kind = "backup"\nschedule = "@yearly"\nrun_on_start = {str(on_start).lower()}\n'
+        f'volumes_from = ["{data}"]\npassword = {{ env = "TEST_RESTIC_PASSWORD" }}\n'
+        f'network = "{network}"\n'
+    )
+
+
+def outcomes(daemon: Daemon, *runs: tuple[str, str]) -> list[dict[str, Any]]:
+    """Each of ``runs`` (event, job)'s first event, waited for (5 minutes at most each);
+    then the daemon is stopped and must exit 0."""
+    found = [daemon.log.wait_for(event(name, job=job), timeout=300)[0] for name, job in runs]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    return found
 
 
 def serve_rest(make: Callable[..., Any], network: str) -> tuple[str, Any]:

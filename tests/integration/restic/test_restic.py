@@ -20,7 +20,15 @@ import pytest
 from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, unique
 from tests.integration.helpers import SEED, SNAPSHOT, cli, snapshot
 
-from .conftest import PASSWORD, REST_PASSWORD, Inspector, keypair
+from .conftest import (
+    PASSWORD,
+    REST_PASSWORD,
+    Inspector,
+    data_container,
+    keypair,
+    outcomes,
+    remote_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +43,12 @@ def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identica
     network: str,
     rest_server: str,
 ) -> None:
-    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    data = data_container(make, SEED)
     app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
     watching = Inspector(engine)
     daemon = start_daemon(
-        "[jobs.db]\n"
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\n'
-        f'repository = "{rest_server}"\n'
-        'password = { env = "TEST_RESTIC_PASSWORD" }\n'
-        f'network = "{network}"\ninit = true\n'
+        f"[jobs.db]\n{remote_job(data.name, network)}"
+        f'repository = "{rest_server}"\ninit = true\n'
         f'stop = ["{app.name}"]\nstop_grace = "1s"\n'
         'check = "always"\n',
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
@@ -157,8 +160,7 @@ def test_a_local_repository_keeps_only_the_newest_snapshot_of_the_job(
     make_volume: Callable[[str], str],
 ) -> None:
     repo = make_volume("crontainer-test-repo")
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
+    data = data_container(make)
     daemon = start_daemon(
         "[jobs.db]\n"
         'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
@@ -199,14 +201,9 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
     _, stranger = keypair(tmp_path, "id_stranger")
     wrong = tmp_path / "known_hosts_wrong"
     wrong.write_text(f"{server} {' '.join(stranger.split()[:2])}\n")
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
+    data = data_container(make)
     watching = Inspector(engine)
-    job = (
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\npassword = {{ env = "TEST_RESTIC_PASSWORD" }}\n'
-        f'network = "{network}"\ninit = true\n'
-    )
+    job = remote_job(data.name, network) + "init = true\n"
     daemon = start_daemon(
         f'[jobs.good]\n{job}repository = "sftp:backup@{server}:/srv/restic/app"\n'
         f'ssh = {{ key = {{ file = "{key}" }}, known_hosts = "{known}" }}\n'
@@ -215,10 +212,7 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
         env={"TEST_RESTIC_PASSWORD": PASSWORD},
     )
-    good = daemon.log.wait_for(event("run.succeeded", job="good"), timeout=300)[0]
-    bad = daemon.log.wait_for(event("run.failed", job="bad"), timeout=300)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    good, bad = outcomes(daemon, ("run.succeeded", "good"), ("run.failed", "bad"))
     watching.close()
 
     assert good["repository"] == f"sftp:backup@{server}:/srv/restic/app"

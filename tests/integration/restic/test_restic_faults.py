@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scheduler.engine import LABEL_RUN
-from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, unique
+from tests.integration.conftest import PROJECT_IMAGE, Daemon, event, output_of, unique
 from tests.integration.helpers import SEED, cli
 from tests.integration.restic.conftest import (
     PASSWORD,
     REST_PASSWORD,
+    data_container,
+    outcomes,
+    remote_job,
     serve_rest,
     wait_until_it_says,
 )
@@ -37,21 +40,10 @@ Start = Callable[..., Daemon]
 SECRETS = {"TEST_RESTIC_PASSWORD": PASSWORD}
 
 
-def job_config(name: str, data: str, repository: str, network: str, extra: str = "") -> str:
+def job_config(name: str, data: str, repository: str, network: str, *, on_start: bool) -> str:
     """A backup job into ``repository`` that checks it at every run."""
-    return (
-        f'[jobs.{name}]\nkind = "backup"\nschedule = "@yearly"\n'
-        f'volumes_from = ["{data}"]\nrepository = "{repository}"\n'
-        f'password = {{ env = "TEST_RESTIC_PASSWORD" }}\nnetwork = "{network}"\n'
-        f'init = true\ncheck = "always"\n{extra}'
-    )
-
-
-def seeded(make: Callable[..., Any]) -> str:
-    """A data container with the backup tests' tree (a 200 MB file of random bytes)."""
-    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
-    return str(data.name)
+    job = remote_job(data, network, on_start=on_start)
+    return f'[jobs.{name}]\n{job}repository = "{repository}"\ninit = true\ncheck = "always"\n'
 
 
 def by_hand(engine: docker.DockerClient, network: str, repository: str, command: str) -> str:
@@ -88,24 +80,21 @@ def test_a_repository_that_cannot_be_reached_fails_the_run_at_once_naming_it(
 ) -> None:
     """A REST server that is stopped, and a host name that does not resolve: restic 0.14
     does not retry the first request (the config's), each run fails saying why."""
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
+    data = data_container(make)
     stopped, server = serve_rest(make, network)
     server.stop(timeout=1)
     nowhere = unique("t-nowhere")
     daemon = start_daemon(
-        job_config("stopped", data.name, stopped, network, "run_on_start = true\n")
+        job_config("stopped", data.name, stopped, network, on_start=True)
         + job_config("nowhere", data.name, f"rest:http://{nowhere}:8000/app", network,
-                     "run_on_start = true\n"),
+                     on_start=True),
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
         env=SECRETS,
     )  # fmt: skip
-    failed = {
-        name: daemon.log.wait_for(event("run.failed", job=name), timeout=120)[0]
-        for name in ("stopped", "nowhere")
-    }
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    stopped_run, nowhere_run = outcomes(
+        daemon, ("run.failed", "stopped"), ("run.failed", "nowhere")
+    )
+    failed = {"stopped": stopped_run, "nowhere": nowhere_run}
     shown = stopped.replace(REST_PASSWORD, "***")
     lookup = f"dial tcp: lookup {server.name} on 127.0.0.11:53: no such host"
     assert failed["stopped"]["error"] == (
@@ -125,10 +114,10 @@ def test_the_server_killed_mid_upload_fails_the_run_and_the_next_run_succeeds_an
     """The REST server killed while the 200 MB file is uploaded: the run fails naming the
     repository; the server back, the next run succeeds, its ``restic check`` passes, and
     the repository lists only that run's snapshot."""
-    data = seeded(make)
+    data = data_container(make, SEED).name
     repository, server = serve_rest(make, network)
     daemon = start_daemon(
-        job_config("db", data, repository, network, "run_on_start = true\n"),
+        job_config("db", data, repository, network, on_start=True),
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
         env=SECRETS,
     )
@@ -163,10 +152,10 @@ def test_a_lock_left_by_a_killed_run_is_cleared_by_the_jobs_next_run_only(
     successor (same name, same state) settles the run; a run of another job into the same
     repository leaves the lock (it is not its own) and fails its check naming it; the job's
     own next run clears it, backs up and checks."""
-    data = seeded(make)
+    data = data_container(make, SEED).name
     repository, server = serve_rest(make, network)
-    jobs = job_config("db", data, repository, network)
-    jobs += job_config("other", data, repository, network)
+    jobs = job_config("db", data, repository, network, on_start=False)
+    jobs += job_config("other", data, repository, network, on_start=False)
     first = start_daemon(jobs, daemon=f'ops_image = "{PROJECT_IMAGE}"', env=SECRETS)
     first.log.wait_for(event("daemon.started"), timeout=60)
     cli(first, "trigger", "db", "--state-dir", str(first.state_dir))

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE, event, output_of, unique
+from tests.integration.conftest import PROJECT_IMAGE, event, output_of, unique
+from tests.integration.restic.conftest import data_container
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -95,9 +96,8 @@ def test_one_run_with_keep_rules_leaves_exactly_the_gfs_set_of_the_job(
     make: Callable[..., Any],
     make_volume: Callable[[str], str],
 ) -> None:
-    repo = make_volume("crontainer-test-repo")
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
+    data = data_container(make)
+    repo = make_volume("crontainer-test-gfs")
     name = unique("t")
     tags = f"--host {name} --tag crontainer-job=db --tag crontainer-daemon={name}"
     script = "set -e; restic init >/dev/null; "

@@ -7,14 +7,20 @@ one with ``init = true``."""
 from __future__ import annotations
 
 import json
-import signal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE, event, unique
+from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE
 from tests.integration.helpers import SEED, cli, snapshot
-from tests.integration.restic.conftest import PASSWORD, Inspector, make_bucket
+from tests.integration.restic.conftest import (
+    PASSWORD,
+    Inspector,
+    data_container,
+    make_bucket,
+    outcomes,
+    remote_job,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,12 +48,8 @@ def test_an_s3_repository_snapshots_lists_and_restores_and_a_missing_bucket_says
     make_bucket(engine, network, s3_server, "backups")
     secret = tmp_path / "s3_secret"
     secret.write_text(S3_SECRET + "\n")
-    data = make(BUSYBOX, ["sh", "-c", SMALL_SEED], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
-    job = (
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\npassword = {{ env = "TEST_RESTIC_PASSWORD" }}\n'
-        f'network = "{network}"\n'
+    data = data_container(make, SMALL_SEED)
+    job = remote_job(data.name, network) + (
         f'env = {{ AWS_ACCESS_KEY_ID = "crontainer", AWS_SECRET_ACCESS_KEY = {{ file = "{secret}" }} }}\n'
     )
     watching = Inspector(engine)
@@ -58,11 +60,9 @@ def test_an_s3_repository_snapshots_lists_and_restores_and_a_missing_bucket_says
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
         env={"TEST_RESTIC_PASSWORD": PASSWORD},
     )
-    made = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=300)[0]
-    missing = daemon.log.wait_for(event("run.failed", job="nobucket"), timeout=300)[0]
-    created = daemon.log.wait_for(event("run.succeeded", job="newbucket"), timeout=300)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    made, missing, created = outcomes(
+        daemon, ("run.succeeded", "db"), ("run.failed", "nobucket"), ("run.succeeded", "newbucket")
+    )
     watching.close()
 
     assert made["repository"] == f"s3:{s3_server}/backups/app"
