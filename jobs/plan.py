@@ -72,6 +72,8 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()
     no_new_privileges: bool = False
     stop_signal: str | None = None
+    hostname: str | None = None
+    """The container's host name (None: the engine's, its id's first 12 digits)."""
     pull: PullPolicy = PullPolicy.MISSING
     stdin: bool = False
     """Keep stdin open (the daemon writes to it; closing it ends the container's stdin)."""

@@ -26,6 +26,7 @@ def container_args(spec: ContainerSpec, *, name: str, labels: Mapping[str, str])
         "working_dir": spec.workdir,
         "labels": {**spec.labels, **labels},
         "stop_signal": spec.stop_signal,
+        "hostname": spec.hostname,
         "name": name,
         # docker-py sets StdinOnce with stdin_open (not detached): stdin ends when the
         # daemon's attachment closes, EOF for the tool whether the daemon closes it or dies.

@@ -15,6 +15,7 @@ tool's control line; the daemon reads it back with ``ResticResult.parse``. A req
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -145,6 +146,16 @@ class ResticRequest:
     def tags(self) -> tuple[str, ...]:
         """The tags every snapshot of the job carries, and retention selects by."""
         return (f"crontainer-job={self.job}", f"crontainer-daemon={self.daemon}")
+
+    def lock_host(self) -> str:
+        """The host name of a backup run's ops container: restic writes it into its locks,
+        and counts a lock stale at once only when it holds the host name restic runs under
+        (and no process of the lock's pid is there). The same for every backup run of the
+        job of this daemon, another for any other job or daemon: a run clears the lock its
+        job's earlier run left when killed outright, never another job's (the tool makes
+        sure no process in the new container has that lock's pid: ``steps.unlock``)."""
+        digest = hashlib.sha256(f"{self.daemon}\0{self.job}".encode()).hexdigest()
+        return f"restic-{digest[:16]}"
 
     def selection(self) -> list[str]:
         """restic's options that select the job's own snapshots: its host and both tags."""

@@ -2,7 +2,10 @@
 with the secrets (read now, never logged), the daemon's name and the last check; the check
 time its result reports is stored in the job's tool state. The same step lists the job's
 snapshots and restores one (the request's ``command``: ``crontainer backups`` / ``restore``,
-which read those results themselves)."""
+which read those results themselves). A backup run's container has the job's own host name
+(``ResticRequest.lock_host``), under which restic sees the lock of the job's earlier run
+killed outright as stale; a listing's or a restore's keeps the engine's (its id), so that
+its ``restic unlock`` never takes the lock of a backup running meanwhile."""
 
 from __future__ import annotations
 
@@ -44,7 +47,11 @@ class ResticHandler(StepHandler[ResticBackup]):
 
         give_request = stdin_writer(self.engine, request)
         containers = self.context.containers
-        outcome = containers.run_tool(attempt, step.spec, "restic", before_start=give_request)
+        spec = step.spec
+        if step.request.command == "backup":
+            named = replace(step.request, daemon=self.context.settings.name)
+            spec = replace(spec, hostname=named.lock_host())
+        outcome = containers.run_tool(attempt, spec, "restic", before_start=give_request)
         if outcome.status is not Status.SUCCEEDED or step.request.command != "backup":
             return outcome
         try:

@@ -110,3 +110,7 @@ class Inspector:
 
     def close(self) -> None:
         self._events.close()
+
+    def ops(self) -> list[dict[str, Any]]:
+        """The inspect data of the ops containers seen (those of the project's image)."""
+        return [c for c in self.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]

@@ -1,6 +1,6 @@
 """Servers the real-engine tests back up to: a user-defined network of a test's own, an SFTP
 server (OpenSSH's sshd, in an image the session makes from the local Debian base, key
-authentication). The fixtures are the conftest's (it imports them)."""
+authentication), an S3 server (moto's server mode, likewise). The fixtures are the conftest's (it imports them)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import docker
 import docker.errors
 import pytest
 
-from .conftest import TEST_LABELS, unique
+from .conftest import TEST_LABELS, output_of, unique
 
 LABELS = TEST_LABELS
 BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")
@@ -33,6 +33,12 @@ home /var/backups) may log in, /srv/restic is writable by it."""
 SSHD = 'ssh-keygen -A && echo "$AUTHORIZED" > /var/backups/.ssh/authorized_keys && '
 SSHD += "exec /usr/sbin/sshd -D -e"
 """Its command: host keys of its own, the key in $AUTHORIZED lets ``backup`` in."""
+S3_DOCKERFILE = f"""FROM {BASE_IMAGE}
+RUN python3 -m venv /opt/moto && /opt/moto/bin/pip install --no-cache-dir "moto[server]"
+"""
+"""An S3 server's image: moto's server mode (PyPI, through the base's pip, which trusts
+the host's CA bundle: scripts/engine.sh)."""
+S3_PORT = 5000
 
 
 @pytest.fixture
@@ -46,26 +52,25 @@ def network(engine: docker.DockerClient) -> Iterator[str]:
     made.remove()
 
 
-def wait_until_it_says(server: Any, words: str, times: int = 1) -> None:
-    """Wait (10 s at most) until a server's log says ``words`` (``times`` times: once per
-    start): it is ready."""
+def wait_until_it_says(server: Any, words: str, times: int = 1, since: int | None = None) -> None:
+    """Wait (10 s at most) until a server's log (from ``since``, a Unix time) says ``words``
+    (``times`` times: once per start): it is ready."""
     for _ in range(100):
         server.reload()
-        if server.logs().decode().count(words) >= times:
+        if server.logs(since=since).decode(errors="replace").count(words) >= times:
             return
         assert server.status == "running", server.logs()
         threading.Event().wait(0.1)
     pytest.fail(f"{server.name} did not start: {server.logs()!r}")
 
 
-@pytest.fixture(scope="session")
-def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
-    """The SFTP server's image, made for the session (apt reaches Debian's mirror through
-    the host's network, as scripts/engine.sh does), removed after it."""
-    tag = f"{unique('crontainer-test-sshd')}:latest"
+def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:
+    """An image made from ``dockerfile`` for the session, reaching the internet through the
+    host's network as scripts/engine.sh does: its tag."""
+    tag = f"{unique('crontainer-test-' + what)}:latest"
     try:
         engine.images.build(
-            fileobj=io.BytesIO(SSHD_DOCKERFILE.encode()),
+            fileobj=io.BytesIO(dockerfile.encode()),
             tag=tag,
             network_mode="host",
             labels=LABELS,
@@ -74,9 +79,51 @@ def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
         )
     except docker.errors.BuildError as e:
         said = "".join(str(part.get("stream", "")) for part in e.build_log)
-        pytest.fail(f"cannot make the SFTP server's image (Debian's mirror?): {e}\n{said}")
+        pytest.fail(f"cannot make the {what} image (Debian's mirror, PyPI?): {e}\n{said}")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
+    """The SFTP server's image, removed after the session."""
+    tag = local_image(engine, SSHD_DOCKERFILE, "sshd")
     yield tag
     engine.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def s3_image(engine: docker.DockerClient) -> Iterator[str]:
+    """The S3 server's image, removed after the session."""
+    tag = local_image(engine, S3_DOCKERFILE, "s3")
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+@pytest.fixture
+def s3_server(s3_image: str, network: str, make: Callable[..., Any]) -> str:
+    """moto's S3 server on ``network`` (any key is let in): its ``http://name:port``."""
+    name = unique("t-s3")
+    server = make(
+        s3_image,
+        ["/opt/moto/bin/moto_server", "-H", "0.0.0.0", "-p", str(S3_PORT)],  # noqa: S104
+        name=name,
+        network=network,
+    )
+    wait_until_it_says(server, "Running on")
+    return f"http://{name}:{S3_PORT}"
+
+
+def make_bucket(engine: docker.DockerClient, network: str, endpoint: str, bucket: str) -> None:
+    """Create ``bucket`` on the S3 server at ``endpoint`` (a PUT, from a helper container
+    on ``network``)."""
+    put = (
+        "import sys, urllib.request as r; "
+        "print(r.urlopen(r.Request(sys.argv[1], method='PUT')).status)"
+    )
+    said = output_of(
+        engine, BASE_IMAGE, ["python3", "-c", put, f"{endpoint}/{bucket}"], network=network
+    )
+    assert said.strip() == "200", said
 
 
 def keypair(directory: Path, name: str) -> tuple[Path, str]:

@@ -136,7 +136,7 @@ def test_archives_copied_to_sftp_and_webdav_restore_the_identical_tree_from_each
 
     # No secret anywhere the engine or the log shows.
     key_text = sftp_server[1].read_text()
-    ops = [c for c in watching.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    ops = watching.ops()
     assert len(ops) >= 2, "the archive's and the copy's containers were not seen"
     shown = json.dumps(ops) + "".join(daemon.log.raw)
     assert DAV_PASSWORD not in shown

@@ -86,6 +86,7 @@ def test_the_container_arguments_of_an_ops_tool() -> None:
         "working_dir": "/work",
         "labels": {},
         "stop_signal": "SIGINT",
+        "hostname": None,
         "name": "d.ship.1",
         "stdin_open": True,
         "healthcheck": {"Test": ["NONE"]},

@@ -4,7 +4,9 @@ missing secret, a bad result or a failed tool fail the run saying why."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,11 @@ PASSWORD = "pw-s3cret"  # noqa: S105 - a made-up one
 
 
 def run_backup(
-    tmp_path: Path, engine: FakeEngine, store: Store | None, password: str | None = PASSWORD
+    tmp_path: Path,
+    engine: FakeEngine,
+    store: Store | None,
+    password: str | None = PASSWORD,
+    command: str = "backup",
 ) -> tuple[Outcome, list[MutableMapping[str, Any]]]:
     secret = tmp_path / "restic-password"
     if password is not None:
@@ -62,6 +68,7 @@ def run_backup(
     config = load_config(tmp_path / "c.toml", {})
     (step,) = job.plan(PlanContext("b", "ops:1")).steps
     assert isinstance(step, ResticBackup)
+    step = replace(step, request=replace(step.request, command=command))
     executor = StepExecutor(engine, config.daemon, engine.clock, store)
     with structlog.testing.capture_logs() as logs:
         outcome = executor.run(Attempt("r1", "b", job, Cancellation()), step)
@@ -213,3 +220,26 @@ def test_a_missing_known_hosts_file_fails_the_run_naming_the_key(tmp_path: Path)
         outcome.error == f"ssh.known_hosts: cannot read {tmp_path}/nope: No such file or directory"
     )
     assert "create" not in engine.names()
+
+
+def test_a_backup_runs_under_the_host_name_of_its_job_and_daemon_a_listing_under_its_own(
+    tmp_path: Path,
+) -> None:
+    """restic sees a lock of its own host name whose process is gone as stale: every backup
+    run of job b of daemon "crontainer" has one host name, any other job or daemon
+    another; a listing (which may run beside a backup) keeps the engine's."""
+    engine = FakeEngine(FakeClock())
+    engine.output_chunks = [("stderr", control({"result": RESULT}))]
+    run_backup(tmp_path, engine, None)
+    run_backup(tmp_path, engine, None)
+    engine.output_chunks = [("stderr", control({"result": {"snapshots": []}}))]
+    run_backup(tmp_path, engine, None, command="snapshots")
+    digest = hashlib.sha256(b"crontainer\x00b").hexdigest()[:16]
+    hosts = [spec.hostname for spec in engine.created_specs]
+    assert hosts == [f"restic-{digest}", f"restic-{digest}", None]
+    (step,) = load_job(tmp_path, JOB % "/x", "b", BackupJob).plan(PlanContext("b", "o")).steps
+    assert isinstance(step, ResticBackup)
+    others = {replace(step.request, daemon=d, job=j).lock_host() for d, j in
+              [("crontainer", "b"), ("crontainer", "c"), ("other", "b"), ("crontainerb", ""),
+               ("crontainer\x00b", "")]}  # fmt: skip
+    assert len(others) == 5

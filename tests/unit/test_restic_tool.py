@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jobs.protocol.restic import ResticRequest
+from jobs.tools.restic.runner import Restic
+from jobs.tools.restic.steps import own_pids
 from tests.control import result_of
 
 if TYPE_CHECKING:
@@ -189,7 +192,10 @@ def test_a_missing_repository_without_init_fails_saying_so(tmp_path: Path, data:
     repo = tmp_path / "nowhere"
     ran = tool(tmp_path, request(repo, [data]))
     assert ran.returncode == 1
-    assert last_line(ran) == f"restic: repository {repo} does not exist (init = false)"
+    assert last_line(ran) == (
+        f"restic: repository {repo} does not exist (init = false): unable to open config file: "
+        f"stat {repo}/config: no such file or directory"
+    )  # restic's own words follow
     assert "@crontainer" not in ran.stderr
     assert not repo.exists()
 
@@ -315,6 +321,11 @@ def test_a_lock_left_on_this_host_by_a_killed_restic_is_removed_by_the_next_run(
     process that no longer exists: the next run's ``restic unlock`` removes it, and its
     forget (an exclusive lock) goes through."""
     lock = killed_backup(repo)
+    with tempfile.TemporaryDirectory() as cache:
+        restic = Restic(ResticRequest.parse(request(repo, [data])), cache)
+        (pid,) = own_pids(restic, {lock})  # made under this host name: one of ours
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the killed restic's
     ran = tool(tmp_path, request(repo, [data], keep={"last": 1}))
     assert ran.returncode == 0, ran.stderr
     assert "restic: removed 1 stale lock(s); 0 still held" in ran.stderr.splitlines()

@@ -4,6 +4,7 @@ without paths, restic's environment, and how secrets and restic's errors are sho
 from __future__ import annotations
 
 import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import pytest
 from jobs.protocol.fields import RequestError
 from jobs.protocol.restic import ResticRequest
 from jobs.tools.restic.runner import Finished, Redactor, Restic, ResticError, describe, environment
-from jobs.tools.restic.steps import check_due, sources
+from jobs.tools.restic.steps import check_due, pass_pid, sources
 
 NOW = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+RETRY = "Save(<data/4f9a9e0b30>) returned error"
+LOOKUP = "dial tcp: lookup rest on 127.0.0.11:53: no such host"
 
 
 def ago(**delta: float) -> str:
@@ -135,6 +138,12 @@ def test_an_error_message_of_restic_says_what_could_not_be_read_and_why() -> Non
         (["unable to create lock: locked by PID 7", "use unlock"], "unable to create lock: locked by PID 7"),
         (["warning", "Fatal: wrong password or no key found"], "wrong password or no key found"),
         ([], "restic exited with 1"),
+        # restic 0.14 writes its Fatal line right after a message that ends without a newline
+        ([f"{RETRY}, retrying after 552ms: {LOOKUP}", f"error while unlocking: {LOOKUP}Fatal: unable to save snapshot: {LOOKUP}"],
+         f"unable to save snapshot: {LOOKUP}"),
+        # a notice that restic retries is not the reason while another line says something
+        ([f"{RETRY}, retrying after 552ms: {LOOKUP}", "unable to open config file: gone"], "unable to open config file: gone"),
+        ([f"{RETRY}, retrying after 552ms: {LOOKUP}"], f"{RETRY}, retrying after 552ms: {LOOKUP}"),
     ],
 )  # fmt: skip
 def test_the_reason_of_a_failure_is_restic_s_fatal_line_else_its_first(
@@ -147,3 +156,15 @@ def test_a_restic_that_cannot_start_is_the_run_s_error(monkeypatch: pytest.Monke
     monkeypatch.setattr("jobs.tools.restic.runner.RESTIC", "restic-not-installed")
     with pytest.raises(ResticError, match="cannot start restic-not-installed: No such file"):
         Restic(SECRETS, "/tmp/cache").run(["version"])
+
+
+def test_pass_pid_has_the_kernel_hand_out_only_higher_pids() -> None:
+    """The tool moves the pids past that of the restic that held its job's lock, so that
+    no process has it when restic unlock sends it SIGHUP."""
+    with subprocess.Popen(["true"]) as first:
+        pass
+    beyond = first.pid + 40
+    pass_pid(beyond)
+    with subprocess.Popen(["true"]) as after:
+        pass
+    assert after.pid > beyond

@@ -17,9 +17,10 @@ fails the run saying so.
 A backup run (``command`` "backup"): ``restic list locks`` opens the repository (missing:
 ``restic init`` when the request's ``init`` says so, else the run fails saying the
 repository does not exist; a wrong password fails saying so); ``restic unlock`` removes the
-locks restic deems stale (older than 30 minutes, or made on this host by a process that is
-gone; restic 0.14 names the host by its hostname, and each ops container has its own, so the
-lock of a run killed in an earlier container is stale only once it is 30 minutes old);
+locks restic deems stale (older than 30 minutes, or made under this host name by a process
+that is gone; restic 0.14 names the host by its hostname, which the daemon makes the same for
+every backup run of the job — ``ResticRequest.lock_host`` — so the lock of the job's run
+killed in an earlier container is stale at once, another job's or host's lock is not);
 ``restic backup --json`` snapshots the request's ``paths`` — without them, every volume
 mounted here but the one holding a local repository — with the daemon's name as host and the
 tags ``crontainer-job=<job>`` and ``crontainer-daemon=<daemon>``; with keep rules, ``restic

@@ -28,6 +28,11 @@ TOOL = "restic"
 """The prefix of the tool's diagnostics on stderr."""
 RESTIC = "restic"
 """The program (Debian's restic in the ops image)."""
+FATAL = "Fatal: "
+"""What starts restic's account of why it gave up."""
+_RETRYING = " returned error, retrying after "
+"""What restic says each time a request to the repository failed and is tried again
+(restic 0.14: up to 10 times over about a minute, then it gives up)."""
 _TERMINAL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 """The terminal's control sequences restic writes even to a pipe ("\x1b[2K": clear the
 line)."""
@@ -106,12 +111,15 @@ class Finished:
             say(TOOL, line)
 
     def reason(self) -> str:
-        """restic's own account of a failure: ssh's refusal, its ``Fatal:`` line, else its
-        first line."""
+        """restic's own account of a failure: ssh's refusal, its ``Fatal:`` line (restic
+        0.14 may write it at the end of a line whose message has no newline), else its
+        first line that is not a notice of a retry (``… returned error, retrying after
+        …``), else its first."""
         if self.refusal is not None:
             return self.refusal
-        fatal = [line.removeprefix("Fatal: ") for line in self.lines if line.startswith("Fatal:")]
-        return (fatal or self.lines or [f"restic exited with {self.code}"])[0]
+        fatal = [line.rpartition(FATAL)[2] for line in self.lines if FATAL in line]
+        said = [line for line in self.lines if _RETRYING not in line]
+        return (fatal or said or self.lines or [f"restic exited with {self.code}"])[0]
 
 
 class Restic:

@@ -4,7 +4,10 @@ want of them — and ``run``, which takes them in that order and gives the run's
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -42,6 +45,10 @@ class NoSnapshotError(ResticError):
     def __init__(self, message: str, finished: Finished) -> None:
         super().__init__(message)
         self.finished = finished
+
+PID_PASSES = 4096
+"""How many short processes ``pass_pid`` starts at most (the pids of a fresh container's
+restic processes are in the tens)."""
 
 
 def check_due(request: ResticRequest, now: datetime) -> bool:
@@ -101,7 +108,7 @@ def open_repository(restic: Restic, *, create: bool) -> tuple[bool, set[str]]:
     if not ("unable to open config file" in reason and any(m in reason for m in MISSING)):
         raise ResticError(f"cannot open repository {shown}: {reason}")
     if not create:
-        raise ResticError(f"repository {shown} does not exist (init = false)")
+        raise ResticError(f"repository {shown} does not exist (init = false): {reason}")
     made = restic.run(["init"])
     if made.code != 0:
         raise ResticError(f"cannot create repository {shown}: {made.reason()}")
@@ -109,12 +116,48 @@ def open_repository(restic: Restic, *, create: bool) -> tuple[bool, set[str]]:
     return True, set()
 
 
+def own_pids(restic: Restic, locks: set[str]) -> list[int]:
+    """The pids of the ``locks`` made under this container's host name (``restic cat
+    lock``): a backup run's host name is its job's (``ResticRequest.lock_host``), so these
+    are locks an earlier run of the job left."""
+    host, pids = socket.gethostname(), []
+    for lock in sorted(locks):
+        shown = restic.run(["cat", "lock", lock, "--no-lock"], quiet=True)
+        try:
+            value = json.loads("\n".join(shown.output)) if shown.code == 0 else None
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and value.get("hostname") == host:
+            pid = value.get("pid")
+            pids += [pid] if isinstance(pid, int) else []
+    return pids
+
+
+def pass_pid(pid: int) -> None:
+    """Have the kernel hand out only pids above ``pid`` from now on: short processes are
+    started until one gets a higher pid (at most PID_PASSES)."""
+    for _ in range(PID_PASSES):
+        child = subprocess.Popen(["true"])
+        child.wait()
+        if child.pid > pid:
+            return
+
+
 def unlock(restic: Restic, locks: set[str]) -> int:
     """Remove the locks restic deems stale (``restic unlock``, never ``--remove-all``):
-    older than 30 minutes, or made on this host by a process that is gone. The others
-    stay; how many of each is said. How many were removed."""
+    older than 30 minutes, or made under this host name by a process that is gone. The
+    others stay; how many of each is said. How many were removed.
+
+    restic asks whether a lock's process is gone by sending its pid SIGHUP here, in a new
+    container whose processes got pids from 1 again: the pid of the restic that held the
+    job's earlier lock may be that of a process running now (``restic unlock`` itself,
+    started at the same place in the same order). So the pids are first moved past the
+    highest such pid: no process here has it when restic asks."""
     if not locks:
         return 0
+    ours = own_pids(restic, locks)
+    if ours:
+        pass_pid(max(ours))
     removed = restic.run(["unlock"])
     if removed.code != 0:
         raise ResticError(f"cannot remove stale locks: {removed.reason()}")

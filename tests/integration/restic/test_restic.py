@@ -15,44 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 import pytest
 
+from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, unique
+from tests.integration.helpers import SEED, SNAPSHOT, Inspector, cli, snapshot
+from tests.integration.servers import keypair
+
 from .conftest import (
-    BUSYBOX,
-    PROJECT_IMAGE,
-    TEST_LABELS,
-    Daemon,
-    event,
-    output_of,
-    unique,
+    PASSWORD,
+    REST_PASSWORD,
+    data_container,
+    outcomes,
+    remote_job,
 )
-from .helpers import SEED, SNAPSHOT, Inspector, cli, snapshot
-from .servers import keypair, wait_until_it_says
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-LABELS = TEST_LABELS
-PASSWORD = "correct horse battery staple"  # noqa: S105 - the test repository's
-REST_PASSWORD = "rest-s3cret"  # noqa: S105 - the test REST server's
-
-
-@pytest.fixture
-def rest_server(engine: docker.DockerClient, network: str, make: Callable[..., Any]) -> str:
-    """``rclone serve restic`` on ``network``, basic auth; its repository URL with the
-    user and password in it."""
-    name = unique("t-rest")
-    server = make(
-        PROJECT_IMAGE,
-        ["rclone", "serve", "restic", "--addr", ":8000", "--user", "backup", "--pass",
-         REST_PASSWORD, "/repos"],
-        name=name,
-        network=network,
-        volumes=["/repos"],
-    )  # fmt: skip
-    wait_until_it_says(server, "Serving restic REST API")
-    return f"rest:http://backup:{REST_PASSWORD}@{name}:8000/app"
 
 
 def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identical_tree(
@@ -63,17 +42,12 @@ def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identica
     network: str,
     rest_server: str,
 ) -> None:
-    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    data = data_container(make, SEED)
     app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
     watching = Inspector(engine)
     daemon = start_daemon(
-        "[jobs.db]\n"
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\n'
-        f'repository = "{rest_server}"\n'
-        'password = { env = "TEST_RESTIC_PASSWORD" }\n'
-        f'network = "{network}"\ninit = true\n'
+        f"[jobs.db]\n{remote_job(data.name, network)}"
+        f'repository = "{rest_server}"\ninit = true\n'
         f'stop = ["{app.name}"]\nstop_grace = "1s"\n'
         'check = "always"\n',
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
@@ -100,7 +74,7 @@ def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identica
     assert app.status == "running"
 
     # No secret anywhere the engine or the log shows.
-    ops = [c for c in watching.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    ops = watching.ops()
     assert ops, "no ops container was seen"
     assert all("gone" not in c for c in watching.seen)
     for secret in (PASSWORD, REST_PASSWORD):
@@ -185,8 +159,7 @@ def test_a_local_repository_keeps_only_the_newest_snapshot_of_the_job(
     make_volume: Callable[[str], str],
 ) -> None:
     repo = make_volume("crontainer-test-repo")
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
+    data = data_container(make)
     daemon = start_daemon(
         "[jobs.db]\n"
         'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
@@ -227,14 +200,9 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
     _, stranger = keypair(tmp_path, "id_stranger")
     wrong = tmp_path / "known_hosts_wrong"
     wrong.write_text(f"{server} {' '.join(stranger.split()[:2])}\n")
-    data = make(BUSYBOX, ["sh", "-c", "echo a > /data/a"], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=60)["StatusCode"] == 0
+    data = data_container(make)
     watching = Inspector(engine)
-    job = (
-        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
-        f'volumes_from = ["{data.name}"]\npassword = {{ env = "TEST_RESTIC_PASSWORD" }}\n'
-        f'network = "{network}"\ninit = true\n'
-    )
+    job = remote_job(data.name, network) + "init = true\n"
     daemon = start_daemon(
         f'[jobs.good]\n{job}repository = "sftp:backup@{server}:/srv/restic/app"\n'
         f'ssh = {{ key = {{ file = "{key}" }}, known_hosts = "{known}" }}\n'
@@ -243,10 +211,7 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
         env={"TEST_RESTIC_PASSWORD": PASSWORD},
     )
-    good = daemon.log.wait_for(event("run.succeeded", job="good"), timeout=300)[0]
-    bad = daemon.log.wait_for(event("run.failed", job="bad"), timeout=300)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    good, bad = outcomes(daemon, ("run.succeeded", "good"), ("run.failed", "bad"))
     watching.close()
 
     assert good["repository"] == f"sftp:backup@{server}:/srv/restic/app"
@@ -268,7 +233,7 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
     assert snapshots[0]["tags"] == ["crontainer-job=good", f"crontainer-daemon={daemon.name}"]
 
     # The ops containers of this daemon: one for each job.
-    ours = [c for c in watching.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    ours = watching.ops()
     labels = [c["Config"]["Labels"] for c in ours]
     jobs = [x.get("crontainer.job") for x in labels if x.get("crontainer.daemon") == daemon.name]
     assert sorted(j for j in jobs if j) == ["bad", "good"]
