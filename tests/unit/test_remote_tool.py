@@ -254,7 +254,7 @@ def test_rclone_gets_the_options_in_its_own_environment_the_password_obscured(
     obscured = env["RCLONE_CONFIG_DEST_PASS"]
     assert obscured != PASSWORD
     revealed = subprocess.run(
-        [shutil.which("rclone") or "rclone", "reveal", obscured],
+        [shutil.which("rclone") or "rclone", "reveal", "--", obscured],
         capture_output=True,
         text=True,
         check=True,
