@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,9 +23,16 @@ import pytest
 
 from jobs.protocol.fields import RequestError
 from jobs.protocol.remote import Copied, Destination, RemoteRequest, parse_copied
+from jobs.retention import needs_key
+from jobs.tools.backup.archive import create
+from jobs.tools.backup.processes import ToolError
+from jobs.tools.remote import cli as remote_cli
 from jobs.tools.remote.copying import fetch
 from jobs.tools.remote.rclone import Rclone, Redactor, RemoteError, environment
 from tests.control import result_of
+
+from .helpers import build_tree, snapshot, staging_left
+from .test_backup_tool_age import key_pair
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -316,3 +324,66 @@ def test_rclones_last_line_is_said_without_its_time_with_a_hint_for_host_key_ref
         "knownhosts: key mismatch (the host's key is not the one known_hosts holds for it;"
     )
     assert "ssh-keyscan HOST" in said
+
+
+def _sealed_on_the_remote(tmp_path: Path, url: str) -> tuple[Path, Path, str]:
+    """A tree, an age identity, and the tree's archive encrypted to it, copied to the
+    server at ``url``; the tree, the identity file, the archive's name."""
+    data = build_tree(tmp_path / "src")
+    identity, public = key_pair(tmp_path)
+    target = tmp_path / "sealed"
+    name = str(create(JOB, target, [data], "zstd", recipients=[public])["archive"])
+    assert run_tool(copy_request(target, destination(url))).returncode == 0
+    return data, identity, name
+
+
+def _restore_from(
+    url: str,
+    data: Path,
+    into_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    identity: str | None = None,
+) -> Path:
+    """The remote tool's restore of the latest archive into ``into_root`` (the volume at
+    the tree's path: where a container would have it mounted); that volume."""
+    into = into_root / str(data).lstrip("/")
+    into.mkdir(parents=True)
+    monkeypatch.setattr(remote_cli, "volume_mounts", lambda _: [into])
+    request = RemoteRequest(
+        "restore", JOB, "/backup", ("dav",), (destination(url),), archive="latest",
+        root=str(into_root), identity=identity,
+    )  # fmt: skip
+    remote_cli.one(request)
+    return into
+
+
+def test_an_encrypted_archive_is_restored_from_the_remote_with_the_identity_in_the_request(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, url = dav
+    data, identity, name = _sealed_on_the_remote(tmp_path, url)
+    stored = served / "backups" / "app" / name
+    for program in (["zstd", "-t", str(stored)], ["tar", "-tf", str(stored)]):
+        assert subprocess.run(program, capture_output=True, check=False).returncode != 0
+    into = _restore_from(url, data, tmp_path / "new", monkeypatch, identity=identity.read_text())
+    assert snapshot(into) == snapshot(data)
+    assert staging_left(into) == []
+
+
+def test_a_wrong_or_missing_identity_restores_nothing_and_says_why(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = dav
+    data, _, name = _sealed_on_the_remote(tmp_path, url)
+    other, _ = key_pair(tmp_path, "other")
+    wrong = other.read_text()
+    with pytest.raises(ToolError) as refused:
+        _restore_from(url, data, tmp_path / "a", monkeypatch, identity=wrong)
+    assert str(refused.value) == (
+        f"could not read {name} (nothing restored): the identity does not decrypt {name} "
+        "(age: error: no identity matched any of the recipients)"
+    )
+    with pytest.raises(ToolError, match=f"^{re.escape(needs_key(name))}$"):
+        _restore_from(url, data, tmp_path / "b", monkeypatch)
+    for tried in ("a", "b"):  # the volumes the restores would have written: still empty
+        assert list((tmp_path / tried / str(data).lstrip("/")).iterdir()) == []
