@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 USER = "backup"
 PASSWORD = "dav-Pw7-made-up"  # noqa: S105 - a made-up one
+AGE_PASSPHRASE = "made-up passphrase"  # noqa: S105 - a made-up one
+WRONG_PASSPHRASE = "not it"  # noqa: S105 - a made-up one
 JOB = "app"
 OLD, MID, NEW = "20260101T030000Z", "20260102T030000Z", "20260103T030000Z"
 
@@ -326,13 +328,17 @@ def test_rclones_last_line_is_said_without_its_time_with_a_hint_for_host_key_ref
     assert "ssh-keyscan HOST" in said
 
 
-def _sealed_on_the_remote(tmp_path: Path, url: str) -> tuple[Path, Path, str]:
-    """A tree, an age identity, and the tree's archive encrypted to it, copied to the
-    server at ``url``; the tree, the identity file, the archive's name."""
+def _sealed_on_the_remote(
+    tmp_path: Path, url: str, passphrase: bytes | None = None
+) -> tuple[Path, Path, str]:
+    """A tree, an age identity, and the tree's archive encrypted to it (or with
+    ``passphrase``), copied to the server at ``url``; the tree, the identity file, the
+    archive's name."""
     data = build_tree(tmp_path / "src")
     identity, public = key_pair(tmp_path)
     target = tmp_path / "sealed"
-    name = str(create(JOB, target, [data], "zstd", recipients=[public])["archive"])
+    to = {"passphrase": passphrase} if passphrase else {"recipients": [public]}
+    name = str(create(JOB, target, [data], "zstd", **to)["archive"])
     assert run_tool(copy_request(target, destination(url))).returncode == 0
     return data, identity, name
 
@@ -343,6 +349,7 @@ def _restore_from(
     into_root: Path,
     monkeypatch: pytest.MonkeyPatch,
     identity: str | None = None,
+    passphrase: str | None = None,
 ) -> Path:
     """The remote tool's restore of the latest archive into ``into_root`` (the volume at
     the tree's path: where a container would have it mounted); that volume."""
@@ -351,7 +358,7 @@ def _restore_from(
     monkeypatch.setattr(remote_cli, "volume_mounts", lambda _: [into])
     request = RemoteRequest(
         "restore", JOB, "/backup", ("dav",), (destination(url),), archive="latest",
-        root=str(into_root), identity=identity,
+        root=str(into_root), identity=identity, passphrase=passphrase,
     )  # fmt: skip
     remote_cli.one(request)
     return into
@@ -387,3 +394,15 @@ def test_a_wrong_or_missing_identity_restores_nothing_and_says_why(
         _restore_from(url, data, tmp_path / "b", monkeypatch)
     for tried in ("a", "b"):  # the volumes the restores would have written: still empty
         assert list((tmp_path / tried / str(data).lstrip("/")).iterdir()) == []
+
+
+def test_a_passphrase_archive_is_restored_from_the_remote_with_the_passphrase_only(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = dav
+    data, _, name = _sealed_on_the_remote(tmp_path, url, AGE_PASSPHRASE.encode())
+    with pytest.raises(ToolError, match=f"the passphrase does not decrypt {re.escape(name)}"):
+        _restore_from(url, data, tmp_path / "a", monkeypatch, passphrase=WRONG_PASSPHRASE)
+    assert list((tmp_path / "a" / str(data).lstrip("/")).iterdir()) == []
+    into = _restore_from(url, data, tmp_path / "b", monkeypatch, passphrase=AGE_PASSPHRASE)
+    assert snapshot(into) == snapshot(data)
