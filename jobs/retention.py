@@ -37,6 +37,14 @@ FUTURE_TOLERANCE = timedelta(minutes=1)
 SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
 AGE_SUFFIX = ".age"
 """What an encrypted archive's name ends with, after the compression's suffix."""
+
+
+def needs_key(archive: str) -> str:
+    """The error of an encrypted archive to restore with nothing that decrypts it."""
+    said = "is encrypted: give the age identity file that decrypts it with --identity FILE"
+    return f"{archive} {said}"
+
+
 _STAMP = re.compile(r"(\d{8}T\d{6}Z)(\.tar(?:\.zst|\.gz)?(?:\.age)?)")
 
 

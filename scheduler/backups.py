@@ -32,7 +32,7 @@ from jobs.plan import (
 from jobs.protocol.backup import ListRequest, RestoreRequest, parse_list_result
 from jobs.protocol.fields import RequestError
 from jobs.protocol.restic import ResticRestored, parse_snapshots
-from jobs.retention import AGE_SUFFIX
+from jobs.retention import AGE_SUFFIX, needs_key
 from scheduler.clock import SystemClock
 from scheduler.errors import CrontainerError
 from scheduler.runs import Attempt, Cancellation, RunInterruptedError, Status
@@ -116,9 +116,10 @@ def _remote_step(
     *,
     archive: str | None = None,
     to: tuple[Mount, ...] = (),
+    key: AgeSecret = (None, ""),
 ) -> RemoteArchives:
     """The remote tool listing the job's archives on ``remote``, or restoring ``archive``
-    from there."""
+    from there (``key``: what decrypts it, if it is encrypted)."""
     job, _ = _archives_of(config, name)
     remotes = config.daemon.remotes
     if remote not in remotes:
@@ -129,7 +130,10 @@ def _remote_step(
         )
     command = "list" if archive is None else "restore"
     spec, request = job.remote_tool(PlanContext(name, ops_image), command, (remote,), archive, to)
-    return RemoteArchives(spec, request)
+    secret, kind = key
+    if kind == "identity" and isinstance(secret, SecretRef):
+        return RemoteArchives(spec, request, identity=secret)
+    return RemoteArchives(spec, request, passphrase=secret if kind == "passphrase" else None)
 
 
 def list_archives(
@@ -218,14 +222,18 @@ def _age_key(job: BackupJob, archive: str, identity: str | None) -> AgeSecret:
     BackupCommandError if the archive is encrypted and neither is there (or readable)."""
     if not archive.endswith(AGE_SUFFIX):
         return None, ""
+    secret, kind = _decrypting(job, identity)
+    if secret is None:
+        raise BackupCommandError(needs_key(archive))
+    return secret, kind
+
+
+def _decrypting(job: BackupJob, identity: str | None) -> AgeSecret:
+    """The age identity file ``identity`` (BackupCommandError if it cannot be read) if
+    given, else the job's passphrase, else nothing."""
     passphrase = job.passphrase()
-    if identity is None and passphrase is not None:
-        return passphrase, "passphrase"
     if identity is None:
-        raise BackupCommandError(
-            f"{archive} is encrypted: give the age identity file that decrypts it with "
-            "--identity FILE"
-        )
+        return passphrase, "passphrase" if passphrase is not None else ""
     path = Path(identity).absolute()
     try:
         with path.open("rb"):
@@ -282,7 +290,8 @@ def restore(
     which the restic tool finds among the job's own snapshots. ``identity``: an age identity
     file (on the machine running this), given to the tool on stdin, to restore an encrypted
     archive (without it, a passphrase job's passphrase is given). With ``remote``, the
-    archive is fetched from there, verified and restored in one ops container."""
+    archive is fetched from there, verified, decrypted (the key in the tool's request on
+    stdin) and restored in one ops container."""
     job = backup_job(config, name)
     clock = clock or SystemClock()
     body: RunContainer | ResticBackup | RemoteArchives
@@ -291,13 +300,11 @@ def restore(
             f"--identity is for encrypted archives: job {name!r} backs up into a restic "
             "repository (its password decrypts)"
         )
-    if remote is not None and (identity is not None or job.encrypt is not None):
-        raise BackupCommandError(
-            f"--from {remote!r}: restoring encrypted archives from a remote is not there yet; "
-            "fetch the archive with rclone and restore it from the target"
-        )
     if remote is not None:
-        body = _remote_step(config, name, ops_image, remote, archive=archive, to=_to_mounts(to))
+        _age_key(job, archive, identity)  # a named encrypted archive: refused now if no key
+        into = _to_mounts(to)
+        decrypt = _decrypting(job, identity)
+        body = _remote_step(config, name, ops_image, remote, archive=archive, to=into, key=decrypt)
     elif job.repository is not None:
         ctx = PlanContext(name, ops_image)
         body = job.repository_command(ctx, "restore", archive, _to_mounts(to))

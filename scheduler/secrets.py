@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.base import EnvSecret, FileSecret, header_problem
 from scheduler.errors import CrontainerError
+
+if TYPE_CHECKING:
+    from jobs.plan import SecretRef
 
 
 class SecretError(CrontainerError):
@@ -26,6 +30,13 @@ def read_secret(*, env: str | None, file: str | None, what: str) -> str:
     except OSError as e:
         raise SecretError(f"{what}: cannot read {file}: {e.strerror}") from None
     return _text(data, what, str(file)).strip()
+
+
+def ref_value(secret: SecretRef | str) -> str:
+    """A plan's secret: the value itself, or read now from where the reference says."""
+    if isinstance(secret, str):
+        return secret
+    return read_secret(env=secret.env, file=secret.file, what=secret.name)
 
 
 def _text(data: bytes, what: str, where: str) -> str:

@@ -21,8 +21,9 @@ PROGRAM = ("python3", "-m", "jobs.tools.remote")
 """How an ops container runs the tool (its request comes on stdin)."""
 COMMANDS = ("copy", "list", "restore")
 """copy: the job's archives in the target to each destination, then retention there; list:
-the job's archives on the (one) destination; restore: one archive fetched, verified and
-restored into the volumes mounted."""
+the job's archives on the (one) destination; restore: one archive fetched, verified (decrypted
+with the request's identity or passphrase if it is an ``….age`` one) and restored into the
+volumes mounted."""
 TYPES = ("s3", "sftp", "webdav")
 KEEP_RULES = ("last", "daily", "weekly", "monthly")
 
@@ -78,6 +79,10 @@ class RemoteRequest:
     """restore: the archive's name, or ``latest``."""
     root: str = "/"
     only: tuple[str, ...] = ()
+    identity: str | None = field(default=None, repr=False)
+    """restore: the age identity file's content that decrypts an ``….age`` archive (from
+    ``--identity FILE``, read where the command runs), or ``passphrase``: the job's."""
+    passphrase: str | None = field(default=None, repr=False)
 
     def to_json(self) -> str:
         """The request as the tool reads it: one line of JSON (without its newline)."""
@@ -125,6 +130,8 @@ _OPTIONAL: dict[str, Callable[[Fields, str], object]] = {
     "archive": Fields.text,
     "root": Fields.text,
     "only": Fields.texts,
+    "identity": Fields.text,
+    "passphrase": Fields.text,
 }
 """The request's keys that may be left out, each with its reader."""
 

@@ -1,8 +1,9 @@
 """The ``RemoteArchives`` step: a backup's archive (its body), then the remote tool's
 container fed on stdin its request completed with each remote of ``[daemon.remotes]`` as
 rclone reaches it — secrets read now, never logged, never in the container's command,
-environment or labels. The run's details are the archive's plus the tool's ``copies``; a
-copy that fails fails the run naming the remote, the archive kept in the target."""
+environment or labels (a restore's age identity or passphrase too, in the request). The
+run's details are the archive's plus the tool's ``copies``; a copy that fails fails the run
+naming the remote, the archive kept in the target."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from jobs.plan import RemoteArchives
 from jobs.protocol.fields import RequestError
 from jobs.protocol.remote import Destination, parse_copied
 from scheduler.runs import Outcome, Status
-from scheduler.secrets import SecretError, resolve
+from scheduler.secrets import SecretError, ref_value, resolve
 from scheduler.settings.remotes import S3Remote, SftpRemote
 from scheduler.steps.base import StepHandler
 from scheduler.steps.containers import stdin_writer
@@ -61,6 +62,10 @@ class RemoteHandler(StepHandler[RemoteArchives]):
                 return made
         try:
             request = self.completed(step.request)
+            if step.identity is not None:
+                request = replace(request, identity=ref_value(step.identity))
+            if step.passphrase is not None:
+                request = replace(request, passphrase=ref_value(step.passphrase))
         except SecretError as e:
             return Outcome(Status.FAILED, error=str(e), details=made.details)
         give = stdin_writer(self.engine, request.to_json().encode() + b"\n")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from jobs.plan import RunContainer
 from scheduler.runs import Outcome, Status
-from scheduler.secrets import SecretError, read_secret
+from scheduler.secrets import SecretError, ref_value
 from scheduler.steps.base import StepHandler
 from scheduler.steps.containers import stdin_writer
 
@@ -26,11 +26,7 @@ class RunHandler(StepHandler[RunContainer]):
         secret = step.stdin_secret
         if secret is not None:
             try:
-                value = (
-                    secret
-                    if isinstance(secret, str)
-                    else read_secret(env=secret.env, file=secret.file, what=secret.name)
-                )
+                value = ref_value(secret)
             except SecretError as e:
                 return Outcome(Status.FAILED, error=str(e))
             give = stdin_writer(self.engine, value.encode() + b"\n")

@@ -421,4 +421,4 @@ def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callab
 
 
 # The servers' fixtures, for every test here (last: servers.py imports this module's names).
-from .servers import network, s3_image, s3_server, sftp_server, sshd_image  # noqa: E402, F401
+from .servers import dav_server, network, s3_image, s3_server, sftp_server, sshd_image  # noqa: E402, F401

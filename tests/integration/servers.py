@@ -1,6 +1,7 @@
 """Servers the real-engine tests back up to: a user-defined network of a test's own, an SFTP
 server (OpenSSH's sshd, in an image the session makes from the local Debian base, key
-authentication), an S3 server (moto's server mode, likewise). The fixtures are the conftest's (it imports them)."""
+authentication), an S3 server (moto's server mode, likewise), a WebDAV server (``rclone
+serve webdav`` in the project's image). The fixtures are the conftest's (it imports them)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import docker
 import docker.errors
 import pytest
 
-from .conftest import TEST_LABELS, output_of, unique
+from .conftest import PROJECT_IMAGE, TEST_LABELS, output_of, unique
 
 LABELS = TEST_LABELS
+DAV_PASSWORD = "dav-Hk2-test-password"  # noqa: S105 - the test WebDAV server's
 BASE_IMAGE = os.environ.get("CRONTAINER_BASE_IMAGE", "crontainer-base:bookworm")
 SSHD_DOCKERFILE = f"""FROM {BASE_IMAGE}
 RUN apt-get update \\
@@ -155,3 +157,24 @@ def sftp_server(
     code, host_key = server.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
     assert code == 0, host_key
     return name, key, f"{name} {' '.join(host_key.decode().split()[:2])}"
+
+
+def start_dav(network: str, make: Callable[..., Any], *more: str) -> Any:
+    """``rclone serve webdav`` on ``network`` with a user and a password (``more``: more
+    of its options); its container."""
+    server = make(
+        PROJECT_IMAGE,
+        ["rclone", "serve", "webdav", "/dav", "--addr", ":8080", "--user", "dav", "--pass",
+         DAV_PASSWORD, "--dir-cache-time", "0s", *more],
+        name=unique("t-dav"),
+        network=network,
+        volumes=["/dav"],
+    )  # fmt: skip
+    wait_until_it_says(server, "WebDav Server started")
+    return server
+
+
+@pytest.fixture
+def dav_server(network: str, make: Callable[..., Any]) -> Any:
+    """A WebDAV server of the test's own."""
+    return start_dav(network, make)

@@ -1,7 +1,8 @@
 """Job kind backup with ``encrypt`` on the real engine: the archive is age's (neither zstd nor
 tar reads it, ``age -d`` with the identity does), ``crontainer restore --identity`` gives the
 identical tree back into a wiped volume, a wrong identity fails and writes nothing, and no
-ops container shows the identity."""
+ops container shows the identity — from the target, and from an SFTP and a WebDAV remote
+the archive was copied to (``restore --from``), the local archives deleted."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
 from .helpers import SEED, Inspector, cli, first_success, run_cli, snapshot
+from .servers import DAV_PASSWORD
+from .test_remotes import SFTP_FOLDER, files_in, known_hosts, remotes
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +72,25 @@ def scene(tmp_path: Path, make: Callable[..., Any], make_volume: Callable[[str],
     return Scene(target, data, app, identity, public, wrong)
 
 
-def encrypted_run(start_daemon: Start, scene: Scene, encrypt: str) -> tuple[Daemon, str]:
-    """The daemon of a backup job ``db`` with ``encrypt`` (TOML), stopped after its first
-    good run, and that run's archive: checked to be encrypted, of the SEED tree."""
+def encrypted_run(
+    start_daemon: Start,
+    scene: Scene,
+    encrypt: str,
+    more: str = "",
+    daemon_text: str = f'ops_image = "{PROJECT_IMAGE}"',
+    env: dict[str, str] | None = None,
+) -> tuple[Daemon, str]:
+    """The daemon (``daemon_text``: its ``[daemon]`` table) of a backup job ``db`` with
+    ``encrypt`` (TOML) and ``more`` keys, stopped after its first good run, and that run's
+    archive: checked to be encrypted, of the SEED tree."""
     daemon = start_daemon(
         '[jobs.db]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
         f'volumes_from = ["{scene.data.name}"]\ntarget = "{scene.target}"\n'
-        f'stop = ["{scene.app.name}"]\nstop_grace = "1s"\nencrypt = {encrypt}\n',
-        daemon=f'ops_image = "{PROJECT_IMAGE}"',
+        f'stop = ["{scene.app.name}"]\nstop_grace = "1s"\nencrypt = {encrypt}\n{more}',
+        daemon=daemon_text,
+        env=env,
     )
-    done = first_success(daemon)
+    done = first_success(daemon, timeout=600)
     archive: str = done["archive"]
     assert re.fullmatch(r"db-\d{8}T\d{6}Z\.tar\.zst\.age", archive), archive
     assert done["encrypted"] is True
@@ -188,3 +200,68 @@ def test_a_passphrase_archive_restores_with_the_jobs_passphrase_and_not_another(
     assert restored["archive"] == archive
     assert snapshot(engine, source) == before
     assert_never_shown(watching, daemon, passphrase, runs=4)  # backup, listings, restores
+
+
+def test_encrypted_copies_on_sftp_and_webdav_restore_with_the_identity_only(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    scene: Scene,
+    network: str,
+    sftp_server: tuple[str, Path, str],
+    dav_server: Any,
+) -> None:
+    secrets = {"TEST_DAV_PASSWORD": DAV_PASSWORD}
+    box = (sftp_server[0], sftp_server[1], known_hosts(engine, sftp_server[0]))
+    watching = Inspector(engine)
+    daemon, archive = encrypted_run(
+        start_daemon,
+        scene,
+        f'{{ recipients = ["{scene.public}"] }}',
+        f'copy_to = ["box", "dav"]\nnetwork = "{network}"\n',
+        remotes(box, dav_server),
+        secrets,
+    )
+    sftp = engine.containers.get(sftp_server[0])
+    assert files_in(sftp, SFTP_FOLDER) == [archive, f"{archive}.sha256"]
+    assert files_in(dav_server, "/dav/copies") == [archive, f"{archive}.sha256"]
+    stored = f"/dav/copies/{archive}"
+    code, said = dav_server.exec_run(
+        ["sh", "-c", (f"zstd -t {stored} 2>/dev/null; echo zstd=$?; "
+         f"tar -tf {stored} >/dev/null 2>&1; echo tar=$?; head -c 22 {stored}")]
+    )  # fmt: skip
+    assert code == 0
+    assert said.decode().splitlines() == ["zstd=1", "tar=2", "age-encryption.org/v1"]
+
+    # The local archives gone and the source wiped: each remote gives the tree back, with
+    # the identity only.
+    output_of(engine, BUSYBOX, ["sh", "-c", "rm -f /t/*"], volumes=[f"{scene.target}:/t"])
+    assert json.loads(cli(daemon, "backups", "db", "--json")) == []
+    for remote, chosen in (("box", "latest"), ("dav", archive)):
+        source, before = wiped_source(engine, scene)
+        wiped = snapshot(engine, source)
+        from_remote = ("restore", "db", "--from", remote, "--archive", chosen)
+        missing = run_cli(daemon, *from_remote, env=secrets)
+        assert missing.returncode == 1
+        assert f"{archive} is encrypted: give the age identity file that decrypts it " in (
+            missing.stderr
+        )
+        refused = run_cli(daemon, *from_remote, "--identity", str(scene.wrong), env=secrets)
+        assert refused.returncode == 1
+        assert f"could not read {archive} (nothing restored): the identity does not decrypt " in (
+            refused.stderr
+        )
+        assert snapshot(engine, source) == wiped
+        restored = json.loads(
+            cli(daemon, *from_remote, "--identity", str(scene.identity), env=secrets)
+        )
+        assert (restored["archive"], restored["remote"]) == (archive, remote)
+        assert restored["stopped_and_started"] == [scene.app.name]
+        assert snapshot(engine, source) == before
+    secret = next(
+        line
+        for line in scene.identity.read_text().splitlines()
+        if line.startswith("AGE-SECRET-KEY-")
+    )
+    assert_never_shown(watching, daemon, secret, runs=8)  # backup, copy, listing, restores
+    shown = json.dumps(watching.seen)
+    assert DAV_PASSWORD not in shown

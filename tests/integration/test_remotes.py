@@ -19,35 +19,13 @@ import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
 from .helpers import SEED, Inspector, cli, snapshot
-from .servers import wait_until_it_says
+from .servers import DAV_PASSWORD, start_dav, wait_until_it_says
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-DAV_PASSWORD = "dav-Hk2-test-password"  # noqa: S105 - the test WebDAV server's
 SFTP_FOLDER = "/srv/restic/copies"
 """Where the copies go on the SFTP server (its volume, writable by the user backup)."""
-
-
-def start_dav(network: str, make: Callable[..., Any], *more: str) -> Any:
-    """``rclone serve webdav`` on ``network`` with a user and a password (``more``: more
-    of its options); its container."""
-    server = make(
-        PROJECT_IMAGE,
-        ["rclone", "serve", "webdav", "/dav", "--addr", ":8080", "--user", "dav", "--pass",
-         DAV_PASSWORD, "--dir-cache-time", "0s", *more],
-        name=unique("t-dav"),
-        network=network,
-        volumes=["/dav"],
-    )  # fmt: skip
-    wait_until_it_says(server, "WebDav Server started")
-    return server
-
-
-@pytest.fixture
-def dav_server(network: str, make: Callable[..., Any]) -> Any:
-    """A WebDAV server of the test's own."""
-    return start_dav(network, make)
 
 
 def remotes(sftp: tuple[str, Path, str] | None, dav: Any) -> str:

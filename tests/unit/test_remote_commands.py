@@ -6,7 +6,7 @@ unknown remote or a job into a repository refused before any container."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +28,11 @@ CONFIG = (
     '[jobs.db]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
     'volumes_from = "app"\nvolumes = ["logs:/logs"]\nstop = ["app"]\ncopy_to = ["dav"]\n'
     'network = "backup-net"\n'
+    '[jobs.sealed]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+    'volumes = ["logs:/logs"]\ncopy_to = ["dav"]\n'
+    'encrypt = { recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"] }\n'
+    '[jobs.secret]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
+    'volumes = ["logs:/logs"]\ncopy_to = ["dav"]\nencrypt = { passphrase = { env = "TEST_AGE" } }\n'
     '[jobs.r]\nkind = "backup"\nschedule = "@daily"\nrepository = "/r/x"\npassword = "p"\n'
     'volumes = ["r:/r"]\n'
 )
@@ -94,4 +99,77 @@ def test_an_unknown_remote_or_a_repository_job_is_refused_before_any_container(
             engine, loaded, job, ops_image="ops:1", archive="latest", to=[],
             clock=engine.clock, remote=remote,
         )  # fmt: skip
+    assert engine.created_specs == []
+
+
+IDENTITY = (
+    "# made up\nAGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+)
+
+
+def _restored_from_dav(
+    tmp_path: Path, job: str, archive: str = "latest", identity: str | None = None
+) -> tuple[dict[str, object], Any]:
+    """``restore JOB --from dav``; the tool's request on stdin, and the engine."""
+    engine = engine_saying(control({"result": {"archive": "x", "remote": "dav"}}))
+    restore(
+        engine, config(tmp_path), job, ops_image="ops:1", archive=archive, to=[],
+        clock=engine.clock, remote="dav", identity=identity,
+    )  # fmt: skip
+    return json.loads(bytes(engine.stdin.data)), engine
+
+
+def test_the_identity_reaches_the_remote_tool_inside_its_request_only(tmp_path: Path) -> None:
+    key = tmp_path / "key.txt"
+    key.write_text(IDENTITY + "\n")
+    request, engine = _restored_from_dav(tmp_path, "sealed", identity=str(key))
+    assert request["identity"] == IDENTITY
+    assert "passphrase" not in request
+    [spec] = engine.created_specs
+    shown = json.dumps([dict(spec.env), spec.command, engine.created_labels])
+    assert "AGE-SECRET-KEY" not in shown
+    assert str(key) not in shown
+
+
+def test_a_passphrase_jobs_passphrase_reaches_the_remote_tool_inside_its_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AGE", "made-up passphrase")
+    request, engine = _restored_from_dav(tmp_path, "secret")
+    assert (request["passphrase"], "identity" in request) == ("made-up passphrase", False)
+    [spec] = engine.created_specs
+    assert "made-up passphrase" not in json.dumps([dict(spec.env), spec.command])
+
+
+def test_a_plain_jobs_restore_from_a_remote_carries_no_key(tmp_path: Path) -> None:
+    request, _ = _restored_from_dav(tmp_path, "db")
+    assert "identity" not in request
+    assert "passphrase" not in request
+
+
+@pytest.mark.parametrize(
+    ("archive", "identity", "error"),
+    [
+        (
+            "sealed-20261128T120000Z.tar.zst.age",
+            None,
+            (
+                "sealed-20261128T120000Z.tar.zst.age is encrypted: give the age identity file "
+                "that decrypts it with --identity FILE"
+            ),
+        ),
+        ("latest", "missing.txt", "--identity missing.txt: cannot read it: No such file"),
+    ],
+)
+def test_a_missing_or_unreadable_identity_is_refused_before_any_container(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archive: str, identity: str | None, error: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = engine_saying()
+    with pytest.raises(BackupCommandError) as refused:
+        restore(
+            engine, config(tmp_path), "sealed", ops_image="ops:1", archive=archive, to=[],
+            clock=engine.clock, remote="dav", identity=identity,
+        )  # fmt: skip
+    assert str(refused.value).startswith(error)
     assert engine.created_specs == []

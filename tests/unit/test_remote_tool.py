@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,9 +23,16 @@ import pytest
 
 from jobs.protocol.fields import RequestError
 from jobs.protocol.remote import Copied, Destination, RemoteRequest, parse_copied
+from jobs.retention import needs_key
+from jobs.tools.backup.archive import create
+from jobs.tools.backup.processes import ToolError
+from jobs.tools.remote import cli as remote_cli
 from jobs.tools.remote.copying import fetch
 from jobs.tools.remote.rclone import Rclone, Redactor, RemoteError, environment
 from tests.control import result_of
+
+from .helpers import build_tree, snapshot, staging_left
+from .test_backup_tool_age import key_pair
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,6 +40,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 USER = "backup"
 PASSWORD = "dav-Pw7-made-up"  # noqa: S105 - a made-up one
+AGE_PASSPHRASE = "made-up passphrase"  # noqa: S105 - a made-up one
+WRONG_PASSPHRASE = "not it"  # noqa: S105 - a made-up one
 JOB = "app"
 OLD, MID, NEW = "20260101T030000Z", "20260102T030000Z", "20260103T030000Z"
 
@@ -316,3 +326,83 @@ def test_rclones_last_line_is_said_without_its_time_with_a_hint_for_host_key_ref
         "knownhosts: key mismatch (the host's key is not the one known_hosts holds for it;"
     )
     assert "ssh-keyscan HOST" in said
+
+
+def _sealed_on_the_remote(
+    tmp_path: Path, url: str, passphrase: bytes | None = None
+) -> tuple[Path, Path, str]:
+    """A tree, an age identity, and the tree's archive encrypted to it (or with
+    ``passphrase``), copied to the server at ``url``; the tree, the identity file, the
+    archive's name."""
+    data = build_tree(tmp_path / "src")
+    identity, public = key_pair(tmp_path)
+    target = tmp_path / "sealed"
+    to = {"passphrase": passphrase} if passphrase else {"recipients": [public]}
+    name = str(create(JOB, target, [data], "zstd", **to)["archive"])
+    assert run_tool(copy_request(target, destination(url))).returncode == 0
+    return data, identity, name
+
+
+def _restore_from(
+    url: str,
+    data: Path,
+    into_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    identity: str | None = None,
+    passphrase: str | None = None,
+) -> Path:
+    """The remote tool's restore of the latest archive into ``into_root`` (the volume at
+    the tree's path: where a container would have it mounted); that volume."""
+    into = into_root / str(data).lstrip("/")
+    into.mkdir(parents=True)
+    monkeypatch.setattr(remote_cli, "volume_mounts", lambda _: [into])
+    request = RemoteRequest(
+        "restore", JOB, "/backup", ("dav",), (destination(url),), archive="latest",
+        root=str(into_root), identity=identity, passphrase=passphrase,
+    )  # fmt: skip
+    remote_cli.one(request)
+    return into
+
+
+def test_an_encrypted_archive_is_restored_from_the_remote_with_the_identity_in_the_request(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, url = dav
+    data, identity, name = _sealed_on_the_remote(tmp_path, url)
+    stored = served / "backups" / "app" / name
+    for program in (["zstd", "-t", str(stored)], ["tar", "-tf", str(stored)]):
+        assert subprocess.run(program, capture_output=True, check=False).returncode != 0
+    into = _restore_from(url, data, tmp_path / "new", monkeypatch, identity=identity.read_text())
+    assert snapshot(into) == snapshot(data)
+    assert staging_left(into) == []
+
+
+def test_a_wrong_or_missing_identity_restores_nothing_and_says_why(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = dav
+    data, _, name = _sealed_on_the_remote(tmp_path, url)
+    other, _ = key_pair(tmp_path, "other")
+    wrong = other.read_text()
+    with pytest.raises(ToolError) as refused:
+        _restore_from(url, data, tmp_path / "a", monkeypatch, identity=wrong)
+    assert str(refused.value) == (
+        f"could not read {name} (nothing restored): the identity does not decrypt {name} "
+        "(age: error: no identity matched any of the recipients)"
+    )
+    with pytest.raises(ToolError, match=f"^{re.escape(needs_key(name))}$"):
+        _restore_from(url, data, tmp_path / "b", monkeypatch)
+    for tried in ("a", "b"):  # the volumes the restores would have written: still empty
+        assert list((tmp_path / tried / str(data).lstrip("/")).iterdir()) == []
+
+
+def test_a_passphrase_archive_is_restored_from_the_remote_with_the_passphrase_only(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = dav
+    data, _, name = _sealed_on_the_remote(tmp_path, url, AGE_PASSPHRASE.encode())
+    with pytest.raises(ToolError, match=f"the passphrase does not decrypt {re.escape(name)}"):
+        _restore_from(url, data, tmp_path / "a", monkeypatch, passphrase=WRONG_PASSPHRASE)
+    assert list((tmp_path / "a" / str(data).lstrip("/")).iterdir()) == []
+    into = _restore_from(url, data, tmp_path / "b", monkeypatch, passphrase=AGE_PASSPHRASE)
+    assert snapshot(into) == snapshot(data)

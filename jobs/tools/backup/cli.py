@@ -20,7 +20,7 @@ from jobs.protocol.backup import (
 from jobs.protocol.lines import emit, say
 from jobs.retention import Retention
 from jobs.tools.backup.archive import create, target_aliases, volume_mounts
-from jobs.tools.backup.keys import AgeKey
+from jobs.tools.backup.keys import one_line, restore_key
 from jobs.tools.backup.listing import listing, prune, verify
 from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.restore import restore
@@ -80,11 +80,10 @@ def _run(request: BackupRequest) -> CreateResult | VerifyResult | ListResult | R
     if isinstance(request, ListRequest):
         return {"archives": listing(request.job, target)}
     mounts = volume_mounts(target)
-    key = None
-    if request.identity:
-        key = AgeKey(identity=_stdin("age identity"))
-    elif request.passphrase:
-        key = AgeKey(passphrase=_passphrase())
+    key = restore_key(
+        identity=_stdin("age identity") if request.identity else None,
+        passphrase=_stdin("passphrase") if request.passphrase and not request.identity else None,
+    )
     try:
         root = Path(request.root)
         return restore(target, request.archive, mounts, list(request.only), root, key=key)
@@ -103,10 +102,7 @@ def _stdin(what: str) -> bytes:
 
 def _passphrase() -> bytes:
     """The passphrase on stdin: one line (typed into age's terminal, it cannot hold one)."""
-    passphrase = _stdin("passphrase").removesuffix(b"\n")
-    if b"\n" in passphrase or b"\r" in passphrase:
-        raise ToolError("the passphrase on stdin is more than one line")
-    return passphrase
+    return one_line(_stdin("passphrase"))
 
 
 def main(argv: list[str] | None = None) -> int:

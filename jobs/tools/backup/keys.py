@@ -8,6 +8,8 @@ import os
 import pty
 import sys
 
+from jobs.tools.backup.processes import ToolError
+
 AGE_DECRYPT = ["age", "--decrypt"]
 ATTACH = (
     "import fcntl, os, sys, termios; fd = int(sys.argv[1]); "
@@ -85,3 +87,24 @@ def encrypting(recipients: list[str], passphrase: bytes | None) -> tuple[list[st
     if passphrase is not None:
         return ["age", "--encrypt", "--passphrase"], (passphrase + b"\n") * 2
     return ["age", "--encrypt", *(f"--recipient={r}" for r in recipients)], None
+
+
+def one_line(passphrase: bytes) -> bytes:
+    """The passphrase without its newline: one line, not empty (typed into age's terminal,
+    it cannot hold more); ToolError otherwise."""
+    passphrase = passphrase.removesuffix(b"\n")
+    if not passphrase.strip():
+        raise ToolError("the passphrase is empty")
+    if b"\n" in passphrase or b"\r" in passphrase:
+        raise ToolError("the passphrase on stdin is more than one line")
+    return passphrase
+
+
+def restore_key(*, identity: bytes | None, passphrase: bytes | None) -> AgeKey | None:
+    """What a restore decrypts with: the identity file's content if given, else the
+    passphrase (one line); None for neither. ToolError for an empty identity."""
+    if identity is not None:
+        if not identity.strip():
+            raise ToolError("no age identity on stdin")
+        return AgeKey(identity=identity)
+    return None if passphrase is None else AgeKey(passphrase=one_line(passphrase))

@@ -10,15 +10,23 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import emit, say
 from jobs.protocol.remote import Copied, RemoteRequest
+from jobs.retention import AGE_SUFFIX, needs_key
 from jobs.tools.backup.archive import volume_mounts
+from jobs.tools.backup.keys import restore_key
 from jobs.tools.backup.processes import ToolError
 from jobs.tools.backup.restore import restore
 from jobs.tools.remote.copying import copy, fetch, remote_listing
 from jobs.tools.remote.rclone import Rclone, RemoteError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jobs.tools.backup.keys import AgeKey
 
 TOOL = "remote"
 
@@ -44,10 +52,29 @@ def one(request: RemoteRequest) -> dict[str, object]:
             return {"remote": dest.name, "archives": list(remote_listing(rclone, request.job))}
         staging = Path(private) / "archive"
         staging.mkdir()
-        name = fetch(rclone, request.job, request.archive or "latest", staging)
-        mounts = volume_mounts(staging)
-        result = restore(staging, name, mounts, list(request.only), Path(request.root))
+        key = restore_key(
+            identity=None if request.identity is None else request.identity.encode(),
+            passphrase=None if request.passphrase is None else request.passphrase.encode(),
+        )
+        try:
+            name = fetch(rclone, request.job, request.archive or "latest", staging, _keyed(key))
+            mounts = volume_mounts(staging)
+            only, root = list(request.only), Path(request.root)
+            result = restore(staging, name, mounts, only, root, key=key)
+        finally:
+            if key is not None:
+                key.close()
         return {**result, "remote": dest.name}
+
+
+def _keyed(key: AgeKey | None) -> Callable[[str], None]:
+    """Refuses to fetch an encrypted archive when the request has nothing to decrypt it."""
+
+    def check(name: str) -> None:
+        if key is None and name.endswith(AGE_SUFFIX):
+            raise ToolError(needs_key(name))
+
+    return check
 
 
 def main() -> int:

@@ -17,6 +17,8 @@ from jobs.tools.backup.processes import CHUNK
 from jobs.tools.remote.rclone import RemoteError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jobs.protocol.backup import ArchiveEntry
     from jobs.protocol.remote import RemoteRequest
     from jobs.tools.remote.rclone import Rclone
@@ -108,9 +110,16 @@ def remote_listing(rclone: Rclone, job: str) -> list[ArchiveEntry]:
     return entries(job, {n: s for n, s in rclone.files().items() if not n.endswith(PARTIAL)})
 
 
-def fetch(rclone: Rclone, job: str, archive: str, into: Path) -> str:
+def fetch(
+    rclone: Rclone,
+    job: str,
+    archive: str,
+    into: Path,
+    before: Callable[[str], None] | None = None,
+) -> str:
     """Download ``archive`` (``latest``: the newest complete one not stamped in the future)
-    and its checksum into ``into``; the archive's name."""
+    and its checksum into ``into``; the archive's name. ``before``: called with the name
+    before anything is downloaded (it may refuse it by raising)."""
     listed = remote_listing(rclone, job)
     if archive == "latest":
         good = [a for a in listed if a["good"] and not a.get("future")]
@@ -120,6 +129,8 @@ def fetch(rclone: Rclone, job: str, archive: str, into: Path) -> str:
     elif not any(a["archive"] == archive and a["good"] for a in listed):
         known = ", ".join(a["archive"] for a in listed[:5]) or "none"
         raise RemoteError(f"no complete archive {archive!r} on the remote (newest: {known})")
+    if before is not None:
+        before(archive)
     for name in (archive, archive + SIDECAR):
         rclone.run("copyto", rclone.path(name), str(into / name))
     return archive
