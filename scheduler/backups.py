@@ -272,6 +272,43 @@ def _restore_spec(
     )
 
 
+def _restore_body(
+    engine: Engine,
+    config: Config,
+    name: str,
+    job: BackupJob,
+    *,
+    ops_image: str,
+    archive: str,
+    to: list[str],
+    identity: str | None,
+    clock: Clock,
+    remote: str | None,
+) -> RunContainer | ResticBackup | RemoteArchives:
+    """What a restore runs between stopping and starting the job's ``stop`` containers: the
+    remote tool (``remote``), the restic tool (a repository), or the backup tool (the
+    target's archive picked, with the key of an encrypted one)."""
+    if job.repository is not None and identity is not None:
+        raise BackupCommandError(
+            f"--identity is for encrypted archives: job {name!r} backs up into a restic "
+            "repository (its password decrypts)"
+        )
+    if remote is not None:
+        _age_key(job, archive, identity)  # a named encrypted archive: refused now if no key
+        into = _to_mounts(to)
+        decrypt = _decrypting(job, identity)
+        return _remote_step(config, name, ops_image, remote, archive=archive, to=into, key=decrypt)
+    if job.repository is not None:
+        ctx = PlanContext(name, ops_image)
+        return job.repository_command(ctx, "restore", archive, _to_mounts(to))
+    target = str(job.target)
+    archives = list_archives(engine, config, name, ops_image, clock)
+    picked = _pick(archives, archive, name, target)
+    secret, key = _age_key(job, picked, identity)
+    spec = _restore_spec(job, target, ops_image, picked, to, key=key)
+    return RunContainer(spec, tool="backup", stdin_secret=secret)
+
+
 def restore(
     engine: Engine,
     config: Config,
@@ -294,27 +331,18 @@ def restore(
     stdin) and restored in one ops container."""
     job = backup_job(config, name)
     clock = clock or SystemClock()
-    body: RunContainer | ResticBackup | RemoteArchives
-    if job.repository is not None and identity is not None:
-        raise BackupCommandError(
-            f"--identity is for encrypted archives: job {name!r} backs up into a restic "
-            "repository (its password decrypts)"
-        )
-    if remote is not None:
-        _age_key(job, archive, identity)  # a named encrypted archive: refused now if no key
-        into = _to_mounts(to)
-        decrypt = _decrypting(job, identity)
-        body = _remote_step(config, name, ops_image, remote, archive=archive, to=into, key=decrypt)
-    elif job.repository is not None:
-        ctx = PlanContext(name, ops_image)
-        body = job.repository_command(ctx, "restore", archive, _to_mounts(to))
-    else:
-        target = str(job.target)
-        archives = list_archives(engine, config, name, ops_image, clock)
-        picked = _pick(archives, archive, name, target)
-        secret, key = _age_key(job, picked, identity)
-        spec = _restore_spec(job, target, ops_image, picked, to, key=key)
-        body = RunContainer(spec, tool="backup", stdin_secret=secret)
+    body = _restore_body(
+        engine,
+        config,
+        name,
+        job,
+        ops_image=ops_image,
+        archive=archive,
+        to=to,
+        identity=identity,
+        clock=clock,
+        remote=remote,
+    )
     step = WithStopped(tuple(job.stop), (body,), job.stop_grace)
     result = _run_plan(engine, config, name, job, step, clock=clock)
     if job.repository is not None:
