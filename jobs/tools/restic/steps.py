@@ -46,6 +46,7 @@ class NoSnapshotError(ResticError):
         super().__init__(message)
         self.finished = finished
 
+
 PID_PASSES = 4096
 """How many short processes ``pass_pid`` starts at most (the pids of a fresh container's
 restic processes are in the tens)."""
