@@ -30,6 +30,8 @@ ln file.txt hard
 printf 'x' > "café ☃ naïve.txt"
 printf 'y' > "sub/deeper/$(printf 'long-%.0s' $(seq 1 45)).dat"
 """
+SMALL_SEED = SEED.replace("209715200", "1048576")
+"""The same tree with a 1 MiB file (where size does not matter)."""
 
 SNAPSHOT = r"""
 import hashlib, json, os, stat, sys

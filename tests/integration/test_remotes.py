@@ -1,7 +1,7 @@
 """Archives copied off the host (``copy_to``) on the real engine: to an SFTP server (Debian's
 sshd, key authentication, host key checked) and to a WebDAV server (``rclone serve webdav``
-with a user and a password, in a container of the project's image), both on a user-defined
-network. The archive and its checksum are on both under their final names, nothing partial;
+with a user and a password, in a container of the project's image) and to an S3 bucket
+(moto's server), each on a user-defined network. The archive and its checksum are on both under their final names, nothing partial;
 with the local archives deleted, a restore from each remote gives the identical tree back; a
 remote that is down fails the run naming it, the local archive kept, and the next run uploads
 what is missing; no secret reaches an ops container's inspect data or the daemon's log."""
@@ -18,8 +18,8 @@ import docker
 import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
-from .helpers import SEED, Inspector, cli, snapshot
-from .servers import DAV_PASSWORD, start_dav, wait_until_it_says
+from .helpers import SEED, SMALL_SEED, Inspector, cli, snapshot
+from .servers import DAV_PASSWORD, make_bucket, start_dav, wait_until_it_says
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +261,66 @@ def test_an_sftp_host_not_in_known_hosts_fails_the_run_saying_so(
     code, out = engine.containers.get(host).exec_run(["ls", "/srv/restic"])
     assert code == 0
     assert out.decode().split() == []
+
+
+S3_SECRET = "s3-copy-secret-never-shown"  # noqa: S105 - the test's S3 secret key
+
+
+def test_archives_copied_to_an_s3_bucket_restore_the_identical_tree(
+    start_daemon: Start,
+    engine: docker.DockerClient,
+    make: Callable[..., Any],
+    make_volume: Callable[[str], str],
+    network: str,
+    s3_server: str,
+) -> None:
+    """copy_to an S3 remote (moto's server): the archive and its checksum in the bucket under
+    the folder, the secret key shown nowhere, and a restore from the bucket alone gives the
+    tree back."""
+    make_bucket(engine, network, s3_server, "copies")
+    data = make(BUSYBOX, ["sh", "-c", SMALL_SEED], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    source = next(m["Name"] for m in data.attrs["Mounts"] if m["Destination"] == "/data")
+    target = make_volume("crontainer-test-backups")
+    secrets = {"TEST_S3_SECRET": S3_SECRET}
+    watching = Inspector(engine)
+    daemon = start_daemon(
+        "[jobs.db]\n"
+        'kind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
+        f'volumes_from = ["{data.name}"]\ntarget = "{target}"\n'
+        f'copy_to = ["s3"]\nnetwork = "{network}"\n',
+        daemon=f'ops_image = "{PROJECT_IMAGE}"\n'
+        f'[daemon.remotes.s3]\ntype = "s3"\nendpoint = "{s3_server}"\nbucket = "copies"\n'
+        'path = "app/db"\naccess_key_id = "backup"\n'
+        'secret_access_key = { env = "TEST_S3_SECRET" }\n',
+        env=secrets,
+    )
+    done = daemon.log.wait_for(ended, timeout=600)[0]
+    assert done["event"] == "run.succeeded", done
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    watching.close()
+    name = done["archive"]
+    assert [(c["remote"], c["uploaded"], c["bytes"]) for c in done["copies"]] == [
+        ("s3", [name], done["bytes"])
+    ]
+    assert done["copies"][0]["verified_by"].startswith("size")
+    listing = "import sys, urllib.request as r; print(r.urlopen(sys.argv[1]).read().decode())"
+    said = output_of(
+        engine, PROJECT_IMAGE, ["python3", "-c", listing, f"{s3_server}/copies?prefix=app/db/"],
+        network=network,
+    )  # fmt: skip
+    assert f"<Key>app/db/{name}</Key>" in said
+    assert f"<Key>app/db/{name}.sha256</Key>" in said
+    assert ".partial" not in said
+    shown = json.dumps(watching.ops()) + "".join(daemon.log.raw)
+    assert S3_SECRET not in shown
+
+    before = snapshot(engine, source)
+    output_of(engine, BUSYBOX, ["sh", "-c", "rm -f /t/*"], volumes=[f"{target}:/t"])
+    output_of(engine, BUSYBOX, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source}:/data"])
+    listed = json.loads(cli(daemon, "backups", "db", "--from", "s3", "--json", env=secrets))
+    assert [(a["archive"], a["good"]) for a in listed] == [(name, True)]
+    restored = json.loads(cli(daemon, "restore", "db", "--from", "s3", env=secrets))
+    assert (restored["archive"], restored["remote"]) == (name, "s3")
+    assert snapshot(engine, source) == before

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.integration.conftest import BUSYBOX, PROJECT_IMAGE
-from tests.integration.helpers import SEED, Inspector, cli, snapshot
+from tests.integration.helpers import SMALL_SEED, Inspector, cli, snapshot
 from tests.integration.restic.conftest import PASSWORD, data_container, outcomes, remote_job
 from tests.integration.servers import make_bucket
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 S3_SECRET = "s3-secret-key-never-shown"  # noqa: S105 - the test's S3 secret key
-SMALL_SEED = SEED.replace("209715200", "1048576")
-"""The backup tests' tree (owners, links, non-ASCII names) with a 1 MiB file."""
 
 
 def test_an_s3_repository_snapshots_lists_and_restores_and_a_missing_bucket_says_so(
