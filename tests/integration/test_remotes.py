@@ -1,10 +1,11 @@
 """Archives copied off the host (``copy_to``) on the real engine: to an SFTP server (Debian's
-sshd, key authentication, host key checked) and to a WebDAV server (``rclone serve webdav``
-with a user and a password, in a container of the project's image) and to an S3 bucket
-(moto's server), each on a user-defined network. The archive and its checksum are on both under their final names, nothing partial;
-with the local archives deleted, a restore from each remote gives the identical tree back; a
-remote that is down fails the run naming it, the local archive kept, and the next run uploads
-what is missing; no secret reaches an ops container's inspect data or the daemon's log."""
+sshd, key authentication, host key checked), to a WebDAV server (``rclone serve webdav`` with
+a user and a password, in a container of the project's image) and to an S3 bucket (moto's
+server), each on a user-defined network. The archive and its checksum are on each under
+their final names, nothing partial; with the local archives deleted, a restore from each
+remote gives the identical tree back; a remote that is down fails the run naming it, the
+local archive kept, and the next run uploads what is missing; no secret reaches an ops
+container's inspect data or the daemon's log."""
 
 from __future__ import annotations
 
