@@ -39,8 +39,8 @@ class Destination:
     type: str
     folder: str = ""
     options: Mapping[str, str] = field(default_factory=dict)
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    key: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    key: str | None = field(default=None, repr=False)
     known_hosts: str | None = None
 
     @classmethod

@@ -123,9 +123,9 @@ class ResticRequest:
     last_check: str | None = None
     """When the repository was last checked by this job (ISO time; completed by the
     daemon from its state)."""
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     """The repository's password (completed by the daemon; never logged)."""
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """More environment for restic (cloud credentials…), values completed by the daemon."""
     command: str = "backup"
     """One of COMMANDS."""
@@ -134,7 +134,7 @@ class ResticRequest:
     only: tuple[str, ...] = ()
     """restore: only these paths of the snapshot, each a volume mounted in the container
     (none: every path of the snapshot)."""
-    ssh_key: str | None = None
+    ssh_key: str | None = field(default=None, repr=False)
     """An ``sftp:`` repository's SSH private key (completed by the daemon; never logged)."""
     known_hosts: str | None = None
     """The ``known_hosts`` lines ssh checks an ``sftp:`` repository's host key against."""

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from jobs.protocol.fields import RequestError
+from jobs.protocol.remote import Destination
 from jobs.protocol.restic import (
     ResticRequest,
     ResticRestored,
@@ -163,3 +164,14 @@ def test_known_hosts_names_a_host_on_another_port_with_it() -> None:
 def test_an_sftp_repository_ssh_cannot_take_is_refused(repository: str, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         sftp_location(repository)
+
+
+def test_the_secrets_of_requests_are_not_in_their_repr() -> None:
+    """A request in a traceback or a debug line shows no secret (password, env values, SSH
+    key; a remote's secrets and key)."""
+    restic = ResticRequest(
+        "db", "crontainer", "rest:http://h/x", password="pw-SECRET",  # noqa: S106 - made up
+        env={"AWS_SECRET_ACCESS_KEY": "env-SECRET"}, ssh_key="key-SECRET",
+    )  # fmt: skip
+    remote = Destination("box", "sftp", "/srv", {"host": "h"}, {"pass": "pass-SECRET"}, "k-SECRET")
+    assert "SECRET" not in repr(restic) + repr(remote)
