@@ -106,6 +106,9 @@ def remove_labelled(client: docker.DockerClient, *, mine: bool) -> None:
 def nothing_left_behind(engine: docker.DockerClient) -> Iterator[None]:
     """After the suite no test container, volume or network remains (checked, then removed)."""
     remove_labelled(engine, mine=False)  # debris of an earlier, interrupted session
+    for image in engine.images.list(filters={"label": TEST_LABEL}):
+        if _debris(image.labels.get(TEST_LABEL)):  # a dead session's server images
+            engine.images.remove(image.id, force=True)
     yield
     left = _leftovers(engine)
     remove_labelled(engine, mine=True)
