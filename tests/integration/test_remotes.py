@@ -19,7 +19,7 @@ import docker
 import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
-from .helpers import SEED, SMALL_SEED, Inspector, cli, snapshot
+from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
 from .servers import DAV_PASSWORD, make_bucket, start_dav, wait_until_it_says
 
 pytestmark = pytest.mark.integration
@@ -91,10 +91,7 @@ def test_archives_copied_to_sftp_and_webdav_restore_the_identical_tree_from_each
         ),
         env=secrets,
     )
-    done = daemon.log.wait_for(ended, timeout=600)[0]
-    assert done["event"] == "run.succeeded", done
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = first_success(daemon, timeout=600)
     watching.close()
     name = done["archive"]
     assert [(c["remote"], c["uploaded"], c["bytes"]) for c in done["copies"]] == [
@@ -296,10 +293,7 @@ def test_archives_copied_to_an_s3_bucket_restore_the_identical_tree(
         'secret_access_key = { env = "TEST_S3_SECRET" }\n',
         env=secrets,
     )
-    done = daemon.log.wait_for(ended, timeout=600)[0]
-    assert done["event"] == "run.succeeded", done
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = first_success(daemon, timeout=600)
     watching.close()
     name = done["archive"]
     assert [(c["remote"], c["uploaded"], c["bytes"]) for c in done["copies"]] == [
