@@ -22,6 +22,7 @@ from scheduler.steps.containers import stdin_writer
 
 if TYPE_CHECKING:
     from jobs.plan import SecretRef
+    from jobs.protocol.restic import ResticRequest
     from scheduler.runs import Attempt
 
 CHECK_SOURCE = "restic:check"
@@ -45,12 +46,11 @@ class ResticHandler(StepHandler[ResticBackup]):
         except SecretError as e:
             return Outcome(Status.FAILED, error=str(e))
 
-        give_request = stdin_writer(self.engine, request)
+        give_request = stdin_writer(self.engine, request.to_json().encode() + b"\n")
         containers = self.context.containers
         spec = step.spec
-        if step.request.command == "backup":
-            named = replace(step.request, daemon=self.context.settings.name)
-            spec = replace(spec, hostname=named.lock_host())
+        if request.command == "backup":
+            spec = replace(spec, hostname=request.lock_host())
         outcome = containers.run_tool(attempt, spec, "restic", before_start=give_request)
         if outcome.status is not Status.SUCCEEDED or step.request.command != "backup":
             return outcome
@@ -65,12 +65,12 @@ class ResticHandler(StepHandler[ResticBackup]):
         outcome.details = result.to_json()
         return outcome
 
-    def _request(self, step: ResticBackup, last_check: object) -> bytes:
-        """The tool's stdin: its request with the secrets' values and known_hosts (read
-        now), the daemon's name and the last check's time, as one line."""
+    def _request(self, step: ResticBackup, last_check: object) -> ResticRequest:
+        """The tool's request, completed: the secrets' values and known_hosts (read now),
+        the daemon's name and the last check's time."""
         request = step.request
         env = {**request.env, **{s.name: _read(s, f"env {s.name}") for s in step.env}}
-        request = replace(
+        return replace(
             request,
             daemon=self.context.settings.name,
             password=_read(step.password, "password") if step.password else request.password,
@@ -83,4 +83,3 @@ class ResticHandler(StepHandler[ResticBackup]):
                 else request.known_hosts
             ),
         )
-        return request.to_json().encode() + b"\n"
