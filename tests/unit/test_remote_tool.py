@@ -26,9 +26,10 @@ from jobs.protocol.remote import Copied, Destination, RemoteRequest, parse_copie
 from jobs.retention import needs_key
 from jobs.tools.backup.archive import create
 from jobs.tools.backup.processes import ToolError
+from jobs.tools.redact import Redactor
 from jobs.tools.remote import cli as remote_cli
 from jobs.tools.remote.copying import fetch
-from jobs.tools.remote.rclone import Rclone, Redactor, RemoteError, environment
+from jobs.tools.remote.rclone import Rclone, RemoteError, environment
 from tests.control import result_of
 
 from .helpers import build_tree, snapshot, staging_left

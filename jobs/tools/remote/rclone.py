@@ -11,6 +11,8 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
+from jobs.tools.redact import Redactor
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -53,19 +55,6 @@ NOT_FOUND = 3
 
 class RemoteError(Exception):
     """A destination refused or failed; the message is redacted."""
-
-
-class Redactor:
-    """Takes secrets out of a text (the longest first: no part of one is left behind)."""
-
-    def __init__(self, secrets: set[str]) -> None:
-        lines = {line for s in secrets for line in s.splitlines() if len(line) > 3}  # noqa: PLR2004
-        self._secrets = sorted((s for s in secrets | lines if s), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def obscure(value: str) -> str:

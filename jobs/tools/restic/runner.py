@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from jobs.protocol.lines import say
 from jobs.protocol.restic import redacted, url_password
+from jobs.tools import redact
 
 if TYPE_CHECKING:
     from jobs.protocol.restic import ResticRequest
@@ -42,25 +43,20 @@ class ResticError(Exception):
     """A failure with a message for the run's error (already redacted)."""
 
 
-class Redactor:
+class Redactor(redact.Redactor):
     """Takes a request's secrets out of a text: the repository as ``redacted`` shows it,
     then the password, every ``env`` value, a password in the repository's URL and each
-    line of an SSH key as ``***`` (the longest first, so that no part of a longer one is
-    left behind)."""
+    line of an SSH key as ``***``."""
 
     def __init__(self, request: ResticRequest) -> None:
         self.repository = redacted(request.repository)
         self._full = request.repository
         in_url = url_password(request.repository)
-        key = (request.ssh_key or "").splitlines()
-        found = {request.password or "", in_url, *request.env.values(), *key}
-        self._secrets = sorted((s for s in found if s), key=len, reverse=True)
+        key = (request.ssh_key or "").splitlines()  # every line, however short
+        super().__init__({request.password or "", in_url, *request.env.values(), *key})
 
     def __call__(self, text: str) -> str:
-        text = text.replace(self._full, self.repository)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return super().__call__(text.replace(self._full, self.repository))
 
 
 def environment(request: ResticRequest, cache: str) -> dict[str, str]:
