@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from jobs import copies
 from jobs.base import NAME_PATTERN, InsidePaths, Model, PlanContext
 from jobs.containers import ContainerJob, parse_volume
+from jobs.copies import TARGET_MOUNT
 from jobs.encryption import EncryptKeys
 from jobs.plan import (
     ContainerSpec,
@@ -29,21 +31,16 @@ from jobs.plan import (
     RemoteArchives,
     ResticBackup,
     RunContainer,
-    Step,
     WithStopped,
 )
 from jobs.protocol.backup import CreateRequest
-from jobs.protocol.remote import RemoteRequest
 from jobs.repository import REPOSITORY_ONLY, RepositoryKeys
 from jobs.run import Command, as_argv
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-TARGET_MOUNT = "/backup"
-"""Where the target is mounted in the ops container."""
 RESTIC_TOOL = ("python3", "-m", "jobs.tools.restic")
-REMOTE_TOOL = ("python3", "-m", "jobs.tools.remote")
 
 
 def _covers(path: str, inner: str) -> bool:
@@ -139,20 +136,28 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     def _has_sources(self) -> BackupJob:
         if not self.volumes_from and not self.volumes:
             raise ValueError("a backup needs a source: volumes_from and/or volumes")
-        if (self.target is None) == (self.repository is None):
+        if self.target is not None and self.repository is not None:
             raise ValueError("a backup needs exactly one of target (archives) and repository")
+        if self.target is None and self.repository is None and not self.copy_to:
+            raise ValueError(
+                "a backup needs a target (archives in a volume or host directory), copy_to "
+                "(archives streamed to remotes) or a repository (restic snapshots)"
+            )
         volumes = tuple(map(parse_volume, self.volumes))
         given = set(self.model_fields_set)
         if self.copy_to:
-            if self.target is None:
-                raise ValueError("copy_to copies the archives of a target: it needs target")
+            if self.repository is not None:
+                raise ValueError(
+                    "copy_to copies archives: a backup into a repository has snapshots "
+                    "(give the repository a remote URL instead)"
+                )
             given.discard("network")  # the copying container's network
         problem = self.repository_problem(given, volumes)
         if problem is not None:
             raise ValueError(problem)
         if self.target is not None:
             self._target_apart(volumes)
-        elif self.encrypt is not None:
+        elif self.repository is not None and self.encrypt is not None:
             raise ValueError(
                 "encrypt is not a key of a backup into a repository: restic encrypts the "
                 "repository with its password"
@@ -205,18 +210,22 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
 
     def plan(self, ctx: PlanContext) -> Plan:
         """pre_exec, the archive (or snapshot) between stop and start, post_exec as cleanup."""
-        body = self._archive(ctx) if self.repository is None else self._snapshot(ctx)
-        middle: Step = (
+        body: RunContainer | ResticBackup | RemoteArchives = self._snapshot(ctx)
+        if self.target is not None:
+            body = self._archive(ctx)
+        elif self.repository is None:
+            body = copies.stream_step(self, ctx)
+        middle: WithStopped | RunContainer | ResticBackup | RemoteArchives = (
             WithStopped(tuple(self.stop), (body,), self.stop_grace) if self.stop else body
         )
-        if self.copy_to and isinstance(middle, WithStopped | RunContainer):
-            middle = RemoteArchives(*self.remote_tool(ctx, "copy"), body=middle)
+        if self.copy_to and not isinstance(middle, ResticBackup):
+            middle = copies.copy_step(self, ctx, middle)
         return Plan(
             steps=(*(e.step() for e in self.pre_exec), middle),
             cleanup=tuple(e.step() for e in self.post_exec),
         )
 
-    def _ops_spec(
+    def ops_spec(
         self,
         ctx: PlanContext,
         command: tuple[str, ...],
@@ -250,47 +259,8 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         )
         secret = self.passphrase()
         stdin = secret is not None
-        spec = self._ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none", stdin=stdin)
+        spec = self.ops_spec(ctx, self.request(ctx.job).argv(), mounts, "none", stdin=stdin)
         return RunContainer(spec, tool="backup", stdin_secret=secret)
-
-    def remote_tool(
-        self,
-        ctx: PlanContext,
-        command: str,
-        remotes: tuple[str, ...] = (),
-        archive: str | None = None,
-        to: tuple[Mount, ...] = (),
-    ) -> tuple[ContainerSpec, RemoteRequest]:
-        """The remote tool's container (stdin open, on the job's network; copying: the target
-        read-only at TARGET_MOUNT) and its request: ``copy`` to the job's ``copy_to``, or a one-off
-        ``list``/``restore`` of ``crontainer backups/restore --from`` (``remotes``: the one;
-        a restore writes the job's sources, or just ``to``, as the target's restore does)."""
-        sources = command == "restore" and not to
-        held: tuple[Mount, ...] = to
-        if sources:
-            held = tuple(Mount(m.source, m.target) for m in map(parse_volume, self.volumes))
-        copying = command == "copy"
-        target = (Mount(str(self.target), TARGET_MOUNT, read_only=True),) if copying else ()
-        mounts = (*target, *held)
-        spec = self._ops_spec(ctx, REMOTE_TOOL, mounts, self.network, stdin=True)
-        spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
-        keep = {
-            "last": self.keep_last,
-            "daily": self.keep_daily,
-            "weekly": self.keep_weekly,
-            "monthly": self.keep_monthly,
-        }
-        request = RemoteRequest(
-            command,
-            ctx.job,
-            TARGET_MOUNT,
-            remotes=remotes or tuple(self.copy_to),
-            timezone=self.timezone,
-            keep={rule: count for rule, count in keep.items() if count is not None},
-            archive=archive,
-            only=tuple(m.target for m in to),
-        )
-        return spec, request
 
     def _snapshot(self, ctx: PlanContext) -> ResticBackup:
         """The restic tool's container, stdin open: the volumes read-only, but the one
@@ -298,7 +268,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         volumes = tuple(map(parse_volume, self.volumes))
         holder = self.repository_volume(volumes)
         mounts = tuple(Mount(m.source, m.target, read_only=m != holder) for m in volumes)
-        spec = self._ops_spec(ctx, RESTIC_TOOL, mounts, self.repository_network(), stdin=True)
+        spec = self.ops_spec(ctx, RESTIC_TOOL, mounts, self.repository_network(), stdin=True)
         keep = {
             "last": self.keep_last,
             "hourly": self.keep_hourly,
@@ -323,7 +293,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         if sources:
             held = tuple(Mount(m.source, m.target) for m in volumes)
         network = self.repository_network()
-        spec = self._ops_spec(ctx, RESTIC_TOOL, (*held, *to), network, stdin=True)
+        spec = self.ops_spec(ctx, RESTIC_TOOL, (*held, *to), network, stdin=True)
         spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
         request = replace(
             self.restic_request(ctx.job, (), {}),

@@ -195,11 +195,12 @@ class RemoteArchives:
     each remote it names (``[daemon.remotes.<name>]``, secrets read at run time). Without
     ``body``, just the tool (listing or restoring from a remote). The run's details: the
     body's, plus the tool's ``copies``. A restore's ``identity`` (an age identity file) or
-    ``passphrase`` goes into the request too, read at run time."""
+    ``passphrase`` (a streamed archive's passphrase) goes into the request too, read at run
+    time."""
 
     spec: ContainerSpec
     request: RemoteRequest
-    body: WithStopped | RunContainer | None = None
+    body: WithStopped | RunContainer | RemoteArchives | None = None
     identity: SecretRef | None = None
     passphrase: SecretRef | str | None = None
 

@@ -16,9 +16,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.backup import TARGET_MOUNT, BackupJob
+from jobs import copies
+from jobs.backup import BackupJob
 from jobs.base import PlanContext
 from jobs.containers import parse_volume
+from jobs.copies import TARGET_MOUNT
 from jobs.plan import (
     ContainerSpec,
     Mount,
@@ -100,12 +102,18 @@ def backup_job(config: Config, name: str) -> BackupJob:
     return entry.job
 
 
-def _archives_of(config: Config, name: str) -> tuple[BackupJob, str]:
-    """The backup job ``name`` and its target, if it backs up into archives."""
+def _archives_of(config: Config, name: str) -> BackupJob:
+    """The backup job ``name``, if it backs up into archives."""
     job = backup_job(config, name)
-    if job.target is None:
+    if job.repository is not None:
         raise BackupCommandError(f"job {name!r} backs up into a restic repository, not archives")
-    return job, job.target
+    return job
+
+
+def streamed_to(job: BackupJob) -> str | None:
+    """The remote a job without a target streams its archives to (its first ``copy_to``),
+    where ``backups`` and ``restore`` find them without ``--from``."""
+    return job.copy_to[0] if job.target is None and job.copy_to else None
 
 
 def _remote_step(
@@ -120,7 +128,7 @@ def _remote_step(
 ) -> RemoteArchives:
     """The remote tool listing the job's archives on ``remote``, or restoring ``archive``
     from there (``key``: what decrypts it, if it is encrypted)."""
-    job, _ = _archives_of(config, name)
+    job = _archives_of(config, name)
     remotes = config.daemon.remotes
     if remote not in remotes:
         defined = ", ".join(sorted(remotes)) or "none"
@@ -129,7 +137,8 @@ def _remote_step(
             f"(remotes: {defined})"
         )
     command = "list" if archive is None else "restore"
-    spec, request = job.remote_tool(PlanContext(name, ops_image), command, (remote,), archive, to)
+    ctx = PlanContext(name, ops_image)
+    spec, request = copies.remote_tool(job, ctx, command, (remote,), archive=archive, to=to)
     secret, kind = key
     if kind == "identity" and isinstance(secret, SecretRef):
         return RemoteArchives(spec, request, identity=secret)
@@ -147,9 +156,10 @@ def list_archives(
 ) -> list[ArchiveEntry]:
     """The job's archives in its target (or on ``remote``), newest first (name, time,
     bytes, good, future)."""
-    job, target = _archives_of(config, name)
-    if remote is not None:
-        found = _remote_step(config, name, ops_image, remote)
+    job = _archives_of(config, name)
+    remote = remote or streamed_to(job)
+    if remote is not None or job.target is None:
+        found = _remote_step(config, name, ops_image, str(remote))
         details = _run_plan(engine, config, name, job, found, clock=clock or SystemClock())
         try:
             return parse_list_result(details)["archives"]
@@ -158,7 +168,7 @@ def list_archives(
     spec = ContainerSpec(
         image=ops_image,
         command=ListRequest(name, TARGET_MOUNT).argv(),
-        mounts=(Mount(target, TARGET_MOUNT, read_only=True),),
+        mounts=(Mount(job.target, TARGET_MOUNT, read_only=True),),
         network="none",
         pull=PullPolicy.MISSING,
         healthcheck=False,
@@ -293,6 +303,7 @@ def _restore_body(
             f"--identity is for encrypted archives: job {name!r} backs up into a restic "
             "repository (its password decrypts)"
         )
+    remote = remote or streamed_to(job)
     if remote is not None:
         _age_key(job, archive, identity)  # a named encrypted archive: refused now if no key
         into = _to_mounts(to)

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobs.protocol.fields import Fields, RequestError, json_object
+from jobs.retention import SUFFIXES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 PROGRAM = ("python3", "-m", "jobs.tools.remote")
 """How an ops container runs the tool (its request comes on stdin)."""
-COMMANDS = ("copy", "list", "restore")
-"""copy: the job's archives in the target to each destination, then retention there; list:
-the job's archives on the (one) destination; restore: one archive fetched, verified (decrypted
+COMMANDS = ("copy", "stream", "list", "restore")
+"""copy: the job's archives in the target (or, ``from_first``, on the first destination) to
+each (other) destination, then retention there; stream: a new archive of the volumes mounted
+(or ``sources``) piped straight to the (one) destination, then retention there; list: the
+job's archives on the (one) destination; restore: one archive fetched, verified (decrypted
 with the request's identity or passphrase if it is an ``….age`` one) and restored into the
 volumes mounted."""
 TYPES = ("s3", "sftp", "webdav")
@@ -81,8 +84,18 @@ class RemoteRequest:
     only: tuple[str, ...] = ()
     identity: str | None = field(default=None, repr=False)
     """restore: the age identity file's content that decrypts an ``….age`` archive (from
-    ``--identity FILE``, read where the command runs), or ``passphrase``: the job's."""
+    ``--identity FILE``, read where the command runs), or ``passphrase``: the job's (stream:
+    the one the new archive is encrypted with)."""
     passphrase: str | None = field(default=None, repr=False)
+    from_first: bool = False
+    """copy: the archives are on the first destination (a streamed backup's), not in
+    ``target``; they are copied from there to the others."""
+    sources: tuple[str, ...] = ()
+    """stream: the paths archived; with ``mounts``, every volume mounted too."""
+    mounts: bool = False
+    compression: str = "zstd"
+    recipients: tuple[str, ...] = ()
+    """stream: age recipients (public keys) the archive is encrypted to."""
 
     def to_json(self) -> str:
         """The request as the tool reads it: one line of JSON (without its newline)."""
@@ -132,6 +145,11 @@ _OPTIONAL: dict[str, Callable[[Fields, str], object]] = {
     "only": Fields.texts,
     "identity": Fields.text,
     "passphrase": Fields.text,
+    "from_first": Fields.flag,
+    "sources": Fields.texts,
+    "mounts": Fields.flag,
+    "compression": lambda fields, key: fields.choice(key, tuple(SUFFIXES)),
+    "recipients": Fields.texts,
 }
 """The request's keys that may be left out, each with its reader."""
 

@@ -3,7 +3,9 @@ container fed on stdin its request completed with each remote of ``[daemon.remot
 rclone reaches it — secrets read now, never logged, never in the container's command,
 environment or labels (a restore's age identity or passphrase too, in the request). The
 run's details are the archive's plus the tool's ``copies``; a copy that fails fails the run
-naming the remote, the archive kept in the target."""
+naming the remote, the archive kept in the target. A streamed archive (no target) is itself
+the tool's ``stream`` (its passphrase in the request), whose result has its first remote's
+copy; the copies to the other remotes come after it."""
 
 from __future__ import annotations
 
@@ -49,6 +51,14 @@ def destination(name: str, remote: S3Remote | SftpRemote | WebdavRemote) -> Dest
     return Destination(name, "webdav", remote.location(), plain, secrets)
 
 
+def _copies(details: dict[str, object]) -> list[dict[str, object]]:
+    """The copies a result reports (none if it has none)."""
+    try:
+        return [c.to_json() for c in parse_copied(details)]
+    except RequestError:
+        return []
+
+
 class RemoteHandler(StepHandler[RemoteArchives]):
     """The archive, then its copies; or a one-off listing or restore from a remote."""
 
@@ -72,10 +82,9 @@ class RemoteHandler(StepHandler[RemoteArchives]):
         outcome = self.context.containers.run_tool(attempt, step.spec, "remote", before_start=give)
         if step.body is None:
             return outcome
-        try:
-            copies = [c.to_json() for c in parse_copied(outcome.details)]
-        except RequestError:
-            copies = []  # no result: the tool failed before it copied (its error says why)
+        copies = _copies(made.details)  # a streamed archive's: its first remote
+        # no copies in the result: the tool failed before it copied (its error says why)
+        copies += _copies(outcome.details)
         outcome.details = {**made.details, "copies": copies}
         outcome.output = made.output + outcome.output
         return outcome

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.backup import TARGET_MOUNT
+from jobs.copies import TARGET_MOUNT
 from scheduler.backups import OPS_TIMEOUT_S, BackupCommandError, list_archives, restore
 from scheduler.engine import ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError

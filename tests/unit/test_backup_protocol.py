@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.backup import TARGET_MOUNT, BackupJob
+from jobs.backup import BackupJob
 from jobs.base import PlanContext
+from jobs.copies import TARGET_MOUNT
 from jobs.plan import RunContainer
 from jobs.protocol.backup import (
     PROGRAM,

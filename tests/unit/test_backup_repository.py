@@ -22,7 +22,13 @@ load, errors_of = load_backup, backup_errors
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("", "jobs.b: a backup needs exactly one of target (archives) and repository"),
+        (
+            "",
+            (
+                "jobs.b: a backup needs a target (archives in a volume or host directory), "
+                "copy_to (archives streamed to remotes) or a repository (restic snapshots)"
+            ),
+        ),
         (
             REPO + 'target = "backups"',
             "jobs.b: a backup needs exactly one of target (archives) and repository",

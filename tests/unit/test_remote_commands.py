@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from jobs.backup import REMOTE_TOOL
 from jobs.plan import Mount
+from jobs.protocol.remote import PROGRAM as REMOTE_TOOL
 from scheduler.backups import BackupCommandError, list_archives, restore
 from scheduler.settings import Config, load_config
 from tests.control import control
@@ -33,6 +33,8 @@ CONFIG = (
     'encrypt = { recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"] }\n'
     '[jobs.secret]\nkind = "backup"\nschedule = "@daily"\ntarget = "backups"\n'
     'volumes = ["logs:/logs"]\ncopy_to = ["dav"]\nencrypt = { passphrase = { env = "TEST_AGE" } }\n'
+    '[jobs.streamed]\nkind = "backup"\nschedule = "@daily"\nvolumes = ["logs:/logs"]\n'
+    'copy_to = ["dav"]\n'
     '[jobs.r]\nkind = "backup"\nschedule = "@daily"\nrepository = "/r/x"\npassword = "p"\n'
     'volumes = ["r:/r"]\n'
 )
@@ -59,6 +61,24 @@ def test_backups_from_a_remote_lists_through_the_remote_tool(tmp_path: Path) -> 
     assert (request["command"], request["job"], request["remotes"]) == ("list", "db", ["dav"])
     assert request["destinations"][0]["secrets"] == {"pass": PASSWORD}
     assert PASSWORD not in json.dumps([dict(spec.env), spec.command, engine.created_labels])
+
+
+def test_a_streamed_jobs_archives_are_listed_and_restored_from_its_first_remote(
+    tmp_path: Path,
+) -> None:
+    engine = engine_saying(control({"result": {"remote": "dav", "archives": ARCHIVES}}))
+    assert list_archives(engine, config(tmp_path), "streamed", "ops:1", engine.clock) == ARCHIVES
+    request = json.loads(bytes(engine.stdin.data))
+    assert (request["command"], request["remotes"]) == ("list", ["dav"])
+    result = {"archive": ARCHIVES[0]["archive"], "remote": "dav", "volumes": ["/logs"]}
+    engine = engine_saying(control({"result": result}))
+    done = restore(
+        engine, config(tmp_path), "streamed", ops_image="ops:1", archive="latest", to=[],
+        clock=engine.clock,
+    )  # fmt: skip
+    assert done == {**result, "stopped_and_started": []}
+    request = json.loads(bytes(engine.stdin.data))
+    assert (request["command"], request["remotes"]) == ("restore", ["dav"])
 
 
 def test_restore_from_a_remote_runs_between_the_jobs_stops_into_its_sources(

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from jobs.backup import REMOTE_TOOL, BackupJob
+from jobs.backup import BackupJob
 from jobs.base import EnvSecret, PlanContext
-from jobs.plan import Mount, RemoteArchives, RunContainer, WithStopped
+from jobs.plan import Mount, RemoteArchives, RunContainer, SecretRef, WithStopped
+from jobs.protocol.remote import PROGRAM as REMOTE_TOOL
 from jobs.protocol.remote import Destination
 from scheduler.engine import ExitStatus
 from scheduler.runs import Attempt, Cancellation, Outcome, Status
@@ -69,11 +70,17 @@ class TwoTools(FakeEngine):
         return iter(self.outputs[self.created() - 1])
 
 
-def _job(tmp_path: Path) -> tuple[BackupJob, Any]:
+STREAMED = CONFIG.replace(
+    'target = "backups"\n', 'encrypt = { passphrase = { env = "AGE_PASS" } }\n'
+)
+"""The same job without a target: its archives streamed to box, then copied to dav."""
+
+
+def _job(tmp_path: Path, text: str = CONFIG) -> tuple[BackupJob, Any]:
     key = tmp_path / "key"
     key.write_text(KEY + "\n")
     path = tmp_path / "c.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{tmp_path}/state"\n' + CONFIG % key)
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path}/state"\n' + text % key)
     config = load_config(path, {})
     job = config.jobs["b"].job
     assert isinstance(job, BackupJob)
@@ -101,10 +108,12 @@ def test_the_copy_runs_after_the_app_was_started_again_in_a_container_without_se
     assert step.request.destinations == ()  # the daemon adds them, secrets and all, at run time
 
 
-def _run(tmp_path: Path, engine: TwoTools) -> tuple[Outcome, list[Any]]:
-    job, config = _job(tmp_path)
+def _run(
+    tmp_path: Path, engine: TwoTools, text: str = CONFIG, made: dict[str, Any] = ARCHIVED
+) -> tuple[Outcome, list[Any]]:
+    job, config = _job(tmp_path, text)
     (step,) = job.plan(PlanContext("b", "ops:1")).steps
-    engine.outputs = [[("stderr", control({"result": ARCHIVED}))], engine.output_chunks]
+    engine.outputs = [[("stderr", control({"result": made}))], engine.output_chunks]
     executor = StepExecutor(engine, config.daemon, engine.clock)
     with structlog.testing.capture_logs() as logs:
         outcome = executor.run(Attempt("r1", "b", job, Cancellation()), step)
@@ -132,6 +141,58 @@ def test_the_remotes_secrets_reach_the_tool_on_stdin_only(tmp_path: Path) -> Non
     shown += json.dumps([dict(e) for e in logs], default=str)
     for secret in (DAV_PASSWORD, "key-Xy7-made-up"):
         assert secret not in shown
+
+
+def test_without_a_target_the_archive_streams_to_the_first_remote_then_goes_to_the_others(
+    tmp_path: Path,
+) -> None:
+    job, _ = _job(tmp_path, STREAMED)
+    (step,) = job.plan(PlanContext("b", "ops:1")).steps
+    assert isinstance(step, RemoteArchives)
+    assert (step.request.command, step.request.remotes) == ("copy", ("box", "dav"))
+    assert step.request.from_first
+    assert (step.spec.mounts, step.spec.volumes_from) == ((), ())
+    assert isinstance(step.body, WithStopped)
+    assert step.body.containers == ("app",)
+    (stream,) = step.body.body
+    assert isinstance(stream, RemoteArchives)
+    assert stream.body is None
+    assert isinstance(stream.passphrase, SecretRef)
+    assert stream.passphrase.env == "AGE_PASS"
+    assert (stream.spec.command, stream.spec.volumes_from) == (REMOTE_TOOL, ("db:ro",))
+    assert (stream.spec.network, stream.spec.stdin) == ("backup-net", True)
+    request = stream.request
+    assert (request.command, request.remotes, request.keep) == ("stream", ("box",), {"last": 3})
+    assert (request.mounts, request.sources, request.compression) == (True, (), "zstd")
+    one, _ = _job(tmp_path, STREAMED.replace('["box", "dav"]', '["box"]'))
+    (alone,) = one.plan(PlanContext("b", "ops:1")).steps
+    assert isinstance(alone, WithStopped)  # one remote: nothing to copy after the stream
+    assert isinstance(alone.body[0], RemoteArchives)
+
+
+def test_a_streamed_runs_details_have_the_archive_and_every_remotes_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGE_PASS", "age-Zz1-made-up")
+    engine = TwoTools(FakeClock())
+    to_dav = {"remote": "dav", "uploaded": COPIED["uploaded"], "bytes": 10}
+    engine.output_chunks = [("stderr", control({"result": {"copies": [to_dav]}}))]
+    streamed = {**ARCHIVED, "copies": [COPIED]}
+    outcome, _ = _run(tmp_path, engine, STREAMED, streamed)
+    assert outcome.status is Status.SUCCEEDED, outcome.error
+    copies = outcome.details["copies"]
+    assert isinstance(copies, list)
+    assert [(c["remote"], c["uploaded"]) for c in copies] == [
+        ("box", COPIED["uploaded"]),
+        ("dav", COPIED["uploaded"]),
+    ]
+    assert outcome.details["archive"] == ARCHIVED["archive"]
+    first, second = (json.loads(line) for line in bytes(engine.stdin.data).splitlines())
+    assert (first["command"], first["passphrase"]) == ("stream", "age-Zz1-made-up")
+    assert [d["name"] for d in first["destinations"]] == ["box"]
+    assert (second["command"], second["from_first"]) == ("copy", True)
+    assert [d["name"] for d in second["destinations"]] == ["box", "dav"]
+    assert "passphrase" not in second or second["passphrase"] is None
 
 
 def test_a_failed_copy_fails_the_run_naming_the_remote_and_keeps_the_archives_details(

@@ -8,6 +8,7 @@ round trip."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -54,12 +55,11 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def dav(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A WebDAV server's directory and URL: ``rclone serve webdav`` with a user and a
-    password, on a free port of localhost."""
-    served = tmp_path / "served"
-    served.mkdir()
+@contextlib.contextmanager
+def serving_dav(served: Path, *extra: str) -> Iterator[str]:
+    """``rclone serve webdav`` of ``served`` with a user and a password (and ``extra``
+    options), on a free port of localhost; its URL."""
+    served.mkdir(exist_ok=True)
     port = _free_port()
     rclone = shutil.which("rclone") or "rclone"
     server = subprocess.Popen(
@@ -67,6 +67,7 @@ def dav(tmp_path: Path) -> Iterator[tuple[Path, str]]:
             *(rclone, "serve", "webdav", str(served), "--addr", f"127.0.0.1:{port}"),
             *("--user", USER, "--pass", PASSWORD),
             *("--dir-cache-time", "0s"),  # files the tests change behind its back: seen at once
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -77,10 +78,17 @@ def dav(tmp_path: Path) -> Iterator[tuple[Path, str]]:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
         assert server.poll() is None, "rclone serve webdav ended"
-        yield served, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait()
+
+
+@pytest.fixture
+def dav(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A WebDAV server's directory and URL (``serving_dav``)."""
+    with serving_dav(tmp_path / "served") as url:
+        yield tmp_path / "served", url
 
 
 def destination(url: str, password: str = PASSWORD, name: str = "dav") -> Destination:

@@ -125,7 +125,7 @@ def test_an_error_about_a_secret_key_never_shows_the_value(tmp_path: Path) -> No
             SFTP
             + JOB.replace('target = "backups"', 'repository = "/r"\npassword = "p"')
             + 'volumes = ["r:/r"]\ncopy_to = ["box"]\n',
-            "jobs.b: copy_to copies the archives of a target: it needs target",
+            "jobs.b: copy_to copies archives: a backup into a repository has snapshots",
         ),
     ],
 )

@@ -71,7 +71,7 @@ def create(
 ) -> Archived:
     """Archive ``sources`` into ``target`` (without the ``exclude`` trees), age-encrypted to
     ``recipients`` if any (or with ``passphrase``); return what the run reports."""
-    _check_sources(sources, target)
+    check_sources(sources, target)
     target.mkdir(parents=True, exist_ok=True)
     clean_partials(target, job)
     began = time.monotonic()
@@ -94,11 +94,15 @@ def create(
     }
 
 
-def _check_sources(sources: list[Path], target: Path) -> None:
-    """ToolError if a source is missing or holds the target."""
+def check_sources(sources: list[Path], target: Path | None) -> None:
+    """ToolError if there is no source, or one is missing or holds the target."""
+    if not sources:
+        raise ToolError("nothing to back up: no source path and no volume mounted")
     missing = [str(s) for s in sources if not s.exists() and not s.is_symlink()]
     if missing:
         raise ToolError(f"nothing to back up at {', '.join(missing)}")
+    if target is None:
+        return
     for source in sources:
         if _identity(source) == _identity(target) or source.absolute() in target.absolute().parents:
             raise ToolError(

@@ -39,8 +39,6 @@ def _create_command(request: CreateRequest) -> CreateResult:
     sources = [Path(s) for s in request.sources]
     if request.mounts:
         sources += [p for p in points if p not in aliases]
-    if not sources:
-        raise ToolError("nothing to back up: no source path and no volume mounted")
     made = create(
         request.job,
         target,

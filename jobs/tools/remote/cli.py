@@ -16,12 +16,14 @@ from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import emit, say
 from jobs.protocol.remote import Copied, RemoteRequest
 from jobs.retention import AGE_SUFFIX, needs_key
-from jobs.tools.backup.archive import volume_mounts
-from jobs.tools.backup.keys import restore_key
+from jobs.tools.backup.archive import check_sources, volume_mounts
+from jobs.tools.backup.keys import one_line, restore_key
 from jobs.tools.backup.processes import ToolError
 from jobs.tools.backup.restore import restore
-from jobs.tools.remote.copying import copy, fetch, remote_listing
+from jobs.tools.paths import mount_points
+from jobs.tools.remote.copying import FirstDestination, Origin, Target, copy, fetch, remote_listing
 from jobs.tools.remote.rclone import Rclone, RemoteError
+from jobs.tools.remote.streaming import stream
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,15 +34,33 @@ TOOL = "remote"
 
 
 def copy_all(request: RemoteRequest) -> list[Copied]:
-    """Each destination in turn; one that fails does not stop the others."""
+    """Each destination in turn (but the first, the origin, with ``from_first``); one that
+    fails does not stop the others."""
     copies = []
-    for dest in request.destinations:
+    origin = request.destinations[0] if request.from_first else None
+    for dest in request.destinations[1:] if origin is not None else request.destinations:
         with tempfile.TemporaryDirectory(prefix="crontainer-remote-") as private:
             try:
-                copies.append(copy(Rclone(dest, Path(private)), request, dest.name))
+                rclone = Rclone(dest, Path(private), origin)
+                source: Origin = FirstDestination(rclone)
+                if origin is None:
+                    source = Target(Path(request.target))
+                copies.append(copy(rclone, request, dest.name, source))
             except RemoteError as e:
                 copies.append(Copied(dest.name, error=str(e)))
     return copies
+
+
+def stream_one(request: RemoteRequest) -> dict[str, object]:
+    """A new archive of the request's sources (and the volumes mounted) streamed to the
+    first destination."""
+    sources = [Path(s) for s in request.sources]
+    if request.mounts:
+        sources += mount_points()
+    check_sources(sources, None)
+    passphrase = None if request.passphrase is None else one_line(request.passphrase.encode())
+    with tempfile.TemporaryDirectory(prefix="crontainer-remote-") as private:
+        return stream(Rclone(request.destinations[0], Path(private)), request, sources, passphrase)
 
 
 def one(request: RemoteRequest) -> dict[str, object]:
@@ -81,6 +101,9 @@ def main() -> int:
     """Read the request, run, report the result; see the module's exit codes."""
     try:
         request = RemoteRequest.from_line(sys.stdin.readline())
+        if request.command == "stream":
+            emit({"result": stream_one(request)})
+            return 0
         if request.command != "copy":
             emit({"result": one(request)})
             return 0

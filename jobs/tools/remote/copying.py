@@ -6,9 +6,9 @@ fetched back and verified."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from jobs.protocol.remote import Copied
 from jobs.retention import Retention, archive_time, to_delete
@@ -17,7 +17,8 @@ from jobs.tools.backup.processes import CHUNK
 from jobs.tools.remote.rclone import RemoteError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
+    from pathlib import Path
 
     from jobs.protocol.backup import ArchiveEntry
     from jobs.protocol.remote import RemoteRequest
@@ -36,9 +37,8 @@ def policy(request: RemoteRequest) -> Retention:
     return Retention(*rules, request.timezone)
 
 
-def wanted(job: str, target: Path, rules: Retention) -> list[str]:
-    """The job's complete archives in ``target`` that its retention keeps, newest first."""
-    names = [p.name for p in target.iterdir() if p.is_file()]
+def wanted(job: str, names: Collection[str], rules: Retention) -> list[str]:
+    """The job's complete archives among ``names`` that its retention keeps, newest first."""
     good = [n for n in names if n + SIDECAR in names and archive_time(job, n) is not None]
     dropped = set(to_delete(job, good, rules, good, now=datetime.now(UTC)))
     kept = [n for n in good if n not in dropped]
@@ -51,6 +51,29 @@ def _own_partial(job: str, name: str) -> bool:
     return name.endswith(PARTIAL) and archive_time(job, base) is not None
 
 
+def clear_partials(rclone: Rclone, job: str, present: dict[str, int]) -> None:
+    """Delete what killed runs of ``job`` left under temporary names on the destination
+    (``present``: its files, updated)."""
+    for stale in [n for n in present if _own_partial(job, n)]:
+        rclone.run("deletefile", rclone.path(stale))
+        del present[stale]
+
+
+def prune(
+    rclone: Rclone, job: str, rules: Retention, present: dict[str, int], protect: list[str]
+) -> list[str]:
+    """The job's archives on the destination (``present``) its retention does not keep,
+    deleted with their checksums, never one of ``protect``; their names."""
+    names = [n for n in present if not n.endswith(PARTIAL)]
+    good = [n for n in names if n + SIDECAR in names]
+    deleted = to_delete(job, names, rules, good, now=datetime.now(UTC), protect=protect)
+    for archive in deleted:
+        for file in (archive, archive + SIDECAR):
+            if file in present:
+                rclone.run("deletefile", rclone.path(file))
+    return deleted
+
+
 def _digest(path: Path, kind: str) -> str:
     digest = hashlib.new(kind)
     with path.open("rb") as source:
@@ -59,48 +82,92 @@ def _digest(path: Path, kind: str) -> str:
     return digest.hexdigest()
 
 
-def upload(rclone: Rclone, local: Path) -> str:
-    """``local`` to ``<name>.partial`` on the destination, checked (size, and a hash the
-    backend gives), then renamed to its name; how it was checked."""
-    partial = local.name + PARTIAL
-    rclone.run("copyto", str(local), rclone.path(partial))
-    size, hashes = rclone.stat(partial)
-    if size != local.stat().st_size:
-        rclone.run("deletefile", rclone.path(partial))
-        raise RemoteError(f"{local.name}: {size} bytes arrived of {local.stat().st_size}")
-    kind = next((k for k in HASHES if k in hashes), None)
-    if kind is not None and hashes[kind].lower() != _digest(local, kind):
-        rclone.run("deletefile", rclone.path(partial))
-        raise RemoteError(f"{local.name}: the {kind} of the uploaded file differs")
-    rclone.run("moveto", rclone.path(partial), rclone.path(local.name))
-    return f"size+{kind}" if kind else "size"
+class Origin(Protocol):
+    """Where the archives copied come from."""
+
+    def names(self) -> dict[str, int]:
+        """The files there and their sizes."""
+
+    def send(self, rclone: Rclone, name: str, to: str) -> None:
+        """Copy file ``name`` to rclone's file ``to`` on the destination."""
+
+    def digest(self, name: str, kind: str) -> str | None:
+        """The ``kind`` hash of file ``name``, if it can be had."""
 
 
-def copy(rclone: Rclone, request: RemoteRequest, name: str) -> Copied:
-    """The job's archives the destination lacks, uploaded (newest first); then retention
-    there, never deleting the newest archive of the target."""
-    job, target, rules = request.job, Path(request.target), policy(request)
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The archives in the job's target, mounted here."""
+
+    path: Path
+
+    def names(self) -> dict[str, int]:
+        return {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file()}
+
+    def send(self, rclone: Rclone, name: str, to: str) -> None:
+        rclone.run("copyto", str(self.path / name), to)
+
+    def digest(self, name: str, kind: str) -> str | None:
+        return _digest(self.path / name, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstDestination:
+    """The archives on the first destination of a streamed backup (rclone's source)."""
+
+    rclone: Rclone
+
+    def names(self) -> dict[str, int]:
+        return self.rclone.files(self.rclone.source_path())
+
+    def send(self, rclone: Rclone, name: str, to: str) -> None:
+        rclone.run("copyto", rclone.source_path(name), to)
+
+    def digest(self, name: str, kind: str) -> str | None:
+        return self.rclone.stat(name, self.rclone.source_path(name))[1].get(kind)
+
+
+def upload(rclone: Rclone, origin: Origin, name: str, size: int) -> str:
+    """File ``name`` of ``origin`` (``size`` bytes) to ``<name>.partial`` on the destination,
+    checked (size, and a hash both sides give), then renamed to its name; how it was checked."""
+    partial = rclone.path(name + PARTIAL)
+    origin.send(rclone, name, partial)
+    arrived, hashes = rclone.stat(name, partial)
+    if arrived != size:
+        rclone.run("deletefile", partial)
+        raise RemoteError(f"{name}: {arrived} bytes arrived of {size}")
+    for kind in (k for k in HASHES if k in hashes):
+        expected = origin.digest(name, kind)
+        if expected is None:
+            continue
+        if hashes[kind].lower() != expected.lower():
+            rclone.run("deletefile", partial)
+            raise RemoteError(f"{name}: the {kind} of the uploaded file differs")
+        rclone.run("moveto", partial, rclone.path(name))
+        return f"size+{kind}"
+    rclone.run("moveto", partial, rclone.path(name))
+    return "size"
+
+
+def copy(rclone: Rclone, request: RemoteRequest, name: str, origin: Origin) -> Copied:
+    """The job's archives of ``origin`` the destination lacks, uploaded (newest first); then
+    retention there, never deleting the newest archive of the origin."""
+    job, rules = request.job, policy(request)
     present = rclone.files()
-    for stale in (n for n in present if _own_partial(job, n)):
-        rclone.run("deletefile", rclone.path(stale))
-    keep = wanted(job, target, rules)
+    clear_partials(rclone, job, present)
+    files = origin.names()
+    keep = wanted(job, files, rules)
     uploaded: list[str] = []
     sent, checks = 0, set()
     for archive in keep:
         if archive in present and archive + SIDECAR in present:
             continue
-        checks.add(upload(rclone, target / archive))
-        upload(rclone, target / (archive + SIDECAR))
+        checks.add(upload(rclone, origin, archive, files[archive]))
+        upload(rclone, origin, archive + SIDECAR, files[archive + SIDECAR])
         uploaded.append(archive)
-        sent += (target / archive).stat().st_size
+        sent += files[archive]
         present[archive] = present[archive + SIDECAR] = 0
-    names = [n for n in present if not n.endswith(PARTIAL)]
-    good = [n for n in names if n + SIDECAR in names]
-    deleted = to_delete(job, names, rules, good, now=datetime.now(UTC), protect=keep[:1])
-    for archive in deleted:
-        for file in (archive, archive + SIDECAR):
-            if file in present:
-                rclone.run("deletefile", rclone.path(file))
+    deleted = prune(rclone, job, rules, present, keep[:1])
     verified = "+".join(sorted(checks)) if checks else None
     return Copied(name, tuple(uploaded), sent, verified, tuple(deleted))
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 RCLONE = "rclone"
 REMOTE = "dest"
-"""The rclone remote's name, whatever the destination's: one remote per process."""
+"""The rclone remote's name, whatever the destination's: one remote per process (and
+``SOURCE``, when it copies from one destination to another)."""
+SOURCE = "src"
 OBSCURED = frozenset({"pass"})
 """Backend options rclone reads obscured (webdav's and sftp's ``pass``)."""
 FLAGS = (
@@ -51,6 +53,8 @@ HINTS = {
 """What rclone's host key refusals mean, added to them."""
 NOT_FOUND = 3
 """rclone's exit code for a directory that does not exist."""
+GONE = (NOT_FOUND, 4)
+"""rclone's exit codes for a directory or a file that does not exist."""
 
 
 class RemoteError(Exception):
@@ -72,15 +76,24 @@ def obscure(value: str) -> str:
     return done.stdout.strip()
 
 
-def environment(dest: Destination, private: Path) -> tuple[dict[str, str], Redactor]:
-    """The rclone processes' environment for ``dest`` (a key and known_hosts written into
-    ``private``, a directory only this process reads), and the redactor of its secrets."""
-    prefix = f"RCLONE_CONFIG_{REMOTE.upper()}_"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(private),
-        prefix + "TYPE": dest.type,
-    }
+def environment(
+    dest: Destination, private: Path, remote: str = REMOTE
+) -> tuple[dict[str, str], Redactor]:
+    """The rclone processes' environment for ``dest`` as rclone's remote ``remote`` (a key
+    and known_hosts written into ``private``, a directory only this process reads), and the
+    redactor of its secrets."""
+    env, secrets = _settings(dest, private, remote)
+    return {**_base(private), **env}, Redactor(secrets)
+
+
+def _base(private: Path) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(private)}
+
+
+def _settings(dest: Destination, private: Path, remote: str) -> tuple[dict[str, str], set[str]]:
+    """rclone's ``RCLONE_CONFIG_<REMOTE>_*`` variables for ``dest``, and its secrets."""
+    prefix = f"RCLONE_CONFIG_{remote.upper()}_"
+    env = {prefix + "TYPE": dest.type}
     secrets = set(dest.secrets.values())
     for option, value in dest.options.items():
         env[prefix + option.upper()] = value
@@ -89,12 +102,18 @@ def environment(dest: Destination, private: Path) -> tuple[dict[str, str], Redac
         secrets.add(given)
         env[prefix + option.upper()] = given
     if dest.key is not None:
-        env[prefix + "KEY_FILE"] = str(_private_file(private / "key", dest.key))
+        env[prefix + "KEY_FILE"] = str(_private_file(private / f"{remote}-key", dest.key))
         secrets.add(dest.key)
     if dest.known_hosts is not None:
-        known = _private_file(private / "known_hosts", dest.known_hosts)
+        known = _private_file(private / f"{remote}-known_hosts", dest.known_hosts)
         env[prefix + "KNOWN_HOSTS_FILE"] = str(known)
-    return env, Redactor(secrets)
+    return env, secrets
+
+
+def _place(remote: str, dest: Destination, name: str) -> str:
+    folder = dest.folder.rstrip("/")
+    inside = "/".join(p for p in (folder, name) if p) if folder != "/" else "/" + name
+    return f"{remote}:{inside}"
 
 
 def _private_file(path: Path, text: str) -> Path:
@@ -105,17 +124,26 @@ def _private_file(path: Path, text: str) -> Path:
 
 
 class Rclone:
-    """rclone's commands on one destination, each a process of its own."""
+    """rclone's commands on one destination (and, given a ``source``, copies from that other
+    destination to it), each a process of its own."""
 
-    def __init__(self, dest: Destination, private: Path) -> None:
-        self.dest = dest
-        self.env, self.redact = environment(dest, private)
+    def __init__(self, dest: Destination, private: Path, source: Destination | None = None) -> None:
+        self.dest, self.source = dest, source
+        env, secrets = _settings(dest, private, REMOTE)
+        if source is not None:
+            more, hidden = _settings(source, private, SOURCE)
+            env, secrets = env | more, secrets | hidden
+        self.env, self.redact = {**_base(private), **env}, Redactor(secrets)
 
     def path(self, name: str = "") -> str:
         """``dest:folder/name``: a file (or, with no name, the folder) on the destination."""
-        folder = self.dest.folder.rstrip("/")
-        inside = "/".join(p for p in (folder, name) if p) if folder != "/" else "/" + name
-        return f"{REMOTE}:{inside}"
+        return _place(REMOTE, self.dest, name)
+
+    def source_path(self, name: str = "") -> str:
+        """``src:folder/name``: a file (or the folder) on the source destination."""
+        if self.source is None:
+            raise RemoteError("no source destination")
+        return _place(SOURCE, self.source, name)
 
     def run(self, *args: str, allow: tuple[int, ...] = ()) -> tuple[int, str]:
         """rclone with ``args``; its exit code (0 or one of ``allow``) and stdout. Another
@@ -130,23 +158,47 @@ class Rclone:
         )
         if done.returncode == 0 or done.returncode in allow:
             return done.returncode, done.stdout
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        last = _STAMP.sub("", lines[-1].strip()) if lines else f"exit code {done.returncode}"
-        said = self.redact(last)
-        hint = next((h for words, h in HINTS.items() if words in last), "")
-        raise RemoteError(f"rclone {args[0]}: {said}{hint}")
+        raise self.failure(args[0], done.returncode, done.stderr)
 
-    def files(self) -> dict[str, int]:
-        """The files in the destination's folder and their sizes ({} if it does not exist)."""
-        listing = ("lsjson", "--files-only", "--no-mimetype", self.path())
+    def failure(self, command: str, code: int, said: str) -> RemoteError:
+        """The error of rclone ``command`` that exited ``code`` having said ``said``: its
+        last line without its time, redacted, with a hint for a host key refusal."""
+        lines = [line for line in said.splitlines() if line.strip()]
+        last = _STAMP.sub("", lines[-1].strip()) if lines else f"exit code {code}"
+        hint = next((h for words, h in HINTS.items() if words in last), "")
+        return RemoteError(f"rclone {command}: {self.redact(last)}{hint}")
+
+    def writer(self, name: str, said: int) -> subprocess.Popen[bytes]:
+        """``rclone rcat`` writing what it reads on its stdin (a pipe) into file ``name``;
+        what it says goes to the file descriptor ``said`` (no pipe nobody reads)."""
+        return subprocess.Popen(
+            [RCLONE, *FLAGS, "rcat", self.path(name)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=said,
+            env=self.env,
+        )
+
+    def hash_kinds(self) -> list[str]:
+        """The hashes the backend can give for its files (maybe none)."""
+        _, out = self.run("backend", "features", f"{REMOTE}:")
+        kinds = json.loads(out or "{}").get("Hashes") or []
+        return [str(kind) for kind in kinds]
+
+    def files(self, folder: str | None = None) -> dict[str, int]:
+        """The files in the destination's folder (or in rclone's ``folder``) and their
+        sizes ({} if it does not exist)."""
+        listing = ("lsjson", "--files-only", "--no-mimetype", folder or self.path())
         code, out = self.run(*listing, allow=(NOT_FOUND,))
         if code == NOT_FOUND:
             return {}
         return {item["Name"]: int(item["Size"]) for item in json.loads(out or "[]")}
 
-    def stat(self, name: str) -> tuple[int, dict[str, str]]:
-        """The size of file ``name`` and the hashes the backend gives for it (maybe none)."""
-        _, out = self.run("lsjson", "--hash", "--files-only", "--no-mimetype", self.path(name))
+    def stat(self, name: str, where: str | None = None) -> tuple[int, dict[str, str]]:
+        """The size of file ``name`` on the destination (or rclone's file ``where``) and the
+        hashes the backend gives for it (maybe none)."""
+        place = where or self.path(name)
+        _, out = self.run("lsjson", "--hash", "--files-only", "--no-mimetype", place)
         listed = json.loads(out or "[]")
         if not listed:
             raise RemoteError(f"{name}: not on the destination after its upload")

@@ -1,0 +1,225 @@
+"""``stream``: a new archive piped straight to one destination, never whole on this host.
+
+tar (then the compressor, then age: the backup tool's ``Pipeline``) writes into a pipe this
+process reads; each chunk goes on to ``rclone rcat`` of ``<archive>.partial`` and to the
+hashing threads (sha256 for the ``.sha256``, and the backend's own hash when it has one).
+The upload is checked by its size and that hash, renamed to its final name, its ``.sha256``
+uploaded the same way; then the job's retention applies there. A failure anywhere leaves
+nothing under a final name: the partial upload is deleted (or, after a kill, by the next
+run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.protocol.remote import Copied
+from jobs.retention import archive_name
+from jobs.tools.backup.archive import member_name
+from jobs.tools.backup.pipeline import Pipeline
+from jobs.tools.backup.processes import CHUNK, ToolError, tail
+from jobs.tools.remote.copying import HASHES, PARTIAL, SIDECAR, clear_partials, policy, prune
+from jobs.tools.remote.rclone import GONE, RemoteError
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from jobs.protocol.remote import RemoteRequest
+    from jobs.tools.remote.rclone import Rclone
+
+QUEUED = 8
+"""Chunks a hashing thread may lag behind the upload (8 MiB): a slow hash holds the
+upload back only by that much, a fast one never."""
+
+
+class _Hashing:
+    """One hash of the stream, computed in a thread of its own (hashlib lets go of the
+    interpreter while it hashes a chunk): the upload does not wait for it, the hashes of
+    one stream run side by side."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self._digest = kind, hashlib.new(kind)
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(QUEUED)
+        self._thread = threading.Thread(target=self._run, name=f"hash-{kind}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._digest.update(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def result(self) -> str:
+        """The hex digest, once every chunk fed is hashed."""
+        self._chunks.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def pump(source: int, sink: int, kinds: list[str]) -> tuple[int, dict[str, str]]:
+    """Every byte of ``source`` written into ``sink``, hashed on the way; the bytes and the
+    hashes. A ``sink`` closed by its reader raises BrokenPipeError."""
+    hashing = [_Hashing(kind) for kind in kinds]
+    size = 0
+    try:
+        while chunk := os.read(source, CHUNK):
+            for hasher in hashing:
+                hasher.feed(chunk)
+            _write_all(sink, chunk)
+            size += len(chunk)
+    finally:
+        digests = {hasher.kind: hasher.result() for hasher in hashing}
+    return size, digests
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """The archive as it left: its size, hashes, members and the bytes of its tar stream."""
+
+    size: int
+    digests: dict[str, str]
+    members: int
+    data_bytes: int | None
+
+
+def _send(
+    rclone: Rclone, partial: str, pipeline: Pipeline, read_fd: int, kinds: list[str]
+) -> Streamed:
+    """Pump the pipeline's output into ``rclone rcat`` of ``partial``; how it went. A failing
+    program raises: the pipeline's (ToolError) when it failed first, else rclone's."""
+    with tempfile.TemporaryFile() as said:
+        writer: subprocess.Popen[bytes] = rclone.writer(partial, said.fileno())
+        assert writer.stdin is not None  # noqa: S101 - Popen's contract with stdin=PIPE
+        try:
+            size, digests = pump(read_fd, writer.stdin.fileno(), kinds)
+        except BrokenPipeError:
+            pipeline.kill()
+            writer.stdin.close()
+            raise rclone.failure("rcat", writer.wait(), tail(said.fileno())) from None
+        except BaseException:
+            pipeline.kill()
+            writer.kill()
+            writer.wait()
+            raise
+        try:
+            members, data_bytes = pipeline.check()
+        except ToolError:
+            writer.kill()  # an incomplete archive must not be completed by rcat's end
+            writer.wait()
+            raise
+        writer.stdin.close()
+        code = writer.wait()
+        if code != 0:
+            raise rclone.failure("rcat", code, tail(said.fileno()))
+    return Streamed(size, digests, members, data_bytes)
+
+
+def _checked(rclone: Rclone, partial: str, name: str, sent: Streamed) -> str:
+    """The upload compared with what was sent: its size, and a hash the backend gives;
+    how (a mismatch raises)."""
+    size, hashes = rclone.stat(name, rclone.path(partial))
+    if size != sent.size:
+        raise RemoteError(f"{name}: {size} bytes arrived of {sent.size}")
+    kind = next((k for k in HASHES if k in hashes and k in sent.digests), None)
+    if kind is None:
+        return "size"
+    if hashes[kind].lower() != sent.digests[kind]:
+        raise RemoteError(f"{name}: the {kind} of the uploaded file differs")
+    return f"size+{kind}"
+
+
+def _forget(rclone: Rclone, partial: str) -> None:
+    """Delete the partial upload after a failure, if it is there and the destination
+    answers (else the next run does): the failure, not this, is the run's error."""
+    with contextlib.suppress(RemoteError):
+        rclone.run("deletefile", rclone.path(partial), allow=GONE)
+
+
+def _put_text(rclone: Rclone, name: str, text: str) -> None:
+    """A small file ``name`` uploaded under its temporary name, then renamed."""
+    with tempfile.NamedTemporaryFile("w", suffix=SIDECAR) as local:
+        local.write(text)
+        local.flush()
+        rclone.run("copyto", local.name, rclone.path(name + PARTIAL))
+    rclone.run("moveto", rclone.path(name + PARTIAL), rclone.path(name))
+
+
+def stream(
+    rclone: Rclone,
+    request: RemoteRequest,
+    sources: list[Path],
+    passphrase: bytes | None,
+) -> dict[str, object]:
+    """A new archive of ``sources`` on the destination (encrypted to the request's
+    recipients, or with ``passphrase``), then the job's retention there; what the run
+    reports: the archive's fields (as the target's backup gives them) and its ``copies``."""
+    job = request.job
+    present = rclone.files()
+    clear_partials(rclone, job, present)
+    encrypted = bool(request.recipients) or passphrase is not None
+    name = archive_name(job, datetime.now(UTC), request.compression, encrypted=encrypted)
+    own = set(rclone.hash_kinds())
+    kinds = ["sha256", *[k for k in HASHES if k in own and k != "sha256"][:1]]
+    began = time.monotonic()
+    partial = name + PARTIAL
+    read_fd, write_fd = os.pipe()
+    try:
+        with tempfile.TemporaryDirectory(prefix="crontainer-stream-") as scratch:
+            try:
+                pipeline = Pipeline(
+                    [member_name(s) for s in sources],
+                    request.compression,
+                    write_fd,
+                    Path(scratch),
+                    recipients=list(request.recipients),
+                    passphrase=passphrase,
+                )
+            finally:
+                os.close(write_fd)  # the pipeline's last program holds the only writing end
+            try:
+                sent = _send(rclone, partial, pipeline, read_fd, kinds)
+                verified = _checked(rclone, partial, name, sent)
+            except BaseException:
+                _forget(rclone, partial)
+                raise
+            finally:
+                pipeline.close()
+    finally:
+        os.close(read_fd)
+    rclone.run("moveto", rclone.path(partial), rclone.path(name))
+    _put_text(rclone, name + SIDECAR, f"{sent.digests['sha256']}  {name}\n")
+    seconds = round(time.monotonic() - began, 3)
+    present |= {name: sent.size, name + SIDECAR: 0}
+    deleted = prune(rclone, job, policy(request), present, [name])
+    copy = Copied(rclone.dest.name, (name,), sent.size, verified, tuple(deleted))
+    measured = sent.data_bytes or sent.size
+    return {
+        "archive": name,
+        "encrypted": encrypted,
+        "bytes": sent.size,
+        "files": sent.members,
+        "data_bytes": sent.data_bytes,
+        "sha256": sent.digests["sha256"],
+        "archive_s": seconds,
+        "deleted": list(deleted),
+        "sources": [str(s) for s in sources],
+        "throughput_mib_s": round(measured / max(seconds, 0.001) / (1 << 20), 1),
+        "copies": [copy.to_json()],
+    }
