@@ -128,7 +128,7 @@ def test_a_failing_encryption_or_a_refusing_destination_leaves_nothing_under_a_f
         done = run_tool(stream_request(url, [data]))
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("remote: rclone rcat:"), last
+    assert last.startswith("remote: stream to remote 'dav' failed: rclone rcat:"), last
     assert files(served) == []
     missing = run_tool(stream_request("http://127.0.0.1:9", [tmp_path / "nothing-here"]))
     assert missing.returncode == 1

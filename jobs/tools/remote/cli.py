@@ -59,8 +59,12 @@ def stream_one(request: RemoteRequest) -> dict[str, object]:
         sources += mount_points()
     check_sources(sources, None)
     passphrase = None if request.passphrase is None else one_line(request.passphrase.encode())
+    first = request.destinations[0]
     with tempfile.TemporaryDirectory(prefix="crontainer-remote-") as private:
-        return stream(Rclone(request.destinations[0], Path(private)), request, sources, passphrase)
+        try:
+            return stream(Rclone(first, Path(private)), request, sources, passphrase)
+        except RemoteError as e:
+            raise RemoteError(f"stream to remote {first.name!r} failed: {e}") from None
 
 
 def one(request: RemoteRequest) -> dict[str, object]:
