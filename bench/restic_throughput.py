@@ -32,55 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-PASSWORD = "bench-restic-password"  # noqa: S105 - the benchmark's throwaway repositories'
-LABEL = "crontainer-bench"
+from benchlib import LABEL, Daemon, docker, fill, logs
 
-FILL = r"""
-import os, random, sys
-total = int(sys.argv[1]) * 1024 * 1024
-rng = random.Random(16)
-table = b"abcdefghijklmnopqrstuvwxyz012345" * 8
-def text(size):
-    lines = size // 66 + 1
-    noise = os.urandom(20 * lines).translate(table)
-    prefix, suffix = b"2026-12-03T05:00:00Z INFO GET /api/items/", b" 200 ms=12\n"
-    body = b"".join(prefix + noise[20 * i : 20 * i + 20] + suffix for i in range(lines))
-    return body[:size]
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-made = i = 0
-while made < total * 0.45:
-    size = rng.randint(1024, 32 * 1024)
-    write(f"/data/small/{i // 500:03d}/log-{i:06d}.txt", text(size))
-    made, i = made + size, i + 1
-small = i
-while made < total * 0.80:
-    size = rng.randint(2 << 20, 8 << 20)
-    write(f"/data/medium/app-{i:06d}.log", text(size))
-    made, i = made + size, i + 1
-while made < total:
-    size = min(64 << 20, total - made)
-    write(f"/data/large/blob-{i:06d}.bin", os.urandom(size))
-    made, i = made + size, i + 1
-print(small, i - small)
-"""
-"""The mix, by bytes: 45 % small text files (1-32 KiB, each distinct, log lines that zstd
-compresses about 3 times), 35 % medium text files (2-8 MiB, the same kind of lines), 20 %
-large random files (64 MiB, incompressible). Prints the counts of small and other files."""
+PASSWORD = "bench-restic-password"  # noqa: S105 - the benchmark's throwaway repositories'
 
 CONFIG = """[daemon]
 name = "bench-restic"
@@ -100,10 +63,6 @@ network = "{network}"
 """
 
 
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
-
-
 def summary(output: str) -> dict[str, Any]:
     """The summary message of `restic backup --json`'s output."""
     for line in reversed(output.splitlines()):
@@ -111,65 +70,6 @@ def summary(output: str) -> dict[str, Any]:
             value: dict[str, Any] = json.loads(line)
             return value
     raise RuntimeError(f"no summary in restic's output: {output[-2000:]}")
-
-
-class Daemon:
-    """`crontainer run` as a subprocess, its JSON log in a file, and a job to trigger."""
-
-    def __init__(self, config: str, state: Path) -> None:
-        self.state = state
-        path = state / "bench.toml"
-        path.write_text(config)
-        self.log = state / "daemon.log"
-        # The daemon refuses CRONTAINER_* variables it does not know (CRONTAINER_IMAGE).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRONTAINER_")}
-        env["BENCH_RESTIC_PASSWORD"] = PASSWORD
-        with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "scheduler", "run", "--config", str(path)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env=env,
-            )
-        self.wait_for("daemon.started", 1)
-
-    def events(self) -> list[dict[str, Any]]:
-        lines = self.log.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def wait_for(self, name: str, count: int, seconds: float = 1800) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = [e for e in self.events() if e["event"] == name]
-            failed = [e for e in self.events() if e["event"] in ("run.failed", "daemon.failed")]
-            if failed:
-                raise RuntimeError(f"the daemon says {failed[-1]}")
-            if len(found) >= count:
-                return found
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the daemon exited: {self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        raise RuntimeError(f"no {name} #{count} in {seconds} s")
-
-    def backup(self, number: int) -> tuple[float, float]:
-        """Trigger the job (its ``number``-th run): seconds from ``job.triggered`` to
-        ``run.succeeded``, and the tool's ``restic_duration_s``."""
-        subprocess.run(
-            [sys.executable, "-m", "scheduler", "trigger", "bench", "--state-dir", str(self.state)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        triggered = self.wait_for("job.triggered", number)[-1]
-        succeeded = self.wait_for("run.succeeded", number)[-1]
-        began = datetime.fromisoformat(triggered["timestamp"])
-        ended = datetime.fromisoformat(succeeded["timestamp"])
-        return (ended - began).total_seconds(), float(succeeded["restic_duration_s"])
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(120)
 
 
 def by_hand(image: str, network: str, data: str, repository: str) -> tuple[float, float]:
@@ -192,16 +92,10 @@ def start_server(image: str, network: str, repos: str, name: str) -> str:
         "-v", f"{repos}:/repos", image, "rclone", "serve", "restic", "--addr", ":8000", "/repos",
     )  # fmt: skip
     for _ in range(100):
-        if "Serving restic REST API" in _logs(name):
+        if "Serving restic REST API" in logs(name):
             return f"rest:http://{name}:8000"
         time.sleep(0.1)
-    raise RuntimeError(f"{name} did not start: {_logs(name)}")
-
-
-def _logs(name: str) -> str:
-    """A container's log, both streams (rclone logs on stderr)."""
-    said = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=True)
-    return said.stdout + said.stderr
+    raise RuntimeError(f"{name} did not start: {logs(name)}")
 
 
 def init(image: str, network: str, repositories: list[str]) -> None:
@@ -226,13 +120,14 @@ def one_round(
             state=tmp, image=args.image, data=names["data"], repository=cron_repo,
             network=names["network"],
         )  # fmt: skip
-        daemon = Daemon(config, Path(tmp))
+        daemon = Daemon(config, Path(tmp), {"BENCH_RESTIC_PASSWORD": PASSWORD})
         try:
             for run, kind in ((1, "full"), (2, "second")):
                 ways = ["cron", "hand"] if number % 2 == 0 else ["hand", "cron"]
                 for way in ways:
                     if way == "cron":
-                        took, restic_s = daemon.backup(run)
+                        took, event = daemon.trigger("bench", run)
+                        restic_s = float(event["restic_duration_s"])
                     else:
                         took, restic_s = by_hand(
                             args.image, names["network"], names["data"], hand_repo
@@ -284,11 +179,7 @@ def main() -> int:
             docker("volume", "create", "--label", LABEL, volume)
         docker("network", "create", "--label", LABEL, names["network"])
         began = time.monotonic()
-        counts = docker(
-            "run", "--rm", "--label", LABEL, "--name", names["fill"],
-            "-v", f"{names['data']}:/data", args.image,
-            "python3", "-c", FILL, str(args.mb),
-        ).split()  # fmt: skip
+        counts = fill(args.image, names["data"], args.mb, names["fill"])
         fill_s = time.monotonic() - began
         base = start_server(args.image, names["network"], names["repos"], names["server"])
         rounds = [one_round(args, names, base, n) for n in range(args.rounds)]
@@ -302,7 +193,7 @@ def main() -> int:
             subprocess.run(
                 ["docker", "volume", "rm", "-f", volume], capture_output=True, check=False
             )
-    head = {"data_mib": args.mb, "small_files": int(counts[0]), "other_files": int(counts[1])}
+    head = {"data_mib": args.mb, "small_files": counts[0], "other_files": counts[1]}
     print(json.dumps({**head, "fill_s": round(fill_s, 1), **report(rounds)}, indent=2))
     return 0
 

@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,22 @@ def wait_until_it_says(server: Any, words: str, times: int = 1, since: int | Non
         assert server.status == "running", server.logs()
         threading.Event().wait(0.1)
     pytest.fail(f"{server.name} did not start: {server.logs()!r}")
+
+
+def partial_upload(server: Any, folder: str, daemon: Any, timeout: float = 120) -> list[str]:
+    """Wait until ``folder`` of ``server`` holds a ``.partial`` (an upload under way); the
+    ``.partial`` names. Fails when the daemon's run ended, the daemon exited or ``timeout``
+    seconds passed first (a poll without an end would hang the suite)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ended = [e for e in daemon.log.events if e.get("event") in ("run.succeeded", "run.failed")]
+        assert not ended, f"the run ended before its upload was seen: {ended[0]}"
+        assert daemon.proc.poll() is None, f"the daemon exited: {daemon.log.raw[-10:]}"
+        _, out = server.exec_run(["sh", "-c", f"ls {folder} 2>/dev/null"])
+        partial = [n for n in out.decode().split() if n.endswith(".partial")]
+        if partial:
+            return partial
+    pytest.fail(f"no .partial in {folder} within {timeout:.0f} s: {daemon.log.raw[-10:]}")
 
 
 def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:

@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import BUSYBOX, Daemon, output_of, unique
 from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
-from .servers import DAV_PASSWORD, start_dav, wait_until_it_says
+from .servers import DAV_PASSWORD, partial_upload, start_dav, wait_until_it_says
 from .test_backup_encrypted import key_pair
 from .test_remotes import SFTP_FOLDER, ended, files_in, known_hosts, remotes
 
@@ -120,11 +120,7 @@ def test_a_stream_cut_mid_way_fails_naming_the_remote_and_the_next_run_succeeds(
         daemon=remotes(None, dav),
         env=SECRETS,
     )
-    partial: list[str] = []
-    while not partial:  # the stream under way: its .partial on the server
-        assert not [e for e in daemon.log.events if ended(e)], daemon.log.raw[-5:]
-        _, out = dav.exec_run(["sh", "-c", "ls /dav/copies 2>/dev/null"])
-        partial = [n for n in out.decode().split() if n.endswith(".partial")]
+    partial_upload(dav, "/dav/copies", daemon)  # the stream under way
     dav.kill()
     cut = daemon.log.wait_for(ended, timeout=180)[0]
     assert cut["event"] == "run.failed", cut

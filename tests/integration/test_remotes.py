@@ -20,7 +20,7 @@ import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
 from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
-from .servers import DAV_PASSWORD, make_bucket, start_dav, wait_until_it_says
+from .servers import DAV_PASSWORD, make_bucket, partial_upload, start_dav, wait_until_it_says
 
 pytestmark = pytest.mark.integration
 
@@ -207,11 +207,7 @@ def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
     job's .partial; the next run removes it and copies the archives whole."""
     dav = start_dav(network, make, "--bwlimit", "20M")
     daemon, _ = copying(SEED, '["dav"]', remotes(None, dav))
-    partial: list[str] = []
-    while not partial:  # the upload under way: its .partial on the server
-        assert not [e for e in daemon.log.events if ended(e)], daemon.log.raw[-5:]
-        _, out = dav.exec_run(["sh", "-c", "ls /dav/copies 2>/dev/null"])
-        partial = [n for n in out.decode().split() if n.endswith(".partial")]
+    partial = partial_upload(dav, "/dav/copies", daemon)  # the upload under way
     dav.kill()
     cut = daemon.log.wait_for(ended, timeout=180)[0]
     assert cut["event"] == "run.failed", cut

@@ -26,9 +26,9 @@ from jobs.tools.backup.pipeline import (
     WRITEBACK,
     Pipeline,
     _lines,
-    _pipe,
     _scratch,
     follow,
+    pipe,
 )
 from jobs.tools.backup.processes import CHUNK, ToolError
 from tests.control import result_of
@@ -102,7 +102,7 @@ def test_the_member_count_reads_an_index_longer_than_one_read(tmp_path: Path) ->
 def test_the_pipe_from_tar_to_the_compressor_holds_1_mib() -> None:
     """The pipe between tar and the compressor is grown from Linux's 64 KiB to 1 MiB
     (PIPE_BYTES: fewer switches between the two)."""
-    read_fd, write_fd = _pipe()
+    read_fd, write_fd = pipe()
     try:
         assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES == 1 << 20
     finally:

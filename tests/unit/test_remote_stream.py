@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.protocol.remote import Copied, RemoteRequest, parse_copied
+from jobs.protocol.remote import Copied, Destination, RemoteRequest, parse_copied
 from jobs.tools.remote import streaming
-from jobs.tools.remote.rclone import RemoteError
+from jobs.tools.remote.rclone import Rclone, RemoteError
 from tests.control import result_of
 
 from .helpers import build_tree, snapshot
@@ -178,3 +178,15 @@ def test_the_upload_is_checked_with_the_hash_the_backend_gives(
     else:
         with pytest.raises(RemoteError, match="a: the sha256 of the uploaded file differs"):
             streaming._checked(Backend(), "p", "a", sent)  # type: ignore[arg-type]
+
+
+def test_the_hash_computed_on_the_way_is_the_one_the_backend_gives(tmp_path: Path) -> None:
+    def of(kind: str, **options: str) -> tuple[str, ...]:
+        private = tmp_path / f"p-{kind}-{options.get('vendor')}"
+        private.mkdir()
+        return Rclone(Destination("r", kind, "f", options), private).hashes()
+
+    assert of("s3") == ("md5",)
+    assert of("sftp") == ("md5", "sha1")
+    assert of("webdav", url="http://x", vendor="other") == ()
+    assert of("webdav", url="http://x", vendor="nextcloud") == ("sha1",)

@@ -75,7 +75,8 @@ def _lines(fd: int) -> int:
     return count
 
 
-def _pipe() -> tuple[int, int]:
+def pipe() -> tuple[int, int]:
+    """A pipe (read end, write end) of PIPE_BYTES where this process may grow it."""
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -140,7 +141,7 @@ class Pipeline:
 
     def _start(self, tar_argv: list[str], out_fd: int) -> None:
         """tar, then each filter reading the one before; the last writes ``out_fd``."""
-        ends = [_pipe() for _ in self.chain]  # (read, write): tar → first filter → …
+        ends = [pipe() for _ in self.chain]  # (read, write): tar → first filter → …
         try:
             first_out = ends[0][1] if ends else out_fd
             self.procs.append(

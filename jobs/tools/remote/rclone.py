@@ -51,6 +51,11 @@ HINTS = {
     ),
 }
 """What rclone's host key refusals mean, added to them."""
+BACKEND_HASHES = {"s3": ("md5",), "sftp": ("md5", "sha1")}
+"""The hashes rclone 1.60 gives for a file of these backends (S3: the MD5 of an object
+uploaded in one part; SFTP: when the server lets it run md5sum or sha1sum)."""
+SHA1_VENDORS = frozenset({"owncloud", "nextcloud"})
+"""WebDAV servers that give a file's SHA-1 (other WebDAV servers give none)."""
 NOT_FOUND = 3
 """rclone's exit code for a directory that does not exist."""
 GONE = (NOT_FOUND, 4)
@@ -148,17 +153,12 @@ class Rclone:
     def run(self, *args: str, allow: tuple[int, ...] = ()) -> tuple[int, str]:
         """rclone with ``args``; its exit code (0 or one of ``allow``) and stdout. Another
         exit code raises RemoteError with rclone's last line, redacted."""
-        done = subprocess.run(
-            [RCLONE, *FLAGS, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if done.returncode == 0 or done.returncode in allow:
-            return done.returncode, done.stdout
-        raise self.failure(args[0], done.returncode, done.stderr)
+        return self.begin(*args, allow=allow).result()
+
+    def begin(self, *args: str, allow: tuple[int, ...] = (), given: str | None = None) -> Pending:
+        """rclone with ``args`` started (``given``: what it reads on its stdin), while this
+        process goes on; its ``result()`` is ``run``'s."""
+        return Pending(self, args, allow, given)
 
     def failure(self, command: str, code: int, said: str) -> RemoteError:
         """The error of rclone ``command`` that exited ``code`` having said ``said``: its
@@ -179,20 +179,22 @@ class Rclone:
             env=self.env,
         )
 
-    def hash_kinds(self) -> list[str]:
-        """The hashes the backend can give for its files (maybe none)."""
-        _, out = self.run("backend", "features", f"{REMOTE}:")
-        kinds = json.loads(out or "{}").get("Hashes") or []
-        return [str(kind) for kind in kinds]
+    def hashes(self) -> tuple[str, ...]:
+        """The hashes rclone 1.60's backend of this destination can give for a file."""
+        if self.dest.type == "webdav":
+            return ("sha1",) if self.dest.options.get("vendor") in SHA1_VENDORS else ()
+        return BACKEND_HASHES.get(self.dest.type, ())
 
     def files(self, folder: str | None = None) -> dict[str, int]:
         """The files in the destination's folder (or in rclone's ``folder``) and their
         sizes ({} if it does not exist)."""
-        listing = ("lsjson", "--files-only", "--no-mimetype", folder or self.path())
-        code, out = self.run(*listing, allow=(NOT_FOUND,))
-        if code == NOT_FOUND:
-            return {}
-        return {item["Name"]: int(item["Size"]) for item in json.loads(out or "[]")}
+        return listed(self.listing(folder))
+
+    def listing(self, folder: str | None = None) -> Pending:
+        """``files`` started; ``listed`` of it is its result."""
+        return self.begin(
+            "lsjson", "--files-only", "--no-mimetype", folder or self.path(), allow=(NOT_FOUND,)
+        )
 
     def stat(self, name: str, where: str | None = None) -> tuple[int, dict[str, str]]:
         """The size of file ``name`` on the destination (or rclone's file ``where``) and the
@@ -204,3 +206,43 @@ class Rclone:
             raise RemoteError(f"{name}: not on the destination after its upload")
         hashes = listed[0].get("Hashes") or {}
         return int(listed[0]["Size"]), {k: v for k, v in hashes.items() if v}
+
+
+class Pending:
+    """An rclone process under way."""
+
+    def __init__(
+        self, rclone: Rclone, args: tuple[str, ...], allow: tuple[int, ...], given: str | None
+    ) -> None:
+        self._rclone, self._args, self._allow, self._given = rclone, args, allow, given
+        self._process = subprocess.Popen(
+            [RCLONE, *FLAGS, *args],
+            stdin=subprocess.DEVNULL if given is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=rclone.env,
+        )
+
+    def result(self) -> tuple[int, str]:
+        """Its exit code (0 or one of those allowed) and stdout, once it ended; another exit
+        code raises RemoteError with rclone's last line, redacted."""
+        out, said = self._process.communicate(self._given)
+        code = self._process.returncode
+        if code == 0 or code in self._allow:
+            return code, out
+        raise self._rclone.failure(self._args[0], code, said)
+
+    def cancel(self) -> None:
+        """Kill it, if it still runs (its result is not wanted)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+
+
+def listed(listing: Pending) -> dict[str, int]:
+    """The files a listing found and their sizes ({} if the folder does not exist)."""
+    code, out = listing.result()
+    if code == NOT_FOUND:
+        return {}
+    return {item["Name"]: int(item["Size"]) for item in json.loads(out or "[]")}

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 from jobs.protocol.remote import Copied
 from jobs.retention import archive_name
 from jobs.tools.backup.archive import member_name
-from jobs.tools.backup.pipeline import Pipeline
+from jobs.tools.backup.pipeline import Pipeline, pipe
 from jobs.tools.backup.processes import CHUNK, ToolError, tail
 from jobs.tools.remote.copying import HASHES, PARTIAL, SIDECAR, clear_partials, policy, prune
-from jobs.tools.remote.rclone import GONE, RemoteError
+from jobs.tools.remote.rclone import GONE, RemoteError, listed
 
 if TYPE_CHECKING:
     import subprocess
@@ -152,34 +152,15 @@ def _forget(rclone: Rclone, partial: str) -> None:
         rclone.run("deletefile", rclone.path(partial), allow=GONE)
 
 
-def _put_text(rclone: Rclone, name: str, text: str) -> None:
-    """A small file ``name`` uploaded under its temporary name, then renamed."""
-    with tempfile.NamedTemporaryFile("w", suffix=SIDECAR) as local:
-        local.write(text)
-        local.flush()
-        rclone.run("copyto", local.name, rclone.path(name + PARTIAL))
-    rclone.run("moveto", rclone.path(name + PARTIAL), rclone.path(name))
-
-
-def stream(
-    rclone: Rclone,
-    request: RemoteRequest,
-    sources: list[Path],
-    passphrase: bytes | None,
-) -> dict[str, object]:
-    """A new archive of ``sources`` on the destination (encrypted to the request's
-    recipients, or with ``passphrase``), then the job's retention there; what the run
-    reports: the archive's fields (as the target's backup gives them) and its ``copies``."""
-    job = request.job
-    present = rclone.files()
-    clear_partials(rclone, job, present)
-    encrypted = bool(request.recipients) or passphrase is not None
-    name = archive_name(job, datetime.now(UTC), request.compression, encrypted=encrypted)
-    own = set(rclone.hash_kinds())
+def _archive(
+    rclone: Rclone, request: RemoteRequest, sources: list[Path], passphrase: bytes | None, name: str
+) -> tuple[Streamed, str]:
+    """The archive streamed under its temporary name and checked, its ``.sha256`` uploaded
+    under its own meanwhile; how the archive was checked. A failure deletes both uploads."""
+    own = rclone.hashes()
     kinds = ["sha256", *[k for k in HASHES if k in own and k != "sha256"][:1]]
-    began = time.monotonic()
-    partial = name + PARTIAL
-    read_fd, write_fd = os.pipe()
+    partial, sidecar = name + PARTIAL, name + SIDECAR + PARTIAL
+    read_fd, write_fd = pipe()
     try:
         with tempfile.TemporaryDirectory(prefix="crontainer-stream-") as scratch:
             try:
@@ -195,7 +176,6 @@ def stream(
                 os.close(write_fd)  # the pipeline's last program holds the only writing end
             try:
                 sent = _send(rclone, partial, pipeline, read_fd, kinds)
-                verified = _checked(rclone, partial, name, sent)
             except BaseException:
                 _forget(rclone, partial)
                 raise
@@ -203,9 +183,46 @@ def stream(
                 pipeline.close()
     finally:
         os.close(read_fd)
-    rclone.run("moveto", rclone.path(partial), rclone.path(name))
-    _put_text(rclone, name + SIDECAR, f"{sent.digests['sha256']}  {name}\n")
+    checksum = f"{sent.digests['sha256']}  {name}\n"
+    putting = rclone.begin("rcat", rclone.path(sidecar), given=checksum)
+    try:
+        verified = _checked(rclone, partial, name, sent)
+        putting.result()
+    except BaseException:
+        putting.cancel()
+        _forget(rclone, partial)
+        _forget(rclone, sidecar)
+        raise
+    return sent, verified
+
+
+def stream(
+    rclone: Rclone,
+    request: RemoteRequest,
+    sources: list[Path],
+    passphrase: bytes | None,
+) -> dict[str, object]:
+    """A new archive of ``sources`` on the destination (encrypted to the request's
+    recipients, or with ``passphrase``), then the job's retention there; what the run
+    reports: the archive's fields (as the target's backup gives them) and its ``copies``.
+    The folder is listed while the archive streams (for the clean-up and the retention
+    after it), the checksum uploaded while the archive is checked: fewer rclone round
+    trips on the run's way."""
+    job = request.job
+    encrypted = bool(request.recipients) or passphrase is not None
+    name = archive_name(job, datetime.now(UTC), request.compression, encrypted=encrypted)
+    began = time.monotonic()
+    listing = rclone.listing()
+    try:
+        sent, verified = _archive(rclone, request, sources, passphrase, name)
+    except BaseException:
+        listing.cancel()
+        raise
+    for file in (name, name + SIDECAR):
+        rclone.run("moveto", rclone.path(file + PARTIAL), rclone.path(file))
     seconds = round(time.monotonic() - began, 3)
+    present = {n: size for n, size in listed(listing).items() if not n.startswith(name)}
+    clear_partials(rclone, job, present)
     present |= {name: sent.size, name + SIDECAR: 0}
     deleted = prune(rclone, job, policy(request), present, [name])
     copy = Copied(rclone.dest.name, (name,), sent.size, verified, tuple(deleted))
