@@ -120,15 +120,21 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         return value
 
     @classmethod
-    def takes_default(cls, key: str, table: Mapping[str, object]) -> bool:
+    def takes_default(
+        cls, key: str, table: Mapping[str, object], defaults: Mapping[str, object]
+    ) -> bool:
         """A repository's keys are defaults only of jobs with ``repository``; ``target``
         and ``compression`` only of the others (a shared [defaults] breaks neither);
-        ``ssh`` only of jobs with an ``sftp:`` repository. ``encrypt`` goes with ``target``."""
+        ``ssh`` only of jobs with an ``sftp:`` repository. ``encrypt`` goes with ``target``.
+        A default ``copy_to`` copies the archives of a job with a target (its own or the
+        default one): it never turns a job that forgot its target into a streamed one."""
         if key == "ssh":
             return str(table.get("repository", "")).startswith("sftp:")
         if key in REPOSITORY_ONLY:
             return "repository" in table
-        if key in ("target", "compression", "encrypt", "copy_to"):
+        if key == "copy_to":
+            return "repository" not in table and ("target" in table or "target" in defaults)
+        if key in ("target", "compression", "encrypt"):
             return "repository" not in table
         return True
 

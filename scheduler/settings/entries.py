@@ -82,7 +82,9 @@ def _with_defaults(
     table: Mapping[str, Any], kind: type[BaseJob], defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
     merged = {
-        k: v for k, v in defaults.items() if k in kind.model_fields and kind.takes_default(k, table)
+        k: v
+        for k, v in defaults.items()
+        if k in kind.model_fields and kind.takes_default(k, table, defaults)
     }
     for key, value in table.items():
         base = merged.get(key)

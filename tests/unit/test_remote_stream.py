@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobs.protocol.remote import Copied, Destination, RemoteRequest, parse_copied
+from jobs.tools.remote import cli as remote_cli
 from jobs.tools.remote import streaming
+from jobs.tools.remote.copying import check_upload
 from jobs.tools.remote.rclone import Rclone, RemoteError
 from tests.control import result_of
 
@@ -161,23 +164,38 @@ def test_the_archives_of_the_first_destination_are_copied_to_the_others(
     assert parse_copied(result_of(again.stderr)) == [Copied("box")]
 
 
-@pytest.mark.parametrize("kind", ["sha256", "md5"])
-def test_the_upload_is_checked_with_the_hash_the_backend_gives(
-    kind: str,
+@pytest.mark.parametrize(
+    ("given", "offered", "how"),
+    [
+        ({"md5": "AB"}, ("md5",), "size+md5"),  # compared without regard to case
+        ({"md5": "ff"}, ("md5",), "the md5 of the uploaded file differs"),
+        ({}, ("md5",), "size"),  # offered, but not given for this object: size only
+        ({"sha1": "ab"}, (), "size"),  # a hash the backend does not offer is not asked for
+    ],
+)
+def test_an_upload_is_checked_by_size_then_by_the_hash_the_backend_gives(
+    given: dict[str, str], offered: tuple[str, ...], how: str
 ) -> None:
+    asked: list[str | None] = []
+
     class Backend:
-        def stat(self, name: str, where: str) -> tuple[int, dict[str, str]]:
-            return 3, {kind: "00"}
+        def stat(self, name: str, where: str, kind: str | None) -> tuple[int, dict[str, str]]:
+            asked.append(kind)
+            return 3, given
 
-        def path(self, name: str) -> str:
-            return name
+    def check(size: int) -> str:
+        digests = {"md5": "ab", "sha1": "ab"}
+        fake: Any = Backend()
+        return check_upload(fake, "a", "p", size=size, offered=offered, digest=digests.get)
 
-    sent = streaming.Streamed(3, {"sha256": "ab", "md5": "00"}, 1, 3)
-    if kind == "md5":
-        assert streaming._checked(Backend(), "p", "a", sent) == "size+md5"  # type: ignore[arg-type]
+    if how.startswith("size"):
+        assert check(3) == how
     else:
-        with pytest.raises(RemoteError, match="a: the sha256 of the uploaded file differs"):
-            streaming._checked(Backend(), "p", "a", sent)  # type: ignore[arg-type]
+        with pytest.raises(RemoteError, match=f"^a: {how}$"):
+            check(3)
+    with pytest.raises(RemoteError, match=r"^a: 3 bytes arrived of 4$"):
+        check(4)
+    assert asked == [offered[0] if offered else None] * 2
 
 
 def test_the_hash_computed_on_the_way_is_the_one_the_backend_gives(tmp_path: Path) -> None:
@@ -190,3 +208,57 @@ def test_the_hash_computed_on_the_way_is_the_one_the_backend_gives(tmp_path: Pat
     assert of("sftp") == ("md5", "sha1")
     assert of("webdav", url="http://x", vendor="other") == ()
     assert of("webdav", url="http://x", vendor="nextcloud") == ("sha1",)
+
+
+def test_a_failed_rename_leaves_neither_the_archive_nor_its_checksum_under_a_name(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, url = dav
+    data = build_tree(tmp_path / "src")
+    real = Rclone.run
+
+    def refusing(self: Rclone, *args: str, allow: tuple[int, ...] = ()) -> tuple[int, str]:
+        if args[0] == "moveto" and not args[1].endswith(".sha256.partial"):
+            raise RemoteError("rclone moveto: refused")  # the archive's rename, the last one
+        return real(self, *args, allow=allow)
+
+    monkeypatch.setattr(Rclone, "run", refusing)
+    with pytest.raises(RemoteError, match="stream to remote 'dav' failed: rclone moveto"):
+        remote_cli.stream_one(stream_request(url, [data]))
+    assert files(served) == []
+
+
+def test_a_clean_up_failing_after_the_archive_landed_fails_the_run_keeping_the_archive(
+    dav: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, url = dav
+    data = build_tree(tmp_path / "src")
+
+    def failing(*_: object) -> list[str]:
+        raise RemoteError("rclone deletefile: 423 Locked")
+
+    monkeypatch.setattr(streaming, "prune", failing)
+    result = remote_cli.stream_one(stream_request(url, [data], keep={"last": 1}))
+    name = result["archive"]
+    assert files(served) == [name, f"{name}.sha256"]
+    (copy,) = parse_copied(result)
+    assert copy.uploaded == (name,)
+    assert copy.error == (
+        f"the archive {name} is there, but its clean-up failed: rclone deletefile: 423 Locked"
+    )
+    assert remote_cli._streamed(result) == 1
+
+
+def test_a_first_remote_that_cannot_be_read_is_named_and_nothing_is_copied(
+    dav: tuple[Path, str], tmp_path: Path
+) -> None:
+    served, url = dav
+    gone = destination("http://127.0.0.1:9", name="gone")
+    request = RemoteRequest(
+        "copy", JOB, "/backup", ("gone", "dav"), (gone, destination(url)), from_first=True
+    )
+    done = run_tool(request)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("remote: reading remote 'gone' failed: rclone lsjson:"), last
+    assert not served.joinpath(*FOLDER).exists()

@@ -30,7 +30,7 @@ from jobs.tools.backup.processes import ToolError
 from jobs.tools.redact import Redactor
 from jobs.tools.remote import cli as remote_cli
 from jobs.tools.remote.copying import fetch
-from jobs.tools.remote.rclone import Rclone, RemoteError, environment
+from jobs.tools.remote.rclone import Rclone, RemoteError
 from tests.control import result_of
 
 from .helpers import build_tree, snapshot, staging_left
@@ -267,7 +267,8 @@ def test_rclone_gets_the_options_in_its_own_environment_the_password_obscured(
         "box", "sftp", "/srv", {"host": "h", "port": "22", "user": "u"}, {"pass": PASSWORD},
         key="-----BEGIN KEY-----\nsecret-key-line\n-----END KEY-----", known_hosts="h ssh-ed25519 A",
     )  # fmt: skip
-    env, redact = environment(dest, tmp_path)
+    rclone = Rclone(dest, tmp_path)
+    env, redact = rclone.env, rclone.redact
     assert env["RCLONE_CONFIG_DEST_TYPE"] == "sftp"
     assert (env["RCLONE_CONFIG_DEST_HOST"], env["RCLONE_CONFIG_DEST_USER"]) == ("h", "u")
     obscured = env["RCLONE_CONFIG_DEST_PASS"]

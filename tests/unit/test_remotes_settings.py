@@ -160,3 +160,22 @@ def test_the_environment_sets_the_remotes_as_json(tmp_path: Path) -> None:
     assert (box.url, box.password) == ("http://dav:8080/", EnvSecret(env="P"))
     bad = {"CRONTAINER_DAEMON__REMOTES": json.dumps({"box": {"type": "webdav"}})}
     assert _errors(tmp_path, JOB, bad) == ["daemon.remotes.box.url: required key is missing"]
+
+
+def test_a_default_copy_to_never_makes_a_job_without_a_target_stream(tmp_path: Path) -> None:
+    bare = JOB.replace('target = "backups"\n', "")
+    text = SFTP + '[defaults]\ncopy_to = ["box"]\n' + JOB + bare.replace("jobs.b", "jobs.c")
+    errors = _errors(tmp_path, text)
+    assert errors == [
+        (
+            "jobs.c: a backup needs a target (archives in a volume or host directory), "
+            "copy_to (archives streamed to remotes) or a repository (restic snapshots)"
+        )
+    ]
+    streamed = _load(tmp_path, SFTP + bare + 'copy_to = ["box"]\n').jobs["b"].job
+    assert isinstance(streamed, BackupJob)
+    assert (streamed.target, streamed.copy_to) == (None, ["box"])
+    kept = _load(tmp_path, SFTP + '[defaults]\ntarget = "t"\n' + bare + 'copy_to = ["box"]\n')
+    job = kept.jobs["b"].job
+    assert isinstance(job, BackupJob)
+    assert (job.target, job.copy_to) == ("t", ["box"])  # archives kept there, then copied

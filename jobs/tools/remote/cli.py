@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import emit, say
-from jobs.protocol.remote import Copied, RemoteRequest
+from jobs.protocol.remote import Copied, RemoteRequest, parse_copied
 from jobs.retention import AGE_SUFFIX, needs_key
 from jobs.tools.backup.archive import check_sources, volume_mounts
 from jobs.tools.backup.keys import one_line, restore_key
@@ -34,15 +34,22 @@ TOOL = "remote"
 
 
 def copy_all(request: RemoteRequest) -> list[Copied]:
-    """Each destination in turn (but the first, the origin, with ``from_first``); one that
-    fails does not stop the others."""
+    """Each destination in turn (but the first, the origin, with ``from_first``: listed once;
+    RemoteError when it cannot be, naming it); one that fails does not stop the others."""
     copies = []
     origin = request.destinations[0] if request.from_first else None
+    there: dict[str, int] = {}
+    if origin is not None:
+        with tempfile.TemporaryDirectory(prefix="crontainer-remote-") as private:
+            try:
+                there = Rclone(origin, Path(private)).files()
+            except RemoteError as e:
+                raise RemoteError(f"reading remote {origin.name!r} failed: {e}") from None
     for dest in request.destinations[1:] if origin is not None else request.destinations:
         with tempfile.TemporaryDirectory(prefix="crontainer-remote-") as private:
             try:
                 rclone = Rclone(dest, Path(private), origin)
-                source: Origin = FirstDestination(rclone)
+                source: Origin = FirstDestination(rclone, there)
                 if origin is None:
                     source = Target(Path(request.target))
                 copies.append(copy(rclone, request, dest.name, source))
@@ -101,13 +108,24 @@ def _keyed(key: AgeKey | None) -> Callable[[str], None]:
     return check
 
 
+def _streamed(result: dict[str, object]) -> int:
+    """Emit a stream's result; 1 (saying why) if its destination's clean-up or retention
+    failed after the archive landed."""
+    emit({"result": result})
+    copies = parse_copied(result)
+    failed = [c for c in copies if c.error is not None]
+    if failed:
+        say(TOOL, f"stream to remote {failed[0].remote!r}: {failed[0].error}")
+        return 1
+    return 0
+
+
 def main() -> int:
     """Read the request, run, report the result; see the module's exit codes."""
     try:
         request = RemoteRequest.from_line(sys.stdin.readline())
         if request.command == "stream":
-            emit({"result": stream_one(request)})
-            return 0
+            return _streamed(stream_one(request))
         if request.command != "copy":
             emit({"result": one(request)})
             return 0

@@ -14,7 +14,7 @@ from jobs.protocol.remote import Copied
 from jobs.retention import Retention, archive_time, to_delete
 from jobs.tools.backup.listing import entries
 from jobs.tools.backup.processes import CHUNK
-from jobs.tools.remote.rclone import RemoteError
+from jobs.tools.remote.rclone import GONE, RemoteError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -55,7 +55,7 @@ def clear_partials(rclone: Rclone, job: str, present: dict[str, int]) -> None:
     """Delete what killed runs of ``job`` left under temporary names on the destination
     (``present``: its files, updated)."""
     for stale in [n for n in present if _own_partial(job, n)]:
-        rclone.run("deletefile", rclone.path(stale))
+        rclone.run("deletefile", rclone.path(stale), allow=GONE)
         del present[stale]
 
 
@@ -70,7 +70,7 @@ def prune(
     for archive in deleted:
         for file in (archive, archive + SIDECAR):
             if file in present:
-                rclone.run("deletefile", rclone.path(file))
+                rclone.run("deletefile", rclone.path(file), allow=GONE)
     return deleted
 
 
@@ -113,40 +113,67 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class FirstDestination:
-    """The archives on the first destination of a streamed backup (rclone's source)."""
+    """The archives on the first destination of a streamed backup (rclone's source), as
+    listed once (``files``)."""
 
     rclone: Rclone
+    files: dict[str, int]
 
     def names(self) -> dict[str, int]:
-        return self.rclone.files(self.rclone.source_path())
+        return self.files
 
     def send(self, rclone: Rclone, name: str, to: str) -> None:
         rclone.run("copyto", rclone.source_path(name), to)
 
     def digest(self, name: str, kind: str) -> str | None:
-        return self.rclone.stat(name, self.rclone.source_path(name))[1].get(kind)
+        return self.rclone.stat(name, self.rclone.source_path(name), kind)[1].get(kind)
+
+
+def check_upload(
+    rclone: Rclone,
+    name: str,
+    place: str,
+    *,
+    size: int,
+    offered: tuple[str, ...],
+    digest: Callable[[str], str | None],
+) -> str:
+    """File ``name`` uploaded to rclone's ``place``, compared with what was sent: its size
+    (``size``), then the first hash of HASHES the backend offers (``offered``) and gives for
+    it, against ``digest`` of that kind (None: unknown); how it was checked. A mismatch
+    raises RemoteError."""
+    kind = next((k for k in HASHES if k in offered), None)
+    arrived, hashes = rclone.stat(name, place, kind)
+    if arrived != size:
+        raise RemoteError(f"{name}: {arrived} bytes arrived of {size}")
+    given = hashes.get(kind) if kind else None
+    expected = digest(kind) if kind and given else None
+    if kind is None or given is None or expected is None:
+        return "size"
+    if given.lower() != expected.lower():
+        raise RemoteError(f"{name}: the {kind} of the uploaded file differs")
+    return f"size+{kind}"
 
 
 def upload(rclone: Rclone, origin: Origin, name: str, size: int) -> str:
     """File ``name`` of ``origin`` (``size`` bytes) to ``<name>.partial`` on the destination,
-    checked (size, and a hash both sides give), then renamed to its name; how it was checked."""
+    checked (``check_upload``), then renamed to its name; how it was checked."""
     partial = rclone.path(name + PARTIAL)
     origin.send(rclone, name, partial)
-    arrived, hashes = rclone.stat(name, partial)
-    if arrived != size:
-        rclone.run("deletefile", partial)
-        raise RemoteError(f"{name}: {arrived} bytes arrived of {size}")
-    for kind in (k for k in HASHES if k in hashes):
-        expected = origin.digest(name, kind)
-        if expected is None:
-            continue
-        if hashes[kind].lower() != expected.lower():
-            rclone.run("deletefile", partial)
-            raise RemoteError(f"{name}: the {kind} of the uploaded file differs")
-        rclone.run("moveto", partial, rclone.path(name))
-        return f"size+{kind}"
+    try:
+        how = check_upload(
+            rclone,
+            name,
+            partial,
+            size=size,
+            offered=rclone.hashes(),
+            digest=lambda kind: origin.digest(name, kind),
+        )
+    except RemoteError:
+        rclone.run("deletefile", partial, allow=GONE)
+        raise
     rclone.run("moveto", partial, rclone.path(name))
-    return "size"
+    return how
 
 
 def copy(rclone: Rclone, request: RemoteRequest, name: str, origin: Origin) -> Copied:

@@ -81,16 +81,6 @@ def obscure(value: str) -> str:
     return done.stdout.strip()
 
 
-def environment(
-    dest: Destination, private: Path, remote: str = REMOTE
-) -> tuple[dict[str, str], Redactor]:
-    """The rclone processes' environment for ``dest`` as rclone's remote ``remote`` (a key
-    and known_hosts written into ``private``, a directory only this process reads), and the
-    redactor of its secrets."""
-    env, secrets = _settings(dest, private, remote)
-    return {**_base(private), **env}, Redactor(secrets)
-
-
 def _base(private: Path) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(private)}
 
@@ -168,11 +158,17 @@ class Rclone:
         hint = next((h for words, h in HINTS.items() if words in last), "")
         return RemoteError(f"rclone {command}: {self.redact(last)}{hint}")
 
+    def command(self, *args: str) -> list[str]:
+        """rclone's command line with ``args`` (its process gets ``env``)."""
+        return [RCLONE, *FLAGS, *args]
+
     def writer(self, name: str, said: int) -> subprocess.Popen[bytes]:
         """``rclone rcat`` writing what it reads on its stdin (a pipe) into file ``name``;
-        what it says goes to the file descriptor ``said`` (no pipe nobody reads)."""
+        what it says goes to the file descriptor ``said`` (no pipe nobody reads). rclone's
+        own check after the upload is left out (``--ignore-checksum``: on SFTP it reads the
+        whole file again on the server): the tool checks the upload itself, once."""
         return subprocess.Popen(
-            [RCLONE, *FLAGS, "rcat", self.path(name)],
+            self.command("rcat", "--ignore-checksum", self.path(name)),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=said,
@@ -185,6 +181,11 @@ class Rclone:
             return ("sha1",) if self.dest.options.get("vendor") in SHA1_VENDORS else ()
         return BACKEND_HASHES.get(self.dest.type, ())
 
+    def streamed_hashes(self) -> tuple[str, ...]:
+        """The hashes the backend gives for a file uploaded as a stream (of unknown size):
+        S3 keeps no MD5 of an object uploaded in parts."""
+        return () if self.dest.type == "s3" else self.hashes()
+
     def files(self, folder: str | None = None) -> dict[str, int]:
         """The files in the destination's folder (or in rclone's ``folder``) and their
         sizes ({} if it does not exist)."""
@@ -196,14 +197,18 @@ class Rclone:
             "lsjson", "--files-only", "--no-mimetype", folder or self.path(), allow=(NOT_FOUND,)
         )
 
-    def stat(self, name: str, where: str | None = None) -> tuple[int, dict[str, str]]:
+    def stat(
+        self, name: str, where: str | None = None, kind: str | None = None
+    ) -> tuple[int, dict[str, str]]:
         """The size of file ``name`` on the destination (or rclone's file ``where``) and the
-        hashes the backend gives for it (maybe none)."""
+        hashes the backend gives for it (maybe none; with ``kind``, only that one: on SFTP
+        each hash is a read of the whole file on the server)."""
         place = where or self.path(name)
-        _, out = self.run("lsjson", "--hash", "--files-only", "--no-mimetype", place)
+        only = ("--hash-type", kind) if kind else ()
+        _, out = self.run("lsjson", "--hash", *only, "--files-only", "--no-mimetype", place)
         listed = json.loads(out or "[]")
         if not listed:
-            raise RemoteError(f"{name}: not on the destination after its upload")
+            raise RemoteError(f"{name}: not found ({place})")
         hashes = listed[0].get("Hashes") or {}
         return int(listed[0]["Size"]), {k: v for k, v in hashes.items() if v}
 
@@ -216,7 +221,7 @@ class Pending:
     ) -> None:
         self._rclone, self._args, self._allow, self._given = rclone, args, allow, given
         self._process = subprocess.Popen(
-            [RCLONE, *FLAGS, *args],
+            rclone.command(*args),
             stdin=subprocess.DEVNULL if given is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -234,9 +239,12 @@ class Pending:
         raise self._rclone.failure(self._args[0], code, said)
 
     def cancel(self) -> None:
-        """Kill it, if it still runs (its result is not wanted)."""
+        """Kill it, if it still runs (its result is not wanted); its pipes closed."""
         if self._process.poll() is None:
             self._process.kill()
+        for pipe in (self._process.stdin, self._process.stdout, self._process.stderr):
+            if pipe is not None:
+                pipe.close()
         self._process.wait()
 
 

@@ -27,15 +27,23 @@ from jobs.protocol.remote import Copied
 from jobs.retention import archive_name
 from jobs.tools.backup.archive import member_name
 from jobs.tools.backup.pipeline import Pipeline, pipe
-from jobs.tools.backup.processes import CHUNK, ToolError, tail
-from jobs.tools.remote.copying import HASHES, PARTIAL, SIDECAR, clear_partials, policy, prune
+from jobs.tools.backup.processes import CHUNK, tail
+from jobs.tools.remote.copying import (
+    HASHES,
+    PARTIAL,
+    SIDECAR,
+    check_upload,
+    clear_partials,
+    policy,
+    prune,
+)
 from jobs.tools.remote.rclone import GONE, RemoteError, listed
 
 if TYPE_CHECKING:
     import subprocess
 
     from jobs.protocol.remote import RemoteRequest
-    from jobs.tools.remote.rclone import Rclone
+    from jobs.tools.remote.rclone import Pending, Rclone
 
 QUEUED = 8
 """Chunks a hashing thread may lag behind the upload (8 MiB): a slow hash holds the
@@ -99,13 +107,25 @@ class Streamed:
     data_bytes: int | None
 
 
+def _abort(writer: subprocess.Popen[bytes]) -> None:
+    """Kill rclone rcat: what it read is not an archive to complete."""
+    writer.kill()
+    if writer.stdin is not None:
+        writer.stdin.close()
+    writer.wait()
+
+
 def _send(
     rclone: Rclone, partial: str, pipeline: Pipeline, read_fd: int, kinds: list[str]
 ) -> Streamed:
     """Pump the pipeline's output into ``rclone rcat`` of ``partial``; how it went. A failing
     program raises: the pipeline's (ToolError) when it failed first, else rclone's."""
     with tempfile.TemporaryFile() as said:
-        writer: subprocess.Popen[bytes] = rclone.writer(partial, said.fileno())
+        try:
+            writer: subprocess.Popen[bytes] = rclone.writer(partial, said.fileno())
+        except BaseException:
+            pipeline.kill()
+            raise
         assert writer.stdin is not None  # noqa: S101 - Popen's contract with stdin=PIPE
         try:
             size, digests = pump(read_fd, writer.stdin.fileno(), kinds)
@@ -115,14 +135,12 @@ def _send(
             raise rclone.failure("rcat", writer.wait(), tail(said.fileno())) from None
         except BaseException:
             pipeline.kill()
-            writer.kill()
-            writer.wait()
+            _abort(writer)
             raise
         try:
             members, data_bytes = pipeline.check()
-        except ToolError:
-            writer.kill()  # an incomplete archive must not be completed by rcat's end
-            writer.wait()
+        except BaseException:
+            _abort(writer)  # an incomplete archive must not be completed by rcat's end
             raise
         writer.stdin.close()
         code = writer.wait()
@@ -131,25 +149,12 @@ def _send(
     return Streamed(size, digests, members, data_bytes)
 
 
-def _checked(rclone: Rclone, partial: str, name: str, sent: Streamed) -> str:
-    """The upload compared with what was sent: its size, and a hash the backend gives;
-    how (a mismatch raises)."""
-    size, hashes = rclone.stat(name, rclone.path(partial))
-    if size != sent.size:
-        raise RemoteError(f"{name}: {size} bytes arrived of {sent.size}")
-    kind = next((k for k in HASHES if k in hashes and k in sent.digests), None)
-    if kind is None:
-        return "size"
-    if hashes[kind].lower() != sent.digests[kind]:
-        raise RemoteError(f"{name}: the {kind} of the uploaded file differs")
-    return f"size+{kind}"
-
-
-def _forget(rclone: Rclone, partial: str) -> None:
-    """Delete the partial upload after a failure, if it is there and the destination
-    answers (else the next run does): the failure, not this, is the run's error."""
-    with contextlib.suppress(RemoteError):
-        rclone.run("deletefile", rclone.path(partial), allow=GONE)
+def _forget(rclone: Rclone, *names: str) -> None:
+    """Delete what a failed run put on the destination, if it is there and the destination
+    answers (else the next run's clean-up does): the failure, not this, is the run's error."""
+    for name in names:
+        with contextlib.suppress(Exception):
+            rclone.run("deletefile", rclone.path(name), allow=GONE)
 
 
 def _archive(
@@ -157,8 +162,8 @@ def _archive(
 ) -> tuple[Streamed, str]:
     """The archive streamed under its temporary name and checked, its ``.sha256`` uploaded
     under its own meanwhile; how the archive was checked. A failure deletes both uploads."""
-    own = rclone.hashes()
-    kinds = ["sha256", *[k for k in HASHES if k in own and k != "sha256"][:1]]
+    offered = rclone.streamed_hashes()
+    kinds = ["sha256", *[k for k in HASHES if k in offered and k != "sha256"][:1]]
     partial, sidecar = name + PARTIAL, name + SIDECAR + PARTIAL
     read_fd, write_fd = pipe()
     try:
@@ -186,14 +191,43 @@ def _archive(
     checksum = f"{sent.digests['sha256']}  {name}\n"
     putting = rclone.begin("rcat", rclone.path(sidecar), given=checksum)
     try:
-        verified = _checked(rclone, partial, name, sent)
+        place = rclone.path(partial)
+        verified = check_upload(
+            rclone, name, place, size=sent.size, offered=offered, digest=sent.digests.get
+        )
         putting.result()
     except BaseException:
         putting.cancel()
-        _forget(rclone, partial)
-        _forget(rclone, sidecar)
+        _forget(rclone, partial, sidecar)
         raise
     return sent, verified
+
+
+def _land(rclone: Rclone, name: str) -> None:
+    """The checked archive and its checksum renamed to their names: the checksum first, the
+    archive last — its rename is the moment the archive exists, complete; a failure before
+    it leaves neither under its name."""
+    sidecar = name + SIDECAR
+    try:
+        rclone.run("moveto", rclone.path(sidecar + PARTIAL), rclone.path(sidecar))
+        rclone.run("moveto", rclone.path(name + PARTIAL), rclone.path(name))
+    except BaseException:
+        _forget(rclone, name + PARTIAL, sidecar + PARTIAL, sidecar)
+        raise
+
+
+def _tidy(
+    rclone: Rclone, request: RemoteRequest, name: str, listing: Pending, size: int
+) -> tuple[list[str], str | None]:
+    """After the archive landed: the job's stale partial uploads removed and its retention
+    applied on the destination; the archives deleted, and what failed (the archive stays)."""
+    try:
+        present = {n: bytes_ for n, bytes_ in listed(listing).items() if not n.startswith(name)}
+        clear_partials(rclone, request.job, present)
+        present |= {name: size, name + SIDECAR: 0}
+        return prune(rclone, request.job, policy(request), present, [name]), None
+    except RemoteError as e:
+        return [], f"the archive {name} is there, but its clean-up failed: {e}"
 
 
 def stream(
@@ -204,28 +238,24 @@ def stream(
 ) -> dict[str, object]:
     """A new archive of ``sources`` on the destination (encrypted to the request's
     recipients, or with ``passphrase``), then the job's retention there; what the run
-    reports: the archive's fields (as the target's backup gives them) and its ``copies``.
+    reports: the archive's fields (as the target's backup gives them) and its ``copies``
+    (the destination's ``error`` when its clean-up failed after the archive landed).
     The folder is listed while the archive streams (for the clean-up and the retention
     after it), the checksum uploaded while the archive is checked: fewer rclone round
     trips on the run's way."""
-    job = request.job
     encrypted = bool(request.recipients) or passphrase is not None
-    name = archive_name(job, datetime.now(UTC), request.compression, encrypted=encrypted)
+    name = archive_name(request.job, datetime.now(UTC), request.compression, encrypted=encrypted)
     began = time.monotonic()
     listing = rclone.listing()
     try:
         sent, verified = _archive(rclone, request, sources, passphrase, name)
+        _land(rclone, name)
     except BaseException:
         listing.cancel()
         raise
-    for file in (name, name + SIDECAR):
-        rclone.run("moveto", rclone.path(file + PARTIAL), rclone.path(file))
     seconds = round(time.monotonic() - began, 3)
-    present = {n: size for n, size in listed(listing).items() if not n.startswith(name)}
-    clear_partials(rclone, job, present)
-    present |= {name: sent.size, name + SIDECAR: 0}
-    deleted = prune(rclone, job, policy(request), present, [name])
-    copy = Copied(rclone.dest.name, (name,), sent.size, verified, tuple(deleted))
+    deleted, problem = _tidy(rclone, request, name, listing, sent.size)
+    copy = Copied(rclone.dest.name, (name,), sent.size, verified, tuple(deleted), problem)
     measured = sent.data_bytes or sent.size
     return {
         "archive": name,
