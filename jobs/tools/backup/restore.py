@@ -17,6 +17,7 @@ from jobs.protocol.lines import say
 from jobs.tools.backup.listing import verify
 from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.reading import TAR_READ, read_with_tar, unescape_name
+from jobs.tools.paths import holder
 
 if TYPE_CHECKING:
     from collections.abc import Container
@@ -83,11 +84,10 @@ def _list_members(
         if name.startswith("/") or ".." in parts:
             found.refuse(name)
             return
-        for depth in range(len(parts), 0, -1):
-            mount = "/".join(parts[:depth])
-            if mount in mounts:
-                found.by_mount[mount] = found.by_mount.get(mount, 0) + 1
-                return
+        mount = holder(path, mounts)
+        if mount is not None:
+            found.by_mount[mount] = found.by_mount.get(mount, 0) + 1
+            return
         found.homeless_count += 1
         if len(found.homeless) < MAX_NAMED:
             found.homeless.append("/" + path)

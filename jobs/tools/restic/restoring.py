@@ -25,7 +25,7 @@ from jobs.tools.backup.restore import (
     half_moved,
     named,
 )
-from jobs.tools.paths import mount_points
+from jobs.tools.paths import holder, mount_points
 from jobs.tools.restic.runner import TOOL, Restic, ResticError
 from jobs.tools.restic.steps import MOUNTINFO, local_repository
 
@@ -76,12 +76,6 @@ def choose(snapshots: list[ResticSnapshot], request: ResticRequest) -> ResticSna
     return matching[0]
 
 
-def _holder(path: Path, points: list[Path]) -> Path | None:
-    """The deepest of ``points`` that is ``path`` or holds it."""
-    holding = [p for p in points if p == path or p in path.parents]
-    return max(holding, key=lambda p: len(p.parts), default=None)
-
-
 def receiving(snapshot: ResticSnapshot, request: ResticRequest, points: list[Path]) -> list[Path]:
     """The volumes the snapshot's paths (or the request's ``only``) go into, the shallowest
     first; a path under no volume mounted here fails before anything is written."""
@@ -91,13 +85,13 @@ def receiving(snapshot: ResticSnapshot, request: ResticRequest, points: list[Pat
             listed = named(stray[:MAX_NAMED], len(stray))
             raise ResticError(f"no volume mounted at {listed} (nothing restored)")
         return sorted({Path(p) for p in request.only}, key=lambda p: len(p.parts))
-    homeless = [p for p in snapshot.paths if _holder(Path(p), points) is None]
+    homeless = [p for p in snapshot.paths if holder(Path(p), points) is None]
     if homeless:
         raise ResticError(
             f"snapshot {snapshot.short_id} holds paths under no volume mounted here "
             f"(nothing restored): {named(homeless[:MAX_NAMED], len(homeless))}"
         )
-    holders = {_holder(Path(p), points) for p in snapshot.paths}
+    holders = {holder(Path(p), points) for p in snapshot.paths}
     return sorted((h for h in holders if h is not None), key=lambda p: len(p.parts))
 
 
@@ -137,7 +131,7 @@ def _stage(
             raise ResticError(f"cannot restore {volume}: {restored.reason()}")
         if not _staged(volume, staging).is_dir():
             raise ResticError(f"snapshot {snapshot.short_id} holds nothing at {volume}")
-        for inner in (p for p in points if p != volume and _holder(p.parent, points) == volume):
+        for inner in (p for p in points if p != volume and holder(p.parent, points) == volume):
             staged = _staged_directory(_staged(volume, staging), volume, inner)
             if staged is None:
                 continue
