@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Container, Sequence
 
 SYSTEM_MOUNTS = frozenset({"/", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 """Mounts the engine makes in every container: never a volume."""
 SYSTEM_TREES = ("/proc", "/sys", "/dev")
+P = TypeVar("P", str, Path)
 
 
 def _unescape(field: str) -> str:
@@ -39,6 +40,21 @@ def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
             continue
         found.add(Path(text))
     return sorted(found)
+
+
+def holder(path: P, points: Container[P]) -> P | None:
+    """The deepest of ``points`` that is ``path`` or one of its parents (the mounted volume
+    that holds it); None when none is. The parents are ``path`` cut at each ``/`` from the
+    right, as written: ``/data`` holds ``/data/x``, never ``/data2``; a ``str`` is not
+    normalized (``./data/x`` is not under ``data``), the way tar matches a member's name."""
+    text = str(path)
+    while True:
+        if type(path)(text) in points:
+            return type(path)(text)
+        head, slash, _ = text.rpartition("/")
+        if not slash or text == "/":
+            return None
+        text = head or "/"
 
 
 def inside(path: Path, roots: Sequence[Path] | None) -> bool:

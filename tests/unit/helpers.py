@@ -21,7 +21,7 @@ import structlog
 
 from jobs.protocol.rotate import FinishRequest
 from jobs.tools import logship, rotate
-from jobs.tools.backup.restore import STAGING_PREFIX
+from jobs.tools.staging import STAGING_PREFIX
 from scheduler.history import History, RunRecord
 from scheduler.runner import Runner
 from scheduler.runs import RunListener

@@ -19,7 +19,8 @@ from jobs.tools.backup.listing import listing
 from jobs.tools.backup.pipeline import COMPRESSORS, _lines, _scratch
 from jobs.tools.backup.processes import ToolError
 from jobs.tools.backup.reading import DECOMPRESSORS
-from jobs.tools.backup.restore import STAGING_PREFIX, restore
+from jobs.tools.backup.restore import restore
+from jobs.tools.staging import STAGING_PREFIX
 from tests.control import result_of
 
 from .helpers import build_tree, handmade_archive, snapshot, staging_left

@@ -20,7 +20,8 @@ from jobs.tools.backup.archive import clean_partials, create, member_name
 from jobs.tools.backup.listing import listing, verify
 from jobs.tools.backup.pipeline import COMPRESSORS, Pipeline
 from jobs.tools.backup.processes import ToolError
-from jobs.tools.backup.restore import STAGING_PREFIX, _transform, restore
+from jobs.tools.backup.restore import _transform, restore
+from jobs.tools.staging import STAGING_PREFIX
 
 from .helpers import build_tree, handmade_archive, snapshot, staging_left
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -300,17 +301,23 @@ def test_a_check_not_due_does_not_run_and_one_that_fails_fails_the_run(
 def killed_backup(repo: Path, *prefix: str) -> str:
     """A ``restic backup`` (run by ``prefix``, which execs it) killed with SIGKILL while it
     holds its lock — it waits for its stdin — and reaped (a zombie would still be a live
-    process to restic): the lock it leaves behind."""
+    process to restic): the lock it leaves behind. restic writes the lock under a
+    temporary name (``<id>-tmp-…``), then renames it: the kill waits for the lock's own
+    name (an id), else it may leave only the temporary file, which is no lock."""
     env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD}
     argv = [*prefix, "restic", "--no-cache", "backup", "--stdin", "--host", "other"]
     locks = repo / "locks"
+
+    def held() -> list[str]:
+        return [p.name for p in locks.iterdir() if re.fullmatch("[0-9a-f]{64}", p.name)]
+
     with subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL) as p:
         deadline = time.monotonic() + 30
-        while not any(locks.iterdir()) and time.monotonic() < deadline and p.poll() is None:
+        while not held() and time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.05)
         p.send_signal(signal.SIGKILL)
         p.wait()
-    (lock,) = (path.name for path in locks.iterdir())
+    (lock,) = held()
     return lock
 
 

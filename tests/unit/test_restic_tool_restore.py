@@ -6,16 +6,17 @@ the volume; failures before anything is written."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from jobs.protocol.restic import ResticRequest, parse_snapshots
-from jobs.tools.backup.restore import STAGING_PREFIX
 from jobs.tools.restic.restoring import job_snapshots, restore
 from jobs.tools.restic.runner import Finished, ResticError
 from jobs.tools.restic.steps import opened
+from jobs.tools.staging import STAGING_PREFIX
 from tests.control import result_of
 
 from .test_restic_tool import DAEMON, old_snapshot, request, restic, tool
@@ -139,6 +140,49 @@ def test_a_link_in_the_snapshot_where_a_volume_is_mounted_below_fails_and_delete
     assert (victim / "b" / "keep.txt").read_text() == "kept\n"
     assert (data / "a.txt").read_text() == "changed\n"
     assert not [p for p in data.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_failed_restore_gives_each_staged_volume_its_times_back(
+    tmp_path: Path, repo: Path, data: Path
+) -> None:
+    """restic staged the volume, then the restore fails (a link where a volume is mounted
+    below): the staging directory goes and the volume's top directory keeps its times."""
+    (data / "link").symlink_to(tmp_path)
+    old_snapshot(repo, data, 1)
+    os.utime(data, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    before = data.stat()
+    with pytest.raises(ResticError, match="nothing restored"):
+        restoring(repo, data, mountinfo(tmp_path, data, data / "link" / "b"))
+    after = data.stat()
+    assert (after.st_atime_ns, after.st_mtime_ns) == (before.st_atime_ns, before.st_mtime_ns)
+    assert not [p for p in data.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_move_into_place_failing_half_way_says_where_the_rest_is(
+    tmp_path: Path, repo: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for an archive: the volume holds a mix, the rest stays in its staging
+    directory (at the volume's path in it: restic restores paths whole)."""
+    old_snapshot(repo, data, 1)
+    real_rename = os.rename
+    renames: list[str] = []
+
+    def second_fails(src: str, dst: str, **fds: int) -> None:
+        renames.append(src)
+        if len(renames) == 2:  # the second entry moved
+            raise OSError(5, "Input/output error")
+        real_rename(src, dst, **fds)
+
+    monkeypatch.setattr(os, "rename", second_fails)
+    with pytest.raises(ResticError) as failed:
+        restoring(repo, data, mountinfo(tmp_path, data))
+    [staging] = [p for p in data.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert str(failed.value) == (
+        "moving the restored tree into place failed: [Errno 5] Input/output error; "
+        f"{data} holds a mix of old and restored entries; the rest of the restored tree "
+        f"is in {staging}"
+    )
+    assert renames[1] in {p.name for p in staging.joinpath(*data.parts[1:]).iterdir()}
 
 
 def test_only_restores_just_that_volume(tmp_path: Path, repo: Path, data: Path) -> None:

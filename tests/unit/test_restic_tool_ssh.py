@@ -17,7 +17,7 @@ import pytest
 from jobs.protocol.fields import RequestError
 from jobs.protocol.restic import ResticRequest, SftpLocation
 from jobs.tools.restic.runner import Redactor
-from jobs.tools.restic.ssh import Ssh, session
+from jobs.tools.restic.ssh import LOG_TAIL, Ssh, session
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_LINE = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwMadeUpKey"
@@ -156,6 +156,21 @@ def test_ssh_refusals_in_words(tmp_path: Path, says: str, reason: str | None) ->
         log.write_text(says)
     refusal = Ssh(location, Path("/k"), Path("/kh"), log).refusal()
     assert refusal == reason or (refusal or "").startswith(str(reason))
+
+
+def test_only_the_tail_of_a_large_log_is_read(tmp_path: Path) -> None:
+    """An ssh that logs in a loop: the reason comes from the log's last LOG_TAIL bytes —
+    a refusal said before them is not read, one said within them is."""
+    location = SftpLocation("backup", "backup-host", None, "/r")
+    log = tmp_path / "ssh.log"
+    loop = "debug1: channel 0: new [client-session] \u00e9\n" * (4 * LOG_TAIL // 40)
+    log.write_text(DENIED + loop + "Connection closed by 10.0.0.1 port 22\n")
+    assert log.stat().st_size > 4 * LOG_TAIL
+    ssh = Ssh(location, Path("/k"), Path("/kh"), log)
+    assert ssh.refusal() == "ssh: Connection closed by 10.0.0.1 port 22"
+    with log.open("a") as more:
+        more.write(DENIED + loop[: LOG_TAIL // 2])
+    assert ssh.refusal() == f"backup-host refused the SSH key (ssh.key): {DENIED.strip()}"
 
 
 @pytest.mark.parametrize(

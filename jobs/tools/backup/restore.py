@@ -3,30 +3,22 @@ a staging directory in each volume, then moved into place following no link alre
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import shutil
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.protocol.lines import say
 from jobs.tools.backup.listing import verify
 from jobs.tools.backup.processes import TOOL, ToolError
 from jobs.tools.backup.reading import TAR_READ, read_with_tar, unescape_name
+from jobs.tools.paths import holder
+from jobs.tools.staging import Placing, Staging
 
 if TYPE_CHECKING:
-    from collections.abc import Container
-
     from jobs.protocol.backup import RestoreResult
     from jobs.tools.backup.keys import AgeKey
 
-STAGING_PREFIX = ".crontainer-restore-"
-"""A restore's staging directory in each volume: this prefix and 16 random hex digits."""
-DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_NAMED = 5
 """How many of the archive's paths an error names (then how many more there are)."""
 
@@ -83,11 +75,10 @@ def _list_members(
         if name.startswith("/") or ".." in parts:
             found.refuse(name)
             return
-        for depth in range(len(parts), 0, -1):
-            mount = "/".join(parts[:depth])
-            if mount in mounts:
-                found.by_mount[mount] = found.by_mount.get(mount, 0) + 1
-                return
+        mount = holder(path, mounts)
+        if mount is not None:
+            found.by_mount[mount] = found.by_mount.get(mount, 0) + 1
+            return
         found.homeless_count += 1
         if len(found.homeless) < MAX_NAMED:
             found.homeless.append("/" + path)
@@ -100,56 +91,6 @@ def named(names: list[str], count: int) -> str:
     """The first of ``count`` paths (``names``, at most MAX_NAMED), and how many more."""
     more = count - len(names)
     return ", ".join(names) + (f" and {more} more" if more > 0 else "")
-
-
-class Placing:
-    """Moves a staged tree into its volume, following no link that is in the volume.
-    ``directories``: the paths (relative to the root) of the directories whose owner, mode
-    and times are restored too (the staged ones)."""
-
-    def __init__(self, directories: Container[str]) -> None:
-        self.directories = directories
-
-    def merge(self, staged_parent: int, name: str, dest: int, path: str) -> None:
-        """Move the entries of the staged directory ``name`` (in ``staged_parent``) into the
-        real directory ``dest``, remove it, then give ``dest`` its owner, mode and times if
-        it is a member of the archive (``path``)."""
-        staged = os.open(name, DIRECTORY, dir_fd=staged_parent)
-        try:
-            meta = os.fstat(staged)  # before moving entries out changes its times
-            with os.scandir(staged) as entries:
-                names = [entry.name for entry in entries]
-            for child in names:
-                self.place(staged, dest, child, f"{path}/{child}")
-        finally:
-            os.close(staged)
-        os.rmdir(name, dir_fd=staged_parent)
-        if path in self.directories:
-            os.chown(dest, meta.st_uid, meta.st_gid)  # first: chown clears setuid bits
-            os.chmod(dest, stat.S_IMODE(meta.st_mode))
-            os.utime(dest, ns=(meta.st_atime_ns, meta.st_mtime_ns))
-
-    def place(self, staged: int, dest: int, name: str, path: str) -> None:
-        """Put the staged entry ``name`` at ``name`` in ``dest``: a directory merges into a
-        real directory; anything else in the way is removed, never followed."""
-        mode = os.lstat(name, dir_fd=staged).st_mode
-        try:
-            there: int | None = os.lstat(name, dir_fd=dest).st_mode
-        except FileNotFoundError:
-            there = None
-        if there is not None and stat.S_ISDIR(mode) and stat.S_ISDIR(there):
-            inner = os.open(name, DIRECTORY, dir_fd=dest)
-            try:
-                self.merge(staged, name, inner, path)
-            finally:
-                os.close(inner)
-            return
-        if there is not None and stat.S_ISDIR(there):
-            shutil.rmtree(name, dir_fd=dest)  # by descriptors: follows no link inside
-        elif there is not None and stat.S_ISDIR(mode):
-            os.unlink(name, dir_fd=dest)  # a file or a link where the archive has a directory
-        # a file or a link where the archive has a file or a link: the rename replaces it
-        os.rename(name, name, src_dir_fd=staged, dst_dir_fd=dest)
 
 
 def _transform(mounts: list[str], staging: str) -> str:
@@ -167,57 +108,33 @@ def _transform(mounts: list[str], staging: str) -> str:
 def _stage(
     archive: Path,
     root: Path,
-    staging: str,
-    fds: dict[str, int],
+    staging: Staging,
+    volumes: dict[str, Path],
     *,
     selection: list[str],
     key: AgeKey | None,
 ) -> None:
-    """Make the staging directory in each mount (``fds``, the deepest first) and extract
-    the members into them in one pass. On any failure, remove them all."""
-    mounts = list(fds)
+    """Make the staging directory in each volume (``volumes``: by mount, the deepest
+    first) and extract the members into them in one pass. On any failure, remove them
+    all."""
+    mounts = list(volumes)
     extract = [
         *TAR_READ,
         "--extract",
         "--numeric-owner",
         "--same-permissions",
         f"--directory={root}",
-        f"--transform={_transform(mounts, staging)}",
+        f"--transform={_transform(mounts, staging.name)}",
         "--",
         *(selection or mounts),
     ]
-    made: list[tuple[str, os.stat_result]] = []
     try:
-        for mount in mounts:
-            times = os.fstat(fds[mount])
-            try:
-                os.mkdir(staging, 0o700, dir_fd=fds[mount])
-            except OSError as e:
-                raise ToolError(f"cannot make {root / mount / staging}: {e.strerror}") from None
-            made.append((mount, times))
+        for volume in volumes.values():
+            staging.make(volume)
         read_with_tar(archive, extract, lambda _: None, key)
     except BaseException:
-        for mount, times in made:
-            try:
-                shutil.rmtree(staging, dir_fd=fds[mount])
-                os.utime(fds[mount], ns=(times.st_atime_ns, times.st_mtime_ns))
-            except OSError as e:
-                say(TOOL, f"could not remove the staging directory {root / mount / staging}: {e}")
+        staging.discard()
         raise
-
-
-def half_moved(error: BaseException, mounts: list[Path], staging: str) -> str:
-    """The error of a move into place that stopped in ``mounts[0]``: what is where."""
-    first, rest = mounts[0], [str(m / staging) for m in mounts[1:]]
-    said = f"moving the restored tree into place failed: {error}; {first} holds a mix of old "
-    if (first / staging).is_dir():
-        said += f"and restored entries; the rest of the restored tree is in {first / staging}"
-    else:  # every entry moved; the volume's own owner, mode or times were not set
-        said += "and restored entries: every entry was moved, not every directory's owner, "
-        said += "mode and times set"
-    if rest:
-        said += f"; not moved yet, those volumes untouched: {', '.join(rest)}"
-    return said
 
 
 def _members_to_restore(
@@ -251,28 +168,15 @@ def _stage_and_place(
     key: AgeKey | None,
 ) -> None:
     """Extract into a staging directory in each receiving volume, then move into place."""
-    receiving = sorted(members.by_mount, key=len, reverse=True)  # the deepest first
-    staging = STAGING_PREFIX + secrets.token_hex(8)
-    fds: dict[str, int] = {}
-    try:
-        for mount in receiving:
-            try:
-                fds[mount] = os.open(at[mount], DIRECTORY)
-            except OSError as e:
-                raise ToolError(f"cannot restore into {at[mount]}: {e.strerror}") from None
+    receiving = {m: at[m] for m in sorted(members.by_mount, key=len, reverse=True)}
+    with Staging(TOOL, ToolError, root) as staging:
+        for volume in receiving.values():  # the deepest first
+            staging.open(volume)
         try:
-            _stage(archive, root, staging, fds, selection=selection, key=key)
+            _stage(archive, root, staging, receiving, selection=selection, key=key)
         except ToolError as e:
             raise ToolError(f"could not extract {archive.name} (nothing restored): {e}") from None
-        placing = Placing(members.directories)
-        for done, mount in enumerate(receiving):
-            try:
-                placing.merge(fds[mount], staging, fds[mount], mount)
-            except (OSError, RecursionError) as e:
-                raise ToolError(half_moved(e, [at[m] for m in receiving[done:]], staging)) from None
-    finally:
-        for fd in fds.values():
-            os.close(fd)
+        staging.place(Placing(members.directories))
 
 
 def restore(

@@ -1,33 +1,23 @@
 """Listing the job's snapshots and restoring one: the snapshots of the job's host with
 both its tags (newest first), and a restore that lets restic write only into a fresh
 staging directory inside each receiving volume, then moves the entries into place as the
-tar restore does (``jobs.tools.backup.restore.Placing``: following no link in the volume)."""
+tar restore does (``jobs.tools.staging``: following no link in the volume)."""
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import shutil
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.protocol.lines import say
 from jobs.protocol.restic import ResticRestored, ResticSnapshot
-from jobs.tools.backup.restore import (
-    DIRECTORY,
-    MAX_NAMED,
-    STAGING_PREFIX,
-    Placing,
-    half_moved,
-    named,
-)
-from jobs.tools.paths import mount_points
+from jobs.tools.backup.restore import MAX_NAMED, named
+from jobs.tools.paths import holder, mount_points
 from jobs.tools.restic.runner import TOOL, Restic, ResticError
 from jobs.tools.restic.steps import MOUNTINFO, local_repository
+from jobs.tools.staging import Placing, Staging
 
 if TYPE_CHECKING:
     from jobs.protocol.restic import ResticRequest
@@ -76,12 +66,6 @@ def choose(snapshots: list[ResticSnapshot], request: ResticRequest) -> ResticSna
     return matching[0]
 
 
-def _holder(path: Path, points: list[Path]) -> Path | None:
-    """The deepest of ``points`` that is ``path`` or holds it."""
-    holding = [p for p in points if p == path or p in path.parents]
-    return max(holding, key=lambda p: len(p.parts), default=None)
-
-
 def receiving(snapshot: ResticSnapshot, request: ResticRequest, points: list[Path]) -> list[Path]:
     """The volumes the snapshot's paths (or the request's ``only``) go into, the shallowest
     first; a path under no volume mounted here fails before anything is written."""
@@ -91,13 +75,13 @@ def receiving(snapshot: ResticSnapshot, request: ResticRequest, points: list[Pat
             listed = named(stray[:MAX_NAMED], len(stray))
             raise ResticError(f"no volume mounted at {listed} (nothing restored)")
         return sorted({Path(p) for p in request.only}, key=lambda p: len(p.parts))
-    homeless = [p for p in snapshot.paths if _holder(Path(p), points) is None]
+    homeless = [p for p in snapshot.paths if holder(Path(p), points) is None]
     if homeless:
         raise ResticError(
             f"snapshot {snapshot.short_id} holds paths under no volume mounted here "
             f"(nothing restored): {named(homeless[:MAX_NAMED], len(homeless))}"
         )
-    holders = {_holder(Path(p), points) for p in snapshot.paths}
+    holders = {holder(Path(p), points) for p in snapshot.paths}
     return sorted((h for h in holders if h is not None), key=lambda p: len(p.parts))
 
 
@@ -114,37 +98,31 @@ def _stage(
     snapshot: ResticSnapshot,
     volumes: list[Path],
     points: list[Path],
-    staging: str,
+    staging: Staging,
     *,
     follow: bool,
-) -> list[Path]:
+) -> None:
     """Restore each volume's part of the snapshot into its staging directory, the
     shallowest first. What restic staged where another volume is mounted inside (one of
     ``points``) is taken out — that volume restores on its own when it is one of
-    ``volumes`` or ``follow`` (the restore is of everything, no ``only``). The volumes
-    written into."""
-    queue, done = list(volumes), []
+    ``volumes`` or ``follow`` (the restore is of everything, no ``only``)."""
+    queue = list(volumes)
     while queue:
         volume = queue.pop(0)
-        try:
-            (volume / staging).mkdir(0o700)
-        except OSError as e:
-            raise ResticError(f"cannot make {volume / staging}: {e.strerror}") from None
-        done.append(volume)
-        args = ["restore", snapshot.id, "--target", str(volume / staging)]
+        staging.make(volume)
+        args = ["restore", snapshot.id, "--target", str(volume / staging.name)]
         restored = restic.run([*args, "--include", _GLOB.sub(r"\\\g<0>", str(volume))])
         if restored.code != 0:
             raise ResticError(f"cannot restore {volume}: {restored.reason()}")
         if not _staged(volume, staging).is_dir():
             raise ResticError(f"snapshot {snapshot.short_id} holds nothing at {volume}")
-        for inner in (p for p in points if p != volume and _holder(p.parent, points) == volume):
+        for inner in (p for p in points if p != volume and holder(p.parent, points) == volume):
             staged = _staged_directory(_staged(volume, staging), volume, inner)
             if staged is None:
                 continue
             shutil.rmtree(staged)
-            if follow and inner not in queue + done:
+            if follow and inner not in [*queue, *staging.made]:
                 queue.append(inner)
-    return done
 
 
 def _staged_directory(top: Path, volume: Path, inner: Path) -> Path | None:
@@ -166,35 +144,10 @@ def _staged_directory(top: Path, volume: Path, inner: Path) -> Path | None:
     return path
 
 
-def _staged(volume: Path, staging: str) -> Path:
+def _staged(volume: Path, staging: Staging) -> Path:
     """Where restic put the volume's part of the snapshot: its full path in the staging
     directory (restic 0.14 restores a snapshot's paths whole, not a subfolder)."""
-    return volume / staging / volume.relative_to("/")
-
-
-def _remove(volumes: list[Path], staging: str) -> None:
-    for volume in volumes:
-        try:
-            shutil.rmtree(volume / staging)
-        except OSError as e:
-            say(TOOL, f"could not remove the staging directory {volume / staging}: {e}")
-
-
-def _place(volumes: list[Path], staging: str) -> None:
-    """Move every staging directory's entries into its volume, the deepest first."""
-    ordered = sorted(volumes, key=lambda p: len(p.parts), reverse=True)
-    placing = Placing(_Every())
-    for done, volume in enumerate(ordered):
-        try:
-            with ExitStack() as opened:
-                fd = os.open(volume, DIRECTORY)
-                opened.callback(os.close, fd)
-                parent = os.open(_staged(volume, staging).parent, DIRECTORY)  # restic made it
-                opened.callback(os.close, parent)
-                placing.merge(parent, volume.name, fd, str(volume.relative_to("/")))
-                shutil.rmtree(volume / staging)
-        except (OSError, RecursionError) as e:
-            raise ResticError(half_moved(e, ordered[done:], staging)) from None
+    return volume / staging.name / volume.relative_to("/")
 
 
 def restore(restic: Restic, request: ResticRequest, mountinfo: Path = MOUNTINFO) -> ResticRestored:
@@ -209,16 +162,16 @@ def restore(restic: Restic, request: ResticRequest, mountinfo: Path = MOUNTINFO)
         if repository is None or not (p == repository or p in repository.parents)
     ]
     volumes = receiving(snapshot, request, points)
-    staging = STAGING_PREFIX + secrets.token_hex(8)
-    written: list[Path] = []
-    try:
-        written = _stage(restic, snapshot, volumes, points, staging, follow=not request.only)
-    except BaseException as e:
-        _remove(sorted({v for v in [*volumes, *points] if (v / staging).is_dir()}), staging)
-        if isinstance(e, ResticError):
-            raise ResticError(f"{e} (nothing restored)") from None
-        raise
-    _place(written, staging)
+    with Staging(TOOL, ResticError) as staging:
+        try:
+            _stage(restic, snapshot, volumes, points, staging, follow=not request.only)
+        except BaseException as e:
+            staging.discard()
+            if isinstance(e, ResticError):
+                raise ResticError(f"{e} (nothing restored)") from None
+            raise
+        staging.place(Placing(_Every()), whole_paths=True)
+        written = list(staging.made)
     return ResticRestored(
         restic.redact.repository,
         snapshot.short_id,

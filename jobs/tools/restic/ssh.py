@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from jobs.protocol.fields import RequestError
 from jobs.protocol.restic import SftpLocation, sftp_location
+from jobs.tools.backup.processes import tail
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,6 +39,9 @@ OPTIONS = (
 """Only the job's key, only its known_hosts (an unknown or changed host key refuses the
 connection), never a question; a host that does not answer fails within 30 s, a
 connection gone dead within about 3 minutes."""
+
+LOG_TAIL = 64 * 1024
+"""How much of the end of ssh's log ``Ssh.refusal`` reads."""
 
 KNOWN = "known_hosts (ssh.known_hosts)"
 CHANGED = f"does not match {KNOWN}: the host key changed, or known_hosts holds another one"
@@ -72,13 +76,18 @@ class Ssh:
         return ["-o", "sftp.command=" + " ".join(self.command())]
 
     def refusal(self) -> str | None:
-        """Why ssh did not connect, from what it wrote in its log: a refused host key or
-        key in words, else its last line; None when it said nothing."""
+        """Why ssh did not connect, from what it wrote last in its log (its last LOG_TAIL
+        bytes: an ssh that logs in a loop grows no memory here): a refused host key or key
+        in words, else its last line; None when it said nothing."""
         try:
-            said = [line.strip() for line in self.log.read_text(errors="replace").splitlines()]
+            fd = os.open(self.log, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        said = [line for line in said if line]
+        try:
+            text = tail(fd, LOG_TAIL)
+        finally:
+            os.close(fd)
+        said = [line.strip() for line in text.splitlines() if line.strip()]
         host = self.location.known_as()
         for words, reason in (
             ("host key is known for", f"host key of {host} is not in {KNOWN}"),

@@ -18,7 +18,7 @@ from jobs.protocol.fields import RequestError
 from jobs.protocol.lines import say
 from jobs.protocol.restic import ResticResult
 from jobs.tools.backup.archive import target_aliases, volume_mounts
-from jobs.tools.paths import mount_points
+from jobs.tools.paths import holder, mount_points
 from jobs.tools.restic.runner import TOOL, Finished, Restic, ResticError
 from jobs.tools.restic.ssh import session
 
@@ -84,12 +84,9 @@ def sources(request: ResticRequest, mountinfo: Path = MOUNTINFO) -> list[str]:
     repository = local_repository(request)
     points = mount_points(mountinfo)
     if repository is not None:
-        holder = next(
-            (p for p in reversed(points) if p == repository or p in repository.parents),
-            repository,
-        )
+        held = holder(repository, points) or repository
         kept = volume_mounts(repository, mountinfo)
-        points = [p for p in kept if p not in target_aliases(holder, kept)]
+        points = [p for p in kept if p not in target_aliases(held, kept)]
     if not points:
         raise ResticError("nothing to back up: no path given and no volume mounted")
     return [str(p) for p in points]
