@@ -3,6 +3,8 @@ volume with, and a crontainer daemon run as a subprocess whose job they trigger 
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +13,10 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL = "crontainer-bench"
@@ -50,6 +55,34 @@ print(small, i - small)
 """The mix, by bytes: 45 % small text files (1-32 KiB, each distinct, log lines that zstd
 compresses about 3 times), 35 % medium text files (2-8 MiB, the same kind of lines), 20 %
 large random files (64 MiB, incompressible). Prints the counts of small and other files."""
+
+
+def arguments() -> argparse.Namespace:
+    """The benchmarks' command line: ``--mb`` of data, ``--rounds``, the ``--image``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--image", default=os.environ.get("CRONTAINER_IMAGE", "crontainer:latest"))
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def scene(volumes: list[str], network: str, containers: list[str]) -> Iterator[None]:
+    """``volumes`` and ``network`` made (labelled), and removed at the end with the
+    ``containers`` the benchmark made, whatever happened."""
+    try:
+        for volume in volumes:
+            docker("volume", "create", "--label", LABEL, volume)
+        docker("network", "create", "--label", LABEL, network)
+        yield
+    finally:
+        for container in containers:
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+        for volume in volumes:
+            subprocess.run(
+                ["docker", "volume", "rm", "-f", volume], capture_output=True, check=False
+            )
 
 
 def docker(*args: str) -> str:

@@ -26,9 +26,7 @@ names another tag). The daemon runs from this checkout (the project's venv).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,8 +34,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from benchlib import LABEL, Daemon, docker, fill, logs
+from benchlib import LABEL, Daemon, arguments, docker, fill, logs, scene
+
+if TYPE_CHECKING:
+    import argparse
 
 DAV_USER, DAV_PASSWORD = "bench", "bench-dav-password"
 WAYS = ("plain", "stream", "copy")
@@ -171,20 +173,14 @@ def report(rounds: list[dict[str, float]]) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mb", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--image", default=os.environ.get("CRONTAINER_IMAGE", "crontainer:latest"))
-    args = parser.parse_args()
+    args = arguments()
     tag = uuid.uuid4().hex[:8]
     names = {
         key: f"bench-{key}-{tag}"
         for key in ("data", "target", "served", "network", "server", "fill")
     }
-    try:
-        for volume in (names["data"], names["target"], names["served"]):
-            docker("volume", "create", "--label", LABEL, volume)
-        docker("network", "create", "--label", LABEL, names["network"])
+    volumes = [names["data"], names["target"], names["served"]]
+    with scene(volumes, names["network"], [names["fill"], names["server"]]):
         began = time.monotonic()
         counts = fill(args.image, names["data"], args.mb, names["fill"])
         fill_s = time.monotonic() - began
@@ -192,16 +188,6 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-age-") as keys:
             public = key_pair(Path(keys))
         rounds = [one_round(args, names, public, n) for n in range(args.rounds)]
-    finally:
-        for container in (names["fill"], names["server"]):
-            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
-        subprocess.run(
-            ["docker", "network", "rm", names["network"]], capture_output=True, check=False
-        )
-        for volume in (names["data"], names["target"], names["served"]):
-            subprocess.run(
-                ["docker", "volume", "rm", "-f", volume], capture_output=True, check=False
-            )
     head = {"data_mib": args.mb, "small_files": counts[0], "other_files": counts[1]}
     print(json.dumps({**head, "fill_s": round(fill_s, 1), **report(rounds)}, indent=2))
     return 0

@@ -29,19 +29,19 @@ names another tag). The daemon runs from this checkout (the project's venv).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from benchlib import LABEL, Daemon, docker, fill, logs
+from benchlib import LABEL, Daemon, arguments, docker, fill, logs, scene
+
+if TYPE_CHECKING:
+    import argparse
 
 PASSWORD = "bench-restic-password"  # noqa: S105 - the benchmark's throwaway repositories'
 
@@ -161,11 +161,7 @@ def report(rounds: list[dict[str, float]]) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mb", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--image", default=os.environ.get("CRONTAINER_IMAGE", "crontainer:latest"))
-    args = parser.parse_args()
+    args = arguments()
     tag = uuid.uuid4().hex[:8]
     names = {
         "data": f"bench-data-{tag}",
@@ -174,25 +170,13 @@ def main() -> int:
         "server": f"bench-rest-{tag}",
         "fill": f"bench-fill-{tag}",
     }
-    try:
-        for volume in (names["data"], names["repos"]):
-            docker("volume", "create", "--label", LABEL, volume)
-        docker("network", "create", "--label", LABEL, names["network"])
+    volumes = [names["data"], names["repos"]]
+    with scene(volumes, names["network"], [names["fill"], names["server"]]):
         began = time.monotonic()
         counts = fill(args.image, names["data"], args.mb, names["fill"])
         fill_s = time.monotonic() - began
         base = start_server(args.image, names["network"], names["repos"], names["server"])
         rounds = [one_round(args, names, base, n) for n in range(args.rounds)]
-    finally:
-        for container in (names["fill"], names["server"]):
-            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
-        subprocess.run(
-            ["docker", "network", "rm", names["network"]], capture_output=True, check=False
-        )
-        for volume in (names["data"], names["repos"]):
-            subprocess.run(
-                ["docker", "volume", "rm", "-f", volume], capture_output=True, check=False
-            )
     head = {"data_mib": args.mb, "small_files": counts[0], "other_files": counts[1]}
     print(json.dumps({**head, "fill_s": round(fill_s, 1), **report(rounds)}, indent=2))
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -18,7 +19,8 @@ import docker
 import docker.errors
 import pytest
 
-from .conftest import PROJECT_IMAGE, TEST_LABELS, output_of, unique
+from .conftest import BUSYBOX, PROJECT_IMAGE, TEST_LABELS, output_of, unique
+from .helpers import cli
 
 LABELS = TEST_LABELS
 DAV_PASSWORD = "dav-Hk2-test-password"  # noqa: S105 - the test WebDAV server's
@@ -81,6 +83,26 @@ def partial_upload(server: Any, folder: str, daemon: Any, timeout: float = 120) 
         if partial:
             return partial
     pytest.fail(f"no .partial in {folder} within {timeout:.0f} s: {daemon.log.raw[-10:]}")
+
+
+def dav_files(engine: docker.DockerClient, dav: Any, folder: str = "copies") -> list[str]:
+    """What the WebDAV server's volume holds in ``folder`` (read from the volume: the
+    server may be down)."""
+    held = next(m["Name"] for m in dav.attrs["Mounts"] if m["Destination"] == "/dav")
+    listed = output_of(engine, BUSYBOX, ["ls", f"/v/{folder}"], volumes=[f"{held}:/v:ro"])
+    return listed.split()
+
+
+def next_run_after_restart(daemon: Any, dav: Any, ended: Callable[[Any], bool]) -> Any:
+    """Start the WebDAV server again, trigger job ``db``'s second run and stop the daemon
+    (exit 0); that run's end event."""
+    dav.start()
+    wait_until_it_says(dav, "WebDav Server started", times=2)
+    cli(daemon, "trigger", "db", "--state-dir", str(daemon.state_dir))
+    done = daemon.log.wait_for(ended, count=2, timeout=300)[1]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    return done
 
 
 def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:

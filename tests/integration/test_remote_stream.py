@@ -8,7 +8,6 @@ run fails naming it, nothing under a final name; the next run succeeds."""
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from .conftest import BUSYBOX, Daemon, output_of, unique
 from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
-from .servers import DAV_PASSWORD, partial_upload, start_dav, wait_until_it_says
+from .servers import DAV_PASSWORD, dav_files, next_run_after_restart, partial_upload, start_dav
 from .test_backup_encrypted import key_pair
 from .test_remotes import SFTP_FOLDER, ended, files_in, known_hosts, remotes
 
@@ -126,16 +125,9 @@ def test_a_stream_cut_mid_way_fails_naming_the_remote_and_the_next_run_succeeds(
     assert cut["event"] == "run.failed", cut
     assert "stream to remote 'dav' failed: rclone rcat" in cut["error"], cut["error"]
     assert DAV_PASSWORD not in cut["error"]
-    held = next(m["Name"] for m in dav.attrs["Mounts"] if m["Destination"] == "/dav")
-    on_server = output_of(engine, BUSYBOX, ["ls", "/v/copies"], volumes=[f"{held}:/v:ro"])
-    assert [n for n in on_server.split() if not n.endswith(".partial")] == []
+    assert [n for n in dav_files(engine, dav) if not n.endswith(".partial")] == []
 
-    dav.start()
-    wait_until_it_says(dav, "WebDav Server started", times=2)
-    cli(daemon, "trigger", "db", "--state-dir", str(daemon.state_dir))
-    done = daemon.log.wait_for(ended, count=2, timeout=300)[1]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = next_run_after_restart(daemon, dav, ended)
     assert done["event"] == "run.succeeded", done
     name = done["archive"]
     assert files_in(dav, "/dav/copies") == [name, f"{name}.sha256"]

@@ -20,7 +20,15 @@ import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
 from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
-from .servers import DAV_PASSWORD, make_bucket, partial_upload, start_dav, wait_until_it_says
+from .servers import (
+    DAV_PASSWORD,
+    dav_files,
+    make_bucket,
+    next_run_after_restart,
+    partial_upload,
+    start_dav,
+    wait_until_it_says,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -213,16 +221,9 @@ def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
     assert cut["event"] == "run.failed", cut
     assert "copy to remote 'dav' failed: rclone" in cut["error"]
     assert partial == [f"{cut['archive']}.partial"]
-    held = next(m["Name"] for m in dav.attrs["Mounts"] if m["Destination"] == "/dav")
-    on_server = output_of(engine, BUSYBOX, ["ls", "/v/copies"], volumes=[f"{held}:/v:ro"])
-    assert on_server.split() == partial  # nothing under a final name
+    assert dav_files(engine, dav) == partial  # nothing under a final name
 
-    dav.start()
-    wait_until_it_says(dav, "WebDav Server started", times=2)
-    cli(daemon, "trigger", "db", "--state-dir", str(daemon.state_dir))
-    done = daemon.log.wait_for(ended, count=2, timeout=300)[1]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = next_run_after_restart(daemon, dav, ended)
     assert done["event"] == "run.succeeded", done
     names = [cut["archive"], done["archive"]]
     assert done["copies"][0]["uploaded"] == names[::-1]
