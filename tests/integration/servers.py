@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,24 @@ the host's CA bundle: scripts/engine.sh)."""
 S3_PORT = 5000
 
 
+@contextmanager
+def own_network(engine: docker.DockerClient) -> Iterator[str]:
+    """A user-defined network (labelled) while the block lasts: its name."""
+    made = engine.networks.create(unique("t-net"), labels=LABELS)
+    try:
+        yield made.name
+    finally:
+        made.reload()
+        for container in made.containers:
+            made.disconnect(container, force=True)
+        made.remove()
+
+
 @pytest.fixture
 def network(engine: docker.DockerClient) -> Iterator[str]:
     """A user-defined network of the test's own."""
-    made = engine.networks.create(unique("t-net"), labels=LABELS)
-    yield made.name
-    made.reload()
-    for container in made.containers:
-        made.disconnect(container, force=True)
-    made.remove()
+    with own_network(engine) as name:
+        yield name
 
 
 def wait_until_it_says(server: Any, words: str, times: int = 1, since: int | None = None) -> None:
