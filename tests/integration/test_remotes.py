@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -210,8 +211,11 @@ def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
     dav = start_dav(network, make, "--bwlimit", "20M", "--rc")
     daemon, _ = copying(SEED, '["dav"]', remotes(None, dav))
     partial: list[str] = []
+    deadline = time.monotonic() + 300  # a hang guard: one such wait once never ended
     while not partial:  # the upload under way: its .partial on the server
         assert not [e for e in daemon.log.events if ended(e)], daemon.log.raw[-5:]
+        assert daemon.proc.poll() is None, daemon.log.raw[-5:]
+        assert time.monotonic() < deadline, f"no .partial on the server: {daemon.log.raw[-5:]}"
         _, out = dav.exec_run(["sh", "-c", "ls /dav/copies 2>/dev/null"])
         partial = [n for n in out.decode().split() if n.endswith(".partial")]
     dav.kill()
