@@ -387,40 +387,64 @@ def output_of(engine: docker.DockerClient, image: str, command: list[str], **kwa
         container.remove(force=True, v=True)
 
 
-@pytest.fixture
-def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
-    """Run helper containers, detached (labelled, removed with their volumes after the test)."""
-    made: list[Any] = []
+class Helpers:
+    """Runs helper containers, detached and labelled; ``close`` removes them with their
+    volumes (the ``make`` fixture's, and a module's own where a test's scenario outlives it)."""
 
-    def run(image: str, command: list[str], **kwargs: Any) -> Any:
-        container = engine.containers.run(image, command, detach=True, labels=TEST_LABELS, **kwargs)
-        made.append(container)
+    def __init__(self, engine: docker.DockerClient) -> None:
+        self._engine = engine
+        self._made: list[Any] = []
+
+    def __call__(self, image: str, command: list[str], **kwargs: Any) -> Any:
+        container = self._engine.containers.run(
+            image, command, detach=True, labels=TEST_LABELS, **kwargs
+        )
+        self._made.append(container)
         return container
 
-    yield run
-    for container in reversed(made):
-        container.remove(force=True, v=True)
+    def close(self) -> None:
+        for container in reversed(self._made):
+            container.remove(force=True, v=True)
 
 
-@pytest.fixture
-def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callable[..., Daemon]]:
-    """Start daemons; any still running at the end of the test is killed."""
-    started: list[Daemon] = []
+class Daemons:
+    """Starts daemons (their files under ``directory``); ``close`` kills any still running."""
 
-    def start(
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._started: list[Daemon] = []
+
+    def __call__(
+        self,
         jobs: str,
         daemon: str = "",
         env: dict[str, str] | None = None,
         name: str | None = None,
         prefix: list[str] | None = None,
     ) -> Daemon:
-        proc = Daemon(tmp_path, jobs, daemon, env, name, prefix)
-        started.append(proc)
+        proc = Daemon(self._directory, jobs, daemon, env, name, prefix)
+        self._started.append(proc)
         return proc
 
-    yield start
-    for proc in started:
-        proc.kill()
+    def close(self) -> None:
+        for proc in self._started:
+            proc.kill()
+
+
+@pytest.fixture
+def make(engine: docker.DockerClient) -> Iterator[Callable[..., Any]]:
+    """Run helper containers, detached (labelled, removed with their volumes after the test)."""
+    helpers = Helpers(engine)
+    yield helpers
+    helpers.close()
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callable[..., Daemon]]:
+    """Start daemons; any still running at the end of the test is killed."""
+    daemons = Daemons(tmp_path)
+    yield daemons
+    daemons.close()
 
 
 # The servers' fixtures, for every test here (last: servers.py imports this module's names).

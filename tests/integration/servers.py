@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +40,35 @@ SSHD = 'ssh-keygen -A && echo "$AUTHORIZED" > /var/backups/.ssh/authorized_keys 
 SSHD += "exec /usr/sbin/sshd -D -e"
 """Its command: host keys of its own, the key in $AUTHORIZED lets ``backup`` in."""
 S3_DOCKERFILE = f"""FROM {BASE_IMAGE}
-RUN python3 -m venv /opt/moto && /opt/moto/bin/pip install --no-cache-dir "moto[server]"
+RUN python3 -m venv /opt/moto \\
+ && /opt/moto/bin/pip install --no-cache-dir "moto[s3]" flask flask-cors
 """
 """An S3 server's image: moto's server mode (PyPI, through the base's pip, which trusts
-the host's CA bundle: scripts/engine.sh)."""
+the host's CA bundle: scripts/engine.sh) with S3 alone — its S3 extra and the web
+framework the server mode runs on, not the ``server`` extra's dependencies of every
+other AWS service (a CloudFormation linter among them), which took twice as long to
+install."""
 S3_PORT = 5000
+
+
+@contextmanager
+def own_network(engine: docker.DockerClient) -> Iterator[str]:
+    """A user-defined network (labelled) while the block lasts: its name."""
+    made = engine.networks.create(unique("t-net"), labels=LABELS)
+    try:
+        yield made.name
+    finally:
+        made.reload()
+        for container in made.containers:
+            made.disconnect(container, force=True)
+        made.remove()
 
 
 @pytest.fixture
 def network(engine: docker.DockerClient) -> Iterator[str]:
     """A user-defined network of the test's own."""
-    made = engine.networks.create(unique("t-net"), labels=LABELS)
-    yield made.name
-    made.reload()
-    for container in made.containers:
-        made.disconnect(container, force=True)
-    made.remove()
+    with own_network(engine) as name:
+        yield name
 
 
 def wait_until_it_says(server: Any, words: str, times: int = 1, since: int | None = None) -> None:
@@ -94,10 +108,14 @@ def dav_files(engine: docker.DockerClient, dav: Any, folder: str = "copies") -> 
 
 
 def next_run_after_restart(daemon: Any, dav: Any, ended: Callable[[Any], bool]) -> Any:
-    """Start the WebDAV server again, trigger job ``db``'s second run and stop the daemon
-    (exit 0); that run's end event."""
+    """Start the WebDAV server again (its bandwidth limit, if it was started with one and
+    ``--rc``, lifted: only the cut needed it), trigger job ``db``'s second run and stop the
+    daemon (exit 0); that run's end event."""
     dav.start()
     wait_until_it_says(dav, "WebDav Server started", times=2)
+    if "--rc" in dav.attrs["Config"]["Cmd"]:
+        unlimited = dav.exec_run(["rclone", "rc", "core/bwlimit", "rate=off"])
+        assert unlimited.exit_code == 0, unlimited.output
     cli(daemon, "trigger", "db", "--state-dir", str(daemon.state_dir))
     done = daemon.log.wait_for(ended, count=2, timeout=300)[1]
     daemon.signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
@@ -20,6 +20,7 @@ from .conftest import (
     PROJECT_IMAGE,
     TEST_LABELS,
     Daemon,
+    Helpers,
     cli_environ,
     event,
     output_of,
@@ -171,6 +172,22 @@ def test_restore_replaces_a_symlink_the_app_left_in_the_volume_instead_of_follow
     assert (restored["volumes"], restored["entries"]) == (["/data"], 3)
 
 
+BIG = "head -c 629145600 /dev/urandom > /data/big.bin"  # 600 MB: the archive takes seconds
+
+
+@pytest.fixture(scope="module")
+def big(engine: docker.DockerClient) -> Iterator[Any]:
+    """A data container whose volume at /data holds BIG, made once for the module: the
+    tests that back it up only read it (none restores into it)."""
+    helpers = Helpers(engine)
+    try:
+        data = helpers(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
+        assert data.wait(timeout=120)["StatusCode"] == 0
+        yield data
+    finally:
+        helpers.close()
+
+
 @pytest.mark.parametrize(
     ("keys", "ending"),
     [
@@ -184,6 +201,7 @@ def test_stopped_containers_start_again_in_reverse_when_the_archive_fails_or_tim
     engine: docker.DockerClient,
     make: Callable[..., Any],
     make_volume: Callable[[str], str],
+    big: Any,
     keys: dict[str, str],
     ending: str,
 ) -> None:
@@ -192,8 +210,6 @@ def test_stopped_containers_start_again_in_reverse_when_the_archive_fails_or_tim
     the stop grace): both running containers run again, started in reverse order; one
     that was not running stays stopped; no final-named archive is left."""
     target = make_volume("crontainer-test-backups")
-    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0
     app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
     worker = make(BUSYBOX, ["sleep", "600"], name=unique("t-worker"))
     idle = make(BUSYBOX, ["true"], name=unique("t-idle"))
@@ -201,7 +217,7 @@ def test_stopped_containers_start_again_in_reverse_when_the_archive_fails_or_tim
     daemon = start_daemon(
         backup_job(
             "db",
-            volumes_from=f'["{data.name}"]',
+            volumes_from=f'["{big.name}"]',
             target=f'"{target}"',
             stop=f'["{app.name}", "{idle.name}", "{worker.name}"]',
             stop_grace='"1s"',
@@ -264,22 +280,17 @@ def _target_files(engine: docker.DockerClient, target: str) -> list[str]:
     )
 
 
-BIG = "head -c 629145600 /dev/urandom > /data/big.bin"  # 600 MB: the archive takes seconds
-
-
 def test_kill_9_of_the_backup_container_leaves_no_final_partial_and_the_next_run_cleans(
     start_daemon: Start,
     engine: docker.DockerClient,
-    make: Callable[..., Any],
     make_volume: Callable[[str], str],
+    big: Any,
 ) -> None:
     """SIGKILL of the ops container mid-archive: run.failed, only a .partial in the target;
     the next run removes it and leaves one complete archive."""
     target = make_volume("crontainer-test-backups")
-    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0
     daemon = start_daemon(
-        backup_job("db", volumes_from=f'["{data.name}"]', target=f'"{target}"'),
+        backup_job("db", volumes_from=f'["{big.name}"]', target=f'"{target}"'),
         daemon=f'ops_image = "{PROJECT_IMAGE}"',
     )
     ops = _wait_for_ops_container(engine, daemon)
@@ -305,17 +316,16 @@ def test_kill_9_of_the_daemon_mid_backup_its_successor_starts_the_app_again(
     engine: docker.DockerClient,
     make: Callable[..., Any],
     make_volume: Callable[[str], str],
+    big: Any,
 ) -> None:
     """The daemon dies while the app is stopped for the archive: the successor adopts the
     archive, starts the app again once the archive has ended, and the target holds only
     complete archives."""
     target = make_volume("crontainer-test-backups")
-    data = make(BUSYBOX, ["sh", "-c", BIG], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0
     app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
     jobs = backup_job(
         "db",
-        volumes_from=f'["{data.name}"]',
+        volumes_from=f'["{big.name}"]',
         target=f'"{target}"',
         stop=f'["{app.name}"]',
         stop_grace='"1s"',

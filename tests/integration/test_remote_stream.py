@@ -109,7 +109,7 @@ def test_a_stream_cut_mid_way_fails_naming_the_remote_and_the_next_run_succeeds(
     """The WebDAV server (limited to 20 MB/s: the 200 MB stream takes seconds) is killed
     while the archive streams into it: the run fails naming the remote, the server holds
     at most the job's ``.partial``; the next run removes it and leaves one whole archive."""
-    dav = start_dav(network, make, "--bwlimit", "20M")
+    dav = start_dav(network, make, "--bwlimit", "20M", "--rc")
     data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
     assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
     daemon = start_daemon(

@@ -1,34 +1,33 @@
 """restic's faults on the real engine, against a REST server (``rclone serve restic``) on a
 network of the test's own: a repository whose host cannot be reached fails the run at
-once naming it; a server killed in the middle of an upload fails the run, and once it is
-back the next run succeeds and ``restic check`` passes with no partial snapshot listed;
-the daemon and the ops container killed outright in the middle of a snapshot leave a lock
-that the job's next run clears (only its own: another job's run leaves it, and fails
-naming it)."""
+once naming it; the daemon and the ops container killed outright in the middle of a
+snapshot leave a lock that the job's next run clears (only its own: another job's run
+leaves it, and fails naming it). A server killed in the middle of an upload:
+``test_restic_upload_cut.py``."""
 
 from __future__ import annotations
 
 import json
 import signal
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from scheduler.engine import LABEL_RUN
-from tests.integration.conftest import PROJECT_IMAGE, Daemon, event, output_of, unique
+from tests.integration.conftest import PROJECT_IMAGE, Daemon, event, unique
 from tests.integration.helpers import SEED, cli
 from tests.integration.restic.conftest import (
-    PASSWORD,
     REST_PASSWORD,
+    SECRETS,
+    by_hand,
     data_container,
+    job_config,
     outcomes,
-    remote_job,
     serve_rest,
+    stored,
+    wait_for,
 )
-from tests.integration.servers import wait_until_it_says
 
 if TYPE_CHECKING:
     import docker
@@ -37,42 +36,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., Daemon]
-SECRETS = {"TEST_RESTIC_PASSWORD": PASSWORD}
-
-
-def job_config(name: str, data: str, repository: str, network: str, *, on_start: bool) -> str:
-    """A backup job into ``repository`` that checks it at every run."""
-    job = remote_job(data, network, on_start=on_start)
-    return f'[jobs.{name}]\n{job}repository = "{repository}"\ninit = true\ncheck = "always"\n'
-
-
-def by_hand(engine: docker.DockerClient, network: str, repository: str, command: str) -> str:
-    """``restic COMMAND`` run by hand in a helper container: its stdout."""
-    return output_of(
-        engine,
-        PROJECT_IMAGE,
-        ["sh", "-c", f"restic --no-cache {command}"],
-        network=network,
-        environment={"RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD": PASSWORD},
-    )
-
-
-def wait_for(what: str, found: Callable[[], Any]) -> Any:
-    """``found()``'s first true value, asked every 0.2 s (5 minutes at most)."""
-    deadline = time.monotonic() + 300
-    while not (value := found()):
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        threading.Event().wait(0.2)
-    return value
-
-
-def stored(server: Any, directory: str) -> int:
-    """How many files the REST server holds in the repository's ``directory``."""
-    code, out = server.exec_run(
-        ["sh", "-c", f"find /repos/app/{directory} -type f 2>/dev/null | wc -l"]
-    )
-    assert code == 0, out
-    return int(out.decode().split()[-1]) if out.strip() else 0
 
 
 def test_a_repository_that_cannot_be_reached_fails_the_run_at_once_naming_it(
@@ -106,43 +69,6 @@ def test_a_repository_that_cannot_be_reached_fails_the_run_at_once_naming_it(
     )
     assert failed["nowhere"]["error"].endswith(f"lookup {nowhere} on 127.0.0.11:53: no such host")
     assert REST_PASSWORD not in "".join(daemon.log.raw)
-
-
-def test_the_server_killed_mid_upload_fails_the_run_and_the_next_run_succeeds_and_checks(
-    start_daemon: Start, engine: docker.DockerClient, make: Callable[..., Any], network: str
-) -> None:
-    """The REST server killed while the 200 MB file is uploaded: the run fails naming the
-    repository; the server back, the next run succeeds, its ``restic check`` passes, and
-    the repository lists only that run's snapshot."""
-    data = data_container(make, SEED).name
-    repository, server = serve_rest(make, network)
-    daemon = start_daemon(
-        job_config("db", data, repository, network, on_start=True),
-        daemon=f'ops_image = "{PROJECT_IMAGE}"',
-        env=SECRETS,
-    )
-    wait_for("a pack uploaded", lambda: stored(server, "data") > 0)
-    server.kill()
-    failed = daemon.log.wait_for(event("run.failed", job="db"), timeout=600)[0]
-    restarted = int(time.time())
-    server.start()
-    wait_until_it_says(server, "Serving restic REST API", since=restarted)
-    cli(daemon, "trigger", "db", "--state-dir", str(daemon.state_dir))
-    done = daemon.log.wait_for(event("run.succeeded", job="db"), timeout=600)[0]
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
-
-    shown = repository.replace(REST_PASSWORD, "***")
-    # restic's own account of why it gave up (not one of its notices that it retries)
-    assert failed["error"].startswith("backup failed: unable to "), failed["error"]
-    assert "retrying" not in failed["error"]
-    assert f'"{shown.removeprefix("rest:")}/' in failed["error"]
-    assert failed["error"].endswith(f"lookup {server.name} on 127.0.0.11:53: no such host")
-    assert REST_PASSWORD not in "".join(daemon.log.raw)
-    assert done["checked"] is True
-    listed = json.loads(by_hand(engine, network, repository, "snapshots --json --no-lock"))
-    assert [s["short_id"] for s in listed] == [done["snapshot_id"]]
-    assert by_hand(engine, network, repository, "list locks --no-lock").split() == []
 
 
 def test_a_lock_left_by_a_killed_run_is_cleared_by_the_jobs_next_run_only(
