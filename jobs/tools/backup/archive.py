@@ -52,6 +52,12 @@ def clean_partials(target: Path, job: str) -> list[str]:
     return removed
 
 
+def throughput_mib_s(data_bytes: int | None, size: int, seconds: float) -> float:
+    """What a run reports as ``throughput_mib_s``: the tar stream's bytes (the archive's when
+    tar's totals could not be read) per second of making it, in MiB."""
+    return round((data_bytes or size) / max(seconds, 0.001) / (1 << 20), 1)
+
+
 def member_name(path: Path) -> str:
     """The name tar gives ``path`` in an archive made from the root (``--directory=/``):
     the absolute path without its leading slash, and ``.`` for the root itself."""

@@ -19,7 +19,7 @@ from jobs.protocol.backup import (
 )
 from jobs.protocol.lines import emit, say
 from jobs.retention import Retention
-from jobs.tools.backup.archive import create, target_aliases, volume_mounts
+from jobs.tools.backup.archive import create, target_aliases, throughput_mib_s, volume_mounts
 from jobs.tools.backup.keys import one_line, restore_key
 from jobs.tools.backup.listing import listing, prune, verify
 from jobs.tools.backup.processes import TOOL, ToolError
@@ -58,13 +58,11 @@ def _create_command(request: CreateRequest) -> CreateResult:
     deleted, future = prune(request.job, target, policy, made["archive"])
     if future:
         emit({"warning": {"event": "backup.future_archive", "archives": future}})
-    seconds = max(made["archive_s"], 0.001)
-    measured = made["data_bytes"] or made["bytes"]
     return {
         **made,
         "deleted": deleted,
         "sources": [str(s) for s in sources],
-        "throughput_mib_s": round(measured / seconds / (1 << 20), 1),
+        "throughput_mib_s": throughput_mib_s(made["data_bytes"], made["bytes"], made["archive_s"]),
     }
 
 

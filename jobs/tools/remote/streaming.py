@@ -3,10 +3,11 @@
 tar (then the compressor, then age: the backup tool's ``Pipeline``) writes into a pipe this
 process reads; each chunk goes on to ``rclone rcat`` of ``<archive>.partial`` and to the
 hashing threads (sha256 for the ``.sha256``, and the backend's own hash when it has one).
-The upload is checked by its size and that hash, renamed to its final name, its ``.sha256``
-uploaded the same way; then the job's retention applies there. A failure anywhere leaves
-nothing under a final name: the partial upload is deleted (or, after a kill, by the next
-run).
+The upload is checked by its size and that hash while its ``.sha256`` goes up under a
+temporary name too; the checksum is renamed first, the archive last (its rename is the
+commit); then the job's stale partial uploads are removed and its retention applies there.
+A failure before the archive's rename leaves nothing under a final name: the partial
+uploads are deleted (or, after a kill, by the next run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from jobs.protocol.remote import Copied
 from jobs.retention import archive_name
-from jobs.tools.backup.archive import member_name
+from jobs.tools.backup.archive import member_name, throughput_mib_s
 from jobs.tools.backup.pipeline import Pipeline, pipe
 from jobs.tools.backup.processes import CHUNK, tail
 from jobs.tools.remote.copying import (
@@ -256,7 +257,6 @@ def stream(
     seconds = round(time.monotonic() - began, 3)
     deleted, problem = _tidy(rclone, request, name, listing, sent.size)
     copy = Copied(rclone.dest.name, (name,), sent.size, verified, tuple(deleted), problem)
-    measured = sent.data_bytes or sent.size
     return {
         "archive": name,
         "encrypted": encrypted,
@@ -267,6 +267,6 @@ def stream(
         "archive_s": seconds,
         "deleted": list(deleted),
         "sources": [str(s) for s in sources],
-        "throughput_mib_s": round(measured / max(seconds, 0.001) / (1 << 20), 1),
+        "throughput_mib_s": throughput_mib_s(sent.data_bytes, sent.size, seconds),
         "copies": [copy.to_json()],
     }
