@@ -1,4 +1,4 @@
-"""The README's Layout section names every module of ``jobs/`` and ``scheduler/`` — and
+"""docs/layout.md names every module of ``jobs/`` and ``scheduler/`` — and
 nothing that is not there."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ TREES = ("jobs", "scheduler")
 
 def listed() -> set[str]:
     """The paths the Layout block names under the trees: ``dir/`` and ``dir/name.py``."""
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"^## Layout\n\n```\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
-    assert block is not None, "README.md has no Layout block"
+    layout = (ROOT / "docs" / "layout.md").read_text()
+    block = re.search(r"^```\n(.*?)^```", layout, re.MULTILINE | re.DOTALL)
+    assert block is not None, "docs/layout.md has no Layout block"
     names: set[str] = set()
     parents: list[tuple[int, str]] = []  # (indent, directory path) of the open directories
     for line in block.group(1).splitlines():
@@ -59,8 +59,8 @@ def present() -> set[str]:
 def test_the_layout_names_every_module_and_only_modules_that_exist() -> None:
     """A module added, moved or removed without the Layout section saying so fails here."""
     shown, there = listed(), present()
-    assert sorted(there - shown) == [], "modules missing from README's Layout"
-    assert sorted(shown - there) == [], "README's Layout names what does not exist"
+    assert sorted(there - shown) == [], "modules missing from docs/layout.md"
+    assert sorted(shown - there) == [], "docs/layout.md names what does not exist"
 
 
 def test_the_layout_reader_sees_nested_packages() -> None:
