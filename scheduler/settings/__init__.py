@@ -85,6 +85,20 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot be loaded: {type(e).__name__}: {e}"]) from e
 
 
+def _from_env(line: str, origins: Mapping[str, str]) -> str:
+    """``line`` naming the environment variable that set the value it is about, when one
+    did (``CRONTAINER_DAEMON__LOG_LEVEL: …`` rather than ``daemon.log_level: …``; below the
+    key: ``CRONTAINER_DAEMON__REMOTES (at box.bucket): …``)."""
+    for where, var in origins.items():
+        if line.startswith(where) and line[len(where) : len(where) + 1] in (":", ".", "["):
+            rest = line[len(where) :]
+            if rest.startswith(":"):
+                return var + rest
+            inner, _, message = rest.lstrip(".").partition(": ")
+            return f"{var} (at {inner}): {message}"
+    return line
+
+
 def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     try:
         size = path.stat().st_size
@@ -98,8 +112,9 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
             [f"{path}: the config file is {size} bytes; at most {MAX_CONFIG_BYTES} are read"]
         )
     errors: list[str] = []
+    origins: dict[str, str] = {}
     try:
-        raw = read_sources(path, env, errors)
+        raw = read_sources(path, env, errors, origins)
     except (OSError, ValueError) as e:  # TOMLDecodeError is a ValueError
         raise ConfigError([f"{path}: cannot read the config: {e}"]) from None
     daemon: DaemonSettings | None = None
@@ -110,7 +125,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     try:
         daemon = DaemonSettings.model_validate({**table, "remotes": remotes})
     except ValidationError as e:
-        errors.extend(error_lines(e, "daemon"))
+        errors.extend(error_lines(e, "daemon", DaemonSettings))
     defaults = check_defaults(raw.get("defaults", {}), errors)
     if len(raw.get("jobs", {})) > MAX_JOBS:
         raise ConfigError([f"jobs: {len(raw['jobs'])} jobs; at most {MAX_JOBS} are allowed"])
@@ -121,5 +136,5 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
             entries[name] = entry
             errors.extend(copy_to_problems(name, getattr(entry.job, "copy_to", []), named))
     if errors or daemon is None:
-        raise ConfigError(errors)
+        raise ConfigError([_from_env(line, origins) for line in errors])
     return Config(path=path, daemon=daemon, jobs=entries)
