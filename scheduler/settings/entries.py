@@ -106,8 +106,13 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
         return parse_schedule(expression, zone)
     except ScheduleError as e:
         errors.append(f"{where}.schedule: {e}")
-    except (ValueError, KeyError):
-        pass  # an unknown time zone: reported by the model's validation
+    except (ValueError, KeyError):  # an unknown time zone: reported by the model's validation
+        try:
+            parse_schedule(expression)  # the schedule's own errors still go with it
+        except ScheduleError as e:
+            errors.append(f"{where}.schedule: {e}")
+        except ValueError:
+            pass
     return None
 
 
