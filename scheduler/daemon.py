@@ -27,7 +27,7 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.errors import EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.recovery import settle
-from scheduler.reload import ConfigWatcher, reload
+from scheduler.reload import ConfigWatcher, log_warnings, reload
 from scheduler.startup import (
     Base,
     Parts,
@@ -120,6 +120,7 @@ class Daemon:
         earlier daemon left, start the schedule and the admin socket — each entered into
         ``stack`` once taken. None after a failure it logged."""
         settings, jobs, parts = self._config.daemon, self._config.jobs, Parts()
+        log_warnings(self._config)
         engine = self._wait_for_engine()
         if engine is None:
             return None

@@ -9,13 +9,14 @@ naming where it is (``jobs.db-backup.schedule: …``). Its parts:
   plain tables; environment text converted by the type of the key it sets.
 - ``messages``: validation errors as error lines, never showing a secret.
 - ``entries``: ``[defaults]`` checked and merged; each ``[jobs.NAME]`` → ``JobEntry``.
+- ``shell``: the warnings of string commands that hold shell syntax.
 - ``schema``: the JSON Schema of the file (``config_schema``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from scheduler.settings.entries import JobEntry, check_defaults, load_job
 from scheduler.settings.messages import error_lines
 from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
+from scheduler.settings.shell import KeyWarning, command_warnings
 from scheduler.settings.sources import ENV_CONFIG, read_sources
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ __all__ = [
     "Config",
     "DaemonSettings",
     "JobEntry",
+    "KeyWarning",
     "config_path",
     "config_schema",
     "load_config",
@@ -53,11 +56,14 @@ MAX_JOBS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Everything the daemon needs, validated."""
+    """Everything the daemon needs, validated; ``warnings``: by job, what is valid but
+    likely not meant (a string command with shell syntax), for ``validate`` to print and
+    the daemon to log."""
 
     path: Path
     daemon: DaemonSettings
     jobs: Mapping[str, JobEntry]
+    warnings: Mapping[str, tuple[KeyWarning, ...]] = field(default_factory=dict)
 
 
 def config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
@@ -137,4 +143,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
             errors.extend(copy_to_problems(name, getattr(entry.job, "copy_to", []), named))
     if errors or daemon is None:
         raise ConfigError([_from_env(line, origins) for line in errors])
-    return Config(path=path, daemon=daemon, jobs=entries)
+    warnings = {name: tuple(command_warnings(entry.job)) for name, entry in entries.items()}
+    return Config(
+        path=path, daemon=daemon, jobs=entries, warnings={k: v for k, v in warnings.items() if v}
+    )

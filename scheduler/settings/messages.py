@@ -84,6 +84,12 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return plain[max(starts, key=len)] if starts else None
 
 
+def shown(loc: Loc, value: object) -> str | None:
+    """``value`` as a message about the key at ``loc`` may show it (quoted); None when it
+    may hold a secret (a key such as ``password`` or ``url``, an address with a user)."""
+    return _shown(loc, value)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``" (did you mean `x`?)"`` for the closest of ``choices`` to ``word``, or ``""``."""
     found = closest(word, choices)

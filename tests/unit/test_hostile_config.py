@@ -98,7 +98,10 @@ def test_run_and_validate_exit_2_on_a_file_that_used_to_crash(
         (RUN + 'stop_grace = "2h"\n', "jobs.j.stop_grace: must be at most 1h"),
         (SHIP.replace('["web"]\n', '["web"]\nmax_bytes = "2TiB"\n'), "jobs.s.max_bytes: must be"),
         (SHIP.replace('["web"]\n', '["web"]\nmax_line = "1GiB"\n'), "jobs.s.max_line: must be"),
-        ("[daemon]\nmax_concurrent_runs = 5000\n" + RUN, "daemon.max_concurrent_runs: must be at most 1000"),
+        (
+            "[daemon]\nmax_concurrent_runs = 5000\n" + RUN,
+            "daemon.max_concurrent_runs: must be at most 1000",
+        ),
         ('[daemon]\nmax_output_line = "2MiB"\n' + RUN, "daemon.max_output_line: must be at"),
     ],
 )
@@ -129,7 +132,10 @@ def test_every_duration_size_and_count_has_an_upper_bound(
             BACKUP + 'post_exec = [{ container = "db", command = "a \'b" }]\n',
             "jobs.b.post_exec[0].command: cannot be split",
         ),
-        (SHIP.replace('["web"]\n', '["web"]\nmax_bytes = 0\n'), "jobs.s.max_bytes: must be at least 1"),
+        (
+            SHIP.replace('["web"]\n', '["web"]\nmax_bytes = 0\n'),
+            "jobs.s.max_bytes: must be at least 1",
+        ),
         (RUN + "retries = true\n", "jobs.j.retries: expected a whole number"),
         (RUN + 'retries = "3"\n', "jobs.j.retries: expected a whole number"),
         (RUN + 'enabled = "off"\n', "jobs.j.enabled: expected true or false"),

@@ -49,7 +49,10 @@ def load(tmp_path: Path, text: str) -> LogshipJob:
         ('volumes_from = "app"\n' + FILE_SINK, "jobs.s: volumes_from/volumes need paths"),
         ('volumes_from = "app"\npaths = ["x/*.log"]\n' + FILE_SINK, "must be absolute"),
         (FILES, "jobs.s.sink: required key is missing"),
-        (FILES + '[jobs.s.sink]\ntype = "kafka"\n', "jobs.s.sink.type: unknown sink type 'kafka' (one of: file, http, syslog, stdout)"),
+        (
+            FILES + '[jobs.s.sink]\ntype = "kafka"\n',
+            "jobs.s.sink.type: unknown sink type 'kafka' (one of: file, http, syslog, stdout)",
+        ),
         (
             FILES + '[jobs.s.sink]\ntype = "file"\nvolume = "v"\npath = "../out"\n',
             "jobs.s.sink.path: path '../out' must be relative to the volume",

@@ -81,8 +81,14 @@ def test_remotes_of_each_type_load_with_their_keys_and_secrets_as_references(
         ),
         (SFTP.replace('"/srv/backups/"', '"../x"'), "daemon.remotes.box.path: expected a folder"),
         (SFTP + "region = 'x'\n", "daemon.remotes.box.region: unknown key"),
-        (DAV.replace("https://cloud", "ftp://cloud"), "daemon.remotes.dav.url: expected text matching the pattern"),
-        (DAV.replace('"nextcloud"', '"box"'), "daemon.remotes.dav.vendor: expected 'other', 'nextcloud'"),
+        (
+            DAV.replace("https://cloud", "ftp://cloud"),
+            "daemon.remotes.dav.url: expected text matching the pattern",
+        ),
+        (
+            DAV.replace('"nextcloud"', '"box"'),
+            "daemon.remotes.dav.vendor: expected 'other', 'nextcloud'",
+        ),
         (S3.replace('bucket = "backups"\n', ""), "daemon.remotes.s3.bucket: required key"),
         (
             S3.replace('access_key_id = "AKIA"\n', ""),

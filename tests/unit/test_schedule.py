@@ -404,8 +404,10 @@ def test_a_schedule_keeps_its_expression_as_written() -> None:
         ("", "the schedule is empty"),
         (
             "@reboot",
-            "'@reboot' is not a schedule here: set run_on_start = true (the job runs once when the "
-            "daemon starts), with a schedule for its later runs (e.g. '@daily')",
+            (
+                "'@reboot' is not a schedule here: set run_on_start = true (the job runs once when the "
+                "daemon starts), with a schedule for its later runs (e.g. '@daily')"
+            ),
         ),
         (
             "@daily 5",

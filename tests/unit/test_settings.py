@@ -170,8 +170,7 @@ kind = "run"
     )
     assert (
         "jobs.c.kind: unknown kind 'backupp' (one of: run, exec, signal, backup, logship, rotate)"
-        " (did you mean `backup`?)"
-        in errors
+        " (did you mean `backup`?)" in errors
     )
     assert any(e.startswith("jobs.bad name: a job name must start with") for e in errors)
     assert len(errors) == 4
@@ -332,7 +331,9 @@ def test_config_path_precedence() -> None:
 def test_daemon_name_must_fit_labels_and_container_names(tmp_path: Path) -> None:
     """The daemon's name ends up in container names."""
     errors = errors_of(tmp_path, '[daemon]\nname = "my daemon"\n' + GOOD_JOB)
-    assert any(e.startswith("daemon.name: expected text matching the pattern") for e in errors), errors
+    assert any(e.startswith("daemon.name: expected text matching the pattern") for e in errors), (
+        errors
+    )
 
 
 def schema_validator(capsys: pytest.CaptureFixture[str]) -> jsonschema.Draft202012Validator:
@@ -457,9 +458,7 @@ def test_a_bad_schedule_alone_is_exactly_one_error(tmp_path: Path) -> None:
 def test_a_bad_default_with_a_colon_in_its_value_is_still_reported_once(tmp_path: Path) -> None:
     """The key of a bad default is found whatever its message holds after the key."""
     text = '[defaults]\nretries = "1:2"\n' + GOOD_JOB + GOOD_JOB.replace("hello", "other")
-    assert errors_of(tmp_path, text) == [
-        "defaults.retries: expected a whole number (got '1:2')"
-    ]
+    assert errors_of(tmp_path, text) == ["defaults.retries: expected a whole number (got '1:2')"]
 
 
 def test_the_published_schema_is_draft_2020_12_and_closed_at_every_table() -> None:
