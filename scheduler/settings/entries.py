@@ -111,7 +111,7 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
             parse_schedule(expression)  # the schedule's own errors still go with it
         except ScheduleError as e:
             errors.append(f"{where}.schedule: {e}")
-        except ValueError:
+        except (ValueError, KeyError):
             pass
     return None
 

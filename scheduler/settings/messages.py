@@ -22,6 +22,7 @@ from scheduler.settings.walk import (
     Loc,
     Walked,
     describe,
+    discriminator,
     is_model,
     is_union,
     members,
@@ -113,6 +114,7 @@ _TYPE_WORDS = {
     "list_type": "a list",
     "tuple_type": "a list",
     "set_type": "a list",
+    "path_type": "a path (a string)",
 }
 """Errors that say the value is of the wrong type, and what the key takes."""
 _UNQUOTED = {"int_type", "int_parsing", "float_type", "float_parsing", "bool_type", "bool_parsing"}
@@ -136,10 +138,10 @@ def _type_message(item: ErrorDetails, walked: Walked, shown: str | None) -> str:
     kind, value = item["type"], item.get("input")
     expected = _TYPE_WORDS[kind]
     tp = walked.tp
-    if kind in ("model_type", "model_attributes_type", "dict_type") and tp is not None:
-        expected = describe(tp) if is_model(tp) else expected
-        if is_union(tp):  # a discriminated union given a plain value
-            expected = "a table with a type key: " + describe(tp)
+    if kind in ("model_type", "model_attributes_type", "dict_type") and is_model(tp):
+        expected = describe(tp)
+    if is_union(tp) and discriminator(tp) is not None:  # a sink's table given a plain value
+        return _tagged_table(tp, value, shown)
     message = f"expected {expected}"
     if expected.startswith("{"):
         message = f"expected a table: {expected}"
@@ -148,12 +150,28 @@ def _type_message(item: ErrorDetails, walked: Walked, shown: str | None) -> str:
         message += f" (got {shown}"
         if quoted:
             message += ": write it without quotes"
-        elif kind == "list_type" and isinstance(value, str):
+        elif kind == "list_type":
             message += f": a list is written [{shown}]"
         message += ")"
     elif quoted:
         message += " (got a string: write it without quotes)"
     return message
+
+
+def _tagged_table(union: object, value: object, shown: str | None) -> str:
+    """What a key that takes one of several tables told apart by a key (a sink, by its
+    ``type``) says to a plain value: the key and its values; for one of them, the table."""
+    key = discriminator(union)
+    names = _tag_names(union)
+    message = f"expected a table with a {key} key (one of: {', '.join(names)})"
+    if shown is not None and value in names:
+        return f"{message} (got {shown}: write {{ {key} = {shown}, … }})"
+    return f"{message} (got {shown})" if shown is not None else message
+
+
+def _tag_names(union: object) -> list[str]:
+    """The values of a discriminated union's key, in the order of its members."""
+    return [t for m in members(union) if is_model(m) for t in sorted(tags(m))]
 
 
 def _unquoted(text: str, expected: str) -> bool:
@@ -214,7 +232,7 @@ def _tag_message(item: ErrorDetails, walked: Walked) -> tuple[Loc, str]:
     key = str(ctx.get("discriminator", "type")).strip("'")
     names = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
     if not names and is_union(walked.tp):
-        names = sorted(t for m in members(walked.tp) if is_model(m) for t in tags(m))
+        names = _tag_names(walked.tp)
     listing = f"one of: {', '.join(names)}"
     if item["type"] == "union_tag_not_found":
         return (*loc, key), f"required key is missing ({listing})"

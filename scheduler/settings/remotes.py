@@ -141,6 +141,11 @@ def load_remotes(raw: object, errors: list[str]) -> dict[str, S3Remote | SftpRem
             errors.append(f"{where}.{name}: expected a table")
             continue
         kind = table.get("type")
+        if kind is None:
+            errors.append(
+                f"{where}.{name}.type: required key is missing (one of: {', '.join(TYPES)})"
+            )
+            continue
         if kind not in TYPES:
             got = "" if kind is None else f" (got {kind!r})" if isinstance(kind, str) else ""
             near = did_you_mean(kind, TYPES) if isinstance(kind, str) else ""

@@ -53,6 +53,21 @@ def tags(model: type[BaseModel]) -> set[str]:
     return found
 
 
+def discriminator(union: object) -> str | None:
+    """The key that tells a union's tables apart (a literal key every member has), or None."""
+    keys: set[str] | None = None
+    for member in members(union):
+        if not is_model(member):
+            return None
+        literal = {
+            name
+            for name, info in member.model_fields.items()
+            if get_origin(unwrap(info.annotation)) is Literal
+        }
+        keys = literal if keys is None else keys & literal
+    return min(keys) if keys else None
+
+
 def _field_type(model: type[BaseModel], name: str) -> object:
     info = model.model_fields[name]
     return Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation

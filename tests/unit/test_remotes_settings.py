@@ -95,7 +95,10 @@ def test_remotes_of_each_type_load_with_their_keys_and_secrets_as_references(
             "daemon.remotes.s3.access_key_id: required key",
         ),
         (S3.replace('"s3"\n', '"ftp"\n', 1), "daemon.remotes.s3.type: expected one of s3, sftp"),
-        (SFTP.replace('type = "sftp"\n', ""), "daemon.remotes.box.type: expected one of s3, sftp"),
+        (
+            SFTP.replace('type = "sftp"\n', ""),
+            "daemon.remotes.box.type: required key is missing (one of: s3, sftp, webdav)",
+        ),
         ("[daemon.remotes.'a b']\ntype = 's3'\n", "daemon.remotes.a b: a remote's name must"),
     ],
 )
