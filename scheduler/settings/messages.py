@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args, get_origin
 
+from jobs.base import BaseJob
+from jobs.kinds import KINDS
 from scheduler.settings.walk import (
     Loc,
     Walked,
@@ -210,17 +212,25 @@ def _bound_message(item: ErrorDetails) -> str | None:
 
 
 def _unknown_key(key: str, parent: type[BaseModel] | None) -> str:
+    """``unknown key`` and the key meant: one of ``parent``'s (the table the key is in); for
+    a job, a key of another kind is named as such."""
     if parent is None:
         return "unknown key"
-    from jobs.base import BaseJob  # noqa: PLC0415 - jobs import this module's package
-    from jobs.kinds import KINDS  # noqa: PLC0415
-
     if issubclass(parent, BaseJob):
         owners = [name for name, kind in KINDS.items() if key in kind.model_fields]
         if owners:
             return (
                 f"unknown key: `{key}` is a key of kind {' and '.join(owners)}, "
                 f"not of kind {parent.KIND}"
+            )
+        near = closest(key, parent.model_fields)
+        others = {name: kind for name, kind in KINDS.items() if name != parent.KIND}
+        elsewhere = closest(key, {f for kind in others.values() for f in kind.model_fields})
+        if near is None and elsewhere is not None:
+            owners = [name for name, kind in others.items() if elsewhere in kind.model_fields]
+            return (
+                f"unknown key (did you mean `{elsewhere}`? that is a key of kind "
+                f"{' and '.join(owners)}, not of kind {parent.KIND})"
             )
     return "unknown key" + did_you_mean(key, parent.model_fields)
 
