@@ -22,7 +22,7 @@ import pytest
 from tests.docblocks import ROOT, Block, block_under
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, event, output_of, toml_value, unique
-from .helpers import cli, first_success
+from .helpers import cli
 from .servers import mariadb_image, start_mariadb
 from .test_logship import lines_logged, rsyslog, syslog_lines  # noqa: F401 - rsyslog: a fixture
 
@@ -49,12 +49,21 @@ def as_toml(jobs: dict[str, dict[str, Any]]) -> str:
     )
 
 
-def keep_log(daemon: Daemon, name: str) -> None:
-    """The daemon's log lines, kept under $CRONTAINER_RECIPE_LOGS when it is set (where the
-    pages' "What the log shows" lines are copied from)."""
+def first_run(daemon: Daemon, job: str, timeout: float = 120) -> dict[str, Any]:
+    """The end event of ``job``'s first run, which must have succeeded; the daemon then
+    stopped (SIGTERM, exit 0). Its log lines are kept under $CRONTAINER_RECIPE_LOGS when
+    that is set (where the pages' "What the log shows" lines are copied from)."""
+    done = daemon.log.wait_for(
+        lambda e: e.get("event") in ("run.succeeded", "run.failed") and e.get("job") == job,
+        timeout=timeout,
+    )[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
     directory = os.environ.get("CRONTAINER_RECIPE_LOGS")
     if directory:
-        Path(directory, f"{name}.log").write_text("".join(daemon.log.raw))
+        Path(directory, f"{job}.log").write_text("".join(daemon.log.raw))
+    assert done["event"] == "run.succeeded", daemon.log.raw[-20:]
+    return done
 
 
 # --- mariadb-dump.md -----------------------------------------------------------------------
@@ -101,8 +110,7 @@ def test_mariadb_dump_is_archived_and_restores_into_a_new_server(
     job["target"] = target
     job["run_on_start"] = True
     daemon = start_daemon(as_toml(jobs), daemon=OPS)
-    done = first_success(daemon, job="db-dump")
-    keep_log(daemon, "mariadb-dump")
+    done = first_run(daemon, "db-dump")
 
     archive = done["archive"]
     assert archive.startswith("db-dump-")
@@ -168,10 +176,7 @@ def test_nginx_output_arrives_at_rsyslog_with_host_and_app_name(
     job["network"] = "host"
     job["run_on_start"] = True
     daemon = start_daemon(as_toml(jobs), daemon=OPS)
-    done = daemon.log.wait_for(event("run.succeeded", job="nginx-logs"), timeout=60)[0]
-    keep_log(daemon, "nginx-syslog")
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = first_run(daemon, "nginx-logs")
     assert done["lines"] == 6
 
     written = {
@@ -244,10 +249,7 @@ def test_rotated_log_is_compressed_and_the_app_writes_on_into_a_new_file_losing_
     job["run_on_start"] = True
     live_lines(app, 4096 // 30)  # each line is longer than 30 bytes: over max_size
     daemon = start_daemon(as_toml(jobs), daemon=OPS)
-    done = daemon.log.wait_for(event("run.succeeded", job="app-logs"), timeout=120)[0]
-    keep_log(daemon, "rotate-hup")
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait_exit(60) == 0
+    done = first_run(daemon, "app-logs")
     [rotated] = done["rotated"]
     assert rotated.startswith(f"{LOG_DIR}/app.log.")
     assert done["compressed"] == [f"{rotated}.zst"]
