@@ -85,7 +85,7 @@ def sql(server: Any, statements: str) -> str:
 def test_mariadb_dump_is_archived_and_restores_into_a_new_server(
     start_daemon: Start,
     engine: docker.DockerClient,
-    make_volume: Callable[[str], str],
+    make_volume: Callable[[str], str],  # before make: volumes go after the containers using them
     make: Callable[..., Any],
     mariadb: str,
 ) -> None:
@@ -167,7 +167,11 @@ def test_nginx_output_arrives_at_rsyslog_with_host_and_app_name(
     ``run_on_start = true`` instead of waiting for the minute."""
     udp, tcp, received = rsyslog
     nginx = make(BUSYBOX, ["sh", "-c", NGINX_STAND_IN], name=unique("t-nginx"))
-    lines_logged(nginx, 5)
+    lines_logged(nginx, 5)  # the access log's lines; then the error log's
+    deadline = time.monotonic() + 30
+    while not nginx.logs(stdout=False, stderr=True).endswith(b"\n"):
+        assert time.monotonic() < deadline, "the stand-in wrote no error-log line"
+        time.sleep(0.1)
     jobs = recipe_jobs(block_under(RECIPES / "nginx-syslog.md", "The job"))
     job = jobs["nginx-logs"]
     job["containers"] = [nginx.name]
