@@ -5,6 +5,7 @@ serve webdav`` in the project's image). The fixtures are the conftest's (it impo
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -237,7 +238,6 @@ def dav_server(network: str, make: Callable[..., Any]) -> Any:
     return start_dav(network, make)
 
 
-MARIADB_IMAGE = "crontainer-test-mariadb:bookworm"
 MARIADB_DOCKERFILE = f"""FROM {BASE_IMAGE}
 RUN apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mariadb-server \\
@@ -246,6 +246,11 @@ RUN apt-get update \\
 """
 """A MariaDB server's image: Debian's ``mariadb-server`` on the local Debian base, its
 data directory empty (a volume mounted there starts empty: see ``MARIADB``)."""
+MARIADB_IMAGE = (
+    "crontainer-test-mariadb:" + hashlib.sha256(MARIADB_DOCKERFILE.encode()).hexdigest()[:12]
+)
+"""Tagged by its Dockerfile's hash: a changed Dockerfile makes a new image, never reuses
+the old one."""
 MARIADB = "mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null && "
 MARIADB += "exec mariadbd --user=mysql"
 """Its command: a data directory made if there is none, then the server (root gets in
