@@ -36,6 +36,7 @@ from jobs.plan import (
 from jobs.protocol.backup import CreateRequest
 from jobs.repository import REPOSITORY_ONLY, RepositoryKeys
 from jobs.run import Command, as_argv
+from jobs.selectors import ContainerSelector, Selectors
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,15 +53,19 @@ def _covers(path: str, inner: str) -> bool:
 class ExecSpec(Model):
     """A command run inside a running container before or after the archive."""
 
-    container: str = Field(min_length=1)
+    container: ContainerSelector
     command: Command
     user: str | None = None
     workdir: str | None = None
 
-    def step(self) -> ExecCommand:
-        """This command as a plan step."""
+    def step(self, key: str) -> ExecCommand:
+        """This command as a plan step (``key``: where the config holds it)."""
         return ExecCommand(
-            self.container, as_argv(self.command) or (), user=self.user, workdir=self.workdir
+            self.container,
+            as_argv(self.command) or (),
+            user=self.user,
+            workdir=self.workdir,
+            key=f"{key} container",
         )
 
 
@@ -87,7 +92,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         description="names of [daemon.remotes.<name>] each archive is copied to (with target)",
     )
     pre_exec: list[ExecSpec] = Field(default_factory=list)
-    stop: list[str] = Field(
+    stop: Selectors = Field(
         default_factory=list, description="stopped in order, started in reverse"
     )
     post_exec: list[ExecSpec] = Field(default_factory=list)
@@ -239,8 +244,8 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         if self.copy_to and not isinstance(middle, ResticBackup):
             middle = copies.copy_step(self, ctx, middle)
         return Plan(
-            steps=(*(e.step() for e in self.pre_exec), middle),
-            cleanup=tuple(e.step() for e in self.post_exec),
+            steps=(*(e.step("pre_exec") for e in self.pre_exec), middle),
+            cleanup=tuple(e.step("post_exec") for e in self.post_exec),
         )
 
     def ops_spec(
@@ -258,7 +263,8 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             image=ctx.ops_image,
             command=command,
             mounts=mounts,
-            volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
+            volumes_from=tuple(self.volumes_from),
+            volumes_from_read_only=True,
             network=network,
             labels=self.labels,
             stop_signal=self.stop_signal,
@@ -312,7 +318,11 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             held = tuple(Mount(m.source, m.target) for m in volumes)
         network = self.repository_network()
         spec = self.ops_spec(ctx, RESTIC_TOOL, (*held, *to), network, stdin=True)
-        spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
+        spec = replace(
+            spec,
+            volumes_from=tuple(self.volumes_from) if sources else (),
+            volumes_from_read_only=False,
+        )
         request = replace(
             self.restic_request(ctx.job, (), {}),
             command=command,

@@ -19,7 +19,7 @@ from jobs.base import InsidePaths, Model, PlanContext, SignalName
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
 from jobs.protocol.rotate import FinishRequest, RotateRequest
-from jobs.signal import Selectors
+from jobs.selectors import Selectors
 from jobs.units import Duration, Largest, Longest, Size
 
 
