@@ -48,12 +48,14 @@ def _defaults_model(kind: type[BaseJob]) -> type[BaseModel]:
         )
         for name, found in kind.__pydantic_decorators__.field_validators.items()
     }
-    return create_model(
+    model = create_model(
         f"{kind.__name__}Defaults",
         __config__=kind.model_config,
         __validators__=validators,
         **fields,
     )
+    model.KIND = kind.KIND  # type: ignore[attr-defined]  # what a kind's field checks may read
+    return model
 
 
 def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
@@ -134,8 +136,8 @@ def _rule_problems(
     good = {k: v for k, v in table.items() if k in fields and k not in broken}
     try:
         values = _defaults_model(kind).model_validate(good)
-    except ValidationError:
-        return []  # not expected: each of these keys was valid on its own
+    except Exception:  # not expected (each key was valid on its own): no rule is judged
+        return []
     job = kind.model_construct(**{k: getattr(values, k) for k in good})
     for name in broken & fields:
         job.__dict__.pop(name, None)  # reading it raises AttributeError: the rule is skipped

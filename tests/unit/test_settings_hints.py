@@ -205,3 +205,17 @@ def test_an_override_error_names_the_variable_set(tmp_path: Path) -> None:
         "CRONTAINER_DEFAULTS__NOTIFY (at retries): must be at most 100 (got 1000)",
         "CRONTAINER_DEFAULTS__NOTIFY (at hook): unknown key (did you mean `webhook`?)",
     ]
+
+
+def test_a_kinds_own_field_check_runs_on_defaults_and_on_the_rules_check(tmp_path: Path) -> None:
+    """A field check that reads its kind (volumes_from's mode: run jobs only) works in
+    [defaults] and while the rules of a job with a bad key are judged: errors, not a
+    crash of the whole load."""
+    text = (
+        '[defaults]\nvolumes_from = ["db"]\n'
+        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = ["db:ro"]\nretries = "x"\n'
+    )
+    errors = errors_of(tmp_path, text)
+    assert "jobs.b.retries: expected a whole number (got 'x')" in errors
+    assert not any("cannot be loaded" in line for line in errors), errors
+    assert any(line.startswith("jobs.b.volumes_from") for line in errors), errors
