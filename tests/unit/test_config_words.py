@@ -100,6 +100,12 @@ CORPUS: dict[str, tuple[str, dict[str, str]]] = {
     "exec": (EXEC.replace('command = "true"\n', "") + "comand = 'x'\nenv = { A = 1 }\n", {}),
     "exec command as table": (EXEC.replace('"true"', "{ x = 1 }"), {}),
     "signal": (SIGNAL + 'signal = "SIGHUB"\nrestart = "yes"\ncontainer = "app"\n', {}),
+    "selectors": (
+        SIGNAL.replace('["app"]', '["label=", "compose=a/b/c", 5]')
+        + BACKUP.replace('"db"', '["compose=x:rw"]')
+        + 'stop = ["composee=app"]\n',
+        {},
+    ),
     "signal containers": (SIGNAL.replace('["app"]', '"app"') + "containers_ = 1\n", {}),
     "backup rules and keys": (
         '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolume_from = "db"\ntimeout = "x"\n',
