@@ -87,7 +87,7 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return plain[max(starts, key=len)] if starts else None
 
 
-def shown(loc: Loc, value: object) -> str | None:
+def shown_value(loc: Loc, value: object) -> str | None:
     """``value`` as a message about the key at ``loc`` may show it (quoted); None when it
     may hold a secret (a key such as ``password`` or ``url``, an address with a user)."""
     return _shown(loc, value)
@@ -120,10 +120,6 @@ _TYPE_WORDS = {
 }
 """Errors that say the value is of the wrong type, and what the key takes."""
 _UNQUOTED = {"int_type", "int_parsing", "float_type", "float_parsing", "bool_type", "bool_parsing"}
-
-
-def _plural(count: object, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _choices(tp: object, expected: str) -> list[str]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel
 
 from jobs.run import Command, Entrypoint
-from scheduler.settings.messages import shown
+from scheduler.settings.messages import shown_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -165,7 +165,7 @@ def command_warnings(model: BaseModel, key: str = "") -> list[KeyWarning]:
 
 def _said(name: str, text: str, found: str) -> str:
     program = shlex.split(text)[0]
-    own = json.dumps(text, ensure_ascii=False) if shown((name,), text) is not None else '"…"'
+    own = json.dumps(text, ensure_ascii=False) if shown_value((name,), text) is not None else '"…"'
     return (
         f"{found} is shell syntax, but a string command is split into arguments without a "
         f"shell: it reaches {program} as an argument. To run it in a shell, write "
