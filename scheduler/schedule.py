@@ -264,6 +264,9 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
             return Schedule(expression, zone, _every(rest), wall_clock=False)
         if head == SECONDS_PREFIX:
             fields = rest.split()
+            hint = hints.quartz(fields, _readable) if "?" in fields else None
+            if hint is not None:
+                raise ScheduleError(hint)
             if len(fields) != 6:  # noqa: PLR2004
                 raise ScheduleError(
                     f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "

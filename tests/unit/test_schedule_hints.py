@@ -129,3 +129,10 @@ def test_a_bad_schedule_is_reported_even_with_a_bad_time_zone(tmp_path: Path) ->
             "'Europe/Berlin'; did you mean `Europe/Berlin`?)"
         ),
     ]
+
+
+def test_a_quartz_expression_behind_with_seconds_gets_the_same_hint() -> None:
+    """'@with-seconds' takes the seconds first as Quartz does, but not its '?'."""
+    assert refusal("@with-seconds 10 0 3 ? * MON").endswith(
+        "here write '@with-seconds 10 0 3 * * MON'"
+    )
