@@ -249,6 +249,7 @@ def _child(data: object, part: str | int) -> object:
 
 
 def test_the_corpus_is_large_and_covers_every_kind() -> None:
+    """At least 40 files, and a job of every kind among them."""
     assert len(CORPUS) >= 40
     for kind in KINDS:
         assert any(f'kind = "{kind}"' in text for text, _ in CORPUS.values()), kind

@@ -105,6 +105,7 @@ def test_quartz_values_cron_has_not_are_named_without_an_equivalent() -> None:
 
 
 def test_a_question_mark_in_five_fields_is_told_to_be_a_star() -> None:
+    """Quartz's 'no value' in an otherwise cron expression: write '*'."""
     assert refusal("0 3 ? * *") == "'?' is Quartz's 'no specific value': here write '*' instead"
 
 

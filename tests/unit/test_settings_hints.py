@@ -139,11 +139,13 @@ def test_a_misspelt_key_counts_as_the_key_it_looks_like(tmp_path: Path) -> None:
     ],
 )
 def test_a_near_miss_gets_the_name_meant(tmp_path: Path, text: str, expected: str) -> None:
+    """Keys of every table, kinds, choices, signals, time zones, remote and sink types."""
     errors = errors_of(tmp_path, text)
     assert any(expected in line for line in errors), errors
 
 
 def test_kind_backpu_is_told_backup(tmp_path: Path) -> None:
+    """The whole line: the kinds there are, and the one meant."""
     errors = errors_of(tmp_path, RUN.replace('"run"', '"backpu"'))
     assert errors == [
         (
@@ -166,6 +168,7 @@ def test_a_key_of_another_kind_is_named_as_such(tmp_path: Path) -> None:
 
 
 def test_a_key_nothing_is_near_gets_no_guess(tmp_path: Path) -> None:
+    """No far-fetched guess: a word near nothing gets the plain error."""
     assert errors_of(tmp_path, RUN + "bogus = 1\n") == ["jobs.r.bogus: unknown key"]
     assert errors_of(tmp_path, RUN.replace('"run"', '"xyz"')) == [
         "jobs.r.kind: unknown kind 'xyz' (one of: run, exec, signal, backup, logship, rotate)"
@@ -183,6 +186,7 @@ def test_the_guess_is_only_ever_one_of_the_choices() -> None:
 
 
 def test_an_unknown_variable_is_told_the_variable_meant(tmp_path: Path) -> None:
+    """A misspelt CRONTAINER_* variable is told the variable it is near."""
     errors = errors_of(tmp_path, RUN, {"CRONTAINER_DEFAULTS__TIMEOT": "1h"})
     assert errors == [
         (

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     ],
 )
 def test_shell_syntax_outside_quotes_is_found(command: str, found: str) -> None:
+    """Operators, redirections, substitutions and variables no shell will read are found."""
     assert shell_syntax(command) == found
 
 
@@ -62,6 +63,7 @@ def test_shell_syntax_outside_quotes_is_found(command: str, found: str) -> None:
     ],
 )
 def test_ordinary_arguments_are_not_taken_for_shell_syntax(command: str) -> None:
+    """No false alarm: globs, find's ';', quoted text, a word's own '|' or '&', sh -c."""
     assert shell_syntax(command) is None
 
 
