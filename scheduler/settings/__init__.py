@@ -96,6 +96,15 @@ def _from_env(line: str, origins: Mapping[str, str]) -> str:
     return line
 
 
+def _copy_to(entry: JobEntry | None, table: Mapping[str, object]) -> list[str]:
+    """The remotes a job copies to; of a backup refused for other errors, the names its
+    table gives (so that a remote no [daemon.remotes] defines is said at the same time)."""
+    if entry is not None:
+        return list(getattr(entry.job, "copy_to", []))
+    given = table.get("copy_to") if table.get("kind") == "backup" else None
+    return [n for n in given if isinstance(n, str)] if isinstance(given, list) else []
+
+
 def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     try:
         size = path.stat().st_size
@@ -131,7 +140,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         entry = load_job(name, table, defaults, errors)
         if entry is not None:
             entries[name] = entry
-            errors.extend(copy_to_problems(name, getattr(entry.job, "copy_to", []), named))
+        errors.extend(copy_to_problems(name, _copy_to(entry, table), named))
     if errors or daemon is None:
         raise ConfigError([_from_env(line, origins) for line in errors])
     warnings = {name: tuple(command_warnings(entry.job)) for name, entry in entries.items()}

@@ -223,3 +223,19 @@ def test_a_kinds_own_field_check_runs_on_defaults_and_on_the_rules_check(tmp_pat
     assert "jobs.b.retries: expected a whole number (got 'x')" in errors
     assert not any("cannot be loaded" in line for line in errors), errors
     assert any(line.startswith("jobs.b.volumes_from") for line in errors), errors
+
+
+def test_an_undefined_remote_is_named_beside_the_jobs_other_errors(tmp_path: Path) -> None:
+    """copy_to's names are checked against [daemon.remotes] even when the job has other
+    errors, so that fixing those does not reveal one more."""
+    text = (
+        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
+        'target = "t"\ncopy_to = ["nas"]\nretries = "x"\n'
+    )
+    assert errors_of(tmp_path, text) == [
+        "jobs.b.retries: expected a whole number (got 'x')",
+        (
+            "jobs.b.copy_to: no remote 'nas' is defined (remotes: none: add a "
+            "[daemon.remotes.<name>] table)"
+        ),
+    ]
