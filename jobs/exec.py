@@ -16,11 +16,28 @@ class ExecJob(BaseJob):
 
     KIND: ClassVar[str] = "exec"
     kind: Literal["exec"]
-    container: str = Field(min_length=1, description="name of a running container")
-    command: Command = Field(description="a string (split like a shell) or a list")
-    user: str | None = None
-    workdir: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    container: str = Field(
+        min_length=1, description="name of a running container", examples=["app"]
+    )
+    command: Command = Field(
+        description="a string (split like a shell) or a list",
+        examples=[["sh", "-c", "rm -rf /var/cache/app/tmp/*"]],
+    )
+    user: str | None = Field(
+        None,
+        description="user the command runs as (default: the container's)",
+        examples=["www-data"],
+    )
+    workdir: str | None = Field(
+        None,
+        description="working directory (default: the container's)",
+        examples=["/var/cache/app"],
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra environment variables of the command",
+        examples=[{"VERBOSE": "1"}],
+    )
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - needs no context
         """One exec."""

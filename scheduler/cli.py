@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from scheduler import heartbeat, logs
 from scheduler.errors import ConfigError
+from scheduler.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from scheduler.history import HistoryError
 
 if TYPE_CHECKING:
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from scheduler.history import History
     from scheduler.settings import Config
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 NEXT_RUNS = 3
 
 

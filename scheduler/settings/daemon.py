@@ -25,12 +25,16 @@ class DaemonSettings(Model):
         description="identifies this daemon across restarts (labels of its containers)",
     )
     ops_image: str | None = Field(
-        None, description="image of the ops containers; default: the image the daemon runs from"
+        None,
+        description="image of the ops containers; default: the image the daemon runs from",
+        examples=["crontainer:latest"],
     )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a TTY, JSON otherwise"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the lowest level logged"
+    )
     shutdown_grace: Annotated[Duration, Longest("1d")] = Field(
         30.0, description="on SIGTERM, wait this long for runs before stopping them"
     )
@@ -72,6 +76,17 @@ class DaemonSettings(Model):
         default_factory=dict,
         description="[daemon.remotes.<name>]: destinations of the backups' copy_to (s3, sftp, "
         "webdav)",
+        examples=[
+            {
+                "offsite": {
+                    "type": "sftp",
+                    "host": "backup.example.org",
+                    "user": "crontainer",
+                    "key": {"file": "/run/secrets/offsite_key"},
+                    "known_hosts": {"file": "/etc/crontainer/known_hosts"},
+                }
+            }
+        ],
     )
 
     @field_validator("heartbeat_file", mode="before")
