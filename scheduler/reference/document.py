@@ -61,6 +61,10 @@ def _code(text: str) -> str:
     return f"`{text}`" if text else ""
 
 
+def _default(text: str) -> str:
+    return text if text in ("required", "none") else _code(text)
+
+
 def _table(head: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
     head = list(head)
     return [_row(*head), "|" + "---|" * len(head), *(_row(*r) for r in rows)]
@@ -68,7 +72,7 @@ def _table(head: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
 
 def _keys(table: Table) -> list[str]:
     rows = [
-        (f"`{k.name}`", k.type, _code(k.default), k.description, _code(k.example))
+        (f"`{k.name}`", k.type, _default(k.default), k.description, _code(k.example))
         for k in table.rows()
     ]
     return _table(("key", "type", "default", "meaning", "example"), rows)

@@ -8,7 +8,7 @@ import json
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -17,7 +17,7 @@ import annotated_types
 from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
-from jobs.base import BaseJob, EnvSecret, FileSecret, signal_name
+from jobs.base import BaseJob, EnvSecret, FileSecret, http_url, signal_name
 from jobs.containers import ContainerJob
 from jobs.kinds import KINDS
 from jobs.units import parse_duration, parse_size
@@ -28,6 +28,8 @@ SECRET = "secret (text, { env = … } or { file = … })"  # noqa: S105 - a type
 SECRETS = "table of secrets (text, { env = … } or { file = … })"
 _PLURAL = {"string": "strings", "integer": "integers", "number": "numbers", "table": "tables"}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_CHECKED = {signal_name: "signal name", http_url: "http(s) URL"}
+"""Text checked by these validators, named by what it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,15 @@ class Table:
     intro: str
     model: type[BaseModel]
     names: tuple[str, ...]
+    types: tuple[tuple[str, str], ...] = ()
+    """Types in words that the model's annotation cannot tell (``kind``: its values)."""
 
     def rows(self) -> list[Key]:
-        """This table's keys, in the model's order."""
+        """This table's keys, in the order of ``names``."""
         fields = self.model.model_fields
-        return [key(name, fields[name]) for name in self.names]
+        rows = [key(name, fields[name]) for name in self.names]
+        told = dict(self.types)
+        return [replace(r, type=told[r.name]) if r.name in told else r for r in rows]
 
 
 def _annotation(info: FieldInfo) -> Any:  # noqa: ANN401 - any typing form
@@ -146,8 +152,9 @@ def type_words(tp: Any, meta: list[object] | None = None) -> str:  # noqa: ANN40
         return "one of " + ", ".join(f"`{m.value}`" for m in tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return "table"
-    if any(getattr(m, "func", None) is signal_name for m in meta):
-        return "signal name"
+    named = [_CHECKED[f] for m in meta if (f := getattr(m, "func", None)) in _CHECKED]
+    if named:
+        return named[0]
     names = {bool: "boolean", int: "integer", float: "number", str: "string", Path: "path"}
     return names.get(tp, getattr(tp, "__name__", str(tp))) + suffix
 
@@ -212,7 +219,7 @@ def default_text(info: FieldInfo) -> str:
     if unit == "duration" and isinstance(value, int | float):
         return f'"{duration_text(float(value))}"'
     if unit == "size" and isinstance(value, int):
-        return f'"{size_text(value)}"'
+        return f'"{size_text(value)}"' if value else "0"
     return toml(value)
 
 
@@ -293,13 +300,12 @@ def _type_first(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 def _own(model: type[BaseModel], base: type[BaseModel]) -> tuple[str, ...]:
-    """Fields of ``model`` that ``base`` does not have, or declares otherwise."""
+    """Fields of ``model`` that ``base`` does not have, or declares otherwise: those the
+    class declares itself first, then those of its other bases."""
     mine, theirs = model.model_fields, base.model_fields
-    return tuple(
-        name
-        for name, info in mine.items()
-        if name not in theirs or repr(theirs[name]) != repr(info)
-    )
+    own = [n for n, i in mine.items() if n not in theirs or repr(theirs[n]) != repr(i)]
+    declared = vars(model).get("__annotations__", {})
+    return tuple(sorted(own, key=lambda name: name not in declared))
 
 
 def daemon_tables() -> list[Table]:
@@ -324,7 +330,8 @@ def job_tables() -> list[Table]:
     """``[jobs.<name>]``: the keys of every kind, of the kinds that create containers, of
     each kind; then the tables inside a job (notify, sink, encrypt…)."""
     common = tuple(BaseJob.model_fields)
-    found = [Table("[jobs.<name>]", "every kind", intro(BaseJob), BaseJob, common)]
+    kinds = ("kind", "one of " + ", ".join(f"`{k}`" for k in KINDS))
+    found = [Table("[jobs.<name>]", "every kind", intro(BaseJob), BaseJob, common, (kinds,))]
     containers = ", ".join(f"`{k}`" for k, m in KINDS.items() if issubclass(m, ContainerJob))
     found.append(
         Table(

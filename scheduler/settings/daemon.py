@@ -17,7 +17,8 @@ DEFAULT_HTTP = "0.0.0.0:8137"
 
 
 class DaemonSettings(Model):
-    """The ``[daemon]`` table."""
+    """The ``[daemon]`` table: the daemon's own settings (a change applies at the next start,
+    not at a reload)."""
 
     name: str = Field(
         "crontainer",

@@ -4,6 +4,7 @@ the keys its header says it shows; the exit-code table covers every command."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -162,6 +163,24 @@ def test_every_command_has_its_exit_codes() -> None:
     for name, codes in COMMANDS.items():
         assert 0 in codes, name
         assert set(codes) <= set(CODES), name
+
+
+def test_the_command_exits_only_with_the_named_codes() -> None:
+    """scheduler/cli.py and scheduler/daemon.py return exit codes by their names (from
+    scheduler/exits.py, the table the reference is made from), never as bare numbers."""
+    numbers = []
+    for name in ("cli.py", "daemon.py"):
+        for node in ast.walk(ast.parse((ROOT / "scheduler" / name).read_text())):
+            if not isinstance(node, ast.Return) or node.value is None:
+                continue
+            value = node.value
+            values = [value.body, value.orelse] if isinstance(value, ast.IfExp) else [value]
+            numbers += [
+                f"{name}:{node.lineno}"
+                for v in values
+                if isinstance(v, ast.Constant) and type(v.value) is int
+            ]
+    assert numbers == []
 
 
 # config.example.toml --------------------------------------------------------------------
