@@ -213,19 +213,24 @@ class BaseJob(Model):
     kind: str = Field(description="what the job does: one of the kinds below", examples=["run"])
     schedule: str = Field(
         min_length=1,
-        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s'",
+        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s' "
+        "(see Schedules)",
         examples=["0 3 * * *"],
     )
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
     jitter: Annotated[Duration, Longest("1d")] = Field(
-        0.0, description="delay each run by a random 0..jitter"
+        0.0, description="delay each run by a random 0..jitter (spreads load)"
     )
     timeout: Annotated[Duration, Field(gt=0), Longest("30d")] = Field(
-        DEFAULT_TIMEOUT_S, description="stop the run (stop_signal, stop_grace, kill) after this"
+        DEFAULT_TIMEOUT_S,
+        description="then the container gets stop_signal, stop_grace, and a kill; the run ends "
+        "timed_out",
     )
-    stop_signal: SignalName = Field("SIGTERM", description="signal that asks a container to stop")
+    stop_signal: SignalName = Field(
+        "SIGTERM", description="the signal that asks a container to stop: SIGTERM, HUP, …"
+    )
     stop_grace: Annotated[Duration, Longest("1h")] = Field(
-        10.0, description="wait this long after stop_signal, then kill"
+        10.0, description="time between the stop signal and the kill"
     )
     description: str = Field(
         "",
@@ -237,41 +242,52 @@ class BaseJob(Model):
     )
     concurrency: Literal["allow", "forbid", "replace"] = Field(
         "forbid",
-        description="a run due while the last one runs: forbid skips it, allow runs both, "
-        "replace stops the old one first",
+        description="a run due while the job's previous run is still going: forbid skips it "
+        "(run.skipped), allow runs both, replace stops the old one (stop signal, stop_grace, "
+        "kill; it ends cancelled, reason replaced) and then starts the new one",
     )
     retries: int = Field(
-        0, ge=0, le=100, description="more attempts after a failed or timed-out one"
+        0,
+        ge=0,
+        le=100,
+        description="further attempts after a failed or timed_out one; each attempt is its own "
+        "container, logged and recorded with its attempt number",
     )
     retry_delay: Annotated[Duration, Longest("1d")] = Field(
-        10.0, description="wait before the 2nd attempt; doubles each time"
+        10.0, description="wait before the 2nd attempt; doubles for each further one"
     )
     retry_delay_max: Annotated[Duration, Longest("7d")] = Field(
         600.0, description="the longest wait between attempts"
     )
     retry_exit_codes: list[Annotated[int, Field(ge=0, le=255)]] = Field(
         default_factory=list,
-        description="retry only on these exit codes (empty: any failure)",
+        description="retry only failed attempts with these exit codes (empty: any failure or "
+        "time-out)",
         examples=[[75]],
     )
     starting_deadline: Annotated[Duration, Longest("366d")] | None = Field(
         None,
-        description="a run that cannot start within this long of its time is recorded missed",
+        description="a run that cannot start within this long after its scheduled time (waiting "
+        "for a slot, a late daemon) is recorded missed instead of starting late",
         examples=["5m"],
     )
     catch_up: bool = Field(
         default=False,
-        description="after downtime, run once for the latest missed time (within the deadline)",
+        description="after downtime, run once for the latest time missed while the daemon was "
+        "down, if it is within starting_deadline",
     )
     history_limit: int = Field(
-        10, ge=1, le=100_000, description="runs of each outcome kept in the history"
+        10, ge=1, le=100_000, description="runs of each outcome kept per job in the history"
     )
     run_on_start: bool = Field(
-        default=False, description="run once when the daemon starts (cron's @reboot)"
+        default=False,
+        description="run once when the daemon starts (trigger start), like cron's @reboot; not "
+        "again at a reload",
     )
     notify: NotifySpec | None = Field(
         None,
-        description="webhook and ping URLs told of the job's outcomes",
+        description="who is told of the job's outcomes: webhook and ping URLs (see Notifications "
+        "in monitoring.md)",
         examples=[{"webhook": "https://hooks.example.com/crontainer"}],
     )
 

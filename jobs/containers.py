@@ -90,23 +90,36 @@ class ContainerJob(BaseJob):
     )
 
     memory: Annotated[Size, Largest("16TiB")] | None = Field(
-        None, description="memory limit (no swap beyond it)", examples=["256MiB"]
+        None,
+        description="memory limit, no swap beyond it (at least 6MiB); a container killed for "
+        "memory ends failed, reason oom_killed",
+        examples=["256MiB"],
     )
     cpus: Annotated[float, Field(gt=0, le=1024)] | None = Field(
         None, description="CPU limit, in CPUs", examples=[0.5]
     )
     pids_limit: int | None = Field(
-        None, ge=1, le=4_194_304, description="at most this many processes", examples=[100]
+        None,
+        ge=1,
+        le=4_194_304,
+        description="at most this many processes in the container",
+        examples=[100],
     )
-    read_only: bool = Field(default=False, description="read-only root file system")
+    read_only: bool = Field(
+        default=False,
+        description="read-only root file system (volumes stay as mounted; the ops tools write "
+        "only to their volumes)",
+    )
     cap_drop: Capabilities = Field(
-        default_factory=list, description="e.g. ['ALL']", examples=[["ALL"]]
+        default_factory=list,
+        description="capabilities removed, e.g. ['ALL'] (names with or without CAP_)",
+        examples=[["ALL"]],
     )
     cap_add: Capabilities = Field(
-        default_factory=list, description="e.g. ['CHOWN']", examples=[["CHOWN"]]
+        default_factory=list, description="capabilities added, e.g. ['CHOWN']", examples=[["CHOWN"]]
     )
     no_new_privileges: bool = Field(
-        default=False, description="setuid binaries cannot gain privileges"
+        default=False, description="setuid binaries and file capabilities cannot raise privileges"
     )
 
     @field_validator("memory")
