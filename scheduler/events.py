@@ -363,7 +363,8 @@ EVENTS: tuple[Event, ...] = (
         f"{ATTEMPT} exit_code error reason: `oom_killed`, `thread_start_failed`, …; "
         "scheduled_at trigger",
         "non-zero exit, or the run could not be made (`thread_start_failed`: the process is "
-        "at its thread limit; the run is recorded and the job's next run is not blocked)",
+        "at its thread limit; the run is recorded and the job's next run is not blocked); a "
+        "failed ops tool's run adds its result's keys, if it gave a result",
     ),
     _event(
         "run.adopt_failed",

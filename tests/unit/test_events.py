@@ -20,7 +20,8 @@ What the scan sees (its limits):
 - fields passed through ``**fields`` or bound with contextvars (``job``, ``run_id`` of a
   run's events) are not checked; the registry lists them all the same;
 - ``event_dict["event"] = "library.log"`` (a structlog processor renaming a record) counts
-  as emitting that event.
+  as emitting that event;
+- mutmut's copies of functions (a mutation run's sources hold them) are skipped.
 """
 
 from __future__ import annotations
@@ -100,12 +101,26 @@ def _aliases(tree: ast.AST) -> set[str]:
     return names
 
 
+def _nodes(tree: ast.AST) -> list[ast.AST]:
+    """The tree's nodes, but those of mutmut's copies of functions (``x_f__mutmut_3``: a
+    mutation run has them beside the real ones, with names deliberately broken)."""
+    found: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "__mutmut_" in node.name:
+            continue
+        found.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def emissions(text: str, name: str) -> list[Emission]:
     """The logging calls (and event renames) of one source file's ``text``."""
     tree = ast.parse(text, name)
     aliases = _aliases(tree)
     found = []
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         where = f"{name}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Call) and node.args:
             level = _logger_method(node.func)
@@ -142,7 +157,7 @@ def tool_warnings() -> list[tuple[str, str, frozenset[str]]]:
     """``emit({"warning": {"event": …, …}})`` in jobs/tools: (where, event, keys)."""
     found = []
     for path in sorted((ROOT / "jobs" / "tools").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _nodes(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Dict) and len(node.keys) == 1):
                 continue
             key, value = node.keys[0], node.values[0]
@@ -197,8 +212,9 @@ def test_calls_pass_only_registered_fields() -> None:
 
 
 def test_calls_log_at_a_registered_level() -> None:
-    """A call at a level the registry does not give the event fails here
-    (``exception`` is ``error``; an f-string name: one of the events it stands for)."""
+    """A call at a level the registry does not give the event fails here (``exception`` is
+    ``error``, and its event lists the ``exception`` field, the traceback; an f-string
+    name: one of the events it stands for)."""
     problems = []
     for emission in all_emissions():
         if emission.level is None:
@@ -207,6 +223,9 @@ def test_calls_log_at_a_registered_level() -> None:
         names = matching(emission)
         if names and not any(level in BY_NAME[name].levels for name in names):
             problems.append(f"{emission.where}: {emission.pattern} at {level}")
+        traced = [n for n in names if "exception" in BY_NAME[n].field_names()]
+        if emission.level == "exception" and not traced:
+            problems.append(f"{emission.where}: {emission.pattern} has no exception field")
     assert problems == []
 
 
