@@ -169,17 +169,27 @@ def _sample_metrics() -> Metrics:
     return metrics
 
 
+def _exposed(name: str, kind: str) -> tuple[str, str]:
+    """A metric family's name and type as the text format shows them (a counter's name
+    ends ``_total``; an info metric is a gauge ending ``_info``)."""
+    if kind == "counter":
+        return name.removesuffix("_total") + "_total", kind
+    if kind == "info":
+        return name + "_info", "gauge"
+    return name, kind
+
+
 def metrics_section() -> list[str]:
     """Every metric of ``GET /metrics``: type, labels, meaning (its help text)."""
     rows = []
     for family in _sample_metrics().registry.collect():
-        name = family.name + ("_total" if family.type == "counter" else "")
+        name, kind = _exposed(family.name, family.type)
         labels = sorted(
             {k for s in family.samples if not s.name.endswith("_created") for k in s.labels}
             - {"le"}
         )
         shown = ", ".join(f"`{label}`" for label in labels)
-        rows.append((f"`{name}`", family.type, shown, family.documentation))
+        rows.append((f"`{name}`", kind, shown, family.documentation))
     return [
         "## Metrics",
         "",

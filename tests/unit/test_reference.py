@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Info, generate_latest
 from pydantic import Field
 
 from jobs.base import BaseJob, Model
@@ -21,7 +22,7 @@ from jobs.units import Duration
 from scheduler.cli import _parser
 from scheduler.exits import CODES, COMMANDS
 from scheduler.metrics import Live, Metrics
-from scheduler.reference.document import COMMAND, document, metrics_section, slug
+from scheduler.reference.document import COMMAND, _exposed, document, metrics_section, slug
 from scheduler.reference.keys import (
     SECRET,
     Table,
@@ -143,16 +144,26 @@ def test_headings_have_the_anchors_the_contents_link_to() -> None:
 
 
 def test_the_reference_lists_every_metric_a_scrape_shows() -> None:
-    """The metrics section names each metric family ``/metrics`` shows (read from the
-    metrics' own definitions)."""
+    """The metrics section names each metric ``/metrics`` shows, with the type its ``# TYPE``
+    line gives (read from the metrics' own definitions, not retyped)."""
     live = Live(jobs=dict, running=dict, now=lambda: None, engine_error=lambda: None)  # type: ignore[arg-type,return-value]
     scraped = set(re.findall(r"^# TYPE (\S+) (\S+)", Metrics(live).render().decode(), re.MULTILINE))
     section = "\n".join(metrics_section())
     for name, kind in scraped:
         if name.endswith("_created"):  # prometheus-client's creation time of each series
             continue
-        shown = name if kind != "counter" or name.endswith("_total") else name + "_total"
-        assert f"| `{shown}` | {kind} |" in section
+        assert f"| `{name}` | {kind} |" in section
+
+
+def test_metric_names_as_the_text_format_shows_them() -> None:
+    """A counter is shown with ``_total``, an info metric as the gauge ``<name>_info``."""
+    registry = CollectorRegistry()
+    Counter("a_things", "things", registry=registry).inc()
+    Info("a_build", "build", registry=registry).info({"version": "1"})
+    scraped = re.findall(r"^# TYPE (\S+) (\S+)", generate_latest(registry).decode(), re.MULTILINE)
+    shown = [_exposed(f.name, f.type) for f in registry.collect()]
+    assert set(shown) <= set(scraped)
+    assert set(shown) == {("a_things_total", "counter"), ("a_build_info", "gauge")}
 
 
 def test_every_command_has_its_exit_codes() -> None:
