@@ -6,7 +6,7 @@
 #
 # The same image runs the ops containers (backups, rotation, shipping), so it
 # has no VOLUME: each ops container would leave an anonymous volume behind.
-# Mount a named volume at the state directory instead (see README).
+# Mount a named volume at the state directory instead (see docs/deploying.md).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
@@ -45,6 +45,19 @@ RUN set -eu; \
 COPY scheduler /src/scheduler
 COPY jobs /src/jobs
 RUN pip install --no-cache-dir --no-deps /src && rm -rf /src
+
+# OCI labels: what this image is. VERSION is the package's version (scripts/engine.sh
+# passes pyproject.toml's); it stays empty when the build is not given it. Declared
+# here, after the installs, so that a new version does not rebuild their layers.
+# No source URL and no licence: the project publishes neither.
+ARG VERSION=
+LABEL org.opencontainers.image.title="crontainer" \
+      org.opencontainers.image.description="A cron container: runs ops containers (backups, log shipping, rotation, any command) on a schedule through the Docker API." \
+      org.opencontainers.image.version="${VERSION}"
+
+# [daemon] http's default port: /metrics, /healthz, /readyz. Published only when asked
+# (docker run -p 127.0.0.1:8137:8137).
+EXPOSE 8137
 
 # Liveness: the daemon's main loop refreshes a heartbeat while its scheduling
 # loop is alive; `crontainer health` fails when the heartbeat is stale.

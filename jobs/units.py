@@ -1,7 +1,9 @@
 """Durations and sizes: one format for every key of the config that takes one.
 
 Durations: ``"90s"``, ``"1h30m"``, ``"2d"``, ``"500ms"``, or a number of seconds.
-Sizes: ``"10MB"``, ``"512KiB"``, ``"1.5GiB"``, or a number of bytes.
+Sizes: ``"10MB"``, ``"512KiB"``, ``"1.5GiB"``, Docker's ``"100m"``, or a number of bytes:
+``k``/``m``/``g``/``t`` (Docker's) and ``KiB``…``TiB`` are 1024-based, ``kB``…``TB``
+1000-based; units are read without regard to case.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 _SIZE_UNITS = {
     "b": 1,
+    # Docker's spelling (``docker run --memory 100m``): one letter, 1024-based.
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+    "t": 1024**4,
     "kb": 1000,
     "mb": 1000**2,
     "gb": 1000**3,
@@ -40,7 +47,7 @@ _SIZE_UNITS = {
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)")
 
 DURATION_HELP = "a duration such as '90s', '1h30m', '2d' or a number of seconds"
-SIZE_HELP = "a size such as '10MB', '512KiB' or a number of bytes"
+SIZE_HELP = "a size such as '10MB', '512KiB', '100m' or a number of bytes"
 DURATION_MAX = "520w"
 """No duration anywhere is longer (10 years): beyond it, time arithmetic and waits overflow.
 Most keys have a tighter bound of their own (``Longest``)."""
@@ -97,7 +104,8 @@ def _size_from_text(text: str) -> float:
     match = _SIZE.fullmatch(text)
     if match is None or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(
-            f"expected {SIZE_HELP} (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), got {text!r}"
+            f"expected {SIZE_HELP} (units B; k, m, g, t and KiB, MiB, GiB, TiB: 1024-based; "
+            f"KB, MB, GB, TB: 1000-based), got {text!r}"
         )
     return float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
 

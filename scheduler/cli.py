@@ -1,12 +1,16 @@
 """The ``crontainer`` command.
 
 Exit codes: 0 success; 1 runtime failure (the engine stayed unreachable at
-start, the daemon crashed); 2 bad config or usage.
+start, the daemon crashed); 2 bad config or usage (an unknown job included);
+141 stdout was closed early (``crontainer schema | head``), as a tool killed by
+SIGPIPE. docs/operations.md lists them per command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
 import os
 import sys
@@ -17,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from scheduler import heartbeat, logs
 from scheduler.errors import ConfigError
-from scheduler.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from scheduler.history import HistoryError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from scheduler.engine import Engine
     from scheduler.history import History
@@ -37,17 +41,19 @@ def _version() -> str:
         return "unknown"
 
 
+CONFIG_HELP = "the TOML config (default: $CRONTAINER_CONFIG, else /etc/crontainer/config.toml)"
+
+
 def _parser() -> argparse.ArgumentParser:
+    # --config is global: before the command or after it. The command's copy has no
+    # default, so that it does not overwrite a --config given before the command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        help="the TOML config (default: $CRONTAINER_CONFIG, else /etc/crontainer/config.toml)",
-    )
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
     parser = argparse.ArgumentParser(
         prog="crontainer", description="Run ops containers on a schedule through the Docker API."
     )
     parser.add_argument("--version", action="version", version=f"crontainer {_version()}")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", parents=[common], help="run the daemon until SIGTERM")
     validate = commands.add_parser(
@@ -104,15 +110,19 @@ def _parser() -> argparse.ArgumentParser:
         "restore an encrypted archive",
     )
     commands.add_parser(
-        "schema", help="print the JSON Schema of the config (for editors and CI checks)"
+        "schema",
+        parents=[common],
+        help="print the JSON Schema of the config (for editors and CI checks; reads no config)",
     )
     health = commands.add_parser(
-        "health", help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)"
+        "health",
+        parents=[common],
+        help="exit 0 while a daemon's heartbeat is fresh (the image's HEALTHCHECK)",
     )
     health.add_argument(
         "--file",
-        default=str(heartbeat.DEFAULT),
-        help=f"heartbeat file (default {heartbeat.DEFAULT})",
+        help="heartbeat file (default: the config's [daemon] heartbeat_file, "
+        f"else {heartbeat.DEFAULT})",
     )
     health.add_argument("--max-age", default="30s", help="oldest acceptable heartbeat (30s)")
     return parser
@@ -126,16 +136,33 @@ def _health(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: --max-age: {e}", file=sys.stderr)
         return EXIT_USAGE
+    path = Path(args.file) if args.file else _heartbeat_file(args)
     try:
-        age = time.time() - Path(args.file).stat().st_mtime
+        age = time.time() - path.stat().st_mtime
     except OSError as e:
-        print(f"unhealthy: no heartbeat at {args.file}: {e.strerror}", file=sys.stderr)
+        print(f"unhealthy: no heartbeat at {path}: {e.strerror}", file=sys.stderr)
         return EXIT_FAILURE
     if age > max_age:
         print(f"unhealthy: heartbeat is {age:.0f}s old (limit {max_age:.0f}s)", file=sys.stderr)
         return EXIT_FAILURE
     print(f"healthy: heartbeat {age:.1f}s old")
     return EXIT_OK
+
+
+def _heartbeat_file(args: argparse.Namespace) -> Path:
+    """The config's ``[daemon] heartbeat_file`` (file and CRONTAINER_* environment, as
+    ``run`` reads them); the default, said on stderr, when the config cannot be read: a
+    config edited badly does not stop a running daemon, so it does not make it unhealthy."""
+    try:
+        return _load(args.config).daemon.heartbeat_file
+    except ConfigError as e:
+        print(
+            f"note: the config cannot be read ({e.errors[0]}"
+            f"{f' and {len(e.errors) - 1} more' if len(e.errors) > 1 else ''}); "
+            f"reading the default heartbeat file {heartbeat.DEFAULT}",
+            file=sys.stderr,
+        )
+        return heartbeat.DEFAULT
 
 
 def _load(path_arg: str | None) -> Config:
@@ -205,6 +232,21 @@ def _state_dir(args: argparse.Namespace, config: Config | None = None) -> Path:
     return (config or _load(args.config)).daemon.state_dir
 
 
+def _config_unless_state_dir(args: argparse.Namespace) -> Config | None:
+    """The config; None when only --state-dir was given (the state directory alone, no
+    config read). Raise ConfigError for a bad config."""
+    if args.state_dir and args.config is None:
+        return None
+    return _load(args.config)
+
+
+def _unknown_job(name: str, known: Iterable[str], where: str) -> str:
+    """The error for a job name that is not ``where``, with the closest known name."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"error: unknown job {name!r} (not {where}){hint}"
+
+
 def _open_history(args: argparse.Namespace, config: Config | None) -> History:
     from scheduler.history import History  # noqa: PLC0415
 
@@ -212,17 +254,33 @@ def _open_history(args: argparse.Namespace, config: Config | None) -> History:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from scheduler.history import NoHistoryError  # noqa: PLC0415
     from scheduler.reports import history_table, run_json  # noqa: PLC0415
 
     try:
-        records = _open_history(args, None).runs(args.job, args.limit)
+        config = _config_unless_state_dir(args)
+        history = _open_history(args, config)
     except ConfigError as e:
         for line in e.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
+    except NoHistoryError as e:
+        print(f"note: {e}", file=sys.stderr)  # a fresh install: no runs yet, not an error
+        records, known = [], set()
     except HistoryError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    else:
+        try:
+            records = history.runs(args.job, args.limit)
+            known = set(history.marks()) if args.job and not records else set()
+        finally:
+            history.close()
+    configured = set(config.jobs) if config is not None else set()
+    if args.job and not records and args.job not in configured | known:
+        where = "in the config nor in the history" if config else "in the history"
+        print(_unknown_job(args.job, known | configured, where), file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         print(json.dumps([run_json(r) for r in records], indent=2))
     else:
@@ -254,10 +312,14 @@ def _trigger(args: argparse.Namespace) -> int:
     from scheduler.admin import request_trigger  # noqa: PLC0415
 
     try:
-        state_dir = _state_dir(args)
+        config = _config_unless_state_dir(args)
+        state_dir = _state_dir(args, config)
     except ConfigError as e:
         for line in e.errors:
             print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    if config is not None and args.job not in config.jobs:
+        print(_unknown_job(args.job, config.jobs, f"in {config.path}"), file=sys.stderr)
         return EXIT_USAGE
     try:
         status, body = request_trigger(state_dir, args.job)
@@ -267,6 +329,10 @@ def _trigger(args: argparse.Namespace) -> int:
     if status == 202:  # noqa: PLR2004
         print(f"triggered {body.get('job')}: run {body.get('run_id')}")
         return EXIT_OK
+    running = body.get("jobs")
+    if status == 404 and isinstance(running, list):  # noqa: PLR2004 - the daemon knows no such job
+        print(_unknown_job(args.job, map(str, running), "in the daemon's jobs"), file=sys.stderr)
+        return EXIT_USAGE
     print(f"error: {body.get('error')}", file=sys.stderr)
     return EXIT_USAGE if status == 404 else EXIT_FAILURE  # noqa: PLR2004
 
@@ -294,13 +360,22 @@ def _print_listing(engine: Engine, config: Config, args: argparse.Namespace, ima
 
 def _backup_command(args: argparse.Namespace) -> int:
     """``backups`` and ``restore``: they need the engine, like the daemon."""
-    from scheduler.backups import BackupCommandError, restore  # noqa: PLC0415
+    from scheduler.backups import BackupCommandError, backup_job, restore  # noqa: PLC0415
     from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
     from scheduler.errors import EngineError  # noqa: PLC0415
     from scheduler.startup import ops_image  # noqa: PLC0415
 
     config = _load_or_report(args)
     if config is None:
+        return EXIT_USAGE
+    # The job and its kind before the engine: a wrong name is said without a connection.
+    if args.job not in config.jobs:
+        print(_unknown_job(args.job, config.jobs, f"in {config.path}"), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        backup_job(config, args.job)
+    except BackupCommandError as e:
+        print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     # The run's warnings (a container not started again, a removal that failed) on stderr;
     # stdout is the command's answer.
@@ -361,7 +436,25 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and ``python -m scheduler``."""
+    """Entry point of the console script and ``python -m scheduler``: the command's exit
+    code, or 141 without a word when stdout's reader went away (``crontainer schema |
+    head``)."""
+    try:
+        try:
+            code = _dispatch(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # here, not at the interpreter's exit, where it cannot be caught
+    except BrokenPipeError:
+        # Whatever is still buffered for stdout goes nowhere, also at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     commands = {
         "run": _run,

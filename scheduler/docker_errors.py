@@ -1,9 +1,12 @@
 """docker-py's and the transport's errors, translated into the daemon's own: the engine
 answered no (``EngineError``, ``EngineNotFoundError`` 404, ``EngineConflictError`` 409), or
-it did not answer (``EngineUnavailableError``)."""
+it did not answer (``EngineUnavailableError``, which names the address tried: DOCKER_HOST
+with its user part masked, or the default socket)."""
 
 from __future__ import annotations
 
+import os
+import re
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -18,7 +21,25 @@ from scheduler.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
+
+DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
+"""Where docker-py connects without DOCKER_HOST (on Linux)."""
+
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>[^/@]*)@")
+
+
+def engine_address(environ: Mapping[str, str]) -> str:
+    """The engine's address as the client reads it (DOCKER_HOST, else the default socket),
+    its user part masked: ``tcp://user:secret@host:2376`` is shown as ``tcp://***@host:2376``."""
+    address = environ.get("DOCKER_HOST") or DEFAULT_ADDRESS
+    return _USERINFO.sub(r"\g<scheme>***@", address, count=1)
+
+
+def _without_credentials(text: str, environ: Mapping[str, str]) -> str:
+    """``text`` (an error) with DOCKER_HOST's user part masked wherever it is quoted."""
+    found = _USERINFO.match(environ.get("DOCKER_HOST") or "")
+    return text.replace(f"{found['userinfo']}@", "***@") if found else text
 
 
 def explain(error: docker.errors.APIError) -> str:
@@ -44,4 +65,8 @@ def translated(what: str) -> Iterator[None]:
         raise (EngineConflictError if conflict else EngineError)(f"{what}: {explain(e)}") from e
     except (docker.errors.DockerException, OSError) as e:
         # requests' ConnectionError and Timeout are OSErrors.
-        raise EngineUnavailableError(f"{what}: the Docker engine did not answer: {e}") from e
+        address = engine_address(os.environ)
+        error = _without_credentials(str(e), os.environ)
+        raise EngineUnavailableError(
+            f"{what}: the Docker engine at {address} did not answer: {error}"
+        ) from e

@@ -5,16 +5,27 @@ count per attempt, as the history has one row per attempt): ``crontainer_runs_to
 by job and status (``skipped`` and ``missed`` included) and the run duration
 histogram. Gauges are read at scrape time: running runs, last run, last success
 (seeded from the state database, so it survives restarts: alert on its age) and
-next run of each job, whether the engine answers.
+next run of each job, whether the engine answers. ``crontainer_build_info`` (always 1)
+carries the package's and Python's versions as labels. No ``*_created`` series: a counter's
+creation time says nothing a dashboard uses and doubles the series.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -98,12 +109,27 @@ class _Gauges(Collector):
         yield engine
 
 
+def _package_version() -> str:
+    try:
+        return version("crontainer")
+    except PackageNotFoundError:  # pragma: no cover - run from a tree that is not installed
+        return "unknown"
+
+
 class Metrics(RunListener):
     """The daemon's metrics; ``render`` gives the Prometheus text format."""
 
     def __init__(self, live: Live) -> None:
         self.live = live
+        # process-wide and idempotent; unannotated in prometheus_client
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        Gauge(
+            "crontainer_build_info",
+            "Always 1; the labels say which crontainer and which Python run",
+            ["version", "python"],
+            registry=self.registry,
+        ).labels(_package_version(), platform.python_version()).set(1)
         self._runs = Counter(
             "crontainer_runs",
             "Attempts ended, by job and status (succeeded, failed, timed_out, cancelled, "

@@ -102,12 +102,16 @@ ensure_base() {
   rm -rf "$root"
 }
 
+project_version() {
+  sed -n 's/^version *= *"\(.*\)"$/\1/p' "$here/pyproject.toml" | head -n 1
+}
+
 ensure_project_image() {
   log "building $PROJECT_IMAGE on $BASE_IMAGE"
   local out
   out=$(mktemp)
   if ! DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-      -t "$PROJECT_IMAGE" "$here" >"$out" 2>&1; then
+      --build-arg "VERSION=$(project_version)" -t "$PROJECT_IMAGE" "$here" >"$out" 2>&1; then
     cat "$out" >&2
     rm -f "$out"
     log "building $PROJECT_IMAGE failed"

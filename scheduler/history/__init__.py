@@ -11,7 +11,7 @@ The daemon writes, the CLI reads at the same time (WAL mode, a busy timeout).
   store over ``Database``.
 """
 
-from scheduler.history.database import HistoryError
+from scheduler.history.database import HistoryError, NoHistoryError
 from scheduler.history.runs import JobMarks, RunRecord, Runs
 from scheduler.history.stopped import StoppedMarks
 from scheduler.history.tool_state import ToolState
@@ -20,6 +20,7 @@ __all__ = [
     "History",
     "HistoryError",
     "JobMarks",
+    "NoHistoryError",
     "RunRecord",
 ]
 

@@ -28,6 +28,10 @@ class HistoryError(CrontainerError):
     """The state database cannot be opened or used."""
 
 
+class NoHistoryError(HistoryError):
+    """There is no state database to read (no daemon has run with this state directory)."""
+
+
 def as_text(moment: datetime | None) -> str | None:
     """A time as stored: ISO 8601 UTC text with microseconds (None stays None)."""
     return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -58,7 +62,7 @@ class Database:
         try:
             if readonly:
                 if not path.exists():
-                    raise HistoryError(
+                    raise NoHistoryError(
                         f"{path}: no state database (has the daemon run with this state_dir?)"
                     )
                 db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)

@@ -202,7 +202,7 @@ def metrics_section() -> list[str]:
 
 def exits_section() -> list[str]:
     """Each command's exit codes."""
-    codes = sorted(CODES)
+    codes = sorted({code for meanings in COMMANDS.values() for code in meanings})
     rows = (
         (f"`crontainer {name}`", *(meanings.get(code, "") for code in codes))
         for name, meanings in COMMANDS.items()
@@ -210,7 +210,7 @@ def exits_section() -> list[str]:
     return [
         "## Exit codes",
         "",
-        "; ".join(f"`{code}` {CODES[code]}" for code in codes) + ".",
+        "; ".join(f"`{code}` {CODES[code]}" for code in sorted(CODES)) + ".",
         "",
         *_table(("command", *(f"exit {code}" for code in codes)), rows),
         "",

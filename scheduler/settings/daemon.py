@@ -57,7 +57,7 @@ class DaemonSettings(Model):
         heartbeat.DEFAULT,
         strict=False,
         description="an absolute file path, touched every 5 s while the scheduling loop is alive; "
-        "read by crontainer health",
+        "read by crontainer health, which reads this key from the config too",
     )
     state_dir: Path = Field(
         Path("/var/lib/crontainer"),

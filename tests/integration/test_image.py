@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import docker
 import pytest
 
 from scheduler.engine import LABEL_DAEMON
+from scheduler.settings.daemon import DaemonSettings
 
 from .conftest import (
     BUSYBOX,
@@ -113,3 +115,26 @@ labels = {{ "{TEST_LABEL}" = "{TEST_SESSION}" }}
     assert left == []
     app.reload()
     assert app.status == "running"  # the app was never touched
+
+
+def test_the_image_says_what_it_is_and_exposes_the_metrics_port(
+    engine: docker.DockerClient,
+) -> None:
+    """The OCI labels title, description and version (pyproject.toml's, which
+    scripts/engine.sh passes as the VERSION build argument), and [daemon] http's default
+    port exposed; no label the project cannot fill (source, licenses)."""
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    config = engine.images.get(PROJECT_IMAGE).attrs["Config"]
+    oci = {
+        key.removeprefix("org.opencontainers.image."): value
+        for key, value in (config.get("Labels") or {}).items()
+        if key.startswith("org.opencontainers.image.")
+    }
+    assert oci == {
+        "title": "crontainer",
+        "description": project["description"],
+        "version": project["version"],
+    }
+    port = DaemonSettings.model_fields["http"].default.rpartition(":")[2]
+    assert port == "8137"
+    assert list(config.get("ExposedPorts") or {}) == [f"{port}/tcp"]

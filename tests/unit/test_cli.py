@@ -215,9 +215,16 @@ def test_jobs_shows_next_run_last_outcome_and_last_success(
 def test_history_without_a_database_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No state database yet: exit 1 with the reason, not a traceback."""
+    """No state database yet: an empty history (exit 0) and a note saying why, not a
+    traceback; a database that cannot be read is an error (exit 1)."""
+    assert main(["history", "--state-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1  # the table's header alone
+    assert "note:" in err
+    assert "no state database" in err
+    (tmp_path / "crontainer.db").write_text("not a database")
     assert main(["history", "--state-dir", str(tmp_path)]) == 1
-    assert "no state database" in capsys.readouterr().err
+    assert "cannot use the state database" in capsys.readouterr().err
 
 
 def test_validate_warns_about_schedules_that_fire_too_often_or_never(

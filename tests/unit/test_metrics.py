@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import platform
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -178,3 +180,20 @@ def test_the_listener_is_read_only(server: Served) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)  # noqa: S310 - a local URL
     assert caught.value.code == 405
+
+
+def test_build_info_names_the_versions_and_no_created_series_is_exported(tmp_path: Path) -> None:
+    """crontainer_build_info is 1 with the package's and Python's versions as labels; the
+    counters and the histogram have no ``*_created`` series."""
+    metrics = make_metrics(tmp_path)
+    metrics.ended("a", Status.SUCCEEDED, NOW, 2.5)
+    metrics.reloaded(applied=True)
+    found = samples(metrics)
+    labels = (("python", platform.python_version()), ("version", version("crontainer")))
+    assert found[("crontainer_build_info", labels)] == 1
+    assert [name for name, _ in found if name == "crontainer_build_info"] == [
+        "crontainer_build_info"
+    ]
+    text = metrics.render().decode()
+    assert "crontainer_runs_total{" in text
+    assert "_created" not in text
