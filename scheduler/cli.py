@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 runtime failure (the engine stayed unreachable at
 start, the daemon crashed); 2 bad config or usage (an unknown job included);
 141 stdout was closed early (``crontainer schema | head``), as a tool killed by
-SIGPIPE. docs/operations.md lists them per command.
+SIGPIPE. docs/reference.md lists them per command (from scheduler/exits.py).
 """
 
 from __future__ import annotations
