@@ -36,6 +36,7 @@ from jobs.plan import (
 from jobs.protocol.backup import CreateRequest
 from jobs.repository import REPOSITORY_ONLY, RepositoryKeys
 from jobs.run import Command, as_argv
+from jobs.selectors import ContainerSelector, Selectors
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,7 +53,10 @@ def _covers(path: str, inner: str) -> bool:
 class ExecSpec(Model):
     """A command run inside a running container before or after the archive."""
 
-    container: str = Field(min_length=1, description="name of a running container", examples=["db"])
+    container: ContainerSelector = Field(
+        description="a running container: its name, or 'label=…' / 'compose=<project>/<service>'",
+        examples=["db"],
+    )
     command: Command = Field(
         description="a string (split like a shell, no shell) or a list", examples=["sync"]
     )
@@ -63,10 +67,14 @@ class ExecSpec(Model):
         None, description="working directory (default: the container's)", examples=["/"]
     )
 
-    def step(self) -> ExecCommand:
-        """This command as a plan step."""
+    def step(self, key: str) -> ExecCommand:
+        """This command as a plan step (``key``: where the config holds it)."""
         return ExecCommand(
-            self.container, as_argv(self.command) or (), user=self.user, workdir=self.workdir
+            self.container,
+            as_argv(self.command) or (),
+            user=self.user,
+            workdir=self.workdir,
+            key=f"{key} container",
         )
 
 
@@ -108,7 +116,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             ]
         ],
     )
-    stop: list[str] = Field(
+    stop: Selectors = Field(
         default_factory=list, description="stopped in order, started in reverse", examples=[["app"]]
     )
     post_exec: list[ExecSpec] = Field(
@@ -276,8 +284,8 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
         if self.copy_to and not isinstance(middle, ResticBackup):
             middle = copies.copy_step(self, ctx, middle)
         return Plan(
-            steps=(*(e.step() for e in self.pre_exec), middle),
-            cleanup=tuple(e.step() for e in self.post_exec),
+            steps=(*(e.step("pre_exec") for e in self.pre_exec), middle),
+            cleanup=tuple(e.step("post_exec") for e in self.post_exec),
         )
 
     def ops_spec(
@@ -295,7 +303,8 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             image=ctx.ops_image,
             command=command,
             mounts=mounts,
-            volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
+            volumes_from=tuple(self.volumes_from),
+            volumes_from_read_only=True,
             network=network,
             labels=self.labels,
             stop_signal=self.stop_signal,
@@ -349,7 +358,11 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
             held = tuple(Mount(m.source, m.target) for m in volumes)
         network = self.repository_network()
         spec = self.ops_spec(ctx, RESTIC_TOOL, (*held, *to), network, stdin=True)
-        spec = replace(spec, volumes_from=tuple(self.volumes_from) if sources else ())
+        spec = replace(
+            spec,
+            volumes_from=tuple(self.volumes_from) if sources else (),
+            volumes_from_read_only=False,
+        )
         request = replace(
             self.restic_request(ctx.job, (), {}),
             command=command,

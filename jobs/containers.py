@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from jobs.base import BaseJob, Labels
 from jobs.plan import Mount
+from jobs.selectors import ContainerSelector
 from jobs.units import Largest, Size
 
 
@@ -48,8 +49,8 @@ def _one_or_many(value: object) -> object:
 
 VolumeList = Annotated[list[str], AfterValidator(_check_volumes)]
 """``"volume:/path"`` / ``"/host/path:/path"`` entries, each with an optional ``:ro``."""
-ContainerNames = Annotated[list[str], BeforeValidator(_one_or_many)]
-"""One container name or a list of them."""
+ContainerNames = Annotated[list[ContainerSelector], BeforeValidator(_one_or_many)]
+"""One container (a name or a selector, ``jobs.selectors``) or a list of them."""
 
 
 def _capabilities(value: list[str]) -> list[str]:

@@ -61,7 +61,7 @@ def remote_tool(
     if not reads_sources:
         spec = replace(spec, volumes_from=())
     elif command == "restore":
-        spec = replace(spec, volumes_from=tuple(job.volumes_from))
+        spec = replace(spec, volumes_from_read_only=False)
     request = RemoteRequest(
         command,
         ctx.job,

@@ -9,6 +9,7 @@ from pydantic import Field
 from jobs.base import BaseJob, PlanContext
 from jobs.plan import ExecCommand, Plan
 from jobs.run import Command, as_argv
+from jobs.selectors import ContainerSelector
 
 
 class ExecJob(BaseJob):
@@ -16,8 +17,9 @@ class ExecJob(BaseJob):
 
     KIND: ClassVar[str] = "exec"
     kind: Literal["exec"]
-    container: str = Field(
-        min_length=1, description="name of a running container", examples=["app"]
+    container: ContainerSelector = Field(
+        description="a running container: its name, or 'label=…' / 'compose=<project>/<service>'",
+        examples=["app"],
     )
     command: Command = Field(
         description="a string (split like a shell) or a list",
@@ -45,7 +47,12 @@ class ExecJob(BaseJob):
         return Plan(
             steps=(
                 ExecCommand(
-                    self.container, argv, user=self.user, workdir=self.workdir, env=self.env
+                    self.container,
+                    argv,
+                    user=self.user,
+                    workdir=self.workdir,
+                    env=self.env,
+                    key="exec container",
                 ),
             )
         )

@@ -257,7 +257,7 @@ class LogshipJob(ContainerJob):
     )
     containers: ContainerNames = Field(
         default_factory=list,
-        description="containers whose stdout/stderr is shipped: names or 'label=key=value'",
+        description="containers whose stdout/stderr is shipped: every container each selects",
         examples=[["app", "label=com.example.ship=true"]],
     )
     sink: Sink = Field(
@@ -333,7 +333,8 @@ class LogshipJob(ContainerJob):
             image=ctx.ops_image,
             command=("python3", "-m", "jobs.tools.logship"),
             mounts=tuple(mounts),
-            volumes_from=tuple(f"{name}:ro" for name in self.volumes_from),
+            volumes_from=tuple(self.volumes_from),
+            volumes_from_read_only=True,
             network=self.network,
             labels=self.labels,
             stop_signal=self.stop_signal,

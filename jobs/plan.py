@@ -60,6 +60,10 @@ class ContainerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
     volumes_from: tuple[str, ...] = ()
+    """Containers whose volumes are mounted, each a selector (``jobs.selectors``) the daemon
+    resolves to exactly one container when it creates this one."""
+    volumes_from_read_only: bool = False
+    """Mount the ``volumes_from`` volumes read-only."""
     network: str | None = None
     user: str | None = None
     workdir: str | None = None
@@ -110,13 +114,16 @@ class RunContainer:
 
 @dataclass(frozen=True, slots=True)
 class ExecCommand:
-    """Step: run a command inside a running container, under the job's timeout."""
+    """Step: run a command inside a running container, under the job's timeout.
+    ``container``: a selector (``jobs.selectors``) that must match exactly one running
+    container; ``key``: the config key that names it, for the run's error."""
 
     container: str
     command: tuple[str, ...]
     user: str | None = None
     workdir: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    key: str = "container"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen(self.env))
@@ -126,7 +133,8 @@ class ExecCommand:
 class SignalContainers:
     """Step: send ``signal`` to (or, with ``restart``, restart) every selected container.
 
-    A selector is a container name or ``label=key=value`` (running containers).
+    Each selector (``jobs.selectors``) selects the container it names, or the running
+    containers it matches.
     """
 
     selectors: tuple[str, ...]
@@ -136,8 +144,9 @@ class SignalContainers:
 
 @dataclass(frozen=True, slots=True)
 class WithStopped:
-    """Step: stop ``containers`` in order (those running), run ``body``, then start the
-    stopped ones again in reverse order — on every path, failures and shutdown included."""
+    """Step: stop ``containers`` in order (the running ones each selector matches), run
+    ``body``, then start the stopped ones again in reverse order — on every path, failures
+    and shutdown included."""
 
     containers: tuple[str, ...]
     body: tuple[RunContainer | ExecCommand | ResticBackup | RemoteArchives, ...]
@@ -148,8 +157,9 @@ class WithStopped:
 class ShipLogs:
     """Step: run the log shipping tool in ``spec`` (stdin open). The daemon writes to its
     stdin the ``request`` completed with the job's checkpoints, the engine's host name and
-    the ``secrets``' values; then the new lines of ``containers``' logs (names or
-    ``label=key=value``); stores the checkpoints the tool reports as it goes.
+    the ``secrets``' values; then the new lines of ``containers``' logs (selectors,
+    ``jobs.selectors``: every container each matches); stores the checkpoints the tool
+    reports as it goes.
     ``quiet_stdout``: the container's stdout is the records (stdout sink), not output."""
 
     spec: ContainerSpec

@@ -19,7 +19,7 @@ from jobs.base import InsidePaths, Model, PlanContext, SignalName
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RotateLogs, SignalContainers
 from jobs.protocol.rotate import FinishRequest, RotateRequest
-from jobs.signal import Selectors
+from jobs.selectors import Selectors
 from jobs.units import Duration, Largest, Longest, Size
 
 
@@ -27,7 +27,7 @@ class SignalSpec(Model):
     """Who is told to reopen its logs after a rotation, and with which signal."""
 
     containers: Selectors = Field(
-        min_length=1, description="names, or 'label=key=value'", examples=[["app"]]
+        min_length=1, description="every running container each selects", examples=[["app"]]
     )
     signal: SignalName = Field("SIGHUP", description="the signal to send")
 

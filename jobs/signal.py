@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from jobs.base import BaseJob, PlanContext, SignalName
 from jobs.plan import Plan, SignalContainers
-
-_LABEL = re.compile(r"^label=[^=\s]+(=.*)?$")
-
-
-def check_selector(selector: str) -> str:
-    """A container name, or ``label=key`` / ``label=key=value``."""
-    if selector.startswith("label=") and not _LABEL.match(selector):
-        raise ValueError(f"{selector!r}: write 'label=key' or 'label=key=value'")
-    if not selector.strip():
-        raise ValueError("an empty container name")
-    return selector
-
-
-def _check_selectors(value: list[str]) -> list[str]:
-    return [check_selector(s) for s in value]
-
-
-Selectors = Annotated[list[str], AfterValidator(_check_selectors)]
-"""Container names, or ``label=key=value`` selectors."""
+from jobs.selectors import Selectors
 
 
 class SignalJob(BaseJob):
@@ -37,7 +18,7 @@ class SignalJob(BaseJob):
     kind: Literal["signal"]
     containers: Selectors = Field(
         min_length=1,
-        description="container names, or 'label=key=value' (running containers)",
+        description="every running container each selects (one that selects none fails the run)",
         examples=[["app", "label=com.example.role=worker"]],
     )
     signal: SignalName = Field("SIGHUP", description="the signal to send, e.g. 'HUP' or 'SIGUSR1'")

@@ -15,14 +15,12 @@ import json
 import os
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scheduler import heartbeat, logs
+from scheduler import heartbeat, locations
 from scheduler.errors import ConfigError
 from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from scheduler.history import HistoryError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -35,10 +33,23 @@ NEXT_RUNS = 3
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - see _Version
+
     try:
         return version("crontainer")
     except PackageNotFoundError:
         return "unknown"
+
+
+class _Version(argparse.Action):
+    """--version, its package metadata read only when asked (not by every health check)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_given: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        print(f"crontainer {_version()}")
+        parser.exit()
 
 
 CONFIG_HELP = "the TOML config (default: $CRONTAINER_CONFIG, else /etc/crontainer/config.toml)"
@@ -52,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crontainer", description="Run ops containers on a schedule through the Docker API."
     )
-    parser.add_argument("--version", action="version", version=f"crontainer {_version()}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", parents=[common], help="run the daemon until SIGTERM")
@@ -151,15 +162,14 @@ def _health(args: argparse.Namespace) -> int:
 
 def _heartbeat_file(args: argparse.Namespace) -> Path:
     """The config's ``[daemon] heartbeat_file`` (file and CRONTAINER_* environment, as
-    ``run`` reads them); the default, said on stderr, when the config cannot be read: a
-    config edited badly does not stop a running daemon, so it does not make it unhealthy."""
+    ``run`` reads them, without checking the rest of the config: cheap enough for every
+    30 s); the default, said on stderr, when it cannot be read: a config edited badly does
+    not stop a running daemon, so it does not make it unhealthy."""
     try:
-        return _load(args.config).daemon.heartbeat_file
-    except ConfigError as e:
+        return locations.heartbeat_file(locations.config_path(args.config, os.environ), os.environ)
+    except ValueError as e:
         print(
-            f"note: the config cannot be read ({e.errors[0]}"
-            f"{f' and {len(e.errors) - 1} more' if len(e.errors) > 1 else ''}); "
-            f"reading the default heartbeat file {heartbeat.DEFAULT}",
+            f"note: {e}; reading the default heartbeat file {heartbeat.DEFAULT}",
             file=sys.stderr,
         )
         return heartbeat.DEFAULT
@@ -254,7 +264,7 @@ def _open_history(args: argparse.Namespace, config: Config | None) -> History:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from scheduler.history import NoHistoryError  # noqa: PLC0415
+    from scheduler.history import HistoryError, NoHistoryError  # noqa: PLC0415
     from scheduler.reports import history_table, run_json  # noqa: PLC0415
 
     try:
@@ -290,6 +300,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _jobs(args: argparse.Namespace) -> int:
     from scheduler.clock import SystemClock  # noqa: PLC0415
+    from scheduler.history import HistoryError  # noqa: PLC0415
     from scheduler.reports import jobs_json, jobs_table  # noqa: PLC0415
 
     config = _load_or_report(args)
@@ -379,6 +390,8 @@ def _backup_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # The run's warnings (a container not started again, a removal that failed) on stderr;
     # stdout is the command's answer.
+    from scheduler import logs  # noqa: PLC0415 - structlog (and rich) only where logged
+
     logs.configure(config.daemon.log_format, "warning", sys.stderr)
     try:
         engine = DockerEngine.connect(config.daemon.engine_timeout)
@@ -411,6 +424,8 @@ def _schema(args: argparse.Namespace) -> int:  # noqa: ARG001 - no options
 
 
 def _run(args: argparse.Namespace) -> int:
+    from scheduler import logs  # noqa: PLC0415
+
     logs.configure("auto", "info")
     log = logs.get_logger()
     try:

@@ -27,6 +27,8 @@ from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundErr
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from jobs.selectors import Selector
+
 PING_TIMEOUT_S = 5.0
 """The health check's deadline: a hung engine must not stall the daemon's main loop."""
 
@@ -224,16 +226,19 @@ class DockerEngine:
             return None
         return str(image)
 
-    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
-        """See Engine."""
-        if selector.startswith("label="):
-            with translated(f"listing containers with {selector}"):
-                found = self._api.containers(
-                    all=stopped, filters={"label": selector.removeprefix("label=")}
-                )
+    def select(self, selector: Selector) -> list[ContainerInfo]:
+        """See Engine: a name is inspected (the engine matches names and ids exactly);
+        labels are one filtered list (``GET /containers/json``)."""
+        if selector.name is None:
+            wanted = [key if value is None else f"{key}={value}" for key, value in selector.labels]
+            with translated(f"listing containers with {selector.text}"):
+                found = self._api.containers(all=True, filters={"label": wanted})
             return [_info(item) for item in found]
-        with translated(f"container {selector!r}"):
-            item = self._api.inspect_container(selector)
+        try:
+            with translated(f"container {selector.name!r}"):
+                item = self._api.inspect_container(selector.name)
+        except EngineNotFoundError:
+            return []
         return [
             ContainerInfo(
                 id=item["Id"],

@@ -39,7 +39,11 @@ def host_config_args(spec: ContainerSpec) -> dict[str, Any]:
     """``create_host_config``'s arguments: mounts, network, limits, privileges, logging."""
     host_config: dict[str, Any] = {
         "binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts],
-        "volumes_from": list(spec.volumes_from) or None,
+        "volumes_from": [
+            f"{source}:ro" if spec.volumes_from_read_only else source
+            for source in spec.volumes_from
+        ]
+        or None,
         "network_mode": spec.network,
     }
     if spec.memory is not None:

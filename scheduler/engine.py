@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from jobs.plan import ContainerSpec, PullPolicy
+    from jobs.selectors import Selector
 
 LABEL_DAEMON = "crontainer.daemon"
 LABEL_JOB = "crontainer.job"
@@ -101,9 +102,9 @@ class Engine(Protocol):
     def own_image(self) -> str | None:
         """The image id of the container this process runs in, if any."""
 
-    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
-        """Containers named ``selector``, or running ones (with ``stopped``, any) with label
-        ``label=key=value``; raise EngineError when a name matches nothing."""
+    def select(self, selector: Selector) -> list[ContainerInfo]:
+        """The containers ``selector`` matches now, in any state: the one with its name (or
+        id), none if there is none; or every one that carries all its labels."""
 
     def attach_stdin(self, container_id: str) -> StdinStream:
         """Attach to the stdin of a created container (made with ``spec.stdin``)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from jobs.kinds import KINDS
 from jobs.run import RunJob
+from jobs.selectors import FORMS as SELECTOR_FORMS
 from jobs.units import DURATION_HELP, SIZE_HELP
 from scheduler.events import EVENTS
 from scheduler.exits import CODES, COMMANDS
@@ -90,8 +91,8 @@ def config_section() -> list[str]:
             f"**{SECRET}** is given as text in the file, or read when it is used from the "
             'daemon\'s environment (`{ env = "NAME" }`) or from a file the daemon can read, '
             'such as a Docker secret (`{ file = "/run/secrets/x" }`); it is never logged. '
-            "Unknown keys are errors in every table. A key's example is given where its "
-            "default does not show its form."
+            f"A **container selector** is {SELECTOR_FORMS}. Unknown keys are errors in every "
+            "table. A key's example is given where its default does not show its form."
         ),
         "",
         *(f"- [{heading(t)}](#{slug(heading(t))})" for t in daemon),

@@ -20,15 +20,28 @@ from pydantic.fields import FieldInfo
 from jobs.base import BaseJob, EnvSecret, FileSecret, http_url, signal_name
 from jobs.containers import ContainerJob
 from jobs.kinds import KINDS
+from jobs.selectors import check_selector
 from jobs.units import parse_duration, parse_size
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.remotes import TYPES
 
 SECRET = "secret (text, { env = … } or { file = … })"  # noqa: S105 - a type's name
 SECRETS = "table of secrets (text, { env = … } or { file = … })"
-_PLURAL = {"string": "strings", "integer": "integers", "number": "numbers", "table": "tables"}
+_PLURAL = {
+    "string": "strings",
+    "integer": "integers",
+    "number": "numbers",
+    "table": "tables",
+    "container selector": "container selectors",
+    "signal name": "signal names",
+    "http(s) URL": "http(s) URLs",
+}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_CHECKED = {signal_name: "signal name", http_url: "http(s) URL"}
+_CHECKED = {
+    signal_name: "signal name",
+    http_url: "http(s) URL",
+    check_selector: "container selector",
+}
 """Text checked by these validators, named by what it is."""
 
 

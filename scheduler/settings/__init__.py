@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from scheduler.errors import ConfigError
+from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.entries import JobEntry, check_defaults, load_job
 from scheduler.settings.messages import error_lines
 from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
-from scheduler.settings.sources import ENV_CONFIG, read_sources
+from scheduler.settings.sources import read_sources
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -44,7 +45,6 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_CONFIG_PATH = Path("/etc/crontainer/config.toml")
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 """A config file larger than this is refused before it is parsed."""
 MAX_JOBS = 10_000
@@ -58,15 +58,6 @@ class Config:
     path: Path
     daemon: DaemonSettings
     jobs: Mapping[str, JobEntry]
-
-
-def config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
-    """``--config``, else ``CRONTAINER_CONFIG``, else the default path."""
-    if cli_value:
-        return Path(cli_value)
-    if environ.get(ENV_CONFIG):
-        return Path(environ[ENV_CONFIG])
-    return DEFAULT_CONFIG_PATH
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from jobs.kinds import KINDS
+from scheduler.locations import ENV_CONFIG
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.messages import error_lines
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
 ENV_PREFIX = "CRONTAINER_"
-ENV_CONFIG = "CRONTAINER_CONFIG"
 
 
 def job_fields() -> set[str]:

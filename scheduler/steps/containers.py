@@ -16,6 +16,7 @@ from scheduler.logs import get_logger
 from scheduler.output import OutputLog
 from scheduler.runs import Outcome, RunInterruptedError, Status
 from scheduler.secrets import SecretError, read_env_file, read_secret
+from scheduler.selection import exactly_one
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -47,6 +48,19 @@ def with_secrets(spec: ContainerSpec) -> ContainerSpec:
     for secret in spec.secret_env:
         env[secret.name] = read_secret(env=secret.env, file=secret.file, what=f"env {secret.name}")
     return replace(spec, env=env, env_files=(), secret_env=())
+
+
+def with_sources(engine: Engine, spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` with each ``volumes_from`` selector resolved to the name of the one
+    container (any state: a data container need not run) it matches now; SelectionError
+    if one matches none or several."""
+    if not spec.volumes_from:
+        return spec
+    names = tuple(
+        exactly_one(engine, source, "volumes_from", running=False).name
+        for source in spec.volumes_from
+    )
+    return replace(spec, volumes_from=names)
 
 
 def stdin_writer(engine: Engine, data: bytes) -> Callable[[str], Callable[[], None]]:
@@ -127,6 +141,7 @@ class Containers:
             spec = with_secrets(spec)
         except SecretError as e:
             return Outcome(Status.FAILED, error=str(e))
+        spec = with_sources(engine, spec)
         engine.ensure_image(spec.image, spec.pull)
         container_id: str | None = None
         interrupted = False  # the engine went away: leave the container to the orphan logic

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from jobs.plan import ExecCommand
 from scheduler.runs import Outcome, Status
+from scheduler.selection import exactly_one
 from scheduler.steps.base import StepHandler
 from scheduler.steps.containers import OUTPUT_DRAIN_S, pump
 
@@ -84,20 +85,22 @@ class _ExecProcess:
 
 
 class ExecHandler(StepHandler[ExecCommand]):
-    """Run the command; wait for its output to end under the job's timeout."""
+    """Run the command in the one running container its selector matches; wait for its
+    output to end under the job's timeout."""
 
     step = ExecCommand
 
     def run(self, attempt: Attempt, step: ExecCommand) -> Outcome:
         engine, job = self.engine, attempt.job
+        container = exactly_one(engine, step.container, step.key, running=True).name
         wrapped = ["sh", "-c", f'echo "{EXEC_PID_MARK} $$" >&2; exec "$@"', "sh", *step.command]
         exec_id = engine.exec_create(
-            step.container, wrapped, user=step.user, workdir=step.workdir, env=step.env
+            container, wrapped, user=step.user, workdir=step.workdir, env=step.env
         )
         output = self.context.containers.output_log()
         pid = _PidCatcher(output)
         reader = pump(self.log, engine.exec_output(exec_id), pid.feed, pid.ended.set)
-        process = _ExecProcess(engine, self.log, job, step.container, pid)
+        process = _ExecProcess(engine, self.log, job, container, pid)
         with attempt.lock:
             attempt.process = process
         try:

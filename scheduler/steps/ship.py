@@ -17,6 +17,7 @@ from scheduler.errors import EngineError
 from scheduler.logs import get_logger
 from scheduler.runs import Outcome, Status
 from scheduler.secrets import SecretError, header_value, read_secret
+from scheduler.selection import SelectionError, matches, named
 from scheduler.steps.base import StepHandler
 from scheduler.steps.containers import OUTPUT_DRAIN_S, in_run_context
 
@@ -157,13 +158,17 @@ class ShipHandler(StepHandler[ShipLogs]):
         return request.to_json().encode() + b"\n"
 
     def _log_sources(self, selectors: tuple[str, ...]) -> list[str]:
-        """The containers whose logs are shipped: each name, and every container (any
-        state) with a selected label."""
+        """The containers whose logs are shipped: each one named (SelectionError if there
+        is none), and every container (any state) a label or compose selector matches
+        (none is fine)."""
         names: list[str] = []
         for selector in selectors:
-            for found in self.engine.select(selector, stopped=True):
-                if found.name not in names:
-                    names.append(found.name)
+            found = matches(self.engine, selector)
+            if not found and named(selector):
+                raise SelectionError(f"logship containers {selector!r} matched no container")
+            for container in found:
+                if container.name not in names:
+                    names.append(container.name)
         return names
 
     def _feed(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from jobs.plan import SignalContainers
 from scheduler.errors import EngineError
 from scheduler.runs import Outcome, Status
+from scheduler.selection import RUNNING, matches, named
 from scheduler.steps.base import StepHandler
 
 if TYPE_CHECKING:
@@ -14,7 +15,9 @@ if TYPE_CHECKING:
 
 
 class SignalHandler(StepHandler[SignalContainers]):
-    """Signal (or restart) every selected container; report every one that failed."""
+    """Signal (or restart) every selected container — the one a name names, whatever its
+    state; the running ones a label or compose selector matches — and report every one
+    that failed."""
 
     step = SignalContainers
 
@@ -22,12 +25,15 @@ class SignalHandler(StepHandler[SignalContainers]):
         failures: list[str] = []
         for selector in step.selectors:
             try:
-                found = self.engine.select(selector)
+                found = matches(self.engine, selector)
             except EngineError as e:
                 failures.append(str(e))
                 continue
+            if not named(selector):  # a name is acted on in any state (restart starts it)
+                found = [c for c in found if c.state == RUNNING]
             if not found:
-                failures.append(f"no running container matches {selector!r}")
+                what = "container is named" if named(selector) else "running container matches"
+                failures.append(f"no {what} {selector!r}")
             for container in found:
                 try:
                     if step.restart:

@@ -9,6 +9,7 @@ from jobs.plan import WithStopped
 from scheduler.errors import EngineError
 from scheduler.history import HistoryError
 from scheduler.runs import Outcome, Status
+from scheduler.selection import RUNNING, every
 from scheduler.steps.base import StepHandler
 
 if TYPE_CHECKING:
@@ -40,17 +41,19 @@ def start_again(
 
 
 class StoppedHandler(StepHandler[WithStopped]):
-    """Stop the running ones of ``containers`` in order, run the body, start them again in
-    reverse order in ``finally``. Each is recorded before it is stopped, so that a
-    successor starts it again if this daemon dies in between."""
+    """Stop the running containers the selectors ``containers`` match (all resolved first:
+    one that matches nothing fails the run before any is stopped), in order, run the body,
+    start them again in reverse order in ``finally``. Each is recorded before it is
+    stopped, so that a successor starts it again if this daemon dies in between."""
 
     step = WithStopped
 
     def run(self, attempt: Attempt, step: WithStopped) -> Outcome:
         stopped: list[str] = []
         try:
-            for name in step.containers:
-                if not self.engine.is_running(name):
+            for container in every(self.engine, step.containers, "stop"):
+                name = container.name
+                if container.state != RUNNING:
                     self.log.info("run.container_not_running", container=name)
                     continue
                 if attempt.on_stop is not None:

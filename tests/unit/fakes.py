@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from jobs.plan import ContainerSpec, PullPolicy
+from jobs.selectors import Selector
 from scheduler.engine import ContainerInfo, ExitStatus
 from scheduler.errors import EngineError
 
@@ -92,7 +93,13 @@ class FakeEngine:
     containers: list[ContainerInfo] = field(default_factory=list)
     """What list_containers returns."""
     not_running: set[str] = field(default_factory=set)
-    """Names is_running reports as stopped."""
+    """Names is_running (and select, by name) reports as stopped."""
+    selectable: list[ContainerInfo] = field(default_factory=list)
+    """The containers select knows: a label selector matches those carrying its labels; a
+    name one of these by name or id, else (unless ``missing``) a container of that name,
+    running unless in ``not_running``."""
+    missing: set[str] = field(default_factory=set)
+    """Names that select finds no container for (unless in ``selectable``)."""
     blocking: bool = False
     """A never-ending container blocks wait (up to 10 s real time) until stopped."""
     stdin: FakeStdin = field(default_factory=FakeStdin)
@@ -167,9 +174,24 @@ class FakeEngine:
     def own_image(self) -> str | None:
         return None
 
-    def select(self, selector: str, *, stopped: bool = False) -> list[ContainerInfo]:
-        self._call("select", selector)
-        return [ContainerInfo(id=selector, name=selector, state="running", labels={})]
+    def select(self, selector: Selector) -> list[ContainerInfo]:
+        self._call("select", selector.text)
+        if selector.name is None:
+            return [
+                c
+                for c in self.selectable
+                if all(
+                    key in c.labels and value in (None, c.labels[key])
+                    for key, value in selector.labels
+                )
+            ]
+        for container in self.selectable:
+            if selector.name in (container.name, container.id):
+                return [container]
+        if selector.name in self.missing:
+            return []
+        state = "exited" if selector.name in self.not_running else "running"
+        return [ContainerInfo(id=selector.name, name=selector.name, state=state, labels={})]
 
     def attach_stdin(self, container_id: str) -> FakeStdin:
         self._call("attach_stdin", container_id)

@@ -60,7 +60,7 @@ def config(tmp_path: Path, stop: str = '["app", "idle", "worker"]') -> Config:
 
 def moves(engine: FakeEngine) -> list[tuple[str, object]]:
     """The stops and starts of the app's containers, in order (not the ops containers')."""
-    return [(n, a) for n, a in engine.calls if n in ("is_running", "start") and a in APP]
+    return [(n, a) for n, a in engine.calls if n in ("select", "start") and a in APP]
 
 
 APP = {"app", "idle", "worker"}
@@ -134,9 +134,10 @@ def test_restore_stops_in_order_restores_the_latest_and_starts_again_in_reverse(
     stops = [a for n, a in engine.calls if n == "stop"]
     assert stops[:2] == [3.0, 3.0]  # the job's stop_grace
     assert moves(engine) == [
-        ("is_running", "app"),
-        ("is_running", "idle"),
-        ("is_running", "worker"),
+        ("select", "app"),
+        ("select", "idle"),
+        ("select", "worker"),
+        ("select", "app"),  # the restore's volumes_from
         ("start", "worker"),
         ("start", "app"),
     ]
@@ -157,7 +158,7 @@ def test_a_failed_restore_says_the_tools_reason_and_still_starts_the_app_again(
     with pytest.raises(BackupCommandError) as failed:
         restore_of(engine, config(tmp_path, '["app"]'), "db", "db-20261201T030000Z.tar.zst")
     assert str(failed.value) == "db-20261201T030000Z.tar.zst: checksum mismatch"
-    assert moves(engine) == [("is_running", "app"), ("start", "app")]
+    assert moves(engine) == [("select", "app"), ("select", "app"), ("start", "app")]
 
 
 def test_a_container_that_does_not_start_again_fails_the_restore_naming_it(

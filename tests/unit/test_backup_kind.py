@@ -95,7 +95,7 @@ def test_plan_order_pre_stop_archive_start_post(tmp_path: Path) -> None:
     assert archive.tool == "backup"
     spec = archive.spec
     assert spec.image == "ops:1"
-    assert spec.volumes_from == ("app-data:ro",)
+    assert (spec.volumes_from, spec.volumes_from_read_only) == (("app-data",), True)
     assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
         ("backups", "/backup", False),
         ("logs", "/var/log/app", True),

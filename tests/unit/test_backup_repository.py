@@ -139,7 +139,7 @@ def test_plan_pre_stop_snapshot_start_post(tmp_path: Path) -> None:
     assert (spec.image, spec.command) == ("ops:1", ("python3", "-m", "jobs.tools.restic"))
     assert spec.stdin
     assert spec.healthcheck is False
-    assert spec.volumes_from == ("db:ro",)
+    assert (spec.volumes_from, spec.volumes_from_read_only) == (("db",), True)
     assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
         ("logs", "/var/log/app", True)
     ]

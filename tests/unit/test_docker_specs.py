@@ -50,6 +50,12 @@ def test_limits_privileges_and_logging_reach_the_host_config() -> None:
     assert config["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
 
 
+def test_volumes_from_read_only_gives_each_source_the_ro_mode() -> None:
+    """The plan's read-only flag becomes Docker's ':ro' on every (resolved) source."""
+    spec = ContainerSpec(image="app:1", volumes_from=("a", "b"), volumes_from_read_only=True)
+    assert host(spec)["VolumesFrom"] == ["a:ro", "b:ro"]
+
+
 def test_mounts_are_binds_with_their_mode_and_volumes_of_the_container() -> None:
     mounts = (Mount("data", "/data"), Mount("/etc/app", "/config", read_only=True))
     spec = ContainerSpec(image="app:1", mounts=mounts)

@@ -99,7 +99,7 @@ def test_plan_mounts_sources_read_only_and_the_file_sink_writable(tmp_path: Path
     assert spec.command == ("python3", "-m", "jobs.tools.logship")
     assert spec.stdin is True
     assert spec.healthcheck is False  # the image's check is the daemon's, not the tool's
-    assert spec.volumes_from == ("app:ro",)
+    assert (spec.volumes_from, spec.volumes_from_read_only) == (("app",), True)
     assert set(spec.mounts) == {Mount("more", "/more", read_only=True), Mount("shipped", "/sink")}
     assert json.loads(step.request.to_json()) == {
         "job": "s",

@@ -91,7 +91,8 @@ def test_restore_from_a_remote_runs_between_the_jobs_stops_into_its_sources(
         clock=engine.clock, remote="dav",
     )  # fmt: skip
     assert done == {**result, "stopped_and_started": ["app"]}
-    assert moves(engine) == [("is_running", "app"), ("start", "app")]
+    # app: selected to be stopped, then as the restore's volumes_from; started again
+    assert moves(engine) == [("select", "app"), ("select", "app"), ("start", "app")]
     [spec] = engine.created_specs
     assert spec.mounts == (Mount("logs", "/logs"),)
     assert spec.volumes_from == ("app",)

@@ -159,7 +159,8 @@ def test_without_a_target_the_archive_streams_to_the_first_remote_then_goes_to_t
     assert stream.body is None
     assert isinstance(stream.passphrase, SecretRef)
     assert stream.passphrase.env == "AGE_PASS"
-    assert (stream.spec.command, stream.spec.volumes_from) == (REMOTE_TOOL, ("db:ro",))
+    assert (stream.spec.command, stream.spec.volumes_from) == (REMOTE_TOOL, ("db",))
+    assert stream.spec.volumes_from_read_only
     assert (stream.spec.network, stream.spec.stdin) == ("backup-net", True)
     request = stream.request
     assert (request.command, request.remotes, request.keep) == ("stream", ("box",), {"last": 3})

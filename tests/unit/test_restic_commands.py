@@ -78,8 +78,9 @@ def test_restore_gives_the_sources_writable_and_stops_and_starts_the_app(tmp_pat
     asked = request_of(engine)
     assert (asked["command"], asked["snapshot"], asked["only"]) == ("restore", "latest", [])
     assert moves(engine) == [
-        ("is_running", "app"),
-        ("is_running", "worker"),
+        ("select", "app"),
+        ("select", "worker"),
+        ("select", "app"),  # the restore's volumes_from
         ("start", "worker"),
         ("start", "app"),
     ]

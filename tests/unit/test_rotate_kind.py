@@ -110,7 +110,8 @@ def test_something_rotated_the_app_is_signalled_between_rotation_and_finish(
     assert outcome.status is Status.SUCCEEDED
     assert outcome.details["rotated"] == [log + ".x"]
     calls = [name for name in engine.names() if name in ("create", "select", "kill")]
-    assert calls == ["create", "select", "kill", "create"]
+    # each ops container's volumes_from is resolved before it is created
+    assert calls == ["select", "create", "select", "kill", "select", "create"]
     assert engine.created_specs[0].stdin  # the rotation gets the state on its stdin
     assert json.loads(bytes(engine.stdin.data)) == {
         log: {"since": T1},
@@ -135,7 +136,7 @@ def test_nothing_rotated_no_signal(tmp_path: Path) -> None:
 def test_a_missing_app_fails_the_run_after_the_rotation_and_still_compresses(
     tmp_path: Path,
 ) -> None:
-    engine = FakeEngine(FakeClock(), fail={"select": EngineError("no such container: 'app'")})
+    engine = FakeEngine(FakeClock(), fail={"kill": EngineError("no such container: 'app'")})
     log = "/var/log/app/app.log"
     engine.output_chunks = report([{"path": log, "to": log + ".x"}], {log: {"since": T1}})
     outcome, _ = run_rotation(tmp_path, engine, Store({}, job="r"))

@@ -373,12 +373,12 @@ def test_with_stopped_stops_in_order_and_starts_again_in_reverse_on_failure(tmp_
     engine.on_start = lambda: recorded.append(runner.history.still_stopped())
     outcome = runner.steps.run(attempt, step)
     assert outcome.exit_code == 2
-    order = [(n, a) for n, a in engine.calls if n in ("stop", "start") or (n == "is_running")]
-    assert order[:5] == [
-        ("is_running", "app"),
+    order = [(n, a) for n, a in engine.calls if n in ("stop", "start", "select")]
+    assert order[:5] == [  # every selector resolved before the first stop
+        ("select", "app"),
+        ("select", "idle"),
+        ("select", "db"),
         ("stop", 5.0),
-        ("is_running", "idle"),
-        ("is_running", "db"),
         ("stop", 5.0),
     ]
     starts = [a for n, a in engine.calls if n == "start"]
