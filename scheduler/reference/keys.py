@@ -155,7 +155,8 @@ def type_words(tp: Any, meta: list[object] | None = None) -> str:  # noqa: ANN40
             return "table"
         return " or ".join(type_words(a, meta) for a in args)
     if origin is Literal:
-        return "one of " + ", ".join(f"`{v}`" for v in get_args(tp))
+        values = [f"`{v}`" for v in get_args(tp)]
+        return values[0] if len(values) == 1 else "one of " + ", ".join(values)
     if origin is list:
         return "list of " + _plural(type_words(get_args(tp)[0])) + suffix
     if origin is dict:

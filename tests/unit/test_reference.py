@@ -65,7 +65,7 @@ def undocumented(found: list[Table]) -> list[str]:
             where = f"{table.path} {table.qualifier} {row.name}".replace("  ", " ")
             if not row.description:
                 problems.append(f"{where}: no description=")
-            shown = row.type.startswith("one of") or row.type == "boolean"
+            shown = row.type.startswith(("one of", "`")) or row.type == "boolean"
             if not row.example and not shown and not shows_a_value(row.info):
                 problems.append(f"{where}: no examples= (its default shows no value)")
     return problems
