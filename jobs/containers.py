@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from jobs.base import BaseJob, Labels
 from jobs.plan import Mount
-from jobs.selectors import ContainerSelector
+from jobs.selectors import ContainerSelector, VolumesFromEntry, split_mode
 from jobs.units import Largest, Size
 
 
@@ -51,6 +51,8 @@ VolumeList = Annotated[list[str], AfterValidator(_check_volumes)]
 """``"volume:/path"`` / ``"/host/path:/path"`` entries, each with an optional ``:ro``."""
 ContainerNames = Annotated[list[ContainerSelector], BeforeValidator(_one_or_many)]
 """One container (a name or a selector, ``jobs.selectors``) or a list of them."""
+VolumesFrom = Annotated[list[VolumesFromEntry], BeforeValidator(_one_or_many)]
+"""``volumes_from``: containers as in ContainerNames, each with an optional ``:ro``/``:rw``."""
 
 
 def _capabilities(value: list[str]) -> list[str]:
@@ -71,10 +73,10 @@ class ContainerJob(BaseJob):
     """A job that creates containers: their limits and privileges (settable in [defaults]),
     the volumes they mount and their labels."""
 
-    volumes_from: ContainerNames = Field(
+    volumes_from: VolumesFrom = Field(
         default_factory=list,
         description="containers whose volumes the job's containers mount (--volumes-from; "
-        "read-only for backup and logship)",
+        "read-only for backup and logship); in a run job an entry may end in ':ro' or ':rw'",
         examples=[["app-data"]],
     )
     volumes: VolumeList = Field(
@@ -122,6 +124,22 @@ class ContainerJob(BaseJob):
     no_new_privileges: bool = Field(
         default=False, description="setuid binaries and file capabilities cannot raise privileges"
     )
+
+    @field_validator("volumes_from")
+    @classmethod
+    def _mode_of_run_jobs_only(cls, value: list[str]) -> list[str]:
+        """The ops kinds mount ``volumes_from`` as their work needs (backup and logship
+        read-only, rotate writable): a mode of the user's would contradict it."""
+        if cls.KIND == "run":
+            return value
+        for entry in value:
+            selector, mode = split_mode(entry)
+            if mode:
+                raise ValueError(
+                    f"{entry!r}: a {cls.KIND} job chooses how it mounts these volumes; "
+                    f"write {selector!r}"
+                )
+        return value
 
     @field_validator("memory")
     @classmethod

@@ -77,7 +77,25 @@ def check_selector(text: str) -> str:
     return text
 
 
+def split_mode(entry: str) -> tuple[str, str]:
+    """A ``volumes_from`` entry as its selector and Docker's mode suffix, ``":ro"`` or
+    ``":rw"`` (``""`` when it has none): ``--volumes-from app:ro``."""
+    for mode in (":ro", ":rw"):
+        if entry.endswith(mode):
+            return entry.removesuffix(mode), mode
+    return entry, ""
+
+
+def check_volumes_from(entry: str) -> str:
+    """``entry`` if it is a selector with an optional ``:ro``/``:rw``; ValueError otherwise."""
+    parse_selector(split_mode(entry)[0])
+    return entry
+
+
 ContainerSelector = Annotated[str, AfterValidator(check_selector)]
 """A container, by name or by ``label=…`` / ``compose=…`` selector."""
+VolumesFromEntry = Annotated[str, AfterValidator(check_volumes_from)]
+"""A container whose volumes are mounted, by name or selector, with Docker's optional
+``:ro`` / ``:rw`` (a run job's; the ops kinds choose the mode themselves)."""
 Selectors = list[ContainerSelector]
 """Containers, each by name or by selector."""

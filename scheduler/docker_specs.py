@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from docker.types import LogConfig
 
+from jobs.selectors import split_mode
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -40,7 +42,7 @@ def host_config_args(spec: ContainerSpec) -> dict[str, Any]:
     host_config: dict[str, Any] = {
         "binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts],
         "volumes_from": [
-            f"{source}:ro" if spec.volumes_from_read_only else source
+            f"{source}:ro" if spec.volumes_from_read_only and not split_mode(source)[1] else source
             for source in spec.volumes_from
         ]
         or None,

@@ -9,6 +9,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from jobs.selectors import split_mode
 from scheduler.control import ControlTap
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import EngineError, EngineUnavailableError
@@ -56,11 +57,11 @@ def with_sources(engine: Engine, spec: ContainerSpec) -> ContainerSpec:
     if one matches none or several."""
     if not spec.volumes_from:
         return spec
-    names = tuple(
-        exactly_one(engine, source, "volumes_from", running=False).name
-        for source in spec.volumes_from
-    )
-    return replace(spec, volumes_from=names)
+    names = []
+    for entry in spec.volumes_from:
+        source, mode = split_mode(entry)  # a run job's ":ro" / ":rw" stays on the name
+        names.append(exactly_one(engine, source, "volumes_from", running=False).name + mode)
+    return replace(spec, volumes_from=tuple(names))
 
 
 def stdin_writer(engine: Engine, data: bytes) -> Callable[[str], Callable[[], None]]:

@@ -3,17 +3,19 @@ routine that starts stopped containers again (a run's end, an adopted run's end)
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-from jobs.plan import WithStopped
+from jobs.plan import ContainerSpec, WithStopped
 from scheduler.errors import EngineError
 from scheduler.history import HistoryError
 from scheduler.runs import Outcome, Status
 from scheduler.selection import RUNNING, every
 from scheduler.steps.base import StepHandler
+from scheduler.steps.containers import with_sources
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from structlog.stdlib import BoundLogger
 
@@ -40,9 +42,22 @@ def start_again(
             on_started(name)
 
 
+def _specs(value: object) -> Iterator[ContainerSpec]:
+    """Every ContainerSpec in a step (its fields, nested steps and tuples of them)."""
+    if isinstance(value, ContainerSpec):
+        yield value
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _specs(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            yield from _specs(getattr(value, field.name))
+
+
 class StoppedHandler(StepHandler[WithStopped]):
-    """Stop the running containers the selectors ``containers`` match (all resolved first:
-    one that matches nothing fails the run before any is stopped), in order, run the body,
+    """Stop the running containers the selectors ``containers`` match (all resolved first,
+    and the body's ``volumes_from`` too: a selector that cannot be used fails the run
+    before anything is stopped), in order, run the body,
     start them again in reverse order in ``finally``. Each is recorded before it is
     stopped, so that a successor starts it again if this daemon dies in between."""
 
@@ -51,6 +66,8 @@ class StoppedHandler(StepHandler[WithStopped]):
     def run(self, attempt: Attempt, step: WithStopped) -> Outcome:
         stopped: list[str] = []
         try:
+            for spec in _specs(step.body):
+                with_sources(self.engine, spec)  # resolved again when the container is made
             for container in every(self.engine, step.containers, "stop"):
                 name = container.name
                 if container.state != RUNNING:

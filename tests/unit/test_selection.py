@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from jobs.selectors import COMPOSE_PROJECT, COMPOSE_SERVICE
+from scheduler.docker_specs import host_config_args
 from scheduler.engine import ContainerInfo
 from scheduler.plans import Plans
 from scheduler.runs import Attempt, Cancellation, Outcome, Status
@@ -18,6 +19,7 @@ from scheduler.selection import SelectionError, every, exactly_one
 from scheduler.settings import load_config
 from scheduler.steps import StepExecutor
 
+from .configs import load_errors
 from .fakes import FakeClock, FakeEngine
 from .test_logship_kind import Store
 
@@ -198,8 +200,9 @@ def test_backup_resolves_volumes_from_stop_and_pre_exec_selectors(tmp_path: Path
 
 
 def test_a_volumes_from_selector_matching_two_fails_before_any_container(tmp_path: Path) -> None:
-    """One selector is one container: two data containers fail the run, naming both; no
-    ops container is created, and the app stopped around it runs again."""
+    """One selector is one container: two data containers fail the run, naming both,
+    before the app is stopped — no outage for a backup that cannot run — and no ops
+    container is created."""
     engine = engine_with(container("data-1", backup="data"), container("data-2", backup="data"))
     outcome, _ = execute(
         tmp_path, engine, BACKUP + 'volumes_from = ["label=backup"]\nstop = ["app"]\n'
@@ -209,8 +212,7 @@ def test_a_volumes_from_selector_matching_two_fails_before_any_container(tmp_pat
         "volumes_from 'label=backup' matched 2 containers: data-1, data-2; it must match "
         "exactly one"
     )
-    assert not calls(engine, "create")
-    assert calls(engine, "start") == [("start", "app")]
+    assert not calls(engine, "create", "stop", "start")
 
 
 def test_a_stop_selector_matching_nothing_fails_before_anything_is_stopped(
@@ -275,3 +277,34 @@ def test_logship_fails_on_a_name_that_matches_no_container(tmp_path: Path) -> No
     assert outcome.status is Status.FAILED
     assert outcome.error == "logship containers 'nothing-here' matched no container"
     assert not calls(engine, "create")
+
+
+def test_a_run_jobs_volumes_from_keeps_dockers_mode_on_the_resolved_name(
+    tmp_path: Path,
+) -> None:
+    """``volumes_from = ["data:ro", "label=role=cache:rw"]`` (Docker's --volumes-from
+    modes, accepted before selectors existed) still works: each selector resolved, its mode
+    kept on the name the engine gets."""
+    engine = engine_with(container("data", "exited"), container("cache-1", role="cache"))
+    outcome, _ = execute(
+        tmp_path,
+        engine,
+        'kind = "run"\nimage = "busybox"\nvolumes_from = ["data:ro", "label=role=cache:rw"]\n',
+    )
+    assert outcome.status is Status.SUCCEEDED, outcome.error
+    (spec,) = engine.created_specs
+    assert spec.volumes_from == ("data:ro", "cache-1:rw")
+    assert host_config_args(spec)["volumes_from"] == ["data:ro", "cache-1:rw"]
+
+
+@pytest.mark.parametrize("kind", ["backup", "logship", "rotate"])
+def test_an_ops_kind_refuses_a_mode_on_volumes_from(tmp_path: Path, kind: str) -> None:
+    """Backup and logship mount the sources read-only, rotate writable: a mode of the
+    user's would contradict it, and is refused naming the entry."""
+    errors = load_errors(
+        tmp_path, f'[jobs.j]\nkind = "{kind}"\nschedule = "@daily"\nvolumes_from = ["app:rw"]\n'
+    )
+    expected = f"'app:rw': a {kind} job chooses how it mounts these volumes; write 'app'"
+    assert any(line.startswith("jobs.j.volumes_from") and expected in line for line in errors), (
+        errors
+    )
