@@ -53,10 +53,19 @@ def _covers(path: str, inner: str) -> bool:
 class ExecSpec(Model):
     """A command run inside a running container before or after the archive."""
 
-    container: ContainerSelector
-    command: Command
-    user: str | None = None
-    workdir: str | None = None
+    container: ContainerSelector = Field(
+        description="a running container: its name, or 'label=…' / 'compose=<project>/<service>'",
+        examples=["db"],
+    )
+    command: Command = Field(
+        description="a string (split like a shell, no shell) or a list", examples=["sync"]
+    )
+    user: str | None = Field(
+        None, description="user the command runs as (default: the container's)", examples=["mysql"]
+    )
+    workdir: str | None = Field(
+        None, description="working directory (default: the container's)", examples=["/"]
+    )
 
     def step(self, key: str) -> ExecCommand:
         """This command as a plan step (``key``: where the config holds it)."""
@@ -78,11 +87,13 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     paths: InsidePaths = Field(
         default_factory=list,
         description="only these absolute paths inside the sources (default: all)",
+        examples=[["/var/lib/mysql"]],
     )
     target: str | None = Field(
         None,
         min_length=1,
         description="a named volume, or an absolute host directory (or repository instead)",
+        examples=["app-backups"],
     )
     compression: Literal["zstd", "gzip", "none"] = Field(
         "zstd", description="of the archives in target (not with repository)"
@@ -90,16 +101,57 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     copy_to: list[str] = Field(
         default_factory=list,
         description="names of [daemon.remotes.<name>] each archive is copied to (with target)",
+        examples=[["offsite"]],
     )
-    pre_exec: list[ExecSpec] = Field(default_factory=list)
+    pre_exec: list[ExecSpec] = Field(
+        default_factory=list,
+        description="commands run in running containers before the archive (a dump, a flush)",
+        examples=[
+            [
+                {
+                    "container": "db",
+                    "command": "sh -c 'mysqldump app > /dump/db.sql'",
+                    "user": "mysql",
+                }
+            ]
+        ],
+    )
     stop: Selectors = Field(
-        default_factory=list, description="stopped in order, started in reverse"
+        default_factory=list, description="stopped in order, started in reverse", examples=[["app"]]
     )
-    post_exec: list[ExecSpec] = Field(default_factory=list)
-    keep_last: int | None = Field(None, ge=1, le=100_000)
-    keep_daily: int | None = Field(None, ge=1, le=100_000)
-    keep_weekly: int | None = Field(None, ge=1, le=100_000)
-    keep_monthly: int | None = Field(None, ge=1, le=100_000)
+    post_exec: list[ExecSpec] = Field(
+        default_factory=list,
+        description="commands run after the archive, always (even after a failure)",
+        examples=[[{"container": "app", "command": "rm -f /dump/db.sql"}]],
+    )
+    keep_last: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="keep the newest this many archives (or snapshots)",
+        examples=[7],
+    )
+    keep_daily: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="keep the newest archive (or snapshot) of each of this many days",
+        examples=[7],
+    )
+    keep_weekly: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="keep the newest archive (or snapshot) of each of this many weeks",
+        examples=[4],
+    )
+    keep_monthly: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="keep the newest archive (or snapshot) of each of this many months",
+        examples=[6],
+    )
 
     @field_validator("target")
     @classmethod

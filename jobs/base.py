@@ -90,13 +90,21 @@ class PlanContext:
 class EnvSecret(Model):
     """A secret read from the daemon's environment when it is used (never logged)."""
 
-    env: str = Field(min_length=1)
+    env: str = Field(
+        min_length=1,
+        description="name of a variable in the daemon's environment",
+        examples=["DB_PASSWORD"],
+    )
 
 
 class FileSecret(Model):
     """A secret read from a file the daemon can read (a Docker secret) when it is used."""
 
-    file: str = Field(min_length=1)
+    file: str = Field(
+        min_length=1,
+        description="absolute path of a file the daemon can read (a Docker secret)",
+        examples=["/run/secrets/db_password"],
+    )
 
     @field_validator("file")
     @classmethod
@@ -174,20 +182,28 @@ class NotifySpec(Model):
         description="failure (failed or timed out), success, recovery (first success after a "
         "failure), missed",
     )
-    webhook: HttpUrl | None = Field(None, description="POST a JSON object for each outcome in 'on'")
+    webhook: HttpUrl | None = Field(
+        None,
+        description="POST a JSON object for each outcome in 'on'",
+        examples=["https://hooks.example.com/crontainer"],
+    )
     headers: Headers = Field(
         default_factory=dict,
         description="webhook headers: text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
+        examples=[{"Authorization": {"env": "HOOK_TOKEN"}}],
     )
     ping: HttpUrl | None = Field(
         None,
         description="healthchecks.io-style URL: <ping>/start at start, <ping> on success, "
         "<ping>/fail on failure or a missed run",
+        examples=["https://hc-ping.com/<uuid>"],
     )
     cooldown: Annotated[Duration, Longest("7d")] = Field(
         600.0, description="after a webhook for a job and outcome, the same one waits this long"
     )
-    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = 10.0
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = Field(
+        10.0, description="per request"
+    )
     retries: int = Field(3, ge=0, le=100, description="more attempts per notification")
     retry_delay: Annotated[Duration, Longest("1h")] = Field(
         2.0, description="before the 2nd attempt; doubles each time"
@@ -197,59 +213,85 @@ class NotifySpec(Model):
 class BaseJob(Model):
     """Schedule and run limits shared by all job kinds."""
 
-    kind: str
+    kind: str = Field(description="what the job does: one of the kinds below", examples=["run"])
     schedule: str = Field(
         min_length=1,
-        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s'",
+        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s' "
+        "(see Schedules)",
+        examples=["0 3 * * *"],
     )
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
     jitter: Annotated[Duration, Longest("1d")] = Field(
-        0.0, description="delay each run by a random 0..jitter"
+        0.0, description="delay each run by a random 0..jitter (spreads load)"
     )
     timeout: Annotated[Duration, Field(gt=0), Longest("30d")] = Field(
-        DEFAULT_TIMEOUT_S, description="stop the run (stop_signal, stop_grace, kill) after this"
+        DEFAULT_TIMEOUT_S,
+        description="then the container gets stop_signal, stop_grace, and a kill; the run ends "
+        "timed_out",
     )
-    stop_signal: SignalName = Field("SIGTERM", description="signal that asks a container to stop")
+    stop_signal: SignalName = Field(
+        "SIGTERM", description="the signal that asks a container to stop: SIGTERM, HUP, …"
+    )
     stop_grace: Annotated[Duration, Longest("1h")] = Field(
-        10.0, description="wait this long after stop_signal, then kill"
+        10.0, description="time between the stop signal and the kill"
     )
-    description: str = ""
+    description: str = Field(
+        "",
+        description="free text, shown nowhere but in the file",
+        examples=["nightly dump of the app's database"],
+    )
     enabled: bool = Field(
         default=True, description="false keeps the job configured but never fires it"
     )
     concurrency: Literal["allow", "forbid", "replace"] = Field(
         "forbid",
-        description="a run due while the last one runs: forbid skips it, allow runs both, "
-        "replace stops the old one first",
+        description="a run due while the job's previous run is still going: forbid skips it "
+        "(run.skipped), allow runs both, replace stops the old one (stop signal, stop_grace, "
+        "kill; it ends cancelled, reason replaced) and then starts the new one",
     )
     retries: int = Field(
-        0, ge=0, le=100, description="more attempts after a failed or timed-out one"
+        0,
+        ge=0,
+        le=100,
+        description="further attempts after a failed or timed_out one; each attempt is its own "
+        "container, logged and recorded with its attempt number",
     )
     retry_delay: Annotated[Duration, Longest("1d")] = Field(
-        10.0, description="wait before the 2nd attempt; doubles each time"
+        10.0, description="wait before the 2nd attempt; doubles for each further one"
     )
     retry_delay_max: Annotated[Duration, Longest("7d")] = Field(
         600.0, description="the longest wait between attempts"
     )
     retry_exit_codes: list[Annotated[int, Field(ge=0, le=255)]] = Field(
-        default_factory=list, description="retry only on these exit codes (empty: any failure)"
+        default_factory=list,
+        description="retry only failed attempts with these exit codes (empty: any failure or "
+        "time-out)",
+        examples=[[75]],
     )
     starting_deadline: Annotated[Duration, Longest("366d")] | None = Field(
         None,
-        description="a run that cannot start within this long of its time is recorded missed",
+        description="a run that cannot start within this long after its scheduled time (waiting "
+        "for a slot, a late daemon) is recorded missed instead of starting late",
+        examples=["5m"],
     )
     catch_up: bool = Field(
         default=False,
-        description="after downtime, run once for the latest missed time (within the deadline)",
+        description="after downtime, run once for the latest time missed while the daemon was "
+        "down, if it is within starting_deadline",
     )
     history_limit: int = Field(
-        10, ge=1, le=100_000, description="runs of each outcome kept in the history"
+        10, ge=1, le=100_000, description="runs of each outcome kept per job in the history"
     )
     run_on_start: bool = Field(
-        default=False, description="run once when the daemon starts (cron's @reboot)"
+        default=False,
+        description="run once when the daemon starts (trigger start), like cron's @reboot; not "
+        "again at a reload",
     )
     notify: NotifySpec | None = Field(
-        None, description="webhook and ping URLs told of the job's outcomes"
+        None,
+        description="who is told of the job's outcomes: webhook and ping URLs (see Notifications "
+        "in monitoring.md)",
+        examples=[{"webhook": "https://hooks.example.com/crontainer"}],
     )
 
     KIND: ClassVar[str] = ""

@@ -77,29 +77,52 @@ class ContainerJob(BaseJob):
         default_factory=list,
         description="containers whose volumes the job's containers mount (--volumes-from; "
         "read-only for backup and logship); in a run job an entry may end in ':ro' or ':rw'",
+        examples=[["app-data"]],
     )
     volumes: VolumeList = Field(
         default_factory=list,
         description="named volumes or host paths, 'name:/path' or '/host/path:/path' (':ro' "
         "for read-only; backup and logship mount them read-only, but the volume of a "
         "backup's local repository)",
+        examples=[["app-data:/data:ro", "/srv/backups:/backup"]],
     )
     labels: Labels = Field(
-        default_factory=dict, description="labels of the containers the job creates"
+        default_factory=dict,
+        description="labels of the containers the job creates",
+        examples=[{"com.example.team": "ops"}],
     )
 
     memory: Annotated[Size, Largest("16TiB")] | None = Field(
-        None, description="memory limit (no swap beyond it)"
+        None,
+        description="memory limit, no swap beyond it (at least 6MiB); a container killed for "
+        "memory ends failed, reason oom_killed",
+        examples=["256MiB"],
     )
-    cpus: Annotated[float, Field(gt=0, le=1024)] | None = None
+    cpus: Annotated[float, Field(gt=0, le=1024)] | None = Field(
+        None, description="CPU limit, in CPUs", examples=[0.5]
+    )
     pids_limit: int | None = Field(
-        None, ge=1, le=4_194_304, description="at most this many processes"
+        None,
+        ge=1,
+        le=4_194_304,
+        description="at most this many processes in the container",
+        examples=[100],
     )
-    read_only: bool = Field(default=False, description="read-only root file system")
-    cap_drop: Capabilities = Field(default_factory=list, description="e.g. ['ALL']")
-    cap_add: Capabilities = Field(default_factory=list, description="e.g. ['CHOWN']")
+    read_only: bool = Field(
+        default=False,
+        description="read-only root file system (volumes stay as mounted; the ops tools write "
+        "only to their volumes)",
+    )
+    cap_drop: Capabilities = Field(
+        default_factory=list,
+        description="capabilities removed, e.g. ['ALL'] (names with or without CAP_)",
+        examples=[["ALL"]],
+    )
+    cap_add: Capabilities = Field(
+        default_factory=list, description="capabilities added, e.g. ['CHOWN']", examples=[["CHOWN"]]
+    )
     no_new_privileges: bool = Field(
-        default=False, description="setuid binaries cannot gain privileges"
+        default=False, description="setuid binaries and file capabilities cannot raise privileges"
     )
 
     @field_validator("volumes_from")

@@ -67,11 +67,13 @@ class Encryption(Model):
         min_length=1,
         description="age recipients the archives are encrypted to: 'age1…' or "
         "'ssh-ed25519 …'/'ssh-rsa …' public keys (their private keys restore)",
+        examples=[["age1…", "ssh-ed25519 AAAA… ops@example"]],
     )
     passphrase: SecretValue | None = Field(
         None,
         description="a passphrase instead: text, { env = 'NAME' } or { file = '/run/secrets/x' }"
         ", read at each run (one line)",
+        examples=[{"file": "/run/secrets/backup_passphrase"}],
     )
 
     @field_validator("recipients")
@@ -104,6 +106,7 @@ class EncryptKeys(Model):
         None,
         description="age-encrypt the archives: { recipients = ['age1…'] } or "
         "{ passphrase = … } (not with repository)",
+        examples=[{"recipients": ["age1…"]}],
     )
 
     def passphrase(self) -> SecretRef | str | None:

@@ -18,12 +18,28 @@ class ExecJob(BaseJob):
     KIND: ClassVar[str] = "exec"
     kind: Literal["exec"]
     container: ContainerSelector = Field(
-        description="a running container: its name, or 'label=…' / 'compose=<project>/<service>'"
+        description="a running container: its name, or 'label=…' / 'compose=<project>/<service>'",
+        examples=["app"],
     )
-    command: Command = Field(description="a string (split like a shell) or a list")
-    user: str | None = None
-    workdir: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    command: Command = Field(
+        description="a string (split like a shell) or a list",
+        examples=[["sh", "-c", "rm -rf /var/cache/app/tmp/*"]],
+    )
+    user: str | None = Field(
+        None,
+        description="user the command runs as (default: the container's)",
+        examples=["www-data"],
+    )
+    workdir: str | None = Field(
+        None,
+        description="working directory (default: the container's)",
+        examples=["/var/cache/app"],
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra environment variables of the command",
+        examples=[{"VERBOSE": "1"}],
+    )
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - needs no context
         """One exec."""

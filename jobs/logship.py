@@ -96,9 +96,15 @@ class SinkBase(Model):
 class FileSink(SinkBase):
     """Append NDJSON to ``path`` inside ``volume`` (a named volume or a host directory)."""
 
-    type: Literal["file"]
-    volume: str = Field(min_length=1, description="a named volume, or an absolute host directory")
-    path: str = Field(min_length=1, description="the file, relative to the volume")
+    type: Literal["file"] = Field(description="append NDJSON to a file in a volume")
+    volume: str = Field(
+        min_length=1,
+        description="a named volume, or an absolute host directory",
+        examples=["shipped-logs"],
+    )
+    path: str = Field(
+        min_length=1, description="the file, relative to the volume", examples=["app/app.ndjson"]
+    )
 
     @field_validator("volume")
     @classmethod
@@ -125,15 +131,24 @@ class FileSink(SinkBase):
 class HttpSink(SinkBase):
     """POST batches of NDJSON; delivered when the answer's status is in ``ok_status``."""
 
-    type: Literal["http"]
-    url: HttpUrl = Field(min_length=1)
+    type: Literal["http"] = Field(description="POST batches of NDJSON")
+    url: HttpUrl = Field(
+        min_length=1,
+        description="the receiver's http(s) URL",
+        examples=["https://logs.example.com/ingest"],
+    )
     headers: Headers = Field(
         default_factory=dict,
         description="values as text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
+        examples=[{"Authorization": {"env": "LOGS_TOKEN"}}],
     )
-    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = SINK_TIMEOUT
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = Field(
+        SINK_TIMEOUT, description="per request"
+    )
     ok_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: list(OK_STATUS), min_length=1
+        default_factory=lambda: list(OK_STATUS),
+        min_length=1,
+        description="the answers' statuses that acknowledge a batch",
     )
     retries: int = Field(
         SINK_RETRIES, ge=0, le=100, description="more attempts per batch after a failure"
@@ -158,18 +173,32 @@ class HttpSink(SinkBase):
 class SyslogSink(SinkBase):
     """RFC 5424 messages over UDP, or over TCP with octet counting (RFC 6587)."""
 
-    type: Literal["syslog"]
-    address: str = Field(description="udp://host:port or tcp://host:port")
+    type: Literal["syslog"] = Field(description="RFC 5424 messages over UDP or TCP")
+    address: str = Field(
+        description="udp://host:port or tcp://host:port", examples=["tcp://10.0.0.5:514"]
+    )
     facility: Annotated[str, AfterValidator(_one_of("facility", FACILITIES))] = Field(
         FACILITY, description="kern, user, daemon, local0…local7, …"
     )
     severity: Annotated[str, AfterValidator(_one_of("severity", SEVERITIES))] = Field(
         SEVERITY, description="emerg, alert, crit, err, warning, notice, info…"
     )
-    app_name: str = Field(APP_NAME, min_length=1, max_length=48, pattern=r"^[!-~]+$")
-    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = SINK_TIMEOUT
-    retries: int = Field(SINK_RETRIES, ge=0, le=100)
-    retry_delay: Annotated[Duration, Longest("1h")] = SINK_RETRY_DELAY
+    app_name: str = Field(
+        APP_NAME,
+        min_length=1,
+        max_length=48,
+        pattern=r"^[!-~]+$",
+        description="the messages' APP-NAME",
+    )
+    timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = Field(
+        SINK_TIMEOUT, description="to connect and send (TCP)"
+    )
+    retries: int = Field(
+        SINK_RETRIES, ge=0, le=100, description="more attempts per batch after a failure"
+    )
+    retry_delay: Annotated[Duration, Longest("1h")] = Field(
+        SINK_RETRY_DELAY, description="before the 2nd attempt; doubles, up to 30s"
+    )
     udp_rate: float = Field(
         UDP_RATE,
         ge=0,
@@ -206,7 +235,7 @@ class SyslogSink(SinkBase):
 class StdoutSink(SinkBase):
     """Print NDJSON records: the shipping container's log driver carries them on."""
 
-    type: Literal["stdout"]
+    type: Literal["stdout"] = Field(description="print NDJSON on the shipping container's stdout")
 
     def spec(self) -> StdoutSinkSpec:
         """The sink for the tool."""
@@ -222,13 +251,19 @@ class LogshipJob(ContainerJob):
     KIND: ClassVar[str] = "logship"
     kind: Literal["logship"]
     paths: InsidePaths = Field(
-        default_factory=list, description="absolute globs of the files, e.g. '/var/log/app/*.log'"
+        default_factory=list,
+        description="absolute globs of the files, e.g. '/var/log/app/*.log'",
+        examples=[["/var/log/app/*.log"]],
     )
     containers: ContainerNames = Field(
         default_factory=list,
-        description="containers whose stdout/stderr is shipped: names or 'label=key=value'",
+        description="containers whose stdout/stderr is shipped: every container each selects",
+        examples=[["app", "label=com.example.ship=true"]],
     )
-    sink: Sink
+    sink: Sink = Field(
+        description="where the lines go: a table with type file, http, syslog or stdout",
+        examples=[{"type": "http", "url": "https://logs.example.com/ingest"}],
+    )
     max_bytes: Annotated[Size, Field(ge=1), Largest("1TiB")] = Field(
         MAX_BYTES, description="at most this much per run; the rest waits for the next"
     )
@@ -236,12 +271,20 @@ class LogshipJob(ContainerJob):
         MAX_LINE, description="a longer line is shipped cut to this many bytes; its rest is skipped"
     )
     network: str | None = Field(
-        None, description="network of the shipping container ('host' reaches the host's loopback)"
+        None,
+        description="network of the shipping container ('host' reaches the host's loopback)",
+        examples=["host"],
     )
     log_driver: str | None = Field(
-        None, description="log driver of the shipping container (for the stdout sink)"
+        None,
+        description="log driver of the shipping container (for the stdout sink)",
+        examples=["syslog"],
     )
-    log_options: dict[str, str] = Field(default_factory=dict)
+    log_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="options of log_driver",
+        examples=[{"syslog-address": "udp://10.0.0.5:514"}],
+    )
 
     @model_validator(mode="after")
     def _has_sources(self) -> LogshipJob:

@@ -81,11 +81,13 @@ class SshKeys(Model):
 
     key: SecretValue = Field(
         description="the private key (OpenSSH or PEM, no passphrase): text, { env = 'NAME' } "
-        "or { file = '/run/secrets/x' }, read at each run"
+        "or { file = '/run/secrets/x' }, read at each run",
+        examples=[{"file": "/run/secrets/backup_key"}],
     )
     known_hosts: str | FileSecret = Field(
         description="the host keys ssh accepts, as known_hosts lines ('host ssh-ed25519 "
-        "AAAA…'), or { file = '/path/known_hosts' } read at each run"
+        "AAAA…'), or { file = '/path/known_hosts' } read at each run",
+        examples=[{"file": "/etc/crontainer/known_hosts"}],
     )
 
     @field_validator("known_hosts")
@@ -107,37 +109,56 @@ class RepositoryKeys(Model):
         min_length=1,
         description="a restic repository instead of target: 'rest:http://host:8000/x', "
         "'sftp:…', 's3:…', or a path inside one of the job's volumes",
+        examples=["rest:http://backup-host:8000/app"],
     )
     password: SecretValue | None = Field(
         None,
         description="the repository's password (required with repository): text, "
         "{ env = 'NAME' } or { file = '/run/secrets/x' }, read at each run",
+        examples=[{"file": "/run/secrets/restic"}],
     )
     env: dict[str, SecretValue] = Field(
         default_factory=dict,
         description="more environment for restic (e.g. AWS_ACCESS_KEY_ID): text or secret "
         "references; given to restic on the tool's stdin, never to the container",
+        examples=[{"AWS_ACCESS_KEY_ID": {"env": "S3_KEY"}}],
     )
     network: str | None = Field(
         None,
         description="network of the ops container, to reach the repository (default: 'none' "
         "for a local path, else the engine's default)",
+        examples=["backup-net"],
     )
     init: bool = Field(default=False, description="create the repository when it does not exist")
     check: Literal["never", "always", "weekly", "monthly"] = Field(
         "never", description="restic check: never, at every run, or when the last is 7/30 days old"
     )
     check_read_data: str | None = Field(
-        None, description="restic check --read-data-subset: 'n/t', '5%' or '500M'"
+        None, description="restic check --read-data-subset: 'n/t', '5%' or '500M'", examples=["5%"]
     )
     keep_hourly: int | None = Field(
-        None, ge=1, le=100_000, description="restic forget --keep-hourly (repository only)"
+        None,
+        ge=1,
+        le=100_000,
+        description="restic forget --keep-hourly (repository only)",
+        examples=[24],
     )
     keep_yearly: int | None = Field(
-        None, ge=1, le=100_000, description="restic forget --keep-yearly (repository only)"
+        None,
+        ge=1,
+        le=100_000,
+        description="restic forget --keep-yearly (repository only)",
+        examples=[3],
     )
     ssh: SshKeys | None = Field(
-        None, description="an sftp: repository's SSH key and known_hosts (required with sftp:)"
+        None,
+        description="an sftp: repository's SSH key and known_hosts (required with sftp:)",
+        examples=[
+            {
+                "key": {"file": "/run/secrets/backup_key"},
+                "known_hosts": {"file": "/etc/crontainer/known_hosts"},
+            }
+        ],
     )
 
     @field_validator("env")

@@ -26,8 +26,10 @@ from jobs.units import Duration, Largest, Longest, Size
 class SignalSpec(Model):
     """Who is told to reopen its logs after a rotation, and with which signal."""
 
-    containers: Selectors = Field(min_length=1, description="names, or 'label=key=value'")
-    signal: SignalName = "SIGHUP"
+    containers: Selectors = Field(
+        min_length=1, description="every running container each selects", examples=[["app"]]
+    )
+    signal: SignalName = Field("SIGHUP", description="the signal to send")
 
 
 class RotateJob(ContainerJob):
@@ -35,30 +37,44 @@ class RotateJob(ContainerJob):
 
     KIND: ClassVar[str] = "rotate"
     kind: Literal["rotate"]
-    paths: InsidePaths = Field(min_length=1, description="absolute globs of the live log files")
+    paths: InsidePaths = Field(
+        min_length=1,
+        description="absolute globs of the live log files",
+        examples=[["/var/log/app/*.log"]],
+    )
     max_size: Annotated[Size, Field(ge=1), Largest("1TiB")] | None = Field(
-        None, description="rotate a file this big (or bigger)"
+        None, description="rotate a file this big (or bigger)", examples=["100MiB"]
     )
     max_age: Annotated[Duration, Longest("366d")] | None = Field(
-        None, description="rotate a file this long after the last time"
+        None, description="rotate a file this long after the last time", examples=["1d"]
     )
     min_size: Annotated[Size, Largest("1TiB")] = Field(
         0, description="with max_age: not a file smaller than this"
     )
-    mode: Literal["rename", "copytruncate"] = "rename"
-    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    mode: Literal["rename", "copytruncate"] = Field(
+        "rename",
+        description="rename the file (the app reopens it), or copy it and truncate it (lines "
+        "written during the copy are lost)",
+    )
+    compression: Literal["zstd", "gzip", "none"] = Field("zstd", description="of the rotated files")
     delay_compression: bool = Field(
         default=False, description="leave the newest rotated file uncompressed until next time"
     )
     keep_last: int | None = Field(
-        None, ge=0, le=100_000, description="rotated files kept per log file"
+        None, ge=0, le=100_000, description="rotated files kept per log file", examples=[14]
     )
     keep_age: Annotated[Duration, Longest("520w")] | None = Field(
-        None, description="rotated files older than this go"
+        None, description="rotated files older than this go", examples=["30d"]
     )
-    signal: SignalSpec | None = None
+    signal: SignalSpec | None = Field(
+        None,
+        description="containers told to reopen their logs, only when something rotated",
+        examples=[{"containers": ["app"], "signal": "HUP"}],
+    )
     restart: Selectors = Field(
-        default_factory=list, description="containers restarted instead of signalled"
+        default_factory=list,
+        description="containers restarted instead of signalled",
+        examples=[["app"]],
     )
 
     @model_validator(mode="after")

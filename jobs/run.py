@@ -71,17 +71,29 @@ class ContainerFields(ContainerJob):
         default_factory=dict,
         description="environment of the container; a value may be { env = 'NAME' } or "
         "{ file = '/run/secrets/x' } (read by the daemon at each run, never logged)",
+        examples=[{"LANG": "C.UTF-8", "DB_PASSWORD": {"file": "/run/secrets/db"}}],
     )
     env_files: Annotated[list[str], AfterValidator(_absolute_files)] = Field(
         default_factory=list,
         description="files of KEY=VALUE lines read by the daemon at each run (like --env-file)",
+        examples=[["/run/secrets/app.env"]],
     )
     network: str | None = Field(
-        None, description="'bridge', 'host', 'none', 'container:<name>' or a network name"
+        None,
+        description="'bridge', 'host', 'none', 'container:<name>' or a network name",
+        examples=["container:app"],
     )
-    user: str | None = None
-    workdir: str | None = None
-    pull: PullPolicy = Field(PullPolicy.MISSING, strict=False)  # names, not enum objects
+    user: str | None = Field(
+        None, description="'uid[:gid]' or a name (default: the image's)", examples=["65534"]
+    )
+    workdir: str | None = Field(
+        None, description="working directory (default: the image's)", examples=["/data"]
+    )
+    pull: PullPolicy = Field(
+        PullPolicy.MISSING,
+        strict=False,
+        description="when the image is pulled: never, when missing, or at every run",
+    )  # names, not enum objects
 
 
 class RunJob(ContainerFields):
@@ -89,11 +101,19 @@ class RunJob(ContainerFields):
 
     KIND: ClassVar[str] = "run"
     kind: Literal["run"]
-    image: str = Field(min_length=1)
-    command: Command | None = Field(
-        None, description="a string (split like a shell, no shell) or a list"
+    image: str = Field(
+        min_length=1, description="the image of the job's container", examples=["busybox:latest"]
     )
-    entrypoint: Entrypoint | None = None
+    command: Command | None = Field(
+        None,
+        description="a string (split like a shell, no shell) or a list",
+        examples=[["sh", "-c", "du -sh /data"]],
+    )
+    entrypoint: Entrypoint | None = Field(
+        None,
+        description="replaces the image's entrypoint, like command ('' or []: none)",
+        examples=[["/bin/sh", "-c"]],
+    )
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - a run job needs no context
         """One container, as configured."""

@@ -17,7 +17,9 @@ class SignalJob(BaseJob):
     KIND: ClassVar[str] = "signal"
     kind: Literal["signal"]
     containers: Selectors = Field(
-        min_length=1, description="container names, or 'label=key=value' (running containers)"
+        min_length=1,
+        description="every running container each selects (one that selects none fails the run)",
+        examples=[["app", "label=com.example.role=worker"]],
     )
     signal: SignalName = Field("SIGHUP", description="the signal to send, e.g. 'HUP' or 'SIGUSR1'")
     restart: bool = Field(default=False, description="restart the containers instead of signalling")

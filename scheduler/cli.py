@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 runtime failure (the engine stayed unreachable at
 start, the daemon crashed); 2 bad config or usage (an unknown job included);
 141 stdout was closed early (``crontainer schema | head``), as a tool killed by
-SIGPIPE. docs/operations.md lists them per command.
+SIGPIPE. docs/reference.md lists them per command (from scheduler/exits.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from scheduler import heartbeat, locations
 from scheduler.errors import ConfigError
+from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -28,11 +29,6 @@ if TYPE_CHECKING:
     from scheduler.history import History
     from scheduler.settings import Config
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_BROKEN_PIPE = 141
-"""128 + SIGPIPE: what a shell reports for a tool whose reader went away (``| head``)."""
 NEXT_RUNS = 3
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import EngineUnavailableError
+from scheduler.exits import EXIT_FAILURE, EXIT_OK
 from scheduler.logs import get_logger
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, log_warnings, reload
@@ -111,7 +112,7 @@ class Daemon:
         with ExitStack() as stack:
             running = self._start(stack)
             if running is None:
-                return 0 if self._stop_requested else 1
+                return EXIT_OK if self._stop_requested else EXIT_FAILURE
             reason = self._loop(running)
             return self._shutdown(stack, running, reason)
 
@@ -211,7 +212,7 @@ class Daemon:
         stack.close()
         self._forget_heartbeat()
         self._log.info("daemon.stopped", active_runs=running.runner.active())
-        return 1 if reason == "lock_taken" else 0
+        return EXIT_FAILURE if reason == "lock_taken" else EXIT_OK
 
     def _forget_heartbeat(self) -> None:
         """Remove the heartbeat file at a clean stop (it may be gone, or unremovable)."""

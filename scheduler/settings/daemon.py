@@ -17,61 +17,93 @@ DEFAULT_HTTP = "0.0.0.0:8137"
 
 
 class DaemonSettings(Model):
-    """The ``[daemon]`` table."""
+    """The ``[daemon]`` table: the daemon's own settings (a change applies at the next start,
+    not at a reload)."""
 
     name: str = Field(
         "crontainer",
         pattern=NAME_PATTERN,
-        description="identifies this daemon across restarts (labels of its containers)",
+        description="identifies this daemon across restarts: the label crontainer.daemon on its "
+        "containers, the prefix of their names",
     )
     ops_image: str | None = Field(
-        None, description="image of the ops containers; default: the image the daemon runs from"
+        None,
+        description="image of the ops containers (backup, logship, rotate) and of the lock "
+        "container; default: the image the daemon runs from (outside a container: "
+        "crontainer:latest)",
+        examples=["crontainer:latest"],
     )
     log_format: Literal["auto", "json", "console"] = Field(
-        "auto", description="auto: console on a TTY, JSON otherwise"
+        "auto", description="auto (console on a TTY, JSON otherwise), json or console"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="the lowest level logged"
+    )
     shutdown_grace: Annotated[Duration, Longest("1d")] = Field(
-        30.0, description="on SIGTERM, wait this long for runs before stopping them"
+        30.0, description="on SIGTERM, how long running jobs may go on before they are stopped"
     )
     engine_timeout: Annotated[Duration, Field(gt=0), Longest("1h")] = Field(
         60.0, description="deadline of each Docker API call"
     )
     engine_wait: Annotated[Duration, Longest("1d")] = Field(
-        60.0, description="at start, retry the engine this long before exiting 1"
+        60.0, description="at start, retry an engine that does not answer this long, then exit 1"
     )
     config_poll: Annotated[Duration, Longest("1d")] = Field(
-        5.0, description="how often the config file's content is checked for changes (0: never)"
+        5.0,
+        description="how often the config file's content is checked for changes; 0 turns the "
+        "check off (SIGHUP still reloads)",
     )
     heartbeat_file: Path = Field(
         heartbeat.DEFAULT,
         strict=False,
-        description="touched every 5 s while the scheduling loop is alive (crontainer health)",
+        description="an absolute file path, touched every 5 s while the scheduling loop is alive; "
+        "read by crontainer health, which reads this key from the config too",
     )
     state_dir: Path = Field(
         Path("/var/lib/crontainer"),
         strict=False,
-        description="the run history (SQLite); mount a named volume here",
+        description="the run history (crontainer.db, SQLite); created if missing; mount a named "
+        "volume here",
     )
     max_concurrent_runs: int = Field(
-        16, ge=1, le=1000, description="runs in flight at once, all jobs"
+        16,
+        ge=1,
+        le=1000,
+        description="runs in flight at once over all jobs; a run beyond it waits for a slot until "
+        "its starting_deadline (run.queued), then is recorded missed",
     )
     max_output_line: Annotated[Size, Field(ge=80), Largest("1MiB")] = Field(
-        16 * 1024, description="longer output lines are cut in run.output events"
+        16 * 1024,
+        description="output lines longer than this are cut (truncated: true in run.output)",
     )
     max_output_per_run: Annotated[Size, Largest("1GiB")] = Field(
-        1024 * 1024, description="output logged per run; the rest is counted, not logged"
+        1024 * 1024,
+        description="output logged per run; past it, lines are counted (run.output_truncated), "
+        "not logged",
     )
     http: str = Field(
         DEFAULT_HTTP,
-        description="host:port of /metrics, /healthz and /readyz (read-only; port 0: any "
-        "free port); '' turns it off",
+        description="host:port of the read-only HTTP listener (/metrics, /healthz, /readyz); port "
+        "0 takes any free port; '' turns it off. At most 32 connections at once (one more is "
+        "closed at once), each closed 10 s after it was accepted",
     )
 
     remotes: dict[str, Remote] = Field(
         default_factory=dict,
-        description="[daemon.remotes.<name>]: destinations of the backups' copy_to (s3, sftp, "
-        "webdav)",
+        description="[daemon.remotes.<name>] tables: destinations of the backups' copy_to (s3, "
+        "sftp, webdav; see 'Copies off the host'); from the environment, the whole table as "
+        'JSON: CRONTAINER_DAEMON__REMOTES=\'{"box": {"type": "sftp", …}}\'',
+        examples=[
+            {
+                "offsite": {
+                    "type": "sftp",
+                    "host": "backup.example.org",
+                    "user": "crontainer",
+                    "key": {"file": "/run/secrets/offsite_key"},
+                    "known_hosts": {"file": "/etc/crontainer/known_hosts"},
+                }
+            }
+        ],
     )
 
     @field_validator("heartbeat_file", mode="before")

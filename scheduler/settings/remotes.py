@@ -16,7 +16,9 @@ from scheduler.settings.messages import did_you_mean, error_lines
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-_PATH = Field("", description="the folder the archives go into ('' : the top)")
+_PATH = Field(
+    "", description="the folder the archives go into ('' : the top)", examples=["backups/app"]
+)
 _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 
 
@@ -30,16 +32,27 @@ def _folder(value: str) -> str:
 class S3Remote(Model):
     """An S3 bucket (AWS or any S3 server: MinIO, Garage, Ceph…): rclone's ``s3`` backend."""
 
-    type: Literal["s3"]
-    bucket: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9.-]{1,62}$")
+    type: Literal["s3"] = Field(description="an S3 bucket")
+    bucket: str = Field(
+        min_length=1,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,62}$",
+        description="the bucket's name",
+        examples=["backups"],
+    )
     path: str = _PATH
     endpoint: str | None = Field(
-        None, description="the S3 server's URL (default: AWS's for the region)"
+        None,
+        description="the S3 server's URL (default: AWS's for the region)",
+        examples=["https://minio.example.org:9000"],
     )
-    region: str | None = None
+    region: str | None = Field(None, description="the bucket's region", examples=["eu-central-1"])
     provider: str = Field("Other", description="rclone's s3 provider: AWS, Minio, Ceph, Other…")
-    access_key_id: SecretValue
-    secret_access_key: SecretValue
+    access_key_id: SecretValue = Field(
+        description="the access key's id", examples=[{"env": "S3_KEY_ID"}]
+    )
+    secret_access_key: SecretValue = Field(
+        description="the secret access key", examples=[{"file": "/run/secrets/s3_secret"}]
+    )
 
     @field_validator("path")
     @classmethod
@@ -55,18 +68,26 @@ class SftpRemote(Model):
     """A directory on an SSH server (key authentication, host key checked): rclone's
     ``sftp`` backend."""
 
-    type: Literal["sftp"]
-    host: str = Field(min_length=1)
-    port: int = Field(22, ge=1, le=65535)
-    user: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    type: Literal["sftp"] = Field(description="a directory over SSH (key authentication)")
+    host: str = Field(
+        min_length=1,
+        description="the SSH server's host name or address",
+        examples=["backup.example.org"],
+    )
+    port: int = Field(22, ge=1, le=65535, description="the SSH server's port")
+    user: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9._-]+$", description="the login", examples=["crontainer"]
+    )
     path: str = _PATH
     key: SecretValue = Field(
         description="the private key (OpenSSH or PEM, no passphrase): text, { env = 'NAME' } "
-        "or { file = '/run/secrets/x' }, read at each run"
+        "or { file = '/run/secrets/x' }, read at each run",
+        examples=[{"file": "/run/secrets/offsite_key"}],
     )
     known_hosts: str | FileSecret = Field(
         description="the host keys accepted ('host ssh-ed25519 AAAA…' lines, or "
-        "{ file = … }); an unknown or changed host key fails the copy"
+        "{ file = … }); an unknown or changed host key fails the copy",
+        examples=[{"file": "/etc/crontainer/offsite_known_hosts"}],
     )
 
     @field_validator("host")
@@ -99,11 +120,21 @@ class WebdavRemote(Model):
     """A WebDAV folder (Nextcloud, ownCloud, SharePoint, any server): rclone's ``webdav``
     backend."""
 
-    type: Literal["webdav"]
-    url: str = Field(pattern=r"^https?://[^\s]+$", description="the folder's http(s) URL")
-    user: str | None = None
-    password: SecretValue | None = None
-    vendor: Literal["other", "nextcloud", "owncloud", "sharepoint", "sharepoint-ntlm"] = "other"
+    type: Literal["webdav"] = Field(description="a WebDAV folder")
+    url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="the folder's http(s) URL",
+        examples=["https://cloud.example.org/remote.php/dav/files/backup"],
+    )
+    user: str | None = Field(
+        None, description="the login (none: no authentication)", examples=["backup"]
+    )
+    password: SecretValue | None = Field(
+        None, description="the login's password", examples=[{"env": "DAV_PASSWORD"}]
+    )
+    vendor: Literal["other", "nextcloud", "owncloud", "sharepoint", "sharepoint-ntlm"] = Field(
+        "other", description="the server's kind, for rclone's quirks"
+    )
     path: str = _PATH
 
     @field_validator("path")

@@ -134,10 +134,11 @@ def test_restore_stops_in_order_restores_the_latest_and_starts_again_in_reverse(
     stops = [a for n, a in engine.calls if n == "stop"]
     assert stops[:2] == [3.0, 3.0]  # the job's stop_grace
     assert moves(engine) == [
+        ("select", "app"),  # the restore's volumes_from, resolved before anything stops
         ("select", "app"),
         ("select", "idle"),
         ("select", "worker"),
-        ("select", "app"),  # the restore's volumes_from
+        ("select", "app"),  # the restore's volumes_from, as its container is made
         ("start", "worker"),
         ("start", "app"),
     ]
@@ -158,7 +159,8 @@ def test_a_failed_restore_says_the_tools_reason_and_still_starts_the_app_again(
     with pytest.raises(BackupCommandError) as failed:
         restore_of(engine, config(tmp_path, '["app"]'), "db", "db-20261201T030000Z.tar.zst")
     assert str(failed.value) == "db-20261201T030000Z.tar.zst: checksum mismatch"
-    assert moves(engine) == [("select", "app"), ("select", "app"), ("start", "app")]
+    # volumes_from resolved before the stop and as the container is made; app started again
+    assert moves(engine) == [("select", "app")] * 3 + [("start", "app")]
 
 
 def test_a_container_that_does_not_start_again_fails_the_restore_naming_it(

@@ -91,8 +91,9 @@ def test_restore_from_a_remote_runs_between_the_jobs_stops_into_its_sources(
         clock=engine.clock, remote="dav",
     )  # fmt: skip
     assert done == {**result, "stopped_and_started": ["app"]}
-    # app: selected to be stopped, then as the restore's volumes_from; started again
-    assert moves(engine) == [("select", "app"), ("select", "app"), ("start", "app")]
+    # app: the restore's volumes_from resolved before anything stops, selected to be
+    # stopped, then resolved again as the container is made; started again
+    assert moves(engine) == [("select", "app")] * 3 + [("start", "app")]
     [spec] = engine.created_specs
     assert spec.mounts == (Mount("logs", "/logs"),)
     assert spec.volumes_from == ("app",)

@@ -78,9 +78,10 @@ def test_restore_gives_the_sources_writable_and_stops_and_starts_the_app(tmp_pat
     asked = request_of(engine)
     assert (asked["command"], asked["snapshot"], asked["only"]) == ("restore", "latest", [])
     assert moves(engine) == [
+        ("select", "app"),  # the restore's volumes_from, resolved before anything stops
         ("select", "app"),
         ("select", "worker"),
-        ("select", "app"),  # the restore's volumes_from
+        ("select", "app"),  # the restore's volumes_from, as its container is made
         ("start", "worker"),
         ("start", "app"),
     ]

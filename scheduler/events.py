@@ -1,0 +1,474 @@
+"""The registry of log events: every event the daemon logs, its level, its fields and what it
+means. The monitoring interface: names and fields are stable. ``docs/reference.md`` is
+generated from it, and a test checks it against every logging call in the code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One log event. ``fields``: each ``name`` or ``name: what it holds``; ``levels``: the
+    levels it is logged at (``exception`` counts as ``error``)."""
+
+    name: str
+    levels: tuple[str, ...]
+    fields: tuple[str, ...]
+    meaning: str
+
+    def field_names(self) -> frozenset[str]:
+        """The fields' names (what a logging call may pass)."""
+        return frozenset(f.split(":")[0].strip() for f in self.fields)
+
+
+def _event(name: str, level: str, fields: str, meaning: str) -> Event:
+    """An event from its fields written ``a b c: note; d`` — the names before the first
+    ``:`` of each ``;``-separated part are split on spaces, the last one takes the note."""
+    parts: list[str] = []
+    for part in filter(None, (p.strip() for p in fields.split(";"))):
+        names, colon, note = part.partition(":")
+        *plain, last = names.split()
+        parts += plain
+        parts.append(f"{last}:{note}" if colon else last)
+    return Event(name, tuple(level.split("/")), tuple(parts), meaning)
+
+
+RUN = "job run_id"
+ATTEMPT = "job run_id attempt container_id duration_s"
+
+EVENTS: tuple[Event, ...] = (
+    # the daemon's life
+    _event(
+        "config.invalid",
+        "error",
+        "errors: a list of 'where: what' lines; trigger kept: at a reload",
+        "the config cannot be used: exit 2 at start; at a reload the running config stays",
+    ),
+    _event(
+        "engine.unavailable",
+        "warning",
+        "error; retry_for_s: at start",
+        "the engine does not answer: at start (retried for `engine_wait`) or while running "
+        "(logged once per outage)",
+    ),
+    _event("engine.available", "info", "down_s: while running", "it answers (again)"),
+    _event(
+        "engine.recheck",
+        "warning",
+        "error",
+        "the engine answered a ping but failed right after; checked again",
+    ),
+    _event("lock.retaken", "info", "", "after an outage, the single-instance lock is held again"),
+    _event(
+        "daemon.started",
+        "info",
+        "name jobs config ops_image ops_image_source",
+        "every job is scheduled",
+    ),
+    _event("job.scheduled", "info", "job kind schedule timezone next_run", "at start, per job"),
+    _event("job.disabled", "info", "job", "at start, per job with `enabled = false`"),
+    _event(
+        "job.catch_up",
+        "info",
+        "job missed_at late_s",
+        "a catch-up run is started for a time missed during downtime",
+    ),
+    _event(
+        "job.catch_up_skipped",
+        "info",
+        "job missed_at late_s starting_deadline_s",
+        "a missed time is older than the starting deadline",
+    ),
+    _event(
+        "clock.jumped",
+        "warning",
+        "seconds: negative when backwards",
+        "the wall clock moved that much more than real time",
+    ),
+    _event("job.triggered", "info", "job", "`crontainer trigger` asked for a run"),
+    _event(
+        "config.reloaded",
+        "info",
+        "trigger: `SIGHUP`, `file_changed`; added removed changed jobs",
+        "a new config is in effect",
+    ),
+    _event(
+        "config.restart_required",
+        "warning",
+        "keys",
+        "`[daemon]` keys changed; they apply at the next start",
+    ),
+    _event(
+        "config.warning",
+        "warning",
+        "job; key: the key below the job, e.g. `pre_exec[0].command`; warning",
+        "at start and after each reload, each warning `crontainer validate` prints about a "
+        "key: a string command with shell syntax no shell reads (see configuration.md)",
+    ),
+    _event(
+        "daemon.stopping",
+        "info",
+        "signal active_runs shutdown_grace_s",
+        "SIGTERM/SIGINT received (or the lock was taken: `signal` `lock_taken`)",
+    ),
+    _event("daemon.hurry", "info", "detail", "a second SIGTERM/SIGINT: stop runs now"),
+    _event(
+        "daemon.cancelling_runs",
+        "warning",
+        "active_runs",
+        "the grace is over; running jobs are stopped",
+    ),
+    _event("daemon.stopped", "info", "active_runs", "about to exit 0 (1 after `lock_taken`)"),
+    _event(
+        "daemon.failed",
+        "error",
+        "reason: `engine_unavailable`, `state_dir`, `already_running`, `lock`, `lock_taken`, "
+        "`http`, `tls`, `scheduler loop ended`; error; http: the address, with `http`",
+        "about to exit 1 (`lock_taken`: after a graceful stop; `tls`: exit 2)",
+    ),
+    _event(
+        "daemon.crashed",
+        "error",
+        "exception",
+        "a bug; exit 1, once what the daemon held is released (runs in flight stopped as at "
+        "SIGTERM)",
+    ),
+    _event(
+        "daemon.heartbeat_failed", "warning", "path error", "the heartbeat file cannot be written"
+    ),
+    _event(
+        "engine.check_failed",
+        "error",
+        "exception",
+        "a bug in the periodic engine check; the daemon goes on and checks again",
+    ),
+    _event(
+        "job.fire_failed",
+        "error",
+        "job scheduled_at exception",
+        "a bug while firing a job; other jobs go on",
+    ),
+    _event(
+        "job.schedule_failed",
+        "error",
+        "job exception",
+        "a bug: the job's next time cannot be computed; the job is left unscheduled, the "
+        "others go on",
+    ),
+    _event(
+        "history.write_failed",
+        "error",
+        "error",
+        "the state database refuses writes (full disk…): logged once when writes start "
+        "failing; runs go on, those records are lost, `/healthz` answers 503, and a `backup` "
+        "does not stop a container whose stop it cannot record (its run fails, `reason` "
+        "`state_unwritable`)",
+    ),
+    _event(
+        "history.write_recovered",
+        "info",
+        "failed_writes: lost meanwhile",
+        "a write that adds a row works again after `history.write_failed`",
+    ),
+    _event(
+        "library.log",
+        "debug/info/warning/error",
+        "logger message",
+        "a message of a library (docker, urllib3, apscheduler) through the same pipeline",
+    ),
+    # runs
+    _event(
+        "run.skipped",
+        "warning",
+        f"{RUN} reason running_run_id scheduled_at trigger",
+        '`concurrency = "forbid"` and the previous run still runs',
+    ),
+    _event(
+        "run.queued",
+        "info",
+        f"{RUN} running max_concurrent_runs",
+        "the global cap is reached; the run waits for a slot",
+    ),
+    _event(
+        "run.missed",
+        "warning",
+        f"{RUN} reason: `starting_deadline`, `engine_unavailable`; lag_s starting_deadline_s "
+        "error scheduled_at trigger",
+        "it could not start within its starting deadline, or the engine is away",
+    ),
+    _event(
+        "run.replacing",
+        "info",
+        f"{RUN} replaced_run_ids",
+        '`concurrency = "replace"`: the previous run is being stopped',
+    ),
+    _event(
+        "run.started",
+        "info",
+        f"{RUN} attempt kind scheduled_at lag_s: seconds after its scheduled time; "
+        "trigger: `schedule`, `catch_up`, `start`, `manual`",
+        "an attempt begins",
+    ),
+    _event(
+        "run.container_stopped",
+        "info",
+        f"{RUN} container",
+        "a `backup` run stopped a `stop` container",
+    ),
+    _event(
+        "run.container_started",
+        "info",
+        f"{RUN} container",
+        "a `backup` run started a `stop` container again",
+    ),
+    _event(
+        "run.container_not_running",
+        "info",
+        f"{RUN} container",
+        "a `backup` run left alone a `stop` container that was not running",
+    ),
+    _event(
+        "run.container_start_failed",
+        "error",
+        f"{RUN} container error",
+        "starting a stopped container again failed (tried again at the next start of the daemon)",
+    ),
+    _event(
+        "run.container_restarted_after_crash",
+        "warning",
+        "run_id container",
+        "at start: a container a dead daemon's run had stopped was started again",
+    ),
+    _event(
+        "run.signal_sent",
+        "info",
+        f"{RUN} container signal",
+        "a `signal` (or `rotate`) job signalled a container",
+    ),
+    _event("run.file_rotated", "info", f"{RUN} path to", "a `rotate` job rotated a file"),
+    _event(
+        "run.container_restarted",
+        "info",
+        f"{RUN} container",
+        "a `signal` job with `restart = true` (or a `rotate` job's `restart`) restarted a "
+        "container",
+    ),
+    _event(
+        "run.interrupted",
+        "warning",
+        f"{RUN} attempt container_id reason: `engine_unavailable`; error",
+        "the engine went away during the attempt; settled when it is back",
+    ),
+    _event(
+        "run.adopted",
+        "info",
+        f"{RUN} attempt container_id running_s",
+        "a container left running by an earlier instance is waited for",
+    ),
+    _event(
+        "run.settled",
+        "info/warning",
+        f"{RUN} attempt status exit_code reason container_id",
+        "an attempt of an earlier instance is recorded after the fact",
+    ),
+    _event(
+        "run.orphan_removed",
+        "warning",
+        "container_id name reason",
+        "a container of ours that no run claims was removed",
+    ),
+    _event(
+        "run.settle_failed",
+        "warning",
+        "container_id error",
+        "the engine refused to settle a container",
+    ),
+    _event(
+        "run.checkpoints_recovered",
+        "info",
+        "container_id reports",
+        "a `logship` container of a dead daemon: the checkpoints it reported meanwhile were "
+        "read from its log and stored",
+    ),
+    _event(
+        "run.checkpoints_unrecovered",
+        "warning",
+        "container_id error",
+        "that log could not be read (a log driver without reading): those lines are shipped again",
+    ),
+    _event(
+        "run.feed_stopped",
+        "debug",
+        f"{RUN} error",
+        "a `logship` tool stopped reading the containers' lines the daemon fed it (its "
+        "`max_bytes`, or it failed)",
+    ),
+    _event(
+        "backup.future_archive",
+        "warning",
+        f"{RUN} archives",
+        "raised by the backup tool: the target holds archives stamped in the future (a clock "
+        "that was wrong); kept and not counted by retention",
+    ),
+    _event(
+        "run.control_rejected",
+        "warning",
+        f"{RUN} reason",
+        "an ops tool's control line was not used: not JSON, longer than 64 MiB, or not the "
+        "shape the daemon acts on (the line itself is never logged)",
+    ),
+    _event(
+        "run.output_failed",
+        "error",
+        f"{RUN} exception",
+        "a bug while reading a container's output: that reading ends, the run and the daemon go on",
+    ),
+    _event(
+        "run.feed_failed",
+        "error",
+        f"{RUN} exception",
+        "a bug while feeding a tool's stdin: the feed ends, the run and the daemon go on",
+    ),
+    _event(
+        "run.retrying",
+        "info",
+        f"{RUN} attempt next_attempt delay_s",
+        "an attempt failed and another follows after `delay_s`",
+    ),
+    _event(
+        "run.output",
+        "info",
+        f"{RUN} stream: `stdout`, `stderr`; line; truncated: only when cut",
+        "a line of the job's output, as it comes",
+    ),
+    _event(
+        "run.output_truncated",
+        "info",
+        f"{RUN} dropped_lines dropped_bytes limit_bytes",
+        "the run printed more than `max_output_per_run`",
+    ),
+    _event(
+        "run.output_lost", "warning", f"{RUN} error", "the output stream broke (the run goes on)"
+    ),
+    _event(
+        "run.stopping",
+        "info",
+        f"{RUN} reason timeout_s stop_signal",
+        "the timeout passed (or a stop was asked); the container is being stopped",
+    ),
+    _event(
+        "run.succeeded",
+        "info",
+        f"{ATTEMPT} exit_code: 0",
+        "the attempt succeeded; a run of an ops tool (`backup`, `logship`, `rotate`) adds the "
+        "keys of its tool's result (see the kind in configuration.md)",
+    ),
+    _event(
+        "run.failed",
+        "warning",
+        f"{ATTEMPT} exit_code error reason: `oom_killed`, `thread_start_failed`, …; "
+        "scheduled_at trigger",
+        "non-zero exit, or the run could not be made (`thread_start_failed`: the process is "
+        "at its thread limit; the run is recorded and the job's next run is not blocked); a "
+        "failed ops tool's run adds its result's keys, if it gave a result",
+    ),
+    _event(
+        "run.adopt_failed",
+        "warning",
+        f"{RUN} error",
+        "no thread could be started to wait for a container an earlier daemon left; it is "
+        "settled at the next start",
+    ),
+    _event(
+        "run.timed_out",
+        "warning",
+        f"{ATTEMPT} exit_code reason: `timeout`",
+        "ended by its `timeout`",
+    ),
+    _event(
+        "run.cancelled",
+        "warning",
+        f"{RUN} reason: `daemon_stopping`, `replaced`; attempt container_id duration_s: if it "
+        "had started; scheduled_at trigger",
+        "stopped by shutdown or by a replacing run",
+    ),
+    _event(
+        "run.cancel_failed", "warning", f"{RUN} error", "the engine refused to stop a container"
+    ),
+    _event(
+        "run.cleanup_failed",
+        "warning",
+        f"{RUN} container_id error",
+        "the engine refused to remove a container",
+    ),
+    _event(
+        "run.crashed",
+        "error",
+        f"{RUN} exception",
+        "a bug in crontainer while running a job (the run ends `failed`)",
+    ),
+    # notifications
+    _event(
+        "notify.sent",
+        "info",
+        f"{RUN} kind: `failure`, `success`, `recovery`, `missed`, `ping_started`, "
+        "`ping_succeeded`, `ping_failed`…; target attempts",
+        "a notification was delivered",
+    ),
+    _event(
+        "notify.failed",
+        "warning",
+        f"{RUN} kind target attempts error: short; never a header value, a URL's path or query",
+        "it was given up after its retries",
+    ),
+    _event(
+        "notify.crashed",
+        "error",
+        f"{RUN} kind error: the exception's type",
+        "a bug while sending that notification; the sender goes on with the next",
+    ),
+    _event(
+        "notify.suppressed",
+        "info",
+        f"{RUN} kind cooldown_s",
+        "held back by the job's cooldown",
+    ),
+    _event("notify.dropped", "warning", f"{RUN} kind target queued", "the queue was full"),
+    # the listeners
+    _event(
+        "http.listening",
+        "info",
+        "address port",
+        "the `/metrics`, `/healthz`, `/readyz` listener is up",
+    ),
+    _event("http.request", "debug", "line", "a request to that listener"),
+    _event(
+        "http.busy",
+        "warning",
+        "max_connections refused: connections closed at once since the last `http.busy`",
+        "a connection came while 32 were being served: it was closed without an answer; at "
+        "most once a minute",
+    ),
+    _event(
+        "http.request_failed",
+        "debug/warning",
+        "error",
+        "answering a request raised (debug: the client went away or was too slow); that "
+        "connection is closed, the listener goes on",
+    ),
+    _event("admin.request", "debug", "request", "a request on the admin socket"),
+    _event(
+        "admin.busy", "warning", "max_connections refused", "as `http.busy`, on the admin socket"
+    ),
+    _event(
+        "admin.request_failed",
+        "debug/warning",
+        "error",
+        "as `http.request_failed`, on the admin socket",
+    ),
+)
+"""Every event, grouped: the daemon's life, runs, notifications, the listeners."""
+
+BY_NAME = {event.name: event for event in EVENTS}
+"""The events by name."""

@@ -1,0 +1,1 @@
+"""docs/reference.md, generated from the code: ``python -m scheduler.reference``."""
