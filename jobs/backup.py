@@ -199,6 +199,10 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     def _has_sources(self) -> BackupJob:
         if not self.volumes_from and not self.volumes:
             raise ValueError("a backup needs a source: volumes_from and/or volumes")
+        return self
+
+    @model_validator(mode="after")
+    def _has_destination(self) -> BackupJob:
         if self.target is not None and self.repository is not None:
             raise ValueError("a backup needs exactly one of target (archives) and repository")
         if self.target is None and self.repository is None and not self.copy_to:
@@ -206,6 +210,10 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
                 "a backup needs a target (archives in a volume or host directory), copy_to "
                 "(archives streamed to remotes) or a repository (restic snapshots)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> BackupJob:
         volumes = tuple(map(parse_volume, self.volumes))
         given = set(self.model_fields_set)
         if self.copy_to:
@@ -225,6 +233,10 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
                 "encrypt is not a key of a backup into a repository: restic encrypts the "
                 "repository with its password"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_run_at_a_time(self) -> BackupJob:
         if self.concurrency == "allow":
             raise ValueError(
                 "concurrency 'allow' would let two runs stop and start the same containers "

@@ -6,12 +6,13 @@ that has the field and does not set it itself.
 
 from __future__ import annotations
 
+import difflib
 import re
 import signal
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -37,7 +38,9 @@ def signal_name(value: str) -> str:
     if not name.startswith("SIG"):
         name = "SIG" + name
     if name not in signal.Signals.__members__:
-        raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP')")
+        near = difflib.get_close_matches(name, signal.Signals.__members__, n=1, cutoff=0.7)
+        hint = f"; did you mean `{near[0]}`?" if near else ""
+        raise ValueError(f"unknown signal {value!r} (use a name such as 'SIGTERM' or 'HUP'{hint})")
     return name
 
 
@@ -321,8 +324,21 @@ def time_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
-            f"unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')"
+            f"unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin'"
+            f"{_near_zone(name)})"
         ) from None
+
+
+def _near_zone(name: str) -> str:
+    """``"; did you mean `Europe/Berlin`?"`` for a near miss of a zone's name, else ``""``."""
+    zones = {zone.lower(): zone for zone in available_timezones()}
+    found = zones.get(name.lower())
+    if any(zone.startswith(name.lower().rstrip("/") + "/") for zone in zones):
+        return ""  # a directory of zones ('America/Argentina'): none of them is nearer
+    if found is None:
+        near = difflib.get_close_matches(name.lower(), zones, n=1, cutoff=0.8)
+        found = zones[near[0]] if near else None
+    return f"; did you mean `{found}`?" if found else ""
 
 
 def name_is_valid(name: str) -> bool:

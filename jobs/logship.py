@@ -294,8 +294,16 @@ class LogshipJob(ContainerJob):
             raise ValueError("volumes_from/volumes need paths: the globs of the files to ship")
         if not self.paths and not self.containers:
             raise ValueError("a logship job needs a source: paths (in volumes) and/or containers")
+        return self
+
+    @model_validator(mode="after")
+    def _log_driver(self) -> LogshipJob:
         if self.log_options and self.log_driver is None:
             raise ValueError("log_options need log_driver")
+        return self
+
+    @model_validator(mode="after")
+    def _one_run_at_a_time(self) -> LogshipJob:
         if self.concurrency == "allow":
             raise ValueError(
                 "concurrency 'allow' would let two runs ship the same lines: "

@@ -83,10 +83,22 @@ class RotateJob(ContainerJob):
             raise ValueError(
                 "a rotate job needs the volumes that hold the files: volumes_from and/or volumes"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _when(self) -> RotateJob:
         if self.max_size is None and self.max_age is None:
             raise ValueError("a rotate job needs max_size and/or max_age (when to rotate)")
+        return self
+
+    @model_validator(mode="after")
+    def _tell(self) -> RotateJob:
         if self.signal is not None and self.restart:
             raise ValueError("signal and restart exclude each other: choose one")
+        return self
+
+    @model_validator(mode="after")
+    def _one_run_at_a_time(self) -> RotateJob:
         if self.concurrency == "allow":
             raise ValueError("concurrency 'allow' would let two runs rotate the same files")
         return self

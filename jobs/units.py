@@ -58,11 +58,22 @@ SIZE_MAX = "1024TiB"
 def _number_or_text(value: object, from_text: Callable[[str], float], expected: str) -> float:
     """A non-negative finite number, given as a number or as text ``from_text`` reads."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected {expected}, got {value!r}")
+        raise ValueError(f"expected {expected}, got {_given(value)}")
     number = from_text(value.strip()) if isinstance(value, str) else float(value)
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"expected {expected}, got {value!r}")
     return number
+
+
+def _given(value: object) -> str:
+    """A value of the wrong type as the config file writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
 
 
 def parse_duration(value: object) -> float:

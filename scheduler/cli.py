@@ -206,15 +206,14 @@ def _validate(args: argparse.Namespace) -> int:
                 "timezone": entry.job.timezone,
                 "enabled": entry.job.enabled,
                 "next_runs": upcoming[name],
-                "warnings": warnings[name],
+                "warnings": warnings[name]
+                + [f"{w.key}: {w.message}" for w in config.warnings.get(name, ())],
             }
             for name, entry in config.jobs.items()
         }
         print(json.dumps(report, indent=2))
         return EXIT_OK
-    for name, found in warnings.items():
-        for warning in found:
-            print(f"warning: jobs.{name}.schedule: {warning}", file=sys.stderr)
+    _print_warnings(config, warnings)
     print(f"{config.path}: OK, {len(config.jobs)} job(s)")
     for name, entry in config.jobs.items():
         job = entry.job
@@ -223,6 +222,16 @@ def _validate(args: argparse.Namespace) -> int:
         for when in upcoming[name] or ["never fires"]:
             print(f"  {when}")
     return EXIT_OK
+
+
+def _print_warnings(config: Config, schedules: dict[str, list[str]]) -> None:
+    """``validate``'s warnings on stderr: the schedules', then the keys' (shell syntax)."""
+    for name, found in schedules.items():
+        for warning in found:
+            print(f"warning: jobs.{name}.schedule: {warning}", file=sys.stderr)
+    for name, keys in config.warnings.items():
+        for key in keys:
+            print(f"warning: jobs.{name}.{key.key}: {key.message}", file=sys.stderr)
 
 
 def _load_or_report(args: argparse.Namespace) -> Config | None:

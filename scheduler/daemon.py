@@ -28,7 +28,7 @@ from scheduler.errors import EngineUnavailableError
 from scheduler.exits import EXIT_FAILURE, EXIT_OK
 from scheduler.logs import get_logger
 from scheduler.recovery import settle
-from scheduler.reload import ConfigWatcher, reload
+from scheduler.reload import ConfigWatcher, log_warnings, reload
 from scheduler.startup import (
     Base,
     Parts,
@@ -121,6 +121,7 @@ class Daemon:
         earlier daemon left, start the schedule and the admin socket — each entered into
         ``stack`` once taken. None after a failure it logged."""
         settings, jobs, parts = self._config.daemon, self._config.jobs, Parts()
+        log_warnings(self._config)
         engine = self._wait_for_engine()
         if engine is None:
             return None

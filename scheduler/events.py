@@ -100,6 +100,13 @@ EVENTS: tuple[Event, ...] = (
         "`[daemon]` keys changed; they apply at the next start",
     ),
     _event(
+        "config.warning",
+        "warning",
+        "job; key: the key below the job, e.g. `pre_exec[0].command`; warning",
+        "at start and after each reload, each warning `crontainer validate` prints about a "
+        "key: a string command with shell syntax no shell reads (see configuration.md)",
+    ),
+    _event(
         "daemon.stopping",
         "info",
         "signal active_runs shutdown_grace_s",

@@ -66,6 +66,15 @@ def diff_jobs(old: Mapping[str, JobEntry], new: Mapping[str, JobEntry]) -> JobCh
     )
 
 
+def log_warnings(config: Config) -> None:
+    """``config.warning`` for each warning of the config's jobs (what ``validate`` prints):
+    at start and after each reload."""
+    log = get_logger()
+    for job, found in config.warnings.items():
+        for warning in found:
+            log.warning("config.warning", job=job, key=warning.key, warning=warning.message)
+
+
 def reload(
     old: Config,
     ticker: Ticker,
@@ -94,8 +103,9 @@ def reload(
     )
     if daemon_keys:
         log.warning("config.restart_required", keys=daemon_keys)
-    install(Config(path=old.path, daemon=old.daemon, jobs=new.jobs))
+    install(Config(path=old.path, daemon=old.daemon, jobs=new.jobs, warnings=new.warnings))
     metrics.reloaded(applied=True)
+    log_warnings(new)
     log.info(
         "config.reloaded",
         trigger=trigger,

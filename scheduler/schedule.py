@@ -47,6 +47,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from jobs.base import time_zone
 from jobs.units import parse_duration
+from scheduler import schedule_hints as hints
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -263,6 +264,9 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
             return Schedule(expression, zone, _every(rest), wall_clock=False)
         if head == SECONDS_PREFIX:
             fields = rest.split()
+            hint = hints.quartz(fields, _readable) if "?" in fields else None
+            if hint is not None:
+                raise ScheduleError(hint)
             if len(fields) != 6:  # noqa: PLR2004
                 raise ScheduleError(
                     f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "
@@ -273,11 +277,21 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
             return Schedule(expression, zone, _cron_trigger(["0", *MACROS[head].split()]))
         if head == "@reboot":
             raise ScheduleError(
-                "'@reboot' is not a schedule here; run_on_start is planned for that"
+                "'@reboot' is not a schedule here: set run_on_start = true (the job runs once "
+                "when the daemon starts), with a schedule for its later runs (e.g. '@daily')"
             )
         known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
+    return Schedule(expression, zone, _cron_trigger(["0", *_five_fields(text)]))
+
+
+def _five_fields(text: str) -> list[str]:
+    """The fields of a cron expression; ScheduleError when there are not 5 of them (with a
+    hint for English and for Quartz's form)."""
     fields = text.split()
+    hint = hints.english(text) or hints.quartz(fields, _readable)
+    if hint is not None:
+        raise ScheduleError(hint)
     if len(fields) == 6:  # noqa: PLR2004
         raise ScheduleError(
             "6 fields: a seconds field must be marked, as in "
@@ -287,7 +301,16 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
         raise ScheduleError(
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
-    return Schedule(expression, zone, _cron_trigger(["0", *fields]))
+    return fields
+
+
+def _readable(expression: str) -> bool:
+    """``expression`` is a schedule this module reads."""
+    try:
+        parse_schedule(expression)
+    except ScheduleError:
+        return False
+    return True
 
 
 def _every(rest: str) -> BaseTrigger:

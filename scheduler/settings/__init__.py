@@ -9,13 +9,14 @@ naming where it is (``jobs.db-backup.schedule: …``). Its parts:
   plain tables; environment text converted by the type of the key it sets.
 - ``messages``: validation errors as error lines, never showing a secret.
 - ``entries``: ``[defaults]`` checked and merged; each ``[jobs.NAME]`` → ``JobEntry``.
+- ``shell``: the warnings of string commands that hold shell syntax.
 - ``schema``: the JSON Schema of the file (``config_schema``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from scheduler.settings.entries import JobEntry, check_defaults, load_job
 from scheduler.settings.messages import error_lines
 from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
+from scheduler.settings.shell import KeyWarning, command_warnings
 from scheduler.settings.sources import read_sources
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ __all__ = [
     "Config",
     "DaemonSettings",
     "JobEntry",
+    "KeyWarning",
     "config_path",
     "config_schema",
     "load_config",
@@ -53,11 +56,14 @@ MAX_JOBS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Everything the daemon needs, validated."""
+    """Everything the daemon needs, validated; ``warnings``: by job, what is valid but
+    likely not meant (a string command with shell syntax), for ``validate`` to print and
+    the daemon to log."""
 
     path: Path
     daemon: DaemonSettings
     jobs: Mapping[str, JobEntry]
+    warnings: Mapping[str, tuple[KeyWarning, ...]] = field(default_factory=dict)
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -76,6 +82,29 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot be loaded: {type(e).__name__}: {e}"]) from e
 
 
+def _from_env(line: str, origins: Mapping[str, str]) -> str:
+    """``line`` naming the environment variable that set the value it is about, when one
+    did (``CRONTAINER_DAEMON__LOG_LEVEL: …`` rather than ``daemon.log_level: …``; below the
+    key: ``CRONTAINER_DAEMON__REMOTES (at box.bucket): …``)."""
+    for where, var in origins.items():
+        if line.startswith(where) and line[len(where) : len(where) + 1] in (":", ".", "["):
+            rest = line[len(where) :]
+            if rest.startswith(":"):
+                return var + rest
+            inner, _, message = rest.lstrip(".").partition(": ")
+            return f"{var} (at {inner}): {message}"
+    return line
+
+
+def _copy_to(entry: JobEntry | None, table: Mapping[str, object]) -> list[str]:
+    """The remotes a job copies to; of a backup refused for other errors, the names its
+    table gives (so that a remote no [daemon.remotes] defines is said at the same time)."""
+    if entry is not None:
+        return list(getattr(entry.job, "copy_to", []))
+    given = table.get("copy_to") if table.get("kind") == "backup" else None
+    return [n for n in given if isinstance(n, str)] if isinstance(given, list) else []
+
+
 def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     try:
         size = path.stat().st_size
@@ -89,8 +118,9 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
             [f"{path}: the config file is {size} bytes; at most {MAX_CONFIG_BYTES} are read"]
         )
     errors: list[str] = []
+    origins: dict[str, str] = {}
     try:
-        raw = read_sources(path, env, errors)
+        raw = read_sources(path, env, errors, origins)
     except (OSError, ValueError) as e:  # TOMLDecodeError is a ValueError
         raise ConfigError([f"{path}: cannot read the config: {e}"]) from None
     daemon: DaemonSettings | None = None
@@ -101,7 +131,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     try:
         daemon = DaemonSettings.model_validate({**table, "remotes": remotes})
     except ValidationError as e:
-        errors.extend(error_lines(e, "daemon"))
+        errors.extend(error_lines(e, "daemon", DaemonSettings))
     defaults = check_defaults(raw.get("defaults", {}), errors)
     if len(raw.get("jobs", {})) > MAX_JOBS:
         raise ConfigError([f"jobs: {len(raw['jobs'])} jobs; at most {MAX_JOBS} are allowed"])
@@ -110,7 +140,10 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         entry = load_job(name, table, defaults, errors)
         if entry is not None:
             entries[name] = entry
-            errors.extend(copy_to_problems(name, getattr(entry.job, "copy_to", []), named))
+        errors.extend(copy_to_problems(name, _copy_to(entry, table), named))
     if errors or daemon is None:
-        raise ConfigError(errors)
-    return Config(path=path, daemon=daemon, jobs=entries)
+        raise ConfigError([_from_env(line, origins) for line in errors])
+    warnings = {name: tuple(command_warnings(entry.job)) for name, entry in entries.items()}
+    return Config(
+        path=path, daemon=daemon, jobs=entries, warnings={k: v for k, v in warnings.items() if v}
+    )

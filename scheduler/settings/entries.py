@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError, create_model, field_validator
 from jobs.base import BaseJob, name_is_valid
 from jobs.kinds import KINDS, Job
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
-from scheduler.settings.messages import error_lines
+from scheduler.settings.messages import closest, did_you_mean, error_lines
 from scheduler.settings.sources import job_fields
 
 if TYPE_CHECKING:
@@ -48,12 +48,14 @@ def _defaults_model(kind: type[BaseJob]) -> type[BaseModel]:
         )
         for name, found in kind.__pydantic_decorators__.field_validators.items()
     }
-    return create_model(
+    model = create_model(
         f"{kind.__name__}Defaults",
         __config__=kind.model_config,
         __validators__=validators,
         **fields,
     )
+    model.KIND = kind.KIND  # type: ignore[attr-defined]  # what a kind's field checks may read
+    return model
 
 
 def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
@@ -65,14 +67,16 @@ def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, 
             errors.append("defaults.kind: a job's kind cannot have a default")
             bad.add(key)
         elif key not in known:
-            errors.append("defaults." + key + ": unknown key (no job kind has it)")
+            errors.append(
+                f"defaults.{key}: unknown key (no job kind has it){did_you_mean(key, known)}"
+            )
             bad.add(key)
     for kind in KINDS.values():
         part = {k: v for k, v in defaults.items() if k in kind.model_fields and k not in bad}
         try:
             _defaults_model(kind).model_validate(part)
         except ValidationError as e:
-            errors.extend(error_lines(e, "defaults"))
+            errors.extend(error_lines(e, "defaults", _defaults_model(kind)))
             # each key is judged once: a later kind, or a job, does not report it again
             bad.update(str(item["loc"][0]) for item in e.errors() if item["loc"])
     return {k: v for k, v in defaults.items() if k not in bad}
@@ -104,9 +108,50 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
         return parse_schedule(expression, zone)
     except ScheduleError as e:
         errors.append(f"{where}.schedule: {e}")
-    except (ValueError, KeyError):
-        pass  # an unknown time zone: reported by the model's validation
+    except (ValueError, KeyError):  # an unknown time zone: reported by the model's validation
+        try:
+            parse_schedule(expression)  # the schedule's own errors still go with it
+        except ScheduleError as e:
+            errors.append(f"{where}.schedule: {e}")
+        except (ValueError, KeyError):
+            pass
     return None
+
+
+def _whole(line: str, where: str) -> bool:
+    """``line`` is about the whole job (a rule of its kind), not one of its keys."""
+    return line.startswith(f"{where}: ")
+
+
+def _rule_problems(
+    kind: type[BaseJob], table: Mapping[str, Any], error: ValidationError
+) -> list[str]:
+    """What the kind's whole-job rules (its model validators) say about ``table``, whose
+    validation failed with ``error``: each rule is checked on the keys that are valid, so
+    that its problem shows together with the keys' errors; a rule that reads a key with
+    an error (or a key that an unknown key looks like a misspelling of) is skipped."""
+    fields = set(kind.model_fields)
+    broken = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+    broken |= {near for key in table if key not in fields if (near := closest(key, fields))}
+    good = {k: v for k, v in table.items() if k in fields and k not in broken}
+    try:
+        values = _defaults_model(kind).model_validate(good)
+    except Exception:  # not expected (each key was valid on its own): no rule is judged
+        return []
+    job = kind.model_construct(**{k: getattr(values, k) for k in good})
+    for name in broken & fields:
+        job.__dict__.pop(name, None)  # reading it raises AttributeError: the rule is skipped
+    problems = []
+    for rule in kind.__pydantic_decorators__.model_validators.values():
+        if rule.info.mode != "after":
+            continue
+        try:
+            rule.func(job)
+        except ValueError as e:
+            problems.append(str(e))
+        except Exception:  # noqa: S112 - a rule that needs a broken key: skipped
+            continue
+    return problems
 
 
 def load_job(  # noqa: PLR0911 - one early return per kind of problem
@@ -127,7 +172,10 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
         return None
     kind = KINDS.get(str(kind_name))
     if kind is None:
-        errors.append(f"{where}.kind: unknown kind {kind_name!r} (one of: {', '.join(KINDS)})")
+        near = did_you_mean(str(kind_name), KINDS)
+        errors.append(
+            f"{where}.kind: unknown kind {kind_name!r} (one of: {', '.join(KINDS)}){near}"
+        )
         return None
     merged = _with_defaults(table, kind, defaults)
     known = len(errors)
@@ -135,7 +183,10 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
     try:
         job = kind.model_validate(merged)
     except ValidationError as e:
-        errors.extend(error_lines(e, where))
+        lines = error_lines(e, where, kind)
+        rules = [f"{where}: {problem}" for problem in _rule_problems(kind, merged, e)]
+        keys = [line for line in lines if not _whole(line, where)]
+        errors.extend([*keys, *rules] if keys or rules else lines)  # never without a reason
         return None
     if schedule is None:
         if len(errors) == known:  # never drop a job without saying why

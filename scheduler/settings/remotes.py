@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from jobs.base import NAME_PATTERN, FileSecret, Model, SecretValue
 from jobs.repository import SshKeys
-from scheduler.settings.messages import error_lines
+from scheduler.settings.messages import did_you_mean, error_lines
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -172,14 +172,20 @@ def load_remotes(raw: object, errors: list[str]) -> dict[str, S3Remote | SftpRem
             errors.append(f"{where}.{name}: expected a table")
             continue
         kind = table.get("type")
+        if kind is None:
+            errors.append(
+                f"{where}.{name}.type: required key is missing (one of: {', '.join(TYPES)})"
+            )
+            continue
         if kind not in TYPES:
             got = "" if kind is None else f" (got {kind!r})" if isinstance(kind, str) else ""
-            errors.append(f"{where}.{name}.type: expected one of {', '.join(TYPES)}{got}")
+            near = did_you_mean(kind, TYPES) if isinstance(kind, str) else ""
+            errors.append(f"{where}.{name}.type: expected one of {', '.join(TYPES)}{got}{near}")
             continue
         try:
             remotes[name] = TYPES[kind].model_validate(table)
         except ValidationError as e:
-            errors.extend(error_lines(e, f"{where}.{name}"))
+            errors.extend(error_lines(e, f"{where}.{name}", TYPES[kind]))
     return remotes
 
 

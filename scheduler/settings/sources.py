@@ -21,7 +21,7 @@ from pydantic_settings import (
 from jobs.kinds import KINDS
 from scheduler.locations import ENV_CONFIG
 from scheduler.settings.daemon import DaemonSettings
-from scheduler.settings.messages import error_lines
+from scheduler.settings.messages import closest, did_you_mean, error_lines
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -41,11 +41,16 @@ class _StrictEnvSource(PydanticBaseSettingsSource):
     """``CRONTAINER_DAEMON__KEY`` and ``CRONTAINER_DEFAULTS__KEY``; anything else is an error."""
 
     def __init__(
-        self, settings_cls: type[BaseSettings], environ: Mapping[str, str], errors: list[str]
+        self,
+        settings_cls: type[BaseSettings],
+        environ: Mapping[str, str],
+        errors: list[str],
+        origins: dict[str, str],
     ) -> None:
         super().__init__(settings_cls)
         self._environ = environ
         self._errors = errors
+        self._origins = origins
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ANN401, ARG002
         return None, field_name, False  # unused: __call__ builds the whole dict
@@ -59,11 +64,7 @@ class _StrictEnvSource(PydanticBaseSettingsSource):
                 continue
             section, sep, key = upper[len(ENV_PREFIX) :].lower().partition("__")
             if not sep or section not in known or key not in known[section]:
-                self._errors.append(
-                    f"{var}: unknown environment variable (use CRONTAINER_DAEMON__<key> or "
-                    f"CRONTAINER_DEFAULTS__<key> with a key of [daemon] or [defaults]; "
-                    f"{ENV_CONFIG} names the config file)"
-                )
+                self._errors.append(f"{var}: unknown environment variable{_near(upper, known)}")
                 continue
             try:
                 parsed = json.loads(value) if value.lstrip()[:1] in ("[", "{") else value
@@ -73,7 +74,26 @@ class _StrictEnvSource(PydanticBaseSettingsSource):
             if isinstance(parsed, str):
                 parsed = _from_text(parsed, _field_of(section, key))
             found.setdefault(section, {})[key] = parsed
+            self._origins[f"{section}.{key}"] = var
         return found
+
+
+def _near(var: str, known: Mapping[str, set[str]]) -> str:
+    """What to say after an unknown ``CRONTAINER_*`` variable: the variable meant, if one is
+    close, else the forms a variable takes."""
+    names = [ENV_CONFIG] + [
+        f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+        for section, keys in known.items()
+        for key in keys
+    ]
+    tails = {name.removeprefix(ENV_PREFIX): name for name in names}
+    near = closest(var.removeprefix(ENV_PREFIX), tails)
+    if near is not None:
+        return f" (did you mean `{tails[near]}`?)"
+    return (
+        " (use CRONTAINER_DAEMON__<key> or CRONTAINER_DEFAULTS__<key> with a key of [daemon] "
+        f"or [defaults]; {ENV_CONFIG} names the config file)"
+    )
 
 
 _TRUTH = {"true": True, "yes": True, "on": True, "1": True}
@@ -119,14 +139,24 @@ def _from_text(text: str, field: FieldInfo) -> object:
     return text
 
 
-def read_sources(path: Path, environ: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
-    """Merge the TOML file and the environment into one plain dict."""
+SECTIONS = ("daemon", "defaults", "jobs")
+"""The config's top-level tables."""
+
+
+def read_sources(
+    path: Path, environ: Mapping[str, str], errors: list[str], origins: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge the TOML file and the environment into one plain dict: the top-level tables
+    that are tables (a key that is not one of them, or not a table, is an error in
+    ``errors`` and left out, so that the rest is still checked). ``origins`` gets the
+    variable that set each ``section.key`` from the environment."""
+    from_env: dict[str, str] = {} if origins is None else origins
 
     class _Raw(BaseSettings):
-        model_config = SettingsConfigDict(extra="forbid")
-        daemon: dict[str, Any] = {}
-        defaults: dict[str, Any] = {}
-        jobs: dict[str, dict[str, Any]] = {}
+        model_config = SettingsConfigDict(extra="allow")
+        daemon: Any = {}
+        defaults: Any = {}
+        jobs: Any = {}
 
         @classmethod
         def settings_customise_sources(
@@ -138,13 +168,28 @@ def read_sources(path: Path, environ: Mapping[str, str], errors: list[str]) -> d
             file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (
-                _StrictEnvSource(settings_cls, environ, errors),
+                _StrictEnvSource(settings_cls, environ, errors, from_env),
                 TomlConfigSettingsSource(settings_cls, toml_file=path),
             )
 
     try:
-        raw = _Raw()
+        raw = _Raw().model_dump()
     except ValidationError as e:
         errors.extend(error_lines(e, ""))
         return {}
-    return raw.model_dump()
+    tables: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in SECTIONS:
+            errors.append(f"{key}: unknown key{did_you_mean(key, SECTIONS)}")
+        elif not isinstance(value, dict):
+            errors.append(f"{key}: expected a table ([{key}])")
+        else:
+            tables[key] = value
+    jobs = tables.get("jobs", {})
+    for name in [n for n, table in jobs.items() if not isinstance(table, dict)]:
+        hint = ""
+        if name in job_fields() or name == "kind":
+            hint = f" (a job's keys go in a [jobs.<name>] table; {name} is a key of one)"
+        errors.append(f"jobs.{name}: expected a table{hint}")
+        del jobs[name]
+    return tables

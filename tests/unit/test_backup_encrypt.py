@@ -37,7 +37,7 @@ load, errors_of = load_backup, backup_errors
         ),
         (
             TARGET + "encrypt = { recipients = [] }",
-            "jobs.b.encrypt.recipients: List should have at least 1 item",
+            "jobs.b.encrypt.recipients: expected at least 1 item",
         ),
         (
             TARGET + f'encrypt = {{ recipients = ["{AGE}", "{AGE[:-1]}q"] }}',
@@ -78,7 +78,7 @@ load, errors_of = load_backup, backup_errors
         ),
         (
             TARGET + 'encrypt = { passphrase = { file = "age.txt" } }',
-            "jobs.b.encrypt.passphrase.FileSecret.file: file 'age.txt' must be an absolute path",
+            "jobs.b.encrypt.passphrase.file: file 'age.txt' must be an absolute path",
         ),
         (
             TARGET + f'encrypt = {{ recipients = ["{AGE}"], armor = true }}',

@@ -33,11 +33,11 @@ def load(tmp_path: Path, extra: str) -> BackupJob:
         ('volumes = ["data"]', "jobs.b.volumes: volume 'data': expected 'source:/target'"),
         (
             'volumes_from = "db"\ncompression = "xz"',
-            "jobs.b.compression: Input should be 'zstd', 'gzip' or 'none'",
+            "jobs.b.compression: expected 'zstd', 'gzip' or 'none'",
         ),
         (
             'volumes_from = "db"\nkeep_last = 0',
-            "jobs.b.keep_last: Input should be greater than or equal to 1",
+            "jobs.b.keep_last: must be at least 1",
         ),
         (
             'volumes_from = "db"\npre_exec = [{ command = "x" }]',

@@ -52,9 +52,9 @@ def test_defaults_harden_ops_containers_too(tmp_path: Path) -> None:
     ("key", "message"),
     [
         ('cap_drop = ["net admin"]', "jobs.a.cap_drop: 'net admin' is not a capability name"),
-        ("pids_limit = 0", "jobs.a.pids_limit: Input should be greater than or equal to 1"),
+        ("pids_limit = 0", "jobs.a.pids_limit: must be at least 1"),
         ('memory = "1MiB"', "jobs.a.memory: memory must be at least 6MiB"),
-        ('read_only = "maybe"', "jobs.a.read_only: Input should be a valid boolean"),
+        ('read_only = "maybe"', "jobs.a.read_only: expected true or false"),
     ],
 )
 def test_bad_hardening_names_the_key(tmp_path: Path, key: str, message: str) -> None:

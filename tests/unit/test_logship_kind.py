@@ -49,37 +49,40 @@ def load(tmp_path: Path, text: str) -> LogshipJob:
         ('volumes_from = "app"\n' + FILE_SINK, "jobs.s: volumes_from/volumes need paths"),
         ('volumes_from = "app"\npaths = ["x/*.log"]\n' + FILE_SINK, "must be absolute"),
         (FILES, "jobs.s.sink: required key is missing"),
-        (FILES + '[jobs.s.sink]\ntype = "kafka"\n', "jobs.s.sink: Input tag 'kafka' found"),
+        (
+            FILES + '[jobs.s.sink]\ntype = "kafka"\n',
+            "jobs.s.sink.type: unknown sink type 'kafka' (one of: file, http, syslog, stdout)",
+        ),
         (
             FILES + '[jobs.s.sink]\ntype = "file"\nvolume = "v"\npath = "../out"\n',
-            "jobs.s.sink.file.path: path '../out' must be relative to the volume",
+            "jobs.s.sink.path: path '../out' must be relative to the volume",
         ),
         (
             FILES + '[jobs.s.sink]\ntype = "http"\nurl = "ftp://x/"\n',
-            "jobs.s.sink.http.url: expected an http:// or https:// URL with a host (no spaces)",
+            "jobs.s.sink.url: expected an http:// or https:// URL with a host (no spaces)",
         ),
         (
             FILES + '[jobs.s.sink]\ntype = "syslog"\naddress = "udp://h"\n',
-            "jobs.s.sink.syslog.address: address 'udp://h': expected udp://host:port",
+            "jobs.s.sink.address: address 'udp://h': expected udp://host:port",
         ),
         (
             FILES + '[jobs.s.sink]\ntype = "syslog"\naddress = "tcp://h:514"\nfacility = "x"\n',
-            "jobs.s.sink.syslog.facility: unknown facility 'x'",
+            "jobs.s.sink.facility: unknown facility 'x'",
         ),
         (
             FILES
             + '[jobs.s.sink]\ntype = "http"\nurl = "http://h/"\nheaders = { A = { env = 1 } }\n',
-            "jobs.s.sink.http.headers.A",
+            "jobs.s.sink.headers.A",
         ),
         (
             FILES + '[jobs.s.sink]\ntype = "stdout"\nbatch_lines = 0\n',
-            "jobs.s.sink.stdout.batch_lines: Input should be greater than or equal to 1",
+            "jobs.s.sink.batch_lines: must be at least 1",
         ),
         (FILES + 'log_options = { a = "b" }\n' + FILE_SINK, "jobs.s: log_options need log_driver"),
         (FILES + 'concurrency = "allow"\n' + FILE_SINK, "jobs.s: concurrency 'allow' would let"),
         (
             FILES + "max_line = 1000\n" + FILE_SINK,
-            "jobs.s.max_line: Input should be greater than or equal to 1024",
+            "jobs.s.max_line: must be at least 1024",
         ),
         (FILES + 'max_line = "65MiB"\n' + FILE_SINK, "jobs.s.max_line: must be at most 64MiB"),
     ],

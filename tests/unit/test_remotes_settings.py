@@ -74,22 +74,31 @@ def test_remotes_of_each_type_load_with_their_keys_and_secrets_as_references(
     ("table", "error"),
     [
         (SFTP.replace('host = "backup.example"\n', ""), "daemon.remotes.box.host: required key"),
-        (SFTP + "port = 70000\n", "daemon.remotes.box.port: Input should be less than or equal"),
+        (SFTP + "port = 70000\n", "daemon.remotes.box.port: must be at most 65535"),
         (
             SFTP.replace("backup.example ssh-ed25519 AAAAC3Nza", "nothing"),
             "daemon.remotes.box.known_hosts: known_hosts: no 'host keytype key' line",
         ),
         (SFTP.replace('"/srv/backups/"', '"../x"'), "daemon.remotes.box.path: expected a folder"),
         (SFTP + "region = 'x'\n", "daemon.remotes.box.region: unknown key"),
-        (DAV.replace("https://cloud", "ftp://cloud"), "daemon.remotes.dav.url: String should"),
-        (DAV.replace('"nextcloud"', '"box"'), "daemon.remotes.dav.vendor: Input should be"),
+        (
+            DAV.replace("https://cloud", "ftp://cloud"),
+            "daemon.remotes.dav.url: expected text matching the pattern",
+        ),
+        (
+            DAV.replace('"nextcloud"', '"box"'),
+            "daemon.remotes.dav.vendor: expected 'other', 'nextcloud'",
+        ),
         (S3.replace('bucket = "backups"\n', ""), "daemon.remotes.s3.bucket: required key"),
         (
             S3.replace('access_key_id = "AKIA"\n', ""),
             "daemon.remotes.s3.access_key_id: required key",
         ),
         (S3.replace('"s3"\n', '"ftp"\n', 1), "daemon.remotes.s3.type: expected one of s3, sftp"),
-        (SFTP.replace('type = "sftp"\n', ""), "daemon.remotes.box.type: expected one of s3, sftp"),
+        (
+            SFTP.replace('type = "sftp"\n', ""),
+            "daemon.remotes.box.type: required key is missing (one of: s3, sftp, webdav)",
+        ),
         ("[daemon.remotes.'a b']\ntype = 's3'\n", "daemon.remotes.a b: a remote's name must"),
     ],
 )
@@ -159,7 +168,9 @@ def test_the_environment_sets_the_remotes_as_json(tmp_path: Path) -> None:
     assert isinstance(box, WebdavRemote)
     assert (box.url, box.password) == ("http://dav:8080/", EnvSecret(env="P"))
     bad = {"CRONTAINER_DAEMON__REMOTES": json.dumps({"box": {"type": "webdav"}})}
-    assert _errors(tmp_path, JOB, bad) == ["daemon.remotes.box.url: required key is missing"]
+    assert _errors(tmp_path, JOB, bad) == [
+        "CRONTAINER_DAEMON__REMOTES (at box.url): required key is missing"
+    ]
 
 
 def test_a_default_copy_to_never_makes_a_job_without_a_target_stream(tmp_path: Path) -> None:

@@ -402,7 +402,13 @@ def test_a_schedule_keeps_its_expression_as_written() -> None:
     ("expression", "message"),
     [
         ("", "the schedule is empty"),
-        ("@reboot", "'@reboot' is not a schedule here; run_on_start is planned for that"),
+        (
+            "@reboot",
+            (
+                "'@reboot' is not a schedule here: set run_on_start = true (the job runs once when the "
+                "daemon starts), with a schedule for its later runs (e.g. '@daily')"
+            ),
+        ),
         (
             "@daily 5",
             (

@@ -44,7 +44,7 @@ def test_an_unknown_top_level_table_is_the_only_error(tmp_path: Path) -> None:
     """A typo in a table's name is one error; [daemon], [defaults] and the jobs are not
     reported again for it."""
     text = "[deamon]\nname = 'x'\n" + RUN.format(name="a")
-    assert errors_of(tmp_path, text) == ["deamon: unknown key"]
+    assert errors_of(tmp_path, text) == ["deamon: unknown key (did you mean `daemon`?)"]
 
 
 def test_a_bad_job_name_is_refused_saying_what_a_name_may_hold(tmp_path: Path) -> None:
@@ -66,12 +66,12 @@ def test_kind_in_defaults_is_the_only_error(tmp_path: Path) -> None:
     ("default", "error"),
     [
         ('timeout = "soon"', "defaults.timeout: expected a duration such as '90s'"),
-        ("labels = { team = 5 }", "defaults.labels.team: Input should be a valid string"),
+        ("labels = { team = 5 }", "defaults.labels.team: expected a string"),
         (
             "retry_exit_codes = [300]",
-            "defaults.retry_exit_codes[0]: Input should be less than or equal to 255",
+            "defaults.retry_exit_codes[0]: must be at most 255",
         ),
-        ('volumes = ["data:/data", 5]', "defaults.volumes[1]: Input should be a valid string"),
+        ('volumes = ["data:/data", 5]', "defaults.volumes[1]: expected a string"),
     ],
 )
 def test_a_bad_default_is_reported_once_under_defaults_whatever_its_shape(
