@@ -37,3 +37,5 @@ def test_each_toml_block_is_a_valid_config(block: Block, tmp_path: Path) -> None
     config.write_text(block.text)
     loaded = load_config(config, environ={})
     assert loaded.jobs or "[daemon]" in block.text, f"{block}: no job and no [daemon] table"
+    # What a reader copies draws no warning either (a string command with shell syntax).
+    assert not loaded.warnings, f"{block}: {loaded.warnings}"
