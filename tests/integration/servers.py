@@ -124,23 +124,28 @@ def next_run_after_restart(daemon: Any, dav: Any, ended: Callable[[Any], bool]) 
     return done
 
 
-def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:
-    """An image made from ``dockerfile`` for the session, reaching the internet through the
-    host's network as scripts/engine.sh does: its tag."""
-    tag = f"{unique('crontainer-test-' + what)}:latest"
+def build(engine: docker.DockerClient, dockerfile: str, tag: str, *, labelled: bool) -> str:
+    """Build ``dockerfile`` as ``tag``, reaching the internet through the host's network as
+    scripts/engine.sh does (``labelled``: with the tests' labels, removed with the session's
+    leftovers); a failure fails the test with the build's output. The tag."""
     try:
         engine.images.build(
             fileobj=io.BytesIO(dockerfile.encode()),
             tag=tag,
             network_mode="host",
-            labels=LABELS,
+            labels=LABELS if labelled else None,
             rm=True,
             forcerm=True,
         )
     except docker.errors.BuildError as e:
         said = "".join(str(part.get("stream", "")) for part in e.build_log)
-        pytest.fail(f"cannot make the {what} image (Debian's mirror, PyPI?): {e}\n{said}")
+        pytest.fail(f"cannot make {tag} (Debian's mirror, PyPI?): {e}\n{said}")
     return tag
+
+
+def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:
+    """An image made from ``dockerfile`` for the session: its tag."""
+    return build(engine, dockerfile, f"{unique('crontainer-test-' + what)}:latest", labelled=True)
 
 
 @pytest.fixture(scope="session")
@@ -264,17 +269,7 @@ def mariadb_image(engine: docker.DockerClient) -> str:
     try:
         engine.images.get(MARIADB_IMAGE)
     except docker.errors.ImageNotFound:
-        try:
-            engine.images.build(
-                fileobj=io.BytesIO(MARIADB_DOCKERFILE.encode()),
-                tag=MARIADB_IMAGE,
-                network_mode="host",
-                rm=True,
-                forcerm=True,
-            )
-        except docker.errors.BuildError as e:
-            said = "".join(str(part.get("stream", "")) for part in e.build_log)
-            pytest.fail(f"cannot make {MARIADB_IMAGE} (Debian's mirror?): {e}\n{said}")
+        build(engine, MARIADB_DOCKERFILE, MARIADB_IMAGE, labelled=False)
     return MARIADB_IMAGE
 
 
