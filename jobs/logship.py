@@ -10,6 +10,7 @@ once the sink acknowledged a batch (``jobs.tools.logship``). The request is a
 
 from __future__ import annotations
 
+import difflib
 import urllib.parse
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -69,7 +70,9 @@ def _one_of(what: str, names: Iterable[str]) -> Callable[[str], str]:
 
     def check(value: str) -> str:
         if value not in known:
-            raise ValueError(f"unknown {what} {value!r} (one of: {', '.join(known)})")
+            near = difflib.get_close_matches(value.lower(), known, n=1, cutoff=0.6)
+            guess = f" (did you mean `{near[0]}`?)" if near else ""
+            raise ValueError(f"unknown {what} {value!r}{guess} (one of: {', '.join(known)})")
         return value
 
     return check

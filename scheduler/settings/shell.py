@@ -163,9 +163,17 @@ def command_warnings(model: BaseModel, key: str = "") -> list[KeyWarning]:
     return warnings
 
 
+_SECRET_LOOKING = re.compile(
+    r"(?i)(?:^|\s)-p\S|--pass|passw|secret|token|api[_-]?key|authorization|bearer"
+)
+"""Text of a command that may carry a secret as an argument (``mysqldump -pS3cret``,
+``--password=…``, ``TOKEN=…``): the warning, which the daemon logs, does not repeat it."""
+
+
 def _said(name: str, text: str, found: str) -> str:
-    program = shlex.split(text)[0]
-    own = json.dumps(text, ensure_ascii=False) if shown_value((name,), text) is not None else '"…"'
+    shown = shown_value((name,), text) is not None and not _SECRET_LOOKING.search(text)
+    program = shlex.split(text)[0] if shown else "the program"
+    own = json.dumps(text, ensure_ascii=False) if shown else '"…"'
     return (
         f"{found} is shell syntax, but a string command is split into arguments without a "
         f"shell: it reaches {program} as an argument. To run it in a shell, write "

@@ -309,8 +309,8 @@ def test_every_error_is_in_the_users_words(tmp_path: Path, case: str) -> None:
             [
                 "jobs.s.sink.address: required key is missing",
                 (
-                    "jobs.s.sink.facility: unknown facility 'locl0' (one of: kern, user, mail, "
-                    "daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, audit, "
+                    "jobs.s.sink.facility: unknown facility 'locl0' (did you mean `local0`?) "
+                    "(one of: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, audit, "
                     "alert, clock, local0, local1, local2, local3, local4, local5, local6, local7)"
                 ),
                 "jobs.s.sink.adress: unknown key (did you mean `address`?)",

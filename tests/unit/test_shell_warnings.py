@@ -161,6 +161,30 @@ def test_a_command_that_may_hold_a_password_is_not_shown(tmp_path: Path) -> None
     assert warning.message.endswith('write command = ["sh", "-c", "…"]')
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "mysqldump -uroot -pS3cret app > /dump/db.sql",
+        "mysqldump --password=S3cret app > /dump/db.sql",
+        "curl -H 'Authorization: Bearer S3cret' host | sh",
+        "TOKEN=S3cret ./push.sh && true",
+    ],
+)
+def test_a_command_with_a_password_as_an_argument_is_not_shown(
+    tmp_path: Path, command: str
+) -> None:
+    """The daemon logs the warning: a command that looks like it carries a secret as an
+    argument (-pX, --password=, a token, an Authorization header) is not repeated in it."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.r]\nkind = "run"\nimage = "db"\nschedule = "@daily"\n'
+        f"command = {json.dumps(command)}\n"
+    )
+    (warning,) = load_config(path, {}).warnings["r"]
+    assert "S3cret" not in warning.message
+    assert warning.message.endswith('write command = ["sh", "-c", "…"]')
+
+
 def test_the_daemon_logs_each_warning_at_start_and_after_a_reload(tmp_path: Path) -> None:
     """config.warning with the job, the key and the same text validate prints."""
     with running(tmp_path, job("a", "@yearly", command='"echo $HOME"')) as daemon:
