@@ -32,6 +32,15 @@ def load_job(tmp_path: Path, text: str, name: str, kind: type[Job]) -> Job:
     return job
 
 
+def file_errors(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    """The errors loading a config file of exactly ``text`` (and ``environ``) fails with."""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    return caught.value.errors
+
+
 def load_errors(tmp_path: Path, text: str) -> list[str]:
     """The errors loading a config of ``text`` fails with."""
     with pytest.raises(ConfigError) as caught:

@@ -15,10 +15,10 @@ import structlog
 from jobs.run import RunJob
 from scheduler import settings
 from scheduler.cli import main
-from scheduler.errors import ConfigError
 from scheduler.settings import MAX_CONFIG_BYTES, MAX_JOBS, load_config
 from scheduler.ticker import Ticker
 
+from .configs import file_errors
 from .fakes import FakeClock
 from .test_env_secrets import run_with
 
@@ -35,17 +35,9 @@ SHIP = (
 DEEP = "x = " + "[" * 100_000 + "]" * 100_000 + "\n"
 
 
-def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, environ or {})
-    return caught.value.errors
-
-
 def test_a_100000_deep_array_is_a_config_error(tmp_path: Path) -> None:
     """Nesting that exhausts the parser's recursion is one clear error, not a crash."""
-    assert errors_of(tmp_path, RUN + DEEP) == [
+    assert file_errors(tmp_path, RUN + DEEP) == [
         f"{tmp_path / 'c.toml'}: values are nested too deeply"
     ]
 
@@ -109,7 +101,7 @@ def test_every_duration_size_and_count_has_an_upper_bound(
     tmp_path: Path, text: str, expected: str
 ) -> None:
     """A value past its documented bound is refused at validation, naming job and field."""
-    errors = errors_of(tmp_path, text)
+    errors = file_errors(tmp_path, text)
     assert any(e.startswith(expected) for e in errors), errors
 
 
@@ -151,7 +143,7 @@ def test_mistakes_that_used_to_pass_are_refused_naming_the_field(
 ) -> None:
     """A whitespace schedule no longer makes the job vanish; empty or unsplittable commands,
     max_bytes = 0, coerced types and an empty heartbeat path are errors."""
-    errors = errors_of(tmp_path, text)
+    errors = file_errors(tmp_path, text)
     assert any(e.startswith(expected) for e in errors), errors
 
 
@@ -171,7 +163,7 @@ def test_errors_never_echo_secret_values(tmp_path: Path) -> None:
         + 'headers = { X-Key = "PW3\\r\\nX-Evil: 1" } }\n'
         + SHIP.replace('type = "stdout"', 'type = "http"\nurl = "gopher://u:PW4@h/?t=TK4"')
     )
-    errors = errors_of(tmp_path, text)
+    errors = file_errors(tmp_path, text)
     joined = "\n".join(errors)
     for secret in ("918273645", "PW1", "TK1", "PW2", "TK2", "PW3", "X-Evil", "PW4", "TK4"):
         assert secret not in joined, errors
@@ -183,7 +175,7 @@ def test_errors_never_echo_secret_values(tmp_path: Path) -> None:
 
 def test_a_header_name_must_be_a_token(tmp_path: Path) -> None:
     """A header name with a space or a colon would corrupt the request: refused."""
-    errors = errors_of(
+    errors = file_errors(
         tmp_path, RUN + 'notify = { webhook = "http://h/", headers = { "A: b" = "v" } }\n'
     )
     assert errors == [
@@ -198,12 +190,12 @@ def test_a_config_file_or_job_count_over_the_bounds_is_refused_before_parsing(
     error, not minutes of validation."""
     path = tmp_path / "c.toml"
     path.write_text(RUN + "# " + "x" * MAX_CONFIG_BYTES + "\n")
-    assert "at most 8388608 are read" in errors_of(tmp_path, path.read_text())[0]
+    assert "at most 8388608 are read" in file_errors(tmp_path, path.read_text())[0]
     many = "".join(
         f'[jobs.j{n}]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
         for n in range(MAX_JOBS + 1)
     )
-    assert errors_of(tmp_path, many) == [
+    assert file_errors(tmp_path, many) == [
         f"jobs: {MAX_JOBS + 1} jobs; at most {MAX_JOBS} are allowed"
     ]
 
@@ -223,14 +215,14 @@ def test_exactly_the_job_limit_loads_and_one_more_is_refused(
     path = tmp_path / "c.toml"
     path.write_text(jobs(3))
     assert sorted(load_config(path, {}).jobs) == ["j0", "j1", "j2"]
-    assert errors_of(tmp_path, jobs(4)) == ["jobs: 4 jobs; at most 3 are allowed"]
+    assert file_errors(tmp_path, jobs(4)) == ["jobs: 4 jobs; at most 3 are allowed"]
 
 
 def test_defaults_get_each_keys_own_checks_but_not_a_whole_jobs(tmp_path: Path) -> None:
     """[defaults] is checked key by key as every kind that has the key checks it (a memory
     under the engine's minimum, an unknown zone, a relative backup target); a check of a
     whole job (a backup needs a source) is for the jobs, which get the defaults."""
-    assert errors_of(
+    assert file_errors(
         tmp_path,
         '[defaults]\nmemory = "1MiB"\ntimezone = "Mars/Olympus"\ntarget = "./b"\n' + RUN,
     ) == [
@@ -266,7 +258,7 @@ def test_environment_text_is_read_by_the_keys_type(tmp_path: Path) -> None:
     job = config.jobs["j"].job
     assert (job.catch_up, job.retries, job.jitter) == (True, 2, 30.0)
     assert config.daemon.name == "123"
-    errors = errors_of(tmp_path, RUN, {"CRONTAINER_DEFAULTS__ENABLED": "maybe"})
+    errors = file_errors(tmp_path, RUN, {"CRONTAINER_DEFAULTS__ENABLED": "maybe"})
     assert errors == ["CRONTAINER_DEFAULTS__ENABLED: expected true or false (got 'maybe')"]
 
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scheduler.errors import ConfigError
-from scheduler.settings import load_config
 from scheduler.settings.messages import closest
+
+from .configs import file_errors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,14 +22,6 @@ NEEDS_TARGET = (
 )
 
 
-def errors_of(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, env or {})
-    return caught.value.errors
-
-
 def test_a_misspelt_table_does_not_hide_the_other_errors(tmp_path: Path) -> None:
     """[deamon], [job.x] and [default] are each an error, and [daemon], [defaults] and the
     jobs are still checked."""
@@ -37,7 +29,7 @@ def test_a_misspelt_table_does_not_hide_the_other_errors(tmp_path: Path) -> None
         "[deamon]\nname = 'x'\n[job.x]\nkind = 'run'\n[default]\ntimeout = '1h'\n"
         "[daemon]\nlog_level = 'loud'\n[defaults]\nretries = -1\n" + RUN + "bogus = 1\n"
     )
-    assert errors_of(tmp_path, text) == [
+    assert file_errors(tmp_path, text) == [
         "deamon: unknown key (did you mean `daemon`?)",
         "job: unknown key (did you mean `jobs`?)",
         "default: unknown key (did you mean `defaults`?)",
@@ -51,7 +43,7 @@ def test_a_whole_job_rule_is_reported_with_the_keys_errors(tmp_path: Path) -> No
     """A backup with a bad key and no target: both at once, not the rule only after the
     key is fixed."""
     text = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\nretries = "x"\n'
-    assert errors_of(tmp_path, text) == [
+    assert file_errors(tmp_path, text) == [
         "jobs.b.retries: expected a whole number (got 'x')",
         f"jobs.b: {NEEDS_TARGET}",
     ]
@@ -61,7 +53,7 @@ def test_every_broken_rule_of_a_job_is_reported_at_once(tmp_path: Path) -> None:
     """No volumes, no max_size/max_age, signal and restart, concurrency 'allow': four
     rules, four errors."""
     text = ROTATE + 'signal = { containers = ["a"] }\nrestart = ["a"]\nconcurrency = "allow"\n'
-    assert errors_of(tmp_path, text) == [
+    assert file_errors(tmp_path, text) == [
         "jobs.o: a rotate job needs the volumes that hold the files: volumes_from and/or volumes",
         "jobs.o: a rotate job needs max_size and/or max_age (when to rotate)",
         "jobs.o: signal and restart exclude each other: choose one",
@@ -73,7 +65,7 @@ def test_a_rule_that_needs_a_broken_key_is_left_out_the_others_are_not(tmp_path:
     """volumes given as text: the rule about the volumes cannot be judged (it is left out);
     the rule about max_size can, and is reported."""
     text = ROTATE + 'volumes = "logs:/logs"\n'
-    assert errors_of(tmp_path, text) == [
+    assert file_errors(tmp_path, text) == [
         "jobs.o.volumes: expected a list (got 'logs:/logs': a list is written ['logs:/logs'])",
         "jobs.o: a rotate job needs max_size and/or max_age (when to rotate)",
     ]
@@ -83,7 +75,7 @@ def test_a_misspelt_key_counts_as_the_key_it_looks_like(tmp_path: Path) -> None:
     """volume_from is taken for a misspelt volumes_from: no "needs a source" for a source
     that is there, misspelt; the target rule still shows."""
     text = '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolume_from = "db"\n'
-    assert errors_of(tmp_path, text) == [
+    assert file_errors(tmp_path, text) == [
         "jobs.b.volume_from: unknown key (did you mean `volumes_from`?)",
         f"jobs.b: {NEEDS_TARGET}",
     ]
@@ -140,13 +132,13 @@ def test_a_misspelt_key_counts_as_the_key_it_looks_like(tmp_path: Path) -> None:
 )
 def test_a_near_miss_gets_the_name_meant(tmp_path: Path, text: str, expected: str) -> None:
     """Keys of every table, kinds, choices, signals, time zones, remote and sink types."""
-    errors = errors_of(tmp_path, text)
+    errors = file_errors(tmp_path, text)
     assert any(expected in line for line in errors), errors
 
 
 def test_kind_backpu_is_told_backup(tmp_path: Path) -> None:
     """The whole line: the kinds there are, and the one meant."""
-    errors = errors_of(tmp_path, RUN.replace('"run"', '"backpu"'))
+    errors = file_errors(tmp_path, RUN.replace('"run"', '"backpu"'))
     assert errors == [
         (
             "jobs.r.kind: unknown kind 'backpu' (one of: run, exec, signal, backup, logship, "
@@ -157,11 +149,11 @@ def test_kind_backpu_is_told_backup(tmp_path: Path) -> None:
 
 def test_a_key_of_another_kind_is_named_as_such(tmp_path: Path) -> None:
     """Not "did you mean": the key is right, the kind is not the one that takes it."""
-    errors = errors_of(tmp_path, ROTATE + 'volumes = ["l:/logs"]\nmax_size = 1\ntarget = "t"\n')
+    errors = file_errors(tmp_path, ROTATE + 'volumes = ["l:/logs"]\nmax_size = 1\ntarget = "t"\n')
     assert errors == [
         "jobs.o.target: unknown key: `target` is a key of kind backup, not of kind rotate"
     ]
-    errors = errors_of(tmp_path, RUN + 'container = "app"\n')
+    errors = file_errors(tmp_path, RUN + 'container = "app"\n')
     assert errors == [
         "jobs.r.container: unknown key: `container` is a key of kind exec, not of kind run"
     ]
@@ -169,8 +161,8 @@ def test_a_key_of_another_kind_is_named_as_such(tmp_path: Path) -> None:
 
 def test_a_key_nothing_is_near_gets_no_guess(tmp_path: Path) -> None:
     """No far-fetched guess: a word near nothing gets the plain error."""
-    assert errors_of(tmp_path, RUN + "bogus = 1\n") == ["jobs.r.bogus: unknown key"]
-    assert errors_of(tmp_path, RUN.replace('"run"', '"xyz"')) == [
+    assert file_errors(tmp_path, RUN + "bogus = 1\n") == ["jobs.r.bogus: unknown key"]
+    assert file_errors(tmp_path, RUN.replace('"run"', '"xyz"')) == [
         "jobs.r.kind: unknown kind 'xyz' (one of: run, exec, signal, backup, logship, rotate)"
     ]
 
@@ -187,7 +179,7 @@ def test_the_guess_is_only_ever_one_of_the_choices() -> None:
 
 def test_an_unknown_variable_is_told_the_variable_meant(tmp_path: Path) -> None:
     """A misspelt CRONTAINER_* variable is told the variable it is near."""
-    errors = errors_of(tmp_path, RUN, {"CRONTAINER_DEFAULTS__TIMEOT": "1h"})
+    errors = file_errors(tmp_path, RUN, {"CRONTAINER_DEFAULTS__TIMEOT": "1h"})
     assert errors == [
         (
             "CRONTAINER_DEFAULTS__TIMEOT: unknown environment variable (did you mean "
@@ -198,11 +190,11 @@ def test_an_unknown_variable_is_told_the_variable_meant(tmp_path: Path) -> None:
 
 def test_an_override_error_names_the_variable_set(tmp_path: Path) -> None:
     """The file never said daemon.log_level: the variable did."""
-    errors = errors_of(tmp_path, RUN, {"CRONTAINER_DAEMON__LOG_LEVEL": "loud"})
+    errors = file_errors(tmp_path, RUN, {"CRONTAINER_DAEMON__LOG_LEVEL": "loud"})
     assert errors == [
         "CRONTAINER_DAEMON__LOG_LEVEL: expected 'debug', 'info', 'warning' or 'error' (got 'loud')"
     ]
-    errors = errors_of(
+    errors = file_errors(
         tmp_path, RUN, {"CRONTAINER_DEFAULTS__NOTIFY": '{"retries": 1000, "hook": "x"}'}
     )
     assert errors == [
@@ -219,7 +211,7 @@ def test_a_kinds_own_field_check_runs_on_defaults_and_on_the_rules_check(tmp_pat
         '[defaults]\nvolumes_from = ["db"]\n'
         '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = ["db:ro"]\nretries = "x"\n'
     )
-    errors = errors_of(tmp_path, text)
+    errors = file_errors(tmp_path, text)
     assert "jobs.b.retries: expected a whole number (got 'x')" in errors
     assert not any("cannot be loaded" in line for line in errors), errors
     assert any(line.startswith("jobs.b.volumes_from") for line in errors), errors
@@ -232,7 +224,7 @@ def test_an_undefined_remote_is_named_beside_the_jobs_other_errors(tmp_path: Pat
         '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = "db"\n'
         'target = "t"\ncopy_to = ["nas"]\nretries = "x"\n'
     )
-    assert errors_of(tmp_path, text) == [
+    assert file_errors(tmp_path, text) == [
         "jobs.b.retries: expected a whole number (got 'x')",
         (
             "jobs.b.copy_to: no remote 'nas' is defined (remotes: none: add a "
