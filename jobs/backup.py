@@ -83,6 +83,7 @@ class BackupJob(EncryptKeys, RepositoryKeys, ContainerJob):
     restic repository; with retention."""
 
     KIND: ClassVar[str] = "backup"
+    VOLUMES_FROM_MODE: ClassVar[str] = ":ro"
     kind: Literal["backup"]
     paths: InsidePaths = Field(
         default_factory=list,

@@ -4,7 +4,7 @@ limits and privileges, the volumes they mount, their labels — declared once.""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
@@ -125,21 +125,33 @@ class ContainerJob(BaseJob):
         default=False, description="setuid binaries and file capabilities cannot raise privileges"
     )
 
+    VOLUMES_FROM_MODE: ClassVar[str] = ""
+    """How the kind mounts ``volumes_from``: ``":ro"``, ``":rw"``, or ``""`` when each entry
+    may say (a run job: Docker's ``app:ro``)."""
+
     @field_validator("volumes_from")
     @classmethod
-    def _mode_of_run_jobs_only(cls, value: list[str]) -> list[str]:
-        """The ops kinds mount ``volumes_from`` as their work needs (backup and logship
-        read-only, rotate writable): a mode of the user's would contradict it."""
-        if cls.KIND == "run":
+    def _mode_the_kind_allows(cls, value: list[str]) -> list[str]:
+        """A run job's entries keep their ``:ro``/``:rw``. The ops kinds mount the volumes
+        as their work needs (backup and logship read-only, rotate writable): an entry with
+        that same mode is taken without it (it worked before selectors); the other mode
+        would contradict the kind and is refused. Not checked in ``[defaults]`` (its models
+        have no VOLUMES_FROM_MODE): there it may serve run jobs, and each job that takes it
+        is checked."""
+        own = getattr(cls, "VOLUMES_FROM_MODE", None)
+        if not own:
             return value
+        taken = []
         for entry in value:
             selector, mode = split_mode(entry)
-            if mode:
+            if mode and mode != own:
+                how = "read-only" if own == ":ro" else "writable"
                 raise ValueError(
-                    f"{entry!r}: a {cls.KIND} job chooses how it mounts these volumes; "
-                    f"write {selector!r}"
+                    f"{entry!r}: a {cls.KIND} job mounts these volumes {how} ({own}); "
+                    f"write {selector!r} (in the job, or in [defaults] if it comes from there)"
                 )
-        return value
+            taken.append(selector)
+        return taken
 
     @field_validator("memory")
     @classmethod

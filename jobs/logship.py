@@ -252,6 +252,7 @@ class LogshipJob(ContainerJob):
     """Ship new lines of log files in volumes and of containers' output to a sink."""
 
     KIND: ClassVar[str] = "logship"
+    VOLUMES_FROM_MODE: ClassVar[str] = ":ro"
     kind: Literal["logship"]
     paths: InsidePaths = Field(
         default_factory=list,

@@ -36,6 +36,7 @@ class RotateJob(ContainerJob):
     """Rotate log files by size or age; compress; keep some; signal the app."""
 
     KIND: ClassVar[str] = "rotate"
+    VOLUMES_FROM_MODE: ClassVar[str] = ":rw"
     kind: Literal["rotate"]
     paths: InsidePaths = Field(
         min_length=1,

@@ -297,14 +297,57 @@ def test_a_run_jobs_volumes_from_keeps_dockers_mode_on_the_resolved_name(
     assert host_config_args(spec)["volumes_from"] == ["data:ro", "cache-1:rw"]
 
 
-@pytest.mark.parametrize("kind", ["backup", "logship", "rotate"])
-def test_an_ops_kind_refuses_a_mode_on_volumes_from(tmp_path: Path, kind: str) -> None:
-    """Backup and logship mount the sources read-only, rotate writable: a mode of the
-    user's would contradict it, and is refused naming the entry."""
-    errors = load_errors(
-        tmp_path, f'[jobs.j]\nkind = "{kind}"\nschedule = "@daily"\nvolumes_from = ["app:rw"]\n'
-    )
-    expected = f"'app:rw': a {kind} job chooses how it mounts these volumes; write 'app'"
+OPS_KEYS = {
+    "backup": 'target = "/srv/b"\n',
+    "logship": 'paths = ["/l/*.log"]\n[jobs.j.sink]\ntype = "stdout"\n',
+    "rotate": 'paths = ["/l/*.log"]\nmax_size = "1MB"\n',
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "own", "other", "how"),
+    [
+        ("backup", ":ro", ":rw", "read-only"),
+        ("logship", ":ro", ":rw", "read-only"),
+        ("rotate", ":rw", ":ro", "writable"),
+    ],
+)
+def test_an_ops_kind_takes_its_own_mode_on_volumes_from_and_refuses_the_other(
+    tmp_path: Path, kind: str, own: str, other: str, how: str
+) -> None:
+    """Backup and logship mount the sources read-only, rotate writable: an entry with that
+    same mode loads (it did before selectors) and is taken without it; the other mode
+    contradicts the kind and is refused, naming the entry."""
+    table = f'[jobs.j]\nkind = "{kind}"\nschedule = "@daily"\n'
+    keys = OPS_KEYS[kind]
+    job = load_config(write(tmp_path, table + f'volumes_from = ["app{own}"]\n' + keys), {})
+    assert job.jobs["j"].job.volumes_from == ["app"]  # type: ignore[union-attr]
+    errors = load_errors(tmp_path, table + f'volumes_from = ["app{other}"]\n' + keys)
+    expected = f"'app{other}': a {kind} job mounts these volumes {how} ({own}); write 'app'"
     assert any(line.startswith("jobs.j.volumes_from") and expected in line for line in errors), (
         errors
     )
+
+
+def test_a_mode_in_defaults_serves_run_jobs_and_is_checked_in_each_job_that_takes_it(
+    tmp_path: Path,
+) -> None:
+    """``[defaults] volumes_from = ["app:ro"]`` loads with run jobs only (it did before);
+    a rotate job that takes it is told, under its own name, where the mode may come from."""
+    defaults = '[defaults]\nvolumes_from = ["app:ro"]\n'
+    run = '[jobs.r]\nkind = "run"\nschedule = "@daily"\nimage = "busybox"\n'
+    config = load_config(write(tmp_path, defaults + run), {})
+    assert config.jobs["r"].job.volumes_from == ["app:ro"]  # type: ignore[union-attr]
+    rotate = '[jobs.z]\nkind = "rotate"\nschedule = "@daily"\n' + OPS_KEYS["rotate"]
+    errors = load_errors(tmp_path, defaults + run + rotate)
+    said = (
+        "jobs.z.volumes_from: 'app:ro': a rotate job mounts these volumes writable (:rw); "
+        "write 'app' (in the job, or in [defaults] if it comes from there)"
+    )
+    assert errors == [said]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path}/state"\n' + text)
+    return path

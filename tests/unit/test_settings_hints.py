@@ -204,12 +204,12 @@ def test_an_override_error_names_the_variable_set(tmp_path: Path) -> None:
 
 
 def test_a_kinds_own_field_check_runs_on_defaults_and_on_the_rules_check(tmp_path: Path) -> None:
-    """A field check that reads its kind (volumes_from's mode: run jobs only) works in
-    [defaults] and while the rules of a job with a bad key are judged: errors, not a
-    crash of the whole load."""
+    """A field check that reads its kind (volumes_from's mode: a backup's is read-only)
+    works in [defaults] and while the rules of a job with a bad key are judged: errors, not
+    a crash of the whole load."""
     text = (
         '[defaults]\nvolumes_from = ["db"]\n'
-        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = ["db:ro"]\nretries = "x"\n'
+        '[jobs.b]\nkind = "backup"\nschedule = "@daily"\nvolumes_from = ["db:rw"]\nretries = "x"\n'
     )
     errors = file_errors(tmp_path, text)
     assert "jobs.b.retries: expected a whole number (got 'x')" in errors
