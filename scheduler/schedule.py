@@ -50,6 +50,7 @@ from jobs.units import parse_duration
 from scheduler import schedule_hints as hints
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from zoneinfo import ZoneInfo
 
     from apscheduler.triggers.base import BaseTrigger
@@ -253,6 +254,12 @@ def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetim
 
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """Read one schedule string; raise ScheduleError saying what is wrong."""
+    return _parse(expression, timezone, hinted=True)
+
+
+def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
+    """``parse_schedule``; with ``hinted`` False, errors carry no hint of what to write
+    instead (a hint checks its suggestion this way, so hints never call themselves)."""
     zone = time_zone(timezone)
     text = " ".join(expression.split())
     if not text:
@@ -264,7 +271,9 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
             return Schedule(expression, zone, _every(rest), wall_clock=False)
         if head == SECONDS_PREFIX:
             fields = rest.split()
-            hint = hints.quartz(fields, _readable) if "?" in fields else None
+            hint = (
+                _hint(lambda: hints.quartz(fields, _readable)) if hinted and "?" in fields else None
+            )
             if hint is not None:
                 raise ScheduleError(hint)
             if len(fields) != 6:  # noqa: PLR2004
@@ -282,14 +291,18 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
             )
         known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
-    return Schedule(expression, zone, _cron_trigger(["0", *_five_fields(text)]))
+    return Schedule(expression, zone, _cron_trigger(["0", *_five_fields(text, hinted=hinted)]))
 
 
-def _five_fields(text: str) -> list[str]:
+def _five_fields(text: str, *, hinted: bool) -> list[str]:
     """The fields of a cron expression; ScheduleError when there are not 5 of them (with a
-    hint for English and for Quartz's form)."""
+    hint for English and for Quartz's form when ``hinted``)."""
     fields = text.split()
-    hint = hints.english(text) or hints.quartz(fields, _readable)
+    hint = (
+        _hint(lambda: hints.english(text, _readable) or hints.quartz(fields, _readable))
+        if hinted
+        else None
+    )
     if hint is not None:
         raise ScheduleError(hint)
     if len(fields) == 6:  # noqa: PLR2004
@@ -304,10 +317,20 @@ def _five_fields(text: str) -> list[str]:
     return fields
 
 
-def _readable(expression: str) -> bool:
-    """``expression`` is a schedule this module reads."""
+def _hint(make: Callable[[], str | None]) -> str | None:
+    """The hint ``make`` gives, or None when making it fails: a hint is optional, and the
+    error it would have joined is reported without it."""
     try:
-        parse_schedule(expression)
+        return make()
+    except Exception:  # a failing hint must never replace the schedule's error
+        return None
+
+
+def _readable(expression: str) -> bool:
+    """``expression`` is a schedule this module reads (checked without hints, so a hint's
+    suggestion never asks for another hint)."""
+    try:
+        _parse(expression, "UTC", hinted=False)
     except ScheduleError:
         return False
     return True

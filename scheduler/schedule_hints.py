@@ -68,37 +68,52 @@ EXAMPLES = (
 )
 
 
-def english(text: str) -> str | None:
-    """A hint for a schedule written in English, else None (not English)."""
+def english(text: str, readable: Callable[[str], bool]) -> str | None:
+    """A hint for a schedule written in English, else None (not English); it suggests only
+    schedules that ``readable`` says are ones."""
     words = text.lower().split()
     if not _WORDS.intersection(words):
         return None
     said = " ".join(words)
-    return f"{text!r} is not a schedule here: {_instead(said)}"
+    suggested = [(s, note) for s, note in _suggestions(said) if readable(s)]
+    if suggested:
+        instead = " or ".join(f"{s!r}{note}" for s, note in suggested)
+        return f"{text!r} is not a schedule here: write {instead}"
+    return f"{text!r} is not a schedule here: write cron fields or a macro, e.g. {EXAMPLES}"
 
 
-def _instead(said: str) -> str:
-    """What to write for the English schedule ``said`` (lower case, single spaces)."""
+def _suggestions(said: str) -> list[tuple[str, str]]:
+    """Schedules that mean the English ``said`` (lower case, single spaces), the plainest
+    first, each with a note on what it means; none when no pattern fits."""
     if said in _MACRO_WORDS:
-        return f"write {_MACRO_WORDS[said]!r}"
+        return [(_MACRO_WORDS[said], "")]
     every = _EVERY.fullmatch(said)
     unit = _UNITS.get(every.group(2)) if every else None
     if every and unit:
         count = int(every.group(1) or 1)
-        cron = {"m": f"*/{count} * * * *", "h": f"0 */{count} * * *"}.get(unit)
-        also = f" or {cron!r}" if cron and count > 1 else ""
-        return f"write '@every {count}{unit}'{also}"
+        return [(f"@every {count}{unit}", ""), *((step, "") for step in _cron_step(count, unit))]
     at = _AT.fullmatch(said)
     if at:
         hour, minute = int(at.group(1)), int(at.group(2) or 0)
         hour += 12 if at.group(3) == "pm" and hour < 12 else 0  # noqa: PLR2004 - noon
         hour -= 12 if at.group(3) == "am" and hour == 12 else 0  # noqa: PLR2004 - midnight
-        if hour < 24 and minute < 60:  # noqa: PLR2004
-            return (
-                f"write '{minute} {hour} * * *' (every day at {hour:02}:{minute:02} in the "
-                "job's timezone)"
+        return [
+            (
+                f"{minute} {hour} * * *",
+                f" (every day at {hour:02}:{minute:02} in the job's timezone)",
             )
-    return f"write cron fields or a macro, e.g. {EXAMPLES}"
+        ]
+    return []
+
+
+def _cron_step(count: int, unit: str) -> list[str]:
+    """The cron step form of "every ``count`` minutes or hours", only where it is the same
+    interval all along: a step restarts at each hour (day), so it is exact only for a count
+    that divides 60 (24); '*/7' runs at :56 and then :00 again."""
+    per = {"m": 60, "h": 24}.get(unit)
+    if per is None or not 1 < count < per or per % count:
+        return []
+    return [f"*/{count} * * * *" if unit == "m" else f"0 */{count} * * *"]
 
 
 _QUARTZ_DAYS = {
@@ -134,6 +149,8 @@ def quartz(fields: list[str], readable: Callable[[str], bool]) -> str | None:
         notes.append(f"there is no year field: it fires every year ({year[0]!r} is left out)")
     if dow not in (days, "?"):
         notes.append("Quartz numbers the days of the week 1-7 from Sunday, cron 1 = Monday")
+    if "?" in (second, minute, hour, month):
+        notes.append("'?' stands only for a day of the month or of the week, in Quartz too")
     if re.search(r"[LW#]", re.sub(r"[A-Z]{3}", "", " ".join(fields).upper())):  # not names
         notes.append("'L', 'W' and '#' are Quartz's own: cron has no such field values")
     if not notes or not notes[0].startswith("here"):

@@ -319,19 +319,23 @@ def _union_lines(group: _Union) -> list[tuple[Loc, str]]:
     if best_is_clear and score(ranked[0])[0] == 0:
         return [_message(item, walked) for item, walked in fitting[ranked[0]]]
     message = f"expected {describe(group.union)}"
-    unknown = sorted(
-        {
-            str(w.clean[-1])
-            for found in fitting.values()
-            for i, w in found
-            if i["type"] == "extra_forbidden"
-        }
-    )
+    extra = {
+        str(w.clean[-1])
+        for found in fitting.values()
+        for i, w in found
+        if i["type"] == "extra_forbidden"
+    }
+    # A member refuses the keys of the others: only a key that is in no member is unknown.
     keys = {k for m in members(group.union) if is_model(m) for k in m.model_fields}
+    unknown = sorted(extra - keys)
+    mixed = sorted(extra & keys)
     if unknown:
         for key in unknown:
             near = closest(key, keys)
             message += f"; unknown key `{key}`" + (f", did you mean `{near}`?" if near else "")
+    elif len(mixed) > 1:
+        together = " and ".join(f"`{key}`" for key in mixed)
+        message += f"; {together} are keys of different forms: write one of them"
     else:
         mismatch = next(
             (

@@ -94,7 +94,8 @@ CORPUS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "run secrets": (
         RUN
-        + 'env = { A = { env = 918273 }, B = { fil = "/x" }, C = { file = "rel" }, D = 918273 }\n',
+        + 'env = { A = { env = 918273 }, B = { fil = "/x" }, C = { file = "rel" }, D = 918273,'
+        + ' E = { env = "X", extra = "v" }, F = { env = "X", file = "/y" } }\n',
         {},
     ),
     "exec": (EXEC.replace('command = "true"\n', "") + "comand = 'x'\nenv = { A = 1 }\n", {}),
@@ -340,6 +341,12 @@ def test_every_error_is_in_the_users_words(tmp_path: Path, case: str) -> None:
                 ),
                 "jobs.r.env.C.file: file 'rel' must be an absolute path in the daemon's container",
                 "jobs.r.env.D: expected a string, { env = … } or { file = … }",
+                # `env` is a key of one form: only `extra`, in none of them, is unknown
+                "jobs.r.env.E: expected a string, { env = … } or { file = … }; unknown key `extra`",
+                (
+                    "jobs.r.env.F: expected a string, { env = … } or { file = … }; `env` and "
+                    "`file` are keys of different forms: write one of them"
+                ),
             ],
         ),
         (

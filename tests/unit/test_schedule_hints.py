@@ -3,11 +3,14 @@ with what to write instead, and what is suggested is a schedule the daemon reads
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
+from scheduler import schedule_hints
 from scheduler.schedule import ScheduleError, parse_schedule
 from tests.unit.configs import load_errors
 
@@ -137,3 +140,80 @@ def test_a_quartz_expression_behind_with_seconds_gets_the_same_hint() -> None:
     assert refusal("@with-seconds 10 0 3 ? * MON").endswith(
         "here write '@with-seconds 10 0 3 * * MON'"
     )
+
+
+_UNIT_S = {"minutes": 60, "hours": 3600}
+
+
+@pytest.mark.parametrize(
+    ("count", "unit"),
+    [(5, "minutes"), (7, "minutes"), (15, "minutes"), (61, "minutes"), (6, "hours"), (25, "hours")],
+)
+def test_every_schedule_suggested_for_every_n_units_fires_every_n_units(
+    count: int, unit: str
+) -> None:
+    """Each suggestion is read here and keeps the interval all along: a cron step restarts
+    every hour (day), so '*/7' (…:56, then :00) or '*/61' (hourly) is never offered."""
+    message = refusal(f"every {count} {unit}")
+    suggested = re.findall(r"'([^']+)'", message.split(": write ", 1)[1])
+    assert suggested
+    assert suggested[0] == f"@every {count}{unit[0]}"
+    for schedule in suggested:
+        times = parse_schedule(schedule).next_times(datetime(2027, 3, 6, tzinfo=UTC), 60)
+        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
+        assert gaps == {count * _UNIT_S[unit]}, schedule
+
+
+@pytest.mark.parametrize("english", ["every 0 hours", "every 0 minutes", "every 400 days"])
+def test_english_whose_interval_is_not_read_here_gets_examples_not_a_suggestion(
+    english: str,
+) -> None:
+    """'@every 0h' (or more than 366 days) is refused here: it is not suggested."""
+    message = refusal(english)
+    assert "'@every 0" not in message
+    assert "'@every 400d'" not in message
+    assert message.startswith(f"{english!r} is not a schedule here: write cron fields or a macro")
+
+
+@pytest.mark.parametrize(
+    "quartz",
+    ["@with-seconds ? ? ? ? ? ?", "? 0 12 * * ? *", "0 ? 12 * * ?", "0 0 12 * ? ? 2027"],
+)
+def test_a_question_mark_where_quartz_has_none_gets_a_hint_not_a_loop(quartz: str) -> None:
+    """A '?' in the seconds, minute, hour or month field cannot be turned into cron fields:
+    the hint says so and suggests nothing (it once asked for a hint of its own suggestion,
+    without end)."""
+    message = refusal(quartz)
+    assert message.startswith("a Quartz expression")
+    assert "here write" not in message
+    assert "'?' stands only for a day of the month or of the week" in message
+
+
+def test_a_looping_quartz_schedule_is_located_and_hides_no_other_error(tmp_path: Path) -> None:
+    """The schedule's error names its key, and the file's other errors are still reported."""
+    errors = load_errors(
+        tmp_path,
+        '[jobs.a]\nkind = "run"\nimage = "busybox"\nschedule = "? 0 12 * * ? *"\n'
+        '[jobs.b]\nkind = "run"\nimage = "busybox"\nschedule = "@with-seconds ? ? ? ? ? ?"\n'
+        "comand = 1\n",
+    )
+    assert [e.split(": ", 1)[0] for e in errors] == [
+        "jobs.a.schedule",
+        "jobs.b.schedule",
+        "jobs.b.comand",
+    ]
+
+
+def test_a_hint_that_fails_leaves_the_schedules_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hint is optional: an exception while making one means no hint, never a crash."""
+
+    def broken(*_: object) -> str | None:
+        raise RecursionError
+
+    monkeypatch.setattr(schedule_hints, "quartz", broken)
+    monkeypatch.setattr(schedule_hints, "english", broken)
+    assert refusal("0 0 3 ? * MON").startswith("6 fields: a seconds field must be marked")
+    assert refusal("every day at 3") == (
+        "expected 5 fields (minute hour day-of-month month day-of-week), got 4"
+    )
+    assert refusal("@with-seconds 0 0 3 ? * MON").startswith("day-of-month field")
