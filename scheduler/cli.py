@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.history import History
     from scheduler.settings import Config
+    from scheduler.settings.shell import KeyWarning
 
 NEXT_RUNS = 3
 
@@ -206,8 +207,7 @@ def _validate(args: argparse.Namespace) -> int:
                 "timezone": entry.job.timezone,
                 "enabled": entry.job.enabled,
                 "next_runs": upcoming[name],
-                "warnings": warnings[name]
-                + [f"{w.key}: {w.message}" for w in config.warnings.get(name, ())],
+                "warnings": warnings[name] + [_said(w) for w in config.warnings.get(name, ())],
             }
             for name, entry in config.jobs.items()
         }
@@ -231,7 +231,13 @@ def _print_warnings(config: Config, schedules: dict[str, list[str]]) -> None:
             print(f"warning: jobs.{name}.schedule: {warning}", file=sys.stderr)
     for name, keys in config.warnings.items():
         for key in keys:
-            print(f"warning: jobs.{name}.{key.key}: {key.message}", file=sys.stderr)
+            print(f"warning: jobs.{name}.{_said(key)}", file=sys.stderr)
+
+
+def _said(warning: KeyWarning) -> str:
+    """A key's warning as ``validate`` says it: with the rewritten key where it may be shown."""
+    fix = f" — here: {warning.fix}" if warning.fix else ""
+    return f"{warning.key}: {warning.message}{fix}"
 
 
 def _load_or_report(args: argparse.Namespace) -> Config | None:

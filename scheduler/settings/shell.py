@@ -57,6 +57,10 @@ class KeyWarning:
 
     key: str
     message: str
+    """What is wrong, without the command's text: the daemon logs it (``config.warning``)."""
+    fix: str = ""
+    """The key rewritten with the user's own text, ``command = ["sh", "-c", "…"]``, for
+    ``validate`` only (a person at a terminal; "" when the text may hold a secret)."""
 
 
 def _words(text: str) -> Iterator[tuple[str, str]]:
@@ -153,7 +157,7 @@ def command_warnings(model: BaseModel, key: str = "") -> list[KeyWarning]:
         if isinstance(value, str) and _is_command(info):
             found = shell_syntax(value)
             if found is not None:
-                warnings.append(KeyWarning(where, _said(name, value, found)))
+                warnings.append(_warning(where, name, value, found))
         elif isinstance(value, BaseModel):
             warnings.extend(command_warnings(value, where))
         elif isinstance(value, list):
@@ -167,15 +171,22 @@ _SECRET_LOOKING = re.compile(
     r"(?i)(?:^|\s)-p\S|--pass|passw|secret|token|api[_-]?key|authorization|bearer"
 )
 """Text of a command that may carry a secret as an argument (``mysqldump -pS3cret``,
-``--password=…``, ``TOKEN=…``): the warning, which the daemon logs, does not repeat it."""
+``--password=…``, ``TOKEN=…``): not repeated even by ``validate``."""
+_PROGRAM = re.compile(r"[\w./+-]+")
+"""A program's name, as the warning may name it (not ``TOKEN=x``, not a quoted oddity)."""
 
 
-def _said(name: str, text: str, found: str) -> str:
-    shown = shown_value((name,), text) is not None and not _SECRET_LOOKING.search(text)
-    program = shlex.split(text)[0] if shown else "the program"
-    own = json.dumps(text, ensure_ascii=False) if shown else '"…"'
-    return (
+def _warning(where: str, name: str, text: str, found: str) -> KeyWarning:
+    """The warning of ``text`` (the value of key ``name``, at ``where``): its message names
+    the syntax and the program, never the rest of the command (the daemon logs it, and a
+    command may carry a password as an argument); ``validate`` adds the rewritten key."""
+    first = shlex.split(text)[0]
+    program = first if _PROGRAM.fullmatch(first) else "the program"
+    message = (
         f"{found} is shell syntax, but a string command is split into arguments without a "
-        f"shell: it reaches {program} as an argument. To run it in a shell, write "
-        f'{name} = ["sh", "-c", {own}]'
+        f"shell: it reaches {program} as an argument. To run it in a shell, write it as a "
+        f'list: {name} = ["sh", "-c", "<the command>"]'
     )
+    shown = shown_value((name,), text) is not None and not _SECRET_LOOKING.search(text)
+    fix = f'{name} = ["sh", "-c", {json.dumps(text, ensure_ascii=False)}]' if shown else ""
+    return KeyWarning(where, message, fix)

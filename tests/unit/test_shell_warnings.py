@@ -117,8 +117,9 @@ def test_every_string_command_is_checked_and_the_config_still_loads(tmp_path: Pa
     assert pre.message == (
         "'>' (a redirection) is shell syntax, but a string command is split into arguments "
         "without a shell: it reaches mysqldump as an argument. To run it in a shell, write "
-        'command = ["sh", "-c", "mysqldump -u root app > /dump/db.sql"]'
+        'it as a list: command = ["sh", "-c", "<the command>"]'
     )
+    assert pre.fix == 'command = ["sh", "-c", "mysqldump -u root app > /dump/db.sql"]'
 
 
 def test_validate_prints_each_warning_naming_the_key_and_exits_0(
@@ -138,7 +139,7 @@ def test_validate_prints_each_warning_naming_the_key_and_exits_0(
         "jobs.b.post_exec[0].command",
     ]
     entry = next(line for line in err if "jobs.r.entrypoint" in line)
-    assert entry.endswith('write entrypoint = ["sh", "-c", "env > /tmp/env"]')
+    assert entry.endswith('— here: entrypoint = ["sh", "-c", "env > /tmp/env"]')
     assert main(["validate", "--json", "--config", str(path)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [w.split(":")[0] for w in report["b"]["warnings"]] == [
@@ -158,7 +159,8 @@ def test_a_command_that_may_hold_a_password_is_not_shown(tmp_path: Path) -> None
     )
     (warning,) = load_config(path, {}).warnings["r"]
     assert "hunter2" not in warning.message
-    assert warning.message.endswith('write command = ["sh", "-c", "…"]')
+    assert warning.message.endswith('command = ["sh", "-c", "<the command>"]')
+    assert warning.fix == ""
 
 
 @pytest.mark.parametrize(
@@ -182,15 +184,20 @@ def test_a_command_with_a_password_as_an_argument_is_not_shown(
     )
     (warning,) = load_config(path, {}).warnings["r"]
     assert "S3cret" not in warning.message
-    assert warning.message.endswith('write command = ["sh", "-c", "…"]')
+    assert warning.message.endswith('command = ["sh", "-c", "<the command>"]')
+    assert warning.fix == ""
 
 
 def test_the_daemon_logs_each_warning_at_start_and_after_a_reload(tmp_path: Path) -> None:
-    """config.warning with the job, the key and the same text validate prints."""
+    """config.warning with the job, the key and what is wrong — never the command's text
+    (it may carry a password as an argument; validate, at a terminal, shows it)."""
     with running(tmp_path, job("a", "@yearly", command='"echo $HOME"')) as daemon:
         (first,) = daemon.wait_for("config.warning")
         assert (first["job"], first["key"]) == ("a", "command")
-        assert first["warning"].endswith('write command = ["sh", "-c", "echo $HOME"]')
+        assert first["warning"].endswith(
+            'write it as a list: command = ["sh", "-c", "<the command>"]'
+        )
+        assert "echo $HOME" not in first["warning"]
         assert first["log_level"] == "warning"
         text = daemon.path.read_text()
         daemon.path.write_text(text + job("b", "@yearly", command='"a | b"'))
