@@ -19,6 +19,8 @@ from pydantic import AfterValidator
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+"""``True`` on the containers ``docker compose run`` makes, ``False`` on the service's own."""
 FORMS = "a container name (or id), 'label=key', 'label=key=value' or 'compose=<project>/<service>'"
 """The accepted forms, in words (every error about a selector lists them)."""
 
@@ -61,10 +63,12 @@ def parse_selector(text: str) -> Selector:
             )
         if not _COMPOSE_NAME.fullmatch(project) or not _COMPOSE_NAME.fullmatch(service):
             _refuse(text, "a project and a service of letters, digits, '_', '.', '-'")
-        return Selector(text, labels=((COMPOSE_PROJECT, project), (COMPOSE_SERVICE, service)))
-    if not _NAME.fullmatch(text):
+        labels = ((COMPOSE_PROJECT, project), (COMPOSE_SERVICE, service), (COMPOSE_ONEOFF, "False"))
+        return Selector(text, labels=labels)  # a one-off (compose run) is not the service
+    name = text.removeprefix("/")  # as `docker inspect` prints names
+    if not _NAME.fullmatch(name):
         _refuse(text, "not a container name (letters, digits, '_', '.', '-')")
-    return Selector(text, name=text)
+    return Selector(text, name=name)
 
 
 def _refuse(text: str, why: str) -> NoReturn:

@@ -227,8 +227,10 @@ class DockerEngine:
         return str(image)
 
     def select(self, selector: Selector) -> list[ContainerInfo]:
-        """See Engine: a name is inspected (the engine matches names and ids exactly);
-        labels are one filtered list (``GET /containers/json``)."""
+        """See Engine: a name is inspected, and taken only if it is the container's exact
+        name, its id, or at least 12 hex digits of its id (the engine also takes any unique
+        id prefix: ``db`` would find a container whose id starts with db); labels are one
+        filtered list (``GET /containers/json``)."""
         if selector.name is None:
             wanted = [key if value is None else f"{key}={value}" for key, value in selector.labels]
             with translated(f"listing containers with {selector.text}"):
@@ -238,6 +240,8 @@ class DockerEngine:
             with translated(f"container {selector.name!r}"):
                 item = self._api.inspect_container(selector.name)
         except EngineNotFoundError:
+            return []
+        if not _is_named(item, selector.name):
             return []
         return [
             ContainerInfo(
@@ -342,3 +346,16 @@ def _own_container_id(mountinfo: Path = Path("/proc/self/mountinfo")) -> str | N
         return None
     match = _CONTAINER_ID.search(text)
     return match.group(1) if match else None
+
+
+_ID_PREFIX = re.compile(r"[0-9a-f]{12,64}")
+
+
+def _is_named(item: Mapping[str, Any], name: str) -> bool:
+    """Whether ``name`` names the inspected container exactly: its name, its id, or at
+    least 12 hex digits of it (what ``docker ps`` shows)."""
+    found = str(item.get("Name", "")).lstrip("/")
+    ident = str(item.get("Id", ""))
+    return name in (found, ident) or (
+        _ID_PREFIX.fullmatch(name) is not None and ident.startswith(name)
+    )

@@ -26,20 +26,29 @@ if TYPE_CHECKING:
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 """Where docker-py connects without DOCKER_HOST (on Linux)."""
 
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>[^/@]*)@")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _userinfo(address: str) -> str | None:
+    """The user part of an address (all before its last ``@``: a password may hold ``@``
+    or ``/``), or None when it has none."""
+    rest = address[m.end() :] if (m := _SCHEME.match(address)) else address
+    user, at, _ = rest.rpartition("@")
+    return user if at else None
 
 
 def engine_address(environ: Mapping[str, str]) -> str:
     """The engine's address as the client reads it (DOCKER_HOST, else the default socket),
     its user part masked: ``tcp://user:secret@host:2376`` is shown as ``tcp://***@host:2376``."""
     address = environ.get("DOCKER_HOST") or DEFAULT_ADDRESS
-    return _USERINFO.sub(r"\g<scheme>***@", address, count=1)
+    user = _userinfo(address)
+    return address.replace(f"{user}@", "***@", 1) if user is not None else address
 
 
 def _without_credentials(text: str, environ: Mapping[str, str]) -> str:
     """``text`` (an error) with DOCKER_HOST's user part masked wherever it is quoted."""
-    found = _USERINFO.match(environ.get("DOCKER_HOST") or "")
-    return text.replace(f"{found['userinfo']}@", "***@") if found else text
+    user = _userinfo(environ.get("DOCKER_HOST") or "")
+    return text.replace(f"{user}@", "***@") if user else text
 
 
 def explain(error: docker.errors.APIError) -> str:

@@ -23,6 +23,7 @@ Start = Callable[..., Daemon]
 Container = Any  # docker-py's Container: the library has no type hints
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 
 
 class Made:
@@ -120,7 +121,8 @@ def test_backup_by_selectors_archives_the_data_and_stops_the_app_around_it(
     make_volume: Callable[[str], str],
 ) -> None:
     """volumes_from by label takes the stopped data container; pre_exec by compose selector
-    runs in the service's one running container (its dump is in the archive); stop by label
+    runs in the service's one running container (its dump is in the archive) — not in a
+    stopped one, another project's, or a running `compose run` one-off; stop by label
     stops both app containers for the archive and starts them again after it."""
     mark = uuid.uuid4().hex[:8]
     project = f"shop{mark}"
@@ -130,14 +132,20 @@ def test_backup_by_selectors_archives_the_data_and_stops_the_app_around_it(
     )
     assert data.wait(timeout=60)["StatusCode"] == 0
     made.run(  # the same service, stopped: not the one pre_exec may run in
-        ["true"], {COMPOSE_PROJECT: project, COMPOSE_SERVICE: "db"}
+        ["true"], {COMPOSE_PROJECT: project, COMPOSE_SERVICE: "db", COMPOSE_ONEOFF: "False"}
     ).wait(timeout=60)
     made.run(
         ["sleep", "600"],
-        {COMPOSE_PROJECT: project, COMPOSE_SERVICE: "db"},
+        {COMPOSE_PROJECT: project, COMPOSE_SERVICE: "db", COMPOSE_ONEOFF: "False"},
         volumes_from=[data.name],
     )
-    made.run(["sleep", "600"], {COMPOSE_PROJECT: f"other{mark}", COMPOSE_SERVICE: "db"})
+    made.run(
+        ["sleep", "600"],
+        {COMPOSE_PROJECT: f"other{mark}", COMPOSE_SERVICE: "db", COMPOSE_ONEOFF: "False"},
+    )
+    made.run(  # a `compose run` of the service, running: not the service either
+        ["sleep", "600"], {COMPOSE_PROJECT: project, COMPOSE_SERVICE: "db", COMPOSE_ONEOFF: "True"}
+    )
     apps = [made.run(["sleep", "600"], {"t-sel-app": mark}) for _ in range(2)]
     started_before = {app.name: app.attrs["State"]["StartedAt"] for app in apps}
     watch = EngineEvents(engine)

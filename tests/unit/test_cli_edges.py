@@ -233,6 +233,8 @@ def test_backups_and_restore_check_the_job_before_the_engine(
         ("tcp://admin:s3cret@10.0.0.5:2376", "tcp://***@10.0.0.5:2376"),
         ("ssh://deploy@host", "ssh://***@host"),
         ("admin:s3cret@10.0.0.5:2375", "***@10.0.0.5:2375"),
+        ("tcp://u:p@ss@h:2376", "tcp://***@h:2376"),  # a password with an @
+        ("tcp://u:p/w@h:2376", "tcp://***@h:2376"),  # a password with a /
     ],
 )
 def test_the_engine_address_is_docker_host_or_the_socket_without_credentials(

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from jobs.selectors import COMPOSE_PROJECT, COMPOSE_SERVICE
+from jobs.selectors import COMPOSE_ONEOFF, COMPOSE_PROJECT, COMPOSE_SERVICE, parse_selector
+from scheduler.docker_engine import _is_named as is_named
 from scheduler.docker_specs import host_config_args
 from scheduler.engine import ContainerInfo
 from scheduler.plans import Plans
@@ -32,9 +33,12 @@ def container(name: str, state: str = "running", **labels: str) -> ContainerInfo
     return ContainerInfo(id=f"id-{name}", name=name, state=state, labels=labels)
 
 
-def service(name: str, project: str, svc: str, state: str = "running") -> ContainerInfo:
-    """A container as Docker Compose labels it."""
-    return container(name, state, **{COMPOSE_PROJECT: project, COMPOSE_SERVICE: svc})
+def service(
+    name: str, project: str, svc: str, state: str = "running", *, oneoff: bool = False
+) -> ContainerInfo:
+    """A container as Docker Compose labels it (``oneoff``: made by ``compose run``)."""
+    labels = {COMPOSE_PROJECT: project, COMPOSE_SERVICE: svc, COMPOSE_ONEOFF: str(oneoff)}
+    return container(name, state, **labels)
 
 
 def engine_with(*containers: ContainerInfo) -> FakeEngine:
@@ -351,3 +355,36 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "c.toml"
     path.write_text(f'[daemon]\nstate_dir = "{tmp_path}/state"\n' + text)
     return path
+
+
+def test_a_compose_run_container_is_not_the_service() -> None:
+    """``docker compose run db …`` leaves a container with the service's labels (and
+    ``com.docker.compose.oneoff=True``): compose=shop/db is still the one service container."""
+    engine = engine_with(
+        service("shop-db-1", "shop", "db"),
+        service("shop_db_run_1f2e", "shop", "db", oneoff=True),
+    )
+    found = exactly_one(engine, "compose=shop/db", "exec container", running=True)
+    assert found.name == "shop-db-1"
+
+
+@pytest.mark.parametrize(
+    ("selector", "taken"),
+    [
+        ("db", True),
+        ("/db", True),
+        ("dbc0ffee0123", True),  # 12 hex digits of the id
+        ("dbc0ffee0123456789abcdef", True),
+        ("dbc0ffee", False),  # a short id prefix: the engine would take it, we do not
+        ("dbc", False),
+        ("other", False),
+    ],
+)
+def test_a_name_selector_takes_only_the_exact_name_or_the_id(selector: str, taken: bool) -> None:
+    """The engine resolves a name by full id, exact name, then any unique id prefix: `db`
+    missing, it would find a container whose id starts with db. Only the exact name, the id
+    or 12+ of its hex digits are taken."""
+    item = {"Name": "/db", "Id": "dbc0ffee0123456789abcdef" + "0" * 40}
+    name = parse_selector(selector).name
+    assert name is not None
+    assert is_named(item, name) is taken

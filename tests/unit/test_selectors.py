@@ -11,7 +11,14 @@ from jobs.backup import BackupJob
 from jobs.base import PlanContext
 from jobs.exec import ExecJob
 from jobs.plan import ExecCommand, RunContainer, WithStopped
-from jobs.selectors import COMPOSE_PROJECT, COMPOSE_SERVICE, FORMS, Selector, parse_selector
+from jobs.selectors import (
+    COMPOSE_ONEOFF,
+    COMPOSE_PROJECT,
+    COMPOSE_SERVICE,
+    FORMS,
+    Selector,
+    parse_selector,
+)
 
 from .configs import load_errors, load_job
 
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
         ("app", Selector("app", name="app")),
         ("shop-db_1.x", Selector("shop-db_1.x", name="shop-db_1.x")),
         ("3f2a9c", Selector("3f2a9c", name="3f2a9c")),
+        ("/app", Selector("/app", name="app")),  # as docker inspect prints a name
         ("label=role", Selector("label=role", labels=(("role", None),))),
         ("label=role=db", Selector("label=role=db", labels=(("role", "db"),))),
         ("label=role=", Selector("label=role=", labels=(("role", ""),))),
@@ -32,7 +40,12 @@ if TYPE_CHECKING:
         (
             "compose=shop/db",
             Selector(
-                "compose=shop/db", labels=((COMPOSE_PROJECT, "shop"), (COMPOSE_SERVICE, "db"))
+                "compose=shop/db",
+                labels=(
+                    (COMPOSE_PROJECT, "shop"),
+                    (COMPOSE_SERVICE, "db"),
+                    (COMPOSE_ONEOFF, "False"),  # not a `compose run` container
+                ),
             ),
         ),
     ],
