@@ -9,12 +9,14 @@ hears about. Mount the config's directory, not the file, so the new file shows.
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scheduler.errors import ConfigError
 from scheduler.logs import get_logger
 from scheduler.settings import Config, load_config
+from scheduler.settings.includes import include_paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -26,14 +28,29 @@ if TYPE_CHECKING:
 
 
 def _digest(path: Path) -> str | None:
+    """The content of the config file and of the files its ``include`` matches now (their
+    names too: a file added or removed is a change)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        main = path.read_bytes()
     except OSError:
         return None  # missing or unreadable: a change like any other
+    seen = hashlib.sha256(main)
+    try:
+        patterns = tomllib.loads(main.decode()).get("include")
+    except (ValueError, RecursionError):  # not TOML (yet): the load will say so
+        patterns = None
+    for included in include_paths(path, patterns):
+        seen.update(b"\0" + str(included).encode() + b"\0")
+        try:
+            seen.update(hashlib.sha256(included.read_bytes()).digest())
+        except OSError:
+            seen.update(b"unreadable")
+    return seen.hexdigest()
 
 
 class ConfigWatcher:
-    """Tells whether the file's content differs from the last time it was seen."""
+    """Tells whether the file's content, or its included files', differs from the last
+    time it was seen."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -103,7 +120,15 @@ def reload(
     )
     if daemon_keys:
         log.warning("config.restart_required", keys=daemon_keys)
-    install(Config(path=old.path, daemon=old.daemon, jobs=new.jobs, warnings=new.warnings))
+    install(
+        Config(
+            path=old.path,
+            daemon=old.daemon,
+            jobs=new.jobs,
+            warnings=new.warnings,
+            sources=new.sources,
+        )
+    )
     metrics.reloaded(applied=True)
     log_warnings(new)
     log.info(

@@ -78,6 +78,7 @@ def jobs_json(config: Config, marks: dict[str, JobMarks], now: datetime) -> Json
         upcoming = entry.schedule.next_after(now) if entry.job.enabled else None
         report[name] = {
             "kind": entry.job.kind,
+            "source": config.sources.get(name, "config"),
             "schedule": entry.schedule.expression,
             "timezone": entry.job.timezone,
             "enabled": entry.job.enabled,

@@ -15,7 +15,7 @@ from jobs.units import DURATION_HELP, SIZE_HELP
 from scheduler.events import EVENTS
 from scheduler.exits import CODES, COMMANDS
 from scheduler.metrics import Live, Metrics
-from scheduler.reference.keys import SECRET, daemon_tables, job_tables, secret_forms
+from scheduler.reference.keys import SECRET, daemon_tables, job_tables, secret_forms, top_table
 from scheduler.runs import Status
 from scheduler.schedule import parse_schedule
 from scheduler.settings import JobEntry
@@ -81,7 +81,7 @@ def _keys(table: Table) -> list[str]:
 
 def config_section() -> list[str]:
     """The config's tables, each with its keys."""
-    daemon, jobs = daemon_tables(), job_tables()
+    daemon, jobs = [top_table(), *daemon_tables()], job_tables()
     kinds = ", ".join(f"`{k}`" for k in KINDS)
     lines = [
         "## Config keys",

@@ -23,6 +23,7 @@ from jobs.kinds import KINDS
 from jobs.selectors import check_selector
 from jobs.units import parse_duration, parse_size
 from scheduler.settings.daemon import DaemonSettings
+from scheduler.settings.includes import TopLevel
 from scheduler.settings.remotes import TYPES
 
 SECRET = "secret (text, { env = … } or { file = … })"  # noqa: S105 - a type's name
@@ -378,9 +379,14 @@ def _merged(found: list[Table]) -> list[Table]:
     ]
 
 
+def top_table() -> Table:
+    """The keys above every table (``include``)."""
+    return Table("top level", "", intro(TopLevel), TopLevel, tuple(TopLevel.model_fields))
+
+
 def tables() -> list[Table]:
     """Every table of the config file, in the order the reference shows them."""
-    return daemon_tables() + job_tables()
+    return [top_table(), *daemon_tables(), *job_tables()]
 
 
 def secret_forms() -> list[Table]:

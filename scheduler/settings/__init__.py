@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -25,6 +25,7 @@ from scheduler.errors import ConfigError
 from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.entries import JobEntry, check_defaults, load_job
+from scheduler.settings.includes import included_jobs
 from scheduler.settings.messages import error_lines
 from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
@@ -64,6 +65,9 @@ class Config:
     daemon: DaemonSettings
     jobs: Mapping[str, JobEntry]
     warnings: Mapping[str, tuple[KeyWarning, ...]] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """By job, the included file that defines it (``conf.d/db.toml``); a job of the main
+    file has none."""
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -124,7 +128,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     except (OSError, ValueError) as e:  # TOMLDecodeError is a ValueError
         raise ConfigError([f"{path}: cannot read the config: {e}"]) from None
     daemon: DaemonSettings | None = None
-    table = dict(raw.get("daemon", {}))
+    table = _daemon_table(raw, errors)
     given_remotes = table.pop("remotes", {})
     remotes = load_remotes(given_remotes, errors)
     named = given_remotes if isinstance(given_remotes, dict) else {}
@@ -133,17 +137,56 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     except ValidationError as e:
         errors.extend(error_lines(e, "daemon", DaemonSettings))
     defaults = check_defaults(raw.get("defaults", {}), errors)
-    if len(raw.get("jobs", {})) > MAX_JOBS:
-        raise ConfigError([f"jobs: {len(raw['jobs'])} jobs; at most {MAX_JOBS} are allowed"])
+    tables, sources = _all_jobs(path, raw, errors)
+    if len(tables) > MAX_JOBS:
+        raise ConfigError([f"jobs: {len(tables)} jobs; at most {MAX_JOBS} are allowed"])
     entries: dict[str, JobEntry] = {}
-    for name, table in raw.get("jobs", {}).items():
-        entry = load_job(name, table, defaults, errors)
+    for name, table in tables.items():
+        found: list[str] = []
+        entry = load_job(name, table, defaults, found)
         if entry is not None:
             entries[name] = entry
-        errors.extend(copy_to_problems(name, _copy_to(entry, table), named))
+        found.extend(copy_to_problems(name, _copy_to(entry, table), named))
+        where = f"{sources[name]}: " if name in sources else ""
+        errors.extend(where + line for line in found)
     if errors or daemon is None:
         raise ConfigError([_from_env(line, origins) for line in errors])
     warnings = {name: tuple(command_warnings(entry.job)) for name, entry in entries.items()}
     return Config(
-        path=path, daemon=daemon, jobs=entries, warnings={k: v for k, v in warnings.items() if v}
+        path=path,
+        daemon=daemon,
+        jobs=entries,
+        warnings={k: v for k, v in warnings.items() if v},
+        sources=sources,
     )
+
+
+def _daemon_table(raw: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
+    """The [daemon] table as given, but ``include``: TOML puts a key written below
+    ``[daemon]`` into it, and include is a top-level key (said so)."""
+    table = dict(raw.get("daemon", {}))
+    if table.pop("include", None) is not None:
+        errors.append(
+            "daemon.include: include is a top-level key: write it above [daemon], before any table"
+        )
+    return table
+
+
+def _all_jobs(
+    path: Path, raw: Mapping[str, Any], errors: list[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The main file's job tables, then each included file's (``include``); and, by job,
+    the included file it came from. A name defined twice is an error naming both files."""
+    tables: dict[str, Any] = dict(raw.get("jobs", {}))
+    sources: dict[str, str] = {}
+    for shown, jobs in included_jobs(path, raw.get("include"), errors):
+        for name, table in jobs.items():
+            if name in tables:
+                first = sources.get(name, path.name)
+                errors.append(f"jobs.{name}: defined in {first} and again in {shown}")
+            elif not isinstance(table, dict):
+                errors.append(f"{shown}: jobs.{name}: expected a table, [jobs.{name}]")
+            else:
+                tables[name] = table
+                sources[name] = shown
+    return tables, sources

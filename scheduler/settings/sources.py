@@ -179,8 +179,10 @@ def read_sources(
         return {}
     tables: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in SECTIONS:
-            errors.append(f"{key}: unknown key{did_you_mean(key, SECTIONS)}")
+        if key == "include":  # files of more jobs: scheduler.settings.includes checks it
+            tables[key] = value
+        elif key not in SECTIONS:
+            errors.append(f"{key}: unknown key{did_you_mean(key, (*SECTIONS, 'include'))}")
         elif not isinstance(value, dict):
             errors.append(f"{key}: expected a table ([{key}])")
         else:

@@ -211,6 +211,7 @@ class Daemon:
         env: dict[str, str] | None = None,
         name: str | None = None,
         prefix: list[str] | None = None,
+        top: str = "",
     ) -> None:
         self.name = name or unique("t")
         self.heartbeat = tmp_path / f"{self.name}.beat"
@@ -219,8 +220,8 @@ class Daemon:
         own_state = "" if "state_dir" in daemon else f'state_dir = "{self.state_dir}"\n'
         if "http" not in daemon:  # daemons of concurrent tests must not share a port
             own_state += 'http = "127.0.0.1:0"\n'
-        self.config.write_text(
-            f'[daemon]\nname = "{self.name}"\nlog_format = "json"\n'
+        self.config.write_text(  # ``top``: keys above every table (include)
+            f'{top}[daemon]\nname = "{self.name}"\nlog_format = "json"\n'
             f'heartbeat_file = "{self.heartbeat}"\n{own_state}{daemon}\n'
             f'[defaults]\nlabels = {{ "{TEST_LABEL}" = "{TEST_SESSION}" }}\n{jobs}'
         )
@@ -421,8 +422,9 @@ class Daemons:
         env: dict[str, str] | None = None,
         name: str | None = None,
         prefix: list[str] | None = None,
+        top: str = "",
     ) -> Daemon:
-        proc = Daemon(self._directory, jobs, daemon, env, name, prefix)
+        proc = Daemon(self._directory, jobs, daemon, env, name, prefix, top)
         self._started.append(proc)
         return proc
 

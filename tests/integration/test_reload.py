@@ -103,6 +103,43 @@ def test_a_bad_file_keeps_the_running_config_and_sighup_reloads(
     )
 
 
+def test_included_files_are_picked_up_live_and_a_bad_one_keeps_the_running_jobs(
+    start_daemon: Start,
+) -> None:
+    """include = ["conf.d/*.toml"] on the real engine: a file dropped in is noticed by the
+    poll and its job runs; a bad file and a name defined twice are config.invalid naming
+    the files, while the running jobs go on; the file fixed and SIGHUP: applied."""
+    daemon = start_daemon(
+        run_job("steady", "true"),
+        daemon='config_poll = "0.5s"',
+        top='include = ["conf.d/*.toml"]\n',
+    )
+    log = daemon.log
+    log.wait_for(event("run.succeeded", job="steady"))
+    conf = daemon.config.parent / "conf.d"
+    conf.mkdir()
+    (conf / "app.toml").write_text(run_job("app-clean", "true"))
+    assert log.wait_for(event("config.reloaded"), timeout=10)[0]["added"] == ["app-clean"]
+    log.wait_for(event("run.succeeded", job="app-clean"))
+    (conf / "bad.toml").write_text(run_job("steady", "true") + '[jobs.x]\nkind = "nope"\n')
+    invalid = log.wait_for(event("config.invalid"), timeout=10)[0]
+    assert invalid["errors"] == [
+        "jobs.steady: defined in " + daemon.config.name + " and again in conf.d/bad.toml",
+        (
+            "conf.d/bad.toml: jobs.x.kind: unknown kind 'nope' (one of: run, exec, signal, backup, "
+            "logship, rotate)"
+        ),
+    ]
+    before = len(log.matching(event("run.succeeded", job="app-clean")))
+    log.wait_for(event("run.succeeded", job="app-clean"), count=before + 2)  # runs on
+    (conf / "bad.toml").write_text(run_job("second", "true"))
+    daemon.signal(signal.SIGHUP)
+    assert log.wait_for(event("config.reloaded"), count=2, timeout=10)[1]["added"] == ["second"]
+    log.wait_for(event("run.succeeded", job="second"))
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+
+
 def test_nothing_a_config_holds_stops_the_daemon(start_daemon: Start) -> None:
     """Files that used to crash the daemon after validation — a 100,000-deep array, a jitter
     and an interval past any date, an exec timeout past any wait — are each config.invalid at

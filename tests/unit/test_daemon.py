@@ -70,10 +70,13 @@ class Running:
 
 
 @contextlib.contextmanager
-def running(tmp_path: Path, jobs: str, engine: FakeEngine | None = None) -> Iterator[Running]:
-    """Start the daemon with ``jobs``; at the end SIGTERM it and wait for its exit code."""
+def running(
+    tmp_path: Path, jobs: str, engine: FakeEngine | None = None, top: str = ""
+) -> Iterator[Running]:
+    """Start the daemon with ``jobs`` (and ``top``: top-level keys, before any table); at
+    the end SIGTERM it and wait for its exit code."""
     path = tmp_path / "c.toml"
-    path.write_text(HEAD.format(state=tmp_path / "state") + jobs)
+    path.write_text(top + HEAD.format(state=tmp_path / "state") + jobs)
     engine = engine or FakeEngine(FakeClock())
     daemon = Daemon(load_config(path, {}), lambda: engine)
     code: list[int] = []
