@@ -27,38 +27,48 @@ if TYPE_CHECKING:
     from scheduler.ticker import Ticker
 
 
-def _digest(path: Path) -> str | None:
-    """The content of the config file and of the files its ``include`` matches now (their
-    names too: a file added or removed is a change)."""
+def _include_globs(main: bytes) -> object:
+    """The ``include`` value of the config file's content (None when it is not TOML yet:
+    the load will say so)."""
     try:
-        main = path.read_bytes()
-    except OSError:
-        return None  # missing or unreadable: a change like any other
-    seen = hashlib.sha256(main)
-    try:
-        patterns = tomllib.loads(main.decode()).get("include")
-    except (ValueError, RecursionError):  # not TOML (yet): the load will say so
-        patterns = None
-    for included in include_paths(path, patterns):
-        seen.update(b"\0" + str(included).encode() + b"\0")
-        try:
-            seen.update(hashlib.sha256(included.read_bytes()).digest())
-        except OSError:
-            seen.update(b"unreadable")
-    return seen.hexdigest()
+        return tomllib.loads(main.decode()).get("include")
+    except (ValueError, RecursionError):
+        return None
 
 
 class ConfigWatcher:
     """Tells whether the file's content, or its included files', differs from the last
-    time it was seen."""
+    time it was seen (their names too: a file added or removed is a change). The file is
+    parsed for its ``include`` globs only when its own content changed: a poll of an
+    unchanged file is a hash, not a parse (0.45 s for a file of 10,000 jobs)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._seen = _digest(path)
+        self._main: bytes | None = None
+        """The file's hash the globs below were read from."""
+        self._globs: object = None
+        self._seen = self._digest()
+
+    def _digest(self) -> str | None:
+        try:
+            main = self._path.read_bytes()
+        except OSError:
+            return None  # missing or unreadable: a change like any other
+        own = hashlib.sha256(main).digest()
+        if own != self._main:
+            self._main, self._globs = own, _include_globs(main)
+        seen = hashlib.sha256(own)
+        for included in include_paths(self._path, self._globs):
+            seen.update(b"\0" + str(included).encode() + b"\0")
+            try:
+                seen.update(hashlib.sha256(included.read_bytes()).digest())
+            except OSError:
+                seen.update(b"unreadable")
+        return seen.hexdigest()
 
     def changed(self) -> bool:
         """True once per change of content (or of existence)."""
-        now = _digest(self._path)
+        now = self._digest()
         if now == self._seen:
             return False
         self._seen = now
