@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from scheduler import heartbeat
 
@@ -24,6 +24,12 @@ def config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
     if environ.get(ENV_CONFIG):
         return Path(environ[ENV_CONFIG])
     return DEFAULT_CONFIG_PATH
+
+
+def is_file_path(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is text naming a file by an absolute path (``heartbeat_file``'s
+    rule, for the config's check and for ``crontainer health`` alike)."""
+    return isinstance(value, str) and value.startswith("/") and not value.endswith("/")
 
 
 def heartbeat_file(config: Path, environ: Mapping[str, str]) -> Path:
@@ -46,6 +52,6 @@ def heartbeat_file(config: Path, environ: Mapping[str, str]) -> Path:
         where = f"{config}: daemon.heartbeat_file"
         if value is None:
             return heartbeat.DEFAULT
-    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
+    if not is_file_path(value):
         raise ValueError(f"{where}: not the absolute path of a file")
     return Path(value)

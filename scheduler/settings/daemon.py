@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from jobs.base import NAME_PATTERN, Model
 from jobs.units import Duration, Largest, Longest, Size
 from scheduler import heartbeat
+from scheduler.locations import is_file_path
 from scheduler.settings.remotes import Remote
 
 DEFAULT_HTTP = "0.0.0.0:8137"
@@ -109,7 +110,7 @@ class DaemonSettings(Model):
     @field_validator("heartbeat_file", mode="before")
     @classmethod
     def _a_file(cls, value: object) -> object:
-        if isinstance(value, str) and (not value.startswith("/") or value.endswith("/")):
+        if isinstance(value, str) and not is_file_path(value):
             raise ValueError(
                 "expected the absolute path of a file, e.g. '/tmp/crontainer.heartbeat'"
             )
