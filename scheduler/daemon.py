@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import EngineUnavailableError
 from scheduler.exits import EXIT_FAILURE, EXIT_OK
+from scheduler.jobset import JobSet
+from scheduler.labels.scan import LabelJobs, Rules
+from scheduler.labels.watch import LabelWatch
 from scheduler.logs import get_logger
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, log_warnings, reload
@@ -98,6 +101,10 @@ class Daemon:
         self._clock = clock or SystemClock()
         self._log = get_logger()
         self._stop_requested = False
+        self._ticker: Ticker | None = None
+        self._labels: LabelWatch | None = None
+        self.jobset = JobSet(self._schedule, config.jobs, config.sources)
+        """The jobs in force: the config's and, with ``[daemon] labels``, the containers'."""
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; 0 after a clean stop, 1 if the engine never answered."""
@@ -120,7 +127,7 @@ class Daemon:
         """Take the engine, the database and the lock; start the parts, settle what an
         earlier daemon left, start the schedule and the admin socket — each entered into
         ``stack`` once taken. None after a failure it logged."""
-        settings, jobs, parts = self._config.daemon, self._config.jobs, Parts()
+        settings, parts = self._config.daemon, Parts()
         log_warnings(self._config)
         engine = self._wait_for_engine()
         if engine is None:
@@ -133,16 +140,21 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
-        ticker = Ticker(self._clock, runner.submit)
+        runner.containers = self.jobset.container_of
+        self._ticker = ticker = Ticker(self._clock, runner.submit)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
         if not status_server(stack, settings, metrics, health):
             return None
+        self._discover(stack, engine)
+        jobs = self.jobset.all()
         settle(engine, base.history, runner, jobs=jobs, daemon=settings.name, clock=self._clock)
         parts.watch = watch = self._watch(base, runner, parts)
-        ticker.set_jobs(jobs)
+        self.jobset.schedule()
         parts.loop = loop
         loop.start()
+        if self._labels is not None:
+            self._labels.start()
         now = self._clock.now()
         catch_up(jobs, base.history, runner, now)
         run_on_start(jobs, runner, now)
@@ -157,6 +169,59 @@ class Daemon:
             ops_image_source=base.ops_image_source,
         )
         return _Running(runner, ticker, loop, watch, metrics)
+
+    def _discover(self, stack: ExitStack, engine: Engine) -> None:
+        """With ``[daemon] labels``: the containers' label jobs now, and the watch that keeps
+        them current (started with the schedule, stopped at shutdown)."""
+        settings = self._config.daemon
+        if not settings.labels:
+            return
+        self._labels = labels = LabelWatch(
+            engine, settings.label_filter, settings.label_resync, self._rules, self._relabel
+        )
+        stack.callback(labels.stop)
+        try:
+            found = labels.scan()
+        except Exception as e:
+            self._log.warning("labels.scan_failed", error=str(e), trigger="start")
+            labels.refresh("start")
+            return
+        self.jobset.set_labels(found)
+        self._log.info(
+            "labels.applied",
+            trigger="start",
+            added=sorted(found.jobs),
+            removed=[],
+            changed=[],
+            jobs=len(found.jobs),
+        )
+
+    def _rules(self) -> Rules:
+        """What label jobs may do, and take, under the config in force."""
+        config = self._config
+        return Rules(
+            kinds=config.daemon.label_kinds,
+            allow=config.daemon.label_allow,
+            defaults=config.defaults,
+            taken=frozenset(config.jobs),
+        )
+
+    def _relabel(self, found: LabelJobs, trigger: str) -> None:
+        """A scan's label jobs are the ones in force from now on."""
+        changes = self.jobset.set_labels(found)
+        if changes.added or changes.removed or changes.changed:
+            self._log.info(
+                "labels.applied",
+                trigger=trigger,
+                added=changes.added,
+                removed=changes.removed,
+                changed=changes.changed,
+                jobs=len(found.jobs),
+            )
+
+    def _schedule(self, jobs: Mapping[str, JobEntry]) -> None:
+        if self._ticker is not None:
+            self._ticker.set_jobs(jobs)
 
     def _watch(self, base: Base, runner: Runner, parts: Parts) -> EngineWatch:
         """The engine's watch: outages, the lock, settling on the engine's return."""
@@ -265,21 +330,24 @@ class Daemon:
     def _check_engine(self, watch: EngineWatch) -> str | None:
         """One engine check; a bug in it is logged and the main loop goes on."""
         try:
-            return watch.check(self._config.jobs)
+            return watch.check(self.jobset.all())
         except Exception:  # the main loop must outlive any one check
             self._log.exception("engine.check_failed")
             return None
 
     def _reload(self, running: _Running, trigger: str) -> None:
         """Load the config file again; its jobs run from now on if it is good."""
-        reload(self._config, running.ticker, running.metrics, trigger, self._install)
+        reload(self._config, running.metrics, trigger, self._install)
 
     def _install(self, config: Config) -> None:
+        self.jobset.set_config(config.jobs, config.sources)
         self._config = config
+        if self._labels is not None:
+            self._labels.refresh("reload")  # [defaults] and the config's names may differ
 
     def _jobs(self) -> Mapping[str, JobEntry]:
-        """The jobs of the config in force now (a reload replaces it)."""
-        return self._config.jobs
+        """The jobs in force now (a reload or a scan of the labels replaces them)."""
+        return self.jobset.all()
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""
@@ -291,5 +359,5 @@ class Daemon:
         if runner.active():
             self._log.warning("daemon.cancelling_runs", active_runs=runner.active())
             runner.cancel_all()
-            grace = max((e.job.stop_grace for e in self._config.jobs.values()), default=10.0)
+            grace = max((e.job.stop_grace for e in self.jobset.all().values()), default=10.0)
             runner.join(grace + AFTER_STOP_WAIT_S)

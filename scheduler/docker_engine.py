@@ -21,7 +21,7 @@ from scheduler.docker_errors import explain, translated
 from scheduler.docker_lock import take_lock
 from scheduler.docker_specs import container_args, host_config_args
 from scheduler.docker_streams import DockerStdin, log_lines
-from scheduler.engine import ContainerInfo, ExitStatus, Lock, StdinStream
+from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus, Lock, StdinStream
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 if TYPE_CHECKING:
@@ -252,6 +252,14 @@ class DockerEngine:
             )
         ]
 
+    def container_events(self, actions: tuple[str, ...]) -> DockerEvents:
+        """See Engine: one long ``GET /events`` (no read deadline: it waits for events)."""
+        with translated("following the engine's events"):
+            stream = self._api.events(
+                decode=True, filters={"type": "container", "event": list(actions)}
+            )
+        return DockerEvents(stream)
+
     def exec_create(
         self,
         container: str,
@@ -307,6 +315,30 @@ class DockerEngine:
     def close(self) -> None:
         """See Engine."""
         self._api.close()
+
+
+class DockerEvents:
+    """The engine's event stream, read as ContainerEvents (see Engine.container_events)."""
+
+    def __init__(self, stream: Any) -> None:  # noqa: ANN401 - docker-py's CancellableStream
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        with translated("reading the engine's events"):
+            for item in self._stream:
+                if not isinstance(item, dict):
+                    continue
+                actor = item.get("Actor") or {}
+                attributes = actor.get("Attributes") or {}
+                yield ContainerEvent(
+                    action=str(item.get("Action") or item.get("status") or ""),
+                    container_id=str(actor.get("ID") or item.get("id") or ""),
+                    name=str(attributes.get("name", "")),
+                )
+
+    def close(self) -> None:
+        with suppress(Exception):  # closing a stream the engine already ended
+            self._stream.close()
 
 
 def _info(item: dict[str, Any]) -> ContainerInfo:

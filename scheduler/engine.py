@@ -69,6 +69,25 @@ class StdinStream(Protocol):
         """End the container's stdin (EOF) and let go of the connection."""
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    """A container's life event: ``action`` (start, die, destroy, rename, …)."""
+
+    action: str
+    container_id: str
+    name: str
+
+
+class EventStream(Protocol):
+    """The engine's container events as they happen, until closed (or the engine goes)."""
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        """Each event; the iteration ends (or raises EngineError) when the stream does."""
+
+    def close(self) -> None:
+        """End the stream; an iteration blocked in another thread ends soon after."""
+
+
 class Engine(Protocol):
     """What the scheduler needs from a container engine."""
 
@@ -105,6 +124,9 @@ class Engine(Protocol):
     def select(self, selector: Selector) -> list[ContainerInfo]:
         """The containers ``selector`` matches now, in any state: the one with its name (or
         id), none if there is none; or every one that carries all its labels."""
+
+    def container_events(self, actions: tuple[str, ...]) -> EventStream:
+        """The containers' ``actions`` from now on."""
 
     def attach_stdin(self, container_id: str) -> StdinStream:
         """Attach to the stdin of a created container (made with ``spec.stdin``)."""

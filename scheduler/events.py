@@ -94,6 +94,41 @@ EVENTS: tuple[Event, ...] = (
         "a new config is in effect",
     ),
     _event(
+        "job.removed",
+        "info",
+        "job; reason: `config` (a reload), `labels` (its container is gone, or its labels no "
+        "longer declare it or are refused)",
+        "a job left the schedule; a run of it in flight ends as it would have",
+    ),
+    _event(
+        "labels.applied",
+        "info",
+        "trigger: `start`, `event`, `resync`, `reload`, `events_resumed`; added removed "
+        "changed: label job names; jobs: label jobs now",
+        "the containers' label jobs changed (`[daemon] labels = true`)",
+    ),
+    _event(
+        "labels.rejected",
+        "warning",
+        "container job: the label's job name; key: the key refused; reason",
+        "a label job is not taken (the fence, or an invalid value); logged when first seen, "
+        "the container's other jobs are taken",
+    ),
+    _event(
+        "labels.scan_failed",
+        "warning/error",
+        "error trigger; exception: a bug (at error)",
+        "the containers could not be listed; the label jobs in force stay, scanned again at "
+        "the next event or `label_resync`",
+    ),
+    _event(
+        "labels.events_lost",
+        "warning",
+        "error",
+        "the engine's event stream ended (an engine restart); followed again with a scan, "
+        "retried every 1 to 30 s",
+    ),
+    _event(
         "config.restart_required",
         "warning",
         "keys",
@@ -181,8 +216,10 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.skipped",
         "warning",
-        f"{RUN} reason running_run_id scheduled_at trigger",
-        '`concurrency = "forbid"` and the previous run still runs',
+        f"{RUN} reason: `previous run still running` or `container_not_running`; "
+        "running_run_id scheduled_at trigger; container: of a label job",
+        '`concurrency = "forbid"` and the previous run still runs; or a label job\'s container '
+        "is not running (stopped, not removed)",
     ),
     _event(
         "run.queued",

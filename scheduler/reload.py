@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from scheduler.metrics import Metrics
     from scheduler.settings import JobEntry
-    from scheduler.ticker import Ticker
 
 
 def _include_globs(main: bytes) -> object:
@@ -104,19 +103,26 @@ def log_warnings(config: Config) -> None:
 
 def reload(
     old: Config,
-    ticker: Ticker,
     metrics: Metrics,
     trigger: str,
     install: Callable[[Config], None],
 ) -> None:
     """Load ``old``'s file again and apply its jobs: ``install`` gets the config to run — the
-    new jobs with the old ``[daemon]`` (its keys take effect at a restart) — before
-    ``config.reloaded`` is logged. Anything about the new file that fails keeps ``old``
-    running (``config.invalid``): whatever the file holds, the daemon goes on."""
+    new jobs with the old ``[daemon]`` (its keys take effect at a restart) — and schedules
+    its jobs, before ``config.reloaded`` is logged. Anything about the new file that fails
+    keeps ``old`` running (``config.invalid``): whatever the file holds, the daemon goes on."""
     log = get_logger()
     try:
         new = load_config(old.path)
-        ticker.set_jobs(new.jobs)  # plans every job first: all of them change, or none
+        running = Config(
+            path=old.path,
+            daemon=old.daemon,
+            jobs=new.jobs,
+            warnings=new.warnings,
+            sources=new.sources,
+            defaults=new.defaults,
+        )
+        install(running)  # plans every job first: all of them change, or none
     except Exception as e:
         errors = e.errors if isinstance(e, ConfigError) else [f"{type(e).__name__}: {e}"]
         metrics.reloaded(applied=False)  # counted first: whoever sees the event
@@ -130,15 +136,6 @@ def reload(
     )
     if daemon_keys:
         log.warning("config.restart_required", keys=daemon_keys)
-    install(
-        Config(
-            path=old.path,
-            daemon=old.daemon,
-            jobs=new.jobs,
-            warnings=new.warnings,
-            sources=new.sources,
-        )
-    )
     metrics.reloaded(applied=True)
     log_warnings(new)
     log.info(

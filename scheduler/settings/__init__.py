@@ -68,6 +68,8 @@ class Config:
     sources: Mapping[str, str] = field(default_factory=dict)
     """By job, the included file that defines it (``conf.d/db.toml``); a job of the main
     file has none."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """The valid part of ``[defaults]`` (label jobs take it too)."""
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -158,6 +160,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         jobs=entries,
         warnings={k: v for k, v in warnings.items() if v},
         sources=sources,
+        defaults=defaults,
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from jobs.base import NAME_PATTERN, Model
 from jobs.units import Duration, Largest, Longest, Size
 from scheduler import heartbeat
+from scheduler.labels.rules import LABEL_KINDS, label_allowance, label_filter_entry, label_kind
 from scheduler.locations import is_file_path
 from scheduler.settings.remotes import Remote
 
@@ -87,6 +88,37 @@ class DaemonSettings(Model):
         description="host:port of the read-only HTTP listener (/metrics, /healthz, /readyz); port "
         "0 takes any free port; '' turns it off. At most 32 connections at once (one more is "
         "closed at once), each closed 10 s after it was accepted",
+    )
+
+    labels: bool = Field(
+        default=False,
+        description="also take jobs from container labels (crontainer.jobs.<job>.<key>), found "
+        "at start, on the engine's container events and every label_resync (see 'Jobs in "
+        "container labels' in configuration.md)",
+    )
+    label_filter: list[Annotated[str, AfterValidator(label_filter_entry)]] = Field(
+        default_factory=list,
+        description="only containers carrying all these labels ('key' or 'key=value') give "
+        "jobs, e.g. one Compose project",
+        examples=[["com.docker.compose.project=app"]],
+    )
+    label_resync: Annotated[Duration, Field(ge=1), Longest("1d")] = Field(
+        60.0,
+        description="how often every container's labels are read again (engine events can be "
+        "lost: an engine restart drops them)",
+    )
+    label_kinds: list[Annotated[str, AfterValidator(label_kind)]] = Field(
+        default_factory=lambda: list(LABEL_KINDS),
+        description="the job kinds a label may ask for (add 'run' to allow new containers; "
+        "it needs 'image' in label_allow)",
+    )
+    label_allow: list[Annotated[str, AfterValidator(label_allowance)]] = Field(
+        default_factory=list,
+        description="what label jobs may ask for beyond their own container: keys ('image', "
+        "'volumes', 'network', 'cap_add', 'env_files'), 'host_paths' (a target or sink "
+        "volume on the host), 'secrets' ({ env = … } / { file = … } values: the daemon's "
+        "environment and files), 'other_containers' (containers but their own)",
+        examples=[["image"]],
     )
 
     remotes: dict[str, Remote] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from jobs.plan import ContainerSpec, PullPolicy
 from jobs.selectors import Selector
-from scheduler.engine import ContainerInfo, ExitStatus
+from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus
 from scheduler.errors import EngineError
 
 
@@ -73,6 +74,28 @@ class FakeStdin:
         self.closed = True
 
 
+class FakeEvents:
+    """An event stream fed by the test (``send``); ``end`` ends it as an engine restart does."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[ContainerEvent | None] = queue.Queue()
+        self.closed = False
+
+    def send(self, action: str, container_id: str = "c1", name: str = "app") -> None:
+        self._queue.put(ContainerEvent(action, container_id, name))
+
+    def end(self) -> None:
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        while (event := self._queue.get()) is not None:
+            yield event
+
+    def close(self) -> None:
+        self.closed = True
+        self._queue.put(None)
+
+
 @dataclass
 class FakeEngine:
     """Records calls; ``fail`` maps a method name to the error it raises."""
@@ -108,6 +131,8 @@ class FakeEngine:
     """What logs returns per (container, stream): (ns, time text, line)."""
     locks: list[FakeLock] = field(default_factory=list)
     """Every lock handed out, in order."""
+    event_streams: list[FakeEvents] = field(default_factory=list)
+    """Every event stream handed out, in order."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -192,6 +217,11 @@ class FakeEngine:
             return []
         state = "exited" if selector.name in self.not_running else "running"
         return [ContainerInfo(id=selector.name, name=selector.name, state=state, labels={})]
+
+    def container_events(self, actions: tuple[str, ...]) -> FakeEvents:
+        self._call("container_events", actions)
+        self.event_streams.append(FakeEvents())
+        return self.event_streams[-1]
 
     def attach_stdin(self, container_id: str) -> FakeStdin:
         self._call("attach_stdin", container_id)

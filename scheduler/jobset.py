@@ -1,0 +1,95 @@
+"""The jobs in force: the config's (main file and includes) and the containers' labels'.
+
+Both change on their own — a reload replaces the config's, a scan the labels' — and the
+schedule gets the union each time. A name the config defines is the config's: a label
+job cannot take it (the scan refuses it; one the config took since is dropped here).
+A job that leaves the schedule is logged (``job.removed``); a run of it in flight ends
+as it would have.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from scheduler.labels.scan import LabelJobs
+from scheduler.logs import get_logger
+from scheduler.reload import diff_jobs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from scheduler.engine import ContainerInfo
+    from scheduler.reload import JobChanges
+    from scheduler.settings import JobEntry
+
+CONFIG_SOURCE = "config"
+"""The source of a job of the main config file."""
+
+
+class JobSet:
+    """The config's jobs and the labels' jobs, handed together to ``schedule``."""
+
+    def __init__(
+        self,
+        schedule: Callable[[Mapping[str, JobEntry]], None],
+        jobs: Mapping[str, JobEntry],
+        sources: Mapping[str, str],
+        labels: LabelJobs | None = None,
+    ) -> None:
+        self._schedule = schedule
+        self._lock = threading.Lock()
+        self._config: Mapping[str, JobEntry] = jobs
+        self._config_sources: Mapping[str, str] = sources
+        self._labels = labels or LabelJobs()
+        self._all: Mapping[str, JobEntry] = self._union()
+        self._log = get_logger()
+
+    def _union(self) -> dict[str, JobEntry]:
+        labelled = {n: e for n, e in self._labels.jobs.items() if n not in self._config}
+        return {**self._config, **labelled}
+
+    def all(self) -> Mapping[str, JobEntry]:
+        """Every job in force now (a mapping that is replaced, never changed)."""
+        return self._all
+
+    def source(self, name: str) -> str:
+        """Where the job comes from: ``config``, an included file, ``label:<container>``."""
+        if name in self._config:
+            return self._config_sources.get(name, CONFIG_SOURCE)
+        container = self._labels.containers.get(name)
+        return f"label:{container.name}" if container is not None else CONFIG_SOURCE
+
+    def container_of(self, name: str) -> ContainerInfo | None:
+        """The container a label job acts on; None for a job of the config."""
+        if name in self._config:
+            return None
+        return self._labels.containers.get(name)
+
+    def schedule(self) -> None:
+        """Hand the jobs in force to the schedule (at start)."""
+        with self._lock:
+            self._schedule(self._all)
+
+    def set_config(self, jobs: Mapping[str, JobEntry], sources: Mapping[str, str]) -> None:
+        """The config's jobs from now on (a reload)."""
+        with self._lock:
+            self._config, self._config_sources = jobs, sources
+            self._replace("config")
+
+    def set_labels(self, labels: LabelJobs) -> JobChanges:
+        """The labels' jobs from now on (a scan); which of them changed."""
+        with self._lock:
+            old = {n: e for n, e in self._all.items() if n not in self._config}
+            self._labels = labels
+            self._replace("labels")
+            new = {n: e for n, e in self._all.items() if n not in self._config}
+        return diff_jobs(old, new)
+
+    def _replace(self, why: str) -> None:
+        old, self._all = self._all, self._union()
+        changes = diff_jobs(old, self._all)
+        if changes.added or changes.removed or changes.changed:
+            self._schedule(self._all)
+        for name in changes.removed:
+            self._log.info("job.removed", job=name, reason=why)
