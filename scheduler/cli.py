@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler import heartbeat, locations
-from scheduler.errors import ConfigError
+from scheduler.errors import ConfigError, EngineError
 from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from scheduler.engine import Engine
     from scheduler.history import History
-    from scheduler.settings import Config
+    from scheduler.labels.scan import LabelJobs, Refusal
+    from scheduler.settings import Config, JobEntry
     from scheduler.settings.shell import KeyWarning
 
 NEXT_RUNS = 3
@@ -72,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         "validate", parents=[common], help="check the config and print each job's next runs"
     )
     validate.add_argument("--json", action="store_true", help="machine-readable output")
+    validate.add_argument(
+        "--labels",
+        action="store_true",
+        help="also check the job labels of the engine's containers against the fence "
+        "(label_filter, label_kinds, label_allow) and list the label jobs the daemon would take",
+    )
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument(
         "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
@@ -191,37 +198,97 @@ def _validate(args: argparse.Namespace) -> int:
         for line in e.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
+    jobs: dict[str, JobEntry] = dict(config.jobs)
+    sources = dict(config.sources)
+    refused: list[str] = []
+    if args.labels:
+        try:
+            found = _label_jobs(config)
+        except EngineError as e:
+            print(f"error: the containers' labels cannot be read: {e}", file=sys.stderr)
+            return EXIT_FAILURE
+        jobs.update(found.jobs)
+        sources.update(found.sources())
+        refused = [f"label:{r.container}: {_refusal(r)}" for r in found.refusals]
+        if not config.daemon.labels:
+            print(
+                "note: [daemon] labels is false: the daemon takes none of these label jobs",
+                file=sys.stderr,
+            )
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
+    _print_jobs(args, config, jobs, sources, refused)
+    return EXIT_USAGE if refused else EXIT_OK
+
+
+def _print_jobs(
+    args: argparse.Namespace,
+    config: Config,
+    jobs: dict[str, JobEntry],
+    sources: dict[str, str],
+    refused: list[str],
+) -> None:
+    """``validate``'s answer: each job with its next runs (JSON with ``--json``)."""
     from scheduler.clock import SystemClock  # noqa: PLC0415
 
     now = SystemClock().now()
     upcoming = {
         name: [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)]
-        for name, entry in config.jobs.items()
+        for name, entry in jobs.items()
     }
-    warnings = {name: entry.schedule.warnings(now) for name, entry in config.jobs.items()}
+    warnings = {name: entry.schedule.warnings(now) for name, entry in jobs.items()}
     if args.json:
         report = {
             name: {
                 "kind": entry.job.kind,
+                "source": sources.get(name, "config"),
                 "schedule": entry.schedule.expression,
                 "timezone": entry.job.timezone,
                 "enabled": entry.job.enabled,
                 "next_runs": upcoming[name],
                 "warnings": warnings[name] + [_said(w) for w in config.warnings.get(name, ())],
             }
-            for name, entry in config.jobs.items()
+            for name, entry in jobs.items()
         }
         print(json.dumps(report, indent=2))
-        return EXIT_OK
+        return
     _print_warnings(config, warnings)
-    print(f"{config.path}: OK, {len(config.jobs)} job(s)")
-    for name, entry in config.jobs.items():
+    labelled = len(jobs) - len(config.jobs)
+    also = f" and {labelled} label job(s), {len(refused)} refused" if args.labels else ""
+    print(f"{config.path}: OK, {len(config.jobs)} job(s){also}")
+    for name, entry in jobs.items():
         job = entry.job
         state = "" if job.enabled else ", disabled"
-        print(f"\n{name}  ({job.kind}, {entry.schedule.expression!r}, {job.timezone}{state})")
+        source = f", {sources[name]}" if name in sources else ""
+        print(
+            f"\n{name}  ({job.kind}, {entry.schedule.expression!r}, {job.timezone}{state}{source})"
+        )
         for when in upcoming[name] or ["never fires"]:
             print(f"  {when}")
-    return EXIT_OK
+
+
+def _refusal(refusal: Refusal) -> str:
+    """A refused label job as an error line naming the label: ``crontainer.jobs.<job>.<key>:
+    <reason>``."""
+    from scheduler.labels.parse import PREFIX  # noqa: PLC0415
+
+    where = f"{PREFIX}{refusal.job}" + (f".{refusal.key}" if refusal.key else "")
+    return f"{where}: {refusal.reason}"
+
+
+def _label_jobs(config: Config) -> LabelJobs:
+    """The label jobs of the engine's containers now, as the daemon would take them (the
+    config's rules); EngineError when the engine cannot list them."""
+    from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
+    from scheduler.labels.scan import rules_of, scan  # noqa: PLC0415
+    from scheduler.labels.watch import filter_selector  # noqa: PLC0415
+
+    engine = DockerEngine.connect(config.daemon.engine_timeout)
+    try:
+        containers = engine.select(filter_selector(config.daemon.label_filter))
+    finally:
+        engine.close()
+    return scan(containers, rules_of(config))
 
 
 def _print_warnings(config: Config, schedules: dict[str, list[str]]) -> None:
@@ -326,11 +393,27 @@ def _jobs(args: argparse.Namespace) -> int:
     except HistoryError as e:
         print(f"note: {e}", file=sys.stderr)  # no history yet: the config alone
         marks = {}
+    jobs: dict[str, JobEntry] = dict(config.jobs)
+    sources = dict(config.sources)
+    if config.daemon.labels:
+        try:
+            found = _label_jobs(config)
+        except EngineError as e:
+            print(f"note: label jobs not shown, the engine cannot list them: {e}", file=sys.stderr)
+        else:
+            jobs.update(found.jobs)
+            sources.update(found.sources())
+            if found.refusals:
+                print(
+                    f"note: {len(found.refusals)} label job problem(s): "
+                    "crontainer validate --labels says which",
+                    file=sys.stderr,
+                )
     now = SystemClock().now()
     if args.json:
-        print(json.dumps(jobs_json(config, marks, now), indent=2))
+        print(json.dumps(jobs_json(jobs, sources, marks, now), indent=2))
     else:
-        print(jobs_table(config, marks, now))
+        print(jobs_table(jobs, sources, marks, now))
     return EXIT_OK
 
 

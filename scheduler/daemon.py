@@ -27,7 +27,7 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.errors import EngineUnavailableError
 from scheduler.exits import EXIT_FAILURE, EXIT_OK
 from scheduler.jobset import JobSet
-from scheduler.labels.scan import LabelJobs, Rules
+from scheduler.labels.scan import LabelJobs, Rules, rules_of
 from scheduler.labels.watch import LabelWatch
 from scheduler.logs import get_logger
 from scheduler.recovery import settle
@@ -198,13 +198,7 @@ class Daemon:
 
     def _rules(self) -> Rules:
         """What label jobs may do, and take, under the config in force."""
-        config = self._config
-        return Rules(
-            kinds=config.daemon.label_kinds,
-            allow=config.daemon.label_allow,
-            defaults=config.defaults,
-            taken=frozenset(config.jobs),
-        )
+        return rules_of(self._config)
 
     def _relabel(self, found: LabelJobs, trigger: str) -> None:
         """A scan's label jobs are the ones in force from now on."""

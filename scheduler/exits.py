@@ -31,8 +31,11 @@ COMMANDS: dict[str, dict[int, str]] = {
         "DOCKER_TLS_VERIFY / DOCKER_CERT_PATH settings cannot be used)",
     },
     "validate": {
-        EXIT_OK: "the config is valid (schedule warnings do not change it)",
-        EXIT_USAGE: "the config is invalid: every error printed",
+        EXIT_OK: "the config is valid (schedule warnings do not change it); with `--labels`, "
+        "every label job too",
+        EXIT_FAILURE: "`--labels`: the engine cannot list the containers",
+        EXIT_USAGE: "the config is invalid, or (`--labels`) a label job is refused: every error "
+        "printed",
     },
     "history": {
         EXIT_OK: "the runs printed (none on a fresh install: a note, no state database needed)",

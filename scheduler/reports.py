@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from scheduler.history import JobMarks, RunRecord
-    from scheduler.settings import Config
+    from scheduler.settings import JobEntry
 
 Json = dict[str, object]
 
@@ -70,15 +71,21 @@ def history_table(records: list[RunRecord]) -> str:
     return table(headers, rows)
 
 
-def jobs_json(config: Config, marks: dict[str, JobMarks], now: datetime) -> Json:
-    """Each configured job with its next run and what the history knows of it."""
+def jobs_json(
+    jobs: Mapping[str, JobEntry],
+    sources: Mapping[str, str],
+    marks: dict[str, JobMarks],
+    now: datetime,
+) -> Json:
+    """Each job with where it comes from (``sources``, default ``config``), its next run and
+    what the history knows of it."""
     report: Json = {}
-    for name, entry in config.jobs.items():
+    for name, entry in jobs.items():
         mark = marks.get(name)
         upcoming = entry.schedule.next_after(now) if entry.job.enabled else None
         report[name] = {
             "kind": entry.job.kind,
-            "source": config.sources.get(name, "config"),
+            "source": sources.get(name, "config"),
             "schedule": entry.schedule.expression,
             "timezone": entry.job.timezone,
             "enabled": entry.job.enabled,
@@ -91,10 +98,15 @@ def jobs_json(config: Config, marks: dict[str, JobMarks], now: datetime) -> Json
     return report
 
 
-def jobs_table(config: Config, marks: dict[str, JobMarks], now: datetime) -> str:
-    """One line per configured job."""
+def jobs_table(
+    jobs: Mapping[str, JobEntry],
+    sources: Mapping[str, str],
+    marks: dict[str, JobMarks],
+    now: datetime,
+) -> str:
+    """One line per job."""
     rows = []
-    for name, entry in config.jobs.items():
+    for name, entry in jobs.items():
         mark = marks.get(name)
         upcoming = entry.schedule.next_after(now) if entry.job.enabled else None
         rows.append(
@@ -106,7 +118,8 @@ def jobs_table(config: Config, marks: dict[str, JobMarks], now: datetime) -> str
                 _short(upcoming) if entry.job.enabled else "disabled",
                 (mark.last_status or "-") if mark else "-",
                 _short(mark.last_success_at) if mark else "-",
+                sources.get(name, "config"),
             ]
         )
-    headers = ["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST", "LAST SUCCESS"]
+    headers = ["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST", "LAST SUCCESS", "SOURCE"]
     return table(headers, rows)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping
 
     from scheduler.engine import ContainerInfo
-    from scheduler.settings import JobEntry
+    from scheduler.settings import Config, JobEntry
 
 LABEL_SOURCE = "label:"
 """A label job's source: ``label:<container>``."""
@@ -63,6 +63,16 @@ class Rules:
     allow: Collection[str]
     defaults: Mapping[str, Any]
     taken: Collection[str] = ()
+
+
+def rules_of(config: Config) -> Rules:
+    """What label jobs may do, and the names they may not take, under ``config``."""
+    return Rules(
+        kinds=config.daemon.label_kinds,
+        allow=config.daemon.label_allow,
+        defaults=config.defaults,
+        taken=frozenset(config.jobs),
+    )
 
 
 def _service(container: ContainerInfo) -> tuple[str, str] | None:
