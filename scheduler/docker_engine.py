@@ -25,7 +25,7 @@ from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus, Lock, St
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
     from jobs.selectors import Selector
 
@@ -252,12 +252,13 @@ class DockerEngine:
             )
         ]
 
-    def container_events(self, actions: tuple[str, ...]) -> DockerEvents:
+    def container_events(self, actions: tuple[str, ...], labels: Sequence[str]) -> DockerEvents:
         """See Engine: one long ``GET /events`` (no read deadline: it waits for events)."""
+        wanted: dict[str, Any] = {"type": "container", "event": list(actions)}
+        if labels:
+            wanted["label"] = list(labels)
         with translated("following the engine's events"):
-            stream = self._api.events(
-                decode=True, filters={"type": "container", "event": list(actions)}
-            )
+            stream = self._api.events(decode=True, filters=wanted)
         return DockerEvents(stream)
 
     def exec_create(
@@ -334,6 +335,7 @@ class DockerEvents:
                     action=str(item.get("Action") or item.get("status") or ""),
                     container_id=str(actor.get("ID") or item.get("id") or ""),
                     name=str(attributes.get("name", "")),
+                    labels={str(k): str(v) for k, v in attributes.items()},
                 )
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from scheduler.errors import EngineError
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
     from jobs.plan import ContainerSpec, PullPolicy
     from jobs.selectors import Selector
@@ -76,6 +76,8 @@ class ContainerEvent:
     action: str
     container_id: str
     name: str
+    labels: Mapping[str, str]
+    """The container's labels (and the engine's other attributes of the event)."""
 
 
 class EventStream(Protocol):
@@ -125,8 +127,9 @@ class Engine(Protocol):
         """The containers ``selector`` matches now, in any state: the one with its name (or
         id), none if there is none; or every one that carries all its labels."""
 
-    def container_events(self, actions: tuple[str, ...]) -> EventStream:
-        """The containers' ``actions`` from now on."""
+    def container_events(self, actions: tuple[str, ...], labels: Sequence[str]) -> EventStream:
+        """The ``actions`` from now on of the containers carrying all ``labels`` (each
+        ``key`` or ``key=value``)."""
 
     def attach_stdin(self, container_id: str) -> StdinStream:
         """Attach to the stdin of a created container (made with ``spec.stdin``)."""

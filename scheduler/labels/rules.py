@@ -10,8 +10,10 @@ socket — so by default a label job acts on its own container only:
   (``restart = true``), logship reads its volumes (with ``paths``) or its output; a key that
   names a container may name only this one (its name or id);
 - it sets none of the keys that reach beyond it — ``image``, ``volumes``, ``network``,
-  ``cap_add``, ``env_files`` — no host directory (a backup's ``target``, a file sink's
-  ``volume``) and no secret reference (``{ env = … }``/``{ file = … }``: the daemon's own
+  ``cap_add``, ``env_files`` — writes to no volume at a path of its choosing (a file sink's
+  ``volume``: ``volumes``), to no host directory (a backup's ``target``, a file sink's
+  ``volume``: ``host_paths``; a named ``target`` volume is fine: the archives' names are
+  the job's) and holds no secret reference (``{ env = … }``/``{ file = … }``: the daemon's own
   environment and files).
 
 ``[daemon] label_allow`` names what to allow beyond that, one key or class at a time;
@@ -116,12 +118,16 @@ class Fence:
         return table, problems
 
     def _host_paths(self, table: dict[str, Any]) -> list[Problem]:
+        """A backup's target on the host; a file sink's volume: any volume (a file at a path
+        of the label's choosing in it) is an extra volume; on the host, a host path."""
         found = []
         sink = table.get("sink")
-        for key, value in (
-            ("target", table.get("target")),
-            ("sink.volume", sink.get("volume") if isinstance(sink, dict) else None),
-        ):
+        volume = sink.get("volume") if isinstance(sink, dict) else None
+        if isinstance(volume, str) and not volume.startswith("/") and "volumes" not in self._allow:
+            found.append(
+                ("sink.volume", f"a label job may not write to a volume ({_allow_hint('volumes')})")
+            )
+        for key, value in (("target", table.get("target")), ("sink.volume", volume)):
             if isinstance(value, str) and value.startswith("/"):
                 hint = _allow_hint("host_paths")
                 found.append((key, f"a label job may not write to a host directory ({hint})"))

@@ -1,13 +1,14 @@
 """Discovery: the label jobs of the engine's containers, kept current.
 
-Two threads. One follows the engine's container events (start, die, destroy, rename);
-each event marks the jobs stale. The other scans — every container's labels, one list
-call — when they are stale, and at least every ``label_resync``: events can be lost (an
-engine restart drops the stream; one that breaks is followed again, with a scan). A burst
-of events (``docker compose up`` of many containers) is one scan: the scanner waits
-``SETTLE_S`` after the first. Each scan hands its jobs to ``apply`` (the daemon's job set,
-which schedules what changed); a refused job is logged (``labels.rejected``) when it is
-first seen, not at every scan.
+Two threads. One follows the engine's container events (start, die, destroy, rename) of
+the containers ``label_filter`` lets in, but the daemon's own (its runs' containers come
+and go with each run); each event marks the jobs stale. The other scans — every
+container's labels, one list call — when they are stale, and at least every
+``label_resync``: events can be lost (an engine restart drops the stream; one that breaks
+is followed again, with a scan). A burst of events (``docker compose up`` of many
+containers) is one scan: the scanner waits ``SETTLE_S`` after the first. Each scan hands
+its jobs to ``apply`` (the daemon's job set, which schedules what changed); a refused job
+is logged (``labels.rejected``) when it is first seen, not at every scan.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from jobs.selectors import Selector
+from scheduler.engine import LABEL_DAEMON
 from scheduler.errors import EngineError
 from scheduler.labels.scan import LabelJobs, Refusal, Rules, scan
 from scheduler.logs import get_logger
@@ -56,6 +58,7 @@ class LabelWatch:
         """``rules``: the config's rules now (a reload changes [defaults] and the names its
         jobs take); ``apply``: takes each scan's jobs, with what triggered the scan."""
         self._engine = engine
+        self._label_filter = tuple(label_filter)
         self._selector = filter_selector(label_filter)
         self._resync = resync
         self._rules = rules
@@ -135,7 +138,7 @@ class LabelWatch:
         failures = 0
         while not self._stopped.is_set():
             try:
-                stream = self._engine.container_events(ACTIONS)
+                stream = self._engine.container_events(ACTIONS, self._label_filter)
             except EngineError as e:
                 failures = self._lost(failures, str(e))
                 continue
@@ -148,8 +151,9 @@ class LabelWatch:
                 self.refresh("events_resumed")  # what happened meanwhile
             failures = 0
             try:
-                for _event in stream:
-                    self.refresh("event")
+                for event in stream:
+                    if LABEL_DAEMON not in event.labels:  # not a run's container of ours
+                        self.refresh("event")
             except EngineError as e:
                 error = str(e)
             else:

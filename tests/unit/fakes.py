@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -81,8 +81,14 @@ class FakeEvents:
         self._queue: queue.Queue[ContainerEvent | None] = queue.Queue()
         self.closed = False
 
-    def send(self, action: str, container_id: str = "c1", name: str = "app") -> None:
-        self._queue.put(ContainerEvent(action, container_id, name))
+    def send(
+        self,
+        action: str,
+        container_id: str = "c1",
+        name: str = "app",
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._queue.put(ContainerEvent(action, container_id, name, dict(labels or {})))
 
     def end(self) -> None:
         self._queue.put(None)
@@ -218,8 +224,8 @@ class FakeEngine:
         state = "exited" if selector.name in self.not_running else "running"
         return [ContainerInfo(id=selector.name, name=selector.name, state=state, labels={})]
 
-    def container_events(self, actions: tuple[str, ...]) -> FakeEvents:
-        self._call("container_events", actions)
+    def container_events(self, actions: tuple[str, ...], labels: Sequence[str]) -> FakeEvents:
+        self._call("container_events", (actions, tuple(labels)))
         self.event_streams.append(FakeEvents())
         return self.event_streams[-1]
 
