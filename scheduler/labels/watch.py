@@ -147,8 +147,8 @@ class LabelWatch:
             if self._stopped.is_set():
                 stream.close()
                 return
-            if failures:
-                self.refresh("events_resumed")  # what happened meanwhile
+            # What happened before the stream was there: since the first scan, or meanwhile.
+            self.refresh("events_resumed" if failures else "start")
             failures = 0
             try:
                 for event in stream:
