@@ -63,7 +63,8 @@ def engine() -> Iterator[docker.DockerClient]:
 
 def _leftovers(client: docker.DockerClient) -> list[str]:
     label = {"label": f"{TEST_LABEL}={TEST_SESSION}"}
-    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+    listed = client.containers.list(all=True, filters=label, ignore_removed=True)
+    found = [f"container {c.name}" for c in listed]
     found += [f"volume {v.name}" for v in client.volumes.list(filters=label)]
     found += [f"network {n.name}" for n in client.networks.list(filters=label)]
     return found
@@ -85,21 +86,26 @@ def _debris(value: str | None) -> bool:
 
 def remove_labelled(client: docker.DockerClient, *, mine: bool) -> None:
     """Remove the containers, volumes and networks with the test label: this session's
-    (``mine``) or those of sessions no longer running (debris of an interrupted one)."""
+    (``mine``) or those of sessions no longer running (debris of an interrupted one). What
+    goes away meanwhile is passed over: another live session's containers come and go (a
+    daemon's runs), and a session starting at the same time removes the same debris."""
     label = {"label": f"{TEST_LABEL}={TEST_SESSION}" if mine else TEST_LABEL}
 
     def wanted(labels: dict[str, str] | None) -> bool:
         return mine or _debris((labels or {}).get(TEST_LABEL))
 
-    for container in client.containers.list(all=True, filters=label):
+    for container in client.containers.list(all=True, filters=label, ignore_removed=True):
         if wanted(container.labels):
-            container.remove(force=True, v=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
     for volume in client.volumes.list(filters=label):
         if wanted(volume.attrs.get("Labels")):
-            volume.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)
     for made in client.networks.list(filters=label):
         if wanted(made.attrs.get("Labels")):
-            made.remove()
+            with contextlib.suppress(docker.errors.NotFound):
+                made.remove()
 
 
 @pytest.fixture(scope="session", autouse=True)
