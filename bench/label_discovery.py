@@ -21,8 +21,10 @@ every daemon takes as its `label_filter`. Then, against the local engine:
    burst's start until the daemon's `labels.applied` holds them all, and how many
    `labels.applied` lines it took (a scan that changes nothing logs none);
 4. scans, in this process: `LabelWatch.scan()` against the same containers with the
-   same rules, SCANS times (p50 / p95), split into the engine's list call and the
-   parsing and validation of the jobs;
+   same rules, SCANS times each (p50 / p95, wall and this process's CPU): cold (a new
+   watch, every container's jobs parsed and validated), warm (the same watch again,
+   nothing changed: the memo's case, a resync or a stranger's event) and the engine's
+   list call alone;
 5. burst, in this process: the burst containers removed, a LabelWatch (resync 1 h)
    started and BURST new containers started the same way; every scan it makes is
    counted, and the time until one holds them all.
@@ -49,19 +51,20 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from benchlib import LABEL, Daemon, docker
 
 from scheduler.docker_engine import DockerEngine
 from scheduler.labels.rules import LABEL_KINDS
-from scheduler.labels.scan import LabelJobs, Rules, scan
+from scheduler.labels.scan import LabelJobs, Rules
 from scheduler.labels.watch import SETTLE_S, LabelWatch, filter_selector
 from scheduler.logs import configure
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
+T = TypeVar("T")
 RUN_LABEL = "crontainer-bench.run"
 """The label (``=<run id>``) that every container of one run carries: the daemons' filter."""
 JOB_LABELS = {
@@ -95,6 +98,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--idle", type=int, default=60)
     parser.add_argument("--scans", type=int, default=10)
+    parser.add_argument("--starts", type=int, default=3, help="start-up rounds")
     parser.add_argument("--start", action="store_true", help="start the CONTAINERS too")
     return parser.parse_args()
 
@@ -109,8 +113,7 @@ def create(run: str, names: list[str], *, start: bool) -> float:
         docker(*verb, "--name", name, *flags, "busybox:latest", "sleep", "999999999")
 
     began = time.monotonic()
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        list(pool.map(one, names))
+    parallel(one, names, PARALLEL)
     return time.monotonic() - began
 
 
@@ -118,9 +121,17 @@ def remove(names: list[str]) -> None:
     def one(batch: list[str]) -> None:
         subprocess.run(["docker", "rm", "-f", *batch], capture_output=True, check=False)
 
-    batches = [names[i : i + 25] for i in range(0, len(names), 25)]
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(one, batches))
+    parallel(one, [names[i : i + 25] for i in range(0, len(names), 25)], 4)
+
+
+def parallel(call: Callable[[T], None], items: list[T], threads: int) -> None:
+    """``call`` on each item, ``threads`` at once; on a failure or Ctrl-C the ones not
+    begun are dropped (the cleanup need not wait for them)."""
+    pool = ThreadPoolExecutor(threads)
+    try:
+        list(pool.map(call, items))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -155,32 +166,52 @@ def at(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["timestamp"]).timestamp()
 
 
-def start_daemons(run: str, tmp: Path) -> tuple[dict[str, Daemon], dict[str, Any]]:
-    """The three daemons, started one after the other; each one's start-up figures."""
-    daemons: dict[str, Daemon] = {}
+def start_daemon(run: str, state: Path, variant: str) -> tuple[Daemon, dict[str, Any]]:
+    """One daemon of ``variant``, started; its start-up figures."""
+    labels, resync = VARIANTS[variant]
+    config = CONFIG.format(
+        name=f"bench-labels-{variant}",
+        state=state,
+        labels=labels,
+        filter=f"{RUN_LABEL}={run}",
+        resync=resync,
+    )
+    began = time.time()
+    daemon = Daemon(config, state)
+    events = daemon.events()
+    started = next(e for e in events if e["event"] == "daemon.started")
+    applied = [e for e in events if e["event"] == "labels.applied"]
+    return daemon, {
+        "to_labels_applied_s": at(applied[0]) - began if applied else None,
+        "labels_applied_jobs": applied[0]["jobs"] if applied else 0,
+        "to_daemon_started_s": at(started) - began,
+        "job_scheduled_lines": sum(1 for e in events if e["event"] == "job.scheduled"),
+    }
+
+
+def start_daemons(run: str, tmp: Path, rounds: int, daemons: dict[str, Daemon]) -> dict[str, Any]:
+    """Each variant started one after the other, ``rounds`` times (all but the last round's
+    stopped again); the medians of their start-up figures. ``daemons``: the running ones."""
+    found: dict[str, list[dict[str, Any]]] = {variant: [] for variant in VARIANTS}
+    for round_ in range(rounds):
+        for variant in VARIANTS:
+            state = tmp / f"{variant}-{round_}"
+            state.mkdir()
+            daemons[variant], figures = start_daemon(run, state, variant)
+            found[variant].append(figures)
+            if round_ < rounds - 1:
+                daemons.pop(variant).stop()
     report: dict[str, Any] = {}
-    for variant, (labels, resync) in VARIANTS.items():
-        state = tmp / variant
-        state.mkdir()
-        config = CONFIG.format(
-            name=f"bench-labels-{variant}",
-            state=state,
-            labels=labels,
-            filter=f"{RUN_LABEL}={run}",
-            resync=resync,
-        )
-        began = time.time()
-        daemons[variant] = daemon = Daemon(config, state)
-        events = daemon.events()
-        started = next(e for e in events if e["event"] == "daemon.started")
-        applied = [e for e in events if e["event"] == "labels.applied"]
-        report[variant] = {
-            "to_labels_applied_s": round(at(applied[0]) - began, 2) if applied else None,
-            "labels_applied_jobs": applied[0]["jobs"] if applied else 0,
-            "to_daemon_started_s": round(at(started) - began, 2),
-            "job_scheduled_lines": sum(1 for e in events if e["event"] == "job.scheduled"),
-        }
-    return daemons, report
+    for variant, rows in found.items():
+        report[variant] = {"rounds": rounds}
+        for key in rows[0]:
+            values = [row[key] for row in rows]
+            if key.endswith("_s") and values[0] is not None:
+                report[variant][key] = round(statistics.median(values), 2)
+                report[variant][key[:-2] + "_all_s"] = [round(v, 2) for v in values]
+            else:
+                report[variant][key] = values[-1]
+    return report
 
 
 def count_events(since: float, until: float) -> int:
@@ -235,11 +266,22 @@ def burst_daemon(run: str, daemon: Daemon, names: list[str], total: int) -> dict
     whole = next(e for e in applied if e["jobs"] == total)
     return {
         "burst_commands_s": round(took, 2),
+        "last_container_event_s": round(last_event(run, began) - began, 2),
         "to_all_applied_s": round(at(whole) - began, 2),
         "labels_applied_lines": len(applied),
         "labels_applied_before_all": applied.index(whole) + 1,
         "triggers": sorted({e["trigger"] for e in applied}),
     }
+
+
+def last_event(run: str, since: float) -> float:
+    """When the last of the run's containers was created or started, since ``since``."""
+    said = docker(
+        "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}",
+        "--filter", "type=container", "--filter", f"label={RUN_LABEL}={run}",
+        "--filter", "event=create", "--filter", "event=start", "--format", "{{.TimeNano}}",
+    )  # fmt: skip
+    return max(int(t) for t in said.split()) / 1e9
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -248,29 +290,39 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def scans(engine: DockerEngine, run: str, rules: Rules, count: int) -> dict[str, Any]:
-    """``LabelWatch.scan()`` ``count`` times: the whole, the list call, the rest."""
-    watch = LabelWatch(engine, [f"{RUN_LABEL}={run}"], 3600, lambda: rules, lambda *_: None)
+    """``LabelWatch.scan()`` ``count`` times each way, wall and CPU time of this process:
+    cold (a new watch: every container parsed, as every scan was before the memo), warm
+    (the same watch again: nothing changed), and the engine's list call alone."""
     selector = filter_selector([f"{RUN_LABEL}={run}"])
-    whole, listing, parsing = [], [], []
+    times: dict[str, list[float]] = {}
     jobs = 0
+
+    def timed(way: str, call: Callable[[], object]) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        times.setdefault(f"{way}_wall", []).append(time.perf_counter() - wall)
+        times.setdefault(f"{way}_cpu", []).append(time.process_time() - cpu)
+
     for _ in range(count):
-        began = time.perf_counter()
+        watch = LabelWatch(engine, [f"{RUN_LABEL}={run}"], 3600, lambda: rules, _no)
+        timed("cold", watch.scan)
+        timed("warm", watch.scan)
+        timed("list_call", lambda: engine.select(selector))
         jobs = len(watch.scan().jobs)
-        whole.append(time.perf_counter() - began)
-        began = time.perf_counter()
-        found = engine.select(selector)
-        listing.append(time.perf_counter() - began)
-        began = time.perf_counter()
-        scan(found, rules)
-        parsing.append(time.perf_counter() - began)
+    return {
+        "jobs": jobs,
+        **{
+            way: {
+                "p50_ms": round(statistics.median(values) * 1000, 1),
+                "p95_ms": round(percentile(values, 0.95) * 1000, 1),
+            }
+            for way, values in times.items()
+        },
+    }
 
-    def ms(values: list[float]) -> dict[str, float]:
-        return {
-            "p50_ms": round(statistics.median(values) * 1000, 1),
-            "p95_ms": round(percentile(values, 0.95) * 1000, 1),
-        }
 
-    return {"jobs": jobs, "scan": ms(whole), "list_call": ms(listing), "parse": ms(parsing)}
+def _no(found: LabelJobs, trigger: str) -> None:
+    """A watch's ``apply`` that takes nothing."""
 
 
 def burst_watch(
@@ -281,14 +333,14 @@ def burst_watch(
     changed = threading.Event()
 
     def apply(found: LabelJobs, trigger: str) -> None:
-        seen.append((time.monotonic(), trigger, len(found.jobs)))
+        seen.append((time.time(), trigger, len(found.jobs)))
         changed.set()
 
     watch = LabelWatch(engine, [f"{RUN_LABEL}={run}"], 3600, lambda: rules, apply)
     watch.start()
     time.sleep(1)  # the event stream followed
     try:
-        began = time.monotonic()
+        began = time.time()
         took = create(run, names, start=True)
         deadline = time.monotonic() + 300
         while not any(jobs == total for _, _, jobs in seen) and time.monotonic() < deadline:
@@ -302,6 +354,7 @@ def burst_watch(
         raise RuntimeError(f"no scan held {total} jobs: {seen}")
     return {
         "burst_commands_s": round(took, 2),
+        "last_container_event_s": round(last_event(run, began) - began, 2),
         "to_all_scanned_s": round(seen[whole][0] - began, 2),
         "scans": len(seen),
         "scans_before_all": whole + 1,
@@ -324,8 +377,9 @@ def main() -> int:
     rules = Rules(kinds=LABEL_KINDS, allow=(), defaults={})
     with containers_of(run), tempfile.TemporaryDirectory() as tmp:
         report["setup_s"] = round(create(run, base, start=args.start), 1)
-        daemons, report["startup"] = start_daemons(run, Path(tmp))
+        daemons: dict[str, Daemon] = {}
         try:
+            report["startup"] = start_daemons(run, Path(tmp), args.starts, daemons)
             report["idle"] = idle(daemons, args.idle)
             for variant in ("off", "resync_5s"):
                 daemons.pop(variant).stop()
