@@ -122,7 +122,12 @@ class Daemon:
                 cwd=ROOT,
                 env={**given, **(env or {})},
             )
-        self.wait_for("daemon.started", 1)
+        try:
+            self.wait_for("daemon.started", 1)
+        except BaseException:  # Ctrl-C too: no daemon is left behind
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def events(self) -> list[dict[str, Any]]:
         lines = self.log.read_text().splitlines()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from jobs.selectors import Selector
 from scheduler.engine import LABEL_DAEMON
 from scheduler.errors import EngineError
-from scheduler.labels.scan import LabelJobs, Refusal, Rules, scan
+from scheduler.labels.scan import LabelJobs, Memo, Refusal, Rules, scan
 from scheduler.logs import get_logger
 
 if TYPE_CHECKING:
@@ -69,13 +69,15 @@ class LabelWatch:
         self._stream: EventStream | None = None
         self._stream_lock = threading.Lock()
         self._told: set[Refusal] = set()
+        self._memo = Memo()  # scans run one at a time: at start, then in the scan thread
         self._threads: list[threading.Thread] = []
         self._log = get_logger()
 
     def scan(self) -> LabelJobs:
         """The label jobs of the containers now (EngineError when the engine cannot list
-        them); logs the refusals not logged before."""
-        found = scan(self._engine.select(self._selector), self._rules())
+        them); logs the refusals not logged before. A container whose name and labels did
+        not change since the last scan is not parsed again."""
+        found = scan(self._engine.select(self._selector), self._rules(), self._memo)
         self._tell(found.refusals)
         return found
 
