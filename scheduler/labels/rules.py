@@ -210,10 +210,11 @@ class Fence:
         if flag and isinstance(value, bool):
             table[key] = [own] if value else []
             return []
-        if not isinstance(value, list):
+        one = isinstance(value, str)  # one container: volumes_from and containers take it
+        if not (one or isinstance(value, list)):
             return []  # the job's model says what is wrong with it
         kept = []
-        for entry in value:
+        for entry in [value] if one else value:
             selector, colon, mode = (
                 entry.rpartition(":") if isinstance(entry, str) else ("", "", "")
             )
@@ -225,7 +226,7 @@ class Fence:
                 kept.append(entry)
             else:
                 return self._other(shown)
-        table[key] = kept
+        table[key] = kept[0] if one else kept  # as written: the model reads it as it would
         return []
 
     def _other(self, key: str) -> list[Problem]:

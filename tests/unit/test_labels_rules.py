@@ -109,6 +109,19 @@ def test_backup_mounts_its_own_volumes() -> None:
     assert refused({"kind": "backup", "volumes_from": ["db:ro"]}) == ["volumes_from"]
 
 
+def test_a_single_container_written_as_text_is_fenced_too() -> None:
+    """volumes_from and logship's containers take one container as text (not a list): the
+    fence checks it like a list's entry — another container is refused, the own one is
+    the id (a defect let ``volumes_from=other`` through unchecked)."""
+    assert refused({"kind": "backup", "volumes_from": "db"}) == ["volumes_from"]
+    assert refused({"kind": "logship", "containers": "db"}) == ["containers"]
+    assert refused({"kind": "signal", "containers": "db"}) == ["containers"]
+    assert passed({"kind": "backup", "volumes_from": "app:ro"})["volumes_from"] == f"{ID}:ro"
+    assert passed({"kind": "logship", "containers": "/app"})["containers"] == ID
+    allowed = passed({"kind": "backup", "volumes_from": "db"}, allow=["other_containers"])
+    assert allowed["volumes_from"] == "db"
+
+
 def test_backup_stop_true_is_the_own_container() -> None:
     """stop = true: this container; false: none; a list of others: refused (not implied)."""
     assert passed({"kind": "backup", "stop": True})["stop"] == [ID]
