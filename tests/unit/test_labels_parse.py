@@ -222,3 +222,18 @@ def test_every_problem_of_a_job_is_kept() -> None:
     """Two bad labels of one job: both named (in the labels' order)."""
     found = job_tables(labels(x__a__="1", x__b_c="1", **{"x__d e": "1"}))
     assert [key for key, _ in found.problems["x"]] == ["a.", "d e"]
+
+
+def test_an_inline_table_is_not_extended_by_dotted_keys() -> None:
+    """notify = { on = … } and notify.url = …: a clash, as in TOML (inline tables are
+    self-contained) — the dotted key was merged into the inline table before; a table made
+    by dotted keys alone still takes more of them."""
+    found = job_tables(
+        labels(
+            x__notify='{ on = ["failure"] }', x__notify__url="http://h", y__a__b="1", y__a__c="2"
+        )
+    )
+    assert found.problems == {
+        "x": [("notify.url", "notify is given both as a value and as a table")]
+    }
+    assert found.tables == {"y": {"a": {"b": 1, "c": 2}}}
