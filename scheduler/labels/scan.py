@@ -3,9 +3,10 @@
 A label job is named ``<container>.<job>`` and takes ``[defaults]`` as any job does (the
 fence looks at what the labels ask, not at the operator's defaults). A container that
 Compose made for a scaled service (its ``com.docker.compose.project``/``service``
-labels) shares its jobs with its replicas: a job runs in the first of them by name,
-unless the job says ``per_replica = true``. ``docker compose run`` one-offs are left out
-(they carry their service's labels and come and go).
+labels) shares its jobs with its replicas: a job runs in the first of them by name that
+is running (the first by name when none is), unless the job says ``per_replica = true``.
+``docker compose run`` one-offs are left out (they carry their service's labels and come
+and go).
 """
 
 from __future__ import annotations
@@ -86,13 +87,19 @@ def one_off(container: ContainerInfo) -> bool:
     return container.labels.get(COMPOSE_ONEOFF, "").lower() == "true"
 
 
+def _order(container: ContainerInfo) -> tuple[bool, str]:
+    """Running containers first, then by name: a scaled service's job goes to a replica
+    that runs (a stopped one's runs would be skipped while the others run)."""
+    return container.state != "running", container.name
+
+
 def scan(containers: Iterable[ContainerInfo], rules: Rules) -> LabelJobs:
-    """The label jobs of ``containers`` (in order of their names)."""
+    """The label jobs of ``containers`` (the running ones first, each in order of names)."""
     jobs: dict[str, JobEntry] = {}
     owners: dict[str, ContainerInfo] = {}
     refusals: list[Refusal] = []
     claimed: set[tuple[tuple[str, str], str]] = set()
-    for container in sorted(containers, key=lambda c: c.name):
+    for container in sorted(containers, key=_order):
         if one_off(container):
             continue
         found = job_tables(container.labels)
@@ -106,7 +113,7 @@ def scan(containers: Iterable[ContainerInfo], rules: Rules) -> LabelJobs:
                 continue
             if service is not None and not per_replica:
                 if (service, job) in claimed:
-                    continue  # a replica's: the first replica by name runs it
+                    continue  # a replica's: the first running replica by name runs it
                 claimed.add((service, job))
             entry = _job(container, job, table, rules, refusals)
             if entry is not None:

@@ -4,6 +4,7 @@ replicas and one-off containers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -158,6 +159,17 @@ def test_a_replica_job_runs_in_the_first_replica_by_name() -> None:
     )
     assert list(found.jobs) == ["shop-web-1.ping"]
     assert found.refusals == ()
+
+
+def test_a_replica_job_prefers_a_running_replica() -> None:
+    """The first replica by name is stopped: the job goes to the first running one (a
+    stopped replica's runs would all be skipped while the service runs); none running: the
+    first by name."""
+    stopped = replace(replica("shop-web-1", ping=PING), state="exited")
+    found = scanned(stopped, replica("shop-web-3", ping=PING), replica("shop-web-2", ping=PING))
+    assert list(found.jobs) == ["shop-web-2.ping"]
+    also = replace(replica("shop-web-2", ping=PING), state="exited")
+    assert list(scanned(also, stopped).jobs) == ["shop-web-1.ping"]
 
 
 def test_per_replica_runs_in_each() -> None:
