@@ -221,3 +221,13 @@ def test_nothing_declared_nothing_found() -> None:
     """Containers without job labels: no jobs, no refusals, no sources."""
     found = scanned(container("app"), container("db"))
     assert (found.jobs, found.refusals, found.sources()) == ({}, (), {})
+
+
+def test_a_name_over_63_characters_is_refused() -> None:
+    """<container>.<job> longer than a job name may be: refused with the job name's rule
+    (key ''), the container's shorter jobs taken."""
+    name = "c" * 59
+    found = scanned(container(name, ping=PING, ok=PING, longer=PING))
+    assert sorted(found.jobs) == [f"{name}.ok"]
+    assert [(r.job, r.key) for r in found.refusals] == [("longer", ""), ("ping", "")]
+    assert found.refusals[0].reason.startswith("a job name must start with a letter or digit")
