@@ -112,14 +112,14 @@ class Fence:
                 )
                 for path in _secret_paths(table, "")
             )
-        if "host_paths" not in self._allow:
-            problems.extend(self._host_paths(table))
+        problems.extend(self._written_places(table))
         problems.extend(self._containers(kind, table))
         return table, problems
 
-    def _host_paths(self, table: dict[str, Any]) -> list[Problem]:
+    def _written_places(self, table: dict[str, Any]) -> list[Problem]:
         """A backup's target on the host; a file sink's volume: any volume (a file at a path
-        of the label's choosing in it) is an extra volume; on the host, a host path."""
+        of the label's choosing in it) is an extra volume (``volumes``); on the host, a host
+        path (``host_paths``). Each allowance allows its own class only."""
         found = []
         sink = table.get("sink")
         volume = sink.get("volume") if isinstance(sink, dict) else None
@@ -127,6 +127,8 @@ class Fence:
             found.append(
                 ("sink.volume", f"a label job may not write to a volume ({_allow_hint('volumes')})")
             )
+        if "host_paths" in self._allow:
+            return found
         for key, value in (("target", table.get("target")), ("sink.volume", volume)):
             if isinstance(value, str) and value.startswith("/"):
                 hint = _allow_hint("host_paths")

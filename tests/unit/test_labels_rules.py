@@ -265,7 +265,8 @@ def test_a_named_backup_target_is_fine() -> None:
 
 def test_a_file_sink_in_a_named_volume_needs_volumes() -> None:
     """A file sink's named volume (a file at a path of the label's choosing in any volume):
-    refused unless label_allow names 'volumes' — host_paths does not allow it."""
+    refused unless label_allow names 'volumes' — host_paths does not allow it (it did: the
+    volume check ran only while host_paths was not allowed)."""
     table = {"kind": "logship", "sink": {"type": "file", "volume": "logs"}}
     _, problems = check(table)
     assert problems == [
@@ -277,6 +278,7 @@ def test_a_file_sink_in_a_named_volume_needs_volumes() -> None:
             ),
         )
     ]
+    assert refused(table, allow=["host_paths", "secrets", "other_containers"]) == ["sink.volume"]
     passed(table, allow=["volumes"])
 
 
