@@ -47,6 +47,7 @@ def label_value(text: str) -> object:
 def job_tables(labels: Mapping[str, str]) -> LabelTables:
     """The job tables ``labels`` declare (labels outside ``crontainer.jobs.`` ignored)."""
     found = LabelTables()
+    made: set[int] = set()  # the tables dotted keys made (an inline table is a value)
     for label in sorted(labels):
         if not label.startswith(PREFIX):
             continue
@@ -56,7 +57,8 @@ def job_tables(labels: Mapping[str, str]) -> LabelTables:
             found.problems.setdefault(job, []).append((key or label, problem))
             continue
         table = found.tables.setdefault(job, {})
-        if (clash := _put(table, key.split("."), label_value(labels[label]))) is not None:
+        value = label_value(labels[label])
+        if (clash := _put(table, key.split("."), value, made)) is not None:
             found.problems.setdefault(job, []).append((key, clash))
     for job in found.problems:
         found.tables.pop(job, None)
@@ -78,14 +80,18 @@ def _problem(job: str, key: str, value: str) -> str | None:
     return None
 
 
-def _put(table: dict[str, Any], path: list[str], value: object) -> str | None:
+def _put(table: dict[str, Any], path: list[str], value: object, made: set[int]) -> str | None:
     """Set ``path`` in ``table`` to ``value``; why not, when a key is both a value and a
-    table (``notify = …`` and ``notify.on = …``)."""
+    table (``notify = …`` and ``notify.on = …``, an inline table ``notify = { … }`` too:
+    as in TOML, it is not extended). ``made``: the ids of the tables dotted keys made."""
     *tables, last = path
     here = table
     for i, part in enumerate(tables):
-        inner = here.setdefault(part, {})
-        if not isinstance(inner, dict):
+        if part not in here:
+            here[part] = {}
+            made.add(id(here[part]))
+        inner = here[part]
+        if not isinstance(inner, dict) or id(inner) not in made:
             return f"{'.'.join(path[: i + 1])} is given both as a value and as a table"
         here = inner
     if last in here:

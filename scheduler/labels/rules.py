@@ -112,14 +112,14 @@ class Fence:
                 )
                 for path in _secret_paths(table, "")
             )
-        if "host_paths" not in self._allow:
-            problems.extend(self._host_paths(table))
+        problems.extend(self._written_places(table))
         problems.extend(self._containers(kind, table))
         return table, problems
 
-    def _host_paths(self, table: dict[str, Any]) -> list[Problem]:
+    def _written_places(self, table: dict[str, Any]) -> list[Problem]:
         """A backup's target on the host; a file sink's volume: any volume (a file at a path
-        of the label's choosing in it) is an extra volume; on the host, a host path."""
+        of the label's choosing in it) is an extra volume (``volumes``); on the host, a host
+        path (``host_paths``). Each allowance allows its own class only."""
         found = []
         sink = table.get("sink")
         volume = sink.get("volume") if isinstance(sink, dict) else None
@@ -127,6 +127,8 @@ class Fence:
             found.append(
                 ("sink.volume", f"a label job may not write to a volume ({_allow_hint('volumes')})")
             )
+        if "host_paths" in self._allow:
+            return found
         for key, value in (("target", table.get("target")), ("sink.volume", volume)):
             if isinstance(value, str) and value.startswith("/"):
                 hint = _allow_hint("host_paths")
@@ -210,10 +212,11 @@ class Fence:
         if flag and isinstance(value, bool):
             table[key] = [own] if value else []
             return []
-        if not isinstance(value, list):
+        one = isinstance(value, str)  # one container: volumes_from and containers take it
+        if not (one or isinstance(value, list)):
             return []  # the job's model says what is wrong with it
         kept = []
-        for entry in value:
+        for entry in [value] if one else value:
             selector, colon, mode = (
                 entry.rpartition(":") if isinstance(entry, str) else ("", "", "")
             )
@@ -225,7 +228,7 @@ class Fence:
                 kept.append(entry)
             else:
                 return self._other(shown)
-        table[key] = kept
+        table[key] = kept[0] if one else kept  # as written: the model reads it as it would
         return []
 
     def _other(self, key: str) -> list[Problem]:

@@ -3,9 +3,10 @@
 A label job is named ``<container>.<job>`` and takes ``[defaults]`` as any job does (the
 fence looks at what the labels ask, not at the operator's defaults). A container that
 Compose made for a scaled service (its ``com.docker.compose.project``/``service``
-labels) shares its jobs with its replicas: a job runs in the first of them by name,
-unless the job says ``per_replica = true``. ``docker compose run`` one-offs are left out
-(they carry their service's labels and come and go).
+labels) shares its jobs with its replicas: a job runs in the first of them by name that
+is running (the first by name when none is), unless the job says ``per_replica = true``.
+``docker compose run`` one-offs are left out (they carry their service's labels and come
+and go).
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def one_off(container: ContainerInfo) -> bool:
     return container.labels.get(COMPOSE_ONEOFF, "").lower() == "true"
 
 
+def _order(container: ContainerInfo) -> tuple[bool, str]:
+    """Running containers first, then by name: a scaled service's job goes to a replica
+    that runs (a stopped one's runs would be skipped while the others run)."""
+    return container.state != "running", container.name
+
+
 @dataclass(frozen=True, slots=True)
 class _Declared:
     """One job of one container's labels, checked: all of it that does not depend on the
@@ -93,7 +100,7 @@ class _Declared:
 
     job: str
     shared: bool
-    """One for a scaled service's replicas (the first by name), not ``per_replica``."""
+    """One for a scaled service's replicas (the first running by name), not ``per_replica``."""
     entry: JobEntry | None
     refusals: tuple[Refusal, ...]
 
@@ -136,22 +143,22 @@ class Memo:
 
 
 def scan(containers: Iterable[ContainerInfo], rules: Rules, memo: Memo | None = None) -> LabelJobs:
-    """The label jobs of ``containers`` (in order of their names); ``memo`` keeps what an
-    unchanged container declared from one scan to the next."""
+    """The label jobs of ``containers`` (the running ones first, each in order of names);
+    ``memo`` keeps what an unchanged container declared from one scan to the next."""
     memo = memo or Memo()
     memo.begin(rules)
     jobs: dict[str, JobEntry] = {}
     owners: dict[str, ContainerInfo] = {}
     refusals: list[Refusal] = []
     claimed: set[tuple[tuple[str, str], str]] = set()
-    for container in sorted(containers, key=lambda c: c.name):
+    for container in sorted(containers, key=_order):
         if one_off(container):
             continue
         service = _service(container)
         for declared in memo.declared(container, rules):
             if service is not None and declared.shared:
                 if (service, declared.job) in claimed:
-                    continue  # a replica's: the first replica by name runs it
+                    continue  # a replica's: the first running replica by name runs it
                 claimed.add((service, declared.job))
             refusals.extend(declared.refusals)
             if declared.entry is not None:
