@@ -74,22 +74,37 @@ class JobSet:
     def set_config(self, jobs: Mapping[str, JobEntry], sources: Mapping[str, str]) -> None:
         """The config's jobs from now on (a reload)."""
         with self._lock:
+            kept = self._config, self._config_sources
             self._config, self._config_sources = jobs, sources
-            self._replace("config")
+            try:
+                self._replace("config")
+            except BaseException:
+                self._config, self._config_sources = kept
+                raise
 
     def set_labels(self, labels: LabelJobs) -> JobChanges:
         """The labels' jobs from now on (a scan); which of them changed."""
         with self._lock:
             old = {n: e for n, e in self._all.items() if n not in self._config}
-            self._labels = labels
-            self._replace("labels")
+            kept, self._labels = self._labels, labels
+            try:
+                self._replace("labels")
+            except BaseException:
+                self._labels = kept
+                raise
             new = {n: e for n, e in self._all.items() if n not in self._config}
         return diff_jobs(old, new)
 
     def _replace(self, why: str) -> None:
+        """The union of the config's and the labels' jobs in force; if the schedule cannot
+        take it, everything stays as it was (and the error goes to the caller)."""
         old, self._all = self._all, self._union()
         changes = diff_jobs(old, self._all)
         if changes.added or changes.removed or changes.changed:
-            self._schedule(self._all)
+            try:
+                self._schedule(self._all)
+            except BaseException:
+                self._all = old
+                raise
         for name in changes.removed:
             self._log.info("job.removed", job=name, reason=why)

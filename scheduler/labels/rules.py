@@ -32,8 +32,13 @@ if TYPE_CHECKING:
 LABEL_KINDS = ("exec", "signal", "backup", "rotate", "logship")
 """The kinds a label job may have by default: each acts on its own container."""
 ALL_KINDS = ("run", *LABEL_KINDS)
-POWER_KEYS = ("image", "volumes", "network", "cap_add", "env_files")
-"""Keys that reach beyond the label's own container, refused unless ``label_allow`` names them."""
+POWER_KEYS = ("image", "volumes", "network", "cap_add", "env_files", "notify")
+"""Keys that reach beyond the label's own container, refused unless ``label_allow`` names them
+(``notify``: the daemon itself would send requests to the label's URLs, from its own
+network — a socket proxy's, say; ``[defaults]`` notify applies to label jobs as to any)."""
+NAME_TABLES = ("env", "labels", "log_options")
+"""Tables whose keys are names of the user's (an environment variable called ``file``), not
+a secret reference's ``env``/``file``."""
 CLASSES = ("host_paths", "secrets", "other_containers")
 """What ``label_allow`` may name besides the keys."""
 ALLOWANCES = (*POWER_KEYS, *CLASSES)
@@ -248,7 +253,8 @@ class Fence:
 def _secret_paths(value: object, path: str) -> list[str]:
     """Where ``value`` holds ``{ env = … }`` or ``{ file = … }`` (dotted paths)."""
     if isinstance(value, dict):
-        if len(value) == 1 and next(iter(value)) in ("env", "file"):
+        names = path.rpartition(".")[2] in NAME_TABLES
+        if not names and len(value) == 1 and next(iter(value)) in ("env", "file"):
             return [path]
         return [
             found

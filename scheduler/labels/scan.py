@@ -207,8 +207,17 @@ def _job(
     entry = load_job(name, fenced, rules.defaults, errors)
     for line in errors:
         key, why = _located(line, name)
-        refusals.append(Refusal(container.name, job, key, why))
+        hint = _quote_hint(table.get(key)) if "expected a string" in why else ""
+        refusals.append(Refusal(container.name, job, key, why + hint))
     return entry if not errors else None
+
+
+def _quote_hint(value: object) -> str:
+    """For a label value TOML read as a boolean, a number or a date: how to give text."""
+    if isinstance(value, str) or value is None or isinstance(value, dict | list):
+        return ""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f" (the label's value {text} reads as TOML, not text; for text, quote it: '\"{text}\"')"
 
 
 def _located(line: str, name: str) -> tuple[str, str]:

@@ -173,3 +173,27 @@ def test_source_and_container_of(tmp_path: Path) -> None:
     ]
     assert jobs.container_of("app.ping") == app
     assert [jobs.container_of(n) for n in ("a", "b", "nope")] == [None, None, None]
+
+
+def test_a_schedule_that_fails_leaves_everything_as_it_was(tmp_path: Path) -> None:
+    """A reload or a scan whose jobs the schedule cannot take: the error goes to the caller
+    (config.invalid, labels.scan_failed) and the jobs in force stay the old ones."""
+    calls: list[list[str]] = []
+
+    def schedule(jobs: Mapping[str, JobEntry]) -> None:
+        if any(name.startswith("broken") for name in jobs):
+            raise RuntimeError("cannot plan")
+        calls.append(sorted(jobs))
+
+    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"), {}, labelled(box("app", "ping")))
+    jobs.schedule()
+    with pytest.raises(RuntimeError):
+        jobs.set_config(config_jobs(tmp_path, "broken"), {"broken": "conf.d/b.toml"})
+    assert sorted(jobs.all()) == ["app.ping", "nightly"]
+    assert jobs.source("nightly") == "config"
+    with pytest.raises(RuntimeError):
+        jobs.set_labels(labelled(box("broken", "x"), box("app", "ping")))
+    assert sorted(jobs.all()) == ["app.ping", "nightly"]
+    assert jobs.container_of("broken.x") is None
+    jobs.set_labels(labelled(box("web", "ping")))
+    assert calls[-1] == ["nightly", "web.ping"]

@@ -192,6 +192,7 @@ POWER_VALUES: dict[str, object] = {
     "network": "host",
     "cap_add": ["NET_ADMIN"],
     "env_files": ["/etc/app.env"],
+    "notify": {"webhook": "http://docker-proxy:2375/containers/create"},
 }
 
 
@@ -213,8 +214,8 @@ def test_keys_that_reach_beyond_the_container_need_label_allow(key: str) -> None
     ("table", "where"),
     [
         (
-            {"notify": {"url": "http://h", "headers": {"X-Token": {"env": "T"}}}},
-            "notify.headers.X-Token",
+            {"kind": "backup", "repository": "rest:http://h/x", "ssh": {"key": {"env": "K"}}},
+            "ssh.key",
         ),
         (
             {"kind": "backup", "repository": "rest:http://h/x", "password": {"file": "/run/s"}},
@@ -239,7 +240,22 @@ def test_secret_references_need_secrets(table: dict[str, Any], where: str) -> No
 
 def test_plain_text_where_a_secret_may_be_is_fine() -> None:
     """A password written as text, or a table with more keys than env/file, is no reference."""
-    passed({"kind": "backup", "password": "text", "notify": {"url": "u", "on": ["failure"]}})
+    passed({"kind": "backup", "password": "text", "sink": {"type": "http", "url": "u"}})
+
+
+def test_a_name_table_holding_env_or_file_is_no_secret_reference() -> None:
+    """env.file = "x" is a variable called file, labels.env a label called env."""
+    passed({"env": {"file": "x"}})
+    passed({"kind": "backup", "labels": {"env": "prod"}})
+    assert refused({"kind": "backup", "env": {"KEY": {"file": "/k"}}}) == ["env.KEY"]
+
+
+def test_notify_headers_holding_a_secret_are_refused_twice_over() -> None:
+    """notify itself needs label_allow; allowed, a secret in its headers still needs
+    'secrets'."""
+    table = {"notify": {"webhook": "http://h", "headers": {"X-Token": {"env": "T"}}}}
+    assert refused(table, allow=["notify"]) == ["notify.headers.X-Token"]
+    passed(table, allow=["notify", "secrets"])
 
 
 @pytest.mark.parametrize(
@@ -354,7 +370,7 @@ def test_daemon_label_keys_take_good_values(tmp_path: Path) -> None:
             'label_allow = ["image", "everything"]',
             (
                 "daemon.label_allow[1]: 'everything' cannot be allowed (one of image, volumes, "
-                "network, cap_add, env_files, host_paths, secrets, other_containers)"
+                "network, cap_add, env_files, notify, host_paths, secrets, other_containers)"
             ),
         ),
         (

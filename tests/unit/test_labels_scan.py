@@ -108,7 +108,8 @@ def test_validation_errors_become_refusals_with_the_key_as_written() -> None:
             "app",
             x={"schedule": "bogus", "command": '"true"', "timeout": "true"},
             y={**PING, "notify.on": '["nope"]', "nope": "1"},
-        )
+        ),
+        allow=("notify",),
     )
     assert set(found.refusals) == {
         Refusal(
@@ -231,3 +232,17 @@ def test_a_name_over_63_characters_is_refused() -> None:
     assert sorted(found.jobs) == [f"{name}.ok"]
     assert [(r.job, r.key) for r in found.refusals] == [("longer", ""), ("ping", "")]
     assert found.refusals[0].reason.startswith("a job name must start with a letter or digit")
+
+
+def test_a_value_read_as_toml_where_text_is_expected_says_how_to_quote_it() -> None:
+    """command=true is the boolean: the refusal says so and shows the quoted form; a value
+    that is wrong as text too (a duration) gets no such hint."""
+    found = scanned(container("app", x={"schedule": "@daily", "command": "true"}))
+    ((refusal,),) = [found.refusals]
+    assert refusal.key == "command"
+    assert refusal.reason.endswith(
+        "(the label's value true reads as TOML, not text; for text, quote it: '\"true\"')"
+    )
+    found = scanned(container("app", x={**PING, "timeout": "true"}))
+    ((refusal,),) = [found.refusals]
+    assert "quote" not in refusal.reason
