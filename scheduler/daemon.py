@@ -140,7 +140,6 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
-        runner.containers = self.jobset.container_of
         self._ticker = ticker = Ticker(self._clock, runner.submit)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)

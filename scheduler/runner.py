@@ -21,7 +21,7 @@ import structlog
 
 from scheduler.adoption import Adoption
 from scheduler.engine_health import EngineHealth
-from scheduler.errors import EngineError
+from scheduler.errors import EngineError, EngineNotFoundError
 from scheduler.logs import get_logger
 from scheduler.plans import Plans
 from scheduler.recording import Recorder
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from jobs.base import BaseJob
     from scheduler.clock import Clock
-    from scheduler.engine import ContainerInfo, Engine
+    from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
     from scheduler.runs import RunListener
     from scheduler.settings import DaemonSettings, JobEntry
@@ -106,9 +106,6 @@ class Runner:
         self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
-        self.containers: Callable[[str], ContainerInfo | None] = lambda _job: None
-        """By job, the container a label job acts on (None for the config's jobs): a run of
-        one whose container is not running is skipped."""
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -245,16 +242,20 @@ class Runner:
                 self.slots.free()
 
     def _container_stopped(self, run: ActiveRun) -> bool:
-        """A label job whose container does not run (stopped, or gone meanwhile): the run
-        is recorded skipped, reason ``container_not_running``."""
-        container = self.containers(run.entry.name)
+        """A label job whose container does not run (stopped, or removed since the last
+        scan): the run is recorded skipped, reason ``container_not_running``. The container
+        is the one that declared this very job (one recreated since is another's). An engine
+        that does not answer is no answer: the run takes the normal path (an outage)."""
+        container = run.entry.container
         if container is None:
             return False
         try:
             if self._engine.is_running(container.id):
                 return False
-        except EngineError:
+        except EngineNotFoundError:
             pass  # removed since the last scan: not running either
+        except EngineError:
+            return False
         self._recorder.unstarted(
             run, Status.SKIPPED, "container_not_running", container=container.name
         )

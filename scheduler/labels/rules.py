@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jobs.base import BaseJob
+
 if TYPE_CHECKING:
     from collections.abc import Collection
 
@@ -32,13 +34,39 @@ if TYPE_CHECKING:
 LABEL_KINDS = ("exec", "signal", "backup", "rotate", "logship")
 """The kinds a label job may have by default: each acts on its own container."""
 ALL_KINDS = ("run", *LABEL_KINDS)
-POWER_KEYS = ("image", "volumes", "network", "cap_add", "env_files", "notify")
+POWER_KEYS = (
+    "image",
+    "volumes",
+    "network",
+    "cap_add",
+    "env_files",
+    "notify",
+    "log_driver",
+    "log_options",
+    "copy_to",
+)
 """Keys that reach beyond the label's own container, refused unless ``label_allow`` names them
 (``notify``: the daemon itself would send requests to the label's URLs, from its own
-network — a socket proxy's, say; ``[defaults]`` notify applies to label jobs as to any)."""
-NAME_TABLES = ("env", "labels", "log_options")
-"""Tables whose keys are names of the user's (an environment variable called ``file``), not
-a secret reference's ``env``/``file``."""
+network — a socket proxy's, say; ``log_driver``/``log_options``: the engine itself would
+send the output where the label says; ``copy_to``: the operator's remotes and their
+credentials)."""
+SAFE_DEFAULTS = frozenset(
+    (
+        *BaseJob.model_fields,
+        "memory",
+        "cpus",
+        "pids_limit",
+        "read_only",
+        "cap_drop",
+        "no_new_privileges",
+        "labels",
+        "pull",
+    )
+)
+"""The ``[defaults]`` keys label jobs take: run policies, notifications (the operator's
+URLs), limits and hardening. The others — containers, volumes, destinations, secrets —
+were written for the config's jobs: a label job would get them on its own schedule, or
+send the operator's credentials to a destination of its choosing."""
 CLASSES = ("host_paths", "secrets", "other_containers")
 """What ``label_allow`` may name besides the keys."""
 ALLOWANCES = (*POWER_KEYS, *CLASSES)
@@ -251,11 +279,11 @@ class Fence:
 
 
 def _secret_paths(value: object, path: str) -> list[str]:
-    """Where ``value`` holds ``{ env = … }`` or ``{ file = … }`` (dotted paths)."""
+    """Where ``value`` holds ``{ env = … }`` or ``{ file = … }`` (dotted paths). The models
+    forbid other keys, so every secret reference has this shape, wherever it is."""
     if isinstance(value, dict):
-        names = path.rpartition(".")[2] in NAME_TABLES
-        if not names and len(value) == 1 and next(iter(value)) in ("env", "file"):
-            return [path]
+        if len(value) == 1 and next(iter(value)) in ("env", "file"):
+            return [path]  # any such table (an env variable called file too): the safe side
         return [
             found
             for key, inner in value.items()

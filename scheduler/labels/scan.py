@@ -11,12 +11,13 @@ and go).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from jobs.selectors import COMPOSE_ONEOFF, COMPOSE_PROJECT, COMPOSE_SERVICE
-from scheduler.labels.parse import job_tables
-from scheduler.labels.rules import Fence
+from scheduler.engine import LABEL_DAEMON
+from scheduler.labels.parse import PREFIX, job_tables
+from scheduler.labels.rules import SAFE_DEFAULTS, Fence
 from scheduler.settings.entries import load_job
 
 if TYPE_CHECKING:
@@ -100,9 +101,11 @@ class _Declared:
 
     job: str
     shared: bool
-    """One for a scaled service's replicas (the first running by name), not ``per_replica``."""
+    """One for a scaled service's replicas, not ``per_replica``."""
     entry: JobEntry | None
     refusals: tuple[Refusal, ...]
+    labels: tuple[tuple[str, str], ...] = ()
+    """The job's labels as written (replicas that declare it differently: none runs it)."""
 
 
 class Memo:
@@ -144,26 +147,40 @@ class Memo:
 
 def scan(containers: Iterable[ContainerInfo], rules: Rules, memo: Memo | None = None) -> LabelJobs:
     """The label jobs of ``containers`` (the running ones first, each in order of names);
-    ``memo`` keeps what an unchanged container declared from one scan to the next."""
+    ``memo`` keeps what an unchanged container declared from one scan to the next. The
+    daemon's own containers are left out (an image's labels are a container's too)."""
     memo = memo or Memo()
     memo.begin(rules)
     jobs: dict[str, JobEntry] = {}
     owners: dict[str, ContainerInfo] = {}
     refusals: list[Refusal] = []
-    claimed: set[tuple[tuple[str, str], str]] = set()
+    replicas: dict[tuple[tuple[str, str], str], list[tuple[_Declared, ContainerInfo]]] = {}
     for container in sorted(containers, key=_order):
-        if one_off(container):
+        if one_off(container) or LABEL_DAEMON in container.labels:
             continue
         service = _service(container)
         for declared in memo.declared(container, rules):
             if service is not None and declared.shared:
-                if (service, declared.job) in claimed:
-                    continue  # a replica's: the first running replica by name runs it
-                claimed.add((service, declared.job))
+                replicas.setdefault((service, declared.job), []).append((declared, container))
+                continue
             refusals.extend(declared.refusals)
             if declared.entry is not None:
                 jobs[declared.entry.name] = declared.entry
                 owners[declared.entry.name] = container
+    for (service, job), declaring in replicas.items():
+        first, container = declaring[0]
+        if len({declared.labels for declared, _ in declaring}) > 1:
+            names = ", ".join(c.name for _, c in declaring)
+            why = (
+                f"the replicas of {service[0]}/{service[1]} declare job {job!r} differently "
+                f"({names}): none of them runs it"
+            )
+            refusals.extend(Refusal(c.name, job, "", why) for _, c in declaring)
+            continue
+        refusals.extend(first.refusals)  # the same in each replica: said once
+        if first.entry is not None:
+            jobs[first.entry.name] = first.entry
+            owners[first.entry.name] = container
     memo.end()
     return LabelJobs(jobs, owners, tuple(refusals))
 
@@ -177,39 +194,58 @@ def _declared(container: ContainerInfo, rules: Rules) -> tuple[_Declared, ...]:
         ))
         for job, problems in found.problems.items()
     ]  # fmt: skip
+    service = _service(container)
     for job, table in found.tables.items():
+        written = tuple(sorted((k, v) for k, v in container.labels.items() if _of(k, job)))
         per_replica = table.pop(PER_REPLICA, False)
         if not isinstance(per_replica, bool):
             refusal = Refusal(container.name, job, PER_REPLICA, "expected true or false")
-            declared.append(_Declared(job, shared=False, entry=None, refusals=(refusal,)))
+            declared.append(
+                _Declared(job, shared=False, entry=None, refusals=(refusal,), labels=written)
+            )
             continue
+        shared = service is not None and not per_replica
+        name = (
+            f"{service[0]}-{service[1]}.{job}" if service and shared else f"{container.name}.{job}"
+        )
         refusals: list[Refusal] = []
-        entry = _job(container, job, table, rules, refusals)
-        declared.append(_Declared(job, not per_replica, entry, tuple(refusals)))
+        entry = _job(container, name, job, table=table, rules=rules, refusals=refusals)
+        declared.append(_Declared(job, shared, entry, tuple(refusals), written))
     return tuple(declared)
+
+
+def _of(label: str, job: str) -> bool:
+    """Whether ``label`` is one of ``job``'s."""
+    return label.startswith(f"{PREFIX}{job}.")
 
 
 def _job(
     container: ContainerInfo,
+    name: str,
     job: str,
+    *,
     table: dict[str, Any],
     rules: Rules,
     refusals: list[Refusal],
 ) -> JobEntry | None:
+    """Job ``name`` (``job`` of ``container``'s labels): fenced, then validated with the
+    ``[defaults]`` label jobs take (``SAFE_DEFAULTS``)."""
     fenced, problems = Fence(container, rules.kinds, rules.allow).check(table)
-    name = f"{container.name}.{job}"
     if name in rules.taken:
         problems.append(("", f"the config defines a job named {name!r}: it is kept"))
     if problems:
         refusals.extend(Refusal(container.name, job, key, why) for key, why in problems)
         return None
     errors: list[str] = []
-    entry = load_job(name, fenced, rules.defaults, errors)
+    defaults = {key: value for key, value in rules.defaults.items() if key in SAFE_DEFAULTS}
+    entry = load_job(name, fenced, defaults, errors)
     for line in errors:
         key, why = _located(line, name)
         hint = _quote_hint(table.get(key)) if "expected a string" in why else ""
         refusals.append(Refusal(container.name, job, key, why + hint))
-    return entry if not errors else None
+    if errors or entry is None:
+        return None
+    return replace(entry, container=container)
 
 
 def _quote_hint(value: object) -> str:

@@ -3,7 +3,7 @@ which the model its ``kind`` names validates into a ``JobEntry`` (with its sched
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,17 +18,21 @@ from scheduler.settings.sources import job_fields
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from scheduler.engine import ContainerInfo
+
 MERGED_TABLES = frozenset({"env", "labels", "notify"})
 """Keys whose tables merge key by key with ``[defaults]`` instead of replacing it."""
 
 
 @dataclass(frozen=True, slots=True)
 class JobEntry:
-    """One configured job with its parsed schedule."""
+    """One configured job with its parsed schedule; a label job's, with the container that
+    declared it (the one it acts on; not compared: its state changes, the job does not)."""
 
     name: str
     job: Job
     schedule: Schedule
+    container: ContainerInfo | None = field(default=None, compare=False)
 
 
 @cache

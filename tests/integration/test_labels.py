@@ -471,8 +471,8 @@ def test_replicas_of_a_compose_service_run_a_job_once_unless_per_replica(
     scenes: Callable[[], Scene], start_daemon: Start
 ) -> None:
     """Two containers of one Compose service (same project and service labels) with the same
-    label jobs: a job runs in the first of them by name only; one with per_replica = true
-    runs in both."""
+    label jobs: a job runs in the first of them by name only, named after the service
+    (<project>-<service>.<job>); one with per_replica = true runs in both."""
     scene = scenes()
     base, project = unique("t-lab-web"), unique("t-lab-project")
     service = {COMPOSE_PROJECT: project, COMPOSE_SERVICE: "web"}
@@ -486,10 +486,11 @@ def test_replicas_of_a_compose_service_run_a_job_once_unless_per_replica(
     daemon = start_daemon("", daemon=scene.daemon_keys())
     log = daemon.log
     applied = log.wait_for(event("labels.applied", trigger="start"))[0]
-    assert applied["added"] == sorted([f"{first}.once", f"{first}.each", f"{second}.each"])
-    log.wait_for(event("run.output", job=f"{first}.once", line="1"))
+    once = f"{project}-web.once"
+    assert applied["added"] == sorted([once, f"{first}.each", f"{second}.each"])
+    log.wait_for(event("run.output", job=once, line="1"))
     log.wait_for(event("run.output", job=f"{first}.each", line="1"))
     log.wait_for(event("run.output", job=f"{second}.each", line="2"))
     stop(daemon)
-    assert job_events(daemon, f"{second}.once") == []
-    assert {line for lines in outputs(daemon, f"{first}.once").values() for line in lines} == {"1"}
+    assert job_events(daemon, f"{second}.once") == job_events(daemon, f"{first}.once") == []
+    assert {line for lines in outputs(daemon, once).values() for line in lines} == {"1"}

@@ -117,16 +117,18 @@ def test_a_container_that_left_is_forgotten() -> None:
 
 
 def test_replicas_share_a_job_scan_after_scan() -> None:
-    """A scaled service's job runs in its first replica by name; when that one goes, the
-    next replica takes it at the next scan, from the memo."""
+    """A scaled service's job (named after the service) runs in its first replica by name;
+    when that one goes, the next replica takes it at the next scan, from the memo."""
     memo = Memo()
     both = [replica("app-web-2", **TICK), replica("app-web-1", **TICK)]
     found = scan(both, RULES, memo)
-    assert sorted(found.jobs) == ["app-web-1.tick"]
+    assert sorted(found.jobs) == ["app-web.tick"]
+    assert found.containers["app-web.tick"].name == "app-web-1"
     same(scan(both, RULES, memo), both)
     alone = [replica("app-web-2", **TICK)]
     found = scan(alone, RULES, memo)
-    assert sorted(found.jobs) == ["app-web-2.tick"]
+    assert sorted(found.jobs) == ["app-web.tick"]
+    assert found.containers["app-web.tick"].name == "app-web-2"
     assert memo.checked == 2
 
 

@@ -193,6 +193,9 @@ POWER_VALUES: dict[str, object] = {
     "cap_add": ["NET_ADMIN"],
     "env_files": ["/etc/app.env"],
     "notify": {"webhook": "http://docker-proxy:2375/containers/create"},
+    "log_driver": "syslog",
+    "log_options": {"syslog-address": "tcp://203.0.113.9:514"},
+    "copy_to": ["offsite"],
 }
 
 
@@ -243,11 +246,32 @@ def test_plain_text_where_a_secret_may_be_is_fine() -> None:
     passed({"kind": "backup", "password": "text", "sink": {"type": "http", "url": "u"}})
 
 
-def test_a_name_table_holding_env_or_file_is_no_secret_reference() -> None:
-    """env.file = "x" is a variable called file, labels.env a label called env."""
-    passed({"env": {"file": "x"}})
-    passed({"kind": "backup", "labels": {"env": "prod"}})
-    assert refused({"kind": "backup", "env": {"KEY": {"file": "/k"}}}) == ["env.KEY"]
+@pytest.mark.parametrize(
+    ("table", "where"),
+    [
+        ({"env": {"file": "x"}}, "env"),
+        (
+            {
+                "kind": "logship",
+                "sink": {"type": "http", "url": "u", "headers": {"labels": {"env": "S"}}},
+            },
+            "sink.headers.labels",
+        ),
+        ({"kind": "backup", "env": {"env": {"env": "S"}}}, "env"),
+        (
+            {"kind": "backup", "env": {"labels": {"file": "/etc/crontainer/config.toml"}}},
+            "env.labels",
+        ),
+    ],
+)
+def test_any_table_of_env_or_file_alone_is_taken_for_a_secret_reference(
+    table: dict[str, Any], where: str
+) -> None:
+    """The models forbid other keys, so a secret reference is a table of env or file alone,
+    wherever it is — under a key called labels or env too (a header called Labels holding
+    the daemon's variable was sent out so). An env variable called file is refused with
+    them: the safe side."""
+    assert refused(table) == [where]
 
 
 def test_notify_headers_holding_a_secret_are_refused_twice_over() -> None:
@@ -370,7 +394,8 @@ def test_daemon_label_keys_take_good_values(tmp_path: Path) -> None:
             'label_allow = ["image", "everything"]',
             (
                 "daemon.label_allow[1]: 'everything' cannot be allowed (one of image, volumes, "
-                "network, cap_add, env_files, notify, host_paths, secrets, other_containers)"
+                "network, cap_add, env_files, notify, log_driver, log_options, copy_to, "
+                "host_paths, secrets, other_containers)"
             ),
         ),
         (

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from scheduler.engine import ContainerInfo
-from scheduler.errors import EngineError
+from scheduler.errors import EngineNotFoundError, EngineUnavailableError
 from scheduler.labels.parse import PREFIX
 from scheduler.labels.rules import LABEL_KINDS
 from scheduler.labels.scan import LabelJobs, Rules, scan
@@ -36,10 +36,9 @@ def label_jobs() -> LabelJobs:
 
 
 def runner_for(tmp_path: Path, engine: FakeEngine) -> tuple[Runner, Heard]:
-    """A runner whose label jobs are app's (the job set's container_of)."""
+    """A runner (label jobs carry their container: the scan puts it in)."""
     heard = Heard()
     runner = make_runner(make_config(tmp_path), engine, heard)
-    runner.containers = label_jobs().containers.get
     return runner, heard
 
 
@@ -67,14 +66,32 @@ def test_a_label_job_of_a_stopped_container_is_skipped(tmp_path: Path) -> None:
 
 
 def test_a_label_job_whose_container_is_gone_is_skipped(tmp_path: Path) -> None:
-    """The engine cannot inspect the container (removed since the last scan): skipped too."""
-    engine = FakeEngine(FakeClock(), fail={"is_running": EngineError("no such container")})
+    """The engine has no such container (removed since the last scan): skipped too."""
+    engine = FakeEngine(FakeClock(), fail={"is_running": EngineNotFoundError("no such container")})
     runner, _ = runner_for(tmp_path, engine)
     runner.submit(label_jobs().jobs["app.ping"], SCHEDULED)
     ended(runner)
     (row,) = history_of(runner).runs("app.ping")
     assert (row.status, row.reason) == ("skipped", "container_not_running")
     assert engine.names() == ["is_running"]
+
+
+def test_an_engine_that_does_not_answer_is_no_reason_to_skip(tmp_path: Path) -> None:
+    """is_running fails for another reason (the engine away): not container_not_running —
+    the run goes on and meets the outage as any run does (here: its exec fails)."""
+    engine = FakeEngine(
+        FakeClock(),
+        fail={
+            "is_running": EngineUnavailableError("engine away"),
+            "select": EngineUnavailableError("engine away"),
+        },
+    )
+    runner, _ = runner_for(tmp_path, engine)
+    runner.submit(label_jobs().jobs["app.ping"], SCHEDULED)
+    ended(runner)
+    rows = history_of(runner).runs("app.ping")
+    assert all(row.reason != "container_not_running" for row in rows), rows
+    assert engine.names()[:2] == ["is_running", "select"]
 
 
 def test_a_label_job_of_a_running_container_runs(tmp_path: Path) -> None:

@@ -83,6 +83,62 @@ def test_defaults_apply_to_label_jobs() -> None:
     assert found.jobs["app.slow"].job.timeout == 3600.0
 
 
+def test_defaults_that_reach_beyond_the_container_do_not_apply_to_label_jobs() -> None:
+    """[defaults] written for the config's jobs — containers to stop or exec in, volumes,
+    a repository's password and environment — are not given to a label job (it would use
+    them on its own schedule, or send the operator's credentials to its own repository);
+    policies, notifications and limits are."""
+    defaults = {
+        "stop": ["db"],
+        "pre_exec": [{"container": "db", "command": "dump"}],
+        "volumes": ["/srv:/srv"],
+        "password": {"file": "/run/secrets/restic"},
+        "env": {"RESTIC_REST_PASSWORD": {"env": "REST_PASSWORD"}},
+        "timeout": "5m",
+        "memory": "64MiB",
+        "notify": {"webhook": "https://hooks.example.com/x"},
+    }
+    found = scanned(
+        container(
+            "app",
+            save={
+                "kind": "backup",
+                "schedule": "@daily",
+                "repository": "rest:http://attacker.example:8000/r",
+                "password": '"label-password"',
+            },
+        ),
+        defaults=defaults,
+    )
+    job = found.jobs["app.save"].job
+    assert (job.stop, job.pre_exec, job.volumes, job.env) == ([], [], [], {})  # type: ignore[union-attr]
+    assert job.password == "label-password"  # type: ignore[union-attr]  # noqa: S105
+    assert (job.timeout, job.memory) == (300.0, 64 * 1024 * 1024)  # type: ignore[union-attr]
+    assert job.notify is not None
+    assert job.notify.webhook == "https://hooks.example.com/x"
+
+
+def test_the_daemons_own_containers_declare_no_jobs() -> None:
+    """A container carrying crontainer.daemon (a run's container: its image's labels are
+    its labels too) is left out, whatever its labels declare."""
+    made = container("crontainer-x-run", ping=PING)
+    made = replace(made, labels={**made.labels, "crontainer.daemon": "crontainer"})
+    assert scanned(made).jobs == {}
+
+
+def test_a_label_job_carries_the_container_that_declared_it() -> None:
+    """The entry holds its container (the runner checks that one: a recreated container is
+    another's); a stopped one's job is the same job (not rescheduled: the schedule compares
+    jobs), a recreated one's is not (the implied container's id differs)."""
+    app = container("app", ping=PING)
+    first = scanned(app).jobs["app.ping"]
+    assert first.container == app
+    stopped = scanned(replace(app, state="exited")).jobs["app.ping"]
+    assert (stopped.job, stopped.container) == (first.job, replace(app, state="exited"))
+    recreated = scanned(replace(app, id="f" * 64)).jobs["app.ping"]
+    assert recreated.job != first.job
+
+
 def test_a_name_the_config_takes_is_refused() -> None:
     """A label job whose name the config's jobs take: refused, saying the config's is kept;
     the container's other jobs are taken."""
@@ -151,15 +207,39 @@ def test_labels_that_cannot_be_read_are_refusals() -> None:
 
 
 def test_a_replica_job_runs_in_the_first_replica_by_name() -> None:
-    """Replicas of one Compose service declare the same job: only the first by name takes it
-    (whatever order the engine lists them in)."""
+    """Replicas of one Compose service declare the same job: one job, named after the
+    service (<project>-<service>.<job>: the name stays when the replica running it changes),
+    in the first replica by name (whatever order the engine lists them in)."""
     found = scanned(
         replica("shop-web-3", ping=PING),
         replica("shop-web-1", ping=PING),
         replica("shop-web-2", ping=PING),
     )
-    assert list(found.jobs) == ["shop-web-1.ping"]
+    assert list(found.jobs) == ["shop-web.ping"]
+    assert found.containers["shop-web.ping"].name == "shop-web-1"
+    assert found.jobs["shop-web.ping"].container == found.containers["shop-web.ping"]
     assert found.refusals == ()
+
+
+def test_replicas_declaring_a_job_differently_run_it_in_none() -> None:
+    """A container carrying a service's Compose labels (anyone can set them) declares the
+    service's job differently: neither runs it, each refused naming both — a spoof cannot
+    take the job over silently, whether its own version is valid, refused or disabled."""
+    for spoof in (
+        {"schedule": "0 0 31 2 *", "command": '"true"'},
+        {"schedule": "@daily", "image": "evil"},
+        {**PING, "enabled": "false"},
+    ):
+        found = scanned(replica("aaa", ping=spoof), replica("shop-web-1", ping=PING))
+        assert found.jobs == {}
+        why = (
+            "the replicas of shop/web declare job 'ping' differently (aaa, shop-web-1): none "
+            "of them runs it"
+        )
+        assert set(found.refusals) == {
+            Refusal("aaa", "ping", "", why),
+            Refusal("shop-web-1", "ping", "", why),
+        }
 
 
 def test_a_replica_job_prefers_a_running_replica() -> None:
@@ -168,9 +248,9 @@ def test_a_replica_job_prefers_a_running_replica() -> None:
     first by name."""
     stopped = replace(replica("shop-web-1", ping=PING), state="exited")
     found = scanned(stopped, replica("shop-web-3", ping=PING), replica("shop-web-2", ping=PING))
-    assert list(found.jobs) == ["shop-web-2.ping"]
+    assert found.containers["shop-web.ping"].name == "shop-web-2"
     also = replace(replica("shop-web-2", ping=PING), state="exited")
-    assert list(scanned(also, stopped).jobs) == ["shop-web-1.ping"]
+    assert scanned(also, stopped).containers["shop-web.ping"].name == "shop-web-1"
 
 
 def test_per_replica_runs_in_each() -> None:
@@ -179,7 +259,7 @@ def test_per_replica_runs_in_each() -> None:
     found = scanned(
         replica("shop-web-1", each=each, once=PING), replica("shop-web-2", each=each, once=PING)
     )
-    assert sorted(found.jobs) == ["shop-web-1.each", "shop-web-1.once", "shop-web-2.each"]
+    assert sorted(found.jobs) == ["shop-web-1.each", "shop-web-2.each", "shop-web.once"]
 
 
 def test_containers_of_other_services_are_not_replicas() -> None:
@@ -188,7 +268,7 @@ def test_containers_of_other_services_are_not_replicas() -> None:
         "b" * 64, "shop-db-1", "running", {**replica("x", ping=PING).labels, COMPOSE_SERVICE: "db"}
     )
     found = scanned(replica("shop-web-1", ping=PING), other, container("solo", ping=PING))
-    assert sorted(found.jobs) == ["shop-db-1.ping", "shop-web-1.ping", "solo.ping"]
+    assert sorted(found.jobs) == ["shop-db.ping", "shop-web.ping", "solo.ping"]
 
 
 @pytest.mark.parametrize("value", ["yes", "1", '"true"'])
@@ -207,7 +287,8 @@ def test_one_off_containers_are_ignored(flag: str) -> None:
     run = ContainerInfo(run.id, run.name, run.state, {**run.labels, COMPOSE_ONEOFF: flag})
     assert one_off(run)
     found = scanned(run, replica("shop-web-x", ping=PING))
-    assert (list(found.jobs), found.refusals) == (["shop-web-x.ping"], ())
+    assert (list(found.jobs), found.refusals) == (["shop-web.ping"], ())
+    assert found.containers["shop-web.ping"].name == "shop-web-x"
 
 
 def test_a_oneoff_label_of_false_is_a_container_like_others() -> None:
