@@ -5,13 +5,16 @@ An idle or slow client must not hold a thread: the socket's timeout ends a read 
 write that waits that long, and the serving loop shuts down a connection open longer
 than that whatever it is doing (a client trickling a byte at a time never waits on
 one read that long). A connection beyond the bound is closed at once, without a
-thread. Errors in a handler are log events, never a traceback on stderr.
+thread. Errors in a handler are log events, never a traceback on stderr. A stop ends the
+serving loop at once (a byte on a pipe wakes it), not at its next poll.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+import selectors
 import socket
 import socketserver
 import sys
@@ -61,6 +64,10 @@ class BoundedThreadingMixIn(socketserver.ThreadingMixIn, socketserver.BaseServer
         self._lock = threading.Lock()
         self._refused = 0
         self._busy_logged_at: float | None = None
+        self._stop_asked = threading.Event()
+        self._loop_ended = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
         super().__init__(address, handler)
 
     @property
@@ -121,12 +128,46 @@ class BoundedThreadingMixIn(socketserver.ThreadingMixIn, socketserver.BaseServer
                         request.shutdown(socket.SHUT_RDWR)
                     self._deadlines[request] = math.inf  # once is enough
 
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """socketserver's loop, which ``shutdown`` also wakes (a byte on a pipe it watches):
+        a stop does not wait out ``poll_interval``, which stays the longest pause between
+        two ``service_actions``."""
+        listening = cast("socketserver.TCPServer", self).fileno()  # a stream server's
+        self._loop_ended.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(listening, selectors.EVENT_READ)
+                selector.register(self._wake_read, selectors.EVENT_READ)
+                while not self._stop_asked.is_set():
+                    ready = {key.fd for key, _ in selector.select(poll_interval)}
+                    if self._stop_asked.is_set():
+                        break
+                    if listening in ready:  # accept and serve, as socketserver's loop does
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
+                    self.service_actions()
+        finally:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_read, 64)
+            self._stop_asked.clear()
+            self._loop_ended.set()
+
+    def shutdown(self) -> None:
+        """Stop ``serve_forever`` and wait until it has returned (call it only while the
+        loop serves or is about to: it waits for the loop to end)."""
+        self._stop_asked.set()
+        os.write(self._wake_write, b"\0")
+        self._loop_ended.wait()
+
     def server_close(self) -> None:
         with self._lock:
             for request in self._deadlines:
                 with contextlib.suppress(OSError):
                     request.shutdown(socket.SHUT_RDWR)
         super().server_close()
+        wake, self._wake_read, self._wake_write = (self._wake_read, self._wake_write), -1, -1
+        for descriptor in wake:  # once: a descriptor closed twice may be another's by then
+            if descriptor >= 0:
+                os.close(descriptor)
 
     def handle_error(self, request: _Request, client_address: object) -> None:  # noqa: ARG002
         """An exception in a handler: an event (debug if the client went away or was too

@@ -32,6 +32,10 @@ printf 'y' > "sub/deeper/$(printf 'long-%.0s' $(seq 1 45)).dat"
 """
 SMALL_SEED = SEED.replace("209715200", "1048576")
 """The same tree with a 1 MiB file (where size does not matter)."""
+CUT_SEED = SEED.replace("209715200", "20971520")
+"""The same tree with a 20 MiB file: an upload to a server limited to 2 MiB/s takes about
+ten seconds, time to cut it mid-way (the 200 MB file at 20 MiB/s took as long, and its
+archives twice as long to make and to copy again)."""
 
 SNAPSHOT = r"""
 import hashlib, json, os, stat, sys

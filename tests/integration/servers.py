@@ -1,6 +1,6 @@
 """Servers the real-engine tests back up to: a user-defined network of a test's own, an SFTP
-server (OpenSSH's sshd, in an image the session makes from the local Debian base, key
-authentication), an S3 server (moto's server mode, likewise), a WebDAV server (``rclone
+server (OpenSSH's sshd, in an image made from the local Debian base once a machine and
+kept, key authentication), an S3 server (moto's server mode, likewise), a WebDAV server (``rclone
 serve webdav`` in the project's image). The fixtures are the conftest's (it imports them)."""
 
 from __future__ import annotations
@@ -124,16 +124,14 @@ def next_run_after_restart(daemon: Any, dav: Any, ended: Callable[[Any], bool]) 
     return done
 
 
-def build(engine: docker.DockerClient, dockerfile: str, tag: str, *, labelled: bool) -> str:
+def build(engine: docker.DockerClient, dockerfile: str, tag: str) -> str:
     """Build ``dockerfile`` as ``tag``, reaching the internet through the host's network as
-    scripts/engine.sh does (``labelled``: with the tests' labels, removed with the session's
-    leftovers); a failure fails the test with the build's output. The tag."""
+    scripts/engine.sh does; a failure fails the test with the build's output. The tag."""
     try:
         engine.images.build(
             fileobj=io.BytesIO(dockerfile.encode()),
             tag=tag,
             network_mode="host",
-            labels=LABELS if labelled else None,
             rm=True,
             forcerm=True,
         )
@@ -143,25 +141,32 @@ def build(engine: docker.DockerClient, dockerfile: str, tag: str, *, labelled: b
     return tag
 
 
-def local_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:
-    """An image made from ``dockerfile`` for the session: its tag."""
-    return build(engine, dockerfile, f"{unique('crontainer-test-' + what)}:latest", labelled=True)
+def kept_image(engine: docker.DockerClient, dockerfile: str, what: str) -> str:
+    """The image ``dockerfile`` makes, made from the local base the first time on this
+    machine (through Debian's mirror or PyPI with the host's network, as scripts/engine.sh
+    builds) and kept: its tag, ``crontainer-test-<what>:<hash>``. The hash is of the
+    Dockerfile and of the base image's id, so a changed Dockerfile or a rebuilt base makes
+    a new image, never reuses the old one. It has no test label: no session removes it."""
+    base = engine.images.get(BASE_IMAGE).id
+    digest = hashlib.sha256(f"{base}\n{dockerfile}".encode()).hexdigest()[:12]
+    tag = f"crontainer-test-{what}:{digest}"
+    try:
+        engine.images.get(tag)
+    except docker.errors.ImageNotFound:
+        build(engine, dockerfile, tag)
+    return tag
 
 
 @pytest.fixture(scope="session")
-def sshd_image(engine: docker.DockerClient) -> Iterator[str]:
-    """The SFTP server's image, removed after the session."""
-    tag = local_image(engine, SSHD_DOCKERFILE, "sshd")
-    yield tag
-    engine.images.remove(tag, force=True)
+def sshd_image(engine: docker.DockerClient) -> str:
+    """The SFTP server's image (``kept_image``: made once a machine, about 10 s)."""
+    return kept_image(engine, SSHD_DOCKERFILE, "sshd")
 
 
 @pytest.fixture(scope="session")
-def s3_image(engine: docker.DockerClient) -> Iterator[str]:
-    """The S3 server's image, removed after the session."""
-    tag = local_image(engine, S3_DOCKERFILE, "s3")
-    yield tag
-    engine.images.remove(tag, force=True)
+def s3_image(engine: docker.DockerClient) -> str:
+    """The S3 server's image (``kept_image``: made once a machine, about 25 s)."""
+    return kept_image(engine, S3_DOCKERFILE, "s3")
 
 
 @pytest.fixture
@@ -251,11 +256,6 @@ RUN apt-get update \\
 """
 """A MariaDB server's image: Debian's ``mariadb-server`` on the local Debian base, its
 data directory empty (a volume mounted there starts empty: see ``MARIADB``)."""
-MARIADB_IMAGE = (
-    "crontainer-test-mariadb:" + hashlib.sha256(MARIADB_DOCKERFILE.encode()).hexdigest()[:12]
-)
-"""Tagged by its Dockerfile's hash: a changed Dockerfile makes a new image, never reuses
-the old one."""
 MARIADB = "mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null && "
 MARIADB += "exec mariadbd --user=mysql"
 """Its command: a data directory made if there is none, then the server (root gets in
@@ -263,14 +263,8 @@ over the local socket, as in the ``mariadb`` image)."""
 
 
 def mariadb_image(engine: docker.DockerClient) -> str:
-    """The MariaDB server's image, made from the local base the first time on this machine
-    (about 20 s, through Debian's mirror with the host's network, as scripts/engine.sh
-    builds) and kept: its tag. It has no test label, so no session removes it."""
-    try:
-        engine.images.get(MARIADB_IMAGE)
-    except docker.errors.ImageNotFound:
-        build(engine, MARIADB_DOCKERFILE, MARIADB_IMAGE, labelled=False)
-    return MARIADB_IMAGE
+    """The MariaDB server's image (``kept_image``: made once a machine, about 20 s)."""
+    return kept_image(engine, MARIADB_DOCKERFILE, "mariadb")
 
 
 def start_mariadb(make: Callable[..., Any], image: str, volume: str | None = None) -> Any:

@@ -18,7 +18,7 @@ import docker
 import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
-from .helpers import SEED, Inspector, cli, first_success, run_cli, snapshot
+from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, run_cli, snapshot
 from .servers import DAV_PASSWORD
 from .test_remotes import SFTP_FOLDER, files_in, known_hosts, remotes
 
@@ -50,8 +50,9 @@ def by_hand(engine: docker.DockerClient, target: str, script: str, **env: str) -
 
 @dataclass(frozen=True)
 class Scene:
-    """The target volume, the data container (SEED at /data), the app stopped around runs,
-    an identity file with its public key, and an identity the archive is not encrypted to."""
+    """The target volume, the data container (SEED or SMALL_SEED at /data, its random file
+    ``big_bytes`` long), the app stopped around runs, an identity file with its public key,
+    and an identity the archive is not encrypted to."""
 
     target: str
     data: Any
@@ -59,17 +60,35 @@ class Scene:
     identity: Path
     public: str
     wrong: Path
+    big_bytes: int
+
+
+def make_scene(
+    tmp_path: Path, make: Callable[..., Any], make_volume: Callable[[str], str], seed: str
+) -> Scene:
+    identity, public = key_pair(tmp_path, "key.txt")
+    wrong, _ = key_pair(tmp_path, "wrong.txt")
+    data = make(BUSYBOX, ["sh", "-c", seed], name=unique("t-data"), volumes=["/data"])
+    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
+    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
+    target = make_volume("crontainer-test-backups")
+    big_bytes = int(re.findall(r"head -c (\d+) /dev/urandom", seed)[0])
+    return Scene(target, data, app, identity, public, wrong, big_bytes)
 
 
 @pytest.fixture
 def scene(tmp_path: Path, make: Callable[..., Any], make_volume: Callable[[str], str]) -> Scene:
-    identity, public = key_pair(tmp_path, "key.txt")
-    wrong, _ = key_pair(tmp_path, "wrong.txt")
-    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
-    assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
-    app = make(BUSYBOX, ["sleep", "600"], name=unique("t-app"))
-    target = make_volume("crontainer-test-backups")
-    return Scene(target, data, app, identity, public, wrong)
+    """The scene with SEED's 200 MB file: the encrypted archive at full size."""
+    return make_scene(tmp_path, make, make_volume, SEED)
+
+
+@pytest.fixture
+def small_scene(
+    tmp_path: Path, make: Callable[..., Any], make_volume: Callable[[str], str]
+) -> Scene:
+    """The scene with SMALL_SEED's 1 MiB file, for what size does not change (the
+    passphrase, the remotes): the 200 MB archive is ``scene``'s test."""
+    return make_scene(tmp_path, make, make_volume, SMALL_SEED)
 
 
 def encrypted_run(
@@ -82,7 +101,7 @@ def encrypted_run(
 ) -> tuple[Daemon, str]:
     """The daemon (``daemon_text``: its ``[daemon]`` table) of a backup job ``db`` with
     ``encrypt`` (TOML) and ``more`` keys, stopped after its first good run, and that run's
-    archive: checked to be encrypted, of the SEED tree."""
+    archive: checked to be encrypted, of the scene's tree (its random file whole)."""
     daemon = start_daemon(
         '[jobs.db]\nkind = "backup"\nschedule = "@yearly"\nrun_on_start = true\n'
         f'volumes_from = ["{scene.data.name}"]\ntarget = "{scene.target}"\n'
@@ -94,20 +113,23 @@ def encrypted_run(
     archive: str = done["archive"]
     assert re.fullmatch(r"db-\d{8}T\d{6}Z\.tar\.zst\.age", archive), archive
     assert done["encrypted"] is True
-    assert done["bytes"] > 200 * 1024 * 1024
+    assert done["bytes"] > scene.big_bytes  # the random file does not compress
     assert done["files"] == 11
     listed = json.loads(cli(daemon, "backups", "db", "--json"))
     assert [(a["archive"], a["good"]) for a in listed] == [(archive, True)]
     return daemon, archive
 
 
-def wiped_source(engine: docker.DockerClient, scene: Scene) -> tuple[str, dict[str, Any]]:
-    """The data container's volume, emptied, and its tree before."""
+def wiped_source(
+    engine: docker.DockerClient, scene: Scene
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The data container's volume, emptied, its tree before and its tree now (empty)."""
     source = next(m["Name"] for m in scene.data.attrs["Mounts"] if m["Destination"] == "/data")
     before = snapshot(engine, source)
     output_of(engine, PROJECT_IMAGE, ["sh", "-c", "rm -rf /data/*"], volumes=[f"{source}:/data"])
-    assert snapshot(engine, source) == {".": before["."]}
-    return source, before
+    wiped = snapshot(engine, source)
+    assert wiped == {".": before["."]}
+    return source, before, wiped
 
 
 def assert_never_shown(watching: Inspector, daemon: Daemon, secret: str, runs: int) -> None:
@@ -129,8 +151,7 @@ def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_wi
     daemon, archive = encrypted_run(start_daemon, scene, f'{{ recipients = ["{scene.public}"] }}')
 
     # Wipe the source; without --identity, or with the wrong one, nothing is written.
-    source, before = wiped_source(engine, scene)
-    wiped = snapshot(engine, source)
+    source, before, wiped = wiped_source(engine, scene)
     missing = run_cli(daemon, "restore", "db")
     assert missing.returncode == 1
     assert f"error: {archive} is encrypted: give the age identity file that decrypts it " in (
@@ -172,7 +193,7 @@ def test_an_encrypted_archive_is_unreadable_without_the_identity_and_restores_wi
 
 
 def test_a_passphrase_archive_restores_with_the_jobs_passphrase_and_not_another(
-    start_daemon: Start, engine: docker.DockerClient, scene: Scene, tmp_path: Path
+    start_daemon: Start, engine: docker.DockerClient, small_scene: Scene, tmp_path: Path
 ) -> None:
     """The passphrase is read from its file at each run and each restore, typed into age's
     own terminal inside the ops container; a changed (wrong) one writes nothing."""
@@ -181,13 +202,12 @@ def test_a_passphrase_archive_restores_with_the_jobs_passphrase_and_not_another(
     secret_file.write_text(passphrase + "\n")
     watching = Inspector(engine)
     daemon, archive = encrypted_run(
-        start_daemon, scene, f'{{ passphrase = {{ file = "{secret_file}" }} }}'
+        start_daemon, small_scene, f'{{ passphrase = {{ file = "{secret_file}" }} }}'
     )
-    header = by_hand(engine, scene.target, f"head -c 32 /b/{archive}")
+    header = by_hand(engine, small_scene.target, f"head -c 32 /b/{archive}")
     assert header.startswith("age-encryption.org/v1\n-> scrypt ")
 
-    source, before = wiped_source(engine, scene)
-    wiped = snapshot(engine, source)
+    source, before, wiped = wiped_source(engine, small_scene)
     secret_file.write_text("not the passphrase\n")
     refused = run_cli(daemon, "restore", "db")
     assert refused.returncode == 1
@@ -205,7 +225,7 @@ def test_a_passphrase_archive_restores_with_the_jobs_passphrase_and_not_another(
 def test_encrypted_copies_on_sftp_and_webdav_restore_with_the_identity_only(
     start_daemon: Start,
     engine: docker.DockerClient,
-    scene: Scene,
+    small_scene: Scene,
     network: str,
     sftp_server: tuple[str, Path, str],
     dav_server: Any,
@@ -215,8 +235,8 @@ def test_encrypted_copies_on_sftp_and_webdav_restore_with_the_identity_only(
     watching = Inspector(engine)
     daemon, archive = encrypted_run(
         start_daemon,
-        scene,
-        f'{{ recipients = ["{scene.public}"] }}',
+        small_scene,
+        f'{{ recipients = ["{small_scene.public}"] }}',
         f'copy_to = ["box", "dav"]\nnetwork = "{network}"\n',
         remotes(box, dav_server),
         secrets,
@@ -234,32 +254,31 @@ def test_encrypted_copies_on_sftp_and_webdav_restore_with_the_identity_only(
 
     # The local archives gone and the source wiped: each remote gives the tree back, with
     # the identity only.
-    output_of(engine, BUSYBOX, ["sh", "-c", "rm -f /t/*"], volumes=[f"{scene.target}:/t"])
+    output_of(engine, BUSYBOX, ["sh", "-c", "rm -f /t/*"], volumes=[f"{small_scene.target}:/t"])
     assert json.loads(cli(daemon, "backups", "db", "--json")) == []
     for remote, chosen in (("box", "latest"), ("dav", archive)):
-        source, before = wiped_source(engine, scene)
-        wiped = snapshot(engine, source)
+        source, before, wiped = wiped_source(engine, small_scene)
         from_remote = ("restore", "db", "--from", remote, "--archive", chosen)
         missing = run_cli(daemon, *from_remote, env=secrets)
         assert missing.returncode == 1
         assert f"{archive} is encrypted: give the age identity file that decrypts it " in (
             missing.stderr
         )
-        refused = run_cli(daemon, *from_remote, "--identity", str(scene.wrong), env=secrets)
+        refused = run_cli(daemon, *from_remote, "--identity", str(small_scene.wrong), env=secrets)
         assert refused.returncode == 1
         assert f"could not read {archive} (nothing restored): the identity does not decrypt " in (
             refused.stderr
         )
         assert snapshot(engine, source) == wiped
         restored = json.loads(
-            cli(daemon, *from_remote, "--identity", str(scene.identity), env=secrets)
+            cli(daemon, *from_remote, "--identity", str(small_scene.identity), env=secrets)
         )
         assert (restored["archive"], restored["remote"]) == (archive, remote)
-        assert restored["stopped_and_started"] == [scene.app.name]
+        assert restored["stopped_and_started"] == [small_scene.app.name]
         assert snapshot(engine, source) == before
     secret = next(
         line
-        for line in scene.identity.read_text().splitlines()
+        for line in small_scene.identity.read_text().splitlines()
         if line.startswith("AGE-SECRET-KEY-")
     )
     assert_never_shown(watching, daemon, secret, runs=8)  # backup, copy, listing, restores

@@ -50,7 +50,8 @@ def test_exec_streams_output_and_the_exit_code_decides(start_daemon: Start, app:
             user='"65534"',
             workdir='"/tmp"',
             env='{ X = "from-env" }',
-            schedule="@every 10s",
+            schedule="@yearly",
+            run_on_start="true",
         )
         + job("fails", "exec", container=f'"{app.name}"', command="\"sh -c 'exit 5'\"")
     )

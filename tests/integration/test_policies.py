@@ -115,7 +115,8 @@ def test_retries_until_success_with_a_counter_in_a_volume(
         run_job(
             "flaky",
             ["sh", "-c", script],
-            schedule="@every 10s",
+            schedule="@yearly",
+            run_on_start=True,
             retries=4,
             retry_delay="0.5s",
             volumes=[f"{volume}:/v"],

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from .conftest import BUSYBOX, Daemon, output_of, unique
-from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
+from .helpers import CUT_SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
 from .servers import DAV_PASSWORD, dav_files, next_run_after_restart, partial_upload, start_dav
 from .test_backup_encrypted import key_pair
 from .test_remotes import SFTP_FOLDER, ended, files_in, known_hosts, remotes
@@ -106,11 +106,11 @@ def test_a_stream_cut_mid_way_fails_naming_the_remote_and_the_next_run_succeeds(
     make: Callable[..., Any],
     network: str,
 ) -> None:
-    """The WebDAV server (limited to 20 MB/s: the 200 MB stream takes seconds) is killed
+    """The WebDAV server (limited to 2 MiB/s: the 20 MiB stream takes seconds) is killed
     while the archive streams into it: the run fails naming the remote, the server holds
     at most the job's ``.partial``; the next run removes it and leaves one whole archive."""
-    dav = start_dav(network, make, "--bwlimit", "20M", "--rc")
-    data = make(BUSYBOX, ["sh", "-c", SEED], name=unique("t-data"), volumes=["/data"])
+    dav = start_dav(network, make, "--bwlimit", "2M", "--rc")
+    data = make(BUSYBOX, ["sh", "-c", CUT_SEED], name=unique("t-data"), volumes=["/data"])
     assert data.wait(timeout=120)["StatusCode"] == 0, data.logs()
     daemon = start_daemon(
         "[jobs.db]\n"

@@ -19,7 +19,7 @@ import docker
 import pytest
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
-from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
+from .helpers import CUT_SEED, SEED, SMALL_SEED, Inspector, cli, first_success, snapshot
 from .servers import (
     DAV_PASSWORD,
     dav_files,
@@ -210,13 +210,13 @@ def test_an_upload_cut_mid_way_leaves_nothing_partial_under_a_final_name(
     make: Callable[..., Any],
     network: str,
 ) -> None:
-    """The WebDAV server (limited to 20 MB/s: the 200 MB upload takes seconds) is killed
+    """The WebDAV server (limited to 2 MiB/s: the 20 MiB upload takes seconds) is killed
     while the archive is being uploaded: the run fails naming it, the server holds only the
     job's .partial; the next run removes it and copies the archives whole (the server back
     without the limit, lifted through its remote control: the two archives need not take
     twenty seconds more)."""
-    dav = start_dav(network, make, "--bwlimit", "20M", "--rc")
-    daemon, _ = copying(SEED, '["dav"]', remotes(None, dav))
+    dav = start_dav(network, make, "--bwlimit", "2M", "--rc")
+    daemon, _ = copying(CUT_SEED, '["dav"]', remotes(None, dav))
     partial = partial_upload(dav, "/dav/copies", daemon)  # the upload under way
     dav.kill()
     cut = daemon.log.wait_for(ended, timeout=180)[0]

@@ -6,16 +6,18 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import socketserver
 import threading
 import time
 import urllib.error
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 import structlog
 
 from scheduler.admin import AdminServer, request_trigger
+from scheduler.listeners import BoundedThreadingMixIn
 from scheduler.status import Health, StatusServer
 from tests import receiver
 
@@ -295,3 +297,36 @@ def test_listeners_stopped_before_they_started_close_their_sockets(tmp_path: Pat
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", status.port))
     assert not admin.path.exists()
+
+
+class _Pong(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self.rfile.readline()
+        self.wfile.write(b"pong\n")
+
+
+class _LineServer(BoundedThreadingMixIn, socketserver.TCPServer):
+    """A bounded TCP server answering each line with ``pong``."""
+
+
+def test_a_stop_ends_the_serving_loop_at_once_not_at_its_next_poll() -> None:
+    """shutdown wakes serve_forever: a loop that would next look for a stop in an hour
+    serves a connection (it does not wait for the poll to accept it) and, asked to stop,
+    ends — twice, so the wake is spent by the first stop."""
+    server = _LineServer(("127.0.0.1", 0), _Pong, label="test")
+    address = cast("tuple[str, int]", server.server_address)
+    try:
+        for _ in range(2):
+            loop = threading.Thread(target=server.serve_forever, args=(3600,), daemon=True)
+            loop.start()
+            with socket.create_connection(address, timeout=30) as client:
+                client.sendall(b"ping\n")
+                assert client.makefile("rb").readline() == b"pong\n"
+            stopper = threading.Thread(target=server.shutdown, daemon=True)
+            stopper.start()
+            stopper.join(60)  # a hang guard: the poll would come after 3600 s
+            loop.join(60)
+            assert not stopper.is_alive()
+            assert not loop.is_alive()
+    finally:
+        server.server_close()

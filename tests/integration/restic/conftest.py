@@ -2,7 +2,8 @@
 restic`` in the project's image, basic auth, on a user-defined network of the test's own),
 a data container, the keys of a job into a repository, restic run by hand, the outcome of
 runs, and the first part of the upload cut (``upload_cut``), begun when the package's tests
-begin. The SFTP and S3 servers are ``tests/integration/servers.py``'s."""
+begin, its test moved to the session's end. The SFTP and S3 servers are
+``tests/integration/servers.py``'s."""
 
 from __future__ import annotations
 
@@ -38,7 +39,13 @@ REST_PASSWORD = "rest-s3cret"  # noqa: S105 - the test REST server's
 SECRETS = {"TEST_RESTIC_PASSWORD": PASSWORD}
 """The daemon's environment for jobs whose password is ``{ env = "TEST_RESTIC_PASSWORD" }``."""
 CUT_TEST = "test_the_server_killed_mid_upload_fails_the_run_and_the_next_run_succeeds_and_checks"
-"""The upload cut's test (``test_restic_upload_cut.py``, the package's last module)."""
+"""The upload cut's test (``test_restic_upload_cut.py``), run last in the session."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The upload cut's test last: restic's three minutes of retries go by while every
+    other test of the session runs (not only this package's)."""
+    items.sort(key=lambda item: item.name == CUT_TEST)  # stable: the others keep their order
 
 
 def data_container(make: Callable[..., Any], script: str = "echo a > /data/a") -> Any:
@@ -152,7 +159,7 @@ def cut_mid_upload(make: Callable[..., Any], start: Callable[..., Daemon], netwo
     return Cut(daemon, server, repository, network)
 
 
-@pytest.fixture(scope="package", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def upload_cut(
     request: pytest.FixtureRequest,
     engine: docker.DockerClient,
@@ -160,10 +167,10 @@ def upload_cut(
 ) -> Iterator[Cut | None]:
     """The upload cut's first part (``cut_mid_upload``), done before the package's first test
     when its test is to run (else None): restic then takes about three minutes of its own
-    retries to give up (README, Faults), a wait the package's other tests — each with its
-    own servers, network and daemon — run in, its test being the last. Every container of
-    the cut is made before those tests begin, so none of them sees one made. Afterwards its
-    daemon is killed and its containers and network removed."""
+    retries to give up (README, Faults), a wait the session's other tests — each with its
+    own servers, network and daemon — run in, its test being the session's last. Every
+    container of the cut is made before those tests begin, so none of them sees one made.
+    At the session's end its daemon is killed and its containers and network removed."""
     if not any(item.name == CUT_TEST for item in request.session.items):
         yield None
         return

@@ -4,7 +4,7 @@ succeeds and ``restic check`` passes with no partial snapshot listed.
 
 restic takes about three minutes of its own retries to give up: the cut itself is made
 before the package's first test (``upload_cut`` in the package's conftest), and this
-module, the package's last, waits for the failure the cut leads to."""
+test, moved to the session's end, waits for the failure the cut leads to."""
 
 from __future__ import annotations
 
