@@ -185,24 +185,17 @@ class Daemon:
             self._log.warning("labels.scan_failed", error=str(e), trigger="start")
             labels.refresh("start")
             return
-        self.jobset.set_labels(found)
-        self._log.info(
-            "labels.applied",
-            trigger="start",
-            added=sorted(found.jobs),
-            removed=[],
-            changed=[],
-            jobs=len(found.jobs),
-        )
+        self._relabel(found, "start", always=True)  # says that labels are on, jobs or none
 
     def _rules(self) -> Rules:
         """What label jobs may do, and take, under the config in force."""
         return rules_of(self._config)
 
-    def _relabel(self, found: LabelJobs, trigger: str) -> None:
-        """A scan's label jobs are the ones in force from now on."""
+    def _relabel(self, found: LabelJobs, trigger: str, *, always: bool = False) -> None:
+        """A scan's label jobs are the ones in force from now on (``labels.applied`` when they
+        changed, or ``always``)."""
         changes = self.jobset.set_labels(found)
-        if changes.added or changes.removed or changes.changed:
+        if always or changes.added or changes.removed or changes.changed:
             self._log.info(
                 "labels.applied",
                 trigger=trigger,
