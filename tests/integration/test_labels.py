@@ -1,7 +1,8 @@
 """Jobs declared in container labels on the real engine (#18): found when their container
 starts after the daemon, replaced when it is recreated with other labels, skipped while it
-is stopped and unscheduled when it is removed; found again after an engine restart; the
-fence and what ``label_allow`` widens; one run per Compose service unless per_replica."""
+is stopped and unscheduled when it is removed; found again after an engine restart;
+``crontainer trigger`` of a label job; the fence and what ``label_allow`` widens; one run
+per Compose service unless per_replica."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .conftest import (
     output_of,
     unique,
 )
+from .helpers import cli, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -370,6 +372,31 @@ def test_an_engine_restart_loses_the_events_and_the_jobs_are_found_again(
         stop(daemon)
     finally:
         scene.close()
+
+
+def test_a_label_job_is_triggered_by_its_name(
+    scenes: Callable[[], Scene], start_daemon: Start
+) -> None:
+    """``crontainer trigger <container>.<job>`` with the daemon's config, which does not hold
+    the label job: the daemon runs it now (trigger manual), its schedule a year away; a
+    misspelt name is unknown to the daemon too, with the label job as the closest name."""
+    scene = scenes()
+    name = unique("t-lab-trigger")
+    job = f"{name}.once"
+    scene.start(name, {"once": {"schedule": "@yearly", "command": sh("echo triggered")}})
+    daemon = start_daemon("", daemon=scene.daemon_keys())
+    daemon.log.wait_for(event("daemon.started"))
+    assert job in daemon.log.wait_for(event("labels.applied", trigger="start"))[0]["added"]
+    said = cli(daemon, "trigger", job)
+    started = daemon.log.wait_for(event("run.started", job=job))[0]
+    assert said == f"triggered {job}: run {started['run_id']}\n"
+    assert started["trigger"] == "manual"
+    daemon.log.wait_for(event("run.output", job=job, line="triggered"))
+    daemon.log.wait_for(event("run.succeeded", job=job))
+    wrong = run_cli(daemon, "trigger", f"{name}.ocne")
+    assert wrong.returncode == 2
+    assert f"nor in the daemon's jobs); did you mean '{job}'?" in wrong.stderr
+    stop(daemon)
 
 
 def rejected(daemon: Daemon) -> set[tuple[str, str, str]]:
