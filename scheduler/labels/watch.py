@@ -38,7 +38,8 @@ RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between attempts to follow the events again."""
 STEADY_S = 30.0
 """A stream that lived this long, or gave an event, worked: its end is a new outage (logged,
-retried at once). One that ended sooner, without an event, is the outage going on."""
+tried again after the first of ``RETRY_S``). One that ended sooner without an event is the
+outage going on (not logged again, the next wait longer)."""
 
 
 def filter_selector(label_filter: Sequence[str]) -> Selector:
