@@ -14,8 +14,11 @@ every daemon takes as its `label_filter`. Then, against the local engine:
    of `job.scheduled` lines;
 2. idle: the three side by side for IDLE seconds, nothing changing: the CPU seconds each
    spends (utime + stime from /proc) and its RSS at the end (1,000 label jobs vs 0);
-   the engine's container events in that time are counted too (this engine is shared:
-   every container event, anyone's, makes a labelled daemon scan);
+   the engine's container events in that time are counted too, anyone's (this engine is
+   shared). They cost the labelled daemons nothing here: since d7cadb4 the engine sends a
+   daemon only the events of containers its `label_filter` lets in (this run's label), and
+   the daemon ignores those of its own runs' containers — without a `label_filter`, every
+   other container's event would be a scan;
 3. burst, daemon: with only the 60-s daemon left, BURST more labelled containers are
    started `docker compose up`-like (`docker run -d`, 16 at once): seconds from the
    burst's start until the daemon's `labels.applied` holds them all, and how many
@@ -23,8 +26,8 @@ every daemon takes as its `label_filter`. Then, against the local engine:
 4. scans, in this process: `LabelWatch.scan()` against the same containers with the
    same rules, SCANS times each (p50 / p95, wall and this process's CPU): cold (a new
    watch, every container's jobs parsed and validated), warm (the same watch again,
-   nothing changed: the memo's case, a resync or a stranger's event) and the engine's
-   list call alone;
+   nothing changed: the memo's case, a resync or an event that changes no job) and the
+   engine's list call alone;
 5. burst, in this process: the burst containers removed, a LabelWatch (resync 1 h)
    started and BURST new containers started the same way; every scan it makes is
    counted, and the time until one holds them all.

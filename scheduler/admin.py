@@ -1,9 +1,10 @@
 """The admin endpoint: HTTP over a Unix socket in the state directory, never TCP.
 
-``POST /jobs/<name>/trigger`` runs a job now, under its concurrency policy.
-Answers: 202 ``{"run_id": …}``; 404 unknown job; 409 skipped (``forbid`` and
-the previous run still runs). The socket is created mode 0600: whoever can use
-it can run jobs, i.e. whoever can already reach the state directory as root.
+``POST /jobs/<name>/trigger`` (the name percent-encoded) runs a job now, under its
+concurrency policy. Answers: 202 ``{"run_id": …}``; 404 unknown job (with ``jobs``, the
+names it knows: the config's and the containers' label jobs); 409 skipped (``forbid``
+and the previous run still runs). The socket is created mode 0600: whoever can use it
+can run jobs, i.e. whoever can already reach the state directory as root.
 Connections are bounded in number and time as on the HTTP listener
 (``scheduler.listeners``): a hung client does not hold a thread.
 """
@@ -17,6 +18,7 @@ import socket
 import socketserver
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
 
 from scheduler.listeners import (
     CONNECTION_TIMEOUT_S,
@@ -81,7 +83,7 @@ def _handler(
         def do_POST(self) -> None:
             parts = self.path.strip("/").split("/")
             if len(parts) == 3 and parts[0] == "jobs" and parts[2] == "trigger":  # noqa: PLR2004
-                status, body = trigger(parts[1])
+                status, body = trigger(unquote(parts[1]))
             else:
                 status, body = 404, {"error": f"no such endpoint: POST {self.path}"}
             data = json.dumps(body).encode()
@@ -113,7 +115,8 @@ def request_trigger(state_dir: Path, job: str) -> tuple[int, dict[str, object]]:
     """Ask the running daemon to run ``job`` now; raise OSError if no daemon listens."""
     connection = _UnixConnection(str(state_dir / SOCKET_NAME))
     try:
-        connection.request("POST", f"/jobs/{job}/trigger")
+        # Quoted: a name typed on the command line may hold anything (a '/', a space).
+        connection.request("POST", f"/jobs/{quote(job, safe='')}/trigger")
         response = connection.getresponse()
         body: dict[str, object] = json.loads(response.read() or b"{}")
         return response.status, body

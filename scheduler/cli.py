@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import json
 import os
@@ -23,7 +24,7 @@ from scheduler.errors import ConfigError, EngineError
 from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from scheduler.engine import Engine
     from scheduler.history import History
@@ -418,6 +419,8 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _trigger(args: argparse.Namespace) -> int:
+    """Ask the daemon to run the job now. A job not in the config is asked for only when
+    the daemon takes label jobs (only it knows the containers' jobs of the moment)."""
     from scheduler.admin import request_trigger  # noqa: PLC0415
 
     try:
@@ -427,23 +430,64 @@ def _trigger(args: argparse.Namespace) -> int:
         for line in e.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    if config is not None and args.job not in config.jobs:
-        print(_unknown_job(args.job, config.jobs, f"in {config.path}"), file=sys.stderr)
+    configured = set(config.jobs) if config is not None else set()
+    unlisted = config is not None and args.job not in configured
+    if config is not None and unlisted and not config.daemon.labels:
+        print(_unknown_job(args.job, configured, f"in {config.path}"), file=sys.stderr)
         return EXIT_USAGE
     try:
         status, body = request_trigger(state_dir, args.job)
     except OSError as e:
         print(f"error: no daemon answers on {state_dir}/admin.sock: {e}", file=sys.stderr)
+        if config is not None and unlisted:
+            print(
+                f"note: {args.job!r} is not in {config.path}; only a running daemon knows "
+                "the containers' label jobs",
+                file=sys.stderr,
+            )
         return EXIT_FAILURE
     if status == 202:  # noqa: PLR2004
         print(f"triggered {body.get('job')}: run {body.get('run_id')}")
         return EXIT_OK
     running = body.get("jobs")
     if status == 404 and isinstance(running, list):  # noqa: PLR2004 - the daemon knows no such job
-        print(_unknown_job(args.job, map(str, running), "in the daemon's jobs"), file=sys.stderr)
+        where = "in the daemon's jobs"
+        if config is not None and unlisted:
+            where = f"in {config.path} nor {where}"
+        print(_unknown_job(args.job, {*configured, *map(str, running)}, where), file=sys.stderr)
         return EXIT_USAGE
     print(f"error: {body.get('error')}", file=sys.stderr)
     return EXIT_USAGE if status == 404 else EXIT_FAILURE  # noqa: PLR2004
+
+
+def _with_label_job(config: Config, name: str) -> Config | int:
+    """``backups``/``restore``: ``config``, with the containers' label jobs when ``name`` is
+    one of them (``[daemon] labels = true``; read from the engine as the daemon reads
+    them); else the exit code, after the error is said."""
+    if name in config.jobs:
+        return config
+    labelled: Mapping[str, JobEntry] = {}
+    where = f"in {config.path}"
+    if config.daemon.labels:
+        try:
+            found = _label_jobs(config)
+        except EngineError as e:
+            print(
+                f"error: job {name!r} is not in {config.path}, and the containers' label jobs "
+                f"cannot be read: {e}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        if name in found.jobs:
+            return dataclasses.replace(config, jobs={**config.jobs, **found.jobs})
+        refused = [r for r in found.refusals if f"{r.container}.{r.job}" == name]
+        for refusal in refused:
+            print(f"error: label:{refusal.container}: {_refusal(refusal)}", file=sys.stderr)
+        if refused:
+            return EXIT_USAGE
+        labelled, where = found.jobs, f"{where} nor in the containers' labels"
+    print(_unknown_job(name, [*config.jobs, *labelled], where), file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _print_listing(engine: Engine, config: Config, args: argparse.Namespace, image: str) -> None:
@@ -474,13 +518,14 @@ def _backup_command(args: argparse.Namespace) -> int:
     from scheduler.errors import EngineError  # noqa: PLC0415
     from scheduler.startup import ops_image  # noqa: PLC0415
 
-    config = _load_or_report(args)
-    if config is None:
+    loaded = _load_or_report(args)
+    if loaded is None:
         return EXIT_USAGE
-    # The job and its kind before the engine: a wrong name is said without a connection.
-    if args.job not in config.jobs:
-        print(_unknown_job(args.job, config.jobs, f"in {config.path}"), file=sys.stderr)
-        return EXIT_USAGE
+    # The job and its kind before the engine: a wrong name is said without a connection
+    # (unless the daemon takes label jobs: the engine's containers may declare it).
+    config = _with_label_job(loaded, args.job)
+    if isinstance(config, int):
+        return config
     try:
         backup_job(config, args.job)
     except BackupCommandError as e:

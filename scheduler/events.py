@@ -125,8 +125,10 @@ EVENTS: tuple[Event, ...] = (
         "labels.events_lost",
         "warning",
         "error",
-        "the engine's event stream ended (an engine restart); followed again with a scan, "
-        "retried every 1 to 30 s",
+        "the engine's event stream ended (an engine restart) or cannot be followed; once per "
+        "outage: a stream that ends within 30 s without an event (a socket proxy closing "
+        "idle streams) is the same outage; followed again with a scan, retried after 1, 2, "
+        "5, 10, then every 30 s",
     ),
     _event(
         "config.restart_required",

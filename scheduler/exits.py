@@ -51,20 +51,22 @@ COMMANDS: dict[str, dict[int, str]] = {
         EXIT_OK: "the run started; its run id printed",
         EXIT_FAILURE: "the run was skipped (`forbid`) or could not start (the engine is away, "
         "no thread), or no daemon answers on the admin socket",
-        EXIT_USAGE: "the job is not in the config (or not in the daemon's jobs), or the "
-        "config is invalid",
+        EXIT_USAGE: "the job is not in the config (or not in the daemon's jobs; with "
+        "`labels = true`, in neither), or the config is invalid",
     },
     "backups": {
         EXIT_OK: "the archives or snapshots printed",
-        EXIT_FAILURE: "no such `--from` remote, or the engine, the ops container or the "
-        "listing failed",
-        EXIT_USAGE: "the job is not in the config or not a backup job, or the config is invalid",
+        EXIT_FAILURE: "no such `--from` remote, or the engine (the labels' too), the ops "
+        "container or the listing failed",
+        EXIT_USAGE: "the job is not in the config (with `labels = true`: nor a container's "
+        "label job, or one the fence refuses) or not a backup job, or the config is invalid",
     },
     "restore": {
         EXIT_OK: "restored; the result printed as JSON",
         EXIT_FAILURE: "no such archive or remote, a bad `--to` or `--identity`, or the "
-        "engine, the ops container or the restore failed",
-        EXIT_USAGE: "the job is not in the config or not a backup job, or the config is invalid",
+        "engine (the labels' too), the ops container or the restore failed",
+        EXIT_USAGE: "the job is not in the config (with `labels = true`: nor a container's "
+        "label job, or one the fence refuses) or not a backup job, or the config is invalid",
     },
     "schema": {EXIT_OK: "the JSON Schema printed"},
     "health": {

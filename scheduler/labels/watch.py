@@ -5,15 +5,18 @@ the containers ``label_filter`` lets in, but the daemon's own (its runs' contain
 and go with each run); each event marks the jobs stale. The other scans — every
 container's labels, one list call — when they are stale, and at least every
 ``label_resync``: events can be lost (an engine restart drops the stream; one that breaks
-is followed again, with a scan). A burst of events (``docker compose up`` of many
-containers) is one scan: the scanner waits ``SETTLE_S`` after the first. Each scan hands
-its jobs to ``apply`` (the daemon's job set, which schedules what changed); a refused job
-is logged (``labels.rejected``) when it is first seen, not at every scan.
+is followed again, with a scan; one that ends as soon as it opens, without an event — a
+socket proxy closing idle streams — is the same outage, retried ever more slowly). A
+burst of events (``docker compose up`` of many containers) is one scan: the scanner waits
+``SETTLE_S`` after the first. Each scan hands its jobs to ``apply`` (the daemon's job set,
+which schedules what changed); a refused job is logged (``labels.rejected``) when it is
+first seen, not at every scan.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from jobs.selectors import Selector
@@ -33,6 +36,10 @@ SETTLE_S = 0.25
 """After an event, how long the scanner waits for more before it scans."""
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between attempts to follow the events again."""
+STEADY_S = 30.0
+"""A stream that lived this long, or gave an event, worked: its end is a new outage (logged,
+tried again after the first of ``RETRY_S``). One that ended sooner without an event is the
+outage going on (not logged again, the next wait longer)."""
 
 
 def filter_selector(label_filter: Sequence[str]) -> Selector:
@@ -54,15 +61,19 @@ class LabelWatch:
         resync: float,
         rules: Callable[[], Rules],
         apply: Callable[[LabelJobs, str], None],
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``rules``: the config's rules now (a reload changes [defaults] and the names its
-        jobs take); ``apply``: takes each scan's jobs, with what triggered the scan."""
+        jobs take); ``apply``: takes each scan's jobs, with what triggered the scan;
+        ``monotonic``: how long a stream lived is measured with it."""
         self._engine = engine
         self._label_filter = tuple(label_filter)
         self._selector = filter_selector(label_filter)
         self._resync = resync
         self._rules = rules
         self._apply = apply
+        self._monotonic = monotonic
         self._stale = threading.Event()
         self._stopped = threading.Event()
         self._trigger = "resync"
@@ -137,7 +148,7 @@ class LabelWatch:
             self._apply(found, trigger)
 
     def _follow(self) -> None:
-        failures = 0
+        failures = 0  # attempts since the events last worked; 0: none lost
         while not self._stopped.is_set():
             try:
                 stream = self._engine.container_events(ACTIONS, self._label_filter)
@@ -151,17 +162,25 @@ class LabelWatch:
                 return
             # What happened before the stream was there: since the first scan, or meanwhile.
             self.refresh("events_resumed" if failures else "start")
-            failures = 0
-            try:
-                for event in stream:
-                    if LABEL_DAEMON not in event.labels:  # not a run's container of ours
-                        self.refresh("event")
-            except EngineError as e:
-                error = str(e)
-            else:
-                error = "the engine ended the event stream"
-            if not self._stopped.is_set():
-                failures = self._lost(failures, error)
+            opened = self._monotonic()
+            error, delivered = self._read(stream)
+            if self._stopped.is_set():
+                return
+            if delivered or self._monotonic() - opened >= STEADY_S:
+                failures = 0  # it worked: its end starts a new outage
+            failures = self._lost(failures, error)
+
+    def _read(self, stream: EventStream) -> tuple[str, bool]:
+        """Follow ``stream`` until it ends: why it ended, and whether it gave an event."""
+        delivered = False
+        try:
+            for event in stream:
+                delivered = True
+                if LABEL_DAEMON not in event.labels:  # not a run's container of ours
+                    self.refresh("event")
+        except EngineError as e:
+            return str(e), delivered
+        return "the engine ended the event stream", delivered
 
     def _lost(self, failures: int, error: str) -> int:
         """Log a lost stream (once per outage), wait before the next attempt; the count."""

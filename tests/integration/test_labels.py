@@ -1,7 +1,8 @@
 """Jobs declared in container labels on the real engine (#18): found when their container
 starts after the daemon, replaced when it is recreated with other labels, skipped while it
-is stopped and unscheduled when it is removed; found again after an engine restart; the
-fence and what ``label_allow`` widens; one run per Compose service unless per_replica."""
+is stopped and unscheduled when it is removed; found again after an engine restart;
+``crontainer trigger`` of a label job; the fence and what ``label_allow`` widens; one run
+per Compose service unless per_replica."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .conftest import (
     output_of,
     unique,
 )
+from .helpers import cli, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -338,8 +340,9 @@ def test_an_engine_restart_loses_the_events_and_the_jobs_are_found_again(
     """A private dockerd stopped and started again on the same socket and data: the event
     stream is lost (labels.events_lost); afterwards the job of a container the engine
     restarted runs again, and a container created once the engine is back — the daemon's
-    stream still down or just resumed — is found (events_resumed, resync or its event) and
-    its job runs."""
+    stream still down or just resumed — is found through the stream followed again: the
+    scan on its return (events_resumed) or the container's event. label_resync is an hour:
+    no resync can find it instead."""
     scene = Scene(private_engine.client, network_mode="none")
     try:
         name = unique("t-lab-steady")
@@ -351,7 +354,7 @@ def test_an_engine_restart_loses_the_events_and_the_jobs_are_found_again(
         )
         daemon = start_daemon(
             "",
-            daemon=scene.daemon_keys('label_resync = "2s"\nops_image = "busybox:latest"\n'),
+            daemon=scene.daemon_keys('label_resync = "1h"\nops_image = "busybox:latest"\n'),
             env={"DOCKER_HOST": private_engine.host},
         )
         log = daemon.log
@@ -363,13 +366,39 @@ def test_an_engine_restart_loses_the_events_and_the_jobs_are_found_again(
         late = unique("t-lab-late")
         fresh = f"{late}.fresh"
         scene.start(late, {"fresh": {"schedule": EVERY_2S, "command": sh("echo fresh")}})
-        found = log.wait_for(applied_with(fresh, "added"), timeout=60)[0]
-        assert found["trigger"] in {"events_resumed", "resync", "event"}
+        # The stream is tried again after 1, 2, 5, 10, then 30 s: up to 30 s after the return.
+        found = log.wait_for(applied_with(fresh, "added"), timeout=90)[0]
+        assert found["trigger"] in {"events_resumed", "event"}
         log.wait_for(event("run.output", job=fresh, line="fresh"), timeout=60)
         next_event(daemon, event("run.succeeded", job=beat), mark, timeout=60)
         stop(daemon)
     finally:
         scene.close()
+
+
+def test_a_label_job_is_triggered_by_its_name(
+    scenes: Callable[[], Scene], start_daemon: Start
+) -> None:
+    """``crontainer trigger <container>.<job>`` with the daemon's config, which does not hold
+    the label job: the daemon runs it now (trigger manual), its schedule a year away; a
+    misspelt name is unknown to the daemon too, with the label job as the closest name."""
+    scene = scenes()
+    name = unique("t-lab-trigger")
+    job = f"{name}.once"
+    scene.start(name, {"once": {"schedule": "@yearly", "command": sh("echo triggered")}})
+    daemon = start_daemon("", daemon=scene.daemon_keys())
+    daemon.log.wait_for(event("daemon.started"))
+    assert job in daemon.log.wait_for(event("labels.applied", trigger="start"))[0]["added"]
+    said = cli(daemon, "trigger", job)
+    started = daemon.log.wait_for(event("run.started", job=job))[0]
+    assert said == f"triggered {job}: run {started['run_id']}\n"
+    assert started["trigger"] == "manual"
+    daemon.log.wait_for(event("run.output", job=job, line="triggered"))
+    daemon.log.wait_for(event("run.succeeded", job=job))
+    wrong = run_cli(daemon, "trigger", f"{name}.ocne")
+    assert wrong.returncode == 2
+    assert f"nor in the daemon's jobs); did you mean '{job}'?" in wrong.stderr
+    stop(daemon)
 
 
 def rejected(daemon: Daemon) -> set[tuple[str, str, str]]:

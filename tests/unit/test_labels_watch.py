@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, MutableMapping
+import time
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,10 @@ def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.contextmanager
 def watching(
-    *containers: ContainerInfo, label_filter: tuple[str, ...] = (), start: bool = True
+    *containers: ContainerInfo,
+    label_filter: tuple[str, ...] = (),
+    start: bool = True,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Iterator[Watched]:
     """A LabelWatch over ``containers`` (resync an hour away: only events and refresh make
     scans); started unless ``start`` is false; stopped at the end."""
@@ -73,6 +77,7 @@ def watching(
             3600.0,
             lambda: Rules(LABEL_KINDS, (), {}),
             lambda found, trigger: handle.applied.append((found, trigger)),
+            monotonic=monotonic,
         )
         if start:
             handle.watch.start()
@@ -229,6 +234,94 @@ def test_an_outage_is_logged_once() -> None:
         del w.engine.fail["container_events"]
         wait_for(lambda: w.triggers() == ["events_resumed"])
         assert [e["error"] for e in events(w.logs, "labels.events_lost")] == ["engine is down"]
+
+
+class Steady:
+    """A monotonic clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def ending_at_once(w: Watched, count: int) -> None:
+    """The first ``count`` streams the engine gives end as soon as they open (a socket
+    proxy closing idle streams); later ones stay open."""
+    real = w.engine.container_events
+
+    def events(actions: tuple[str, ...], labels: Any) -> Any:
+        stream = real(actions, labels)
+        if len(w.engine.event_streams) <= count:
+            stream.end()
+        return stream
+
+    w.engine.container_events = events  # type: ignore[method-assign]
+
+
+def test_streams_that_end_as_they_open_are_one_outage() -> None:
+    """The engine ends each stream at once, three times: one labels.events_lost, not one per
+    stream, and a scan (events_resumed) each time the events are followed again."""
+    with watching(box("app", **PING), start=False, monotonic=Steady()) as w:
+        ending_at_once(w, 3)
+        w.watch.start()
+        w.stream(4)
+        wait_for(lambda: "events_resumed" in w.triggers())
+        lost = events(w.logs, "labels.events_lost")
+        assert [e["error"] for e in lost] == ["the engine ended the event stream"]
+
+
+def test_streams_that_end_at_once_are_retried_ever_more_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each quick end counts as a failed attempt: the waits between attempts grow as in an
+    outage (here the third wait is an hour: the third stream is the last opened)."""
+    monkeypatch.setattr(watch, "RETRY_S", (0.01, 0.01, 3600.0))
+    with watching(box("app", **PING), start=False, monotonic=Steady()) as w:
+        ending_at_once(w, 10)
+        waits: list[float | None] = []
+        stopped = w.watch._stopped  # how long the watch waits, seen
+        original = stopped.wait
+
+        def wait(timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return original(timeout)
+
+        stopped.wait = wait  # type: ignore[method-assign]
+        w.watch.start()
+        wait_for(lambda: 3600.0 in waits)
+        assert len(w.engine.event_streams) == 3
+        assert len(events(w.logs, "labels.events_lost")) == 1
+
+
+def test_a_stream_that_lived_long_ends_a_new_outage() -> None:
+    """A stream open for STEADY_S (30 s) or more worked: its end is a new outage, logged
+    again (here each stream lives 30 s and ends: each end is logged)."""
+    with watching(box("app", **PING), start=False, monotonic=Steady(watch.STEADY_S)) as w:
+        ending_at_once(w, 3)
+        w.watch.start()
+        w.stream(4)
+        assert len(events(w.logs, "labels.events_lost")) == 3
+
+
+def test_a_stream_that_gave_an_event_ends_a_new_outage() -> None:
+    """A stream that gave an event worked, however short it lived: its end is logged again."""
+    with watching(box("app", **PING), start=False, monotonic=Steady()) as w:
+        real = w.engine.container_events
+
+        def eventful(actions: tuple[str, ...], labels: Any) -> Any:
+            stream = real(actions, labels)
+            if len(w.engine.event_streams) <= 3:  # three such streams
+                stream.send("start")
+                stream.end()
+            return stream
+
+        w.engine.container_events = eventful  # type: ignore[method-assign]
+        w.watch.start()
+        w.stream(4)
+        assert len(events(w.logs, "labels.events_lost")) == 3
 
 
 def test_a_stream_that_breaks_is_lost_with_its_error() -> None:
