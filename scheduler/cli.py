@@ -333,6 +333,17 @@ def _config_unless_state_dir(args: argparse.Namespace) -> Config | None:
     return _load(args.config)
 
 
+def _label_job_names(config: Config | None) -> set[str]:
+    """The names of the containers' label jobs (``[daemon] labels = true``), for a command
+    that only needs to know a name; none when labels are off or the engine cannot say."""
+    if config is None or not config.daemon.labels:
+        return set()
+    try:
+        return set(_label_jobs(config).jobs)
+    except EngineError:
+        return set()
+
+
 def _unknown_job(name: str, known: Iterable[str], where: str) -> str:
     """The error for a job name that is not ``where``, with the closest known name."""
     close = difflib.get_close_matches(name, sorted(set(known)), n=1)
@@ -371,9 +382,13 @@ def _history(args: argparse.Namespace) -> int:
             history.close()
     configured = set(config.jobs) if config is not None else set()
     if args.job and not records and args.job not in configured | known:
-        where = "in the config nor in the history" if config else "in the history"
-        print(_unknown_job(args.job, known | configured, where), file=sys.stderr)
-        return EXIT_USAGE
+        labelled = _label_job_names(config)
+        if args.job not in labelled:
+            where = "in the config nor in the history" if config else "in the history"
+            if labelled:
+                where = "in the config, the containers' labels nor in the history"
+            print(_unknown_job(args.job, known | configured | labelled, where), file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
         print(json.dumps([run_json(r) for r in records], indent=2))
     else:

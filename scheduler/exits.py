@@ -41,7 +41,8 @@ COMMANDS: dict[str, dict[int, str]] = {
         EXIT_OK: "the runs printed (none on a fresh install: a note, no state database needed)",
         EXIT_FAILURE: "the state database cannot be read",
         EXIT_USAGE: "the config is invalid (unless only `--state-dir` is given), or the job is "
-        "neither in the config nor in the history",
+        "neither in the config, nor (with `labels = true`) in the containers' labels, nor in "
+        "the history",
     },
     "jobs": {
         EXIT_OK: "the jobs printed (without a state database: from the config alone)",

@@ -245,3 +245,26 @@ def test_labels_that_cannot_be_read_are_a_clear_failure(
         f"error: job 'app.save' is not in {config}, and the containers' label jobs cannot be "
         "read: the Docker engine at unix:///var/run/docker.sock: refused\n"
     )
+
+
+def test_history_of_a_label_job_that_has_not_run_is_empty_not_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``history app.save`` before its first run: no rows, exit 0 (the containers' labels
+    declare it); a near miss is unknown, with the label job as the closest name; the engine
+    away: unknown as before (the config and the history are what is known)."""
+    engine_with(monkeypatch, containers=[app(**SAVE)])
+    config = write_config(tmp_path, LABELS_ON)
+    assert main(["history", "app.save", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["history", "app.sav", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.endswith(
+        "(not in the config, the containers' labels nor in the history); did you mean 'app.save'?\n"
+    )
+
+    def connect(timeout: float) -> DockerEngine:
+        raise EngineUnavailableError("refused")
+
+    monkeypatch.setattr(DockerEngine, "connect", connect)
+    assert main(["history", "app.save", "--config", str(config)]) == 2
+    assert "(not in the config nor in the history)" in capsys.readouterr().err
