@@ -199,8 +199,7 @@ def _validate(args: argparse.Namespace) -> int:
         for line in e.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    jobs: dict[str, JobEntry] = dict(config.jobs)
-    sources = dict(config.sources)
+    found: LabelJobs | None = None
     refused: list[str] = []
     if args.labels:
         try:
@@ -208,9 +207,7 @@ def _validate(args: argparse.Namespace) -> int:
         except EngineError as e:
             print(f"error: the containers' labels cannot be read: {e}", file=sys.stderr)
             return EXIT_FAILURE
-        jobs.update(found.jobs)
-        sources.update(found.sources())
-        refused = [f"label:{r.container}: {_refusal(r)}" for r in found.refusals]
+        refused = [_refusal(r) for r in found.refusals]
         if not config.daemon.labels:
             print(
                 "note: [daemon] labels is false: the daemon takes none of these label jobs",
@@ -218,6 +215,7 @@ def _validate(args: argparse.Namespace) -> int:
             )
     for line in refused:
         print(f"error: {line}", file=sys.stderr)
+    jobs, sources = _listed(config, found)
     _print_jobs(args, config, jobs, sources, refused)
     return EXIT_USAGE if refused else EXIT_OK
 
@@ -269,12 +267,19 @@ def _print_jobs(
 
 
 def _refusal(refusal: Refusal) -> str:
-    """A refused label job as an error line naming the label: ``crontainer.jobs.<job>.<key>:
-    <reason>``."""
+    """A refused label job as an error line naming the container and the label:
+    ``label:<container>: crontainer.jobs.<job>.<key>: <reason>``."""
     from scheduler.labels.parse import PREFIX  # noqa: PLC0415
 
     where = f"{PREFIX}{refusal.job}" + (f".{refusal.key}" if refusal.key else "")
-    return f"{where}: {refusal.reason}"
+    return f"label:{refusal.container}: {where}: {refusal.reason}"
+
+
+def _listed(config: Config, found: LabelJobs | None) -> tuple[dict[str, JobEntry], dict[str, str]]:
+    """The config's jobs and the label jobs ``found`` (if any), and each one's source."""
+    if found is None:
+        return dict(config.jobs), dict(config.sources)
+    return {**config.jobs, **found.jobs}, {**config.sources, **found.sources()}
 
 
 def _label_jobs(config: Config) -> LabelJobs:
@@ -409,22 +414,20 @@ def _jobs(args: argparse.Namespace) -> int:
     except HistoryError as e:
         print(f"note: {e}", file=sys.stderr)  # no history yet: the config alone
         marks = {}
-    jobs: dict[str, JobEntry] = dict(config.jobs)
-    sources = dict(config.sources)
+    found: LabelJobs | None = None
     if config.daemon.labels:
         try:
             found = _label_jobs(config)
         except EngineError as e:
             print(f"note: label jobs not shown, the engine cannot list them: {e}", file=sys.stderr)
         else:
-            jobs.update(found.jobs)
-            sources.update(found.sources())
             if found.refusals:
                 print(
                     f"note: {len(found.refusals)} label job problem(s): "
                     "crontainer validate --labels says which",
                     file=sys.stderr,
                 )
+    jobs, sources = _listed(config, found)
     now = SystemClock().now()
     if args.json:
         print(json.dumps(jobs_json(jobs, sources, marks, now), indent=2))
@@ -497,7 +500,7 @@ def _with_label_job(config: Config, name: str) -> Config | int:
             return dataclasses.replace(config, jobs={**config.jobs, **found.jobs})
         refused = [r for r in found.refusals if f"{r.container}.{r.job}" == name]
         for refusal in refused:
-            print(f"error: label:{refusal.container}: {_refusal(refusal)}", file=sys.stderr)
+            print(f"error: {_refusal(refusal)}", file=sys.stderr)
         if refused:
             return EXIT_USAGE
         labelled, where = found.jobs, f"{where} nor in the containers' labels"
