@@ -103,7 +103,7 @@ class Daemon:
         self._stop_requested = False
         self._ticker: Ticker | None = None
         self._labels: LabelWatch | None = None
-        self.jobset = JobSet(self._schedule, config.jobs, config.sources)
+        self.jobset = JobSet(self._schedule, config.jobs)
         """The jobs in force: the config's and, with ``[daemon] labels``, the containers'."""
 
     def run(self) -> int:
@@ -326,7 +326,7 @@ class Daemon:
         reload(self._config, running.metrics, trigger, self._install)
 
     def _install(self, config: Config) -> None:
-        self.jobset.set_config(config.jobs, config.sources)
+        self.jobset.set_config(config.jobs)
         self._config = config
         if self._labels is not None:
             self._labels.refresh("reload")  # [defaults] and the config's names may differ

@@ -19,12 +19,8 @@ from scheduler.reload import diff_jobs
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from scheduler.engine import ContainerInfo
     from scheduler.reload import JobChanges
     from scheduler.settings import JobEntry
-
-CONFIG_SOURCE = "config"
-"""The source of a job of the main config file."""
 
 
 class JobSet:
@@ -34,13 +30,11 @@ class JobSet:
         self,
         schedule: Callable[[Mapping[str, JobEntry]], None],
         jobs: Mapping[str, JobEntry],
-        sources: Mapping[str, str],
         labels: LabelJobs | None = None,
     ) -> None:
         self._schedule = schedule
         self._lock = threading.Lock()
         self._config: Mapping[str, JobEntry] = jobs
-        self._config_sources: Mapping[str, str] = sources
         self._labels = labels or LabelJobs()
         self._all: Mapping[str, JobEntry] = self._union()
         self._log = get_logger()
@@ -53,51 +47,36 @@ class JobSet:
         """Every job in force now (a mapping that is replaced, never changed)."""
         return self._all
 
-    def source(self, name: str) -> str:
-        """Where the job comes from: ``config``, an included file, ``label:<container>``."""
-        if name in self._config:
-            return self._config_sources.get(name, CONFIG_SOURCE)
-        container = self._labels.containers.get(name)
-        return f"label:{container.name}" if container is not None else CONFIG_SOURCE
-
-    def container_of(self, name: str) -> ContainerInfo | None:
-        """The container a label job acts on; None for a job of the config."""
-        if name in self._config:
-            return None
-        return self._labels.containers.get(name)
-
     def schedule(self) -> None:
         """Hand the jobs in force to the schedule (at start)."""
         with self._lock:
             self._schedule(self._all)
 
-    def set_config(self, jobs: Mapping[str, JobEntry], sources: Mapping[str, str]) -> None:
+    def set_config(self, jobs: Mapping[str, JobEntry]) -> None:
         """The config's jobs from now on (a reload)."""
         with self._lock:
-            kept = self._config, self._config_sources
-            self._config, self._config_sources = jobs, sources
+            kept, self._config = self._config, jobs
             try:
                 self._replace("config")
             except BaseException:
-                self._config, self._config_sources = kept
+                self._config = kept
                 raise
 
     def set_labels(self, labels: LabelJobs) -> JobChanges:
-        """The labels' jobs from now on (a scan); which of them changed."""
+        """The labels' jobs from now on (a scan); which of them changed (the config's being
+        the same, the changes of the union are the labels')."""
         with self._lock:
-            old = {n: e for n, e in self._all.items() if n not in self._config}
             kept, self._labels = self._labels, labels
             try:
-                self._replace("labels")
+                return self._replace("labels")
             except BaseException:
                 self._labels = kept
                 raise
-            new = {n: e for n, e in self._all.items() if n not in self._config}
-        return diff_jobs(old, new)
 
-    def _replace(self, why: str) -> None:
-        """The union of the config's and the labels' jobs in force; if the schedule cannot
-        take it, everything stays as it was (and the error goes to the caller)."""
+    def _replace(self, why: str) -> JobChanges:
+        """The union of the config's and the labels' jobs in force, and how it changed; if
+        the schedule cannot take it, everything stays as it was (and the error goes to the
+        caller)."""
         old, self._all = self._all, self._union()
         changes = diff_jobs(old, self._all)
         if changes.added or changes.removed or changes.changed:
@@ -108,3 +87,4 @@ class JobSet:
                 raise
         for name in changes.removed:
             self._log.info("job.removed", job=name, reason=why)
+        return changes

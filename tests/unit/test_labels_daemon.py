@@ -45,7 +45,9 @@ def test_label_jobs_are_scheduled_at_start(tmp_path: Path) -> None:
         names = [e["event"] for e in daemon.logs]
         assert names.index("labels.applied") < names.index("daemon.started")
         daemon.wait_for("run.succeeded", job="app.ping")
-        assert daemon.daemon.jobset.source("app.ping") == "label:app"
+        declared = daemon.daemon.jobset.all()["app.ping"].container
+        assert declared is not None
+        assert declared.name == "app"
         assert daemon.daemon.jobset.all()["app.ping"].job.timeout == 300.0  # [defaults]
     assert ("container_events", (("start", "die", "destroy", "rename"), ())) in engine.calls
 
@@ -94,7 +96,7 @@ def test_a_reload_whose_config_takes_a_label_jobs_name(tmp_path: Path) -> None:
         daemon.wait_for("config.reloaded")
         (rejected,) = daemon.wait_for("labels.rejected", job="ping")
         assert rejected["reason"] == "the config defines a job named 'app.ping': it is kept"
-        assert daemon.daemon.jobset.source("app.ping") == "config"
+        assert daemon.daemon.jobset.all()["app.ping"].container is None
         assert daemon.daemon.jobset.all()["app.ping"].job.kind == "run"
 
 

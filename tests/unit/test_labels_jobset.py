@@ -74,7 +74,7 @@ def removed(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str]]:
 def test_the_union_of_the_config_and_the_labels(tmp_path: Path) -> None:
     """all(): the config's jobs and the labels' jobs; schedule() hands them over."""
     schedule = Scheduled()
-    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"), {}, labelled(box("app", "ping")))
+    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"), labelled(box("app", "ping")))
     assert sorted(jobs.all()) == ["app.ping", "nightly"]
     assert schedule.calls == []  # nothing before schedule()
     jobs.schedule()
@@ -82,12 +82,12 @@ def test_the_union_of_the_config_and_the_labels(tmp_path: Path) -> None:
 
 
 def test_a_config_job_wins_its_name(tmp_path: Path) -> None:
-    """A label job named like a config job: the config's is in force, its source config, no
-    container; a later scan does not count it as a label change."""
+    """A label job named like a config job: the config's is in force (no container); a
+    later scan does not count it as a label change."""
     config = config_jobs(tmp_path, "app.ping", "nightly")
-    jobs = JobSet(Scheduled(), config, {}, labelled(box("app", "ping")))
+    jobs = JobSet(Scheduled(), config, labelled(box("app", "ping")))
     assert jobs.all()["app.ping"] is config["app.ping"]
-    assert (jobs.source("app.ping"), jobs.container_of("app.ping")) == ("config", None)
+    assert jobs.all()["app.ping"].container is None
     changes = jobs.set_labels(labelled(box("app", "ping", "other")))
     assert (changes.added, changes.removed, changes.changed) == (["app.other"], [], [])
     assert jobs.all()["app.ping"] is config["app.ping"]
@@ -97,7 +97,7 @@ def test_set_labels_returns_the_label_changes(tmp_path: Path, captured: Any) -> 
     """A scan's jobs replace the labels' jobs: added, removed and changed ones returned, the
     removed logged job.removed reason labels, the config's untouched."""
     schedule = Scheduled()
-    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"), {})
+    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"))
     first = jobs.set_labels(labelled(box("app", "ping", "gone")))
     assert (first.added, first.removed, first.changed) == (["app.gone", "app.ping"], [], [])
     second = jobs.set_labels(labelled(box("app", "ping", schedule="@daily"), box("db", "vacuum")))
@@ -114,8 +114,8 @@ def test_set_labels_returns_the_label_changes(tmp_path: Path, captured: Any) -> 
 def test_a_reload_that_drops_a_job_logs_it(tmp_path: Path, captured: Any) -> None:
     """set_config without a job: job.removed reason config; the label jobs stay."""
     schedule = Scheduled()
-    jobs = JobSet(schedule, config_jobs(tmp_path, "a", "b"), {}, labelled(box("app", "ping")))
-    jobs.set_config(config_jobs(tmp_path, "a"), {})
+    jobs = JobSet(schedule, config_jobs(tmp_path, "a", "b"), labelled(box("app", "ping")))
+    jobs.set_config(config_jobs(tmp_path, "a"))
     assert sorted(jobs.all()) == ["a", "app.ping"]
     assert removed(captured) == [("b", "config")]
     assert schedule.calls == [["a", "app.ping"]]
@@ -124,13 +124,14 @@ def test_a_reload_that_drops_a_job_logs_it(tmp_path: Path, captured: Any) -> Non
 def test_a_reload_that_takes_a_label_jobs_name(tmp_path: Path, captured: Any) -> None:
     """The config now defines a label job's name: the config's is in force, nothing is
     removed; the config later dropping it hands the name back to the labels."""
-    jobs = JobSet(Scheduled(), config_jobs(tmp_path, "a"), {}, labelled(box("app", "ping")))
+    jobs = JobSet(Scheduled(), config_jobs(tmp_path, "a"), labelled(box("app", "ping")))
     taken = config_jobs(tmp_path, "a", "app.ping")
-    jobs.set_config(taken, {})
+    jobs.set_config(taken)
     assert jobs.all()["app.ping"] is taken["app.ping"]
-    assert jobs.source("app.ping") == "config"
-    jobs.set_config(config_jobs(tmp_path, "a"), {})
-    assert jobs.source("app.ping") == "label:app"
+    jobs.set_config(config_jobs(tmp_path, "a"))
+    handed_back = jobs.all()["app.ping"].container
+    assert handed_back is not None
+    assert handed_back.name == "app"
     assert removed(captured) == []
 
 
@@ -138,12 +139,12 @@ def test_schedule_is_called_only_when_something_changed(tmp_path: Path) -> None:
     """The same label jobs, or the same config again: the schedule is not handed them."""
     schedule = Scheduled()
     config = config_jobs(tmp_path, "a")
-    jobs = JobSet(schedule, config, {})
+    jobs = JobSet(schedule, config)
     jobs.set_labels(labelled(box("app", "ping")))
     assert len(schedule.calls) == 1
     unchanged = jobs.set_labels(labelled(box("app", "ping")))
     assert (unchanged.added, unchanged.removed, unchanged.changed) == ([], [], [])
-    jobs.set_config(config_jobs(tmp_path, "a"), {})
+    jobs.set_config(config_jobs(tmp_path, "a"))
     assert len(schedule.calls) == 1
     jobs.set_labels(LabelJobs())
     assert schedule.calls[-1] == ["a"]
@@ -151,28 +152,11 @@ def test_schedule_is_called_only_when_something_changed(tmp_path: Path) -> None:
 
 def test_all_is_replaced_not_changed(tmp_path: Path) -> None:
     """A mapping all() gave keeps what it held when the jobs change (a run reads it)."""
-    jobs = JobSet(Scheduled(), config_jobs(tmp_path, "a"), {}, labelled(box("app", "ping")))
+    jobs = JobSet(Scheduled(), config_jobs(tmp_path, "a"), labelled(box("app", "ping")))
     before = jobs.all()
     jobs.set_labels(LabelJobs())
     assert sorted(before) == ["a", "app.ping"]
     assert sorted(jobs.all()) == ["a"]
-
-
-def test_source_and_container_of(tmp_path: Path) -> None:
-    """source: an included file, config, label:<container>; container_of: the label job's
-    container, None for the config's jobs and unknown names."""
-    app = box("app", "ping")
-    jobs = JobSet(
-        Scheduled(), config_jobs(tmp_path, "a", "b"), {"b": "conf.d/b.toml"}, labelled(app)
-    )
-    assert [jobs.source(n) for n in ("a", "b", "app.ping", "nope")] == [
-        "config",
-        "conf.d/b.toml",
-        "label:app",
-        "config",
-    ]
-    assert jobs.container_of("app.ping") == app
-    assert [jobs.container_of(n) for n in ("a", "b", "nope")] == [None, None, None]
 
 
 def test_a_schedule_that_fails_leaves_everything_as_it_was(tmp_path: Path) -> None:
@@ -185,15 +169,14 @@ def test_a_schedule_that_fails_leaves_everything_as_it_was(tmp_path: Path) -> No
             raise RuntimeError("cannot plan")
         calls.append(sorted(jobs))
 
-    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"), {}, labelled(box("app", "ping")))
+    jobs = JobSet(schedule, config_jobs(tmp_path, "nightly"), labelled(box("app", "ping")))
     jobs.schedule()
     with pytest.raises(RuntimeError):
-        jobs.set_config(config_jobs(tmp_path, "broken"), {"broken": "conf.d/b.toml"})
+        jobs.set_config(config_jobs(tmp_path, "broken"))
     assert sorted(jobs.all()) == ["app.ping", "nightly"]
-    assert jobs.source("nightly") == "config"
     with pytest.raises(RuntimeError):
         jobs.set_labels(labelled(box("broken", "x"), box("app", "ping")))
     assert sorted(jobs.all()) == ["app.ping", "nightly"]
-    assert jobs.container_of("broken.x") is None
+    assert "broken.x" not in jobs.all()
     jobs.set_labels(labelled(box("web", "ping")))
     assert calls[-1] == ["nightly", "web.ping"]

@@ -110,7 +110,7 @@ def test_a_label_job_of_a_running_container_runs(tmp_path: Path) -> None:
 
 
 def test_a_config_job_is_never_checked(tmp_path: Path) -> None:
-    """A job of the config (container_of gives None): no is_running, it runs as before —
+    """A job of the config (its entry has no container): no is_running, it runs as before —
     even with label jobs known and every container reported stopped."""
     engine = FakeEngine(FakeClock(), not_running={APP.id, "app"})
     runner, _ = runner_for(tmp_path, engine)
