@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jobs.base import BaseJob
+from jobs.selectors import parse_selector, split_mode
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -90,10 +91,11 @@ def label_allowance(value: str) -> str:
 
 
 def label_filter_entry(value: str) -> str:
-    """A value of ``label_filter``: ``key`` or ``key=value``."""
-    key = value.partition("=")[0]
-    if not key or any(c.isspace() or ord(c) < 0x20 for c in key):  # noqa: PLR2004 - controls
-        raise ValueError(f"{value!r}: expected a label, 'key' or 'key=value'")
+    """A value of ``label_filter``: ``key`` or ``key=value``, as a ``label=`` selector takes."""
+    try:
+        parse_selector(f"label={value}")
+    except ValueError:
+        raise ValueError(f"{value!r}: expected a label, 'key' or 'key=value'") from None
     return value
 
 
@@ -250,13 +252,9 @@ class Fence:
             return []  # the job's model says what is wrong with it
         kept = []
         for entry in [value] if one else value:
-            selector, colon, mode = (
-                entry.rpartition(":") if isinstance(entry, str) else ("", "", "")
-            )
-            if colon and mode in ("ro", "rw") and self.own(selector):
-                kept.append(f"{own}:{mode}")
-            elif self.own(entry):
-                kept.append(own)
+            selector, mode = split_mode(entry) if isinstance(entry, str) else (entry, "")
+            if self.own(selector):
+                kept.append(own + mode)  # Docker's :ro / :rw kept
             elif "other_containers" in self._allow:
                 kept.append(entry)
             else:

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from jobs.selectors import Selector
+from jobs.selectors import Selector, parse_selector
 from scheduler.engine import LABEL_DAEMON
 from scheduler.errors import EngineError
 from scheduler.labels.scan import LabelJobs, Memo, Refusal, Rules, scan
@@ -43,12 +43,10 @@ outage going on (not logged again, the next wait longer)."""
 
 
 def filter_selector(label_filter: Sequence[str]) -> Selector:
-    """The containers ``[daemon] label_filter`` lets give jobs, as a selector (none: all)."""
-    labels = []
-    for entry in label_filter:
-        key, equals, value = entry.partition("=")
-        labels.append((key, value if equals else None))
-    return Selector(text="label_filter", labels=tuple(labels))
+    """The containers ``[daemon] label_filter`` lets give jobs, as a selector (none: all):
+    each entry read as a ``label=`` selector is."""
+    labels = tuple(parse_selector(f"label={entry}").labels[0] for entry in label_filter)
+    return Selector(text="label_filter", labels=labels)
 
 
 class LabelWatch:
