@@ -77,7 +77,6 @@ class _Running:
     """What the main loop and the shutdown use once the daemon has started."""
 
     runner: Runner
-    ticker: Ticker
     loop: threading.Thread
     watch: EngineWatch
     metrics: Metrics
@@ -167,7 +166,7 @@ class Daemon:
             ops_image=base.ops_image,
             ops_image_source=base.ops_image_source,
         )
-        return _Running(runner, ticker, loop, watch, metrics)
+        return _Running(runner, loop, watch, metrics)
 
     def _discover(self, stack: ExitStack, engine: Engine) -> None:
         """With ``[daemon] labels``: the containers' label jobs now, and the watch that keeps
