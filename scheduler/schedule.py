@@ -37,6 +37,7 @@ and this module maps wall-clock times to instants.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -71,6 +72,9 @@ EVERY_PREFIX = "@every"
 
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+NEVER_FIRES = "never fires"
 
 
 class ScheduleError(ValueError):
@@ -137,30 +141,80 @@ def _expand(text: str, field: _Field) -> list[int]:
     return sorted(values)
 
 
-def _cron_list(values: list[int]) -> str:
-    return ",".join(str(v) for v in values)
+def _compact(values: list[int], field: _Field) -> str:
+    """The shortest APScheduler expression selecting exactly ``values`` (sorted, within
+    ``field``): ``*``, ``*/step``, ``first-last/step`` or a list of values and ranges.
+    Each list item is an object the trigger keeps and tests at every step, so fewer
+    items make it smaller and faster."""
+    if len(values) > 1:
+        step = values[1] - values[0]
+        if all(b - a == step for a, b in itertools.pairwise(values)):
+            suffix = "" if step == 1 else f"/{step}"
+            if values[0] == field.low and values[-1] + step > field.high:
+                return f"*{suffix}"
+            return f"{values[0]}-{values[-1]}{suffix}"
+    items: list[str] = []
+    for _, run in itertools.groupby(enumerate(values), lambda pair: pair[1] - pair[0]):
+        numbers = [value for _, value in run]
+        low, high = numbers[0], numbers[-1]
+        items.append(str(low) if low == high else f"{low}-{high}")
+    return ",".join(items)
 
 
-def _cron_trigger(fields: list[str]) -> BaseTrigger:
-    """A trigger over wall-clock times (run in UTC, which has no DST)."""
+_APS_WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+"""APScheduler's weekday names in its own order (Monday first, as its numbers)."""
+
+
+def _weekdays(values: list[int]) -> str:
+    """Weekdays (cron numbers, Sunday 0) as APScheduler reads them: names, never numbers
+    (it numbers them from Monday = 0), consecutive ones as a range (``mon-fri``)."""
+    monday_first = sorted((v - 1) % 7 for v in values)
+    if len(monday_first) == 7:  # noqa: PLR2004 - every day
+        return "*"
+    items: list[str] = []
+    for _, run in itertools.groupby(enumerate(monday_first), lambda pair: pair[1] - pair[0]):
+        days = [_APS_WEEKDAYS[value] for _, value in run]
+        items.append(days[0] if len(days) == 1 else f"{days[0]}-{days[-1]}")
+    return ",".join(items)
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+"""The most days of each month (February: 29, in leap years)."""
+
+
+def _cron_trigger(fields: list[str]) -> tuple[BaseTrigger, tuple[str, ...] | None]:
+    """A trigger over wall-clock times (run in UTC, which has no DST), and the warnings of
+    ``validate`` when they are known without looking at fire times (None: see
+    ``Schedule.warnings``)."""
     second, minute, hour, dom, month, dow = fields
+    seconds, months = _expand(second, _SECOND), _expand(month, _MONTH)
     kwargs = {
-        "second": _cron_list(_expand(second, _SECOND)),
-        "minute": _cron_list(_expand(minute, _MINUTE)),
-        "hour": _cron_list(_expand(hour, _HOUR)),
-        "month": _cron_list(_expand(month, _MONTH)),
+        "second": _compact(seconds, _SECOND),
+        "minute": _compact(_expand(minute, _MINUTE), _MINUTE),
+        "hour": _compact(_expand(hour, _HOUR), _HOUR),
+        "month": _compact(months, _MONTH),
     }
-    days = "*" if dom == "*" else _cron_list(_expand(dom, _DOM))
-    # APScheduler numbers weekdays from Monday = 0; pass names, never numbers.
-    weekdays = "*" if dow == "*" else ",".join(_DAYS[v] for v in _expand(dow, _DOW))
+    day_values = _expand(dom, _DOM)
+    days = "*" if dom == "*" else _compact(day_values, _DOM)
+    weekdays = "*" if dow == "*" else _weekdays(_expand(dow, _DOW))
     if dom.startswith("*") or dow.startswith("*"):
-        return CronTrigger(day=days, day_of_week=weekdays, timezone=UTC, **kwargs)
-    return OrTrigger(
-        [
-            CronTrigger(day=days, day_of_week="*", timezone=UTC, **kwargs),
-            CronTrigger(day="*", day_of_week=weekdays, timezone=UTC, **kwargs),
-        ]
-    )
+        trigger: BaseTrigger = CronTrigger(day=days, day_of_week=weekdays, timezone=UTC, **kwargs)
+        # Both day fields must match; every date that exists falls on each weekday in
+        # some year, so only a day that no selected month has makes it never fire.
+        fires = any(day <= _MONTH_DAYS[m - 1] for m in months for day in day_values)
+    else:
+        trigger = OrTrigger(
+            [
+                CronTrigger(day=days, day_of_week="*", timezone=UTC, **kwargs),
+                CronTrigger(day="*", day_of_week=weekdays, timezone=UTC, **kwargs),
+            ]
+        )
+        fires = True  # every weekday comes in every month
+    if not fires:
+        return trigger, (NEVER_FIRES,)
+    # One second of each minute: fire times lie whole minutes apart (a wall-clock time
+    # that DST moves keeps its second, and times never repeat), so never less than 60s.
+    return trigger, (() if len(seconds) == 1 else None)
 
 
 _TICK = timedelta(microseconds=1)
@@ -171,18 +225,20 @@ _MAX_DST_STEPS = 64
 """Wall-clock candidates skipped at most while looking past a repeated hour."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Schedule:
     """A parsed schedule: the fire times of one job.
 
     ``wall_clock``: the trigger runs in UTC over the zone's wall-clock times
-    (cron forms); otherwise it runs over real time (``@every``).
+    (cron forms); otherwise it runs over real time (``@every``). ``known_warnings``:
+    what ``warnings`` says, when the form alone tells (None: it looks at fire times).
     """
 
     expression: str
     zone: ZoneInfo
     trigger: BaseTrigger
     wall_clock: bool = True
+    known_warnings: tuple[str, ...] | None = None
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after ``moment`` (aware), in the schedule's zone."""
@@ -219,19 +275,32 @@ class Schedule:
 
     def warnings(self, after: datetime) -> list[str]:
         """What ``validate`` warns about: a schedule that never fires, or that fires more
-        often than once a minute (judged on its next 60 times)."""
-        times = self.next_times(after, 60)
-        if not times:
-            return ["never fires"]
-        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
-        if gaps and min(gaps) < 60:  # noqa: PLR2004 - a minute
-            every = (
-                f"every {min(gaps):g}s"
-                if min(gaps) == max(gaps)
-                else f"at times {min(gaps):g}s apart"
-            )
-            return [f"fires more often than once a minute ({every})"]
-        return []
+        often than once a minute (judged on its next 60 times). Told by the form where it
+        can be (a cron form with one second per minute fires at most once a minute; an
+        ``@every`` at its interval); only a seconds field of several values looks at
+        the fire times."""
+        if self.known_warnings is not None:
+            return list(self.known_warnings)
+        return walked_warnings(self, after)
+
+
+def walked_warnings(schedule: Schedule, after: datetime) -> list[str]:
+    """``Schedule.warnings`` judged on the next 60 fire times after ``after``."""
+    times = schedule.next_times(after, 60)
+    if not times:
+        return [NEVER_FIRES]
+    instants = [time.astimezone(UTC) for time in times]  # real time apart, DST or not
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(instants)]
+    if gaps and min(gaps) < 60:  # noqa: PLR2004 - a minute
+        every = (
+            f"every {min(gaps):g}s" if min(gaps) == max(gaps) else f"at times {min(gaps):g}s apart"
+        )
+        return [_often(every)]
+    return []
+
+
+def _often(every: str) -> str:
+    return f"fires more often than once a minute ({every})"
 
 
 def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetime | None:
@@ -252,9 +321,19 @@ def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetim
     return schedule.next_after(low)
 
 
+_PARSED: weakref.WeakValueDictionary[tuple[str, str], Schedule] = weakref.WeakValueDictionary()
+"""Each schedule parsed and still held by a job, by expression and zone: jobs with the same
+schedule share one (it is frozen, and its trigger is the biggest part of a job), and a
+reload finds the ones it keeps. An entry goes when no job holds its schedule any more."""
+
+
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """Read one schedule string; raise ScheduleError saying what is wrong."""
-    return _parse(expression, timezone, hinted=True)
+    key = (expression, timezone)
+    found = _PARSED.get(key)
+    if found is None:
+        found = _PARSED[key] = _parse(expression, timezone, hinted=True)
+    return found
 
 
 def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
@@ -268,7 +347,8 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
         head, _, rest = text.partition(" ")
         head = head.lower()
         if head == EVERY_PREFIX:
-            return Schedule(expression, zone, _every(rest), wall_clock=False)
+            trigger, warned = _every(rest)
+            return Schedule(expression, zone, trigger, wall_clock=False, known_warnings=warned)
         if head == SECONDS_PREFIX:
             fields = rest.split()
             hint = (
@@ -281,9 +361,9 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
                     f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "
                     f"month day-of-week), got {len(fields)}"
                 )
-            return Schedule(expression, zone, _cron_trigger(fields))
+            return _cron_schedule(expression, zone, fields)
         if head in MACROS and not rest:
-            return Schedule(expression, zone, _cron_trigger(["0", *MACROS[head].split()]))
+            return _cron_schedule(expression, zone, ["0", *MACROS[head].split()])
         if head == "@reboot":
             raise ScheduleError(
                 "'@reboot' is not a schedule here: set run_on_start = true (the job runs once "
@@ -291,7 +371,12 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
             )
         known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
-    return Schedule(expression, zone, _cron_trigger(["0", *_five_fields(text, hinted=hinted)]))
+    return _cron_schedule(expression, zone, ["0", *_five_fields(text, hinted=hinted)])
+
+
+def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedule:
+    trigger, warned = _cron_trigger(fields)
+    return Schedule(expression, zone, trigger, known_warnings=warned)
 
 
 def _five_fields(text: str, *, hinted: bool) -> list[str]:
@@ -336,7 +421,8 @@ def _readable(expression: str) -> bool:
     return True
 
 
-def _every(rest: str) -> BaseTrigger:
+def _every(rest: str) -> tuple[BaseTrigger, tuple[str, ...]]:
+    """The trigger of ``@every <rest>``, and its warning (an interval under a minute)."""
     try:
         seconds = parse_duration(rest.strip())
     except ValueError as e:
@@ -351,4 +437,6 @@ def _every(rest: str) -> BaseTrigger:
     # Intervals count real elapsed time, so they run in UTC: a DST change neither
     # stretches nor shortens them. They are aligned to the Unix epoch, so a job keeps
     # its rhythm across restarts (and catch-up can tell which time was missed).
-    return IntervalTrigger(seconds=seconds, timezone=UTC, start_date=_EPOCH)
+    trigger = IntervalTrigger(seconds=seconds, timezone=UTC, start_date=_EPOCH)
+    gap = trigger.interval.total_seconds()  # what the fire times are apart, to the µs
+    return trigger, ((_often(f"every {gap:g}s"),) if gap < 60 else ())  # noqa: PLR2004

@@ -1,0 +1,163 @@
+"""``validate``'s schedule warnings told from the form, checked against the walk over the next
+60 fire times over many generated schedules; the compact fields the triggers get; schedules
+shared between jobs."""
+
+from __future__ import annotations
+
+import gc
+import random
+import weakref
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduler import schedule as schedule_module
+from scheduler.schedule import NEVER_FIRES, parse_schedule, walked_warnings
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
+MOMENTS = [
+    datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
+    datetime(2026, 3, 29, 0, 58, 30, tzinfo=UTC),  # just before Berlin's spring gap
+    datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # inside Berlin's first 02:xx (CEST)
+    datetime(2026, 10, 25, 1, 30, tzinfo=UTC),  # inside Berlin's repeated 02:xx (CET)
+    datetime(2026, 3, 8, 6, 59, tzinfo=UTC),  # just before New York's spring gap
+    datetime(2028, 2, 28, 23, 0, tzinfo=UTC),  # a leap day ahead
+]
+FIELDS = [(0, 59, []), (0, 23, []), (1, 28, []), (1, 12, ["feb", "jun", "dec"]), (0, 7, ["mon"])]
+"""Each field's values and names (days up to the 28th: the rare days come on their own)."""
+
+
+def _item(rng: random.Random, low: int, high: int, names: list[str]) -> str:
+    """One item of a cron field: a value, a name, a range, a step, or ``*``."""
+    first = rng.randint(low, high)
+    last = rng.randint(first, high)
+    step = rng.randint(1, max(1, high - low))
+    return rng.choice(
+        [
+            "*",
+            f"*/{step}",
+            str(first),
+            f"{first}-{last}",
+            f"{first}-{last}/{step}",
+            f"{first}/{step}",
+            rng.choice(names) if names else str(first),
+        ]
+    )
+
+
+def _field(rng: random.Random, low: int, high: int, names: list[str]) -> str:
+    return ",".join(_item(rng, low, high, names) for _ in range(rng.choice([1, 1, 1, 2, 3])))
+
+
+def _expression(rng: random.Random) -> str:
+    """A schedule of any form; a share of them on days that few or no months have."""
+    pick = rng.random()
+    if pick < 0.15:
+        return rng.choice([*schedule_module.MACROS])
+    if pick < 0.28:
+        return f"@every {rng.choice(['1s', '1.5s', '10s', '59s', '60s', '61s', '2m', '1h'])}"
+    fields = [_field(rng, *spec) for spec in FIELDS]
+    if pick < 0.3:  # rare days: the 29th to the 31st of short months
+        fields[2] = rng.choice(["30", "31", "29", "30,31", "29-31", "31"])
+        fields[3] = rng.choice(["2", "feb", "4,6", "2,4", "apr-jun", "2-4/2", "11"])
+        # a restricted weekday would fire it (either day field): not walked here, as the
+        # trigger of a day that never comes searches up to the year 9999 at every step
+        fields[4] = rng.choice(["*", "*/2", "*/3"])
+    if pick < 0.6:
+        seconds = rng.choice([str(rng.randint(0, 59)), _field(rng, 0, 59, [])])
+        return f"@with-seconds {seconds} {' '.join(fields)}"
+    return " ".join(fields)
+
+
+def test_warnings_told_from_the_form_are_those_of_the_walk() -> None:
+    """Over many generated schedules, zones and moments (DST changes, a leap day), the
+    warnings told from the form are the ones the next 60 fire times give."""
+    rng = random.Random(19)
+    seen: Counter[str] = Counter()
+    for _ in range(250):
+        expression, zone = _expression(rng), rng.choice(ZONES)
+        schedule = parse_schedule(expression, zone)
+        if schedule.known_warnings is None:
+            continue  # several seconds a minute: the walk itself decides
+        after = rng.choice(MOMENTS) + timedelta(seconds=rng.choice([0, 1, 3600, 86400]))
+        told = schedule.warnings(after)
+        assert told == walked_warnings(schedule, after), (expression, zone, after)
+        seen[told[0].split(" (")[0] if told else "none"] += 1
+    # the generator reaches each answer (else the comparison proves little)
+    assert seen.keys() == {"none", NEVER_FIRES, "fires more often than once a minute"}
+
+
+@pytest.mark.parametrize(
+    ("expression", "warnings"),
+    [
+        ("0 0 29 2 *", []),  # fires in leap years
+        ("0 0 31 2,4 *", [NEVER_FIRES]),
+        ("0 0 31 2 */2", [NEVER_FIRES]),  # a day-of-week from '*' does not count
+        ("@with-seconds 0 0 0 30 2 *", [NEVER_FIRES]),
+        ("@with-seconds 30 * * * * *", []),
+        ("@every 1.5s", ["fires more often than once a minute (every 1.5s)"]),
+    ],
+)
+def test_warnings_of_rare_days_and_single_seconds(expression: str, warnings: list[str]) -> None:
+    """A day that no selected month has never fires unless the weekday field may fire it;
+    one second per minute is never more often than once a minute."""
+    after = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert parse_schedule(expression).warnings(after) == warnings
+    assert walked_warnings(parse_schedule(expression), after) == warnings
+
+
+def test_a_rare_day_with_a_weekday_fires_on_the_weekday() -> None:
+    """Both day fields restricted: either fires, so the 31st of February on Mondays fires
+    (on Mondays in February) and has no warning."""
+    schedule = parse_schedule("0 0 31 2 mon")
+    after = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert schedule.warnings(after) == []
+    assert [t.isoformat() for t in schedule.next_times(after, 1)] == ["2027-02-01T00:00:00+00:00"]
+
+
+def _read_days(text: str) -> list[int]:
+    """APScheduler's weekday expression (Monday first names and ranges) as cron numbers."""
+    names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    if text == "*":
+        return list(range(7))
+    days: set[int] = set()
+    for item in text.split(","):
+        first, _, last = item.partition("-")
+        span = range(names.index(first), names.index(last or first) + 1)
+        days.update((index + 1) % 7 for index in span)
+    return sorted(days)
+
+
+def test_compact_fields_select_the_same_values() -> None:
+    """The shortest field expression a trigger gets selects exactly the values of the field
+    as written (read back by the cron reader), for random sets of values."""
+    rng = random.Random(31)
+    fields = [schedule_module._SECOND, schedule_module._HOUR, schedule_module._DOM]
+    for _ in range(2000):
+        field = rng.choice([*fields, schedule_module._MONTH])
+        values = sorted(rng.sample(range(field.low, field.high + 1), rng.randint(1, 12)))
+        if rng.random() < 0.3:  # progressions, with and without the ends
+            step = rng.randint(1, 9)
+            values = list(range(rng.choice([field.low, values[0]]), field.high + 1, step))
+        text = schedule_module._compact(values, field)
+        assert schedule_module._expand(text, field) == values, (values, text)
+        days = sorted(rng.sample(range(7), rng.randint(1, 7)))
+        assert _read_days(schedule_module._weekdays(days)) == days
+    whole = list(range(60))
+    assert schedule_module._compact(whole, schedule_module._SECOND) == "*"
+    assert schedule_module._compact(whole[::15], schedule_module._SECOND) == "*/15"
+    assert schedule_module._weekdays([1, 2, 3, 4, 5]) == "mon-fri"
+
+
+def test_jobs_with_the_same_schedule_share_it_and_it_goes_with_the_last() -> None:
+    """Parsing the same expression in the same zone gives the same schedule while a job
+    holds it; the cache keeps none that no job holds."""
+    first = parse_schedule("17 4 * * 1-5", "Europe/Berlin")
+    assert parse_schedule("17 4 * * 1-5", "Europe/Berlin") is first
+    assert parse_schedule("17 4 * * 1-5", "UTC") is not first
+    assert parse_schedule("17  4 * * 1-5", "Europe/Berlin") is not first  # as written
+    held = weakref.ref(first)
+    del first
+    gc.collect()
+    assert held() is None
