@@ -19,6 +19,7 @@ import re
 import shlex
 import types
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel
@@ -148,16 +149,49 @@ def _is_command(info: FieldInfo) -> bool:
     return False
 
 
+def _may_hold_a_model(annotation: object) -> bool:
+    """A field of this type may hold a model (or a list of them): anything naming a model
+    class, or a type that says nothing (``Any``, an unresolved name)."""
+    found = [annotation]
+    while found:
+        item = found.pop()
+        if isinstance(item, type):
+            if issubclass(item, BaseModel):
+                return True
+            continue
+        if get_origin(item) is Annotated:  # the type, not its checks
+            found.append(get_args(item)[0])
+            continue
+        args = get_args(item)
+        if not args and get_origin(item) is None and item is not None:
+            return True  # Any, a TypeVar, a string: not known to hold no model
+        found.extend(arg for arg in args if not isinstance(arg, (str, int, float, bool)))
+    return False
+
+
+@cache
+def _read_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """The fields of ``model`` that ``command_warnings`` reads, each with whether it takes a
+    command; the others (numbers, plain strings, lists of strings) hold nothing to warn
+    about. Once per model class: its annotations do not change."""
+    return tuple(
+        (name, command)
+        for name, info in model.model_fields.items()
+        if (command := _is_command(info)) or _may_hold_a_model(info.annotation)
+    )
+
+
 def command_warnings(model: BaseModel, key: str = "") -> list[KeyWarning]:
     """A warning for each string command in ``model`` (a job; its tables and lists of
     tables too) that holds shell syntax."""
     warnings: list[KeyWarning] = []
-    for name, info in type(model).model_fields.items():
+    for name, command in _read_fields(type(model)):
         value, where = getattr(model, name), f"{key}.{name}" if key else name
-        if isinstance(value, str) and _is_command(info):
-            found = shell_syntax(value)
-            if found is not None:
-                warnings.append(_warning(where, name, value, found))
+        if isinstance(value, str):
+            if command:
+                found = shell_syntax(value)
+                if found is not None:
+                    warnings.append(_warning(where, name, value, found))
         elif isinstance(value, BaseModel):
             warnings.extend(command_warnings(value, where))
         elif isinstance(value, list):

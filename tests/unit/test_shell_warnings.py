@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import pytest
+from pydantic import BaseModel
 
+from jobs.kinds import KINDS
 from scheduler.cli import main
 from scheduler.settings import load_config
-from scheduler.settings.shell import shell_syntax
+from scheduler.settings.shell import _is_command, _read_fields, shell_syntax
 from tests.unit.test_daemon import job, running
 
 if TYPE_CHECKING:
@@ -205,3 +207,34 @@ def test_the_daemon_logs_each_warning_at_start_and_after_a_reload(tmp_path: Path
         daemon.wait_for("config.reloaded")
         found = daemon.wait_for("config.warning", count=3)
     assert [(e["job"], e["key"]) for e in found] == [("a", "command")] * 2 + [("b", "command")]
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The model classes a field's type names (in unions, lists, dicts, Annotated)."""
+    if isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def test_the_keys_read_for_warnings_are_every_command_and_every_table() -> None:
+    """Per kind, the warnings read only some keys: every key that takes a command and every
+    one that may hold a table (pre_exec, notify, …) is among them, in the tables too."""
+    todo: list[type[BaseModel]] = list(KINDS.values())
+    seen: set[type[BaseModel]] = set()
+    commands: set[str] = set()
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        read = dict(_read_fields(model))
+        for name, info in model.model_fields.items():
+            if _is_command(info):
+                assert read.get(name) is True, (model, name)
+                commands.add(f"{model.__name__}.{name}")
+            nested = _models_in(info.annotation)
+            if nested:
+                assert name in read, (model, name)
+                todo.extend(nested)
+    assert {"RunJob.command", "RunJob.entrypoint", "ExecJob.command"} <= commands
+    assert len(commands) > 3  # the backup's exec steps' commands too
