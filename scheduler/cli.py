@@ -231,11 +231,15 @@ def _print_jobs(
     from scheduler.clock import SystemClock  # noqa: PLC0415
 
     now = SystemClock().now()
-    upcoming = {
-        name: [t.isoformat() for t in entry.schedule.next_times(now, NEXT_RUNS)]
-        for name, entry in jobs.items()
-    }
-    warnings = {name: entry.schedule.warnings(now) for name, entry in jobs.items()}
+    # jobs with the same schedule share one Schedule (parse_schedule): each is asked once
+    said: dict[int, tuple[list[str], list[str]]] = {}
+    for entry in jobs.values():
+        schedule = entry.schedule
+        if id(schedule) not in said:
+            times = [t.isoformat() for t in schedule.next_times(now, NEXT_RUNS)]
+            said[id(schedule)] = (times, schedule.warnings(now))
+    upcoming = {name: said[id(entry.schedule)][0] for name, entry in jobs.items()}
+    warnings = {name: said[id(entry.schedule)][1] for name, entry in jobs.items()}
     if args.json:
         report = {
             name: {
