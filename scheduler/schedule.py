@@ -36,6 +36,7 @@ and this module maps wall-clock times to instants.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import weakref
 from dataclasses import dataclass
@@ -178,6 +179,29 @@ def _weekdays(values: list[int]) -> str:
     return ",".join(items)
 
 
+_TRIGGER_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
+"""A CronTrigger's fields, in its order (``CronTrigger.FIELD_NAMES``)."""
+
+
+def _cron(**given: str) -> CronTrigger:
+    """``CronTrigger(**given, timezone=UTC)``, its fields shared with every other trigger
+    that has the same expression in that field (``*`` in most): a field is read-only once
+    compiled, so thousands of schedules hold a few hundred fields instead of eight each.
+    Built through the state APScheduler's job stores restore a trigger from."""
+    trigger = CronTrigger.__new__(CronTrigger)
+    fields = [_cron_field(name, given.get(name, "*")) for name in _TRIGGER_FIELDS]
+    state = {"version": 2, "timezone": UTC, "start_date": None, "end_date": None}
+    trigger.__setstate__({**state, "fields": fields, "jitter": None})
+    return trigger
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_field(name: str, expression: str) -> object:
+    """The compiled field ``name`` of a CronTrigger selecting ``expression`` (a bounded
+    cache: the expressions are few, and ``_compact`` keeps them short)."""
+    return CronTrigger.FIELDS_MAP[name](name, expression, is_default=expression == "*")
+
+
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 """The most days of each month (February: 29, in leap years)."""
 
@@ -198,15 +222,15 @@ def _cron_trigger(fields: list[str]) -> tuple[BaseTrigger, tuple[str, ...] | Non
     days = "*" if dom == "*" else _compact(day_values, _DOM)
     weekdays = "*" if dow == "*" else _weekdays(_expand(dow, _DOW))
     if dom.startswith("*") or dow.startswith("*"):
-        trigger: BaseTrigger = CronTrigger(day=days, day_of_week=weekdays, timezone=UTC, **kwargs)
+        trigger: BaseTrigger = _cron(day=days, day_of_week=weekdays, **kwargs)
         # Both day fields must match; every date that exists falls on each weekday in
         # some year, so only a day that no selected month has makes it never fire.
         fires = any(day <= _MONTH_DAYS[m - 1] for m in months for day in day_values)
     else:
         trigger = OrTrigger(
             [
-                CronTrigger(day=days, day_of_week="*", timezone=UTC, **kwargs),
-                CronTrigger(day="*", day_of_week=weekdays, timezone=UTC, **kwargs),
+                _cron(day=days, day_of_week="*", **kwargs),
+                _cron(day="*", day_of_week=weekdays, **kwargs),
             ]
         )
         fires = True  # every weekday comes in every month

@@ -9,11 +9,15 @@ import random
 import weakref
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
 from scheduler import schedule as schedule_module
 from scheduler.schedule import NEVER_FIRES, parse_schedule, walked_warnings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
 MOMENTS = [
@@ -161,3 +165,54 @@ def test_jobs_with_the_same_schedule_share_it_and_it_goes_with_the_last() -> Non
     del first
     gc.collect()
     assert held() is None
+
+
+def _matcher(fields: list[str]) -> Callable[[datetime], bool]:
+    """Cron's own rule, read with the parser's field reader: whether a moment (UTC, on a
+    minute) is a fire time of the 5 ``fields``."""
+    specs = [
+        schedule_module._MINUTE,
+        schedule_module._HOUR,
+        schedule_module._DOM,
+        schedule_module._MONTH,
+        schedule_module._DOW,
+    ]
+    minutes, hours, days, months, weekdays = (
+        set(schedule_module._expand(text, spec)) for text, spec in zip(fields, specs, strict=True)
+    )
+    either = not (fields[2].startswith("*") or fields[4].startswith("*"))
+
+    def matches(moment: datetime) -> bool:
+        if moment.minute not in minutes or moment.hour not in hours:
+            return False
+        if moment.month not in months:
+            return False
+        on_day, on_weekday = moment.day in days, (moment.weekday() + 1) % 7 in weekdays
+        return (on_day or on_weekday) if either else (on_day and on_weekday)
+
+    return matches
+
+
+def test_fire_times_are_cron_fields_matched_minute_by_minute() -> None:
+    """The triggers (their compact, shared fields) fire at exactly the minutes that match the
+    fields as cron reads them, including the day-of-month or day-of-week rule: the next
+    times of many generated expressions against a scan of every minute of three days."""
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(60):
+        fields = [_field(rng, *spec) for spec in FIELDS]
+        fields[1] = rng.choice(["*", fields[1], "*/3"])  # fire within days, mostly
+        fields[3] = rng.choice(["*", "*", fields[3]])
+        after = datetime(
+            2026, rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23), tzinfo=UTC
+        )
+        start = after + timedelta(minutes=1)
+        scan = (start + timedelta(minutes=step) for step in range(3 * 1440))
+        matches = _matcher(fields)
+        expected = [moment for moment in scan if matches(moment)][:4]
+        found = parse_schedule(" ".join(fields)).next_times(after, 4)
+        assert found[: len(expected)] == expected, fields
+        if len(expected) < 4:
+            assert len(found) == len(expected) or found[len(expected)] > after + timedelta(days=3)
+        checked += bool(expected)
+    assert checked > 30
