@@ -173,10 +173,12 @@ def read_sources(
             )
 
     try:
-        raw = _Raw().model_dump()
+        read = _Raw()
     except ValidationError as e:
         errors.extend(error_lines(e, ""))
         return {}
+    # the values as read (a model_dump would copy every job's table once more)
+    raw = {**read.__dict__, **(read.model_extra or {})}
     tables: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "include":  # files of more jobs: scheduler.settings.includes checks it
