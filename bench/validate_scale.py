@@ -4,6 +4,7 @@ file (tracemalloc's peak and the process's RSS). Issue #19's target: 10,000 jobs
 
     python bench/validate_scale.py                 # N = 1,000 and 10,000, 3 rounds each
     python bench/validate_scale.py --jobs 10000 --rounds 5
+    python bench/validate_scale.py --shared        # many jobs with the same schedule
     python bench/validate_scale.py --write /tmp/jobs.toml --jobs 10000   # only the file
 """
 
@@ -24,11 +25,12 @@ ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "mon-fri", "sat,sun"]
 
 
-def schedule_of(rng: random.Random) -> str:  # noqa: PLR0911 - one return per share of the mix
+def schedule_of(rng: random.Random, *, shared: bool) -> str:  # noqa: PLR0911 - one return per share
     """One schedule of the mix: mostly rare jobs (daily and weekly crons at varied times),
-    some ``@every`` and macros, a few with a seconds field."""
+    some ``@every`` and macros, a few with a seconds field. ``shared``: on the hour or the
+    half hour only, so that many jobs have the same schedule (a few hundred distinct)."""
     pick = rng.random()
-    minute, hour = rng.randrange(60), rng.randrange(24)
+    minute, hour = rng.choice([0, 30]) if shared else rng.randrange(60), rng.randrange(24)
     if pick < 0.45:
         return f"{minute} {hour} * * *"
     if pick < 0.65:
@@ -44,7 +46,7 @@ def schedule_of(rng: random.Random) -> str:  # noqa: PLR0911 - one return per sh
     return rng.choice(["@with-seconds 30 * * * * *", "@with-seconds 0 */5 * * * *"])
 
 
-def config_text(jobs: int, seed: int = 19) -> str:
+def config_text(jobs: int, seed: int = 19, *, shared: bool = False) -> str:
     """A config of ``jobs`` jobs: run and exec kinds with busybox, a few in a time zone."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
     lines = ['[daemon]\nname = "bench"\nstate_dir = "/tmp/crontainer-bench-state"\n']
@@ -54,7 +56,7 @@ def config_text(jobs: int, seed: int = 19) -> str:
             lines += ['kind = "run"', 'image = "busybox:latest"']
         else:
             lines += ['kind = "exec"', f'container = "app-{index % 7}"']
-        lines.append(f'schedule = "{schedule_of(rng)}"')
+        lines.append(f'schedule = "{schedule_of(rng, shared=shared)}"')
         if rng.random() < 0.05:
             lines.append(f'timezone = "{rng.choice(ZONES)}"')
         lines.append(f'command = ["sh", "-c", "echo job {index}"]\n')
@@ -119,15 +121,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, action="append", help="N (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", type=Path, help="only write the config of --jobs N here")
+    parser.add_argument(
+        "--shared", action="store_true", help="times on the hour or half hour: few distinct"
+    )
     args = parser.parse_args()
     counts = args.jobs or [1000, 10000]
     if args.write:
-        args.write.write_text(config_text(counts[0]))
+        args.write.write_text(config_text(counts[0], shared=args.shared))
         return
     with tempfile.TemporaryDirectory() as folder:
         for count in counts:
             path = Path(folder) / f"jobs-{count}.toml"
-            path.write_text(config_text(count))
+            path.write_text(config_text(count, shared=args.shared))
             runs = [validate_once(path) for _ in range(args.rounds)]
             walls, cpus = [w for w, _ in runs], [c for _, c in runs]
             held, peak, rss = memory(path)
