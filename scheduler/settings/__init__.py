@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from scheduler.errors import ConfigError
 from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
 from scheduler.settings.daemon import DaemonSettings
-from scheduler.settings.entries import JobEntry, check_defaults, load_job
+from scheduler.settings.entries import JobEntry, check_defaults, load_job, same_strings
 from scheduler.settings.includes import included_jobs
 from scheduler.settings.messages import error_lines
 from scheduler.settings.remotes import copy_to_problems, load_remotes
@@ -143,9 +143,10 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     if len(tables) > MAX_JOBS:
         raise ConfigError([f"jobs: {len(tables)} jobs; at most {MAX_JOBS} are allowed"])
     entries: dict[str, JobEntry] = {}
+    texts: dict[str, str] = {}
     for name, table in tables.items():
         found: list[str] = []
-        entry = load_job(name, table, defaults, found)
+        entry = load_job(name, same_strings(table, texts), defaults, found)
         if entry is not None:
             entries[name] = entry
         found.extend(copy_to_problems(name, _copy_to(entry, table), named))

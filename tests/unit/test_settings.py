@@ -485,3 +485,20 @@ def test_the_published_schema_is_draft_2020_12_and_closed_at_every_table() -> No
         "logship",
         "rotate",
     }
+
+
+def test_jobs_share_their_equal_texts_and_schedules(tmp_path: Path) -> None:
+    """Jobs with the same image, command words and schedule hold one object of each (a
+    config of thousands of jobs keeps each distinct text and trigger once)."""
+    job = 'kind = "run"\nimage = "busybox:latest"\nschedule = "5 4 * * *"\n'
+    text = "".join(f'[jobs.j{n}]\n{job}command = ["sh", "-c", "echo {n}"]\n' for n in range(3))
+    jobs = load_config(write(tmp_path, text)).jobs
+    runs = [jobs[f"j{n}"].job for n in range(3)]
+    assert all(isinstance(run, RunJob) for run in runs)
+    first, *others = [run for run in runs if isinstance(run, RunJob)]
+    assert all(o.image is first.image for o in others)
+    words = [c for c in (run.command for run in [first, *others]) if isinstance(c, list)]
+    assert len(words) == 3
+    assert all(w[0] is words[0][0] and w[1] is words[0][1] for w in words)
+    assert all(jobs[f"j{n}"].schedule is jobs["j0"].schedule for n in (1, 2))
+    assert [o.command for o in others] == [["sh", "-c", "echo 1"], ["sh", "-c", "echo 2"]]
