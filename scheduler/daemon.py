@@ -139,7 +139,7 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
-        self._ticker = ticker = Ticker(self._clock, runner.submit)
+        self._ticker = parts.ticker = ticker = Ticker(self._clock, runner.submit)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
         if not status_server(stack, settings, metrics, health):
