@@ -1,7 +1,7 @@
 """The daemon at scale: start-up, memory and idle CPU with 1, 1,000 and 10,000 jobs (issue #19).
 
     python bench/scale.py [--jobs 1,1000,10000] [--idle 60] [--settle 5] [--rounds 1]
-                          [--scrape] [--json]
+                          [--scrape] [--json] [--tree DIR ...] [--python PATH]
 
 For each N: writes a config of N jobs — mostly rare ones, as a real host has them: `run` and
 `exec` jobs on busybox (`true`) with daily and weekly cron schedules at varied times, 5 %
@@ -23,8 +23,13 @@ Per N it prints:
   CPU"), and that as a share of one core;
 - with --scrape: one GET /metrics after the idle window, its wall time and the daemon's CPU.
 
-ROUNDS > 1 starts each N that many times (alternating) and prints the median of each figure.
-The machine is shared: compare figures of one run, not across runs.
+ROUNDS > 1 starts each N that many times and prints the median of each figure. --tree DIR
+runs that checkout's daemon instead of this one's; given more than once, the trees take turns
+for each N in each round (which goes first swaps every round): before/after in one run. Each
+tree's modules are compiled first (`compileall`), as the image's are at its build: with
+PYTHONDONTWRITEBYTECODE a checkout's would be compiled again at every start.
+The machine is shared: compare figures of one run, not across runs; start-up wall time
+includes the engine's work (the lock container), which the CPU figures do not.
 Needs the engine and busybox:latest (scripts/engine.sh).
 """
 
@@ -158,7 +163,7 @@ def _wait_outside_the_hour(seconds: float) -> None:
         time.sleep(wait)
 
 
-def one_round(n: int, args: argparse.Namespace, target: str) -> dict[str, float]:
+def one_round(n: int, args: argparse.Namespace, target: str, tree: Path) -> dict[str, float]:
     """Start a daemon with ``n`` jobs, measure it, stop it."""
     _wait_outside_the_hour(n / 1000 * 3 + 30 + args.settle + args.idle + 30)
     with tempfile.TemporaryDirectory(prefix="crontainer-scale-") as tmp:
@@ -173,7 +178,7 @@ def one_round(n: int, args: argparse.Namespace, target: str) -> dict[str, float]
                 [args.python, "-m", "scheduler", "run", "--config", str(config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=args.tree,
+                cwd=tree,
                 env=env,
             )
         try:
@@ -261,8 +266,9 @@ def main() -> int:
     parser.add_argument(
         "--tree",
         type=Path,
-        default=ROOT,
-        help="the checkout whose daemon runs (default: this one; another to compare before/after)",
+        action="append",
+        help="a checkout whose daemon runs (default: this one); given twice or more, the "
+        "trees alternate in each round (before/after in one run)",
     )
     parser.add_argument(
         "--python",
@@ -271,30 +277,35 @@ def main() -> int:
         "when it is installed, the image has none)",
     )
     args = parser.parse_args()
+    trees: list[Path] = args.tree or [ROOT]
     sizes = [int(n) for n in args.jobs.split(",")]
-    runs: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     # The image's modules are compiled at its build (pip); a checkout's are compiled here
     # once, or every start would compile them again under PYTHONDONTWRITEBYTECODE.
-    subprocess.run(
-        [args.python, "-m", "compileall", "-q", "scheduler", "jobs"], cwd=args.tree, check=True
-    )
+    for tree in trees:
+        subprocess.run(
+            [args.python, "-m", "compileall", "-q", "scheduler", "jobs"], cwd=tree, check=True
+        )
     with exec_target() as target:
         for r in range(args.rounds):
             for n in sizes:
-                print(f"round {r + 1}, {n} jobs ...", file=sys.stderr, flush=True)
-                runs[n].append(one_round(n, args, target))
-                print(f"  {runs[n][-1]}", file=sys.stderr, flush=True)
+                for tree in trees if r % 2 == 0 else trees[::-1]:
+                    key = (tree.name, n)
+                    print(f"round {r + 1}, {n} jobs, {tree} ...", file=sys.stderr, flush=True)
+                    runs.setdefault(key, []).append(one_round(n, args, target, tree))
+                    print(f"  {runs[key][-1]}", file=sys.stderr, flush=True)
     result = {
-        n: {key: round(statistics.median(f[key] for f in found), 3) for key in found[0]}
-        for n, found in runs.items()
+        key: {name: round(statistics.median(f[name] for f in found), 3) for name in found[0]}
+        for key, found in runs.items()
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({f"{tree} {n}": row for (tree, n), row in result.items()}, indent=2))
         return 0
-    print(f"{'figure':<16}" + "".join(f"{n:>12,}" for n in sizes))
-    for key in ORDER:
-        if key in result[sizes[0]]:
-            print(f"{key:<16}" + "".join(f"{result[n][key]:>12.3f}" for n in sizes))
+    keys = [(tree.name, n) for n in sizes for tree in trees]
+    print(f"{'figure':<16}" + "".join(f"{f'{tree} {n:,}':>22}" for tree, n in keys))
+    for name in ORDER:
+        if name in result[keys[0]]:
+            print(f"{name:<16}" + "".join(f"{result[key][name]:>22.3f}" for key in keys))
     return 0
 
 
