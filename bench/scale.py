@@ -21,7 +21,10 @@ Per N it prints:
 - CPU seconds over the idle window (IDLE seconds, starting SETTLE seconds after
   `daemon.started`, so that the work the start leaves behind is counted apart: "settle
   CPU"), and that as a share of one core;
-- with --scrape: one GET /metrics after the idle window, its wall time and the daemon's CPU.
+- with --scrape: one GET /metrics after the idle window, its wall time and the daemon's CPU;
+- the engine's part: just before each daemon, the bench makes a container as the daemon's
+  lock is made (busybox `cat`, create + attach + start, docker SDK) and times it — the
+  start-up's floor on this engine, which no change to the daemon's CPU moves.
 
 ROUNDS > 1 starts each N that many times and prints the median of each figure. --tree DIR
 runs that checkout's daemon instead of this one's; given more than once, the trees take turns
@@ -52,7 +55,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from benchlib import LABEL, ROOT, docker
+import docker
+from benchlib import LABEL, ROOT
+from benchlib import docker as docker_cli
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -163,9 +168,29 @@ def _wait_outside_the_hour(seconds: float) -> None:
         time.sleep(wait)
 
 
+def engine_floor_s(api: Any) -> float:  # noqa: ANN401 - docker.APIClient
+    """Seconds to create, attach and start a container as the daemon's lock is made."""
+    began = time.monotonic()
+    created = api.create_container(
+        "busybox:latest",
+        ["cat"],
+        stdin_open=True,
+        labels={LABEL: "scale"},
+        host_config=api.create_host_config(auto_remove=True, network_mode="none"),
+    )
+    sock = api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1})
+    api.start(created["Id"])
+    took = time.monotonic() - began
+    sock.close()
+    with contextlib.suppress(docker.errors.APIError):
+        api.remove_container(created["Id"], force=True)
+    return took
+
+
 def one_round(n: int, args: argparse.Namespace, target: str, tree: Path) -> dict[str, float]:
     """Start a daemon with ``n`` jobs, measure it, stop it."""
     _wait_outside_the_hour(n / 1000 * 3 + 30 + args.settle + args.idle + 30)
+    floor = engine_floor_s(args.api)
     with tempfile.TemporaryDirectory(prefix="crontainer-scale-") as tmp:
         config = Path(tmp) / "scale.toml"
         write_config(config, n, f"bench-scale-{os.getpid()}-{n}", target)
@@ -182,7 +207,7 @@ def one_round(n: int, args: argparse.Namespace, target: str, tree: Path) -> dict
                 env=env,
             )
         try:
-            return measure(process, LogTail(log), began, args)
+            return {"engine_floor_s": floor, **measure(process, LogTail(log), began, args)}
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -242,7 +267,7 @@ def measure(
 def exec_target() -> Iterator[str]:
     """A running busybox container for the exec jobs, removed at the end."""
     name = f"crontainer-bench-scale-{os.getpid()}"
-    docker("run", "-d", "--label", LABEL, "--name", name, "busybox:latest", "sleep", "86400")
+    docker_cli("run", "-d", "--label", LABEL, "--name", name, "busybox:latest", "sleep", "86400")
     try:
         yield name
     finally:
@@ -250,7 +275,7 @@ def exec_target() -> Iterator[str]:
 
 
 ORDER = (
-    "startup_s", "startup_cpu_s", "rss_start_mib", "rss_peak_mib", "settle_cpu_s",
+    "engine_floor_s", "startup_s", "startup_cpu_s", "rss_start_mib", "rss_peak_mib", "settle_cpu_s",
     "idle_cpu_s", "idle_cpu_pct", "rss_idle_mib", "idle_lines", "scrape_s", "scrape_cpu_s",
 )  # fmt: skip
 
@@ -277,6 +302,7 @@ def main() -> int:
         "when it is installed, the image has none)",
     )
     args = parser.parse_args()
+    args.api = docker.APIClient(**docker.utils.kwargs_from_env())
     trees: list[Path] = args.tree or [ROOT]
     sizes = [int(n) for n in args.jobs.split(",")]
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
