@@ -139,7 +139,7 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
-        self._ticker = ticker = Ticker(self._clock, runner.submit)
+        self._ticker = parts.ticker = ticker = Ticker(self._clock, runner.submit)
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
         if not status_server(stack, settings, metrics, health):
@@ -230,7 +230,9 @@ class Daemon:
         watcher = ConfigWatcher(self._config.path)
         poll = settings.config_poll
         pause = min(HEALTH_CHECK_S, poll) if poll > 0 else HEALTH_CHECK_S
-        next_check = self._clock.monotonic() + watch.interval
+        next_check = next_poll = self._clock.monotonic()
+        next_check += watch.interval
+        next_poll += poll
         while True:
             if loop.is_alive():
                 _touch(settings.heartbeat_file)
@@ -244,8 +246,12 @@ class Daemon:
             if signo == signal.SIGHUP:
                 watcher.changed()  # this content is being loaded now
                 self._reload(running, "SIGHUP")
-            elif poll > 0 and watcher.changed():
-                self._reload(running, "file_changed")
+            elif poll > 0 and self._clock.monotonic() >= next_poll:
+                # every config_poll, not at every wake (the engine's check wakes the loop
+                # every 2 s: a file of 10,000 jobs was read and hashed that often)
+                next_poll = self._clock.monotonic() + poll
+                if watcher.changed():
+                    self._reload(running, "file_changed")
             if not loop.is_alive():
                 self._log.error("daemon.failed", reason="scheduler loop ended")
                 return "internal"

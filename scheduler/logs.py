@@ -4,6 +4,11 @@ The only module that sets up logging. Standard-library loggers (APScheduler,
 docker, urllib3) go through the same processors, so every line on stdout has
 one shape. Per-run fields (``job``, ``run_id``) are bound with contextvars in
 the run's own thread.
+
+Our own events are rendered by structlog and written by the handler straight away
+(``_Lines``), under the handler's lock: not wrapped into a standard-library record and
+rendered again by its formatter, which cost three times as much per line (124 µs, 10,000
+``job.scheduled`` lines at the start of a daemon of 10,000 jobs).
 """
 
 from __future__ import annotations
@@ -55,14 +60,55 @@ def _event_first(
     return {**head, **event_dict}
 
 
-class _CurrentStdout(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes each record to whatever ``sys.stdout`` is at that moment: a test runner
-    swaps it per test and closes the old one, and a background thread (the notifier's
-    sender) logging after that must not write to a closed file."""
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes records, and our events' lines, to ``stream``; without one, to whatever
+    ``sys.stdout`` is at that moment: a test runner swaps it per test and closes the old
+    one, and a background thread (the notifier's sender) logging after that must not write
+    to a closed file."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream)
+        self._follow = stream is None
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stdout  # under the handler's lock (Handler.handle holds it)
+        if self._follow:
+            self.stream = sys.stdout  # under the handler's lock (Handler.handle holds it)
         super().emit(record)
+
+    def write_line(self, line: str) -> None:
+        """One rendered line, as ``emit`` writes a record's (a failure is reported as the
+        logging module reports one, never raised to the caller)."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                if self._follow:
+                    self.stream = sys.stdout
+                self.stream.write(line + self.terminator)
+                self.stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": line}))
+
+
+class _Lines:
+    """Where structlog hands our rendered events: the handler, at the level of the
+    standard-library logger ``crontainer`` (what ``filter_by_level`` asks)."""
+
+    def __init__(self, handler: _Handler, logger: logging.Logger) -> None:
+        self._handler = handler
+        self._logger = logger
+
+    @property
+    def disabled(self) -> bool:
+        return self._logger.disabled
+
+    def getEffectiveLevel(self) -> int:  # noqa: N802 - the name filter_by_level calls
+        return self._logger.getEffectiveLevel()
+
+    def write(self, line: str) -> None:
+        self._handler.write_line(line)
+
+    debug = info = warning = warn = error = exception = critical = fatal = msg = write
 
 
 def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None = None) -> None:
@@ -83,7 +129,7 @@ def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None
             renderer,
         ],
     )
-    handler = _CurrentStdout() if stream is None else logging.StreamHandler(stream)
+    handler = _Handler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -93,13 +139,15 @@ def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None
     root.setLevel(numeric)
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(numeric if level == "debug" else logging.WARNING)
+    lines = _Lines(handler, logging.getLogger("crontainer"))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
             *_shared_processors(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _event_first,
+            renderer,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=lambda *_args: lines,
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )

@@ -9,6 +9,7 @@ hears about. Mount the config's directory, not the file, so the new file shows.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,13 +27,24 @@ if TYPE_CHECKING:
     from scheduler.settings import JobEntry
 
 
+_FIRST_TABLE = re.compile(rb"^[ \t]*\[", re.MULTILINE)
+"""The start of a line that opens a table (``[daemon]``, ``[jobs.x]``), or looks like it."""
+
+
 def _include_globs(main: bytes) -> object:
     """The ``include`` value of the config file's content (None when it is not TOML yet:
-    the load will say so)."""
-    try:
-        return tomllib.loads(main.decode()).get("include")
-    except (ValueError, RecursionError):
-        return None
+    the load will say so). A top-level key stands above the first table, so only that part
+    is parsed (a file of 10,000 jobs took 0.5 s to parse whole) — when it parses by itself:
+    a line that starts with ``[`` inside a multi-line string or array leaves that part
+    unterminated, and then the whole file is parsed."""
+    first = _FIRST_TABLE.search(main)
+    parts = (main[: first.start()], main) if first is not None else (main,)
+    for part in parts:
+        try:
+            return tomllib.loads(part.decode()).get("include")
+        except (ValueError, RecursionError):
+            continue
+    return None
 
 
 class ConfigWatcher:

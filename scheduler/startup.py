@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from scheduler.clock import Clock
     from scheduler.engine import Engine, Lock
     from scheduler.settings import DaemonSettings, JobEntry
+    from scheduler.ticker import Ticker
     from scheduler.watch import EngineWatch
 
 DEFAULT_OPS_IMAGE = "crontainer:latest"
@@ -53,6 +54,8 @@ class Parts:
     """The engine as the watch last saw it: the runner, the metrics and /healthz read it."""
     loop: threading.Thread | None = None
     watch: EngineWatch | None = None
+    ticker: Ticker | None = None
+    """The scheduling loop: the metrics read each job's next time from it."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def _observe(
         running=lambda: parts.runner.running_by_job() if parts.runner else {},
         now=clock.now,
         engine_error=lambda: parts.engine_health.error if parts.runner else "starting",
+        planned=lambda: parts.ticker.planned() if parts.ticker else {},
     )
     metrics = Metrics(live)
     for job, mark in history.marks().items():

@@ -105,6 +105,11 @@ class Ticker:
         with self._lock:
             return {name: slot.nominal for name, slot in self._slots.items()}
 
+    def planned(self) -> dict[str, tuple[JobEntry, datetime | None]]:
+        """Each scheduled job, as the loop holds it, with its next scheduled time."""
+        with self._lock:
+            return {name: (slot.entry, slot.nominal) for name, slot in self._slots.items()}
+
     def _check_clock(self, now: datetime) -> None:
         """Compare the wall clock with the monotonic one; re-plan after a backward step.
 

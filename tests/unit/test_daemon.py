@@ -18,6 +18,7 @@ import structlog
 from scheduler.admin import request_trigger
 from scheduler.daemon import Daemon
 from scheduler.history import History
+from scheduler.reload import ConfigWatcher
 from scheduler.schedule import latest_fire, parse_schedule
 from scheduler.settings import load_config
 
@@ -191,3 +192,48 @@ def test_sigterm_lets_runs_finish_within_the_grace_then_stops_the_rest(tmp_path:
     assert "stop" in engine.names()
     assert daemon.code == [0]
     assert not (tmp_path / "state" / "beat").exists()
+
+
+def test_the_config_file_is_read_every_config_poll_not_at_every_engine_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main loop wakes for the engine's check (every 2 s); with config_poll = 1h the
+    file is not read again meanwhile (it was read at each wake: 10,000 jobs' worth)."""
+    reads: list[int] = []
+    digest = ConfigWatcher._digest
+
+    def counted(watcher: ConfigWatcher) -> str | None:
+        reads.append(1)
+        return digest(watcher)
+
+    monkeypatch.setattr(ConfigWatcher, "_digest", counted)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        HEAD.replace('config_poll = "0"', 'config_poll = "1h"').format(state=tmp_path / "state")
+        + job("a", "@yearly")
+    )
+    engine = FakeEngine(FakeClock())
+    daemon = Daemon(load_config(path, {}), lambda: engine)
+    code: list[int] = []
+    thread = threading.Thread(target=lambda: code.append(daemon.run()), daemon=True)
+    with structlog.testing.capture_logs():
+        thread.start()
+        _count_reads_while_pinged(engine, reads, thread)
+    assert code == [0]
+
+
+def _count_reads_while_pinged(
+    engine: FakeEngine, reads: list[int], thread: threading.Thread
+) -> None:
+    try:
+        pings = threading.Event()
+        for _ in range(200):  # up to 20 s: two checks after the start's ping
+            if engine.names().count("ping") >= 3:
+                break
+            pings.wait(0.1)
+        assert engine.names().count("ping") >= 3
+        assert reads == [1]  # the watcher's first look, at the start of the loop
+    finally:
+        assert thread.ident is not None
+        signal.pthread_kill(thread.ident, signal.SIGTERM)
+        thread.join(30)

@@ -140,6 +140,33 @@ def test_the_watcher_sees_an_included_file_added_changed_and_removed(tmp_path: P
     assert watcher.changed()
 
 
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        # include above the tables: that part alone is read, whatever follows it
+        ('include = ["conf.d/*.toml"]\n[daemon]\nname = "d"\n[jobs.x\n', True),
+        # a line opening with [ inside a multi-line string above include: the whole file
+        ('note = """\n[not a table]\n"""\ninclude = ["conf.d/*.toml"]\n[daemon]\n', True),
+        # ... or inside a multi-line array
+        ('grid = [\n[1, 2],\n]\ninclude = ["conf.d/*.toml"]\n[daemon]\nname = "d"\n', True),
+        # no TOML at all, above the first table or below: no include is read
+        ('include = ["conf.d/*.toml"\n[daemon]\n', False),
+    ],
+)
+def test_the_watcher_finds_include_above_the_first_table(
+    tmp_path: Path, text: str, *, seen: bool
+) -> None:
+    """The watcher reads ``include`` from the part above the first table when that part is
+    TOML by itself, else from the whole file: an included file's change is seen either way
+    (a file that is no TOML has no include: its own changes are the ones watched)."""
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    (tmp_path / "conf.d").mkdir()
+    watcher = ConfigWatcher(path)
+    (tmp_path / "conf.d" / "a.toml").write_text(job("a", "@daily"))
+    assert watcher.changed() is seen
+
+
 def test_an_included_file_is_applied_live_and_a_bad_one_keeps_the_running_jobs(
     tmp_path: Path,
 ) -> None:

@@ -111,6 +111,52 @@ def test_next_run_engine_up_and_reloads(tmp_path: Path) -> None:
     assert found[("crontainer_config_reloads_total", (("result", "invalid"),))] == 2
 
 
+def test_registering_collects_nothing(tmp_path: Path) -> None:
+    """Building the metrics reads no job (prometheus-client's auto-describe used to collect
+    at registration: every job's next time computed at start); a scrape reads them once."""
+    jobs = jobs_of(tmp_path)
+    reads: list[int] = []
+
+    def read_jobs() -> Mapping[str, JobEntry]:
+        reads.append(1)
+        return jobs
+
+    metrics = Metrics(Live(jobs=read_jobs, running=dict, now=lambda: NOW, engine_error=str))
+    assert reads == []
+    metrics.render()
+    assert reads == [1]
+
+
+def test_the_next_run_is_the_loops_while_it_is_ahead(tmp_path: Path) -> None:
+    """The gauge shows the time the scheduling loop holds for that very job (here not what
+    the schedule alone would say, so it cannot be computed); a time already passed (a run
+    due, not fired yet) or another definition of the job (a reload under way) is computed
+    from the schedule: the next minute."""
+    jobs = jobs_of(tmp_path)
+    later = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+    planned: dict[str, tuple[JobEntry, datetime | None]] = {"a": (jobs["a"], later)}
+    metrics = Metrics(
+        Live(
+            jobs=lambda: jobs,
+            running=dict,
+            now=lambda: NOW,
+            engine_error=lambda: None,
+            planned=lambda: planned,
+        )
+    )
+    next_run = ("crontainer_next_run_timestamp_seconds", (("job", "a"),))
+    assert samples(metrics)[next_run] == later.timestamp()
+    next_minute = datetime(2026, 11, 28, 12, 1, tzinfo=UTC).timestamp()
+    planned["a"] = (jobs["a"], NOW)
+    assert samples(metrics)[next_run] == next_minute
+    (tmp_path / "again").mkdir()
+    other = jobs_of(tmp_path / "again")["a"]  # an equal job, another entry
+    planned["a"] = (other, later)
+    assert samples(metrics)[next_run] == next_minute
+    planned["a"] = (jobs["a"], None)  # the loop says it never fires
+    assert next_run not in samples(metrics)
+
+
 def test_the_runner_counts_what_the_history_records(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     engine = FakeEngine(FakeClock(), sequence=[ExitStatus(0), ExitStatus(3)])

@@ -67,6 +67,19 @@ def test_a_late_loop_fires_once_not_once_per_missed_time(tmp_path: Path) -> None
     assert ticker.next_runs() == {"a": minute(11)}
 
 
+def test_planned_gives_each_scheduled_entry_with_its_next_time(tmp_path: Path) -> None:
+    """The loop's own entries (the ones it fires) and their next times; a disabled job is not
+    there."""
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder())
+    jobs = entries(tmp_path, job("a", "*/5 * * * *") + job("off", "* * * * *", "enabled = false"))
+    ticker.set_jobs(jobs)
+    planned = ticker.planned()
+    assert list(planned) == ["a"]
+    assert planned["a"][0] is jobs["a"]
+    assert planned["a"][1] == minute(5)
+
+
 def test_jitter_delays_within_bounds_and_keeps_the_nominal_time(tmp_path: Path) -> None:
     """A run with jitter starts between its time and time+jitter, recorded at its time."""
     clock, fired = FakeClock(START), Recorder()
