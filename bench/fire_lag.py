@@ -25,7 +25,8 @@ machine's kernel, else in microseconds — and the host and a container share th
   ``max_concurrent_runs = --parallel``: all started? time from the instant to the last
   command's start. The floor does the same number with ``--parallel`` threads: ``create +
   start`` only, and ``create + attach + start + wait + remove`` (what a daemon's run does
-  while it holds its slot: the next run of the burst waits for that slot).
+  while it holds its slot: the next run of the burst waits for that slot); for execs
+  ``exec_create + exec_start``, and with ``exec_inspect`` after the output (the exit code).
 - ``--load N`` starts N busy processes (``while True: pass``, normal priority) beside it
   for the whole run.
 
@@ -220,11 +221,15 @@ def floor_run_whole(scene: Scene, file: str) -> None:
     api.remove_container(created["Id"], v=True, force=True)
 
 
-def floor_exec(scene: Scene, file: str) -> None:
-    """exec_create + exec_start of the probe in the running container, output read to its end."""
+def floor_exec(scene: Scene, file: str, *, whole: bool = False) -> None:
+    """exec_create + exec_start of the probe in the running container, output read to its
+    end; ``whole``: then its exit code asked for too (``exec_inspect``), as a daemon's run
+    does while it holds its slot."""
     exec_id = scene.api.exec_create(scene.target, probe(file))
     for _ in scene.api.exec_start(exec_id, stream=True, demux=True):
         pass
+    if whole:
+        scene.api.exec_inspect(exec_id)
 
 
 def finish_run(scene: Scene, container_id: str) -> None:
@@ -348,7 +353,8 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
         instant = next_instant(2)
         sleep_until(instant)
         if kind == "exec":
-            work: Callable[[int], object] = lambda _: floor_exec(scene, file)  # noqa: E731
+            whole = variant == "whole"
+            work: Callable[[int], object] = lambda _: floor_exec(scene, file, whole=whole)  # noqa: E731
         elif variant == "whole":
             work = lambda _: floor_run_whole(scene, file)  # noqa: E731
         else:
@@ -356,8 +362,13 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
         made = list(pool.map(work, range(count)))
         if kind == "run" and variant != "whole":
             list(pool.map(lambda cid: finish_run(scene, str(cid)), made))
-    label = {"whole": "create+attach+start+wait+remove"}.get(variant, "create+start")
-    what = f"floor, {kind}: {label if kind == 'run' else 'exec_create+exec_start'}"
+    labels = {
+        ("run", "start"): "create+start",
+        ("run", "whole"): "create+attach+start+wait+remove",
+        ("exec", "start"): "exec_create+exec_start",
+        ("exec", "whole"): "exec_create+exec_start+exec_inspect",
+    }
+    what = f"floor, {kind}: {labels[kind, variant]}"
     return summarize_burst(what, scene.read(file), instant)
 
 
@@ -491,6 +502,7 @@ def main() -> int:
             if "burst-exec" in modes:
                 bursts.append(burst_floor(scene, args, "exec", "start"))
                 bursts.append(burst_daemon(scene, args, "exec", state))
+                bursts.append(burst_floor(scene, args, "exec", "whole"))
             if bursts:
                 outputs.append(burst_table(bursts, args.burst, args.parallel))
                 print(outputs[-1], flush=True)
