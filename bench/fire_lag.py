@@ -129,11 +129,14 @@ class Scene:
 class Daemon:
     """``crontainer run`` with a config of ``jobs``; its JSON log in the state directory."""
 
-    def __init__(self, scene: Scene, state: Path, jobs: str, parallel: int) -> None:
+    def __init__(
+        self, scene: Scene, state: Path, jobs: str, parallel: int, root: Path = ROOT
+    ) -> None:
         state.mkdir(parents=True, exist_ok=True)
         config = state / "bench.toml"
+        name = scene.tag if root == ROOT else f"{scene.tag}-compare"
         config.write_text(
-            f'[daemon]\nname = "{scene.tag}"\nlog_format = "json"\nstate_dir = "{state}"\n'
+            f'[daemon]\nname = "{name}"\nlog_format = "json"\nstate_dir = "{state}"\n'
             f'heartbeat_file = "{state}/heartbeat"\nops_image = "{IMAGE}"\nhttp = ""\n'
             f"max_concurrent_runs = {parallel}\n\n{jobs}"
         )
@@ -144,7 +147,7 @@ class Daemon:
                 [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=ROOT,
+                cwd=root,
                 env=given,
             )
         try:
@@ -246,6 +249,8 @@ class Lags:
     cron: dict[int, float]
     daemon_lag_ms: list[float]
     expected: int
+    other: dict[int, float] = field(default_factory=dict)
+    """``--compare``'s daemon (another checkout), a third of the period after ours."""
 
     @property
     def floor_ms(self) -> list[float]:
@@ -270,22 +275,34 @@ def lags(times_ns: list[int], period_ns: int, offset_ns: int) -> dict[int, float
 
 def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) -> Lags:
     """``args.samples`` samples each: the daemon's job at every k * period, the floor half
-    a period later."""
-    period_ns = args.period * 1_000_000_000
-    half = period_ns // 2
+    a period later. With ``--compare``: a period of 3 s, the other daemon's job at k * 3 + 1,
+    the floor at k * 3 + 2."""
+    compare = args.compare
+    period_ns = (3 if compare else args.period) * 1_000_000_000
+    half = 2 * period_ns // 3 if compare else period_ns // 2
     cron_file, floor_file = f"cron-{mode}.log", f"floor-{mode}.log"
-    if mode == "run":
-        job = (
-            f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
-            f"command = {json.dumps(probe(cron_file))}\n"
+
+    def config(file: str, schedule: str) -> str:
+        if mode == "run":
+            body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
+        else:
+            body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
+        body += f"command = {json.dumps(probe(file))}\n"
+        return f'[jobs.lag]\nschedule = "{schedule}"\nhistory_limit = 5\n{body}'
+
+    daemon = Daemon(
+        scene, state / mode, config(cron_file, f"@every {period_ns // 10**9}s"), args.parallel
+    )
+    other = None
+    if compare:
+        seconds = ",".join(str(s) for s in range(1, 60, 3))
+        other = Daemon(
+            scene,
+            state / f"{mode}-compare",
+            config(f"cmp-{mode}.log", f"@with-seconds {seconds} * * * * *"),
+            args.parallel,
+            root=Path(compare).resolve(),
         )
-    else:
-        job = (
-            f'kind = "exec"\ncontainer = "{scene.target}"\n'
-            f"command = {json.dumps(probe(cron_file))}\n"
-        )
-    config = f'[jobs.lag]\nschedule = "@every {args.period}s"\nhistory_limit = 5\n{job}'
-    daemon = Daemon(scene, state / mode, config, args.parallel)
     try:
         # The first instant of each side after a warm-up period; samples before it are dropped.
         start = (time.time_ns() // period_ns + 2) * period_ns
@@ -304,6 +321,8 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
         sleep_until(end + half)  # the daemon's last sample ended
     finally:
         daemon.stop()
+        if other is not None:
+            other.stop()
     cron = [t for t in scene.read(cron_file) if start <= t < end]
     floor = scene.read(floor_file)
     started = [
@@ -317,6 +336,13 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
         cron=lags(cron, period_ns, 0),
         daemon_lag_ms=[e["lag_s"] * 1000 for e in started],
         expected=args.samples,
+        other={}
+        if other is None
+        else lags(
+            [t for t in scene.read(f"cmp-{mode}.log") if start <= t < end],
+            period_ns,
+            period_ns // 3,
+        ),
     )
 
 
@@ -437,6 +463,24 @@ def table(mode: str, result: Lags) -> str:
         f"| crontainer - floor, paired | {len(paired)} | {pct(paired, 0.5):+.1f} | "
         f"{pct(paired, 0.95):+.1f} | |"
     )
+    if result.other:
+        other = list(result.other.values())
+        versus = [result.cron[k] - result.other[k] for k in result.cron if k in result.other]
+        against = [result.other[k] - result.floor[k] for k in result.other if k in result.floor]
+        rows += [
+            (
+                f"| compared daemon (--compare) | {len(other)}/{result.expected} | "
+                f"{pct(other, 0.5):.1f} | {pct(other, 0.95):.1f} | {max(other):.1f} |"
+            ),
+            (
+                f"| compared - floor, paired | {len(against)} | {pct(against, 0.5):+.1f} | "
+                f"{pct(against, 0.95):+.1f} | |"
+            ),
+            (
+                f"| crontainer - compared, paired | {len(versus)} | {pct(versus, 0.5):+.1f} | "
+                f"{pct(versus, 0.95):+.1f} | |"
+            ),
+        ]
     daemon = result.daemon_lag_ms
     rows.append(
         f"| daemon's run.started lag_s | {len(daemon)} | {pct(daemon, 0.5):.1f} | "
@@ -480,6 +524,12 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=16, help="max_concurrent_runs")
     parser.add_argument("--modes", default="run,exec,burst,burst-exec")
     parser.add_argument("--keep", action="store_true", help="keep the daemons' state and logs")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also a daemon from another checkout (a worktree of main: before/after in one "
+        "run); run and exec modes take a 3 s period then",
+    )
     args = parser.parse_args()
     modes = args.modes.split(",")
     api = docker.APIClient(**docker.utils.kwargs_from_env())
