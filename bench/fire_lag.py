@@ -275,10 +275,10 @@ def lags(times_ns: list[int], period_ns: int, offset_ns: int) -> dict[int, float
 
 def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) -> Lags:
     """``args.samples`` samples each: the daemon's job at every k * period, the floor half
-    a period later. With ``--compare``: a period of 3 s, the other daemon's job at k * 3 + 1,
-    the floor at k * 3 + 2."""
+    a period later. With ``--compare``: a period of 3 * ``--period``, the other daemon's job a
+    third of it after ours, the floor two thirds."""
     compare = args.compare
-    period_ns = (3 if compare else args.period) * 1_000_000_000
+    period_ns = (3 * args.period if compare else args.period) * 1_000_000_000
     half = 2 * period_ns // 3 if compare else period_ns // 2
     cron_file, floor_file = f"cron-{mode}.log", f"floor-{mode}.log"
 
@@ -295,7 +295,10 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
     )
     other = None
     if compare:
-        seconds = ",".join(str(s) for s in range(1, 60, 3))
+        third = args.period
+        if 60 % (3 * third):
+            raise SystemExit(f"--compare needs 3 * --period to divide 60 s, not {3 * third}")
+        seconds = ",".join(str(s) for s in range(third, 60, 3 * third))
         other = Daemon(
             scene,
             state / f"{mode}-compare",
@@ -528,7 +531,7 @@ def main() -> int:
         "--compare",
         metavar="DIR",
         help="also a daemon from another checkout (a worktree of main: before/after in one "
-        "run); run and exec modes take a 3 s period then",
+        "run); the run and exec modes then take a period of 3 * --period",
     )
     args = parser.parse_args()
     modes = args.modes.split(",")
