@@ -152,7 +152,9 @@ class Engine(Protocol):
         workdir: str | None,
         env: Mapping[str, str],
     ) -> str:
-        """Prepare a command in a running container; return the exec id."""
+        """Prepare a command in a running container; return the exec id. ``container`` is a
+        name or id as the engine takes it; EngineNotFoundError if there is no such container,
+        EngineConflictError if it does not run."""
 
     def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:
         """Start the exec; its output as (``stdout``|``stderr``, bytes) until it ends."""

@@ -158,8 +158,10 @@ class Ticker:
     def run(self) -> None:
         """Loop until ``stop``; meant for its own thread."""
         while not self._stopped.is_set():
+            began = self._clock.monotonic()
             delay = self.tick(self._clock.now())
-            self._wake.wait(delay)
+            # The delay counts from the tick's start: firing took some of it already.
+            self._wake.wait(max(0.0, delay - (self._clock.monotonic() - began)))
             self._wake.clear()
 
     def stop(self) -> None:

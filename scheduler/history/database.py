@@ -3,6 +3,14 @@ write-outage rule (every write goes through here, which keeps ``write_error``).
 
 The daemon writes, the CLI reads at the same time: WAL mode and a busy timeout make that
 safe. Times are stored as ISO 8601 UTC text with microseconds, so they sort as text.
+
+Every write is on disk when it returns (``synchronous = FULL``: the WAL is fsynced at each
+commit), but one that is not ``durable``: it is written to the WAL without waiting for the
+disk (``NORMAL``) and is on disk with the next write that waits, which syncs the WAL with
+everything before it. A crash or kill of the daemon loses neither kind (the file is written:
+the system has it); a crash of the whole host may lose what was not yet synced. Only the
+job's latest scheduled time, written on the way to a run's start, is such a write
+(``Runs.record_fire``): the run's own row follows it at once, and waits.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ class Database:
                 state_dir.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             history = cls(db)
             history._migrate(readonly=readonly)
@@ -136,15 +145,20 @@ class Database:
         *,
         required: bool = False,
         adds: bool = True,
+        durable: bool = True,
     ) -> None:
         """Write; a failure is logged (``history.write_failed``, once per outage) and runs go
         on — unless the write is ``required`` (what a successor needs to undo an action):
         then HistoryError, and the action is not taken. Only a write that ``adds`` a row, and
         did, ends an outage: an update or a delete can work on a full disk (so can an
-        upsert of a job's marks, which updates its row in place: ``adds=False``)."""
+        upsert of a job's marks, which updates its row in place: ``adds=False``). A write
+        that is not ``durable`` returns without waiting for the disk (see the module)."""
         try:
             with self._lock:
-                added = self.connection.execute(sql, params).rowcount > 0
+                if durable:
+                    added = self.connection.execute(sql, params).rowcount > 0
+                else:
+                    added = self._unsynced(sql, params)
         except sqlite3.Error as e:
             self._failed(e)
             if required:
@@ -152,6 +166,14 @@ class Database:
             return
         if adds and added:
             self._succeeded()
+
+    def _unsynced(self, sql: str, params: tuple[object, ...]) -> bool:
+        """``sql`` committed without an fsync (the lock held); whether it changed a row."""
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return self.connection.execute(sql, params).rowcount > 0
+        finally:
+            self.connection.execute("PRAGMA synchronous=FULL")
 
     def _write_all(
         self, statements: Iterable[tuple[str, Sequence[tuple[object, ...]]]], *, adds: bool

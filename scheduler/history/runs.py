@@ -64,13 +64,16 @@ class Runs(Database):
     and of recovery."""
 
     def record_fire(self, job: str, scheduled_at: datetime) -> None:
-        """Remember the job's latest scheduled time (for catch-up after downtime)."""
+        """Remember the job's latest scheduled time (for catch-up after downtime). Written on
+        the way to the run's start without waiting for the disk: the run's next write (its
+        row, or why it did not start) waits, and puts this one there with it."""
         self._write(
             "INSERT INTO jobs (name, last_scheduled_at) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET last_scheduled_at = "
             "max(coalesce(last_scheduled_at, ''), excluded.last_scheduled_at)",
             (job, as_text(scheduled_at)),
             adds=False,
+            durable=False,
         )
 
     def begin(
@@ -83,7 +86,8 @@ class Runs(Database):
         scheduled_at: datetime,
         started_at: datetime,
     ) -> None:
-        """An attempt starts: a row with status ``running``."""
+        """An attempt starts: a row with status ``running``. It waits for the disk, and so
+        puts the run's scheduled time (``record_fire``, just before) there with it."""
         self._write(
             "INSERT INTO runs (run_id, attempt, job, trigger, scheduled_at, started_at, status) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running')",

@@ -1,14 +1,22 @@
 """The ``ExecCommand`` step: a command in a running container, under ``sh`` that reports its
 process id first — the Docker API cannot kill an exec, so a timeout or a cancel stops that
-process group with a second exec."""
+process group with a second exec.
+
+On the way to the exec's start (its fire lag: docs/performance.md) a container named by its
+name goes to the engine's exec call directly: the engine resolves the name as a selector
+would, and only a refused call (no such container, not running) is resolved to say why.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from jobs.plan import ExecCommand
+from jobs.selectors import parse_selector
+from scheduler.errors import EngineConflictError, EngineNotFoundError
 from scheduler.runs import Outcome, Status
 from scheduler.selection import exactly_one
 from scheduler.steps.base import StepHandler
@@ -24,6 +32,27 @@ if TYPE_CHECKING:
 
 EXEC_PID_MARK = "crontainer-exec-pid"
 """The first stderr line of an exec job's wrapper: ``crontainer-exec-pid <pid>``."""
+
+SHORT_HEX = re.compile(r"[0-9a-f]{1,11}")
+"""A name the engine may take as an id prefix where a selector would not (see direct_name)."""
+
+
+def direct_name(text: str) -> str | None:
+    """The name to give the engine's exec call as it is, or None when the selector ``text``
+    must be resolved first (labels; a name of fewer than 12 hex digits).
+
+    The engine takes a container by its full id, else its exact name, else a unique id
+    prefix of any length; a name selector takes the exact name, the id, or 12 or more hex
+    digits of it (``DockerEngine.select``). The two agree on every name but a short hex one:
+    with no container named ``db``, the engine would exec in a container whose id begins
+    with db."""
+    try:
+        name = parse_selector(text).name
+    except ValueError:
+        return None  # not a selector: the selection says so
+    if name is None or SHORT_HEX.fullmatch(name):
+        return None
+    return name
 
 
 class _PidCatcher:
@@ -92,11 +121,8 @@ class ExecHandler(StepHandler[ExecCommand]):
 
     def run(self, attempt: Attempt, step: ExecCommand) -> Outcome:
         engine, job = self.engine, attempt.job
-        container = exactly_one(engine, step.container, step.key, running=True).name
         wrapped = ["sh", "-c", f'echo "{EXEC_PID_MARK} $$" >&2; exec "$@"', "sh", *step.command]
-        exec_id = engine.exec_create(
-            container, wrapped, user=step.user, workdir=step.workdir, env=step.env
-        )
+        container, exec_id = self._create(step, wrapped)
         output = self.context.containers.output_log()
         pid = _PidCatcher(output)
         reader = pump(self.log, engine.exec_output(exec_id), pid.feed, pid.ended.set)
@@ -122,6 +148,25 @@ class ExecHandler(StepHandler[ExecCommand]):
         outcome = _outcome(attempt, self._exit_code(exec_id), timed_out=timed_out)
         outcome.output = list(output.tail)
         return outcome
+
+    def _create(self, step: ExecCommand, command: list[str]) -> tuple[str, str]:
+        """The exec of ``command`` in the one running container the step's selector
+        matches: (the container as the engine was given it, the exec id). A name goes
+        straight to the engine (one request fewer before the start); if the engine refuses
+        it — no such container, or not running — the selection says which, and how."""
+        engine = self.engine
+        name = direct_name(step.container)
+        if name is not None:
+            try:
+                return name, engine.exec_create(
+                    name, command, user=step.user, workdir=step.workdir, env=step.env
+                )
+            except (EngineNotFoundError, EngineConflictError):
+                pass  # resolved below: its error names what was found (or it runs now)
+        container = exactly_one(engine, step.container, step.key, running=True).name
+        return container, engine.exec_create(
+            container, command, user=step.user, workdir=step.workdir, env=step.env
+        )
 
     def _exit_code(self, exec_id: str) -> int | None:
         """The engine marks an exec finished a moment after its output ends."""

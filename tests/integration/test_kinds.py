@@ -112,6 +112,31 @@ def test_exec_in_a_stopped_container_fails_clearly(
         stopped.remove(force=True)
 
 
+def test_exec_by_a_short_id_prefix_never_reaches_that_container(
+    start_daemon: Start, app: Container
+) -> None:
+    """A name goes to the engine's exec call as it is, but a few hex digits are looked up
+    first: the engine alone would take them as the app's id prefix. The run fails as the
+    selector says (only the exact name, the id or 12+ of its hex digits select) and the app
+    gets no exec."""
+    prefix = app.id[:5]
+    daemon = start_daemon(
+        job(
+            "prefix",
+            "exec",
+            schedule="@yearly",
+            run_on_start="true",
+            container=f'"{prefix}"',
+            command='"touch /tmp/reached"',
+        )
+    )
+    failed = daemon.log.wait_for(event("run.failed", job="prefix"))[0]
+    assert f"exec container '{prefix}' matched no container" in failed["error"]
+    assert app.exec_run(["ls", "/tmp/reached"]).exit_code != 0
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(30) == 0
+
+
 def test_signal_by_name_and_label_and_restart(start_daemon: Start, app: Container) -> None:
     """HUP reaches the app by name and by label; restart restarts it."""
     started_before = app.attrs["State"]["StartedAt"]

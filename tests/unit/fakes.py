@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from jobs.plan import ContainerSpec, PullPolicy
 from jobs.selectors import Selector
 from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus
-from scheduler.errors import EngineError
+from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 
 class FakeClock:
@@ -257,7 +257,16 @@ class FakeEngine:
         workdir: str | None,
         env: Mapping[str, str],
     ) -> str:
+        """As the engine: a container by name or id; NotFound if none, Conflict if it does
+        not run (the same containers ``select`` knows)."""
         self._call("exec_create", (container, tuple(command)))
+        known = [c for c in self.selectable if container in (c.name, c.id)]
+        if known and known[0].state != "running":
+            raise EngineConflictError(f"Container {container} is not running")
+        if not known and container in self.missing:
+            raise EngineNotFoundError(f"No such container: {container}")
+        if not known and container in self.not_running:
+            raise EngineConflictError(f"Container {container} is not running")
         return "exec1"
 
     def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:

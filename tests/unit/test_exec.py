@@ -11,10 +11,13 @@ import pytest
 
 from jobs.base import PlanContext
 from jobs.exec import ExecJob
-from scheduler.engine import ExitStatus
+from scheduler.engine import ContainerInfo, ExitStatus
+from scheduler.errors import EngineConflictError, EngineUnavailableError
 from scheduler.runs import Attempt, Cancellation, Outcome, Status
+from scheduler.selection import SelectionError
 from scheduler.settings import load_config
 from scheduler.steps import StepExecutor
+from scheduler.steps.exec import direct_name
 
 from .configs import load_job
 from .fakes import FakeClock, FakeEngine
@@ -151,3 +154,106 @@ def test_a_cancelled_exec_is_cancelled_with_its_reason(tmp_path: Path) -> None:
         "replaced",
         143,
     )
+
+
+@pytest.mark.parametrize(
+    ("selector", "direct"),
+    [
+        ("app", "app"),
+        ("/app", "app"),
+        ("app-1.web_2", "app-1.web_2"),
+        ("dbc0ffee0123", "dbc0ffee0123"),  # 12 hex digits: an id prefix both take
+        ("ab" * 32, "ab" * 32),  # a full id
+        ("db", None),  # the engine would take a container whose id starts with db
+        ("c0ffee", None),
+        ("12345678901", None),
+        ("label=role=db", None),
+        ("compose=shop/db", None),
+        ("not a name", None),
+    ],
+)
+def test_a_name_goes_to_the_engine_as_it_is_unless_it_could_be_a_short_id_prefix(
+    selector: str, direct: str | None
+) -> None:
+    """Names the engine resolves as the selector does (exact name, id, 12+ hex digits) go
+    straight to its exec call; labels and names of fewer than 12 hex digits are resolved
+    first."""
+    assert direct_name(selector) == direct
+
+
+def test_an_exec_by_name_is_created_without_a_selection_first(tmp_path: Path) -> None:
+    """One request fewer before the exec starts: the name is given to the engine's exec
+    call, and the run succeeds."""
+    engine = ExecEngine(0)
+    outcome = run_exec(tmp_path, engine)
+    assert outcome.status is Status.SUCCEEDED
+    assert engine.names() == ["exec_create"]
+    assert engine.calls[0][1][0] == "app"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        (
+            "missing",
+            "exec container 'app' matched no container; it must match exactly one",
+        ),
+        (
+            "not_running",
+            (
+                "exec container 'app' matched no running container: app is not running; it "
+                "must match exactly one running container"
+            ),
+        ),
+    ],
+)
+def test_a_name_the_engine_refuses_is_selected_to_say_why(
+    tmp_path: Path, state: str, error: str
+) -> None:
+    """No such container, or one that does not run: the engine refuses the exec, the
+    selection then names what it found — the same error (which fails the run) as when it
+    came first."""
+    engine = ExecEngine(0)
+    getattr(engine, state).add("app")
+    with pytest.raises(SelectionError) as refused:
+        run_exec(tmp_path, engine)
+    assert str(refused.value) == error
+    assert engine.names() == ["exec_create", "select"]
+
+
+def test_a_container_that_runs_by_the_time_it_is_selected_gets_the_exec(tmp_path: Path) -> None:
+    """The engine refused the exec (not running), the selection finds the container running
+    now: the exec is made in it and the run goes on."""
+
+    class StartsLate(ExecEngine):
+        def exec_create(self, container: str, command: list[str], **kw: object) -> str:
+            if len(self.names()) == 0:
+                self.calls.append(("exec_create", (container, tuple(command))))
+                raise EngineConflictError(f"Container {container} is not running")
+            return super().exec_create(container, command, **kw)  # type: ignore[arg-type]
+
+    engine = StartsLate(0)
+    outcome = run_exec(tmp_path, engine)
+    assert outcome.status is Status.SUCCEEDED
+    assert engine.names() == ["exec_create", "select", "exec_create"]
+
+
+def test_a_short_hex_name_is_selected_before_the_exec(tmp_path: Path) -> None:
+    """``db`` could be an id prefix to the engine: the selection (exact name or 12+ hex
+    digits of an id) comes first, and the exec goes to the container it found."""
+    engine = ExecEngine(0)
+    engine.selectable = [ContainerInfo("dbc0ffee" * 8, "db", "running", {})]
+    outcome = run_exec(tmp_path, engine, base=BASE.replace('"app"', '"db"'))
+    assert outcome.status is Status.SUCCEEDED
+    assert engine.names() == ["select", "exec_create"]
+    assert engine.calls[1][1][0] == "db"  # type: ignore[index]
+
+
+def test_another_engine_error_fails_the_run_without_a_selection(tmp_path: Path) -> None:
+    """An engine that does not answer is not a reason to look the name up: its error is the
+    step's (the run fails with it)."""
+    engine = ExecEngine(0)
+    engine.fail["exec_create"] = EngineUnavailableError("the Docker engine did not answer")
+    with pytest.raises(EngineUnavailableError):
+        run_exec(tmp_path, engine)
+    assert engine.names() == ["exec_create"]

@@ -88,3 +88,49 @@ def test_a_failed_write_is_logged_not_raised(tmp_path: Path) -> None:
     with structlog.testing.capture_logs() as logs:
         history.record_fire("a", T0)
     assert [e["event"] for e in logs] == ["history.write_failed"]
+
+
+def statements_of(history: History) -> list[str]:
+    """The SQL the connection runs from now on, in order."""
+    seen: list[str] = []
+    history.connection.set_trace_callback(seen.append)
+    return seen
+
+
+def test_the_scheduled_time_is_written_without_waiting_for_the_disk_and_the_run_row_waits(
+    tmp_path: Path,
+) -> None:
+    """On the way to a run's start the job's scheduled time does not wait for an fsync
+    (synchronous NORMAL); the run's row right after it does (FULL), and puts both on disk;
+    every other write waits too."""
+    history = History.open(tmp_path)
+    seen = statements_of(history)
+    history.record_fire("a", T0)
+    history.begin("r1", 1, "a", trigger="schedule", scheduled_at=T0, started_at=T0)
+    history.set_container("r1", 1, "c0ffee")
+    mode, writes = "FULL", []
+    for sql in seen:
+        if sql.startswith("PRAGMA synchronous="):
+            mode = sql.removeprefix("PRAGMA synchronous=")
+        else:
+            writes.append((sql.split()[0:3], mode))
+    assert writes == [
+        (["INSERT", "INTO", "jobs"], "NORMAL"),
+        (["INSERT", "INTO", "runs"], "FULL"),
+        (["UPDATE", "runs", "SET"], "FULL"),
+    ]
+    assert history.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert history.marks()["a"].last_scheduled_at == T0
+
+
+def test_a_failed_write_that_does_not_wait_leaves_the_next_ones_waiting(tmp_path: Path) -> None:
+    """A refused write of the scheduled time is logged as any; the connection is back to
+    waiting for the disk after it."""
+    history = History.open(tmp_path)
+    history.connection.execute("PRAGMA query_only=ON")
+    with structlog.testing.capture_logs() as logs:
+        history.record_fire("a", T0)
+    assert [e["event"] for e in logs] == ["history.write_failed"]
+    assert history.write_error is not None
+    history.connection.execute("PRAGMA query_only=OFF")
+    assert history.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

@@ -363,3 +363,37 @@ def test_the_loop_wakes_by_itself_when_a_job_is_due_and_ends_at_stop(tmp_path: P
     ticker.stop()
     loop.join(10)
     assert not loop.is_alive()
+
+
+class Waits(threading.Event):
+    """The loop's wake event: records each sleep asked for and returns at once; the
+    ``stop``-th sleep stops the ticker."""
+
+    def __init__(self, ticker: Ticker, stop: int) -> None:
+        super().__init__()
+        self.ticker, self.stop, self.asked = ticker, stop, list[float | None]()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.asked.append(timeout)
+        if len(self.asked) >= self.stop:
+            self.ticker.stop()
+        return super().wait(0)
+
+
+def test_the_time_spent_firing_is_taken_off_the_sleep_after_it(tmp_path: Path) -> None:
+    """Firing (here 0.3 s of it) is part of the wait until the next due time: the loop
+    sleeps what is left, so the next job is not late by the time the last one took to fire."""
+    clock, fired = FakeClock(minute(0, 59.5)), Recorder()
+
+    def slow(entry: JobEntry, at: datetime) -> None:
+        fired(entry, at)
+        clock.advance(0.3)
+
+    ticker = Ticker(clock, slow)
+    ticker.set_jobs(entries(tmp_path, job("a", "@every 1s") + job("b", "* * * * *")))
+    clock.pass_until(minute(1))
+    waits = Waits(ticker, stop=1)
+    ticker._wake = waits
+    ticker.run()
+    assert fired.fired == [("a", minute(1)), ("b", minute(1))]
+    assert waits.asked == [pytest.approx(0.4)]  # a is due again at 12:01:01; 0.6 s went firing
