@@ -203,8 +203,8 @@ class Preparations:
             self._drop(item, "daemon_stopping")
         with self._lock:
             pending = list(self._pending)
-        concurrent.futures.wait(pending, CLOSE_WAIT_S)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        _, stuck = concurrent.futures.wait(pending, CLOSE_WAIT_S)
+        self._pool.shutdown(wait=not stuck, cancel_futures=True)  # its threads end with it
 
     # --- inside ------------------------------------------------------------------------
 
