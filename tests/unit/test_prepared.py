@@ -538,3 +538,16 @@ def test_a_container_prepared_before_a_kill_is_an_orphan_at_the_next_start(
     (orphan,) = events(logs, "run.orphan_removed")
     assert (orphan["container_id"], orphan["reason"]) == ("c-prep", "settled_after_restart")
     assert history_of(runner).runs("j") == []
+
+
+def test_defaults_set_prepare_ahead_for_run_jobs_only(tmp_path: Path) -> None:
+    """[defaults] prepare_ahead = "0s" turns preparing off for every run job; a job of
+    another kind in the same file is not refused for it."""
+    config = make_config(
+        tmp_path,
+        daemon='[defaults]\nprepare_ahead = "0s"\n',
+        jobs='[jobs.x]\nkind = "exec"\ncontainer = "app"\ncommand = "true"\nschedule = "@daily"\n',
+    )
+    runner = make_runner(config, FakeEngine(FakeClock()), Heard())
+    assert runner.preparations.lead(config.jobs["j"]) == 0.0
+    assert runner.preparations.lead(config.jobs["x"]) == 0.0
