@@ -153,6 +153,8 @@ class FakeEngine:
     """Every lock handed out, in order."""
     event_streams: list[FakeEvents] = field(default_factory=list)
     """Every event stream handed out, in order."""
+    streams: list[FakeOutput] = field(default_factory=list)
+    """Every output stream handed out, in order."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -176,7 +178,8 @@ class FakeEngine:
 
     def output(self, container_id: str) -> FakeOutput:
         self._call("output", container_id)
-        return FakeOutput(list(self.output_chunks))
+        self.streams.append(FakeOutput(list(self.output_chunks)))
+        return self.streams[-1]
 
     def start(self, container_id: str) -> None:
         self._call("start", container_id)

@@ -450,6 +450,7 @@ def test_a_reload_that_removes_disables_or_changes_the_job_removes_it(
         runner.preparations.retain(config.jobs)  # nothing is left to remove
     assert discarded(logs) == [(str(made["container_id"]), reason)]
     assert runner.preparations.take(config.jobs["j"], SCHEDULED) is None
+    assert engine.streams[0].closed  # the engine would keep it open: it never started
 
 
 def test_an_unchanged_job_keeps_its_prepared_run(tmp_path: Path) -> None:
@@ -551,3 +552,22 @@ def test_defaults_set_prepare_ahead_for_run_jobs_only(tmp_path: Path) -> None:
     runner = make_runner(config, FakeEngine(FakeClock()), Heard())
     assert runner.preparations.lead(config.jobs["j"]) == 0.0
     assert runner.preparations.lead(config.jobs["x"]) == 0.0
+
+
+def test_a_container_whose_start_fails_has_its_output_stream_closed(tmp_path: Path) -> None:
+    """The start is refused: the container is removed and its attached stream closed from
+    this side (the engine never ends it), so the run does not wait out the output drain."""
+    config, engine, runner, _ = setup(tmp_path)
+    engine.fail["start"] = EngineError("start refused")
+    runner.dispatch(config.jobs["j"], SCHEDULED, trigger="manual")
+    ended(runner)
+    assert engine.streams[0].closed
+    assert engine.names()[-1] == "remove"
+
+
+def test_a_started_container_leaves_its_stream_to_the_engine(tmp_path: Path) -> None:
+    """A container that ran: its stream ends with it; nothing is closed from this side."""
+    config, engine, runner, _ = setup(tmp_path)
+    runner.dispatch(config.jobs["j"], SCHEDULED, trigger="manual")
+    ended(runner)
+    assert not engine.streams[0].closed
