@@ -10,6 +10,9 @@ from pydantic import AfterValidator, Field
 from jobs.base import EnvSecret, FileSecret, PlanContext, SecretValue
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RunContainer, SecretRef
+from jobs.units import Duration, Longest
+
+DEFAULT_PREPARE_AHEAD_S = 5.0
 
 
 def as_argv(value: str | list[str] | None) -> tuple[str, ...] | None:
@@ -113,6 +116,15 @@ class RunJob(ContainerFields):
         None,
         description="replaces the image's entrypoint, like command ('' or []: none)",
         examples=[["/bin/sh", "-c"]],
+    )
+    prepare_ahead: Annotated[Duration, Longest("10m")] = Field(
+        DEFAULT_PREPARE_AHEAD_S,
+        description="a scheduled run's container is made this long before its time (image "
+        "check or pull, env files and secrets read, volumes_from resolved, created, output "
+        "attached), so that only its start remains at the time; 0 turns it off. Runs due "
+        "sooner (manual, retries, catch-up, run_on_start, an @every shorter than this) are "
+        "not prepared",
+        examples=["5s"],
     )
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - a run job needs no context

@@ -139,7 +139,9 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
-        self._ticker = parts.ticker = ticker = Ticker(self._clock, runner.submit)
+        self._ticker = parts.ticker = ticker = Ticker(
+            self._clock, runner.submit, preparer=runner.preparations
+        )
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
         if not status_server(stack, settings, metrics, health):
@@ -342,6 +344,7 @@ class Daemon:
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""
+        runner.stop_preparing()  # the loop has stopped: what it prepared is removed
         deadline = self._clock.monotonic() + self._config.daemon.shutdown_grace
         while runner.active() and (remaining := deadline - self._clock.monotonic()) > 0:
             if self._pause(min(remaining, DRAIN_POLL_S)) in STOP_SIGNALS:

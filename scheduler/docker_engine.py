@@ -20,8 +20,15 @@ from jobs.plan import ContainerSpec, PullPolicy
 from scheduler.docker_errors import explain, translated
 from scheduler.docker_lock import take_lock
 from scheduler.docker_specs import container_args, host_config_args
-from scheduler.docker_streams import DockerStdin, log_lines
-from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus, Lock, StdinStream
+from scheduler.docker_streams import DockerOutput, DockerStdin, log_lines
+from scheduler.engine import (
+    ContainerEvent,
+    ContainerInfo,
+    ExitStatus,
+    Lock,
+    OutputStream,
+    StdinStream,
+)
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 if TYPE_CHECKING:
@@ -156,13 +163,13 @@ class DockerEngine:
         with translated("asking the engine for its host name"):
             return str(self._api.info().get("Name") or "unknown")
 
-    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+    def output(self, container_id: str) -> OutputStream:
         """See Engine."""
         with translated("attaching to the container's output"):
-            frames = self._api.attach(
-                container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            sock = self._api.attach_socket(
+                container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
             )
-        return _demuxed(frames)
+        return DockerOutput(sock)
 
     def start(self, container_id: str) -> None:
         """See Engine."""

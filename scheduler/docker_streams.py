@@ -8,6 +8,8 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from docker.utils.socket import STDERR, STDOUT, frames_iter
+
 from scheduler.docker_errors import translated
 from scheduler.errors import EngineError
 
@@ -33,6 +35,35 @@ class DockerStdin:
             self._raw.shutdown(socket.SHUT_WR)
         with suppress(OSError):
             self._sock.close()
+
+
+class DockerOutput:
+    """A container's attached output (docker-py's hijacked connection, multiplexed frames)
+    that ``close`` can end from another thread: the engine never ends the stream of a
+    container removed before it started."""
+
+    def __init__(self, sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+        self._sock = sock
+        self._raw = getattr(sock, "_sock", sock)
+        for each in {id(sock): sock, id(self._raw): self._raw}.values():
+            if hasattr(each, "settimeout"):
+                each.settimeout(None)  # output may pause for longer than an API call lasts
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        names = {STDOUT: "stdout", STDERR: "stderr"}
+        try:
+            with translated("reading the container's output"):
+                for stream, chunk in frames_iter(self._sock, tty=False):
+                    if chunk and stream in names:
+                        yield names[stream], chunk
+        finally:
+            with suppress(OSError):
+                self._sock.close()
+
+    def close(self) -> None:
+        """Shut the connection down: the reader sees its end (and closes it)."""
+        with suppress(OSError):
+            self._raw.shutdown(socket.SHUT_RDWR)
 
 
 def parse_log_time(text: str) -> int:

@@ -59,6 +59,19 @@ class Lock(Protocol):
         """Give the lock up (the lock container ends and is removed)."""
 
 
+class OutputStream(Protocol):
+    """A created container's attached output: (``stdout``|``stderr``, bytes) until the
+    container ends — or until ``close`` (a container removed before it ever started keeps
+    its stream open on the engine's side)."""
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        """The output as it comes."""
+        ...
+
+    def close(self) -> None:
+        """End the stream from this side: a reader blocked on it sees its end."""
+
+
 class StdinStream(Protocol):
     """A created container's stdin, attached: written by the daemon."""
 
@@ -102,7 +115,7 @@ class Engine(Protocol):
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
         """Create (not start) a container; return its id."""
 
-    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+    def output(self, container_id: str) -> OutputStream:
         """Attach to a created container: (``stdout``|``stderr``, bytes) until it ends."""
 
     def start(self, container_id: str) -> None:

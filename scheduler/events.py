@@ -224,6 +224,31 @@ EVENTS: tuple[Event, ...] = (
         "is not running (stopped, not removed)",
     ),
     _event(
+        "run.prepared",
+        "info",
+        f"{RUN} scheduled_at container_id ahead_s: seconds left before its due time",
+        "a `run` job's container for its next run was made `prepare_ahead` before its time "
+        "(image, secrets, create, output attached): only its start remains",
+    ),
+    _event(
+        "run.prepare_failed",
+        "warning/error",
+        f"{RUN} scheduled_at error; reason: `internal`, a bug: logged with its traceback; "
+        "exception",
+        "preparing a run ahead failed; the run takes the normal path at its time (and its "
+        "record says why it failed, if it does again)",
+    ),
+    _event(
+        "run.prepared_discarded",
+        "info",
+        f"{RUN} scheduled_at container_id reason: why it will not be started — the reason its "
+        "run did not start (`previous run still running`, `starting_deadline`, "
+        "`engine_unavailable`, `container_not_running`, `daemon_stopping`, …), or "
+        "`job_removed`, `job_changed`, `job_disabled`, `replaced`, `expired`, `not_ready`, "
+        "`engine_returned`, `daemon_stopping`, `not_claimed`, `not_started`",
+        "a container prepared ahead will not be started and is removed",
+    ),
+    _event(
         "run.queued",
         "info",
         f"{RUN} running max_concurrent_runs",

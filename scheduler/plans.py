@@ -52,6 +52,10 @@ class Plans:
             return Outcome(Status.FAILED, error=f"internal error: {type(e).__name__}: {e}")
         return outcome
 
+    def of(self, entry: JobEntry) -> Plan:
+        """The plan of a run of ``entry``."""
+        return self._plan(entry.job, entry.name)
+
     def all_steps(self, entry: JobEntry) -> tuple[Step, ...]:
         """The steps of a run of ``entry``: its plan's, then its cleanup's."""
         plan = self._plan(entry.job, entry.name)

@@ -8,7 +8,10 @@ At start, after taking the single-instance lock and before scheduling:
   waited for under what is left of the job's timeout, recorded, removed;
 - one still running whose job or run is unknown is stopped and removed;
 - an attempt recorded as running whose container is gone is recorded
-  ``failed`` with reason ``interrupted``.
+  ``failed`` with reason ``interrupted``;
+- a container prepared ahead of its run's time (``scheduler.prepared``) and never
+  started has a run id without a run record (or the record of a run that did not start):
+  an orphan, removed.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ def settle(
     """Record, adopt or remove every container and in-flight row an earlier instance (or
     this one, before the engine went away) left; runs in ``busy`` are in hand already."""
     log = get_logger()
+    # Made before the engine went away: it may be gone (an engine restart), or be listed
+    # below as an orphan (no run record has its run id) and removed.
+    runner.preparations.discard_all("engine_returned")
     in_flight = {(r.run_id, r.attempt): r for r in history.in_flight() if r.run_id not in busy}
     stopped_by: dict[str, list[str]] = {}
     for run_id, name in history.still_stopped():

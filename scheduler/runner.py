@@ -24,6 +24,7 @@ from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineNotFoundError
 from scheduler.logs import get_logger
 from scheduler.plans import Plans
+from scheduler.prepared import Preparations
 from scheduler.recording import Recorder
 from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
+    from scheduler.prepared import PreparedRun
     from scheduler.runs import RunListener
     from scheduler.settings import DaemonSettings, JobEntry
 
@@ -106,6 +108,13 @@ class Runner:
         self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
+        self.preparations = Preparations(
+            self.steps.containers, self._plans.of, clock, self._engine_health, new_run_id
+        )
+        """The runs prepared ahead of their time (the ticker prepares them, dispatch takes
+        them)."""
+        self._prepared: dict[str, PreparedRun] = {}
+        """Prepared runs taken by a run in flight, by run id, until its first attempt."""
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -151,9 +160,14 @@ class Runner:
         """``submit``, telling why a run did not start (skipped, missed, failed)."""
         if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
             self.history.record_fire(entry.name, scheduled_at)
-        run = ActiveRun(new_run_id(), entry, scheduled_at, trigger)
+        prepared = self.preparations.take(entry, scheduled_at) if trigger == "schedule" else None
+        run_id = prepared.run_id if prepared is not None else new_run_id()
+        run = ActiveRun(run_id, entry, scheduled_at, trigger)
+        if prepared is not None:
+            with self._lock:
+                self._prepared[run_id] = prepared
         if (engine_error := self._engine_health.error) is not None:
-            self._recorder.unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
+            self._unstarted(run, Status.MISSED, "engine_unavailable", error=engine_error)
             return Dispatched(run.run_id, Status.MISSED, "engine_unavailable")
         with self._lock:
             mine = [r for r in self._active.values() if r.entry.name == entry.name]
@@ -166,7 +180,7 @@ class Runner:
                 self._active[run.run_id] = run
         if blocking is not None:
             reason = "previous run still running"
-            self._recorder.unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
+            self._unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
             return Dispatched(run.run_id, Status.SKIPPED, reason)
         run.thread = threading.Thread(
             target=self._thread,
@@ -175,9 +189,26 @@ class Runner:
             daemon=True,
         )
         if (error := self._start(run, run.thread)) is not None:
-            self._recorder.unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
+            self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
         return Dispatched(run.run_id)
+
+    def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
+        """Record a run that never started; remove the container prepared for it (at once on
+        the run's own thread, else in a thread: the ticker's loop never waits)."""
+        self._recorder.unstarted(run, status, reason, **fields)
+        self._release(run, reason, wait=threading.current_thread() is run.thread)
+
+    def _release(self, run: ActiveRun, reason: str, *, wait: bool) -> None:
+        """The container prepared for ``run`` will not be started: remove it."""
+        with self._lock:
+            prepared = self._prepared.pop(run.run_id, None)
+        if prepared is not None:
+            self.preparations.discard(prepared, reason, wait=wait)
+
+    def stop_preparing(self) -> None:
+        """Prepare no more runs; remove the prepared ones no run has taken (a stop)."""
+        self.preparations.close()
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every run to end; True when none is left."""
@@ -227,6 +258,7 @@ class Runner:
         except Exception:
             self._log.exception("run.crashed")
         finally:
+            self._release(run, "not_started", wait=True)
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
@@ -256,9 +288,7 @@ class Runner:
             pass  # removed since the last scan: not running either
         except EngineError:
             return False
-        self._recorder.unstarted(
-            run, Status.SKIPPED, "container_not_running", container=container.name
-        )
+        self._unstarted(run, Status.SKIPPED, "container_not_running", container=container.name)
         return True
 
     def _replace(self, replaced: list[ActiveRun]) -> None:
@@ -279,11 +309,11 @@ class Runner:
             return True
         if refused.reason == "starting_deadline":
             lag_s = round(refused.late_s, 3)
-            self._recorder.unstarted(
+            self._unstarted(
                 run, Status.MISSED, refused.reason, lag_s=lag_s, starting_deadline_s=deadline
             )
         else:
-            self._recorder.unstarted(run, Status.CANCELLED, refused.reason)
+            self._unstarted(run, Status.CANCELLED, refused.reason)
         return False
 
     def _attempts(self, run: ActiveRun) -> None:
@@ -305,6 +335,9 @@ class Runner:
     def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
         started, began = self.clock.now(), self.clock.monotonic()
         attempt = self._recorder.began(run, number, started)
+        with self._lock:  # only the first attempt starts what was prepared
+            prepared = self._prepared.pop(run.run_id, None)
+        attempt.prepared = prepared.created if prepared is not None else None
         run.attempt = attempt
         try:
             outcome = self._plans.execute(attempt)
@@ -313,6 +346,8 @@ class Runner:
             return None  # still recorded running: settled when the engine is back
         finally:
             run.attempt = None
+            if prepared is not None and attempt.prepared is not None:  # its step did not
+                self.preparations.discard(prepared, "not_claimed", wait=True)
         self._recorder.finished(run, attempt, outcome, self.clock.monotonic() - began)
         return outcome
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from scheduler.errors import EngineUnavailableError
     from scheduler.notify import RunReport
     from scheduler.settings import JobEntry
+    from scheduler.steps.containers import Created
 
 
 class Status(StrEnum):
@@ -88,6 +89,9 @@ class Attempt:
     """Called before the attempt stops a container (the daemon records it)."""
     on_started: Callable[[str], None] | None = None
     """Called after the attempt started a stopped container again."""
+    prepared: Created | None = None
+    """The container made ahead for this attempt (``scheduler.prepared``), until its step
+    takes it to start it."""
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from scheduler.logs import get_logger
 
@@ -30,14 +30,31 @@ CLOCK_JUMP_S = 5.0
 Fire = Callable[["JobEntry", datetime], object]
 
 
+class Preparer(Protocol):
+    """Prepares runs ahead of their time (``scheduler.prepared``): the ticker's hook."""
+
+    def lead(self, entry: JobEntry) -> float:
+        """How long before its due time a run of ``entry`` is prepared; 0: never."""
+        ...
+
+    def prepare(self, entry: JobEntry, scheduled_at: datetime, due: datetime) -> None:
+        """Begin preparing the run of ``scheduled_at``, due at ``due``; return at once."""
+        ...
+
+    def retain(self, entries: Mapping[str, JobEntry]) -> None:
+        """These are the jobs in force from now on."""
+        ...
+
+
 @dataclass(slots=True)
 class _Slot:
     entry: JobEntry
     nominal: datetime | None  # the scheduled time of the next run
     due: datetime | None  # nominal plus this run's jitter
+    prepare_at: datetime | None = None  # due less the job's lead, while that is ahead
 
 
-def _next_slot(entry: JobEntry, after: datetime, rng: random.Random) -> _Slot:
+def _next_slot(entry: JobEntry, after: datetime, rng: random.Random, lead: float = 0.0) -> _Slot:
     """The job's next time after ``after``. A schedule that cannot say (validation makes
     this a bug) leaves the job unscheduled with ``job.schedule_failed``, never stops the
     loop or a reload."""
@@ -52,15 +69,26 @@ def _next_slot(entry: JobEntry, after: datetime, rng: random.Random) -> _Slot:
     except Exception:  # one job's schedule must not stop the others
         get_logger().exception("job.schedule_failed", job=entry.name)
         return _Slot(entry, None, None)
-    return _Slot(entry, nominal, due)
+    prepare_at = due - timedelta(seconds=lead) if lead > 0 else None
+    if prepare_at is not None and prepare_at <= after:
+        prepare_at = None  # due sooner than its lead: not prepared
+    return _Slot(entry, nominal, due, prepare_at)
 
 
 class Ticker:
     """Fires each job at its scheduled times; ``tick`` is the whole loop body."""
 
-    def __init__(self, clock: Clock, fire: Fire, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fire: Fire,
+        rng: random.Random | None = None,
+        preparer: Preparer | None = None,
+    ) -> None:
+        """``preparer``: told when a run is its job's lead away from its due time."""
         self._clock = clock
         self._fire = fire
+        self._preparer = preparer
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
@@ -84,9 +112,9 @@ class Ticker:
                     continue
                 old = self._slots.get(name)
                 if old is not None and old.entry.job == entry.job:
-                    slots[name] = _Slot(entry, old.nominal, old.due)
+                    slots[name] = _Slot(entry, old.nominal, old.due, old.prepare_at)
                 else:
-                    slots[name] = _next_slot(entry, now, self._rng)
+                    slots[name] = self._next(entry, now)
                     planned.append(slots[name])
             self._slots = slots
         for slot in planned:
@@ -98,7 +126,13 @@ class Ticker:
                 timezone=slot.entry.job.timezone,
                 next_run=slot.nominal.isoformat() if slot.nominal else None,
             )
+        if self._preparer is not None:
+            self._preparer.retain(entries)
         self._wake.set()
+
+    def _next(self, entry: JobEntry, after: datetime) -> _Slot:
+        lead = self._preparer.lead(entry) if self._preparer is not None else 0.0
+        return _next_slot(entry, after, self._rng, lead)
 
     def next_runs(self) -> dict[str, datetime | None]:
         """Each job's next scheduled time."""
@@ -126,9 +160,7 @@ class Ticker:
         self._log.warning("clock.jumped", seconds=round(skew, 3))
         if skew < 0:
             with self._lock:
-                self._slots = {
-                    n: _next_slot(s.entry, now, self._rng) for n, s in self._slots.items()
-                }
+                self._slots = {n: self._next(s.entry, now) for n, s in self._slots.items()}
 
     def tick(self, now: datetime) -> float:
         """Fire every job due at ``now``; return how long to sleep until the next one."""
@@ -142,8 +174,11 @@ class Ticker:
             for entry, _ in due:
                 # One run for the latest due time; the ones in between (if the
                 # loop was late) are coalesced, as cron does.
-                self._slots[entry.name] = _next_slot(entry, now, self._rng)
-            upcoming = [s.due for s in self._slots.values() if s.due is not None]
+                self._slots[entry.name] = self._next(entry, now)
+            ready = [s for s in self._slots.values() if s.prepare_at and s.prepare_at <= now]
+            for slot in ready:
+                slot.prepare_at = None
+            upcoming = [s.prepare_at or s.due for s in self._slots.values() if s.due is not None]
         for entry, nominal in due:
             try:
                 self._fire(entry, nominal)
@@ -151,9 +186,22 @@ class Ticker:
                 self._log.exception(
                     "job.fire_failed", job=entry.name, scheduled_at=nominal.isoformat()
                 )
+        self._prepare(ready, now)
         if not upcoming:
             return MAX_SLEEP_S
         return max(0.0, min(MAX_SLEEP_S, (min(upcoming) - now).total_seconds()))
+
+    def _prepare(self, slots: list[_Slot], now: datetime) -> None:
+        """Hand the preparer each run whose time to be prepared came (not one already due)."""
+        if self._preparer is None:
+            return
+        for slot in slots:
+            if slot.nominal is None or slot.due is None or slot.due <= now:
+                continue
+            try:
+                self._preparer.prepare(slot.entry, slot.nominal, slot.due)
+            except Exception:  # the run takes the normal path at its time
+                self._log.exception("run.prepare_failed", job=slot.entry.name)
 
     def run(self) -> None:
         """Loop until ``stop``; meant for its own thread."""

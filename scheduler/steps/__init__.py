@@ -55,7 +55,8 @@ class StepExecutor:
         checkpoints: ToolStateStore | None = None,
     ) -> None:
         self._engine = engine
-        self._containers = Containers(engine, settings, clock)
+        self._containers = self.containers = Containers(engine, settings, clock)
+        """The container primitive (the runs prepared ahead use it too)."""
         context = StepContext(engine, settings, clock, checkpoints, self._containers, self)
         self._handlers = {handler.step: handler(context) for handler in HANDLERS}
         self._log = get_logger()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from jobs.selectors import split_mode
@@ -20,13 +20,13 @@ from scheduler.secrets import SecretError, read_env_file, read_secret
 from scheduler.selection import exactly_one
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable
 
     from structlog.stdlib import BoundLogger
 
     from jobs.plan import ContainerSpec
     from scheduler.clock import Clock
-    from scheduler.engine import Engine
+    from scheduler.engine import Engine, OutputStream
     from scheduler.runs import Attempt
     from scheduler.settings import DaemonSettings
 
@@ -78,7 +78,7 @@ def stdin_writer(engine: Engine, data: bytes) -> Callable[[str], Callable[[], No
 
 def pump(
     log: BoundLogger,
-    stream: Iterator[tuple[str, bytes]],
+    stream: Iterable[tuple[str, bytes]],
     feed: Callable[[str, bytes], None],
     on_end: Callable[[], None] | None = None,
 ) -> threading.Thread:
@@ -102,6 +102,29 @@ def pump(
                 on_end()
 
     return in_run_context(run, "output")
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A container created and attached ahead of its run's time, not started yet: its id,
+    the thread reading its output, and the output's log."""
+
+    container_id: str
+    stream: OutputStream
+    reader: threading.Thread
+    output: OutputLog
+
+
+@dataclass(slots=True)
+class _Life:
+    """One container's way through ``Containers.run``: what ``_end`` cleans up."""
+
+    container_id: str | None = None
+    stream: OutputStream | None = None
+    reader: threading.Thread | None = None
+    after: Callable[[], None] | None = None
+    started: bool = False
+    interrupted: bool = False
 
 
 def in_run_context(target: Callable[[], None], name: str) -> threading.Thread:
@@ -133,64 +156,128 @@ class Containers:
         spec: ContainerSpec,
         tap: Callable[[OutputLog], ControlTap] | None = None,
         before_start: Callable[[str], Callable[[], None]] | None = None,
+        prepared: Created | None = None,
     ) -> Outcome:
         """Create, attach, start, await, remove. ``tap`` wraps the output feed (an ops tool's
         control lines); ``before_start`` gets the container id once output is attached and
-        returns what to do when the container has ended (before the output is drained)."""
+        returns what to do when the container has ended (before the output is drained).
+        ``prepared``: the attempt's container, created and attached ahead (``prepare``):
+        only its start remains (``spec`` and ``tap`` are then not used)."""
+        if prepared is None:
+            try:
+                spec = with_secrets(spec)
+            except SecretError as e:
+                return Outcome(Status.FAILED, error=str(e))
+            spec = with_sources(self._engine, spec)
+            self._engine.ensure_image(spec.image, spec.pull)
+            output = self.output_log()
+            feed: ControlTap | OutputLog = tap(output) if tap is not None else output
+            life = _Life()
+        else:
+            output = feed = prepared.output
+            life = _Life(prepared.container_id, prepared.stream, prepared.reader)
+        outcome = self._through(attempt, spec, feed, life, before_start)
+        outcome.output = list(output.tail)
+        return outcome
+
+    def _through(
+        self,
+        attempt: Attempt,
+        spec: ContainerSpec,
+        feed: ControlTap | OutputLog,
+        life: _Life,
+        before_start: Callable[[str], Callable[[], None]] | None,
+    ) -> Outcome:
+        """Create (unless ``life`` has a container), attach, start, await; remove on every
+        path (``_end``)."""
         engine = self._engine
         try:
-            spec = with_secrets(spec)
-        except SecretError as e:
-            return Outcome(Status.FAILED, error=str(e))
-        spec = with_sources(engine, spec)
-        engine.ensure_image(spec.image, spec.pull)
-        container_id: str | None = None
-        interrupted = False  # the engine went away: leave the container to the orphan logic
-        reader: threading.Thread | None = None
-        output = self.output_log()
-        feed: ControlTap | OutputLog = tap(output) if tap is not None else output
-        after: Callable[[], None] | None = None
-        try:
-            container_id = self._create(attempt, spec)
+            if life.container_id is None:
+                life.container_id = self._create(
+                    attempt.job_name, attempt.run_id, attempt.number, spec
+                )
+            container_id = life.container_id
+            if attempt.on_container is not None:
+                attempt.on_container(container_id)
             with attempt.lock:
                 attempt.container_id = attempt.created = container_id
                 if attempt.cancelled.is_set():
                     return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
-            reader = pump(self._log, engine.output(container_id), feed.feed)
+            if life.reader is None:
+                life.stream = engine.output(container_id)
+                life.reader = pump(self._log, life.stream, feed.feed)
             if before_start is not None:
-                after = before_start(container_id)
+                life.after = before_start(container_id)
             engine.start(container_id)
-            outcome = self.await_exit(attempt, container_id, attempt.job.timeout)
+            life.started = True
+            return self.await_exit(attempt, container_id, attempt.job.timeout)
         except EngineUnavailableError as e:
-            if container_id is None:
+            if life.container_id is None:
                 raise
-            interrupted = True
-            raise RunInterruptedError(container_id, e) from e
+            life.interrupted = True  # the engine went away: the orphan logic settles it
+            raise RunInterruptedError(life.container_id, e) from e
         finally:
-            if after is not None:
-                after()
-            if reader is not None:
-                reader.join(OUTPUT_DRAIN_S)
-            feed.close()
-            if container_id is not None and not interrupted:
-                self.remove(attempt, container_id)
-        outcome.output = list(output.tail)
-        return outcome
+            self._end(attempt, life, feed)
 
-    def _create(self, attempt: Attempt, spec: ContainerSpec) -> str:
-        """Create the attempt's container, named and labelled as this daemon's."""
+    def _end(self, attempt: Attempt, life: _Life, feed: ControlTap | OutputLog) -> None:
+        """After the container: its ``after``, the output drained, the container removed
+        (one never started first: that ends its attached stream)."""
+        if life.after is not None:
+            life.after()
+        removable = life.container_id is not None and not life.interrupted
+        if removable and not life.started and life.container_id is not None:
+            self.remove(attempt, life.container_id)
+        if not life.started and life.stream is not None:
+            life.stream.close()  # the engine never ends the stream of a container not started
+        if life.reader is not None:
+            life.reader.join(OUTPUT_DRAIN_S)
+        feed.close()
+        if removable and life.started and life.container_id is not None:
+            self.remove(attempt, life.container_id)
+
+    def prepare(self, job: str, run_id: str, spec: ContainerSpec) -> Created:
+        """Attempt 1 of run ``run_id`` of ``job``, ahead of its time: secrets read, sources
+        resolved, the image checked (or pulled), the container created and its output
+        attached — everything but the start (``run`` with ``prepared``). Errors escape; a
+        container made before one is removed."""
+        engine = self._engine
+        spec = with_sources(engine, with_secrets(spec))
+        engine.ensure_image(spec.image, spec.pull)
+        container_id = self._create(job, run_id, 1, spec)
+        output = self.output_log()
+        try:
+            stream = engine.output(container_id)
+            reader = pump(self._log, stream, output.feed)
+        except BaseException:
+            self.discard(container_id)
+            raise
+        return Created(container_id, stream, reader, output)
+
+    def discard(self, created: Created | str) -> None:
+        """Remove a prepared container that will not be started (and end its output's
+        reader); a failure is logged (the orphan logic removes it later), not raised."""
+        container_id = created if isinstance(created, str) else created.container_id
+        try:
+            self._engine.remove(container_id)
+        except EngineError as e:
+            self._log.warning("run.cleanup_failed", container_id=container_id, error=str(e))
+        if not isinstance(created, str):
+            created.stream.close()  # the engine would keep it open: it never started
+            created.reader.join(OUTPUT_DRAIN_S)
+            created.output.close()
+
+    def _create(self, job: str, run_id: str, number: int, spec: ContainerSpec) -> str:
+        """Create attempt ``number`` of run ``run_id``'s container, named and labelled as
+        this daemon's."""
         daemon = self._settings.name
         labels = {
             LABEL_DAEMON: daemon,
-            LABEL_JOB: attempt.job_name,
-            LABEL_RUN: attempt.run_id,
-            LABEL_ATTEMPT: str(attempt.number),
+            LABEL_JOB: job,
+            LABEL_RUN: run_id,
+            LABEL_ATTEMPT: str(number),
         }
-        name = f"{daemon}-{attempt.job_name}-{attempt.run_id}"
-        container_id = self._engine.create(spec, name=name, labels=labels)
-        if attempt.on_container is not None:
-            attempt.on_container(container_id)
-        return container_id
+        name = f"{daemon}-{job}-{run_id}"
+        return self._engine.create(spec, name=name, labels=labels)
 
     def run_tool(
         self,

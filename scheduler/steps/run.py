@@ -1,5 +1,6 @@
-"""The ``RunContainer`` step: one container as configured, or an ops tool's container (given
-a secret on its stdin if the step holds one)."""
+"""The ``RunContainer`` step: one container as configured (or the one made ahead for the
+attempt, started), or an ops tool's container (given a secret on its stdin if the step
+holds one)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class RunHandler(StepHandler[RunContainer]):
 
     def run(self, attempt: Attempt, step: RunContainer) -> Outcome:
         containers = self.context.containers
+        prepared = attempt.prepared
+        if prepared is not None and step.tool is None and step.stdin_secret is None:
+            attempt.prepared = None  # taken: only its start remains
+            return containers.run(attempt, step.spec, prepared=prepared)
         give = None
         secret = step.stdin_secret
         if secret is not None:

@@ -74,6 +74,20 @@ class FakeStdin:
         self.closed = True
 
 
+class FakeOutput:
+    """A container's output: the chunks given, then its end; ``closed`` once closed."""
+
+    def __init__(self, chunks: list[tuple[str, bytes]]) -> None:
+        self._chunks = chunks
+        self.closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        return iter(self._chunks)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class FakeEvents:
     """An event stream fed by the test (``send``); ``end`` ends it as an engine restart does."""
 
@@ -139,6 +153,8 @@ class FakeEngine:
     """Every lock handed out, in order."""
     event_streams: list[FakeEvents] = field(default_factory=list)
     """Every event stream handed out, in order."""
+    streams: list[FakeOutput] = field(default_factory=list)
+    """Every output stream handed out, in order."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -160,9 +176,10 @@ class FakeEngine:
         self.created_specs.append(spec)
         return f"c0ffee{self.created()}"
 
-    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+    def output(self, container_id: str) -> FakeOutput:
         self._call("output", container_id)
-        return iter(list(self.output_chunks))
+        self.streams.append(FakeOutput(list(self.output_chunks)))
+        return self.streams[-1]
 
     def start(self, container_id: str) -> None:
         self._call("start", container_id)

@@ -4,7 +4,6 @@ listing and the restore are ops containers of the backup tool; a restore stops t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.settings import Config, load_config
 from tests.control import control
 
-from .fakes import FakeClock, FakeEngine
+from .fakes import FakeClock, FakeEngine, FakeOutput
 
 ARCHIVES = [
     {"archive": "db-20261202T030000Z.tar.zst", "good": True, "bytes": 10, "time": "t2"},
@@ -30,9 +29,9 @@ class ToolEngine(FakeEngine):
     said: list[bytes]
     fail_start_of: set[str]
 
-    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+    def output(self, container_id: str) -> FakeOutput:
         self._call("output", container_id)
-        return iter([("stderr", self.said.pop(0))])
+        return FakeOutput([("stderr", self.said.pop(0))])
 
     def start(self, container_id: str) -> None:
         if container_id in self.fail_start_of:

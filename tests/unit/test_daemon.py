@@ -237,3 +237,21 @@ def _count_reads_while_pinged(
         assert thread.ident is not None
         signal.pthread_kill(thread.ident, signal.SIGTERM)
         thread.join(30)
+
+
+def test_sigterm_removes_the_container_prepared_for_the_next_run(tmp_path: Path) -> None:
+    """A run job prepared ahead (every second, 0.8 s ahead): at SIGTERM its container,
+    which no run started, is removed (run.prepared_discarded, reason daemon_stopping)."""
+    engine = FakeEngine(FakeClock())
+    jobs = job("tick", "@with-seconds * * * * * *", prepare_ahead='"0.8s"')
+    with running(tmp_path, jobs, engine) as daemon:
+        daemon.wait_for("run.prepared", job="tick")
+        daemon.signal(signal.SIGTERM)
+        daemon.thread.join(30)
+    started = {e["run_id"] for e in daemon.logs if e["event"] == "run.started"}
+    last = [e for e in daemon.logs if e["event"] == "run.prepared"][-1]
+    assert last["run_id"] not in started
+    discarded = [e for e in daemon.logs if e["event"] == "run.prepared_discarded"]
+    assert [(e["run_id"], e["reason"]) for e in discarded] == [(last["run_id"], "daemon_stopping")]
+    assert ("remove", last["container_id"]) in engine.calls
+    assert daemon.code == [0]

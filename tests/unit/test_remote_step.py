@@ -24,10 +24,9 @@ from scheduler.steps import StepExecutor
 from scheduler.steps.remote import destination
 from tests.control import control
 
-from .fakes import FakeClock, FakeEngine
+from .fakes import FakeClock, FakeEngine, FakeOutput
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-Xy7-made-up\n-----END OPENSSH PRIVATE KEY-----"
@@ -65,9 +64,9 @@ class TwoTools(FakeEngine):
 
     outputs: list[list[tuple[str, bytes]]]
 
-    def output(self, container_id: str) -> Iterator[tuple[str, bytes]]:
+    def output(self, container_id: str) -> FakeOutput:
         self._call("output", container_id)
-        return iter(self.outputs[self.created() - 1])
+        return FakeOutput(list(self.outputs[self.created() - 1]))
 
 
 STREAMED = CONFIG.replace(

@@ -1,0 +1,302 @@
+"""Runs prepared ahead of their time: a ``run`` job's container made ``prepare_ahead``
+before its scheduled time, so that only its start remains at the time.
+
+The ticker asks ``lead`` when it plans a job's next run and calls ``prepare`` at the
+run's due time (jitter included) less the lead, if that is still ahead; a thread of its
+own then reads the secrets, checks the image, creates the container (labelled with the
+run id it will have) and attaches its output. When the ticker fires that very run, the
+runner ``take``s it: the run gets the prepared run's id, and its first attempt starts the
+container (``Containers.run`` with ``prepared``) if the run's policies let it start.
+
+Whatever is not started is removed (``run.prepared_discarded``, with the reason): the
+runner ``discard``s a taken one whose run did not start; ``retain`` (a reload, a label
+scan) drops those of jobs removed, changed or disabled; ``discard_all`` those made before
+the engine went away; ``close`` (the daemon stops) all of them. A container that survives
+a kill -9 carries a run id without a run record: the orphan logic removes it at the next
+start (``scheduler.recovery``).
+
+At most one prepared run per job: a new preparation of the job replaces an older one
+never taken (a clock stepped back), and one whose time passed without being taken is
+removed at the next preparation, take or retain (``expired``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from jobs.plan import RunContainer
+from jobs.run import RunJob
+from scheduler.logs import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
+
+    from jobs.base import BaseJob
+    from jobs.plan import ContainerSpec, Plan
+    from scheduler.clock import Clock
+    from scheduler.engine_health import EngineHealth
+    from scheduler.settings import JobEntry
+    from scheduler.steps.containers import Containers, Created
+
+EXPIRED_AFTER_S = 60.0
+"""A prepared run not taken this long after its time will never be: it is removed."""
+CLOSE_WAIT_S = 30.0
+"""At a stop, how long preparations and removals under way may take to end."""
+WORKERS = 8
+"""Preparations and removals at once: a burst of jobs due together is prepared by this many
+threads (the engine itself creates containers largely one after another), never a thread
+per job."""
+
+
+@dataclass(slots=True)
+class PreparedRun:
+    """One run prepared (or being prepared) ahead: whose, for when, under which run id."""
+
+    job: str
+    definition: BaseJob
+    """The job as it was when the run was prepared: only a run of that same job takes it."""
+    scheduled_at: datetime
+    due: datetime
+    run_id: str
+    created: Created | None = None
+    """The container, once made."""
+    dropped: str | None = None
+    """Why nobody will take it (set while it is still being made: it is removed when done)."""
+
+
+def preparable(plan: Plan) -> ContainerSpec | None:
+    """The container of a plan that is one plain container (no ops tool, nothing on its
+    stdin, no cleanup), else None."""
+    if len(plan.steps) != 1 or plan.cleanup:
+        return None
+    step = plan.steps[0]
+    if not isinstance(step, RunContainer) or step.tool is not None or step.stdin_secret:
+        return None
+    return step.spec
+
+
+class Preparations:
+    """The runs prepared ahead, by job; the ticker prepares them, the runner takes them."""
+
+    def __init__(
+        self,
+        containers: Containers,
+        plan: Callable[[JobEntry], Plan],
+        clock: Clock,
+        health: EngineHealth,
+        new_id: Callable[[], str],
+    ) -> None:
+        """``plan`` gives a run's plan; ``new_id`` a run id; ``health`` says whether the
+        engine answers (nothing is prepared while it does not)."""
+        self._containers = containers
+        self._plan = plan
+        self._clock = clock
+        self._health = health
+        self._new_id = new_id
+        self._items: dict[str, PreparedRun] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "prepare")
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._log = get_logger()
+
+    # --- the ticker's side ------------------------------------------------------------
+
+    def lead(self, entry: JobEntry) -> float:
+        """How long before its due time a run of ``entry`` is prepared; 0: never."""
+        job = entry.job
+        return job.prepare_ahead if isinstance(job, RunJob) else 0.0
+
+    def prepare(self, entry: JobEntry, scheduled_at: datetime, due: datetime) -> None:
+        """Begin preparing ``entry``'s run of ``scheduled_at`` (due at ``due``) in a thread;
+        returns at once."""
+        if self._health.error is not None:
+            return  # it would fail; the run at its time says why
+        item = PreparedRun(entry.name, entry.job, scheduled_at, due, self._new_id())
+        with self._lock:
+            if self._closed:
+                return
+            old = self._items.pop(entry.name, None)
+            self._items[entry.name] = item
+            expired = self._expired()
+        if old is not None:
+            self._drop(old, "replaced")
+        for stale in expired:
+            self._drop(stale, "expired")
+        if not self._spawn(lambda: self._make(entry, item), item):
+            self._forget(item)  # the run takes the normal path
+            self._log.warning("run.prepare_failed", job=item.job, error="no thread to prepare")
+
+    def retain(self, entries: Mapping[str, JobEntry]) -> None:
+        """The jobs in force now (a reload, a label scan): a prepared run of a job removed,
+        changed or disabled is removed."""
+        dropped: list[tuple[PreparedRun, str]] = []
+        with self._lock:
+            for name, item in list(self._items.items()):
+                entry = entries.get(name)
+                if entry is None:
+                    reason = "job_removed"
+                elif not entry.job.enabled:
+                    reason = "job_disabled"
+                elif entry.job != item.definition:
+                    reason = "job_changed"
+                else:
+                    continue
+                del self._items[name]
+                dropped.append((item, reason))
+            dropped.extend((item, "expired") for item in self._expired())
+        for item, reason in dropped:
+            self._drop(item, reason)
+
+    # --- the runner's side ------------------------------------------------------------
+
+    def take(self, entry: JobEntry, scheduled_at: datetime) -> PreparedRun | None:
+        """The run prepared for ``entry`` at ``scheduled_at`` (ready, and of this same job),
+        now the caller's to start or to ``discard``; else None (the normal path)."""
+        with self._lock:
+            item = self._items.get(entry.name)
+            if item is None or item.scheduled_at > scheduled_at:
+                return None
+            del self._items[entry.name]
+            if item.scheduled_at < scheduled_at:
+                reason = "expired"  # its run never came (a clock stepped back)
+            elif item.created is None:
+                reason = "not_ready"
+            elif item.definition != entry.job:
+                reason = "job_changed"
+            else:
+                return item
+        self._drop(item, reason)
+        return None
+
+    def discard(self, item: PreparedRun, reason: str, *, wait: bool) -> None:
+        """Remove a taken run's container, which will not be started (its run did not
+        start, or its attempt did not use it): at once (``wait``) or in a thread."""
+        if wait:
+            self._remove(item, reason)
+        else:
+            self._drop(item, reason)
+
+    def discard_all(self, reason: str) -> None:
+        """Remove every prepared run not taken (the engine came back: what was made before
+        it went away may be gone, or settled as an orphan)."""
+        with self._lock:
+            items, self._items = list(self._items.values()), {}
+        for item in items:
+            self._drop(item, reason)
+
+    def close(self) -> None:
+        """Prepare nothing more; remove what is prepared and not taken; wait (bounded) for
+        the preparations and removals under way."""
+        with self._lock:
+            self._closed = True
+            items, self._items = list(self._items.values()), {}
+        for item in items:
+            self._drop(item, "daemon_stopping")
+        with self._lock:
+            pending = list(self._pending)
+        _, stuck = concurrent.futures.wait(pending, CLOSE_WAIT_S)
+        self._pool.shutdown(wait=not stuck, cancel_futures=True)  # its threads end with it
+
+    # --- inside ------------------------------------------------------------------------
+
+    def _expired(self) -> list[PreparedRun]:
+        """Take out the prepared runs whose time passed long ago (under the lock)."""
+        limit = self._clock.now() - timedelta(seconds=EXPIRED_AFTER_S)
+        stale = [item for item in self._items.values() if item.due < limit]
+        for item in stale:
+            del self._items[item.job]
+        return stale
+
+    def _spawn(self, target: Callable[[], None], item: PreparedRun) -> bool:
+        """``target`` on the pool, with ``item``'s log fields (a context of its own); False
+        if the pool cannot take it."""
+
+        def body() -> None:
+            structlog.contextvars.bind_contextvars(job=item.job, run_id=item.run_id)
+            try:
+                target()
+            except Exception:  # a bug here must not end the daemon, or the run
+                self._log.exception("run.prepare_failed", reason="internal")
+
+        try:
+            future = self._pool.submit(contextvars.Context().run, body)
+        except RuntimeError:  # the thread limit, or closed
+            return False
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+        return True
+
+    def _done(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def _make(self, entry: JobEntry, item: PreparedRun) -> None:
+        """Make ``item``'s container (in its thread); a failure is logged and the run, at
+        its time, takes the normal path (and reports the error in its record)."""
+        scheduled_at = item.scheduled_at.isoformat()
+        with self._lock:
+            if item.dropped is not None:  # dropped while it waited for a worker
+                return
+        spec = preparable(self._plan(entry))
+        if spec is None:
+            self._forget(item)
+            return
+        try:
+            created = self._containers.prepare(item.job, item.run_id, spec)
+        except Exception as e:  # engine, secret, selection: the run at its time says
+            self._forget(item)
+            self._log.warning("run.prepare_failed", scheduled_at=scheduled_at, error=str(e))
+            return
+        with self._lock:
+            item.created = created
+            dropped = item.dropped or ("daemon_stopping" if self._closed else None)
+        if dropped is not None:
+            self._remove(item, dropped)
+            return
+        ahead = (item.due - self._clock.now()).total_seconds()
+        self._log.info(
+            "run.prepared",
+            scheduled_at=scheduled_at,
+            container_id=created.container_id,
+            ahead_s=round(ahead, 3),
+        )
+
+    def _forget(self, item: PreparedRun) -> None:
+        with self._lock:
+            if self._items.get(item.job) is item:
+                del self._items[item.job]
+
+    def _drop(self, item: PreparedRun, reason: str) -> None:
+        """``item`` will not be started: its container is removed in a thread (or, while
+        it is still being made, once made)."""
+        with self._lock:
+            if item.created is None:
+                item.dropped = reason
+                return
+        if not self._spawn(lambda: self._remove(item, reason), item):
+            self._remove(item, reason)
+
+    def _remove(self, item: PreparedRun, reason: str) -> None:
+        """Remove ``item``'s container, then say so (a failure to remove: logged too)."""
+        created = item.created
+        if created is None:
+            return
+        self._containers.discard(created)
+        self._log.info(
+            "run.prepared_discarded",
+            job=item.job,
+            run_id=item.run_id,
+            scheduled_at=item.scheduled_at.isoformat(),
+            container_id=created.container_id,
+            reason=reason,
+        )
