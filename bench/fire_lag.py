@@ -273,6 +273,12 @@ def lags(times_ns: list[int], period_ns: int, offset_ns: int) -> dict[int, float
     return {(t - offset_ns) // period_ns: ((t - offset_ns) % period_ns) / 1e6 for t in times_ns}
 
 
+def prepared(args: argparse.Namespace) -> str:
+    """The run jobs' ``prepare_ahead`` line: none unless ``--prepare-ahead`` (so a
+    ``--compare`` checkout from before the key still reads the config)."""
+    return f'prepare_ahead = "{args.prepare_ahead}"\n' if args.prepare_ahead else ""
+
+
 def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) -> Lags:
     """``args.samples`` samples each: the daemon's job at every k * period, the floor half
     a period later. With ``--compare``: a period of 3 * ``--period``, the other daemon's job a
@@ -285,6 +291,7 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
     def config(file: str, schedule: str) -> str:
         if mode == "run":
             body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
+            body += prepared(args)
         else:
             body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
         body += f"command = {json.dumps(probe(file))}\n"
@@ -410,6 +417,7 @@ def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path)
     when = f"@with-seconds {moment.second} {moment.minute} {moment.hour} * * *"
     if kind == "run":
         body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
+        body += prepared(args)
     else:
         body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
     body += f"command = {json.dumps(probe(file))}\n"
@@ -526,6 +534,12 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=200, help="jobs due at once in a burst")
     parser.add_argument("--parallel", type=int, default=16, help="max_concurrent_runs")
     parser.add_argument("--modes", default="run,exec,burst,burst-exec")
+    parser.add_argument(
+        "--prepare-ahead",
+        metavar="DURATION",
+        help="the run jobs' prepare_ahead (e.g. 1s; 0s turns it off; unset: the default, "
+        "which a period shorter than it never reaches)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the daemons' state and logs")
     parser.add_argument(
         "--compare",
