@@ -344,7 +344,9 @@ class Daemon:
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""
-        runner.stop_preparing()  # the loop has stopped: what it prepared is removed
+        # The loop has stopped: what it prepared is removed; a preparation still under way
+        # (an image pull) is waited for after the runs, never before their grace.
+        runner.stop_preparing(wait=False)
         deadline = self._clock.monotonic() + self._config.daemon.shutdown_grace
         while runner.active() and (remaining := deadline - self._clock.monotonic()) > 0:
             if self._pause(min(remaining, DRAIN_POLL_S)) in STOP_SIGNALS:
@@ -355,3 +357,4 @@ class Daemon:
             runner.cancel_all()
             grace = max((e.job.stop_grace for e in self.jobset.all().values()), default=10.0)
             runner.join(grace + AFTER_STOP_WAIT_S)
+        runner.finish_preparing()

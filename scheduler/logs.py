@@ -105,6 +105,9 @@ class _Lines:
     def getEffectiveLevel(self) -> int:  # noqa: N802 - the name filter_by_level calls
         return self._logger.getEffectiveLevel()
 
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - filter_by_level before 25.4
+        return self._logger.isEnabledFor(level)
+
     def write(self, line: str) -> None:
         self._handler.write_line(line)
 

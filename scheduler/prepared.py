@@ -160,22 +160,28 @@ class Preparations:
 
     def take(self, entry: JobEntry, scheduled_at: datetime) -> PreparedRun | None:
         """The run prepared for ``entry`` at ``scheduled_at`` (ready, and of this same job),
-        now the caller's to start or to ``discard``; else None (the normal path)."""
+        now the caller's to start or to ``discard``; else None (the normal path). Prepared
+        runs whose time passed long ago (a job a reload took away while it was being
+        prepared) are removed on the way."""
+        reason: str | None = None
         with self._lock:
+            dropped = [(old, "expired") for old in self._expired()]
             item = self._items.get(entry.name)
-            if item is None or item.scheduled_at > scheduled_at:
-                return None
-            del self._items[entry.name]
-            if item.scheduled_at < scheduled_at:
-                reason = "expired"  # its run never came (a clock stepped back)
-            elif item.created is None:
-                reason = "not_ready"
-            elif item.definition != entry.job:
-                reason = "job_changed"
+            if item is not None and item.scheduled_at <= scheduled_at:
+                del self._items[entry.name]
+                if item.scheduled_at < scheduled_at:
+                    reason = "expired"  # its run never came (a clock stepped back)
+                elif item.created is None:
+                    reason = "not_ready"
+                elif item.definition != entry.job:
+                    reason = "job_changed"
+                if reason is not None:
+                    dropped.append((item, reason))
             else:
-                return item
-        self._drop(item, reason)
-        return None
+                item = None
+        for old, why in dropped:
+            self._drop(old, why)
+        return item if reason is None else None
 
     def discard(self, item: PreparedRun, reason: str, *, wait: bool) -> None:
         """Remove a taken run's container, which will not be started (its run did not
@@ -193,14 +199,20 @@ class Preparations:
         for item in items:
             self._drop(item, reason)
 
-    def close(self) -> None:
-        """Prepare nothing more; remove what is prepared and not taken; wait (bounded) for
-        the preparations and removals under way."""
+    def close(self, *, wait: bool = True) -> None:
+        """Prepare nothing more; remove what is prepared and not taken; with ``wait``, then
+        ``finish``. A stop passes ``wait=False`` and calls ``finish`` once its runs are
+        done: a preparation pulling an image must not hold up the runs' grace."""
         with self._lock:
             self._closed = True
             items, self._items = list(self._items.values()), {}
         for item in items:
             self._drop(item, "daemon_stopping")
+        if wait:
+            self.finish()
+
+    def finish(self) -> None:
+        """Wait (bounded) for the preparations and removals under way; end the pool."""
         with self._lock:
             pending = list(self._pending)
         _, stuck = concurrent.futures.wait(pending, CLOSE_WAIT_S)

@@ -206,9 +206,15 @@ class Runner:
         if prepared is not None:
             self.preparations.discard(prepared, reason, wait=wait)
 
-    def stop_preparing(self) -> None:
-        """Prepare no more runs; remove the prepared ones no run has taken (a stop)."""
-        self.preparations.close()
+    def stop_preparing(self, *, wait: bool = True) -> None:
+        """Prepare no more runs; remove the prepared ones no run has taken (a stop); with
+        ``wait``, wait (bounded) for the preparations under way, else ``finish_preparing``
+        does."""
+        self.preparations.close(wait=wait)
+
+    def finish_preparing(self) -> None:
+        """Wait (bounded) for the preparations and removals under way (after a stop)."""
+        self.preparations.finish()
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every run to end; True when none is left."""

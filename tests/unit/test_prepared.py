@@ -67,9 +67,13 @@ def discarded(logs: Logs) -> list[tuple[str, str]]:
 
 
 def setup(
-    tmp_path: Path, job: str = "", health: EngineHealth | None = None, daemon: str = ""
+    tmp_path: Path,
+    job: str = "",
+    health: EngineHealth | None = None,
+    daemon: str = "",
+    jobs: str = "",
 ) -> tuple[Config, FakeEngine, Runner, Heard]:
-    config = make_config(tmp_path, job=job, daemon=daemon)
+    config = make_config(tmp_path, job=job, daemon=daemon, jobs=jobs)
     engine, heard = FakeEngine(FakeClock(AHEAD)), Heard()
     runner = make_runner(config, engine, heard, engine_health=health)
     return config, engine, runner, heard
@@ -517,6 +521,25 @@ def test_a_run_never_taken_expires(tmp_path: Path) -> None:
         runner.preparations.retain(config.jobs)
         wait_for(lambda: bool(discarded(logs)))
     assert discarded(logs) == [(str(made["container_id"]), "expired")]
+
+
+def test_a_take_of_another_job_removes_a_run_left_behind(tmp_path: Path) -> None:
+    """A run prepared for a job that no run takes (a reload took the job away while it was
+    being made) goes at the next take of any job, once its time is a minute past: a daemon
+    whose other jobs are never prepared again does not keep it."""
+    config, engine, runner, _ = setup(
+        tmp_path,
+        jobs='[jobs.k]\nkind = "run"\nimage = "busybox"\ncommand = "true"\nschedule = "@daily"\n',
+    )
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        made = prepared(runner, config.jobs["j"], logs)
+        assert runner.preparations.take(config.jobs["k"], SCHEDULED) is None
+        assert discarded(logs) == []  # its time has not passed: it may still be taken
+        engine.clock.advance(120)
+        assert runner.preparations.take(config.jobs["k"], SCHEDULED) is None
+        wait_for(lambda: bool(discarded(logs)))
+    assert discarded(logs) == [(str(made["container_id"]), "expired")]
+    assert ("remove", made["container_id"]) in engine.calls
 
 
 def test_a_container_prepared_before_a_kill_is_an_orphan_at_the_next_start(
