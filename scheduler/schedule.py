@@ -154,15 +154,19 @@ def _compact(values: list[int], field: _Field) -> str:
             if values[0] == field.low and values[-1] + step > field.high:
                 return f"*{suffix}"
             return f"{values[0]}-{values[-1]}{suffix}"
-    items: list[str] = []
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in _runs(values))
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """``values`` (sorted, distinct) as runs of consecutive numbers: (first, last) each."""
+    found: list[tuple[int, int]] = []
     for _, run in itertools.groupby(enumerate(values), lambda pair: pair[1] - pair[0]):
         numbers = [value for _, value in run]
-        low, high = numbers[0], numbers[-1]
-        items.append(str(low) if low == high else f"{low}-{high}")
-    return ",".join(items)
+        found.append((numbers[0], numbers[-1]))
+    return found
 
 
-_APS_WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_APS_WEEKDAYS = [*_DAYS[1:], _DAYS[0]]
 """APScheduler's weekday names in its own order (Monday first, as its numbers)."""
 
 
@@ -172,11 +176,11 @@ def _weekdays(values: list[int]) -> str:
     monday_first = sorted((v - 1) % 7 for v in values)
     if len(monday_first) == 7:  # noqa: PLR2004 - every day
         return "*"
-    items: list[str] = []
-    for _, run in itertools.groupby(enumerate(monday_first), lambda pair: pair[1] - pair[0]):
-        days = [_APS_WEEKDAYS[value] for _, value in run]
-        items.append(days[0] if len(days) == 1 else f"{days[0]}-{days[-1]}")
-    return ",".join(items)
+    names = _APS_WEEKDAYS
+    return ",".join(
+        names[low] if low == high else f"{names[low]}-{names[high]}"
+        for low, high in _runs(monday_first)
+    )
 
 
 _TRIGGER_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
