@@ -232,9 +232,8 @@ class Daemon:
         watcher = ConfigWatcher(self._config.path)
         poll = settings.config_poll
         pause = min(HEALTH_CHECK_S, poll) if poll > 0 else HEALTH_CHECK_S
-        next_check = next_poll = self._clock.monotonic()
-        next_check += watch.interval
-        next_poll += poll
+        now = self._clock.monotonic()
+        next_check, next_poll = now + watch.interval, now + poll
         while True:
             if loop.is_alive():
                 _touch(settings.heartbeat_file)

@@ -58,7 +58,7 @@ class Plans:
 
     def all_steps(self, entry: JobEntry) -> tuple[Step, ...]:
         """The steps of a run of ``entry``: its plan's, then its cleanup's."""
-        plan = self._plan(entry.job, entry.name)
+        plan = self.of(entry)
         return plan.steps + plan.cleanup
 
     def _plan(self, job: BaseJob, name: str) -> Plan:

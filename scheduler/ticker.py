@@ -136,8 +136,7 @@ class Ticker:
 
     def next_runs(self) -> dict[str, datetime | None]:
         """Each job's next scheduled time."""
-        with self._lock:
-            return {name: slot.nominal for name, slot in self._slots.items()}
+        return {name: nominal for name, (_, nominal) in self.planned().items()}
 
     def planned(self) -> dict[str, tuple[JobEntry, datetime | None]]:
         """Each scheduled job, as the loop holds it, with its next scheduled time."""

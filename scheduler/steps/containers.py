@@ -165,11 +165,9 @@ class Containers:
         only its start remains (``spec`` and ``tap`` are then not used)."""
         if prepared is None:
             try:
-                spec = with_secrets(spec)
+                spec = self._resolved(spec)
             except SecretError as e:
                 return Outcome(Status.FAILED, error=str(e))
-            spec = with_sources(self._engine, spec)
-            self._engine.ensure_image(spec.image, spec.pull)
             output = self.output_log()
             feed: ControlTap | OutputLog = tap(output) if tap is not None else output
             life = _Life()
@@ -224,16 +222,16 @@ class Containers:
         (one never started first: that ends its attached stream)."""
         if life.after is not None:
             life.after()
-        removable = life.container_id is not None and not life.interrupted
-        if removable and not life.started and life.container_id is not None:
-            self.remove(attempt, life.container_id)
+        removable = None if life.interrupted else life.container_id
+        if removable is not None and not life.started:
+            self.remove(attempt, removable)
         if not life.started and life.stream is not None:
             life.stream.close()  # the engine never ends the stream of a container not started
         if life.reader is not None:
             life.reader.join(OUTPUT_DRAIN_S)
         feed.close()
-        if removable and life.started and life.container_id is not None:
-            self.remove(attempt, life.container_id)
+        if removable is not None and life.started:
+            self.remove(attempt, removable)
 
     def prepare(self, job: str, run_id: str, spec: ContainerSpec) -> Created:
         """Attempt 1 of run ``run_id`` of ``job``, ahead of its time: secrets read, sources
@@ -241,8 +239,7 @@ class Containers:
         attached — everything but the start (``run`` with ``prepared``). Errors escape; a
         container made before one is removed."""
         engine = self._engine
-        spec = with_sources(engine, with_secrets(spec))
-        engine.ensure_image(spec.image, spec.pull)
+        spec = self._resolved(spec)
         container_id = self._create(job, run_id, 1, spec)
         output = self.output_log()
         try:
@@ -265,6 +262,13 @@ class Containers:
             created.stream.close()  # the engine would keep it open: it never started
             created.reader.join(OUTPUT_DRAIN_S)
             created.output.close()
+
+    def _resolved(self, spec: ContainerSpec) -> ContainerSpec:
+        """``spec`` with its secrets read and its sources resolved, its image there (checked
+        or pulled): ready to create. SecretError when a secret cannot be read."""
+        spec = with_sources(self._engine, with_secrets(spec))
+        self._engine.ensure_image(spec.image, spec.pull)
+        return spec
 
     def _create(self, job: str, run_id: str, number: int, spec: ContainerSpec) -> str:
         """Create attempt ``number`` of run ``run_id``'s container, named and labelled as

@@ -155,18 +155,20 @@ class ExecHandler(StepHandler[ExecCommand]):
         straight to the engine (one request fewer before the start); if the engine refuses
         it — no such container, or not running — the selection says which, and how."""
         engine = self.engine
+
+        def create(container: str) -> tuple[str, str]:
+            made = engine.exec_create(
+                container, command, user=step.user, workdir=step.workdir, env=step.env
+            )
+            return container, made
+
         name = direct_name(step.container)
         if name is not None:
             try:
-                return name, engine.exec_create(
-                    name, command, user=step.user, workdir=step.workdir, env=step.env
-                )
+                return create(name)
             except (EngineNotFoundError, EngineConflictError):
                 pass  # resolved below: its error names what was found (or it runs now)
-        container = exactly_one(engine, step.container, step.key, running=True).name
-        return container, engine.exec_create(
-            container, command, user=step.user, workdir=step.workdir, env=step.env
-        )
+        return create(exactly_one(engine, step.container, step.key, running=True).name)
 
     def _exit_code(self, exec_id: str) -> int | None:
         """The engine marks an exec finished a moment after its output ends."""
