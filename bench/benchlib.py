@@ -13,10 +13,10 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL = "crontainer-bench"
@@ -104,6 +104,38 @@ def fill(image: str, volume: str, mb: int, name: str) -> tuple[int, int]:
     return int(counts[0]), int(counts[1])
 
 
+def start_daemon(
+    config: Path,
+    out: IO[Any],
+    *,
+    cwd: Path = ROOT,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``crontainer run --config CONFIG`` as users start it, from the checkout ``cwd``, its
+    output into ``out``. The daemon refuses CRONTAINER_* variables it does not know
+    (CRONTAINER_IMAGE): none of this environment's are passed, only ``env``."""
+    given = {k: v for k, v in os.environ.items() if not k.startswith("CRONTAINER_")}
+    return subprocess.Popen(
+        [python, "-m", "scheduler", "run", "--config", str(config)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env={**given, **(env or {})},
+    )
+
+
+def stop_daemon(process: subprocess.Popen[bytes], wait: float) -> None:
+    """SIGTERM to a daemon still running; a kill if it has not ended within ``wait``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Daemon:
     """`crontainer run` as a subprocess, its JSON log in a file, and a job to trigger."""
 
@@ -112,16 +144,8 @@ class Daemon:
         path = state / "bench.toml"
         path.write_text(config)
         self.log = state / "daemon.log"
-        # The daemon refuses CRONTAINER_* variables it does not know (CRONTAINER_IMAGE).
-        given = {k: v for k, v in os.environ.items() if not k.startswith("CRONTAINER_")}
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "scheduler", "run", "--config", str(path)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env={**given, **(env or {})},
-            )
+            self.process = start_daemon(path, out, env=env)
         try:
             self.wait_for("daemon.started", 1)
         except BaseException:  # Ctrl-C too: no daemon is left behind

@@ -42,7 +42,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -56,12 +55,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
+from benchlib import LABEL, ROOT, start_daemon, stop_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
-LABEL = "crontainer-bench"
 IMAGE = "busybox:latest"
 STA_NANO = 0x2000
 PROBE = (
@@ -141,15 +139,8 @@ class Daemon:
             f"max_concurrent_runs = {parallel}\n\n{jobs}"
         )
         self.log = state / "daemon.log"
-        given = {k: v for k, v in os.environ.items() if not k.startswith("CRONTAINER_")}
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "scheduler", "run", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=root,
-                env=given,
-            )
+            self.process = start_daemon(config, out, cwd=root)
         try:
             self.wait_for(lambda events: any(e["event"] == "daemon.started" for e in events), 120)
         except BaseException:
@@ -171,13 +162,7 @@ class Daemon:
         raise RuntimeError(f"the daemon did not get there in {seconds} s; see {self.log}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_daemon(self.process, 60)
 
 
 # --- the floor ------------------------------------------------------------------------
@@ -191,8 +176,8 @@ def sleep_until(instant_ns: int) -> None:
         waiter.wait(left / 1e9)
 
 
-def floor_run(scene: Scene, file: str) -> str:
-    """create + start of a busybox container running the probe; its id."""
+def create_probe(scene: Scene, file: str) -> str:
+    """A busybox container (not started) that runs the probe into ``file``; its id."""
     api = scene.api
     created = api.create_container(
         IMAGE,
@@ -201,27 +186,25 @@ def floor_run(scene: Scene, file: str) -> str:
         volumes=["/data"],
         host_config=api.create_host_config(binds=[f"{scene.volume}:/data:rw"]),
     )
-    api.start(created["Id"])
     return str(created["Id"])
+
+
+def floor_run(scene: Scene, file: str) -> str:
+    """create + start of a busybox container running the probe; its id."""
+    container_id = create_probe(scene, file)
+    scene.api.start(container_id)
+    return container_id
 
 
 def floor_run_whole(scene: Scene, file: str) -> None:
     """What a daemon's run does while it holds its slot: create, attach the output, start,
     wait, remove."""
-    api = scene.api
-    created = api.create_container(
-        IMAGE,
-        probe(file),
-        labels={LABEL: "1", f"{LABEL}-run": scene.tag},
-        volumes=["/data"],
-        host_config=api.create_host_config(binds=[f"{scene.volume}:/data:rw"]),
-    )
-    frames = api.attach(created["Id"], stdout=True, stderr=True, stream=True, logs=True)
-    api.start(created["Id"])
+    container_id = create_probe(scene, file)
+    frames = scene.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=True)
+    scene.api.start(container_id)
     for _ in frames:
         pass
-    api.wait(created["Id"], timeout=60)
-    api.remove_container(created["Id"], v=True, force=True)
+    finish_run(scene, container_id)
 
 
 def floor_exec(scene: Scene, file: str, *, whole: bool = False) -> None:
@@ -273,6 +256,17 @@ def lags(times_ns: list[int], period_ns: int, offset_ns: int) -> dict[int, float
     return {(t - offset_ns) // period_ns: ((t - offset_ns) % period_ns) / 1e6 for t in times_ns}
 
 
+def job_body(scene: Scene, kind: str, file: str, args: argparse.Namespace) -> str:
+    """A job's keys but its schedule: a ``run`` of busybox with the scene's volume, or an
+    ``exec`` in the scene's container, running the probe into ``file``."""
+    if kind == "run":
+        body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
+        body += prepared(args)
+    else:
+        body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
+    return body + f"command = {json.dumps(probe(file))}\n"
+
+
 def prepared(args: argparse.Namespace) -> str:
     """The run jobs' ``prepare_ahead`` line: none unless ``--prepare-ahead`` (so a
     ``--compare`` checkout from before the key still reads the config)."""
@@ -289,12 +283,7 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
     cron_file, floor_file = f"cron-{mode}.log", f"floor-{mode}.log"
 
     def config(file: str, schedule: str) -> str:
-        if mode == "run":
-            body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
-            body += prepared(args)
-        else:
-            body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
-        body += f"command = {json.dumps(probe(file))}\n"
+        body = job_body(scene, mode, file, args)
         return f'[jobs.lag]\nschedule = "{schedule}"\nhistory_limit = 5\n{body}'
 
     daemon = Daemon(
@@ -415,12 +404,7 @@ def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path)
     instant = next_instant(lead)
     moment = datetime.fromtimestamp(instant / 1e9, UTC)
     when = f"@with-seconds {moment.second} {moment.minute} {moment.hour} * * *"
-    if kind == "run":
-        body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
-        body += prepared(args)
-    else:
-        body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
-    body += f"command = {json.dumps(probe(file))}\n"
+    body = job_body(scene, kind, file, args)
     jobs = "".join(f'[jobs.b{i:04d}]\nschedule = "{when}"\n{body}\n' for i in range(count))
     daemon = Daemon(scene, state / f"burst-{kind}", jobs, args.parallel)
     try:

@@ -43,7 +43,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -56,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import docker
-from benchlib import LABEL, ROOT
+from benchlib import LABEL, ROOT, start_daemon, stop_daemon
 from benchlib import docker as docker_cli
 
 if TYPE_CHECKING:
@@ -195,26 +194,13 @@ def one_round(n: int, args: argparse.Namespace, target: str, tree: Path) -> dict
         config = Path(tmp) / "scale.toml"
         write_config(config, n, f"bench-scale-{os.getpid()}-{n}", target)
         log = Path(tmp) / "daemon.log"
-        # The daemon refuses CRONTAINER_* variables it does not know (CRONTAINER_IMAGE).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRONTAINER_")}
         with log.open("wb") as out:
             began = time.time()
-            process = subprocess.Popen(
-                [args.python, "-m", "scheduler", "run", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=tree,
-                env=env,
-            )
+            process = start_daemon(config, out, cwd=tree, python=args.python)
         try:
             return {"engine_floor_s": floor, **measure(process, LogTail(log), began, args)}
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(120)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_daemon(process, 120)
 
 
 def measure(
