@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -249,8 +250,85 @@ _TICK = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PRECISION = timedelta(milliseconds=1)
 """Below the resolution of any schedule (one second)."""
-_MAX_DST_STEPS = 64
-"""Wall-clock candidates skipped at most while looking past a repeated hour."""
+
+
+_LOOKBACK = timedelta(hours=3)
+"""Longer than any DST change: a spring-forward change this recent may have moved the gap's
+times to after the moment asked from."""
+
+
+def _first_fire(
+    next_wall: Callable[[datetime], datetime | None], zone: ZoneInfo, instant: datetime
+) -> datetime | None:
+    """The earliest instant (UTC) after ``instant`` of a matching wall-clock time at its
+    first occurrence (fold=0: a repeated time fires once, in summer time; a time in the
+    spring gap fires moved forward by the gap). ``next_wall``: the first matching wall-clock
+    time after a given one.
+
+    Wall-clock times that exist map to instants in their order, so the first one after the
+    moment's own wall-clock time fires first, except: from inside the repeated hour's
+    second pass, its remaining times fired in the first pass (look from its end); and a
+    time in a gap fires at an instant that times after the gap may precede, or that the
+    moment may already be inside (a change just before it)."""
+    local = instant.astimezone(zone)
+    cursor = local.replace(tzinfo=None)
+    offset = _offset(cursor, zone, local.fold)
+    best: datetime | None = None
+    if local.fold:  # the repeated hour's second pass: its times fired in the first
+        summer = _offset(cursor, zone)
+        change = _change_between(zone, instant - (summer - offset), instant)
+        cursor = (change + summer).replace(tzinfo=None) - _TICK
+    else:
+        earlier = (instant - _LOOKBACK).astimezone(zone)
+        shift = offset - _offset(earlier.replace(tzinfo=None), zone, earlier.fold)
+        if shift > timedelta(0):  # a spring-forward change just before: its gap's times
+            wall = next_wall(cursor - shift)
+            if wall is not None and not _exists(wall, zone):
+                best = _instant(wall, zone)
+    while (wall := next_wall(cursor)) is not None:
+        fire = _instant(wall, zone)
+        if _exists(wall, zone):
+            return fire if best is None else min(best, fire)
+        best = fire if best is None else min(best, fire)
+        cursor = _gap_end(wall, zone) - _TICK  # after the gap, times may fire earlier
+    return best
+
+
+def _offset(wall: datetime, zone: ZoneInfo, fold: int = 0) -> timedelta:
+    """The zone's UTC offset at the wall-clock time ``wall`` (naive), at its pass ``fold``."""
+    return wall.replace(tzinfo=zone, fold=fold).utcoffset()  # type: ignore[return-value]
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) of a wall-clock time's first occurrence (a gap time: moved forward)."""
+    return wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _exists(wall: datetime, zone: ZoneInfo) -> bool:
+    """``wall`` is a time the zone's clock shows (not in a spring-forward gap)."""
+    return _instant(wall, zone).astimezone(zone).replace(tzinfo=None) == wall
+
+
+def _change_between(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The instant (UTC) at which ``zone``'s offset changes between ``before`` (the old
+    offset) and ``after`` (the new one): a bisection over whole seconds (the changes of the
+    time zone database fall on whole seconds)."""
+    old = before.astimezone(zone).utcoffset()
+    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == old:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The first wall-clock time after the spring-forward gap that ``wall`` is in."""
+    later = _offset(wall, zone, fold=1)  # the offset after the change
+    change = _change_between(zone, wall.replace(tzinfo=UTC) - later, _instant(wall, zone))
+    return (change + later).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -274,20 +352,15 @@ class Schedule:
         if not self.wall_clock:
             found: datetime | None = self.trigger.get_next_fire_time(None, instant + _TICK)
             return found.astimezone(self.zone) if found else None
-        cursor = instant.astimezone(self.zone).replace(tzinfo=None)
-        for _ in range(_MAX_DST_STEPS):
-            wall: datetime | None = self.trigger.get_next_fire_time(
-                None, (cursor + _TICK).replace(tzinfo=UTC)
-            )
-            if wall is None:
-                return None
-            cursor = wall.replace(tzinfo=None)
-            # fold=0: first occurrence of a repeated time; a gap time takes the
-            # offset before the change, i.e. it moves forward by the gap.
-            fire = cursor.replace(tzinfo=self.zone).astimezone(UTC)
-            if fire > instant:
-                return fire.astimezone(self.zone)
-        return None
+        fire = _first_fire(self._next_wall, self.zone, instant)
+        return fire.astimezone(self.zone) if fire else None
+
+    def _next_wall(self, after: datetime) -> datetime | None:
+        """The first matching wall-clock time (naive) strictly after ``after`` (naive)."""
+        wall: datetime | None = self.trigger.get_next_fire_time(
+            None, (after + _TICK).replace(tzinfo=UTC)
+        )
+        return wall.replace(tzinfo=None) if wall else None
 
     def next_times(self, after: datetime, count: int) -> list[datetime]:
         """Up to ``count`` fire times after ``after``, in the schedule's time zone."""
