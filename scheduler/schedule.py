@@ -422,7 +422,24 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
             )
         known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
-    return _cron_schedule(expression, zone, ["0", *_five_fields(text, hinted=hinted)])
+    return _five_field_schedule(expression, zone, text, hinted=hinted)
+
+
+def _five_field_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: bool) -> Schedule:
+    """A 5-field cron schedule (``text``: ``expression`` with single spaces); when it is not
+    one and ``hinted``, the error says what to write instead of English or Quartz's form
+    (asked only then: a valid expression never gets a hint)."""
+    try:
+        return _cron_schedule(expression, zone, ["0", *_five_fields(text)])
+    except ScheduleError:
+        if not hinted:
+            raise
+        hint = _hint(
+            lambda: hints.english(text, _readable) or hints.quartz(text.split(), _readable)
+        )
+        if hint is None:
+            raise
+        raise ScheduleError(hint) from None
 
 
 def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedule:
@@ -430,17 +447,9 @@ def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedu
     return Schedule(expression, zone, times, known_warnings=warned)
 
 
-def _five_fields(text: str, *, hinted: bool) -> list[str]:
-    """The fields of a cron expression; ScheduleError when there are not 5 of them (with a
-    hint for English and for Quartz's form when ``hinted``)."""
+def _five_fields(text: str) -> list[str]:
+    """The fields of a cron expression; ScheduleError when there are not 5 of them."""
     fields = text.split()
-    hint = (
-        _hint(lambda: hints.english(text, _readable) or hints.quartz(fields, _readable))
-        if hinted
-        else None
-    )
-    if hint is not None:
-        raise ScheduleError(hint)
     if len(fields) == 6:  # noqa: PLR2004
         raise ScheduleError(
             "6 fields: a seconds field must be marked, as in "
