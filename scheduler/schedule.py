@@ -208,6 +208,9 @@ def _first_fire(
     second pass, its remaining times fired in the first pass (look from its end); and a
     time in a gap fires at an instant that times after the gap may precede, or that the
     moment may already be inside (a change just before it)."""
+    if zone.key == "UTC":  # most jobs: the wall clock is the instant
+        wall = next_wall(instant.replace(tzinfo=None))
+        return wall.replace(tzinfo=UTC) if wall else None
     local = instant.astimezone(zone)
     cursor = local.replace(tzinfo=None)
     offset = local.utcoffset()
