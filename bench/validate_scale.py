@@ -6,6 +6,8 @@ file (tracemalloc's peak and the process's RSS). Issue #19's target: 10,000 jobs
     python bench/validate_scale.py --jobs 10000 --rounds 5
     python bench/validate_scale.py --shared        # many jobs with the same schedule
     python bench/validate_scale.py --write /tmp/jobs.toml --jobs 10000   # only the file
+    python bench/validate_scale.py --jobs 10000 --compare /tmp/old   # another checkout too,
+        # alternating with this one in each round (its own code, this Python)
 """
 
 from __future__ import annotations
@@ -63,13 +65,14 @@ def config_text(jobs: int, seed: int = 19, *, shared: bool = False) -> str:
     return "\n".join(lines)
 
 
-def validate_once(path: Path) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system) of ``python -m scheduler validate``."""
+def validate_once(path: Path, root: Path = ROOT) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of ``python -m scheduler validate`` run
+    in the checkout ``root``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "scheduler", "validate", "--config", str(path)],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         check=False,
     )
@@ -124,6 +127,9 @@ def main() -> None:
     parser.add_argument(
         "--shared", action="store_true", help="times on the hour or half hour: few distinct"
     )
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout, run alternately with this one"
+    )
     args = parser.parse_args()
     counts = args.jobs or [1000, 10000]
     if args.write:
@@ -133,17 +139,35 @@ def main() -> None:
         for count in counts:
             path = Path(folder) / f"jobs-{count}.toml"
             path.write_text(config_text(count, shared=args.shared))
-            runs = [validate_once(path) for _ in range(args.rounds)]
-            walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+            roots = [ROOT, args.compare] if args.compare else [ROOT]
+            runs: dict[Path, list[tuple[float, float]]] = {root: [] for root in roots}
+            for _ in range(args.rounds):  # alternating, so load on the machine hits both
+                for root in roots:
+                    runs[root].append(validate_once(path, root))
+            medians = {root: _report(count, root, runs[root]) for root in roots}
+            if args.compare:
+                (wall, cpu), (old_wall, old_cpu) = medians[ROOT], medians[args.compare]
+                ratio = f"wall {wall / old_wall:.2f}x, CPU {cpu / old_cpu:.2f}x"
+                print(f"N={count}: this / compared: {ratio}")
             held, peak, rss = memory(path)
             print(
-                f"N={count}: validate wall median {statistics.median(walls):.2f} s "
-                f"(min {min(walls):.2f}, max {max(walls):.2f}), CPU median "
-                f"{statistics.median(cpus):.2f} s; load_config holds {held / 2**20:.1f} MiB "
+                f"N={count}: load_config holds {held / 2**20:.1f} MiB "
                 f"({held / count:.0f} B/job), peak {peak / 2**20:.1f} MiB; "
                 f"RSS peak {rss / 1024:.0f} MiB",
                 flush=True,
             )
+
+
+def _report(count: int, root: Path, runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Print the validate line of one checkout; its median wall and CPU seconds."""
+    walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    print(
+        f"N={count} ({root}): validate wall median {wall:.2f} s (min {min(walls):.2f}, "
+        f"max {max(walls):.2f}), CPU median {cpu:.2f} s (min {min(cpus):.2f})",
+        flush=True,
+    )
+    return wall, cpu
 
 
 if __name__ == "__main__":

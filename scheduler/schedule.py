@@ -1,8 +1,8 @@
 """Schedules: cron strings, macros and ``@every`` into fire times.
 
-The only module that imports APScheduler. We use its triggers for the
-calendar arithmetic (time zones, month lengths) and keep our own loop
-(``scheduler.ticker``); see docs/design.md for why.
+The calendar arithmetic of cron fields is ``scheduler.cron_times`` (over wall-clock
+times); this module reads the forms and maps wall-clock times to instants. Our own loop
+(``scheduler.ticker``) asks for the times; see docs/design.md for why.
 
 Accepted forms:
 
@@ -10,7 +10,8 @@ Accepted forms:
   lists, ranges, steps, and month/day names. Day-of-week 0 and 7 are Sunday,
   as in cron. When both day fields are restricted, a day matching either
   fires (Vixie cron's rule); a field starting with ``*`` counts as
-  unrestricted for that rule.
+  unrestricted for that rule. A day of the month that none of the selected
+  months has (February 30th) is refused, unless the day-of-week fires it.
 - ``@with-seconds S M H DoM Mon DoW``: a seconds field first. A bare 6-field
   string is refused, so an extra field can never turn "every 5 minutes" into
   "every 5 seconds".
@@ -28,34 +29,29 @@ matching wall-clock time fires once:
 - a time that exists twice (the autumn repeated hour) fires once, at its
   first occurrence (02:30 CEST, not again at 02:30 CET).
 
-So a daily job runs exactly once on both change days. APScheduler's own
-``CronTrigger`` fires twice in the repeated hour (and can return the same
-time again); to avoid that, its triggers run in UTC over wall-clock times
-and this module maps wall-clock times to instants.
+So a daily job runs exactly once on both change days. (APScheduler's own
+``CronTrigger`` fires twice in the repeated hour and can return the same time
+again.)
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import math
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from apscheduler.triggers.combining import OrTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
 from jobs.base import time_zone
 from jobs.units import parse_duration
 from scheduler import schedule_hints as hints
+from scheduler.cron_times import CronTimes, bits
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from zoneinfo import ZoneInfo
-
-    from apscheduler.triggers.base import BaseTrigger
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -142,152 +138,182 @@ def _expand(text: str, field: _Field) -> list[int]:
     return sorted(values)
 
 
-def _compact(values: list[int], field: _Field) -> str:
-    """The shortest APScheduler expression selecting exactly ``values`` (sorted, within
-    ``field``): ``*``, ``*/step``, ``first-last/step`` or a list of values and ranges.
-    Each list item is an object the trigger keeps and tests at every step, so fewer
-    items make it smaller and faster."""
-    if len(values) > 1:
-        step = values[1] - values[0]
-        if all(b - a == step for a, b in itertools.pairwise(values)):
-            suffix = "" if step == 1 else f"/{step}"
-            if values[0] == field.low and values[-1] + step > field.high:
-                return f"*{suffix}"
-            return f"{values[0]}-{values[-1]}{suffix}"
-    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in _runs(values))
+_FIELDS = {field.name: field for field in (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)}
 
 
-def _runs(values: list[int]) -> list[tuple[int, int]]:
-    """``values`` (sorted, distinct) as runs of consecutive numbers: (first, last) each."""
-    found: list[tuple[int, int]] = []
-    for _, run in itertools.groupby(enumerate(values), lambda pair: pair[1] - pair[0]):
-        numbers = [value for _, value in run]
-        found.append((numbers[0], numbers[-1]))
-    return found
-
-
-_APS_WEEKDAYS = [*_DAYS[1:], _DAYS[0]]
-"""APScheduler's weekday names in its own order (Monday first, as its numbers)."""
-
-
-def _weekdays(values: list[int]) -> str:
-    """Weekdays (cron numbers, Sunday 0) as APScheduler reads them: names, never numbers
-    (it numbers them from Monday = 0), consecutive ones as a range (``mon-fri``)."""
-    monday_first = sorted((v - 1) % 7 for v in values)
-    if len(monday_first) == 7:  # noqa: PLR2004 - every day
-        return "*"
-    names = _APS_WEEKDAYS
-    return ",".join(
-        names[low] if low == high else f"{names[low]}-{names[high]}"
-        for low, high in _runs(monday_first)
-    )
-
-
-_TRIGGER_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
-"""A CronTrigger's fields, in its order (``CronTrigger.FIELD_NAMES``)."""
-
-
-def _cron(**given: str) -> CronTrigger:
-    """``CronTrigger(**given, timezone=UTC)``, its fields shared with every other trigger
-    that has the same expression in that field (``*`` in most): a field is read-only once
-    compiled, so thousands of schedules hold a few hundred fields instead of eight each.
-    Built through the state APScheduler's job stores restore a trigger from."""
-    trigger = CronTrigger.__new__(CronTrigger)
-    fields = [_cron_field(name, given.get(name, "*")) for name in _TRIGGER_FIELDS]
-    state = {"version": 2, "timezone": UTC, "start_date": None, "end_date": None}
-    trigger.__setstate__({**state, "fields": fields, "jitter": None})
-    return trigger
+def _values(text: str, field: _Field) -> tuple[int, ...]:
+    """``_expand`` as a tuple shared by every schedule with the same field."""
+    return _shared_values(text, field.name)
 
 
 @functools.lru_cache(maxsize=4096)
-def _cron_field(name: str, expression: str) -> object:
-    """The compiled field ``name`` of a CronTrigger selecting ``expression`` (a bounded
-    cache: the expressions are few, and ``_compact`` keeps them short)."""
-    return CronTrigger.FIELDS_MAP[name](name, expression, is_default=expression == "*")
+def _shared_values(text: str, name: str) -> tuple[int, ...]:
+    """``_expand`` of field ``name`` (a bounded cache: the fields written are few)."""
+    return tuple(_expand(text, _FIELDS[name]))
 
 
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 """The most days of each month (February: 29, in leap years)."""
 
 
-def _cron_trigger(fields: list[str]) -> tuple[BaseTrigger, tuple[str, ...] | None]:
-    """A trigger over wall-clock times (run in UTC, which has no DST), and the warnings of
+def _cron_times(fields: list[str]) -> tuple[CronTimes, tuple[str, ...] | None]:
+    """The wall-clock times of 6 cron fields (seconds first), and the warnings of
     ``validate`` when they are known without looking at fire times (None: see
-    ``Schedule.warnings``)."""
+    ``Schedule.warnings``). ScheduleError for a day that none of the months has."""
     second, minute, hour, dom, month, dow = fields
-    seconds, months = _expand(second, _SECOND), _expand(month, _MONTH)
-    kwargs = {
-        "second": _compact(seconds, _SECOND),
-        "minute": _compact(_expand(minute, _MINUTE), _MINUTE),
-        "hour": _compact(_expand(hour, _HOUR), _HOUR),
-        "month": _compact(months, _MONTH),
-    }
-    day_values = _expand(dom, _DOM)
-    days = "*" if dom == "*" else _compact(day_values, _DOM)
-    weekdays = "*" if dow == "*" else _weekdays(_expand(dow, _DOW))
-    if dom.startswith("*") or dow.startswith("*"):
-        trigger: BaseTrigger = _cron(day=days, day_of_week=weekdays, **kwargs)
-        # Both day fields must match; every date that exists falls on each weekday in
-        # some year, so only a day that no selected month has makes it never fire.
-        fires = any(day <= _MONTH_DAYS[m - 1] for m in months for day in day_values)
-    else:
-        trigger = OrTrigger(
-            [
-                _cron(day=days, day_of_week="*", **kwargs),
-                _cron(day="*", day_of_week=weekdays, **kwargs),
-            ]
+    seconds, months, days = _values(second, _SECOND), _values(month, _MONTH), _values(dom, _DOM)
+    either = not (dom.startswith("*") or dow.startswith("*"))
+    # Both day fields must match unless `either`; every date that exists falls on each
+    # weekday in some year, so only a day that no selected month has never comes.
+    if not either and not any(day <= _MONTH_DAYS[m - 1] for m in months for day in days):
+        raise ScheduleError(
+            f"day-of-month field: {dom!r} names no day that the months of the month field "
+            f"({month!r}) have, so the schedule would never fire"
         )
-        fires = True  # every weekday comes in every month
-    if not fires:
-        return trigger, (NEVER_FIRES,)
+    times = CronTimes(
+        seconds=seconds,
+        minutes=_values(minute, _MINUTE),
+        hours=_values(hour, _HOUR),
+        days=bits(list(days)),
+        months=bits(list(months)),
+        weekdays=bits([(v - 1) % 7 for v in _values(dow, _DOW)]),  # Monday 0, as date's
+        either=either,
+    )
     # One second of each minute: fire times lie whole minutes apart (a wall-clock time
     # that DST moves keeps its second, and times never repeat), so never less than 60s.
-    return trigger, (() if len(seconds) == 1 else None)
+    return times, (() if len(seconds) == 1 else None)
 
 
 _TICK = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PRECISION = timedelta(milliseconds=1)
 """Below the resolution of any schedule (one second)."""
-_MAX_DST_STEPS = 64
-"""Wall-clock candidates skipped at most while looking past a repeated hour."""
+
+
+_LOOKBACK = timedelta(hours=3)
+"""Longer than any DST change: a spring-forward change this recent may have moved the gap's
+times to after the moment asked from."""
+
+
+def _first_fire(
+    next_wall: Callable[[datetime], datetime | None], zone: ZoneInfo, instant: datetime
+) -> datetime | None:
+    """The earliest instant (UTC) after ``instant`` of a matching wall-clock time at its
+    first occurrence (fold=0: a repeated time fires once, in summer time; a time in the
+    spring gap fires moved forward by the gap). ``next_wall``: the first matching wall-clock
+    time after a given one.
+
+    Wall-clock times that exist map to instants in their order, so the first one after the
+    moment's own wall-clock time fires first, except: from inside the repeated hour's
+    second pass, its remaining times fired in the first pass (look from its end); and a
+    time in a gap fires at an instant that times after the gap may precede, or that the
+    moment may already be inside (a change just before it)."""
+    if zone.key == "UTC":  # most jobs: the wall clock is the instant
+        wall = next_wall(instant.replace(tzinfo=None))
+        return wall.replace(tzinfo=UTC) if wall else None
+    local = instant.astimezone(zone)
+    cursor = local.replace(tzinfo=None)
+    offset = local.utcoffset()
+    if not local.fold and (instant - _LOOKBACK).astimezone(zone).utcoffset() == offset:
+        # the usual case, no change just before: the next wall-clock time, if it has the
+        # same offset and no second pass (else it is near a change: see below)
+        wall = next_wall(cursor)
+        if wall is None:
+            return None
+        fire = (wall - offset).replace(tzinfo=UTC)  # type: ignore[operator]
+        back = fire.astimezone(zone)
+        if not back.fold and back.replace(tzinfo=None) == wall:
+            return fire
+    return _first_fire_near_a_change(next_wall, zone, instant)
+
+
+def _first_fire_near_a_change(
+    next_wall: Callable[[datetime], datetime | None], zone: ZoneInfo, instant: datetime
+) -> datetime | None:
+    """``_first_fire`` where the moment or the next wall-clock time may be near a change."""
+    local = instant.astimezone(zone)
+    cursor = local.replace(tzinfo=None)
+    offset = _offset(cursor, zone, local.fold)
+    best: datetime | None = None
+    if local.fold:  # the repeated hour's second pass: its times fired in the first
+        summer = _offset(cursor, zone)
+        change = _change_between(zone, instant - (summer - offset), instant)
+        cursor = (change + summer).replace(tzinfo=None) - _TICK
+    else:
+        earlier = (instant - _LOOKBACK).astimezone(zone)
+        shift = offset - _offset(earlier.replace(tzinfo=None), zone, earlier.fold)
+        if shift > timedelta(0):  # a spring-forward change just before: its gap's times
+            wall = next_wall(cursor - shift)
+            if wall is not None and not _exists(wall, zone):
+                best = _instant(wall, zone)
+    while (wall := next_wall(cursor)) is not None:
+        fire = _instant(wall, zone)
+        if _exists(wall, zone):
+            return fire if best is None else min(best, fire)
+        best = fire if best is None else min(best, fire)
+        cursor = _gap_end(wall, zone) - _TICK  # after the gap, times may fire earlier
+    return best
+
+
+def _offset(wall: datetime, zone: ZoneInfo, fold: int = 0) -> timedelta:
+    """The zone's UTC offset at the wall-clock time ``wall`` (naive), at its pass ``fold``."""
+    return wall.replace(tzinfo=zone, fold=fold).utcoffset()  # type: ignore[return-value]
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) of a wall-clock time's first occurrence (a gap time: moved forward)."""
+    return wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _exists(wall: datetime, zone: ZoneInfo) -> bool:
+    """``wall`` is a time the zone's clock shows (not in a spring-forward gap)."""
+    return _instant(wall, zone).astimezone(zone).replace(tzinfo=None) == wall
+
+
+def _change_between(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The instant (UTC) at which ``zone``'s offset changes between ``before`` (the old
+    offset) and ``after`` (the new one): a bisection over whole seconds (the changes of the
+    time zone database fall on whole seconds)."""
+    old = before.astimezone(zone).utcoffset()
+    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == old:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The first wall-clock time after the spring-forward gap that ``wall`` is in."""
+    later = _offset(wall, zone, fold=1)  # the offset after the change
+    change = _change_between(zone, wall.replace(tzinfo=UTC) - later, _instant(wall, zone))
+    return (change + later).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Schedule:
     """A parsed schedule: the fire times of one job.
 
-    ``wall_clock``: the trigger runs in UTC over the zone's wall-clock times
-    (cron forms); otherwise it runs over real time (``@every``). ``known_warnings``:
-    what ``warnings`` says, when the form alone tells (None: it looks at fire times).
+    ``rule``: the wall-clock times of a cron form (in the zone's wall clock), or the
+    interval of ``@every`` (real time, from the Unix epoch). ``known_warnings``: what
+    ``warnings`` says, when the form alone tells (None: it looks at fire times).
     """
 
     expression: str
     zone: ZoneInfo
-    trigger: BaseTrigger
-    wall_clock: bool = True
+    rule: CronTimes | timedelta
     known_warnings: tuple[str, ...] | None = None
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after ``moment`` (aware), in the schedule's zone."""
         instant = moment.astimezone(UTC)
-        if not self.wall_clock:
-            found: datetime | None = self.trigger.get_next_fire_time(None, instant + _TICK)
-            return found.astimezone(self.zone) if found else None
-        cursor = instant.astimezone(self.zone).replace(tzinfo=None)
-        for _ in range(_MAX_DST_STEPS):
-            wall: datetime | None = self.trigger.get_next_fire_time(
-                None, (cursor + _TICK).replace(tzinfo=UTC)
-            )
-            if wall is None:
-                return None
-            cursor = wall.replace(tzinfo=None)
-            # fold=0: first occurrence of a repeated time; a gap time takes the
-            # offset before the change, i.e. it moves forward by the gap.
-            fire = cursor.replace(tzinfo=self.zone).astimezone(UTC)
-            if fire > instant:
-                return fire.astimezone(self.zone)
-        return None
+        rule = self.rule
+        if isinstance(rule, timedelta):  # the next multiple of the interval
+            return (_EPOCH + ((instant - _EPOCH) // rule + 1) * rule).astimezone(self.zone)
+        fire = _first_fire(rule.next_after, self.zone, instant)
+        return fire.astimezone(self.zone) if fire else None
 
     def next_times(self, after: datetime, count: int) -> list[datetime]:
         """Up to ``count`` fire times after ``after``, in the schedule's time zone."""
@@ -351,7 +377,7 @@ def latest_fire(schedule: Schedule, after: datetime, until: datetime) -> datetim
 
 _PARSED: weakref.WeakValueDictionary[tuple[str, str], Schedule] = weakref.WeakValueDictionary()
 """Each schedule parsed and still held by a job, by expression and zone: jobs with the same
-schedule share one (it is frozen, and its trigger is the biggest part of a job), and a
+schedule share one (it is frozen), and a
 reload finds the ones it keeps. An entry goes when no job holds its schedule any more."""
 
 
@@ -375,8 +401,8 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
         head, _, rest = text.partition(" ")
         head = head.lower()
         if head == EVERY_PREFIX:
-            trigger, warned = _every(rest)
-            return Schedule(expression, zone, trigger, wall_clock=False, known_warnings=warned)
+            interval, warned = _every(rest)
+            return Schedule(expression, zone, interval, known_warnings=warned)
         if head == SECONDS_PREFIX:
             fields = rest.split()
             hint = (
@@ -399,25 +425,34 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
             )
         known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
-    return _cron_schedule(expression, zone, ["0", *_five_fields(text, hinted=hinted)])
+    return _five_field_schedule(expression, zone, text, hinted=hinted)
+
+
+def _five_field_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: bool) -> Schedule:
+    """A 5-field cron schedule (``text``: ``expression`` with single spaces); when it is not
+    one and ``hinted``, the error says what to write instead of English or Quartz's form
+    (asked only then: a valid expression never gets a hint)."""
+    try:
+        return _cron_schedule(expression, zone, ["0", *_five_fields(text)])
+    except ScheduleError:
+        if not hinted:
+            raise
+        hint = _hint(
+            lambda: hints.english(text, _readable) or hints.quartz(text.split(), _readable)
+        )
+        if hint is None:
+            raise
+        raise ScheduleError(hint) from None
 
 
 def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedule:
-    trigger, warned = _cron_trigger(fields)
-    return Schedule(expression, zone, trigger, known_warnings=warned)
+    times, warned = _cron_times(fields)
+    return Schedule(expression, zone, times, known_warnings=warned)
 
 
-def _five_fields(text: str, *, hinted: bool) -> list[str]:
-    """The fields of a cron expression; ScheduleError when there are not 5 of them (with a
-    hint for English and for Quartz's form when ``hinted``)."""
+def _five_fields(text: str) -> list[str]:
+    """The fields of a cron expression; ScheduleError when there are not 5 of them."""
     fields = text.split()
-    hint = (
-        _hint(lambda: hints.english(text, _readable) or hints.quartz(fields, _readable))
-        if hinted
-        else None
-    )
-    if hint is not None:
-        raise ScheduleError(hint)
     if len(fields) == 6:  # noqa: PLR2004
         raise ScheduleError(
             "6 fields: a seconds field must be marked, as in "
@@ -449,8 +484,8 @@ def _readable(expression: str) -> bool:
     return True
 
 
-def _every(rest: str) -> tuple[BaseTrigger, tuple[str, ...]]:
-    """The trigger of ``@every <rest>``, and its warning (an interval under a minute)."""
+def _every(rest: str) -> tuple[timedelta, tuple[str, ...]]:
+    """The interval of ``@every <rest>``, and its warning (an interval under a minute)."""
     try:
         seconds = parse_duration(rest.strip())
     except ValueError as e:
@@ -465,6 +500,6 @@ def _every(rest: str) -> tuple[BaseTrigger, tuple[str, ...]]:
     # Intervals count real elapsed time, so they run in UTC: a DST change neither
     # stretches nor shortens them. They are aligned to the Unix epoch, so a job keeps
     # its rhythm across restarts (and catch-up can tell which time was missed).
-    trigger = IntervalTrigger(seconds=seconds, timezone=UTC, start_date=_EPOCH)
-    gap = trigger.interval.total_seconds()  # what the fire times are apart, to the µs
-    return trigger, ((_often(f"every {gap:g}s"),) if gap < 60 else ())  # noqa: PLR2004
+    interval = timedelta(seconds=seconds)
+    gap = interval.total_seconds()  # what the fire times are apart, to the µs
+    return interval, ((_often(f"every {gap:g}s"),) if gap < 60 else ())  # noqa: PLR2004

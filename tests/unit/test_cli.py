@@ -227,27 +227,31 @@ def test_history_without_a_database_says_so(
     assert "cannot use the state database" in capsys.readouterr().err
 
 
-def test_validate_warns_about_schedules_that_fire_too_often_or_never(
+def test_validate_warns_about_schedules_that_fire_too_often_and_refuses_one_that_never_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A schedule firing more often than once a minute is a warning (exit 0); one on a day
+    that none of its months has (February 30th) is an error naming the job and the field."""
     path = tmp_path / "c.toml"
     path.write_text(
         '[jobs.often]\nkind = "run"\nimage = "x"\nschedule = "@every 10s"\n'
-        '[jobs.never]\nkind = "run"\nimage = "x"\nschedule = "0 0 30 2 *"\n'
         '[jobs.fine]\nkind = "run"\nimage = "x"\nschedule = "* * * * *"\n'
     )
     assert main(["validate", "--config", str(path)]) == 0  # warnings, not errors
     err = capsys.readouterr().err.splitlines()
-    assert err == [
-        "warning: jobs.often.schedule: fires more often than once a minute (every 10s)",
-        "warning: jobs.never.schedule: never fires",
-    ]
+    assert err == ["warning: jobs.often.schedule: fires more often than once a minute (every 10s)"]
     assert main(["validate", "--config", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["often"]["warnings"] == ["fires more often than once a minute (every 10s)"]
-    assert report["never"]["warnings"] == ["never fires"]
-    assert report["never"]["next_runs"] == []
     assert report["fine"]["warnings"] == []
+    never = tmp_path / "never.toml"
+    never.write_text('[jobs.never]\nkind = "run"\nimage = "x"\nschedule = "0 0 30 2 *"\n')
+    assert main(["validate", "--config", str(never)]) == 2
+    said = (
+        "error: jobs.never.schedule: day-of-month field: '30' names no day that the months of "
+        "the month field ('2') have, so the schedule would never fire"
+    )
+    assert capsys.readouterr().err.splitlines() == [said]
 
 
 @pytest.mark.parametrize(

@@ -217,3 +217,27 @@ def test_a_hint_that_fails_leaves_the_schedules_own_error(monkeypatch: pytest.Mo
         "expected 5 fields (minute hour day-of-month month day-of-week), got 4"
     )
     assert refusal("@with-seconds 0 0 3 ? * MON").startswith("day-of-month field")
+
+
+def test_a_hint_is_looked_for_only_when_the_schedule_is_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Valid cron expressions (in every form) never ask for a hint; one that is not read
+    asks, and its hint is the error."""
+    asked: list[str] = []
+
+    def english(text: str, readable: object) -> str | None:
+        asked.append(text)
+        return f"{text!r} is not a schedule here"
+
+    monkeypatch.setattr(schedule_hints, "english", english)
+    for expression in (
+        "17 4 * * 1-5",
+        "*/5 * 1,15 jan-mar *",
+        "@daily",
+        "@with-seconds 0 * * * * *",
+    ):
+        parse_schedule(expression + "  ")  # not parsed before (the cache is by expression)
+    assert asked == []
+    assert refusal("every day at 4") == "'every day at 4' is not a schedule here"
+    assert asked == ["every day at 4"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scheduler import schedule as schedule_module
-from scheduler.schedule import NEVER_FIRES, parse_schedule, walked_warnings
+from scheduler.schedule import ScheduleError, parse_schedule, walked_warnings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,7 +81,14 @@ def test_warnings_told_from_the_form_are_those_of_the_walk() -> None:
     seen: Counter[str] = Counter()
     for _ in range(250):
         expression, zone = _expression(rng), rng.choice(ZONES)
-        schedule = parse_schedule(expression, zone)
+        try:
+            schedule = parse_schedule(expression, zone)
+        except ScheduleError as e:  # a day that none of its months has
+            refusal = str(e)
+            seen[
+                "refused" if refusal.endswith("so the schedule would never fire") else refusal
+            ] += 1
+            continue
         if schedule.known_warnings is None:
             continue  # several seconds a minute: the walk itself decides
         after = rng.choice(MOMENTS) + timedelta(seconds=rng.choice([0, 1, 3600, 86400]))
@@ -89,26 +96,46 @@ def test_warnings_told_from_the_form_are_those_of_the_walk() -> None:
         assert told == walked_warnings(schedule, after), (expression, zone, after)
         seen[told[0].split(" (")[0] if told else "none"] += 1
     # the generator reaches each answer (else the comparison proves little)
-    assert seen.keys() == {"none", NEVER_FIRES, "fires more often than once a minute"}
+    assert seen.keys() == {"none", "refused", "fires more often than once a minute"}
 
 
 @pytest.mark.parametrize(
     ("expression", "warnings"),
     [
         ("0 0 29 2 *", []),  # fires in leap years
-        ("0 0 31 2,4 *", [NEVER_FIRES]),
-        ("0 0 31 2 */2", [NEVER_FIRES]),  # a day-of-week from '*' does not count
-        ("@with-seconds 0 0 0 30 2 *", [NEVER_FIRES]),
         ("@with-seconds 30 * * * * *", []),
         ("@every 1.5s", ["fires more often than once a minute (every 1.5s)"]),
     ],
 )
 def test_warnings_of_rare_days_and_single_seconds(expression: str, warnings: list[str]) -> None:
-    """A day that no selected month has never fires unless the weekday field may fire it;
-    one second per minute is never more often than once a minute."""
+    """A day that only some years have fires; one second per minute is never more often
+    than once a minute."""
     after = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
     assert parse_schedule(expression).warnings(after) == warnings
     assert walked_warnings(parse_schedule(expression), after) == warnings
+
+
+@pytest.mark.parametrize(
+    ("expression", "days", "months"),
+    [
+        ("0 0 30 2 *", "30", "2"),
+        ("0 0 31 2,4 *", "31", "2,4"),
+        ("0 0 31 2 */2", "31", "2"),  # a day-of-week from '*' does not count
+        ("@with-seconds 0 0 0 30-31 feb *", "30-31", "feb"),
+        ("0 0 31 4-11/5 *", "31", "4-11/5"),  # April and September
+    ],
+)
+def test_a_day_that_none_of_its_months_has_is_refused(
+    expression: str, days: str, months: str
+) -> None:
+    """It would never fire (unless a restricted weekday fires it): an error naming the
+    day-of-month field as written and the months, not a search up to the year 9999."""
+    with pytest.raises(ScheduleError) as raised:
+        parse_schedule(expression)
+    assert str(raised.value) == (
+        f"day-of-month field: {days!r} names no day that the months of the month field "
+        f"({months!r}) have, so the schedule would never fire"
+    )
 
 
 def test_a_rare_day_with_a_weekday_fires_on_the_weekday() -> None:
@@ -118,40 +145,6 @@ def test_a_rare_day_with_a_weekday_fires_on_the_weekday() -> None:
     after = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
     assert schedule.warnings(after) == []
     assert [t.isoformat() for t in schedule.next_times(after, 1)] == ["2027-02-01T00:00:00+00:00"]
-
-
-def _read_days(text: str) -> list[int]:
-    """APScheduler's weekday expression (Monday first names and ranges) as cron numbers."""
-    names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    if text == "*":
-        return list(range(7))
-    days: set[int] = set()
-    for item in text.split(","):
-        first, _, last = item.partition("-")
-        span = range(names.index(first), names.index(last or first) + 1)
-        days.update((index + 1) % 7 for index in span)
-    return sorted(days)
-
-
-def test_compact_fields_select_the_same_values() -> None:
-    """The shortest field expression a trigger gets selects exactly the values of the field
-    as written (read back by the cron reader), for random sets of values."""
-    rng = random.Random(31)
-    fields = [schedule_module._SECOND, schedule_module._HOUR, schedule_module._DOM]
-    for _ in range(2000):
-        field = rng.choice([*fields, schedule_module._MONTH])
-        values = sorted(rng.sample(range(field.low, field.high + 1), rng.randint(1, 12)))
-        if rng.random() < 0.3:  # progressions, with and without the ends
-            step = rng.randint(1, 9)
-            values = list(range(rng.choice([field.low, values[0]]), field.high + 1, step))
-        text = schedule_module._compact(values, field)
-        assert schedule_module._expand(text, field) == values, (values, text)
-        days = sorted(rng.sample(range(7), rng.randint(1, 7)))
-        assert _read_days(schedule_module._weekdays(days)) == days
-    whole = list(range(60))
-    assert schedule_module._compact(whole, schedule_module._SECOND) == "*"
-    assert schedule_module._compact(whole[::15], schedule_module._SECOND) == "*/15"
-    assert schedule_module._weekdays([1, 2, 3, 4, 5]) == "mon-fri"
 
 
 def test_jobs_with_the_same_schedule_share_it_and_it_goes_with_the_last() -> None:

@@ -115,12 +115,29 @@ def test_a_disabled_job_never_fires(tmp_path: Path) -> None:
     assert "off" not in ticker.next_runs()
 
 
+class NeverSchedule:
+    """A schedule with no next time (a cron form has one until the year 9999: a day that
+    never comes is refused when it is read)."""
+
+    expression = "0 0 * * *"
+
+    def next_after(self, after: datetime) -> datetime | None:
+        return None
+
+
+def never(tmp_path: Path, name: str, jobs: str = "") -> dict[str, JobEntry]:
+    """The entries of ``jobs`` and a job ``name`` whose schedule never fires."""
+    found = entries(tmp_path, jobs + job(name, "0 0 * * *"))
+    found[name] = JobEntry(name, found[name].job, NeverSchedule())  # type: ignore[arg-type]
+    return found
+
+
 def test_a_schedule_that_never_fires_sleeps_the_maximum(tmp_path: Path) -> None:
-    """February 30th never comes; the loop still wakes regularly."""
+    """A schedule without a next time; the loop still wakes regularly."""
     clock = FakeClock(START)
     ticker = Ticker(clock, Recorder())
     with structlog.testing.capture_logs() as logs:
-        ticker.set_jobs(entries(tmp_path, job("a", "0 0 30 2 *")))
+        ticker.set_jobs(never(tmp_path, "a"))
     assert ticker.next_runs() == {"a": None}
     assert "job.schedule_failed" not in [e["event"] for e in logs]  # no time is no failure
     assert ticker.tick(clock.now()) == MAX_SLEEP_S
@@ -230,7 +247,7 @@ def test_set_jobs_tells_what_it_scheduled_and_what_is_disabled(tmp_path: Path) -
         "off", "@daily", "enabled = false"
     )
     with structlog.testing.capture_logs() as logs:
-        ticker.set_jobs(entries(tmp_path, first + job("never", "0 0 30 2 *")))
+        ticker.set_jobs(never(tmp_path, "never", first))
     assert [(e["event"], e["job"]) for e in logs if e["event"] == "job.disabled"] == [
         ("job.disabled", "off")
     ]
