@@ -77,6 +77,8 @@ def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, 
             bad.add(key)
     for kind in KINDS.values():
         part = {k: v for k, v in defaults.items() if k in kind.model_fields and k not in bad}
+        if not part:  # nothing to check (every field is optional): its model is not built
+            continue
         try:
             _defaults_model(kind).model_validate(part)
         except ValidationError as e:
