@@ -111,8 +111,8 @@ def _from_env(line: str, origins: Mapping[str, str]) -> str:
 def _copy_to(entry: JobEntry | None, table: Mapping[str, object]) -> list[str]:
     """The remotes a job copies to; of a backup refused for other errors, the names its
     table gives (so that a remote no [daemon.remotes] defines is said at the same time)."""
-    if entry is not None:
-        return list(getattr(entry.job, "copy_to", []))
+    if entry is not None:  # not getattr(…, default): a pydantic model's miss is slow
+        return list(entry.job.__dict__.get("copy_to", ()))
     given = table.get("copy_to") if table.get("kind") == "backup" else None
     return [n for n in given if isinstance(n, str)] if isinstance(given, list) else []
 
