@@ -131,8 +131,9 @@ class Ticker:
                     slots[name] = self._next(entry, now, known)
                     planned.append(slots[name])
             self._slots = slots
+        log = self._log.bind()  # once: each call of the lazy proxy would bind again
         for slot in planned:
-            self._log.info(
+            log.info(
                 "job.scheduled",
                 job=slot.entry.name,
                 kind=slot.entry.job.kind,
