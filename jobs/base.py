@@ -76,7 +76,7 @@ class Model(BaseModel):
     quietly read as 1, 3 and false (TOML has real booleans and numbers; the environment's
     text is converted by the settings loader, by the key's type)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 @dataclass(frozen=True, slots=True)
