@@ -24,7 +24,12 @@ Per N it prints:
 - with --scrape: one GET /metrics after the idle window, its wall time and the daemon's CPU;
 - the engine's part: just before each daemon, the bench makes a container as the daemon's
   lock is made (busybox `cat`, create + attach + start, docker SDK) and times it — the
-  start-up's floor on this engine, which no change to the daemon's CPU moves.
+  start-up's floor on this engine, which no change to the daemon's CPU moves;
+- the interpreter's part: just before each daemon, a bare `python -c "import docker,
+  apscheduler, pydantic_settings, structlog"` (the daemon's interpreter, its fixed
+  dependencies, none of our code): its wall and CPU seconds and its peak RSS — the floor of
+  any Python daemon built on them. `floor_startup_s` is it plus the engine's part: what a
+  daemon that did nothing else than import them and take its lock would need.
 
 ROUNDS > 1 starts each N that many times and prints the median of each figure. --tree DIR
 runs that checkout's daemon instead of this one's; given more than once, the trees take turns
@@ -186,10 +191,30 @@ def engine_floor_s(api: Any) -> float:  # noqa: ANN401 - docker.APIClient
     return took
 
 
+FLOOR_IMPORTS = "import docker, apscheduler, pydantic_settings, structlog"
+"""The daemon's fixed dependencies, imported by a bare interpreter: the floor."""
+
+
+def import_floor(python: str) -> dict[str, float]:
+    """Wall and CPU seconds and peak RSS of ``python -c FLOOR_IMPORTS``."""
+    began = time.monotonic()
+    pid = os.posix_spawn(python, [python, "-c", FLOOR_IMPORTS], os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    took = time.monotonic() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{python} -c {FLOOR_IMPORTS!r} failed")
+    return {
+        "floor_import_s": took,
+        "floor_import_cpu_s": usage.ru_utime + usage.ru_stime,
+        "floor_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+    }
+
+
 def one_round(n: int, args: argparse.Namespace, target: str, tree: Path) -> dict[str, float]:
     """Start a daemon with ``n`` jobs, measure it, stop it."""
     _wait_outside_the_hour(n / 1000 * 3 + 30 + args.settle + args.idle + 30)
     floor = engine_floor_s(args.api)
+    bare = import_floor(args.python)
     with tempfile.TemporaryDirectory(prefix="crontainer-scale-") as tmp:
         config = Path(tmp) / "scale.toml"
         write_config(config, n, f"bench-scale-{os.getpid()}-{n}", target)
@@ -198,7 +223,9 @@ def one_round(n: int, args: argparse.Namespace, target: str, tree: Path) -> dict
             began = time.time()
             process = start_daemon(config, out, cwd=tree, python=args.python)
         try:
-            return {"engine_floor_s": floor, **measure(process, LogTail(log), began, args)}
+            figures = measure(process, LogTail(log), began, args)
+            floors = {"floor_startup_s": floor + bare["floor_import_s"], **bare}
+            return {"engine_floor_s": floor, **floors, **figures}
         finally:
             stop_daemon(process, 120)
 
@@ -261,8 +288,10 @@ def exec_target() -> Iterator[str]:
 
 
 ORDER = (
-    "engine_floor_s", "startup_s", "startup_cpu_s", "rss_start_mib", "rss_peak_mib", "settle_cpu_s",
-    "idle_cpu_s", "idle_cpu_pct", "rss_idle_mib", "idle_lines", "scrape_s", "scrape_cpu_s",
+    "engine_floor_s", "floor_import_s", "floor_startup_s", "startup_s",
+    "floor_import_cpu_s", "startup_cpu_s", "floor_rss_mib", "rss_start_mib", "rss_peak_mib",
+    "settle_cpu_s", "idle_cpu_s", "idle_cpu_pct", "rss_idle_mib", "idle_lines", "scrape_s",
+    "scrape_cpu_s",
 )  # fmt: skip
 
 

@@ -54,12 +54,25 @@ class _Slot:
     prepare_at: datetime | None = None  # due less the job's lead, while that is ahead
 
 
-def _next_slot(entry: JobEntry, after: datetime, rng: random.Random, lead: float = 0.0) -> _Slot:
+def _next_slot(
+    entry: JobEntry,
+    after: datetime,
+    rng: random.Random,
+    lead: float = 0.0,
+    known: dict[int, datetime | None] | None = None,
+) -> _Slot:
     """The job's next time after ``after``. A schedule that cannot say (validation makes
     this a bug) leaves the job unscheduled with ``job.schedule_failed``, never stops the
-    loop or a reload."""
+    loop or a reload. ``known``: the next times already found after this same ``after``, by
+    schedule (jobs share one Schedule per expression and zone), kept alive by the caller."""
     try:
-        nominal = entry.schedule.next_after(after)
+        key = id(entry.schedule)
+        if known is not None and key in known:
+            nominal = known[key]
+        else:
+            nominal = entry.schedule.next_after(after)
+            if known is not None:
+                known[key] = nominal
         if nominal is None:
             return _Slot(entry, None, None)
         jitter = entry.job.jitter
@@ -105,6 +118,7 @@ class Ticker:
             if not entry.job.enabled:
                 self._log.info("job.disabled", job=entry.name)
         planned: list[_Slot] = []
+        known: dict[int, datetime | None] = {}  # one next time per shared schedule
         with self._lock:
             slots: dict[str, _Slot] = {}
             for name, entry in entries.items():
@@ -114,11 +128,12 @@ class Ticker:
                 if old is not None and old.entry.job == entry.job:
                     slots[name] = _Slot(entry, old.nominal, old.due, old.prepare_at)
                 else:
-                    slots[name] = self._next(entry, now)
+                    slots[name] = self._next(entry, now, known)
                     planned.append(slots[name])
             self._slots = slots
+        log = self._log.bind()  # once: each call of the lazy proxy would bind again
         for slot in planned:
-            self._log.info(
+            log.info(
                 "job.scheduled",
                 job=slot.entry.name,
                 kind=slot.entry.job.kind,
@@ -130,9 +145,11 @@ class Ticker:
             self._preparer.retain(entries)
         self._wake.set()
 
-    def _next(self, entry: JobEntry, after: datetime) -> _Slot:
+    def _next(
+        self, entry: JobEntry, after: datetime, known: dict[int, datetime | None] | None = None
+    ) -> _Slot:
         lead = self._preparer.lead(entry) if self._preparer is not None else 0.0
-        return _next_slot(entry, after, self._rng, lead)
+        return _next_slot(entry, after, self._rng, lead, known)
 
     def next_runs(self) -> dict[str, datetime | None]:
         """Each job's next scheduled time."""

@@ -24,7 +24,13 @@ from pydantic import ValidationError
 from scheduler.errors import ConfigError
 from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
 from scheduler.settings.daemon import DaemonSettings
-from scheduler.settings.entries import JobEntry, check_defaults, load_job, same_strings
+from scheduler.settings.entries import (
+    JobEntry,
+    check_defaults,
+    load_job,
+    same_strings,
+    share_equal,
+)
 from scheduler.settings.includes import included_jobs
 from scheduler.settings.messages import error_lines
 from scheduler.settings.remotes import copy_to_problems, load_remotes
@@ -105,8 +111,8 @@ def _from_env(line: str, origins: Mapping[str, str]) -> str:
 def _copy_to(entry: JobEntry | None, table: Mapping[str, object]) -> list[str]:
     """The remotes a job copies to; of a backup refused for other errors, the names its
     table gives (so that a remote no [daemon.remotes] defines is said at the same time)."""
-    if entry is not None:
-        return list(getattr(entry.job, "copy_to", []))
+    if entry is not None:  # not getattr(…, default): a pydantic model's miss is slow
+        return list(entry.job.__dict__.get("copy_to", ()))
     given = table.get("copy_to") if table.get("kind") == "backup" else None
     return [n for n in given if isinstance(n, str)] if isinstance(given, list) else []
 
@@ -144,10 +150,12 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         raise ConfigError([f"jobs: {len(tables)} jobs; at most {MAX_JOBS} are allowed"])
     entries: dict[str, JobEntry] = {}
     texts: dict[str, str] = {}
+    shared: dict[object, Any] = {}
     for name, table in tables.items():
         found: list[str] = []
         entry = load_job(name, same_strings(table, texts), defaults, found)
         if entry is not None:
+            share_equal(entry.job, shared)
             entries[name] = entry
         found.extend(copy_to_problems(name, _copy_to(entry, table), named))
         where = f"{sources[name]}: " if name in sources else ""

@@ -40,6 +40,8 @@ _OPERATORS = {
     ";": "';' (a list)",
     "&": "'&' (in the background)",
 }
+_SYNTAX_CHARS = frozenset("|&;<>$`")
+"""Every flagged piece of syntax holds one of these: a command without any is not split."""
 _REDIRECT = re.compile(r"(\d*|&)(>>?|<<?)")
 _VARIABLE = re.compile(r"\$(\{|[A-Za-z_])")
 _CHECKS = frozenset(
@@ -94,6 +96,8 @@ def _words(text: str) -> Iterator[tuple[str, str]]:
 def shell_syntax(text: str) -> str | None:
     """The first piece of shell syntax in the string command ``text`` that no shell will
     read, described (``"'>' (a redirection)"``); None when there is none."""
+    if _SYNTAX_CHARS.isdisjoint(text):
+        return None
     try:
         argv = shlex.split(text)
     except ValueError:

@@ -502,3 +502,42 @@ def test_jobs_share_their_equal_texts_and_schedules(tmp_path: Path) -> None:
     assert all(w[0] is words[0][0] and w[1] is words[0][1] for w in words)
     assert all(jobs[f"j{n}"].schedule is jobs["j0"].schedule for n in (1, 2))
     assert [o.command for o in others] == [["sh", "-c", "echo 1"], ["sh", "-c", "echo 2"]]
+
+
+def test_jobs_of_one_config_share_their_empty_tables_and_still_read_as_configured(
+    tmp_path: Path,
+) -> None:
+    """Two jobs that leave env and volumes unset hold one shared empty table and list, and
+    one set of the keys given; each still reads as written, equal jobs stay equal, and a
+    copy that sets a key does not change the other's set of keys."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\n'
+        + "".join(
+            f'[jobs.{name}]\nkind = "run"\nimage = "busybox"\nschedule = "@daily"\n'
+            f'command = "{command}"\n'
+            for name, command in (("a", "true"), ("b", "false"), ("c", "true"))
+        )
+        + '[jobs.d]\nkind = "run"\nimage = "busybox"\nschedule = "@daily"\ncommand = "true"\n'
+        'env = { X = "1" }\n'
+    )
+    jobs = {name: entry.job for name, entry in load_config(path, {}).jobs.items()}
+    a, b, c, d = (jobs[name] for name in "abcd")
+    assert isinstance(a, RunJob)
+    assert isinstance(b, RunJob)
+    assert isinstance(d, RunJob)
+    assert a.env is b.env
+    assert a.volumes is b.volumes
+    assert a.env == {}
+    assert a.volumes == []
+    assert a.model_fields_set is b.model_fields_set
+    assert a.model_fields_set == {"kind", "image", "schedule", "command"}
+    assert d.env == {"X": "1"}
+    assert d.model_fields_set == a.model_fields_set | {"env"}
+    assert a == c
+    assert a != b
+    assert a.command == "true"
+    assert b.command == "false"
+    changed = a.model_copy(update={"retries": 2})
+    assert "retries" in changed.model_fields_set
+    assert "retries" not in b.model_fields_set

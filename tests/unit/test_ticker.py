@@ -414,3 +414,42 @@ def test_the_time_spent_firing_is_taken_off_the_sleep_after_it(tmp_path: Path) -
     ticker.run()
     assert fired.fired == [("a", minute(1)), ("b", minute(1))]
     assert waits.asked == [pytest.approx(0.4)]  # a is due again at 12:01:01; 0.6 s went firing
+
+
+class CountingSchedule:
+    """A schedule that says every minute and counts how often it is asked."""
+
+    expression = "* * * * *"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def next_after(self, after: datetime) -> datetime | None:
+        self.asked += 1
+        return after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def test_jobs_sharing_a_schedule_are_planned_with_one_next_time_each_set(tmp_path: Path) -> None:
+    """Planning a job set asks each shared schedule once, not once per job; every job gets
+    that time, and a later set (a reload changing the jobs) asks again."""
+    clock = FakeClock(START)
+    ticker = Ticker(clock, Recorder())
+    shared, other = CountingSchedule(), CountingSchedule()
+    found = entries(tmp_path, job("a", "@daily") + job("b", "@daily") + job("c", "@daily"))
+    jobs = {
+        "a": JobEntry("a", found["a"].job, shared),  # type: ignore[arg-type]
+        "b": JobEntry("b", found["b"].job, shared),  # type: ignore[arg-type]
+        "c": JobEntry("c", found["c"].job, other),  # type: ignore[arg-type]
+    }
+    ticker.set_jobs(jobs)
+    assert (shared.asked, other.asked) == (1, 1)
+    assert ticker.next_runs() == {"a": minute(1), "b": minute(1), "c": minute(1)}
+    changed = entries(tmp_path, job("a", "@daily", "retries = 1") + job("b", "@daily"))
+    ticker.set_jobs(
+        {
+            "a": JobEntry("a", changed["a"].job, shared),  # type: ignore[arg-type]
+            "b": JobEntry("b", changed["b"].job, shared),  # type: ignore[arg-type]
+        }
+    )
+    assert shared.asked == 2  # a changed: planned again; b kept its time
+    assert ticker.next_runs() == {"a": minute(1), "b": minute(1)}
