@@ -15,7 +15,11 @@ runs a second (the nominal rate is printed; at 5: 3.3 run + 1.75 exec runs a sec
   `true`, an `echo`, and one that exits 1.
 
 A RATE above 5 repeats that mix (round(RATE / 5) copies); below 5 it stretches every period
-(round(5 / RATE) times). `history_limit` is the maximum, so no row is pruned.
+(round(5 / RATE) times). `history_limit` is the maximum, so no row is pruned, and
+`starting_deadline = "20s"` (all jobs): a run that waits longer than that for a slot (the
+default `max_concurrent_runs`, 16, while a loaded engine is slow) is recorded `missed`, as a
+host with such a rate would set it — without it the queue, and its threads, grow for as long
+as the engine is slower than the rate.
 
 Every SAMPLE seconds (default 30, shorter for a short run) it records the daemon's RSS
 (VmRSS of /proc/PID/status), its open fds (/proc/PID/fd; the least of five reads 0.1 s apart,
@@ -96,7 +100,7 @@ def write_config(path: Path, name: str, target: str, rate: float) -> float:
     text = (
         f'[daemon]\nname = "{name}"\nlog_format = "json"\nstate_dir = "{state}/state"\n'
         f'heartbeat_file = "{state}/beat"\nops_image = "busybox:latest"\n'
-        'http = "127.0.0.1:0"\n\n[defaults]\nhistory_limit = 100000\n\n'
+        'http = "127.0.0.1:0"\n\n[defaults]\nhistory_limit = 100000\nstarting_deadline = "20s"\n\n'
     )
     nominal = 0.0
     for copy in range(copies):
