@@ -20,7 +20,7 @@ from jobs.plan import ContainerSpec, PullPolicy
 from scheduler.docker_errors import explain, translated
 from scheduler.docker_lock import take_lock
 from scheduler.docker_specs import container_args, host_config_args
-from scheduler.docker_streams import DockerOutput, DockerStdin, log_lines
+from scheduler.docker_streams import DockerOutput, DockerStdin, frames, log_lines
 from scheduler.engine import (
     ContainerEvent,
     ContainerInfo,
@@ -287,8 +287,8 @@ class DockerEngine:
     def exec_output(self, exec_id: str) -> Iterator[tuple[str, bytes]]:
         """See Engine."""
         with translated("starting the exec"):
-            frames = self._api.exec_start(exec_id, stream=True, demux=True)
-        return _demuxed(frames)
+            sock = self._api.exec_start(exec_id, socket=True)
+        return frames(sock)
 
     def exec_exit_code(self, exec_id: str) -> int | None:
         """See Engine."""
@@ -358,15 +358,6 @@ def _info(item: dict[str, Any]) -> ContainerInfo:
         state=item.get("State", ""),
         labels=item.get("Labels") or {},
     )
-
-
-def _demuxed(frames: Iterator[tuple[bytes | None, bytes | None]]) -> Iterator[tuple[str, bytes]]:
-    with translated("reading the container's output"):
-        for out, err in frames:
-            if out:
-                yield "stdout", out
-            if err:
-                yield "stderr", err
 
 
 def _split_image(image: str) -> tuple[str, str | None]:

@@ -1,5 +1,10 @@
-"""The engine's streams the daemon reads and writes: a container's attached stdin, and the
-timestamped lines of a log."""
+"""The engine's streams the daemon reads and writes: a container's attached stdin and output,
+an exec's output, and the timestamped lines of a log.
+
+docker-py hands a hijacked connection over as the ``SocketIO`` under its HTTP response, which
+holds it in a reference cycle (``sock._response``): closing that ``SocketIO`` alone leaves the
+socket's fd open until the garbage collector's next full pass. ``close_hijacked`` closes the
+socket itself: a daemon at 5 runs a second otherwise held hundreds of such fds between passes."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from scheduler.docker_errors import translated
 from scheduler.errors import EngineError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
 
 class DockerStdin:
@@ -33,8 +38,31 @@ class DockerStdin:
     def close(self) -> None:
         with suppress(OSError):
             self._raw.shutdown(socket.SHUT_WR)
+        close_hijacked(self._sock)
+
+
+def close_hijacked(sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+    """Close docker-py's hijacked connection ``sock`` (a ``SocketIO``, or a socket over TLS)
+    and the socket under it, so that its fd is released now."""
+    raw = getattr(sock, "_sock", None)  # before the close, which forgets it
+    with suppress(OSError):
+        sock.close()  # the SocketIO: gives its hold on the socket back
+    if raw is not None:
         with suppress(OSError):
-            self._sock.close()
+            raw.close()  # the socket: its fd (it waits for no other SocketIO of it)
+
+
+def frames(sock: Any) -> Generator[tuple[str, bytes]]:  # noqa: ANN401 - docker-py's socket
+    """The ``stdout``/``stderr`` chunks of multiplexed frames read from the hijacked
+    connection ``sock``, which is closed at their end (or when they are closed)."""
+    names = {STDOUT: "stdout", STDERR: "stderr"}
+    try:
+        with translated("reading the container's output"):
+            for stream, chunk in frames_iter(sock, tty=False):
+                if chunk and stream in names:
+                    yield names[stream], chunk
+    finally:
+        close_hijacked(sock)
 
 
 class DockerOutput:
@@ -50,15 +78,7 @@ class DockerOutput:
                 each.settimeout(None)  # output may pause for longer than an API call lasts
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        names = {STDOUT: "stdout", STDERR: "stderr"}
-        try:
-            with translated("reading the container's output"):
-                for stream, chunk in frames_iter(self._sock, tty=False):
-                    if chunk and stream in names:
-                        yield names[stream], chunk
-        finally:
-            with suppress(OSError):
-                self._sock.close()
+        return frames(self._sock)
 
     def close(self) -> None:
         """Shut the connection down: the reader sees its end (and closes it)."""
