@@ -109,7 +109,12 @@ class Runner:
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
         self.preparations = Preparations(
-            self.steps.containers, self._plans.of, clock, self._engine_health, new_run_id
+            self.steps.containers,
+            self._plans.of,
+            clock,
+            self._engine_health,
+            new_run_id,
+            skipped=self._forbidden,
         )
         """The runs prepared ahead of their time (the ticker prepares them, dispatch takes
         them)."""
@@ -192,6 +197,14 @@ class Runner:
             self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
         return Dispatched(run.run_id)
+
+    def _forbidden(self, entry: JobEntry) -> bool:
+        """A run of ``entry`` dispatched now would be skipped: ``forbid``, and a run of the
+        job is in flight (the same test as ``dispatch``'s)."""
+        if entry.job.concurrency != "forbid":
+            return False
+        with self._lock:
+            return any(r.entry.name == entry.name for r in self._active.values())
 
     def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
         """Record a run that never started; remove the container prepared for it (at once on
