@@ -34,7 +34,9 @@ machine's kernel, else in microseconds — and the host and a container share th
   ``--prepare-ahead``). The floor does the same number with ``--parallel`` threads: ``create +
   start`` only, and ``create + attach + start + wait + remove`` (what a daemon's run does
   while it holds its slot: the next run of the burst waits for that slot); for execs
-  ``exec_create + exec_start``, and with ``exec_inspect`` after the output (the exit code).
+  ``exec_create + exec_start``, and with ``exec_inspect`` after the output (the exit code);
+  with ``--start-floor`` also ``start`` alone of as many containers created before the
+  instant (what prepared runs leave to the instant).
 - ``--load N`` starts N busy processes (``while True: pass``, normal priority) beside it
   for the whole run.
 
@@ -226,6 +228,12 @@ def floor_exec(scene: Scene, file: str, *, whole: bool = False) -> None:
         scene.api.exec_inspect(exec_id)
 
 
+def start_ahead(scene: Scene, container_id: str) -> str:
+    """start of a container created ahead; its id."""
+    scene.api.start(container_id)
+    return container_id
+
+
 def finish_run(scene: Scene, container_id: str) -> None:
     scene.api.wait(container_id, timeout=60)
     scene.api.remove_container(container_id, v=True, force=True)
@@ -405,6 +413,8 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
     count, parallel, file = args.burst, args.parallel, f"burst-floor-{kind}-{variant}.log"
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda _: None, range(parallel)))  # the threads started
+        if variant == "ahead":  # created before the instant, as prepared runs are
+            ahead = iter(list(pool.map(lambda _: create_probe(scene, file), range(count))))
         instant = next_instant(2)
         sleep_until(instant)
         if kind == "exec":
@@ -412,14 +422,17 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
             work: Callable[[int], object] = lambda _: floor_exec(scene, file, whole=whole)  # noqa: E731
         elif variant == "whole":
             work = lambda _: floor_run_whole(scene, file)  # noqa: E731
+        elif variant == "ahead":
+            work = lambda _: start_ahead(scene, next(ahead))  # noqa: E731
         else:
             work = lambda _: floor_run(scene, file)  # noqa: E731
         made = list(pool.map(work, range(count)))
-        if kind == "run" and variant != "whole":
+        if kind == "run" and variant in {"start", "ahead"}:
             list(pool.map(lambda cid: finish_run(scene, str(cid)), made))
     labels = {
         ("run", "start"): "create+start",
         ("run", "whole"): "create+attach+start+wait+remove",
+        ("run", "ahead"): "start alone (created ahead)",
         ("exec", "start"): "exec_create+exec_start",
         ("exec", "whole"): "exec_create+exec_start+exec_inspect",
     }
@@ -432,7 +445,7 @@ def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path)
     count, file = args.burst, f"burst-cron-{kind}.log"
     ahead = burst_ahead(args) if kind == "run" else 0.0
     # the daemon's start with that many jobs on a busy machine, then the preparations
-    lead = 8 + (count + args.filler) / 50 + ahead
+    lead = 8 + count / 50 + args.filler / 200 + ahead
     instant = next_instant(lead)
     moment = datetime.fromtimestamp(instant / 1e9, UTC)
     when = f"@with-seconds {moment.second} {moment.minute} {moment.hour} * * *"
@@ -649,6 +662,8 @@ def main() -> int:
                 bursts.append(burst_floor(scene, args, "run", "start"))
                 bursts.append(burst_daemon(scene, args, "run", state))
                 bursts.append(burst_floor(scene, args, "run", "whole"))
+                if args.start_floor:
+                    bursts.append(burst_floor(scene, args, "run", "ahead"))
             if "burst-exec" in modes:
                 bursts.append(burst_floor(scene, args, "exec", "start"))
                 bursts.append(burst_daemon(scene, args, "exec", state))
