@@ -10,7 +10,8 @@ container (``Containers.run`` with ``prepared``) if the run's policies let it st
 
 Nothing is prepared that would only be thrown away: not while the engine is away, not for
 a job no longer in force (a reload between the ticker's pick and ``prepare``), not for a
-``forbid`` job whose previous run still runs (its run would be skipped).
+``forbid`` job whose runs overlap (its last run was skipped, and the run that made it be
+skipped still runs: the next is most likely skipped too).
 
 Whatever is not started is removed (``run.prepared_discarded``, with the reason): the
 runner ``discard``s a taken one whose run did not start; ``retain`` (a reload, a label
@@ -105,8 +106,8 @@ class Preparations:
         skipped: Callable[[JobEntry], bool] = lambda _: False,
     ) -> None:
         """``plan`` gives a run's plan; ``new_id`` a run id; ``health`` says whether the
-        engine answers (nothing is prepared while it does not); ``skipped`` whether a run
-        of the job due now would be skipped by its concurrency rule (nor then)."""
+        engine answers (nothing is prepared while it does not); ``skipped`` whether the
+        job's next run is most likely skipped by its concurrency rule (nor then)."""
         self._containers = containers
         self._plan = plan
         self._clock = clock
@@ -138,9 +139,9 @@ class Preparations:
         """Begin preparing ``entry``'s run of ``scheduled_at`` (due at ``due``) in a thread;
         returns at once. Nothing is made while the engine is away (it would fail; the run
         at its time says why), for a job a reload took away or changed since the ticker
-        picked this run, or for a run its concurrency rule would skip now (``forbid``, the
-        previous run still going: it may end before the time; then the run takes the
-        normal path)."""
+        picked this run, or for a run its concurrency rule most likely skips (``forbid``,
+        the run that made the last one be skipped still going; if it ends before the
+        time after all, the run takes the normal path)."""
         if self._health.error is not None or self._skipped(entry):
             return
         item = PreparedRun(entry.name, entry.job, scheduled_at, due, self._new_id())

@@ -120,6 +120,8 @@ class Runner:
         them)."""
         self._prepared: dict[str, PreparedRun] = {}
         """Prepared runs taken by a run in flight, by run id, until its first attempt."""
+        self._overlapping: dict[str, str] = {}
+        """By job: the run in flight that made its last scheduled run be skipped (forbid)."""
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -179,6 +181,8 @@ class Runner:
             policy = entry.job.concurrency
             if mine and policy == "forbid":
                 blocking = mine[0].run_id
+                if trigger == "schedule":
+                    self._overlapping[entry.name] = blocking
             else:
                 blocking = None
                 replaced = mine if policy == "replace" else []
@@ -199,12 +203,17 @@ class Runner:
         return Dispatched(run.run_id)
 
     def _forbidden(self, entry: JobEntry) -> bool:
-        """A run of ``entry`` dispatched now would be skipped: ``forbid``, and a run of the
-        job is in flight (the same test as ``dispatch``'s)."""
-        if entry.job.concurrency != "forbid":
-            return False
+        """``entry``'s runs overlap: ``forbid``, and the run that made its last scheduled
+        run be skipped is still in flight — its next run is most likely skipped too. (A run
+        merely in flight is no such sign: it may well end before the next one is due.)"""
         with self._lock:
-            return any(r.entry.name == entry.name for r in self._active.values())
+            blocking = self._overlapping.get(entry.name)
+            if blocking is None:
+                return False
+            if blocking in self._active and entry.job.concurrency == "forbid":
+                return True
+            del self._overlapping[entry.name]
+            return False
 
     def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
         """Record a run that never started; remove the container prepared for it (at once on

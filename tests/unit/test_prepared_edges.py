@@ -71,28 +71,60 @@ def run_in_flight(runner: Runner, engine: FakeEngine, entry: JobEntry) -> str:
 # --- the concurrency rule ---------------------------------------------------------------
 
 
-def test_a_forbid_job_whose_run_goes_on_is_not_prepared(tmp_path: Path) -> None:
-    """concurrency = forbid and the job's previous run still runs when its next run's
-    preparation is due: nothing is made (the run would be skipped and the container thrown
-    away, at every fire of a job whose runs overlap); the run is skipped as always. Once
-    the previous run has ended, the next run is prepared again."""
+def test_a_forbid_job_whose_runs_overlap_is_not_prepared(tmp_path: Path) -> None:
+    """concurrency = forbid and a run that goes on across the job's next times: the first
+    run it blocks was prepared (nothing told yet that it would be skipped) and its container
+    removed; while that same run goes on, nothing more is prepared (no container made and
+    removed at every fire), and the runs are skipped as always. Once it has ended, the next
+    run is prepared again."""
+    config, engine, runner = setup(tmp_path)
+    entry = config.jobs["j"]
+    times = [SCHEDULED + timedelta(minutes=n) for n in range(3)]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        run_in_flight(runner, engine, entry)
+        first = made(runner, entry, logs)
+        engine.clock.pass_until(times[0])
+        skipped = [runner.dispatch(entry, times[0])]
+        runner.preparations.prepare(entry, times[1], times[1])
+        engine.clock.pass_until(times[1])
+        skipped.append(runner.dispatch(entry, times[1]))
+        runner.cancel_all()
+        ended(runner)
+        runner.preparations.prepare(entry, times[2], times[2])
+        wait_for(lambda: len(events(logs, "run.prepared")) == 2)
+        runner.stop_preparing()  # waits for any preparation under way
+    assert [(r.status, r.reason) for r in skipped] == [
+        (Status.SKIPPED, "previous run still running")
+    ] * 2
+    assert engine.created() == 3  # the run in flight's, the first skipped run's, the last
+    last = str(events(logs, "run.prepared")[-1]["container_id"])
+    assert discarded(logs) == [
+        (first, "previous run still running"),
+        (last, "daemon_stopping"),
+    ]
+
+
+def test_a_long_forbid_run_that_ends_in_time_leaves_the_next_run_prepared(
+    tmp_path: Path,
+) -> None:
+    """forbid, and the previous run still runs at the preparation but was never in the way
+    of a run (it ends before the next time): the next run is prepared and starts it."""
     config, engine, runner = setup(tmp_path)
     entry = config.jobs["j"]
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
         run_in_flight(runner, engine, entry)
-        runner.preparations.prepare(entry, SCHEDULED, SCHEDULED)
-        engine.clock.pass_until(SCHEDULED)
-        skipped = runner.dispatch(entry, SCHEDULED)
+        container = made(runner, entry, logs)
         runner.cancel_all()
         ended(runner)
-        later = SCHEDULED + timedelta(minutes=1)
-        runner.preparations.prepare(entry, later, later)
-        wait_for(lambda: bool(events(logs, "run.prepared")))
-        runner.stop_preparing()  # waits for any preparation under way
-    assert (skipped.status, skipped.reason) == (Status.SKIPPED, "previous run still running")
-    assert engine.created() == 2  # the run in flight's, and the later run's
-    (ready,) = events(logs, "run.prepared")
-    assert discarded(logs) == [(str(ready["container_id"]), "daemon_stopping")]
+        engine.clock.pass_until(SCHEDULED)
+        engine.blocking = False
+        run = runner.dispatch(entry, SCHEDULED)
+        wait_for(lambda: ("start", container) in engine.calls)
+        runner.cancel_all()
+        ended(runner)
+        runner.stop_preparing()
+    assert run.status is None
+    assert discarded(logs) == []
 
 
 @pytest.mark.parametrize("policy", ["allow", "replace"])
