@@ -3,6 +3,7 @@ instant, crontainer against the docker SDK called directly at that instant, in o
 
     python bench/fire_lag.py [--samples 20] [--period 2] [--load 0] [--burst 200]
                              [--parallel 16] [--modes run,exec,burst,burst-exec]
+                             [--prepare-ahead 1s] [--filler 1000] [--start-floor]
 
 Every figure is the command's own start time, taken inside the container, less the
 scheduled instant: both sides pay the container's (or the exec's) start. The command is
@@ -17,16 +18,25 @@ machine's kernel, else in microseconds — and the host and a container share th
   ``create_container`` + ``start`` of a busybox container (``run``), or ``exec_create`` +
   ``exec_start`` in a running busybox container (``exec``); the container is removed after
   the sample (not timed).
+- **start alone** (``--start-floor``, run mode): the engine's ``start`` of a busybox
+  container the SDK created ahead (between the samples): the floor of any scheduler that
+  starts a container at the instant. Each side then has its own instant, ``--period``
+  apart, in a period of (number of sides) * ``--period``.
 - **crontainer**: ``crontainer run`` as a subprocess (JSON log, its own state directory)
   with one job of that kind, ``schedule = "@every <period>s"`` (aligned to the epoch); its
-  instants and the floor's alternate, half a period apart.
+  instants and the floor's alternate, half a period apart. ``--filler N`` configures N
+  more run jobs beside it that never fire while the bench runs (once a year, each at its
+  own minute): the issue's "with 1,000 jobs configured".
 - **bursts**: ``--burst`` run jobs (and, with ``burst-exec``, as many exec jobs) due at the
   same second (``@with-seconds`` at an instant a few seconds after the daemon started),
   ``max_concurrent_runs = --parallel``: all started? time from the instant to the last
-  command's start. The floor does the same number with ``--parallel`` threads: ``create +
+  command's start; how many were prepared ahead (``--burst-prepare-ahead``, else
+  ``--prepare-ahead``). The floor does the same number with ``--parallel`` threads: ``create +
   start`` only, and ``create + attach + start + wait + remove`` (what a daemon's run does
   while it holds its slot: the next run of the burst waits for that slot); for execs
-  ``exec_create + exec_start``, and with ``exec_inspect`` after the output (the exit code).
+  ``exec_create + exec_start``, and with ``exec_inspect`` after the output (the exit code);
+  with ``--start-floor`` also ``start`` alone of as many containers created before the
+  instant (what prepared runs leave to the instant).
 - ``--load N`` starts N busy processes (``while True: pass``, normal priority) beside it
   for the whole run.
 
@@ -218,6 +228,12 @@ def floor_exec(scene: Scene, file: str, *, whole: bool = False) -> None:
         scene.api.exec_inspect(exec_id)
 
 
+def start_ahead(scene: Scene, container_id: str) -> str:
+    """start of a container created ahead; its id."""
+    scene.api.start(container_id)
+    return container_id
+
+
 def finish_run(scene: Scene, container_id: str) -> None:
     scene.api.wait(container_id, timeout=60)
     scene.api.remove_container(container_id, v=True, force=True)
@@ -234,6 +250,8 @@ class Lags:
     expected: int
     other: dict[int, float] = field(default_factory=dict)
     """``--compare``'s daemon (another checkout), a third of the period after ours."""
+    start: dict[int, float] = field(default_factory=dict)
+    """``--start-floor``: the SDK's start alone of a container it created ahead."""
 
     @property
     def floor_ms(self) -> list[float]:
@@ -267,6 +285,16 @@ def job_body(scene: Scene, kind: str, file: str, args: argparse.Namespace) -> st
     return body + f"command = {json.dumps(probe(file))}\n"
 
 
+def filler(count: int) -> str:
+    """``count`` run jobs that never fire during a bench: once a year (1 January), each at a
+    minute of its own."""
+    return "".join(
+        f'[jobs.filler{i:05d}]\nkind = "run"\nimage = "{IMAGE}"\ncommand = "true"\n'
+        f'schedule = "{i % 60} {i // 60 % 24} 1 1 *"\n\n'
+        for i in range(count)
+    )
+
+
 def prepared(args: argparse.Namespace) -> str:
     """The run jobs' ``prepare_ahead`` line: none unless ``--prepare-ahead`` (so a
     ``--compare`` checkout from before the key still reads the config)."""
@@ -275,26 +303,30 @@ def prepared(args: argparse.Namespace) -> str:
 
 def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) -> Lags:
     """``args.samples`` samples each: the daemon's job at every k * period, the floor half
-    a period later. With ``--compare``: a period of 3 * ``--period``, the other daemon's job a
-    third of it after ours, the floor two thirds."""
+    a period later. With ``--compare`` or ``--start-floor`` each side has its own instant,
+    ``--period`` apart: the daemon's, the other daemon's, the floor's, the start alone's."""
     compare = args.compare
-    period_ns = (3 * args.period if compare else args.period) * 1_000_000_000
-    half = 2 * period_ns // 3 if compare else period_ns // 2
-    cron_file, floor_file = f"cron-{mode}.log", f"floor-{mode}.log"
+    start_floor = args.start_floor and mode == "run"
+    sides = 2 + bool(compare) + bool(start_floor)
+    period_ns = (sides * args.period if sides > 2 else args.period) * 1_000_000_000
+    step = period_ns // sides
+    half = step * (1 + bool(compare))  # the floor's instant in the period
+    cron_file, floor_file, start_file = f"cron-{mode}.log", f"floor-{mode}.log", "start-run.log"
 
     def config(file: str, schedule: str) -> str:
         body = job_body(scene, mode, file, args)
-        return f'[jobs.lag]\nschedule = "{schedule}"\nhistory_limit = 5\n{body}'
+        jobs = f'[jobs.lag]\nschedule = "{schedule}"\nhistory_limit = 5\n{body}\n'
+        return jobs + filler(args.filler)
 
     daemon = Daemon(
         scene, state / mode, config(cron_file, f"@every {period_ns // 10**9}s"), args.parallel
     )
     other = None
     if compare:
-        third = args.period
-        if 60 % (3 * third):
-            raise SystemExit(f"--compare needs 3 * --period to divide 60 s, not {3 * third}")
-        seconds = ",".join(str(s) for s in range(third, 60, 3 * third))
+        every = sides * args.period
+        if 60 % every:
+            raise SystemExit(f"--compare needs {sides} * --period to divide 60 s, not {every}")
+        seconds = ",".join(str(s) for s in range(args.period, 60, every))
         other = Daemon(
             scene,
             state / f"{mode}-compare",
@@ -316,6 +348,11 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
             made = work(scene, floor_file)
             if mode == "run":
                 finish_run(scene, str(made))
+            if start_floor:
+                ahead = create_probe(scene, start_file)
+                sleep_until(start + k * period_ns + half + step)
+                scene.api.start(ahead)
+                finish_run(scene, ahead)
         end = start + args.samples * period_ns
         sleep_until(end + half)  # the daemon's last sample ended
     finally:
@@ -340,8 +377,9 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
         else lags(
             [t for t in scene.read(f"cmp-{mode}.log") if start <= t < end],
             period_ns,
-            period_ns // 3,
+            step,
         ),
+        start={} if not start_floor else lags(scene.read(start_file), period_ns, half + step),
     )
 
 
@@ -375,6 +413,8 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
     count, parallel, file = args.burst, args.parallel, f"burst-floor-{kind}-{variant}.log"
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda _: None, range(parallel)))  # the threads started
+        if variant == "ahead":  # created before the instant, as prepared runs are
+            ahead = iter(list(pool.map(lambda _: create_probe(scene, file), range(count))))
         instant = next_instant(2)
         sleep_until(instant)
         if kind == "exec":
@@ -382,14 +422,17 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
             work: Callable[[int], object] = lambda _: floor_exec(scene, file, whole=whole)  # noqa: E731
         elif variant == "whole":
             work = lambda _: floor_run_whole(scene, file)  # noqa: E731
+        elif variant == "ahead":
+            work = lambda _: start_ahead(scene, next(ahead))  # noqa: E731
         else:
             work = lambda _: floor_run(scene, file)  # noqa: E731
         made = list(pool.map(work, range(count)))
-        if kind == "run" and variant != "whole":
+        if kind == "run" and variant in {"start", "ahead"}:
             list(pool.map(lambda cid: finish_run(scene, str(cid)), made))
     labels = {
         ("run", "start"): "create+start",
         ("run", "whole"): "create+attach+start+wait+remove",
+        ("run", "ahead"): "start alone (created ahead)",
         ("exec", "start"): "exec_create+exec_start",
         ("exec", "whole"): "exec_create+exec_start+exec_inspect",
     }
@@ -400,13 +443,16 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
 def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path) -> Burst:
     """``count`` jobs of ``kind`` due at one second, ``max_concurrent_runs = parallel``."""
     count, file = args.burst, f"burst-cron-{kind}.log"
-    lead = 8 + count / 50  # the daemon's start with that many jobs, on a busy machine
+    ahead = burst_ahead(args) if kind == "run" else 0.0
+    # the daemon's start with that many jobs on a busy machine, then the preparations
+    lead = 8 + count / 50 + args.filler / 200 + ahead
     instant = next_instant(lead)
     moment = datetime.fromtimestamp(instant / 1e9, UTC)
     when = f"@with-seconds {moment.second} {moment.minute} {moment.hour} * * *"
-    body = job_body(scene, kind, file, args)
+    burst_args = argparse.Namespace(**{**vars(args), "prepare_ahead": args.burst_prepare_ahead})
+    body = job_body(scene, kind, file, burst_args if args.burst_prepare_ahead else args)
     jobs = "".join(f'[jobs.b{i:04d}]\nschedule = "{when}"\n{body}\n' for i in range(count))
-    daemon = Daemon(scene, state / f"burst-{kind}", jobs, args.parallel)
+    daemon = Daemon(scene, state / f"burst-{kind}", jobs + filler(args.filler), args.parallel)
     try:
         if time.time_ns() > instant - 500_000_000:
             raise RuntimeError("the daemon started too late for the burst's instant")
@@ -419,8 +465,35 @@ def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path)
     events = daemon.events()
     counts = {name: sum(e["event"] == name for e in events) for name in ended}
     note = ", ".join(f"{k.removeprefix('run.')} {v}" for k, v in counts.items() if v)
+    if kind == "run":
+        note += "; " + preparation_note(events)
     what = f"crontainer, {kind} jobs"
     return summarize_burst(what, scene.read(file), instant, note)
+
+
+def burst_ahead(args: argparse.Namespace) -> float:
+    """The burst's run jobs' prepare_ahead in seconds (``--burst-prepare-ahead``, else
+    ``--prepare-ahead``, else the default 5 s); only whole seconds and minutes are read."""
+    text = args.burst_prepare_ahead or args.prepare_ahead or "5s"
+    number = float(text.rstrip("sm"))
+    return number * 60 if text.endswith("m") else number
+
+
+def preparation_note(events: list[dict[str, Any]]) -> str:
+    """How many of a burst's runs were prepared ahead, how many of those started, and why
+    the others were removed."""
+    made = [e for e in events if e["event"] == "run.prepared"]
+    ids = {e["run_id"] for e in made}
+    started = sum(e["event"] == "run.started" and e.get("run_id") in ids for e in events)
+    reasons: dict[str, int] = {}
+    for e in events:
+        if e["event"] == "run.prepared_discarded":
+            reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
+    failed = sum(e["event"] == "run.prepare_failed" for e in events)
+    note = f"prepared {len(made)}, of them started {started}"
+    if reasons:
+        note += ", removed " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    return note + (f", prepare_failed {failed}" if failed else "")
 
 
 # --- the report --------------------------------------------------------------------------
@@ -476,6 +549,27 @@ def table(mode: str, result: Lags) -> str:
                 f"{pct(versus, 0.95):+.1f} | |"
             ),
         ]
+    if result.start:
+        alone = list(result.start.values())
+        paired = [result.cron[k] - result.start[k] for k in result.cron if k in result.start]
+        rows += [
+            (
+                f"| floor: start alone (created ahead) | {len(alone)}/{result.expected} | "
+                f"{pct(alone, 0.5):.1f} | {pct(alone, 0.95):.1f} | {max(alone):.1f} |"
+            ),
+            (
+                f"| start alone / floor | | {pct(alone, 0.5) / pct(floor, 0.5):.2f}x | "
+                f"{pct(alone, 0.95) / pct(floor, 0.95):.2f}x | |"
+            ),
+            (
+                f"| crontainer / start alone | | {pct(cron, 0.5) / pct(alone, 0.5):.2f}x | "
+                f"{pct(cron, 0.95) / pct(alone, 0.95):.2f}x | |"
+            ),
+            (
+                f"| crontainer - start alone, paired | {len(paired)} | {pct(paired, 0.5):+.1f} | "
+                f"{pct(paired, 0.95):+.1f} | |"
+            ),
+        ]
     daemon = result.daemon_lag_ms
     rows.append(
         f"| daemon's run.started lag_s | {len(daemon)} | {pct(daemon, 0.5):.1f} | "
@@ -524,6 +618,24 @@ def main() -> int:
         help="the run jobs' prepare_ahead (e.g. 1s; 0s turns it off; unset: the default, "
         "which a period shorter than it never reaches)",
     )
+    parser.add_argument(
+        "--burst-prepare-ahead",
+        metavar="DURATION",
+        help="the burst's run jobs' prepare_ahead (default: --prepare-ahead): a burst needs "
+        "time to create all its containers ahead",
+    )
+    parser.add_argument(
+        "--filler",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more run jobs configured in each daemon, none due during the bench",
+    )
+    parser.add_argument(
+        "--start-floor",
+        action="store_true",
+        help="run mode: also the SDK's start alone of a container created ahead",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the daemons' state and logs")
     parser.add_argument(
         "--compare",
@@ -550,6 +662,8 @@ def main() -> int:
                 bursts.append(burst_floor(scene, args, "run", "start"))
                 bursts.append(burst_daemon(scene, args, "run", state))
                 bursts.append(burst_floor(scene, args, "run", "whole"))
+                if args.start_floor:
+                    bursts.append(burst_floor(scene, args, "run", "ahead"))
             if "burst-exec" in modes:
                 bursts.append(burst_floor(scene, args, "exec", "start"))
                 bursts.append(burst_daemon(scene, args, "exec", state))

@@ -464,7 +464,8 @@ EVENTS: tuple[Event, ...] = (
         "run.cleanup_failed",
         "warning",
         f"{RUN} container_id error",
-        "the engine refused to remove a container",
+        "the engine refused to remove a container (or had not removed a prepared one 30 s "
+        "into a stop): the next start removes it",
     ),
     _event(
         "run.crashed",

@@ -54,9 +54,9 @@ def settle(
     """Record, adopt or remove every container and in-flight row an earlier instance (or
     this one, before the engine went away) left; runs in ``busy`` are in hand already."""
     log = get_logger()
-    # Made before the engine went away: it may be gone (an engine restart), or be listed
-    # below as an orphan (no run record has its run id) and removed.
-    runner.preparations.discard_all("engine_returned")
+    # Made before the engine went away: it may be gone (an engine restart). The
+    # preparations remove what they hold; listed below, it is left to them (removed once).
+    busy = busy | runner.preparations.discard_all("engine_returned")
     in_flight = {(r.run_id, r.attempt): r for r in history.in_flight() if r.run_id not in busy}
     stopped_by: dict[str, list[str]] = {}
     for run_id, name in history.still_stopped():

@@ -109,12 +109,19 @@ class Runner:
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
         self.preparations = Preparations(
-            self.steps.containers, self._plans.of, clock, self._engine_health, new_run_id
+            self.steps.containers,
+            self._plans.of,
+            clock,
+            self._engine_health,
+            new_run_id,
+            skipped=self._forbidden,
         )
         """The runs prepared ahead of their time (the ticker prepares them, dispatch takes
         them)."""
         self._prepared: dict[str, PreparedRun] = {}
         """Prepared runs taken by a run in flight, by run id, until its first attempt."""
+        self._overlapping: dict[str, str] = {}
+        """By job: the run in flight that made its last scheduled run be skipped (forbid)."""
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -174,6 +181,8 @@ class Runner:
             policy = entry.job.concurrency
             if mine and policy == "forbid":
                 blocking = mine[0].run_id
+                if trigger == "schedule":
+                    self._overlapping[entry.name] = blocking
             else:
                 blocking = None
                 replaced = mine if policy == "replace" else []
@@ -192,6 +201,19 @@ class Runner:
             self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
         return Dispatched(run.run_id)
+
+    def _forbidden(self, entry: JobEntry) -> bool:
+        """``entry``'s runs overlap: ``forbid``, and the run that made its last scheduled
+        run be skipped is still in flight — its next run is most likely skipped too. (A run
+        merely in flight is no such sign: it may well end before the next one is due.)"""
+        with self._lock:
+            blocking = self._overlapping.get(entry.name)
+            if blocking is None:
+                return False
+            if blocking in self._active and entry.job.concurrency == "forbid":
+                return True
+            del self._overlapping[entry.name]
+            return False
 
     def _unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
         """Record a run that never started; remove the container prepared for it (at once on

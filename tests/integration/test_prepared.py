@@ -109,6 +109,7 @@ def test_a_container_prepared_before_a_kill_9_is_removed_at_the_next_start(
     removed = second.log.wait_for(event("run.orphan_removed", container_id=made["container_id"]))
     assert removed[0]["reason"] == "settled_after_restart"
     assert gone(engine, made["container_id"])
+    second.log.wait_for(event("run.started", job="later"))  # the job is in the history
     second.signal(signal.SIGTERM)
     assert second.wait_exit(30) == 0
     assert [r for r in second.history("later") if r["run_id"] == made["run_id"]] == []

@@ -316,17 +316,18 @@ def test_a_preparation_reads_secrets_and_pulls_ahead(tmp_path: Path) -> None:
 
 
 def test_a_run_skipped_by_forbid_removes_its_prepared_container(tmp_path: Path) -> None:
-    """concurrency = forbid and the previous run goes on: the run is skipped under the
-    prepared run's id and its container removed (reason: why the run did not start)."""
+    """concurrency = forbid and a run of the job began after the preparation (a manual
+    one) and goes on: the run is skipped under the prepared run's id and its container
+    removed (reason: why the run did not start)."""
     config, engine, runner, _ = setup(tmp_path)
     entry = config.jobs["j"]
     engine.exit_status, engine.blocking = None, True
     started = threading.Event()
     engine.on_start = started.set
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        made = prepared(runner, entry, logs)
         first = runner.dispatch(entry, SCHEDULED - timedelta(minutes=1), trigger="manual")
         assert started.wait(5)
-        made = prepared(runner, entry, logs)
         engine.clock.pass_until(SCHEDULED)
         second = runner.dispatch(entry, SCHEDULED)
         wait_for(lambda: ("remove", made["container_id"]) in engine.calls)
