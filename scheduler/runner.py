@@ -29,6 +29,7 @@ from scheduler.prepared import Preparations
 from scheduler.recording import Recorder
 from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
+from scheduler.spare import SpareThread
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
@@ -122,6 +123,8 @@ class Runner:
         self.preparer = Preparers(self.preparations, self.execs_ahead)
         """What the ticker tells of runs coming: the runs' and the execs' preparations."""
         self._active: dict[str, ActiveRun] = {}
+        self._spare = SpareThread()
+        """A run's thread started ahead (after the previous run): woken at the instant."""
         self._lock = threading.Lock()
         self._log = get_logger()
 
@@ -190,12 +193,12 @@ class Runner:
             reason = "previous run still running"
             self._unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
             return Dispatched(run.run_id, Status.SKIPPED, reason)
-        run.thread = threading.Thread(
-            target=self._thread,
-            args=(run, lambda: self._execute(run, replaced)),
-            name=f"run-{entry.name}-{run.run_id}",  # pragma: no mutate
-            daemon=True,
-        )
+        body, name = lambda: self._execute(run, replaced), f"run-{entry.name}-{run.run_id}"
+        if (spare := self._spare.take()) is not None:
+            run.thread = spare.thread
+            spare.go(lambda: self._thread(run, body), name)
+            return Dispatched(run.run_id)
+        run.thread = threading.Thread(target=self._thread, args=(run, body), name=name, daemon=True)
         if (error := self._start(run, run.thread)) is not None:
             self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
@@ -227,6 +230,7 @@ class Runner:
         does."""
         self.preparations.close(wait=wait)
         self.execs_ahead.close()
+        self._spare.close()
 
     def finish_preparing(self) -> None:
         """Wait (bounded) for the preparations and removals under way (after a stop)."""
@@ -285,6 +289,7 @@ class Runner:
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
+            self._spare.refill()  # for the next run, now that this one is done
 
     def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
         if self._container_stopped(run):
