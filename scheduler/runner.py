@@ -29,7 +29,6 @@ from scheduler.prepared import Preparations
 from scheduler.recording import Recorder
 from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
-from scheduler.spare import SpareThread
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
@@ -123,8 +122,6 @@ class Runner:
         self.preparer = Preparers(self.preparations, self.execs_ahead)
         """What the ticker tells of runs coming: the runs' and the execs' preparations."""
         self._active: dict[str, ActiveRun] = {}
-        self._spare = SpareThread()
-        """A run's thread started ahead (after the previous run): woken at the instant."""
         self._lock = threading.Lock()
         self._log = get_logger()
 
@@ -193,12 +190,12 @@ class Runner:
             reason = "previous run still running"
             self._unstarted(run, Status.SKIPPED, reason, running_run_id=blocking)
             return Dispatched(run.run_id, Status.SKIPPED, reason)
-        body, name = lambda: self._execute(run, replaced), f"run-{entry.name}-{run.run_id}"
-        if (spare := self._spare.take()) is not None:
-            run.thread = spare.thread
-            spare.go(lambda: self._thread(run, body), name)
-            return Dispatched(run.run_id)
-        run.thread = threading.Thread(target=self._thread, args=(run, body), name=name, daemon=True)
+        run.thread = threading.Thread(
+            target=self._thread,
+            args=(run, lambda: self._execute(run, replaced)),
+            name=f"run-{entry.name}-{run.run_id}",  # pragma: no mutate
+            daemon=True,
+        )
         if (error := self._start(run, run.thread)) is not None:
             self._unstarted(run, Status.FAILED, "thread_start_failed", error=str(error))
             return Dispatched(run.run_id, Status.FAILED, "thread_start_failed")
@@ -230,7 +227,6 @@ class Runner:
         does."""
         self.preparations.close(wait=wait)
         self.execs_ahead.close()
-        self._spare.close()
 
     def finish_preparing(self) -> None:
         """Wait (bounded) for the preparations and removals under way (after a stop)."""
@@ -289,7 +285,6 @@ class Runner:
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
-            self._spare.refill()  # for the next run, now that this one is done
 
     def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
         if self._container_stopped(run):
