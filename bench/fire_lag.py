@@ -274,14 +274,19 @@ def lags(times_ns: list[int], period_ns: int, offset_ns: int) -> dict[int, float
     return {(t - offset_ns) // period_ns: ((t - offset_ns) % period_ns) / 1e6 for t in times_ns}
 
 
-def job_body(scene: Scene, kind: str, file: str, args: argparse.Namespace) -> str:
+def job_body(
+    scene: Scene, kind: str, file: str, args: argparse.Namespace, *, ours: bool = True
+) -> str:
     """A job's keys but its schedule: a ``run`` of busybox with the scene's volume, or an
-    ``exec`` in the scene's container, running the probe into ``file``."""
+    ``exec`` in the scene's container, running the probe into ``file``. An exec job of
+    ``--compare``'s daemon (not ``ours``) gets no ``prepare_ahead``: the code before it
+    refuses the key for exec jobs."""
     if kind == "run":
         body = f'kind = "run"\nimage = "{IMAGE}"\nvolumes = ["{scene.volume}:/data"]\n'
         body += prepared(args)
     else:
         body = f'kind = "exec"\ncontainer = "{scene.target}"\n'
+        body += prepared(args) if ours else ""
     return body + f"command = {json.dumps(probe(file))}\n"
 
 
@@ -296,7 +301,7 @@ def filler(count: int) -> str:
 
 
 def prepared(args: argparse.Namespace) -> str:
-    """The run jobs' ``prepare_ahead`` line: none unless ``--prepare-ahead`` (so a
+    """The jobs' ``prepare_ahead`` line: none unless ``--prepare-ahead`` (so a
     ``--compare`` checkout from before the key still reads the config)."""
     return f'prepare_ahead = "{args.prepare_ahead}"\n' if args.prepare_ahead else ""
 
@@ -313,8 +318,8 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
     half = step * (1 + bool(compare))  # the floor's instant in the period
     cron_file, floor_file, start_file = f"cron-{mode}.log", f"floor-{mode}.log", "start-run.log"
 
-    def config(file: str, schedule: str) -> str:
-        body = job_body(scene, mode, file, args)
+    def config(file: str, schedule: str, *, ours: bool = True) -> str:
+        body = job_body(scene, mode, file, args, ours=ours)
         jobs = f'[jobs.lag]\nschedule = "{schedule}"\nhistory_limit = 5\n{body}\n'
         return jobs + filler(args.filler)
 
@@ -330,7 +335,7 @@ def alternate(scene: Scene, mode: str, args: argparse.Namespace, state: Path) ->
         other = Daemon(
             scene,
             state / f"{mode}-compare",
-            config(f"cmp-{mode}.log", f"@with-seconds {seconds} * * * * *"),
+            config(f"cmp-{mode}.log", f"@with-seconds {seconds} * * * * *", ours=False),
             args.parallel,
             root=Path(compare).resolve(),
         )
@@ -615,8 +620,9 @@ def main() -> int:
     parser.add_argument(
         "--prepare-ahead",
         metavar="DURATION",
-        help="the run jobs' prepare_ahead (e.g. 1s; 0s turns it off; unset: the default, "
-        "which a period shorter than it never reaches)",
+        help="the run and exec jobs' prepare_ahead (e.g. 1s; 0s turns it off; unset: the "
+        "default, which a period shorter than it never reaches; --compare's exec job never "
+        "gets it)",
     )
     parser.add_argument(
         "--burst-prepare-ahead",

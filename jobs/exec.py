@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from jobs.base import BaseJob, PlanContext
 from jobs.plan import ExecCommand, Plan
-from jobs.run import Command, as_argv
+from jobs.run import DEFAULT_PREPARE_AHEAD_S, Command, as_argv
 from jobs.selectors import ContainerSelector
+from jobs.units import Duration, Longest
 
 
 class ExecJob(BaseJob):
@@ -39,6 +40,14 @@ class ExecJob(BaseJob):
         default_factory=dict,
         description="extra environment variables of the command",
         examples=[{"VERBOSE": "1"}],
+    )
+    prepare_ahead: Annotated[Duration, Longest("10m")] = Field(
+        DEFAULT_PREPARE_AHEAD_S,
+        description="a scheduled run's exec is created this long before its time (the "
+        "container selected, the exec created in it, not started), so that only its start "
+        "remains at the time; 0 turns it off. Runs due sooner (manual, retries, catch-up, "
+        "run_on_start, an @every shorter than this) are not prepared",
+        examples=["5s"],
     )
 
     def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - needs no context

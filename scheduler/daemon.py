@@ -140,7 +140,7 @@ class Daemon:
         )
         stack.callback(self._drain, runner)
         self._ticker = parts.ticker = ticker = Ticker(
-            self._clock, runner.submit, preparer=runner.preparations
+            self._clock, runner.submit, preparer=runner.preparer
         )
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)

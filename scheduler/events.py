@@ -249,6 +249,25 @@ EVENTS: tuple[Event, ...] = (
         "a container prepared ahead will not be started and is removed",
     ),
     _event(
+        "run.exec_prepared",
+        "info",
+        "job scheduled_at exec_id container_id: the container's id; reused: the exec an earlier "
+        "run did not start, its container still the one the selector finds; ahead_s: seconds "
+        "left before the run's due time",
+        "an `exec` job's exec for its next run was created `prepare_ahead` before its time "
+        "(not started): only its start remains",
+    ),
+    _event(
+        "run.exec_unused",
+        "info",
+        "job container_id exec_id; run_id error: when its start was refused; reason: "
+        "`job_removed`, `job_changed`, `job_disabled`, `new_container` (the selector finds "
+        "another container now), `start_refused` (its container was stopped or removed: the "
+        "run created a new exec), `replaced`, `daemon_stopping`",
+        "an exec created ahead will never be started; the engine has no call to delete it and "
+        "drops it when its container stops",
+    ),
+    _event(
         "run.queued",
         "info",
         f"{RUN} running max_concurrent_runs",

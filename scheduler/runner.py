@@ -22,6 +22,7 @@ import structlog
 from scheduler.adoption import Adoption
 from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineNotFoundError
+from scheduler.exec_ahead import ExecsAhead, Preparers
 from scheduler.logs import get_logger
 from scheduler.plans import Plans
 from scheduler.prepared import Preparations
@@ -122,6 +123,11 @@ class Runner:
         """Prepared runs taken by a run in flight, by run id, until its first attempt."""
         self._overlapping: dict[str, str] = {}
         """By job: the run in flight that made its last scheduled run be skipped (forbid)."""
+        self.execs_ahead = ExecsAhead(engine, self._plans.of, clock, self._engine_health)
+        """The execs created ahead of their runs' time (the ticker prepares them, dispatch
+        takes them)."""
+        self.preparer = Preparers(self.preparations, self.execs_ahead)
+        """What the ticker tells of runs coming: the runs' and the execs' preparations."""
         self._active: dict[str, ActiveRun] = {}
         self._lock = threading.Lock()
         self._log = get_logger()
@@ -170,6 +176,8 @@ class Runner:
         prepared = self.preparations.take(entry, scheduled_at) if trigger == "schedule" else None
         run_id = prepared.run_id if prepared is not None else new_run_id()
         run = ActiveRun(run_id, entry, scheduled_at, trigger)
+        if trigger == "schedule":
+            run.exec_ahead = self.execs_ahead.take(entry, scheduled_at)
         if prepared is not None:
             with self._lock:
                 self._prepared[run_id] = prepared
@@ -220,6 +228,7 @@ class Runner:
         the run's own thread, else in a thread: the ticker's loop never waits)."""
         self._recorder.unstarted(run, status, reason, **fields)
         self._release(run, reason, wait=threading.current_thread() is run.thread)
+        self._keep_exec(run)
 
     def _release(self, run: ActiveRun, reason: str, *, wait: bool) -> None:
         """The container prepared for ``run`` will not be started: remove it."""
@@ -228,11 +237,18 @@ class Runner:
         if prepared is not None:
             self.preparations.discard(prepared, reason, wait=wait)
 
+    def _keep_exec(self, run: ActiveRun) -> None:
+        """The exec created ahead for ``run`` was not started: it serves the job's next run."""
+        ahead, run.exec_ahead = run.exec_ahead, None
+        if ahead is not None:
+            self.execs_ahead.give_back(ahead)
+
     def stop_preparing(self, *, wait: bool = True) -> None:
         """Prepare no more runs; remove the prepared ones no run has taken (a stop); with
         ``wait``, wait (bounded) for the preparations under way, else ``finish_preparing``
         does."""
         self.preparations.close(wait=wait)
+        self.execs_ahead.close()
 
     def finish_preparing(self) -> None:
         """Wait (bounded) for the preparations and removals under way (after a stop)."""
@@ -287,6 +303,7 @@ class Runner:
             self._log.exception("run.crashed")
         finally:
             self._release(run, "not_started", wait=True)
+            self._keep_exec(run)
             with self._lock:
                 self._active.pop(run.run_id, None)
             structlog.contextvars.clear_contextvars()
@@ -366,6 +383,7 @@ class Runner:
         with self._lock:  # only the first attempt starts what was prepared
             prepared = self._prepared.pop(run.run_id, None)
         attempt.prepared = prepared.created if prepared is not None else None
+        attempt.exec_ahead, run.exec_ahead = run.exec_ahead, None
         run.attempt = attempt
         try:
             outcome = self._plans.execute(attempt)
@@ -376,6 +394,8 @@ class Runner:
             run.attempt = None
             if prepared is not None and attempt.prepared is not None:  # its step did not
                 self.preparations.discard(prepared, "not_claimed", wait=True)
+            if attempt.exec_ahead is not None:  # its step did not start it
+                self.execs_ahead.give_back(attempt.exec_ahead)
         self._recorder.finished(run, attempt, outcome, self.clock.monotonic() - began)
         return outcome
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from jobs.base import BaseJob, NotifySpec
     from scheduler.errors import EngineUnavailableError
+    from scheduler.exec_ahead import PreparedExec
     from scheduler.notify import RunReport
     from scheduler.settings import JobEntry
     from scheduler.steps.containers import Created
@@ -92,6 +93,9 @@ class Attempt:
     prepared: Created | None = None
     """The container made ahead for this attempt (``scheduler.prepared``), until its step
     takes it to start it."""
+    exec_ahead: PreparedExec | None = None
+    """The exec created ahead for this attempt (``scheduler.exec_ahead``), until its step
+    takes it to start it."""
 
 
 @dataclass(slots=True)
@@ -106,6 +110,9 @@ class ActiveRun:
     attempt: Attempt | None = None
     thread: threading.Thread | None = None
     last_duration: float | None = None
+    exec_ahead: PreparedExec | None = None
+    """The exec created ahead for this run (``scheduler.exec_ahead``), until its first
+    attempt."""
 
 
 class RunInterruptedError(CrontainerError):

@@ -23,6 +23,8 @@ from scheduler.steps.base import StepHandler
 from scheduler.steps.containers import OUTPUT_DRAIN_S, pump
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from structlog.stdlib import BoundLogger
 
     from jobs.base import BaseJob
@@ -32,6 +34,13 @@ if TYPE_CHECKING:
 
 EXEC_PID_MARK = "crontainer-exec-pid"
 """The first stderr line of an exec job's wrapper: ``crontainer-exec-pid <pid>``."""
+
+
+def wrapped(command: Iterable[str]) -> list[str]:
+    """``command`` under ``sh`` that first reports its process id on stderr (the Docker API
+    cannot kill an exec: a timeout or a cancel signals that process group)."""
+    return ["sh", "-c", f'echo "{EXEC_PID_MARK} $$" >&2; exec "$@"', "sh", *command]
+
 
 SHORT_HEX = re.compile(r"[0-9a-f]{1,11}")
 """A name the engine may take as an id prefix where a selector would not (see direct_name)."""
@@ -121,11 +130,10 @@ class ExecHandler(StepHandler[ExecCommand]):
 
     def run(self, attempt: Attempt, step: ExecCommand) -> Outcome:
         engine, job = self.engine, attempt.job
-        wrapped = ["sh", "-c", f'echo "{EXEC_PID_MARK} $$" >&2; exec "$@"', "sh", *step.command]
-        container, exec_id = self._create(step, wrapped)
+        container, exec_id, frames = self._start(attempt, step)
         output = self.context.containers.output_log()
         pid = _PidCatcher(output)
-        reader = pump(self.log, engine.exec_output(exec_id), pid.feed, pid.ended.set)
+        reader = pump(self.log, frames, pid.feed, pid.ended.set)
         process = _ExecProcess(engine, self.log, job, container, pid)
         with attempt.lock:
             attempt.process = process
@@ -148,6 +156,29 @@ class ExecHandler(StepHandler[ExecCommand]):
         outcome = _outcome(attempt, self._exit_code(exec_id), timed_out=timed_out)
         outcome.output = list(output.tail)
         return outcome
+
+    def _start(
+        self, attempt: Attempt, step: ExecCommand
+    ) -> tuple[str, str, Iterator[tuple[str, bytes]]]:
+        """Start the exec (the container as the engine was given it, the exec id, its
+        output): the one prepared ahead for this attempt (``scheduler.exec_ahead``), else
+        one created now. A prepared one the engine refuses to start (its container
+        removed, stopped or replaced since) is given up, and the normal path says why."""
+        engine, ahead = self.engine, attempt.exec_ahead
+        if ahead is not None:
+            attempt.exec_ahead = None
+            try:
+                return ahead.container, ahead.exec_id, engine.exec_output(ahead.exec_id)
+            except (EngineNotFoundError, EngineConflictError) as e:
+                self.log.info(
+                    "run.exec_unused",
+                    container_id=ahead.container,
+                    exec_id=ahead.exec_id,
+                    reason="start_refused",
+                    error=str(e),
+                )
+        container, exec_id = self._create(step, wrapped(step.command))
+        return container, exec_id, engine.exec_output(exec_id)
 
     def _create(self, step: ExecCommand, command: list[str]) -> tuple[str, str]:
         """The exec of ``command`` in the one running container the step's selector
