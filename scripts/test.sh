@@ -49,19 +49,21 @@ rm -f .coverage .coverage.*
 status=0
 started=$SECONDS
 if [ $# -eq 0 ]; then
-  # The whole suite as two pytest processes at once (docs/testing.md, "The suite's time"):
-  # the real-engine tests, one at a time as ever, mostly wait on the engine; every other
-  # test (tests/unit) runs meanwhile, niced so that it takes only the CPU they leave, its
-  # report printed after theirs. Each process writes its own coverage data.
+  # The whole suite as two pytest processes at once (docs/testing.md, "The suite's time"),
+  # each under coverage with data files of its own: the real-engine tests of
+  # tests/integration/test_*.py, one at a time as ever; and, niced so that it takes only
+  # the CPU those leave, every other test (the restic package's real-engine tests, then
+  # tests/unit), its report printed after theirs.
   others=$(mktemp)
-  nice -n 10 "$venv/bin/coverage" run -m pytest --ignore=tests/integration >"$others" 2>&1 &
+  nice -n 10 "$venv/bin/coverage" run -m pytest --ignore-glob='tests/integration/test_*.py' \
+    >"$others" 2>&1 &
   others_pid=$!
   trap 'kill "$others_pid" 2>/dev/null || true; rm -f "$others"' EXIT
-  "$venv/bin/coverage" run -m pytest tests/integration || status=$?
+  "$venv/bin/coverage" run -m pytest tests/integration/test_*.py || status=$?
   others_status=0
   wait "$others_pid" || others_status=$?
   trap - EXIT
-  echo "== pytest: every test but the real-engine ones (run at the same time as those)"
+  echo "== pytest: every other test (run at the same time as those above)"
   cat "$others"
   rm -f "$others"
   [ "$others_status" -eq 0 ] || [ "$status" -ne 0 ] || status=$others_status
