@@ -47,7 +47,30 @@ echo "== mypy --strict"
 echo "== pytest (under coverage: the daemon subprocesses of the real-engine tests too)"
 rm -f .coverage .coverage.*
 status=0
-"$venv/bin/coverage" run -m pytest "$@" || status=$?
+started=$SECONDS
+if [ $# -eq 0 ]; then
+  # The whole suite as two pytest processes at once (docs/testing.md, "The suite's time"),
+  # each under coverage with data files of its own: the real-engine tests of
+  # tests/integration/test_*.py, one at a time as ever; and, niced so that it takes only
+  # the CPU those leave, every other test (the restic package's real-engine tests, then
+  # tests/unit), its report printed after theirs.
+  others=$(mktemp)
+  nice -n 10 "$venv/bin/coverage" run -m pytest --ignore-glob='tests/integration/test_*.py' \
+    >"$others" 2>&1 &
+  others_pid=$!
+  trap 'kill "$others_pid" 2>/dev/null || true; rm -f "$others"' EXIT
+  "$venv/bin/coverage" run -m pytest tests/integration/test_*.py || status=$?
+  others_status=0
+  wait "$others_pid" || others_status=$?
+  trap - EXIT
+  echo "== pytest: every other test (run at the same time as those above)"
+  cat "$others"
+  rm -f "$others"
+  [ "$others_status" -eq 0 ] || [ "$status" -ne 0 ] || status=$others_status
+else
+  "$venv/bin/coverage" run -m pytest "$@" || status=$?
+fi
+echo "== pytest took $((SECONDS - started)) s"
 "$venv/bin/coverage" combine -q
 echo "== coverage of scheduler/ and jobs/ (unit and real-engine tests together)"
 if [ $# -eq 0 ]; then  # the whole suite: below pyproject's fail_under (docs/testing.md) fails

@@ -14,6 +14,8 @@ from typing import Any
 import docker
 import docker.errors
 
+from scheduler.engine import LABEL_DAEMON
+
 from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, event, output_of
 
 SEED = r"""
@@ -111,12 +113,29 @@ class Inspector:
         for item in self._events:
             try:
                 self.seen.append(self._engine.api.inspect_container(item["id"]))
-            except docker.errors.NotFound:
-                self.seen.append({"Id": item["id"], "gone": True})
+            except docker.errors.NotFound:  # its labels are in the event
+                labels = item.get("Actor", {}).get("Attributes", {})
+                self.seen.append({"Id": item["id"], "gone": True, "Labels": labels})
 
     def close(self) -> None:
         self._events.close()
 
-    def ops(self) -> list[dict[str, Any]]:
-        """The inspect data of the ops containers seen (those of the project's image)."""
-        return [c for c in self.seen if c.get("Config", {}).get("Image") == PROJECT_IMAGE]
+    def gone(self, daemon: Daemon) -> list[str]:
+        """The containers of ``daemon`` (its runs' and its CLI's: they carry its name) that
+        were removed before they could be inspected. Another session's on a shared engine
+        (a benchmark's quick runs) are not the test's to judge."""
+        return [
+            c["Id"]
+            for c in self.seen
+            if c.get("gone") and c["Labels"].get(LABEL_DAEMON) == daemon.name
+        ]
+
+    def ops(self, daemon: Daemon) -> list[dict[str, Any]]:
+        """The inspect data of ``daemon``'s ops containers seen (those of the project's image
+        with its name: its runs' and its CLI's, not another daemon's on the engine)."""
+        return [
+            c
+            for c in self.seen
+            if c.get("Config", {}).get("Image") == PROJECT_IMAGE
+            and c["Config"].get("Labels", {}).get(LABEL_DAEMON) == daemon.name
+        ]

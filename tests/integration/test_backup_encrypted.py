@@ -17,6 +17,8 @@ from typing import Any
 import docker
 import pytest
 
+from scheduler.engine import LABEL_DAEMON
+
 from .conftest import BUSYBOX, PROJECT_IMAGE, Daemon, output_of, unique
 from .helpers import SEED, SMALL_SEED, Inspector, cli, first_success, run_cli, snapshot
 from .servers import DAV_PASSWORD
@@ -133,12 +135,18 @@ def wiped_source(
 
 
 def assert_never_shown(watching: Inspector, daemon: Daemon, secret: str, runs: int) -> None:
-    """No container the daemon or the CLI made (at least ``runs``) shows ``secret`` in its
-    command, environment or labels, nor does any line the daemon logged."""
+    """No container the daemon or the CLI made (at least ``runs``: those with its name, not
+    another daemon's on the engine) shows ``secret`` in its command, environment or labels,
+    nor does any line the daemon logged."""
     watching.close()
-    ops = [c for c in watching.seen if "crontainer.job" in c.get("Config", {}).get("Labels", {})]
+    ops = [
+        c
+        for c in watching.seen
+        if "crontainer.job" in (labels := c.get("Config", {}).get("Labels", {}))
+        and labels.get(LABEL_DAEMON) == daemon.name
+    ]
     assert len(ops) >= runs
-    assert all("gone" not in c for c in watching.seen)
+    assert watching.gone(daemon) == []
     assert secret not in json.dumps(ops)
     assert secret not in "".join(daemon.log.raw)
 

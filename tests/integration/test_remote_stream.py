@@ -69,7 +69,7 @@ def test_an_encrypted_archive_streamed_to_sftp_and_copied_to_webdav_restores_fro
 
     # No archive on the host: the stream's container mounted the sources only; both remotes
     # hold the archive and its checksum, the bytes of the stream, unreadable without the key.
-    ops = watching.ops()
+    ops = watching.ops(daemon)
     streaming = [o for o in ops if o["Config"]["Cmd"][-1] == "jobs.tools.remote"]
     assert len(streaming) == 2, [o["Config"]["Cmd"] for o in ops]
     assert streaming[0]["Mounts"]

@@ -120,7 +120,7 @@ def test_archives_copied_to_sftp_and_webdav_restore_the_identical_tree_from_each
 
     # No secret anywhere the engine or the log shows.
     key_text = sftp_server[1].read_text()
-    ops = watching.ops()
+    ops = watching.ops(daemon)
     assert len(ops) >= 2, "the archive's and the copy's containers were not seen"
     shown = json.dumps(ops) + "".join(daemon.log.raw)
     assert DAV_PASSWORD not in shown
@@ -307,7 +307,7 @@ def test_archives_copied_to_an_s3_bucket_restore_the_identical_tree(
     assert f"<Key>app/db/{name}</Key>" in said
     assert f"<Key>app/db/{name}.sha256</Key>" in said
     assert ".partial" not in said
-    shown = json.dumps(watching.ops()) + "".join(daemon.log.raw)
+    shown = json.dumps(watching.ops(daemon)) + "".join(daemon.log.raw)
     assert S3_SECRET not in shown
 
     before = snapshot(engine, source)

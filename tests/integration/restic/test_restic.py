@@ -74,9 +74,9 @@ def test_a_rest_repository_gets_deduplicated_snapshots_that_restore_the_identica
     assert app.status == "running"
 
     # No secret anywhere the engine or the log shows.
-    ops = watching.ops()
+    ops = watching.ops(daemon)
     assert ops, "no ops container was seen"
-    assert all("gone" not in c for c in watching.seen)
+    assert watching.gone(daemon) == []
     for secret in (PASSWORD, REST_PASSWORD):
         assert secret not in json.dumps(ops)
         assert secret not in "".join(daemon.log.raw)
@@ -233,7 +233,7 @@ def test_an_sftp_repository_with_the_jobs_key_and_a_host_key_known_hosts_does_no
     assert snapshots[0]["tags"] == ["crontainer-job=good", f"crontainer-daemon={daemon.name}"]
 
     # The ops containers of this daemon: one for each job.
-    ours = watching.ops()
+    ours = watching.ops(daemon)
     labels = [c["Config"]["Labels"] for c in ours]
     jobs = [x.get("crontainer.job") for x in labels if x.get("crontainer.daemon") == daemon.name]
     assert sorted(j for j in jobs if j) == ["bad", "good"]

@@ -79,7 +79,7 @@ def test_an_s3_repository_snapshots_lists_and_restores_and_a_missing_bucket_says
     assert restored["snapshot_id"] == made["snapshot_id"]
     assert snapshot(engine, source) == before
 
-    ops = watching.ops()
+    ops = watching.ops(daemon)
     assert len(ops) >= 3  # an ops container for each job at least
     for shown in (json.dumps(ops), "".join(daemon.log.raw)):
         assert S3_SECRET not in shown
