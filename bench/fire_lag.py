@@ -67,6 +67,8 @@ from typing import TYPE_CHECKING, Any
 import docker
 from benchlib import LABEL, ROOT, start_daemon, stop_daemon
 
+from scheduler.docker_engine import DockerEngine
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -651,7 +653,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     modes = args.modes.split(",")
-    api = docker.APIClient(**docker.utils.kwargs_from_env())
+    # The SDK's client as the daemon makes it: one connection pool for the engine's socket
+    # (docker-py's own adapter keeps a pool per URL and closes one another thread still
+    # uses when a burst's 16 threads reach more than 25 URLs: scheduler/docker_engine.py).
+    api = DockerEngine.connect(timeout=60)._api  # noqa: SLF001
     scene = Scene(api, f"lag{os.getpid()}")
     state = Path(tempfile.mkdtemp(prefix="fire-lag-"))
     print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; load {args.load}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
+from docker.transport.unixconn import UnixHTTPAdapter
 
 from jobs.plan import ContainerSpec, PullPolicy
 from scheduler.docker_errors import explain, translated
@@ -72,12 +73,40 @@ def tls_problem(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+SOCKET_POOL_SIZE = 32
+"""Connections to the engine's Unix socket kept open for reuse (runs at once, the ticker,
+the watch): beyond it a connection is closed after its request instead of kept."""
+
+
+class _OneSocketPool(UnixHTTPAdapter):  # type: ignore[misc]  # docker-py has no type hints
+    """docker-py's Unix-socket adapter keys its connection pools by the whole request URL,
+    and keeps the last 25: every container id in a path gets a pool (and a new connection)
+    of its own, and with many runs at once a pool another thread still reads from is
+    evicted and closed under it (urllib3 then fails to give its connection back,
+    ``'NoneType' object has no attribute 'qsize'``). There is one socket: one pool."""
+
+    def get_connection(self, url: str, proxies: object = None) -> object:  # noqa: ARG002
+        return super().get_connection("http+docker://localhost", proxies)
+
+
 class _ApiClient(docker.APIClient):  # type: ignore[misc]  # docker-py has no type hints
     """docker-py's API client, deaf to the environment's CA bundles: requests lets
     ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override the session's CA at every request
     (many images set them), which would replace DOCKER_CERT_PATH's ``ca.pem`` and fail
     every TLS connection to the engine. Proxies and .netrc are not used for the engine
-    either."""
+    either. Over a Unix socket, one connection pool (``_OneSocketPool``)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        adapter: Any = getattr(self, "_custom_adapter", None)
+        if type(adapter) is UnixHTTPAdapter:
+            self._custom_adapter = _OneSocketPool(
+                f"http+unix://{adapter.socket_path}",
+                adapter.timeout,
+                max_pool_size=SOCKET_POOL_SIZE,
+            )
+            self.mount("http+docker://", self._custom_adapter)
+            adapter.close()
 
     @property
     def trust_env(self) -> bool:
