@@ -33,8 +33,9 @@ import structlog
 
 from jobs.exec import ExecJob
 from jobs.plan import ExecCommand
+from scheduler.errors import EngineConflictError, EngineNotFoundError
 from scheduler.logs import get_logger
-from scheduler.selection import exactly_one
+from scheduler.selection import SelectionError, exactly_one
 from scheduler.steps.exec import wrapped
 
 if TYPE_CHECKING:
@@ -181,9 +182,11 @@ class ExecsAhead:
         try:
             self._ready(entry, scheduled_at, due)
         except Exception as e:  # engine, selection: the run at its time says
-            self._log.warning(
-                "run.prepare_failed", scheduled_at=scheduled_at.isoformat(), error=str(e)
-            )
+            # No one running container to make it in (none, stopped, several; or gone or
+            # stopped between the selection and the creation): the run at its time reports
+            # that very problem on the normal path, so here it is only a detail.
+            level = self._log.debug if _unselectable(e) else self._log.warning
+            level("run.prepare_failed", scheduled_at=scheduled_at.isoformat(), error=str(e))
 
     def _ready(self, entry: JobEntry, scheduled_at: datetime, due: datetime) -> None:
         step = preparable_exec(self._plan(entry))
@@ -230,6 +233,12 @@ class ExecsAhead:
             exec_id=item.exec_id,
             reason=reason,
         )
+
+
+def _unselectable(error: Exception) -> bool:
+    """``error`` says the job's container could not be selected, or was gone or stopped
+    when the exec was created in it (not an unexpected failure)."""
+    return isinstance(error, SelectionError | EngineNotFoundError | EngineConflictError)
 
 
 class Preparers:

@@ -41,6 +41,7 @@ import structlog
 from jobs.plan import RunContainer
 from jobs.run import RunJob
 from scheduler.logs import get_logger
+from scheduler.selection import SelectionError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -330,7 +331,10 @@ class Preparations:
             created = self._containers.prepare(item.job, item.run_id, spec)
         except Exception as e:  # engine, secret, selection: the run at its time says
             self._forget(item)
-            self._log.warning("run.prepare_failed", scheduled_at=scheduled_at, error=str(e))
+            # A volumes_from that selects no one container: the run at its time reports
+            # that very problem on the normal path, so here it is only a detail.
+            level = self._log.debug if isinstance(e, SelectionError) else self._log.warning
+            level("run.prepare_failed", scheduled_at=scheduled_at, error=str(e))
             return
         with self._lock:
             item.created = created

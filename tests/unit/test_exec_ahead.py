@@ -15,7 +15,7 @@ import structlog
 
 from scheduler.engine import ContainerInfo
 from scheduler.engine_health import EngineHealth
-from scheduler.errors import ConfigError, EngineConflictError, EngineNotFoundError
+from scheduler.errors import ConfigError, EngineConflictError, EngineError, EngineNotFoundError
 from scheduler.exec_ahead import Preparers
 from scheduler.runner import Runner
 from scheduler.runs import Status
@@ -186,10 +186,65 @@ def test_a_failed_preparation_leaves_the_run_to_the_normal_path(tmp_path: Path) 
         ended(runner)
     (failed,) = events(logs, "run.prepare_failed")
     assert "matched no container" in str(failed["error"])
+    assert failed["log_level"] == "debug"  # the run at its time says it, at its level
     assert engine.creates() == ["app"]
     (record,) = history_of(runner).runs("x")
     assert record.status == Status.FAILED
     assert "matched no container" in str(record.error)
+
+
+@pytest.mark.parametrize(
+    "selectable",
+    [
+        [ContainerInfo(id="c-app-1", name="app", state="exited", labels={})],
+        [
+            ContainerInfo(id="c-app-1", name="app-1", state="running", labels={"app": "1"}),
+            ContainerInfo(id="c-app-2", name="app-2", state="running", labels={"app": "1"}),
+        ],
+    ],
+    ids=["not_running", "ambiguous"],
+)
+def test_a_preparation_that_cannot_select_its_container_logs_at_debug(
+    tmp_path: Path, selectable: list[ContainerInfo]
+) -> None:
+    """A container that does not run, or several that match: the same problem the run at
+    its time reports on the normal path, so the preparation's failure is only debug."""
+    config = make_config(tmp_path, jobs=EXEC.replace('"app"', '"label=app"'))
+    engine = AheadEngine()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    engine.selectable = [
+        ContainerInfo(id=c.id, name=c.name, state=c.state, labels={"app": "1"}) for c in selectable
+    ]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepare_failed")))
+    (failed,) = events(logs, "run.prepare_failed")
+    assert failed["log_level"] == "debug"
+    assert "exactly one" in str(failed["error"])
+    assert engine.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [
+        (EngineNotFoundError("No such container: c-app-1"), "debug"),
+        (EngineConflictError("Container c-app-1 is not running"), "debug"),
+        (EngineError("the engine said 500: out of memory"), "warning"),
+    ],
+)
+def test_an_exec_creation_refused_for_its_container_is_debug_else_warning(
+    tmp_path: Path, error: EngineError, level: str
+) -> None:
+    """The container went away or stopped between its selection and the exec's creation:
+    debug, as a selection failure; any other engine error stays a warning."""
+    _, engine, runner, entry = setup(tmp_path)
+    engine.fail["exec_create"] = error
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepare_failed")))
+    (failed,) = events(logs, "run.prepare_failed")
+    assert (failed["log_level"], failed["error"]) == (level, str(error))
 
 
 # --- not started: kept, or left unused ----------------------------------------------------

@@ -277,6 +277,23 @@ def test_retries_and_other_triggers_take_the_normal_path(tmp_path: Path) -> None
     assert discarded(logs) == []
 
 
+def test_a_volumes_from_that_selects_no_container_fails_the_preparation_at_debug(
+    tmp_path: Path,
+) -> None:
+    """volumes_from matches no container ahead of the time: the run at its time reports
+    that same problem on the normal path, so the preparation's failure is only debug."""
+    config, engine, runner, _ = setup(tmp_path, job='volumes_from = "data"')
+    entry = config.jobs["j"]
+    engine.missing = {"data"}
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparations.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepare_failed")))
+    (failed,) = events(logs, "run.prepare_failed")
+    assert failed["log_level"] == "debug"
+    assert "matched no container" in str(failed["error"])
+    assert engine.created() == 0
+
+
 def test_a_failed_preparation_leaves_the_run_to_the_normal_path(tmp_path: Path) -> None:
     """The image cannot be had ahead: run.prepare_failed, nothing kept; at its time the run
     tries again and its record tells the engine's error."""
@@ -292,6 +309,7 @@ def test_a_failed_preparation_leaves_the_run_to_the_normal_path(tmp_path: Path) 
     (failed,) = events(logs, "run.prepare_failed")
     assert (failed["job"], failed["error"]) == ("j", "no such image: img:1")
     assert failed["run_id"] != dispatched.run_id
+    assert failed["log_level"] == "warning"
     recorded = row(runner, dispatched.run_id)
     assert (recorded.status, recorded.error) == ("failed", "no such image: img:1")
     assert engine.names().count("ensure_image") == 2
