@@ -93,6 +93,8 @@ class ExecsAhead:
         self._clock = clock
         self._health = health
         self._held: dict[str, PreparedExec] = {}
+        self._in_force: Mapping[str, JobEntry] | None = None
+        """The jobs of the last ``retain`` (None before the first)."""
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -111,8 +113,8 @@ class ExecsAhead:
         if self._health.error is not None:
             return  # it would fail; the run at its time says why
         with self._lock:
-            if self._closed:
-                return
+            if self._closed or self._not_in_force(entry) is not None:
+                return  # a reload took the job away or changed it since the ticker's pick
             if self._pool is None:  # no thread for a daemon without exec jobs
                 self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "exec-ahead")
             pool = self._pool
@@ -126,15 +128,10 @@ class ExecsAhead:
         never be started."""
         unused: list[tuple[PreparedExec, str]] = []
         with self._lock:
+            self._in_force = entries
             for name, item in list(self._held.items()):
-                entry = entries.get(name)
-                if entry is None:
-                    reason = "job_removed"
-                elif not entry.job.enabled:
-                    reason = "job_disabled"
-                elif entry.job != item.definition:
-                    reason = "job_changed"
-                else:
+                reason = self._not_in_force_as(name, item.definition)
+                if reason is None:
                     continue
                 del self._held[name]
                 unused.append((item, reason))
@@ -190,7 +187,9 @@ class ExecsAhead:
 
     def _ready(self, entry: JobEntry, scheduled_at: datetime, due: datetime) -> None:
         step = preparable_exec(self._plan(entry))
-        if step is None:
+        with self._lock:
+            gone = self._not_in_force(entry) is not None  # a reload while it waited
+        if step is None or gone:
             return
         container = exactly_one(self._engine, step.container, step.key, running=True).id
         with self._lock:
@@ -205,14 +204,15 @@ class ExecsAhead:
                 container, wrapped(step.command), user=step.user, workdir=step.workdir, env=step.env
             )
             item = PreparedExec(entry.name, entry.job, container, exec_id, None)
-        with self._lock:
-            stopping = self._closed
-            other = None if stopping else self._held.get(entry.name)
-            if not stopping and other is None:
+        with self._lock:  # retain holds it too: a reload is before this or after
+            reason = "daemon_stopping" if self._closed else self._not_in_force(entry)
+            if reason is None and self._held.get(entry.name) is not None:
+                reason = "replaced"  # a run gave one back meanwhile
+            if reason is None:
                 item.scheduled_at = scheduled_at
                 self._held[entry.name] = item
-        if stopping or other is not None:  # the daemon stops, or a run gave one back
-            self._unused(item, "daemon_stopping" if stopping else "replaced")
+        if reason is not None:  # made for a definition no longer in force, or the stop
+            self._unused(item, reason)
             return
         self._log.info(
             "run.exec_prepared",
@@ -222,6 +222,21 @@ class ExecsAhead:
             reused=reused,
             ahead_s=round((due - self._clock.now()).total_seconds(), 3),
         )
+
+    def _not_in_force(self, entry: JobEntry) -> str | None:
+        """Why ``entry`` is not the job in force (under the lock), or None: it is, or no
+        jobs were retained yet."""
+        return self._not_in_force_as(entry.name, entry.job)
+
+    def _not_in_force_as(self, name: str, definition: BaseJob) -> str | None:
+        if self._in_force is None:
+            return None
+        now = self._in_force.get(name)
+        if now is None:
+            return "job_removed"
+        if not now.job.enabled:
+            return "job_disabled"
+        return "job_changed" if now.job != definition else None
 
     def _unused(self, item: PreparedExec, reason: str) -> None:
         """``item`` will never be started (the engine keeps it until its container stops):

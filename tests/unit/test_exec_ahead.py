@@ -6,6 +6,7 @@ run (the engine cannot delete it) unless the job or its container changed."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -312,6 +313,66 @@ def test_a_job_removed_or_changed_leaves_its_exec_unused(
     assert unused(logs) == [("x1", reason)]
     if change == "changed":
         assert engine.starts() == ["x2"]
+
+
+class BlockingCreate(AheadEngine):
+    """exec_create waits for ``go`` once ``entered`` is set: a reload can come in between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def exec_create(
+        self,
+        container: str,
+        command: list[str],
+        *,
+        user: str | None,
+        workdir: str | None,
+        env: Mapping[str, str],
+    ) -> str:
+        self.entered.set()
+        self.go.wait(10)
+        return super().exec_create(container, command, user=user, workdir=workdir, env=env)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("removed", "job_removed"), ("changed", "job_changed"), ("disabled", "job_disabled")],
+)
+def test_an_exec_made_while_a_reload_changes_its_job_is_not_held(
+    tmp_path: Path, change: str, reason: str
+) -> None:
+    """A reload comes while the exec is being created: it was made for a definition no
+    longer in force, so it is left unused at once (not held for a run that will not come,
+    nor started by one of another definition), and the job's current definition gets no
+    exec of the old one."""
+    config = make_config(tmp_path, jobs=EXEC)
+    engine = BlockingCreate()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    jobs = dict(config.jobs)
+    if change == "removed":
+        del jobs["x"]
+    else:
+        extra = "enabled = false\n" if change == "disabled" else 'user = "nobody"\n'
+        (tmp_path / "new").mkdir()
+        jobs["x"] = make_config(tmp_path / "new", jobs=EXEC + extra).jobs["x"]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparer.retain(config.jobs)
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        assert engine.entered.wait(10)
+        runner.preparer.retain(jobs)
+        engine.go.set()
+        wait_for(lambda: bool(events(logs, "run.exec_unused", "run.exec_prepared")))
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)  # the old definition again
+        if change == "changed":
+            runner.dispatch(jobs["x"], SCHEDULED)
+            ended(runner)
+        runner.stop_preparing()
+    assert events(logs, "run.exec_prepared") == []
+    assert unused(logs) == [("x1", reason)]
+    assert engine.creates() == ([APP.id, "app"] if change == "changed" else [APP.id])
 
 
 def test_a_stop_leaves_held_execs_unused_and_prepares_no_more(tmp_path: Path) -> None:
