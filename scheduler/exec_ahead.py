@@ -23,7 +23,6 @@ changed, removed or disabled, a container replaced, or the daemon's stop leave o
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import threading
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import structlog
 
 from jobs.exec import ExecJob
 from jobs.plan import ExecCommand
+from scheduler.background import Background
 from scheduler.errors import EngineConflictError, EngineNotFoundError
 from scheduler.logs import get_logger
 from scheduler.selection import SelectionError, exactly_one
@@ -95,7 +95,7 @@ class ExecsAhead:
         self._held: dict[str, PreparedExec] = {}
         self._in_force: Mapping[str, JobEntry] | None = None
         """The jobs of the last ``retain`` (None before the first)."""
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: Background | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._log = get_logger()
@@ -116,7 +116,7 @@ class ExecsAhead:
             if self._closed or self._not_in_force(entry) is not None:
                 return  # a reload took the job away or changed it since the ticker's pick
             if self._pool is None:  # no thread for a daemon without exec jobs
-                self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "exec-ahead")
+                self._pool = Background(WORKERS, "exec-ahead")
             pool = self._pool
         try:
             pool.submit(contextvars.Context().run, self._make, entry, scheduled_at, due)
@@ -166,7 +166,9 @@ class ExecsAhead:
             self._closed = True
             pool, held, self._held = self._pool, list(self._held.values()), {}
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(
+                cancel_futures=True
+            )  # daemon threads: a hung creation never holds up the exit
         for item in held:
             self._unused(item, "daemon_stopping")
 
