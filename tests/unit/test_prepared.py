@@ -476,6 +476,46 @@ def test_a_reload_that_removes_disables_or_changes_the_job_removes_it(
     assert engine.streams[0].closed  # the engine would keep it open: it never started
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (None, "job_removed"),
+        ("enabled = false", "job_disabled"),
+        ('command = "true"', "job_changed"),
+    ],
+)
+def test_a_reload_while_the_container_is_made_removes_it_once_made(
+    tmp_path: Path, change: str | None, reason: str
+) -> None:
+    """A reload comes while the container is being created: it was made for a definition
+    no longer in force, so it is removed once made and no run takes it."""
+    config, engine, runner, _ = setup(tmp_path)
+    entry = config.jobs["j"]
+    creating, release = threading.Event(), threading.Event()
+    real_create = engine.create
+
+    def slow_create(spec: object, *, name: str, labels: Mapping[str, str]) -> str:
+        creating.set()
+        assert release.wait(10)
+        return real_create(spec, name=name, labels=labels)  # type: ignore[arg-type]
+
+    engine.create = slow_create  # type: ignore[method-assign]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparations.retain(config.jobs)
+        runner.preparations.prepare(entry, SCHEDULED, SCHEDULED)
+        assert creating.wait(10)
+        jobs = {} if change is None else dict(make_config(tmp_path, job=change).jobs)
+        runner.preparations.retain(jobs)
+        release.set()
+        wait_for(lambda: bool(discarded(logs)))
+        taken = runner.preparations.take(jobs.get("j", entry), SCHEDULED)
+    assert taken is None
+    assert events(logs, "run.prepared") == []
+    ((container_id, why),) = discarded(logs)
+    assert why == reason
+    wait_for(lambda: ("remove", container_id) in engine.calls)
+
+
 def test_an_unchanged_job_keeps_its_prepared_run(tmp_path: Path) -> None:
     """A reload that leaves the job as it was keeps the prepared container for its run."""
     config, _, runner, _ = setup(tmp_path)
