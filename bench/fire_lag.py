@@ -26,14 +26,20 @@ machine's kernel, else in microseconds — and the host and a container share th
   with one job of that kind, ``schedule = "@every <period>s"`` (aligned to the epoch); its
   instants and the floor's alternate, half a period apart. ``--filler N`` configures N
   more run jobs beside it that never fire while the bench runs (once a year, each at its
-  own minute): the issue's "with 1,000 jobs configured".
+  own minute): the issue's "with 1,000 jobs configured". Both kinds are prepared ahead
+  (``prepare_ahead``: a ``run`` job's container created, an ``exec`` job's exec created,
+  leaving only the start to the instant) when ``--prepare-ahead`` is at most the period;
+  with the default 5 s and a shorter period nothing is prepared (a run is prepared only
+  when it is due at least its lead after the previous one was planned), so this side then
+  pays create + start as the floor does.
 - **bursts**: ``--burst`` run jobs (and, with ``burst-exec``, as many exec jobs) due at the
   same second (``@with-seconds`` at an instant a few seconds after the daemon started),
   ``max_concurrent_runs = --parallel``: all started? time from the instant to the last
-  command's start; how many were prepared ahead (``--burst-prepare-ahead``, else
-  ``--prepare-ahead``). The floor does the same number with ``--parallel`` threads: ``create +
-  start`` only, and ``create + attach + start + wait + remove`` (what a daemon's run does
-  while it holds its slot: the next run of the burst waits for that slot); for execs
+  command's start; how many were prepared ahead — run jobs' containers, exec jobs' execs —
+  (``--burst-prepare-ahead``, else ``--prepare-ahead``, else the default 5 s). The floor
+  does the same number with ``--parallel`` threads: ``create + start`` only, and ``create +
+  attach + start + wait + remove`` (what a daemon's run does while it holds its slot: the
+  next run of the burst waits for that slot); for execs
   ``exec_create + exec_start``, and with ``exec_inspect`` after the output (the exit code);
   with ``--start-floor`` also ``start`` alone of as many containers created before the
   instant (what prepared runs leave to the instant).
@@ -448,9 +454,11 @@ def burst_floor(scene: Scene, args: argparse.Namespace, kind: str, variant: str)
 
 
 def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path) -> Burst:
-    """``count`` jobs of ``kind`` due at one second, ``max_concurrent_runs = parallel``."""
+    """``count`` jobs of ``kind`` due at one second, ``max_concurrent_runs = parallel``; both
+    kinds prepared ahead (a run job's container, an exec job's exec) with the burst's
+    ``prepare_ahead``."""
     count, file = args.burst, f"burst-cron-{kind}.log"
-    ahead = burst_ahead(args) if kind == "run" else 0.0
+    ahead = burst_ahead(args)
     # the daemon's start with that many jobs on a busy machine, then the preparations
     lead = 8 + count / 50 + args.filler / 200 + ahead
     instant = next_instant(lead)
@@ -472,14 +480,13 @@ def burst_daemon(scene: Scene, args: argparse.Namespace, kind: str, state: Path)
     events = daemon.events()
     counts = {name: sum(e["event"] == name for e in events) for name in ended}
     note = ", ".join(f"{k.removeprefix('run.')} {v}" for k, v in counts.items() if v)
-    if kind == "run":
-        note += "; " + preparation_note(events)
+    note += "; " + (preparation_note(events) if kind == "run" else exec_note(events))
     what = f"crontainer, {kind} jobs"
     return summarize_burst(what, scene.read(file), instant, note)
 
 
 def burst_ahead(args: argparse.Namespace) -> float:
-    """The burst's run jobs' prepare_ahead in seconds (``--burst-prepare-ahead``, else
+    """The burst's jobs' prepare_ahead in seconds (``--burst-prepare-ahead``, else
     ``--prepare-ahead``, else the default 5 s); only whole seconds and minutes are read."""
     text = args.burst_prepare_ahead or args.prepare_ahead or "5s"
     number = float(text.rstrip("sm"))
@@ -500,6 +507,21 @@ def preparation_note(events: list[dict[str, Any]]) -> str:
     note = f"prepared {len(made)}, of them started {started}"
     if reasons:
         note += ", removed " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    return note + (f", prepare_failed {failed}" if failed else "")
+
+
+def exec_note(events: list[dict[str, Any]]) -> str:
+    """How many of a burst's execs were created ahead, and why any were left unused (or a
+    start refused: the run then created its own)."""
+    made = sum(e["event"] == "run.exec_prepared" for e in events)
+    reasons: dict[str, int] = {}
+    for e in events:
+        if e["event"] == "run.exec_unused":
+            reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
+    failed = sum(e["event"] == "run.prepare_failed" for e in events)
+    note = f"execs prepared {made}"
+    if reasons:
+        note += ", unused " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
     return note + (f", prepare_failed {failed}" if failed else "")
 
 
@@ -629,8 +651,8 @@ def main() -> int:
     parser.add_argument(
         "--burst-prepare-ahead",
         metavar="DURATION",
-        help="the burst's run jobs' prepare_ahead (default: --prepare-ahead): a burst needs "
-        "time to create all its containers ahead",
+        help="the burst's run and exec jobs' prepare_ahead (default: --prepare-ahead): a burst "
+        "needs time to create all its containers (or execs) ahead",
     )
     parser.add_argument(
         "--filler",

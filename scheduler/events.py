@@ -232,11 +232,13 @@ EVENTS: tuple[Event, ...] = (
     ),
     _event(
         "run.prepare_failed",
-        "warning/error",
+        "debug/warning/error",
         f"{RUN} scheduled_at error; reason: `internal`, a bug: logged with its traceback; "
         "exception",
-        "preparing a run ahead failed; the run takes the normal path at its time (and its "
-        "record says why it failed, if it does again)",
+        "preparing a run (or an exec) ahead failed; the run takes the normal path at its time "
+        "(and its record says why it failed, if it does again). At debug when the job's "
+        "container could not be selected (none, not running, several; or gone or stopped "
+        "by the exec's creation): the run reports that itself; at warning otherwise",
     ),
     _event(
         "run.prepared_discarded",

@@ -23,7 +23,6 @@ changed, removed or disabled, a container replaced, or the daemon's stop leave o
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import threading
 from dataclasses import dataclass
@@ -33,8 +32,10 @@ import structlog
 
 from jobs.exec import ExecJob
 from jobs.plan import ExecCommand
+from scheduler.background import Background
+from scheduler.errors import EngineConflictError, EngineNotFoundError
 from scheduler.logs import get_logger
-from scheduler.selection import exactly_one
+from scheduler.selection import SelectionError, exactly_one
 from scheduler.steps.exec import wrapped
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ class ExecsAhead:
         self._clock = clock
         self._health = health
         self._held: dict[str, PreparedExec] = {}
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._in_force: Mapping[str, JobEntry] | None = None
+        """The jobs of the last ``retain`` (None before the first)."""
+        self._pool: Background | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._log = get_logger()
@@ -110,10 +113,10 @@ class ExecsAhead:
         if self._health.error is not None:
             return  # it would fail; the run at its time says why
         with self._lock:
-            if self._closed:
-                return
+            if self._closed or self._not_in_force(entry) is not None:
+                return  # a reload took the job away or changed it since the ticker's pick
             if self._pool is None:  # no thread for a daemon without exec jobs
-                self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "exec-ahead")
+                self._pool = Background(WORKERS, "exec-ahead")
             pool = self._pool
         try:
             pool.submit(contextvars.Context().run, self._make, entry, scheduled_at, due)
@@ -125,15 +128,10 @@ class ExecsAhead:
         never be started."""
         unused: list[tuple[PreparedExec, str]] = []
         with self._lock:
+            self._in_force = entries
             for name, item in list(self._held.items()):
-                entry = entries.get(name)
-                if entry is None:
-                    reason = "job_removed"
-                elif not entry.job.enabled:
-                    reason = "job_disabled"
-                elif entry.job != item.definition:
-                    reason = "job_changed"
-                else:
+                reason = self._not_in_force_as(name, item.definition)
+                if reason is None:
                     continue
                 del self._held[name]
                 unused.append((item, reason))
@@ -168,7 +166,9 @@ class ExecsAhead:
             self._closed = True
             pool, held, self._held = self._pool, list(self._held.values()), {}
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(
+                cancel_futures=True
+            )  # daemon threads: a hung creation never holds up the exit
         for item in held:
             self._unused(item, "daemon_stopping")
 
@@ -181,13 +181,17 @@ class ExecsAhead:
         try:
             self._ready(entry, scheduled_at, due)
         except Exception as e:  # engine, selection: the run at its time says
-            self._log.warning(
-                "run.prepare_failed", scheduled_at=scheduled_at.isoformat(), error=str(e)
-            )
+            # No one running container to make it in (none, stopped, several; or gone or
+            # stopped between the selection and the creation): the run at its time reports
+            # that very problem on the normal path, so here it is only a detail.
+            level = self._log.debug if _unselectable(e) else self._log.warning
+            level("run.prepare_failed", scheduled_at=scheduled_at.isoformat(), error=str(e))
 
     def _ready(self, entry: JobEntry, scheduled_at: datetime, due: datetime) -> None:
         step = preparable_exec(self._plan(entry))
-        if step is None:
+        with self._lock:
+            gone = self._not_in_force(entry) is not None  # a reload while it waited
+        if step is None or gone:
             return
         container = exactly_one(self._engine, step.container, step.key, running=True).id
         with self._lock:
@@ -202,14 +206,15 @@ class ExecsAhead:
                 container, wrapped(step.command), user=step.user, workdir=step.workdir, env=step.env
             )
             item = PreparedExec(entry.name, entry.job, container, exec_id, None)
-        with self._lock:
-            stopping = self._closed
-            other = None if stopping else self._held.get(entry.name)
-            if not stopping and other is None:
+        with self._lock:  # retain holds it too: a reload is before this or after
+            reason = "daemon_stopping" if self._closed else self._not_in_force(entry)
+            if reason is None and self._held.get(entry.name) is not None:
+                reason = "replaced"  # a run gave one back meanwhile
+            if reason is None:
                 item.scheduled_at = scheduled_at
                 self._held[entry.name] = item
-        if stopping or other is not None:  # the daemon stops, or a run gave one back
-            self._unused(item, "daemon_stopping" if stopping else "replaced")
+        if reason is not None:  # made for a definition no longer in force, or the stop
+            self._unused(item, reason)
             return
         self._log.info(
             "run.exec_prepared",
@@ -219,6 +224,21 @@ class ExecsAhead:
             reused=reused,
             ahead_s=round((due - self._clock.now()).total_seconds(), 3),
         )
+
+    def _not_in_force(self, entry: JobEntry) -> str | None:
+        """Why ``entry`` is not the job in force (under the lock), or None: it is, or no
+        jobs were retained yet."""
+        return self._not_in_force_as(entry.name, entry.job)
+
+    def _not_in_force_as(self, name: str, definition: BaseJob) -> str | None:
+        if self._in_force is None:
+            return None
+        now = self._in_force.get(name)
+        if now is None:
+            return "job_removed"
+        if not now.job.enabled:
+            return "job_disabled"
+        return "job_changed" if now.job != definition else None
 
     def _unused(self, item: PreparedExec, reason: str) -> None:
         """``item`` will never be started (the engine keeps it until its container stops):
@@ -230,6 +250,12 @@ class ExecsAhead:
             exec_id=item.exec_id,
             reason=reason,
         )
+
+
+def _unselectable(error: Exception) -> bool:
+    """``error`` says the job's container could not be selected, or was gone or stopped
+    when the exec was created in it (not an unexpected failure)."""
+    return isinstance(error, SelectionError | EngineNotFoundError | EngineConflictError)
 
 
 class Preparers:

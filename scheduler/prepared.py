@@ -40,7 +40,9 @@ import structlog
 
 from jobs.plan import RunContainer
 from jobs.run import RunJob
+from scheduler.background import Background
 from scheduler.logs import get_logger
+from scheduler.selection import SelectionError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -120,8 +122,8 @@ class Preparations:
         self._owned: dict[str, PreparedRun] = {}
         """By run id: every run whose container this store makes or removes (not those
         handed to a run), until it is removed or known not to exist."""
-        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "prepare")
-        self._removals = concurrent.futures.ThreadPoolExecutor(REMOVERS, "discard")
+        self._pool = Background(WORKERS, "prepare")
+        self._removals = Background(REMOVERS, "discard")
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._removing: dict[concurrent.futures.Future[None], PreparedRun] = {}
         self._lock = threading.Lock()
@@ -262,8 +264,9 @@ class Preparations:
                 container_id=item.created.container_id if item.created else None,
                 error=f"not removed {CLOSE_WAIT_S:g} s into the stop: the next start removes it",
             )
-        self._removals.shutdown(wait=False)  # a removal under way goes on while it can
-        self._pool.shutdown(wait=not stuck, cancel_futures=True)  # its threads end with it
+        # Daemon threads: one that still hangs in the engine never holds up the exit.
+        self._removals.shutdown()  # a removal under way goes on while it can
+        self._pool.shutdown(cancel_futures=True)
 
     # --- inside ------------------------------------------------------------------------
 
@@ -287,7 +290,7 @@ class Preparations:
         self,
         target: Callable[[], None],
         item: PreparedRun,
-        pool: concurrent.futures.ThreadPoolExecutor | None = None,
+        pool: Background | None = None,
     ) -> concurrent.futures.Future[None] | None:
         """``target`` on ``pool`` (the preparations'), with ``item``'s log fields (a context
         of its own); None if the pool cannot take it."""
@@ -330,7 +333,10 @@ class Preparations:
             created = self._containers.prepare(item.job, item.run_id, spec)
         except Exception as e:  # engine, secret, selection: the run at its time says
             self._forget(item)
-            self._log.warning("run.prepare_failed", scheduled_at=scheduled_at, error=str(e))
+            # A volumes_from that selects no one container: the run at its time reports
+            # that very problem on the normal path, so here it is only a detail.
+            level = self._log.debug if isinstance(e, SelectionError) else self._log.warning
+            level("run.prepare_failed", scheduled_at=scheduled_at, error=str(e))
             return
         with self._lock:
             item.created = created

@@ -31,6 +31,10 @@ TEST_SESSION = f"session-{os.getpid()}"
 """The label's value: this test session's. Sessions that run at the same time on one engine
 (two worktrees, say) leave each other's objects alone; a dead session's are debris."""
 TEST_LABELS: dict[str, str] = {TEST_LABEL: TEST_SESSION}
+TEST_HELPER = "crontainer-test.helper"
+"""On the containers a test runs itself (``output_of``, ``Helpers``): the Inspector does not
+judge them (a daemon never sets it)."""
+HELPER_LABELS: dict[str, str] = {**TEST_LABELS, TEST_HELPER: "1"}
 
 Event = dict[str, Any]
 
@@ -384,7 +388,7 @@ def output_of(engine: docker.DockerClient, image: str, command: list[str], **kwa
     """The stdout of a helper container run to its end (labelled, removed). Read after the
     container ended: docker-py's ``containers.run`` follows the log while the container runs,
     and the last part of a quick, large output can be missing from it."""
-    container = engine.containers.run(image, command, detach=True, labels=TEST_LABELS, **kwargs)
+    container = engine.containers.run(image, command, detach=True, labels=HELPER_LABELS, **kwargs)
     try:
         status = container.wait(timeout=120)
         out: bytes = container.logs(stdout=True, stderr=False)
@@ -404,7 +408,7 @@ class Helpers:
 
     def __call__(self, image: str, command: list[str], **kwargs: Any) -> Any:
         container = self._engine.containers.run(
-            image, command, detach=True, labels=TEST_LABELS, **kwargs
+            image, command, detach=True, labels=HELPER_LABELS, **kwargs
         )
         self._made.append(container)
         return container

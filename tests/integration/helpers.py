@@ -9,14 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import docker
 import docker.errors
 
 from scheduler.engine import LABEL_DAEMON
 
-from .conftest import PROJECT_IMAGE, ROOT, Daemon, cli_environ, event, output_of
+from .conftest import PROJECT_IMAGE, ROOT, TEST_HELPER, Daemon, cli_environ, event, output_of
 
 SEED = r"""
 set -e
@@ -98,44 +98,73 @@ def cli(daemon: Daemon, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+class Named(Protocol):
+    """What the Inspector needs of a daemon: its name (a ``Daemon``)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 class Inspector:
     """Inspects every container the engine creates while it watches (the ops containers
-    live only as long as their run)."""
+    live only as long as their run), and judges those of one daemon: the ones carrying its
+    name, and the ones of the project's image carrying no daemon's name at all — a
+    container the daemon made without its labels (it would escape the orphan clean-up) is
+    exactly what this is here to catch. Another daemon's (another name: another session
+    on a shared engine) and the tests' own helpers (``TEST_HELPER``) are not judged."""
 
     def __init__(self, engine: docker.DockerClient) -> None:
         self.seen: list[dict[str, Any]] = []
         self._engine = engine
+        self._images = {PROJECT_IMAGE, engine.images.get(PROJECT_IMAGE).id}
         self._events = engine.events(decode=True, filters={"type": "container", "event": "create"})
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
         for item in self._events:
-            try:
-                self.seen.append(self._engine.api.inspect_container(item["id"]))
-            except docker.errors.NotFound:  # its labels are in the event
-                labels = item.get("Actor", {}).get("Attributes", {})
-                self.seen.append({"Id": item["id"], "gone": True, "Labels": labels})
+            self.seen.append(self._inspect(item))
+
+    def _inspect(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The container's inspect data; if it was removed first, what its create event
+        tells (its labels and image)."""
+        try:
+            found: dict[str, Any] = self._engine.api.inspect_container(item["id"])
+        except docker.errors.NotFound:
+            attributes = dict(item.get("Actor", {}).get("Attributes", {}))
+            image = attributes.pop("image", item.get("from"))
+            attributes.pop("name", None)
+            return {"Id": item["id"], "gone": True, "Labels": attributes, "Image": image}
+        return found
 
     def close(self) -> None:
         self._events.close()
 
-    def gone(self, daemon: Daemon) -> list[str]:
-        """The containers of ``daemon`` (its runs' and its CLI's: they carry its name) that
-        were removed before they could be inspected. Another session's on a shared engine
-        (a benchmark's quick runs) are not the test's to judge."""
-        return [
-            c["Id"]
-            for c in self.seen
-            if c.get("gone") and c["Labels"].get(LABEL_DAEMON) == daemon.name
-        ]
+    def judged(self, daemon: Named) -> list[dict[str, Any]]:
+        """Every container seen that is ``daemon``'s to answer for: labelled with its name,
+        or of the project's image with no daemon's name (and no test helper)."""
+        return [c for c in self.seen if self._judges(c, daemon.name)]
 
-    def ops(self, daemon: Daemon) -> list[dict[str, Any]]:
-        """The inspect data of ``daemon``'s ops containers seen (those of the project's image
-        with its name: its runs' and its CLI's, not another daemon's on the engine)."""
+    def gone(self, daemon: Named) -> list[str]:
+        """The ids of the judged containers (see ``judged``) that were removed before they
+        could be inspected."""
+        return [c["Id"] for c in self.judged(daemon) if c.get("gone")]
+
+    def ops(self, daemon: Named) -> list[dict[str, Any]]:
+        """The inspect data of ``daemon``'s ops containers seen: the judged containers (see
+        ``judged``) of the project's image, inspected."""
         return [
             c
-            for c in self.seen
-            if c.get("Config", {}).get("Image") == PROJECT_IMAGE
-            and c["Config"].get("Labels", {}).get(LABEL_DAEMON) == daemon.name
+            for c in self.judged(daemon)
+            if not c.get("gone") and c["Config"].get("Image") in self._images
         ]
+
+    def _judges(self, container: dict[str, Any], name: str) -> bool:
+        if container.get("gone"):
+            labels, image = container["Labels"], container["Image"]
+        else:
+            labels = container.get("Config", {}).get("Labels") or {}
+            image = container.get("Config", {}).get("Image")
+        if LABEL_DAEMON in labels:
+            return bool(labels[LABEL_DAEMON] == name)
+        return image in self._images and TEST_HELPER not in labels

@@ -4,13 +4,14 @@ run; a client with certificates of another CA is refused and the daemon exits 1.
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from .conftest import Daemon, PrivateEngine, event, run_job
+from .conftest import BUSYBOX, Daemon, PrivateEngine, event, run_job, unique
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +111,49 @@ def test_jobs_run_over_tls_and_a_foreign_certificate_is_refused(
     failed = refused.log.wait_for(event("daemon.failed"), timeout=10)[0]
     assert failed["reason"] == "engine_unavailable"
     assert "certificate" in failed["error"].lower(), failed  # refused for its certificate
+
+
+def test_output_of_a_run_and_an_exec_comes_as_it_is_written_over_tls(
+    start_daemon: Start, tls: tuple[PrivateEngine, Path], tmp_path: Path
+) -> None:
+    """Over TLS, a run job's and an exec job's output arrive while they run: each prints a
+    line, then sleeps past its timeout, and its line is logged before the run is stopped;
+    the timed-out exec's process is killed. (Waiting on the socket's fd while the TLS layer
+    already held the decrypted rest of a frame kept each line back until the next bytes
+    came — the kill; an exec's process id line held back so would leave it running.)"""
+    private, ca = tls
+    app = private.client.containers.run(
+        BUSYBOX, ["sleep", "3600"], name=unique("t-app"), detach=True
+    )
+    jobs = run_job(
+        "runs",
+        ["sh", "-c", "echo first-runs; sleep 600"],
+        schedule="@yearly",
+        run_on_start=True,
+        timeout="4s",
+    ) + (
+        '[jobs.execs]\nkind = "exec"\nschedule = "@yearly"\nrun_on_start = true\n'
+        f'container = "{app.name}"\ncommand = ["sh", "-c", "echo first-execs; sleep 600"]\n'
+        'timeout = "4s"\nstop_grace = "1s"\n'
+    )
+    daemon = start_daemon(
+        jobs,
+        daemon='ops_image = "busybox:latest"',
+        env=tls_env(client_dir(ca, tmp_path / "client")),
+        prefix=private.in_its_network(),
+    )
+    for job in ("runs", "execs"):
+        daemon.log.wait_for(event("run.timed_out", job=job), timeout=60)
+        order = [
+            e["line"] if e["event"] == "run.output" else e["event"]
+            for e in daemon.log.events
+            if e.get("job") == job and e["event"] in {"run.output", "run.stopping"}
+        ]
+        assert order == [f"first-{job}", "run.stopping"], order
+    assert [e for e in daemon.log.events if e["event"] == "run.cancel_failed"] == []
+    deadline = time.monotonic() + 30
+    while any("sleep 600" in p[-1] for p in private.client.api.top(app.id)["Processes"]):
+        assert time.monotonic() < deadline, "the timed-out exec's process still runs"
+        time.sleep(0.2)
+    daemon.signal()
+    assert daemon.wait_exit(60) == 0

@@ -6,6 +6,7 @@ run (the engine cannot delete it) unless the job or its container changed."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import structlog
 
 from scheduler.engine import ContainerInfo
 from scheduler.engine_health import EngineHealth
-from scheduler.errors import ConfigError, EngineConflictError, EngineNotFoundError
+from scheduler.errors import ConfigError, EngineConflictError, EngineError, EngineNotFoundError
 from scheduler.exec_ahead import Preparers
 from scheduler.runner import Runner
 from scheduler.runs import Status
@@ -186,10 +187,65 @@ def test_a_failed_preparation_leaves_the_run_to_the_normal_path(tmp_path: Path) 
         ended(runner)
     (failed,) = events(logs, "run.prepare_failed")
     assert "matched no container" in str(failed["error"])
+    assert failed["log_level"] == "debug"  # the run at its time says it, at its level
     assert engine.creates() == ["app"]
     (record,) = history_of(runner).runs("x")
     assert record.status == Status.FAILED
     assert "matched no container" in str(record.error)
+
+
+@pytest.mark.parametrize(
+    "selectable",
+    [
+        [ContainerInfo(id="c-app-1", name="app", state="exited", labels={})],
+        [
+            ContainerInfo(id="c-app-1", name="app-1", state="running", labels={"app": "1"}),
+            ContainerInfo(id="c-app-2", name="app-2", state="running", labels={"app": "1"}),
+        ],
+    ],
+    ids=["not_running", "ambiguous"],
+)
+def test_a_preparation_that_cannot_select_its_container_logs_at_debug(
+    tmp_path: Path, selectable: list[ContainerInfo]
+) -> None:
+    """A container that does not run, or several that match: the same problem the run at
+    its time reports on the normal path, so the preparation's failure is only debug."""
+    config = make_config(tmp_path, jobs=EXEC.replace('"app"', '"label=app"'))
+    engine = AheadEngine()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    engine.selectable = [
+        ContainerInfo(id=c.id, name=c.name, state=c.state, labels={"app": "1"}) for c in selectable
+    ]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepare_failed")))
+    (failed,) = events(logs, "run.prepare_failed")
+    assert failed["log_level"] == "debug"
+    assert "exactly one" in str(failed["error"])
+    assert engine.creates() == []
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [
+        (EngineNotFoundError("No such container: c-app-1"), "debug"),
+        (EngineConflictError("Container c-app-1 is not running"), "debug"),
+        (EngineError("the engine said 500: out of memory"), "warning"),
+    ],
+)
+def test_an_exec_creation_refused_for_its_container_is_debug_else_warning(
+    tmp_path: Path, error: EngineError, level: str
+) -> None:
+    """The container went away or stopped between its selection and the exec's creation:
+    debug, as a selection failure; any other engine error stays a warning."""
+    _, engine, runner, entry = setup(tmp_path)
+    engine.fail["exec_create"] = error
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepare_failed")))
+    (failed,) = events(logs, "run.prepare_failed")
+    assert (failed["log_level"], failed["error"]) == (level, str(error))
 
 
 # --- not started: kept, or left unused ----------------------------------------------------
@@ -257,6 +313,66 @@ def test_a_job_removed_or_changed_leaves_its_exec_unused(
     assert unused(logs) == [("x1", reason)]
     if change == "changed":
         assert engine.starts() == ["x2"]
+
+
+class BlockingCreate(AheadEngine):
+    """exec_create waits for ``go`` once ``entered`` is set: a reload can come in between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def exec_create(
+        self,
+        container: str,
+        command: list[str],
+        *,
+        user: str | None,
+        workdir: str | None,
+        env: Mapping[str, str],
+    ) -> str:
+        self.entered.set()
+        self.go.wait(10)
+        return super().exec_create(container, command, user=user, workdir=workdir, env=env)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("removed", "job_removed"), ("changed", "job_changed"), ("disabled", "job_disabled")],
+)
+def test_an_exec_made_while_a_reload_changes_its_job_is_not_held(
+    tmp_path: Path, change: str, reason: str
+) -> None:
+    """A reload comes while the exec is being created: it was made for a definition no
+    longer in force, so it is left unused at once (not held for a run that will not come,
+    nor started by one of another definition), and the job's current definition gets no
+    exec of the old one."""
+    config = make_config(tmp_path, jobs=EXEC)
+    engine = BlockingCreate()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    jobs = dict(config.jobs)
+    if change == "removed":
+        del jobs["x"]
+    else:
+        extra = "enabled = false\n" if change == "disabled" else 'user = "nobody"\n'
+        (tmp_path / "new").mkdir()
+        jobs["x"] = make_config(tmp_path / "new", jobs=EXEC + extra).jobs["x"]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparer.retain(config.jobs)
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        assert engine.entered.wait(10)
+        runner.preparer.retain(jobs)
+        engine.go.set()
+        wait_for(lambda: bool(events(logs, "run.exec_unused", "run.exec_prepared")))
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)  # the old definition again
+        if change == "changed":
+            runner.dispatch(jobs["x"], SCHEDULED)
+            ended(runner)
+        runner.stop_preparing()
+    assert events(logs, "run.exec_prepared") == []
+    assert unused(logs) == [("x1", reason)]
+    assert engine.creates() == ([APP.id, "app"] if change == "changed" else [APP.id])
 
 
 def test_a_stop_leaves_held_execs_unused_and_prepares_no_more(tmp_path: Path) -> None:

@@ -277,6 +277,23 @@ def test_retries_and_other_triggers_take_the_normal_path(tmp_path: Path) -> None
     assert discarded(logs) == []
 
 
+def test_a_volumes_from_that_selects_no_container_fails_the_preparation_at_debug(
+    tmp_path: Path,
+) -> None:
+    """volumes_from matches no container ahead of the time: the run at its time reports
+    that same problem on the normal path, so the preparation's failure is only debug."""
+    config, engine, runner, _ = setup(tmp_path, job='volumes_from = "data"')
+    entry = config.jobs["j"]
+    engine.missing = {"data"}
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparations.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepare_failed")))
+    (failed,) = events(logs, "run.prepare_failed")
+    assert failed["log_level"] == "debug"
+    assert "matched no container" in str(failed["error"])
+    assert engine.created() == 0
+
+
 def test_a_failed_preparation_leaves_the_run_to_the_normal_path(tmp_path: Path) -> None:
     """The image cannot be had ahead: run.prepare_failed, nothing kept; at its time the run
     tries again and its record tells the engine's error."""
@@ -292,6 +309,7 @@ def test_a_failed_preparation_leaves_the_run_to_the_normal_path(tmp_path: Path) 
     (failed,) = events(logs, "run.prepare_failed")
     assert (failed["job"], failed["error"]) == ("j", "no such image: img:1")
     assert failed["run_id"] != dispatched.run_id
+    assert failed["log_level"] == "warning"
     recorded = row(runner, dispatched.run_id)
     assert (recorded.status, recorded.error) == ("failed", "no such image: img:1")
     assert engine.names().count("ensure_image") == 2
@@ -456,6 +474,46 @@ def test_a_reload_that_removes_disables_or_changes_the_job_removes_it(
     assert discarded(logs) == [(str(made["container_id"]), reason)]
     assert runner.preparations.take(config.jobs["j"], SCHEDULED) is None
     assert engine.streams[0].closed  # the engine would keep it open: it never started
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (None, "job_removed"),
+        ("enabled = false", "job_disabled"),
+        ('command = "true"', "job_changed"),
+    ],
+)
+def test_a_reload_while_the_container_is_made_removes_it_once_made(
+    tmp_path: Path, change: str | None, reason: str
+) -> None:
+    """A reload comes while the container is being created: it was made for a definition
+    no longer in force, so it is removed once made and no run takes it."""
+    config, engine, runner, _ = setup(tmp_path)
+    entry = config.jobs["j"]
+    creating, release = threading.Event(), threading.Event()
+    real_create = engine.create
+
+    def slow_create(spec: object, *, name: str, labels: Mapping[str, str]) -> str:
+        creating.set()
+        assert release.wait(10)
+        return real_create(spec, name=name, labels=labels)  # type: ignore[arg-type]
+
+    engine.create = slow_create  # type: ignore[method-assign]
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparations.retain(config.jobs)
+        runner.preparations.prepare(entry, SCHEDULED, SCHEDULED)
+        assert creating.wait(10)
+        jobs = {} if change is None else dict(make_config(tmp_path, job=change).jobs)
+        runner.preparations.retain(jobs)
+        release.set()
+        wait_for(lambda: bool(discarded(logs)))
+        taken = runner.preparations.take(jobs.get("j", entry), SCHEDULED)
+    assert taken is None
+    assert events(logs, "run.prepared") == []
+    ((container_id, why),) = discarded(logs)
+    assert why == reason
+    wait_for(lambda: ("remove", container_id) in engine.calls)
 
 
 def test_an_unchanged_job_keeps_its_prepared_run(tmp_path: Path) -> None:
