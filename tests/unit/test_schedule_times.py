@@ -1,17 +1,20 @@
-"""Our cron arithmetic against APScheduler's ``CronTrigger`` (the arithmetic this project used
-before, given the same fields in cron's meaning): the same next times for many random
-expressions and moments, in UTC (no DST; test_schedule_dst covers the zones)."""
+"""The fire times of cron forms (APScheduler's triggers built from our expanded fields)
+against two references, for many random expressions and moments in UTC (no DST:
+test_schedule_dst covers the zones): APScheduler's ``CronTrigger`` given the fields as
+written (the comparison the project's own cron arithmetic passed before the triggers came
+back: the same times), and a scan of the calendar day by day with cron's rule written out
+here."""
 
 from __future__ import annotations
 
+import itertools
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from scheduler.cron_times import CronTimes
 from scheduler.schedule import ScheduleError, parse_schedule
 
 NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -87,11 +90,59 @@ def _expression(rng: random.Random) -> tuple[list[str], set[int]]:
     return fields, weekdays
 
 
-def test_next_times_are_apschedulers_for_random_expressions() -> None:
+MONTH_NUMBERS = {name: number for number, name in enumerate(MONTHS, 1)}
+
+
+def _selected(text: str, low: int, high: int) -> set[int]:
+    """The values a cron field other than day-of-week selects, as cron reads it."""
+    values: set[int] = set()
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if base == "*":
+            first, last = low, high
+        else:
+            first_text, _, last_text = base.partition("-")
+            first = MONTH_NUMBERS.get(first_text) or int(first_text)
+            if last_text:
+                last = MONTH_NUMBERS.get(last_text) or int(last_text)
+            else:
+                last = high if step else first
+        values.update(range(first, last + 1, int(step or 1)))
+    return values
+
+
+def _scanned(fields: list[str], weekdays: set[int], after: datetime, count: int) -> list[datetime]:
+    """The first ``count`` times after ``after`` (UTC) that cron fields (seconds first)
+    select: every day in turn, by cron's rule (either day field when both are restricted,
+    one starting with ``*`` counting as unrestricted), then its times of day in order."""
+    second, minute, hour, dom, month, dow = fields
+    clock = list(
+        itertools.product(
+            sorted(_selected(hour, 0, 23)),
+            sorted(_selected(minute, 0, 59)),
+            sorted(_selected(second, 0, 59)),
+        )
+    )
+    days, months = _selected(dom, 1, 31), _selected(month, 1, 12)
+    either = not (dom.startswith("*") or dow.startswith("*"))
+    found: list[datetime] = []
+    day = after.date()
+    while len(found) < count and day < date(after.year + 60, 1, 1):
+        on_day, on_weekday = day.day in days, (day.weekday() + 1) % 7 in weekdays
+        if day.month in months and ((on_day or on_weekday) if either else on_day and on_weekday):
+            times = (datetime(day.year, day.month, day.day, *at, tzinfo=UTC) for at in clock)
+            found += itertools.islice((t for t in times if t > after), count - len(found))
+        day += timedelta(days=1)
+    return found
+
+
+def test_next_times_are_crons_for_random_expressions() -> None:
     """For 1,000 random expressions and moments (1999 to 2101: leap days, 2000 is a leap
-    year and 2100 is not), the next three times are APScheduler's, to the second."""
+    year and 2100 is not; rare days such as the 31st of February with a weekday), the next
+    three times are those of a day-by-day scan of the calendar, and APScheduler's for the
+    fields as written, to the second."""
     rng = random.Random(1919)
-    compared = refused = 0
+    compared = refused = rescued = 0
     while compared < 1000:
         fields, weekdays = _expression(rng)
         try:
@@ -102,6 +153,11 @@ def test_next_times_are_apschedulers_for_random_expressions() -> None:
         moment = datetime(1999, 1, 1, tzinfo=UTC) + timedelta(
             seconds=rng.randrange(103 * 365 * 86400), microseconds=rng.choice([0, 250000])
         )
+        found = schedule.next_times(moment, 3)
+        assert found == _scanned(fields, weekdays, moment, 3), (fields, moment.isoformat())
+        assert len(found) == 3  # every schedule read fires within 60 years
+        compared += 1
+        rescued += fields[3] in {"30", "31"} and fields[4] in {"2", "feb"} and fields[5][0] != "*"
         try:
             trigger = _reference(fields, weekdays, moment + timedelta(days=60 * 366))
         except ValueError:  # a step longer than its range ('50/16'): cron reads it, APScheduler not
@@ -109,25 +165,29 @@ def test_next_times_are_apschedulers_for_random_expressions() -> None:
         expected: list[datetime] = []
         cursor = moment
         for _ in range(3):
-            found = trigger.get_next_fire_time(None, cursor + timedelta(microseconds=1))
-            assert found is not None, (fields, cursor)  # every schedule read fires in 60 years
-            expected.append(found)
-            cursor = found
-        assert schedule.next_times(moment, 3) == expected, (fields, moment.isoformat())
-        compared += 1
+            following = trigger.get_next_fire_time(None, cursor + timedelta(microseconds=1))
+            assert following is not None, (fields, cursor)
+            expected.append(following)
+            cursor = following
+        assert found == expected, (fields, moment.isoformat())
     assert refused > 0
+    assert rescued > 0  # a day that never comes, fired by its weekday alone
 
 
 def test_a_time_of_day_carries_over_to_the_next_day_month_and_year() -> None:
     """From the last second of a day, a month, a year and a leap day, the next time is the
-    first one of the next selected day."""
-    every_day = CronTimes((0,), (0, 30), (0, 12), days=~0, months=~0, weekdays=~0, either=False)
+    first one of the next selected day; after the last one before the year 10000, none."""
+    every_day = parse_schedule("0,30 0,12 * * *")
     cases = [
-        (datetime(2026, 1, 31, 23, 59, 59), datetime(2026, 2, 1, 0, 0)),  # noqa: DTZ001
-        (datetime(2026, 12, 31, 12, 30), datetime(2027, 1, 1, 0, 0)),  # noqa: DTZ001
-        (datetime(2028, 2, 28, 12, 30, 0, 1), datetime(2028, 2, 29, 0, 0)),  # noqa: DTZ001
-        (datetime(2028, 2, 29, 12, 29, 59, 999999), datetime(2028, 2, 29, 12, 30)),  # noqa: DTZ001
+        (datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC), datetime(2026, 2, 1, 0, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 31, 12, 30, tzinfo=UTC), datetime(2027, 1, 1, 0, 0, tzinfo=UTC)),
+        (datetime(2028, 2, 28, 12, 30, 0, 1, tzinfo=UTC), datetime(2028, 2, 29, 0, 0, tzinfo=UTC)),
+        (
+            datetime(2028, 2, 29, 12, 29, 59, 999999, tzinfo=UTC),
+            datetime(2028, 2, 29, 12, 30, tzinfo=UTC),
+        ),
     ]
     for after, expected in cases:
         assert every_day.next_after(after) == expected
-    assert every_day.next_after(datetime(9999, 12, 31, 12, 30)) is None  # noqa: DTZ001
+    assert every_day.next_after(datetime(9999, 12, 31, 12, 30, tzinfo=UTC)) is None
+    assert parse_schedule("0 0 29 2 *").next_after(datetime(9996, 3, 1, tzinfo=UTC)) is None
