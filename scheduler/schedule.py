@@ -204,13 +204,23 @@ _TRIGGER_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minut
 """A CronTrigger's fields, in its order (``CronTrigger.FIELD_NAMES``)."""
 
 
+_WEEK_FIELDS = ("week", "day_of_week")
+"""The fields that are no part of a date (APScheduler's ``REAL = False``): one that selects
+every value (``*``) never moves a time, so a trigger leaves it out and steps faster."""
+
+
 def _cron(**given: str) -> BaseTrigger:
     """``CronTrigger(**given, timezone=UTC)``, its fields shared with every other trigger
     that has the same expression in that field (``*`` in most): a field is read-only once
     compiled, so thousands of triggers hold a few hundred fields instead of eight each.
-    Built through the state APScheduler's job stores restore a trigger from."""
+    Built through the state APScheduler's job stores restore a trigger from, without the
+    week fields that select every value (``_WEEK_FIELDS``)."""
     trigger = CronTrigger.__new__(CronTrigger)
-    fields = [_cron_field(name, given.get(name, "*")) for name in _TRIGGER_FIELDS]
+    fields = [
+        _cron_field(name, given.get(name, "*"))
+        for name in _TRIGGER_FIELDS
+        if name not in _WEEK_FIELDS or given.get(name, "*") != "*"
+    ]
     state = {"version": 2, "timezone": UTC, "start_date": None, "end_date": None}
     trigger.__setstate__({**state, "fields": fields, "jitter": None})
     return trigger
@@ -231,23 +241,28 @@ class WallClock:
     (which has no DST) over naive wall-clock times. One per distinct set of fields, shared
     by every schedule that has them, in any zone (``_WALL_CLOCKS``)."""
 
-    __slots__ = ("__weakref__", "trigger")
+    __slots__ = ("__weakref__", "_last", "trigger")
 
     def __init__(self, trigger: BaseTrigger) -> None:
         self.trigger = trigger
+        self._last: tuple[datetime, datetime | None] | None = None  # the last answer
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first selected wall-clock time strictly after ``after`` (naive), or None
-        when there is none before the year 10000."""
-        if after >= _LAST:
-            return None
-        try:
-            found: datetime | None = self.trigger.get_next_fire_time(
-                None, (after + _TICK).replace(tzinfo=UTC)
-            )
-        except (ValueError, OverflowError):  # the next one would be after the year 9999
-            return None
-        return found.replace(tzinfo=None) if found is not None else None
+        when there is none before the year 10000. The last answer is kept: the jobs that
+        share this wall clock, asked from the same moment, get it without a search."""
+        last = self._last  # one read: another thread may replace it
+        if last is not None and last[0] == after:
+            return last[1]
+        found: datetime | None = None
+        if after < _LAST:
+            try:
+                found = self.trigger.get_next_fire_time(None, (after + _TICK).replace(tzinfo=UTC))
+            except (ValueError, OverflowError):  # the next one would be after the year 9999
+                found = None
+        wall = found.replace(tzinfo=None) if found is not None else None
+        self._last = (after, wall)
+        return wall
 
 
 _WALL_CLOCKS: weakref.WeakValueDictionary[tuple[str, ...], WallClock] = (
