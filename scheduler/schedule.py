@@ -200,6 +200,14 @@ def _weekdays(values: tuple[int, ...]) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _written(text: str, name: str) -> str:
+    """Field ``name`` as written (``text``) in APScheduler's words: ``_compact``, or
+    ``_weekdays`` for the day-of-week (a bounded cache, as ``_shared_values``)."""
+    values = _shared_values(text, name)
+    return _weekdays(values) if name == _DOW.name else _compact(values, _FIELDS[name])
+
+
 _TRIGGER_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 """A CronTrigger's fields, in its order (``CronTrigger.FIELD_NAMES``)."""
 
@@ -291,16 +299,16 @@ def _wall_clock(fields: list[str]) -> tuple[WallClock, tuple[str, ...] | None]:
             f"({month!r}) have, so the schedule would never fire"
         )
     common = (
-        _compact(seconds, _SECOND),
-        _compact(_values(minute, _MINUTE), _MINUTE),
-        _compact(_values(hour, _HOUR), _HOUR),
-        _compact(months, _MONTH),
+        _written(second, _SECOND.name),
+        _written(minute, _MINUTE.name),
+        _written(hour, _HOUR.name),
+        _written(month, _MONTH.name),
     )
     # Vixie's rule, either day field: the day-of-month's trigger or the weekday's, and
     # the weekday's alone when the day never comes (a trigger would search for it up
     # to the year 9999 at every call).
     rule = ("either" if comes else "weekday") if either else "both"
-    key = (*common, _compact(days, _DOM), _weekdays(_values(dow, _DOW)), rule)
+    key = (*common, _written(dom, _DOM.name), _written(dow, _DOW.name), rule)
     found = _WALL_CLOCKS.get(key)
     if found is None:
         found = _WALL_CLOCKS[key] = WallClock(_trigger(key))
