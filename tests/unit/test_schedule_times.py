@@ -7,15 +7,20 @@ here."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
+from scheduler import schedule as schedule_module
 from scheduler.schedule import ScheduleError, parse_schedule
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
@@ -191,3 +196,31 @@ def test_a_time_of_day_carries_over_to_the_next_day_month_and_year() -> None:
         assert every_day.next_after(after) == expected
     assert every_day.next_after(datetime(9999, 12, 31, 12, 30, tzinfo=UTC)) is None
     assert parse_schedule("0 0 29 2 *").next_after(datetime(9996, 3, 1, tzinfo=UTC)) is None
+
+
+def _imported(path: Path) -> set[str]:
+    """The top-level packages a module imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_schedule_is_the_only_module_importing_apscheduler() -> None:
+    """APScheduler does the calendar arithmetic, and only ``scheduler/schedule.py`` imports
+    it (none of ``jobs/``, nor any other module of ``scheduler/``); its cron forms run on
+    APScheduler's triggers."""
+    importing = {
+        str(path.relative_to(ROOT))
+        for package in ("scheduler", "jobs")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "apscheduler" in _imported(path)
+    }
+    assert importing == {"scheduler/schedule.py"}
+    schedule = parse_schedule("0 5 * * mon-fri")
+    assert isinstance(schedule.rule, schedule_module.WallClock)
+    assert isinstance(schedule.rule.trigger, CronTrigger)
+    assert isinstance(parse_schedule("0 5 13 * fri").rule.trigger, OrTrigger)  # type: ignore[union-attr]
