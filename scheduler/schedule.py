@@ -1,7 +1,9 @@
 """Schedules: cron strings, macros and ``@every`` into fire times.
 
-The calendar arithmetic of cron fields is ``scheduler.cron_times`` (over wall-clock
-times); this module reads the forms and maps wall-clock times to instants. Our own loop
+The only module that imports APScheduler. Its triggers do the calendar arithmetic of cron
+fields (month lengths, leap years, weekdays), run in UTC over the zone's wall-clock times;
+this module reads the forms itself (cron's meaning, not APScheduler's), builds one trigger
+per distinct set of fields, and maps wall-clock times to instants. Our own loop
 (``scheduler.ticker``) asks for the times; see docs/design.md for why.
 
 Accepted forms:
@@ -29,9 +31,10 @@ matching wall-clock time fires once:
 - a time that exists twice (the autumn repeated hour) fires once, at its
   first occurrence (02:30 CEST, not again at 02:30 CET).
 
-So a daily job runs exactly once on both change days. (APScheduler's own
-``CronTrigger`` fires twice in the repeated hour and can return the same time
-again.)
+So a daily job runs exactly once on both change days. APScheduler's own
+``CronTrigger`` in the job's zone fires twice in the repeated hour (and can return the
+same time again); to avoid that, its triggers run in UTC, which has no DST, over
+wall-clock times, and this module maps those to instants.
 """
 
 from __future__ import annotations
@@ -41,17 +44,21 @@ import itertools
 import math
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
 
 from jobs.base import time_zone
 from jobs.units import parse_duration
 from scheduler import schedule_hints as hints
-from scheduler.cron_times import CronTimes, bits
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.base import BaseTrigger
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -152,11 +159,131 @@ def _shared_values(text: str, name: str) -> tuple[int, ...]:
     return tuple(_expand(text, _FIELDS[name]))
 
 
+def _compact(values: tuple[int, ...], field: _Field) -> str:
+    """The shortest APScheduler expression selecting exactly ``values`` (sorted, within
+    ``field``, cron's numbers): ``*``, ``*/step``, ``first-last/step`` or a list of values
+    and ranges. A trigger tests each list item at every step, so fewer items are faster,
+    and equal selections written differently share one trigger."""
+    if len(values) > 1:
+        step = values[1] - values[0]
+        if all(b - a == step for a, b in itertools.pairwise(values)):
+            suffix = "" if step == 1 else f"/{step}"
+            if values[0] == field.low and values[-1] + step > field.high:
+                return f"*{suffix}"
+            return f"{values[0]}-{values[-1]}{suffix}"
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in _runs(values))
+
+
+def _runs(values: Iterable[int]) -> list[tuple[int, int]]:
+    """``values`` (sorted, distinct) as runs of consecutive numbers: (first, last) each."""
+    found: list[tuple[int, int]] = []
+    for _, run in itertools.groupby(enumerate(values), lambda pair: pair[1] - pair[0]):
+        numbers = [value for _, value in run]
+        found.append((numbers[0], numbers[-1]))
+    return found
+
+
+_APS_WEEKDAYS = [*_DAYS[1:], _DAYS[0]]
+"""APScheduler's weekday names in its own order (Monday first, as its numbers)."""
+
+
+def _weekdays(values: tuple[int, ...]) -> str:
+    """Weekdays (cron numbers, Sunday 0) as APScheduler reads them: names, never numbers
+    (it numbers them from Monday = 0), consecutive ones as a range (``mon-fri``)."""
+    monday_first = sorted((v - 1) % 7 for v in values)
+    if len(monday_first) == 7:  # noqa: PLR2004 - every day
+        return "*"
+    names = _APS_WEEKDAYS
+    return ",".join(
+        names[low] if low == high else f"{names[low]}-{names[high]}"
+        for low, high in _runs(monday_first)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _written(text: str, name: str) -> str:
+    """Field ``name`` as written (``text``) in APScheduler's words: ``_compact``, or
+    ``_weekdays`` for the day-of-week (a bounded cache, as ``_shared_values``)."""
+    values = _shared_values(text, name)
+    return _weekdays(values) if name == _DOW.name else _compact(values, _FIELDS[name])
+
+
+_TRIGGER_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
+"""A CronTrigger's fields, in its order (``CronTrigger.FIELD_NAMES``)."""
+
+
+_WEEK_FIELDS = ("week", "day_of_week")
+"""The fields that are no part of a date (APScheduler's ``REAL = False``): one that selects
+every value (``*``) never moves a time, so a trigger leaves it out and steps faster."""
+
+
+def _cron(**given: str) -> BaseTrigger:
+    """``CronTrigger(**given, timezone=UTC)``, its fields shared with every other trigger
+    that has the same expression in that field (``*`` in most): a field is read-only once
+    compiled, so thousands of triggers hold a few hundred fields instead of eight each.
+    Built through the state APScheduler's job stores restore a trigger from, without the
+    week fields that select every value (``_WEEK_FIELDS``)."""
+    trigger = CronTrigger.__new__(CronTrigger)
+    fields = [
+        _cron_field(name, given.get(name, "*"))
+        for name in _TRIGGER_FIELDS
+        if name not in _WEEK_FIELDS or given.get(name, "*") != "*"
+    ]
+    state = {"version": 2, "timezone": UTC, "start_date": None, "end_date": None}
+    trigger.__setstate__({**state, "fields": fields, "jitter": None})
+    return trigger
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_field(name: str, expression: str) -> object:
+    """The compiled field ``name`` of a CronTrigger selecting ``expression`` (a bounded
+    cache: the expressions are few, and ``_compact`` keeps them short)."""
+    return CronTrigger.FIELDS_MAP[name](name, expression, is_default=expression == "*")
+
+
+_LAST = datetime(MAXYEAR, 12, 31, 23, 59, 59)  # noqa: DTZ001 - a wall-clock time
+
+
+class WallClock:
+    """The wall-clock times a cron form's fields select: an APScheduler trigger run in UTC
+    (which has no DST) over naive wall-clock times. One per distinct set of fields, shared
+    by every schedule that has them, in any zone (``_WALL_CLOCKS``)."""
+
+    __slots__ = ("__weakref__", "_last", "trigger")
+
+    def __init__(self, trigger: BaseTrigger) -> None:
+        self.trigger = trigger
+        self._last: tuple[datetime, datetime | None] | None = None  # the last answer
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first selected wall-clock time strictly after ``after`` (naive), or None
+        when there is none before the year 10000. The last answer is kept: the jobs that
+        share this wall clock, asked from the same moment, get it without a search."""
+        last = self._last  # one read: another thread may replace it
+        if last is not None and last[0] == after:
+            return last[1]
+        found: datetime | None = None
+        if after < _LAST:
+            try:
+                found = self.trigger.get_next_fire_time(None, (after + _TICK).replace(tzinfo=UTC))
+            except (ValueError, OverflowError):  # the next one would be after the year 9999
+                found = None
+        wall = found.replace(tzinfo=None) if found is not None else None
+        self._last = (after, wall)
+        return wall
+
+
+_WALL_CLOCKS: weakref.WeakValueDictionary[tuple[str, ...], WallClock] = (
+    weakref.WeakValueDictionary()
+)
+"""Each WallClock still held by a schedule, by its trigger's fields as APScheduler reads
+them: ``0 5 * * 0``, ``0 5 * * 7`` and ``0 5 * * sun`` in any zone share one."""
+
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 """The most days of each month (February: 29, in leap years)."""
 
 
-def _cron_times(fields: list[str]) -> tuple[CronTimes, tuple[str, ...] | None]:
+def _wall_clock(fields: list[str]) -> tuple[WallClock, tuple[str, ...] | None]:
     """The wall-clock times of 6 cron fields (seconds first), and the warnings of
     ``validate`` when they are known without looking at fire times (None: see
     ``Schedule.warnings``). ScheduleError for a day that none of the months has."""
@@ -165,23 +292,42 @@ def _cron_times(fields: list[str]) -> tuple[CronTimes, tuple[str, ...] | None]:
     either = not (dom.startswith("*") or dow.startswith("*"))
     # Both day fields must match unless `either`; every date that exists falls on each
     # weekday in some year, so only a day that no selected month has never comes.
-    if not either and not any(day <= _MONTH_DAYS[m - 1] for m in months for day in days):
+    comes = any(day <= _MONTH_DAYS[m - 1] for m in months for day in days)
+    if not either and not comes:
         raise ScheduleError(
             f"day-of-month field: {dom!r} names no day that the months of the month field "
             f"({month!r}) have, so the schedule would never fire"
         )
-    times = CronTimes(
-        seconds=seconds,
-        minutes=_values(minute, _MINUTE),
-        hours=_values(hour, _HOUR),
-        days=bits(list(days)),
-        months=bits(list(months)),
-        weekdays=bits([(v - 1) % 7 for v in _values(dow, _DOW)]),  # Monday 0, as date's
-        either=either,
+    common = (
+        _written(second, _SECOND.name),
+        _written(minute, _MINUTE.name),
+        _written(hour, _HOUR.name),
+        _written(month, _MONTH.name),
     )
+    # Vixie's rule, either day field: the day-of-month's trigger or the weekday's, and
+    # the weekday's alone when the day never comes (a trigger would search for it up
+    # to the year 9999 at every call).
+    rule = ("either" if comes else "weekday") if either else "both"
+    key = (*common, _written(dom, _DOM.name), _written(dow, _DOW.name), rule)
+    found = _WALL_CLOCKS.get(key)
+    if found is None:
+        found = _WALL_CLOCKS[key] = WallClock(_trigger(key))
     # One second of each minute: fire times lie whole minutes apart (a wall-clock time
     # that DST moves keeps its second, and times never repeat), so never less than 60s.
-    return times, (() if len(seconds) == 1 else None)
+    return found, (() if len(seconds) == 1 else None)
+
+
+def _trigger(key: tuple[str, ...]) -> BaseTrigger:
+    """The trigger of a ``_wall_clock`` key: its fields as APScheduler reads them, and
+    which day field fires (both, either, the weekday alone)."""
+    second, minute, hour, month, day, day_of_week, rule = key
+    common = {"second": second, "minute": minute, "hour": hour, "month": month}
+    if rule == "both":
+        return _cron(day=day, day_of_week=day_of_week, **common)
+    by_weekday = _cron(day_of_week=day_of_week, **common)
+    if rule == "weekday":
+        return by_weekday
+    return OrTrigger([_cron(day=day, **common), by_weekday])
 
 
 _TICK = timedelta(microseconds=1)
@@ -303,7 +449,7 @@ class Schedule:
 
     expression: str
     zone: ZoneInfo
-    rule: CronTimes | timedelta
+    rule: WallClock | timedelta
     known_warnings: tuple[str, ...] | None = None
 
     def next_after(self, moment: datetime) -> datetime | None:
@@ -446,7 +592,7 @@ def _five_field_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: 
 
 
 def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedule:
-    times, warned = _cron_times(fields)
+    times, warned = _wall_clock(fields)
     return Schedule(expression, zone, times, known_warnings=warned)
 
 

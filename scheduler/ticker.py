@@ -187,10 +187,11 @@ class Ticker:
                 for s in self._slots.values()
                 if s.due is not None and s.nominal is not None and s.due <= now
             ]
+            known: dict[int, datetime | None] = {}  # jobs due together share schedules
             for entry, _ in due:
                 # One run for the latest due time; the ones in between (if the
                 # loop was late) are coalesced, as cron does.
-                self._slots[entry.name] = self._next(entry, now)
+                self._slots[entry.name] = self._next(entry, now, known)
             ready = [s for s in self._slots.values() if s.prepare_at and s.prepare_at <= now]
             for slot in ready:
                 slot.prepare_at = None

@@ -65,8 +65,7 @@ def _expression(rng: random.Random) -> str:
     if pick < 0.3:  # rare days: the 29th to the 31st of short months
         fields[2] = rng.choice(["30", "31", "29", "30,31", "29-31", "31"])
         fields[3] = rng.choice(["2", "feb", "4,6", "2,4", "apr-jun", "2-4/2", "11"])
-        # a restricted weekday would fire it (either day field): not walked here, as the
-        # trigger of a day that never comes searches up to the year 9999 at every step
+        # a restricted weekday would fire it (either day field): the rare-day tests below
         fields[4] = rng.choice(["*", "*/2", "*/3"])
     if pick < 0.6:
         seconds = rng.choice([str(rng.randint(0, 59)), _field(rng, 0, 59, [])])
@@ -140,11 +139,35 @@ def test_a_day_that_none_of_its_months_has_is_refused(
 
 def test_a_rare_day_with_a_weekday_fires_on_the_weekday() -> None:
     """Both day fields restricted: either fires, so the 31st of February on Mondays fires
-    (on Mondays in February) and has no warning."""
+    (on Mondays in February) and has no warning; its trigger is the weekday's alone, with
+    no day of the month that it would search for up to the year 9999."""
     schedule = parse_schedule("0 0 31 2 mon")
     after = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
     assert schedule.warnings(after) == []
     assert [t.isoformat() for t in schedule.next_times(after, 1)] == ["2027-02-01T00:00:00+00:00"]
+    assert isinstance(schedule.rule, schedule_module.WallClock)
+    assert str(schedule.rule.trigger) == (
+        "cron[month='2', day_of_week='mon', hour='0', minute='0', second='0']"
+    )
+
+
+def test_equal_fields_share_one_trigger_in_every_zone() -> None:
+    """Schedules selecting the same times however written (0 and 7 and sun, a list and its
+    step) share one APScheduler trigger, in any zone; other times get their own."""
+    schedules = [
+        parse_schedule("0 5 * * 0", "UTC"),
+        parse_schedule("0 5 * * 7", "Europe/Berlin"),
+        parse_schedule("@with-seconds 0 0 5 * * sun", "America/New_York"),
+        parse_schedule("0 5 */1 * 0", "UTC"),
+    ]
+    assert len({id(schedule.rule) for schedule in schedules}) == 1
+    assert isinstance(schedules[0].rule, schedule_module.WallClock)
+    assert (
+        str(schedules[0].rule.trigger)
+        == "cron[day_of_week='sun', hour='5', minute='0', second='0']"
+    )
+    assert parse_schedule("0 5 * * 1").rule is not schedules[0].rule
+    assert parse_schedule("0 5 1-30 * *").rule is not parse_schedule("0 5 * * *").rule
 
 
 def test_jobs_with_the_same_schedule_share_it_and_it_goes_with_the_last() -> None:

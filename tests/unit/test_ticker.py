@@ -453,3 +453,21 @@ def test_jobs_sharing_a_schedule_are_planned_with_one_next_time_each_set(tmp_pat
     )
     assert shared.asked == 2  # a changed: planned again; b kept its time
     assert ticker.next_runs() == {"a": minute(1), "b": minute(1)}
+
+
+def test_jobs_due_together_ask_their_shared_schedule_once(tmp_path: Path) -> None:
+    """When jobs sharing a schedule fire at one tick, their next time is asked once for all
+    of them (not once per job), and each job fires and gets that time."""
+    clock = FakeClock(START)
+    fired = Recorder()
+    ticker = Ticker(clock, fired)
+    shared = CountingSchedule()
+    found = entries(tmp_path, "".join(job(name, "@daily") for name in "abc"))
+    ticker.set_jobs(
+        {name: JobEntry(name, entry.job, shared) for name, entry in found.items()}  # type: ignore[arg-type]
+    )
+    assert shared.asked == 1
+    ticker.tick(clock.pass_until(minute(1)))
+    assert sorted(name for name, _ in fired.fired) == ["a", "b", "c"]
+    assert shared.asked == 2  # the set, then the tick
+    assert ticker.next_runs() == {"a": minute(2), "b": minute(2), "c": minute(2)}
