@@ -266,7 +266,8 @@ def _print_jobs(
         print(
             f"\n{name}  ({job.kind}, {entry.schedule.expression!r}, {job.timezone}{state}{source})"
         )
-        for when in upcoming[name] or ["never fires"]:
+        nothing = "manual: runs only when chained or triggered" if entry.schedule.manual else None
+        for when in upcoming[name] or [nothing or "never fires"]:
             print(f"  {when}")
 
 

@@ -290,8 +290,28 @@ EVENTS: tuple[Event, ...] = (
         "run.started",
         "info",
         f"{RUN} attempt kind scheduled_at lag_s: seconds after its scheduled time; "
-        "trigger: `schedule`, `catch_up`, `start`, `manual`",
+        "trigger: `schedule`, `catch_up`, `start`, `manual`, `chain`; parent_run_id: of a "
+        "chained run, the run whose end started it",
         "an attempt begins",
+    ),
+    _event(
+        "chain.dispatched",
+        "info",
+        "job run_id: the parent run's; parent_status: how it ended; on: `on_success`, "
+        "`on_failure` or `on_finish`; child: the job started; child_run_id",
+        "a run ended and a job it chains to was started (trigger `chain`; the child's own "
+        "`run.*` events follow, and a refusal after its start — `run.missed` past its "
+        "`starting_deadline` — is the child's)",
+    ),
+    _event(
+        "chain.skipped",
+        "warning/error",
+        "job run_id: the parent run's; parent_status child; reason: `disabled`, `removed` (no "
+        "longer in force), `parent_removed` (the parent's job left the config), "
+        "`daemon_stopping`, or why the child's policy refused it (`previous run still "
+        "running`, `engine_unavailable`, …: its own `run.skipped`/`run.missed` comes too); "
+        "child_run_id child_status: then; on: with a traceback (error)",
+        "a job a finished run chains to was not started",
     ),
     _event(
         "run.container_stopped",

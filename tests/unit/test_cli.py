@@ -176,6 +176,7 @@ def test_history_prints_runs_newest_first(
         "STATUS",
         "EXIT",
         "TOOK",
+        "PARENT",
         "REASON",
     ]
     assert [line.split()[2:6] for line in lines[1:]] == [
