@@ -310,7 +310,8 @@ EVENTS: tuple[Event, ...] = (
         "longer in force), `parent_removed` (the parent's job left the config), "
         "`daemon_stopping`, or why the child's policy refused it (`previous run still "
         "running`, `engine_unavailable`, …: its own `run.skipped`/`run.missed` comes too); "
-        "child_run_id child_status: then; on: with a traceback (error)",
+        "child_run_id child_status: then; on exception: when starting it failed (a bug: at "
+        "level error, with its traceback)",
         "a job a finished run chains to was not started",
     ),
     _event(
