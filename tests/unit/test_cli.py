@@ -24,7 +24,9 @@ def test_validate_prints_three_next_runs_per_job(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "OK, 5 job(s)" in out
     assert "paused  (run, '@hourly', UTC, disabled)" in out
-    assert "report-done  (run, '@manual', UTC)\n  manual: runs only when chained or triggered" in out
+    assert (
+        "report-done  (run, '@manual', UTC)\n  manual: runs only when chained or triggered" in out
+    )
     assert "disk-report  (run, '* * * * *', Europe/Berlin)" in out
 
 
