@@ -248,6 +248,7 @@ def _print_jobs(
                 "schedule": entry.schedule.expression,
                 "timezone": entry.job.timezone,
                 "enabled": entry.job.enabled,
+                "manual": entry.schedule.manual,
                 "next_runs": upcoming[name],
                 "warnings": warnings[name] + [_said(w) for w in config.warnings.get(name, ())],
             }
