@@ -8,6 +8,8 @@ import json
 import signal
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB
 
 from .conftest import BUSYBOX, PROJECT_IMAGE, event, run_job, unique
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     import docker
 
     from .conftest import Daemon
+
+pytestmark = pytest.mark.integration
 
 SAY_PARENT = (
     'echo "parent=$CRONTAINER_PARENT_JOB run=$CRONTAINER_PARENT_RUN_ID '
@@ -142,3 +146,45 @@ def test_a_chain_with_a_failure_branch(
     assert (listed["idle"]["manual"], listed["idle"]["next_run"]) == (True, None)
     table = cli(daemon, "history", "ship")
     assert backup_id in table.splitlines()[1].split()
+
+
+def rewrite_jobs(daemon: Daemon, jobs: str) -> None:
+    """Replace the daemon's jobs in its config file (a new file renamed over the old)."""
+    head, rest = daemon.config.read_text().split("[defaults]")
+    labels = rest.split("\n")[1]
+    new = daemon.config.with_suffix(".new")
+    new.write_text(f"{head}[defaults]\n{labels}\n{jobs}")
+    new.replace(daemon.config)
+
+
+def test_a_triggered_run_chains_and_a_reload_removes_the_edge(
+    start_daemon: Callable[..., Daemon],
+) -> None:
+    """`crontainer trigger` of a @manual job starts its chain; after a SIGHUP reload that
+    removed the edge, the next triggered run starts nothing."""
+    child = run_job("after", ["sh", "-c", SAY_PARENT], schedule="@manual")
+    daemon = start_daemon(
+        run_job("first", ["true"], schedule="@manual", on_finish=["after"]) + child
+    )
+    daemon.log.wait_for(event("daemon.started"))
+    cli(daemon, "trigger", "first")
+    chained = daemon.log.wait_for(event("run.succeeded", job="after"))[0]
+    rewrite_jobs(daemon, run_job("first", ["true"], schedule="@manual") + child)
+    daemon.signal(signal.SIGHUP)
+    assert daemon.log.wait_for(event("config.reloaded"))[0]["changed"] == ["first"]
+    cli(daemon, "trigger", "first")
+    daemon.log.wait_for(event("run.succeeded", job="first"), count=2)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+
+    runs = daemon.history()
+    first = [r["run_id"] for r in runs if r["job"] == "first"]
+    assert [(r["job"], r["trigger"]) for r in runs] == [
+        ("first", "manual"),
+        ("after", "chain"),
+        ("first", "manual"),
+    ]
+    assert [r["parent_run_id"] for r in runs if r["job"] == "after"] == [first[0]]
+    assert output(daemon, "after") == [f"parent=first run={first[0]} status=succeeded"]
+    assert chained["run_id"] == runs[1]["run_id"]
+    assert daemon.log.matching(event("chain.skipped")) == []
