@@ -96,7 +96,11 @@ class Chains(RunListener):
             dispatched = self._dispatch(entry, self._clock.now(), "chain", parent)
         except Exception:  # one child's failure must not stop the others, nor the parent
             self._log.exception(
-                "chain.skipped", child=entry.name, parent_status=parent.status.value, on=key
+                "chain.skipped",
+                child=entry.name,
+                parent_status=parent.status.value,
+                reason="internal",
+                on=key,
             )
             return
         if dispatched.status is None:

@@ -308,10 +308,10 @@ EVENTS: tuple[Event, ...] = (
         "warning/error",
         "job run_id: the parent run's; parent_status child; reason: `disabled`, `removed` (no "
         "longer in force), `parent_removed` (the parent's job left the config), "
-        "`daemon_stopping`, or why the child's policy refused it (`previous run still "
-        "running`, `engine_unavailable`, …: its own `run.skipped`/`run.missed` comes too); "
-        "child_run_id child_status: then; on exception: when starting it failed (a bug: at "
-        "level error, with its traceback)",
+        "`daemon_stopping`, why the child's policy refused it (`previous run still "
+        "running`, `engine_unavailable`, …: its own `run.skipped`/`run.missed` comes too), "
+        "or `internal` (a bug: at level error, with `on` and its traceback in `exception`); "
+        "child_run_id child_status: when its policy refused it; on exception",
         "a job a finished run chains to was not started",
     ),
     _event(

@@ -14,12 +14,13 @@ from jobs.base import PlanContext
 from jobs.exec import ExecJob
 from jobs.plan import ExecCommand, RunContainer
 from jobs.run import RunJob
+from scheduler.chains import Chains
 from scheduler.engine import ContainerInfo, ExitStatus
 from scheduler.history import History
 from scheduler.labels.rules import LABEL_KINDS, Fence
 from scheduler.reports import history_table, jobs_table, run_json
-from scheduler.runner import Runner
-from scheduler.runs import Status
+from scheduler.runner import Dispatched, Runner
+from scheduler.runs import ActiveRun, Outcome, Status
 from scheduler.schedule import parse_schedule
 from scheduler.settings import Config, load_config
 
@@ -466,3 +467,29 @@ def test_history_shows_the_parent(tmp_path: Path) -> None:
         "p2",
     ]
     assert run_json(records[0])["parent_run_id"] == "p1"
+
+
+def test_a_child_that_cannot_be_started_leaves_the_others_started(tmp_path: Path) -> None:
+    """A dispatch that raises (a bug) is chain.skipped at level error; the next child still
+    starts; a child no longer in force is chain.skipped, removed."""
+    config = load_config_text(tmp_path, CHAINED)
+    started: list[str] = []
+
+    def dispatch(entry: JobEntry, at: datetime, trigger: str, parent: object) -> Dispatched:
+        del at, parent
+        if entry.name == "ship":
+            raise RuntimeError("boom")
+        started.append(f"{entry.name}:{trigger}")
+        return Dispatched(f"run-{entry.name}")
+
+    jobs = {k: v for k, v in config.jobs.items() if k != "page"}
+    chains = Chains(dispatch, lambda: jobs, FakeClock())
+    run = ActiveRun("p1", config.jobs["dump"], SCHEDULED, "schedule")
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        chains.finished(run, Outcome(Status.FAILED, exit_code=1))
+    assert started == ["tidy:chain"]
+    skipped = events(logs, "chain.skipped")
+    assert [(e["child"], e["reason"], e["log_level"]) for e in skipped] == [
+        ("page", "removed", "warning"),
+        ("ship", "internal", "error"),
+    ]
