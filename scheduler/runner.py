@@ -7,7 +7,8 @@ Policies live here, not in the job kinds: concurrency (``forbid`` skips,
 gets a thread and bound log fields (``job``, ``run_id``); ``scheduler/recording.py``
 gives it history rows: one per attempt, or one row for a run that never started
 (skipped, missed, cancelled while queued). Runs an earlier daemon left are followed
-by ``scheduler/adoption.py``.
+by ``scheduler/adoption.py``. A run that finishes starts the jobs chained to it
+(``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again.
 """
 
 from __future__ import annotations
