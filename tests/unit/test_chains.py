@@ -493,3 +493,24 @@ def test_a_child_that_cannot_be_started_leaves_the_others_started(tmp_path: Path
         ("page", "removed", "warning"),
         ("ship", "internal", "error"),
     ]
+
+
+def test_a_run_adopted_from_an_earlier_daemon_chains_when_it_ends(tmp_path: Path) -> None:
+    """An earlier instance's run of dump, followed to its end (exit 0), starts ship and
+    tidy with that run as their parent."""
+    engine = FakeEngine(FakeClock(SCHEDULED))
+    chained = Chained(load_config_text(tmp_path, CHAINED), engine)
+    chained.history.begin(
+        "old1", 1, "dump", trigger="schedule", scheduled_at=SCHEDULED, started_at=SCHEDULED
+    )
+    (record,) = chained.history.in_flight()
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        chained.runner.adopt(chained.jobs["dump"], record, "c-alive")
+        wait_for(lambda: len(chained.history.runs(limit=100)) >= 3)
+        wait_for(lambda: chained.runner.active() == 0)
+    assert chained.runs() == {
+        "dump": ("succeeded", "schedule", None),
+        "ship": ("succeeded", "chain", "old1"),
+        "tidy": ("succeeded", "chain", "old1"),
+    }
+    assert {e["run_id"] for e in events(logs, "chain.dispatched")} == {"old1"}
