@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import pytest
 import structlog
 
 from jobs.base import PlanContext
@@ -21,7 +22,7 @@ from scheduler.labels.rules import LABEL_KINDS, Fence
 from scheduler.reports import history_table, jobs_table, run_json
 from scheduler.runner import Dispatched, Runner
 from scheduler.runs import ActiveRun, Outcome, Status
-from scheduler.schedule import parse_schedule
+from scheduler.schedule import ScheduleError, parse_schedule
 from scheduler.settings import Config, load_config
 
 from .configs import file_errors, load_errors
@@ -156,6 +157,16 @@ def test_manual_takes_nothing_after_it(tmp_path: Path) -> None:
     """'@manual 5' is no schedule."""
     errors = load_errors(tmp_path, job("a", "@manual 5"))
     assert errors[0].startswith("jobs.a.schedule: unknown macro '@manual 5' (known: ")
+
+
+@pytest.mark.parametrize("said", ["manual", "never", "on demand", "None"])
+def test_a_job_without_a_schedule_written_in_words_is_told_manual(said: str) -> None:
+    """'manual', 'never', 'on demand': write '@manual'."""
+    with pytest.raises(ScheduleError) as caught:
+        parse_schedule(said)
+    assert str(caught.value) == (
+        f"{said!r} is not a schedule here: write '@manual' (runs only when chained or triggered)"
+    )
 
 
 def test_jobs_shows_a_manual_job_as_manual(tmp_path: Path) -> None:
