@@ -299,9 +299,10 @@ EVENTS: tuple[Event, ...] = (
         "info",
         "job run_id: the parent run's; parent_status: how it ended; on: `on_success`, "
         "`on_failure` or `on_finish`; child: the job started; child_run_id",
-        "a run ended and a job it chains to was started (trigger `chain`; the child's own "
-        "`run.*` events follow, and a refusal after its start — `run.missed` past its "
-        "`starting_deadline` — is the child's)",
+        "a run ended and a job it chains to was started (trigger `chain`); the child's own "
+        "`run.*` events come from its thread (its `run.started` may come before this), and "
+        "a refusal after its start — `run.missed` past its `starting_deadline` — is the "
+        "child's",
     ),
     _event(
         "chain.skipped",
