@@ -10,7 +10,7 @@ import difflib
 import re
 import signal
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -61,12 +61,27 @@ def _inside_paths(value: list[str]) -> list[str]:
     return value
 
 
+def _chained(value: list[str]) -> list[str]:
+    """Job names, each once (whether they name jobs is the config's check: ``chains``)."""
+    seen: set[str] = set()
+    for name in value:
+        if name in seen:
+            raise ValueError(f"names {name!r} twice")
+        seen.add(name)
+    return value
+
+
 SignalName = Annotated[str, AfterValidator(signal_name)]
 """A signal by name: ``HUP``, ``hup`` or ``SIGHUP``, stored as ``SIGHUP``."""
 Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 """Extra container labels; keys under the daemon's ``crontainer.`` prefix are refused."""
 InsidePaths = Annotated[list[str], AfterValidator(_inside_paths)]
 """Absolute paths (or globs) inside the volumes a job mounts."""
+Chained = Annotated[list[Annotated[str, Field(min_length=1)]], AfterValidator(_chained)]
+"""The names of the jobs a run's end starts (``on_success``, ``on_failure``, ``on_finish``)."""
+
+CHAIN_KEYS = ("on_success", "on_failure", "on_finish")
+"""The keys that chain a job to others: run right after one of its runs ends."""
 
 
 class Model(BaseModel):
@@ -85,6 +100,10 @@ class PlanContext:
 
     job: str
     ops_image: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables the daemon sets in the run's environment (a chained run's
+    ``CRONTAINER_PARENT_*``): the kinds that run a user's command add them to its own,
+    over a value of the same name."""
 
 
 class EnvSecret(Model):
@@ -216,8 +235,8 @@ class BaseJob(Model):
     kind: str = Field(description="what the job does: one of the kinds below", examples=["run"])
     schedule: str = Field(
         min_length=1,
-        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…) or '@every 90s' "
-        "(see Schedules)",
+        description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…), '@every 90s' "
+        "or '@manual' (only chained or triggered; see Schedules)",
         examples=["0 3 * * *"],
     )
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
@@ -292,6 +311,24 @@ class BaseJob(Model):
         description="who is told of the job's outcomes: webhook and ping URLs (see Notifications "
         "in monitoring.md)",
         examples=[{"webhook": "https://hooks.example.com/crontainer"}],
+    )
+    on_success: Chained = Field(
+        default_factory=list,
+        description="jobs started right after a run of this one succeeds (trigger chain, each "
+        "under its own policies; see Chains)",
+        examples=[["ship-dump"]],
+    )
+    on_failure: Chained = Field(
+        default_factory=list,
+        description="jobs started right after a run of this one failed or timed out, after its "
+        "last retry (a missed or skipped run never ran: it starts none)",
+        examples=[["page-oncall"]],
+    )
+    on_finish: Chained = Field(
+        default_factory=list,
+        description="jobs started right after a run of this one ends, whatever its outcome "
+        "(succeeded, failed, timed_out, cancelled)",
+        examples=[["cleanup"]],
     )
 
     KIND: ClassVar[str] = ""

@@ -50,8 +50,8 @@ class ExecJob(BaseJob):
         examples=["5s"],
     )
 
-    def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - needs no context
-        """One exec."""
+    def plan(self, ctx: PlanContext) -> Plan:
+        """One exec, with the daemon's variables (``ctx.env``) over the job's own."""
         argv = as_argv(self.command) or ()
         return Plan(
             steps=(
@@ -60,7 +60,7 @@ class ExecJob(BaseJob):
                     argv,
                     user=self.user,
                     workdir=self.workdir,
-                    env=self.env,
+                    env={**self.env, **ctx.env},
                     key="exec container",
                 ),
             )

@@ -135,15 +135,17 @@ class RunJob(ContainerFields):
         examples=["5s"],
     )
 
-    def plan(self, ctx: PlanContext) -> Plan:  # noqa: ARG002 - a run job needs no context
-        """One container, as configured."""
+    def plan(self, ctx: PlanContext) -> Plan:
+        """One container, as configured, with the daemon's variables (``ctx.env``) over the
+        job's own of the same name."""
+        own = {k: v for k, v in self.env.items() if k not in ctx.env}
         spec = ContainerSpec(
             image=self.image,
             command=as_argv(self.command),
             entrypoint=as_argv(self.entrypoint),
-            env={k: v for k, v in self.env.items() if isinstance(v, str)},
+            env={**{k: v for k, v in own.items() if isinstance(v, str)}, **ctx.env},
             env_files=tuple(self.env_files),
-            secret_env=secret_refs(self.env),
+            secret_env=secret_refs(own),
             mounts=tuple(parse_volume(v) for v in self.volumes),
             volumes_from=tuple(self.volumes_from),
             network=self.network,

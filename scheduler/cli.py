@@ -248,6 +248,7 @@ def _print_jobs(
                 "schedule": entry.schedule.expression,
                 "timezone": entry.job.timezone,
                 "enabled": entry.job.enabled,
+                "manual": entry.schedule.manual,
                 "next_runs": upcoming[name],
                 "warnings": warnings[name] + [_said(w) for w in config.warnings.get(name, ())],
             }
@@ -266,7 +267,8 @@ def _print_jobs(
         print(
             f"\n{name}  ({job.kind}, {entry.schedule.expression!r}, {job.timezone}{state}{source})"
         )
-        for when in upcoming[name] or ["never fires"]:
+        nothing = "manual: runs only when chained or triggered" if entry.schedule.manual else None
+        for when in upcoming[name] or [nothing or "never fires"]:
             print(f"  {when}")
 
 

@@ -344,7 +344,9 @@ class Daemon:
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""
         # The loop has stopped: what it prepared is removed; a preparation still under way
-        # (an image pull) is waited for after the runs, never before their grace.
+        # (an image pull) is waited for after the runs, never before their grace. A run that
+        # ends now starts no chained run (the drain would wait for it).
+        runner.chains.close()
         runner.stop_preparing(wait=False)
         deadline = self._clock.monotonic() + self._config.daemon.shutdown_grace
         while runner.active() and (remaining := deadline - self._clock.monotonic()) > 0:

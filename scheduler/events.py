@@ -292,8 +292,30 @@ EVENTS: tuple[Event, ...] = (
         "run.started",
         "info",
         f"{RUN} attempt kind scheduled_at lag_s: seconds after its scheduled time; "
-        "trigger: `schedule`, `catch_up`, `start`, `manual`",
+        "trigger: `schedule`, `catch_up`, `start`, `manual`, `chain`; parent_run_id: of a "
+        "chained run, the run whose end started it",
         "an attempt begins",
+    ),
+    _event(
+        "chain.dispatched",
+        "info",
+        "job run_id: the parent run's; parent_status: how it ended; on: `on_success`, "
+        "`on_failure` or `on_finish`; child: the job started; child_run_id",
+        "a run ended and a job it chains to was started (trigger `chain`); the child's own "
+        "`run.*` events come from its thread (its `run.started` may come before this), and "
+        "a refusal after its start — `run.missed` past its `starting_deadline` — is the "
+        "child's",
+    ),
+    _event(
+        "chain.skipped",
+        "warning/error",
+        "job run_id: the parent run's; parent_status child; reason: `disabled`, `removed` (no "
+        "longer in force), `parent_removed` (the parent's job left the config), "
+        "`daemon_stopping`, why the child's policy refused it (`previous run still "
+        "running`, `engine_unavailable`, …: its own `run.skipped`/`run.missed` comes too), "
+        "or `internal` (a bug: at level error, with `on` and its traceback in `exception`); "
+        "child_run_id child_status: when its policy refused it; on exception",
+        "a job a finished run chains to was not started",
     ),
     _event(
         "run.container_stopped",

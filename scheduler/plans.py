@@ -11,6 +11,8 @@ from scheduler.logs import get_logger
 from scheduler.runs import Outcome, RunInterruptedError, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from jobs.base import BaseJob
     from jobs.plan import Plan, Step
     from scheduler.runs import Attempt
@@ -31,7 +33,8 @@ class Plans:
         """Execute the plan; every failure becomes an outcome, never an escaping error (but
         ``RunInterruptedError``: the engine went away while the attempt's container existed)."""
         try:
-            plan = self._plan(attempt.job, attempt.job_name)
+            env = attempt.parent.env() if attempt.parent is not None else {}
+            plan = self._plan(attempt.job, attempt.job_name, env)
             outcome = Outcome(Status.SUCCEEDED, exit_code=0)
             try:
                 outcome = self._steps.run_all(attempt, plan.steps)
@@ -61,6 +64,7 @@ class Plans:
         plan = self.of(entry)
         return plan.steps + plan.cleanup
 
-    def _plan(self, job: BaseJob, name: str) -> Plan:
-        """The plan of a run of ``job`` (named ``name``) with this daemon's ops image."""
-        return job.plan(PlanContext(job=name, ops_image=self._ops_image))
+    def _plan(self, job: BaseJob, name: str, env: Mapping[str, str] | None = None) -> Plan:
+        """The plan of a run of ``job`` (named ``name``) with this daemon's ops image and the
+        variables ``env`` the daemon sets for the run (a chained run's)."""
+        return job.plan(PlanContext(job=name, ops_image=self._ops_image, env=env or {}))

@@ -59,6 +59,7 @@ class Recorder:
             status=status,
             at=now,
             reason=reason,
+            parent_run_id=None if run.parent is None else run.parent.run_id,
         )
         history.prune(run.entry.name, status, run.entry.job.history_limit)
         for listener in self._listeners:
@@ -70,6 +71,7 @@ class Recorder:
         run's start (at its first attempt), record the attempt's row. The attempt, whose hooks
         record its container and the containers it stops and starts again."""
         entry, history = run.entry, self.history
+        chained = {} if run.parent is None else {"parent_run_id": run.parent.run_id}
         self._log.info(
             "run.started",
             kind=entry.job.kind,
@@ -77,6 +79,7 @@ class Recorder:
             lag_s=round((started - run.scheduled_at).total_seconds(), 3),
             trigger=run.trigger,
             attempt=number,
+            **chained,
         )
         if number == 1:
             self._report(run, "started")
@@ -87,6 +90,7 @@ class Recorder:
             trigger=run.trigger,
             scheduled_at=run.scheduled_at,
             started_at=started,
+            parent_run_id=None if run.parent is None else run.parent.run_id,
         )
         return Attempt(
             run.run_id,
@@ -94,6 +98,7 @@ class Recorder:
             entry.job,
             run.cancelled,
             number=number,
+            parent=run.parent,
             on_container=lambda cid: history.set_container(run.run_id, number, cid),
             on_stop=lambda name: history.mark_stopped(run.run_id, name, self._clock.now()),
             on_started=lambda name: history.unmark_stopped(run.run_id, name),
@@ -139,7 +144,8 @@ class Recorder:
         run.last_duration = duration
 
     def ended(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
-        """Report a run's end after its last attempt, ``attempt``."""
+        """Report a run's end after its last attempt, ``attempt``; then tell the listeners
+        that it finished (the chains start what follows it)."""
         self._report(
             run,
             outcome.status.value,
@@ -150,6 +156,8 @@ class Recorder:
             error=outcome.error,
             output_tail=tuple(outcome.output),
         )
+        for listener in self._listeners:
+            listener.finished(run, outcome)
 
     def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
         report = RunReport(

@@ -22,6 +22,13 @@ def _short(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S%z") if moment else "-"
 
 
+def _next(entry: JobEntry, upcoming: datetime | None) -> str:
+    """The NEXT RUN column: a time, or why there is none (disabled, manual)."""
+    if not entry.job.enabled:
+        return "disabled"
+    return "manual" if entry.schedule.manual else _short(upcoming)
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """Columns padded to their widest cell."""
     widths = [
@@ -39,6 +46,7 @@ def run_json(record: RunRecord) -> Json:
         "attempt": record.attempt,
         "job": record.job,
         "trigger": record.trigger,
+        "parent_run_id": record.parent_run_id,
         "status": record.status,
         "scheduled_at": _iso(record.scheduled_at),
         "started_at": _iso(record.started_at),
@@ -63,11 +71,12 @@ def history_table(records: list[RunRecord]) -> str:
             r.status,
             "-" if r.exit_code is None else str(r.exit_code),
             "-" if r.duration_s is None else f"{r.duration_s:.1f}s",
+            r.parent_run_id or "-",
             r.reason or r.error or "",
         ]
         for r in records
     ]
-    headers = ["STARTED", "JOB", "RUN ID", "TRY", "STATUS", "EXIT", "TOOK", "REASON"]
+    headers = ["STARTED", "JOB", "RUN ID", "TRY", "STATUS", "EXIT", "TOOK", "PARENT", "REASON"]
     return table(headers, rows)
 
 
@@ -89,6 +98,7 @@ def jobs_json(
             "schedule": entry.schedule.expression,
             "timezone": entry.job.timezone,
             "enabled": entry.job.enabled,
+            "manual": entry.schedule.manual,
             "next_run": _iso(upcoming),
             "last_status": mark.last_status if mark else None,
             "last_finished_at": _iso(mark.last_finished_at) if mark else None,
@@ -115,7 +125,7 @@ def jobs_table(
                 entry.job.kind,
                 entry.schedule.expression,
                 entry.job.timezone,
-                _short(upcoming) if entry.job.enabled else "disabled",
+                _next(entry, upcoming),
                 (mark.last_status or "-") if mark else "-",
                 _short(mark.last_success_at) if mark else "-",
                 sources.get(name, "config"),

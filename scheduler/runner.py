@@ -7,7 +7,8 @@ Policies live here, not in the job kinds: concurrency (``forbid`` skips,
 gets a thread and bound log fields (``job``, ``run_id``); ``scheduler/recording.py``
 gives it history rows: one per attempt, or one row for a run that never started
 (skipped, missed, cancelled while queued). Runs an earlier daemon left are followed
-by ``scheduler/adoption.py``.
+by ``scheduler/adoption.py``. A run that finishes starts the jobs chained to it
+(``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from scheduler.adoption import Adoption
+from scheduler.chains import Chains
 from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineNotFoundError
 from scheduler.exec_ahead import ExecsAhead, Preparers
@@ -33,7 +35,7 @@ from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from datetime import datetime
 
     from jobs.base import BaseJob
@@ -41,9 +43,11 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
     from scheduler.prepared import PreparedRun
-    from scheduler.runs import RunListener
+    from scheduler.runs import ChainParent, RunListener
     from scheduler.settings import DaemonSettings, JobEntry
 
+UNSCHEDULED = frozenset({"manual", "chain"})
+"""Triggers of runs at no scheduled time: they leave the job's last scheduled time alone."""
 REPLACE_MARGIN_S = 5.0
 """Beyond stop_grace and the post-stop wait, how long a replacing run waits for the old one."""
 
@@ -91,11 +95,13 @@ class Runner:
         *,
         listeners: Iterable[RunListener] = (),
         engine_health: EngineHealth | None = None,
+        jobs: Callable[[], Mapping[str, JobEntry]] | None = None,
     ) -> None:
         """``listeners`` hear of every attempt that ended and every run skipped or missed
         (the metrics), and of each run's start and its end after the last attempt (the
         notifications); more with ``add_listener``. ``engine_health`` is the watch's view of
-        the engine: a run due while it is down is missed."""
+        the engine: a run due while it is down is missed. ``jobs``: the jobs in force now,
+        where a run's chains find the jobs that follow it (none without)."""
         self.clock = clock
         """The runner's time: how late a run is, how long it took, how long ``join`` waits."""
         self.history = history
@@ -105,7 +111,9 @@ class Runner:
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
         self._plans = Plans(self.steps, ops_image)
-        self._recorder = Recorder(history, clock, listeners)
+        self.chains = Chains(self.dispatch, jobs or dict, clock)
+        """Starts the jobs that follow a run when it finishes (``close`` at a stop)."""
+        self._recorder = Recorder(history, clock, [*listeners, self.chains])
         self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
@@ -168,14 +176,19 @@ class Runner:
         return dispatched.run_id if dispatched.status is None else None
 
     def dispatch(
-        self, entry: JobEntry, scheduled_at: datetime, trigger: str = "schedule"
+        self,
+        entry: JobEntry,
+        scheduled_at: datetime,
+        trigger: str = "schedule",
+        parent: ChainParent | None = None,
     ) -> Dispatched:
-        """``submit``, telling why a run did not start (skipped, missed, failed)."""
-        if trigger != "manual":  # a manual run is no scheduled time (catch-up looks at those)
+        """``submit``, telling why a run did not start (skipped, missed, failed); ``parent``:
+        the run whose end chained this one (trigger ``chain``)."""
+        if trigger not in UNSCHEDULED:  # no scheduled time (catch-up looks at those)
             self.history.record_fire(entry.name, scheduled_at)
         prepared = self.preparations.take(entry, scheduled_at) if trigger == "schedule" else None
         run_id = prepared.run_id if prepared is not None else new_run_id()
-        run = ActiveRun(run_id, entry, scheduled_at, trigger)
+        run = ActiveRun(run_id, entry, scheduled_at, trigger, parent=parent)
         if trigger == "schedule":
             run.exec_ahead = self.execs_ahead.take(entry, scheduled_at)
         if prepared is not None:

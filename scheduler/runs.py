@@ -47,6 +47,23 @@ class Outcome:
     """An ops tool's reported result (the keys go into run.succeeded)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChainParent:
+    """The run whose end started a chained run: its job, its id, how it ended."""
+
+    job: str
+    run_id: str
+    status: Status
+
+    def env(self) -> dict[str, str]:
+        """The chained run's variables (the kinds that run a user's command get them)."""
+        return {
+            "CRONTAINER_PARENT_JOB": self.job,
+            "CRONTAINER_PARENT_RUN_ID": self.run_id,
+            "CRONTAINER_PARENT_STATUS": self.status.value,
+        }
+
+
 class Cancellation(threading.Event):
     """A run's cancel flag, carrying why: shared by the run and each of its attempts, so the
     reason can never be copied stale from one to the other."""
@@ -96,6 +113,8 @@ class Attempt:
     exec_ahead: PreparedExec | None = None
     """The exec created ahead for this attempt (``scheduler.exec_ahead``), until its step
     takes it to start it."""
+    parent: ChainParent | None = None
+    """The run that chained this one (its variables go into the plan)."""
 
 
 @dataclass(slots=True)
@@ -113,6 +132,8 @@ class ActiveRun:
     exec_ahead: PreparedExec | None = None
     """The exec created ahead for this run (``scheduler.exec_ahead``), until its first
     attempt."""
+    parent: ChainParent | None = None
+    """The run whose end started this one (trigger ``chain``)."""
 
 
 class RunInterruptedError(CrontainerError):
@@ -134,3 +155,7 @@ class RunListener:
 
     def report(self, spec: NotifySpec | None, report: RunReport) -> None:
         """A run started, or ended after its last attempt; ``spec`` is its job's notify."""
+
+    def finished(self, run: ActiveRun, outcome: Outcome) -> None:
+        """``run`` ended with ``outcome`` after its last attempt (called on its thread, after
+        ``report``; never for a run that did not start)."""

@@ -21,6 +21,8 @@ Accepted forms:
   (``@midnight``), ``@hourly``.
 - ``@every <duration>``: a fixed interval, counted in real elapsed time and
   aligned to the Unix epoch (``@every 1h`` fires at the top of each UTC hour).
+- ``@manual``: no fire time at all; the job runs only when chained from another job's
+  run or triggered (``crontainer trigger``).
 
 Daylight-saving time (the rule users rely on; see README "Schedules"): cron
 fields are matched against the *wall clock* of the job's zone, and each
@@ -73,6 +75,8 @@ EVERY_MAX_S = 366 * 86400
 """The longest ``@every`` interval (use a cron form for rarer runs)."""
 SECONDS_PREFIX = "@with-seconds"
 EVERY_PREFIX = "@every"
+MANUAL = "@manual"
+"""The schedule of a job that never fires on its own (chained or triggered only)."""
 
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -442,20 +446,28 @@ def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
 class Schedule:
     """A parsed schedule: the fire times of one job.
 
-    ``rule``: the wall-clock times of a cron form (in the zone's wall clock), or the
-    interval of ``@every`` (real time, from the Unix epoch). ``known_warnings``: what
-    ``warnings`` says, when the form alone tells (None: it looks at fire times).
+    ``rule``: the wall-clock times of a cron form (in the zone's wall clock), the
+    interval of ``@every`` (real time, from the Unix epoch), or None for ``@manual`` (no
+    time at all). ``known_warnings``: what ``warnings`` says, when the form alone tells
+    (None: it looks at fire times).
     """
 
     expression: str
     zone: ZoneInfo
-    rule: WallClock | timedelta
+    rule: WallClock | timedelta | None
     known_warnings: tuple[str, ...] | None = None
+
+    @property
+    def manual(self) -> bool:
+        """``@manual``: the job runs only by a chain or a trigger, never on its own."""
+        return self.rule is None
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after ``moment`` (aware), in the schedule's zone."""
         instant = moment.astimezone(UTC)
         rule = self.rule
+        if rule is None:
+            return None
         if isinstance(rule, timedelta):  # the next multiple of the interval
             return (_EPOCH + ((instant - _EPOCH) // rule + 1) * rule).astimezone(self.zone)
         fire = _first_fire(rule.next_after, self.zone, instant)
@@ -564,12 +576,15 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
             return _cron_schedule(expression, zone, fields)
         if head in MACROS and not rest:
             return _cron_schedule(expression, zone, ["0", *MACROS[head].split()])
+        if head == MANUAL and not rest:
+            return Schedule(expression, zone, None, known_warnings=())
         if head == "@reboot":
             raise ScheduleError(
                 "'@reboot' is not a schedule here: set run_on_start = true (the job runs once "
                 "when the daemon starts), with a schedule for its later runs (e.g. '@daily')"
             )
-        known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
+        forms = [*MACROS, MANUAL, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"]
+        known = ", ".join(forms)
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
     return _five_field_schedule(expression, zone, text, hinted=hinted)
 

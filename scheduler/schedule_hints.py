@@ -46,6 +46,14 @@ _WORDS = frozenset(
         "morning",
         "evening",
         "night",
+        "manual",
+        "manually",
+        "never",
+        "none",
+        "demand",
+        "on-demand",
+        "triggered",
+        "chained",
     }
 )
 """Words of a schedule written in English (none is a cron name of a month or a day)."""
@@ -58,6 +66,10 @@ _MACRO_WORDS = {
     "yearly": "@yearly",
     "annually": "@yearly",
 }
+_MANUAL_WORDS = frozenset(
+    {"manual", "manually", "never", "none", "on demand", "on-demand", "triggered", "chained"}
+)
+"""What people write for a job with no schedule of its own."""
 _UNITS = {"s": "s", "sec": "s", "second": "s", "m": "m", "min": "m", "minute": "m"}
 _UNITS |= {"h": "h", "hour": "h", "d": "d", "day": "d", "w": "w", "week": "w"}
 _EVERY = re.compile(r"every\s+(\d+)?\s*([a-z]+?)s?")
@@ -87,6 +99,8 @@ def _suggestions(said: str) -> list[tuple[str, str]]:
     first, each with a note on what it means; none when no pattern fits."""
     if said in _MACRO_WORDS:
         return [(_MACRO_WORDS[said], "")]
+    if said in _MANUAL_WORDS:
+        return [("@manual", " (runs only when chained or triggered)")]
     every = _EVERY.fullmatch(said)
     unit = _UNITS.get(every.group(2)) if every else None
     if every and unit:

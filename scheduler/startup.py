@@ -129,6 +129,7 @@ def start_runner(
         base.history,
         listeners=(metrics, notifier),
         engine_health=parts.engine_health,
+        jobs=jobs,
     )
     parts.runner = runner
     return runner, metrics, health

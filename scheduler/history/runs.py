@@ -30,6 +30,8 @@ class RunRecord:
     error: str | None
     container_id: str | None
     output_tail: str | None
+    parent_run_id: str | None = None
+    """The run whose end started this one (trigger ``chain``)."""
 
     @property
     def duration_s(self) -> float | None:
@@ -85,13 +87,22 @@ class Runs(Database):
         trigger: str,
         scheduled_at: datetime,
         started_at: datetime,
+        parent_run_id: str | None = None,
     ) -> None:
         """An attempt starts: a row with status ``running``. It waits for the disk, and so
         puts the run's scheduled time (``record_fire``, just before) there with it."""
         self._write(
-            "INSERT INTO runs (run_id, attempt, job, trigger, scheduled_at, started_at, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'running')",
-            (run_id, attempt, job, trigger, as_text(scheduled_at), as_text(started_at)),
+            "INSERT INTO runs (run_id, attempt, job, trigger, scheduled_at, started_at, status, "
+            "parent_run_id) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            (
+                run_id,
+                attempt,
+                job,
+                trigger,
+                as_text(scheduled_at),
+                as_text(started_at),
+                parent_run_id,
+            ),
         )
 
     def set_container(self, run_id: str, attempt: int, container_id: str) -> None:
@@ -142,13 +153,22 @@ class Runs(Database):
         status: Status,
         at: datetime,
         reason: str,
+        parent_run_id: str | None = None,
     ) -> None:
         """A run that never started a container: skipped, missed, or cancelled while queued."""
         self._write(
-            "INSERT INTO runs "
-            "(run_id, attempt, job, trigger, scheduled_at, finished_at, status, reason) "
-            "VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
-            (run_id, job, trigger, as_text(scheduled_at), as_text(at), status, reason),
+            "INSERT INTO runs (run_id, attempt, job, trigger, scheduled_at, finished_at, status, "
+            "reason, parent_run_id) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                job,
+                trigger,
+                as_text(scheduled_at),
+                as_text(at),
+                status,
+                reason,
+                parent_run_id,
+            ),
         )
         self._mark(run_id, status, at)
 
@@ -191,7 +211,7 @@ class Runs(Database):
         # Only fixed text is formatted in; values are parameters.
         sql = (
             "SELECT run_id, attempt, job, trigger, scheduled_at, started_at, finished_at, status, "  # noqa: S608
-            "exit_code, reason, error, container_id, output_tail FROM runs "
+            "exit_code, reason, error, container_id, output_tail, parent_run_id FROM runs "
             f"{where} ORDER BY coalesce(started_at, scheduled_at) DESC, attempt DESC LIMIT ?"
         )
         rows = self._read(sql, (*params, limit))
@@ -210,6 +230,7 @@ class Runs(Database):
                 error=r[10],
                 container_id=r[11],
                 output_tail=r[12],
+                parent_run_id=r[13],
             )
             for r in rows
         ]

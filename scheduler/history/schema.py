@@ -55,5 +55,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE checkpoints RENAME TO tool_state;
     """,
+    # 5: the run whose end started a chained run (trigger 'chain')
+    """
+    ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,13 +18,18 @@ socket — so by default a label job acts on its own container only:
 
 ``[daemon] label_allow`` names what to allow beyond that, one key or class at a time;
 ``label_kinds`` adds kinds (``run`` also needs ``image``).
+
+A label job never chains (``on_success``, ``on_failure``, ``on_finish`` are refused, and no
+allowance widens that): a chain would start other jobs — the config's, under their
+privileges — when a label says; and a config job cannot name a label job either (its names
+are checked against the config's jobs). A label job may be ``@manual`` (run by a trigger).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jobs.base import BaseJob
+from jobs.base import CHAIN_KEYS, BaseJob
 from jobs.selectors import parse_selector, split_mode
 
 if TYPE_CHECKING:
@@ -71,6 +76,12 @@ send the operator's credentials to a destination of its choosing."""
 CLASSES = ("host_paths", "secrets", "other_containers")
 """What ``label_allow`` may name besides the keys."""
 ALLOWANCES = (*POWER_KEYS, *CLASSES)
+
+NO_CHAINS = (
+    "a label job does not chain: on_success, on_failure and on_finish are for the config's "
+    "jobs (label_allow cannot allow them)"
+)
+"""Why a label job's chain is refused."""
 
 Problem = tuple[str, str]
 """A refused key (as written in the labels) and why."""
@@ -136,6 +147,7 @@ class Fence:
             for key in POWER_KEYS
             if key in table and key not in self._allow
         ]
+        problems.extend((key, NO_CHAINS) for key in CHAIN_KEYS if key in table)
         if "secrets" not in self._allow:
             problems.extend(
                 (

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from scheduler.errors import ConfigError
 from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
+from scheduler.settings.chains import chain_problems
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.entries import (
     JobEntry,
@@ -160,6 +161,7 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         found.extend(copy_to_problems(name, _copy_to(entry, table), named))
         where = f"{sources[name]}: " if name in sources else ""
         errors.extend(where + line for line in found)
+    errors.extend(_chains(entries, tables, sources))
     if errors or daemon is None:
         raise ConfigError([_from_env(line, origins) for line in errors])
     warnings = {name: tuple(command_warnings(entry.job)) for name, entry in entries.items()}
@@ -171,6 +173,16 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         sources=sources,
         defaults=defaults,
     )
+
+
+def _chains(
+    entries: Mapping[str, JobEntry], tables: Mapping[str, Any], sources: Mapping[str, str]
+) -> list[str]:
+    """The chains' error lines, each after the included file of the job it is about."""
+    return [
+        f"{sources[name]}: {line}" if name in sources else line
+        for name, line in chain_problems(entries, tables)
+    ]
 
 
 def _daemon_table(raw: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ValidationError, create_model, field_validator
 
-from jobs.base import BaseJob, name_is_valid
+from jobs.base import CHAIN_KEYS, BaseJob, name_is_valid
 from jobs.kinds import KINDS, Job
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
 from scheduler.settings.messages import closest, did_you_mean, error_lines
@@ -69,6 +69,12 @@ def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, 
     for key in defaults:
         if key == "kind":
             errors.append("defaults.kind: a job's kind cannot have a default")
+            bad.add(key)
+        elif key in CHAIN_KEYS:
+            errors.append(
+                f"defaults.{key}: chains cannot have a default (every job, the chained ones "
+                f"too, would start them): set {key} in each job that chains"
+            )
             bad.add(key)
         elif key not in known:
             errors.append(

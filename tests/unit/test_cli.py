@@ -22,8 +22,11 @@ def test_validate_prints_three_next_runs_per_job(capsys: pytest.CaptureFixture[s
     """Exit 0; each job with its next 3 run times."""
     assert main(["validate", "--config", str(ROOT / "config.example.toml")]) == 0
     out = capsys.readouterr().out
-    assert "OK, 4 job(s)" in out
+    assert "OK, 5 job(s)" in out
     assert "paused  (run, '@hourly', UTC, disabled)" in out
+    assert (
+        "report-done  (run, '@manual', UTC)\n  manual: runs only when chained or triggered" in out
+    )
     assert "disk-report  (run, '* * * * *', Europe/Berlin)" in out
 
 
@@ -176,6 +179,7 @@ def test_history_prints_runs_newest_first(
         "STATUS",
         "EXIT",
         "TOOK",
+        "PARENT",
         "REASON",
     ]
     assert [line.split()[2:6] for line in lines[1:]] == [

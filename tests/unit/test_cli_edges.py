@@ -104,7 +104,18 @@ def test_history_of_a_fresh_install_is_empty_not_an_error(
     config = write_config(tmp_path)
     assert main(["history", "--config", str(config)]) == 0
     out, err = capsys.readouterr()
-    assert out.split() == ["STARTED", "JOB", "RUN", "ID", "TRY", "STATUS", "EXIT", "TOOK", "REASON"]
+    assert out.split() == [
+        "STARTED",
+        "JOB",
+        "RUN",
+        "ID",
+        "TRY",
+        "STATUS",
+        "EXIT",
+        "TOOK",
+        "PARENT",
+        "REASON",
+    ]
     assert "no state database" in err
     assert main(["history", "report", "--json", "--config", str(config)]) == 0
     assert json.loads(capsys.readouterr().out) == []
