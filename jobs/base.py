@@ -61,12 +61,31 @@ def _inside_paths(value: list[str]) -> list[str]:
     return value
 
 
+def _lock_names(value: str | list[str]) -> str | list[str]:
+    """Refuse lock names that are empty, oddly spelled or given twice."""
+    names = [value] if isinstance(value, str) else value
+    for name in names:
+        if not name:
+            raise ValueError("a lock name is empty")
+        if re.fullmatch(NAME_PATTERN, name) is None:
+            raise ValueError(
+                f"lock name {name!r}: use letters, digits, '.', '_' and '-', starting with a "
+                "letter or digit, at most 63 characters"
+            )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"lock name {twice[0]!r} is given twice")
+    return value
+
+
 SignalName = Annotated[str, AfterValidator(signal_name)]
 """A signal by name: ``HUP``, ``hup`` or ``SIGHUP``, stored as ``SIGHUP``."""
 Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 """Extra container labels; keys under the daemon's ``crontainer.`` prefix are refused."""
 InsidePaths = Annotated[list[str], AfterValidator(_inside_paths)]
 """Absolute paths (or globs) inside the volumes a job mounts."""
+LockNames = Annotated[str | list[str], AfterValidator(_lock_names)]
+"""The exclusive locks a job's runs hold: one name or a list (``scheduler/locks.py``)."""
 
 
 class Model(BaseModel):
@@ -274,6 +293,14 @@ class BaseJob(Model):
         "for a slot, a late daemon) is recorded missed instead of starting late",
         examples=["5m"],
     )
+    lock: LockNames = Field(
+        default_factory=list,
+        description="exclusive locks (one name or a list): runs of jobs sharing a lock never "
+        "run at the same time; a run that finds one held waits its turn (run.waiting), first "
+        "come first served, until its starting_deadline, then is recorded missed, reason "
+        "lock:<name> (see Exclusive locks)",
+        examples=["app-data"],
+    )
     catch_up: bool = Field(
         default=False,
         description="after downtime, run once for the latest time missed while the daemon was "
@@ -295,6 +322,11 @@ class BaseJob(Model):
     )
 
     KIND: ClassVar[str] = ""
+
+    @property
+    def locks(self) -> tuple[str, ...]:
+        """The names of ``lock``, as a tuple (none when it is unset)."""
+        return (self.lock,) if isinstance(self.lock, str) else tuple(self.lock)
 
     @field_validator("timezone")
     @classmethod
