@@ -7,16 +7,75 @@ import random
 import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import structlog
 
 from scheduler.clock import SystemClock
+from scheduler.errors import ConfigError
 from scheduler.locks import Holder, Locks, NoLock
 from scheduler.runs import Cancellation
+from scheduler.settings import load_config
 
 from .fakes import FakeClock
 from .helpers import CAPTURE, events, wait_for
+
+
+# --- the key ------------------------------------------------------------------------------
+
+RUN = '[jobs.{name}]\nkind = "{kind}"\nschedule = "@hourly"\n{rest}\n'
+KINDS = {"run": 'image = "busybox"', "exec": 'container = "app"\ncommand = "true"'}
+
+
+def config_text(defaults: str, **locks: str) -> str:
+    """A config with ``[defaults]`` and one job per keyword (a run job, or ``e…`` an exec
+    job), each with its ``lock = …`` line (or none when empty)."""
+    jobs = [
+        RUN.format(
+            name=name,
+            kind="exec" if name.startswith("e") else "run",
+            rest=KINDS["exec" if name.startswith("e") else "run"]
+            + (f"\nlock = {value}" if value else ""),
+        )
+        for name, value in locks.items()
+    ]
+    return f"[defaults]\n{defaults}\n" + "".join(jobs)
+
+
+def test_lock_is_one_name_or_a_list_and_may_be_a_default(tmp_path: Path) -> None:
+    """``lock = "a"`` is one lock, a list several, ``[]`` none; [defaults]' lock applies to
+    every job (of any kind) that sets none itself."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        config_text('lock = "app-data"', one='"db"', many='["db", "files.v2"]', none="[]", e="")
+    )
+    jobs = load_config(path, {}).jobs
+    assert jobs["one"].job.locks == ("db",)
+    assert jobs["many"].job.locks == ("db", "files.v2")
+    assert jobs["none"].job.locks == ()
+    assert jobs["e"].job.locks == ("app-data",)
+
+
+def test_bad_lock_names_are_refused_saying_what_a_name_may_hold(tmp_path: Path) -> None:
+    """Every bad lock is reported at once, each under its job's key: an empty name, a name
+    with a space, a name given twice, a value that is neither a string nor a list."""
+    path = tmp_path / "c.toml"
+    path.write_text(config_text("", a='""', b='["db", "x y"]', c='["db", "db"]', d="5", ok='"db"'))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.errors == [
+        "jobs.a.lock: a lock name is empty (got '')",
+        (
+            "jobs.b.lock: lock name 'x y': use letters, digits, '.', '_' and '-', starting "
+            "with a letter or digit, at most 63 characters"
+        ),
+        "jobs.c.lock: lock name 'db' is given twice",
+        "jobs.d.lock: expected a string or a list (got 5)",
+    ]
+
+
+# --- the manager --------------------------------------------------------------------------
 
 
 class RecordingCondition(threading.Condition):
