@@ -105,6 +105,16 @@ class Locks:
                 self._line.remove(waiter)
                 self.condition.notify_all()  # a run behind it may go now
 
+    def claim(self, who: Holder, names: tuple[str, ...]) -> list[str]:
+        """``who`` holds ``names`` from now on without waiting in line: a run that is
+        running already (one an earlier daemon left, adopted at start, before any run of
+        this daemon). A name another run holds stays that run's; the names taken."""
+        with self.condition:
+            taken = [name for name in names if name not in self._held]
+            for name in taken:
+                self._held[name] = who
+            return taken
+
     def release(self, who: Holder) -> None:
         """``who`` gives back every lock it holds; the runs in line look again."""
         with self.condition:

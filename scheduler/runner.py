@@ -449,18 +449,29 @@ class Runner:
         start_after: list[str] | None = None,
     ) -> None:
         """Wait for a container left running by an earlier instance; record how it ends; then
-        start ``start_after`` again (containers that run had stopped)."""
+        start ``start_after`` again (containers that run had stopped). The run holds its
+        job's locks meanwhile (taken at once: it runs already)."""
         run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
         after = start_after or []
+        holder = Holder(entry.name, run.run_id)
+        self.locks.claim(holder, entry.job.locks)
+
+        def follow() -> None:
+            try:
+                self._adoption.follow(run, record, container_id, after)
+            finally:
+                self.locks.release(holder)
+
         run.thread = threading.Thread(
             target=self._thread,
-            args=(run, lambda: self._adoption.follow(run, record, container_id, after)),
+            args=(run, follow),
             name=f"adopt-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
         with self._lock:
             self._active[run.run_id] = run
         if (error := self._start(run, run.thread)) is not None:  # the next start settles it
+            self.locks.release(holder)
             self._log.warning(
                 "run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(error)
             )

@@ -33,11 +33,14 @@ FIRES = ("run.started", "run.skipped", "run.missed")
 """What a fired run becomes first: started (attempt 1), skipped (forbid) or missed."""
 
 
+def first_of(job: str) -> Callable[[Event], bool]:
+    """Predicate: the first event of a run of ``job`` the daemon dispatched."""
+    return lambda e: e.get("event") in FIRES and e.get("job") == job and e.get("attempt", 1) == 1
+
+
 def fired(daemon: Daemon, job: str) -> list[Event]:
     """Each run of ``job`` the daemon dispatched, as its first event."""
-    return daemon.log.matching(
-        lambda e: e.get("event") in FIRES and e.get("job") == job and e.get("attempt", 1) == 1
-    )
+    return daemon.log.matching(first_of(job))
 
 
 def intervals(log: str) -> dict[str, tuple[float, float]]:
@@ -75,13 +78,7 @@ def test_two_jobs_on_one_lock_never_overlap_and_every_run_is_recorded(
         daemon='shutdown_grace = "5s"',
     )
     for job in ("a", "b"):
-        daemon.log.wait_for(
-            lambda e, job=job: (
-                e.get("event") in FIRES and e.get("job") == job and e.get("attempt", 1) == 1
-            ),
-            timeout=COLLISIONS + 30,
-            count=COLLISIONS,
-        )
+        daemon.log.wait_for(first_of(job), timeout=COLLISIONS + 30, count=COLLISIONS)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(60) == 0
     assert (

@@ -167,6 +167,28 @@ def test_a_reload_changes_the_lock_of_later_runs_only(tmp_path: Path) -> None:
         ended(runner)
 
 
+def test_a_run_adopted_at_start_holds_its_jobs_lock_until_it_ends(tmp_path: Path) -> None:
+    """A run an earlier daemon left running, adopted: it holds j's lock at once, so k's run
+    waits for it (run.waiting names it); its end releases the lock."""
+    config, engine, runner, _ = locked(tmp_path)
+    history = history_of(runner)
+    history.begin("r1", 1, "j", trigger="schedule", scheduled_at=SCHEDULED, started_at=SCHEDULED)
+    (left,) = history.in_flight()
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.adopt(config.jobs["j"], left, "c-alive", [])
+        assert runner.locks.held()["data"].run_id == "r1"
+        runner.submit(config.jobs["k"], SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        assert engine.created() == 0
+        engine.stop("c-alive", 1.0)  # the adopted container ends
+        wait_for(lambda: engine.names().count("start") == 1)
+        runner.cancel_all()
+        ended(runner)
+    (waiting,) = events(logs, "run.waiting")
+    assert (waiting["holder_job"], waiting["holder_run_id"]) == ("j", "r1")
+    assert runner.locks.held() == {}
+
+
 # --- prepared runs ------------------------------------------------------------------------
 
 AHEAD = SCHEDULED - timedelta(seconds=5)
