@@ -115,3 +115,49 @@ def test_two_jobs_on_one_lock_never_overlap_and_every_run_is_recorded(
     assert succeeded >= COLLISIONS // 2
     assert daemon.log.matching(event("run.waiting", lock="shared"))
     assert daemon.log.matching(event("run.prepared", job="a"))
+
+
+def test_a_run_waiting_past_its_deadline_is_missed_and_its_prepared_container_removed(
+    start_daemon: Callable[..., Daemon], engine: docker.DockerClient
+) -> None:
+    """holder runs 4 s on the lock at start; short (every second, starting_deadline 1s, its
+    runs prepared ahead) waits, and is missed with reason lock:shared naming holder's run,
+    its prepared container removed with that reason; once holder has ended short runs
+    again; nothing is left on the engine."""
+    daemon = start_daemon(
+        run_job("holder", ["sleep", "4"], schedule="@yearly", run_on_start=True, lock="shared")
+        + run_job(
+            "short",
+            ["true"],
+            lock="shared",
+            starting_deadline="1s",
+            prepare_ahead="500ms",
+            history_limit=1000,
+        ),
+    )
+    held = daemon.log.wait_for(event("run.started", job="holder"), timeout=30)[0]
+    misses = daemon.log.wait_for(
+        event("run.missed", job="short", reason="lock:shared"), timeout=30, count=2
+    )
+    daemon.log.wait_for(event("run.prepared_discarded", job="short", reason="lock:shared"))
+    done = daemon.log.wait_for(event("run.succeeded", job="holder"), timeout=30)[0]
+    after = daemon.log.wait_for(event("run.succeeded", job="short"), timeout=30)[0]
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    assert (
+        engine.containers.list(all=True, filters={"label": f"{LABEL_DAEMON}={daemon.name}"}) == []
+    )
+
+    assert all(m["holder_run_id"] == held["run_id"] for m in misses)
+    rows = {r["run_id"]: r for r in daemon.history("short")}
+    for miss in misses:
+        assert (rows[miss["run_id"]]["status"], rows[miss["run_id"]]["reason"]) == (
+            "missed",
+            "lock:shared",
+        )
+    events = daemon.log.events
+    assert events.index(done) < events.index(after)
+    (holder_row,) = [r for r in daemon.history("holder") if r["status"] == "succeeded"]
+    for row in rows.values():
+        if row["status"] == "succeeded":
+            assert row["started_at"] >= holder_row["finished_at"]
