@@ -1,7 +1,8 @@
 """Exclusive locks in the runner: a run whose job's lock is held waits (holding no slot of
 the cap) and starts when it is released; past its starting deadline it is missed, reason
 ``lock:<name>``; a stop cancels it; a prepared container of a run that waited is started,
-or removed when the run misses; a reload's new lock applies to later runs only."""
+or removed when the run misses (an exec created ahead is kept for the next run); a
+reload's new lock applies to later runs only; an adopted run holds its job's lock."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from scheduler.history import RunRecord
+from scheduler.locks import Holder
 from scheduler.runner import Dispatched, Runner
 from scheduler.runs import Status
 from scheduler.settings import Config
@@ -27,6 +29,7 @@ from .helpers import (
     make_runner,
     wait_for,
 )
+from .test_exec_ahead import EXEC, AheadEngine
 
 K = '[jobs.k]\nkind = "run"\nimage = "img:2"\nschedule = "@daily"\nstop_grace = "1s"\n'
 
@@ -243,3 +246,40 @@ def test_a_prepared_run_that_misses_waiting_removes_its_container(tmp_path: Path
     assert (gone["container_id"], gone["reason"]) == (made["container_id"], "lock:data")
     assert ("remove", made["container_id"]) in engine.calls
     assert ("start", made["container_id"]) not in engine.calls
+
+
+def test_an_exec_made_ahead_for_a_run_that_missed_waiting_serves_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """An exec job's run, its exec created ahead, waits for a held lock past its
+    starting_deadline: missed (lock:data), the exec not started and not left unused; once
+    the lock is free the next run's preparation reuses it and the run starts it."""
+    config = make_config(tmp_path, jobs=EXEC + 'lock = "data"\nstarting_deadline = "10s"\n')
+    engine = AheadEngine()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    other = Holder("other", "r0")
+    assert runner.locks.claim(other, ("data",)) == ["data"]
+    later = SCHEDULED + timedelta(days=1)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: len(events(logs, "run.exec_prepared")) == 1)
+        engine.clock.pass_until(SCHEDULED)
+        runner.dispatch(entry, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        engine.clock.advance(11)
+        runner.locks.wake_all()
+        ended(runner)
+        runner.locks.release(other)
+        runner.execs_ahead.prepare(entry, later, later)
+        wait_for(lambda: len(events(logs, "run.exec_prepared")) == 2)
+        engine.clock.pass_until(later)
+        runner.dispatch(entry, later)
+        ended(runner)
+    (missed,) = events(logs, "run.missed")
+    assert (missed["reason"], missed["holder_run_id"]) == ("lock:data", "r0")
+    assert [e["reused"] for e in events(logs, "run.exec_prepared")] == [False, True]
+    assert engine.starts() == ["x1"]
+    assert events(logs, "run.exec_unused") == []
+    statuses = sorted(r.status for r in history_of(runner).runs("x"))
+    assert statuses == [Status.MISSED, Status.SUCCEEDED]
