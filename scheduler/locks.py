@@ -47,9 +47,10 @@ class NoLock:
     holder: Holder | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Waiter:
-    """A run in the line: who, and the names it needs."""
+    """A run in the line: who, and the names it needs (compared by identity: each is one
+    call of ``acquire``)."""
 
     who: Holder
     names: tuple[str, ...]
