@@ -245,6 +245,40 @@ def test_a_waiting_run_gives_up_at_its_deadline_naming_the_lock() -> None:
     assert locks.waiting() == {}
 
 
+def test_a_waiting_run_near_its_deadline_waits_only_what_is_left() -> None:
+    """Deadline 60 s, 59.7 s late: it waits the last 0.3 s (not a second more)."""
+    locks, clock, condition = make_locks()
+    hold(locks, clock, "a", "db")
+    b = in_line(locks, Taker(locks, "b", ("db",), clock.now() - timedelta(seconds=59.7), 60.0))
+    clock.advance(0.5)
+    locks.wake_all()
+    b.join(10)
+    assert condition.timeouts == [pytest.approx(0.3)]
+    assert isinstance(b.answer, NoLock)
+    assert b.answer.reason == "lock:db"
+
+
+def test_waiting_counts_runs_by_job_and_ahead_counts_only_runs_on_the_same_locks() -> None:
+    """Two runs of k and one of m in line: waiting() says k 2, m 1; the last run's
+    run.waiting counts ahead of it only the runs that want one of its locks (k's), not m's
+    (on another lock)."""
+    locks, clock, _ = make_locks()
+    hold(locks, clock, "a", "db")
+    hold(locks, clock, "x", "logs")
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        in_line(locks, Taker(locks, "k", ("db",), clock.now()))
+        in_line(locks, Taker(locks, "m", ("logs",), clock.now()))
+        second = Taker(locks, "k", ("db",), clock.now())
+        second.who = Holder("k", "run-k2")
+        in_line(locks, second)
+    assert locks.waiting() == {"k": 2, "m": 1}
+    assert [e["ahead"] for e in events(logs, "run.waiting")] == [0, 0, 1]
+    second.cancelled.cancel("daemon_stopping")
+    locks.wake_all()
+    second.join(10)
+    assert locks.waiting() == {"k": 1, "m": 1}
+
+
 def test_a_run_behind_one_in_line_gives_up_naming_the_lock_nobody_holds() -> None:
     """b waits for db and files (files held by a); c waits for db behind b: at c's deadline
     it gives up with ``lock:db`` and no holder (db was free, b first in line for it)."""
