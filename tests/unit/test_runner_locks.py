@@ -83,9 +83,9 @@ def test_a_run_waits_for_a_lock_another_jobs_run_holds_then_starts(tmp_path: Pat
 def test_a_run_waiting_past_its_starting_deadline_is_missed_naming_the_lock(
     tmp_path: Path,
 ) -> None:
-    """k's starting_deadline is 30s: 31 s after its time, still waiting, it is missed with
-    reason lock:data, the holder, its lag and the deadline; never created; recorded and
-    heard as missed."""
+    """k's starting_deadline is 30s: 31.12345 s after its time, still waiting, it is missed
+    with reason lock:data, the holder, its lag (to the millisecond) and the deadline; never
+    created; recorded and heard as missed."""
     config, engine, runner, heard = locked(tmp_path, 'starting_deadline = "30s"')
     clock = engine.clock
     with structlog.testing.capture_logs(processors=CAPTURE) as logs:
@@ -93,7 +93,7 @@ def test_a_run_waiting_past_its_starting_deadline_is_missed_naming_the_lock(
         wait_for(lambda: engine.names().count("start") == 1)
         second = runner.submit(config.jobs["k"], clock.now())
         wait_for(lambda: bool(events(logs, "run.waiting")))
-        clock.advance(31)
+        clock.advance(31.12345)
         runner.locks.wake_all()
         wait_for(lambda: bool(events(logs, "run.missed")))
         assert runner.locks.waiting() == {}
@@ -102,7 +102,7 @@ def test_a_run_waiting_past_its_starting_deadline_is_missed_naming_the_lock(
     (missed,) = events(logs, "run.missed")
     assert (missed["run_id"], missed["reason"]) == (second, "lock:data")
     assert (missed["holder_job"], missed["holder_run_id"]) == ("j", first)
-    assert (missed["lag_s"], missed["starting_deadline_s"]) == (31.0, 30.0)
+    assert (missed["lag_s"], missed["starting_deadline_s"]) == (31.123, 30.0)
     recorded = record(runner, "k", second)
     assert (recorded.status, recorded.reason, recorded.started_at) == (
         "missed",
@@ -111,6 +111,26 @@ def test_a_run_waiting_past_its_starting_deadline_is_missed_naming_the_lock(
     )
     assert engine.names().count("create") == 1
     assert [(j, s) for j, s, _, d in heard.ended if d is None] == [("k", "missed")]
+
+
+def test_a_run_already_past_its_deadline_is_missed_though_its_lock_is_free(
+    tmp_path: Path,
+) -> None:
+    """k's run dispatched 2.5 s after its time with a 1 s deadline (a late loop), its lock
+    free: missed, reason starting_deadline (it waited for no lock: no holder), never
+    created, the lock not taken."""
+    config, engine, runner, _ = locked(tmp_path, 'starting_deadline = "1s"')
+    clock = engine.clock
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        late = runner.submit(config.jobs["k"], clock.now() - timedelta(seconds=2.5))
+        ended(runner)
+    (missed,) = events(logs, "run.missed")
+    assert (missed["run_id"], missed["reason"], missed["lag_s"]) == (late, "starting_deadline", 2.5)
+    assert "holder_run_id" not in missed
+    assert events(logs, "run.waiting") == []
+    assert record(runner, "k", late).status == "missed"
+    assert engine.created() == 0
+    assert runner.locks.held() == {}
 
 
 def test_a_stop_cancels_a_waiting_run_as_it_does_a_queued_one(tmp_path: Path) -> None:
