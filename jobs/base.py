@@ -71,6 +71,23 @@ def _chained(value: list[str]) -> list[str]:
     return value
 
 
+def _lock_names(value: str | list[str]) -> str | list[str]:
+    """Refuse lock names that are empty, oddly spelled or given twice."""
+    names = [value] if isinstance(value, str) else value
+    for name in names:
+        if not name:
+            raise ValueError("a lock name is empty")
+        if re.fullmatch(NAME_PATTERN, name) is None:
+            raise ValueError(
+                f"lock name {name!r}: use letters, digits, '.', '_' and '-', starting with a "
+                "letter or digit, at most 63 characters"
+            )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"lock name {twice[0]!r} is given twice")
+    return value
+
+
 SignalName = Annotated[str, AfterValidator(signal_name)]
 """A signal by name: ``HUP``, ``hup`` or ``SIGHUP``, stored as ``SIGHUP``."""
 Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
@@ -82,6 +99,9 @@ Chained = Annotated[list[Annotated[str, Field(min_length=1)]], AfterValidator(_c
 
 CHAIN_KEYS = ("on_success", "on_failure", "on_finish")
 """The keys that chain a job to others: run right after one of its runs ends."""
+
+LockNames = Annotated[str | list[str], AfterValidator(_lock_names)]
+"""The exclusive locks a job's runs hold: one name or a list (``scheduler/locks.py``)."""
 
 
 class Model(BaseModel):
@@ -293,6 +313,14 @@ class BaseJob(Model):
         "for a slot, a late daemon) is recorded missed instead of starting late",
         examples=["5m"],
     )
+    lock: LockNames = Field(
+        default_factory=list,
+        description="exclusive locks (one name or a list): runs of jobs sharing a lock never "
+        "run at the same time; a run that finds one held waits its turn (run.waiting), first "
+        "come first served, until its starting_deadline, then is recorded missed, reason "
+        "lock:<name> (see Exclusive locks)",
+        examples=["app-data"],
+    )
     catch_up: bool = Field(
         default=False,
         description="after downtime, run once for the latest time missed while the daemon was "
@@ -332,6 +360,11 @@ class BaseJob(Model):
     )
 
     KIND: ClassVar[str] = ""
+
+    @property
+    def locks(self) -> tuple[str, ...]:
+        """The names of ``lock``, as a tuple (none when it is unset)."""
+        return (self.lock,) if isinstance(self.lock, str) else tuple(self.lock)
 
     @field_validator("timezone")
     @classmethod

@@ -276,11 +276,22 @@ EVENTS: tuple[Event, ...] = (
         "the global cap is reached; the run waits for a slot",
     ),
     _event(
+        "run.waiting",
+        "info",
+        f"{RUN} locks: every lock the run takes; lock: the one it waits for; holder_job "
+        "holder_run_id: the run holding it (null when it is free and a run ahead in line "
+        "wants it); ahead: runs in line before it that want one of its locks",
+        "a lock of the job (`lock`) is held, or wanted by a run that came first: the run "
+        "waits its turn (first come, first served), holding none of its locks",
+    ),
+    _event(
         "run.missed",
         "warning",
-        f"{RUN} reason: `starting_deadline`, `engine_unavailable`; lag_s starting_deadline_s "
-        "error scheduled_at trigger",
-        "it could not start within its starting deadline, or the engine is away",
+        f"{RUN} reason: `starting_deadline`, `lock:<name>` (it waited for that lock), "
+        "`engine_unavailable`; lag_s starting_deadline_s error scheduled_at trigger; "
+        "holder_job holder_run_id: the run that held the lock, with `lock:<name>`",
+        "it could not start within its starting deadline (a slot or a lock was not free in "
+        "time, or the daemon was late), or the engine is away",
     ),
     _event(
         "run.replacing",
@@ -498,7 +509,7 @@ EVENTS: tuple[Event, ...] = (
         "warning",
         f"{RUN} reason: `daemon_stopping`, `replaced`; attempt container_id duration_s: if it "
         "had started; scheduled_at trigger",
-        "stopped by shutdown or by a replacing run",
+        "stopped by shutdown or by a replacing run (also while it waited for a lock or a slot)",
     ),
     _event(
         "run.cancel_failed", "warning", f"{RUN} error", "the engine refused to stop a container"

@@ -3,7 +3,8 @@
 Counted as the runs end, so they match the history of this daemon's life (one
 count per attempt, as the history has one row per attempt): ``crontainer_runs_total``
 by job and status (``skipped`` and ``missed`` included) and the run duration
-histogram. Gauges are read at scrape time: running runs, last run, last success
+histogram. Gauges are read at scrape time: running runs, runs waiting for a lock (jobs
+with a ``lock``), last run, last success
 (seeded from the state database, so it survives restarts: alert on its age) and
 next run of each job (the time the scheduling loop holds, not computed again per scrape),
 whether the engine answers. ``crontainer_build_info`` (always 1)
@@ -65,6 +66,8 @@ class Live:
     """Why the engine does not answer; None while it does."""
     planned: Callable[[], Mapping[str, Planned]] = dict
     """The scheduling loop's jobs with their next times (``Ticker.planned``)."""
+    waiting: Callable[[], Mapping[str, int]] = dict
+    """Runs waiting for a lock, by job (``Locks.waiting``)."""
     states: dict[str, JobState] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,6 +76,11 @@ def _families() -> dict[str, GaugeMetricFamily]:
     return {
         "running": GaugeMetricFamily(
             "crontainer_runs_running", "Runs in flight, by job", labels=["job"]
+        ),
+        "waiting": GaugeMetricFamily(
+            "crontainer_runs_waiting_for_lock",
+            "Runs in flight waiting for an exclusive lock (the job key lock), by job",
+            labels=["job"],
         ),
         "last": GaugeMetricFamily(
             "crontainer_last_run_timestamp_seconds",
@@ -120,6 +128,7 @@ class _Gauges(Collector):
         live = self._live
         jobs = live.jobs()
         running = live.running()
+        waiting = live.waiting()
         planned = live.planned()
         now = live.now()
         gauges = _families()
@@ -127,6 +136,8 @@ class _Gauges(Collector):
             states = {name: (s.last_run, s.last_success) for name, s in live.states.items()}
         for name, entry in sorted(jobs.items()):
             gauges["running"].add_metric([name], running.get(name, 0))
+            if entry.job.locks:
+                gauges["waiting"].add_metric([name], waiting.get(name, 0))
             last, success = states.get(name, (None, None))
             if last is not None:
                 gauges["last"].add_metric([name], last.timestamp())

@@ -1,12 +1,15 @@
 """Runs: the scheduler's policies around the steps of a plan.
 
 Policies live here, not in the job kinds: concurrency (``forbid`` skips,
-``allow`` overlaps, ``replace`` stops the previous run first), the global cap
-``max_concurrent_runs`` with each job's ``starting_deadline`` (its slots:
-``scheduler/slots.py``), and retries with capped exponential backoff. Every run
+``allow`` overlaps, ``replace`` stops the previous run first), the exclusive locks of
+the job key ``lock`` (``scheduler/locks.py``), then the global cap
+``max_concurrent_runs`` (its slots: ``scheduler/slots.py``) — both waited for until the
+job's ``starting_deadline`` — and retries with capped exponential backoff. Every run
 gets a thread and bound log fields (``job``, ``run_id``); ``scheduler/recording.py``
 gives it history rows: one per attempt, or one row for a run that never started
-(skipped, missed, cancelled while queued). Runs an earlier daemon left are followed
+(skipped, missed, cancelled while waiting or queued). A run waits for its locks before it
+takes a slot: a run waiting for a lock holds no slot of the cap, only its job's place in
+flight (its concurrency policy counts it). Runs an earlier daemon left are followed
 by ``scheduler/adoption.py``. A run that finishes starts the jobs chained to it
 (``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again.
 """
@@ -25,6 +28,7 @@ from scheduler.chains import Chains
 from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineNotFoundError
 from scheduler.exec_ahead import ExecsAhead, Preparers
+from scheduler.locks import Holder, Locks
 from scheduler.logs import get_logger
 from scheduler.plans import Plans
 from scheduler.prepared import Preparations
@@ -110,6 +114,9 @@ class Runner:
         """Executes an attempt's steps, and stops them when its run is cancelled."""
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
+        self.locks = Locks(clock)
+        """The exclusive locks (the job key ``lock``): a run holds its job's through its
+        attempts, taken before its slot."""
         self._plans = Plans(self.steps, ops_image)
         self.chains = Chains(self.dispatch, jobs or dict, clock)
         """Starts the jobs that follow a run when it finishes (``close`` at a stop)."""
@@ -289,6 +296,7 @@ class Runner:
         run.cancelled.cancel(reason)
         attempt = run.attempt
         self.slots.wake_all()  # a queued run sees its flag and gives up
+        self.locks.wake_all()  # as does a run waiting for a lock
         if attempt is not None:
             self.steps.stop(attempt)
 
@@ -325,11 +333,17 @@ class Runner:
         if self._container_stopped(run):
             return
         self._replace(replaced)
-        if self._take_slot(run):
-            try:
-                self._attempts(run)
-            finally:
-                self.slots.free()
+        holder = Holder(run.entry.name, run.run_id)
+        if not self._take_locks(run, holder):
+            return
+        try:
+            if self._take_slot(run):
+                try:
+                    self._attempts(run)
+                finally:
+                    self.slots.free()
+        finally:
+            self.locks.release(holder)
 
     def _container_stopped(self, run: ActiveRun) -> bool:
         """A label job whose container does not run (stopped, or removed since the last
@@ -358,6 +372,32 @@ class Runner:
         for old in replaced:
             if old.thread is not None:
                 old.thread.join(old.entry.job.stop_grace + AFTER_STOP_WAIT_S + REPLACE_MARGIN_S)
+
+    def _take_locks(self, run: ActiveRun, holder: Holder) -> bool:
+        """Wait for the job's locks (all or none) until the starting deadline; record why
+        not, if not. The names are the job's as the run was dispatched (a reload changes
+        those of later runs)."""
+        deadline = run.entry.job.starting_deadline
+        names = run.entry.job.locks
+        refused = self.locks.acquire(holder, names, run.scheduled_at, deadline, run.cancelled)
+        if refused is None:
+            return True
+        if refused.lock is not None or refused.reason == "starting_deadline":
+            fields: dict[str, object] = {}
+            if (holding := refused.holder) is not None:
+                fields = {"holder_job": holding.job, "holder_run_id": holding.run_id}
+            lag_s = round(refused.late_s, 3)
+            self._unstarted(
+                run,
+                Status.MISSED,
+                refused.reason,
+                lag_s=lag_s,
+                starting_deadline_s=deadline,
+                **fields,
+            )
+        else:
+            self._unstarted(run, Status.CANCELLED, refused.reason)
+        return False
 
     def _take_slot(self, run: ActiveRun) -> bool:
         """Wait for a global slot until the starting deadline; record why not, if not."""
@@ -422,18 +462,29 @@ class Runner:
         start_after: list[str] | None = None,
     ) -> None:
         """Wait for a container left running by an earlier instance; record how it ends; then
-        start ``start_after`` again (containers that run had stopped)."""
+        start ``start_after`` again (containers that run had stopped). The run holds its
+        job's locks meanwhile (taken at once: it runs already)."""
         run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
         after = start_after or []
+        holder = Holder(entry.name, run.run_id)
+        self.locks.claim(holder, entry.job.locks)
+
+        def follow() -> None:
+            try:
+                self._adoption.follow(run, record, container_id, after)
+            finally:
+                self.locks.release(holder)
+
         run.thread = threading.Thread(
             target=self._thread,
-            args=(run, lambda: self._adoption.follow(run, record, container_id, after)),
+            args=(run, follow),
             name=f"adopt-{run.run_id}",  # pragma: no mutate
             daemon=True,
         )
         with self._lock:
             self._active[run.run_id] = run
         if (error := self._start(run, run.thread)) is not None:  # the next start settles it
+            self.locks.release(holder)
             self._log.warning(
                 "run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(error)
             )

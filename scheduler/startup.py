@@ -157,6 +157,7 @@ def _observe(
         now=clock.now,
         engine_error=lambda: parts.engine_health.error if parts.runner else "starting",
         planned=lambda: parts.ticker.planned() if parts.ticker else {},
+        waiting=lambda: parts.runner.locks.waiting() if parts.runner else {},
     )
     metrics = Metrics(live)
     for job, mark in history.marks().items():

@@ -10,11 +10,11 @@ socket — so by default a label job acts on its own container only:
   (``restart = true``), logship reads its volumes (with ``paths``) or its output; a key that
   names a container may name only this one (its name or id);
 - it sets none of the keys that reach beyond it — ``image``, ``volumes``, ``network``,
-  ``cap_add``, ``env_files`` — writes to no volume at a path of its choosing (a file sink's
-  ``volume``: ``volumes``), to no host directory (a backup's ``target``, a file sink's
-  ``volume``: ``host_paths``; a named ``target`` volume is fine: the archives' names are
-  the job's) and holds no secret reference (``{ env = … }``/``{ file = … }``: the daemon's own
-  environment and files).
+  ``cap_add``, ``env_files``, ``lock``, … (``POWER_KEYS``) — writes to no volume at a path
+  of its choosing (a file sink's ``volume``: ``volumes``), to no host directory (a
+  backup's ``target``, a file sink's ``volume``: ``host_paths``; a named ``target`` volume
+  is fine: the archives' names are the job's) and holds no secret reference
+  (``{ env = … }``/``{ file = … }``: the daemon's own environment and files).
 
 ``[daemon] label_allow`` names what to allow beyond that, one key or class at a time;
 ``label_kinds`` adds kinds (``run`` also needs ``image``).
@@ -50,12 +50,14 @@ POWER_KEYS = (
     "log_driver",
     "log_options",
     "copy_to",
+    "lock",
 )
 """Keys that reach beyond the label's own container, refused unless ``label_allow`` names them
 (``notify``: the daemon itself would send requests to the label's URLs, from its own
 network — a socket proxy's, say; ``log_driver``/``log_options``: the engine itself would
 send the output where the label says; ``copy_to``: the operator's remotes and their
-credentials)."""
+credentials; ``lock``: a label job holding a lock the config's jobs use would hold them
+up, or make them be missed)."""
 SAFE_DEFAULTS = frozenset(
     (
         *BaseJob.model_fields,

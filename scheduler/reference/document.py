@@ -155,7 +155,7 @@ def _sample_metrics() -> Metrics:
     """The daemon's metrics with one job that has run once: every family has samples, so
     each shows its labels."""
     at = datetime(2000, 1, 1, tzinfo=UTC)
-    job = RunJob.model_validate({"kind": "run", "schedule": "@daily", "image": "x"})
+    job = RunJob.model_validate({"kind": "run", "schedule": "@daily", "image": "x", "lock": "data"})
     entry = JobEntry("job", job, parse_schedule("@daily", "UTC"))
     live = Live(
         jobs=lambda: {"job": entry},

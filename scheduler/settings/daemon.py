@@ -116,7 +116,7 @@ class DaemonSettings(Model):
         default_factory=list,
         description="what label jobs may ask for beyond their own container: keys ('image', "
         "'volumes', 'network', 'cap_add', 'env_files', 'notify', 'log_driver', 'log_options', "
-        "'copy_to'), 'host_paths' (a target or sink "
+        "'copy_to', 'lock'), 'host_paths' (a target or sink "
         "volume on the host), 'secrets' ({ env = … } / { file = … } values: the daemon's "
         "environment and files), 'other_containers' (containers but their own)",
         examples=[["image"]],

@@ -111,6 +111,30 @@ def test_next_run_engine_up_and_reloads(tmp_path: Path) -> None:
     assert found[("crontainer_config_reloads_total", (("result", "invalid"),))] == 2
 
 
+def test_runs_waiting_for_a_lock_are_shown_for_jobs_with_a_lock(tmp_path: Path) -> None:
+    """crontainer_runs_waiting_for_lock: the runs waiting, by job, for each job that has a
+    lock (0 when none waits); no series for a job without one."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[jobs.a]\nkind = "run"\nimage = "x"\nschedule = "@daily"\nlock = "db"\n'
+        '[jobs.b]\nkind = "run"\nimage = "x"\nschedule = "@daily"\nlock = ["db", "files"]\n'
+        '[jobs.c]\nkind = "run"\nimage = "x"\nschedule = "@daily"\n'
+    )
+    jobs = load_config(path, {}).jobs
+    live = Live(
+        jobs=lambda: jobs,
+        running=lambda: {"a": 1, "b": 2},
+        now=lambda: NOW,
+        engine_error=lambda: None,
+        waiting=lambda: {"b": 2},
+    )
+    found = samples(Metrics(live))
+    gauge = "crontainer_runs_waiting_for_lock"
+    assert found[(gauge, (("job", "a"),))] == 0
+    assert found[(gauge, (("job", "b"),))] == 2
+    assert (gauge, (("job", "c"),)) not in found
+
+
 def test_registering_collects_nothing(tmp_path: Path) -> None:
     """Building the metrics reads no job (prometheus-client's auto-describe used to collect
     at registration: every job's next time computed at start); a scrape reads them once."""
