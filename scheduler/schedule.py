@@ -19,6 +19,9 @@ Accepted forms:
   (``@midnight``), ``@hourly``.
 - ``@every <duration>``: a fixed interval, counted in real elapsed time and
   aligned to the Unix epoch (``@every 1h`` fires at the top of each UTC hour).
+- ``@at <RFC 3339 time>``: one instant, once (``@at 2027-01-01T03:00:00+01:00``); the
+  UTC offset (or ``Z``) is required, so the instant never depends on the job's
+  ``timezone``. That it ran is kept in the state database (``scheduler.one_shots``).
 
 Daylight-saving time (the rule users rely on; see README "Schedules"): cron
 fields are matched against the *wall clock* of the job's zone, and each
@@ -39,6 +42,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +70,12 @@ EVERY_MAX_S = 366 * 86400
 """The longest ``@every`` interval (use a cron form for rarer runs)."""
 SECONDS_PREFIX = "@with-seconds"
 EVERY_PREFIX = "@every"
+AT_PREFIX = "@at"
+_RFC3339 = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})?"
+)
+"""RFC 3339's date-time, its offset optional here only to say that it is missing."""
 
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -296,15 +306,21 @@ def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
 class Schedule:
     """A parsed schedule: the fire times of one job.
 
-    ``rule``: the wall-clock times of a cron form (in the zone's wall clock), or the
-    interval of ``@every`` (real time, from the Unix epoch). ``known_warnings``: what
-    ``warnings`` says, when the form alone tells (None: it looks at fire times).
+    ``rule``: the wall-clock times of a cron form (in the zone's wall clock), the
+    interval of ``@every`` (real time, from the Unix epoch), or the one instant of ``@at``
+    (aware, UTC). ``known_warnings``: what ``warnings`` says, when the form alone tells
+    (None: it looks at fire times).
     """
 
     expression: str
     zone: ZoneInfo
-    rule: CronTimes | timedelta
+    rule: CronTimes | timedelta | datetime
     known_warnings: tuple[str, ...] | None = None
+
+    @property
+    def one_shot(self) -> datetime | None:
+        """The instant of an ``@at`` schedule (UTC); None for the schedules that repeat."""
+        return self.rule if isinstance(self.rule, datetime) else None
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after ``moment`` (aware), in the schedule's zone."""
@@ -312,6 +328,8 @@ class Schedule:
         rule = self.rule
         if isinstance(rule, timedelta):  # the next multiple of the interval
             return (_EPOCH + ((instant - _EPOCH) // rule + 1) * rule).astimezone(self.zone)
+        if isinstance(rule, datetime):  # @at: its instant, while it is ahead
+            return rule.astimezone(self.zone) if rule > instant else None
         fire = _first_fire(rule.next_after, self.zone, instant)
         return fire.astimezone(self.zone) if fire else None
 
@@ -335,7 +353,17 @@ class Schedule:
         the fire times."""
         if self.known_warnings is not None:
             return list(self.known_warnings)
+        if isinstance(self.rule, datetime):
+            return [] if self.rule > after else [at_in_the_past(self.expression)]
         return walked_warnings(self, after)
+
+
+def at_in_the_past(expression: str) -> str:
+    """``validate``'s warning for an ``@at`` schedule (as written) whose time has passed."""
+    return (
+        f"{' '.join(expression.split())!r} is in the past: the job runs only if that time "
+        "never came while the daemon ran and catch_up = true (then once, at its start)"
+    )
 
 
 def walked_warnings(schedule: Schedule, after: datetime) -> list[str]:
@@ -403,6 +431,8 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
         if head == EVERY_PREFIX:
             interval, warned = _every(rest)
             return Schedule(expression, zone, interval, known_warnings=warned)
+        if head == AT_PREFIX:
+            return Schedule(expression, zone, parse_at(rest))
         if head == SECONDS_PREFIX:
             fields = rest.split()
             hint = (
@@ -423,7 +453,14 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
                 "'@reboot' is not a schedule here: set run_on_start = true (the job runs once "
                 "when the daemon starts), with a schedule for its later runs (e.g. '@daily')"
             )
-        known = ", ".join([*MACROS, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"])
+        known = ", ".join(
+            [
+                *MACROS,
+                f"{EVERY_PREFIX} <duration>",
+                f"{SECONDS_PREFIX} <6 fields>",
+                f"{AT_PREFIX} <RFC 3339 time>",
+            ]
+        )
         raise ScheduleError(f"unknown macro {text!r} (known: {known})")
     return _five_field_schedule(expression, zone, text, hinted=hinted)
 
@@ -503,3 +540,32 @@ def _every(rest: str) -> tuple[timedelta, tuple[str, ...]]:
     interval = timedelta(seconds=seconds)
     gap = interval.total_seconds()  # what the fire times are apart, to the µs
     return interval, ((_often(f"every {gap:g}s"),) if gap < 60 else ())  # noqa: PLR2004
+
+
+def parse_at(text: str) -> datetime:
+    """The instant (UTC) of ``@at <text>``: an RFC 3339 date-time with its UTC offset, as in
+    ``2027-01-01T03:00:00+01:00`` or ``2027-01-01T02:00:00Z``; ScheduleError saying what is
+    wrong (no offset, a date or time that does not exist, another form)."""
+    text = text.strip()
+    example = "2027-01-01T03:00:00+01:00"
+    if not text:
+        raise ScheduleError(f"@at takes a date and time with its UTC offset, as in '@at {example}'")
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        raise ScheduleError(
+            f"@at: {text!r} is not an RFC 3339 date and time (write e.g. {example!r}, "
+            "or with 'Z' for UTC)"
+        )
+    if found["offset"] is None:
+        raise ScheduleError(
+            f"@at: {text!r} has no UTC offset: add one (e.g. "
+            f"'{found['date']}T{found['time']}+01:00', or 'Z' for UTC)"
+        )
+    offset = "+00:00" if found["offset"] in "Zz" else found["offset"]
+    if int(offset[1:3]) > 23 or int(offset[4:]) > 59:  # noqa: PLR2004
+        raise ScheduleError(f"@at: {text!r}: the UTC offset {offset} is not one (at most ±23:59)")
+    try:
+        moment = datetime.fromisoformat(f"{found['date']}T{found['time']}{offset}")
+    except ValueError as e:
+        raise ScheduleError(f"@at: {text!r} is not a valid date and time ({e})") from None
+    return moment.astimezone(UTC)
