@@ -475,11 +475,30 @@ def _five_field_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: 
         if not hinted:
             raise
         hint = _hint(
-            lambda: hints.english(text, _readable) or hints.quartz(text.split(), _readable)
+            lambda: (
+                _at_hint(text)
+                or hints.english(text, _readable)
+                or hints.quartz(text.split(), _readable)
+            )
         )
         if hint is None:
             raise
         raise ScheduleError(hint) from None
+
+
+def _at_hint(text: str) -> str | None:
+    """What to write for a date and time given as a schedule (``2027-01-01T03:00:00Z``, ``at
+    2027-01-01T03:00:00Z``): the ``@at`` form; None for anything else."""
+    words = text.split(" ", 1)
+    candidate = words[1] if len(words) == 2 and words[0].lower() == "at" else text  # noqa: PLR2004
+    found = _RFC3339.fullmatch(candidate)
+    if found is None:
+        return None
+    offset = "" if found["offset"] else " (with its UTC offset, e.g. +01:00, or Z for UTC)"
+    return (
+        f"{text!r} is not a schedule here: to run once at that time, "
+        f"write '@at {candidate}'{offset}"
+    )
 
 
 def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedule:

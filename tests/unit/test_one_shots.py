@@ -106,6 +106,32 @@ def test_a_bad_at_time_is_refused_saying_what_is_wrong(written: str, message: st
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        (
+            "2027-01-01T03:00:00Z",
+            (
+                "'2027-01-01T03:00:00Z' is not a schedule here: to run once at that time, write "
+                "'@at 2027-01-01T03:00:00Z'"
+            ),
+        ),
+        (
+            "at 2027-01-01 03:00:00",
+            (
+                "'at 2027-01-01 03:00:00' is not a schedule here: to run once at that time, write "
+                "'@at 2027-01-01 03:00:00' (with its UTC offset, e.g. +01:00, or Z for UTC)"
+            ),
+        ),
+    ],
+)
+def test_a_date_written_as_a_schedule_gets_the_at_form(written: str, message: str) -> None:
+    """A bare date and time (or 'at' one) is refused with the @at form to write instead."""
+    with pytest.raises(ScheduleError) as caught:
+        parse_schedule(written)
+    assert str(caught.value) == message
+
+
 def test_a_past_at_time_is_a_warning_not_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
