@@ -62,6 +62,9 @@ class OneShots(RunListener):
         self._lock = threading.Lock()
         self._claimed: set[Key] = set()
         """Instants claimed by this daemon (or left claimed by an earlier one), not yet done."""
+        self._taken: set[Key] = set()
+        """Every instant this daemon claimed: never claimed again, even when the state
+        database refused the writes."""
         self._log = get_logger()
 
     def load(self) -> None:
@@ -86,10 +89,11 @@ class OneShots(RunListener):
         """Claim ``job``'s ``at``: True once (in this daemon and in the state database)."""
         key = (job, at)
         with self._lock:
-            if key in self._claimed:
+            if key in self._taken or key in self._claimed:
                 return False
             if not self._history.claim_one_shot(job, at, self._clock.now()):
                 return False
+            self._taken.add(key)
             self._claimed.add(key)
         return True
 

@@ -384,3 +384,24 @@ def test_jobs_shows_a_done_one_shot_with_its_outcome_and_no_next_run(
     daily: Any = jobs_json(entries(tmp_path, ("daily", "@daily", "")), {}, {}, NOW)
     assert daily["daily"]["one_shot"] is None
     assert daily["daily"]["next_run"] == "2026-06-02T00:00:00+00:00"
+
+
+def test_a_state_database_refusing_writes_still_runs_the_instant_once(
+    tmp_path: Path, history: History
+) -> None:
+    """A claim that cannot be written runs anyway (logged as history.write_failed), and this
+    daemon still never hands the same instant over twice."""
+    entry = entries(tmp_path, ("once", f"@at {AT.isoformat()}", ""))["once"]
+    submit = Submitted()
+    shots = OneShots(history, FakeClock(NOW), submit)
+    history.connection.execute("PRAGMA query_only = 1")
+    with structlog.testing.capture_logs() as logs:
+        shots.fire(entry, AT)
+        shots.report(None, ended(entry, AT, "succeeded"))
+        shots.fire(entry, AT)
+    assert submit.calls == [("once", AT, "schedule")]
+    assert history.write_error is not None
+    assert len(logged(logs, "history.write_failed")) == 1
+    assert len(logged(logs, "job.one_shot_refused")) == 1
+    history.connection.execute("PRAGMA query_only = 0")
+    assert history.one_shots() == {}
