@@ -48,7 +48,7 @@ def test_an_at_job_runs_exactly_once_across_a_restart(
     """An @at a few seconds ahead runs once (trigger schedule) and is done; the next daemon
     on the same state directory neither runs nor catches it up (catch_up = true), plans no
     next run, and `crontainer jobs` shows it done with its outcome."""
-    schedule = at(datetime.now(UTC) + timedelta(seconds=5))
+    schedule = at(datetime.now(UTC) + timedelta(seconds=7))  # after the start-up
     jobs = run_job("once", ["echo", "one shot"], schedule=schedule, catch_up=True)
     first = start_daemon(jobs)
     ran = first.log.wait_for(event("run.succeeded", job="once"), timeout=25)[0]
