@@ -256,7 +256,8 @@ class BaseJob(Model):
     schedule: str = Field(
         min_length=1,
         description="5-field cron, '@with-seconds' + 6 fields, a macro (@daily…), '@every 90s' "
-        "or '@manual' (only chained or triggered; see Schedules)",
+        "or '@manual' (only chained or triggered), "
+        "or once: '@at 2027-01-01T03:00:00+01:00' (see Schedules)",
         examples=["0 3 * * *"],
     )
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")

@@ -416,10 +416,15 @@ def _jobs(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     try:
-        marks = _open_history(args, config).marks()
+        history = _open_history(args, config)
     except HistoryError as e:
         print(f"note: {e}", file=sys.stderr)  # no history yet: the config alone
-        marks = {}
+        marks, one_shots = {}, {}
+    else:
+        try:
+            marks, one_shots = history.marks(), history.one_shots()
+        finally:
+            history.close()
     found: LabelJobs | None = None
     if config.daemon.labels:
         try:
@@ -436,9 +441,9 @@ def _jobs(args: argparse.Namespace) -> int:
     jobs, sources = _listed(config, found)
     now = SystemClock().now()
     if args.json:
-        print(json.dumps(jobs_json(jobs, sources, marks, now), indent=2))
+        print(json.dumps(jobs_json(jobs, sources, marks, now, one_shots), indent=2))
     else:
-        print(jobs_table(jobs, sources, marks, now))
+        print(jobs_table(jobs, sources, marks, now, one_shots))
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ from scheduler.jobset import JobSet
 from scheduler.labels.scan import LabelJobs, Rules, rules_of
 from scheduler.labels.watch import LabelWatch
 from scheduler.logs import get_logger
+from scheduler.one_shots import OneShots
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, log_warnings, reload
 from scheduler.startup import (
@@ -139,8 +140,11 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
+        one_shots = OneShots(base.history, self._clock, runner.submit)
+        runner.add_listener(one_shots)
+        one_shots.load()
         self._ticker = parts.ticker = ticker = Ticker(
-            self._clock, runner.submit, preparer=runner.preparer
+            self._clock, one_shots.fire, preparer=runner.preparer
         )
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
@@ -157,6 +161,7 @@ class Daemon:
             self._labels.start()
         now = self._clock.now()
         catch_up(jobs, base.history, runner, now)
+        one_shots.at_start(jobs, now)
         run_on_start(jobs, runner, now)
         health.ready.set()
         admin_server(stack, settings, runner, jobs=self._jobs, clock=self._clock)

@@ -81,6 +81,28 @@ EVENTS: tuple[Event, ...] = (
         "a missed time is older than the starting deadline",
     ),
     _event(
+        "job.one_shot_done",
+        "info",
+        "job at: the instant, ISO 8601; outcome: the run's final status; run_id",
+        "a one-shot (`@at`) job's run ended: its instant is done and never runs again, across "
+        "restarts",
+    ),
+    _event(
+        "job.one_shot_missed",
+        "warning",
+        "job at outcome: `missed` or `skipped`; run_id: none when no run was made; reason: "
+        "`catch_up_off` (the instant passed while no daemon ran), `starting_deadline`, or the "
+        "run's own reason",
+        "a one-shot's instant passed without its run: it is done (missed) and never runs",
+    ),
+    _event(
+        "job.one_shot_refused",
+        "warning",
+        "job at reason: `already_run`",
+        "the scheduling loop found a one-shot's instant due again (the wall clock stepped back): "
+        "it is not run twice",
+    ),
+    _event(
         "clock.jumped",
         "warning",
         "seconds: negative when backwards",

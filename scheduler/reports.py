@@ -8,8 +8,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
-    from scheduler.history import JobMarks, RunRecord
+    from scheduler.history import JobMarks, OneShotRecord, RunRecord
     from scheduler.settings import JobEntry
+
+    OneShotRecords = Mapping[tuple[str, datetime], OneShotRecord]
+    """The state database's one-shot instants, by job and instant (``History.one_shots``)."""
 
 Json = dict[str, object]
 
@@ -20,13 +23,6 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _short(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S%z") if moment else "-"
-
-
-def _next(entry: JobEntry, upcoming: datetime | None) -> str:
-    """The NEXT RUN column: a time, or why there is none (disabled, manual)."""
-    if not entry.job.enabled:
-        return "disabled"
-    return "manual" if entry.schedule.manual else _short(upcoming)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -80,18 +76,47 @@ def history_table(records: list[RunRecord]) -> str:
     return table(headers, rows)
 
 
+def _one_shot(
+    name: str, entry: JobEntry, one_shots: OneShotRecords
+) -> tuple[OneShotRecord | None, Json | None]:
+    """A one-shot (``@at``) job's instant as stored (if claimed) and as ``jobs --json`` shows
+    it; (None, None) for a job that repeats."""
+    at = entry.schedule.one_shot
+    if at is None:
+        return None, None
+    record = one_shots.get((name, at))
+    shown: Json = {
+        "at": at.isoformat(),
+        "done": record is not None and record.done,
+        "outcome": record.outcome if record else None,
+        "reason": record.reason if record else None,
+        "run_id": record.run_id if record else None,
+        "done_at": _iso(record.done_at) if record else None,
+    }
+    return record, shown
+
+
+def _next(entry: JobEntry, record: OneShotRecord | None, now: datetime) -> datetime | None:
+    """The job's next run: none when disabled, or a one-shot that is done (or under way)."""
+    if not entry.job.enabled or record is not None:
+        return None
+    return entry.schedule.next_after(now)
+
+
 def jobs_json(
     jobs: Mapping[str, JobEntry],
     sources: Mapping[str, str],
     marks: dict[str, JobMarks],
     now: datetime,
+    one_shots: OneShotRecords | None = None,
 ) -> Json:
     """Each job with where it comes from (``sources``, default ``config``), its next run and
-    what the history knows of it."""
+    what the history knows of it; a one-shot's instant (``one_shot``: done, its outcome)."""
     report: Json = {}
     for name, entry in jobs.items():
         mark = marks.get(name)
-        upcoming = entry.schedule.next_after(now) if entry.job.enabled else None
+        record, one_shot = _one_shot(name, entry, one_shots or {})
+        upcoming = _next(entry, record, now)
         report[name] = {
             "kind": entry.job.kind,
             "source": sources.get(name, "config"),
@@ -104,6 +129,7 @@ def jobs_json(
             "last_finished_at": _iso(mark.last_finished_at) if mark else None,
             "last_success_at": _iso(mark.last_success_at) if mark else None,
             "last_scheduled_at": _iso(mark.last_scheduled_at) if mark else None,
+            "one_shot": one_shot,
         }
     return report
 
@@ -113,19 +139,30 @@ def jobs_table(
     sources: Mapping[str, str],
     marks: dict[str, JobMarks],
     now: datetime,
+    one_shots: OneShotRecords | None = None,
 ) -> str:
-    """One line per job."""
+    """One line per job; NEXT RUN of a one-shot whose instant is done: ``done: <outcome>``
+    (``running`` while its run is under way)."""
     rows = []
     for name, entry in jobs.items():
         mark = marks.get(name)
-        upcoming = entry.schedule.next_after(now) if entry.job.enabled else None
+        record, _ = _one_shot(name, entry, one_shots or {})
+        upcoming = _next(entry, record, now)
+        if not entry.job.enabled:
+            shown = "disabled"
+        elif record is not None:
+            shown = f"done: {record.outcome}" if record.done else "running"
+        elif entry.schedule.manual:
+            shown = "manual"
+        else:
+            shown = _short(upcoming)
         rows.append(
             [
                 name,
                 entry.job.kind,
                 entry.schedule.expression,
                 entry.job.timezone,
-                _next(entry, upcoming),
+                shown,
                 (mark.last_status or "-") if mark else "-",
                 _short(mark.last_success_at) if mark else "-",
                 sources.get(name, "config"),

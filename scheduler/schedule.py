@@ -23,6 +23,9 @@ Accepted forms:
   aligned to the Unix epoch (``@every 1h`` fires at the top of each UTC hour).
 - ``@manual``: no fire time at all; the job runs only when chained from another job's
   run or triggered (``crontainer trigger``).
+- ``@at <RFC 3339 time>``: one instant, once (``@at 2027-01-01T03:00:00+01:00``); the
+  UTC offset (or ``Z``) is required, so the instant never depends on the job's
+  ``timezone``. That it ran is kept in the state database (``scheduler.one_shots``).
 
 Daylight-saving time (the rule users rely on; see README "Schedules"): cron
 fields are matched against the *wall clock* of the job's zone, and each
@@ -44,6 +47,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 import weakref
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, timedelta
@@ -77,6 +81,12 @@ SECONDS_PREFIX = "@with-seconds"
 EVERY_PREFIX = "@every"
 MANUAL = "@manual"
 """The schedule of a job that never fires on its own (chained or triggered only)."""
+AT_PREFIX = "@at"
+_RFC3339 = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})?"
+)
+"""RFC 3339's date-time, its offset optional here only to say that it is missing."""
 
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -447,20 +457,26 @@ class Schedule:
     """A parsed schedule: the fire times of one job.
 
     ``rule``: the wall-clock times of a cron form (in the zone's wall clock), the
-    interval of ``@every`` (real time, from the Unix epoch), or None for ``@manual`` (no
-    time at all). ``known_warnings``: what ``warnings`` says, when the form alone tells
+    interval of ``@every`` (real time, from the Unix epoch), the one instant of ``@at``
+    (aware, UTC), or None for ``@manual`` (no time at all). ``known_warnings``: what
+    ``warnings`` says, when the form alone tells
     (None: it looks at fire times).
     """
 
     expression: str
     zone: ZoneInfo
-    rule: WallClock | timedelta | None
+    rule: WallClock | timedelta | datetime | None
     known_warnings: tuple[str, ...] | None = None
 
     @property
     def manual(self) -> bool:
         """``@manual``: the job runs only by a chain or a trigger, never on its own."""
         return self.rule is None
+
+    @property
+    def one_shot(self) -> datetime | None:
+        """The instant of an ``@at`` schedule (UTC); None for the schedules that repeat."""
+        return self.rule if isinstance(self.rule, datetime) else None
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after ``moment`` (aware), in the schedule's zone."""
@@ -470,6 +486,8 @@ class Schedule:
             return None
         if isinstance(rule, timedelta):  # the next multiple of the interval
             return (_EPOCH + ((instant - _EPOCH) // rule + 1) * rule).astimezone(self.zone)
+        if isinstance(rule, datetime):  # @at: its instant, while it is ahead
+            return rule.astimezone(self.zone) if rule > instant else None
         fire = _first_fire(rule.next_after, self.zone, instant)
         return fire.astimezone(self.zone) if fire else None
 
@@ -493,7 +511,17 @@ class Schedule:
         the fire times."""
         if self.known_warnings is not None:
             return list(self.known_warnings)
+        if isinstance(self.rule, datetime):
+            return [] if self.rule > after else [at_in_the_past(self.expression)]
         return walked_warnings(self, after)
+
+
+def at_in_the_past(expression: str) -> str:
+    """``validate``'s warning for an ``@at`` schedule (as written) whose time has passed."""
+    return (
+        f"{' '.join(expression.split())!r} is in the past: the job runs only if that time "
+        "never came while the daemon ran and catch_up = true (then once, at its start)"
+    )
 
 
 def walked_warnings(schedule: Schedule, after: datetime) -> list[str]:
@@ -556,37 +584,48 @@ def _parse(expression: str, timezone: str, *, hinted: bool) -> Schedule:
     if not text:
         raise ScheduleError("the schedule is empty")
     if text.startswith("@"):
-        head, _, rest = text.partition(" ")
-        head = head.lower()
-        if head == EVERY_PREFIX:
-            interval, warned = _every(rest)
-            return Schedule(expression, zone, interval, known_warnings=warned)
-        if head == SECONDS_PREFIX:
-            fields = rest.split()
-            hint = (
-                _hint(lambda: hints.quartz(fields, _readable)) if hinted and "?" in fields else None
-            )
-            if hint is not None:
-                raise ScheduleError(hint)
-            if len(fields) != 6:  # noqa: PLR2004
-                raise ScheduleError(
-                    f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "
-                    f"month day-of-week), got {len(fields)}"
-                )
-            return _cron_schedule(expression, zone, fields)
-        if head in MACROS and not rest:
-            return _cron_schedule(expression, zone, ["0", *MACROS[head].split()])
-        if head == MANUAL and not rest:
-            return Schedule(expression, zone, None, known_warnings=())
-        if head == "@reboot":
-            raise ScheduleError(
-                "'@reboot' is not a schedule here: set run_on_start = true (the job runs once "
-                "when the daemon starts), with a schedule for its later runs (e.g. '@daily')"
-            )
-        forms = [*MACROS, MANUAL, f"{EVERY_PREFIX} <duration>", f"{SECONDS_PREFIX} <6 fields>"]
-        known = ", ".join(forms)
-        raise ScheduleError(f"unknown macro {text!r} (known: {known})")
+        return _macro_schedule(expression, zone, text, hinted=hinted)
     return _five_field_schedule(expression, zone, text, hinted=hinted)
+
+
+def _macro_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: bool) -> Schedule:
+    """A schedule written as an ``@`` form (``text``: ``expression`` with single spaces)."""
+    head, _, rest = text.partition(" ")
+    head = head.lower()
+    if head == EVERY_PREFIX:
+        interval, warned = _every(rest)
+        return Schedule(expression, zone, interval, known_warnings=warned)
+    if head == AT_PREFIX:
+        return Schedule(expression, zone, parse_at(rest))
+    if head == SECONDS_PREFIX:
+        fields = rest.split()
+        hint = _hint(lambda: hints.quartz(fields, _readable)) if hinted and "?" in fields else None
+        if hint is not None:
+            raise ScheduleError(hint)
+        if len(fields) != 6:  # noqa: PLR2004
+            raise ScheduleError(
+                f"'{SECONDS_PREFIX}' takes 6 fields (second minute hour day-of-month "
+                f"month day-of-week), got {len(fields)}"
+            )
+        return _cron_schedule(expression, zone, fields)
+    if head in MACROS and not rest:
+        return _cron_schedule(expression, zone, ["0", *MACROS[head].split()])
+    if head == MANUAL and not rest:
+        return Schedule(expression, zone, None, known_warnings=())
+    if head == "@reboot":
+        raise ScheduleError(
+            "'@reboot' is not a schedule here: set run_on_start = true (the job runs once "
+            "when the daemon starts), with a schedule for its later runs (e.g. '@daily')"
+        )
+    forms = [
+        *MACROS,
+        MANUAL,
+        f"{EVERY_PREFIX} <duration>",
+        f"{SECONDS_PREFIX} <6 fields>",
+        f"{AT_PREFIX} <RFC 3339 time>",
+    ]
+    known = ", ".join(forms)
+    raise ScheduleError(f"unknown macro {text!r} (known: {known})")
 
 
 def _five_field_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: bool) -> Schedule:
@@ -599,11 +638,30 @@ def _five_field_schedule(expression: str, zone: ZoneInfo, text: str, *, hinted: 
         if not hinted:
             raise
         hint = _hint(
-            lambda: hints.english(text, _readable) or hints.quartz(text.split(), _readable)
+            lambda: (
+                _at_hint(text)
+                or hints.english(text, _readable)
+                or hints.quartz(text.split(), _readable)
+            )
         )
         if hint is None:
             raise
         raise ScheduleError(hint) from None
+
+
+def _at_hint(text: str) -> str | None:
+    """What to write for a date and time given as a schedule (``2027-01-01T03:00:00Z``, ``at
+    2027-01-01T03:00:00Z``): the ``@at`` form; None for anything else."""
+    words = text.split(" ", 1)
+    candidate = words[1] if len(words) == 2 and words[0].lower() == "at" else text  # noqa: PLR2004
+    found = _RFC3339.fullmatch(candidate)
+    if found is None:
+        return None
+    offset = "" if found["offset"] else " (with its UTC offset, e.g. +01:00, or Z for UTC)"
+    return (
+        f"{text!r} is not a schedule here: to run once at that time, "
+        f"write '@at {candidate}'{offset}"
+    )
 
 
 def _cron_schedule(expression: str, zone: ZoneInfo, fields: list[str]) -> Schedule:
@@ -664,3 +722,32 @@ def _every(rest: str) -> tuple[timedelta, tuple[str, ...]]:
     interval = timedelta(seconds=seconds)
     gap = interval.total_seconds()  # what the fire times are apart, to the µs
     return interval, ((_often(f"every {gap:g}s"),) if gap < 60 else ())  # noqa: PLR2004
+
+
+def parse_at(text: str) -> datetime:
+    """The instant (UTC) of ``@at <text>``: an RFC 3339 date-time with its UTC offset, as in
+    ``2027-01-01T03:00:00+01:00`` or ``2027-01-01T02:00:00Z``; ScheduleError saying what is
+    wrong (no offset, a date or time that does not exist, another form)."""
+    text = text.strip()
+    example = "2027-01-01T03:00:00+01:00"
+    if not text:
+        raise ScheduleError(f"@at takes a date and time with its UTC offset, as in '@at {example}'")
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        raise ScheduleError(
+            f"@at: {text!r} is not an RFC 3339 date and time (write e.g. {example!r}, "
+            "or with 'Z' for UTC)"
+        )
+    if found["offset"] is None:
+        raise ScheduleError(
+            f"@at: {text!r} has no UTC offset: add one (e.g. "
+            f"'{found['date']}T{found['time']}+01:00', or 'Z' for UTC)"
+        )
+    offset = "+00:00" if found["offset"] in "Zz" else found["offset"]
+    if int(offset[1:3]) > 23 or int(offset[4:]) > 59:  # noqa: PLR2004
+        raise ScheduleError(f"@at: {text!r}: the UTC offset {offset} is not one (at most ±23:59)")
+    try:
+        moment = datetime.fromisoformat(f"{found['date']}T{found['time']}{offset}")
+    except ValueError as e:
+        raise ScheduleError(f"@at: {text!r} is not a valid date and time ({e})") from None
+    return moment.astimezone(UTC)

@@ -5,8 +5,8 @@ engine); the metrics, health, notifier and runner (``start_runner``); the HTTP l
 (``status_server``) and the admin socket (``admin_server``). Each is entered into the
 daemon's ``ExitStack`` as soon as it is taken; a part that cannot be had is logged as
 ``daemon.failed``. ``Daemon._start`` calls them in order. Once started: a missed run of each
-``catch_up`` job (the latest missed time, within its ``starting_deadline``), then every
-``run_on_start`` job.
+``catch_up`` job (the latest missed time, within its ``starting_deadline``; the one-shots'
+instants are ``scheduler.one_shots``'s), then every ``run_on_start`` job.
 """
 
 from __future__ import annotations
@@ -207,12 +207,15 @@ def admin_server(
 
 def catch_up(jobs: Mapping[str, JobEntry], history: History, runner: Runner, now: datetime) -> None:
     """A job with catch_up whose run fell due while the daemon was down runs once, for the
-    latest missed time, if that is within its starting_deadline."""
+    latest missed time, if that is within its starting_deadline. One-shots (``@at``) are
+    ``scheduler.one_shots``'s: their instant is claimed, and kept done."""
     log = get_logger()
     marks = history.marks()
     for entry in jobs.values():
         job, mark = entry.job, marks.get(entry.name)
         if not (job.enabled and job.catch_up) or mark is None or mark.last_scheduled_at is None:
+            continue
+        if entry.schedule.one_shot is not None:
             continue
         missed = latest_fire(entry.schedule, mark.last_scheduled_at, now)
         if missed is None:

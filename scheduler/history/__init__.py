@@ -7,11 +7,13 @@ The daemon writes, the CLI reads at the same time (WAL mode, a busy timeout).
 - ``database``: ``Database``, the connection, its one lock and the write-outage rule (a
   failed write is logged once per outage and kept as ``write_error``); how times are stored.
 - ``runs``: attempts and job marks (``Runs``); ``stopped``: containers a run stopped
-  (``StoppedMarks``); ``tool_state``: what the ops tools reported (``ToolState``) — each a
-  store over ``Database``.
+  (``StoppedMarks``); ``tool_state``: what the ops tools reported (``ToolState``);
+  ``one_shots``: the ``@at`` jobs' instants, claimed and done (``OneShots``) — each a store
+  over ``Database``.
 """
 
 from scheduler.history.database import HistoryError, NoHistoryError
+from scheduler.history.one_shots import OneShotRecord, OneShots
 from scheduler.history.runs import JobMarks, RunRecord, Runs
 from scheduler.history.stopped import StoppedMarks
 from scheduler.history.tool_state import ToolState
@@ -21,9 +23,10 @@ __all__ = [
     "HistoryError",
     "JobMarks",
     "NoHistoryError",
+    "OneShotRecord",
     "RunRecord",
 ]
 
 
-class History(Runs, StoppedMarks, ToolState):
+class History(Runs, StoppedMarks, ToolState, OneShots):
     """The state database; every method is safe to call from any thread."""

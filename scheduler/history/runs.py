@@ -202,6 +202,16 @@ class Runs(Database):
             return self._select("WHERE job = ?", (job,), limit)
         return self._select("", (), limit)
 
+    def scheduled_run(self, job: str, scheduled_at: datetime) -> RunRecord | None:
+        """The latest attempt of ``job``'s run for ``scheduled_at`` by its schedule or a
+        catch-up (a run-now's runs are not it), if one began or was recorded."""
+        found = self._select(
+            "WHERE job = ? AND scheduled_at = ? AND trigger IN ('schedule', 'catch_up')",
+            (job, as_text(scheduled_at)),
+            1,
+        )
+        return found[0] if found else None
+
     def in_flight(self) -> list[RunRecord]:
         """Attempts recorded as running (after a crash: the ones to settle)."""
         return self._select("WHERE status = 'running'", (), -1)

@@ -59,5 +59,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
     """,
+    # 6: one-shot (@at) jobs: each instant claimed before it runs, then done with its outcome
+    """
+    CREATE TABLE one_shots (
+        job TEXT NOT NULL,
+        at TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        outcome TEXT,
+        reason TEXT,
+        run_id TEXT,
+        done_at TEXT,
+        PRIMARY KEY (job, at)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

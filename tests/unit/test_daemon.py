@@ -255,3 +255,25 @@ def test_sigterm_removes_the_container_prepared_for_the_next_run(tmp_path: Path)
     assert [(e["run_id"], e["reason"]) for e in discarded] == [(last["run_id"], "daemon_stopping")]
     assert ("remove", last["container_id"]) in engine.calls
     assert daemon.code == [0]
+
+
+def test_an_at_job_runs_once_and_a_restart_finds_it_done(tmp_path: Path) -> None:
+    """The loop fires an @at job at its instant through the one-shot claim; the next daemon on
+    the same state directory plans no run for it and does not catch it up."""
+    instant = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    jobs = job("once", f"@at {instant.isoformat()}", catch_up="true")
+    with running(tmp_path, jobs) as first:
+        (ran,) = first.wait_for("run.succeeded", job="once")
+        (done,) = first.wait_for("job.one_shot_done", job="once")
+    assert (done["outcome"], done["run_id"]) == ("succeeded", ran["run_id"])
+    with running(tmp_path, jobs) as second:
+        (planned,) = second.wait_for("job.scheduled", job="once")
+    assert planned["next_run"] is None
+    assert [e["event"] for e in second.logs if e["event"].startswith(("run.", "job.catch"))] == []
+    history = History.open(tmp_path / "state")
+    try:
+        assert [(r.run_id, r.trigger) for r in history.runs("once")] == [
+            (ran["run_id"], "schedule")
+        ]
+    finally:
+        history.close()

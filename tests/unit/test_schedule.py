@@ -410,7 +410,8 @@ def test_a_schedule_keeps_its_expression_as_written() -> None:
             "@daily 5",
             (
                 "unknown macro '@daily 5' (known: @yearly, @annually, @monthly, @weekly, @daily, "
-                "@midnight, @hourly, @manual, @every <duration>, @with-seconds <6 fields>)"
+                "@midnight, @hourly, @manual, @every <duration>, @with-seconds <6 fields>, "
+                "@at <RFC 3339 time>)"
             ),
         ),
         (
