@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError, create_model, field_validator
 
 from jobs.base import BaseJob, name_is_valid
 from jobs.kinds import KINDS, Job
+from scheduler.channels import url_problem
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
 from scheduler.settings.messages import closest, did_you_mean, error_lines
 from scheduler.settings.sources import job_fields
@@ -233,4 +234,21 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
     if not isinstance(job, Job):  # the registry and the union grow together
         errors.append(f"{where}.kind: kind {kind_name!r} is registered but not in the Job union")
         return None
+    problems = _url_problems(where, job)
+    if problems:
+        errors.extend(problems)
+        return None
     return JobEntry(name=name, job=job, schedule=schedule)
+
+
+def _url_problems(where: str, job: BaseJob) -> list[str]:
+    """``notify.urls`` given as text that Apprise cannot use (one from a secret is checked
+    when it is sent); each named by its index and scheme, never shown."""
+    if job.notify is None:
+        return []
+    found = []
+    for index, url in enumerate(job.notify.urls):
+        problem = url_problem(url) if isinstance(url, str) else None
+        if problem is not None:
+            found.append(f"{where}.notify.urls[{index}]: {problem}")
+    return found
