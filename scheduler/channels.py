@@ -69,10 +69,12 @@ def url_problem(url: str) -> str | None:
 def send(url: str, kind: str, title: str, body: str) -> None:
     """Tell ``url``'s channel; ChannelError when it was not delivered."""
     plugin = _instance(url)
+    box = _apprise().Apprise(asset=_asset())
+    box.add(plugin)
     with _captured() as said:
-        try:
-            sent = bool(plugin.notify(body=body, title=title, notify_type=_TYPES.get(kind, "info"),
-                                      body_format="text"))  # fmt: skip
+        try:  # through Apprise, which turns the text into what the channel takes (HTML…)
+            sent = bool(box.notify(body=body, title=title, body_format="text",
+                                   notify_type=_TYPES.get(kind, "info")))  # fmt: skip
         except Exception as e:  # a plugin's bug or an unexpected error: its type only
             said.messages.append(f"{type(e).__name__} while sending")
             sent = False
