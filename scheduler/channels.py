@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import urllib.parse
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import CrontainerError
@@ -99,16 +100,27 @@ def _instance(url: str) -> Any:  # noqa: ANN401 - apprise is untyped
 @functools.cache
 def _apprise() -> Any:  # noqa: ANN401 - apprise is untyped
     silence(LOGGER)  # before anything of it logs
-    import apprise  # noqa: PLC0415 - only when a URL is used: the start of a daemon without urls
+    with _quiet_imports():
+        import apprise  # noqa: PLC0415 - only when a URL is used: a start without urls
 
     return apprise
 
 
+@contextlib.contextmanager
+def _quiet_imports() -> Iterator[None]:
+    """Apprise's plugins' imports warn (``imghdr`` is deprecated): nothing a user can act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 @functools.cache
 def _schemes() -> frozenset[str]:
-    from apprise.apprise import N_MGR  # noqa: PLC0415 - the loaded plugins' schemes
+    _apprise()
+    from apprise.apprise import N_MGR  # noqa: PLC0415 - the plugins' schemes
 
-    return frozenset(N_MGR.schemas())  # type: ignore[no-untyped-call]
+    with _quiet_imports():  # the plugins are loaded now
+        return frozenset(N_MGR.schemas())  # type: ignore[no-untyped-call]
 
 
 @functools.cache
