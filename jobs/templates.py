@@ -26,7 +26,7 @@ FIELDS: dict[str, str] = {
     "duration_s": "how long it took, in seconds",
     "reason": "why it ended so, if said: timeout, missed's reason, …",
     "error": "the error, if one ended it",
-    "output": "the last lines of its output",
+    "output": "the last lines of its output (its last 4,000 characters at most)",
     "scheduled_at": "when it was due (RFC 3339)",
     "trigger": "what started it: schedule, start, catch_up, manual…",
     "host": "the daemon's host name",

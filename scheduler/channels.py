@@ -125,8 +125,13 @@ def _schemes() -> frozenset[str]:
 
 @functools.cache
 def _asset() -> Any:  # noqa: ANN401 - apprise is untyped
+    """Messages say they come from crontainer; nothing is kept on disk (Apprise's persistent
+    store, for plugins' tokens between sends: the daemon's filesystem may be read-only)."""
     return _apprise().AppriseAsset(
-        app_id="crontainer", app_desc="crontainer", app_url="https://github.com/crontainer"
+        app_id="crontainer",
+        app_desc="crontainer",
+        app_url="https://github.com/crontainer",
+        storage_mode="memory",
     )
 
 

@@ -40,6 +40,9 @@ QUEUE_SIZE = 1000
 FAILED = frozenset({"failed", "timed_out", "missed"})
 PING_BODY_MAX = 10_000
 RETRY_DELAY_MAX_S = 60.0
+OUTPUT_MAX = 4000
+"""The ``{output}`` field of a message: the end of the run's output tail, this many
+characters at most (a tail line may be up to ``max_output_line`` long)."""
 ERROR_TEXT_MAX = 200
 """An error's text in ``notify.failed`` is cut to this many characters."""
 
@@ -237,7 +240,8 @@ class Notifier(RunListener):
             "job": report.job, "status": report.status, "kind": kind, "run_id": report.run_id,
             "attempt": report.attempt, "exit_code": report.exit_code, "duration": duration,
             "duration_s": report.duration_s, "reason": report.reason, "error": report.error,
-            "output": "\n".join(report.output_tail), "scheduled_at": report.scheduled_at,
+            "output": "\n".join(report.output_tail)[-OUTPUT_MAX:],
+            "scheduled_at": report.scheduled_at,
             "trigger": report.trigger, "host": self.host, "daemon": self.daemon,
         }  # fmt: skip
         values = {name: "" if value is None else str(value) for name, value in given.items()}

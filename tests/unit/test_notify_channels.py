@@ -18,7 +18,7 @@ import structlog
 from jobs.base import NotifySpec
 from jobs.templates import DEFAULT_BODY, DEFAULT_TITLE, render, template_problem
 from scheduler import channels, logs
-from scheduler.notify import Notifier, RunReport
+from scheduler.notify import OUTPUT_MAX, Notifier, RunReport
 from tests.receiver import PostReceiver, serving
 
 from .configs import file_errors
@@ -309,3 +309,11 @@ def test_apprise_records_and_the_senders_library_records_are_never_written() -> 
     assert [(line["logger"], line["message"]) for line in lines] == [
         ("urllib3.connectionpool", "GET /v1.47/containers/json")
     ]
+
+
+def test_the_output_field_is_the_end_of_the_tail_bounded(box: str, notifier: Notifier) -> None:
+    """Tail lines may be long: ``{output}`` is their last OUTPUT_MAX characters."""
+    tail = ("a" * 3000, "b" * 3000, "c" * 3000)
+    told(notifier, NotifySpec(urls=[box], body="{output}"), report("failed", output_tail=tail))
+    (message,) = Box.got
+    assert message["message"] == ("b" * 3000 + "\n" + "c" * 3000)[-OUTPUT_MAX:]
