@@ -21,7 +21,6 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import CrontainerError
-from scheduler.logs import silence
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -99,6 +98,8 @@ def _instance(url: str) -> Any:  # noqa: ANN401 - apprise is untyped
 
 @functools.cache
 def _apprise() -> Any:  # noqa: ANN401 - apprise is untyped
+    from scheduler.logs import silence  # noqa: PLC0415 - structlog: not for a validate without urls
+
     silence(LOGGER)  # before anything of it logs
     with _quiet_imports():
         import apprise  # noqa: PLC0415 - only when a URL is used: a start without urls
