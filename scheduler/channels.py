@@ -32,6 +32,7 @@ PIECE_MIN = 4
 """A URL's path segment or query value this long or longer is taken out of what Apprise
 says (shorter ones are words and numbers such as ``yes`` or ``1``, no secrets); its user
 and password are taken out whatever their length."""
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31})://")
 _TYPES = {"failure": "failure", "success": "success", "recovery": "success", "missed": "warning"}
 """Apprise's message type (its icon, its colour) by what is told."""
 
@@ -42,8 +43,10 @@ class ChannelError(CrontainerError):
 
 
 def scheme(url: str) -> str:
-    """The URL's scheme, lower case (``mailto``); what logs call its channel."""
-    return url.partition("://")[0].lower()
+    """The URL's scheme, lower case (``mailto``): what logs call its channel; ``?`` for
+    text that does not start with one (a secret's value may be anything: never shown)."""
+    found = _SCHEME.match(url)
+    return found.group(1).lower() if found else "?"
 
 
 def shown(url: str) -> str:
@@ -53,6 +56,8 @@ def shown(url: str) -> str:
         host = urllib.parse.urlsplit(url).hostname or ""
     except ValueError:
         host = ""
+    if scheme(url) == "?":
+        return "?"
     return f"{scheme(url)}://{host if _a_host(host) else '…'}"
 
 
@@ -85,6 +90,8 @@ def send(url: str, kind: str, title: str, body: str) -> None:
 def _instance(url: str) -> Any:  # noqa: ANN401 - apprise is untyped
     apprise = _apprise()
     name = scheme(url)
+    if name == "?":
+        raise ChannelError("not a URL such as 'ntfy://host/topic'")
     if name not in _schemes():
         near = difflib.get_close_matches(name, _schemes(), n=1)
         hint = f"; did you mean {near[0]}://?" if near else ""

@@ -229,9 +229,10 @@ def test_a_url_from_a_secret_is_read_and_checked_when_sent(
     shows the URL."""
     monkeypatch.setenv("GOOD_URL", box)
     monkeypatch.setenv("BAD_URL", f"slack://{TOKEN}")
+    monkeypatch.setenv("NO_URL", f"{TOKEN}@example.com")
     spec = NotifySpec.model_validate(
-        {"urls": [{"env": "GOOD_URL"}, {"env": "BAD_URL"}, {"env": "UNSET_URL_X"}],
-         "retries": 0}
+        {"urls": [{"env": "GOOD_URL"}, {"env": "BAD_URL"}, {"env": "UNSET_URL_X"},
+                  {"env": "NO_URL"}], "retries": 0}
     )  # fmt: skip
     logged = told(notifier, spec, report("failed"))
     assert len(Box.got) == 1
@@ -244,6 +245,11 @@ def test_a_url_from_a_secret_is_read_and_checked_when_sent(
     assert outcomes[2] == (
         "notify.failed", "secret", "notify.urls[2] (a secret)",
         "notify.urls[2]: environment variable UNSET_URL_X is not set",
+    )  # fmt: skip
+    assert outcomes[3] == (
+        "notify.failed", "?", "?",
+        ("notify.urls[3] (from a secret, checked when sent): not a URL such as "
+        "'ntfy://host/topic'"),
     )  # fmt: skip
     assert TOKEN not in repr(logged)
 
@@ -276,6 +282,8 @@ def test_a_channel_that_is_down_is_retried_then_given_up_without_its_secrets(
         (f"ntfy://user:{TOKEN}@ntfy.example.com/cron", "ntfy://ntfy.example.com"),
         (f"mailtos://me:{TOKEN}@[::1]:465", "mailtos://::1"),
         ("gotify://localhost/AbCdEf", "gotify://localhost"),
+        (f"{TOKEN}@example.com", "?"),
+        (f"{TOKEN}:/x", "?"),
     ],
 )
 def test_a_target_shows_the_scheme_and_only_a_real_host(url: str, target: str) -> None:
