@@ -328,7 +328,7 @@ def _summary(report: RunReport, duration: str) -> str:
     details = []
     if report.exit_code not in (None, 0):
         details.append(f"exit code {report.exit_code}")
-    if report.reason:
+    if report.reason and (report.status, report.reason) != ("timed_out", "timeout"):
         details.append(report.reason)
     if report.error:
         details.append(report.error)

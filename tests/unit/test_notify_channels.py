@@ -325,3 +325,22 @@ def test_the_output_field_is_the_end_of_the_tail_bounded(box: str, notifier: Not
     told(notifier, NotifySpec(urls=[box], body="{output}"), report("failed", output_tail=tail))
     (message,) = Box.got
     assert message["message"] == ("b" * 3000 + "\n" + "c" * 3000)[-OUTPUT_MAX:]
+
+
+@pytest.mark.parametrize(
+    ("status", "keys", "summary"),
+    [
+        ("failed", {"exit_code": 3, "duration_s": 1.25}, "failed: exit code 3 after 1.2s"),
+        ("timed_out", {"reason": "timeout", "duration_s": 60.0}, "timed out after 60.0s"),
+        ("failed", {"reason": "oom_killed", "exit_code": 137}, "failed: exit code 137, oom_killed"),
+        ("missed", {"reason": "expired"}, "missed: expired"),
+        ("failed", {"error": "image not found"}, "failed: image not found"),
+        ("succeeded", {"exit_code": 0, "duration_s": 0.5}, "succeeded after 0.5s"),
+    ],
+)
+def test_the_summary_says_how_the_run_ended_in_one_line(
+    box: str, notifier: Notifier, status: str, keys: dict[str, Any], summary: str
+) -> None:
+    spec = NotifySpec(urls=[box], on=["failure", "missed", "success"], body="{summary}")
+    told(notifier, spec, report(status, **keys))
+    assert [m["message"] for m in Box.got] == [summary]
