@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from jobs.templates import BODY_MAX, DEFAULT_BODY, DEFAULT_TITLE, TITLE_MAX, template_problem
 from jobs.units import Duration, Longest
 
 if TYPE_CHECKING:
@@ -208,6 +209,32 @@ HttpUrl = Annotated[str, AfterValidator(http_url)]
 
 NotifyOn = Literal["failure", "success", "recovery", "missed"]
 
+URLS_MAX = 20
+"""The most ``notify.urls`` one job may have."""
+
+
+def _template(value: str) -> str:
+    problem = template_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Template = Annotated[str, AfterValidator(_template)]
+"""A notification's title or body: text with ``{field}`` of the run (jobs.templates.FIELDS)."""
+
+
+def _channel_url(value: str) -> str:
+    """``value`` if it has a scheme (Apprise's check of the whole URL is the loader's: jobs
+    import no library); the error never shows the URL (it holds tokens)."""
+    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
+        raise ValueError("expected a URL such as 'ntfy://host/topic' (see Apprise's list)")
+    return value
+
+
+ChannelUrl = Annotated[str, AfterValidator(_channel_url)] | EnvSecret | FileSecret
+"""An Apprise URL, or a secret reference to one."""
+
 
 def _default_on() -> list[NotifyOn]:
     return ["failure", "recovery", "missed"]
@@ -231,6 +258,21 @@ class NotifySpec(Model):
         description="webhook headers: text, or { env = 'NAME' } / { file = '/run/secrets/x' }",
         examples=[{"Authorization": {"env": "HOOK_TOKEN"}}],
     )
+    urls: Annotated[list[ChannelUrl], Field(max_length=URLS_MAX)] = Field(
+        default_factory=list,
+        description="Apprise URLs (mailto://, slack://, discord://, ntfy://, gotify://, json://, "
+        "…) told of each outcome in 'on', with title and body; each is text or "
+        "{ env = 'NAME' } / { file = '/run/secrets/x' } (then checked when sent)",
+        examples=[["ntfy://ntfy.example.com/cron", {"env": "SLACK_URL"}]],
+    )
+    title: Annotated[Template, Field(max_length=TITLE_MAX)] = Field(
+        DEFAULT_TITLE,
+        description="the urls' message title: text with {field}s of the run (see "
+        "Notifications in monitoring.md)",
+    )
+    body: Annotated[Template, Field(max_length=BODY_MAX)] = Field(
+        DEFAULT_BODY, description="the urls' message body: text with {field}s of the run"
+    )
     ping: HttpUrl | None = Field(
         None,
         description="healthchecks.io-style URL: <ping>/start at start, <ping> on success, "
@@ -238,7 +280,9 @@ class NotifySpec(Model):
         examples=["https://hc-ping.com/<uuid>"],
     )
     cooldown: Annotated[Duration, Longest("7d")] = Field(
-        600.0, description="after a webhook for a job and outcome, the same one waits this long"
+        600.0,
+        description="after a webhook or urls message for a job and outcome, the same one waits "
+        "this long",
     )
     timeout: Annotated[Duration, Field(gt=0), Longest("5m")] = Field(
         10.0, description="per request"
@@ -337,8 +381,8 @@ class BaseJob(Model):
     )
     notify: NotifySpec | None = Field(
         None,
-        description="who is told of the job's outcomes: webhook and ping URLs (see Notifications "
-        "in monitoring.md)",
+        description="who is told of the job's outcomes: webhook, Apprise and ping URLs (see "
+        "Notifications in monitoring.md)",
         examples=[{"webhook": "https://hooks.example.com/crontainer"}],
     )
     on_success: Chained = Field(

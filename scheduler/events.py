@@ -554,28 +554,32 @@ EVENTS: tuple[Event, ...] = (
         "notify.sent",
         "info",
         f"{RUN} kind: `failure`, `success`, `recovery`, `missed`, `ping_started`, "
-        "`ping_succeeded`, `ping_failed`…; target attempts",
+        "`ping_succeeded`, `ping_failed`…; channel: `webhook`, `ping`, or a `notify.urls` "
+        "URL's scheme (`mailto`, `ntfy`…; `secret` for one from a secret not yet read); "
+        "target: scheme and host only (of a URL whose host is a token, the scheme); attempts",
         "a notification was delivered",
     ),
     _event(
         "notify.failed",
         "warning",
-        f"{RUN} kind target attempts error: short; never a header value, a URL's path or query",
-        "it was given up after its retries",
+        f"{RUN} kind channel target attempts error: short; never a header value, a URL's "
+        "user, password, path or query",
+        "it was given up after its retries (of a `notify.urls` URL from a secret that Apprise "
+        "cannot use, the error says so)",
     ),
     _event(
         "notify.crashed",
         "error",
-        f"{RUN} kind error: the exception's type",
+        f"{RUN} kind channel error: the exception's type",
         "a bug while sending that notification; the sender goes on with the next",
     ),
     _event(
         "notify.suppressed",
         "info",
         f"{RUN} kind cooldown_s",
-        "held back by the job's cooldown",
+        "held back by the job's cooldown (the webhook and every `notify.urls` URL together)",
     ),
-    _event("notify.dropped", "warning", f"{RUN} kind target queued", "the queue was full"),
+    _event("notify.dropped", "warning", f"{RUN} kind channel target queued", "the queue was full"),
     # the listeners
     _event(
         "http.listening",

@@ -26,6 +26,24 @@ Format = Literal["auto", "json", "console"]
 Level = Literal["debug", "info", "warning", "error"]
 
 _QUIET_LIBRARIES = ("urllib3", "docker", "apscheduler", "requests")
+NOTIFY_THREAD = "notify"
+"""The notifier's sender thread: standard-library records logged in it are never written
+(urllib3 and requests, under Apprise, log request lines whose paths hold tokens)."""
+
+
+def silence(name: str) -> None:
+    """Never write standard-library logger ``name``'s records (a library whose own lines
+    quote secrets: Apprise's quote whole URLs); below WARNING they are not even made.
+    Whoever needs what it says adds a handler of its own to that logger."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())  # else Python's last resort prints them
+
+
+def _not_from_notify(record: logging.LogRecord) -> bool:
+    return record.threadName != NOTIFY_THREAD
 
 
 def _shared_processors() -> list[Processor]:
@@ -134,6 +152,7 @@ def configure(fmt: Format = "auto", level: Level = "info", stream: TextIO | None
     )
     handler = _Handler(stream)
     handler.setFormatter(formatter)
+    handler.addFilter(_not_from_notify)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,4 +1,6 @@
-"""Notifications of run outcomes: a JSON webhook and healthchecks.io-style ping URLs.
+"""Notifications of run outcomes: a JSON webhook, healthchecks.io-style ping URLs, and
+Apprise's channels (``notify.urls``: mail, Slack, ntfy…, sent by ``scheduler.channels``)
+with a title and a body rendered from the job's templates.
 
 Off the run's path: the runner hands a report over (never waits); one worker
 thread sends, with retries and a per-job cooldown. A slow or failing endpoint
@@ -21,14 +23,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jobs.base import header_problem
-from scheduler.logs import get_logger
+from jobs.templates import render
+from scheduler import channels
+from scheduler.logs import NOTIFY_THREAD, get_logger
 from scheduler.runs import RunListener
 from scheduler.secrets import SecretError, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from jobs.base import NotifySpec
+    from jobs.base import NotifySpec, SecretValue
     from scheduler.clock import Clock
 
 QUEUE_SIZE = 1000
@@ -36,6 +40,9 @@ QUEUE_SIZE = 1000
 FAILED = frozenset({"failed", "timed_out", "missed"})
 PING_BODY_MAX = 10_000
 RETRY_DELAY_MAX_S = 60.0
+OUTPUT_MAX = 4000
+"""The ``{output}`` field of a message: the end of the run's output tail, this many
+characters at most (a tail line may be up to ``max_output_line`` long)."""
 ERROR_TEXT_MAX = 200
 """An error's text in ``notify.failed`` is cut to this many characters."""
 
@@ -77,6 +84,39 @@ class _Delivery:
     headers: bool = False
     """Send the spec's (secret) headers: the webhook, not the pings."""
 
+    @property
+    def channel(self) -> str:
+        return "webhook" if self.headers else "ping"
+
+    @property
+    def target(self) -> str:
+        return shown(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """A message for one of ``notify.urls`` (Apprise), rendered on the run's thread."""
+
+    job: str
+    run_id: str
+    kind: str
+    url: SecretValue
+    index: int
+    title: str
+    body: str
+    spec: NotifySpec
+
+    @property
+    def channel(self) -> str:
+        """The URL's scheme; of a URL from a secret, ``secret`` until it is read."""
+        return channels.scheme(self.url) if isinstance(self.url, str) else "secret"
+
+    @property
+    def target(self) -> str:
+        if isinstance(self.url, str):
+            return channels.shown(self.url)
+        return f"notify.urls[{self.index}] (a secret)"
+
 
 @dataclass
 class Notifier(RunListener):
@@ -87,7 +127,7 @@ class Notifier(RunListener):
     clock: Clock
     last_status: dict[str, str] = field(default_factory=dict)
     """The last final status of each job (seeded from the history): what recovery means."""
-    _queue: queue.Queue[_Delivery | None] = field(
+    _queue: queue.Queue[_Delivery | _Message | None] = field(
         default_factory=lambda: queue.Queue(maxsize=QUEUE_SIZE)
     )
     _sent_at: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -96,7 +136,7 @@ class Notifier(RunListener):
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._work, name="notify", daemon=True)
+        self._thread = threading.Thread(target=self._work, name=NOTIFY_THREAD, daemon=True)
         self._thread.start()
 
     def close(self, timeout: float) -> None:
@@ -118,15 +158,26 @@ class Notifier(RunListener):
             return
         if spec.ping is not None:
             self._ping(spec, report)
-        if spec.webhook is None:
+        if spec.webhook is None and not spec.urls:
             return
         for kind in _kinds(report.status, previous):
             if kind in spec.on and self._cooled(spec, report, kind):
-                body = json.dumps(self._payload(report, kind)).encode()
-                self._put(
-                    _Delivery(report.job, report.run_id, kind, spec.webhook, body,
-                              "application/json", spec, headers=True)
-                )  # fmt: skip
+                self._tell(spec, report, kind)
+
+    def _tell(self, spec: NotifySpec, report: RunReport, kind: str) -> None:
+        """Queue the webhook's request and each URL's message for ``kind``."""
+        if spec.webhook is not None:
+            body = json.dumps(self._payload(report, kind)).encode()
+            self._put(
+                _Delivery(report.job, report.run_id, kind, spec.webhook, body,
+                          "application/json", spec, headers=True)
+            )  # fmt: skip
+        if not spec.urls:
+            return
+        values = self._values(report, kind)
+        title, text = render(spec.title, values), render(spec.body, values)
+        for index, url in enumerate(spec.urls):
+            self._put(_Message(report.job, report.run_id, kind, url, index, title, text, spec))
 
     def _ping(self, spec: NotifySpec, report: RunReport) -> None:
         base = str(spec.ping).rstrip("/")
@@ -182,13 +233,28 @@ class Notifier(RunListener):
             "sent_at": self.clock.now().isoformat(),
         }
 
-    def _put(self, delivery: _Delivery) -> None:
+    def _values(self, report: RunReport, kind: str) -> dict[str, str]:
+        """The templates' fields (jobs.templates.FIELDS) for ``report``, as text."""
+        duration = "" if report.duration_s is None else f"{report.duration_s:.1f}s"
+        given = {
+            "job": report.job, "status": report.status, "kind": kind, "run_id": report.run_id,
+            "attempt": report.attempt, "exit_code": report.exit_code, "duration": duration,
+            "duration_s": report.duration_s, "reason": report.reason, "error": report.error,
+            "output": "\n".join(report.output_tail)[-OUTPUT_MAX:],
+            "scheduled_at": report.scheduled_at,
+            "trigger": report.trigger, "host": self.host, "daemon": self.daemon,
+        }  # fmt: skip
+        values = {name: "" if value is None else str(value) for name, value in given.items()}
+        values["summary"] = _summary(report, duration)
+        return values
+
+    def _put(self, delivery: _Delivery | _Message) -> None:
         try:
             self._queue.put_nowait(delivery)
         except queue.Full:
             get_logger().warning(
                 "notify.dropped", job=delivery.job, run_id=delivery.run_id, kind=delivery.kind,
-                target=shown(delivery.url), queued=QUEUE_SIZE,
+                channel=delivery.channel, target=delivery.target, queued=QUEUE_SIZE,
             )  # fmt: skip
 
     # --- sending (the worker thread) -----------------------------------------------
@@ -201,13 +267,13 @@ class Notifier(RunListener):
                 with contextlib.suppress(Exception):  # not even if logging it fails
                     get_logger().error(
                         "notify.crashed", job=delivery.job, run_id=delivery.run_id,
-                        kind=delivery.kind, error=type(e).__name__,
+                        kind=delivery.kind, channel=delivery.channel, error=type(e).__name__,
                     )  # fmt: skip
 
-    def _deliver(self, delivery: _Delivery) -> None:
+    def _deliver(self, delivery: _Delivery | _Message) -> None:
         spec, log = delivery.spec, get_logger()
         fields = {"job": delivery.job, "run_id": delivery.run_id, "kind": delivery.kind,
-                  "target": shown(delivery.url)}  # fmt: skip
+                  "channel": delivery.channel, "target": delivery.target}  # fmt: skip
         error, made = "", 0
         for attempt in range(spec.retries + 1):
             if attempt:
@@ -216,7 +282,10 @@ class Notifier(RunListener):
                     break  # stopping: given up with the attempts made
             made = attempt + 1
             try:
-                self._send(delivery)
+                if isinstance(delivery, _Delivery):
+                    self._send(delivery)
+                else:
+                    _tell_channel(delivery, fields)
             except Exception as e:  # whatever sending raised, this delivery failed
                 error = _error_text(e)
                 continue
@@ -238,6 +307,34 @@ class Notifier(RunListener):
                 response.read()
         except urllib.error.HTTPError as e:
             raise OSError(f"status {e.code}") from None
+
+
+def _tell_channel(message: _Message, fields: dict[str, str]) -> None:
+    """Send ``message``: its URL read (from a secret: now, and checked now, since it could
+    not be at load), then Apprise; ``fields`` (of the log lines) learn its channel."""
+    what = f"notify.urls[{message.index}]"
+    url = resolve(message.url, what)
+    fields["channel"], fields["target"] = channels.scheme(url), channels.shown(url)
+    if not isinstance(message.url, str):
+        problem = channels.url_problem(url)
+        if problem is not None:
+            raise channels.ChannelError(f"{what} (from a secret, checked when sent): {problem}")
+    channels.send(url, message.kind, message.title, message.body)
+
+
+def _summary(report: RunReport, duration: str) -> str:
+    """One line of how the run ended: ``failed: exit code 3 after 1.2s``."""
+    text = report.status.replace("_", " ")
+    details = []
+    if report.exit_code not in (None, 0):
+        details.append(f"exit code {report.exit_code}")
+    if report.reason and (report.status, report.reason) != ("timed_out", "timeout"):
+        details.append(report.reason)
+    if report.error:
+        details.append(report.error)
+    if details:
+        text += ": " + ", ".join(details)
+    return f"{text} after {duration}" if duration else text
 
 
 def _kinds(status: str, previous: str | None) -> list[str]:
@@ -276,7 +373,7 @@ def _error_text(error: BaseException) -> str:
     if isinstance(error, urllib.error.URLError):  # urlopen's wrapping of an OSError
         reason = error.reason
         error = reason if isinstance(reason, BaseException) else OSError(str(reason))
-    if isinstance(error, (OSError, SecretError, _Unsendable)):
+    if isinstance(error, (OSError, SecretError, _Unsendable, channels.ChannelError)):
         text = str(error)
     elif isinstance(error, http.client.BadStatusLine):
         text = "not an HTTP answer (BadStatusLine)"

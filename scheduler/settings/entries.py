@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ValidationError, create_model, field_validator
 
-from jobs.base import CHAIN_KEYS, BaseJob, name_is_valid
+from jobs.base import CHAIN_KEYS, BaseJob, NotifySpec, name_is_valid
 from jobs.kinds import KINDS, Job
+from scheduler.channels import url_problem
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
 from scheduler.settings.messages import closest, did_you_mean, error_lines
 from scheduler.settings.sources import job_fields
@@ -231,6 +232,7 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
         rules = [f"{where}: {problem}" for problem in _rule_problems(kind, merged, e)]
         keys = [line for line in lines if not _whole(line, where)]
         errors.extend([*keys, *rules] if keys or rules else lines)  # never without a reason
+        errors.extend(_url_problems(where, merged.get("notify")))  # every error at once
         return None
     if schedule is None:
         if len(errors) == known:  # never drop a job without saying why
@@ -239,4 +241,23 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
     if not isinstance(job, Job):  # the registry and the union grow together
         errors.append(f"{where}.kind: kind {kind_name!r} is registered but not in the Job union")
         return None
+    problems = _url_problems(where, job.notify)
+    if problems:
+        errors.extend(problems)
+        return None
     return JobEntry(name=name, job=job, schedule=schedule)
+
+
+def _url_problems(where: str, notify: object) -> list[str]:
+    """Of ``notify`` (a job's NotifySpec, or its table as given), each URL given as text
+    with a scheme that Apprise cannot use; named by its index and scheme, never shown. A
+    URL from a secret is checked when it is sent."""
+    urls = notify.urls if isinstance(notify, NotifySpec) else None
+    if isinstance(notify, dict):
+        urls = notify.get("urls")
+    found = []
+    for index, url in enumerate(urls if isinstance(urls, list) else ()):
+        problem = url_problem(url) if isinstance(url, str) and "://" in url else None
+        if problem is not None:
+            found.append(f"{where}.notify.urls[{index}]: {problem}")
+    return found

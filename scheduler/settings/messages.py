@@ -52,7 +52,7 @@ def where_of(prefix: str, loc: Loc) -> str:
 
 
 _SECRET_KEYS = frozenset({"env", "headers", "password", "secret", "token", "url", "webhook"})
-_SECRET_KEYS |= {"ping", "address", "key", "access_key_id", "secret_access_key"}
+_SECRET_KEYS |= {"ping", "address", "key", "access_key_id", "secret_access_key", "urls"}
 """Keys whose values may be secrets (a URL may hold a password or a token): an error under
 one of them never shows the value it refused."""
 

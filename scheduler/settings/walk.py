@@ -5,6 +5,7 @@ what a type takes, in the words of the file (``describe``)."""
 
 from __future__ import annotations
 
+import re
 import types
 from dataclasses import dataclass
 from typing import Annotated, Literal, TypeGuard, Union, get_args, get_origin
@@ -78,6 +79,9 @@ def _member_of(choices: list[object], label: str) -> object:
     for member in choices:
         if is_model(member) and (member.__name__ == label or label in tags(member)):
             return member
+    checked = re.fullmatch(r"function-[a-z]+\[.*, (\w+)\]", label)  # Annotated[str, …]
+    if checked is not None:
+        label = checked.group(1)
     containers = {"list": list, "dict": dict, "tuple": tuple, "set": set}
     origin = containers.get(label.split("[", maxsplit=1)[0])
     for member in choices:

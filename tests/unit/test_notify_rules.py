@@ -254,6 +254,7 @@ def test_pings_url_and_body(
         "job": "db",
         "run_id": "r1",
         "kind": f"ping_{status}",
+        "channel": "ping",
         "target": "https://hc.example.com/…",
         "attempts": 1,
     }
@@ -321,6 +322,7 @@ def test_sent_and_failed_events_carry_their_fields(wire: Wire) -> None:
             "job": "db",
             "run_id": "r1",
             "kind": "failure",
+            "channel": "webhook",
             "target": "https://hooks.example.com/…",
             "attempts": 1,
         }
@@ -332,6 +334,7 @@ def test_sent_and_failed_events_carry_their_fields(wire: Wire) -> None:
             "job": "web",
             "run_id": "r2",
             "kind": "missed",
+            "channel": "webhook",
             "target": "https://hooks.example.com/…",
             "attempts": 1,
             "error": "status 503",
@@ -452,6 +455,7 @@ def test_the_queue_holds_1000_and_drops_the_next_with_notify_dropped(wire: Wire)
             "job": "db",
             "run_id": f"r{QUEUE_SIZE}",
             "kind": "failure",
+            "channel": "webhook",
             "target": "https://hooks.example.com/…",
             "queued": QUEUE_SIZE,
         }
@@ -524,6 +528,7 @@ def test_a_crash_is_logged_with_its_fields_and_a_failing_log_does_not_stop_the_s
                     "job": "db",
                     "run_id": "r1",
                     "kind": "failure",
+                    "channel": "webhook",
                     "error": "KeyError",
                 }
             ]
