@@ -27,6 +27,7 @@ from scheduler.logs import get_logger
 from scheduler.plans import Plans
 from scheduler.prepared import Preparations
 from scheduler.recording import Recorder
+from scheduler.run_files import OutputDirs, RunFiles
 from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
     from scheduler.prepared import PreparedRun
+    from scheduler.run_files import RunFile
     from scheduler.runs import RunListener
     from scheduler.settings import DaemonSettings, JobEntry
 
@@ -105,6 +107,8 @@ class Runner:
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
         self._plans = Plans(self.steps, ops_image)
+        self.run_files = RunFiles(OutputDirs(settings.output_dir, engine), clock.now)
+        """Each run's output file, for the jobs that keep their output."""
         self._recorder = Recorder(history, clock, listeners)
         self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
         self._engine_health = engine_health or EngineHealth()
@@ -363,23 +367,53 @@ class Runner:
 
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
+        file = self.run_files.open(run.entry.name, job.output, run.run_id)
+        ending = "crashed"  # what the file says if no outcome ends it (a bug): kept
         number = 1
-        while True:
-            outcome = self._attempt(run, number)
-            if outcome is None:
-                return  # interrupted: settled when the engine is back
-            if run.cancelled.is_set() or not should_retry(job, outcome, number):
-                self._recorder.ended(run, number, outcome)
-                return
-            delay = retry_delay(job, number)
-            self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
-            if self.clock.sleep(delay, run.cancelled):
-                return
-            number += 1
+        try:
+            while True:
+                outcome = self._attempt(run, number, file)
+                if outcome is None:
+                    ending = "interrupted"
+                    return  # interrupted: settled when the engine is back
+                if run.cancelled.is_set() or not should_retry(job, outcome, number):
+                    self._end_file(run, file, outcome.status.value, outcome.exit_code)
+                    self._recorder.ended(run, number, outcome)
+                    return
+                delay = retry_delay(job, number)
+                self._log.info(
+                    "run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay
+                )
+                if self.clock.sleep(delay, run.cancelled):
+                    self._end_file(run, file, Status.CANCELLED.value, outcome.exit_code)
+                    return
+                number += 1
+        finally:
+            self._end_file(run, file, ending, None, keep=True)
 
-    def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
+    def _end_file(
+        self,
+        run: ActiveRun,
+        file: RunFile | None,
+        status: str,
+        exit_code: int | None,
+        *,
+        keep: bool | None = None,
+    ) -> None:
+        """End the run's output file (before the run's end is recorded: whoever follows the
+        file sees its end line first); once: a file already ended stays as it is."""
+        spec = run.entry.job.output
+        if file is not None and spec is not None and not file.closed:
+            self.run_files.close(
+                run.entry.name, spec, file, status=status, exit_code=exit_code, keep=keep
+            )
+
+    def _attempt(self, run: ActiveRun, number: int, file: RunFile | None) -> Outcome | None:
         started, began = self.clock.now(), self.clock.monotonic()
         attempt = self._recorder.began(run, number, started)
+        attempt.output_file = file
+        if file is not None and number > 1:
+            file.meta(f"attempt={number}")
         with self._lock:  # only the first attempt starts what was prepared
             prepared = self._prepared.pop(run.run_id, None)
         attempt.prepared = prepared.created if prepared is not None else None

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from scheduler.errors import EngineUnavailableError
     from scheduler.exec_ahead import PreparedExec
     from scheduler.notify import RunReport
+    from scheduler.run_files import RunFile
     from scheduler.settings import JobEntry
     from scheduler.steps.containers import Created
 
@@ -96,6 +97,8 @@ class Attempt:
     exec_ahead: PreparedExec | None = None
     """The exec created ahead for this attempt (``scheduler.exec_ahead``), until its step
     takes it to start it."""
+    output_file: RunFile | None = None
+    """The run's file its output is written to (``output`` in the job), if any."""
 
 
 @dataclass(slots=True)
