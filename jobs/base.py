@@ -237,7 +237,7 @@ class OutputSpec(Model):
         "as [daemon] output_dir says",
         examples=["cron-output"],
     )
-    keep: Annotated[Duration, Field(gt=0), Longest("3660d")] = Field(
+    keep: Annotated[Duration, Field(gt=0)] = Field(
         14 * 86400.0,
         description="a run's file older than this is deleted (when a run of the job ends)",
         examples=["14d"],

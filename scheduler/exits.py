@@ -69,6 +69,14 @@ COMMANDS: dict[str, dict[int, str]] = {
         EXIT_USAGE: "the job is not in the config (with `labels = true`: nor a container's "
         "label job, or one the fence refuses) or not a backup job, or the config is invalid",
     },
+    "logs": {
+        EXIT_OK: "the run's output file printed (with `--follow`: to the run's end)",
+        EXIT_FAILURE: "no such run, or the run kept no file (it ended before the job kept "
+        "its output, `on = 'failure'` deleted it, `keep` pruned it), or no file of the job "
+        "yet (`latest`), or the output volume cannot be reached (`output_dir`)",
+        EXIT_USAGE: "the job is not in the config (with `labels = true`: nor a container's "
+        "label job), or it keeps no output (no `output` table), or the config is invalid",
+    },
     "schema": {EXIT_OK: "the JSON Schema printed"},
     "health": {
         EXIT_OK: "the heartbeat is fresh",

@@ -6,19 +6,20 @@ U+FFFD), ending in LF::
 
     2026-12-04T10:15:06.123456Z stdout the line as the process wrote it
     2026-12-04T10:15:06.130002Z stderr+cut the first max_output_line bytes of a longer line
-    2026-12-04T10:15:07.000000Z meta attempt=2
+    2026-12-04T10:15:07.000000Z meta retry attempt=2 delay_s=10.0
     2026-12-04T10:15:09.000000Z meta truncated max_size=10485760
     2026-12-04T10:15:09.500000Z meta end status=failed exit_code=1 dropped_lines=1 dropped_bytes=34
 
 The time is when the daemon read the line (UTC); the second field is the stream:
 ``stdout``, ``stderr`` (``+cut``: the line was longer than ``[daemon] max_output_line`` and
-is cut there, as in ``run.output``), or ``meta``, the daemon's own lines: ``attempt=N``
-before each attempt after the first, ``truncated`` once the output reached the job's
-``max_size`` (the further lines are counted, not written), and ``end`` last, with the run's
-status and exit code and what was dropped. A run's file is ``<run_id>.log.running`` while
-it runs; at its end it becomes ``<run_id>.log`` (``on = "always"``, or a failed or
-timed_out run), or is deleted. When a run of the job ends, its files older than ``keep``
-go (by their time of last change).
+is cut there, as in ``run.output``), or ``meta``, the daemon's own lines: ``retry
+attempt=N delay_s=D`` when a failed attempt is to be tried again after D seconds,
+``truncated`` once the output reached the job's ``max_size`` (the further lines are
+counted, not written), and ``end`` last, with the run's status (or ``interrupted``: the
+engine went away; ``crashed``: a bug ended the run) and exit code and what was dropped.
+A run's file is ``<run_id>.log.running`` while it runs; at its end it becomes
+``<run_id>.log`` (``on = "always"``, or a failed or timed_out run), or is deleted. When a
+run of the job ends, its files older than ``keep`` go (by their time of last change).
 """
 
 from __future__ import annotations
@@ -139,10 +140,11 @@ class RunFile:
         self.dropped_bytes += size
 
     def meta(self, text: str) -> None:
-        """A line of the daemon's own (``attempt=2``)."""
+        """A line of the daemon's own (``retry attempt=2 delay_s=10.0``), written out now."""
         with self._lock:
             if not self._file.closed:
                 self._buffer += file_line(self._now(), META, text)
+                self._write_out()
 
     def flush(self) -> None:
         """Write out what is buffered (at the end of each chunk of output read)."""

@@ -384,6 +384,8 @@ class Runner:
                 self._log.info(
                     "run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay
                 )
+                if file is not None:
+                    file.meta(f"retry attempt={number + 1} delay_s={delay}")
                 if self.clock.sleep(delay, run.cancelled):
                     self._end_file(run, file, Status.CANCELLED.value, outcome.exit_code)
                     return
@@ -412,8 +414,6 @@ class Runner:
         started, began = self.clock.now(), self.clock.monotonic()
         attempt = self._recorder.began(run, number, started)
         attempt.output_file = file
-        if file is not None and number > 1:
-            file.meta(f"attempt={number}")
         with self._lock:  # only the first attempt starts what was prepared
             prepared = self._prepared.pop(run.run_id, None)
         attempt.prepared = prepared.created if prepared is not None else None
