@@ -184,14 +184,14 @@ def test_follow_of_a_run_a_dead_daemon_left_ends_when_the_history_says_it_is_ove
     path = tmp_path / "r1.log.running"
     path.write_text("x\n2026-12-04T10:00:01.000000Z meta retry attempt=2 delay_s=5.0\n")
     asked: list[float] = []
-    writer = Writer(path, [])
+    quiet: list[str | None] = [""] * int(3 * STALE_S / 0.2)  # no growth for 3 * STALE_S
+    writer = Writer(path, [*quiet, "y\n"])
 
     def over() -> bool:
         asked.append(writer.now)
         return True
 
     out = io.BytesIO()
-    writer.pieces = [""] * int(3 * STALE_S / 0.2) + ["y\n"]
     follow(path, out, over, sleep=writer.sleep, monotonic=writer.monotonic)
     assert out.getvalue().endswith(b"y\n")
     assert asked  # asked only once the retry was followed by a line
