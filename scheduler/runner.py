@@ -377,7 +377,6 @@ class Runner:
                     ending = "interrupted"
                     return  # interrupted: settled when the engine is back
                 if run.cancelled.is_set() or not should_retry(job, outcome, number):
-                    self._end_file(run, file, outcome.status.value, outcome.exit_code)
                     self._recorder.ended(run, number, outcome)
                     return
                 delay = retry_delay(job, number)
@@ -402,8 +401,9 @@ class Runner:
         *,
         keep: bool | None = None,
     ) -> None:
-        """End the run's output file (before the run's end is recorded: whoever follows the
-        file sees its end line first); once: a file already ended stays as it is."""
+        """End the run's output file (before the run's last attempt is recorded and logged:
+        whoever follows the file, or waits for ``run.<status>``, finds its end line there);
+        once: a file already ended stays as it is."""
         spec = run.entry.job.output
         if file is not None and spec is not None and not file.closed:
             self.run_files.close(
@@ -430,6 +430,8 @@ class Runner:
                 self.preparations.discard(prepared, "not_claimed", wait=True)
             if attempt.exec_ahead is not None:  # its step did not start it
                 self.execs_ahead.give_back(attempt.exec_ahead)
+        if run.cancelled.is_set() or not should_retry(run.entry.job, outcome, number):
+            self._end_file(run, file, outcome.status.value, outcome.exit_code)  # the last one
         self._recorder.finished(run, attempt, outcome, self.clock.monotonic() - began)
         return outcome
 
