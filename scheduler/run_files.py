@@ -10,7 +10,8 @@ U+FFFD), ending in LF::
     2026-12-04T10:15:09.000000Z meta truncated max_size=10485760
     2026-12-04T10:15:09.500000Z meta end status=failed exit_code=1 dropped_lines=1 dropped_bytes=34
 
-The time is when the daemon read the line (UTC); the second field is the stream:
+The time is when the daemon read the line (UTC; the lines of one chunk of output read at
+once share it); the second field is the stream:
 ``stdout``, ``stderr`` (``+cut``: the line was longer than ``[daemon] max_output_line`` and
 is cut there, as in ``run.output``), or ``meta``, the daemon's own lines: ``retry
 attempt=N delay_s=D`` when a failed attempt is to be tried again after D seconds,
@@ -102,6 +103,7 @@ class RunFile:
         self._now = now
         self._file = self.path.open("xb", buffering=0)
         self._buffer = bytearray()
+        self._stamp: str | None = None
         self._lock = threading.Lock()
         self._written = 0
         self._full = False
@@ -115,9 +117,13 @@ class RunFile:
         return self._file.closed
 
     def line(self, stream: str, raw: bytes, *, cut: bool = False) -> None:
-        """A line of ``stream`` (without its newline), cut or not; past ``max_size``, counted."""
+        """A line of ``stream`` (without its newline), cut or not; past ``max_size``, counted.
+        Its time is the first line's of its chunk (until the next ``flush``): the lines of
+        one chunk were read at once."""
         text = raw.rstrip(b"\r").decode("utf-8", "replace")
-        data = file_line(self._now(), f"{stream}+cut" if cut else stream, text)
+        at = self._stamp or stamp(self._now())
+        self._stamp = at
+        data = f"{at} {f'{stream}+cut' if cut else stream} {text}\n".encode("utf-8", "replace")
         with self._lock:
             if self._file.closed:
                 return
@@ -147,7 +153,9 @@ class RunFile:
                 self._write_out()
 
     def flush(self) -> None:
-        """Write out what is buffered (at the end of each chunk of output read)."""
+        """Write out what is buffered (at the end of each chunk of output read); the next
+        line takes a new time."""
+        self._stamp = None
         with self._lock:
             self._write_out()
 

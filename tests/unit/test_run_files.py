@@ -49,26 +49,28 @@ def lines_of(path: Path) -> list[str]:
 def test_each_line_has_its_time_and_stream_and_the_file_ends_with_the_status(
     tmp_path: Path,
 ) -> None:
-    """Output lines in the order given, times in UTC with microseconds, then the end line;
-    the file is renamed from .log.running to .log."""
+    """Output lines in the order given, times in UTC with microseconds (the lines of one
+    chunk, up to a flush, share the time it was read), then the end line; the file is
+    renamed from .log.running to .log."""
     file = RunFile(tmp_path / "job", "r1", spec(), Ticking())
     assert file.path == tmp_path / "job" / "r1.log.running"
     file.line("stdout", b"hello world")
     file.line("stderr", b"warn\r")
-    file.line("stdout", b"x" * 5, cut=True)
-    file.line("stdout", b"caf\xc3\xa9 \xff")
     file.flush()
     assert lines_of(file.path)[0] == "2026-12-04T10:15:06.123456Z stdout hello world"
+    file.line("stdout", b"x" * 5, cut=True)
+    file.flush()
+    file.line("stdout", b"caf\xc3\xa9 \xff")
     kept = file.close("failed", 3)
     assert kept == tmp_path / "job" / "r1.log"
     assert not file.path.exists()
     assert lines_of(kept) == [
         "2026-12-04T10:15:06.123456Z stdout hello world",
-        "2026-12-04T10:15:06.124456Z stderr warn",
-        "2026-12-04T10:15:06.125456Z stdout+cut xxxxx",
-        "2026-12-04T10:15:06.126456Z stdout café \ufffd",
+        "2026-12-04T10:15:06.123456Z stderr warn",
+        "2026-12-04T10:15:06.124456Z stdout+cut xxxxx",
+        "2026-12-04T10:15:06.125456Z stdout café \ufffd",
         (
-            "2026-12-04T10:15:06.127456Z meta end status=failed exit_code=3 dropped_lines=0 "
+            "2026-12-04T10:15:06.126456Z meta end status=failed exit_code=3 dropped_lines=0 "
             "dropped_bytes=0"
         ),
     ]
