@@ -13,7 +13,7 @@ import structlog
 
 from jobs.base import OutputSpec
 from scheduler.engine import ExitStatus
-from scheduler.errors import ConfigError
+from scheduler.errors import ConfigError, EngineUnavailableError
 from scheduler.output import OutputLog
 from scheduler.run_files import ENGINE, OutputDirError, OutputDirs, RunFile, is_end, prune
 
@@ -347,3 +347,27 @@ def test_the_output_log_feeds_the_file_one_write_per_chunk(tmp_path: Path) -> No
         "second",
         "part",
     ]
+
+
+def test_a_timed_out_run_is_kept_on_failure(tmp_path: Path) -> None:
+    """on = "failure": a run stopped at its timeout keeps its file, ending timed_out."""
+    config = output_config(tmp_path, on="failure")
+    engine = FakeEngine(FakeClock(), output_chunks=[("stdout", b"slow\n")], exit_status=None)
+    run_id, _ = run(config, engine)
+    last = lines_of(tmp_path / "out/vol/j" / f"{run_id}.log")[-1]
+    assert last.split(" ", 1)[1] == (
+        "meta end status=timed_out exit_code=143 dropped_lines=0 dropped_bytes=0"
+    )
+
+
+def test_a_run_the_engine_interrupted_is_kept_as_interrupted(tmp_path: Path) -> None:
+    """The engine went away while the container existed: the run stays recorded running
+    (settled later), its file ends 'interrupted' and is kept, even on = "failure"."""
+    config = output_config(tmp_path, on="failure")
+    engine = FakeEngine(FakeClock(), fail={"wait": EngineUnavailableError("engine gone")})
+    run_id, logs = run(config, engine)
+    assert events(logs, "run.succeeded", "run.failed") == []
+    last = lines_of(tmp_path / "out/vol/j" / f"{run_id}.log")[-1]
+    assert last.split(" ", 1)[1] == (
+        "meta end status=interrupted exit_code=none dropped_lines=0 dropped_bytes=0"
+    )
