@@ -164,7 +164,13 @@ class RunFile:
             self._buffer.clear()
             return
         try:
-            self._file.write(self._buffer)
+            with memoryview(self._buffer) as data:
+                done = 0
+                while done < len(data):  # a raw file may take only a part (a full disk)
+                    taken = self._file.write(data[done:])
+                    if not taken:
+                        raise OSError(f"{self.path}: nothing written")  # noqa: TRY301
+                    done += taken
         except OSError as e:
             self.error = str(e)
         self._buffer.clear()
@@ -184,7 +190,10 @@ class RunFile:
                 return None
             self._buffer += file_line(self._now(), META, end)
             self._write_out()
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as e:
+                self.error = self.error or str(e)
         try:
             if keep:
                 self.path.rename(self.final)

@@ -371,3 +371,36 @@ def test_a_run_the_engine_interrupted_is_kept_as_interrupted(tmp_path: Path) -> 
     assert last.split(" ", 1)[1] == (
         "meta end status=interrupted exit_code=none dropped_lines=0 dropped_bytes=0"
     )
+
+
+class FullDisk:
+    """A raw file that takes part of the first write, then fails as a full disk does."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.taken = b""
+
+    def write(self, data: memoryview) -> int:
+        if self.taken:
+            raise OSError(28, "No space left on device")
+        self.taken = bytes(data[:10])
+        return 10
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failed_write_ends_the_writing_not_the_run(tmp_path: Path) -> None:
+    """A part written, then the rest retried; a write that fails stops the file's writing
+    (error says why) and nothing raises."""
+    file = RunFile(tmp_path / "job", "r1", spec(), Ticking())
+    disk = FullDisk()
+    file._file = disk  # type: ignore[assignment]
+    file.line("stdout", b"hello world")
+    file.flush()
+    assert disk.taken == b"2026-12-04"
+    assert file.error == "[Errno 28] No space left on device"
+    file.line("stdout", b"more")
+    file.flush()
+    assert file.close("succeeded", 0) == tmp_path / "job" / "r1.log"
+    assert disk.closed
