@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 
 from scheduler import heartbeat, locations
 from scheduler.errors import ConfigError, EngineError
-from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from scheduler.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -597,9 +603,6 @@ def _backup_command(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     """``logs``: the job's run file printed (or followed); the job from the config (or a
     container's labels), the run from the history."""
-    from scheduler.run_files import OutputDirError, OutputDirs  # noqa: PLC0415
-    from scheduler.run_logs import RunLogsError, copy, find, follow, over  # noqa: PLC0415
-
     loaded = _load_or_report(args)
     if loaded is None:
         return EXIT_USAGE
@@ -614,13 +617,24 @@ def _logs(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    try:
+        return _print_run(args, config, spec.volume)
+    except KeyboardInterrupt:  # Ctrl-C ends a --follow: no traceback
+        return EXIT_INTERRUPTED
+
+
+def _print_run(args: argparse.Namespace, config: Config, volume: str) -> int:
+    """``logs``: the run's file in ``volume`` printed, or followed to the run's end."""
+    from scheduler.run_files import OutputDirError, OutputDirs  # noqa: PLC0415
+    from scheduler.run_logs import RunLogsError, copy, find, follow, over  # noqa: PLC0415
+
     engine: Engine | None = None
     try:
         if config.daemon.output_dir == "engine":
             from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
 
             engine = DockerEngine.connect(config.daemon.engine_timeout)
-        directory = OutputDirs(config.daemon.output_dir, engine).of(spec.volume)
+        directory = OutputDirs(config.daemon.output_dir, engine).of(volume)
         runs = _job_runs(args, config)
         found = find(directory, args.job, args.run, runs(None))
         out = sys.stdout.buffer

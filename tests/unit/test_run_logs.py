@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler import run_logs
 from scheduler.cli import main
 from scheduler.history import History
 from scheduler.run_logs import STALE_S, find, follow
@@ -196,3 +197,16 @@ def test_follow_of_a_run_a_dead_daemon_left_ends_when_the_history_says_it_is_ove
     assert out.getvalue().endswith(b"y\n")
     assert asked  # asked only once the retry was followed by a line
     assert writer.now >= 3 * STALE_S + STALE_S
+
+
+def test_ctrl_c_ends_a_follow_with_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follow stopped with Ctrl-C exits 130, as a shell says for SIGINT, without a
+    traceback."""
+    config = write_config(tmp_path)
+    (tmp_path / "out/vol/j/r1.log.running").write_text("a\n")
+
+    def interrupted(*_args: object, **_kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_logs, "follow", interrupted)
+    assert logs(config, "j", "r1", "--follow") == 130
