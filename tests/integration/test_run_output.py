@@ -92,15 +92,14 @@ def test_output_kept_printed_followed_and_on_failure(
         env=cli_environ(),
     )
     assert follower.stdout is not None
-    got: list[tuple[str, bool]] = []  # each line, and whether the run had ended by then
+    got: list[tuple[str, bool]] = []  # each line, and whether the job's container ran then
+    run_label = {"label": f"crontainer.run_id={started['run_id']}"}
 
     def read() -> None:
         assert follower.stdout is not None
         for line in follower.stdout:
-            ended = follower.poll() is not None or bool(
-                daemon.log.matching(event("run.succeeded", run_id=started["run_id"]))
-            )
-            got.append((line.rstrip("\n"), ended))
+            running = engine.containers.list(filters={**run_label, "status": "running"})
+            got.append((line.rstrip("\n"), bool(running)))
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -112,7 +111,7 @@ def test_output_kept_printed_followed_and_on_failure(
     assert texts[6][0] == "meta"
     assert texts[6][1].startswith("end status=succeeded exit_code=0")
     assert len(texts) == 7
-    assert not got[0][1], "the first line came only after the run had ended"
+    assert got[0][1], "the first line came only once the job's container had ended"
     assert (mountpoint / "ticks" / f"{started['run_id']}.log").is_file()
 
     daemon.signal(signal.SIGTERM)
