@@ -16,11 +16,14 @@ once share it); the second field is the stream:
 is cut there, as in ``run.output``), or ``meta``, the daemon's own lines: ``retry
 attempt=N delay_s=D`` when a failed attempt is to be tried again after D seconds,
 ``truncated`` once the output reached the job's ``max_size`` (the further lines are
-counted, not written), and ``end`` last, with the run's status (or ``interrupted``: the
-engine went away; ``crashed``: a bug ended the run) and exit code and what was dropped.
-A run's file is ``<run_id>.log.running`` while it runs; at its end it becomes
-``<run_id>.log`` (``on = "always"``, or a failed or timed_out run), or is deleted. When a
-run of the job ends, its files older than ``keep`` go (by their time of last change).
+counted, not written), and ``end`` last, with the run's status (``crashed``: a bug ended
+the run; kept) and exit code and what was dropped. A run's file is
+``<run_id>.log.running`` while it runs; at its end it becomes ``<run_id>.log``
+(``on = "always"``, or a failed or timed_out run), or is deleted. A run its daemon could
+not end (the engine went away, the daemon died) keeps a ``.running`` file until the run is
+settled (``settle``): then a ``meta`` line says how, and the end line follows, with
+``unknown`` for what was dropped. When a run of the job ends, its files older than
+``keep`` go (by their time of last change).
 """
 
 from __future__ import annotations
@@ -179,12 +182,8 @@ class RunFile:
         """The end line, then the file kept under its final name or deleted (``keep``: by
         default as the job's ``on`` says for ``status``). The kept file's path, else None."""
         if keep is None:
-            keep = self._spec.on == "always" or status in KEPT_STATUSES
-        code = "none" if exit_code is None else str(exit_code)
-        end = (
-            f"end status={status} exit_code={code} dropped_lines={self.dropped_lines} "
-            f"dropped_bytes={self.dropped_bytes}"
-        )
+            keep = kept(self._spec, status)
+        end = end_text(status, exit_code, self.dropped_lines, self.dropped_bytes)
         with self._lock:
             if self._file.closed:
                 return None
@@ -195,13 +194,38 @@ class RunFile:
             except OSError as e:
                 self.error = self.error or str(e)
         try:
-            if keep:
-                self.path.rename(self.final)
-                return self.final
-            self.path.unlink()
+            return _keep_or_delete(self.path, self.final, keep=keep)
         except OSError as e:
             self.error = self.error or str(e)
         return None
+
+    def abandon(self) -> None:
+        """Stop writing, without an end line: the file stays ``.running`` for whoever learns
+        how the run ended (the engine went away: the settling when it is back)."""
+        with self._lock:
+            self._write_out()
+            if not self._file.closed:
+                self._file.close()
+
+
+def kept(spec: OutputSpec, status: str) -> bool:
+    """Whether a run's file that ended with ``status`` is kept, as ``on`` says."""
+    return spec.on == "always" or status in KEPT_STATUSES
+
+
+def end_text(status: str, exit_code: int | None, lines: int | str, size: int | str) -> str:
+    """The end line's text (after ``meta``)."""
+    code = "none" if exit_code is None else str(exit_code)
+    return f"end status={status} exit_code={code} dropped_lines={lines} dropped_bytes={size}"
+
+
+def _keep_or_delete(path: Path, final: Path, *, keep: bool) -> Path | None:
+    """Rename ``path`` to ``final`` (returned), or delete it (None)."""
+    if keep:
+        path.rename(final)
+        return final
+    path.unlink()
+    return None
 
 
 def prune(directory: Path, keep: float, now: datetime) -> int:
@@ -312,11 +336,42 @@ class RunFiles:
     ) -> Path | None:
         """End ``file`` with the run's status (kept as ``on`` says, or as ``keep``); then
         prune the job's files older than ``keep``. The kept file's path, else None."""
-        kept = file.close(status, exit_code, keep=keep)
+        final = file.close(status, exit_code, keep=keep)
         if file.error is not None:
             self._log.warning("run.output_file_failed", volume=spec.volume, error=file.error)
         directory = file.path.parent
         removed = prune(directory, spec.keep, self._now())
         if removed:
             self._log.info("output.pruned", job=job, files=removed, keep_s=spec.keep)
-        return kept
+        return final
+
+    def settle(
+        self,
+        job: str,
+        spec: OutputSpec | None,
+        run_id: str,
+        *,
+        status: str,
+        exit_code: int | None,
+        how: str,
+    ) -> None:
+        """End the ``.running`` file a run left without an end line (its daemon died, or the
+        engine went away) once its end is known: a ``meta`` line saying ``how`` it was
+        settled, the end line (what was dropped is not known), kept or deleted as ``on``
+        says. Nothing if the job keeps no output or there is no such file."""
+        if spec is None:
+            return
+        try:
+            directory = self._dirs.of(spec.volume) / job
+            path = directory / f"{run_id}{RUNNING}"
+            if not path.is_file():
+                return
+            with path.open("ab") as file:
+                now = self._now()
+                file.write(file_line(now, META, how))
+                file.write(file_line(now, META, end_text(status, exit_code, "unknown", "unknown")))
+            _keep_or_delete(path, directory / f"{run_id}{FINAL}", keep=kept(spec, status))
+        except (OutputDirError, OSError) as e:
+            self._log.warning(
+                "run.output_file_failed", run_id=run_id, volume=spec.volume, error=str(e)
+            )

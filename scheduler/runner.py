@@ -107,10 +107,10 @@ class Runner:
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
         self._plans = Plans(self.steps, ops_image)
+        self._recorder = Recorder(history, clock, listeners)
         self.run_files = RunFiles(OutputDirs(settings.output_dir, engine), clock.now)
         """Each run's output file, for the jobs that keep their output."""
-        self._recorder = Recorder(history, clock, listeners)
-        self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
+        self._adoption = Adoption(self.steps, self._plans, self._recorder, clock, self.run_files)
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
         self.preparations = Preparations(
@@ -368,13 +368,13 @@ class Runner:
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
         file = self.run_files.open(run.entry.name, job.output, run.run_id)
-        ending = "crashed"  # what the file says if no outcome ends it (a bug): kept
         number = 1
         try:
             while True:
                 outcome = self._attempt(run, number, file)
                 if outcome is None:
-                    ending = "interrupted"
+                    if file is not None:
+                        file.abandon()  # ended by the settling, when the engine is back
                     return  # interrupted: settled when the engine is back
                 if run.cancelled.is_set() or not should_retry(job, outcome, number):
                     self._recorder.ended(run, number, outcome)
@@ -389,8 +389,8 @@ class Runner:
                     self._end_file(run, file, Status.CANCELLED.value, outcome.exit_code)
                     return
                 number += 1
-        finally:
-            self._end_file(run, file, ending, None, keep=True)
+        finally:  # unless ended above: a bug ended the run; the file is kept
+            self._end_file(run, file, "crashed", None, keep=True)
 
     def _end_file(
         self,

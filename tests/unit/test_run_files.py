@@ -12,9 +12,18 @@ import pytest
 import structlog
 
 from jobs.base import OutputSpec
-from scheduler.engine import ExitStatus
+from scheduler.engine import (
+    LABEL_ATTEMPT,
+    LABEL_DAEMON,
+    LABEL_JOB,
+    LABEL_RUN,
+    ContainerInfo,
+    ExitStatus,
+)
 from scheduler.errors import ConfigError, EngineUnavailableError
+from scheduler.history import History
 from scheduler.output import OutputLog
+from scheduler.recovery import settle
 from scheduler.run_files import ENGINE, OutputDirError, OutputDirs, RunFile, is_end, prune
 
 from .fakes import FakeClock, FakeEngine
@@ -24,6 +33,7 @@ if TYPE_CHECKING:
     from scheduler.settings import Config
 
 T0 = datetime(2026, 12, 4, 10, 15, 6, 123456, tzinfo=UTC)
+"""The first time the ticking clock gives; recorded start of the runs left running."""
 
 
 class Ticking:
@@ -360,17 +370,63 @@ def test_a_timed_out_run_is_kept_on_failure(tmp_path: Path) -> None:
     )
 
 
-def test_a_run_the_engine_interrupted_is_kept_as_interrupted(tmp_path: Path) -> None:
-    """The engine went away while the container existed: the run stays recorded running
-    (settled later), its file ends 'interrupted' and is kept, even on = "failure"."""
+def test_a_run_the_engine_interrupted_is_left_running_for_the_settling(tmp_path: Path) -> None:
+    """The engine went away while the container existed: the run stays recorded running,
+    and its file .running without an end line, until the settling knows how it ended."""
     config = output_config(tmp_path, on="failure")
-    engine = FakeEngine(FakeClock(), fail={"wait": EngineUnavailableError("engine gone")})
+    engine = FakeEngine(
+        FakeClock(),
+        output_chunks=[("stdout", b"before\n")],
+        fail={"wait": EngineUnavailableError("engine gone")},
+    )
     run_id, logs = run(config, engine)
     assert events(logs, "run.succeeded", "run.failed") == []
-    last = lines_of(tmp_path / "out/vol/j" / f"{run_id}.log")[-1]
-    assert last.split(" ", 1)[1] == (
-        "meta end status=interrupted exit_code=none dropped_lines=0 dropped_bytes=0"
+    path = tmp_path / "out/vol/j" / f"{run_id}.log.running"
+    assert [line.split(" ", 1)[1] for line in lines_of(path)] == ["stdout before"]
+
+
+def test_runs_an_earlier_daemon_left_have_their_files_ended_when_settled(
+    tmp_path: Path,
+) -> None:
+    """A container that ended while the daemon was down, one adopted and followed to its
+    end, and a run whose container is gone: each file gets a line saying how it was
+    settled and the end line, and is kept as on says (failed: kept)."""
+    config = output_config(tmp_path, on="failure")
+    labels = {LABEL_DAEMON: "d1", LABEL_JOB: "j", LABEL_ATTEMPT: "1"}
+    engine = FakeEngine(
+        FakeClock(),
+        exit_status=ExitStatus(4),
+        containers=[
+            ContainerInfo("c1", "c1", "exited", {**labels, LABEL_RUN: "exited"}),
+            ContainerInfo("c2", "c2", "running", {**labels, LABEL_RUN: "alive"}),
+        ],
     )
+    history = History.open(config.daemon.state_dir)
+    directory = tmp_path / "out/vol/j"
+    directory.mkdir()
+    for run_id in ("exited", "alive", "gone"):
+        history.begin(run_id, 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+        (directory / f"{run_id}.log.running").write_text("2026-12-04T10:15:06.123456Z stdout x\n")
+    runner = make_runner(config, engine, Heard(), history=history)
+    settle(engine, history, runner, jobs=config.jobs, daemon="d1", clock=engine.clock)
+    ended(runner)
+    assert sorted(p.name for p in directory.iterdir()) == ["alive.log", "exited.log", "gone.log"]
+    ends = {
+        p.name: [line.split(" ", 1)[1] for line in lines_of(p)[1:]] for p in directory.iterdir()
+    }
+    unknown = "dropped_lines=unknown dropped_bytes=unknown"
+    settled = (
+        "meta settled after a restart: the output since the daemon stopped is not in this file"
+    )
+    assert ends == {
+        "exited.log": [settled, f"meta end status=failed exit_code=4 {unknown}"],
+        "alive.log": [
+            "meta adopted after a restart: the output since then is not in this file",
+            f"meta end status=failed exit_code=4 {unknown}",
+        ],
+        "gone.log": [settled, f"meta end status=failed exit_code=none {unknown}"],
+    }
+    history.close()
 
 
 class FullDisk:
