@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from jobs.templates import BODY_MAX, DEFAULT_BODY, DEFAULT_TITLE, TITLE_MAX, template_problem
-from jobs.units import Duration, Longest
+from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -293,6 +293,51 @@ class NotifySpec(Model):
     )
 
 
+VOLUME_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,254}$"
+"""Docker's rule for a volume's name (at least two characters), bounded as a file name."""
+
+
+def _volume_name(value: str) -> str:
+    if not re.fullmatch(VOLUME_NAME_PATTERN, value):
+        raise ValueError(
+            f"volume {value!r}: not a volume name (2-255 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+VolumeName = Annotated[str, AfterValidator(_volume_name)]
+"""A Docker volume's name."""
+
+
+class OutputSpec(Model):
+    """Where and how long a job's whole run output is kept (``[jobs.<name>.output]`` or in
+    [defaults]): one file per run, written by the daemon (see Run output in operations.md)."""
+
+    volume: VolumeName = Field(
+        "cron-output",
+        description="the volume the files go to, as <job>/<run_id>.log; the daemon reaches it "
+        "as [daemon] output_dir says",
+        examples=["cron-output"],
+    )
+    keep: Annotated[Duration, Field(gt=0)] = Field(
+        14 * 86400.0,
+        description="a run's file older than this is deleted (when a run of the job ends)",
+        examples=["14d"],
+    )
+    max_size: Annotated[Size, Field(ge=1024), Largest("1GiB")] = Field(
+        10 * 1024 * 1024,
+        description="output written per run; past it, one truncation line, and the further "
+        "lines are counted (on the file's end line), not written",
+        examples=["10MiB"],
+    )
+    on: Literal["always", "failure"] = Field(
+        "always",
+        description="always: every run's file is kept; failure: only a failed or timed_out "
+        "run's (the others' are deleted when they end)",
+    )
+
+
 class BaseJob(Model):
     """Schedule and run limits shared by all job kinds."""
 
@@ -402,6 +447,12 @@ class BaseJob(Model):
         description="jobs started right after a run of this one ends, whatever its outcome "
         "(succeeded, failed, timed_out, cancelled)",
         examples=[["cleanup"]],
+    )
+    output: OutputSpec | None = Field(
+        None,
+        description="keep each run's whole stdout and stderr in a file (see Run output in "
+        "operations.md); `crontainer logs` prints it",
+        examples=[{"volume": "cron-output", "keep": "14d", "max_size": "10MiB"}],
     )
 
     KIND: ClassVar[str] = ""

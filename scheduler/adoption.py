@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from scheduler.history import RunRecord
     from scheduler.plans import Plans
     from scheduler.recording import Recorder
+    from scheduler.run_files import RunFiles
     from scheduler.runs import ActiveRun
     from scheduler.steps import StepExecutor
 
@@ -20,10 +21,19 @@ if TYPE_CHECKING:
 class Adoption:
     """Follows adopted runs, each in the thread the runner gives it."""
 
-    def __init__(self, steps: StepExecutor, plans: Plans, recorder: Recorder, clock: Clock) -> None:
+    def __init__(
+        self,
+        steps: StepExecutor,
+        plans: Plans,
+        recorder: Recorder,
+        clock: Clock,
+        run_files: RunFiles,
+    ) -> None:
         """``plans`` gives the steps of a run of a job, whose handlers know what an adopted
-        container's end means; ``steps`` waits for it."""
+        container's end means; ``steps`` waits for it; ``run_files`` ends the run's output
+        file, which the earlier daemon left without an end."""
         self._steps = steps
+        self._run_files = run_files
         self._plans = plans
         self._recorder = recorder
         self._clock = clock
@@ -63,5 +73,13 @@ class Adoption:
             )
         finally:
             self._steps.start_again(attempt, start_after)
+        self._run_files.settle(
+            run.entry.name,
+            run.entry.job.output,
+            run.run_id,
+            status=outcome.status.value,
+            exit_code=outcome.exit_code,
+            how="adopted after a restart: the output since then is not in this file",
+        )
         self._recorder.finished(run, attempt, outcome, elapsed + self._clock.monotonic() - began)
         self._recorder.ended(run, record.attempt, outcome)

@@ -21,13 +21,19 @@ from typing import TYPE_CHECKING
 
 from scheduler import heartbeat, locations
 from scheduler.errors import ConfigError, EngineError
-from scheduler.exits import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from scheduler.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from scheduler.engine import Engine
-    from scheduler.history import History
+    from scheduler.history import History, RunRecord
     from scheduler.labels.scan import LabelJobs, Refusal
     from scheduler.settings import Config, JobEntry
     from scheduler.settings.shell import KeyWarning
@@ -128,6 +134,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="an age identity file (read here, given to the ops container on its stdin) to "
         "restore an encrypted archive",
+    )
+    output = commands.add_parser(
+        "logs",
+        parents=[common],
+        help="print a run's whole output, kept by the job's output table",
+    )
+    output.add_argument("job")
+    output.add_argument("run", nargs="?", default="latest", help="a run id, or latest (default)")
+    output.add_argument(
+        "--follow", "-f", action="store_true", help="print the lines as they come until it ends"
+    )
+    output.add_argument(
+        "--state-dir", metavar="DIR", help="the state directory (default: from the config)"
     )
     commands.add_parser(
         "schema",
@@ -588,6 +607,79 @@ def _backup_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _logs(args: argparse.Namespace) -> int:
+    """``logs``: the job's run file printed (or followed); the job from the config (or a
+    container's labels), the run from the history."""
+    loaded = _load_or_report(args)
+    if loaded is None:
+        return EXIT_USAGE
+    config = _with_label_job(loaded, args.job)
+    if isinstance(config, int):
+        return config
+    spec = config.jobs[args.job].job.output
+    if spec is None:
+        print(
+            f"error: job {args.job!r} keeps no output: it has no output table "
+            "(output = { volume = 'cron-output' }; see docs/operations.md, Run output)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        return _print_run(args, config, spec.volume)
+    except KeyboardInterrupt:  # Ctrl-C ends a --follow: no traceback
+        return EXIT_INTERRUPTED
+
+
+def _print_run(args: argparse.Namespace, config: Config, volume: str) -> int:
+    """``logs``: the run's file in ``volume`` printed, or followed to the run's end."""
+    from scheduler.run_files import OutputDirError, OutputDirs  # noqa: PLC0415
+    from scheduler.run_logs import RunLogsError, copy, find, follow, over  # noqa: PLC0415
+
+    engine: Engine | None = None
+    try:
+        if config.daemon.output_dir == "engine":
+            from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
+
+            engine = DockerEngine.connect(config.daemon.engine_timeout)
+        directory = OutputDirs(config.daemon.output_dir, engine).of(volume)
+        runs = _job_runs(args, config)
+        found = find(directory, args.job, args.run, runs(None))
+        out = sys.stdout.buffer
+        if args.follow:
+            follow(found.path, out, lambda: over(runs(found.run_id)))
+        else:
+            copy(found.path, out)
+    except (OutputDirError, EngineError) as e:
+        print(f"error: the output of job {args.job!r} cannot be read: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except RunLogsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    finally:
+        if engine is not None:
+            engine.close()
+    return EXIT_OK
+
+
+def _job_runs(args: argparse.Namespace, config: Config) -> Callable[[str | None], list[RunRecord]]:
+    """The job's runs in the history, newest first (``run_id``: that run's attempts only),
+    read anew at each call; none without a history."""
+    from scheduler.history import History, HistoryError  # noqa: PLC0415
+
+    def runs(run_id: str | None) -> list[RunRecord]:
+        try:
+            history = History.open(_state_dir(args, config), readonly=True)
+        except HistoryError:
+            return []
+        try:
+            records = history.runs(args.job, -1)
+        finally:
+            history.close()
+        return [r for r in records if run_id is None or r.run_id == run_id]
+
+    return runs
+
+
 def _schema(args: argparse.Namespace) -> int:  # noqa: ARG001 - no options
     from scheduler.settings import config_schema  # noqa: PLC0415
 
@@ -652,6 +744,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         "trigger": _trigger,
         "backups": _backup_command,
         "restore": _backup_command,
+        "logs": _logs,
         "schema": _schema,
     }
     return commands[args.command](args)

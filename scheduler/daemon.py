@@ -38,6 +38,7 @@ from scheduler.startup import (
     Parts,
     admin_server,
     catch_up,
+    output_reachable,
     run_on_start,
     start_runner,
     status_server,
@@ -134,7 +135,7 @@ class Daemon:
             return None
         stack.callback(engine.close)
         base = take_base(stack, engine, settings, parts)
-        if base is None:
+        if base is None or not output_reachable(engine, settings, self._config.jobs):
             return None
         runner, metrics, health = start_runner(
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock

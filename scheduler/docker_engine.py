@@ -192,6 +192,11 @@ class DockerEngine:
         with translated("asking the engine for its host name"):
             return str(self._api.info().get("Name") or "unknown")
 
+    def volume_path(self, name: str) -> str:
+        """See Engine."""
+        with translated(f"volume {name!r}"):
+            return str(self._api.inspect_volume(name)["Mountpoint"])
+
     def output(self, container_id: str) -> OutputStream:
         """See Engine."""
         with translated("attaching to the container's output"):

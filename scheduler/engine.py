@@ -156,6 +156,10 @@ class Engine(Protocol):
     def host_name(self) -> str:
         """The name of the engine's host."""
 
+    def volume_path(self, name: str) -> str:
+        """Where the engine keeps the volume ``name``'s files on its host (its Mountpoint);
+        EngineNotFoundError if there is no such volume."""
+
     def exec_create(
         self,
         container: str,

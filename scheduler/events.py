@@ -183,7 +183,9 @@ EVENTS: tuple[Event, ...] = (
         "daemon.failed",
         "error",
         "reason: `engine_unavailable`, `state_dir`, `already_running`, `lock`, `lock_taken`, "
-        "`http`, `tls`, `scheduler loop ended`; error; http: the address, with `http`",
+        "`http`, `tls`, `output`, `scheduler loop ended`; error; http: the address, with `http`; "
+        "errors: with `output`, a 'jobs.<name>.output.volume: why' line per job whose output "
+        "volume cannot be reached",
         "about to exit 1 (`lock_taken`: after a graceful stop; `tls`: exit 2)",
     ),
     _event(
@@ -490,6 +492,19 @@ EVENTS: tuple[Event, ...] = (
     ),
     _event(
         "run.output_lost", "warning", f"{RUN} error", "the output stream broke (the run goes on)"
+    ),
+    _event(
+        "run.output_file_failed",
+        "warning",
+        f"{RUN} volume error",
+        "the run's output file (`output`) cannot be made or written: the run goes on, its "
+        "output in the log only (from the failed write on)",
+    ),
+    _event(
+        "output.pruned",
+        "info",
+        "job files keep_s",
+        "when a run of the job ended, its output files older than `output.keep` were deleted",
     ),
     _event(
         "run.stopping",

@@ -9,6 +9,8 @@ EXIT_FAILURE = 1
 """A runtime failure."""
 EXIT_USAGE = 2
 """A bad config or a bad use of the command."""
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT: what a shell reports for a tool stopped with Ctrl-C."""
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a tool whose reader went away (``| head``)."""
 
@@ -16,6 +18,7 @@ CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_FAILURE: "a runtime failure",
     EXIT_USAGE: "a bad config or usage (argparse's own usage errors too; an unknown job)",
+    EXIT_INTERRUPTED: "`logs --follow` stopped with Ctrl-C (SIGINT) before the run ended",
     EXIT_BROKEN_PIPE: "any command whose stdout was closed before it had written all of it "
     "(`crontainer schema | head`): it stops without a word, as a tool killed by SIGPIPE",
 }
@@ -68,6 +71,15 @@ COMMANDS: dict[str, dict[int, str]] = {
         "engine (the labels' too), the ops container or the restore failed",
         EXIT_USAGE: "the job is not in the config (with `labels = true`: nor a container's "
         "label job, or one the fence refuses) or not a backup job, or the config is invalid",
+    },
+    "logs": {
+        EXIT_OK: "the run's output file printed (with `--follow`: to the run's end)",
+        EXIT_FAILURE: "no such run, or the run kept no file (it ended before the job kept "
+        "its output, `on = 'failure'` deleted it, `keep` pruned it), or no file of the job "
+        "yet (`latest`), or the output volume cannot be reached (`output_dir`)",
+        EXIT_USAGE: "the job is not in the config (with `labels = true`: nor a container's "
+        "label job), or it keeps no output (no `output` table), or the config is invalid",
+        EXIT_INTERRUPTED: "`--follow` stopped with Ctrl-C before the run ended",
     },
     "schema": {EXIT_OK: "the JSON Schema printed"},
     "health": {

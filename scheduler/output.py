@@ -3,13 +3,18 @@
 Bounds (both in ``[daemon]``): a line longer than ``max_output_line`` bytes is
 cut (the event says ``truncated: true``); after ``max_output_per_run`` bytes
 of a run, further lines are counted but not logged, and one
-``run.output_truncated`` event says how many were dropped.
+``run.output_truncated`` event says how many were dropped. With a run file
+(``output`` in the job), every line goes to it as well, bounded by the job's own
+``max_size`` instead (``scheduler/run_files.py``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from scheduler.run_files import RunFile
 
 
 class EventLog(Protocol):
@@ -32,9 +37,17 @@ class OutputLog:
         self.logged_bytes = 0
         self.dropped_lines = 0
         self.dropped_bytes = 0
+        self.file: RunFile | None = None
+        """The run's file, if its output is kept: set before the process starts."""
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        """Take the next bytes of ``stream``; emit every completed line."""
+        """Take the next bytes of ``stream``; emit every completed line (then the run file
+        writes them out: one write per chunk read)."""
+        self._lines(stream, chunk)
+        if self.file is not None:
+            self.file.flush()
+
+    def _lines(self, stream: str, chunk: bytes) -> None:
         buffer = self._partial.setdefault(stream, bytearray())
         buffer += chunk
         while True:
@@ -61,6 +74,8 @@ class OutputLog:
                     stream, bytes(buffer[: self._max_line]), truncated=len(buffer) > self._max_line
                 )
             buffer.clear()
+        if self.file is not None:
+            self.file.flush()
         if self.dropped_lines:
             self._log.info(
                 "run.output_truncated",
@@ -70,6 +85,8 @@ class OutputLog:
             )
 
     def _emit(self, stream: str, raw: bytes, *, truncated: bool) -> None:
+        if self.file is not None:
+            self.file.line(stream, raw, cut=truncated)
         text = raw.rstrip(b"\r").decode("utf-8", "replace")
         self.tail.append(text)
         if self.logged_bytes + len(raw) > self._max_total:

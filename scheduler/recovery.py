@@ -74,11 +74,35 @@ def settle(
                 continue
             if entry is not None:  # its steps' handlers keep what it holds (checkpoints)
                 runner.recover(entry, container.id)
-            _settle_one(engine, history, container, record, clock)
+            ended = _settle_one(engine, history, container, record, clock)
+            if record is not None and ended is not None:
+                _end_output(runner, jobs, record, *ended)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
     _start_left_stopped(engine, history, stopped_by, busy)
     _record_interrupted(history, in_flight.values(), clock)
+    for record in in_flight.values():
+        _end_output(runner, jobs, record, Status.FAILED, None)
+
+
+def _end_output(
+    runner: Runner,
+    jobs: Mapping[str, JobEntry],
+    record: RunRecord,
+    status: Status,
+    exit_code: int | None,
+) -> None:
+    """End the output file the settled run left without an end line (if its job, still
+    configured, keeps output)."""
+    entry = jobs.get(record.job)
+    runner.run_files.settle(
+        record.job,
+        entry.job.output if entry is not None else None,
+        record.run_id,
+        status=status.value,
+        exit_code=exit_code,
+        how="settled after a restart: the output since the daemon stopped is not in this file",
+    )
 
 
 def _start_left_stopped(
@@ -130,8 +154,9 @@ def _settle_one(
     container: ContainerInfo,
     record: RunRecord | None,
     clock: Clock,
-) -> None:
-    """Record how an exited (or stopped) container ended, then remove it."""
+) -> tuple[Status, int | None] | None:
+    """Record how an exited (or stopped) container ended, then remove it; the status and
+    exit code recorded (None: no run of it is recorded)."""
     log = get_logger()
     reason = "settled_after_restart"
     if container.state in ALIVE:  # its job or run is unknown: nobody waits for it
@@ -143,7 +168,7 @@ def _settle_one(
         log.warning(
             "run.orphan_removed", container_id=container.id, name=container.name, reason=reason
         )
-        return
+        return None
     outcome, code, reason = _outcome(status, reason)
     history.finish(
         record.run_id,
@@ -163,6 +188,7 @@ def _settle_one(
         reason=reason,
         container_id=container.id,
     )
+    return outcome, code
 
 
 def _outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:

@@ -33,6 +33,7 @@ from scheduler.logs import get_logger
 from scheduler.plans import Plans
 from scheduler.prepared import Preparations
 from scheduler.recording import Recorder
+from scheduler.run_files import OutputDirs, RunFiles
 from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
     from scheduler.prepared import PreparedRun
+    from scheduler.run_files import RunFile
     from scheduler.runs import ChainParent, RunListener
     from scheduler.settings import DaemonSettings, JobEntry
 
@@ -121,7 +123,9 @@ class Runner:
         self.chains = Chains(self.dispatch, jobs or dict, clock)
         """Starts the jobs that follow a run when it finishes (``close`` at a stop)."""
         self._recorder = Recorder(history, clock, [*listeners, self.chains])
-        self._adoption = Adoption(self.steps, self._plans, self._recorder, clock)
+        self.run_files = RunFiles(OutputDirs(settings.output_dir, engine), clock.now)
+        """Each run's output file, for the jobs that keep their output."""
+        self._adoption = Adoption(self.steps, self._plans, self._recorder, clock, self.run_files)
         self._engine_health = engine_health or EngineHealth()
         self._engine = engine
         self.preparations = Preparations(
@@ -416,23 +420,53 @@ class Runner:
 
     def _attempts(self, run: ActiveRun) -> None:
         job = run.entry.job
+        file = self.run_files.open(run.entry.name, job.output, run.run_id)
         number = 1
-        while True:
-            outcome = self._attempt(run, number)
-            if outcome is None:
-                return  # interrupted: settled when the engine is back
-            if run.cancelled.is_set() or not should_retry(job, outcome, number):
-                self._recorder.ended(run, number, outcome)
-                return
-            delay = retry_delay(job, number)
-            self._log.info("run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay)
-            if self.clock.sleep(delay, run.cancelled):
-                return
-            number += 1
+        try:
+            while True:
+                outcome = self._attempt(run, number, file)
+                if outcome is None:
+                    if file is not None:
+                        file.abandon()  # ended by the settling, when the engine is back
+                    return  # interrupted: settled when the engine is back
+                if run.cancelled.is_set() or not should_retry(job, outcome, number):
+                    self._recorder.ended(run, number, outcome)
+                    return
+                delay = retry_delay(job, number)
+                self._log.info(
+                    "run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay
+                )
+                if file is not None:
+                    file.meta(f"retry attempt={number + 1} delay_s={delay}")
+                if self.clock.sleep(delay, run.cancelled):
+                    self._end_file(run, file, Status.CANCELLED.value, outcome.exit_code)
+                    return
+                number += 1
+        finally:  # unless ended above: a bug ended the run; the file is kept
+            self._end_file(run, file, "crashed", None, keep=True)
 
-    def _attempt(self, run: ActiveRun, number: int) -> Outcome | None:
+    def _end_file(
+        self,
+        run: ActiveRun,
+        file: RunFile | None,
+        status: str,
+        exit_code: int | None,
+        *,
+        keep: bool | None = None,
+    ) -> None:
+        """End the run's output file (before the run's last attempt is recorded and logged:
+        whoever follows the file, or waits for ``run.<status>``, finds its end line there);
+        once: a file already ended stays as it is."""
+        spec = run.entry.job.output
+        if file is not None and spec is not None and not file.closed:
+            self.run_files.close(
+                run.entry.name, spec, file, status=status, exit_code=exit_code, keep=keep
+            )
+
+    def _attempt(self, run: ActiveRun, number: int, file: RunFile | None) -> Outcome | None:
         started, began = self.clock.now(), self.clock.monotonic()
         attempt = self._recorder.began(run, number, started)
+        attempt.output_file = file
         with self._lock:  # only the first attempt starts what was prepared
             prepared = self._prepared.pop(run.run_id, None)
         attempt.prepared = prepared.created if prepared is not None else None
@@ -449,6 +483,8 @@ class Runner:
                 self.preparations.discard(prepared, "not_claimed", wait=True)
             if attempt.exec_ahead is not None:  # its step did not start it
                 self.execs_ahead.give_back(attempt.exec_ahead)
+        if run.cancelled.is_set() or not should_retry(run.entry.job, outcome, number):
+            self._end_file(run, file, outcome.status.value, outcome.exit_code)  # the last one
         self._recorder.finished(run, attempt, outcome, self.clock.monotonic() - began)
         return outcome
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from scheduler.errors import EngineUnavailableError
     from scheduler.exec_ahead import PreparedExec
     from scheduler.notify import RunReport
+    from scheduler.run_files import RunFile
     from scheduler.settings import JobEntry
     from scheduler.steps.containers import Created
 
@@ -115,6 +116,8 @@ class Attempt:
     takes it to start it."""
     parent: ChainParent | None = None
     """The run that chained this one (its variables go into the plan)."""
+    output_file: RunFile | None = None
+    """The run's file its output is written to (``output`` in the job), if any."""
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
 from scheduler.metrics import Live, Metrics
 from scheduler.notify import Notifier
+from scheduler.run_files import OutputDirs
 from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
 from scheduler.status import Health, StatusServer
@@ -90,6 +91,19 @@ def take_base(
         return None
     stack.callback(_release_lock, parts, lock)
     return Base(engine, history, lock, image, source)
+
+
+def output_reachable(
+    engine: Engine, settings: DaemonSettings, jobs: Mapping[str, JobEntry]
+) -> bool:
+    """Whether the output volume of every enabled job that keeps its output is reachable
+    (``[daemon] output_dir``); False after ``daemon.failed`` (reason ``output``) naming each
+    job and volume that is not."""
+    problems = OutputDirs(settings.output_dir, engine).problems(jobs)
+    if problems:
+        get_logger().error("daemon.failed", reason="output", errors=problems)
+        return False
+    return True
 
 
 def _release_lock(parts: Parts, taken: Lock) -> None:

@@ -51,13 +51,15 @@ POWER_KEYS = (
     "log_options",
     "copy_to",
     "lock",
+    "output",
 )
 """Keys that reach beyond the label's own container, refused unless ``label_allow`` names them
 (``notify``: the daemon itself would send requests to the label's URLs, from its own
 network — a socket proxy's, say; ``log_driver``/``log_options``: the engine itself would
 send the output where the label says; ``copy_to``: the operator's remotes and their
 credentials; ``lock``: a label job holding a lock the config's jobs use would hold them
-up, or make them be missed)."""
+up, or make them be missed; ``output``: the daemon itself would write files into the
+volume the label names)."""
 SAFE_DEFAULTS = frozenset(
     (
         *BaseJob.model_fields,

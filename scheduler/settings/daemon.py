@@ -83,6 +83,14 @@ class DaemonSettings(Model):
         description="output logged per run; past it, lines are counted (run.output_truncated), "
         "not logged",
     )
+    output_dir: str = Field(
+        "/var/lib/crontainer/output",
+        description="where the daemon reaches the volumes of the jobs' output: the volume V is "
+        "the directory <output_dir>/V (mount it there: -v V:/var/lib/crontainer/output/V); "
+        "'engine': the engine's own directory of the volume (its Mountpoint), for a daemon "
+        "on the engine's host that may write there. Checked at start",
+        examples=["engine"],
+    )
     http: str = Field(
         DEFAULT_HTTP,
         description="host:port of the read-only HTTP listener (/metrics, /healthz, /readyz); port "
@@ -116,7 +124,7 @@ class DaemonSettings(Model):
         default_factory=list,
         description="what label jobs may ask for beyond their own container: keys ('image', "
         "'volumes', 'network', 'cap_add', 'env_files', 'notify', 'log_driver', 'log_options', "
-        "'copy_to', 'lock'), 'host_paths' (a target or sink "
+        "'copy_to', 'lock', 'output'), 'host_paths' (a target or sink "
         "volume on the host), 'secrets' ({ env = … } / { file = … } values: the daemon's "
         "environment and files), 'other_containers' (containers but their own)",
         examples=[["image"]],
@@ -154,6 +162,16 @@ class DaemonSettings(Model):
     def _a_directory(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             raise ValueError("expected a directory, e.g. '/var/lib/crontainer'")
+        return value
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir(cls, value: str) -> str:
+        if value != "engine" and not value.startswith("/"):
+            raise ValueError(
+                f"expected an absolute directory or 'engine', got {value!r} "
+                "(e.g. '/var/lib/crontainer/output')"
+            )
         return value
 
     @field_validator("http")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from scheduler.engine import ContainerInfo
 
-MERGED_TABLES = frozenset({"env", "labels", "notify"})
+MERGED_TABLES = frozenset({"env", "labels", "notify", "output"})
 """Keys whose tables merge key by key with ``[defaults]`` instead of replacing it."""
 
 

@@ -145,10 +145,13 @@ class Containers:
         self._clock = clock
         self._log = get_logger()
 
-    def output_log(self) -> OutputLog:
-        """A fresh bounded log of one process's output (the daemon's line and run limits)."""
+    def output_log(self, attempt: Attempt | None = None) -> OutputLog:
+        """A fresh bounded log of one process's output (the daemon's line and run limits),
+        written to ``attempt``'s run file too (if its output is kept)."""
         settings = self._settings
-        return OutputLog(self._log, settings.max_output_line, settings.max_output_per_run)
+        output = OutputLog(self._log, settings.max_output_line, settings.max_output_per_run)
+        output.file = attempt.output_file if attempt is not None else None
+        return output
 
     def run(
         self,
@@ -168,11 +171,12 @@ class Containers:
                 spec = self._resolved(spec)
             except SecretError as e:
                 return Outcome(Status.FAILED, error=str(e))
-            output = self.output_log()
+            output = self.output_log(attempt)
             feed: ControlTap | OutputLog = tap(output) if tap is not None else output
             life = _Life()
         else:
             output = feed = prepared.output
+            output.file = attempt.output_file  # before the start: no output came yet
             life = _Life(prepared.container_id, prepared.stream, prepared.reader)
         outcome = self._through(attempt, spec, feed, life, before_start)
         outcome.output = list(output.tail)

@@ -131,7 +131,7 @@ class ExecHandler(StepHandler[ExecCommand]):
     def run(self, attempt: Attempt, step: ExecCommand) -> Outcome:
         engine, job = self.engine, attempt.job
         container, exec_id, frames = self._start(attempt, step)
-        output = self.context.containers.output_log()
+        output = self.context.containers.output_log(attempt)
         pid = _PidCatcher(output)
         reader = pump(self.log, frames, pid.feed, pid.ended.set)
         process = _ExecProcess(engine, self.log, job, container, pid)

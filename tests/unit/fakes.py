@@ -155,6 +155,8 @@ class FakeEngine:
     """Every event stream handed out, in order."""
     streams: list[FakeOutput] = field(default_factory=list)
     """Every output stream handed out, in order."""
+    volumes: dict[str, str] = field(default_factory=dict)
+    """What volume_path knows: volume name → its directory on the host."""
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -264,6 +266,12 @@ class FakeEngine:
 
     def host_name(self) -> str:
         return "fakehost"
+
+    def volume_path(self, name: str) -> str:
+        self.calls.append(("volume_path", name))
+        if name not in self.volumes:
+            raise EngineNotFoundError(f"volume {name!r}: no such volume")
+        return self.volumes[name]
 
     def exec_create(
         self,

@@ -197,6 +197,7 @@ POWER_VALUES: dict[str, object] = {
     "log_options": {"syslog-address": "tcp://203.0.113.9:514"},
     "copy_to": ["offsite"],
     "lock": "app-data",
+    "output": {"volume": "app-data"},
 }
 
 
@@ -396,7 +397,7 @@ def test_daemon_label_keys_take_good_values(tmp_path: Path) -> None:
             (
                 "daemon.label_allow[1]: 'everything' cannot be allowed (one of image, volumes, "
                 "network, cap_add, env_files, notify, log_driver, log_options, copy_to, lock, "
-                "host_paths, secrets, other_containers)"
+                "output, host_paths, secrets, other_containers)"
             ),
         ),
         (
