@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from jobs.plan import ContainerSpec, PullPolicy
 from jobs.selectors import Selector
-from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus
+from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus, PullAuth
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 
@@ -167,7 +167,10 @@ class FakeEngine:
     def ping(self) -> None:
         self._call("ping")
 
-    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+    def ensure_image(
+        self, image: str, policy: PullPolicy, auth: Callable[[], PullAuth] | None = None
+    ) -> None:
+        self.pull_auth = auth  # what a pull would have asked for its credentials
         self._call("ensure_image", (image, policy))
 
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:

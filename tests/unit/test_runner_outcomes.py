@@ -71,7 +71,12 @@ class RaisingEngine(FakeEngine):
     error: Exception | None = None
     before: object = None
 
-    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+    def ensure_image(
+        self,
+        image: str,
+        policy: PullPolicy,
+        auth: object = None,
+    ) -> None:
         self.calls.append(("ensure_image", (image, policy)))
         if callable(self.before):
             self.before()
