@@ -127,7 +127,9 @@ def parse_config(text: str, path: Path) -> DockerConfig:
 
 
 def _object(data: dict[str, object], key: str, path: Path) -> dict[str, object]:
-    value = data.get(key) or {}
+    value = data.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise RegistryError(f"registry_config {path}: {key}: expected an object")
     return value

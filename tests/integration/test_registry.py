@@ -116,6 +116,7 @@ def registry(
         f"auth:\n  htpasswd:\n    realm: crontainer-test\n    path: {directory / 'htpasswd'}\n"
     )
     trusted = CERTS_D / host
+    made_certs_d = not CERTS_D.exists()
     trusted.mkdir(parents=True)
     shutil.copy(directory / "ca.pem", trusted / "ca.crt")
     with (directory / "registry.log").open("wb") as log:
@@ -140,6 +141,9 @@ def registry(
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(trusted, ignore_errors=True)
+        if made_certs_d:
+            with contextlib.suppress(OSError):  # another test's registry may use it
+                CERTS_D.rmdir()
         with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(image)
 
@@ -151,6 +155,11 @@ def docker_config(path: Path, **content: object) -> Path:
 
 def auth_entry(user: str, password: str) -> dict[str, str]:
     return {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def login(password_file: Path) -> dict[str, object]:
+    """A registry_auth table: the user, the password read from ``password_file``."""
+    return {"username": USER, "password": {"file": str(password_file)}}
 
 
 def assert_never_logged(daemon: Daemon, *secrets: str) -> None:
@@ -173,14 +182,12 @@ def test_wrong_credentials_are_denied_naming_the_registry_and_config_json_and_re
     password_file.write_text(PASSWORD + "\n")
     wrong_file = tmp_path / "wrong"
     wrong_file.write_text(WRONG)
-    jobs = "".join(
-        run_job(name, ["true"], image=registry.image, pull="always", **extra)
-        for name, extra in (
-            ("denied", {"registry_auth": {"username": USER, "password": {"file": str(wrong_file)}}}),
-            ("from_config", {}),
-            ("own_auth", {"registry_auth": {"username": USER, "password": {"file": str(password_file)}}}),
-        )
-    )  # fmt: skip
+    pulls: dict[str, object] = {"image": registry.image, "pull": "always"}
+    jobs = (
+        run_job("denied", ["true"], **pulls, registry_auth=login(wrong_file))
+        + run_job("from_config", ["true"], **pulls)
+        + run_job("own_auth", ["true"], **pulls, registry_auth=login(password_file))
+    )
     daemon = start_daemon(jobs, daemon=f'registry_config = "{config}"')
     failed = daemon.log.wait_for(event("run.failed", job="denied"), timeout=60)[0]
     assert failed["reason"] == "pull_denied"
