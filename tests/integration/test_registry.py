@@ -182,11 +182,13 @@ def test_wrong_credentials_are_denied_naming_the_registry_and_config_json_and_re
     password_file.write_text(PASSWORD + "\n")
     wrong_file = tmp_path / "wrong"
     wrong_file.write_text(WRONG)
-    pulls: dict[str, object] = {"image": registry.image, "pull": "always"}
+    image = registry.image
     jobs = (
-        run_job("denied", ["true"], **pulls, registry_auth=login(wrong_file))
-        + run_job("from_config", ["true"], **pulls)
-        + run_job("own_auth", ["true"], **pulls, registry_auth=login(password_file))
+        run_job("denied", ["true"], image=image, pull="always", registry_auth=login(wrong_file))
+        + run_job("from_config", ["true"], image=image, pull="always")
+        + run_job(
+            "own_auth", ["true"], image=image, pull="always", registry_auth=login(password_file)
+        )
     )
     daemon = start_daemon(jobs, daemon=f'registry_config = "{config}"')
     failed = daemon.log.wait_for(event("run.failed", job="denied"), timeout=60)[0]
