@@ -382,9 +382,15 @@ class DockerEngine:
         with translated(f"restarting container {container!r}"):
             self._api.restart(container, timeout=max(0, math.ceil(grace)))
 
-    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> Lock:
         """See Engine (``scheduler.docker_lock`` says how the lock holds)."""
-        self.ensure_image(image, PullPolicy.MISSING)
+        self.ensure_image(image, PullPolicy.MISSING, auth)
         return take_lock(self._api, name, image, labels, self.remove)
 
     def close(self) -> None:

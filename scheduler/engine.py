@@ -209,8 +209,15 @@ class Engine(Protocol):
     def restart(self, container: str, grace: float) -> None:
         """Restart a container (stop signal, ``grace``, kill, start)."""
 
-    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
-        """Take the single-instance lock ``name``; raise LockHeldError if a live daemon has it."""
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> Lock:
+        """Take the single-instance lock ``name`` (a container of ``image``, pulled if
+        missing with ``auth``'s credentials); raise LockHeldError if a live daemon has it."""
 
     def close(self) -> None:
         """Release connections."""

@@ -299,7 +299,14 @@ class FakeEngine:
     def kill(self, container: str, signal: str) -> None:
         self._call("kill", (container, signal))
 
-    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> FakeLock:
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> FakeLock:
+        self.lock_auth = auth
         self._call("lock", name)
         self.locks.append(FakeLock())
         return self.locks[-1]

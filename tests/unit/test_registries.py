@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,9 @@ from scheduler.errors import EngineError, PullDeniedError
 from scheduler.registries import HUB_SERVER, Registries, RegistryError, registry_host
 from scheduler.secrets import SecretError
 from scheduler.settings import load_config
+from scheduler.startup import Parts, take_base
 
-from .fakes import FakeClock, FakeEngine
+from .fakes import FakeClock, FakeEngine, FakeLock
 from .helpers import CAPTURE, Heard, ended, make_config, make_runner
 
 PASSWORD = "hunter2-secret"  # noqa: S105 - a test's value, looked for in every output
@@ -466,3 +469,43 @@ def test_the_engine_gets_explicit_credentials_or_none_never_docker_pys_own() -> 
 )
 def test_what_counts_as_the_registry_refusing(message: str, refused: bool) -> None:
     assert denied(message) is refused
+
+
+# --- the lock container's image ------------------------------------------------------------
+
+
+class PullingLockEngine(FakeEngine):
+    """Pulls the lock's image: asks for its credentials, as the real engine does when the
+    image is missing."""
+
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> FakeLock:
+        self.pulled_with = auth() if auth is not None else None
+        return super().lock(name, image, labels, auth)
+
+
+def test_the_lock_containers_image_is_pulled_with_the_files_credentials(tmp_path: Path) -> None:
+    """At start the ops image (a private one) is pulled with registry_config's credentials;
+    credentials that cannot be had stop the start: daemon.failed, reason lock, naming why."""
+    file = write_config(
+        tmp_path / "docker.json", auths={"r.example": {"auth": b64(f"ops:{PASSWORD}")}}
+    )
+    daemon = f'ops_image = "r.example/crontainer:1"\nregistry_config = "{file}"'
+    settings = make_config(tmp_path, daemon=daemon).daemon
+    engine = PullingLockEngine(FakeClock())
+    with ExitStack() as stack:
+        assert take_base(stack, engine, settings, Parts()) is not None
+    assert engine.pulled_with is not None
+    assert (engine.pulled_with.username, engine.pulled_with.password) == ("ops", PASSWORD)
+    file.write_text("{broken")
+    with ExitStack() as stack, structlog.testing.capture_logs() as logs:
+        assert take_base(stack, PullingLockEngine(FakeClock()), settings, Parts()) is None
+    failed = [e for e in logs if e["event"] == "daemon.failed"]
+    assert [(e["reason"], e["error"]) for e in failed] == [
+        ("lock", f"registry_config {file}: not valid JSON (line 1)")
+    ]
