@@ -51,6 +51,16 @@ class SecretRef:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryLogin:
+    """A job's own credentials for its image's registry (``registry_auth``): they take
+    precedence over the daemon's ``registry_config``. The password is the value or what the
+    daemon reads it from at pull time; never in the repr."""
+
+    username: str
+    password: SecretRef | str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     """Everything needed to create one container, in engine-neutral terms."""
 
@@ -79,6 +89,8 @@ class ContainerSpec:
     hostname: str | None = None
     """The container's host name (None: the engine's, its id's first 12 digits)."""
     pull: PullPolicy = PullPolicy.MISSING
+    registry_auth: RegistryLogin | None = None
+    """The job's credentials for pulling ``image`` (None: the daemon's registry_config)."""
     stdin: bool = False
     """Keep stdin open (the daemon writes to it; closing it ends the container's stdin)."""
     healthcheck: bool = True

@@ -8,9 +8,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from jobs.base import EnvSecret, FileSecret, PlanContext, SecretValue
+from jobs.base import EnvSecret, FileSecret, Model, PlanContext, SecretValue
 from jobs.containers import ContainerJob, parse_volume
-from jobs.plan import ContainerSpec, Plan, PullPolicy, RunContainer, SecretRef
+from jobs.plan import ContainerSpec, Plan, PullPolicy, RegistryLogin, RunContainer, SecretRef
 from jobs.units import Duration, Longest
 
 DEFAULT_PREPARE_AHEAD_S = 5.0
@@ -107,6 +107,33 @@ class ContainerFields(ContainerJob):
     )  # names, not enum objects
 
 
+def secret_ref(name: str, value: SecretValue) -> SecretRef | str:
+    """One value given as text or as a secret reference, for the daemon to read at run time."""
+    if isinstance(value, EnvSecret):
+        return SecretRef(name, env=value.env)
+    if isinstance(value, FileSecret):
+        return SecretRef(name, file=value.file)
+    return value
+
+
+class RegistryAuth(Model):
+    """A job's credentials for its image's registry (``registry_auth``)."""
+
+    username: str = Field(
+        min_length=1, description="the user name at the registry", examples=["ci-puller"]
+    )
+    password: SecretValue = Field(
+        repr=False,
+        description="the password or token: text, { env = 'NAME' } or { file = "
+        "'/run/secrets/x' } (read by the daemon at each pull, never logged)",
+        examples=[{"file": "/run/secrets/registry_password"}],
+    )
+
+    def login(self) -> RegistryLogin:
+        """These credentials in the plan, the password read at pull time."""
+        return RegistryLogin(self.username, secret_ref("registry_auth.password", self.password))
+
+
 class RunJob(ContainerFields):
     """Create a container from ``image``, run it to the end, remove it."""
 
@@ -124,6 +151,12 @@ class RunJob(ContainerFields):
         None,
         description="replaces the image's entrypoint, like command ('' or []: none)",
         examples=[["/bin/sh", "-c"]],
+    )
+    registry_auth: RegistryAuth | None = Field(
+        None,
+        description="credentials for pulling image from its registry, taking precedence over "
+        "[daemon] registry_config: { username = '…', password = { file = '/run/secrets/x' } }",
+        examples=[{"username": "ci-puller", "password": {"file": "/run/secrets/registry"}}],
     )
     prepare_ahead: Annotated[Duration, Longest("10m")] = Field(
         DEFAULT_PREPARE_AHEAD_S,
@@ -154,6 +187,7 @@ class RunJob(ContainerFields):
             labels=self.labels,
             stop_signal=self.stop_signal,
             pull=self.pull,
+            registry_auth=self.registry_auth.login() if self.registry_auth else None,
             **self.hardening(),
         )
         return Plan(steps=(RunContainer(spec),))

@@ -30,12 +30,20 @@ from scheduler.engine import (
     OutputStream,
     StdinStream,
 )
-from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
+from scheduler.errors import (
+    EngineConflictError,
+    EngineError,
+    EngineNotFoundError,
+    EngineUnavailableError,
+    PullDeniedError,
+)
+from scheduler.registries import registry_host
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from jobs.selectors import Selector
+    from scheduler.engine import PullAuth
 
 PING_TIMEOUT_S = 5.0
 """The health check's deadline: a hung engine must not stall the daemon's main loop."""
@@ -136,7 +144,9 @@ class DockerEngine:
             response = self._api.get(f"{self._api.base_url}/_ping", timeout=PING_TIMEOUT_S)
             response.raise_for_status()
 
-    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+    def ensure_image(
+        self, image: str, policy: PullPolicy, auth: Callable[[], PullAuth] | None = None
+    ) -> None:
         """See Engine."""
         if policy is not PullPolicy.ALWAYS:
             try:
@@ -149,9 +159,37 @@ class DockerEngine:
                     ) from None
             else:
                 return
+        self._pull(image, auth() if auth is not None else None)
+
+    def _pull(self, image: str, auth: PullAuth | None) -> None:
+        """Pull ``image`` presenting ``auth`` (always explicit: docker-py would otherwise use
+        the config file it read when it started). An error in the pull's progress stream is
+        the pull's error; a refusal by the registry is PullDeniedError naming it."""
         repository, tag = _split_image(image)
-        with translated(f"image {image!r} could not be pulled"):
-            self._api.pull(repository, tag=tag)
+        what = f"image {image!r} could not be pulled"
+        try:
+            with translated(what):
+                progress = self._api.pull(
+                    repository, tag=tag, stream=True, decode=True, auth_config=_auth_config(auth)
+                )
+                error = _progress_error(progress)
+            if error is not None:
+                raise EngineError(f"{what}: {error}")  # noqa: TRY301 - classified below
+        except EngineUnavailableError:
+            raise
+        except EngineError as e:
+            message = _without(str(e), auth.secrets() if auth is not None else ())
+            if not denied(message):
+                if message == str(e):
+                    raise
+                raise type(e)(message) from None
+            registry = auth.registry if auth is not None else registry_host(image)
+            source = auth.source if auth is not None else "anonymous"
+            raise PullDeniedError(
+                f"registry {registry} denied the pull of image {image!r} (credentials: "
+                f"{source}): {message.removeprefix(what + ': ')}",
+                registry,
+            ) from None
 
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
         """See Engine (``scheduler.docker_specs`` translates ``spec``)."""
@@ -349,9 +387,15 @@ class DockerEngine:
         with translated(f"restarting container {container!r}"):
             self._api.restart(container, timeout=max(0, math.ceil(grace)))
 
-    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> Lock:
         """See Engine (``scheduler.docker_lock`` says how the lock holds)."""
-        self.ensure_image(image, PullPolicy.MISSING)
+        self.ensure_image(image, PullPolicy.MISSING, auth)
         return take_lock(self._api, name, image, labels, self.remove)
 
     def close(self) -> None:
@@ -382,6 +426,53 @@ class DockerEvents:
     def close(self) -> None:
         with suppress(Exception):  # closing a stream the engine already ended
             self._stream.close()
+
+
+_DENIED = re.compile(
+    r"unauthorized|pull access denied|access to the resource is denied|\bdenied:|"
+    r"authentication required|no basic auth credentials|"
+    r"\b401 Unauthorized\b|\b403 Forbidden\b(?!: refused by a proxy)",
+    re.IGNORECASE,
+)
+"""How the engine reports a registry's refusal (its status codes are not kept: a refusal
+reaches the client as a 500, or in the pull's progress stream). A socket proxy's own 403
+(``explain``) is not the registry's."""
+
+
+def _progress_error(progress: Iterator[object]) -> str | None:
+    """The error a pull's progress stream ends with (read to its end), or None."""
+    error = None
+    for item in progress:
+        if isinstance(item, dict) and item.get("error"):
+            error = str(item["error"])
+    return error
+
+
+def denied(message: str) -> bool:
+    """Whether a pull's error says the registry refused it (credentials or access)."""
+    return _DENIED.search(message) is not None
+
+
+def _auth_config(auth: PullAuth | None) -> dict[str, str]:
+    """docker-py's ``auth_config`` for ``auth``; empty (anonymous) when there is none."""
+    if auth is None:
+        return {}
+    config = {"serveraddress": auth.server}
+    if auth.identity_token:
+        config["identitytoken"] = auth.identity_token
+    elif auth.password:
+        config["username"] = auth.username or ""
+        config["password"] = auth.password
+    else:
+        return {}
+    return config
+
+
+def _without(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret in it masked (should an error ever quote one)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _info(item: dict[str, Any]) -> ContainerInfo:

@@ -7,14 +7,14 @@ implementation is ``scheduler.docker_engine`` (with its helpers ``docker_specs``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from scheduler.errors import EngineError
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from jobs.plan import ContainerSpec, PullPolicy
     from jobs.selectors import Selector
@@ -25,6 +25,27 @@ LABEL_RUN = "crontainer.run_id"
 LABEL_ATTEMPT = "crontainer.attempt"
 LABEL_ROLE = "crontainer.role"
 """``lock`` on the single-instance lock container; absent on run containers."""
+
+
+@dataclass(frozen=True, slots=True)
+class PullAuth:
+    """What an image pull presents to its registry: a user name and password, an identity
+    token, or nothing (anonymous); and where that came from (``source``, safe to show —
+    the values never are: they are left out of the repr)."""
+
+    registry: str
+    """The registry's host as Docker names it (``docker.io``, ``host:port``)."""
+    server: str
+    """The server address the engine is given (Docker Hub's: ``https://index.docker.io/v1/``)."""
+    source: str
+    """Where the credentials came from, or why there are none, in words."""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    identity_token: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values never to show (to take out of an error the engine quotes)."""
+        return tuple(v for v in (self.password, self.identity_token) if v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +130,12 @@ class Engine(Protocol):
     def ping(self) -> None:
         """Raise EngineUnavailableError unless the engine answers."""
 
-    def ensure_image(self, image: str, policy: PullPolicy) -> None:
-        """Make ``image`` present under ``policy``; raise EngineError saying why not."""
+    def ensure_image(
+        self, image: str, policy: PullPolicy, auth: Callable[[], PullAuth] | None = None
+    ) -> None:
+        """Make ``image`` present under ``policy``; raise EngineError saying why not
+        (PullDeniedError: the registry refused the credentials, or wants some). ``auth`` is
+        asked for the credentials only when a pull is needed (it may raise SecretError)."""
 
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
         """Create (not start) a container; return its id."""
@@ -188,8 +213,15 @@ class Engine(Protocol):
     def restart(self, container: str, grace: float) -> None:
         """Restart a container (stop signal, ``grace``, kill, start)."""
 
-    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> Lock:
-        """Take the single-instance lock ``name``; raise LockHeldError if a live daemon has it."""
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> Lock:
+        """Take the single-instance lock ``name`` (a container of ``image``, pulled if
+        missing with ``auth``'s credentials); raise LockHeldError if a live daemon has it."""
 
     def close(self) -> None:
         """Release connections."""

@@ -30,3 +30,12 @@ class EngineNotFoundError(EngineError):
 class EngineConflictError(EngineError):
     """The engine refused for the object's state (a name in use, a removal in progress):
     HTTP 409."""
+
+
+class PullDeniedError(EngineError):
+    """The image's registry refused the pull (401, 403, ``unauthorized``, ``denied``): wrong
+    or missing credentials, or no access to the repository. ``registry`` names it."""
+
+    def __init__(self, message: str, registry: str) -> None:
+        super().__init__(message)
+        self.registry = registry

@@ -522,9 +522,10 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.failed",
         "warning",
-        f"{ATTEMPT} exit_code error reason: `oom_killed`, `thread_start_failed`, …; "
-        "scheduled_at trigger",
-        "non-zero exit, or the run could not be made (`thread_start_failed`: the process is "
+        f"{ATTEMPT} exit_code error reason: `oom_killed`, `pull_denied`, "
+        "`thread_start_failed`, …; scheduled_at trigger",
+        "non-zero exit, or the run could not be made (`pull_denied`: the image's registry "
+        "refused the pull, `error` names it; `thread_start_failed`: the process is "
         "at its thread limit; the run is recorded and the job's next run is not blocked); a "
         "failed ops tool's run adds its result's keys, if it gave a result",
     ),

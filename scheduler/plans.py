@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.base import PlanContext
-from scheduler.errors import EngineError, EngineUnavailableError
+from scheduler.errors import EngineError, EngineUnavailableError, PullDeniedError
 from scheduler.logs import get_logger
 from scheduler.runs import Outcome, RunInterruptedError, Status
 
@@ -48,7 +48,11 @@ class Plans:
         except EngineError as e:
             if attempt.cancelled.is_set():
                 return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason, error=str(e))
-            reason = "engine_unavailable" if isinstance(e, EngineUnavailableError) else None
+            reason = None
+            if isinstance(e, EngineUnavailableError):
+                reason = "engine_unavailable"
+            elif isinstance(e, PullDeniedError):
+                reason = "pull_denied"
             return Outcome(Status.FAILED, reason=reason, error=str(e))
         except Exception as e:  # one run's bug must not take the daemon down
             self._log.exception("run.crashed")

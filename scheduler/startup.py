@@ -22,9 +22,11 @@ from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
 from scheduler.metrics import Live, Metrics
 from scheduler.notify import Notifier
+from scheduler.registries import Registries
 from scheduler.run_files import OutputDirs
 from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
+from scheduler.secrets import SecretError
 from scheduler.status import Health, StatusServer
 from scheduler.watch import take_lock
 
@@ -84,8 +86,9 @@ def take_base(
     stack.callback(history.close)
     image, source = ops_image(settings, engine)
     try:
-        lock = take_lock(engine, settings.name, image)
-    except EngineError as e:
+        auth = Registries(settings.registry_config).auth_for(image, None)
+        lock = take_lock(engine, settings.name, image, auth)
+    except (EngineError, SecretError) as e:  # SecretError: the registry's credentials
         reason = "already_running" if isinstance(e, LockHeldError) else "lock"
         log.error("daemon.failed", reason=reason, error=str(e))  # noqa: TRY400
         return None

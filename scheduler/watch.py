@@ -19,10 +19,10 @@ from scheduler.logs import get_logger
 from scheduler.recovery import settle
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from scheduler.clock import Clock
-    from scheduler.engine import Engine, Lock
+    from scheduler.engine import Engine, Lock, PullAuth
     from scheduler.engine_health import EngineHealth
     from scheduler.history import History
     from scheduler.runner import Runner
@@ -33,9 +33,11 @@ DOWN_BACKOFF_S = (0.5, 5.0)
 """First and longest wait between pings while the engine is away."""
 
 
-def take_lock(engine: Engine, daemon: str, image: str) -> Lock:
+def take_lock(
+    engine: Engine, daemon: str, image: str, auth: Callable[[], PullAuth] | None = None
+) -> Lock:
     """The single-instance lock of daemon ``daemon`` (see Engine.lock)."""
-    return engine.lock(f"{daemon}.lock", image, {LABEL_DAEMON: daemon})
+    return engine.lock(f"{daemon}.lock", image, {LABEL_DAEMON: daemon}, auth)
 
 
 class EngineWatch:

@@ -10,7 +10,8 @@ cd "$here"
 
 # Programs only the tests use (real receivers; restic and rclone, which the restic and
 # remote tools drive; ssh-keygen, for the SFTP server's keys; age and age-keygen, which
-# the backup tool's encryption tests drive),
+# the backup tool's encryption tests drive; docker-registry, htpasswd and openssl, for the
+# private registry of test_registry.py),
 # from Debian's packages. Their services are not started: policy-rc.d forbids it
 # while they install.
 test_tools() {
@@ -22,6 +23,9 @@ test_tools() {
   command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
   command -v age-keygen >/dev/null 2>&1 || missing+=(age)
+  command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing test receivers: ${missing[*]} (services not started)"
   local policy=/usr/sbin/policy-rc.d made=""

@@ -61,6 +61,15 @@ class DaemonSettings(Model):
         description="an absolute file path, touched every 5 s while the scheduling loop is alive; "
         "read by crontainer health, which reads this key from the config too",
     )
+    registry_config: Path | None = Field(
+        None,
+        strict=False,
+        description="a Docker config.json whose credentials image pulls use (auths, credHelpers, "
+        "credsStore: the docker-credential-<name> helper on PATH), read again when it changes; "
+        "mount it read-only. Default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json; a "
+        "missing file means anonymous pulls. A job's registry_auth takes precedence",
+        examples=["/run/secrets/docker-config.json"],
+    )
     state_dir: Path = Field(
         Path("/var/lib/crontainer"),
         strict=False,
@@ -154,6 +163,15 @@ class DaemonSettings(Model):
         if isinstance(value, str) and not is_file_path(value):
             raise ValueError(
                 "expected the absolute path of a file, e.g. '/tmp/crontainer.heartbeat'"
+            )
+        return value
+
+    @field_validator("registry_config", mode="before")
+    @classmethod
+    def _a_config_file(cls, value: object) -> object:
+        if isinstance(value, str) and not is_file_path(value):
+            raise ValueError(
+                "expected the absolute path of a file, e.g. '/root/.docker/config.json'"
             )
         return value
 

@@ -15,6 +15,7 @@ from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
+from scheduler.registries import Registries
 from scheduler.runs import Outcome, RunInterruptedError, Status
 from scheduler.secrets import SecretError, read_env_file, read_secret
 from scheduler.selection import exactly_one
@@ -143,6 +144,7 @@ class Containers:
         self._engine = engine
         self._settings = settings
         self._clock = clock
+        self._registries = Registries(settings.registry_config)
         self._log = get_logger()
 
     def output_log(self, attempt: Attempt | None = None) -> OutputLog:
@@ -269,9 +271,11 @@ class Containers:
 
     def _resolved(self, spec: ContainerSpec) -> ContainerSpec:
         """``spec`` with its secrets read and its sources resolved, its image there (checked
-        or pulled): ready to create. SecretError when a secret cannot be read."""
+        or pulled, with the credentials for its registry): ready to create. SecretError
+        when a secret (or a registry's credentials) cannot be read."""
         spec = with_sources(self._engine, with_secrets(spec))
-        self._engine.ensure_image(spec.image, spec.pull)
+        auth = self._registries.auth_for(spec.image, spec.registry_auth)
+        self._engine.ensure_image(spec.image, spec.pull, auth)
         return spec
 
     def _create(self, job: str, run_id: str, number: int, spec: ContainerSpec) -> str:

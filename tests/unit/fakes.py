@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from jobs.plan import ContainerSpec, PullPolicy
 from jobs.selectors import Selector
-from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus
+from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus, PullAuth
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 
@@ -169,7 +169,10 @@ class FakeEngine:
     def ping(self) -> None:
         self._call("ping")
 
-    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+    def ensure_image(
+        self, image: str, policy: PullPolicy, auth: Callable[[], PullAuth] | None = None
+    ) -> None:
+        self.pull_auth = auth  # what a pull would have asked for its credentials
         self._call("ensure_image", (image, policy))
 
     def create(self, spec: ContainerSpec, *, name: str, labels: Mapping[str, str]) -> str:
@@ -304,7 +307,14 @@ class FakeEngine:
     def kill(self, container: str, signal: str) -> None:
         self._call("kill", (container, signal))
 
-    def lock(self, name: str, image: str, labels: Mapping[str, str]) -> FakeLock:
+    def lock(
+        self,
+        name: str,
+        image: str,
+        labels: Mapping[str, str],
+        auth: Callable[[], PullAuth] | None = None,
+    ) -> FakeLock:
+        self.lock_auth = auth
         self._call("lock", name)
         self.locks.append(FakeLock())
         return self.locks[-1]

@@ -256,7 +256,7 @@ def hanging_pulls(engine: FakeEngine, release: threading.Event) -> threading.Sem
     began = threading.Semaphore(0)
     real = engine.ensure_image
 
-    def ensure_image(image: str, policy: PullPolicy) -> None:
+    def ensure_image(image: str, policy: PullPolicy, auth: object = None) -> None:
         if image == "slow":
             began.release()
             assert release.wait(30)

@@ -17,7 +17,7 @@ from jobs.base import PlanContext
 from jobs.plan import Plan, PullPolicy, RunContainer, SignalContainers
 from jobs.run import RunJob
 from scheduler.engine import ExitStatus
-from scheduler.errors import EngineError, EngineUnavailableError
+from scheduler.errors import EngineError, EngineUnavailableError, PullDeniedError
 from scheduler.notify import RunReport
 from scheduler.runner import Runner
 from scheduler.runs import Status
@@ -71,7 +71,12 @@ class RaisingEngine(FakeEngine):
     error: Exception | None = None
     before: object = None
 
-    def ensure_image(self, image: str, policy: PullPolicy) -> None:
+    def ensure_image(
+        self,
+        image: str,
+        policy: PullPolicy,
+        auth: object = None,
+    ) -> None:
         self.calls.append(("ensure_image", (image, policy)))
         if callable(self.before):
             self.before()
@@ -84,13 +89,19 @@ class RaisingEngine(FakeEngine):
     [
         (EngineUnavailableError("engine gone"), "engine_unavailable", "engine gone"),
         (EngineError("no such image"), None, "no such image"),
+        (
+            PullDeniedError("registry r.example denied", "r.example"),
+            "pull_denied",
+            "registry r.example denied",
+        ),
         (RuntimeError("boom"), None, "internal error: RuntimeError: boom"),
     ],
 )
 def test_an_error_before_the_container_maps_to_failed(
     tmp_path: Path, error: Exception, reason: str | None, message: str
 ) -> None:
-    """The engine away: failed, reason engine_unavailable; another engine error: failed
+    """The engine away: failed, reason engine_unavailable; the registry refusing the pull:
+    failed, reason pull_denied; another engine error: failed
     with its message and no reason; a bug: failed, 'internal error: <type>: <message>', and
     run.crashed (only then). Never retried as anything but a failure; reported failed."""
     engine = RaisingEngine(FakeClock(), error=error)
