@@ -77,6 +77,17 @@ def retry_delay(job: BaseJob, failed_attempt: int) -> float:
     return float(min(job.retry_delay * 2 ** (failed_attempt - 1), job.retry_delay_max))
 
 
+def _cancelled_after(run: ActiveRun, failed: Outcome) -> Outcome:
+    """How a run cancelled while it waited to try again ends: cancelled, for its
+    cancellation's reason, with the last attempt's exit code and output."""
+    return Outcome(
+        Status.CANCELLED,
+        exit_code=failed.exit_code,
+        reason=run.cancelled.reason,
+        output=failed.output,
+    )
+
+
 def should_retry(job: BaseJob, outcome: Outcome, attempt: int) -> bool:
     """Another attempt after this one? Only for failures and time-outs, within ``retries``."""
     if attempt > job.retries or outcome.status not in (Status.FAILED, Status.TIMED_OUT):
@@ -438,8 +449,9 @@ class Runner:
                 )
                 if file is not None:
                     file.meta(f"retry attempt={number + 1} delay_s={delay}")
-                if self.clock.sleep(delay, run.cancelled):
+                if self.clock.sleep(delay, run.cancelled):  # cancelled between attempts
                     self._end_file(run, file, Status.CANCELLED.value, outcome.exit_code)
+                    self._recorder.ended(run, number, _cancelled_after(run, outcome))
                     return
                 number += 1
         finally:  # unless ended above: a bug ended the run; the file is kept
