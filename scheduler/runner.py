@@ -334,7 +334,8 @@ class Runner:
         database) ends this run, not the daemon; then the run is no longer in flight."""
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
         try:
-            body()
+            body()  # its locks and slot are released when it returns
+            self._recorder.after(run)  # then its chains start
         except Exception:
             self._log.exception("run.crashed")
         finally:

@@ -402,6 +402,24 @@ def engine_blocking_ship(engine: FakeEngine, release: threading.Event) -> thread
     return waiting
 
 
+def test_a_child_sharing_the_parents_lock_and_the_only_slot_starts_without_waiting(
+    tmp_path: Path,
+) -> None:
+    """max_concurrent_runs = 1 and dump, ship share lock db: ship is dispatched once dump let
+    go of its lock and slot — it neither waits for the lock (run.waiting naming its own
+    parent) nor queues, and it runs."""
+    text = (
+        "max_concurrent_runs = 1\n"
+        + job("dump", on_success='["ship"]', lock='"db"')
+        + job("ship", "@manual", lock='"db"', starting_deadline='"1s"')
+    )
+    chained = Chained(load_config_text(tmp_path, text), FakeEngine(FakeClock()))
+    logs = chained.run("dump", 2)
+    assert events(logs, "run.waiting", "run.queued") == []
+    assert chained.runs()["ship"][0] == "succeeded"
+    assert chained.runner.locks.held() == {}
+
+
 def test_an_edge_removed_by_a_reload_no_longer_fires(tmp_path: Path) -> None:
     """The jobs in force when the run ends decide: dump's edge to ship is gone."""
     chained = Chained(load_config_text(tmp_path, CHAINED), FakeEngine(FakeClock()))
