@@ -110,9 +110,10 @@ class Locks:
     def claim(self, who: Holder, names: tuple[str, ...]) -> list[str]:
         """``who`` holds ``names`` from now on without waiting in line: a run that is
         running already (one an earlier daemon left, adopted at start, before any run of
-        this daemon). A name another run holds stays that run's; the names taken."""
+        this daemon), or one an engine outage cut off that kept its locks (held by ``who``
+        already: taken again). A name another run holds stays that run's; the names taken."""
         with self.condition:
-            taken = [name for name in names if name not in self._held]
+            taken = [name for name in names if self._held.get(name, who) == who]
             for name in taken:
                 self._held[name] = who
             return taken

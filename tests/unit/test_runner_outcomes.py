@@ -354,13 +354,13 @@ def test_a_run_replaced_in_its_backoff_reports_its_end_and_starts_its_chain(
         ("cancelled", "replaced"),
     ]
     assert [r.status for _, r in heard.reports if r.run_id == second] == ["started", "succeeded"]
-    assert [e["run_id"] for e in events(logs, "chain.dispatched")][0] == first
+    assert next(e["run_id"] for e in events(logs, "chain.dispatched")) == first
 
 
 class SleepingClock(FakeClock):
     """A back-off really waits: until its run is cancelled."""
 
-    def sleep(self, seconds: float, interrupt: threading.Event) -> bool:  # noqa: ARG002
+    def sleep(self, seconds: float, interrupt: threading.Event) -> bool:
         return interrupt.wait(60)
 
 
