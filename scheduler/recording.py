@@ -169,12 +169,16 @@ class Recorder:
             listener.finished(run, outcome)
 
     def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
+        parent = run.parent
         report = RunReport(
             job=run.entry.name,
             run_id=run.run_id,
             status=status,
             scheduled_at=run.scheduled_at.isoformat(),
             trigger=run.trigger,
+            parent_job=None if parent is None else parent.job,
+            parent_run_id=None if parent is None else parent.run_id,
+            parent_status=None if parent is None else parent.status.value,
             **fields,  # type: ignore[arg-type]
         )
         for listener in self._listeners:
