@@ -444,3 +444,30 @@ def test_a_prepared_container_of_a_run_still_waiting_is_dropped_when_the_engine_
     starts = [arg for name, arg in engine.calls if name == "start"]
     assert made["container_id"] not in starts
     assert engine.created() == 3
+
+
+def test_an_exec_made_ahead_for_a_run_still_waiting_is_dropped_when_the_engine_returns(
+    tmp_path: Path,
+) -> None:
+    """An exec job's run, its exec created ahead (x1), waits for a held lock when the engine
+    comes back: x1 is dropped (run.exec_unused, engine_returned), never started; once the
+    lock is free the run creates an exec of its own (x2) and starts it."""
+    config = make_config(tmp_path, jobs=EXEC + 'lock = "data"\n')
+    engine = AheadEngine()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    other = Holder("other", "r0")
+    runner.locks.claim(other, ("data",))
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: len(events(logs, "run.exec_prepared")) == 1)
+        engine.clock.pass_until(SCHEDULED)
+        runner.dispatch(entry, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        engine_back(runner, config, engine)
+        runner.locks.release(other)
+        ended(runner)
+    (unused,) = events(logs, "run.exec_unused")
+    assert (unused["exec_id"], unused["reason"]) == ("x1", "engine_returned")
+    assert engine.starts() == ["x2"]
+    assert [r.status for r in history_of(runner).runs("x")] == [Status.SUCCEEDED]
