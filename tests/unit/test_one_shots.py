@@ -168,6 +168,39 @@ def test_a_past_at_time_is_a_warning_not_an_error(
     ]
 
 
+def test_validate_warns_of_keys_that_do_not_go_with_the_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """@at with run_on_start (its own, or [defaults]') runs at every start: a warning; so is
+    catch_up on a @manual job (nothing to catch up), but not one from [defaults]; both
+    still load (exit 0), and the daemon logs them (Config.warnings)."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[defaults]\ncatch_up = true\n"
+        '[jobs.once]\nkind = "run"\nimage = "x"\nschedule = "@at 2999-01-01T03:00:00Z"\n'
+        "run_on_start = true\n"
+        '[jobs.hand]\nkind = "run"\nimage = "x"\nschedule = "@manual"\ncatch_up = true\n'
+        '[jobs.plain]\nkind = "run"\nimage = "x"\nschedule = "@manual"\n'
+        '[jobs.daily]\nkind = "run"\nimage = "x"\nschedule = "@daily"\nrun_on_start = true\n'
+    )
+    assert main(["validate", "--config", str(path)]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        (
+            "warning: jobs.once.run_on_start: the job is a one-shot (@at): run_on_start runs it "
+            "again at every start of the daemon (trigger start), besides its instant, which "
+            "runs once"
+        ),
+        "warning: jobs.hand.catch_up: the job is @manual (no fire times): catch_up does nothing",
+    ]
+    keys = {name: [w.key for w in found] for name, found in load_config(path, {}).warnings.items()}
+    assert keys == {"once": ["run_on_start"], "hand": ["catch_up"]}
+    path.write_text(
+        "[defaults]\nrun_on_start = true\n"
+        '[jobs.once]\nkind = "run"\nimage = "x"\nschedule = "@at 2999-01-01T03:00:00Z"\n'
+    )
+    assert [w.key for w in load_config(path, {}).warnings["once"]] == ["run_on_start"]
+
+
 # --- claimed once, done with its outcome ------------------------------------------------
 
 
