@@ -7,11 +7,13 @@ in force, the state database and ``Health`` at each request. HTML pieces: ``ui_h
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from scheduler.errors import CrontainerError
+from scheduler.history import glances
 from scheduler.metrics import package_version
 from scheduler.run_files import run_path
 from scheduler.ui_html import (
@@ -30,9 +32,16 @@ from scheduler.ui_html import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from datetime import datetime
+    from datetime import datetime, tzinfo
 
-    from scheduler.history import History, JobMarks, OneShotRecord, RunRecord
+    from scheduler.history import (
+        GlanceRow,
+        History,
+        JobMarks,
+        OneShotRecord,
+        RunGlance,
+        RunRecord,
+    )
     from scheduler.run_files import OutputDirs
     from scheduler.settings import JobEntry
     from scheduler.status import Health
@@ -76,6 +85,10 @@ class StatusPages:
     def __init__(self, source: PageSource) -> None:
         self._source = source
         self._version = package_version()
+        self._lock = threading.Lock()
+        self._strips: dict[str, tuple[list[GlanceRow], tzinfo, list[RunGlance], str]] = {}
+        """By job: the rows its strip was made of, in which zone, their records, the strip
+        (kept between requests; the jobs no longer in force are dropped at each ``/``)."""
 
     def answer(self, target: str) -> Page | None:
         """The page at ``target`` (path and query); None when the path is not the UI's."""
@@ -118,6 +131,9 @@ class StatusPages:
         jobs, sources, now = source.jobs(), source.sources(), source.now()
         marks = source.history.marks()
         one_shots = source.history.one_shots()
+        with self._lock:
+            for gone in self._strips.keys() - jobs.keys():
+                del self._strips[gone]
         rows = [
             self._job_row(
                 name,
@@ -155,13 +171,12 @@ class StatusPages:
         one_shots: Mapping[tuple[str, datetime], OneShotRecord],
         now: datetime,
     ) -> str:
-        recent = self._source.history.job_runs(name, STRIP_RUNS, output=False)
+        recent, strip = self._strip_of(name, entry)
         last = next((r for r in recent if r.status != "running"), None)
         if last is not None:
             outcome = _status(last.status)
-            why = last.reason or last.error
-            if why:
-                outcome += f'<br><span class="muted">{esc(why)}</span>'
+            if last.why:
+                outcome += f'<br><span class="muted">{esc(last.why)}</span>'
         elif mark is not None and mark.last_status:
             outcome = _status(mark.last_status)
         else:
@@ -176,8 +191,22 @@ class StatusPages:
             f"<td>{outcome}</td>"
             f'<td class="opt when">{_moment(success, now, entry)}</td>'
             f'<td class="opt">{enabled}</td><td class="opt">{esc(source)}</td>'
-            f"<td>{_strip(reversed(recent), entry)}</td></tr>"
+            f"<td>{strip}</td></tr>"
         )
+
+    def _strip_of(self, name: str, entry: JobEntry) -> tuple[list[RunGlance], str]:
+        """The job's last runs and their strip: made again only when the rows read now differ
+        from the ones it was made of (and the job's zone is the same)."""
+        rows = self._source.history.glance_rows(name, STRIP_RUNS)
+        with self._lock:
+            kept = self._strips.get(name)
+        if kept is not None and kept[0] == rows and kept[1] is entry.schedule.zone:
+            return kept[2], kept[3]
+        recent = glances(rows)
+        strip = _strip(reversed(recent), entry)
+        with self._lock:
+            self._strips[name] = (rows, entry.schedule.zone, recent, strip)
+        return recent, strip
 
     # --- /jobs/<job> ---------------------------------------------------------------------
 
@@ -291,17 +320,21 @@ def _next_run(
     return _moment(entry.schedule.next_after(now), now, entry)
 
 
-def _strip(records: Iterable[RunRecord], entry: JobEntry) -> str:
-    """One small link per run, oldest first, coloured by outcome; the outcome in words too
-    (its ``aria-label``), and its time, duration and status on hover (``title``)."""
+def _strip(records: Iterable[RunGlance], entry: JobEntry) -> str:
+    """One small cell per run, oldest first, coloured by outcome; the outcome in words too
+    (its ``aria-label``), and its time, duration and status on hover (``title``). Only the
+    daemon's own words are in it (statuses, times), and only the known statuses are
+    written unescaped."""
+    zone = entry.schedule.zone
     cells = []
     for r in records:
-        known = r.status if r.status in OUTCOMES else "other"
-        at = clock_time(_zone(r.started_at or r.scheduled_at, entry))
-        title = f"{at}, {took(r.duration_s)}, {r.status}"
+        known = r.status in OUTCOMES
+        shown = r.status if known else esc(r.status)
+        at = r.at.astimezone(zone)
         cells.append(
-            f'<a class="cell s-{known}" href="{esc(run_href(r.run_id))}" '
-            f'title="{esc(title)}" aria-label="{esc(r.status + ", " + at)}"></a>'
+            f'<span class="cell s-{r.status if known else "other"}" role="img" '
+            f'title="{at.isoformat(" ", "seconds")[:19]} {at.tzname()}, {took(r.duration_s)}, '
+            f'{shown}" aria-label="{shown}"></span>'
         )
     if not cells:
         return '<span class="muted">no runs yet</span>'

@@ -42,6 +42,38 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunGlance:
+    """One attempt in brief, as the status page's strip shows it."""
+
+    run_id: str
+    status: str
+    at: datetime
+    """When it started (else was scheduled)."""
+    duration_s: float | None
+    why: str | None
+    """Its reason, else its error."""
+
+
+GlanceRow = tuple[str, str, str, str | None, str | None, str | None]
+"""An attempt as ``Runs.glance_rows`` reads it: run id, status, its time, start, end, why."""
+
+
+def glances(rows: list[GlanceRow]) -> list[RunGlance]:
+    """The records of ``glance_rows``."""
+    read = datetime.fromisoformat
+    return [
+        RunGlance(
+            run_id,
+            status,
+            read(at),
+            (read(finished) - read(started)).total_seconds() if started and finished else None,
+            why,
+        )
+        for run_id, status, at, started, finished, why in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class JobMarks:
     """What the history knows of one job."""
 
@@ -210,6 +242,16 @@ class Runs(Database):
         if status is None:
             return self._select("WHERE job = ?", (job,), limit, output=output)
         return self._select("WHERE job = ? AND status = ?", (job, status), limit, output=output)
+
+    def glance_rows(self, job: str, limit: int) -> list[GlanceRow]:
+        """``job``'s newest attempts in brief, newest first (one read of an index), as
+        stored: compare them with an earlier read, then ``glances`` makes them records."""
+        return self._read(
+            "SELECT run_id, status, coalesce(started_at, scheduled_at), started_at, finished_at, "
+            "coalesce(reason, error) FROM runs WHERE job = ? "
+            "ORDER BY coalesce(started_at, scheduled_at) DESC, attempt DESC LIMIT ?",
+            (job, limit),
+        )
 
     def run_attempts(self, run_id: str) -> list[RunRecord]:
         """Every attempt of run ``run_id``, the latest first; empty for an unknown run."""
