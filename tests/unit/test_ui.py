@@ -216,15 +216,20 @@ def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -
     assert "done: succeeded" in text
     assert "disabled" in text
     assert "exit_code" in text  # bad's last outcome's reason
-    cells = [a for t, a in tags.tags if t == "a" and "cell" in (a.get("class") or "")]
-    assert [c["class"] for c in cells if c["href"] in ("/runs/b1", "/runs/b2")] == [
-        "cell s-succeeded",
-        "cell s-failed",
-    ]
-    by_run = {c["href"]: c for c in cells}
-    assert by_run["/runs/b2"]["aria-label"] == "failed, 2026-12-04 09:02:00 UTC"
-    assert by_run["/runs/g2"]["title"] == "2026-12-04 11:00:00 CET, 2.0 s, succeeded"
+    cells = [a for t, a in tags.tags if t == "span" and "cell" in (a.get("class") or "")]
     assert len(cells) == 5
+    bad = [c for c in cells if (c["title"] or "").endswith(("failed", "succeeded"))]
+    by_title = {c["title"]: c for c in bad}
+    # bad: in UTC, oldest first; its failed run labelled with its outcome in words
+    failed = by_title["2026-12-04 09:02:00 UTC, 2.0 s, failed"]
+    assert failed["class"] == "cell s-failed"
+    assert failed["aria-label"] == "failed"
+    assert failed["role"] == "img"
+    # good: in its zone (Paris)
+    assert by_title["2026-12-04 11:00:00 CET, 2.0 s, succeeded"]["class"] == "cell s-succeeded"
+    strips = body.split('<div class="strip">')[1:]
+    bad_strip = next(x for x in strips if "09:02:00 UTC" in x)
+    assert bad_strip.index("s-succeeded") < bad_strip.index("s-failed")  # oldest first
     assert "label:" + HOSTILE in text  # the source, as text
 
 
@@ -375,3 +380,17 @@ def test_times_in_words() -> None:
 def test_esc_shows_control_characters() -> None:
     """esc: markup characters escaped, control characters as \\xNN text."""
     assert esc('<a href="x">\x1b') == "&lt;a href=&quot;x&quot;&gt;\\x1b"
+
+
+def test_a_new_run_shows_in_the_strip_at_the_next_request(site: Site) -> None:
+    """The strips kept between requests: a run that ends after one is on the next one, a
+    run under way shows as running and then as its outcome."""
+    fetch(site.base + "/")
+    site.history.begin("g3", 1, "good", trigger="schedule", scheduled_at=NOW, started_at=NOW)
+    _, _, body = fetch(site.base + "/")
+    assert body.count('class="cell s-running"') == 1
+    site.history.finish("g3", 1, status=Status.TIMED_OUT, finished_at=NOW + timedelta(seconds=5))
+    _, _, body = fetch(site.base + "/")
+    assert body.count('class="cell s-running"') == 0
+    assert body.count('class="cell s-timed_out"') == 1
+    assert body.count('class="cell ') == 6
