@@ -1,7 +1,8 @@
 """The status page (``[daemon] ui``) on the HTTP listener: ``/`` (every job: its next run,
 last outcome, last runs), ``/jobs/<job>`` (its history), ``/runs/<run_id>`` (one run),
-and ``/ui.css``. Server-rendered, read-only, no script: what is shown is read from the jobs
-in force, the state database and ``Health`` at each request. HTML pieces: ``ui_html``.
+``/ui.css`` and ``/favicon.svg``. Server-rendered, read-only, no script: what is shown is
+read from the jobs in force, the state database and ``Health`` at each request. HTML
+pieces: ``ui_html``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from scheduler.run_files import run_path
 from scheduler.ui_html import (
     CSS,
     CSS_PATH,
+    ICON,
+    ICON_PATH,
     OUTCOMES,
     clock_time,
     esc,
@@ -97,6 +100,8 @@ class StatusPages:
             return Page(200, self._index())
         if path == CSS_PATH:
             return Page(200, CSS.encode(), "text/css; charset=utf-8")
+        if path == ICON_PATH:
+            return Page(200, ICON.encode(), "image/svg+xml")
         if path.startswith("/jobs/"):
             return self._job(unquote(path.removeprefix("/jobs/")), parse_qs(query))
         if path.startswith("/runs/"):

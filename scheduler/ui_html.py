@@ -21,6 +21,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 and C1 control characters but tab and line feed; and DEL."""
 
 CSS_PATH = "/ui.css"
+ICON_PATH = "/favicon.svg"
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<circle cx="8" cy="8" r="7" fill="#1a7f37"/></svg>'
+)
+"""The page's icon (served by the daemon, as all it needs is: a browser asks for one)."""
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
@@ -139,5 +145,6 @@ def page(title: str, body: str, *, refresh: bool = False) -> bytes:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'{meta}<title>{esc(title)}</title><link rel="stylesheet" href="{CSS_PATH}">'
+        f'<link rel="icon" href="{ICON_PATH}" type="image/svg+xml">'
         f"</head><body>{body}</body></html>\n"
     ).encode()
