@@ -181,7 +181,7 @@ class StatusPages:
         if last is not None:
             outcome = _status(last.status)
             if last.why:
-                outcome += f'<br><span class="muted">{esc(last.why)}</span>'
+                outcome += f'<span class="why muted">{esc(last.why)}</span>'
         elif mark is not None and mark.last_status:
             outcome = _status(mark.last_status)
         else:
@@ -189,14 +189,15 @@ class StatusPages:
         success = mark.last_success_at if mark else None
         enabled = "enabled" if entry.job.enabled else "disabled"
         return (
-            f"<tr><td>{link(job_href(name), esc(name))}</td>"
-            f'<td class="opt">{esc(entry.job.kind)}</td>'
-            f"<td><code>{esc(entry.schedule.expression)}</code></td>"
-            f'<td class="when">{_next_run(name, entry, one_shots, now)}</td>'
-            f"<td>{outcome}</td>"
-            f'<td class="opt when">{_moment(success, now, entry)}</td>'
-            f'<td class="opt">{enabled}</td><td class="opt">{esc(source)}</td>'
-            f"<td>{strip}</td></tr>"
+            f'<tr><th scope="row" class="name">{link(job_href(name), esc(name))}</th>'
+            f'<td class="opt" data-label="Kind">{esc(entry.job.kind)}</td>'
+            f'<td data-label="Schedule"><code>{esc(entry.schedule.expression)}</code></td>'
+            f'<td class="when" data-label="Next run">{_next_run(name, entry, one_shots, now)}</td>'
+            f'<td data-label="Last outcome">{outcome}</td>'
+            f'<td class="opt when" data-label="Last success">{_moment(success, now, entry)}</td>'
+            f'<td class="opt" data-label="State">{enabled}</td>'
+            f'<td class="opt" data-label="Source">{esc(source)}</td>'
+            f'<td data-label="Last runs">{strip}</td></tr>'
         )
 
     def _strip_of(self, name: str, entry: JobEntry) -> tuple[list[RunGlance], str]:

@@ -78,8 +78,15 @@ pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; white-space: pre-wr
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dt { font-weight: 600; } dd { margin: 0; }
 nav.filter { margin: .5rem 0; display: flex; flex-wrap: wrap; gap: .6rem; }
+.jobs th.name { font-weight: 600; background: none; }
+code, td.when, .name { white-space: nowrap; }
+.why { display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;
+  overflow: hidden; max-width: 40rem; }
 @media (max-width: 700px) {
-  .jobs th.opt, .jobs td.opt { display: none; }
+  .jobs thead, .jobs td.opt { display: none; }
+  .jobs tr { display: block; border-bottom: 1px solid #d0d7de; padding: .4rem 0; }
+  .jobs th.name, .jobs td { display: block; border: 0; padding: .1rem 0; }
+  .jobs td::before { content: attr(data-label) ": "; color: #57606a; }
   .strip { min-width: 0; flex-wrap: wrap; }
 }
 """.lstrip()

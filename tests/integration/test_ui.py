@@ -54,7 +54,7 @@ def viewport(driver: WebDriver, width: int, height: int, *, mobile: bool = False
 
 def row_of(driver: WebDriver, job: str) -> WebElement:
     for row in driver.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr"):
-        if row.find_element(By.CSS_SELECTOR, "td:first-child").text == job:
+        if row.find_element(By.CSS_SELECTOR, "th.name").text == job:
             return row
     raise AssertionError(f"no row for job {job!r}")
 
@@ -98,7 +98,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
 def see_rows(browser: webdriver.Chrome) -> None:
     """The rows, next runs and strips a person sees on /."""
     names = [
-        r.find_element(By.CSS_SELECTOR, "td:first-child").text
+        r.find_element(By.CSS_SELECTOR, "th.name").text
         for r in browser.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")
     ]
     assert names == ["backup-db", "broken", "paused"]
@@ -137,7 +137,7 @@ def screenshots(browser: webdriver.Chrome, base: str) -> None:
     browser.save_screenshot(str(ARTIFACTS / "status-page-1280x800.png"))
     viewport(browser, 390, 844, mobile=True)
     browser.get(base + "/")
-    assert row_of(browser, "broken").find_element(By.CSS_SELECTOR, "td:first-child").is_displayed()
+    assert row_of(browser, "broken").find_element(By.CSS_SELECTOR, "th.name").is_displayed()
     browser.save_screenshot(str(ARTIFACTS / "status-page-390x844.png"))
     viewport(browser, 1280, 800)
 
