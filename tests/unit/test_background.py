@@ -34,7 +34,7 @@ HUNG = textwrap.dedent(
 
     class Hung(FakeEngine):
         # A pull and an exec creation that never return (an engine that stopped answering).
-        def ensure_image(self, image, policy):
+        def ensure_image(self, image, policy, auth=None):
             entered.wait()
             never.wait()
 
