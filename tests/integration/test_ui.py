@@ -6,6 +6,7 @@ link reached by the keyboard; screenshots at a desktop and a phone size in tests
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., Daemon]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+HOSTILE = '<script>window.pwned=1</script>"><img src=x onerror=window.pwned=2></style>'
+"""A failing job's output: on its run page it must be text, never markup."""
 GREEN, RED = "rgba(26, 127, 55, 1)", "rgba(207, 34, 46, 1)"
 """The style sheet's succeeded and failed colours (#1a7f37, #cf222e), as computed."""
 
@@ -76,6 +79,9 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
     daemon = start_daemon(
         run_job("backup-db", ["true"], schedule="@every 2s")
         + run_job("broken", ["/no/such/program"], schedule="@every 2s")
+        + run_job(
+            "noisy", ["sh", "-c", f"echo {shlex.quote(HOSTILE)}; exit 3"], schedule="@every 2s"
+        )
         + run_job("paused", ["true"], schedule="0 3 * * *", enabled=False),
         daemon="ui = true\n",
     )
@@ -83,6 +89,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
     base = f"http://127.0.0.1:{port}"
     daemon.log.wait_for(event("run.succeeded", job="backup-db"), timeout=60, count=2)
     daemon.log.wait_for(event("run.failed", job="broken"), timeout=60, count=2)
+    daemon.log.wait_for(event("run.failed", job="noisy"), timeout=60)
 
     browser.get(base + "/")
     assert browser.title == f"crontainer {daemon.name}"
@@ -90,6 +97,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
     tab_through(browser)
     screenshots(browser, base)
     see_failed_run(browser, base, daemon)
+    see_hostile_output(browser, base)
     assert errors(browser) == []
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(timeout=30) == 0
@@ -101,8 +109,8 @@ def see_rows(browser: webdriver.Chrome) -> None:
         r.find_element(By.CSS_SELECTOR, "th.name").text
         for r in browser.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")
     ]
-    assert names == ["backup-db", "broken", "paused"]
-    good, bad, paused = (row_of(browser, n) for n in names)
+    assert names == ["backup-db", "broken", "noisy", "paused"]
+    good, bad, paused = (row_of(browser, n) for n in ("backup-db", "broken", "paused"))
     assert re.search(r"(in \d+ s|now)\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", good.text), good.text
     assert "disabled" in paused.text
     assert "0 3 * * *" in paused.text
@@ -158,3 +166,16 @@ def see_failed_run(browser: webdriver.Chrome, base: str, daemon: Daemon) -> None
     assert record["error"], record
     assert f"Error\n{record['error']}" in page
     browser.save_screenshot(str(ARTIFACTS / "status-page-run.png"))
+
+
+def see_hostile_output(browser: webdriver.Chrome, base: str) -> None:
+    """Output holding a script, an image with a handler and a closing style tag is shown as
+    the text it is: no such element in the page, nothing ran."""
+    browser.get(base + "/jobs/noisy?outcome=failed")
+    browser.find_element(By.CSS_SELECTOR, "table tbody tr a").click()
+    assert HOSTILE in browser.find_element(By.TAG_NAME, "pre").text
+    found = browser.execute_script(
+        "return [document.querySelectorAll('script, img, iframe, object').length,"
+        " typeof window.pwned, document.styleSheets.length]"
+    )
+    assert found == [0, "undefined", 1]
