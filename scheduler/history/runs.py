@@ -51,7 +51,7 @@ class RunGlance:
     """When it started (else was scheduled)."""
     duration_s: float | None
     why: str | None
-    """Its reason, else its error."""
+    """Its reason, else its error, else its exit code when not 0 (``exit code 3``)."""
 
 
 GlanceRow = tuple[str, str, str, str | None, str | None, str | None]
@@ -248,7 +248,7 @@ class Runs(Database):
         stored: compare them with an earlier read, then ``glances`` makes them records."""
         return self._read(
             "SELECT run_id, status, coalesce(started_at, scheduled_at), started_at, finished_at, "
-            "coalesce(reason, error) FROM runs WHERE job = ? "
+            "coalesce(reason, error, 'exit code ' || nullif(exit_code, 0)) FROM runs WHERE job = ? "
             "ORDER BY coalesce(started_at, scheduled_at) DESC, attempt DESC LIMIT ?",
             (job, limit),
         )

@@ -124,6 +124,7 @@ def see_rows(browser: webdriver.Chrome) -> None:
         assert {c.value_of_css_property("background-color") for c in found} == {colour}
         assert all((c.get_attribute("title") or "").endswith(f", {outcome}") for c in found)
     assert "health: ok" in browser.find_element(By.TAG_NAME, "header").text
+    assert "failed\nexit code 3" in row_of(browser, "noisy").text
 
 
 def tab_through(browser: webdriver.Chrome) -> None:
