@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from scheduler.errors import CrontainerError
-from scheduler.history import glances
 from scheduler.metrics import package_version
 from scheduler.run_files import run_path
 from scheduler.ui_html import (
@@ -34,15 +34,14 @@ from scheduler.ui_html import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-    from datetime import datetime, tzinfo
+    from collections.abc import Callable, Mapping
+    from datetime import tzinfo
 
     from scheduler.history import (
         GlanceRow,
         History,
         JobMarks,
         OneShotRecord,
-        RunGlance,
         RunRecord,
     )
     from scheduler.run_files import OutputDirs
@@ -89,8 +88,8 @@ class StatusPages:
         self._source = source
         self._version = package_version()
         self._lock = threading.Lock()
-        self._strips: dict[str, tuple[list[GlanceRow], tzinfo, list[RunGlance], str]] = {}
-        """By job: the rows its strip was made of, in which zone, their records, the strip
+        self._strips: dict[str, tuple[list[GlanceRow], tzinfo, str]] = {}
+        """By job: the rows its strip was made of, in which zone, the strip
         (kept between requests; the jobs no longer in force are dropped at each ``/``)."""
 
     def answer(self, target: str) -> Page | None:
@@ -177,11 +176,11 @@ class StatusPages:
         now: datetime,
     ) -> str:
         recent, strip = self._strip_of(name, entry)
-        last = next((r for r in recent if r.status != "running"), None)
+        last = next((r for r in recent if r[1] != "running"), None)
         if last is not None:
-            outcome = _status(last.status)
-            if last.why:
-                outcome += f'<span class="why muted">{esc(last.why)}</span>'
+            outcome = _status(last[1])
+            if last[5]:
+                outcome += f'<span class="why muted">{esc(last[5])}</span>'
         elif mark is not None and mark.last_status:
             outcome = _status(mark.last_status)
         else:
@@ -200,19 +199,19 @@ class StatusPages:
             f'<td data-label="Last runs">{strip}</td></tr>'
         )
 
-    def _strip_of(self, name: str, entry: JobEntry) -> tuple[list[RunGlance], str]:
+    def _strip_of(self, name: str, entry: JobEntry) -> tuple[list[GlanceRow], str]:
         """The job's last runs and their strip: made again only when the rows read now differ
-        from the ones it was made of (and the job's zone is the same)."""
+        from the ones it was made of (or the job's zone does)."""
         rows = self._source.history.glance_rows(name, STRIP_RUNS)
+        zone = entry.schedule.zone
         with self._lock:
             kept = self._strips.get(name)
-        if kept is not None and kept[0] == rows and kept[1] is entry.schedule.zone:
-            return kept[2], kept[3]
-        recent = glances(rows)
-        strip = _strip(reversed(recent), entry)
+        if kept is not None and kept[0] == rows and kept[1] is zone:
+            return rows, kept[2]
+        strip = _strip(rows, zone)
         with self._lock:
-            self._strips[name] = (rows, entry.schedule.zone, recent, strip)
-        return recent, strip
+            self._strips[name] = (rows, zone, strip)
+        return rows, strip
 
     # --- /jobs/<job> ---------------------------------------------------------------------
 
@@ -326,20 +325,21 @@ def _next_run(
     return _moment(entry.schedule.next_after(now), now, entry)
 
 
-def _strip(records: Iterable[RunGlance], entry: JobEntry) -> str:
-    """One small cell per run, oldest first, coloured by outcome; the outcome in words too
-    (its ``aria-label``), and its time, duration and status on hover (``title``). Only the
-    daemon's own words are in it (statuses, times), and only the known statuses are
-    written unescaped."""
-    zone = entry.schedule.zone
+def _strip(rows: list[GlanceRow], zone: tzinfo) -> str:
+    """One small cell per run (``rows``: newest first), oldest first, coloured by outcome;
+    the outcome in words too (its ``aria-label``), and its time in ``zone``, duration and
+    status on hover (``title``). Only the daemon's own words are in it (statuses, times),
+    and only the known statuses are written unescaped."""
+    read = datetime.fromisoformat
     cells = []
-    for r in records:
-        known = r.status in OUTCOMES
-        shown = r.status if known else esc(r.status)
-        at = r.at.astimezone(zone)
+    for _, status, at_text, started, finished, _why in reversed(rows):
+        known = status in OUTCOMES
+        shown = status if known else esc(status)
+        at = read(at_text).astimezone(zone)
+        spent = (read(finished) - read(started)).total_seconds() if started and finished else None
         cells.append(
-            f'<span class="cell s-{r.status if known else "other"}" role="img" '
-            f'title="{at.isoformat(" ", "seconds")[:19]} {at.tzname()}, {took(r.duration_s)}, '
+            f'<span class="cell s-{status if known else "other"}" role="img" '
+            f'title="{at.isoformat(" ", "seconds")[:19]} {at.tzname()}, {took(spent)}, '
             f'{shown}" aria-label="{shown}"></span>'
         )
     if not cells:

@@ -14,7 +14,7 @@ The daemon writes, the CLI reads at the same time (WAL mode, a busy timeout).
 
 from scheduler.history.database import HistoryError, NoHistoryError
 from scheduler.history.one_shots import OneShotRecord, OneShots
-from scheduler.history.runs import GlanceRow, JobMarks, RunGlance, RunRecord, Runs, glances
+from scheduler.history.runs import GlanceRow, JobMarks, RunRecord, Runs
 from scheduler.history.stopped import StoppedMarks
 from scheduler.history.tool_state import ToolState
 
@@ -25,9 +25,7 @@ __all__ = [
     "JobMarks",
     "NoHistoryError",
     "OneShotRecord",
-    "RunGlance",
     "RunRecord",
-    "glances",
 ]
 
 

@@ -41,36 +41,10 @@ class RunRecord:
         return round((self.finished_at - self.started_at).total_seconds(), 3)
 
 
-@dataclass(frozen=True, slots=True)
-class RunGlance:
-    """One attempt in brief, as the status page's strip shows it."""
-
-    run_id: str
-    status: str
-    at: datetime
-    """When it started (else was scheduled)."""
-    duration_s: float | None
-    why: str | None
-    """Its reason, else its error, else its exit code when not 0 (``exit code 3``)."""
-
-
 GlanceRow = tuple[str, str, str, str | None, str | None, str | None]
-"""An attempt as ``Runs.glance_rows`` reads it: run id, status, its time, start, end, why."""
-
-
-def glances(rows: list[GlanceRow]) -> list[RunGlance]:
-    """The records of ``glance_rows``."""
-    read = datetime.fromisoformat
-    return [
-        RunGlance(
-            run_id,
-            status,
-            read(at),
-            (read(finished) - read(started)).total_seconds() if started and finished else None,
-            why,
-        )
-        for run_id, status, at, started, finished, why in rows
-    ]
+"""An attempt in brief, as ``Runs.glance_rows`` reads it for the status page's strip: run
+id, status, its time (started, else scheduled), start, end (stored text), why (its reason,
+else its error, else its exit code when not 0: ``exit code 3``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +219,7 @@ class Runs(Database):
 
     def glance_rows(self, job: str, limit: int) -> list[GlanceRow]:
         """``job``'s newest attempts in brief, newest first (one read of an index), as
-        stored: compare them with an earlier read, then ``glances`` makes them records."""
+        stored (to compare with an earlier read)."""
         return self._read(
             "SELECT run_id, status, coalesce(started_at, scheduled_at), started_at, finished_at, "
             "coalesce(reason, error, 'exit code ' || nullif(exit_code, 0)) FROM runs WHERE job = ? "
