@@ -322,7 +322,10 @@ class OutputSpec(Model):
     )
     keep: Annotated[Duration, Field(gt=0)] = Field(
         14 * 86400.0,
-        description="a run's file older than this is deleted (when a run of the job ends)",
+        description=(
+            "an ended run's file older than this is deleted (when a run of the job ends; a "
+            ".running one never is)"
+        ),
         examples=["14d"],
     )
     max_size: Annotated[Size, Field(ge=1024), Largest("1GiB")] = Field(

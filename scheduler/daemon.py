@@ -142,7 +142,13 @@ class Daemon:
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
         stack.callback(self._drain, runner)
-        one_shots = OneShots(base.history, self._clock, runner.submit)
+        one_shots = OneShots(
+            base.history,
+            self._clock,
+            runner.submit,
+            engine_health=parts.engine_health,
+            jobs=self.jobset.all,
+        )
         runner.add_listener(one_shots)
         one_shots.load()
         self._ticker = parts.ticker = ticker = Ticker(

@@ -5,6 +5,10 @@ read."""
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class EngineHealth:
@@ -13,6 +17,7 @@ class EngineHealth:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._error: str | None = None
+        self._on_up: list[Callable[[], None]] = []
 
     @property
     def error(self) -> str | None:
@@ -25,7 +30,17 @@ class EngineHealth:
         with self._lock:
             self._error = error
 
-    def up(self) -> None:
-        """The engine answers again."""
+    def on_up(self, callback: Callable[[], None]) -> None:
+        """``callback`` is called each time the engine answers again after being down (in
+        the caller of ``up``, once ``error`` is None)."""
         with self._lock:
-            self._error = None
+            self._on_up.append(callback)
+
+    def up(self) -> None:
+        """The engine answers again (the ``on_up`` callbacks are called if it was down)."""
+        with self._lock:
+            was_down, self._error = self._error is not None, None
+            callbacks = list(self._on_up)
+        if was_down:
+            for callback in callbacks:
+                callback()

@@ -91,9 +91,19 @@ EVENTS: tuple[Event, ...] = (
         "job.one_shot_missed",
         "warning",
         "job at outcome: `missed` or `skipped`; run_id: none when no run was made; reason: "
-        "`catch_up_off` (the instant passed while no daemon ran), `starting_deadline`, or the "
-        "run's own reason",
+        "`catch_up_off` (the instant passed while no daemon ran, or its run never began, and "
+        "the job has no catch_up), `starting_deadline`, or the run's own reason",
         "a one-shot's instant passed without its run: it is done (missed) and never runs",
+    ),
+    _event(
+        "job.one_shot_pending",
+        "info",
+        "job at run_id; reason: the run's (`daemon_stopping`, `replaced`, "
+        "`engine_unavailable`); until: `engine_return` (handed over again, trigger `catch_up`, "
+        "when the engine answers again) or `next_start` (decided at the daemon's next start)",
+        "a one-shot's run ended before it began (cancelled while it waited for a lock or a "
+        "slot, or missed while the engine did not answer, with catch_up): its instant stays "
+        "claimed, not done, and runs later within starting_deadline (with catch_up)",
     ),
     _event(
         "job.one_shot_refused",

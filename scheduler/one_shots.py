@@ -12,6 +12,14 @@ within ``starting_deadline``); without it, it is done as missed. An instant clai
 earlier daemon that died takes the outcome of its run as recorded (an adopted run's when it
 ends); one whose run never began is treated as never claimed.
 
+A run that never began is no outcome: cancelled while it waited for a lock or a slot (the
+daemon stopping, a ``replace``), its instant stays claimed but not begun, and the next start
+decides it as above (``catch_up``, else missed). Missed because the engine did not answer at
+its time (reason ``engine_unavailable``), a ``catch_up`` job's instant also stays claimed: it
+is handed over again (trigger ``catch_up``) when the engine answers again, or at the next
+start, within ``starting_deadline`` (``job.one_shot_pending`` says so); without ``catch_up``
+it is done as missed.
+
 A run-now (``crontainer trigger``) of a one-shot job runs it (trigger ``manual``) and leaves
 its instant as it was: done or not. The key is the job and the instant: an ``@at`` time
 edited (a reload) is a new one-shot.
@@ -32,7 +40,8 @@ if TYPE_CHECKING:
 
     from jobs.base import NotifySpec
     from scheduler.clock import Clock
-    from scheduler.history import History
+    from scheduler.engine_health import EngineHealth
+    from scheduler.history import History, RunRecord
     from scheduler.notify import RunReport
     from scheduler.settings import JobEntry
 
@@ -43,6 +52,8 @@ CLAIMING_TRIGGERS = frozenset({"schedule", "catch_up"})
 """The runs that are a one-shot's instant (a run-now's or a run_on_start's are not)."""
 NOT_RUN = frozenset({Status.SKIPPED.value, Status.MISSED.value})
 """Final statuses of a run that did not happen: its instant is done as missed."""
+ENGINE_UNAVAILABLE = "engine_unavailable"
+"""The reason of a run missed because the engine did not answer at its time."""
 CATCH_UP_OFF = "catch_up_off"
 """The reason of an instant that passed while no daemon ran, for a job without catch_up."""
 
@@ -54,18 +65,36 @@ class OneShots(RunListener):
     """Claims each ``@at`` instant once and records it done when its run ends (it hears of
     runs as a ``RunListener``)."""
 
-    def __init__(self, history: History, clock: Clock, submit: Submit) -> None:
-        """``submit``: the runner's, given the runs this object lets through."""
+    def __init__(
+        self,
+        history: History,
+        clock: Clock,
+        submit: Submit,
+        *,
+        engine_health: EngineHealth | None = None,
+        jobs: Callable[[], Mapping[str, JobEntry]] | None = None,
+    ) -> None:
+        """``submit``: the runner's, given the runs this object lets through. With
+        ``engine_health``, the instants missed while the engine was away are handed over
+        again when it answers again, as the jobs in force then (``jobs``) have them."""
         self._history = history
         self._clock = clock
         self._submit = submit
+        self._health = engine_health
+        self._jobs = jobs
         self._lock = threading.Lock()
         self._claimed: set[Key] = set()
         """Instants claimed by this daemon (or left claimed by an earlier one), not yet done."""
         self._taken: set[Key] = set()
         """Every instant this daemon claimed: never claimed again, even when the state
         database refused the writes."""
+        self._handed: dict[Key, JobEntry] = {}
+        """The job each claimed instant was handed over as, until it is done."""
+        self._waiting: dict[Key, JobEntry] = {}
+        """Instants missed while the engine was away, to hand over when it is back."""
         self._log = get_logger()
+        if engine_health is not None:
+            engine_health.on_up(self.engine_back)
 
     def load(self) -> None:
         """Take on the instants an earlier daemon claimed and left unfinished (before the
@@ -83,6 +112,9 @@ class OneShots(RunListener):
                 "job.one_shot_refused", job=entry.name, at=at.isoformat(), reason="already_run"
             )
             return None
+        if at is not None:
+            with self._lock:
+                self._handed[entry.name, at] = entry
         return self._submit(entry, scheduled_at, "schedule")
 
     def _claim(self, job: str, at: datetime) -> bool:
@@ -108,8 +140,56 @@ class OneShots(RunListener):
         with self._lock:
             if key not in self._claimed:
                 return
-            self._claimed.discard(key)
-        self._done(key, report.status, report.run_id, report.reason)
+            until = self._not_begun(key, report)
+            if until is None:
+                self._claimed.discard(key)
+                self._handed.pop(key, None)
+        if until is None:
+            self._done(key, report.status, report.run_id, report.reason)
+            return
+        job, at = key
+        self._log.info(
+            "job.one_shot_pending",
+            job=job,
+            at=at.isoformat(),
+            run_id=report.run_id,
+            reason=report.reason,
+            until=until,
+        )
+        if until == "engine_return" and self._health is not None and self._health.error is None:
+            self.engine_back()  # the engine came back while this run was being missed
+
+    def _not_begun(self, key: Key, report: RunReport) -> str | None:
+        """(Under the lock.) A run of a claimed instant that never began and leaves it
+        claimed: when it is decided (``next_start``, ``engine_return``); None: it is done."""
+        if report.attempt is not None:
+            return None  # an attempt began: its outcome is the instant's
+        if report.status == Status.CANCELLED.value:
+            return "next_start"
+        entry = self._handed.get(key)
+        if (
+            report.status == Status.MISSED.value
+            and report.reason == ENGINE_UNAVAILABLE
+            and entry is not None
+            and entry.job.catch_up
+        ):
+            self._waiting[key] = entry
+            return "engine_return" if self._health is not None else "next_start"
+        return None
+
+    def engine_back(self) -> None:
+        """The engine answers again: the instants missed meanwhile are handed over (trigger
+        ``catch_up``) within their ``starting_deadline``, else done as missed — each as the
+        jobs in force now have it (one changed or gone since is left to the next start)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        current = self._jobs() if self._jobs is not None else {}
+        now = self._clock.now()
+        for (name, at), handed in waiting.items():
+            entry = current.get(name) if self._jobs is not None else handed
+            if entry is None or entry.schedule.one_shot != at or not entry.job.enabled:
+                continue
+            self._missed(entry, at, now, claimed=True)
 
     def _done(self, key: Key, outcome: str, run_id: str | None, reason: str | None) -> None:
         job, at = key
@@ -144,7 +224,7 @@ class OneShots(RunListener):
         """An instant an earlier daemon claimed: done from its run's record if it ended, left
         to its adopted run if it runs; False if its run never began."""
         run = self._history.scheduled_run(job, at)
-        if run is None:
+        if run is None or _never_began(run):
             return False
         if run.status != "running":
             with self._lock:
@@ -176,9 +256,22 @@ class OneShots(RunListener):
             self._log.info(
                 "job.catch_up", job=name, missed_at=at.isoformat(), late_s=round(late, 3)
             )
+            with self._lock:
+                self._handed[name, at] = entry
             self._submit(entry, at, "catch_up")
 
     def _settle_missed(self, job: str, at: datetime, reason: str) -> None:
         with self._lock:
             self._claimed.discard((job, at))
+            self._handed.pop((job, at), None)
         self._done((job, at), Status.MISSED.value, None, reason)
+
+
+def _never_began(run: RunRecord) -> bool:
+    """A recorded run of an instant that leaves it not begun: cancelled before it started,
+    or missed because the engine did not answer."""
+    if run.started_at is not None:
+        return False
+    return run.status == Status.CANCELLED.value or (
+        run.status == Status.MISSED.value and run.reason == ENGINE_UNAVAILABLE
+    )

@@ -22,8 +22,8 @@ the run; kept) and exit code and what was dropped. A run's file is
 (``on = "always"``, or a failed or timed_out run), or is deleted. A run its daemon could
 not end (the engine went away, the daemon died) keeps a ``.running`` file until the run is
 settled (``settle``): then a ``meta`` line says how, and the end line follows, with
-``unknown`` for what was dropped. When a run of the job ends, its files older than
-``keep`` go (by their time of last change).
+``unknown`` for what was dropped. When a run of the job ends, its ended files older than
+``keep`` go (by their time of last change); a ``.running`` file never does.
 """
 
 from __future__ import annotations
@@ -229,8 +229,9 @@ def _keep_or_delete(path: Path, final: Path, *, keep: bool) -> Path | None:
 
 
 def prune(directory: Path, keep: float, now: datetime) -> int:
-    """Delete the run files in ``directory`` last changed more than ``keep`` seconds before
-    ``now`` (a ``.running`` one that old was left by a daemon that died); how many."""
+    """Delete the ended run files in ``directory`` last changed more than ``keep`` seconds
+    before ``now``; how many. A ``.running`` file is never deleted, however old: its run
+    may still go on quietly, or wait to be settled (which ends it)."""
     limit = now.timestamp() - keep
     removed = 0
     try:
@@ -238,7 +239,7 @@ def prune(directory: Path, keep: float, now: datetime) -> int:
     except OSError:
         return 0
     for entry in entries:
-        if not entry.name.endswith((FINAL, RUNNING)):
+        if not entry.name.endswith(FINAL):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:

@@ -164,7 +164,10 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
     errors.extend(_chains(entries, tables, sources))
     if errors or daemon is None:
         raise ConfigError([_from_env(line, origins) for line in errors])
-    warnings = {name: tuple(command_warnings(entry.job)) for name, entry in entries.items()}
+    warnings = {
+        name: (*command_warnings(entry.job), *schedule_warnings(entry, tables[name]))
+        for name, entry in entries.items()
+    }
     return Config(
         path=path,
         daemon=daemon,
@@ -173,6 +176,25 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         sources=sources,
         defaults=defaults,
     )
+
+
+RUN_ON_START_AT = (
+    "the job is a one-shot (@at): run_on_start runs it again at every start of the daemon "
+    "(trigger start), besides its instant, which runs once"
+)
+CATCH_UP_MANUAL = "the job is @manual (no fire times): catch_up does nothing"
+
+
+def schedule_warnings(entry: JobEntry, table: Mapping[str, object]) -> list[KeyWarning]:
+    """Keys that do not go with the job's schedule: ``run_on_start`` on an ``@at`` job (it
+    runs at every start, its own key or ``[defaults]``'), ``catch_up`` set in a ``@manual``
+    job's own table (nothing to catch up)."""
+    found: list[KeyWarning] = []
+    if entry.schedule.one_shot is not None and entry.job.run_on_start:
+        found.append(KeyWarning("run_on_start", RUN_ON_START_AT))
+    if entry.schedule.manual and table.get("catch_up") is True:
+        found.append(KeyWarning("catch_up", CATCH_UP_MANUAL))
+    return found
 
 
 def _chains(

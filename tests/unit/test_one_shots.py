@@ -13,6 +13,8 @@ import pytest
 import structlog
 
 from scheduler.cli import main
+from scheduler.engine import ExitStatus
+from scheduler.engine_health import EngineHealth
 from scheduler.history import History
 from scheduler.notify import RunReport
 from scheduler.one_shots import OneShots
@@ -21,12 +23,15 @@ from scheduler.runs import Status
 from scheduler.schedule import ScheduleError, parse_schedule
 from scheduler.settings import load_config
 
-from .fakes import FakeClock
+from .fakes import FakeClock, FakeEngine
+from .helpers import CAPTURE, Heard, events, history_of, make_config, make_runner, wait_for
+from .helpers import ended as runs_ended
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from scheduler.settings import JobEntry
+    from scheduler.runner import Runner
+    from scheduler.settings import Config, JobEntry
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -161,6 +166,39 @@ def test_a_past_at_time_is_a_warning_not_an_error(
             "'2027-01-01T03:00:00+01:00', or 'Z' for UTC)"
         )
     ]
+
+
+def test_validate_warns_of_keys_that_do_not_go_with_the_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """@at with run_on_start (its own, or [defaults]') runs at every start: a warning; so is
+    catch_up on a @manual job (nothing to catch up), but not one from [defaults]; both
+    still load (exit 0), and the daemon logs them (Config.warnings)."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[defaults]\ncatch_up = true\n"
+        '[jobs.once]\nkind = "run"\nimage = "x"\nschedule = "@at 2999-01-01T03:00:00Z"\n'
+        "run_on_start = true\n"
+        '[jobs.hand]\nkind = "run"\nimage = "x"\nschedule = "@manual"\ncatch_up = true\n'
+        '[jobs.plain]\nkind = "run"\nimage = "x"\nschedule = "@manual"\n'
+        '[jobs.daily]\nkind = "run"\nimage = "x"\nschedule = "@daily"\nrun_on_start = true\n'
+    )
+    assert main(["validate", "--config", str(path)]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        (
+            "warning: jobs.once.run_on_start: the job is a one-shot (@at): run_on_start runs it "
+            "again at every start of the daemon (trigger start), besides its instant, which "
+            "runs once"
+        ),
+        "warning: jobs.hand.catch_up: the job is @manual (no fire times): catch_up does nothing",
+    ]
+    keys = {name: [w.key for w in found] for name, found in load_config(path, {}).warnings.items()}
+    assert keys == {"once": ["run_on_start"], "hand": ["catch_up"]}
+    path.write_text(
+        "[defaults]\nrun_on_start = true\n"
+        '[jobs.once]\nkind = "run"\nimage = "x"\nschedule = "@at 2999-01-01T03:00:00Z"\n'
+    )
+    assert [w.key for w in load_config(path, {}).warnings["once"]] == ["run_on_start"]
 
 
 # --- claimed once, done with its outcome ------------------------------------------------
@@ -405,3 +443,147 @@ def test_a_state_database_refusing_writes_still_runs_the_instant_once(
     assert len(logged(logs, "job.one_shot_refused")) == 1
     history.connection.execute("PRAGMA query_only = 0")
     assert history.one_shots() == {}
+
+
+# --- a run that never began leaves its instant claimed ---------------------------------------
+
+
+def _runner_and_shots(
+    tmp_path: Path, job: str, clock: FakeClock, *, blocking: bool, health: EngineHealth | None
+) -> tuple[Runner, OneShots, FakeEngine, Config]:
+    """A runner on a fake engine, job ``j`` (@daily, lock ``data``) and ``job``'s keys for
+    the one-shot ``k`` at ``NOW``; its OneShots listening."""
+    config = make_config(
+        tmp_path,
+        job='lock = "data"',
+        jobs=f'[jobs.k]\nkind = "run"\nimage = "img:2"\nschedule = "@at {NOW.isoformat()}"\n{job}',
+    )
+    engine = FakeEngine(clock, exit_status=None if blocking else ExitStatus(0), blocking=blocking)
+    runner = make_runner(config, engine, Heard(), engine_health=health)
+    shots = OneShots(
+        history_of(runner),
+        clock,
+        runner.submit,
+        engine_health=health,
+        jobs=lambda: config.jobs,
+    )
+    runner.add_listener(shots)
+    return runner, shots, engine, config
+
+
+@pytest.mark.parametrize(
+    ("keys", "next_start"),
+    [
+        ('lock = "data"\ncatch_up = true', [("k", NOW, "catch_up")]),
+        ('lock = "data"', []),
+    ],
+)
+def test_a_run_cancelled_before_it_began_leaves_its_instant_to_the_next_start(
+    tmp_path: Path, keys: str, next_start: list[tuple[str, datetime, str]]
+) -> None:
+    """Cancelled (the daemon stopping) while it waited for its lock, the run never began: its
+    instant stays claimed, not done (job.one_shot_pending), and the next start decides it
+    like one never run: caught up with catch_up, else done as missed (catch_up_off)."""
+    clock = FakeClock(NOW)
+    runner, shots, engine, config = _runner_and_shots(
+        tmp_path, keys, clock, blocking=True, health=None
+    )
+    history = history_of(runner)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.submit(config.jobs["j"], NOW)  # holds the lock "data"
+        wait_for(lambda: engine.names().count("start") == 1)
+        shots.fire(config.jobs["k"], NOW)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        runner.cancel_all()
+        runs_ended(runner)
+    assert [(r.status, r.reason) for r in history.runs("k")] == [("cancelled", "daemon_stopping")]
+    assert not history.one_shots()["k", NOW].done
+    assert logged(logs, "job.one_shot_done") == []
+    (pending,) = logged(logs, "job.one_shot_pending")
+    assert (pending["reason"], pending["until"]) == ("daemon_stopping", "next_start")
+    submit = Submitted()
+    later = NOW + timedelta(minutes=5)
+    again = OneShots(history, FakeClock(later), submit)  # the next start
+    again.load()
+    again.at_start(config.jobs, later)
+    assert submit.calls == next_start
+    record = history.one_shots()["k", NOW]
+    assert (record.done, record.reason) == ((False, None) if next_start else (True, "catch_up_off"))
+
+
+def test_an_instant_missed_while_the_engine_was_away_runs_when_it_is_back(tmp_path: Path) -> None:
+    """With catch_up: the run missed at its time (engine_unavailable) leaves the instant
+    claimed; the engine's return hands it over (trigger catch_up) and its run's end makes it
+    done."""
+    clock = FakeClock(NOW)
+    health = EngineHealth()
+    health.down("engine restarting")
+    keys = 'catch_up = true\nstarting_deadline = "1h"'
+    runner, shots, _, config = _runner_and_shots(
+        tmp_path, keys, clock, blocking=False, health=health
+    )
+    history = history_of(runner)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        shots.fire(config.jobs["k"], NOW)
+        assert not history.one_shots()["k", NOW].done
+        (pending,) = logged(logs, "job.one_shot_pending")
+        assert (pending["reason"], pending["until"]) == ("engine_unavailable", "engine_return")
+        clock.advance(300)
+        health.up()
+        runs_ended(runner)
+    runs = [(r.trigger, r.status) for r in history.runs("k")]
+    assert sorted(runs) == [("catch_up", "succeeded"), ("schedule", "missed")]
+    record = history.one_shots()["k", NOW]
+    assert (record.done, record.outcome) == (True, "succeeded")
+    assert [e["late_s"] for e in logged(logs, "job.catch_up")] == [300.0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "outcome"),
+    [
+        ('catch_up = true\nstarting_deadline = "1m"', ("missed", "starting_deadline")),
+        ("", ("missed", "engine_unavailable")),
+    ],
+)
+def test_an_instant_missed_while_the_engine_was_away_is_done_past_its_deadline_or_without_catch_up(
+    tmp_path: Path, keys: str, outcome: tuple[str, str]
+) -> None:
+    """Back after the starting deadline: done as missed (starting_deadline); without catch_up
+    it is done as missed at its time, as the run's reason says."""
+    clock = FakeClock(NOW)
+    health = EngineHealth()
+    health.down("engine restarting")
+    runner, shots, _, config = _runner_and_shots(
+        tmp_path, keys, clock, blocking=False, health=health
+    )
+    history = history_of(runner)
+    shots.fire(config.jobs["k"], NOW)
+    clock.advance(300)
+    health.up()
+    runs_ended(runner)
+    assert [r.trigger for r in history.runs("k")] == ["schedule"]
+    record = history.one_shots()["k", NOW]
+    assert (record.done, record.outcome, record.reason) == (True, *outcome)
+
+
+def test_an_instant_missed_while_the_engine_was_away_is_caught_up_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The daemon stopped before the engine came back: the next start hands it over
+    (within starting_deadline), as it would an instant never run."""
+    clock = FakeClock(NOW)
+    health = EngineHealth()
+    health.down("engine restarting")
+    keys = 'catch_up = true\nstarting_deadline = "1h"'
+    runner, shots, _, config = _runner_and_shots(
+        tmp_path, keys, clock, blocking=False, health=health
+    )
+    history = history_of(runner)
+    shots.fire(config.jobs["k"], NOW)
+    later = NOW + timedelta(minutes=5)
+    submit = Submitted()
+    again = OneShots(history, FakeClock(later), submit)
+    again.load()
+    again.at_start(config.jobs, later)
+    assert submit.calls == [("k", NOW, "catch_up")]
+    assert not history.one_shots()["k", NOW].done

@@ -159,9 +159,10 @@ def test_lines_after_the_end_are_not_written(tmp_path: Path) -> None:
     assert len(lines_of(tmp_path / "job" / "r1.log")) == 1
 
 
-def test_prune_deletes_only_run_files_older_than_keep(tmp_path: Path) -> None:
+def test_prune_deletes_only_ended_run_files_older_than_keep(tmp_path: Path) -> None:
     """keep is measured from each file's last change to now (the daemon's clock); other
-    files are left alone."""
+    files are left alone, and so is a ``.running`` file however old (a quiet run still
+    going, or one its daemon could not end, waiting to be settled)."""
     now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
     ages = {"old.log": 15, "young.log": 13, "stale.log.running": 20, "notes.txt": 30}
     for name, days in ages.items():
@@ -169,8 +170,12 @@ def test_prune_deletes_only_run_files_older_than_keep(tmp_path: Path) -> None:
         path.write_text("x")
         stamp = (now - timedelta(days=days)).timestamp()
         os.utime(path, (stamp, stamp))
-    assert prune(tmp_path, 14 * 86400, now) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "young.log"]
+    assert prune(tmp_path, 14 * 86400, now) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.txt",
+        "stale.log.running",
+        "young.log",
+    ]
     assert prune(tmp_path / "absent", 1, now) == 0
 
 
