@@ -41,6 +41,7 @@ from scheduler.startup import (
     output_reachable,
     run_on_start,
     start_runner,
+    status_pages,
     status_server,
     take_base,
 )
@@ -155,7 +156,10 @@ class Daemon:
         )
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
-        if not status_server(stack, settings, metrics, health):
+        pages = status_pages(
+            settings, base, health, jobs=self._jobs, sources=self._sources, clock=self._clock
+        )
+        if not status_server(stack, settings, metrics, health, pages):
             return None
         self._discover(stack, engine)
         jobs = self.jobset.all()
@@ -352,6 +356,11 @@ class Daemon:
     def _jobs(self) -> Mapping[str, JobEntry]:
         """The jobs in force now (a reload or a scan of the labels replaces them)."""
         return self.jobset.all()
+
+    def _sources(self) -> Mapping[str, str]:
+        """By job in force, where it comes from: the config's (``config``, ``include:…``),
+        else its container's labels."""
+        return {**self.jobset.label_sources(), **self._config.sources}
 
     def _drain(self, runner: Runner) -> None:
         """Let runs finish within the grace; then stop what remains (a second signal: at once)."""

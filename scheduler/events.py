@@ -622,8 +622,8 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "http.listening",
         "info",
-        "address port",
-        "the `/metrics`, `/healthz`, `/readyz` listener is up",
+        "address port ui",
+        "the `/metrics`, `/healthz`, `/readyz` listener is up (`ui`: with the status page)",
     ),
     _event("http.request", "debug", "line", "a request to that listener"),
     _event(

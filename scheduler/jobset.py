@@ -47,6 +47,10 @@ class JobSet:
         """Every job in force now (a mapping that is replaced, never changed)."""
         return self._all
 
+    def label_sources(self) -> dict[str, str]:
+        """By label job, ``label:<container>``."""
+        return self._labels.sources()
+
     def schedule(self) -> None:
         """Hand the jobs in force to the schedule (at start)."""
         with self._lock:

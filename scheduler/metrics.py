@@ -150,7 +150,8 @@ class _Gauges(Collector):
         yield from gauges.values()
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed crontainer's version ("unknown" outside an installed tree)."""
     try:
         return version("crontainer")
     except PackageNotFoundError:  # pragma: no cover - run from a tree that is not installed
@@ -170,7 +171,7 @@ class Metrics(RunListener):
             "Always 1; the labels say which crontainer and which Python run",
             ["version", "python"],
             registry=self.registry,
-        ).labels(_package_version(), platform.python_version()).set(1)
+        ).labels(package_version(), platform.python_version()).set(1)
         self._runs = Counter(
             "crontainer_runs",
             "Attempts ended, by job and status (succeeded, failed, timed_out, cancelled, "

@@ -28,6 +28,7 @@ from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
 from scheduler.secrets import SecretError
 from scheduler.status import Health, StatusServer
+from scheduler.ui import PageSource, StatusPages
 from scheduler.watch import take_lock
 
 if TYPE_CHECKING:
@@ -187,23 +188,52 @@ def _observe(
     return metrics, health
 
 
+def status_pages(
+    settings: DaemonSettings,
+    base: Base,
+    health: Health,
+    *,
+    jobs: Callable[[], Mapping[str, JobEntry]],
+    sources: Callable[[], Mapping[str, str]],
+    clock: Clock,
+) -> StatusPages | None:
+    """The status page's pages (``[daemon] ui``), or None when it is off."""
+    if not settings.ui:
+        return None
+    source = PageSource(
+        jobs=jobs,
+        sources=sources,
+        history=base.history,
+        health=health,
+        now=clock.now,
+        daemon=settings.name,
+        output_dirs=OutputDirs(settings.output_dir, base.engine) if settings.ui_output else None,
+    )
+    return StatusPages(source)
+
+
 def status_server(
-    stack: ExitStack, settings: DaemonSettings, metrics: Metrics, health: Health
+    stack: ExitStack,
+    settings: DaemonSettings,
+    metrics: Metrics,
+    health: Health,
+    pages: StatusPages | None = None,
 ) -> bool:
-    """The HTTP listener of /metrics, /healthz and /readyz (unless turned off), entered
-    into ``stack``; False after ``daemon.failed`` when its address cannot be bound."""
+    """The HTTP listener of /metrics, /healthz and /readyz (unless turned off), and of the
+    status page's ``pages`` if given, entered into ``stack``; False after ``daemon.failed``
+    when its address cannot be bound."""
     address = settings.http_address()
     if address is None:
         return True
     log = get_logger()
     try:
-        status = StatusServer(*address, metrics, health)
+        status = StatusServer(*address, metrics, health, pages=pages)
     except OSError as e:
         log.error("daemon.failed", reason="http", http=settings.http, error=str(e))  # noqa: TRY400
         return False
     stack.callback(status.stop)
     status.start()
-    log.info("http.listening", address=settings.http, port=status.port)
+    log.info("http.listening", address=settings.http, port=status.port, ui=pages is not None)
     return True
 
 

@@ -1,4 +1,5 @@
-"""The daemon's HTTP listener (``[daemon] http``): ``/metrics``, ``/healthz``, ``/readyz``.
+"""The daemon's HTTP listener (``[daemon] http``): ``/metrics``, ``/healthz``, ``/readyz``,
+and with ``[daemon] ui`` the status page (``scheduler.ui``). GET and HEAD only.
 
 Read-only: the admin API (run a job now) is never on it — that stays on the Unix
 socket in the state directory. Connections are bounded in number and time
@@ -19,11 +20,13 @@ from scheduler.listeners import (
     Listener,
 )
 from scheduler.logs import get_logger
+from scheduler.ui_html import HEADERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from scheduler.metrics import Metrics
+    from scheduler.ui import StatusPages
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -79,8 +82,11 @@ class StatusServer(Listener):
         *,
         timeout: float = CONNECTION_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
+        pages: StatusPages | None = None,
     ) -> None:
-        handler = type("Handler", (_Handler,), {"metrics": metrics, "health": health})
+        handler = type(
+            "Handler", (_Handler,), {"metrics": metrics, "health": health, "pages": pages}
+        )
         super().__init__(
             _Server(
                 (host, port),
@@ -100,31 +106,51 @@ class StatusServer(Listener):
 class _Handler(BaseHTTPRequestHandler):
     metrics: ClassVar[Metrics]
     health: ClassVar[Health]
+    pages: ClassVar[StatusPages | None]
     server_version = "crontainer"
 
     def do_GET(self) -> None:
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+    def _answer(self, *, head: bool) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, self.metrics.render(), METRICS_TYPE)
+            self._send(200, self.metrics.render(), METRICS_TYPE, head=head)
         elif path in ("/healthz", "/readyz"):
             check = self.health.healthy if path == "/healthz" else self.health.readiness
             good, body = check()
-            self._json(200 if good else 503, body)
+            self._json(200 if good else 503, body, head=head)
+        elif (found := self.pages.answer(self.path) if self.pages else None) is not None:
+            self._send(found.status, found.body, found.content_type, head=head, page=True)
         else:
-            self._json(404, {"error": f"no such path {path!r}: /metrics, /healthz, /readyz"})
+            paths = "/metrics, /healthz, /readyz" + (
+                ", /, /jobs/<job>, /runs/<run_id>" if self.pages else ""
+            )
+            self._json(404, {"error": f"no such path {path!r}: {paths}"}, head=head)
 
     def do_POST(self) -> None:
         self._json(405, {"error": "read-only: the admin API is on the state directory's socket"})
 
-    def _json(self, status: int, body: dict[str, object]) -> None:
-        self._send(status, json.dumps(body).encode() + b"\n", "application/json")
+    def _json(self, status: int, body: dict[str, object], *, head: bool = False) -> None:
+        self._send(status, json.dumps(body).encode() + b"\n", "application/json", head=head)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, *, head: bool = False, page: bool = False
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if status == 405:  # noqa: PLR2004 - Method Not Allowed
+            self.send_header("Allow", "GET, HEAD")
+        if page:
+            for name, value in HEADERS:
+                self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
         get_logger().debug("http.request", line=format % args)

@@ -11,7 +11,8 @@ cd "$here"
 # Programs only the tests use (real receivers; restic and rclone, which the restic and
 # remote tools drive; ssh-keygen, for the SFTP server's keys; age and age-keygen, which
 # the backup tool's encryption tests drive; docker-registry, htpasswd and openssl, for the
-# private registry of test_registry.py),
+# private registry of test_registry.py; chromium and chromium-driver, the real browser of
+# test_ui.py's status page),
 # from Debian's packages. Their services are not started: policy-rc.d forbids it
 # while they install.
 test_tools() {
@@ -26,6 +27,8 @@ test_tools() {
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing test receivers: ${missing[*]} (services not started)"
   local policy=/usr/sbin/policy-rc.d made=""

@@ -14,11 +14,12 @@ The daemon writes, the CLI reads at the same time (WAL mode, a busy timeout).
 
 from scheduler.history.database import HistoryError, NoHistoryError
 from scheduler.history.one_shots import OneShotRecord, OneShots
-from scheduler.history.runs import JobMarks, RunRecord, Runs
+from scheduler.history.runs import GlanceRow, JobMarks, RunRecord, Runs
 from scheduler.history.stopped import StoppedMarks
 from scheduler.history.tool_state import ToolState
 
 __all__ = [
+    "GlanceRow",
     "History",
     "HistoryError",
     "JobMarks",

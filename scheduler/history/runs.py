@@ -41,6 +41,12 @@ class RunRecord:
         return round((self.finished_at - self.started_at).total_seconds(), 3)
 
 
+GlanceRow = tuple[str, str, str, str | None, str | None, str | None]
+"""An attempt in brief, as ``Runs.glance_rows`` reads it for the status page's strip: run
+id, status, its time (started, else scheduled), start, end (stored text), why (its reason,
+else its error, else its exit code when not 0: ``exit code 3``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobMarks:
     """What the history knows of one job."""
@@ -202,6 +208,29 @@ class Runs(Database):
             return self._select("WHERE job = ?", (job,), limit)
         return self._select("", (), limit)
 
+    def job_runs(
+        self, job: str, limit: int, *, status: str | None = None, output: bool = True
+    ) -> list[RunRecord]:
+        """``job``'s newest attempts (with ``status`` only, if given); ``output=False``
+        leaves out their output tails (``output_tail`` None), for the reads of many rows."""
+        if status is None:
+            return self._select("WHERE job = ?", (job,), limit, output=output)
+        return self._select("WHERE job = ? AND status = ?", (job, status), limit, output=output)
+
+    def glance_rows(self, job: str, limit: int) -> list[GlanceRow]:
+        """``job``'s newest attempts in brief, newest first (one read of an index), as
+        stored (to compare with an earlier read)."""
+        return self._read(
+            "SELECT run_id, status, coalesce(started_at, scheduled_at), started_at, finished_at, "
+            "coalesce(reason, error, 'exit code ' || nullif(exit_code, 0)) FROM runs WHERE job = ? "
+            "ORDER BY coalesce(started_at, scheduled_at) DESC, attempt DESC LIMIT ?",
+            (job, limit),
+        )
+
+    def run_attempts(self, run_id: str) -> list[RunRecord]:
+        """Every attempt of run ``run_id``, the latest first; empty for an unknown run."""
+        return self._select("WHERE run_id = ?", (run_id,), -1)
+
     def scheduled_run(self, job: str, scheduled_at: datetime) -> RunRecord | None:
         """The latest attempt of ``job``'s run for ``scheduled_at`` by its schedule or a
         catch-up (a run-now's runs are not it), if one began or was recorded."""
@@ -221,12 +250,16 @@ class Runs(Database):
         """Attempts recorded as running (after a crash: the ones to settle)."""
         return self._select("WHERE status = 'running'", (), -1)
 
-    def _select(self, where: str, params: tuple[object, ...], limit: int) -> list[RunRecord]:
-        """Rows matching ``where`` (fixed text of this module), newest first; -1: no limit."""
+    def _select(
+        self, where: str, params: tuple[object, ...], limit: int, *, output: bool = True
+    ) -> list[RunRecord]:
+        """Rows matching ``where`` (fixed text of this module), newest first; -1: no limit.
+        ``output=False``: without their output tails."""
+        tail = "output_tail" if output else "NULL"
         # Only fixed text is formatted in; values are parameters.
         sql = (
             "SELECT run_id, attempt, job, trigger, scheduled_at, started_at, finished_at, status, "  # noqa: S608
-            "exit_code, reason, error, container_id, output_tail, parent_run_id FROM runs "
+            f"exit_code, reason, error, container_id, {tail}, parent_run_id FROM runs "
             f"{where} ORDER BY coalesce(started_at, scheduled_at) DESC, attempt DESC LIMIT ?"
         )
         rows = self._read(sql, (*params, limit))

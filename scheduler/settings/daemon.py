@@ -106,6 +106,18 @@ class DaemonSettings(Model):
         "0 takes any free port; '' turns it off. At most 32 connections at once (one more is "
         "closed at once), each closed 10 s after it was accepted",
     )
+    ui: bool = Field(
+        default=False,
+        description="serve the read-only status page on the HTTP listener: / (every job, its "
+        "next run and last runs), /jobs/<job> (its history), /runs/<run_id> (one run). The "
+        "listener is on all interfaces: put it behind a reverse proxy with authentication, or "
+        "bind it to 127.0.0.1 (see 'Status page' in monitoring.md)",
+    )
+    ui_output: bool = Field(
+        default=True,
+        description="the status page shows a run's output tail (its kept output file, else the "
+        "history's last lines); false hides them (output can hold sensitive text)",
+    )
 
     labels: bool = Field(
         default=False,
