@@ -28,9 +28,12 @@ FIELDS: dict[str, str] = {
     "error": "the error, if one ended it",
     "output": "the last lines of its output (its last 4,000 characters at most)",
     "scheduled_at": "when it was due (RFC 3339)",
-    "trigger": "what started it: schedule, start, catch_up, manual…",
+    "trigger": "what started it: schedule, start, catch_up, manual, chain…",
     "host": "the daemon's host name",
     "daemon": "the daemon's name",
+    "parent_job": "a chained run's: the job whose run's end started it",
+    "parent_run_id": "a chained run's: the id of the run whose end started it",
+    "parent_status": "a chained run's: how the run that started it ended",
 }
 """The fields a template may name, and what each holds (empty when the run has none)."""
 

@@ -299,7 +299,9 @@ EVENTS: tuple[Event, ...] = (
         "job container_id exec_id; run_id error: when its start was refused; reason: "
         "`job_removed`, `job_changed`, `job_disabled`, `new_container` (the selector finds "
         "another container now), `start_refused` (its container was stopped or removed: the "
-        "run created a new exec), `replaced`, `daemon_stopping`",
+        "run created a new exec), `replaced`, `daemon_stopping`, `engine_returned` (taken by "
+        "a run still waiting for a lock or a slot when the engine came back: the run creates "
+        "its own)",
         "an exec created ahead will never be started; the engine has no call to delete it and "
         "drops it when its container stops",
     ),
@@ -321,7 +323,8 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.missed",
         "warning",
-        f"{RUN} reason: `starting_deadline`, `lock:<name>` (it waited for that lock), "
+        f"{RUN} reason: `starting_deadline` (late before it waited), `lock:<name>` (it "
+        "waited for that lock, even if it was free when the run woke past its deadline), "
         "`engine_unavailable`; lag_s starting_deadline_s error scheduled_at trigger; "
         "holder_job holder_run_id: the run that held the lock, with `lock:<name>`",
         "it could not start within its starting deadline (a slot or a lock was not free in "
@@ -410,7 +413,16 @@ EVENTS: tuple[Event, ...] = (
         "run.interrupted",
         "warning",
         f"{RUN} attempt container_id reason: `engine_unavailable`; error",
-        "the engine went away during the attempt; settled when it is back",
+        "the engine went away during the attempt; settled when it is back. The run keeps its "
+        "locks meanwhile (its container may still run): adopted with it, or released if the "
+        "settling finds the container gone",
+    ),
+    _event(
+        "run.locks_not_claimed",
+        "warning",
+        f"{RUN} locks: the job's locks it did not get; holder_run_ids: the runs holding them",
+        "an adopted run (left running by an earlier instance, or cut off by an engine outage) "
+        "could not take every lock of its job: another run holds one, and the two may overlap",
     ),
     _event(
         "run.adopted",

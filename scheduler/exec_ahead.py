@@ -159,6 +159,11 @@ class ExecsAhead:
         if not kept:
             self._unused(item, "daemon_stopping" if self._closed else "replaced")
 
+    def drop(self, item: PreparedExec, reason: str) -> None:
+        """A taken exec that will not be started (made before the engine went away, for a
+        run still waiting): ``run.exec_unused``; its run creates an exec of its own."""
+        self._unused(item, reason)
+
     def close(self) -> None:
         """Prepare nothing more (a creation under way ends on its own, its exec unused);
         what is held will not be started."""

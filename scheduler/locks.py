@@ -37,9 +37,10 @@ class Holder:
 @dataclass(frozen=True, slots=True)
 class NoLock:
     """Why a run got no locks: ``"lock:<name>"`` (its starting deadline passed while it
-    waited for ``lock``), ``"starting_deadline"`` (it was past it before it waited), or its
-    cancellation's reason; how late it was when it gave up,
-    and who held ``lock`` then (None: a run ahead of it in the line wanted it)."""
+    waited for ``lock`` — even if ``lock`` was free when it woke), ``"starting_deadline"``
+    (it was past it before it waited), or its cancellation's reason; how late it was when
+    it gave up, and who held ``lock`` then (None: free by then, or a run ahead of it in the
+    line wanted it)."""
 
     reason: str
     late_s: float
@@ -109,9 +110,10 @@ class Locks:
     def claim(self, who: Holder, names: tuple[str, ...]) -> list[str]:
         """``who`` holds ``names`` from now on without waiting in line: a run that is
         running already (one an earlier daemon left, adopted at start, before any run of
-        this daemon). A name another run holds stays that run's; the names taken."""
+        this daemon), or one an engine outage cut off that kept its locks (held by ``who``
+        already: taken again). A name another run holds stays that run's; the names taken."""
         with self.condition:
-            taken = [name for name in names if name not in self._held]
+            taken = [name for name in names if self._held.get(name, who) == who]
             for name in taken:
                 self._held[name] = who
             return taken
@@ -135,24 +137,26 @@ class Locks:
         deadline: float | None,
         cancelled: Cancellation,
     ) -> NoLock | None:
-        announced = False
+        waited_for: str | None = None  # the lock it last waited for, once it did
         while True:
             late = (self._clock.now() - scheduled_at).total_seconds()
             if cancelled.is_set():
                 return NoLock(cancelled.reason, late)
             blocked = self._blocker(waiter)
             if deadline is not None and late > deadline:
-                if blocked is None:  # late before it ever waited (a late daemon)
-                    return NoLock("starting_deadline", late)
-                return NoLock(f"lock:{blocked[0]}", late, *blocked)
+                if blocked is not None:
+                    return NoLock(f"lock:{blocked[0]}", late, *blocked)
+                if waited_for is not None:  # woke past its deadline, the lock free by then
+                    return NoLock(f"lock:{waited_for}", late, waited_for)
+                return NoLock("starting_deadline", late)  # late before it ever waited
             if blocked is None:
                 for name in waiter.names:
                     self._held[name] = waiter.who
                 return None
             name, holder = blocked
-            if not announced:
+            if waited_for is None:
                 self._announce(waiter, name, holder)
-                announced = True
+            waited_for = name
             self.condition.wait(None if deadline is None else max(0.0, deadline - late))
 
     def _blocker(self, waiter: _Waiter) -> tuple[str, Holder | None] | None:

@@ -63,6 +63,12 @@ class RunReport:
     output_tail: tuple[str, ...] = ()
     scheduled_at: str | None = None
     trigger: str | None = None
+    parent_job: str | None = None
+    """A chained run's (trigger ``chain``): the job of the run whose end started it."""
+    parent_run_id: str | None = None
+    """…that run's id."""
+    parent_status: str | None = None
+    """…and how it ended."""
 
 
 def shown(url: str) -> str:
@@ -228,6 +234,9 @@ class Notifier(RunListener):
             "output_tail": list(report.output_tail),
             "scheduled_at": report.scheduled_at,
             "trigger": report.trigger,
+            "parent_job": report.parent_job,
+            "parent_run_id": report.parent_run_id,
+            "parent_status": report.parent_status,
             "host": self.host,
             "daemon": self.daemon,
             "sent_at": self.clock.now().isoformat(),
@@ -243,6 +252,8 @@ class Notifier(RunListener):
             "output": "\n".join(report.output_tail)[-OUTPUT_MAX:],
             "scheduled_at": report.scheduled_at,
             "trigger": report.trigger, "host": self.host, "daemon": self.daemon,
+            "parent_job": report.parent_job, "parent_run_id": report.parent_run_id,
+            "parent_status": report.parent_status,
         }  # fmt: skip
         values = {name: "" if value is None else str(value) for name, value in given.items()}
         values["summary"] = _summary(report, duration)

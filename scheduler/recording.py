@@ -144,8 +144,9 @@ class Recorder:
         run.last_duration = duration
 
     def ended(self, run: ActiveRun, attempt: int, outcome: Outcome) -> None:
-        """Report a run's end after its last attempt, ``attempt``; then tell the listeners
-        that it finished (the chains start what follows it)."""
+        """Report a run's end after its last attempt, ``attempt``; ``after`` then tells the
+        listeners that it finished (the chains start what follows it), once the run has let
+        go of its locks and its slot."""
         self._report(
             run,
             outcome.status.value,
@@ -156,16 +157,28 @@ class Recorder:
             error=outcome.error,
             output_tail=tuple(outcome.output),
         )
+        run.outcome = outcome
+
+    def after(self, run: ActiveRun) -> None:
+        """``run``, ended (``ended``), holds no lock or slot any more: tell the listeners
+        that it finished (its chains start: a child sharing its lock finds it free)."""
+        outcome, run.outcome = run.outcome, None
+        if outcome is None:  # it never ended: it never started, or the engine went away
+            return
         for listener in self._listeners:
             listener.finished(run, outcome)
 
     def _report(self, run: ActiveRun, status: str, **fields: object) -> None:
+        parent = run.parent
         report = RunReport(
             job=run.entry.name,
             run_id=run.run_id,
             status=status,
             scheduled_at=run.scheduled_at.isoformat(),
             trigger=run.trigger,
+            parent_job=None if parent is None else parent.job,
+            parent_run_id=None if parent is None else parent.run_id,
+            parent_status=None if parent is None else parent.status.value,
             **fields,  # type: ignore[arg-type]
         )
         for listener in self._listeners:

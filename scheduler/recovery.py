@@ -56,6 +56,7 @@ def settle(
     log = get_logger()
     # Made before the engine went away: it may be gone (an engine restart). The
     # preparations remove what they hold; listed below, it is left to them (removed once).
+    runner.drop_taken("engine_returned")  # by runs still waiting: they take the normal path
     busy = busy | runner.preparations.discard_all("engine_returned")
     in_flight = {(r.run_id, r.attempt): r for r in history.in_flight() if r.run_id not in busy}
     stopped_by: dict[str, list[str]] = {}
@@ -83,6 +84,7 @@ def settle(
     _record_interrupted(history, in_flight.values(), clock)
     for record in in_flight.values():
         _end_output(runner, jobs, record, Status.FAILED, None)
+    runner.release_interrupted()  # the runs cut off by an outage and not adopted above
 
 
 def _end_output(

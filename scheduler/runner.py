@@ -34,7 +34,7 @@ from scheduler.plans import Plans
 from scheduler.prepared import Preparations
 from scheduler.recording import Recorder
 from scheduler.run_files import OutputDirs, RunFiles
-from scheduler.runs import ActiveRun, Outcome, RunInterruptedError, Status
+from scheduler.runs import ActiveRun, ChainParent, Outcome, RunInterruptedError, Status
 from scheduler.slots import Slots
 from scheduler.steps import StepExecutor
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from scheduler.history import History, RunRecord
     from scheduler.prepared import PreparedRun
     from scheduler.run_files import RunFile
-    from scheduler.runs import ChainParent, RunListener
+    from scheduler.runs import RunListener
     from scheduler.settings import DaemonSettings, JobEntry
 
 UNSCHEDULED = frozenset({"manual", "chain"})
@@ -75,6 +75,17 @@ def new_run_id() -> str:
 def retry_delay(job: BaseJob, failed_attempt: int) -> float:
     """Seconds to wait after attempt ``failed_attempt``: retry_delay doubling, capped."""
     return float(min(job.retry_delay * 2 ** (failed_attempt - 1), job.retry_delay_max))
+
+
+def _cancelled_after(run: ActiveRun, failed: Outcome) -> Outcome:
+    """How a run cancelled while it waited to try again ends: cancelled, for its
+    cancellation's reason, with the last attempt's exit code and output."""
+    return Outcome(
+        Status.CANCELLED,
+        exit_code=failed.exit_code,
+        reason=run.cancelled.reason,
+        output=failed.output,
+    )
 
 
 def should_retry(job: BaseJob, outcome: Outcome, attempt: int) -> bool:
@@ -142,6 +153,10 @@ class Runner:
         """Prepared runs taken by a run in flight, by run id, until its first attempt."""
         self._overlapping: dict[str, str] = {}
         """By job: the run in flight that made its last scheduled run be skipped (forbid)."""
+        self._interrupted: dict[str, Holder] = {}
+        """By run id: the runs an engine outage cut off, whose containers may still run —
+        they keep their locks until the engine is back (``adopt`` takes them over, or
+        ``release_interrupted`` gives them back)."""
         self.execs_ahead = ExecsAhead(engine, self._plans.of, clock, self._engine_health)
         """The execs created ahead of their runs' time (the ticker prepares them, dispatch
         takes them)."""
@@ -263,7 +278,8 @@ class Runner:
 
     def _keep_exec(self, run: ActiveRun) -> None:
         """The exec created ahead for ``run`` was not started: it serves the job's next run."""
-        ahead, run.exec_ahead = run.exec_ahead, None
+        with self._lock:
+            ahead, run.exec_ahead = run.exec_ahead, None
         if ahead is not None:
             self.execs_ahead.give_back(ahead)
 
@@ -323,7 +339,8 @@ class Runner:
         database) ends this run, not the daemon; then the run is no longer in flight."""
         structlog.contextvars.bind_contextvars(job=run.entry.name, run_id=run.run_id)
         try:
-            body()
+            body()  # its locks and slot are released when it returns
+            self._recorder.after(run)  # then its chains start
         except Exception:
             self._log.exception("run.crashed")
         finally:
@@ -340,14 +357,19 @@ class Runner:
         holder = Holder(run.entry.name, run.run_id)
         if not self._take_locks(run, holder):
             return
+        interrupted = False
         try:
             if self._take_slot(run):
                 try:
-                    self._attempts(run)
+                    interrupted = self._attempts(run)
                 finally:
                     self.slots.free()
         finally:
-            self.locks.release(holder)
+            if interrupted:  # its container may run on: its locks wait for the settling
+                with self._lock:
+                    self._interrupted[run.run_id] = holder
+            else:
+                self.locks.release(holder)
 
     def _container_stopped(self, run: ActiveRun) -> bool:
         """A label job whose container does not run (stopped, or removed since the last
@@ -418,7 +440,9 @@ class Runner:
             self._unstarted(run, Status.CANCELLED, refused.reason)
         return False
 
-    def _attempts(self, run: ActiveRun) -> None:
+    def _attempts(self, run: ActiveRun) -> bool:
+        """Run the attempts; True when the engine went away during one (the run is left to
+        the settling at its return)."""
         job = run.entry.job
         file = self.run_files.open(run.entry.name, job.output, run.run_id)
         number = 1
@@ -428,19 +452,20 @@ class Runner:
                 if outcome is None:
                     if file is not None:
                         file.abandon()  # ended by the settling, when the engine is back
-                    return  # interrupted: settled when the engine is back
+                    return True  # interrupted: settled when the engine is back
                 if run.cancelled.is_set() or not should_retry(job, outcome, number):
                     self._recorder.ended(run, number, outcome)
-                    return
+                    return False
                 delay = retry_delay(job, number)
                 self._log.info(
                     "run.retrying", attempt=number, next_attempt=number + 1, delay_s=delay
                 )
                 if file is not None:
                     file.meta(f"retry attempt={number + 1} delay_s={delay}")
-                if self.clock.sleep(delay, run.cancelled):
+                if self.clock.sleep(delay, run.cancelled):  # cancelled between attempts
                     self._end_file(run, file, Status.CANCELLED.value, outcome.exit_code)
-                    return
+                    self._recorder.ended(run, number, _cancelled_after(run, outcome))
+                    return False
                 number += 1
         finally:  # unless ended above: a bug ended the run; the file is kept
             self._end_file(run, file, "crashed", None, keep=True)
@@ -469,8 +494,8 @@ class Runner:
         attempt.output_file = file
         with self._lock:  # only the first attempt starts what was prepared
             prepared = self._prepared.pop(run.run_id, None)
+            attempt.exec_ahead, run.exec_ahead = run.exec_ahead, None
         attempt.prepared = prepared.created if prepared is not None else None
-        attempt.exec_ahead, run.exec_ahead = run.exec_ahead, None
         run.attempt = attempt
         try:
             outcome = self._plans.execute(attempt)
@@ -499,11 +524,16 @@ class Runner:
     ) -> None:
         """Wait for a container left running by an earlier instance; record how it ends; then
         start ``start_after`` again (containers that run had stopped). The run holds its
-        job's locks meanwhile (taken at once: it runs already)."""
-        run = ActiveRun(record.run_id, entry, record.scheduled_at, record.trigger)
+        job's locks meanwhile (taken at once: it runs already; a run an engine outage cut
+        off kept them), and keeps its chain parent if the record names one."""
+        run = ActiveRun(
+            record.run_id, entry, record.scheduled_at, record.trigger, parent=self._parent(record)
+        )
         after = start_after or []
         holder = Holder(entry.name, run.run_id)
-        self.locks.claim(holder, entry.job.locks)
+        with self._lock:  # cut off by an outage: it kept its locks (same run, same holder)
+            self._interrupted.pop(run.run_id, None)
+        self._claim(holder, entry.job.locks)
 
         def follow() -> None:
             try:
@@ -524,6 +554,59 @@ class Runner:
             self._log.warning(
                 "run.adopt_failed", job=entry.name, run_id=run.run_id, error=str(error)
             )
+
+    def _claim(self, holder: Holder, names: tuple[str, ...]) -> None:
+        """An adopted run holds its job's locks at once; a name another run holds stays
+        that run's (``run.locks_not_claimed``: the two may overlap)."""
+        taken = self.locks.claim(holder, names)
+        missing = [name for name in names if name not in taken]
+        if missing:
+            held = self.locks.held()
+            self._log.warning(
+                "run.locks_not_claimed",
+                job=holder.job,
+                run_id=holder.run_id,
+                locks=missing,
+                holder_run_ids=sorted({h.run_id for n, h in held.items() if n in missing}),
+            )
+
+    def _parent(self, record: RunRecord) -> ChainParent | None:
+        """The run that chained ``record``'s, as recorded (None: not a chained run, or its
+        parent's rows are gone)."""
+        if record.parent_run_id is None:
+            return None
+        parent = self.history.run(record.parent_run_id)
+        if parent is None:
+            return None
+        try:
+            status = Status(parent.status)
+        except ValueError:
+            return None
+        return ChainParent(parent.job, parent.run_id, status)
+
+    def release_interrupted(self) -> None:
+        """The engine is back and settled: the runs an outage cut off that were not adopted
+        (their containers are gone) give back their locks."""
+        with self._lock:
+            holders, self._interrupted = list(self._interrupted.values()), {}
+        for holder in holders:
+            self.locks.release(holder)
+
+    def drop_taken(self, reason: str) -> None:
+        """The engine is back: what runs still waiting (a lock, a slot) took — a prepared
+        container, an exec created ahead — was made before it went away and may be gone;
+        dropped, those runs take the normal path."""
+        with self._lock:
+            prepared, self._prepared = list(self._prepared.values()), {}
+            execs = []
+            for run in self._active.values():
+                if run.exec_ahead is not None:
+                    execs.append(run.exec_ahead)
+                    run.exec_ahead = None
+        for item in prepared:
+            self.preparations.discard(item, reason, wait=False)
+        for ahead in execs:
+            self.execs_ahead.drop(ahead, reason)
 
     def recover(self, entry: JobEntry, container_id: str) -> None:
         """Keep what an ended container of ``entry``'s, left by a dead daemon, holds (a

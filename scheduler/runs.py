@@ -137,6 +137,9 @@ class ActiveRun:
     attempt."""
     parent: ChainParent | None = None
     """The run whose end started this one (trigger ``chain``)."""
+    outcome: Outcome | None = None
+    """How the run ended after its last attempt, once it did: the listeners hear of it
+    (``finished``: its chains start) when the run has let go of its locks and slot."""
 
 
 class RunInterruptedError(CrontainerError):

@@ -241,6 +241,11 @@ class Runs(Database):
         )
         return found[0] if found else None
 
+    def run(self, run_id: str) -> RunRecord | None:
+        """The latest attempt of run ``run_id``, if it is recorded."""
+        found = self._select("WHERE run_id = ?", (run_id,), 1)
+        return found[0] if found else None
+
     def in_flight(self) -> list[RunRecord]:
         """Attempts recorded as running (after a crash: the ones to settle)."""
         return self._select("WHERE status = 'running'", (), -1)

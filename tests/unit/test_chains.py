@@ -27,7 +27,7 @@ from scheduler.settings import Config, load_config
 
 from .configs import file_errors, load_errors
 from .fakes import FakeClock, FakeEngine
-from .helpers import CAPTURE, SCHEDULED, Logs, events, open_history, wait_for
+from .helpers import CAPTURE, SCHEDULED, Heard, Hooks, Logs, events, open_history, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -400,6 +400,77 @@ def engine_blocking_ship(engine: FakeEngine, release: threading.Event) -> thread
 
     engine.wait = wait  # type: ignore[method-assign]
     return waiting
+
+
+def test_a_child_sharing_the_parents_lock_and_the_only_slot_starts_without_waiting(
+    tmp_path: Path,
+) -> None:
+    """max_concurrent_runs = 1 and dump, ship share lock db: ship is dispatched once dump let
+    go of its lock and slot — it neither waits for the lock (run.waiting naming its own
+    parent) nor queues, and it runs."""
+    text = (
+        "max_concurrent_runs = 1\n"
+        + job("dump", on_success='["ship"]', lock='"db"')
+        + job("ship", "@manual", lock='"db"', starting_deadline='"1s"')
+    )
+    chained = Chained(load_config_text(tmp_path, text), FakeEngine(FakeClock()))
+    logs = chained.run("dump", 2)
+    assert events(logs, "run.waiting", "run.queued") == []
+    assert chained.runs()["ship"][0] == "succeeded"
+    assert chained.runner.locks.held() == {}
+
+
+def test_a_chained_runs_reports_name_its_parent(tmp_path: Path) -> None:
+    """The notifications' reports of ship's chained run carry dump's job, run id and how it
+    ended; dump's own reports have no parent."""
+    config = load_config_text(tmp_path, CHAINED)
+    engine = FakeEngine(FakeClock())
+    heard = Heard()
+    runner = Runner(
+        engine,
+        config.daemon,
+        engine.clock,
+        "ops:1",
+        open_history(config),
+        listeners=[Hooks(heard.on_ended, heard.on_report)],
+        jobs=lambda: config.jobs,
+    )
+    parent = runner.submit(config.jobs["dump"], SCHEDULED)
+    wait_for(lambda: len([r for _, r in heard.reports if r.status != "started"]) == 3)
+    told = {
+        (r.job, r.status): (r.trigger, r.parent_job, r.parent_run_id, r.parent_status)
+        for _, r in heard.reports
+    }
+    assert told[("dump", "succeeded")] == ("schedule", None, None, None)
+    for child in ("ship", "tidy"):
+        assert told[(child, "started")] == ("chain", "dump", parent, "succeeded")
+        assert told[(child, "succeeded")] == ("chain", "dump", parent, "succeeded")
+
+
+def test_an_adopted_chained_run_keeps_its_parent(tmp_path: Path) -> None:
+    """A chained run of ship an earlier daemon left running (its parent, dump's run p1,
+    failed): adopted, its report still names p1, dump and failed."""
+    config = load_config_text(tmp_path, CHAINED)
+    engine = FakeEngine(FakeClock(SCHEDULED))
+    heard = Heard()
+    history = open_history(config)
+    runner = Runner(engine, config.daemon, engine.clock, "ops:1", history,
+                    listeners=[Hooks(heard.on_ended, heard.on_report)], jobs=lambda: config.jobs)  # fmt: skip
+    history.begin("p1", 1, "dump", trigger="schedule", scheduled_at=SCHEDULED,
+                  started_at=SCHEDULED)  # fmt: skip
+    history.finish("p1", 1, status=Status.FAILED, finished_at=SCHEDULED, exit_code=1)
+    history.begin("c1", 1, "ship", trigger="chain", scheduled_at=SCHEDULED,
+                  started_at=SCHEDULED, parent_run_id="p1")  # fmt: skip
+    (record,) = history.in_flight()
+    runner.adopt(config.jobs["ship"], record, "c-alive")
+    wait_for(lambda: runner.active() == 0)
+    ((_, report),) = [(s, r) for s, r in heard.reports if r.run_id == "c1"]
+    assert (report.status, report.trigger) == ("succeeded", "chain")
+    assert (report.parent_job, report.parent_run_id, report.parent_status) == (
+        "dump",
+        "p1",
+        "failed",
+    )
 
 
 def test_an_edge_removed_by_a_reload_no_longer_fires(tmp_path: Path) -> None:

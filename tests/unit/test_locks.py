@@ -245,6 +245,22 @@ def test_a_waiting_run_gives_up_at_its_deadline_naming_the_lock() -> None:
     assert locks.waiting() == {}
 
 
+def test_a_run_woken_past_its_deadline_by_the_release_names_the_lock_it_waited_for() -> None:
+    """b waits for db (deadline 60 s); db is released only after the deadline passed: b
+    gives up with ``lock:db`` (it did wait for it), no holder (free by then) — not
+    ``starting_deadline``, which says it was late before it ever waited."""
+    locks, clock, _ = make_locks()
+    a = hold(locks, clock, "a", "db")
+    b = in_line(locks, Taker(locks, "b", ("db",), clock.now(), 60.0))
+    clock.advance(61)
+    locks.release(a)
+    b.join(10)
+    assert isinstance(b.answer, NoLock)
+    assert (b.answer.reason, b.answer.lock, b.answer.holder) == ("lock:db", "db", None)
+    assert b.answer.late_s == pytest.approx(61)
+    assert locks.held() == {}
+
+
 def test_a_waiting_run_near_its_deadline_waits_only_what_is_left() -> None:
     """Deadline 60 s, 59.7 s late: it waits the last 0.3 s (not a second more)."""
     locks, clock, condition = make_locks()

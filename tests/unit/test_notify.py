@@ -102,6 +102,29 @@ def test_a_failure_posts_the_documented_payload(hook: str, notifier: Notifier) -
     }
 
 
+def test_a_chained_runs_payload_names_its_parent(hook: str, notifier: Notifier) -> None:
+    """A chained run's failure: trigger chain, and the parent's job, run id and status; a
+    run not chained has them null."""
+    hooks = spec(hook, cooldown=0)
+    notifier.report(
+        hooks,
+        report(
+            "failed",
+            "r1",
+            trigger="chain",
+            parent_job="dump",
+            parent_run_id="p1",
+            parent_status="succeeded",
+        ),
+    )
+    notifier.report(hooks, report("failed", "r2", trigger="schedule"))
+    payloads = [json.loads(body) for _, _, body in wait_received(2)]
+    assert [
+        (p["run_id"], p["trigger"], p["parent_job"], p["parent_run_id"], p["parent_status"])
+        for p in sorted(payloads, key=lambda p: p["run_id"])
+    ] == [("r1", "chain", "dump", "p1", "succeeded"), ("r2", "schedule", None, None, None)]
+
+
 def test_success_only_when_asked_recovery_after_a_failure(hook: str, notifier: Notifier) -> None:
     hooks = spec(hook, cooldown=0)
     notifier.report(hooks, report("succeeded", "r1"))  # success is not in the default 'on'

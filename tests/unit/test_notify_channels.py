@@ -131,7 +131,8 @@ def test_a_template_error_is_a_config_error_in_the_files_words(tmp_path: Path) -
         (
             "jobs.a.notify.body: unknown field {exitcode} (fields: job, status, kind, summary, "
             "run_id, attempt, exit_code, duration, duration_s, reason, error, output, "
-            "scheduled_at, trigger, host, daemon); did you mean {exit_code}? "
+            "scheduled_at, trigger, host, daemon, parent_job, parent_run_id, parent_status); "
+            "did you mean {exit_code}? "
             "(got '{job} {exitcode}')"
         ),
     ]
@@ -325,6 +326,15 @@ def test_the_output_field_is_the_end_of_the_tail_bounded(box: str, notifier: Not
     told(notifier, NotifySpec(urls=[box], body="{output}"), report("failed", output_tail=tail))
     (message,) = Box.got
     assert message["message"] == ("b" * 3000 + "\n" + "c" * 3000)[-OUTPUT_MAX:]
+
+
+def test_a_chained_runs_template_names_its_parent(box: str, notifier: Notifier) -> None:
+    """{trigger} {parent_job} {parent_run_id} {parent_status}: a chained run's parent."""
+    body = "{trigger} after {parent_job} {parent_run_id} {parent_status}"
+    parent = {"parent_job": "dump", "parent_run_id": "p1", "parent_status": "failed"}
+    told(notifier, NotifySpec(urls=[box], body=body), report("failed", trigger="chain", **parent))
+    (message,) = Box.got
+    assert message["message"] == "chain after dump p1 failed"
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,17 @@ reload's new lock applies to later runs only; an adopted run holds its job's loc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import structlog
 
+from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_RUN, ContainerInfo, ExitStatus
+from scheduler.errors import EngineUnavailableError
 from scheduler.history import RunRecord
 from scheduler.locks import Holder
+from scheduler.recovery import settle
 from scheduler.runner import Dispatched, Runner
 from scheduler.runs import Status
 from scheduler.settings import Config
@@ -22,6 +26,7 @@ from .helpers import (
     CAPTURE,
     SCHEDULED,
     Heard,
+    Logs,
     ended,
     events,
     history_of,
@@ -303,3 +308,166 @@ def test_an_exec_made_ahead_for_a_run_that_missed_waiting_serves_the_next_run(
     assert events(logs, "run.exec_unused") == []
     statuses = sorted(r.status for r in history_of(runner).runs("x"))
     assert statuses == [Status.MISSED, Status.SUCCEEDED]
+
+
+# --- an engine outage ---------------------------------------------------------------------
+
+
+@dataclass
+class CutOffEngine(FakeEngine):
+    """The engine goes away during the first wait (the container runs on)."""
+
+    cut: bool = True
+
+    def wait(self, container_id: str, timeout: float) -> ExitStatus | None:
+        if self.cut:
+            self.cut = False
+            self.calls.append(("wait", timeout))
+            raise EngineUnavailableError("connection reset")
+        return super().wait(container_id, timeout)
+
+
+def cut_off(tmp_path: Path, logs: Logs) -> tuple[Config, CutOffEngine, Runner, str]:
+    """j's run, holding lock data, is cut off by an engine outage; then k's run is due."""
+    config = make_config(tmp_path, job='lock = "data"', jobs=f'{K}lock = ["data"]\n')
+    engine = CutOffEngine(FakeClock(), exit_status=None, blocking=True)
+    runner = make_runner(config, engine, Heard())
+    first = runner.submit(config.jobs["j"], SCHEDULED)
+    assert first is not None
+    wait_for(lambda: bool(events(logs, "run.interrupted")))
+    wait_for(lambda: runner.active() == 0)
+    runner.submit(config.jobs["k"], SCHEDULED)
+    wait_for(lambda: bool(events(logs, "run.waiting")))
+    return config, engine, runner, first
+
+
+def engine_back(runner: Runner, config: Config, engine: FakeEngine) -> None:
+    """The engine is back: the watch's settling."""
+    busy = runner.active_ids()
+    settle(engine, history_of(runner), runner, jobs=config.jobs, daemon="d", clock=engine.clock,
+           busy=busy)  # fmt: skip
+
+
+def test_a_run_cut_off_by_an_outage_keeps_its_lock_into_its_adoption(tmp_path: Path) -> None:
+    """j's run loses the engine while its container runs: it keeps lock data (k's run waits,
+    naming it); the settling adopts the container under the same run id, which takes the
+    lock over without a word; k starts only once that container ended."""
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        config, engine, runner, first = cut_off(tmp_path, logs)
+        assert runner.locks.held() == {"data": Holder("j", first)}
+        assert engine.names().count("start") == 1
+        engine.containers = [
+            ContainerInfo("c0ffee1", "c0ffee1", "running",
+                          {LABEL_DAEMON: "d", LABEL_RUN: first, LABEL_ATTEMPT: "1"}),
+        ]  # fmt: skip
+        engine_back(runner, config, engine)
+        wait_for(lambda: bool(events(logs, "run.adopted")))
+        assert runner.locks.held() == {"data": Holder("j", first)}
+        assert engine.names().count("start") == 1
+        engine.stop("c0ffee1", 1.0)
+        wait_for(lambda: engine.names().count("start") == 2)
+        runner.cancel_all()
+        ended(runner)
+    (waiting,) = events(logs, "run.waiting")
+    assert (waiting["job"], waiting["holder_run_id"]) == ("k", first)
+    assert events(logs, "run.locks_not_claimed") == []
+    assert runner.locks.held() == {}
+
+
+def test_a_run_cut_off_whose_container_is_gone_at_the_return_gives_its_lock_back(
+    tmp_path: Path,
+) -> None:
+    """The container of the run cut off is gone when the engine is back: the settling
+    records it failed (interrupted) and its lock is released — k's run starts."""
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        config, engine, runner, first = cut_off(tmp_path, logs)
+        engine.containers = []
+        engine_back(runner, config, engine)
+        wait_for(lambda: engine.names().count("start") == 2)
+        runner.cancel_all()
+        ended(runner)
+    assert (record(runner, "j", first).status, record(runner, "j", first).reason) == (
+        "failed",
+        "interrupted",
+    )
+    assert runner.locks.held() == {}
+
+
+def test_an_adopted_run_that_cannot_take_its_lock_says_so(tmp_path: Path) -> None:
+    """A run adopted while another run holds its job's lock: run.locks_not_claimed names the
+    lock and its holder (the two may overlap); the holder keeps it."""
+    config, _, runner, _ = locked(tmp_path)
+    history = history_of(runner)
+    history.begin("r1", 1, "j", trigger="schedule", scheduled_at=SCHEDULED, started_at=SCHEDULED)
+    (left,) = history.in_flight()
+    other = Holder("other", "r0")
+    runner.locks.claim(other, ("data",))
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.adopt(config.jobs["j"], left, "c-alive", [])
+        runner.cancel_all()
+        ended(runner)
+    (told,) = events(logs, "run.locks_not_claimed")
+    assert (told["run_id"], told["locks"], told["holder_run_ids"], told["log_level"]) == (
+        "r1",
+        ["data"],
+        ["r0"],
+        "warning",
+    )
+    assert runner.locks.held() == {"data": other}
+
+
+def test_a_prepared_container_of_a_run_still_waiting_is_dropped_when_the_engine_returns(
+    tmp_path: Path,
+) -> None:
+    """k's prepared run waits for j's lock when the engine comes back: its prepared
+    container (made before the outage) is removed, reason engine_returned; when the lock is
+    free k's run creates a container of its own and starts it."""
+    config, engine, runner, _ = locked(tmp_path, clock=FakeClock(AHEAD))
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.preparations.prepare(config.jobs["k"], SCHEDULED, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.prepared")))
+        engine.clock.pass_until(SCHEDULED)
+        runner.submit(config.jobs["j"], SCHEDULED)
+        wait_for(lambda: engine.names().count("start") == 1)
+        runner.submit(config.jobs["k"], SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        j_container = f"c0ffee{engine.created()}"
+        engine_back(runner, config, engine)
+        wait_for(lambda: bool(events(logs, "run.prepared_discarded")))
+        engine.stop(j_container, 1.0)
+        wait_for(lambda: engine.names().count("start") == 2)
+        runner.cancel_all()
+        ended(runner)
+    (made,) = events(logs, "run.prepared")
+    (gone,) = events(logs, "run.prepared_discarded")
+    assert (gone["container_id"], gone["reason"]) == (made["container_id"], "engine_returned")
+    starts = [arg for name, arg in engine.calls if name == "start"]
+    assert made["container_id"] not in starts
+    assert engine.created() == 3
+
+
+def test_an_exec_made_ahead_for_a_run_still_waiting_is_dropped_when_the_engine_returns(
+    tmp_path: Path,
+) -> None:
+    """An exec job's run, its exec created ahead (x1), waits for a held lock when the engine
+    comes back: x1 is dropped (run.exec_unused, engine_returned), never started; once the
+    lock is free the run creates an exec of its own (x2) and starts it."""
+    config = make_config(tmp_path, jobs=EXEC + 'lock = "data"\n')
+    engine = AheadEngine()
+    runner = make_runner(config, engine, Heard())
+    entry = config.jobs["x"]
+    other = Holder("other", "r0")
+    runner.locks.claim(other, ("data",))
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        runner.execs_ahead.prepare(entry, SCHEDULED, SCHEDULED)
+        wait_for(lambda: len(events(logs, "run.exec_prepared")) == 1)
+        engine.clock.pass_until(SCHEDULED)
+        runner.dispatch(entry, SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        engine_back(runner, config, engine)
+        runner.locks.release(other)
+        ended(runner)
+    (unused,) = events(logs, "run.exec_unused")
+    assert (unused["exec_id"], unused["reason"]) == ("x1", "engine_returned")
+    assert engine.starts() == ["x2"]
+    assert [r.status for r in history_of(runner).runs("x")] == [Status.SUCCEEDED]

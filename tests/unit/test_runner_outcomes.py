@@ -38,6 +38,7 @@ from .helpers import (
     make_runner,
     open_history,
     row,
+    wait_for,
 )
 
 
@@ -296,8 +297,9 @@ def test_retries_tell_each_attempt_and_the_next_and_report_the_last(tmp_path: Pa
 def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
     tmp_path: Path,
 ) -> None:
-    """Shutdown while a run waits to retry: no further attempt and no end report (a
-    cancelled run notifies nothing); the failed attempt stays recorded."""
+    """Shutdown while a run waits to retry: no further attempt; the run's end is reported
+    cancelled (reason daemon_stopping, the last attempt's exit code) — the listeners (an
+    @at instant, the chains) hear of its end; the failed attempt stays recorded."""
     engine = FakeEngine(FakeClock(), exit_status=ExitStatus(1))
     runner, heard, entry = new_runner(engine, tmp_path, 'retries = 3\nretry_delay = "5s"')
     clock = engine.clock
@@ -312,8 +314,54 @@ def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
     assert not events(logs, "run.crashed")
     assert engine.created() == 1
     assert [r.status for r in history_of(runner).runs("j")] == ["failed"]
-    assert [r.status for _, r in heard.reports] == ["started"]
+    assert [(r.status, r.reason, r.exit_code, r.attempt) for _, r in heard.reports] == [
+        ("started", None, None, None),
+        ("cancelled", "daemon_stopping", 1, 1),
+    ]
     assert runner.active() == 0
+
+
+def test_a_run_replaced_in_its_backoff_reports_its_end_and_starts_its_chain(
+    tmp_path: Path,
+) -> None:
+    """concurrency = replace: a run-now arrives while the scheduled run waits to retry; the
+    old run ends cancelled (reason replaced) — reported, and its on_finish chain starts."""
+    config = make_config(
+        tmp_path,
+        'retries = 1\nretry_delay = "1h"\nconcurrency = "replace"\non_finish = ["k"]',
+        jobs='[jobs.k]\nkind = "run"\nimage = "img:2"\nschedule = "@manual"\n',
+    )
+    clock = SleepingClock()
+    engine = FakeEngine(clock, exit_status=ExitStatus(1))
+    heard = Heard()
+    runner = Runner(
+        engine,
+        config.daemon,
+        clock,
+        "ops:1",
+        open_history(config),
+        listeners=[Hooks(heard.on_ended, heard.on_report)],
+        jobs=lambda: config.jobs,
+    )
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        first = runner.submit(config.jobs["j"], SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.retrying")))
+        engine.exit_status = ExitStatus(0)
+        second = runner.submit(config.jobs["j"], SCHEDULED, trigger="manual")
+        ended(runner)
+    assert [(r.status, r.reason) for _, r in heard.reports if r.run_id == first] == [
+        ("started", None),
+        ("cancelled", "replaced"),
+    ]
+    assert [r.status for _, r in heard.reports if r.run_id == second] == ["started", "succeeded"]
+    assert next(e["run_id"] for e in events(logs, "chain.dispatched")) == first
+
+
+class SleepingClock(FakeClock):
+    """A back-off really waits: until its run is cancelled."""
+
+    def sleep(self, seconds: float, interrupt: threading.Event) -> bool:
+        return interrupt.wait(60)
 
 
 @dataclass
