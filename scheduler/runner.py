@@ -157,6 +157,8 @@ class Runner:
         """By run id: the runs an engine outage cut off, whose containers may still run —
         they keep their locks until the engine is back (``adopt`` takes them over, or
         ``release_interrupted`` gives them back)."""
+        self._settles = 0
+        """How many settlings (``release_interrupted``, at each engine return) have ended."""
         self.execs_ahead = ExecsAhead(engine, self._plans.of, clock, self._engine_health)
         """The execs created ahead of their runs' time (the ticker prepares them, dispatch
         takes them)."""
@@ -365,11 +367,19 @@ class Runner:
                 finally:
                     self.slots.free()
         finally:
-            if interrupted:  # its container may run on: its locks wait for the settling
-                with self._lock:
-                    self._interrupted[run.run_id] = holder
-            else:
-                self.locks.release(holder)
+            self._let_go(run, holder, interrupted=interrupted)
+
+    def _let_go(self, run: ActiveRun, holder: Holder, *, interrupted: bool) -> None:
+        """A run's thread ends: its locks go back — unless an engine outage cut it off and
+        no settling has passed since: its container may run on, so the locks wait for the
+        settling that adopts it (or finds it gone). A settling that came while this thread
+        was still in hand skipped the run: nothing would ever give them back."""
+        with self._lock:
+            parked = interrupted and run.settles_seen == self._settles
+            if parked:
+                self._interrupted[run.run_id] = holder
+        if not parked:
+            self.locks.release(holder)
 
     def _container_stopped(self, run: ActiveRun) -> bool:
         """A label job whose container does not run (stopped, or removed since the last
@@ -500,6 +510,8 @@ class Runner:
         try:
             outcome = self._plans.execute(attempt)
         except RunInterruptedError as e:
+            with self._lock:
+                run.settles_seen = self._settles
             self._recorder.interrupted(number, e)
             return None  # still recorded running: settled when the engine is back
         finally:
@@ -589,6 +601,7 @@ class Runner:
         (their containers are gone) give back their locks."""
         with self._lock:
             holders, self._interrupted = list(self._interrupted.values()), {}
+            self._settles += 1
         for holder in holders:
             self.locks.release(holder)
 

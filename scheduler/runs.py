@@ -140,6 +140,10 @@ class ActiveRun:
     outcome: Outcome | None = None
     """How the run ended after its last attempt, once it did: the listeners hear of it
     (``finished``: its chains start) when the run has let go of its locks and slot."""
+    settles_seen: int | None = None
+    """When an engine outage cut the run off: how many settlings the runner had seen then
+    (``Runner.release_interrupted``); one more by the time its thread ends means the
+    settling passed it by (it was still in hand), so its locks are given back at once."""
 
 
 class RunInterruptedError(CrontainerError):

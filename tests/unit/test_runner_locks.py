@@ -6,9 +6,11 @@ reload's new lock applies to later runs only; an adopted run holds its job's loc
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -390,6 +392,38 @@ def test_a_run_cut_off_whose_container_is_gone_at_the_return_gives_its_lock_back
         "failed",
         "interrupted",
     )
+    assert runner.locks.held() == {}
+
+
+def test_a_run_cut_off_that_a_settling_passed_by_gives_its_lock_back_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """The engine is back and settled while the cut-off run's thread is still in hand (so the
+    settling skipped it): when that thread ends, its lock goes back at once — parked, it
+    would wait for a settling that never comes, and k would never run."""
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        config = make_config(tmp_path, job='lock = "data"', jobs=f'{K}lock = ["data"]\n')
+        engine = CutOffEngine(FakeClock(), exit_status=None, blocking=True)
+        runner = make_runner(config, engine, Heard())
+        release = threading.Event()
+        recorded = runner._recorder.interrupted
+
+        def slow_interrupted(*args: Any) -> None:  # the thread lingers after the outage
+            recorded(*args)
+            release.wait(10)
+
+        runner._recorder.interrupted = slow_interrupted  # type: ignore[method-assign,assignment]
+        first = runner.submit(config.jobs["j"], SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.interrupted")))
+        engine.containers = []
+        engine_back(runner, config, engine)  # j's run is still in hand: skipped
+        runner.submit(config.jobs["k"], SCHEDULED)
+        wait_for(lambda: bool(events(logs, "run.waiting")))
+        release.set()
+        wait_for(lambda: engine.names().count("start") == 2)
+        runner.cancel_all()
+        ended(runner)
+    assert first is not None
     assert runner.locks.held() == {}
 
 
