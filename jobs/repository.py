@@ -10,7 +10,7 @@ or labels.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, overload
 
 from pydantic import Field, field_validator
 
@@ -66,6 +66,10 @@ def _read_data(value: str | None) -> str | None:
     return value
 
 
+@overload
+def secret_ref(name: str, value: EnvSecret | FileSecret) -> SecretRef: ...
+@overload
+def secret_ref(name: str, value: SecretValue) -> SecretRef | None: ...
 def secret_ref(name: str, value: SecretValue) -> SecretRef | None:
     """The reference the daemon reads ``value`` by; None for a value given as text."""
     if isinstance(value, EnvSecret):

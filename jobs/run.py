@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 from jobs.base import EnvSecret, FileSecret, Model, PlanContext, SecretValue
 from jobs.containers import ContainerJob, parse_volume
 from jobs.plan import ContainerSpec, Plan, PullPolicy, RegistryLogin, RunContainer, SecretRef
+from jobs.repository import secret_ref
 from jobs.units import Duration, Longest
 
 DEFAULT_PREPARE_AHEAD_S = 5.0
@@ -107,15 +108,6 @@ class ContainerFields(ContainerJob):
     )  # names, not enum objects
 
 
-def secret_ref(name: str, value: SecretValue) -> SecretRef | str:
-    """One value given as text or as a secret reference, for the daemon to read at run time."""
-    if isinstance(value, EnvSecret):
-        return SecretRef(name, env=value.env)
-    if isinstance(value, FileSecret):
-        return SecretRef(name, file=value.file)
-    return value
-
-
 class RegistryAuth(Model):
     """A job's credentials for its image's registry (``registry_auth``)."""
 
@@ -131,7 +123,10 @@ class RegistryAuth(Model):
 
     def login(self) -> RegistryLogin:
         """These credentials in the plan, the password read at pull time."""
-        return RegistryLogin(self.username, secret_ref("registry_auth.password", self.password))
+        password = self.password
+        if isinstance(password, str):
+            return RegistryLogin(self.username, password)
+        return RegistryLogin(self.username, secret_ref("registry_auth.password", password))
 
 
 class RunJob(ContainerFields):
