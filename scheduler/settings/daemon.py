@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from jobs.base import NAME_PATTERN, Model
 from jobs.units import Duration, Largest, Longest, Size
@@ -16,6 +16,11 @@ from scheduler.settings.remotes import Remote
 
 DEFAULT_HTTP = "0.0.0.0:8137"
 """Port 8137: outside the exporters' 9100-9999 range, no common service."""
+_FILE_EXAMPLES = {
+    "heartbeat_file": "/tmp/crontainer.heartbeat",  # noqa: S108 - an example
+    "registry_config": "/root/.docker/config.json",
+}
+"""What the error of a key naming a file shows as an example."""
 
 
 class DaemonSettings(Model):
@@ -169,22 +174,12 @@ class DaemonSettings(Model):
         ],
     )
 
-    @field_validator("heartbeat_file", mode="before")
+    @field_validator("heartbeat_file", "registry_config", mode="before")
     @classmethod
-    def _a_file(cls, value: object) -> object:
+    def _a_file(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str) and not is_file_path(value):
-            raise ValueError(
-                "expected the absolute path of a file, e.g. '/tmp/crontainer.heartbeat'"
-            )
-        return value
-
-    @field_validator("registry_config", mode="before")
-    @classmethod
-    def _a_config_file(cls, value: object) -> object:
-        if isinstance(value, str) and not is_file_path(value):
-            raise ValueError(
-                "expected the absolute path of a file, e.g. '/root/.docker/config.json'"
-            )
+            example = _FILE_EXAMPLES[str(info.field_name)]
+            raise ValueError(f"expected the absolute path of a file, e.g. '{example}'")
         return value
 
     @field_validator("state_dir", mode="before")
