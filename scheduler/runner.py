@@ -418,21 +418,11 @@ class Runner:
         refused = self.locks.acquire(holder, names, run.scheduled_at, deadline, run.cancelled)
         if refused is None:
             return True
-        if refused.lock is not None or refused.reason == "starting_deadline":
-            fields: dict[str, object] = {}
-            if (holding := refused.holder) is not None:
-                fields = {"holder_job": holding.job, "holder_run_id": holding.run_id}
-            lag_s = round(refused.late_s, 3)
-            self._unstarted(
-                run,
-                Status.MISSED,
-                refused.reason,
-                lag_s=lag_s,
-                starting_deadline_s=deadline,
-                **fields,
-            )
-        else:
-            self._unstarted(run, Status.CANCELLED, refused.reason)
+        fields: dict[str, object] = {}
+        if (holding := refused.holder) is not None:
+            fields = {"holder_job": holding.job, "holder_run_id": holding.run_id}
+        missed = refused.lock is not None or refused.reason == "starting_deadline"
+        self._refused(run, refused.reason, refused.late_s, missed=missed, **fields)
         return False
 
     def _take_slot(self, run: ActiveRun) -> bool:
@@ -441,14 +431,27 @@ class Runner:
         refused = self.slots.take(run.scheduled_at, deadline, run.cancelled)
         if refused is None:
             return True
-        if refused.reason == "starting_deadline":
-            lag_s = round(refused.late_s, 3)
+        missed = refused.reason == "starting_deadline"
+        self._refused(run, refused.reason, refused.late_s, missed=missed)
+        return False
+
+    def _refused(
+        self, run: ActiveRun, reason: str, late_s: float, *, missed: bool, **fields: object
+    ) -> None:
+        """A run that waited (for its locks, or a slot) and gave up: ``missed`` past its
+        starting deadline (how late, the deadline and ``fields``), else cancelled."""
+        if missed:
+            deadline = run.entry.job.starting_deadline
             self._unstarted(
-                run, Status.MISSED, refused.reason, lag_s=lag_s, starting_deadline_s=deadline
+                run,
+                Status.MISSED,
+                reason,
+                lag_s=round(late_s, 3),
+                starting_deadline_s=deadline,
+                **fields,
             )
         else:
-            self._unstarted(run, Status.CANCELLED, refused.reason)
-        return False
+            self._unstarted(run, Status.CANCELLED, reason)
 
     def _attempts(self, run: ActiveRun) -> bool:
         """Run the attempts; True when the engine went away during one (the run is left to
