@@ -96,6 +96,18 @@ def _one_shot(
     return record, shown
 
 
+def next_run_word(name: str, entry: JobEntry, one_shots: OneShotRecords) -> str | None:
+    """NEXT RUN in words where the job has no next time: ``disabled``, a one-shot whose
+    instant is done (``done: <outcome>``) or under way (``running``), ``manual``; None: its
+    schedule's next time (``crontainer jobs`` and the status page say the same)."""
+    if not entry.job.enabled:
+        return "disabled"
+    at = entry.schedule.one_shot
+    if at is not None and (record := one_shots.get((name, at))) is not None:
+        return f"done: {record.outcome}" if record.done else "running"
+    return "manual" if entry.schedule.manual else None
+
+
 def _next(entry: JobEntry, record: OneShotRecord | None, now: datetime) -> datetime | None:
     """The job's next run: none when disabled, or a one-shot that is done (or under way)."""
     if not entry.job.enabled or record is not None:
@@ -146,16 +158,8 @@ def jobs_table(
     rows = []
     for name, entry in jobs.items():
         mark = marks.get(name)
-        record, _ = _one_shot(name, entry, one_shots or {})
-        upcoming = _next(entry, record, now)
-        if not entry.job.enabled:
-            shown = "disabled"
-        elif record is not None:
-            shown = f"done: {record.outcome}" if record.done else "running"
-        elif entry.schedule.manual:
-            shown = "manual"
-        else:
-            shown = _short(upcoming)
+        word = next_run_word(name, entry, one_shots or {})
+        shown = word if word is not None else _short(entry.schedule.next_after(now))
         rows.append(
             [
                 name,

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote
 
 from scheduler.errors import CrontainerError
 from scheduler.metrics import package_version
+from scheduler.reports import next_run_word
 from scheduler.run_files import run_path
 from scheduler.ui_html import (
     CSS,
@@ -313,15 +314,11 @@ def _next_run(
     one_shots: Mapping[tuple[str, datetime], OneShotRecord],
     now: datetime,
 ) -> str:
-    if not entry.job.enabled:
+    word = next_run_word(name, entry, one_shots)
+    if word == "disabled":
         return '<span class="muted">disabled</span>'
-    at = entry.schedule.one_shot
-    if at is not None:
-        record = one_shots.get((name, at))
-        if record is not None:
-            return esc(f"done: {record.outcome}") if record.done else "running"
-    if entry.schedule.manual:
-        return "manual"
+    if word is not None:
+        return esc(word)
     return _moment(entry.schedule.next_after(now), now, entry)
 
 
