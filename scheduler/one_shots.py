@@ -240,22 +240,11 @@ class OneShots(RunListener):
             return  # the loop claimed it meanwhile
         with self._lock:
             self._claimed.add((name, at))
-        late = (now - at).total_seconds()
         if not job.catch_up:
             self._settle_missed(name, at, CATCH_UP_OFF)
-        elif job.starting_deadline is not None and late > job.starting_deadline:
-            self._log.info(
-                "job.catch_up_skipped",
-                job=name,
-                missed_at=at.isoformat(),
-                late_s=round(late, 3),
-                starting_deadline_s=job.starting_deadline,
-            )
+        elif not catch_up_in_time(entry, at, now):
             self._settle_missed(name, at, "starting_deadline")
         else:
-            self._log.info(
-                "job.catch_up", job=name, missed_at=at.isoformat(), late_s=round(late, 3)
-            )
             with self._lock:
                 self._handed[name, at] = entry
             self._submit(entry, at, "catch_up")
@@ -265,6 +254,24 @@ class OneShots(RunListener):
             self._claimed.discard((job, at))
             self._handed.pop((job, at), None)
         self._done((job, at), Status.MISSED.value, None, reason)
+
+
+def catch_up_in_time(entry: JobEntry, missed: datetime, now: datetime) -> bool:
+    """A catch-up of ``entry``'s ``missed`` time is still within its ``starting_deadline``:
+    logged ``job.catch_up`` (then it runs), else ``job.catch_up_skipped``."""
+    job, log = entry.job, get_logger()
+    late = (now - missed).total_seconds()
+    if job.starting_deadline is not None and late > job.starting_deadline:
+        log.info(
+            "job.catch_up_skipped",
+            job=entry.name,
+            missed_at=missed.isoformat(),
+            late_s=round(late, 3),
+            starting_deadline_s=job.starting_deadline,
+        )
+        return False
+    log.info("job.catch_up", job=entry.name, missed_at=missed.isoformat(), late_s=round(late, 3))
+    return True
 
 
 def _never_began(run: RunRecord) -> bool:

@@ -22,6 +22,7 @@ from scheduler.history import History, HistoryError
 from scheduler.logs import get_logger
 from scheduler.metrics import Live, Metrics
 from scheduler.notify import Notifier
+from scheduler.one_shots import catch_up_in_time
 from scheduler.registries import Registries
 from scheduler.run_files import OutputDirs
 from scheduler.runner import Runner
@@ -256,7 +257,6 @@ def catch_up(jobs: Mapping[str, JobEntry], history: History, runner: Runner, now
     """A job with catch_up whose run fell due while the daemon was down runs once, for the
     latest missed time, if that is within its starting_deadline. One-shots (``@at``) are
     ``scheduler.one_shots``'s: their instant is claimed, and kept done."""
-    log = get_logger()
     marks = history.marks()
     for entry in jobs.values():
         job, mark = entry.job, marks.get(entry.name)
@@ -267,20 +267,8 @@ def catch_up(jobs: Mapping[str, JobEntry], history: History, runner: Runner, now
         missed = latest_fire(entry.schedule, mark.last_scheduled_at, now)
         if missed is None:
             continue
-        late = (now - missed).total_seconds()
-        if job.starting_deadline is not None and late > job.starting_deadline:
-            log.info(
-                "job.catch_up_skipped",
-                job=entry.name,
-                missed_at=missed.isoformat(),
-                late_s=round(late, 3),
-                starting_deadline_s=job.starting_deadline,
-            )
-            continue
-        log.info(
-            "job.catch_up", job=entry.name, missed_at=missed.isoformat(), late_s=round(late, 3)
-        )
-        runner.submit(entry, missed, trigger="catch_up")
+        if catch_up_in_time(entry, missed, now):
+            runner.submit(entry, missed, trigger="catch_up")
 
 
 def run_on_start(jobs: Mapping[str, JobEntry], runner: Runner, now: datetime) -> None:
