@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ValidationError, create_model, field_validator
 
 from jobs.base import CHAIN_KEYS, BaseJob, NotifySpec, name_is_valid
+from jobs.compact import compact
 from jobs.kinds import KINDS, Job
 from scheduler.channels import url_problem
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
@@ -163,6 +164,35 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
     return None
 
 
+class _Given:
+    """A field of ``_unheld(kind)``'s jobs: the value in the job's ``__dict__``, else
+    AttributeError — not the kind's default, which ``kind`` holds as a class attribute."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, job: object, owner: type | None = None) -> object:
+        if job is None:
+            return self
+        try:
+            return job.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+
+@cache
+def _unheld(kind: type[BaseJob]) -> type[BaseJob]:
+    """``kind`` with its fields read from a job's own values only: a rule of the kind run
+    on such a job fails to read a key taken out of it (a broken one) instead of reading
+    the default (``jobs/compact.py``)."""
+    unheld: type[BaseJob] = create_model(kind.__name__, __base__=kind, __module__=kind.__module__)
+    for name in kind.HELD_DEFAULTS:
+        setattr(unheld, name, _Given(name))
+    return unheld
+
+
 def _whole(line: str, where: str) -> bool:
     """``line`` is about the whole job (a rule of its kind), not one of its keys."""
     return line.startswith(f"{where}: ")
@@ -183,7 +213,7 @@ def _rule_problems(
         values = _defaults_model(kind).model_validate(good)
     except Exception:  # not expected (each key was valid on its own): no rule is judged
         return []
-    job = kind.model_construct(**{k: getattr(values, k) for k in good})
+    job = _unheld(kind).model_construct(**{k: getattr(values, k) for k in good})
     for name in broken & fields:
         job.__dict__.pop(name, None)  # reading it raises AttributeError: the rule is skipped
     problems = []
@@ -245,6 +275,7 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
     if problems:
         errors.extend(problems)
         return None
+    compact(job)
     return JobEntry(name=name, job=job, schedule=schedule)
 
 
