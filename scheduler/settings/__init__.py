@@ -29,7 +29,6 @@ from scheduler.settings.entries import (
     JobEntry,
     check_defaults,
     load_job,
-    same_strings,
     share_equal,
 )
 from scheduler.settings.includes import included_jobs
@@ -38,6 +37,7 @@ from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
 from scheduler.settings.shell import KeyWarning, command_warnings
 from scheduler.settings.sources import read_sources
+from scheduler.settings.tables import same_strings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -113,24 +113,6 @@ def _with_defaults(
     return merged
 
 
-def same_strings(table: Mapping[str, Any], seen: dict[str, str]) -> dict[str, Any]:
-    """``table`` (a job's, as read) with each string replaced by the equal one ``seen``
-    holds (added when new): the jobs of one config then share one object per distinct
-    text (their image, kind, container, user, schedule, the words of their commands)
-    instead of one each, as a TOML parser makes them."""
-
-    def same(value: object) -> object:
-        if isinstance(value, str):
-            return seen.setdefault(value, value)
-        if isinstance(value, list):
-            return [same(item) for item in value]
-        if isinstance(value, dict):
-            return {key: same(item) for key, item in value.items()}
-        return value
-
-    return {key: same(value) for key, value in table.items()}
-
-
 def share_equal(model: BaseModel, shared: dict[object, Any]) -> None:
     """``model`` (a job, as validated) holding, instead of its own, the objects equal to
     them that ``shared`` holds (added when new): its empty lists and tables (a job leaves
