@@ -368,6 +368,34 @@ def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
     private.close()
 
 
+class PrivateSwarm(PrivateEngine):
+    """A private dockerd turned into a single-node Swarm manager (on 127.0.0.1 in its own
+    network namespace), for tests of Swarm jobs and of ``ha = "swarm"``. The shared engine is
+    never put in swarm mode; ``close`` leaves the swarm before the dockerd stops."""
+
+    def __init__(self, source: docker.DockerClient) -> None:
+        super().__init__(source)
+        self.client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+
+    def load(self, source: docker.DockerClient, image: str) -> None:
+        """Copy ``image`` from the shared engine (e.g. the project's image, for a stack)."""
+        self.client.images.load(b"".join(source.images.get(image).save(named=True)))
+
+    def close(self) -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            self.client.swarm.leave(force=True)
+        super().close()
+
+
+@pytest.fixture
+def private_swarm(engine: docker.DockerClient) -> Iterator[PrivateSwarm]:
+    """A private single-node Swarm (its own dockerd, busybox loaded); left and removed after
+    the test."""
+    swarm = PrivateSwarm(engine)
+    yield swarm
+    swarm.close()
+
+
 @pytest.fixture
 def make_volume(engine: docker.DockerClient) -> Iterator[Callable[[str], str]]:
     """Create labelled named volumes; removed after the test."""
