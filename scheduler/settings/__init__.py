@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from jobs.backup import BackupJob
 from scheduler.errors import ConfigError
 from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
 from scheduler.settings.chains import chain_problems
@@ -144,7 +145,7 @@ def _copy_to(entry: JobEntry | None, table: Mapping[str, object]) -> list[str]:
     """The remotes a job copies to; of a backup refused for other errors, the names its
     table gives (so that a remote no [daemon.remotes] defines is said at the same time)."""
     if entry is not None:  # not getattr(…, default): a pydantic model's miss is slow
-        return list(entry.job.__dict__.get("copy_to", ()))
+        return list(entry.job.copy_to) if isinstance(entry.job, BackupJob) else []
     given = table.get("copy_to") if table.get("kind") == "backup" else None
     return [n for n in given if isinstance(n, str)] if isinstance(given, list) else []
 

@@ -115,10 +115,10 @@ def _with_defaults(
 
 def share_equal(model: BaseModel, shared: dict[object, Any]) -> None:
     """``model`` (a job, as validated) holding, instead of its own, the objects equal to
-    them that ``shared`` holds (added when new): its empty lists and tables (a job leaves
-    most of them unset; each job got its own: 8 of a run job, ~60 bytes each) and its set
-    of the keys given (~220 bytes). Nothing changes them: a job is frozen and never edited
-    in place (``model_copy`` copies the set before it adds to it)."""
+    them that ``shared`` holds (added when new): the empty lists and tables it holds (a
+    default is not held at all, ``compact``: these were given where the default is not
+    empty) and its set of the keys given (~220 bytes). Nothing changes them: a job is
+    frozen and never edited in place (``model_copy`` copies the set before it adds to it)."""
     values = model.__dict__
     for key, value in values.items():
         if not value and type(value) in (list, dict):
