@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.backup import BackupJob
+from jobs.compact import hold_defaults
 from jobs.exec import ExecJob
 from jobs.logship import LogshipJob
 from jobs.rotate import RotateJob
@@ -21,3 +22,6 @@ KINDS: dict[str, type[BaseJob]] = {
     cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob, LogshipJob, RotateJob)
 }
 """Job kinds by the value of their ``kind`` key."""
+
+for _kind in KINDS.values():  # their jobs are held compact (jobs/compact.py)
+    hold_defaults(_kind)
