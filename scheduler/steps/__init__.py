@@ -19,6 +19,7 @@ from scheduler.steps.remote import RemoteHandler
 from scheduler.steps.restic import ResticHandler
 from scheduler.steps.rotate import RotateHandler
 from scheduler.steps.run import RunHandler
+from scheduler.steps.service import ServiceHandler
 from scheduler.steps.ship import ShipHandler
 from scheduler.steps.signal import SignalHandler
 from scheduler.steps.stopped import StoppedHandler, start_again
@@ -40,6 +41,7 @@ HANDLERS: tuple[type[StepHandler[Any]], ...] = (
     RotateHandler,
     ResticHandler,
     RemoteHandler,
+    ServiceHandler,
 )
 """Every step handler; each executes the plan step class it names."""
 
