@@ -19,7 +19,8 @@ Job = RunJob | ExecJob | SignalJob | BackupJob | LogshipJob | RotateJob | Servic
 """Any configured job (the union grows with the kinds)."""
 
 KINDS: dict[str, type[BaseJob]] = {
-    cls.KIND: cls for cls in (
+    cls.KIND: cls
+    for cls in (
         RunJob,
         ExecJob,
         SignalJob,

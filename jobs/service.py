@@ -192,4 +192,3 @@ class ServiceJob(BaseJob):
             registry_auth=self.registry_auth.login() if self.registry_auth else None,
         )
         return Plan(steps=(RunService(spec),))
-

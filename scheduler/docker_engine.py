@@ -466,9 +466,7 @@ class DockerEngine:
         if not self.swarm_manager():
             return []
         with translated("listing services"):
-            found = self._api.services(
-                filters={"label": [f"{k}={v}" for k, v in labels.items()]}
-            )
+            found = self._api.services(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
         return [service_info(item) for item in found]
 
     def node_name(self, node_id: str) -> str:

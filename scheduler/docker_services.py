@@ -160,7 +160,7 @@ class DockerServiceLogs:
                 if stream in _STREAMS:
                     task, node, text = split_details(data)
                     yield task, node, _STREAMS[stream], text
-        except Exception:  # noqa: BLE001 - a stream closed under the reader ends it
+        except Exception:  # a stream closed under the reader ends it
             return
         finally:
             with suppress(Exception):

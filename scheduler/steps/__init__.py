@@ -7,8 +7,9 @@ Adding a step type: its frozen dataclass in ``jobs/plan.py`` (and in ``Step``), 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from jobs.plan import RunService
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
 from scheduler.runs import Outcome, Status
@@ -99,7 +100,13 @@ class StepExecutor:
         self, attempt: Attempt, container_id: str, timeout: float, steps: tuple[Step, ...] = ()
     ) -> Outcome:
         """Wait for a container an earlier daemon started, under what is left of its timeout;
-        then the handlers of ``steps`` (the job's plan) keep what it holds, and it is removed."""
+        then the handlers of ``steps`` (the job's plan) keep what it holds, and it is removed.
+        A service job's ``container_id`` is its service's id: followed by its handler."""
+        service = next((s for s in steps if isinstance(s, RunService)), None)
+        if service is not None:
+            handler = cast("ServiceHandler", self._handlers[RunService])
+            expected = None if service.spec.global_job else service.spec.replicas
+            return handler.follow(attempt, container_id, timeout, expected)
         with attempt.lock:
             attempt.container_id = attempt.created = container_id
         try:
