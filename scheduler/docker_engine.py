@@ -442,9 +442,9 @@ class DockerEngine:
             tasks = self._api.tasks(filters={"service": service_id})
         return [task_info(t) for t in tasks]
 
-    def service_logs(self, service_id: str) -> DockerServiceLogs:
+    def service_logs(self, service_id: str, *, follow: bool = True) -> DockerServiceLogs:
         """See Engine."""
-        params = {"follow": 1, "stdout": 1, "stderr": 1, "details": 1, "timestamps": 0}
+        params = {"follow": int(follow), "stdout": 1, "stderr": 1, "details": 1, "timestamps": 0}
         with translated("following the service's logs"):
             response = self._api._get(  # noqa: SLF001 - docker-py's helper drops the stream's name
                 self._api._url("/services/{0}/logs", service_id),  # noqa: SLF001

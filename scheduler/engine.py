@@ -24,7 +24,8 @@ LABEL_JOB = "crontainer.job"
 LABEL_RUN = "crontainer.run_id"
 LABEL_ATTEMPT = "crontainer.attempt"
 LABEL_ROLE = "crontainer.role"
-"""``lock`` on the single-instance lock container; absent on run containers."""
+"""``lock`` on the single-instance lock container, ``service`` on a service job's service
+(and its tasks' containers); absent on run containers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +298,9 @@ class Engine(Protocol):
     def service_tasks(self, service_id: str) -> list[TaskInfo]:
         """The service's tasks (ended ones too, as the engine keeps them)."""
 
-    def service_logs(self, service_id: str) -> ServiceLogStream:
-        """Follow the service's log lines from its start."""
+    def service_logs(self, service_id: str, *, follow: bool = True) -> ServiceLogStream:
+        """The service's log lines from its start: followed, or (``follow`` False) those
+        there are now."""
 
     def service_remove(self, service_id: str) -> None:
         """Remove a service (its tasks are stopped); gone is fine."""

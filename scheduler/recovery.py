@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from scheduler.settings import JobEntry
 
 ORPHAN_STOP_GRACE_S = 10.0
+OTHERS = frozenset({"lock", "service"})
+"""Roles of containers not settled as a run's: the lock, a service job's task (its
+service is settled, and removing it removes its tasks' containers)."""
 
 
 ALIVE = frozenset({"running", "paused"})
@@ -68,7 +71,7 @@ def settle(
     for run_id, name in history.still_stopped():
         stopped_by.setdefault(run_id, []).append(name)
     for container in engine.list_containers({LABEL_DAEMON: daemon}):
-        if container.labels.get(LABEL_ROLE) == "lock" or container.labels.get(LABEL_RUN) in busy:
+        if container.labels.get(LABEL_ROLE) in OTHERS or container.labels.get(LABEL_RUN) in busy:
             continue
         key = (container.labels.get(LABEL_RUN, ""), int(container.labels.get(LABEL_ATTEMPT, "1")))
         record = in_flight.pop(key, None)
@@ -268,7 +271,9 @@ def _settle_service(
         )
         return None
     if state.done:
-        outcome = decide(state.counted.values(), engine.node_name)
+        outcome = decide(
+            state.counted.values(), engine.node_name, replicated=service.replicas is not None
+        )
         status, code, error = outcome.status, outcome.exit_code, outcome.error
         reason = "settled_after_restart"
     else:

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 POLL_S = 0.5
 """How often a running service's tasks are listed."""
-LOG_GRACE_S = 1.0
-"""Once every task that counts has ended, their last log lines get this long to arrive."""
 PENDING_MAX = 64 * 1024
 """Log bytes kept of a task not known yet to count (a replacement task's are dropped)."""
 ROLE = "service"
@@ -64,27 +62,44 @@ class TaskOutput:
         self._logs: dict[str, OutputLog] = {}
         self._pending: dict[str, list[tuple[str, bytes]]] = {}
         self._sizes: dict[str, int] = {}
+        self._seen: dict[tuple[str, str], int] = {}
+        self._replayed: dict[tuple[str, str], int] = {}
 
     def feed(self, task: str, stream: str, line: bytes) -> None:
         """One log line of ``task`` (from the reader's thread)."""
+        with self._lock:
+            key = (task, stream)
+            self._seen[key] = self._seen.get(key, 0) + 1
+            self._take(task, stream, line)
+
+    def catch_up(self, task: str, stream: str, line: bytes) -> None:
+        """One log line of ``task`` read again from the start (the whole log once the tasks
+        ended): taken only if the followed stream had not brought it."""
+        with self._lock:
+            key = (task, stream)
+            self._replayed[key] = self._replayed.get(key, 0) + 1
+            if self._replayed[key] > self._seen.get(key, 0):
+                self._take(task, stream, line)
+
+    def _take(self, task: str, stream: str, line: bytes) -> None:
+        """(Under the lock.) To the task's output log, or waiting until it counts."""
         if not line.endswith(b"\n"):
             line += b"\n"
-        with self._lock:
-            log = self._logs.get(task)
-            if log is not None:
-                log.feed(stream, line)
-                return
-            size = self._sizes.get(task, 0) + len(line)
-            if size <= PENDING_MAX:
-                self._sizes[task] = size
-                self._pending.setdefault(task, []).append((stream, line))
+        log = self._logs.get(task)
+        if log is not None:
+            log.feed(stream, line)
+            return
+        size = self._sizes.get(task, 0) + len(line)
+        if size <= PENDING_MAX:
+            self._sizes[task] = size
+            self._pending.setdefault(task, []).append((stream, line))
 
     def count(self, tasks: Iterable[TaskInfo]) -> None:
         """``tasks`` count: their lines go out (those waiting first)."""
         with self._lock:
             for task in tasks:
-                if task.id in self._logs:
-                    continue
+                if task.id in self._logs or not task.node_id:
+                    continue  # a task not on a node yet has no output either
                 log = self._logs[task.id] = self._make(task)
                 for stream, line in self._pending.pop(task.id, []):
                     log.feed(stream, line)
@@ -185,11 +200,10 @@ class ServiceHandler(StepHandler[RunService]):
             outcome = self._await(attempt, service_id, timeout, expected, output)
         finally:
             if logs is not None:
-                if reader is not None and outcome.status in (Status.SUCCEEDED, Status.FAILED):
-                    reader.join(LOG_GRACE_S)  # the last lines of the tasks that just ended
                 logs.close()
             if reader is not None:
                 reader.join(OUTPUT_DRAIN_S)
+                self._catch_up(service_id, output)
             outcome.output = output.close()
             with attempt.lock:
                 attempt.process = None
@@ -210,7 +224,9 @@ class ServiceHandler(StepHandler[RunService]):
             state = judge(self.engine.service_tasks(service_id), expected)
             output.count(state.counted.values())
             if state.done:
-                return decide(state.counted.values(), self.node_name)
+                return decide(
+                    state.counted.values(), self.node_name, replicated=expected is not None
+                )
             if attempt.cancelled.is_set():
                 return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
             remaining = deadline - clock.monotonic()
@@ -237,6 +253,16 @@ class ServiceHandler(StepHandler[RunService]):
                 self.log.exception("run.output_failed")
 
         return in_run_context(run, "service-output")
+
+    def _catch_up(self, service_id: str, output: TaskOutput) -> None:
+        """The lines the followed stream had not brought yet (a swarm sends a task's last
+        lines to a follower later than they are in its log): the whole log read once."""
+        try:
+            whole = self.engine.service_logs(service_id, follow=False)
+            for task, _node, stream, line in whole:
+                output.catch_up(task, stream, line)
+        except EngineError as e:
+            self.log.warning("run.output_lost", error=str(e))
 
     def _task_log(self, attempt: Attempt, task: TaskInfo) -> OutputLog:
         settings = self.context.settings

@@ -172,7 +172,9 @@ class FakeEngine:
     task_script: list[list[TaskInfo]] = field(default_factory=list)
     """What successive service_tasks calls answer (the last one repeats; none: no task)."""
     service_lines: list[tuple[str, str, str, bytes]] = field(default_factory=list)
-    """What a service's log stream gives: (task, node, stream, line)."""
+    """What a service's followed log gives: (task, node, stream, line)."""
+    whole_log: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    """What a service's log read once (not followed) gives."""
     services: list[ServiceInfo] = field(default_factory=list)
     """What list_services returns."""
     service_specs: list[ServiceSpec] = field(default_factory=list)
@@ -378,9 +380,9 @@ class FakeEngine:
             return []
         return self.task_script.pop(0) if len(self.task_script) > 1 else self.task_script[0]
 
-    def service_logs(self, service_id: str) -> FakeServiceLogs:
-        self._call("service_logs", service_id)
-        return FakeServiceLogs(list(self.service_lines))
+    def service_logs(self, service_id: str, *, follow: bool = True) -> FakeServiceLogs:
+        self._call("service_logs", (service_id, follow))
+        return FakeServiceLogs(list(self.service_lines if follow else self.whole_log))
 
     def service_remove(self, service_id: str) -> None:
         self._call("service_remove", service_id)
