@@ -52,6 +52,14 @@ EVENTS: tuple[Event, ...] = (
         "the engine does not answer: at start (retried for `engine_wait`) or while running "
         "(logged once per outage)",
     ),
+    # kind "service" (Swarm job services)
+    _event(
+        "daemon.not_swarm_manager",
+        "warning",
+        "jobs: the enabled service jobs",
+        "at start: the engine is not a Swarm manager, so these jobs' runs will fail (reason "
+        "`not_swarm_manager`)",
+    ),
     _event("engine.available", "info", "down_s: while running", "it answers (again)"),
     _event(
         "engine.recheck",
