@@ -24,6 +24,7 @@ from docker.utils.socket import STDERR, STDOUT
 
 from scheduler.docker_streams import _exactly, _socket_of
 from scheduler.engine import ServiceInfo, TaskInfo
+from scheduler.errors import EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -148,6 +149,7 @@ class DockerServiceLogs:
     def __init__(self, response: Any, sock: Any) -> None:  # noqa: ANN401 - requests' response
         self._response = response
         self._raw = _socket_of(sock)
+        self._closed = False
 
     def __iter__(self) -> Iterator[tuple[str, str, str, bytes]]:
         read = self._response.raw.read
@@ -160,13 +162,15 @@ class DockerServiceLogs:
                 if stream in _STREAMS:
                     task, node, text = split_details(data)
                     yield task, node, _STREAMS[stream], text
-        except Exception:  # a stream closed under the reader ends it
-            return
+        except Exception as e:
+            if not self._closed:  # not ended from this side: the reader says it broke
+                raise EngineError(f"reading the service's logs: {e}") from e
         finally:
             with suppress(Exception):
                 self._response.close()
 
     def close(self) -> None:
         """Shut the connection down: the reader sees its end."""
+        self._closed = True
         with suppress(OSError):
             self._raw.shutdown(socket.SHUT_RDWR)

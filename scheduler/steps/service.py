@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from jobs.plan import RunService
 from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_ROLE, LABEL_RUN
-from scheduler.errors import EngineError
+from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.job_tasks import decide, judge
 from scheduler.output import OutputLog
 from scheduler.registries import Registries
-from scheduler.runs import Outcome, Status
+from scheduler.runs import Outcome, RunInterruptedError, Status
 from scheduler.secrets import SecretError, read_secret
 from scheduler.steps.base import StepHandler
 from scheduler.steps.containers import OUTPUT_DRAIN_S, in_run_context
@@ -194,20 +194,26 @@ class ServiceHandler(StepHandler[RunService]):
         logs: ServiceLogStream | None = None
         reader: threading.Thread | None = None
         outcome = Outcome(Status.FAILED, error="the service was not followed")
+        interrupted = False
         try:
             logs = self.engine.service_logs(service_id)
             reader = self._read(logs, output)
             outcome = self._await(attempt, service_id, timeout, expected, output)
+        except EngineUnavailableError as e:
+            interrupted = True  # the service goes on: the orphan logic settles it
+            raise RunInterruptedError(service_id, e) from e
         finally:
             if logs is not None:
                 logs.close()
             if reader is not None:
                 reader.join(OUTPUT_DRAIN_S)
-                self._catch_up(service_id, output)
+                if not interrupted:
+                    self._catch_up(service_id, output)
             outcome.output = output.close()
             with attempt.lock:
                 attempt.process = None
-            self._remove(service_id)
+            if not interrupted:
+                self._remove(service_id)
         return outcome
 
     def _await(

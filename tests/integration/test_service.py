@@ -228,3 +228,59 @@ def test_a_killed_daemons_service_is_settled_by_the_next(
     assert rows[0]["error"].startswith("1 of 1 tasks failed")
     second.signal(signal.SIGTERM)
     assert second.wait_exit(60) == 0
+
+
+def test_a_daemon_stop_removes_a_running_service(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """SIGTERM while the tasks run: past shutdown_grace the run is cancelled
+    (daemon_stopping) and the service removed; the daemon exits 0."""
+    daemon = start(
+        start_daemon,
+        private_swarm,
+        service_job("long", schedule="@yearly", run_on_start="true", command='["sleep", "300"]'),
+    )
+    daemon.log.wait_for(event("run.started", job="long"), timeout=60)
+    deadline = time.monotonic() + 60
+    while not services_of(private_swarm, daemon):
+        assert time.monotonic() < deadline, "no service was made"
+        time.sleep(0.2)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    cancelled = daemon.log.matching(event("run.cancelled", job="long"))
+    assert [e["reason"] for e in cancelled] == ["daemon_stopping"]
+    assert services_of(private_swarm, daemon) == []
+
+
+def test_a_killed_daemons_running_service_is_adopted_by_the_next(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """kill -9 while the task runs; the next daemon adopts the service (run.adopted),
+    follows it to its end (exit 0: succeeded, its later output as run.output) and removes it."""
+    command = """["sh", "-c", "sleep 6; echo late-line"]"""
+    first = start(
+        start_daemon,
+        private_swarm,
+        service_job("kept", schedule="@yearly", run_on_start="true", command=command),
+    )
+    started = first.log.wait_for(event("run.started", job="kept"), timeout=60)[0]
+    deadline = time.monotonic() + 60
+    while not services_of(private_swarm, first):
+        assert time.monotonic() < deadline, "no service was made"
+        time.sleep(0.2)
+    first.kill()
+    second = start_daemon(
+        service_job("kept", schedule="@yearly", command=command),
+        daemon=f'{DAEMON}\nstate_dir = "{first.state_dir}"',
+        env={"DOCKER_HOST": private_swarm.host},
+        name=first.name,
+    )
+    second.log.wait_for(event("run.adopted", run_id=started["run_id"]), timeout=60)
+    done = second.log.wait_for(event("run.succeeded", run_id=started["run_id"]), timeout=120)[0]
+    assert done["job"] == "kept"
+    lines = second.log.matching(event("run.output", run_id=started["run_id"]))
+    assert [e["line"] for e in lines] == ["late-line"]
+    assert services_of(private_swarm, second) == []
+    assert [r["status"] for r in second.history("kept")] == ["succeeded"]
+    second.signal(signal.SIGTERM)
+    assert second.wait_exit(60) == 0

@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 
 from jobs.base import PlanContext
@@ -23,11 +24,12 @@ from scheduler.engine import (
     ServiceInfo,
     TaskInfo,
 )
+from scheduler.errors import EngineUnavailableError
 from scheduler.history import History
 from scheduler.job_tasks import decide, judge
 from scheduler.recovery import settle
 from scheduler.runner import Runner
-from scheduler.runs import Attempt, Cancellation, Outcome, Status
+from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
 from scheduler.settings import load_config
 from scheduler.steps import StepExecutor
 
@@ -244,3 +246,15 @@ def test_a_dead_daemons_services_are_settled_adopted_or_removed(tmp_path: Path) 
     assert sorted(engine.removed_services) == ["s-ended", "s-run", "s-x"]
     assert [e["service_id"] for e in logs if e["event"] == "run.orphan_removed"] == ["s-x"]
     assert [e["event"] for e in logs if e["event"] == "run.adopted"] == ["run.adopted"]
+
+
+def test_an_engine_outage_leaves_the_service_to_the_orphan_logic(tmp_path: Path) -> None:
+    """The engine stops answering while the tasks run: the attempt is interrupted (it stays
+    recorded running) and the service is not removed — the settling on the engine's
+    return judges it from its tasks."""
+    engine = FakeEngine(FakeClock())
+    engine.fail["service_tasks"] = EngineUnavailableError("no answer")
+    with pytest.raises(RunInterruptedError) as caught:
+        run_service(tmp_path, engine)
+    assert caught.value.container_id == "svc1"
+    assert engine.removed_services == []
