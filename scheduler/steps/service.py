@@ -7,6 +7,7 @@ A dead daemon's service still running is adopted (``follow``) like a container."
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from scheduler.runs import Attempt
     from scheduler.steps.base import StepContext
 
+SERVICE_NAME_MAX = 63
+"""Swarm's limit on a service's name (a DNS label)."""
 POLL_S = 0.5
 """How often a running service's tasks are listed."""
 PENDING_MAX = 64 * 1024
@@ -40,6 +43,15 @@ NOT_MANAGER = (
     "the Docker engine is not a Swarm manager: a service job needs the API of a manager "
     "node (DOCKER_HOST)"
 )
+
+
+def service_name(daemon: str, job: str, run_id: str) -> str:
+    """``<daemon>-<job>-<run_id>`` as Swarm takes a service name: at most 63 characters of
+    letters, digits, ``-`` and ``_``, beginning and ending with a letter or digit (other
+    characters become ``-``; the front is cut when too long: the run id stays)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", f"{daemon}-{job}")
+    name = name[: SERVICE_NAME_MAX - len(run_id) - 1].strip("-_")
+    return f"{name}-{run_id}" if name else run_id
 
 
 def with_secret_env(spec: ServiceSpec) -> ServiceSpec:
@@ -156,7 +168,7 @@ class ServiceHandler(StepHandler[RunService]):
                     error=f"no Swarm {kind} named {', '.join(map(repr, missing))}: create it "
                     f"(docker {kind} create) or correct the job's {kind}s",
                 )
-        name = f"{self.context.settings.name}-{attempt.job_name}-{attempt.run_id}"
+        name = service_name(self.context.settings.name, attempt.job_name, attempt.run_id)
         labels = self.labels(attempt)
         service_id = engine.service_create(
             spec,

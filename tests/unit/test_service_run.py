@@ -32,6 +32,7 @@ from scheduler.runner import Runner
 from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
 from scheduler.settings import load_config
 from scheduler.steps import StepExecutor
+from scheduler.steps.service import service_name
 
 from .configs import load_job
 from .fakes import FakeClock, FakeEngine
@@ -258,3 +259,12 @@ def test_an_engine_outage_leaves_the_service_to_the_orphan_logic(tmp_path: Path)
         run_service(tmp_path, engine)
     assert caught.value.container_id == "svc1"
     assert engine.removed_services == []
+
+
+def test_a_service_name_is_one_swarm_takes() -> None:
+    """Dots become dashes; a long daemon and job name is cut at the front's end, the run id
+    kept, 63 characters at most."""
+    assert service_name("cron", "db.dump", "abc123") == "cron-db-dump-abc123"
+    long = service_name("d" * 40, "j" * 40, "0123456789ab")
+    assert len(long) == 63
+    assert long.endswith("-0123456789ab")
