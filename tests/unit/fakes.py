@@ -389,7 +389,8 @@ class FakeEngine:
         self.removed_services.append(service_id)
 
     def list_services(self, labels: Mapping[str, str]) -> list[ServiceInfo]:
-        self._call("list_services", dict(labels))
+        if "list_services" in self.fail:  # not recorded: every settling asks
+            raise self.fail["list_services"]
         return [s for s in self.services if all(s.labels.get(k) == v for k, v in labels.items())]
 
     def node_name(self, node_id: str) -> str:

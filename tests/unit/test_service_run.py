@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from jobs.base import PlanContext
+from jobs.base import OutputSpec, PlanContext
 from jobs.plan import RunService, ServiceSpec
 from jobs.service import ServiceJob
 from scheduler.docker_services import service_body, split_details, task_info
@@ -28,9 +28,11 @@ from scheduler.errors import EngineUnavailableError
 from scheduler.history import History
 from scheduler.job_tasks import decide, judge
 from scheduler.recovery import settle
+from scheduler.run_files import RunFile
 from scheduler.runner import Runner
 from scheduler.runs import Attempt, Cancellation, Outcome, RunInterruptedError, Status
 from scheduler.settings import load_config
+from scheduler.startup import swarm_check
 from scheduler.steps import StepExecutor
 from scheduler.steps.service import service_name
 
@@ -128,7 +130,11 @@ def test_the_service_is_never_restarted_by_the_engine_and_carries_the_labels() -
 
 
 def run_service(
-    tmp_path: Path, engine: FakeEngine, keys: str = "", cancel: bool = False
+    tmp_path: Path,
+    engine: FakeEngine,
+    keys: str = "",
+    cancel: bool = False,
+    output_file: RunFile | None = None,
 ) -> tuple[Outcome, Logs]:
     text = (
         f'[jobs.s]\nkind = "service"\nschedule = "@daily"\n'
@@ -143,15 +149,18 @@ def run_service(
     if cancel:
         cancelled.cancel("daemon_stopping")
     with structlog.testing.capture_logs() as logs:
-        outcome = executor.run(Attempt("r1", "s", job, cancelled), step)
+        attempt = Attempt("r1", "s", job, cancelled, output_file=output_file)
+        outcome = executor.run(attempt, step)
     return outcome, logs
 
 
 def test_a_run_follows_the_tasks_and_removes_the_service(tmp_path: Path) -> None:
     """Two polls (running, then ended with a replacement): failed "1 of 2"; the counted
-    tasks' lines are run.output with node and task, a replacement's are not; lines the
-    follower missed come from the whole log, once; the service is removed."""
+    tasks' lines are run.output with node and task (and in the run's file), a
+    replacement's are not; lines the follower missed come from the whole log, once; the
+    service is removed."""
     engine = FakeEngine(FakeClock())
+    file = RunFile(tmp_path / "s", "r1", OutputSpec(volume="out"), engine.clock.now)
     engine.task_script = [
         [task("a", 0, "running"), task("b", 1, "running")],
         [
@@ -162,11 +171,15 @@ def test_a_run_follows_the_tasks_and_removes_the_service(tmp_path: Path) -> None
     ]
     engine.service_lines = [("a", "n1", "stdout", b"from a"), ("b2", "n1", "stdout", b"again")]
     engine.whole_log = [*engine.service_lines[:1], ("b", "n1", "stderr", b"from b\n")]
-    outcome, logs = run_service(tmp_path, engine, "replicas = 2\n")
+    outcome, logs = run_service(tmp_path, engine, "replicas = 2\n", output_file=file)
     assert (outcome.status, outcome.exit_code) == (Status.FAILED, 4)
     assert outcome.error == "1 of 2 tasks failed; first: task b (slot 1) on host-n1: exit code 4"
     lines = [(e["line"], e["node"], e["task"]) for e in logs if e["event"] == "run.output"]
     assert sorted(lines) == [("from a", "host-n1", "a"), ("from b", "host-n1", "b")]
+    kept = file.close("failed", 4)
+    assert kept is not None
+    written = [line.split(" ", 1)[1] for line in kept.read_text().splitlines()[:-1]]
+    assert sorted(written) == ["stderr from b", "stdout from a"]
     assert engine.removed_services == ["svc1"]
     assert engine.created_labels == {
         LABEL_DAEMON: "crontainer",
@@ -268,3 +281,22 @@ def test_a_service_name_is_one_swarm_takes() -> None:
     long = service_name("d" * 40, "j" * 40, "0123456789ab")
     assert len(long) == 63
     assert long.endswith("-0123456789ab")
+
+
+def test_the_start_warns_of_service_jobs_on_an_engine_that_is_no_manager(tmp_path: Path) -> None:
+    """daemon.not_swarm_manager names the enabled service jobs; a manager, or no such job,
+    gives no warning."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}"\n'
+        '[jobs.a]\nkind = "service"\nimage = "i"\nschedule = "@daily"\n'
+        '[jobs.b]\nkind = "service"\nimage = "i"\nschedule = "@daily"\nenabled = false\n'
+        '[jobs.c]\nkind = "run"\nimage = "i"\nschedule = "@daily"\n'
+    )
+    jobs = load_config(path, {}).jobs
+    heard = []
+    for manager, given in ((False, jobs), (True, jobs), (False, {"c": jobs["c"]})):
+        with structlog.testing.capture_logs() as logs:
+            swarm_check(FakeEngine(FakeClock(), manager=manager), given)
+        heard.append([(e["event"], e["jobs"]) for e in logs])
+    assert heard == [[("daemon.not_swarm_manager", ["a"])], [], []]
