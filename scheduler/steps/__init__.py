@@ -102,11 +102,9 @@ class StepExecutor:
         """Wait for a container an earlier daemon started, under what is left of its timeout;
         then the handlers of ``steps`` (the job's plan) keep what it holds, and it is removed.
         A service job's ``container_id`` is its service's id: followed by its handler."""
-        service = next((s for s in steps if isinstance(s, RunService)), None)
-        if service is not None:
+        if any(isinstance(s, RunService) for s in steps):
             handler = cast("ServiceHandler", self._handlers[RunService])
-            expected = None if service.spec.global_job else service.spec.replicas
-            return handler.follow(attempt, container_id, timeout, expected)
+            return handler.adopt(attempt, container_id, timeout)
         with attempt.lock:
             attempt.container_id = attempt.created = container_id
         try:

@@ -39,6 +39,7 @@ PENDING_MAX = 64 * 1024
 """Log bytes kept of a task not known yet to count (a replacement task's are dropped)."""
 ROLE = "service"
 """The ``crontainer.role`` label of a service job's service."""
+GONE = "the service is gone: something else removed it"
 NOT_MANAGER = (
     "the Docker engine is not a Swarm manager: a service job needs the API of a manager "
     "node (DOCKER_HOST)"
@@ -193,6 +194,16 @@ class ServiceHandler(StepHandler[RunService]):
             LABEL_ROLE: ROLE,
         }
 
+    def adopt(self, attempt: Attempt, service_id: str, timeout: float) -> Outcome:
+        """Follow a service an earlier daemon made for ``attempt``, judged by its own mode
+        (the job's config may have changed since), removed at its end; failed
+        (``interrupted``) if it is gone."""
+        listed = self.engine.list_services({LABEL_RUN: attempt.run_id})
+        own = [s for s in listed if s.id == service_id]
+        if not own:
+            return Outcome(Status.FAILED, reason="interrupted", error=GONE)
+        return self.follow(attempt, service_id, timeout, own[0].replicas)
+
     def follow(
         self, attempt: Attempt, service_id: str, timeout: float, expected: int | None
     ) -> Outcome:
@@ -238,8 +249,12 @@ class ServiceHandler(StepHandler[RunService]):
     ) -> Outcome:
         clock = self.context.clock
         deadline = clock.monotonic() + timeout
+        seen = False
         while True:
             state = judge(self.engine.service_tasks(service_id), expected)
+            if seen and not state.counted:  # its tasks went with it
+                return Outcome(Status.FAILED, reason="interrupted", error=GONE)
+            seen = seen or bool(state.counted)
             output.count(state.counted.values())
             if state.done:
                 return decide(

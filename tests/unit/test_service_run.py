@@ -300,3 +300,14 @@ def test_the_start_warns_of_service_jobs_on_an_engine_that_is_no_manager(tmp_pat
             swarm_check(FakeEngine(FakeClock(), manager=manager), given)
         heard.append([(e["event"], e["jobs"]) for e in logs])
     assert heard == [[("daemon.not_swarm_manager", ["a"])], [], []]
+
+
+def test_a_service_removed_by_someone_else_fails_the_run(tmp_path: Path) -> None:
+    """Its tasks seen, then none: failed, reason interrupted, saying the service is gone
+    (not a wait until the timeout)."""
+    engine = FakeEngine(FakeClock())
+    engine.task_script = [[task("a", 0, "running")], []]
+    outcome, _ = run_service(tmp_path, engine)
+    assert (outcome.status, outcome.reason) == (Status.FAILED, "interrupted")
+    assert outcome.error == "the service is gone: something else removed it"
+    assert engine.clock.monotonic() < 1010.0  # before the job's 10 s timeout
