@@ -252,16 +252,16 @@ class ServiceHandler(StepHandler[RunService]):
         seen = False
         while True:
             state = judge(self.engine.service_tasks(service_id), expected)
+            output.count(state.counted.values())
+            if attempt.cancelled.is_set():  # a canceller may have removed it already
+                return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
             if seen and not state.counted:  # its tasks went with it
                 return Outcome(Status.FAILED, reason="interrupted", error=GONE)
             seen = seen or bool(state.counted)
-            output.count(state.counted.values())
             if state.done:
                 return decide(
                     state.counted.values(), self.node_name, replicated=expected is not None
                 )
-            if attempt.cancelled.is_set():
-                return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 job = attempt.job
