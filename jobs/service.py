@@ -15,7 +15,7 @@ from jobs.run import Command, RegistryAuth, as_argv, secret_refs
 from jobs.units import Largest, Size
 
 _OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_CONSTRAINT = re.compile(r"\s*[A-Za-z0-9_.\-]+(\.[A-Za-z0-9_.\-]+)*\s*(==|!=)\s*\S.*")
+_CONSTRAINT = re.compile(r"\s*[A-Za-z0-9_.\-]+\s*(==|!=)\s*\S.*")
 
 
 def _names(value: list[str]) -> list[str]:
