@@ -4,6 +4,8 @@ and task, the service removed on every path; and a dead daemon's services settle
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,9 @@ import pytest
 import structlog
 
 from jobs.base import OutputSpec, PlanContext
-from jobs.plan import RunService, ServiceSpec
+from jobs.plan import Mount, RunService, ServiceSpec
 from jobs.service import ServiceJob
+from scheduler.docker_engine import DockerEngine
 from scheduler.docker_services import service_body, split_details, task_info
 from scheduler.engine import (
     LABEL_ATTEMPT,
@@ -21,6 +24,7 @@ from scheduler.engine import (
     LABEL_JOB,
     LABEL_ROLE,
     LABEL_RUN,
+    PullAuth,
     ServiceInfo,
     TaskInfo,
 )
@@ -311,3 +315,69 @@ def test_a_service_removed_by_someone_else_fails_the_run(tmp_path: Path) -> None
     assert (outcome.status, outcome.reason) == (Status.FAILED, "interrupted")
     assert outcome.error == "the service is gone: something else removed it"
     assert engine.clock.monotonic() < 1010.0  # before the job's 10 s timeout
+
+
+def test_mounts_networks_resources_and_placement_reach_the_request() -> None:
+    """A host path is a bind, a name a volume; networks by name; CPUs in nano-CPUs; spread
+    preferences; a global job's mode."""
+    spec = ServiceSpec(
+        "busybox",
+        mounts=(Mount("data", "/data", read_only=True), Mount("/srv", "/srv")),
+        networks=("backend",),
+        cpus=0.5,
+        memory=64,
+        reserve_cpus=0.25,
+        reserve_memory=32,
+        constraints=("node.role == worker",),
+        preferences=("node.labels.zone",),
+        global_job=True,
+    )
+    body = service_body(spec, name="n", labels={}, secrets={}, configs={})
+    template = body["TaskTemplate"]
+    mounts = template["ContainerSpec"]["Mounts"]
+    assert [(m["Type"], m["Source"], m["Target"], m["ReadOnly"]) for m in mounts] == [
+        ("volume", "data", "/data", True),
+        ("bind", "/srv", "/srv", False),
+    ]
+    assert template["Networks"] == [{"Target": "backend"}]
+    assert template["Resources"] == {
+        "Limits": {"NanoCPUs": 500_000_000, "MemoryBytes": 64},
+        "Reservations": {"NanoCPUs": 250_000_000, "MemoryBytes": 32},
+    }
+    assert template["Placement"] == {
+        "Constraints": ["node.role == worker"],
+        "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}],
+    }
+    assert body["Mode"] == {"GlobalJob": {}}
+
+
+class _Api:
+    """What DockerEngine.service_create asks of docker-py's client, recorded."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+
+    def _url(self, path: str) -> str:
+        return path
+
+    def _post_json(self, url: str, data: object, headers: dict[str, str]) -> object:
+        self.headers = headers
+        return data
+
+    def _result(self, response: object, json: bool) -> dict[str, str]:
+        return {"ID": "svc-id"}
+
+
+def test_registry_credentials_go_with_the_service_to_the_nodes() -> None:
+    """The job's credentials are the X-Registry-Auth header of the create request (the
+    nodes pull with them); anonymous: no header."""
+    api = _Api()
+    engine = DockerEngine(api)
+    auth = PullAuth("r.example", "r.example", "the job's registry_auth", "u", "p4ss")
+    spec = ServiceSpec("r.example/app:1")
+    made = engine.service_create(spec, name="n", labels={}, secrets={}, configs={}, auth=auth)
+    assert made == "svc-id"
+    header = json.loads(base64.urlsafe_b64decode(api.headers["X-Registry-Auth"]))
+    assert header == {"serveraddress": "r.example", "username": "u", "password": "p4ss"}
+    engine.service_create(spec, name="n", labels={}, secrets={}, configs={}, auth=None)
+    assert api.headers == {}
