@@ -10,16 +10,26 @@ from jobs.exec import ExecJob
 from jobs.logship import LogshipJob
 from jobs.rotate import RotateJob
 from jobs.run import RunJob
+from jobs.service import ServiceJob
 from jobs.signal import SignalJob
 
 if TYPE_CHECKING:
     from jobs.base import BaseJob
 
-Job = RunJob | ExecJob | SignalJob | BackupJob | LogshipJob | RotateJob
+Job = RunJob | ExecJob | SignalJob | BackupJob | LogshipJob | RotateJob | ServiceJob
 """Any configured job (the union grows with the kinds)."""
 
 KINDS: dict[str, type[BaseJob]] = {
-    cls.KIND: cls for cls in (RunJob, ExecJob, SignalJob, BackupJob, LogshipJob, RotateJob)
+    cls.KIND: cls
+    for cls in (
+        RunJob,
+        ExecJob,
+        SignalJob,
+        BackupJob,
+        LogshipJob,
+        RotateJob,
+        ServiceJob,
+    )
 }
 """Job kinds by the value of their ``kind`` key."""
 
