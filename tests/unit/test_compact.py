@@ -62,6 +62,14 @@ volumes_from = ["app-logs"]
 paths = ["/var/log/app/*.log"]
 max_size = "100MiB"
 retries = 0
+
+[jobs.prune]
+kind = "service"
+schedule = "0 4 * * *"
+image = "busybox:latest"
+command = ["sh", "-c", "echo prune"]
+mode = "global-job"
+constraints = ["node.role == worker"]
 """
 
 
