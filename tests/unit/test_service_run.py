@@ -70,14 +70,29 @@ def test_each_slots_first_task_decides_not_the_replacements() -> None:
         task("b2", 1, "complete", created="5", code=0),  # a replacement
         task("b3", 1, "running", created="6"),
     ]
-    state = judge(tasks, expected=3)
-    assert not state.done  # slot 2 has no task yet
+    assert not judge(tasks[:1], expected=3).done  # slots 1 and 2 have no task yet
+    assert not judge([*tasks, task("c", 2, "running")], expected=3).done
     state = judge([*tasks, task("c", 2, "complete", code=0)], expected=3)
     assert state.done
     assert sorted(t.id for t in state.counted.values()) == ["a", "b", "c"]
     outcome = decide(state.counted.values(), lambda n: f"host-{n}", replicated=True)
     assert (outcome.status, outcome.exit_code, outcome.reason) == (Status.FAILED, 3, "tasks_failed")
     assert outcome.error == "1 of 3 tasks failed; first: task b (slot 1) on host-n1: exit code 3"
+
+
+def test_a_failed_first_task_decides_without_the_slots_never_made() -> None:
+    """Fewer tasks at once than replicas: engine 20.10 replaces slot 0's failed task in its
+    slot and never makes slot 1 — the job is judged once the tasks there are have ended
+    (not left to its timeout); without a failure, the missing slot is waited for."""
+    first = task("a", 0, "failed", code=4)
+    replacement = task("a2", 0, "running", created="5")
+    state = judge([first, replacement], expected=2)
+    assert state.done
+    outcome = decide(state.counted.values(), str, replicated=True)
+    assert (outcome.status, outcome.exit_code) == (Status.FAILED, 4)
+    assert outcome.error == "1 of 1 tasks failed; first: task a (slot 0) on n1: exit code 4"
+    assert not judge([task("a", 0, "complete", code=0)], expected=2).done
+    assert not judge([first, task("b", 1, "running")], expected=2).done
 
 
 def test_a_global_jobs_slots_are_its_nodes_and_all_complete_succeeds() -> None:
