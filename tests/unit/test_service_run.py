@@ -396,3 +396,56 @@ def test_registry_credentials_go_with_the_service_to_the_nodes() -> None:
     assert header == {"serveraddress": "r.example", "username": "u", "password": "p4ss"}
     engine.service_create(spec, name="n", labels={}, secrets={}, configs={}, auth=None)
     assert api.headers == {}
+
+
+def _settle_after_kind_change(
+    tmp_path: Path, engine: FakeEngine, kind: str
+) -> tuple[History, Logs]:
+    """Settle with job j now of ``kind`` (and its run "left" recorded running)."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n[jobs.j]\nkind = "{kind}"\n'
+        'image = "i"\nschedule = "@daily"\n'
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path)
+    history.begin("left", 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    with structlog.testing.capture_logs() as logs:
+        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+        assert runner.join(10)
+    return history, logs
+
+
+LEFT = {LABEL_DAEMON: "d", LABEL_JOB: "j", LABEL_RUN: "left", LABEL_ATTEMPT: "1"}
+
+
+def test_a_running_service_of_a_job_now_of_another_kind_is_removed(tmp_path: Path) -> None:
+    """The job was a service job when the dead daemon started the run, a run job now: its
+    service still running is not adopted as if it were a container (never removed, the
+    engine replacing its tasks on) but removed, the run recorded cancelled."""
+    engine = FakeEngine(FakeClock())
+    engine.services = [ServiceInfo("s-left", "s-left", {**LEFT, LABEL_ROLE: "service"}, 1)]
+    engine.task_script = [[task("a", 0, "running")]]
+    history, logs = _settle_after_kind_change(tmp_path, engine, "run")
+    assert engine.removed_services == ["s-left"]
+    (row,) = history.runs("j")
+    assert (row.status, row.reason) == (Status.CANCELLED, "orphan_stopped")
+    assert [e for e in logs if e["event"] == "run.adopted"] == []
+
+
+def test_a_running_container_of_a_job_now_a_service_job_is_stopped(tmp_path: Path) -> None:
+    """The job was a run job, a service job now: its container still running is not
+    adopted as a service (gone at once, the container left running) but stopped and
+    removed, the run recorded cancelled."""
+    from scheduler.engine import ContainerInfo  # noqa: PLC0415
+
+    engine = FakeEngine(
+        FakeClock(), containers=[ContainerInfo("c-left", "c-left", "running", LEFT)]
+    )
+    history, logs = _settle_after_kind_change(tmp_path, engine, "service")
+    assert ("remove", "c-left") in engine.calls
+    assert any(name == "stop" for name, _ in engine.calls)
+    (row,) = history.runs("j")
+    assert (row.status, row.reason) == (Status.CANCELLED, "orphan_stopped")
+    assert [e for e in logs if e["event"] == "run.adopted"] == []
