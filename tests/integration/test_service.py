@@ -342,3 +342,28 @@ def test_a_retried_service_job_runs_each_attempt(
     assert services_of(private_swarm, daemon) == []
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(60) == 0
+
+
+def test_a_service_removed_by_someone_else_fails_the_run_as_interrupted(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """`docker service rm` of a run's service while its task runs: the run fails, reason
+    interrupted, saying the service is gone (the engine then refuses to list its tasks)."""
+    daemon = start(
+        start_daemon,
+        private_swarm,
+        service_job("removed", schedule="@yearly", run_on_start="true", command='["sleep", "300"]'),
+    )
+    daemon.log.wait_for(event("run.started", job="removed"), timeout=60)
+    deadline = time.monotonic() + 60
+    while not (made := services_of(private_swarm, daemon)):
+        assert time.monotonic() < deadline, "no service was made"
+        time.sleep(0.2)
+    made[0].remove()  # type: ignore[attr-defined]
+    failed = daemon.log.wait_for(event("run.failed", job="removed"), timeout=60)[0]
+    assert (failed.get("reason"), failed.get("error")) == (
+        "interrupted",
+        "the service is gone: something else removed it",
+    )
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0

@@ -332,6 +332,23 @@ def test_a_service_removed_by_someone_else_fails_the_run(tmp_path: Path) -> None
     assert engine.clock.monotonic() < 1010.0  # before the job's 10 s timeout
 
 
+def test_a_service_the_engine_no_longer_finds_fails_the_run_or_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A real engine refuses to list a removed service's tasks (not found, not an empty
+    list): removed by someone else, the run fails as interrupted, saying so; removed by a
+    canceller, the run is cancelled."""
+    engine = FakeEngine(FakeClock())
+    engine.task_script = [[task("a", 0, "running")], None]
+    outcome, _ = run_service(tmp_path, engine)
+    assert (outcome.status, outcome.reason) == (Status.FAILED, "interrupted")
+    assert outcome.error == "the service is gone: something else removed it"
+    engine = FakeEngine(FakeClock())
+    engine.task_script = [None]
+    outcome, _ = run_service(tmp_path, engine, cancel=True)
+    assert (outcome.status, outcome.reason) == (Status.CANCELLED, "daemon_stopping")
+
+
 def test_mounts_networks_resources_and_placement_reach_the_request() -> None:
     """A host path is a bind, a name a volume; networks by name; CPUs in nano-CPUs; spread
     preferences; a global job's mode."""
