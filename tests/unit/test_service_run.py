@@ -134,8 +134,9 @@ def test_a_log_lines_details_name_its_task_and_node() -> None:
 
 
 def test_the_service_is_never_restarted_by_the_engine_and_carries_the_labels() -> None:
-    """The create request: restart condition none, the job's mode, the daemon's labels on
-    the service and on its tasks' containers, secrets by id."""
+    """The create request: restart condition none, the job's mode, the job's and the
+    daemon's labels on the service and on its tasks' containers (as documented), secrets by
+    id."""
     spec = ServiceSpec("busybox", replicas=3, secrets=("pw",), labels={"team": "ops"})
     body = service_body(
         spec, name="n", labels={LABEL_DAEMON: "d"}, secrets={"pw": "id1"}, configs={}
@@ -143,7 +144,7 @@ def test_the_service_is_never_restarted_by_the_engine_and_carries_the_labels() -
     template = body["TaskTemplate"]
     assert template["RestartPolicy"]["Condition"] == "none"
     assert body["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 3, "TotalCompletions": 3}}
-    assert body["Labels"] == {LABEL_DAEMON: "d"}
+    assert body["Labels"] == {"team": "ops", LABEL_DAEMON: "d"}
     assert template["ContainerSpec"]["Labels"] == {"team": "ops", LABEL_DAEMON: "d"}
     assert template["ContainerSpec"]["Secrets"][0]["SecretID"] == "id1"
 
