@@ -79,3 +79,18 @@ def test_bad_keys_are_refused_in_the_files_words(tmp_path: Path) -> None:
             "runs one task on each node"
         )
     ]
+
+
+def test_defaults_of_a_replicated_job_break_no_global_job(tmp_path: Path) -> None:
+    """[defaults] replicas and max_concurrent go to the replicated jobs only (a global job
+    has neither): a shared [defaults] breaks no job, as with a backup job's exclusive keys."""
+    text = (
+        "[defaults]\nreplicas = 3\nmax_concurrent = 2\n"
+        '[jobs.r]\nkind = "service"\nschedule = "@daily"\nimage = "busybox"\n'
+        '[jobs.g]\nkind = "service"\nschedule = "@daily"\nimage = "busybox"\n'
+        'mode = "global-job"\n'
+    )
+    replicated = load_job(tmp_path, text, "r", ServiceJob)
+    assert (replicated.replicas, replicated.max_concurrent) == (3, 2)
+    whole = load_job(tmp_path, text, "g", ServiceJob)
+    assert (whole.mode, whole.replicas, whole.max_concurrent) == ("global-job", None, None)
