@@ -159,10 +159,14 @@ class ServiceJob(BaseJob):
     def takes_default(
         cls, key: str, table: Mapping[str, object], defaults: Mapping[str, object]
     ) -> bool:
-        """``replicas`` and ``max_concurrent`` are defaults only of replicated jobs (a
-        global job has neither): a shared [defaults] breaks no job."""
-        del defaults  # the job's own mode decides
-        return key not in _REPLICATED_ONLY or table.get("mode") != "global-job"
+        """``replicas`` and ``max_concurrent`` are defaults only of replicated jobs (the
+        job's own mode, else the default one); a default ``mode`` only of jobs that set
+        neither: a shared [defaults] breaks no job."""
+        if key in _REPLICATED_ONLY:
+            return table.get("mode", defaults.get("mode")) != "global-job"
+        if key == "mode":
+            return not any(k in table for k in _REPLICATED_ONLY)
+        return True
 
     @model_validator(mode="after")
     def _replicated_only(self) -> Self:

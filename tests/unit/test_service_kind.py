@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jobs.base import PlanContext
 from jobs.plan import Mount, RunService, SecretRef
+from jobs.rotate import RotateJob
 from jobs.service import ServiceJob
 
 from .configs import file_errors, load_job
@@ -94,3 +95,30 @@ def test_defaults_of_a_replicated_job_break_no_global_job(tmp_path: Path) -> Non
     assert (replicated.replicas, replicated.max_concurrent) == (3, 2)
     whole = load_job(tmp_path, text, "g", ServiceJob)
     assert (whole.mode, whole.replicas, whole.max_concurrent) == ("global-job", None, None)
+
+
+ROTATE = (
+    '[jobs.rot]\nkind = "rotate"\nschedule = "@daily"\npaths = ["/logs/*.log"]\n'
+    'max_size = "1MiB"\nvolumes = ["logs:/logs"]\n'
+)
+
+
+def test_a_default_mode_is_a_default_of_the_kind_whose_choice_it_is(tmp_path: Path) -> None:
+    """rotate and service jobs both have a mode, each with its own choices: a [defaults]
+    mode is a default of the kind it names (a default mode = "copytruncate" loaded before
+    the service kind came, and loads still); a global-job default mode leaves a job that
+    sets replicas replicated; a mode of neither kind is [defaults]' error."""
+    service = '[jobs.s]\nkind = "service"\nschedule = "@daily"\nimage = "busybox"\n'
+    text = f'[defaults]\nmode = "copytruncate"\n{ROTATE}{service}'
+    assert load_job(tmp_path, text, "rot", RotateJob).mode == "copytruncate"
+    assert load_job(tmp_path, text, "s", ServiceJob).mode == "replicated-job"
+    text = f'[defaults]\nmode = "global-job"\nreplicas = 2\n{ROTATE}{service}'
+    text += '[jobs.r]\nkind = "service"\nschedule = "@daily"\nimage = "i"\nreplicas = 3\n'
+    assert load_job(tmp_path, text, "rot", RotateJob).mode == "rename"
+    whole = load_job(tmp_path, text, "s", ServiceJob)
+    assert (whole.mode, whole.replicas) == ("global-job", None)
+    replicated = load_job(tmp_path, text, "r", ServiceJob)
+    assert (replicated.mode, replicated.replicas) == ("replicated-job", 3)
+    errors = file_errors(tmp_path, f'[defaults]\nmode = "sideways"\n{ROTATE}{service}')
+    assert len(errors) == 1
+    assert errors[0].startswith("defaults.mode: expected ")
