@@ -1,7 +1,9 @@
 """The status page's server time per page: a config of many jobs, a state database of many
 runs, and each page rendered as the listener renders it (``StatusPages.answer``; no socket).
-Issue 21's target: < 200 ms for / with 1,000 jobs and 100,000 history rows. Printed per
-page: the wall time of the first render (cold: / makes every job's strip of last runs),
+Issue 21's target: < 200 ms for / with 1,000 jobs and 100,000 history rows (``/`` shows
+the first 200 jobs, ``?page=5`` the last 200, ``?outcome=failed`` those whose last run
+failed, ``?q=`` those whose name holds a text). Printed per page: the wall time of the
+first render (cold: / makes the strip of last runs of every job it shows),
 then of the rounds after it (warm: a strip is made again only for a job whose runs changed),
 their median and longest, the median CPU time of the rendering thread in those rounds (what
 the page costs the daemon, whatever else the machine runs), and the page's size.
@@ -124,7 +126,15 @@ def main() -> int:
         failed = history.connection.execute(
             "SELECT run_id FROM runs WHERE status = 'failed' LIMIT 1"
         ).fetchone()[0]
-        targets = ["/", "/jobs/job-00007", "/jobs/job-00007?outcome=failed", f"/runs/{failed}"]
+        targets = [
+            "/",
+            "/?page=5",
+            "/?outcome=failed",
+            "/?q=job-0099",
+            "/jobs/job-00007",
+            "/jobs/job-00007?outcome=failed",
+            f"/runs/{failed}",
+        ]
         print(
             f"{args.jobs} jobs, {args.rows} history rows, {args.rounds} rounds"
             + (" (no runs_by_job_time index)" if args.no_index else "")

@@ -33,6 +33,7 @@ from scheduler.ui_html import (
     run_href,
     took,
 )
+from scheduler.ui_index import choose_jobs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -97,7 +98,7 @@ class StatusPages:
         """The page at ``target`` (path and query); None when the path is not the UI's."""
         path, _, query = target.partition("?")
         if path == "/":
-            return Page(200, self._index())
+            return self._index(parse_qs(query))
         if path == CSS_PATH:
             return Page(200, CSS.encode(), "text/css; charset=utf-8")
         if path == ICON_PATH:
@@ -131,24 +132,29 @@ class StatusPages:
 
     # --- / -----------------------------------------------------------------------------
 
-    def _index(self) -> bytes:
+    def _index(self, query: dict[str, list[str]]) -> Page:
         source = self._source
         jobs, sources, now = source.jobs(), source.sources(), source.now()
         marks = source.history.marks()
-        one_shots = source.history.one_shots()
         with self._lock:
             for gone in self._strips.keys() - jobs.keys():
                 del self._strips[gone]
+        try:
+            chosen = choose_jobs(jobs, marks, query)
+        except ValueError as e:
+            body = f"{self._header()}<main><h2>Bad request</h2><p>{esc(e)}</p></main>"
+            return Page(400, page("Bad request", body))
+        one_shots = source.history.one_shots()
         rows = [
             self._job_row(
                 name,
-                entry,
+                jobs[name],
                 source=sources.get(name, "config"),
                 mark=marks.get(name),
                 one_shots=one_shots,
                 now=now,
             )
-            for name, entry in sorted(jobs.items())
+            for name in chosen.names
         ]
         table = (
             '<div class="wide"><table class="jobs"><caption class="sr">Jobs</caption><thead><tr>'
@@ -159,12 +165,12 @@ class StatusPages:
             f'<th scope="col">Last {STRIP_RUNS} runs</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
         )
-        empty = "" if rows else "<p>No jobs are configured.</p>"
-        return page(
-            f"crontainer {source.daemon}",
-            f"{self._header()}<main>{table}{empty}</main>",
-            refresh=True,
-        )
+        if not jobs:
+            table = "<p>No jobs are configured.</p>"
+        elif not rows:
+            table = "<p>No job matches.</p>"
+        body = f"{self._header()}<main>{chosen.controls}{table}{chosen.pager}</main>"
+        return Page(200, page(f"crontainer {source.daemon}", body, refresh=True))
 
     def _job_row(
         self,
@@ -323,25 +329,29 @@ def _next_run(
 
 
 def _strip(rows: list[GlanceRow], zone: tzinfo) -> str:
-    """One small cell per run (``rows``: newest first), oldest first, coloured by outcome;
-    the outcome in words too (its ``aria-label``), and its time in ``zone``, duration and
-    status on hover (``title``). Only the daemon's own words are in it (statuses, times),
-    and only the known statuses are written unescaped."""
+    """One small cell per run (``rows``: newest first), oldest first, coloured by outcome,
+    its time in ``zone``, duration and status on hover (``title``); the strip as a whole
+    is an image whose text says how many runs ended how (a screen reader reads one
+    sentence, not 30 cells). Only the daemon's own words are in it (statuses, times), and
+    only the known statuses are written unescaped."""
     read = datetime.fromisoformat
     cells = []
+    counts: dict[str, int] = {}
     for _, status, at_text, started, finished, _why in reversed(rows):
         known = status in OUTCOMES
         shown = status if known else esc(status)
+        counts[shown] = counts.get(shown, 0) + 1
         at = read(at_text).astimezone(zone)
         spent = (read(finished) - read(started)).total_seconds() if started and finished else None
         cells.append(
-            f'<span class="cell s-{status if known else "other"}" role="img" '
-            f'title="{at.isoformat(" ", "seconds")[:19]} {at.tzname()}, {took(spent)}, '
-            f'{shown}" aria-label="{shown}"></span>'
+            f'<i class="s-{status if known else "other"}" '
+            f'title="{at:%Y-%m-%d %H:%M:%S} {at.tzname()}, {took(spent)}, {shown}"></i>'
         )
     if not cells:
         return '<span class="muted">no runs yet</span>'
-    return f'<div class="strip">{"".join(cells)}</div>'
+    said = ", ".join(f"{n} {status}" for status, n in counts.items())
+    label = f"last {len(cells)} run{'s' if len(cells) > 1 else ''}: {said}"
+    return f'<div class="strip" role="img" aria-label="{label}">{"".join(cells)}</div>'
 
 
 def _job_facts(name: str, entry: JobEntry | None, source: PageSource, now: datetime) -> str:

@@ -29,7 +29,7 @@ ICON = (
 """The page's icon (served by the daemon, as all it needs is: a browser asks for one)."""
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'"
+    "form-action 'self'; frame-ancestors 'none'"
 )
 HEADERS: tuple[tuple[str, str], ...] = (
     ("Content-Security-Policy", CSP),
@@ -38,7 +38,8 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("Cache-Control", "no-store"),
 )
 """Sent with every page and the style sheet: no script may run, nothing is loaded from
-elsewhere, and no other site may frame the page."""
+elsewhere, a form (``/``'s filter, a GET) goes only to the daemon, and no other site may
+frame the page."""
 
 REFRESH_S = 30
 """The page reloads itself this often (a meta refresh: no script)."""
@@ -67,7 +68,7 @@ th { font-weight: 600; background: #f6f8fa; white-space: nowrap; }
 td.when { white-space: nowrap; }
 .muted { color: #57606a; }
 .strip { display: flex; gap: 2px; min-width: 12rem; }
-.cell { display: inline-block; width: 6px; height: 18px; border-radius: 1px; }
+.strip i { display: inline-block; width: 6px; height: 18px; border-radius: 1px; }
 .s-succeeded { background: #1a7f37; } .s-failed { background: #cf222e; }
 .s-timed_out { background: #bc4c00; } .s-cancelled { background: #6e7781; }
 .s-skipped { background: #afb8c1; } .s-missed { background: #8250df; }
@@ -77,7 +78,10 @@ td.when { white-space: nowrap; }
 pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dt { font-weight: 600; } dd { margin: 0; }
-nav.filter { margin: .5rem 0; display: flex; flex-wrap: wrap; gap: .6rem; }
+nav.filter, nav.pager { margin: .5rem 0; display: flex; flex-wrap: wrap; gap: .6rem; }
+form.find { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; }
+input, select, button { font: inherit; }
+.counts { display: flex; flex-wrap: wrap; gap: .2rem .8rem; margin: .5rem 0; }
 .jobs th.name { font-weight: 600; background: none; }
 code, td.when, .name { white-space: nowrap; }
 .why { display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;

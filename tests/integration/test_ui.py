@@ -63,7 +63,7 @@ def row_of(driver: WebDriver, job: str) -> WebElement:
 
 
 def cells(row: WebElement) -> list[WebElement]:
-    return row.find_elements(By.CSS_SELECTOR, ".strip .cell")
+    return row.find_elements(By.CSS_SELECTOR, ".strip i")
 
 
 def errors(driver: webdriver.Chrome) -> list[str]:
@@ -118,25 +118,28 @@ def see_rows(browser: webdriver.Chrome) -> None:
     assert "failed" in bad.text
     for row, outcome, colour in ((good, "succeeded", GREEN), (bad, "failed", RED)):
         # the newest cell may be a run under way (blue, "running"): the ended ones count
-        found = [c for c in cells(row) if c.get_attribute("aria-label") != "running"]
+        found = [c for c in cells(row) if c.get_attribute("class") != "s-running"]
         assert len(found) >= 2
-        assert {c.get_attribute("aria-label") for c in found} == {outcome}
+        assert {c.get_attribute("class") for c in found} == {f"s-{outcome}"}
         assert {c.value_of_css_property("background-color") for c in found} == {colour}
         assert all((c.get_attribute("title") or "").endswith(f", {outcome}") for c in found)
+        label = row.find_element(By.CSS_SELECTOR, ".strip").get_attribute("aria-label") or ""
+        assert re.fullmatch(rf"last \d+ runs: \d+ {outcome}(, 1 running)?", label), label
     assert "health: ok" in browser.find_element(By.TAG_NAME, "header").text
     assert "failed\nexit code 3" in row_of(browser, "noisy").text
 
 
 def tab_through(browser: webdriver.Chrome) -> None:
-    """TAB from the top reaches every link, in order."""
-    links = [a.get_attribute("href") for a in browser.find_elements(By.TAG_NAME, "a")]
+    """TAB from the top reaches every link and the filter's fields, in order."""
+    focusable = browser.find_elements(By.CSS_SELECTOR, "a, input, select, button")
+    assert len([e for e in focusable if e.tag_name == "a"]) >= 4
     body = browser.find_element(By.TAG_NAME, "body")
     reached = []
-    for _ in links:
+    for _ in focusable:
         body.send_keys(Keys.TAB)  # the key goes to the focused element
         body = browser.switch_to.active_element
-        reached.append(body.get_attribute("href"))
-    assert reached == links
+        reached.append(body)
+    assert [e.id for e in reached] == [e.id for e in focusable]
 
 
 def screenshots(browser: webdriver.Chrome, base: str) -> None:

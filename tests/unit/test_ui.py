@@ -3,8 +3,10 @@ headers, escaping of hostile text, and the listener's routes with the page on an
 
 from __future__ import annotations
 
+import html
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,8 +22,9 @@ from scheduler.run_files import OutputDirs
 from scheduler.runs import Status
 from scheduler.settings import load_config
 from scheduler.status import Health, StatusServer
-from scheduler.ui import PageSource, StatusPages
+from scheduler.ui import Page, PageSource, StatusPages
 from scheduler.ui_html import CSP, esc, relative
+from scheduler.ui_index import PAGE_JOBS
 
 from .test_metrics import make_metrics
 
@@ -199,7 +202,8 @@ def assert_inert(body: str) -> Tags:
 
 def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -> None:
     """Each job: schedule as written, next run in words and in its zone, last outcome with
-    its reason, state, source and one strip cell per run, labelled with its outcome."""
+    its reason, state, source and one strip cell per run, the strip saying in words how
+    its runs ended."""
     status, headers, body = fetch(site.base + "/")
     assert status == 200
     assert headers["Content-Type"] == "text/html; charset=utf-8"
@@ -216,18 +220,21 @@ def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -
     assert "done: succeeded" in text
     assert "disabled" in text
     assert "exit_code" in text  # bad's last outcome's reason
-    cells = [a for t, a in tags.tags if t == "span" and "cell" in (a.get("class") or "")]
+    cells = [a for t, a in tags.tags if t == "i" and (a.get("class") or "").startswith("s-")]
     assert len(cells) == 5
-    bad = [c for c in cells if (c["title"] or "").endswith(("failed", "succeeded"))]
-    by_title = {c["title"]: c for c in bad}
-    # bad: in UTC, oldest first; its failed run labelled with its outcome in words
-    failed = by_title["2026-12-04 09:02:00 UTC, 2.0 s, failed"]
-    assert failed["class"] == "cell s-failed"
-    assert failed["aria-label"] == "failed"
-    assert failed["role"] == "img"
+    by_title = {c["title"]: c for c in cells}
+    # bad: in UTC, oldest first; its failed run with its outcome in words on hover
+    assert by_title["2026-12-04 09:02:00 UTC, 2.0 s, failed"]["class"] == "s-failed"
     # good: in its zone (Paris)
-    assert by_title["2026-12-04 11:00:00 CET, 2.0 s, succeeded"]["class"] == "cell s-succeeded"
-    strips = body.split('<div class="strip">')[1:]
+    assert by_title["2026-12-04 11:00:00 CET, 2.0 s, succeeded"]["class"] == "s-succeeded"
+    labels = {a["aria-label"] for t, a in tags.tags if a.get("class") == "strip"}
+    assert labels == {
+        "last 2 runs: 1 succeeded, 1 failed",
+        "last 2 runs: 2 succeeded",
+        "last 1 run: 1 succeeded",
+    }
+    assert all(a["role"] == "img" for t, a in tags.tags if a.get("class") == "strip")
+    strips = body.split('<div class="strip"')[1:]
     bad_strip = next(x for x in strips if "09:02:00 UTC" in x)
     assert bad_strip.index("s-succeeded") < bad_strip.index("s-failed")  # oldest first
     assert "label:" + HOSTILE in text  # the source, as text
@@ -388,9 +395,105 @@ def test_a_new_run_shows_in_the_strip_at_the_next_request(site: Site) -> None:
     fetch(site.base + "/")
     site.history.begin("g3", 1, "good", trigger="schedule", scheduled_at=NOW, started_at=NOW)
     _, _, body = fetch(site.base + "/")
-    assert body.count('class="cell s-running"') == 1
+    assert body.count('<i class="s-running"') == 1
     site.history.finish("g3", 1, status=Status.TIMED_OUT, finished_at=NOW + timedelta(seconds=5))
     _, _, body = fetch(site.base + "/")
-    assert body.count('class="cell s-running"') == 0
-    assert body.count('class="cell s-timed_out"') == 1
-    assert body.count('class="cell ') == 6
+    assert body.count('<i class="s-running"') == 0
+    assert body.count('<i class="s-timed_out"') == 1
+    assert body.count('<i class="s-') == 6
+
+
+def many_jobs(tmp_path: Path, count: int) -> tuple[StatusPages, History]:
+    """``count`` jobs job-000.. (every third one's last run failed), pages asked directly."""
+    path = tmp_path / "many.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\nui = true\n'
+        + "".join(
+            f'[jobs.job-{i:03d}]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
+            for i in range(count)
+        )
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path / "state")
+    for i in range(0, count, 3):
+        finished(history, f"r{i}", f"job-{i:03d}", Status.FAILED, NOW, exit_code=1)
+    health = Health(lambda: True, lambda: None)
+    source = PageSource(
+        jobs=lambda: config.jobs,
+        sources=dict,
+        history=history,
+        health=health,
+        now=lambda: NOW,
+        daemon="d",
+        output_dirs=None,
+    )
+    return StatusPages(source), history
+
+
+def names_on(answer: object) -> list[str]:
+    assert isinstance(answer, Page)
+    assert answer.status == 200
+    tags = parsed(answer.body.decode())
+    return [
+        (a.get("href") or "").removeprefix("/jobs/")
+        for t, a in tags.tags
+        if t == "a" and (a.get("href") or "").startswith("/jobs/")
+    ]
+
+
+def test_index_pages_and_filters_a_wall_of_jobs(tmp_path: Path) -> None:
+    """/ shows PAGE_JOBS jobs by name a page, ?page=2 the next ones, ?outcome= the jobs whose
+    last run ended so (never: no run), ?q= those whose name holds the text (any case),
+    filters combined; the counts link to each filter and the pager to each page."""
+    pages, history = many_jobs(tmp_path, PAGE_JOBS + 10)
+    first = names_on(pages.answer("/"))
+    assert first == [f"job-{i:03d}" for i in range(PAGE_JOBS)]
+    assert names_on(pages.answer("/?page=2")) == [f"job-{i:03d}" for i in range(PAGE_JOBS, 210)]
+    failed = names_on(pages.answer("/?outcome=failed"))
+    assert failed == [f"job-{i:03d}" for i in range(0, 210, 3)]
+    assert "job-001" in names_on(pages.answer("/?outcome=never"))
+    assert names_on(pages.answer("/?q=JOB-01")) == [f"job-{i:03d}" for i in range(10, 20)]
+    assert names_on(pages.answer("/?q=job-01&outcome=failed")) == ["job-012", "job-015", "job-018"]
+    answer = pages.answer("/")
+    assert answer is not None
+    text = answer.body.decode()
+    assert '<a href="/?outcome=failed">70 failed</a>' in text
+    assert '<a href="/?outcome=never">140 never</a>' in text
+    assert "showing jobs 1-200 of 210" in text
+    assert '<a href="/?page=2">next</a>' in text
+    assert 'form class="find" method="get" action="/"' in text
+    assert "No job matches." in (pages.answer("/?q=nothing") or Page(0, b"")).body.decode()
+    history.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("page=0", "page must be a whole number from 1, not '0'"),
+        ("page=x", "page must be a whole number from 1, not 'x'"),
+        ("page=3", "page 3 is past the last one (2)"),
+        ("outcome=ok", "outcome must be one of succeeded, failed"),
+        ("q=" + "x" * 201, "q is 201 characters long, at most 200"),
+    ],
+)
+def test_index_refuses_a_bad_filter_naming_it(tmp_path: Path, query: str, words: str) -> None:
+    """A page number that is not one or past the last, an unknown outcome or too long a
+    text: 400, saying what is wrong."""
+    pages, history = many_jobs(tmp_path, PAGE_JOBS + 1)
+    answer = pages.answer("/?" + query)
+    assert answer is not None
+    assert answer.status == 400
+    assert words in html.unescape(answer.body.decode())
+    history.close()
+
+
+def test_hostile_filter_text_is_escaped(tmp_path: Path) -> None:
+    """?q= is shown back in the form as text: quotes and tags escaped, nothing injected."""
+    pages, history = many_jobs(tmp_path, 3)
+    answer = pages.answer("/?q=" + urllib.parse.quote(HOSTILE))
+    assert answer is not None
+    body = answer.body.decode()
+    assert_inert(body)
+    inputs = [a for t, a in parsed(body).tags if t == "input"]
+    assert inputs[0]["value"] == HOSTILE
+    history.close()
