@@ -18,6 +18,7 @@ from scheduler.errors import CrontainerError
 from scheduler.metrics import package_version
 from scheduler.reports import next_run_word
 from scheduler.run_files import run_path
+from scheduler.schedule_words import duration_words, schedule_words
 from scheduler.ui_html import (
     CSS,
     CSS_PATH,
@@ -197,7 +198,7 @@ class StatusPages:
         return (
             f'<tr><th scope="row" class="name">{link(job_href(name), esc(name))}</th>'
             f'<td class="opt" data-label="Kind">{esc(entry.job.kind)}</td>'
-            f'<td data-label="Schedule"><code>{esc(entry.schedule.expression)}</code></td>'
+            f'<td data-label="Schedule">{_schedule(entry)}</td>'
             f'<td class="when" data-label="Next run">{_next_run(name, entry, one_shots, now)}</td>'
             f'<td data-label="Last outcome">{outcome}</td>'
             f'<td class="opt when" data-label="Last success">{_moment(success, now, entry)}</td>'
@@ -297,6 +298,15 @@ class StatusPages:
 # --- pieces ----------------------------------------------------------------------------
 
 
+def _schedule(entry: JobEntry) -> str:
+    """The schedule as written, and in words below it (its jitter too)."""
+    schedule = entry.schedule
+    words = schedule_words(schedule.expression, schedule.zone)
+    if entry.job.jitter:
+        words += f", each run up to {duration_words(entry.job.jitter)} later at random (jitter)"
+    return f'<code>{esc(schedule.expression)}</code><span class="words">{esc(words)}</span>'
+
+
 def _status(status: str) -> str:
     known = status if status in OUTCOMES else "other"
     return f'<span class="t-{known}">{esc(status)}</span>'
@@ -360,7 +370,7 @@ def _job_facts(name: str, entry: JobEntry | None, source: PageSource, now: datet
     one_shots = source.history.one_shots(name)
     facts = {
         "Kind": esc(entry.job.kind),
-        "Schedule": f"<code>{esc(entry.schedule.expression)}</code>",
+        "Schedule": _schedule(entry),
         "Time zone": esc(entry.job.timezone),
         "Next run": _next_run(name, entry, one_shots, now),
         "State": "enabled" if entry.job.enabled else "disabled",

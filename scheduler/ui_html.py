@@ -66,7 +66,8 @@ th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #eaeef
   vertical-align: top; }
 th { font-weight: 600; background: #f6f8fa; white-space: nowrap; }
 td.when { white-space: nowrap; }
-.muted { color: #57606a; }
+.muted, .words { color: #57606a; }
+.words { display: block; font-size: .9em; max-width: 22rem; }
 .strip { display: flex; gap: 2px; min-width: 12rem; }
 .strip i { display: inline-block; width: 6px; height: 18px; border-radius: 1px; }
 .s-succeeded { background: #1a7f37; } .s-failed { background: #cf222e; }

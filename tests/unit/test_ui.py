@@ -44,6 +44,8 @@ def make_config(tmp_path: Path, daemon: str = "") -> Config:
         f'[daemon]\nname = "d1"\nstate_dir = "{tmp_path}/state"\nui = true\n{daemon}\n'
         '[jobs.good]\nkind = "run"\nimage = "i"\nschedule = "*/5 * * * *"\n'
         'timezone = "Europe/Paris"\n'
+        '[jobs.spread]\nkind = "run"\nimage = "i"\nschedule = "30 2 * * mon-fri"\n'
+        'jitter = "5m"\n'
         '[jobs.bad]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
         'output = { volume = "out" }\n'
         '[jobs.off]\nkind = "run"\nimage = "i"\nschedule = "@daily"\nenabled = false\n'
@@ -216,6 +218,12 @@ def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -
     assert "in 3 min" in text
     assert "2026-12-04 11:05:00 CET" in text
     assert "*/5 * * * *" in text
+    # the schedule in words, beside the schedule as written
+    assert "every 5 minutes, Europe/Paris time" in text
+    assert "at minute 0 of every hour" in text
+    assert "never on its own: only when chained or triggered" in text
+    assert "once, at 2026-12-04 09:00:00 UTC" in text
+    assert "at 02:30, on Monday through Friday, each run up to 5 minutes later" in text
     assert "manual" in text
     assert "done: succeeded" in text
     assert "disabled" in text
