@@ -35,6 +35,7 @@ from scheduler.ui_html import (
     took,
 )
 from scheduler.ui_index import choose_jobs
+from scheduler.ui_timeline import Lane, Timeline, median_duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -91,6 +92,7 @@ class StatusPages:
         self._source = source
         self._version = package_version()
         self._lock = threading.Lock()
+        self._timeline = Timeline()
         self._strips: dict[str, tuple[list[GlanceRow], tzinfo, str]] = {}
         """By job: the rows its strip was made of, in which zone, the strip
         (kept between requests; the jobs no longer in force are dropped at each ``/``)."""
@@ -146,17 +148,26 @@ class StatusPages:
             body = f"{self._header()}<main><h2>Bad request</h2><p>{esc(e)}</p></main>"
             return Page(400, page("Bad request", body))
         one_shots = source.history.one_shots()
-        rows = [
-            self._job_row(
-                name,
-                jobs[name],
-                source=sources.get(name, "config"),
-                mark=marks.get(name),
-                one_shots=one_shots,
-                now=now,
+        rows, lanes = [], []
+        for name in chosen.names:
+            entry = jobs[name]
+            recent, strip = self._strip_of(name, entry)
+            rows.append(
+                self._job_row(
+                    name,
+                    entry,
+                    recent=recent,
+                    strip=strip,
+                    source=sources.get(name, "config"),
+                    mark=marks.get(name),
+                    next_run=_next_run(name, entry, one_shots, now),
+                    now=now,
+                )
             )
-            for name in chosen.names
-        ]
+            if next_run_word(name, entry, one_shots) is None:
+                lanes.append(Lane(name, entry.schedule, median_duration(recent)))
+        self._timeline.forget_except(entry.schedule for entry in jobs.values())
+        timeline = self._timeline.render(lanes, now)
         table = (
             '<div class="wide"><table class="jobs"><caption class="sr">Jobs</caption><thead><tr>'
             '<th scope="col">Job</th><th scope="col" class="opt">Kind</th>'
@@ -170,7 +181,7 @@ class StatusPages:
             table = "<p>No jobs are configured.</p>"
         elif not rows:
             table = "<p>No job matches.</p>"
-        body = f"{self._header()}<main>{chosen.controls}{table}{chosen.pager}</main>"
+        body = f"{self._header()}<main>{chosen.controls}{table}{chosen.pager}{timeline}</main>"
         return Page(200, page(f"crontainer {source.daemon}", body, refresh=True))
 
     def _job_row(
@@ -178,12 +189,13 @@ class StatusPages:
         name: str,
         entry: JobEntry,
         *,
+        recent: list[GlanceRow],
+        strip: str,
         source: str,
         mark: JobMarks | None,
-        one_shots: Mapping[tuple[str, datetime], OneShotRecord],
+        next_run: str,
         now: datetime,
     ) -> str:
-        recent, strip = self._strip_of(name, entry)
         last = next((r for r in recent if r[1] != "running"), None)
         if last is not None:
             outcome = _status(last[1])
@@ -199,7 +211,7 @@ class StatusPages:
             f'<tr><th scope="row" class="name">{link(job_href(name), esc(name))}</th>'
             f'<td class="opt" data-label="Kind">{esc(entry.job.kind)}</td>'
             f'<td data-label="Schedule">{_schedule(entry)}</td>'
-            f'<td class="when" data-label="Next run">{_next_run(name, entry, one_shots, now)}</td>'
+            f'<td class="when" data-label="Next run">{next_run}</td>'
             f'<td data-label="Last outcome">{outcome}</td>'
             f'<td class="opt when" data-label="Last success">{_moment(success, now, entry)}</td>'
             f'<td class="opt" data-label="State">{enabled}</td>'

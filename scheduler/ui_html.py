@@ -67,7 +67,7 @@ th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #eaeef
 th { font-weight: 600; background: #f6f8fa; white-space: nowrap; }
 td.when { white-space: nowrap; }
 .muted, .words { color: #57606a; }
-.words { display: block; font-size: .9em; max-width: 22rem; }
+.words { display: block; font-size: .9em; min-width: 8rem; max-width: 15rem; }
 .strip { display: flex; gap: 2px; min-width: 12rem; }
 .strip i { display: inline-block; width: 6px; height: 18px; border-radius: 1px; }
 .s-succeeded { background: #1a7f37; } .s-failed { background: #cf222e; }
@@ -87,6 +87,12 @@ input, select, button { font: inherit; }
 code, td.when, .name { white-space: nowrap; }
 .why { display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical;
   overflow: hidden; max-width: 40rem; }
+.timeline th.name { width: 1%; background: none; }
+.timeline td.lane { width: 100%; padding: .35rem 0; }
+.timeline svg { display: block; width: 100%; height: 12px; background: #f6f8fa; }
+.timeline .run { fill: #0969da; } .timeline .band { fill: #0969da; fill-opacity: .35; }
+.timeline .grid { stroke: #d0d7de; stroke-width: 1; }
+.axis { display: grid; grid-template-columns: repeat(6, 1fr); font-weight: 400; }
 @media (max-width: 700px) {
   .jobs thead, .jobs td.opt { display: none; }
   .jobs tr { display: block; border-bottom: 1px solid #d0d7de; padding: .4rem 0; }

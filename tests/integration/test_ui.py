@@ -82,6 +82,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
         + run_job(
             "noisy", ["sh", "-c", f"echo {shlex.quote(HOSTILE)}; exit 3"], schedule="@every 2s"
         )
+        + run_job("nightly", ["true"], schedule="0 3 * * *")
         + run_job("paused", ["true"], schedule="0 3 * * *", enabled=False),
         daemon="ui = true\n",
     )
@@ -94,6 +95,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
     browser.get(base + "/")
     assert browser.title == f"crontainer {daemon.name}"
     see_rows(browser)
+    see_timeline(browser)
     tab_through(browser)
     screenshots(browser, base)
     see_failed_run(browser, base, daemon)
@@ -109,7 +111,7 @@ def see_rows(browser: webdriver.Chrome) -> None:
         r.find_element(By.CSS_SELECTOR, "th.name").text
         for r in browser.find_elements(By.CSS_SELECTOR, "table.jobs tbody tr")
     ]
-    assert names == ["backup-db", "broken", "noisy", "paused"]
+    assert names == ["backup-db", "broken", "nightly", "noisy", "paused"]
     good, bad, paused = (row_of(browser, n) for n in ("backup-db", "broken", "paused"))
     assert re.search(r"(in \d+ s|now)\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", good.text), good.text
     assert "disabled" in paused.text
@@ -127,6 +129,29 @@ def see_rows(browser: webdriver.Chrome) -> None:
         assert re.fullmatch(rf"last \d+ runs: \d+ {outcome}(, 1 running)?", label), label
     assert "health: ok" in browser.find_element(By.TAG_NAME, "header").text
     assert "failed\nexit code 3" in row_of(browser, "noisy").text
+
+
+def see_timeline(browser: webdriver.Chrome) -> None:
+    """The next 24 h: a band across the whole width for each job firing every 2 s, one mark
+    for the nightly job at its next run, no row for the disabled one."""
+    section = browser.find_element(By.CSS_SELECTOR, "section.timeline")
+    assert section.find_element(By.TAG_NAME, "h2").text == "Next 24 hours"
+    lanes = {
+        r.find_element(By.CSS_SELECTOR, "th.name").text: r.find_element(By.TAG_NAME, "svg")
+        for r in section.find_elements(By.CSS_SELECTOR, "tbody tr")
+    }
+    assert list(lanes) == ["backup-db", "broken", "nightly", "noisy"]
+    track = lanes["backup-db"].size["width"]
+    assert track > 600
+    band = lanes["backup-db"].find_elements(By.CSS_SELECTOR, "rect.band")
+    assert len(band) == 1
+    assert band[0].size["width"] >= track - 1
+    (mark,) = lanes["nightly"].find_elements(By.CSS_SELECTOR, "rect.run")
+    assert 0 < mark.size["width"] < track / 50
+    label = lanes["nightly"].get_attribute("aria-label") or ""
+    next_run = row_of(browser, "nightly").find_element(By.CSS_SELECTOR, "td.when").text
+    day, clock = next_run.splitlines()[1].split()[:2]
+    assert f"1 run in the next 24 h, the first at {day} {clock[:5]} UTC" in label, label
 
 
 def tab_through(browser: webdriver.Chrome) -> None:

@@ -4,6 +4,7 @@ headers, escaping of hostile text, and the listener's routes with the page on an
 from __future__ import annotations
 
 import html
+import re
 import threading
 import urllib.error
 import urllib.parse
@@ -248,6 +249,24 @@ def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -
     assert "label:" + HOSTILE in text  # the source, as text
 
 
+def test_index_has_the_timeline_of_the_jobs_with_runs_ahead(site: Site) -> None:
+    """Below the jobs, the next 24 h: a row for each shown job with runs ahead (not the
+    disabled, manual or done one-shot ones, nor spread: weekdays only, and it is Friday
+    after 02:30), its first mark at its next run."""
+    _, _, body = fetch(site.base + "/")
+    timeline = body.partition('<section class="timeline"')[2]
+    assert timeline
+    rows = re.findall(r'<th scope="row" class="name"><a href="/jobs/([^"]+)"', timeline)
+    assert rows == ["bad", "good"]
+    # good: */5 from 10:02: too many runs, a band; bad: @hourly, 24 marks, the first
+    # in 58 minutes
+    assert 'aria-label="good: runs too close together to mark each (every 5 minutes' in timeline
+    assert (
+        'aria-label="bad: 24 runs in the next 24 h, the first at 2026-12-04 11:00 UTC"' in timeline
+    )
+    assert '<rect class="run" x="58.0"' in timeline
+
+
 def test_every_page_has_a_strict_policy(site: Site) -> None:
     """Pages, the style sheet and the 404 page carry the CSP, nosniff and no-referrer; no
     inline style or script is needed: the style sheet is the daemon's own."""
@@ -441,7 +460,7 @@ def many_jobs(tmp_path: Path, count: int) -> tuple[StatusPages, History]:
 def names_on(answer: object) -> list[str]:
     assert isinstance(answer, Page)
     assert answer.status == 200
-    tags = parsed(answer.body.decode())
+    tags = parsed(answer.body.decode().partition('<section class="timeline"')[0])
     return [
         (a.get("href") or "").removeprefix("/jobs/")
         for t, a in tags.tags
