@@ -19,6 +19,7 @@ from scheduler.metrics import package_version
 from scheduler.reports import next_run_word
 from scheduler.run_files import run_path
 from scheduler.schedule_words import duration_words, schedule_words
+from scheduler.ui_chart import run_charts
 from scheduler.ui_html import (
     CSS,
     CSS_PATH,
@@ -260,8 +261,14 @@ class StatusPages:
             else:
                 filters.append(link(f"{job_href(name)}?outcome={outcome}", outcome))
         shown = f"last {JOB_RUNS} runs" + (f", {wanted} only" if wanted else "")
+        charted = runs if wanted is None else source.history.job_runs(name, JOB_RUNS, output=False)
+        charts = run_charts(
+            charted,
+            entry.schedule.zone if entry is not None else None,
+            backup=entry is None or entry.job.kind == "backup",
+        )
         body = (
-            f"{self._header()}<main><h2>Job {esc(name)}</h2>{facts}"
+            f"{self._header()}<main><h2>Job {esc(name)}</h2>{facts}{charts}"
             f'<h3>History ({esc(shown)})</h3><nav class="filter" aria-label="Filter by outcome">'
             f"{''.join(filters)}</nav>{_runs_table(runs, now, entry)}</main>"
         )

@@ -70,10 +70,19 @@ td.when { white-space: nowrap; }
 .words { display: block; font-size: .9em; min-width: 8rem; max-width: 15rem; }
 .strip { display: flex; gap: 2px; min-width: 12rem; }
 .strip i { display: inline-block; width: 6px; height: 18px; border-radius: 1px; }
-.s-succeeded { background: #1a7f37; } .s-failed { background: #cf222e; }
-.s-timed_out { background: #bc4c00; } .s-cancelled { background: #6e7781; }
-.s-skipped { background: #afb8c1; } .s-missed { background: #8250df; }
-.s-running { background: #0969da; }
+.s-succeeded { background: #1a7f37; fill: #1a7f37; }
+.s-failed { background: #cf222e; fill: #cf222e; }
+.s-timed_out { background: #bc4c00; fill: #bc4c00; }
+.s-cancelled { background: #6e7781; fill: #6e7781; }
+.s-skipped { background: #afb8c1; fill: #afb8c1; }
+.s-missed { background: #8250df; fill: #8250df; }
+.s-running { background: #0969da; fill: #0969da; }
+.s-other { background: #57606a; fill: #57606a; }
+figure.chart { margin: 1rem 0; max-width: 48rem; }
+.chart svg { display: block; width: 100%; height: auto; }
+.chart .grid { stroke: #d0d7de; stroke-width: 1; }
+.chart .tick { font-size: 11px; fill: #57606a; }
+figcaption { color: #57606a; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .t-succeeded { color: #1a7f37; } .t-failed, .t-timed_out { color: #cf222e; }
 pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }

@@ -185,6 +185,7 @@ def see_failed_run(browser: webdriver.Chrome, base: str, daemon: Daemon) -> None
     browser.get(base + "/")
     row_of(browser, "broken").find_element(By.LINK_TEXT, "broken").click()
     assert browser.find_element(By.TAG_NAME, "h2").text == "Job broken"
+    see_chart(browser)
     failed = [
         r for r in browser.find_elements(By.CSS_SELECTOR, "table tbody tr") if "failed" in r.text
     ]
@@ -196,6 +197,25 @@ def see_failed_run(browser: webdriver.Chrome, base: str, daemon: Daemon) -> None
     assert record["error"], record
     assert f"Error\n{record['error']}" in page
     browser.save_screenshot(str(ARTIFACTS / "status-page-run.png"))
+
+
+def see_chart(browser: webdriver.Chrome) -> None:
+    """The job page's duration chart: an image named by its title and description, a bar
+    per run of the history below it, red for the failed ones (others were skipped: the
+    job overlapped itself, or are still running)."""
+    chart = browser.find_element(By.CSS_SELECTOR, "figure.chart svg")
+    assert chart.size["width"] > 300
+    assert chart.get_attribute("aria-labelledby") == "duration-t duration-d"
+    title = browser.find_element(By.ID, "duration-t").get_attribute("textContent") or ""
+    runs = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+    assert title == f"Duration of the last {len(runs)} runs"
+    bars = chart.find_elements(By.CSS_SELECTOR, "rect")
+    assert len(bars) == len(runs)
+    kinds = [b.get_attribute("class") for b in bars]
+    assert set(kinds) <= {"s-failed", "s-skipped", "s-running"}
+    failed = [b for b in bars if b.get_attribute("class") == "s-failed"]
+    assert len(failed) >= 2
+    assert {b.value_of_css_property("fill") for b in failed} == {"rgb(207, 34, 46)"}
 
 
 def see_hostile_output(browser: webdriver.Chrome, base: str) -> None:
