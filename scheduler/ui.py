@@ -84,6 +84,8 @@ class PageSource:
     """``[daemon] name``."""
     output_dirs: OutputDirs | None
     """Where kept output files are; None: ``ui_output = false``, no output is shown."""
+    reloads: Callable[[], Mapping[str, int]] = dict
+    """The config reloads since the start, by result (``applied``, ``invalid``)."""
 
 
 class StatusPages:
@@ -116,15 +118,22 @@ class StatusPages:
     # --- the frame ---------------------------------------------------------------------
 
     def _header(self) -> str:
+        """The daemon's state, the facts of ``/healthz`` and ``/readyz``: the scheduling
+        loop, engine and state database (health), whether it has settled what an earlier
+        daemon left (ready), the reloads since the start, the version and the time."""
         healthy, body = self._source.health.healthy()
         ready, readiness = self._source.health.readiness()
         engine = "ok" if healthy else str(body.get("reason", "unhealthy"))
-        state = "ready" if ready else str(readiness.get("reason", "starting"))
+        state = "settled, ready" if ready else f"starting: {readiness.get('reason', '')}"
+        reloads = self._source.reloads()
+        applied, refused = reloads.get("applied", 0), reloads.get("invalid", 0)
+        reloaded = f"reloads: {applied}" + (f", {refused} refused" if refused else "")
         return (
             f"<header><h1>{link('/', 'crontainer ' + esc(self._source.daemon))}</h1>"
             '<div class="state">'
             f'<span class="badge {"ok" if healthy else "bad"}">health: {esc(engine)}</span>'
             f'<span class="badge {"ok" if ready else "bad"}">daemon: {esc(state)}</span>'
+            f'<span class="badge {"bad" if refused else ""}">{reloaded}</span>'
             f'<span class="muted">version {esc(self._version)}</span>'
             f'<span class="muted">{esc(clock_time(self._source.now()))}</span>'
             "</div></header>"

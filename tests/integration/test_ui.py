@@ -100,6 +100,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
     screenshots(browser, base)
     see_failed_run(browser, base, daemon)
     see_hostile_output(browser, base)
+    see_refused_reload(browser, base, daemon)
     assert errors(browser) == []
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(timeout=30) == 0
@@ -127,7 +128,10 @@ def see_rows(browser: webdriver.Chrome) -> None:
         assert all((c.get_attribute("title") or "").endswith(f", {outcome}") for c in found)
         label = row.find_element(By.CSS_SELECTOR, ".strip").get_attribute("aria-label") or ""
         assert re.fullmatch(rf"last \d+ runs: \d+ {outcome}(, 1 running)?", label), label
-    assert "health: ok" in browser.find_element(By.TAG_NAME, "header").text
+    header = browser.find_element(By.TAG_NAME, "header").text
+    assert "health: ok" in header
+    assert "daemon: settled, ready" in header
+    assert "reloads: 0" in header
     assert "failed\nexit code 3" in row_of(browser, "noisy").text
 
 
@@ -229,3 +233,12 @@ def see_hostile_output(browser: webdriver.Chrome, base: str) -> None:
         " typeof window.pwned, document.styleSheets.length]"
     )
     assert found == [0, "undefined", 1]
+
+
+def see_refused_reload(browser: webdriver.Chrome, base: str, daemon: Daemon) -> None:
+    """A reload of a broken config is counted in the header (the daemon's own count)."""
+    daemon.config.write_text(daemon.config.read_text() + "\n[jobs.broken\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.log.wait_for(event("config.invalid"), timeout=30)
+    browser.get(base + "/")
+    assert "reloads: 0, 1 refused" in browser.find_element(By.TAG_NAME, "header").text

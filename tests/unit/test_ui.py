@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scheduler.history import History
-from scheduler.metrics import Metrics
+from scheduler.metrics import Metrics, package_version
 from scheduler.run_files import OutputDirs
 from scheduler.runs import Status
 from scheduler.settings import load_config
@@ -523,4 +523,48 @@ def test_hostile_filter_text_is_escaped(tmp_path: Path) -> None:
     assert_inert(body)
     inputs = [a for t, a in parsed(body).tags if t == "input"]
     assert inputs[0]["value"] == HOSTILE
+    history.close()
+
+
+def test_header_says_health_settling_reloads_and_version(tmp_path: Path) -> None:
+    """The header: /healthz's facts (ok, or why not), /readyz's (settled, or starting and
+    why), the reloads since the start (refused ones too) and the version."""
+    config = make_config(tmp_path)
+    history = History.open(tmp_path / "state")
+    metrics = make_metrics(tmp_path)
+    engine_down: list[str] = []
+    health = Health(lambda: True, lambda: engine_down[0] if engine_down else None)
+    pages = StatusPages(
+        PageSource(
+            jobs=lambda: config.jobs,
+            sources=dict,
+            history=history,
+            health=health,
+            now=lambda: NOW,
+            daemon="d1",
+            output_dirs=None,
+            reloads=metrics.reloads,
+        )
+    )
+
+    def header() -> str:
+        answer = pages.answer("/")
+        assert answer is not None
+        body = answer.body.decode()
+        return " ".join(parsed(body[body.index("<header>") : body.index("</header>")]).text)
+
+    text = header()
+    assert "health: ok" in text
+    assert "daemon: starting: settling what an earlier daemon left" in text
+    assert "reloads: 0" in text
+    assert f"version {package_version()}" in text
+    health.ready.set()
+    metrics.reloaded(applied=True)
+    metrics.reloaded(applied=True)
+    metrics.reloaded(applied=False)
+    engine_down.append("<connection refused>")
+    text = header()
+    assert "health: the engine does not answer: <connection refused>" in text
+    assert "daemon: settled, ready" in text
+    assert "reloads: 2, 1 refused" in text
     history.close()
