@@ -1,8 +1,10 @@
-"""The status page (``[daemon] ui``) on the HTTP listener: ``/`` (every job: its next run,
-last outcome, last runs), ``/jobs/<job>`` (its history), ``/runs/<run_id>`` (one run),
-``/ui.css`` and ``/favicon.svg``. Server-rendered, read-only, no script: what is shown is
-read from the jobs in force, the state database and ``Health`` at each request. HTML
-pieces: ``ui_html``.
+"""The status page (``[daemon] ui``) on the HTTP listener: ``/`` (a page or a filter of the
+jobs, ``ui_index``: each one's schedule, next run, last outcome, last runs; the next 24 h,
+``ui_timeline``), ``/jobs/<job>`` (its charts, ``ui_chart``, and history),
+``/runs/<run_id>`` (one run), ``/ui.css``, ``/ui.js`` and ``/favicon.svg``.
+Server-rendered and read-only, working without script (``/ui.js`` only refreshes parts in
+place): what is shown is read from the jobs in force, the state database and ``Health`` at
+each request. HTML pieces: ``ui_html``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from scheduler.ui_html import (
     ICON,
     ICON_PATH,
     OUTCOMES,
+    SCRIPT,
+    SCRIPT_PATH,
     clock_time,
     esc,
     job_href,
     link,
+    live_part,
     page,
     relative,
     run_href,
@@ -59,6 +64,14 @@ JOB_RUNS = 100
 """Runs on a job's page."""
 OUTPUT_TAIL_BYTES = 16 * 1024
 """The end of a kept output file a run's page shows."""
+
+
+_STATIC = {
+    CSS_PATH: (CSS, "text/css; charset=utf-8"),
+    SCRIPT_PATH: (SCRIPT, "text/javascript; charset=utf-8"),
+    ICON_PATH: (ICON, "image/svg+xml"),
+}
+"""The files the pages need, by path: the style sheet, the script, the icon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +118,9 @@ class StatusPages:
         path, _, query = target.partition("?")
         if path == "/":
             return self._index(parse_qs(query))
-        if path == CSS_PATH:
-            return Page(200, CSS.encode(), "text/css; charset=utf-8")
-        if path == ICON_PATH:
-            return Page(200, ICON.encode(), "image/svg+xml")
+        if path in _STATIC:
+            text, kind = _STATIC[path]
+            return Page(200, text.encode(), kind)
         if path.startswith("/jobs/"):
             return self._job(unquote(path.removeprefix("/jobs/")), parse_qs(query))
         if path.startswith("/runs/"):
@@ -130,7 +142,7 @@ class StatusPages:
         reloaded = f"reloads: {applied}" + (f", {refused} refused" if refused else "")
         return (
             f"<header><h1>{link('/', 'crontainer ' + esc(self._source.daemon))}</h1>"
-            '<div class="state">'
+            '<div class="state" id="live-state" data-live>'
             f'<span class="badge {"ok" if healthy else "bad"}">health: {esc(engine)}</span>'
             f'<span class="badge {"ok" if ready else "bad"}">daemon: {esc(state)}</span>'
             f'<span class="badge {"bad" if refused else ""}">{reloaded}</span>'
@@ -191,7 +203,8 @@ class StatusPages:
             table = "<p>No jobs are configured.</p>"
         elif not rows:
             table = "<p>No job matches.</p>"
-        body = f"{self._header()}<main>{chosen.controls}{table}{chosen.pager}{timeline}</main>"
+        live = live_part("live-index", f"{chosen.counts}{table}{chosen.pager}{timeline}")
+        body = f"{self._header()}<main>{chosen.form}{live}</main>"
         return Page(200, page(f"crontainer {source.daemon}", body, refresh=True))
 
     def _job_row(
@@ -276,11 +289,13 @@ class StatusPages:
             entry.schedule.zone if entry is not None else None,
             backup=entry is None or entry.job.kind == "backup",
         )
-        body = (
-            f"{self._header()}<main><h2>Job {esc(name)}</h2>{facts}{charts}"
-            f'<h3>History ({esc(shown)})</h3><nav class="filter" aria-label="Filter by outcome">'
-            f"{''.join(filters)}</nav>{_runs_table(runs, now, entry)}</main>"
+        live = live_part(
+            "live-job",
+            f'{facts}{charts}<h3>History ({esc(shown)})</h3><nav class="filter" '
+            f'aria-label="Filter by outcome">{"".join(filters)}</nav>'
+            f"{_runs_table(runs, now, entry)}",
         )
+        body = f"{self._header()}<main><h2>Job {esc(name)}</h2>{live}</main>"
         return Page(200, page(f"{name} - crontainer", body, refresh=True))
 
     # --- /runs/<run_id> ------------------------------------------------------------------

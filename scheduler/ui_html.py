@@ -27,9 +27,10 @@ ICON = (
     '<circle cx="8" cy="8" r="7" fill="#1a7f37"/></svg>'
 )
 """The page's icon (served by the daemon, as all it needs is: a browser asks for one)."""
+SCRIPT_PATH = "/ui.js"
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 HEADERS: tuple[tuple[str, str], ...] = (
     ("Content-Security-Policy", CSP),
@@ -37,12 +38,14 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("Referrer-Policy", "no-referrer"),
     ("Cache-Control", "no-store"),
 )
-"""Sent with every page and the style sheet: no script may run, nothing is loaded from
-elsewhere, a form (``/``'s filter, a GET) goes only to the daemon, and no other site may
-frame the page."""
+"""Sent with every page and the style sheet: no script may run but the daemon's own
+(``/ui.js``: no inline script, no handler attribute, no ``eval``), it may read only the
+daemon's pages, nothing is loaded from elsewhere, a form (``/``'s filter, a GET) goes only
+to the daemon, and no other site may frame the page."""
 
 REFRESH_S = 30
-"""The page reloads itself this often (a meta refresh: no script)."""
+"""The page reloads itself this often without script (a meta refresh in ``<noscript>``);
+with script, ``/ui.js`` refreshes its live parts in place as often."""
 
 OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled", "skipped", "missed", "running")
 """The statuses a history row can hold, each with its colour in the style sheet."""
@@ -112,6 +115,47 @@ code, td.when, .name { white-space: nowrap; }
 """.lstrip()
 
 
+SCRIPT = """
+// The status page's refresh (served as /ui.js; the page works without it, reloading
+// itself through a <noscript> meta refresh). Every 30 s, while the tab is shown, it reads
+// the same address again and puts the new version of each live part (data-live: the
+// header's state, the jobs, counts, timeline; a job's facts, charts and runs) in place of
+// the old one: the scroll position stays, the filter being typed stays, and a part that
+// holds the keyboard focus is left for the next time. It runs no text of the page.
+"use strict";
+(function () {
+  const EVERY_MS = 30000;
+
+  async function refresh() {
+    const response = await fetch(location.href, {
+      cache: "no-store",
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    });
+    if (!response.ok) return false;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const old of document.querySelectorAll("[data-live]")) {
+      if (old.contains(document.activeElement)) continue;
+      const next = fresh.getElementById(old.id);
+      if (next !== null) old.replaceWith(document.adoptNode(next));
+    }
+    return true;
+  }
+
+  window.crontainerRefresh = refresh;
+  setInterval(function () {
+    if (!document.hidden) refresh().catch(function () {});
+  }, EVERY_MS);
+})();
+""".lstrip()
+"""The page's one script, served as ``/ui.js``: the page works without it, reloading itself
+through a ``<noscript>`` meta refresh. Every ``REFRESH_S`` while the tab is shown, it reads
+the same address again and puts the new version of each live part (``data-live``:
+``live_part``) in place of the old one, so that the scroll position and the filter being
+typed stay; a part holding the keyboard focus is left for the next time. It runs no text
+of the page (the new parts are parsed by ``DOMParser``, whose scripts never run)."""
+
+
 def esc(value: object) -> str:
     """``value`` as text safe in an element or a quoted attribute."""
     text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", str(value))
@@ -164,9 +208,20 @@ def took(seconds: float | None) -> str:
     return f"{minutes} min {rest} s"
 
 
+def live_part(key: str, html: str) -> str:
+    """``html`` as a part of the page that ``/ui.js`` refreshes in place (id ``key``)."""
+    return f'<div id="{key}" data-live>{html}</div>'
+
+
 def page(title: str, body: str, *, refresh: bool = False) -> bytes:
-    """A whole page: ``title`` (text) and ``body`` (HTML)."""
-    meta = f'<meta http-equiv="refresh" content="{REFRESH_S}">' if refresh else ""
+    """A whole page: ``title`` (text) and ``body`` (HTML); ``refresh``: it refreshes its
+    live parts with ``/ui.js``, or reloads itself without script."""
+    meta = (
+        f'<noscript><meta http-equiv="refresh" content="{REFRESH_S}"></noscript>'
+        f'<script src="{SCRIPT_PATH}" defer></script>'
+        if refresh
+        else ""
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -32,8 +32,10 @@ class Chosen:
     """The jobs to show, in order, and the HTML around them."""
 
     names: list[str]
-    controls: str
-    """The filter form and the counts (above the table)."""
+    form: str
+    """The filter form (above the table)."""
+    counts: str
+    """The counts of last outcomes and which jobs are shown (above the table)."""
     pager: str
     """The links to the other pages (below it); empty when all fit on one."""
 
@@ -70,10 +72,8 @@ def choose_jobs(
         raise ValueError(f"page {page_number} is past the last one ({pages})")
     start = (page_number - 1) * PAGE_JOBS
     shown = matching[start : start + PAGE_JOBS]
-    controls = _form(text, outcome) + _counts(
-        outcomes, text, outcome, matching=len(matching), shown=shown, start=start
-    )
-    return Chosen(shown, controls, _pager(text, outcome, page_number, pages))
+    counts = _counts(outcomes, text, outcome, matching=len(matching), shown=shown, start=start)
+    return Chosen(shown, _form(text, outcome), counts, _pager(text, outcome, page_number, pages))
 
 
 def index_href(text: str = "", outcome: str = "", page_number: int = 1) -> str:

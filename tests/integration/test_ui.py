@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -101,6 +102,7 @@ def test_status_page_in_a_browser(start_daemon: Start, browser: webdriver.Chrome
     see_failed_run(browser, base, daemon)
     see_hostile_output(browser, base)
     see_refused_reload(browser, base, daemon)
+    see_live_refresh(browser, base)
     assert errors(browser) == []
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(timeout=30) == 0
@@ -242,3 +244,32 @@ def see_refused_reload(browser: webdriver.Chrome, base: str, daemon: Daemon) -> 
     daemon.log.wait_for(event("config.invalid"), timeout=30)
     browser.get(base + "/")
     assert "reloads: 0, 1 refused" in browser.find_element(By.TAG_NAME, "header").text
+
+
+REFRESH = (
+    "const done = arguments[arguments.length - 1];"
+    "window.crontainerRefresh().then(done, (e) => done(String(e)));"
+)
+"""Runs the page's own refresh now (instead of waiting its 30 s) and answers its result."""
+
+
+def see_live_refresh(browser: webdriver.Chrome, base: str) -> None:
+    """With script, the page's live parts are replaced in place: the rows are new elements,
+    the header's time moves on, the scroll position and a filter being typed stay."""
+    viewport(browser, 390, 844, mobile=True)
+    browser.get(base + "/")
+    browser.find_element(By.NAME, "q").send_keys("back")
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 400);")
+    old_row = row_of(browser, "backup-db")
+    shown = browser.find_element(By.ID, "live-state").text
+    for _ in range(20):  # the header's time is to the second
+        assert browser.execute_async_script(REFRESH) is True
+        if browser.find_element(By.ID, "live-state").text != shown:
+            break
+    assert browser.find_element(By.ID, "live-state").text != shown
+    with pytest.raises(StaleElementReferenceException):
+        old_row.text  # noqa: B018 - the old row is gone from the page
+    assert row_of(browser, "backup-db").find_elements(By.CSS_SELECTOR, ".strip i")
+    assert browser.execute_script("return window.scrollY") == 400
+    assert browser.find_element(By.NAME, "q").get_attribute("value") == "back"
+    viewport(browser, 1280, 800)

@@ -24,7 +24,7 @@ from scheduler.runs import Status
 from scheduler.settings import load_config
 from scheduler.status import Health, StatusServer
 from scheduler.ui import Page, PageSource, StatusPages
-from scheduler.ui_html import CSP, esc, relative
+from scheduler.ui_html import CSP, REFRESH_S, esc, relative
 from scheduler.ui_index import PAGE_JOBS
 
 from .test_metrics import make_metrics
@@ -194,7 +194,9 @@ def assert_inert(body: str) -> Tags:
     """No script, no image, no event handler attribute, no control character in ``body``."""
     tags = parsed(body)
     names = {t for t, _ in tags.tags}
-    assert "script" not in names
+    scripts = [attrs for t, attrs in tags.tags if t == "script"]
+    assert scripts in ([], [{"src": "/ui.js", "defer": None}])  # the daemon's own, no inline
+    assert "</script>" not in body.replace('<script src="/ui.js" defer></script>', "", 1)
     assert "img" not in names
     assert "style" not in names
     handlers = [a for _, attrs in tags.tags for a in attrs if a.lower().startswith("on")]
@@ -275,7 +277,8 @@ def test_every_page_has_a_strict_policy(site: Site) -> None:
         assert headers["Content-Security-Policy"] == CSP, path
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "no-referrer"
-    assert "script-src" not in CSP
+    assert "script-src 'self';" in CSP
+    assert "connect-src 'self';" in CSP
     assert "unsafe" not in CSP
     assert "default-src 'none'" in CSP
     status, headers, css = fetch(site.base + "/ui.css")
@@ -400,6 +403,33 @@ def test_the_page_is_off_by_default(tmp_path: Path) -> None:
             assert fetch(base + "/healthz")[0] == 200
     finally:
         history.close()
+
+
+def test_the_page_refreshes_with_its_own_script_or_without_script(site: Site) -> None:
+    """/ and a job's page load /ui.js (served with the CSP, as JavaScript) and keep a meta
+    refresh for a browser without script (in <noscript>); their live parts have ids that
+    the script finds; a run's page does not refresh."""
+    status, headers, script = fetch(site.base + "/ui.js")
+    assert status == 200
+    assert headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert headers["Content-Security-Policy"] == CSP
+    assert f"const EVERY_MS = {REFRESH_S * 1000};" in script
+    assert 'querySelectorAll("[data-live]")' in script
+    for path, parts in (
+        ("/", ["live-state", "live-index"]),
+        ("/jobs/good", ["live-state", "live-job"]),
+    ):
+        _, _, body = fetch(site.base + path)
+        head = body[: body.index("</head>")]
+        assert f'<noscript><meta http-equiv="refresh" content="{REFRESH_S}"></noscript>' in head
+        assert '<script src="/ui.js" defer></script>' in head
+        live = [a["id"] for _, a in parsed(body).tags if "data-live" in a]
+        assert live == parts, path
+        if path == "/":  # the filter being typed is no live part
+            assert body.index('<form class="find"') < body.index('id="live-index"')
+    _, _, body = fetch(site.base + "/runs/b2")
+    assert "<script" not in body
+    assert "refresh" not in body
 
 
 def test_times_in_words() -> None:
