@@ -20,6 +20,7 @@ from scheduler.engine import ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError, PullDeniedError
 from scheduler.notify import RunReport
 from scheduler.recording import backup_sizes
+from scheduler.reports import run_json
 from scheduler.runner import Runner
 from scheduler.runs import Status
 from scheduler.settings import JobEntry, load_config
@@ -532,6 +533,8 @@ def test_a_backups_stored_and_read_bytes_are_kept_in_the_history(tmp_path: Path)
     assert [e["bytes"] for e in events(logs, "run.succeeded")] == [2048]
     (record,) = history.job_runs("b", 10)
     assert (record.run_id, record.stored_bytes, record.read_bytes) == (run_id, 2048, 8192)
+    shown = run_json(record)  # crontainer history --json
+    assert (shown["stored_bytes"], shown["read_bytes"]) == (2048, 8192)
 
 
 def test_backup_sizes_read_tar_and_restic_results() -> None:
