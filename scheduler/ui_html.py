@@ -111,6 +111,7 @@ code, td.when, .name { white-space: nowrap; }
   .jobs th.name, .jobs td { display: block; border: 0; padding: .1rem 0; }
   .jobs td::before { content: attr(data-label) ": "; color: #57606a; }
   .strip { min-width: 0; flex-wrap: wrap; }
+  .axis { font-size: .85em; } .axis span:nth-child(even) { visibility: hidden; }
 }
 """.lstrip()
 
