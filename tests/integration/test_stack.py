@@ -1,7 +1,8 @@
 """stack.yaml deployed with the docker CLI's `docker stack deploy` on a private single-node
 Swarm: the service converges (healthy), the daemon in it runs a job on the node's engine, a
-changed config deployed under a new config name replaces the task, the history stays on the
-stack's volume, and `docker stack rm` leaves nothing but that volume."""
+changed config deployed under a new config name replaces the task, a bad one is rolled
+back, the history stays on the stack's volume, and `docker stack rm` leaves nothing but
+that volume."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -73,20 +75,34 @@ class Stack:
             self.name, CRON_CONFIG=str(config), CRON_CONFIG_VERSION=version,
         )  # fmt: skip
 
-    def new_task(self, known: set[str]) -> tuple[str, Container]:
-        """The service's task that is to run and not in ``known``, once its container started."""
+    def new_task(self, version: str, known: set[str]) -> tuple[str, Container]:
+        """The service's task that is to run with config ``version`` and is not in
+        ``known``, once its container started (a created one's log stream ends at once)."""
         deadline = time.monotonic() + HEALTHY_WITHIN
         while True:
-            for task in self.swarm.client.services.get(self.service).tasks(
-                filters={"desired-state": "running"}
-            ):
-                # Started: a created container's log stream would end at once.
+            for task in self.tasks():
                 started = task["Status"]["State"] in {"starting", "running"}
                 container = task["Status"].get("ContainerStatus", {}).get("ContainerID")
-                if started and container and task["ID"] not in known:
+                wanted = task["DesiredState"] == "running" and config_of(task) == version
+                if wanted and started and container and task["ID"] not in known:
                     return task["ID"], self.swarm.client.containers.get(container)
-            assert time.monotonic() < deadline, "no task of the stack's service got a container"
+            assert time.monotonic() < deadline, f"no task with config {version} started"
             time.sleep(0.5)
+
+    def assert_only_the_volume_left(self) -> None:
+        """Once the stack is removed: no service, no config version, no container (task,
+        lock or run); the state volume stays (by design)."""
+        client = self.swarm.client
+        deadline = time.monotonic() + STOPPED_WITHIN
+        while client.containers.list(all=True) or client.services.list():
+            assert time.monotonic() < deadline, [c.name for c in client.containers.list(all=True)]
+            time.sleep(0.5)
+        assert client.configs.list() == []
+        assert [v.name for v in client.volumes.list()] == [self.volume]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = self.swarm.client.services.get(self.service).tasks()
+        return tasks
 
     def history(self) -> list[Event]:
         """`crontainer history --json` of the state volume, read by a container of the image."""
@@ -103,6 +119,12 @@ class Stack:
         (then "(max 1 per node)", stack.yaml's max_replicas_per_node)."""
         column = self.docker("stack", "services", "--format", "{{.Replicas}}", self.name)
         return column.split()[0]
+
+
+def config_of(task: dict[str, Any]) -> str:
+    """The version of the config a task reads (its Swarm config's name ends with it)."""
+    (config,) = task["Spec"]["ContainerSpec"]["Configs"]
+    return str(config["ConfigName"]).removeprefix("crontainer-config-")
 
 
 def follow(container: Container) -> EventStream:
@@ -149,7 +171,8 @@ def test_stack_yaml_deploys_the_cron_container_on_a_swarm(
 ) -> None:
     """docker stack deploy -c stack.yaml: the service converges healthy, its daemon runs a
     busybox job every 2 s on the node's engine; a new config name replaces the task, which
-    runs the new job with the same history volume; docker stack rm leaves only the volume."""
+    runs the new job with the same history volume; a bad config's task exits 2 and Swarm
+    rolls back to the previous config; docker stack rm leaves only the volume."""
     private_swarm.load(engine, PROJECT_IMAGE)
     stack = Stack(private_swarm, unique("t-stack"))
     daemon = unique("t-stack")
@@ -157,7 +180,7 @@ def test_stack_yaml_deploys_the_cron_container_on_a_swarm(
 
     assert_spec(stack)
 
-    first, cron = stack.new_task(set())
+    first, cron = stack.new_task("v1", set())
     log = follow(cron)
     started = log.wait_for(event("daemon.started"), timeout=60)[0]
     assert started["ops_image_source"] == "own_container"  # it found its task's container
@@ -185,24 +208,34 @@ def test_stack_yaml_deploys_the_cron_container_on_a_swarm(
     # A changed config under a new name: the task is replaced (stop-first) by one reading it.
     stack.deploy(config(tmp_path, daemon, "v2", "tock"), "v2")
     log.wait_for(event("daemon.stopped"), timeout=STOPPED_WITHIN)
-    _, cron = stack.new_task({first})
+    second, cron = stack.new_task("v2", {first})
     log = follow(cron)
     tocks = log.wait_for(event("run.succeeded", job="tock"), timeout=60)
     assert not log.matching(event("run.started", job="tick"))
 
+    # A bad config: its daemon exits 2, the update fails and Swarm rolls back to v2.
+    bad = tmp_path / "config-v3.toml"
+    bad.write_text(f'[daemon]\nname = "{daemon}"\nbogus = 1\n')
+    stack.deploy(bad, "v3")
+    log.wait_for(event("daemon.stopped"), timeout=STOPPED_WITHIN)
+    _, cron = stack.new_task("v2", {first, second})
+    log = follow(cron)
+    tocks += log.wait_for(event("run.succeeded", job="tock"), timeout=60)
+    # Its task failed with exit 2 (a restart of it may have been shut down by the rollback).
+    ended = {
+        (t["Status"]["State"], t["Status"]["ContainerStatus"]["ExitCode"])
+        for t in stack.tasks()
+        if config_of(t) == "v3" and t["Status"]["State"] != "shutdown"
+    }
+    assert ended == {("failed", 2)}
+
     stack.docker("stack", "rm", stack.name)
     log.wait_for(event("daemon.stopped"), timeout=STOPPED_WITHIN)
-    deadline = time.monotonic() + STOPPED_WITHIN
-    client = private_swarm.client
-    while client.containers.list(all=True) or client.services.list():
-        assert time.monotonic() < deadline, [c.name for c in client.containers.list(all=True)]
-        time.sleep(0.5)
-    assert client.configs.list() == []  # both config versions went with the stack
-    assert [v.name for v in client.volumes.list()] == [stack.volume]  # kept, by design
+    stack.assert_only_the_volume_left()
 
     # The history of both tasks is on the volume.
     rows = stack.history()
     succeeded = {str(r["run_id"]): r["job"] for r in rows if r["status"] == "succeeded"}
     assert {e["run_id"]: "tick" for e in ticks}.items() <= succeeded.items()
     assert {e["run_id"]: "tock" for e in tocks}.items() <= succeeded.items()
-    client.volumes.get(stack.volume).remove()
+    private_swarm.client.volumes.get(stack.volume).remove()
