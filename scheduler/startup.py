@@ -111,6 +111,20 @@ def output_reachable(
     return True
 
 
+def swarm_check(engine: Engine, jobs: Mapping[str, JobEntry]) -> None:
+    """Warn (``daemon.not_swarm_manager``) when enabled service jobs exist and the engine is
+    not a Swarm manager: their runs would fail (reason ``not_swarm_manager``)."""
+    names = sorted(n for n, e in jobs.items() if e.job.kind == "service" and e.job.enabled)
+    if not names:
+        return
+    try:
+        manager = engine.swarm_manager()
+    except EngineError:
+        return  # the runs say it, when the engine answers
+    if not manager:
+        get_logger().warning("daemon.not_swarm_manager", jobs=names)
+
+
 def _release_lock(parts: Parts, taken: Lock) -> None:
     """Let go of the lock held now: the watch's (taken again after an outage), else the first."""
     (parts.watch.lock if parts.watch is not None else taken).release()
