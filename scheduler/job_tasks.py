@@ -27,10 +27,18 @@ def slot_of(task: TaskInfo, *, replicated: bool) -> str:
     return f"slot {task.slot}" if replicated else f"node {task.node_id}"
 
 
+def in_order(stamp: str) -> str:
+    """An engine's RFC 3339 time (UTC, ``Z``) as a text that sorts in time order: the engine
+    leaves out its fraction's trailing zeros (``01.5Z`` is before ``01.51Z``, which sorts
+    first as written)."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    return f"{whole}.{fraction:0<9}"
+
+
 def first_tasks(tasks: Iterable[TaskInfo], *, replicated: bool) -> dict[str, TaskInfo]:
     """Each slot's first task (the earliest created; replacements come later), by slot."""
     first: dict[str, TaskInfo] = {}
-    for task in sorted(tasks, key=lambda t: (t.created_at, t.id)):
+    for task in sorted(tasks, key=lambda t: (in_order(t.created_at), t.id)):
         first.setdefault(slot_of(task, replicated=replicated), task)
     return first
 
@@ -82,7 +90,7 @@ def decide(
     tasks = list(counted)
     failed = sorted(
         (t for t in tasks if task_failed(t)),
-        key=lambda t: (t.updated_at, t.id),
+        key=lambda t: (in_order(t.updated_at), t.id),
     )
     if not failed:
         return Outcome(Status.SUCCEEDED, exit_code=0)

@@ -95,6 +95,19 @@ def test_a_failed_first_task_decides_without_the_slots_never_made() -> None:
     assert not judge([first, task("b", 1, "running")], expected=2).done
 
 
+def test_the_first_task_is_the_earliest_made_however_its_time_is_written() -> None:
+    """The engine writes times with their fraction's trailing zeros left out: a task made
+    at 01.5 s was made before one made at 01.51 s (not after, as the texts sort), and is
+    the slot's first; the first failure likewise."""
+    first = task("a", 0, "failed", created="1.5", code=2, updated="2026-01-05T12:00:03.5Z")
+    replacement = task("a2", 0, "failed", created="1.51", code=7)
+    state = judge([replacement, first], expected=1)
+    assert [t.id for t in state.counted.values()] == ["a"]
+    early = task("b", 1, "failed", code=3, updated="2026-01-05T12:00:03.51Z")
+    outcome = decide([early, first], str, replicated=True)
+    assert outcome.exit_code == 2
+
+
 def test_a_global_jobs_slots_are_its_nodes_and_all_complete_succeeds() -> None:
     """global-job: one counted task per node; every one complete → succeeded."""
     tasks = [task("a", 0, "complete", code=0), task("b", 0, "complete", code=0, node="n2")]
