@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_ROLE, LABEL_RUN, ContainerInfo
+from scheduler.engine import (
+    LABEL_ATTEMPT,
+    LABEL_DAEMON,
+    LABEL_REPLICA,
+    LABEL_ROLE,
+    LABEL_RUN,
+    ContainerInfo,
+)
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
 from scheduler.runs import Status
@@ -50,9 +57,13 @@ def settle(
     daemon: str,
     clock: Clock,
     busy: frozenset[str] = frozenset(),
+    replica: str | None = None,
 ) -> None:
     """Record, adopt or remove every container and in-flight row an earlier instance (or
-    this one, before the engine went away) left; runs in ``busy`` are in hand already."""
+    this one, before the engine went away) left; runs in ``busy`` are in hand already. With
+    ``replica`` (``ha = "swarm"``), a container another replica made is left alone, and so
+    is its run's row: a live replica's is its own, a dead one's is settled by
+    ``scheduler.replicas`` once its lease is stale."""
     log = get_logger()
     # Made before the engine went away: it may be gone (an engine restart). The
     # preparations remove what they hold; listed below, it is left to them (removed once).
@@ -66,6 +77,9 @@ def settle(
         if container.labels.get(LABEL_ROLE) == "lock" or container.labels.get(LABEL_RUN) in busy:
             continue
         key = (container.labels.get(LABEL_RUN, ""), int(container.labels.get(LABEL_ATTEMPT, "1")))
+        if _another_replicas(container, replica):
+            in_flight.pop(key, None)  # its row waits for that replica's settling
+            continue
         record = in_flight.pop(key, None)
         entry = jobs.get(record.job) if record else None
         try:
@@ -85,6 +99,12 @@ def settle(
     for record in in_flight.values():
         _end_output(runner, jobs, record, Status.FAILED, None)
     runner.release_interrupted()  # the runs cut off by an outage and not adopted above
+
+
+def _another_replicas(container: ContainerInfo, replica: str | None) -> bool:
+    """``container`` was made by another replica than ``replica`` (None: HA is off)."""
+    made_by = container.labels.get(LABEL_REPLICA)
+    return replica is not None and made_by is not None and made_by != replica
 
 
 def _end_output(
@@ -171,7 +191,7 @@ def _settle_one(
             "run.orphan_removed", container_id=container.id, name=container.name, reason=reason
         )
         return None
-    outcome, code, reason = _outcome(status, reason)
+    outcome, code, reason = settled_outcome(status, reason)
     history.finish(
         record.run_id,
         record.attempt,
@@ -193,7 +213,7 @@ def _settle_one(
     return outcome, code
 
 
-def _outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:
+def settled_outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:
     """The recorded status, exit code and reason of a settled container: never started,
     stopped as an orphan (cancelled), killed for memory, or its exit code's."""
     if status is None:

@@ -54,8 +54,11 @@ class EngineWatch:
         ops_image: str,
         clock: Clock,
         health: EngineHealth,
+        replica: str | None = None,
     ) -> None:
-        """``health`` is the one view of the engine the watch keeps up to date."""
+        """``health`` is the one view of the engine the watch keeps up to date; ``replica``
+        (``ha = "swarm"``): this replica's id — settling leaves the others' containers alone."""
+        self._replica = replica
         self._engine, self._history, self._runner = engine, history, runner
         self._health = health
         self.lock = lock
@@ -105,6 +108,7 @@ class EngineWatch:
                     daemon=self._daemon,
                     clock=self._clock,
                     busy=self._runner.active_ids(),
+                    replica=self._replica,
                 )
                 self._down_since, self._backoff = None, DOWN_BACKOFF_S[0]
                 self._health.up()
