@@ -328,7 +328,7 @@ EVENTS: tuple[Event, ...] = (
         "warning",
         f"{RUN} reason: `starting_deadline` (late before it waited), `lock:<name>` (it "
         "waited for that lock, even if it was free when the run woke past its deadline), "
-        "`engine_unavailable`, `claim_failed` (`ha = \"swarm\"`: the claim's create got no "
+        '`engine_unavailable`, `claim_failed` (`ha = "swarm"`: the claim\'s create got no '
         "answer or an error: not run here), `claim_expired` (a catch-up older than "
         "`ha_claim_keep`); lag_s starting_deadline_s error scheduled_at trigger; "
         "holder_job holder_run_id: the run that held the lock, with `lock:<name>`",
@@ -439,7 +439,7 @@ EVENTS: tuple[Event, ...] = (
         "run.settled",
         "info/warning",
         f"{RUN} attempt status exit_code reason container_id; replica: a dead replica's run "
-        "(`ha = \"swarm\"`), settled onto its claim by this one",
+        '(`ha = "swarm"`), settled onto its claim by this one',
         "an attempt of an earlier instance (or of a dead replica) is recorded after the fact",
     ),
     _event(
