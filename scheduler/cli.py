@@ -397,8 +397,6 @@ def _history(args: argparse.Namespace) -> int:
     from scheduler.history import HistoryError, NoHistoryError  # noqa: PLC0415
     from scheduler.reports import history_table, run_json  # noqa: PLC0415
 
-    if args.cluster:
-        return _cluster_history(args)
     try:
         config = _config_unless_state_dir(args)
         history = _open_history(args, config)
@@ -780,7 +778,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         "run": _run,
         "validate": _validate,
         "health": _health,
-        "history": _history,
+        "history": lambda args: _cluster_history(args) if args.cluster else _history(args),
         "jobs": _jobs,
         "trigger": _trigger,
         "backups": _backup_command,
