@@ -46,6 +46,7 @@ from scheduler.recovery import settle
 from scheduler.replicas import Keeper, Lease, Liveness, settle_foreign
 from scheduler.runner import Runner
 from scheduler.settings import Config
+from scheduler.startup import take_lease
 
 from .fakes import FakeClock, FakeEngine
 from .helpers import events, open_history
@@ -534,3 +535,62 @@ def test_the_docker_engine_is_a_swarm_store() -> None:
 
     assert issubclass(DockerEngine, SwarmStore)
     assert isinstance(FakeStore(), SwarmStore)
+
+
+# --- start-up -------------------------------------------------------------------------
+
+
+@dataclass
+class SwarmEngine(FakeEngine):
+    """A fake engine with a config store (the Swarm's), for the start-up."""
+
+    store: FakeStore = field(default_factory=FakeStore)
+    problem: str | None = None
+
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], timeout: float
+    ) -> str:
+        return self.store.create_config(name, data, labels, timeout)
+
+    def config(self, name: str) -> ConfigInfo:
+        return self.store.config(name)
+
+    def configs(self, labels: Mapping[str, str]) -> list[ConfigInfo]:
+        return self.store.configs(labels)
+
+    def update_config_labels(self, config: ConfigInfo, labels: Mapping[str, str]) -> None:
+        self.store.update_config_labels(config, labels)
+
+    def remove_config(self, config_id: str) -> None:
+        self.store.remove_config(config_id)
+
+    def swarm_manager(self) -> str | None:
+        return self.problem
+
+    def host_name(self) -> str:
+        return "host1"
+
+
+def test_ha_needs_a_swarm_managers_engine(tmp_path: Path) -> None:
+    """ha = "swarm" on an engine without a config store, or not a manager's: daemon.failed,
+    reason ha, saying why; on a manager's: a lease in place of the lock, no lock container."""
+    config = make_config(tmp_path, daemon='ha = "swarm"')
+    clock = FakeClock(AT)
+    with structlog.testing.capture_logs() as logs:
+        plain = take_lease(FakeEngine(clock), config.daemon, clock)
+        worker = take_lease(
+            SwarmEngine(clock, problem="the engine is a Swarm worker"), config.daemon, clock
+        )
+    assert (plain, worker) == (None, None)
+    failed = events(logs, "daemon.failed")
+    assert [(e["reason"], e["error"]) for e in failed] == [
+        ("ha", "this engine has no Swarm config store"),
+        ("ha", "the engine is a Swarm worker"),
+    ]
+    engine = SwarmEngine(clock)
+    ha = take_lease(engine, config.daemon, clock)
+    assert ha is not None
+    lease = engine.store.config(ha.lease.name)
+    assert (lease.labels[LABEL_REPLICA], lease.labels["crontainer.host"]) == (ha.replica, "host1")
+    assert ha.claims.replica == ha.replica
+    assert "lock" not in engine.names()
