@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from scheduler.engine import LABEL_DAEMON, LABEL_JOB, LABEL_REPLICA, LABEL_ROLE, LABEL_RUN
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 from scheduler.logs import get_logger
-from scheduler.runs import RunListener
+from scheduler.recovery import Settled
+from scheduler.runs import RunListener, Status
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -270,6 +271,24 @@ class Claims(RunListener):
             return True
         self._log.warning("ha.claim_update_failed", claim=name, error=error)
         return False
+
+    def settled(self, run_id: str) -> Settled | None:
+        """How run ``run_id``'s claim says it ended, when another replica settled it (None:
+        no such claim, or not settled by another; a store that does not answer is None)."""
+        try:
+            found = self.store.configs(claim_labels(self.daemon) | {LABEL_RUN: run_id})
+        except EngineError:
+            return None
+        for config in found:
+            record = ClaimRecord.of(config)
+            if record.status is None or record.settled_by in (None, self.replica):
+                continue
+            try:
+                status = Status(record.status)
+            except ValueError:
+                continue
+            return Settled(status, record.exit_code, record.settled_by or "")
+        return None
 
     def sweep(self, limits: Mapping[str, int]) -> int:
         """Remove the claims past ``ha_claim_keep`` (``expired``); how many went."""

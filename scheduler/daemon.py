@@ -173,6 +173,7 @@ class Daemon:
             daemon=settings.name,
             clock=self._clock,
             replica=replica,
+            settled_elsewhere=base.ha.claims.settled if base.ha is not None else None,
         )
         self._keep(stack, base)
         parts.watch = watch = self._watch(base, runner, parts)
@@ -267,6 +268,7 @@ class Daemon:
             clock=self._clock,
             health=parts.engine_health,
             replica=base.ha.replica if base.ha is not None else None,
+            settled_elsewhere=base.ha.claims.settled if base.ha is not None else None,
         )
 
     def _loop(self, running: _Running) -> str:

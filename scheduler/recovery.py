@@ -16,6 +16,7 @@ At start, after taking the single-instance lock and before scheduling:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scheduler.engine import (
@@ -32,7 +33,7 @@ from scheduler.runs import Status
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from scheduler.clock import Clock
     from scheduler.engine import Engine, ExitStatus
@@ -58,12 +59,14 @@ def settle(
     clock: Clock,
     busy: frozenset[str] = frozenset(),
     replica: str | None = None,
+    settled_elsewhere: Callable[[str], Settled | None] | None = None,
 ) -> None:
     """Record, adopt or remove every container and in-flight row an earlier instance (or
     this one, before the engine went away) left; runs in ``busy`` are in hand already. With
     ``replica`` (``ha = "swarm"``), a container another replica made is left alone, and so
     is its run's row: a live replica's is its own, a dead one's is settled by
-    ``scheduler.replicas`` once its lease is stale."""
+    ``scheduler.replicas`` once its lease is stale. ``settled_elsewhere`` tells how another
+    replica settled a run whose container is gone (its claim's outcome), if it did."""
     log = get_logger()
     # Made before the engine went away: it may be gone (an engine restart). The
     # preparations remove what they hold; listed below, it is left to them (removed once).
@@ -73,14 +76,10 @@ def settle(
     stopped_by: dict[str, list[str]] = {}
     for run_id, name in history.still_stopped():
         stopped_by.setdefault(run_id, []).append(name)
-    for container in engine.list_containers({LABEL_DAEMON: daemon}):
+    for container in _ours(engine.list_containers({LABEL_DAEMON: daemon}), in_flight, replica):
         if container.labels.get(LABEL_ROLE) == "lock" or container.labels.get(LABEL_RUN) in busy:
             continue
-        key = (container.labels.get(LABEL_RUN, ""), int(container.labels.get(LABEL_ATTEMPT, "1")))
-        if _another_replicas(container, replica):
-            in_flight.pop(key, None)  # its row waits for that replica's settling
-            continue
-        record = in_flight.pop(key, None)
+        record = in_flight.pop(_key(container), None)
         entry = jobs.get(record.job) if record else None
         try:
             if container.state in ALIVE and record is not None and entry is not None:
@@ -95,16 +94,34 @@ def settle(
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
     _start_left_stopped(engine, history, stopped_by, busy)
+    _take_settled_elsewhere(history, runner, in_flight, settled_elsewhere, jobs=jobs, clock=clock)
     _record_interrupted(history, in_flight.values(), clock)
     for record in in_flight.values():
         _end_output(runner, jobs, record, Status.FAILED, None)
     runner.release_interrupted()  # the runs cut off by an outage and not adopted above
 
 
-def _another_replicas(container: ContainerInfo, replica: str | None) -> bool:
-    """``container`` was made by another replica than ``replica`` (None: HA is off)."""
-    made_by = container.labels.get(LABEL_REPLICA)
-    return replica is not None and made_by is not None and made_by != replica
+def _key(container: ContainerInfo) -> tuple[str, int]:
+    """The (run id, attempt) a container of ours was made for."""
+    labels = container.labels
+    return labels.get(LABEL_RUN, ""), int(labels.get(LABEL_ATTEMPT, "1"))
+
+
+def _ours(
+    containers: list[ContainerInfo],
+    in_flight: dict[tuple[str, int], RunRecord],
+    replica: str | None,
+) -> list[ContainerInfo]:
+    """``containers`` but those another replica than ``replica`` made (None: HA is off), whose
+    rows are taken out of ``in_flight``: they wait for that replica's settling."""
+    ours = []
+    for container in containers:
+        made_by = container.labels.get(LABEL_REPLICA)
+        if replica is not None and made_by is not None and made_by != replica:
+            in_flight.pop(_key(container), None)
+        else:
+            ours.append(container)
+    return ours
 
 
 def _end_output(
@@ -146,6 +163,60 @@ def _start_left_stopped(
                 log.error("run.container_start_failed", run_id=run_id, container=name, error=str(e))  # noqa: TRY400
                 continue
             history.unmark_stopped(run_id, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """How another replica settled a run (``ha = "swarm"``: from its claim)."""
+
+    status: Status
+    exit_code: int | None
+    by: str
+    """The replica that settled it."""
+
+
+def _take_settled_elsewhere(
+    history: History,
+    runner: Runner,
+    in_flight: dict[tuple[str, int], RunRecord],
+    settled_elsewhere: Callable[[str], Settled | None] | None,
+    *,
+    jobs: Mapping[str, JobEntry],
+    clock: Clock,
+) -> None:
+    """The rows in ``in_flight`` (their containers gone) that another replica settled: their
+    outcome recorded from the claim, and taken out of ``in_flight``."""
+    if settled_elsewhere is None:
+        return
+    for key, record in list(in_flight.items()):
+        if (settled := settled_elsewhere(record.run_id)) is not None:
+            _record_settled_elsewhere(history, record, settled, clock)
+            _end_output(runner, jobs, in_flight.pop(key), settled.status, settled.exit_code)
+
+
+def _record_settled_elsewhere(
+    history: History, record: RunRecord, settled: Settled, clock: Clock
+) -> None:
+    """A run whose container another replica settled (this one was cut off, or its
+    predecessor died): its outcome as that replica wrote it on the claim."""
+    history.finish(
+        record.run_id,
+        record.attempt,
+        status=settled.status,
+        finished_at=clock.now(),
+        exit_code=settled.exit_code,
+        reason="settled_by_replica",
+    )
+    get_logger().info(
+        "run.settled",
+        job=record.job,
+        run_id=record.run_id,
+        attempt=record.attempt,
+        status=settled.status.value,
+        exit_code=settled.exit_code,
+        reason="settled_by_replica",
+        replica=settled.by,
+    )
 
 
 def _record_interrupted(history: History, records: Iterable[RunRecord], clock: Clock) -> None:

@@ -211,6 +211,7 @@ class Keeper:
             return
         by_replica = {c.labels.get(LABEL_REPLICA, ""): c for c in leases}
         self.liveness.observe({r: c.version for r, c in by_replica.items()}, now)
+        self._told_dead -= {r for r in by_replica if not self.liveness.dead(r, now)}
         self._settle_dead(by_replica, now)
         if self._ticks % SWEEP_EVERY == 0:
             limits = {name: e.job.history_limit for name, e in self._jobs().items()}

@@ -594,3 +594,34 @@ def test_ha_needs_a_swarm_managers_engine(tmp_path: Path) -> None:
     assert (lease.labels[LABEL_REPLICA], lease.labels["crontainer.host"]) == (ha.replica, "host1")
     assert ha.claims.replica == ha.replica
     assert "lock" not in engine.names()
+
+
+def test_a_run_another_replica_settled_takes_the_claims_outcome(tmp_path: Path) -> None:
+    """A row left running whose container another replica settled meanwhile (this one was
+    cut off) is finished with the outcome on its claim, not as interrupted."""
+    config = make_config(tmp_path)
+    store, clock = FakeStore(), FakeClock(AT)
+    mine = claims_of(store, clock, "r-me")
+    assert mine.claim("j", AT, "run1").won
+    assert claims_of(store, clock, "r2").record_outcome(
+        claim_name("d1", "j", AT),
+        {LABEL_STATUS: "failed", "crontainer.exit_code": "4", LABEL_SETTLED_BY: "r2"},
+    )
+    history = open_history(config)
+    history.begin("run1", 1, "j", trigger="schedule", scheduled_at=AT, started_at=AT)
+    history.begin("run2", 1, "j", trigger="manual", scheduled_at=AT, started_at=AT)
+    engine = FakeEngine(clock)
+    runner = Runner(engine, config.daemon, clock, "ops:1", history)
+    with structlog.testing.capture_logs() as logs:
+        settle(
+            engine, history, runner, jobs=config.jobs, daemon="d1", clock=clock,
+            replica="r-me", settled_elsewhere=mine.settled,
+        )  # fmt: skip
+    rows = {r.run_id: r for r in history.runs("j", 10)}
+    assert (rows["run1"].status, rows["run1"].exit_code, rows["run1"].reason) == (
+        "failed",
+        4,
+        "settled_by_replica",
+    )
+    assert (rows["run2"].status, rows["run2"].reason) == ("failed", "interrupted")
+    assert [e["replica"] for e in events(logs, "run.settled") if "replica" in e] == ["r2"]
