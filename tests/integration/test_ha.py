@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 LOAD_S = 60
 """How long the two daemons share 10 jobs every 2 s (the brief's 2 minutes, shortened)."""
-HA = 'ha = "swarm"\nha_lease_interval = "1s"\nha_claim_timeout = "2s"\nshutdown_grace = "10s"\n'
+HA = 'ha = "swarm"\nha_lease_interval = "1s"\nha_claim_timeout = "5s"\nshutdown_grace = "10s"\n'
 KEEP = 100000
 """Each job's history_limit: every run stays in the history to be counted."""
 
@@ -82,7 +82,7 @@ def app_container(swarm: PrivateSwarm) -> Any:
 def exec_job(name: str, container: str, schedule: str = "@every 2s") -> str:
     return (
         f'[jobs.{name}]\nkind = "exec"\nschedule = "{schedule}"\ncontainer = "{container}"\n'
-        f'command = ["true"]\nhistory_limit = {KEEP}\n\n'
+        f'command = ["true"]\nhistory_limit = {KEEP}\nconcurrency = "allow"\n\n'
     )
 
 
@@ -115,7 +115,10 @@ def test_two_replicas_run_every_fire_exactly_once(
     app = app_container(private_swarm)
     try:
         jobs = "".join(
-            run_job(f"r{i}", ["true"], schedule="@every 2s", history_limit=KEEP) for i in range(5)
+            run_job(
+                f"r{i}", ["true"], schedule="@every 2s", history_limit=KEEP, concurrency="allow"
+            )
+            for i in range(5)
         )
         jobs += "".join(exec_job(f"e{i}", app.name) for i in range(5))
         env = {"DOCKER_HOST": private_swarm.host}
@@ -307,7 +310,8 @@ def test_a_replica_cut_off_from_the_engine_runs_nothing_twice(
     socket_path = private_swarm.host.removeprefix("unix://")
     proxy = FreezableProxy(socket_path, Path(private_swarm.root) / "proxy.sock")
     jobs = "".join(
-        run_job(f"r{i}", ["true"], schedule="@every 2s", history_limit=KEEP) for i in range(4)
+        run_job(f"r{i}", ["true"], schedule="@every 2s", history_limit=KEEP, concurrency="allow")
+        for i in range(4)
     )
     a, b = pair(tmp_path, jobs, {"DOCKER_HOST": proxy.host}, {"DOCKER_HOST": private_swarm.host})
     try:
