@@ -46,6 +46,8 @@ LABEL_ENDED = "crontainer.ended_at"
 LABEL_EXIT = "crontainer.exit_code"
 LABEL_REASON = "crontainer.reason"
 LABEL_SETTLED_BY = "crontainer.settled_by"
+OUTCOME_LABELS = frozenset({LABEL_STATUS, LABEL_ENDED, LABEL_EXIT, LABEL_REASON, LABEL_SETTLED_BY})
+"""The labels of a claim's outcome: an outcome written replaces all of them."""
 UPDATE_TRIES = 3
 """How often an outcome's update is tried (read again after an out-of-sequence answer)."""
 
@@ -255,13 +257,14 @@ class Claims(RunListener):
         self.record_outcome(name, outcome)
 
     def record_outcome(self, name: str, outcome: Mapping[str, str]) -> bool:
-        """Add ``outcome`` to claim ``name``'s labels (read again after a concurrent update);
-        False after ``ha.claim_update_failed``."""
+        """Write ``outcome`` on claim ``name``'s labels, in place of any outcome written before
+        (read again after a concurrent update); False after ``ha.claim_update_failed``."""
         error = ""
         for _ in range(UPDATE_TRIES):
             try:
                 current = self.store.config(name)
-                self.store.update_config_labels(current, {**current.labels, **outcome})
+                kept = {k: v for k, v in current.labels.items() if k not in OUTCOME_LABELS}
+                self.store.update_config_labels(current, kept | dict(outcome))
             except EngineNotFoundError as e:
                 error = str(e)
                 break  # swept, or never made: nothing to update
@@ -289,6 +292,34 @@ class Claims(RunListener):
                 continue
             return Settled(status, record.exit_code, record.settled_by or "")
         return None
+
+    def close_orphans(self, replica: str) -> int:
+        """The claims of dead ``replica`` that have no outcome and no container left (its
+        runs were settled first): ``failed``, reason ``replica_died``, settled by this replica
+        (an exec's run, or a run it claimed and never began); how many."""
+        found = self.store.configs(claim_labels(self.daemon) | {LABEL_REPLICA: replica})
+        closed = 0
+        for config in found:
+            record = ClaimRecord.of(config)
+            if record.status is not None:
+                continue
+            outcome = {
+                LABEL_STATUS: Status.FAILED.value,
+                LABEL_ENDED: instant(self._clock.now()),
+                LABEL_REASON: "replica_died",
+                LABEL_SETTLED_BY: self.replica,
+            }
+            if self.record_outcome(config.name, outcome):
+                closed += 1
+                self._log.warning(
+                    "run.settled",
+                    job=record.job,
+                    run_id=record.run_id,
+                    status=Status.FAILED.value,
+                    reason="replica_died",
+                    replica=replica,
+                )
+        return closed
 
     def sweep(self, limits: Mapping[str, int]) -> int:
         """Remove the claims past ``ha_claim_keep`` (``expired``); how many went."""

@@ -511,6 +511,7 @@ def _info(item: dict[str, Any]) -> ContainerInfo:
         name=(item.get("Names") or ["?"])[0].lstrip("/"),
         state=item.get("State", ""),
         labels=item.get("Labels") or {},
+        created=float(item["Created"]) if isinstance(item.get("Created"), int | float) else None,
     )
 
 

@@ -68,6 +68,8 @@ class ContainerInfo:
     name: str
     state: str
     labels: Mapping[str, str]
+    created: float | None = None
+    """When it was created (UNIX seconds), as a listing tells it; None when not known."""
 
 
 class LockHeldError(EngineError):

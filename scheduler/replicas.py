@@ -14,11 +14,12 @@ once nothing of it is left, and every ``SWEEP_EVERY`` intervals sweeps old claim
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from scheduler.claims import (
@@ -246,6 +247,7 @@ class Keeper:
         for replica, lease in leases.items():
             if replica != me and replica not in left and self.liveness.dead(replica, now):
                 self._tell_dead(replica)
+                self._claims.close_orphans(replica)
                 self._store.remove_config(lease.id)
 
     def _tell_dead(self, replica: str) -> None:
@@ -274,7 +276,7 @@ def settle_foreign(
     reason = "settled_after_replica_died"
     if container.state in ALIVE:
         entry = jobs.get(job)
-        if entry is not None and not _overdue(claim, entry, now):
+        if entry is not None and not _overdue(claim, container, entry, now):
             return False
         grace = entry.job.stop_grace if entry is not None else ORPHAN_STOP_GRACE_S
         engine.stop(container.id, grace)
@@ -324,13 +326,18 @@ def _claim_of(claims: Claims, run_id: str) -> ConfigInfo | None:
     return found[0] if found else None
 
 
-def _overdue(claim: ConfigInfo | None, entry: JobEntry, now: datetime) -> bool:
+def _overdue(
+    claim: ConfigInfo | None, container: ContainerInfo, entry: JobEntry, now: datetime
+) -> bool:
     """A dead replica's running container has outlived its job's timeout and stop_grace
-    since its claim (without a claim: never judged overdue here)."""
-    if claim is None:
+    since its claim (a run that claims nothing — manual, chained, at start — since the
+    container was created; neither known: never judged overdue here)."""
+    began: datetime | None = None
+    if claim is not None:
+        with contextlib.suppress(ValueError):
+            began = datetime.fromisoformat(claim.labels.get(LABEL_CLAIMED, ""))
+    if began is None and container.created is not None:
+        began = datetime.fromtimestamp(container.created, UTC)
+    if began is None:
         return False
-    try:
-        claimed = datetime.fromisoformat(claim.labels.get(LABEL_CLAIMED, ""))
-    except ValueError:
-        return False
-    return (now - claimed).total_seconds() > entry.job.timeout + entry.job.stop_grace
+    return (now - began).total_seconds() > entry.job.timeout + entry.job.stop_grace

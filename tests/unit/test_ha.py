@@ -216,17 +216,21 @@ def report(status: str, attempt: int | None = 1, trigger: str = "schedule") -> R
 
 
 def test_a_claimed_runs_end_goes_onto_its_claim() -> None:
-    """The run ends: status, end and exit code become the claim's labels (read again after
-    another update moved its version)."""
+    """The run ends: status, end and exit code become the claim's labels, in place of an
+    outcome another replica wrote meanwhile."""
     store, clock = FakeStore(), FakeClock(AT)
     claims = claims_of(store, clock)
     assert claims.claim("j", AT, "run1").won
     claims.report(None, report("started"))
     name = claim_name("d1", "j", AT)
     assert LABEL_STATUS not in store.config(name).labels
+    # another replica judged this one dead meanwhile and closed the claim: the real end wins
+    outcome = {LABEL_STATUS: "failed", "crontainer.reason": "replica_died", LABEL_SETTLED_BY: "r2"}
+    assert claims_of(store, clock, "r2").record_outcome(name, outcome)
     claims.report(None, report("failed"))
     record = ClaimRecord.of(store.config(name))
     assert (record.status, record.exit_code, record.replica) == ("failed", 3, "r1")
+    assert (record.reason, record.settled_by) == (None, None)
     assert record.ended_at == AT.isoformat()
 
 
@@ -377,6 +381,25 @@ def test_a_dead_replicas_running_container_is_left_until_its_timeout(tmp_path: P
     assert (labels[LABEL_STATUS], labels[LABEL_SETTLED_BY]) == ("cancelled", "r2")
 
 
+def test_a_dead_replicas_unclaimed_run_is_stopped_after_its_timeout_since_created(
+    tmp_path: Path,
+) -> None:
+    """A run that claims nothing (manual, chained): its container's creation time counts;
+    within the job's timeout it is left running, past it stopped and removed."""
+    config = make_config(tmp_path)  # timeout 10m, stop_grace 3s
+    store, clock = FakeStore(), FakeClock(AT)
+    engine = FakeEngine(clock)
+    survivor, history = claims_of(store, clock, "r2"), open_history(config)
+    made = ContainerInfo(
+        "c1", "d1-j-run7", "running", container("dead", "running", "run7").labels,
+        created=AT.timestamp(),
+    )  # fmt: skip
+    soon, late = AT + timedelta(minutes=9), AT + timedelta(minutes=11)
+    assert not settle_foreign(engine, survivor, history, made, jobs=config.jobs, now=soon)
+    assert settle_foreign(engine, survivor, history, made, jobs=config.jobs, now=late)
+    assert engine.names() == ["stop", "wait", "remove"]
+
+
 def test_start_up_settling_leaves_another_replicas_containers_and_rows_alone(
     tmp_path: Path,
 ) -> None:
@@ -410,6 +433,8 @@ def test_the_keeper_settles_a_replica_only_after_its_lease_went_stale(tmp_path: 
     mine = Lease(store, "d1", "r-me", "h1")
     mine.take(5)
     assert claims_of(store, clock, "r-other").claim("j", AT, "run1").won
+    later = AT + timedelta(minutes=1)
+    assert claims_of(store, clock, "r-other").claim("j", later, "run2").won  # no container
     keeper = Keeper(
         engine,
         store,
@@ -434,6 +459,8 @@ def test_the_keeper_settles_a_replica_only_after_its_lease_went_stale(tmp_path: 
     assert store.configs({LABEL_REPLICA: "r-other", "crontainer.role": "replica"}) == []
     claim = store.config(claim_name("d1", "j", AT)).labels
     assert claim[LABEL_SETTLED_BY] == "r-me"
+    orphan = ClaimRecord.of(store.config(claim_name("d1", "j", later)))
+    assert (orphan.status, orphan.reason, orphan.settled_by) == ("failed", "replica_died", "r-me")
 
 
 # --- the runner -----------------------------------------------------------------------
