@@ -197,6 +197,10 @@ def test_a_replica_killed_mid_run_is_settled_by_the_other(
         survivor = b if victim is a else a
         dead = next(r for r, d in replicas.items() if d is victim)
         mine = next(r for r, d in replicas.items() if d is survivor)
+        label = {"label": f"crontainer.run_id={run['run_id']}", "status": "running"}
+        while not private_swarm.client.containers.list(filters=label):
+            assert time.monotonic() < deadline, "the slow job's container never ran"
+            time.sleep(0.1)
         victim.kill()
         killed, killed_at = time.monotonic(), datetime.now(UTC)
         settled = survivor.log.wait_for(event("run.settled", replica=dead), timeout=60)[0]
