@@ -439,7 +439,9 @@ EVENTS: tuple[Event, ...] = (
         "run.settled",
         "info/warning",
         f"{RUN} attempt status exit_code reason container_id; replica: a dead replica's run "
-        '(`ha = "swarm"`), settled onto its claim by this one',
+        '(`ha = "swarm"`), settled onto its claim by this one (reason '
+        "`settled_after_replica_died`, `orphan_stopped`, or `replica_died`: claimed, no "
+        "container left), or the replica that settled this one's run (`settled_by_replica`)",
         "an attempt of an earlier instance (or of a dead replica) is recorded after the fact",
     ),
     _event(
