@@ -113,14 +113,19 @@ def _ours(
     replica: str | None,
 ) -> list[ContainerInfo]:
     """``containers`` but those another replica than ``replica`` made (None: HA is off), whose
-    rows are taken out of ``in_flight``: they wait for that replica's settling."""
+    rows are taken out of ``in_flight``: they wait for that replica's settling. A container
+    made before HA (no replica label) is this replica's only if its run is in this one's
+    history: two replicas on one engine would otherwise both settle it."""
     ours = []
     for container in containers:
         made_by = container.labels.get(LABEL_REPLICA)
-        if replica is not None and made_by is not None and made_by != replica:
-            in_flight.pop(_key(container), None)
-        else:
+        if replica is None or made_by == replica:
             ours.append(container)
+        elif made_by is None:
+            if _key(container) in in_flight:
+                ours.append(container)
+        else:
+            in_flight.pop(_key(container), None)
     return ours
 
 

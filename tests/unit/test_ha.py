@@ -403,21 +403,24 @@ def test_a_dead_replicas_unclaimed_run_is_stopped_after_its_timeout_since_create
 def test_start_up_settling_leaves_another_replicas_containers_and_rows_alone(
     tmp_path: Path,
 ) -> None:
-    """A live replica's running container is neither adopted nor stopped; a container of
-    this replica (or made before HA) is settled as ever."""
+    """A live replica's running container is neither adopted nor stopped, its run's row is
+    left running; a container made before HA is settled by the replica whose history has
+    its run, and left alone by the others (two replicas may share one engine)."""
     config = make_config(tmp_path)
     clock = FakeClock(AT)
     other = container("r-other", "running", "run9")
-    mine_before_ha = ContainerInfo(
-        "c-old", "d1-j-run8", "exited", {LABEL_DAEMON: "d1", LABEL_JOB: "j", LABEL_RUN: "run8"}
-    )
-    engine = FakeEngine(clock, containers=[other, mine_before_ha])
+    labels = {LABEL_DAEMON: "d1", LABEL_JOB: "j"}
+    before_ha = ContainerInfo("c-old", "d1-j-run8", "exited", labels | {LABEL_RUN: "run8"})
+    not_mine = ContainerInfo("c-else", "d1-j-run5", "running", labels | {LABEL_RUN: "run5"})
+    engine = FakeEngine(clock, containers=[other, before_ha, not_mine])
     history = open_history(config)
-    history.begin("run9", 1, "j", trigger="schedule", scheduled_at=AT, started_at=AT)
+    for run_id in ("run9", "run8"):
+        history.begin(run_id, 1, "j", trigger="schedule", scheduled_at=AT, started_at=AT)
     runner = Runner(engine, config.daemon, clock, "ops:1", history)
     settle(engine, history, runner, jobs=config.jobs, daemon="d1", clock=clock, replica="r-me")
+    touched = {arg for _, arg in engine.calls if isinstance(arg, str)}
     assert ("remove", "c-old") in engine.calls
-    assert not any(arg == "c-r-other-run9" for _, arg in engine.calls)
+    assert not touched & {"c-r-other-run9", "c-else"}
     assert [r.run_id for r in history.in_flight()] == ["run9"]
     assert runner.active() == 0
 
