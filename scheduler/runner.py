@@ -11,7 +11,9 @@ gives it history rows: one per attempt, or one row for a run that never started
 takes a slot: a run waiting for a lock holds no slot of the cap, only its job's place in
 flight (its concurrency policy counts it). Runs an earlier daemon left are followed
 by ``scheduler/adoption.py``. A run that finishes starts the jobs chained to it
-(``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again.
+(``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again. With
+``ha = "swarm"`` a fire (``schedule``, ``catch_up``) runs only once this replica claimed it
+(``scheduler/claims.py``), first thing on its thread.
 """
 
 from __future__ import annotations
