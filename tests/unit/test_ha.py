@@ -21,6 +21,7 @@ from scheduler.claims import (
     ClaimRecord,
     Claims,
     claim_name,
+    cluster_runs,
     decide,
     expired,
 )
@@ -44,6 +45,7 @@ from scheduler.errors import (
 from scheduler.notify import RunReport
 from scheduler.recovery import settle
 from scheduler.replicas import Keeper, Lease, Liveness, settle_foreign
+from scheduler.reports import cluster_table
 from scheduler.runner import Runner
 from scheduler.settings import Config
 from scheduler.startup import take_lease
@@ -655,3 +657,25 @@ def test_a_run_another_replica_settled_takes_the_claims_outcome(tmp_path: Path) 
     )
     assert (rows["run2"].status, rows["run2"].reason) == ("failed", "interrupted")
     assert [e["replica"] for e in events(logs, "run.settled") if "replica" in e] == ["r2"]
+
+
+def test_the_cluster_history_lists_claims_newest_first_with_their_outcome() -> None:
+    """history --cluster: newest fire first; a claim whose run has not ended shows
+    `claimed`; the replica that ran each fire, and who settled it if not itself."""
+    store, clock = FakeStore(), FakeClock(AT)
+    first, second = claims_of(store, clock, "r1"), claims_of(store, clock, "r2")
+    assert first.claim("j", AT, "run1").won
+    assert second.claim("j", AT + timedelta(minutes=1), "run2").won
+    first.report(None, report("failed"))
+    records = cluster_runs(store, "d1")
+    assert [(r.run_id, r.replica, r.status) for r in records] == [
+        ("run2", "r2", None),
+        ("run1", "r1", "failed"),
+    ]
+    lines = cluster_table(records).splitlines()
+    assert lines[0].split() == [
+        "SCHEDULED", "JOB", "RUN", "ID", "REPLICA", "STATUS", "EXIT", "ENDED", "SETTLED", "BY",
+    ]  # fmt: skip
+    assert lines[1].split()[1:6] == ["j", "run2", "r2", "claimed", "-"]
+    assert lines[2].split()[1:6] == ["j", "run1", "r1", "failed", "3"]
+    assert [r["status"] for r in (x.as_json() for x in records)] == ["claimed", "failed"]
