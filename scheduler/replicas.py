@@ -110,13 +110,14 @@ class Lease:
         self.name = lease_name(daemon, replica)
         self._labels = lease_labels(daemon) | {LABEL_REPLICA: replica, LABEL_HOST: host}
         self._beat = 0
+        self._id = ""
         self._failing = False
         self.lost = threading.Event()
         self._log = get_logger()
 
     def take(self, timeout: float) -> None:
         """Create the lease (EngineError if the store refuses)."""
-        self._store.create_config(
+        self._id = self._store.create_config(
             self.name, json.dumps(self._labels).encode(), self._labels | self._beat_label(), timeout
         )
 
@@ -148,7 +149,7 @@ class Lease:
     def release(self) -> None:
         """A clean stop: the lease goes (the others need not wait to see it stale)."""
         try:
-            self._store.remove_config(self._store.config(self.name).id)
+            self._store.remove_config(self._id)
         except EngineError as e:
             self._log.warning("ha.lease_failed", lease=self.name, error=str(e))
 
