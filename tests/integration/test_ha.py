@@ -306,9 +306,10 @@ def test_a_replica_cut_off_from_the_engine_runs_nothing_twice(
     tmp_path: Path, private_swarm: PrivateSwarm
 ) -> None:
     """Replica A reaches the engine through a proxy that freezes for 12 s: A's claims get no
-    answer (claim_failed) or its watch sees the engine gone (missed); B claims and runs the
-    fires meanwhile; after the thaw both share again — no fire ran twice, every fire of the
-    freeze ran on B, and every claim ran at most once."""
+    answer (claim_failed) or its watch sees the engine gone (missed); B judges A dead from its
+    still lease, claims and runs the fires meanwhile; after the thaw A makes its lease again
+    and both share again — no fire ran twice, every fire of the freeze ran on B, and every
+    claim ran at most once."""
     socket_path = private_swarm.host.removeprefix("unix://")
     proxy = FreezableProxy(socket_path, Path(private_swarm.root) / "proxy.sock")
     jobs = "".join(
@@ -325,6 +326,9 @@ def test_a_replica_cut_off_from_the_engine_runs_nothing_twice(
         thawed_at = datetime.now(UTC)
         proxy.thaw()
         a.log.wait_for(event("engine.available"), timeout=60)
+        # B judged A dead meanwhile and removed its lease; A, back, makes it again
+        b.log.wait_for(event("ha.replica_dead", replica=replica_a), timeout=10)
+        a.log.wait_for(event("ha.lease_retaken"), timeout=60)
         mark = len(a.log.events)
         deadline = time.monotonic() + 60
         while not any(e.get("event") == "run.succeeded" for e in a.log.events[mark:]):
