@@ -10,8 +10,9 @@ import difflib
 import re
 import signal
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -20,7 +21,7 @@ from jobs.templates import BODY_MAX, DEFAULT_BODY, DEFAULT_TITLE, TITLE_MAX, tem
 from jobs.units import Duration, Largest, Longest, Size
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Generator, Iterator
 
     from jobs.plan import Plan
 
@@ -459,6 +460,32 @@ class BaseJob(Model):
     )
 
     KIND: ClassVar[str] = ""
+    HELD_DEFAULTS: ClassVar[Mapping[str, object]] = {}
+    """The kind's defaults by field, also its class attributes, so that a job can be held
+    without them (``jobs/compact.py``); empty: a kind whose jobs are held whole."""
+
+    # A compact job's defaults are not in its __dict__, which pydantic's own equality, hash,
+    # iteration and repr read: these read every field through its attribute.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        if type(other) is not type(self):
+            return False
+        if self.__dict__ == other.__dict__:
+            return True
+        return all(getattr(self, name) == getattr(other, name) for name in type(self).model_fields)
+
+    def __hash__(self) -> int:
+        return hash((type(self), *(getattr(self, name) for name in type(self).model_fields)))
+
+    def __iter__(self) -> Generator[tuple[str, Any], None, None]:
+        for name in type(self).model_fields:
+            yield name, getattr(self, name)
+
+    def __repr_args__(self) -> Iterator[tuple[str, Any]]:
+        for name, info in type(self).model_fields.items():
+            if info.repr:
+                yield name, getattr(self, name)
 
     @property
     def locks(self) -> tuple[str, ...]:

@@ -227,6 +227,54 @@ class RemoteArchives:
     passphrase: SecretRef | str | None = None
 
 
+# --- kind "service" (Swarm job services) ---
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """Everything needed to create one Swarm job service, in engine-neutral terms. Secrets
+    and configs are Swarm objects named here, looked up by name when the run starts."""
+
+    image: str
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: tuple[SecretRef, ...] = ()
+    """Environment variables whose values the daemon reads at run time (after ``env``)."""
+    mounts: tuple[Mount, ...] = ()
+    networks: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    preferences: tuple[str, ...] = ()
+    """Spread preferences: each a descriptor such as ``node.labels.zone``."""
+    cpus: float | None = None
+    memory: int | None = None
+    reserve_cpus: float | None = None
+    reserve_memory: int | None = None
+    secrets: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
+    global_job: bool = False
+    """``global-job`` (one task per eligible node); else ``replicated-job``."""
+    replicas: int = 1
+    max_concurrent: int | None = None
+    user: str | None = None
+    workdir: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    stop_signal: str | None = None
+    stop_grace: float = 10.0
+    registry_auth: RegistryLogin | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", _frozen(self.env))
+        object.__setattr__(self, "labels", _frozen(self.labels))
+
+
+@dataclass(frozen=True, slots=True)
+class RunService:
+    """Step: create a Swarm job service, follow its tasks (their logs, their ends) under the
+    job's timeout, judge the first task of each slot, remove the service."""
+
+    spec: ServiceSpec
+
+
 Step = (
     RunContainer
     | ExecCommand
@@ -236,6 +284,7 @@ Step = (
     | RotateLogs
     | ResticBackup
     | RemoteArchives
+    | RunService
 )
 """Every step a plan can hold (grows with the job kinds)."""
 

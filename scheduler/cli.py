@@ -447,7 +447,7 @@ def _cluster_history(args: argparse.Namespace) -> int:
     try:
         engine = DockerEngine.connect(config.daemon.engine_timeout)
         try:
-            problem = engine.swarm_manager()
+            problem = engine.manager_problem()
             records = [] if problem else cluster_runs(engine, config.daemon.name, args.job)
         finally:
             engine.close()

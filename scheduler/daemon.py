@@ -44,6 +44,7 @@ from scheduler.startup import (
     start_runner,
     status_pages,
     status_server,
+    swarm_check,
     take_base,
 )
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
@@ -139,6 +140,7 @@ class Daemon:
         base = take_base(stack, engine, settings, parts, self._clock)
         if base is None or not output_reachable(engine, settings, self._config.jobs):
             return None
+        swarm_check(engine, self._config.jobs)
         runner, metrics, health = start_runner(
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )

@@ -73,8 +73,8 @@ def remove_config(api: docker.APIClient, config_id: str) -> None:
         pass  # gone already (another replica's sweep)
 
 
-def swarm_manager(api: docker.APIClient) -> str | None:
-    """See SwarmStore.swarm_manager."""
+def manager_problem(api: docker.APIClient) -> str | None:
+    """See SwarmStore.manager_problem."""
     with translated("reading the engine's Swarm state"):
         swarm: dict[str, Any] = api.info().get("Swarm") or {}
     state = swarm.get("LocalNodeState", "inactive")

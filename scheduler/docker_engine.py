@@ -21,6 +21,7 @@ from jobs.plan import ContainerSpec, PullPolicy
 from scheduler import docker_configs
 from scheduler.docker_errors import explain, translated
 from scheduler.docker_lock import take_lock
+from scheduler.docker_services import DockerServiceLogs, service_body, service_info, task_info
 from scheduler.docker_specs import container_args, host_config_args
 from scheduler.docker_streams import DockerOutput, DockerStdin, frames, log_lines
 from scheduler.engine import (
@@ -29,7 +30,9 @@ from scheduler.engine import (
     ExitStatus,
     Lock,
     OutputStream,
+    ServiceInfo,
     StdinStream,
+    TaskInfo,
 )
 from scheduler.errors import (
     EngineConflictError,
@@ -43,6 +46,7 @@ from scheduler.registries import registry_host
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from jobs.plan import ServiceSpec
     from jobs.selectors import Selector
     from scheduler.engine import ConfigInfo, PullAuth
 
@@ -388,6 +392,93 @@ class DockerEngine:
         with translated(f"restarting container {container!r}"):
             self._api.restart(container, timeout=max(0, math.ceil(grace)))
 
+    # --- Swarm job services (kind "service"): scheduler.docker_services ---
+
+    def swarm_manager(self) -> bool:
+        """See Engine."""
+        with translated("asking the engine whether it is a Swarm manager"):
+            swarm = self._api.info().get("Swarm") or {}
+        return bool(swarm.get("ControlAvailable"))
+
+    def swarm_object_ids(self, kind: str, names: Sequence[str]) -> dict[str, str]:
+        """See Engine."""
+        if not names:
+            return {}
+        with translated(f"listing Swarm {kind}s"):
+            listed = self._api.secrets() if kind == "secret" else self._api.configs()
+        found = {str(item["Spec"]["Name"]): str(item["ID"]) for item in listed}
+        return {name: found[name] for name in names if name in found}
+
+    def service_create(
+        self,
+        spec: ServiceSpec,
+        *,
+        name: str,
+        labels: Mapping[str, str],
+        secrets: Mapping[str, str],
+        configs: Mapping[str, str],
+        auth: PullAuth | None,
+    ) -> str:
+        """See Engine. ``auth`` goes to the nodes with the service (X-Registry-Auth)."""
+        body = service_body(spec, name=name, labels=labels, secrets=secrets, configs=configs)
+        headers = {}
+        if config := _auth_config(auth):
+            headers["X-Registry-Auth"] = docker.auth.encode_header(config)
+        try:
+            with translated(f"creating service {name}"):
+                response = self._api._post_json(  # noqa: SLF001 - create_service reads its own auth
+                    self._api._url("/services/create"),  # noqa: SLF001
+                    data=body,
+                    headers=headers,
+                )
+                created = self._api._result(response, json=True)  # noqa: SLF001
+        except EngineError as e:
+            secrets_ = auth.secrets() if auth is not None else ()
+            raise type(e)(_without(str(e), secrets_)) from None
+        return str(created["ID"])
+
+    def service_tasks(self, service_id: str) -> list[TaskInfo]:
+        """See Engine."""
+        with translated("listing the service's tasks"):
+            tasks = self._api.tasks(filters={"service": service_id})
+        return [task_info(t) for t in tasks]
+
+    def service_logs(self, service_id: str, *, follow: bool = True) -> DockerServiceLogs:
+        """See Engine."""
+        params = {"follow": int(follow), "stdout": 1, "stderr": 1, "details": 1, "timestamps": 0}
+        with translated("following the service's logs"):
+            response = self._api._get(  # noqa: SLF001 - docker-py's helper drops the stream's name
+                self._api._url("/services/{0}/logs", service_id),  # noqa: SLF001
+                params=params,
+                stream=True,
+            )
+            self._api._raise_for_status(response)  # noqa: SLF001
+            sock = self._api._get_raw_response_socket(response)  # noqa: SLF001
+        _socket_timeout_off(sock)
+        return DockerServiceLogs(response, sock)
+
+    def service_remove(self, service_id: str) -> None:
+        """See Engine."""
+        with suppress(EngineNotFoundError), translated("removing the service"):
+            self._api.remove_service(service_id)
+
+    def list_services(self, labels: Mapping[str, str]) -> list[ServiceInfo]:
+        """See Engine."""
+        if not self.swarm_manager():
+            return []
+        with translated("listing services"):
+            found = self._api.services(filters={"label": [f"{k}={v}" for k, v in labels.items()]})
+        return [service_info(item) for item in found]
+
+    def node_name(self, node_id: str) -> str:
+        """See Engine."""
+        try:
+            with translated("inspecting a Swarm node"):
+                node = self._api.inspect_node(node_id)
+        except EngineError:
+            return node_id
+        return str((node.get("Description") or {}).get("Hostname") or node_id)
+
     def lock(
         self,
         name: str,
@@ -423,9 +514,9 @@ class DockerEngine:
         """See SwarmStore."""
         docker_configs.remove_config(self._api, config_id)
 
-    def swarm_manager(self) -> str | None:
+    def manager_problem(self) -> str | None:
         """See SwarmStore."""
-        return docker_configs.swarm_manager(self._api)
+        return docker_configs.manager_problem(self._api)
 
     def close(self) -> None:
         """See Engine."""
@@ -546,3 +637,10 @@ def _is_named(item: Mapping[str, Any], name: str) -> bool:
     return name in (found, ident) or (
         _ID_PREFIX.fullmatch(name) is not None and ident.startswith(name)
     )
+
+
+def _socket_timeout_off(sock: Any) -> None:  # noqa: ANN401 - docker-py's socket
+    """A followed stream may pause for longer than an API call lasts."""
+    raw = getattr(sock, "_sock", sock)
+    with suppress(OSError, AttributeError):
+        raw.settimeout(None)

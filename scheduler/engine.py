@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-    from jobs.plan import ContainerSpec, PullPolicy
+    from jobs.plan import ContainerSpec, PullPolicy, ServiceSpec
     from jobs.selectors import Selector
 
 LABEL_DAEMON = "crontainer.daemon"
@@ -24,10 +24,12 @@ LABEL_JOB = "crontainer.job"
 LABEL_RUN = "crontainer.run_id"
 LABEL_ATTEMPT = "crontainer.attempt"
 LABEL_ROLE = "crontainer.role"
-"""``lock`` on the single-instance lock container; absent on run containers; on Swarm
-configs (``ha = "swarm"``): ``claim`` or ``replica``."""
+"""``lock`` on the single-instance lock container, ``service`` on a service job's service
+(and its tasks' containers); absent on run containers; on Swarm configs (``ha = "swarm"``):
+``claim`` or ``replica``."""
 LABEL_REPLICA = "crontainer.replica"
-"""With ``ha = "swarm"``: the replica (process) that created a container, claim or lease."""
+"""With ``ha = "swarm"``: the replica (process) that created a container, service, claim or
+lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +166,61 @@ class SwarmStore(Protocol):
     def remove_config(self, config_id: str) -> None:
         """Remove a config; gone already is fine."""
 
-    def swarm_manager(self) -> str | None:
-        """None when this engine is a Swarm manager, else why it cannot serve (words)."""
+    def manager_problem(self) -> str | None:
+        """None when this engine is an active Swarm manager, else why it cannot serve
+        (words)."""
+
+
+# --- Swarm job services (kind "service") ---
+
+TASK_ENDED = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
+"""A Swarm task's states once it has ended (its exit code is only meaningful then)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """One task of a Swarm service, as listed by the engine."""
+
+    id: str
+    node_id: str
+    slot: int
+    """The replicated job's slot (0 for a global job's tasks: those are one per node)."""
+    state: str
+    created_at: str
+    """RFC 3339, as the engine gives it (sorts in time order)."""
+    updated_at: str
+    """When the task's state last changed (RFC 3339)."""
+    exit_code: int | None = None
+    """The container's exit code, once the task has ended (None before, or without one)."""
+    error: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the task has ended (complete, failed, rejected, shut down...)."""
+        return self.state in TASK_ENDED
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """A Swarm service as listed by the engine: its mode's replica count (None for a
+    global job) and labels."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    replicas: int | None
+
+
+class ServiceLogStream(Protocol):
+    """A service's log lines as they come: (task id, node id, ``stdout``|``stderr``, line)
+    until closed (or the service is gone)."""
+
+    def __iter__(self) -> Iterator[tuple[str, str, str, bytes]]:
+        """Each log line of any of the service's tasks."""
+        ...
+
+    def close(self) -> None:
+        """End the stream from this side: a reader blocked on it sees its end."""
 
 
 class Engine(Protocol):
@@ -266,6 +321,41 @@ class Engine(Protocol):
     ) -> Lock:
         """Take the single-instance lock ``name`` (a container of ``image``, pulled if
         missing with ``auth``'s credentials); raise LockHeldError if a live daemon has it."""
+
+    def swarm_manager(self) -> bool:
+        """Whether the engine is a Swarm manager (it can create services)."""
+
+    def swarm_object_ids(self, kind: str, names: Sequence[str]) -> dict[str, str]:
+        """The ids of the Swarm ``kind`` (``secret``|``config``) objects named ``names``:
+        those found, by name."""
+
+    def service_create(
+        self,
+        spec: ServiceSpec,
+        *,
+        name: str,
+        labels: Mapping[str, str],
+        secrets: Mapping[str, str],
+        configs: Mapping[str, str],
+        auth: PullAuth | None,
+    ) -> str:
+        """Create a job service (``secrets``/``configs``: name to id); return its id."""
+
+    def service_tasks(self, service_id: str) -> list[TaskInfo]:
+        """The service's tasks (ended ones too, as the engine keeps them)."""
+
+    def service_logs(self, service_id: str, *, follow: bool = True) -> ServiceLogStream:
+        """The service's log lines from its start: followed, or (``follow`` False) those
+        there are now."""
+
+    def service_remove(self, service_id: str) -> None:
+        """Remove a service (its tasks are stopped); gone is fine."""
+
+    def list_services(self, labels: Mapping[str, str]) -> list[ServiceInfo]:
+        """Services carrying all ``labels`` (none when the engine is not a Swarm manager)."""
+
+    def node_name(self, node_id: str) -> str:
+        """A Swarm node's host name (its id if it has none, or is gone)."""
 
     def close(self) -> None:
         """Release connections."""

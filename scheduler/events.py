@@ -52,6 +52,14 @@ EVENTS: tuple[Event, ...] = (
         "the engine does not answer: at start (retried for `engine_wait`) or while running "
         "(logged once per outage)",
     ),
+    # kind "service" (Swarm job services)
+    _event(
+        "daemon.not_swarm_manager",
+        "warning",
+        "jobs: the enabled service jobs",
+        "at start: the engine is not a Swarm manager, so these jobs' runs will fail (reason "
+        "`not_swarm_manager`)",
+    ),
     _event("engine.available", "info", "down_s: while running", "it answers (again)"),
     _event(
         "engine.recheck",
@@ -438,23 +446,23 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.settled",
         "info/warning",
-        f"{RUN} attempt status exit_code reason container_id; replica: a dead replica's run "
-        '(`ha = "swarm"`), settled onto its claim by this one (reason '
-        "`settled_after_replica_died`, `orphan_stopped`, or `replica_died`: claimed, no "
-        "container left), or the replica that settled this one's run (`settled_by_replica`)",
+        f"{RUN} attempt status exit_code reason container_id; service_id: a service job's; "
+        'replica: a dead replica\'s run (`ha = "swarm"`), settled onto its claim by this one '
+        "(reason `settled_after_replica_died`, `orphan_stopped`, or `replica_died`: claimed, "
+        "no container left), or the replica that settled this one's run (`settled_by_replica`)",
         "an attempt of an earlier instance (or of a dead replica) is recorded after the fact",
     ),
     _event(
         "run.orphan_removed",
         "warning",
-        "container_id name reason",
-        "a container of ours that no run claims was removed",
+        "container_id name reason; service_id: a service job's Swarm service instead",
+        "a container (or a service job's service) of ours that no run claims was removed",
     ),
     _event(
         "run.settle_failed",
         "warning",
-        "container_id error",
-        "the engine refused to settle a container",
+        "container_id error; service_id: a service job's Swarm service instead",
+        "the engine refused to settle a container (or a service)",
     ),
     _event(
         "run.checkpoints_recovered",
@@ -511,7 +519,8 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.output",
         "info",
-        f"{RUN} stream: `stdout`, `stderr`; line; truncated: only when cut",
+        f"{RUN} stream: `stdout`, `stderr`; line; truncated: only when cut; node task: a "
+        "service job's task's (the node's host name, the task id)",
         "a line of the job's output, as it comes",
     ),
     _event(
@@ -553,7 +562,8 @@ EVENTS: tuple[Event, ...] = (
         "run.failed",
         "warning",
         f"{ATTEMPT} exit_code error reason: `oom_killed`, `pull_denied`, "
-        "`thread_start_failed`, …; scheduled_at trigger",
+        "`thread_start_failed`, a service job's `not_swarm_manager`, `tasks_failed`, "
+        "`unknown_secret`, `unknown_config`, …; scheduled_at trigger",
         "non-zero exit, or the run could not be made (`pull_denied`: the image's registry "
         "refused the pull, `error` names it; `thread_start_failed`: the process is "
         "at its thread limit; the run is recorded and the job's next run is not blocked); a "
@@ -585,9 +595,9 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.cleanup_failed",
         "warning",
-        f"{RUN} container_id error",
+        f"{RUN} container_id error; service_id: a service job's Swarm service instead",
         "the engine refused to remove a container (or had not removed a prepared one 30 s "
-        "into a stop): the next start removes it",
+        "into a stop), or a service job's service: the next start removes it",
     ),
     _event(
         "run.crashed",

@@ -9,6 +9,10 @@ At start, after taking the single-instance lock and before scheduling:
 - one still running whose job or run is unknown is stopped and removed;
 - an attempt recorded as running whose container is gone is recorded
   ``failed`` with reason ``interrupted``;
+- a service job's Swarm service (``scheduler.steps.service``): one whose tasks that count
+  have all ended is recorded with the outcome they decide, and removed; one still running,
+  of a job and run that still exist, is adopted (followed like a container); any other is
+  removed (recorded ``cancelled``, reason ``orphan_stopped``, if its run is known);
 - a container prepared ahead of its run's time (``scheduler.prepared``) and never
   started has a run id without a run record (or the record of a run that did not start):
   an orphan, removed.
@@ -17,7 +21,7 @@ At start, after taking the single-instance lock and before scheduling:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from scheduler.engine import (
     LABEL_ATTEMPT,
@@ -28,6 +32,7 @@ from scheduler.engine import (
     ContainerInfo,
 )
 from scheduler.errors import EngineError
+from scheduler.job_tasks import decide, judge
 from scheduler.logs import get_logger
 from scheduler.runs import Status
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
@@ -36,12 +41,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from scheduler.clock import Clock
-    from scheduler.engine import Engine, ExitStatus
+    from scheduler.engine import Engine, ExitStatus, ServiceInfo
     from scheduler.history import History, RunRecord
     from scheduler.runner import Runner
     from scheduler.settings import JobEntry
 
 ORPHAN_STOP_GRACE_S = 10.0
+OTHERS = frozenset({"lock", "service"})
+"""Roles of containers not settled as a run's: the lock, a service job's task (its
+service is settled, and removing it removes its tasks' containers)."""
 
 
 ALIVE = frozenset({"running", "paused"})
@@ -77,7 +85,7 @@ def settle(
     for run_id, name in history.still_stopped():
         stopped_by.setdefault(run_id, []).append(name)
     for container in _ours(engine.list_containers({LABEL_DAEMON: daemon}), in_flight, replica):
-        if container.labels.get(LABEL_ROLE) == "lock" or container.labels.get(LABEL_RUN) in busy:
+        if container.labels.get(LABEL_ROLE) in OTHERS or container.labels.get(LABEL_RUN) in busy:
             continue
         record = in_flight.pop(_key(container), None)
         entry = jobs.get(record.job) if record else None
@@ -93,6 +101,7 @@ def settle(
                 _end_output(runner, jobs, record, *ended)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
+    _settle_services(engine, history, runner, jobs, daemon, clock, busy, in_flight, replica)
     _start_left_stopped(engine, history, stopped_by, busy)
     _take_settled_elsewhere(history, runner, in_flight, settled_elsewhere, jobs=jobs, clock=clock)
     _record_interrupted(history, in_flight.values(), clock)
@@ -101,21 +110,31 @@ def settle(
     runner.release_interrupted()  # the runs cut off by an outage and not adopted above
 
 
-def _key(container: ContainerInfo) -> tuple[str, int]:
-    """The (run id, attempt) a container of ours was made for."""
+class _Labelled(Protocol):
+    """A container or a service of ours: its labels say which run (and replica) it is."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+Labelled = TypeVar("Labelled", bound=_Labelled)
+
+
+def _key(container: _Labelled) -> tuple[str, int]:
+    """The (run id, attempt) a container (or service) of ours was made for."""
     labels = container.labels
     return labels.get(LABEL_RUN, ""), int(labels.get(LABEL_ATTEMPT, "1"))
 
 
 def _ours(
-    containers: list[ContainerInfo],
+    containers: list[Labelled],
     in_flight: dict[tuple[str, int], RunRecord],
     replica: str | None,
-) -> list[ContainerInfo]:
-    """``containers`` but those another replica than ``replica`` made (None: HA is off), whose
-    rows are taken out of ``in_flight``: they wait for that replica's settling. A container
-    made before HA (no replica label) is this replica's only if its run is in this one's
-    history: two replicas on one engine would otherwise both settle it."""
+) -> list[Labelled]:
+    """``containers`` (or services) but those another replica than ``replica`` made (None:
+    HA is off), whose rows are taken out of ``in_flight``: they wait for that replica's
+    settling. One made before HA (no replica label) is this replica's only if its run is in
+    this one's history: two replicas on one engine would otherwise both settle it."""
     ours = []
     for container in containers:
         made_by = container.labels.get(LABEL_REPLICA)
@@ -299,3 +318,90 @@ def settled_outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int
     if status.oom_killed:
         return Status.FAILED, status.exit_code, "oom_killed"
     return (Status.SUCCEEDED if status.exit_code == 0 else Status.FAILED), status.exit_code, reason
+
+
+def _settle_services(  # noqa: PLR0917 - settle's state, handed on
+    engine: Engine,
+    history: History,
+    runner: Runner,
+    jobs: Mapping[str, JobEntry],
+    daemon: str,
+    clock: Clock,
+    busy: frozenset[str],
+    in_flight: dict[tuple[str, int], RunRecord],
+    replica: str | None = None,
+) -> None:
+    """Settle (or adopt) each service job's service an earlier instance left; the in-flight
+    rows they answer for are taken out of ``in_flight``. With ``replica``, another replica's
+    services are left alone (``_ours``)."""
+    log = get_logger()
+    for service in _ours(engine.list_services({LABEL_DAEMON: daemon}), in_flight, replica):
+        if service.labels.get(LABEL_RUN) in busy:
+            continue
+        record = in_flight.pop(_key(service), None)
+        entry = jobs.get(record.job) if record else None
+        try:
+            ended = _settle_service(
+                engine, runner, history, service, record=record, entry=entry, clock=clock
+            )
+            if record is not None and ended is not None:
+                _end_output(runner, jobs, record, *ended)
+        except EngineError as e:
+            log.warning("run.settle_failed", service_id=service.id, error=str(e))
+
+
+def _settle_service(
+    engine: Engine,
+    runner: Runner,
+    history: History,
+    service: ServiceInfo,
+    *,
+    record: RunRecord | None,
+    entry: JobEntry | None,
+    clock: Clock,
+) -> tuple[Status, int | None] | None:
+    """A dead daemon's service: adopted if it still runs for a known run (None); else
+    recorded with what its tasks decide (or cancelled, an orphan still running) and
+    removed — the status and exit code recorded (None: no run of it is recorded)."""
+    log = get_logger()
+    state = judge(engine.service_tasks(service.id), service.replicas)
+    if not state.done and record is not None and entry is not None:
+        runner.adopt(entry, record, service.id)
+        return None
+    engine.service_remove(service.id)
+    if record is None:
+        log.warning(
+            "run.orphan_removed",
+            service_id=service.id,
+            name=service.name,
+            reason="settled_after_restart" if state.done else "orphan_stopped",
+        )
+        return None
+    if state.done:
+        outcome = decide(
+            state.counted.values(), engine.node_name, replicated=service.replicas is not None
+        )
+        status, code, error = outcome.status, outcome.exit_code, outcome.error
+        reason = "settled_after_restart"
+    else:
+        status, code, error, reason = Status.CANCELLED, None, None, "orphan_stopped"
+    history.finish(
+        record.run_id,
+        record.attempt,
+        status=status,
+        finished_at=clock.now(),
+        exit_code=code,
+        reason=reason,
+        error=error,
+    )
+    log.info(
+        "run.settled",
+        job=record.job,
+        run_id=record.run_id,
+        attempt=record.attempt,
+        status=status.value,
+        exit_code=code,
+        reason=reason,
+        service_id=service.id,
+    )
+    return status, code

@@ -14,37 +14,24 @@ once nothing of it is left, and every ``SWEEP_EVERY`` intervals sweeps old claim
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from scheduler.claims import (
-    LABEL_CLAIMED,
-    LABEL_ENDED,
-    LABEL_EXIT,
-    LABEL_REASON,
-    LABEL_SETTLED_BY,
-    LABEL_STATUS,
-    Claims,
-    claim_labels,
-    instant,
-)
-from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_REPLICA, LABEL_ROLE
-from scheduler.engine import LABEL_RUN as LABEL_RUN_ID
+from scheduler.dead_replicas import settle_foreign, settle_foreign_service
+from scheduler.engine import LABEL_DAEMON, LABEL_REPLICA, LABEL_ROLE
 from scheduler.errors import EngineError, EngineNotFoundError
 from scheduler.logs import get_logger
-from scheduler.recovery import ALIVE, ORPHAN_STOP_GRACE_S, settled_outcome
-from scheduler.steps.containers import AFTER_STOP_WAIT_S
+from scheduler.recovery import OTHERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from scheduler.claims import Claims
     from scheduler.clock import Clock
-    from scheduler.engine import ConfigInfo, ContainerInfo, Engine, SwarmStore
+    from scheduler.engine import ConfigInfo, Engine, SwarmStore
     from scheduler.history import History
     from scheduler.settings import JobEntry
 
@@ -56,6 +43,13 @@ LEASE_MISSES = 3
 """A lease that has not moved for this many intervals is a dead replica's."""
 SWEEP_EVERY = 12
 """Claims are swept every this many lease intervals."""
+
+
+class Settleable(Protocol):
+    """A container or a service of a replica: its labels name the replica and the run."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
 
 
 def new_replica_id() -> str:
@@ -223,122 +217,52 @@ class Keeper:
                 self._log.warning("ha.tick_failed", error=str(e))
 
     def _settle_dead(self, leases: Mapping[str, ConfigInfo], now: float) -> None:
-        """Settle the containers of dead replicas; remove a dead lease once none is left."""
-        me = self._claims.replica
-        containers = self._engine.list_containers({LABEL_DAEMON: self._claims.daemon})
+        """Settle the containers and services of dead replicas (``scheduler.dead_replicas``);
+        a dead replica's lease is removed once nothing of it runs, its claims left without an
+        outcome closed first."""
+        daemon = {LABEL_DAEMON: self._claims.daemon}
+        containers = [
+            c
+            for c in self._engine.list_containers(daemon)
+            if c.labels.get(LABEL_ROLE) not in OTHERS  # a service's tasks: its service's
+        ]
         left: set[str] = set()
         for container in containers:
-            replica = container.labels.get(LABEL_REPLICA)
-            if replica is None or replica == me or not self.liveness.dead(replica, now):
-                continue
-            self._tell_dead(replica)
-            try:
-                if not settle_foreign(
-                    self._engine,
-                    self._claims,
-                    self._history,
-                    container,
-                    jobs=self._jobs(),
-                    now=self._clock.now(),
-                ):
-                    left.add(replica)
-            except EngineError as e:
-                left.add(replica)
-                self._log.warning("run.settle_failed", container_id=container.id, error=str(e))
+            self._settle(container, container.id, now, left, settle_foreign)
+        for service in self._engine.list_services(daemon):
+            self._settle(service, service.id, now, left, settle_foreign_service)
+        me = self._claims.replica
         for replica, lease in leases.items():
             if replica != me and replica not in left and self.liveness.dead(replica, now):
                 self._tell_dead(replica)
                 self._claims.close_orphans(replica)
                 self._store.remove_config(lease.id)
 
+    def _settle(
+        self,
+        item: Settleable,
+        item_id: str,
+        now: float,
+        left: set[str],
+        settle: Callable[..., bool],
+    ) -> None:
+        """``item`` (a container or a service) of a dead replica: ``settle`` it; its replica
+        is in ``left`` while it runs on (or cannot be settled now)."""
+        replica = item.labels.get(LABEL_REPLICA)
+        if replica is None or replica == self._claims.replica:
+            return
+        if not self.liveness.dead(replica, now):
+            return
+        self._tell_dead(replica)
+        try:
+            args = (self._engine, self._claims, self._history, item)
+            if not settle(*args, jobs=self._jobs(), now=self._clock.now()):
+                left.add(replica)
+        except EngineError as e:
+            left.add(replica)
+            self._log.warning("run.settle_failed", container_id=item_id, error=str(e))
+
     def _tell_dead(self, replica: str) -> None:
         if replica not in self._told_dead:
             self._told_dead.add(replica)
             self._log.warning("ha.replica_dead", replica=replica, by=self._claims.replica)
-
-
-def settle_foreign(
-    engine: Engine,
-    claims: Claims,
-    history: History,
-    container: ContainerInfo,
-    *,
-    jobs: Mapping[str, JobEntry],
-    now: datetime,
-) -> bool:
-    """Settle ``container`` of a dead replica: its exit code onto its claim (``settled_by``
-    this replica) and into this replica's history if it holds the run as running (its own
-    predecessor's); then removed. A running one is left to end — stopped once its claim is
-    older than its job's timeout and stop_grace (or at once if its job is gone). True when
-    it was settled, False when it is left running."""
-    labels = container.labels
-    run_id, job = labels.get(LABEL_RUN_ID, ""), labels.get(LABEL_JOB, "")
-    claim = _claim_of(claims, run_id)
-    reason = "settled_after_replica_died"
-    if container.state in ALIVE:
-        entry = jobs.get(job)
-        if entry is not None and not _overdue(claim, container, entry, now):
-            return False
-        grace = entry.job.stop_grace if entry is not None else ORPHAN_STOP_GRACE_S
-        engine.stop(container.id, grace)
-        reason = "orphan_stopped"
-    status = engine.wait(container.id, AFTER_STOP_WAIT_S) if container.state != "created" else None
-    engine.remove(container.id)
-    log = get_logger()
-    if claim is None:
-        log.warning(
-            "run.orphan_removed", container_id=container.id, name=container.name, reason=reason
-        )
-        return True
-    outcome, code, reason = settled_outcome(status, reason)
-    fields = {
-        LABEL_STATUS: outcome.value,
-        LABEL_ENDED: instant(now),
-        LABEL_REASON: reason,
-        LABEL_SETTLED_BY: claims.replica,
-    }
-    if code is not None:
-        fields[LABEL_EXIT] = str(code)
-    claims.record_outcome(claim.name, fields)
-    attempt = int(labels.get(LABEL_ATTEMPT, "1"))
-    if any(r.run_id == run_id and r.attempt == attempt for r in history.in_flight()):
-        history.finish(
-            run_id, attempt, status=outcome, finished_at=now, exit_code=code, reason=reason
-        )
-    log.info(
-        "run.settled",
-        job=job,
-        run_id=run_id,
-        attempt=attempt,
-        status=outcome.value,
-        exit_code=code,
-        reason=reason,
-        container_id=container.id,
-        replica=labels.get(LABEL_REPLICA),
-    )
-    return True
-
-
-def _claim_of(claims: Claims, run_id: str) -> ConfigInfo | None:
-    """The claim of run ``run_id`` (None: the run never claimed: prepared, or not a fire)."""
-    if not run_id:
-        return None
-    found = claims.store.configs(claim_labels(claims.daemon) | {LABEL_RUN_ID: run_id})
-    return found[0] if found else None
-
-
-def _overdue(
-    claim: ConfigInfo | None, container: ContainerInfo, entry: JobEntry, now: datetime
-) -> bool:
-    """A dead replica's running container has outlived its job's timeout and stop_grace
-    since its claim (a run that claims nothing — manual, chained, at start — since the
-    container was created; neither known: never judged overdue here)."""
-    began: datetime | None = None
-    if claim is not None:
-        with contextlib.suppress(ValueError):
-            began = datetime.fromisoformat(claim.labels.get(LABEL_CLAIMED, ""))
-    if began is None and container.created is not None:
-        began = datetime.fromtimestamp(container.created, UTC)
-    if began is None:
-        return False
-    return (now - began).total_seconds() > entry.job.timeout + entry.job.stop_grace

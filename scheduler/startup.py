@@ -134,7 +134,7 @@ def take_lease(engine: Engine, settings: DaemonSettings, clock: Clock) -> Ha | N
         return None
     replica = new_replica_id()
     try:
-        problem = engine.swarm_manager()
+        problem = engine.manager_problem()
         if problem is not None:
             log.error("daemon.failed", reason="ha", error=problem)
             return None
@@ -173,6 +173,20 @@ def output_reachable(
         get_logger().error("daemon.failed", reason="output", errors=problems)
         return False
     return True
+
+
+def swarm_check(engine: Engine, jobs: Mapping[str, JobEntry]) -> None:
+    """Warn (``daemon.not_swarm_manager``) when enabled service jobs exist and the engine is
+    not a Swarm manager: their runs would fail (reason ``not_swarm_manager``)."""
+    names = sorted(n for n, e in jobs.items() if e.job.kind == "service" and e.job.enabled)
+    if not names:
+        return
+    try:
+        manager = engine.swarm_manager()
+    except EngineError:
+        return  # the runs say it, when the engine answers
+    if not manager:
+        get_logger().warning("daemon.not_swarm_manager", jobs=names)
 
 
 def _release_lock(parts: Parts, taken: Lock) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -54,25 +54,38 @@ class _Slot:
     prepare_at: datetime | None = None  # due less the job's lead, while that is ahead
 
 
+@dataclass(slots=True)
+class _Known:
+    """What jobs planned from one same instant share: the next time of each schedule (jobs
+    share one Schedule per expression and zone; by its id, kept alive by the caller), and
+    one object per instant a slot holds (due, prepare_at: 48 bytes each, one per job)."""
+
+    nominal: dict[int, datetime | None] = field(default_factory=dict)
+    instants: dict[datetime, datetime] = field(default_factory=dict)
+
+    def instant(self, value: datetime) -> datetime:
+        """``value``, or the equal instant a slot already holds (all are in UTC)."""
+        return self.instants.setdefault(value, value)
+
+
 def _next_slot(
     entry: JobEntry,
     after: datetime,
     rng: random.Random,
     lead: float = 0.0,
-    known: dict[int, datetime | None] | None = None,
+    known: _Known | None = None,
 ) -> _Slot:
     """The job's next time after ``after``. A schedule that cannot say (validation makes
     this a bug) leaves the job unscheduled with ``job.schedule_failed``, never stops the
-    loop or a reload. ``known``: the next times already found after this same ``after``, by
-    schedule (jobs share one Schedule per expression and zone), kept alive by the caller."""
+    loop or a reload. ``known``: what the jobs planned after this same ``after`` share."""
     try:
         key = id(entry.schedule)
-        if known is not None and key in known:
-            nominal = known[key]
+        if known is not None and key in known.nominal:
+            nominal = known.nominal[key]
         else:
             nominal = entry.schedule.next_after(after)
             if known is not None:
-                known[key] = nominal
+                known.nominal[key] = nominal
         if nominal is None:
             return _Slot(entry, None, None)
         jitter = entry.job.jitter
@@ -85,6 +98,9 @@ def _next_slot(
     prepare_at = due - timedelta(seconds=lead) if lead > 0 else None
     if prepare_at is not None and prepare_at <= after:
         prepare_at = None  # due sooner than its lead: not prepared
+    if known is not None:
+        due = known.instant(due)
+        prepare_at = None if prepare_at is None else known.instant(prepare_at)
     return _Slot(entry, nominal, due, prepare_at)
 
 
@@ -118,7 +134,7 @@ class Ticker:
             if not entry.job.enabled:
                 self._log.info("job.disabled", job=entry.name)
         planned: list[_Slot] = []
-        known: dict[int, datetime | None] = {}  # one next time per shared schedule
+        known = _Known()  # one next time per shared schedule
         with self._lock:
             slots: dict[str, _Slot] = {}
             for name, entry in entries.items():
@@ -145,9 +161,7 @@ class Ticker:
             self._preparer.retain(entries)
         self._wake.set()
 
-    def _next(
-        self, entry: JobEntry, after: datetime, known: dict[int, datetime | None] | None = None
-    ) -> _Slot:
+    def _next(self, entry: JobEntry, after: datetime, known: _Known | None = None) -> _Slot:
         lead = self._preparer.lead(entry) if self._preparer is not None else 0.0
         return _next_slot(entry, after, self._rng, lead, known)
 
@@ -187,7 +201,7 @@ class Ticker:
                 for s in self._slots.values()
                 if s.due is not None and s.nominal is not None and s.due <= now
             ]
-            known: dict[int, datetime | None] = {}  # jobs due together share schedules
+            known = _Known()  # jobs due together share schedules
             for entry, _ in due:
                 # One run for the latest due time; the ones in between (if the
                 # loop was late) are coalesced, as cron does.

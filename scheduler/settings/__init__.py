@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from jobs.backup import BackupJob
 from scheduler.errors import ConfigError
 from scheduler.locations import DEFAULT_CONFIG_PATH, config_path
 from scheduler.settings.chains import chain_problems
@@ -29,7 +30,6 @@ from scheduler.settings.entries import (
     JobEntry,
     check_defaults,
     load_job,
-    same_strings,
     share_equal,
 )
 from scheduler.settings.includes import included_jobs
@@ -38,9 +38,10 @@ from scheduler.settings.remotes import copy_to_problems, load_remotes
 from scheduler.settings.schema import config_schema
 from scheduler.settings.shell import KeyWarning, command_warnings
 from scheduler.settings.sources import read_sources
+from scheduler.settings.tables import same_strings
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
     from pathlib import Path
 
 __all__ = [
@@ -95,6 +96,37 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot be loaded: {type(e).__name__}: {e}"]) from e
 
 
+def _load_jobs(
+    tables: dict[str, Any],
+    defaults: Mapping[str, Any],
+    remotes: Mapping[str, Any],
+    sources: Mapping[str, str],
+    errors: list[str],
+) -> tuple[dict[str, JobEntry], dict[str, tuple[KeyWarning, ...]]]:
+    """Each job of ``tables`` (emptied: each table is let go once its job is loaded, so
+    that the tables as read and the jobs are never all held at once), and the warnings of
+    the jobs that have some; what is wrong goes to ``errors``. ``remotes``: the remotes
+    [daemon.remotes] defines."""
+    entries: dict[str, JobEntry] = {}
+    warnings: dict[str, tuple[KeyWarning, ...]] = {}
+    texts: dict[str, str] = {}
+    shared: dict[object, Any] = {}
+    for name in list(tables):
+        table = tables.pop(name)
+        found: list[str] = []
+        entry = load_job(name, same_strings(table, texts), defaults, found)
+        if entry is not None:
+            share_equal(entry.job, shared)
+            entries[name] = entry
+            warned = (*command_warnings(entry.job), *schedule_warnings(entry, table))
+            if warned:
+                warnings[name] = warned
+        found.extend(copy_to_problems(name, _copy_to(entry, table), remotes))
+        where = f"{sources[name]}: " if name in sources else ""
+        errors.extend(where + line for line in found)
+    return entries, warnings
+
+
 def _from_env(line: str, origins: Mapping[str, str]) -> str:
     """``line`` naming the environment variable that set the value it is about, when one
     did (``CRONTAINER_DAEMON__LOG_LEVEL: …`` rather than ``daemon.log_level: …``; below the
@@ -113,7 +145,7 @@ def _copy_to(entry: JobEntry | None, table: Mapping[str, object]) -> list[str]:
     """The remotes a job copies to; of a backup refused for other errors, the names its
     table gives (so that a remote no [daemon.remotes] defines is said at the same time)."""
     if entry is not None:  # not getattr(…, default): a pydantic model's miss is slow
-        return list(entry.job.__dict__.get("copy_to", ()))
+        return list(entry.job.copy_to) if isinstance(entry.job, BackupJob) else []
     given = table.get("copy_to") if table.get("kind") == "backup" else None
     return [n for n in given if isinstance(n, str)] if isinstance(given, list) else []
 
@@ -147,32 +179,19 @@ def _load_config(path: Path, env: Mapping[str, str]) -> Config:
         errors.extend(error_lines(e, "daemon", DaemonSettings))
     defaults = check_defaults(raw.get("defaults", {}), errors)
     tables, sources = _all_jobs(path, raw, errors)
+    raw.pop("jobs", None)  # each table is let go once its job is loaded (the peak memory)
     if len(tables) > MAX_JOBS:
         raise ConfigError([f"jobs: {len(tables)} jobs; at most {MAX_JOBS} are allowed"])
-    entries: dict[str, JobEntry] = {}
-    texts: dict[str, str] = {}
-    shared: dict[object, Any] = {}
-    for name, table in tables.items():
-        found: list[str] = []
-        entry = load_job(name, same_strings(table, texts), defaults, found)
-        if entry is not None:
-            share_equal(entry.job, shared)
-            entries[name] = entry
-        found.extend(copy_to_problems(name, _copy_to(entry, table), named))
-        where = f"{sources[name]}: " if name in sources else ""
-        errors.extend(where + line for line in found)
-    errors.extend(_chains(entries, tables, sources))
+    defined = set(tables)
+    entries, warnings = _load_jobs(tables, defaults, named, sources, errors)
+    errors.extend(_chains(entries, defined, sources))
     if errors or daemon is None:
         raise ConfigError([_from_env(line, origins) for line in errors])
-    warnings = {
-        name: (*command_warnings(entry.job), *schedule_warnings(entry, tables[name]))
-        for name, entry in entries.items()
-    }
     return Config(
         path=path,
         daemon=daemon,
         jobs=entries,
-        warnings={k: v for k, v in warnings.items() if v},
+        warnings=warnings,
         sources=sources,
         defaults=defaults,
     )
@@ -198,12 +217,13 @@ def schedule_warnings(entry: JobEntry, table: Mapping[str, object]) -> list[KeyW
 
 
 def _chains(
-    entries: Mapping[str, JobEntry], tables: Mapping[str, Any], sources: Mapping[str, str]
+    entries: Mapping[str, JobEntry], defined: Collection[str], sources: Mapping[str, str]
 ) -> list[str]:
-    """The chains' error lines, each after the included file of the job it is about."""
+    """The chains' error lines, each after the included file of the job it is about;
+    ``defined``: the name of every job of the config, valid or not."""
     return [
         f"{sources[name]}: {line}" if name in sources else line
-        for name, line in chain_problems(entries, tables)
+        for name, line in chain_problems(entries, defined)
     ]
 
 

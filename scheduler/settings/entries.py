@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ValidationError, create_model, field_validator
 
 from jobs.base import CHAIN_KEYS, BaseJob, NotifySpec, name_is_valid
+from jobs.compact import compact
 from jobs.kinds import KINDS, Job
 from scheduler.channels import url_problem
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
@@ -112,30 +113,12 @@ def _with_defaults(
     return merged
 
 
-def same_strings(table: Mapping[str, Any], seen: dict[str, str]) -> dict[str, Any]:
-    """``table`` (a job's, as read) with each string replaced by the equal one ``seen``
-    holds (added when new): the jobs of one config then share one object per distinct
-    text (their image, kind, container, user, schedule, the words of their commands)
-    instead of one each, as a TOML parser makes them."""
-
-    def same(value: object) -> object:
-        if isinstance(value, str):
-            return seen.setdefault(value, value)
-        if isinstance(value, list):
-            return [same(item) for item in value]
-        if isinstance(value, dict):
-            return {key: same(item) for key, item in value.items()}
-        return value
-
-    return {key: same(value) for key, value in table.items()}
-
-
 def share_equal(model: BaseModel, shared: dict[object, Any]) -> None:
     """``model`` (a job, as validated) holding, instead of its own, the objects equal to
-    them that ``shared`` holds (added when new): its empty lists and tables (a job leaves
-    most of them unset; each job got its own: 8 of a run job, ~60 bytes each) and its set
-    of the keys given (~220 bytes). Nothing changes them: a job is frozen and never edited
-    in place (``model_copy`` copies the set before it adds to it)."""
+    them that ``shared`` holds (added when new): the empty lists and tables it holds (a
+    default is not held at all, ``compact``: these were given where the default is not
+    empty) and its set of the keys given (~220 bytes). Nothing changes them: a job is
+    frozen and never edited in place (``model_copy`` copies the set before it adds to it)."""
     values = model.__dict__
     for key, value in values.items():
         if not value and type(value) in (list, dict):
@@ -163,6 +146,35 @@ def _schedule_of(where: str, table: Mapping[str, Any], errors: list[str]) -> Sch
     return None
 
 
+class _Given:
+    """A field of ``_unheld(kind)``'s jobs: the value in the job's ``__dict__``, else
+    AttributeError — not the kind's default, which ``kind`` holds as a class attribute."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, job: object, owner: type | None = None) -> object:
+        if job is None:
+            return self
+        try:
+            return job.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+
+@cache
+def _unheld(kind: type[BaseJob]) -> type[BaseJob]:
+    """``kind`` with its fields read from a job's own values only: a rule of the kind run
+    on such a job fails to read a key taken out of it (a broken one) instead of reading
+    the default (``jobs/compact.py``)."""
+    unheld: type[BaseJob] = create_model(kind.__name__, __base__=kind, __module__=kind.__module__)
+    for name in kind.HELD_DEFAULTS:
+        setattr(unheld, name, _Given(name))
+    return unheld
+
+
 def _whole(line: str, where: str) -> bool:
     """``line`` is about the whole job (a rule of its kind), not one of its keys."""
     return line.startswith(f"{where}: ")
@@ -183,7 +195,7 @@ def _rule_problems(
         values = _defaults_model(kind).model_validate(good)
     except Exception:  # not expected (each key was valid on its own): no rule is judged
         return []
-    job = kind.model_construct(**{k: getattr(values, k) for k in good})
+    job = _unheld(kind).model_construct(**{k: getattr(values, k) for k in good})
     for name in broken & fields:
         job.__dict__.pop(name, None)  # reading it raises AttributeError: the rule is skipped
     problems = []
@@ -245,6 +257,7 @@ def load_job(  # noqa: PLR0911 - one early return per kind of problem
     if problems:
         errors.extend(problems)
         return None
+    compact(job)
     return JobEntry(name=name, job=job, schedule=schedule)
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from scheduler.settings.tables import toml_tables
+
 
 class TopLevel(BaseModel):
     """The keys above every table (before ``[daemon]``)."""
@@ -90,7 +92,7 @@ def _jobs_of(main: Path, path: Path, name: str, errors: list[str]) -> dict[str, 
             errors.append(f"{name}: {size} bytes; at most {MAX_INCLUDED_BYTES} are read")
             return None
         with path.open("rb") as f:
-            raw = tomllib.load(f)
+            raw = toml_tables(f.read().decode())
     except OSError as e:
         errors.append(f"{name}: cannot be read: {e.strerror}")
         return None

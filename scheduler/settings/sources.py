@@ -22,9 +22,11 @@ from jobs.kinds import KINDS
 from scheduler.locations import ENV_CONFIG
 from scheduler.settings.daemon import DaemonSettings
 from scheduler.settings.messages import closest, did_you_mean, error_lines
+from scheduler.settings.tables import toml_tables
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from importlib.resources.abc import Traversable
     from pathlib import Path
 
     from pydantic.fields import FieldInfo
@@ -35,6 +37,14 @@ ENV_PREFIX = "CRONTAINER_"
 def job_fields() -> set[str]:
     """The keys of any job kind but ``kind``: what ``[defaults]`` may hold."""
     return {name for kind in KINDS.values() for name in kind.model_fields if name != "kind"}
+
+
+class _TomlSource(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, the file's tables read by ``toml_tables``."""
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        with file_path.open("rb") as file:
+            return toml_tables(file.read().decode())
 
 
 class _StrictEnvSource(PydanticBaseSettingsSource):
@@ -169,7 +179,7 @@ def read_sources(
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (
                 _StrictEnvSource(settings_cls, environ, errors, from_env),
-                TomlConfigSettingsSource(settings_cls, toml_file=path),
+                _TomlSource(settings_cls, toml_file=path),
             )
 
     try:

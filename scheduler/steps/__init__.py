@@ -7,8 +7,9 @@ Adding a step type: its frozen dataclass in ``jobs/plan.py`` (and in ``Step``), 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from jobs.plan import RunService
 from scheduler.errors import EngineError
 from scheduler.logs import get_logger
 from scheduler.runs import Outcome, Status
@@ -19,6 +20,7 @@ from scheduler.steps.remote import RemoteHandler
 from scheduler.steps.restic import ResticHandler
 from scheduler.steps.rotate import RotateHandler
 from scheduler.steps.run import RunHandler
+from scheduler.steps.service import ServiceHandler
 from scheduler.steps.ship import ShipHandler
 from scheduler.steps.signal import SignalHandler
 from scheduler.steps.stopped import StoppedHandler, start_again
@@ -40,6 +42,7 @@ HANDLERS: tuple[type[StepHandler[Any]], ...] = (
     RotateHandler,
     ResticHandler,
     RemoteHandler,
+    ServiceHandler,
 )
 """Every step handler; each executes the plan step class it names."""
 
@@ -99,7 +102,11 @@ class StepExecutor:
         self, attempt: Attempt, container_id: str, timeout: float, steps: tuple[Step, ...] = ()
     ) -> Outcome:
         """Wait for a container an earlier daemon started, under what is left of its timeout;
-        then the handlers of ``steps`` (the job's plan) keep what it holds, and it is removed."""
+        then the handlers of ``steps`` (the job's plan) keep what it holds, and it is removed.
+        A service job's ``container_id`` is its service's id: followed by its handler."""
+        if any(isinstance(s, RunService) for s in steps):
+            handler = cast("ServiceHandler", self._handlers[RunService])
+            return handler.adopt(attempt, container_id, timeout)
         with attempt.lock:
             attempt.container_id = attempt.created = container_id
         try:

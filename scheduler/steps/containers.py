@@ -146,7 +146,8 @@ class Containers:
         """``replica``: with ``ha = "swarm"``, this replica's id (label ``crontainer.replica``)."""
         self._engine = engine
         self._settings = settings
-        self._replica = replica
+        self.replica = replica
+        """With ``ha = "swarm"``: this replica's id, labelled on what it creates."""
         self._clock = clock
         self._registries = Registries(settings.registry_config)
         self._log = get_logger()
@@ -292,8 +293,8 @@ class Containers:
             LABEL_RUN: run_id,
             LABEL_ATTEMPT: str(number),
         }
-        if self._replica is not None:
-            labels[LABEL_REPLICA] = self._replica
+        if self.replica is not None:
+            labels[LABEL_REPLICA] = self.replica
         name = f"{daemon}-{job}-{run_id}"
         return self._engine.create(spec, name=name, labels=labels)
 

@@ -86,7 +86,7 @@ def test_a_bad_file_keeps_the_running_config_and_sighup_reloads(
             "jobs.steady.schedule: 6 fields: a seconds field must be marked, as in "
             "'@with-seconds * * * * * *'; standard cron has 5 fields"
         ),
-        "jobs.broken.kind: unknown kind 'nope' (one of: run, exec, signal, backup, logship, rotate)",
+        "jobs.broken.kind: unknown kind 'nope' (one of: run, exec, signal, backup, logship, rotate, service)",
     ]
     before = len(log.matching(event("run.succeeded", job="steady")))
     log.wait_for(event("run.succeeded", job="steady"), count=before + 2)  # the old config runs on
@@ -127,7 +127,7 @@ def test_included_files_are_picked_up_live_and_a_bad_one_keeps_the_running_jobs(
         "jobs.steady: defined in " + daemon.config.name + " and again in conf.d/bad.toml",
         (
             "conf.d/bad.toml: jobs.x.kind: unknown kind 'nope' (one of: run, exec, signal, backup, "
-            "logship, rotate)"
+            "logship, rotate, service)"
         ),
     ]
     before = len(log.matching(event("run.succeeded", job="app-clean")))

@@ -8,9 +8,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from jobs.plan import ContainerSpec, PullPolicy
+from jobs.plan import ContainerSpec, PullPolicy, ServiceSpec
 from jobs.selectors import Selector
-from scheduler.engine import ContainerEvent, ContainerInfo, ExitStatus, PullAuth
+from scheduler.engine import (
+    ContainerEvent,
+    ContainerInfo,
+    ExitStatus,
+    PullAuth,
+    ServiceInfo,
+    TaskInfo,
+)
 from scheduler.errors import EngineConflictError, EngineError, EngineNotFoundError
 
 
@@ -157,6 +164,21 @@ class FakeEngine:
     """Every output stream handed out, in order."""
     volumes: dict[str, str] = field(default_factory=dict)
     """What volume_path knows: volume name → its directory on the host."""
+    # Swarm job services (kind "service")
+    manager: bool = True
+    """Whether the engine is a Swarm manager."""
+    swarm_objects: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Swarm secrets and configs by kind (``secret``|``config``): name → id."""
+    task_script: list[list[TaskInfo]] = field(default_factory=list)
+    """What successive service_tasks calls answer (the last one repeats; none: no task)."""
+    service_lines: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    """What a service's followed log gives: (task, node, stream, line)."""
+    whole_log: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    """What a service's log read once (not followed) gives."""
+    services: list[ServiceInfo] = field(default_factory=list)
+    """What list_services returns."""
+    service_specs: list[ServiceSpec] = field(default_factory=list)
+    removed_services: list[str] = field(default_factory=list)
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
@@ -328,3 +350,62 @@ class FakeEngine:
 
     def close(self) -> None:
         self._call("close")
+
+    def swarm_manager(self) -> bool:
+        self._call("swarm_manager")
+        return self.manager
+
+    def swarm_object_ids(self, kind: str, names: Sequence[str]) -> dict[str, str]:
+        known = self.swarm_objects.get(kind, {})
+        return {name: known[name] for name in names if name in known}
+
+    def service_create(
+        self,
+        spec: ServiceSpec,
+        *,
+        name: str,
+        labels: Mapping[str, str],
+        secrets: Mapping[str, str],
+        configs: Mapping[str, str],
+        auth: PullAuth | None,
+    ) -> str:
+        self._call("service_create", name)
+        self.created_labels = dict(labels)
+        self.service_specs.append(spec)
+        return f"svc{len(self.service_specs)}"
+
+    def service_tasks(self, service_id: str) -> list[TaskInfo]:
+        self._call("service_tasks", service_id)
+        if not self.task_script:
+            return []
+        return self.task_script.pop(0) if len(self.task_script) > 1 else self.task_script[0]
+
+    def service_logs(self, service_id: str, *, follow: bool = True) -> FakeServiceLogs:
+        self._call("service_logs", (service_id, follow))
+        return FakeServiceLogs(list(self.service_lines if follow else self.whole_log))
+
+    def service_remove(self, service_id: str) -> None:
+        self._call("service_remove", service_id)
+        self.removed_services.append(service_id)
+
+    def list_services(self, labels: Mapping[str, str]) -> list[ServiceInfo]:
+        if "list_services" in self.fail:  # not recorded: every settling asks
+            raise self.fail["list_services"]
+        return [s for s in self.services if all(s.labels.get(k) == v for k, v in labels.items())]
+
+    def node_name(self, node_id: str) -> str:
+        return f"host-{node_id}"
+
+
+class FakeServiceLogs:
+    """A service's scripted log lines."""
+
+    def __init__(self, lines: list[tuple[str, str, str, bytes]]) -> None:
+        self._lines = lines
+        self.closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, str, str, bytes]]:
+        return iter(self._lines)
+
+    def close(self) -> None:
+        self.closed = True

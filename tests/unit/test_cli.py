@@ -66,7 +66,7 @@ def test_validate_bad_file_exits_2_with_every_error(
     )
     assert "error: jobs.a.image: required key is missing" in err
     assert (
-        "error: jobs.b.kind: unknown kind 'x' (one of: run, exec, signal, backup, logship, rotate)"
+        "error: jobs.b.kind: unknown kind 'x' (one of: run, exec, signal, backup, logship, rotate, service)"
         in err
     )
     assert main(["validate", "--config", str(path), "--json"]) == 2

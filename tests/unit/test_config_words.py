@@ -67,6 +67,7 @@ ROTATE = (
     '[jobs.o]\nkind = "rotate"\nschedule = "@daily"\nvolumes = ["logs:/logs"]\n'
     'paths = ["/logs/*.log"]\nmax_size = "10MB"\n'
 )
+SERVICE = '[jobs.v]\nkind = "service"\nimage = "busybox"\nschedule = "@daily"\n'
 S3 = '[daemon.remotes.box]\ntype = "s3"\nbucket = "backups"\n'
 
 CORPUS: dict[str, tuple[str, dict[str, str]]] = {
@@ -96,6 +97,16 @@ CORPUS: dict[str, tuple[str, dict[str, str]]] = {
         RUN
         + 'env = { A = { env = 918273 }, B = { fil = "/x" }, C = { file = "rel" }, D = 918273,'
         + ' E = { env = "X", extra = "v" }, F = { env = "X", file = "/y" } }\n',
+        {},
+    ),
+    "service": (
+        SERVICE
+        + 'mode = "replicated"\nreplicas = 0\nconstraints = "node.role == worker"\n'
+        + 'secrets = [5]\nvolumes_from = ["db"]\ncpus = "half"\n',
+        {},
+    ),
+    "service global with replicas": (
+        SERVICE + 'mode = "global-job"\nreplicas = 3\nenv = { PW = { env = 918273 } }\n',
         {},
     ),
     "exec": (EXEC.replace('command = "true"\n', "") + "comand = 'x'\nenv = { A = 1 }\n", {}),

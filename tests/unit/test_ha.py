@@ -25,6 +25,7 @@ from scheduler.claims import (
     decide,
     expired,
 )
+from scheduler.dead_replicas import settle_foreign, settle_foreign_service
 from scheduler.engine import (
     LABEL_ATTEMPT,
     LABEL_DAEMON,
@@ -34,7 +35,9 @@ from scheduler.engine import (
     ConfigInfo,
     ContainerInfo,
     ExitStatus,
+    ServiceInfo,
     SwarmStore,
+    TaskInfo,
 )
 from scheduler.errors import (
     EngineConflictError,
@@ -44,7 +47,7 @@ from scheduler.errors import (
 )
 from scheduler.notify import RunReport
 from scheduler.recovery import settle
-from scheduler.replicas import Keeper, Lease, Liveness, settle_foreign
+from scheduler.replicas import Keeper, Lease, Liveness
 from scheduler.reports import cluster_table
 from scheduler.runner import Runner
 from scheduler.settings import Config
@@ -112,7 +115,7 @@ class FakeStore:
             if c.id == config_id:
                 del self.configs_by_name[name]
 
-    def swarm_manager(self) -> str | None:
+    def manager_problem(self) -> str | None:
         return None
 
 
@@ -596,7 +599,7 @@ class SwarmEngine(FakeEngine):
     def remove_config(self, config_id: str) -> None:
         self.store.remove_config(config_id)
 
-    def swarm_manager(self) -> str | None:
+    def manager_problem(self) -> str | None:
         return self.problem
 
     def host_name(self) -> str:
@@ -679,3 +682,41 @@ def test_the_cluster_history_lists_claims_newest_first_with_their_outcome() -> N
     assert lines[1].split()[1:6] == ["j", "run2", "r2", "claimed", "-"]
     assert lines[2].split()[1:6] == ["j", "run1", "r1", "failed", "3"]
     assert [r["status"] for r in (x.as_json() for x in records)] == ["claimed", "failed"]
+
+
+def test_a_dead_replicas_service_is_settled_by_its_tasks_or_left_running(tmp_path: Path) -> None:
+    """A service job's service of a dead replica: while its tasks run (within the job's
+    timeout) it is left; once every slot's first task ended, what they decide goes onto the
+    claim and the service is removed; its tasks' containers are never settled as runs."""
+    config = make_config(tmp_path)
+    store, clock = FakeStore(), FakeClock(AT)
+    assert claims_of(store, clock, "dead").claim("j", AT, "run1").won
+    labels = container("dead", "running").labels
+    service = ServiceInfo("svc1", "d1-j-run1", {**labels, "crontainer.role": "service"}, 1)
+    task = container("dead", "running")
+    task_container = ContainerInfo(
+        task.id, task.name, "running", {**task.labels, "crontainer.role": "service"}
+    )
+    running = TaskInfo("t1", "n1", 1, "running", "2026-01-05T12:00:01Z", "2026-01-05T12:00:01Z")
+    failed = TaskInfo("t1", "n1", 1, "failed", "2026-01-05T12:00:01Z", "2026-01-05T12:00:09Z", 5)
+    engine = FakeEngine(clock, services=[service], containers=[task_container])
+    engine.task_script = [[running]]
+    survivor, history = claims_of(store, clock, "r2"), open_history(config)
+    assert not settle_foreign_service(engine, survivor, history, service, jobs=config.jobs, now=AT)
+    engine.task_script = [[failed]]
+    assert settle_foreign_service(engine, survivor, history, service, jobs=config.jobs, now=AT)
+    assert engine.removed_services == ["svc1"]
+    record = ClaimRecord.of(store.config(claim_name("d1", "j", AT)))
+    assert (record.status, record.exit_code, record.settled_by) == ("failed", 5, "r2")
+    keeper_engine = FakeEngine(clock, containers=[task_container])
+    lease = Lease(store, "d1", "r2", "h")
+    lease.take(5)
+    keeper = Keeper(
+        keeper_engine, store, lease, survivor, history,
+        interval=1, clock=clock, jobs=lambda: config.jobs,
+    )  # fmt: skip
+    for _ in range(5):
+        keeper.tick()
+        clock.advance(1)
+    assert "stop" not in keeper_engine.names()
+    assert "remove" not in keeper_engine.names()

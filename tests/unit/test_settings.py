@@ -165,11 +165,11 @@ kind = "run"
     errors = errors_of(tmp_path, text)
     assert "jobs.a.image: required key is missing" in errors
     assert (
-        "jobs.b.kind: required key is missing (one of: run, exec, signal, backup, logship, rotate)"
+        "jobs.b.kind: required key is missing (one of: run, exec, signal, backup, logship, rotate, service)"
         in errors
     )
     assert (
-        "jobs.c.kind: unknown kind 'backupp' (one of: run, exec, signal, backup, logship, rotate)"
+        "jobs.c.kind: unknown kind 'backupp' (one of: run, exec, signal, backup, logship, rotate, service)"
         " (did you mean `backup`?)" in errors
     )
     assert any(e.startswith("jobs.bad name: a job name must start with") for e in errors)
@@ -484,6 +484,7 @@ def test_the_published_schema_is_draft_2020_12_and_closed_at_every_table() -> No
         "backup",
         "logship",
         "rotate",
+        "service",
     }
 
 

@@ -142,7 +142,7 @@ def test_kind_backpu_is_told_backup(tmp_path: Path) -> None:
     assert errors == [
         (
             "jobs.r.kind: unknown kind 'backpu' (one of: run, exec, signal, backup, logship, "
-            "rotate) (did you mean `backup`?)"
+            "rotate, service) (did you mean `backup`?)"
         )
     ]
 
@@ -163,7 +163,7 @@ def test_a_key_nothing_is_near_gets_no_guess(tmp_path: Path) -> None:
     """No far-fetched guess: a word near nothing gets the plain error."""
     assert file_errors(tmp_path, RUN + "bogus = 1\n") == ["jobs.r.bogus: unknown key"]
     assert file_errors(tmp_path, RUN.replace('"run"', '"xyz"')) == [
-        "jobs.r.kind: unknown kind 'xyz' (one of: run, exec, signal, backup, logship, rotate)"
+        "jobs.r.kind: unknown kind 'xyz' (one of: run, exec, signal, backup, logship, rotate, service)"
     ]
 
 

@@ -471,3 +471,26 @@ def test_jobs_due_together_ask_their_shared_schedule_once(tmp_path: Path) -> Non
     assert sorted(name for name, _ in fired.fired) == ["a", "b", "c"]
     assert shared.asked == 2  # the set, then the tick
     assert ticker.next_runs() == {"a": minute(2), "b": minute(2), "c": minute(2)}
+
+
+def test_jobs_planned_together_share_their_due_instants(tmp_path: Path) -> None:
+    """Jobs of one schedule planned by one set_jobs hold one due time object between them
+    (not one each: 48 bytes a job at 10,000 jobs), and a job with jitter its own; each
+    still fires at its own time."""
+    clock, fired = FakeClock(START), Recorder()
+    ticker = Ticker(clock, fired, rng=random.Random(1))
+    ticker.set_jobs(
+        entries(
+            tmp_path,
+            job("a", "*/5 * * * *")
+            + job("b", "*/5 * * * *")
+            + job("c", "*/5 * * * *", 'timezone = "Europe/Berlin"')
+            + job("d", "*/5 * * * *", 'jitter = "30s"'),
+        )
+    )
+    slots = ticker._slots
+    assert slots["a"].due is slots["b"].due
+    assert slots["c"].due is slots["a"].due  # the same instant from another zone's schedule
+    assert slots["d"].due != slots["a"].due
+    ticker.tick(clock.pass_until(minute(5)))
+    assert sorted(fired.fired) == [("a", minute(5)), ("b", minute(5)), ("c", minute(5))]
