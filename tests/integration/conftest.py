@@ -357,6 +357,14 @@ class PrivateEngine:
 
     def close(self) -> None:
         self.stop()
+        # A stopped dockerd leaves the host network's sandbox (exec/netns/default, a
+        # namespace file bind-mounted there once a container used network host) mounted:
+        # unmounted first, or the directory would stay behind.
+        inside = f"{self.root}/"
+        with Path("/proc/self/mounts").open() as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(inside)]
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", point], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
