@@ -160,7 +160,13 @@ class Daemon:
         loop = threading.Thread(target=ticker.run, name="ticker", daemon=True)
         stack.callback(_stop_loop, ticker, loop)
         pages = status_pages(
-            settings, base, health, jobs=self._jobs, sources=self._sources, clock=self._clock
+            settings,
+            base,
+            health,
+            jobs=self._jobs,
+            sources=self._sources,
+            clock=self._clock,
+            metrics=metrics,
         )
         if not status_server(stack, settings, metrics, health, pages):
             return None

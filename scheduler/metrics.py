@@ -194,6 +194,7 @@ class Metrics(RunListener):
         )
         for result in ("applied", "invalid"):
             self._reloads.labels(result)
+        self._reload_counts = {"applied": 0, "invalid": 0}
         self.registry.register(_Gauges(live))
 
     def seed(self, job: str, last_run: datetime | None, last_success: datetime | None) -> None:
@@ -214,7 +215,16 @@ class Metrics(RunListener):
 
     def reloaded(self, *, applied: bool) -> None:
         """A reload was applied, or refused (a bad file)."""
-        self._reloads.labels("applied" if applied else "invalid").inc()
+        result = "applied" if applied else "invalid"
+        self._reloads.labels(result).inc()
+        with self.live.lock:
+            self._reload_counts[result] += 1
+
+    def reloads(self) -> dict[str, int]:
+        """The reloads since the start, by result (``applied``, ``invalid``): the status
+        page's header says them."""
+        with self.live.lock:
+            return dict(self._reload_counts)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -10,7 +10,7 @@ from scheduler.notify import RunReport
 from scheduler.runs import Attempt, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
     from scheduler.clock import Clock
@@ -139,6 +139,7 @@ class Recorder:
             reason=outcome.reason,
             error=outcome.error,
             output=outcome.output,
+            sizes=backup_sizes(outcome.details) if run.entry.job.kind == "backup" else (None, None),
         )
         self.history.prune(run.entry.name, outcome.status, run.entry.job.history_limit)
         for listener in self._listeners:
@@ -185,3 +186,18 @@ class Recorder:
         )
         for listener in self._listeners:
             listener.report(run.entry.job.notify, report)
+
+
+def backup_sizes(details: Mapping[str, object]) -> tuple[int | None, int | None]:
+    """A backup run's stored and read bytes from its tool's result (``details``): the
+    archive's ``bytes`` and tar's ``data_bytes``, or restic's ``bytes_added`` and
+    ``bytes_processed``; None for what the result does not say (a failed run's, say)."""
+
+    def number(*keys: str) -> int | None:
+        for key in keys:
+            value = details.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+        return None
+
+    return number("bytes", "bytes_added"), number("data_bytes", "bytes_processed")

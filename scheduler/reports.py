@@ -54,6 +54,8 @@ def run_json(record: RunRecord) -> Json:
         "error": record.error,
         "container_id": record.container_id,
         "output_tail": record.output_tail,
+        "stored_bytes": record.stored_bytes,
+        "read_bytes": record.read_bytes,
     }
 
 

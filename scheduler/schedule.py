@@ -173,6 +173,13 @@ def _shared_values(text: str, name: str) -> tuple[int, ...]:
     return tuple(_expand(text, _FIELDS[name]))
 
 
+def field_values(text: str, name: str) -> tuple[int, ...]:
+    """The values cron field ``name`` (``second``, ``minute``, ``hour``, ``day-of-month``,
+    ``month``, ``day-of-week``) written ``text`` selects, sorted (day-of-week: Sunday 0),
+    as the schedule reads them (``scheduler.schedule_words`` says them in words)."""
+    return _shared_values(text, name)
+
+
 def _compact(values: tuple[int, ...], field: _Field) -> str:
     """The shortest APScheduler expression selecting exactly ``values`` (sorted, within
     ``field``, cron's numbers): ``*``, ``*/step``, ``first-last/step`` or a list of values

@@ -276,6 +276,7 @@ def status_pages(
     jobs: Callable[[], Mapping[str, JobEntry]],
     sources: Callable[[], Mapping[str, str]],
     clock: Clock,
+    metrics: Metrics,
 ) -> StatusPages | None:
     """The status page's pages (``[daemon] ui``), or None when it is off."""
     if not settings.ui:
@@ -288,6 +289,7 @@ def status_pages(
         now=clock.now,
         daemon=settings.name,
         output_dirs=OutputDirs(settings.output_dir, base.engine) if settings.ui_output else None,
+        reloads=metrics.reloads,
     )
     return StatusPages(source)
 

@@ -1,8 +1,10 @@
-"""The status page (``[daemon] ui``) on the HTTP listener: ``/`` (every job: its next run,
-last outcome, last runs), ``/jobs/<job>`` (its history), ``/runs/<run_id>`` (one run),
-``/ui.css`` and ``/favicon.svg``. Server-rendered, read-only, no script: what is shown is
-read from the jobs in force, the state database and ``Health`` at each request. HTML
-pieces: ``ui_html``.
+"""The status page (``[daemon] ui``) on the HTTP listener: ``/`` (a page or a filter of the
+jobs, ``ui_index``: each one's schedule, next run, last outcome, last runs; the next 24 h,
+``ui_timeline``), ``/jobs/<job>`` (its charts, ``ui_chart``, and history),
+``/runs/<run_id>`` (one run), ``/ui.css``, ``/ui.js`` and ``/favicon.svg``.
+Server-rendered and read-only, working without script (``/ui.js`` only refreshes parts in
+place): what is shown is read from the jobs in force, the state database and ``Health`` at
+each request. HTML pieces: ``ui_html``.
 """
 
 from __future__ import annotations
@@ -18,21 +20,28 @@ from scheduler.errors import CrontainerError
 from scheduler.metrics import package_version
 from scheduler.reports import next_run_word
 from scheduler.run_files import run_path
+from scheduler.schedule_words import duration_words, schedule_words
+from scheduler.ui_chart import run_charts
 from scheduler.ui_html import (
     CSS,
     CSS_PATH,
     ICON,
     ICON_PATH,
     OUTCOMES,
+    SCRIPT,
+    SCRIPT_PATH,
     clock_time,
     esc,
     job_href,
     link,
+    live_part,
     page,
     relative,
     run_href,
     took,
 )
+from scheduler.ui_index import choose_jobs
+from scheduler.ui_timeline import Lane, Timeline, median_duration
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -55,6 +64,14 @@ JOB_RUNS = 100
 """Runs on a job's page."""
 OUTPUT_TAIL_BYTES = 16 * 1024
 """The end of a kept output file a run's page shows."""
+
+
+_STATIC = {
+    CSS_PATH: (CSS, "text/css; charset=utf-8"),
+    SCRIPT_PATH: (SCRIPT, "text/javascript; charset=utf-8"),
+    ICON_PATH: (ICON, "image/svg+xml"),
+}
+"""The files the pages need, by path: the style sheet, the script, the icon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,8 @@ class PageSource:
     """``[daemon] name``."""
     output_dirs: OutputDirs | None
     """Where kept output files are; None: ``ui_output = false``, no output is shown."""
+    reloads: Callable[[], Mapping[str, int]] = dict
+    """The config reloads since the start, by result (``applied``, ``invalid``)."""
 
 
 class StatusPages:
@@ -89,6 +108,7 @@ class StatusPages:
         self._source = source
         self._version = package_version()
         self._lock = threading.Lock()
+        self._timeline = Timeline()
         self._strips: dict[str, tuple[list[GlanceRow], tzinfo, str]] = {}
         """By job: the rows its strip was made of, in which zone, the strip
         (kept between requests; the jobs no longer in force are dropped at each ``/``)."""
@@ -97,11 +117,10 @@ class StatusPages:
         """The page at ``target`` (path and query); None when the path is not the UI's."""
         path, _, query = target.partition("?")
         if path == "/":
-            return Page(200, self._index())
-        if path == CSS_PATH:
-            return Page(200, CSS.encode(), "text/css; charset=utf-8")
-        if path == ICON_PATH:
-            return Page(200, ICON.encode(), "image/svg+xml")
+            return self._index(parse_qs(query))
+        if path in _STATIC:
+            text, kind = _STATIC[path]
+            return Page(200, text.encode(), kind)
         if path.startswith("/jobs/"):
             return self._job(unquote(path.removeprefix("/jobs/")), parse_qs(query))
         if path.startswith("/runs/"):
@@ -111,15 +130,22 @@ class StatusPages:
     # --- the frame ---------------------------------------------------------------------
 
     def _header(self) -> str:
+        """The daemon's state, the facts of ``/healthz`` and ``/readyz``: the scheduling
+        loop, engine and state database (health), whether it has settled what an earlier
+        daemon left (ready), the reloads since the start, the version and the time."""
         healthy, body = self._source.health.healthy()
         ready, readiness = self._source.health.readiness()
         engine = "ok" if healthy else str(body.get("reason", "unhealthy"))
-        state = "ready" if ready else str(readiness.get("reason", "starting"))
+        state = "settled, ready" if ready else f"starting: {readiness.get('reason', '')}"
+        reloads = self._source.reloads()
+        applied, refused = reloads.get("applied", 0), reloads.get("invalid", 0)
+        reloaded = f"reloads: {applied}" + (f", {refused} refused" if refused else "")
         return (
             f"<header><h1>{link('/', 'crontainer ' + esc(self._source.daemon))}</h1>"
-            '<div class="state">'
+            '<div class="state" id="live-state" data-live>'
             f'<span class="badge {"ok" if healthy else "bad"}">health: {esc(engine)}</span>'
             f'<span class="badge {"ok" if ready else "bad"}">daemon: {esc(state)}</span>'
+            f'<span class="badge {"bad" if refused else ""}">{reloaded}</span>'
             f'<span class="muted">version {esc(self._version)}</span>'
             f'<span class="muted">{esc(clock_time(self._source.now()))}</span>'
             "</div></header>"
@@ -131,25 +157,39 @@ class StatusPages:
 
     # --- / -----------------------------------------------------------------------------
 
-    def _index(self) -> bytes:
+    def _index(self, query: dict[str, list[str]]) -> Page:
         source = self._source
         jobs, sources, now = source.jobs(), source.sources(), source.now()
         marks = source.history.marks()
-        one_shots = source.history.one_shots()
         with self._lock:
             for gone in self._strips.keys() - jobs.keys():
                 del self._strips[gone]
-        rows = [
-            self._job_row(
-                name,
-                entry,
-                source=sources.get(name, "config"),
-                mark=marks.get(name),
-                one_shots=one_shots,
-                now=now,
+        try:
+            chosen = choose_jobs(jobs, marks, query)
+        except ValueError as e:
+            body = f"{self._header()}<main><h2>Bad request</h2><p>{esc(e)}</p></main>"
+            return Page(400, page("Bad request", body))
+        one_shots = source.history.one_shots()
+        rows, lanes = [], []
+        for name in chosen.names:
+            entry = jobs[name]
+            recent, strip = self._strip_of(name, entry)
+            rows.append(
+                self._job_row(
+                    name,
+                    entry,
+                    recent=recent,
+                    strip=strip,
+                    source=sources.get(name, "config"),
+                    mark=marks.get(name),
+                    next_run=_next_run(name, entry, one_shots, now),
+                    now=now,
+                )
             )
-            for name, entry in sorted(jobs.items())
-        ]
+            if next_run_word(name, entry, one_shots) is None:
+                lanes.append(Lane(name, entry.schedule, median_duration(recent)))
+        self._timeline.forget_except(entry.schedule for entry in jobs.values())
+        timeline = self._timeline.render(lanes, now)
         table = (
             '<div class="wide"><table class="jobs"><caption class="sr">Jobs</caption><thead><tr>'
             '<th scope="col">Job</th><th scope="col" class="opt">Kind</th>'
@@ -159,24 +199,26 @@ class StatusPages:
             f'<th scope="col">Last {STRIP_RUNS} runs</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
         )
-        empty = "" if rows else "<p>No jobs are configured.</p>"
-        return page(
-            f"crontainer {source.daemon}",
-            f"{self._header()}<main>{table}{empty}</main>",
-            refresh=True,
-        )
+        if not jobs:
+            table = "<p>No jobs are configured.</p>"
+        elif not rows:
+            table = "<p>No job matches.</p>"
+        live = live_part("live-index", f"{chosen.counts}{table}{chosen.pager}{timeline}")
+        body = f"{self._header()}<main>{chosen.form}{live}</main>"
+        return Page(200, page(f"crontainer {source.daemon}", body, refresh=True))
 
     def _job_row(
         self,
         name: str,
         entry: JobEntry,
         *,
+        recent: list[GlanceRow],
+        strip: str,
         source: str,
         mark: JobMarks | None,
-        one_shots: Mapping[tuple[str, datetime], OneShotRecord],
+        next_run: str,
         now: datetime,
     ) -> str:
-        recent, strip = self._strip_of(name, entry)
         last = next((r for r in recent if r[1] != "running"), None)
         if last is not None:
             outcome = _status(last[1])
@@ -191,8 +233,8 @@ class StatusPages:
         return (
             f'<tr><th scope="row" class="name">{link(job_href(name), esc(name))}</th>'
             f'<td class="opt" data-label="Kind">{esc(entry.job.kind)}</td>'
-            f'<td data-label="Schedule"><code>{esc(entry.schedule.expression)}</code></td>'
-            f'<td class="when" data-label="Next run">{_next_run(name, entry, one_shots, now)}</td>'
+            f'<td data-label="Schedule">{_schedule(entry)}</td>'
+            f'<td class="when" data-label="Next run">{next_run}</td>'
             f'<td data-label="Last outcome">{outcome}</td>'
             f'<td class="opt when" data-label="Last success">{_moment(success, now, entry)}</td>'
             f'<td class="opt" data-label="State">{enabled}</td>'
@@ -241,11 +283,19 @@ class StatusPages:
             else:
                 filters.append(link(f"{job_href(name)}?outcome={outcome}", outcome))
         shown = f"last {JOB_RUNS} runs" + (f", {wanted} only" if wanted else "")
-        body = (
-            f"{self._header()}<main><h2>Job {esc(name)}</h2>{facts}"
-            f'<h3>History ({esc(shown)})</h3><nav class="filter" aria-label="Filter by outcome">'
-            f"{''.join(filters)}</nav>{_runs_table(runs, now, entry)}</main>"
+        charted = runs if wanted is None else source.history.job_runs(name, JOB_RUNS, output=False)
+        charts = run_charts(
+            charted,
+            entry.schedule.zone if entry is not None else None,
+            backup=entry is None or entry.job.kind == "backup",
         )
+        live = live_part(
+            "live-job",
+            f'{facts}{charts}<h3>History ({esc(shown)})</h3><nav class="filter" '
+            f'aria-label="Filter by outcome">{"".join(filters)}</nav>'
+            f"{_runs_table(runs, now, entry)}",
+        )
+        body = f"{self._header()}<main><h2>Job {esc(name)}</h2>{live}</main>"
         return Page(200, page(f"{name} - crontainer", body, refresh=True))
 
     # --- /runs/<run_id> ------------------------------------------------------------------
@@ -291,6 +341,15 @@ class StatusPages:
 # --- pieces ----------------------------------------------------------------------------
 
 
+def _schedule(entry: JobEntry) -> str:
+    """The schedule as written, and in words below it (its jitter too)."""
+    schedule = entry.schedule
+    words = schedule_words(schedule.expression, schedule.zone)
+    if entry.job.jitter:
+        words += f", each run up to {duration_words(entry.job.jitter)} later at random (jitter)"
+    return f'<code>{esc(schedule.expression)}</code><span class="words">{esc(words)}</span>'
+
+
 def _status(status: str) -> str:
     known = status if status in OUTCOMES else "other"
     return f'<span class="t-{known}">{esc(status)}</span>'
@@ -323,25 +382,29 @@ def _next_run(
 
 
 def _strip(rows: list[GlanceRow], zone: tzinfo) -> str:
-    """One small cell per run (``rows``: newest first), oldest first, coloured by outcome;
-    the outcome in words too (its ``aria-label``), and its time in ``zone``, duration and
-    status on hover (``title``). Only the daemon's own words are in it (statuses, times),
-    and only the known statuses are written unescaped."""
+    """One small cell per run (``rows``: newest first), oldest first, coloured by outcome,
+    its time in ``zone``, duration and status on hover (``title``); the strip as a whole
+    is an image whose text says how many runs ended how (a screen reader reads one
+    sentence, not 30 cells). Only the daemon's own words are in it (statuses, times), and
+    only the known statuses are written unescaped."""
     read = datetime.fromisoformat
     cells = []
+    counts: dict[str, int] = {}
     for _, status, at_text, started, finished, _why in reversed(rows):
         known = status in OUTCOMES
         shown = status if known else esc(status)
+        counts[shown] = counts.get(shown, 0) + 1
         at = read(at_text).astimezone(zone)
         spent = (read(finished) - read(started)).total_seconds() if started and finished else None
         cells.append(
-            f'<span class="cell s-{status if known else "other"}" role="img" '
-            f'title="{at.isoformat(" ", "seconds")[:19]} {at.tzname()}, {took(spent)}, '
-            f'{shown}" aria-label="{shown}"></span>'
+            f'<i class="s-{status if known else "other"}" '
+            f'title="{at:%Y-%m-%d %H:%M:%S} {at.tzname()}, {took(spent)}, {shown}"></i>'
         )
     if not cells:
         return '<span class="muted">no runs yet</span>'
-    return f'<div class="strip">{"".join(cells)}</div>'
+    said = ", ".join(f"{n} {status}" for status, n in counts.items())
+    label = f"last {len(cells)} run{'s' if len(cells) > 1 else ''}: {said}"
+    return f'<div class="strip" role="img" aria-label="{label}">{"".join(cells)}</div>'
 
 
 def _job_facts(name: str, entry: JobEntry | None, source: PageSource, now: datetime) -> str:
@@ -350,7 +413,7 @@ def _job_facts(name: str, entry: JobEntry | None, source: PageSource, now: datet
     one_shots = source.history.one_shots(name)
     facts = {
         "Kind": esc(entry.job.kind),
-        "Schedule": f"<code>{esc(entry.schedule.expression)}</code>",
+        "Schedule": _schedule(entry),
         "Time zone": esc(entry.job.timezone),
         "Next run": _next_run(name, entry, one_shots, now),
         "State": "enabled" if entry.job.enabled else "disabled",

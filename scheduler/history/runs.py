@@ -32,6 +32,11 @@ class RunRecord:
     output_tail: str | None
     parent_run_id: str | None = None
     """The run whose end started this one (trigger ``chain``)."""
+    stored_bytes: int | None = None
+    """A backup run's: the bytes it stored (its archive's size; with a restic repository,
+    what the repository grew by)."""
+    read_bytes: int | None = None
+    """A backup run's: the bytes of data it read (tar's stream; restic's bytes processed)."""
 
     @property
     def duration_s(self) -> float | None:
@@ -130,11 +135,12 @@ class Runs(Database):
         reason: str | None = None,
         error: str | None = None,
         output: list[str] | None = None,
+        sizes: tuple[int | None, int | None] = (None, None),
     ) -> None:
-        """An attempt ended."""
+        """An attempt ended; ``sizes``: a backup's stored and read bytes (``RunRecord``)."""
         self._write(
             "UPDATE runs SET status = ?, finished_at = ?, exit_code = ?, reason = ?, error = ?, "
-            "output_tail = ? WHERE run_id = ? AND attempt = ?",
+            "output_tail = ?, stored_bytes = ?, read_bytes = ? WHERE run_id = ? AND attempt = ?",
             (
                 status,
                 as_text(finished_at),
@@ -142,6 +148,7 @@ class Runs(Database):
                 reason,
                 error,
                 _tail(output or []),
+                *sizes,
                 run_id,
                 attempt,
             ),
@@ -259,7 +266,8 @@ class Runs(Database):
         # Only fixed text is formatted in; values are parameters.
         sql = (
             "SELECT run_id, attempt, job, trigger, scheduled_at, started_at, finished_at, status, "  # noqa: S608
-            f"exit_code, reason, error, container_id, {tail}, parent_run_id FROM runs "
+            f"exit_code, reason, error, container_id, {tail}, parent_run_id, stored_bytes, "
+            f"read_bytes FROM runs "
             f"{where} ORDER BY coalesce(started_at, scheduled_at) DESC, attempt DESC LIMIT ?"
         )
         rows = self._read(sql, (*params, limit))
@@ -279,6 +287,8 @@ class Runs(Database):
                 container_id=r[11],
                 output_tail=r[12],
                 parent_run_id=r[13],
+                stored_bytes=r[14],
+                read_bytes=r[15],
             )
             for r in rows
         ]

@@ -76,5 +76,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX runs_by_job_time ON runs (job, coalesce(started_at, scheduled_at), attempt);
     """,
+    # 8: what a backup run stored and read (the status page's chart of bytes and throughput)
+    """
+    ALTER TABLE runs ADD COLUMN stored_bytes INTEGER;
+    ALTER TABLE runs ADD COLUMN read_bytes INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

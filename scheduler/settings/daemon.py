@@ -114,7 +114,8 @@ class DaemonSettings(Model):
     ui: bool = Field(
         default=False,
         description="serve the read-only status page on the HTTP listener: / (every job, its "
-        "next run and last runs), /jobs/<job> (its history), /runs/<run_id> (one run). The "
+        "next run and last runs, 200 a page, ?q= and ?outcome= filters; the next 24 h's "
+        "timeline), /jobs/<job> (its charts and history), /runs/<run_id> (one run). The "
         "listener is on all interfaces: put it behind a reverse proxy with authentication, or "
         "bind it to 127.0.0.1 (see 'Status page' in monitoring.md)",
     )

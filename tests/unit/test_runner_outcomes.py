@@ -19,6 +19,8 @@ from jobs.run import RunJob
 from scheduler.engine import ExitStatus
 from scheduler.errors import EngineError, EngineUnavailableError, PullDeniedError
 from scheduler.notify import RunReport
+from scheduler.recording import backup_sizes
+from scheduler.reports import run_json
 from scheduler.runner import Runner
 from scheduler.runs import Status
 from scheduler.settings import JobEntry, load_config
@@ -512,3 +514,34 @@ def test_a_logship_runs_checkpoints_are_kept_in_the_state_database(tmp_path: Pat
         ended(runner)
     assert [e["lines"] for e in events(logs, "run.succeeded")] == [1]
     assert history.tool_state("s") == {"container:web:stdout": mark}
+
+
+def test_a_backups_stored_and_read_bytes_are_kept_in_the_history(tmp_path: Path) -> None:
+    """A backup run's result (the archive's bytes, tar's data bytes) is stored with its
+    attempt (the status page charts them); a run of another kind stores none."""
+    config = backup_stopping_app(tmp_path)
+    result = (
+        b'@crontainer {"result": {"archive": "b.tar.gz", "bytes": 2048, "data_bytes": 8192,'
+        b' "files": 3, "encrypted": false, "sha256": "00", "archive_s": 1.5}}\n'
+    )
+    engine = FakeEngine(FakeClock(), output_chunks=[("stderr", result)])
+    history = open_history(config)
+    runner = Runner(engine, config.daemon, engine.clock, "ops:1", history)
+    with structlog.testing.capture_logs(processors=CAPTURE) as logs:
+        run_id = runner.submit(config.jobs["b"], SCHEDULED)
+        ended(runner)
+    assert [e["bytes"] for e in events(logs, "run.succeeded")] == [2048]
+    (record,) = history.job_runs("b", 10)
+    assert (record.run_id, record.stored_bytes, record.read_bytes) == (run_id, 2048, 8192)
+    shown = run_json(record)  # crontainer history --json
+    assert (shown["stored_bytes"], shown["read_bytes"]) == (2048, 8192)
+
+
+def test_backup_sizes_read_tar_and_restic_results() -> None:
+    """The tar tool's bytes and data_bytes, restic's bytes_added and bytes_processed; what
+    is missing or not a count is None."""
+    assert backup_sizes({"bytes": 5, "data_bytes": 9}) == (5, 9)
+    assert backup_sizes({"bytes": 5, "data_bytes": None}) == (5, None)
+    assert backup_sizes({"bytes_added": 7, "bytes_processed": 70}) == (7, 70)
+    assert backup_sizes({"bytes": True, "data_bytes": -1}) == (None, None)
+    assert backup_sizes({}) == (None, None)

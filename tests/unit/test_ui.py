@@ -3,8 +3,11 @@ headers, escaping of hostile text, and the listener's routes with the page on an
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,13 +18,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scheduler.history import History
-from scheduler.metrics import Metrics
+from scheduler.metrics import Metrics, package_version
 from scheduler.run_files import OutputDirs
 from scheduler.runs import Status
 from scheduler.settings import load_config
 from scheduler.status import Health, StatusServer
-from scheduler.ui import PageSource, StatusPages
-from scheduler.ui_html import CSP, esc, relative
+from scheduler.ui import Page, PageSource, StatusPages
+from scheduler.ui_html import CSP, REFRESH_S, esc, relative
+from scheduler.ui_index import PAGE_JOBS
 
 from .test_metrics import make_metrics
 
@@ -41,6 +45,8 @@ def make_config(tmp_path: Path, daemon: str = "") -> Config:
         f'[daemon]\nname = "d1"\nstate_dir = "{tmp_path}/state"\nui = true\n{daemon}\n'
         '[jobs.good]\nkind = "run"\nimage = "i"\nschedule = "*/5 * * * *"\n'
         'timezone = "Europe/Paris"\n'
+        '[jobs.spread]\nkind = "run"\nimage = "i"\nschedule = "30 2 * * mon-fri"\n'
+        'jitter = "5m"\n'
         '[jobs.bad]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
         'output = { volume = "out" }\n'
         '[jobs.off]\nkind = "run"\nimage = "i"\nschedule = "@daily"\nenabled = false\n'
@@ -188,7 +194,9 @@ def assert_inert(body: str) -> Tags:
     """No script, no image, no event handler attribute, no control character in ``body``."""
     tags = parsed(body)
     names = {t for t, _ in tags.tags}
-    assert "script" not in names
+    scripts = [attrs for t, attrs in tags.tags if t == "script"]
+    assert scripts in ([], [{"src": "/ui.js", "defer": None}])  # the daemon's own, no inline
+    assert "</script>" not in body.replace('<script src="/ui.js" defer></script>', "", 1)
     assert "img" not in names
     assert "style" not in names
     handlers = [a for _, attrs in tags.tags for a in attrs if a.lower().startswith("on")]
@@ -199,7 +207,8 @@ def assert_inert(body: str) -> Tags:
 
 def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -> None:
     """Each job: schedule as written, next run in words and in its zone, last outcome with
-    its reason, state, source and one strip cell per run, labelled with its outcome."""
+    its reason, state, source and one strip cell per run, the strip saying in words how
+    its runs ended."""
     status, headers, body = fetch(site.base + "/")
     assert status == 200
     assert headers["Content-Type"] == "text/html; charset=utf-8"
@@ -212,25 +221,52 @@ def test_index_shows_every_job_with_its_next_run_outcome_and_strip(site: Site) -
     assert "in 3 min" in text
     assert "2026-12-04 11:05:00 CET" in text
     assert "*/5 * * * *" in text
+    # the schedule in words, beside the schedule as written
+    assert "every 5 minutes, Europe/Paris time" in text
+    assert "at minute 0 of every hour" in text
+    assert "never on its own: only when chained or triggered" in text
+    assert "once, at 2026-12-04 09:00:00 UTC" in text
+    assert "at 02:30, on Monday through Friday, each run up to 5 minutes later" in text
     assert "manual" in text
     assert "done: succeeded" in text
     assert "disabled" in text
     assert "exit_code" in text  # bad's last outcome's reason
-    cells = [a for t, a in tags.tags if t == "span" and "cell" in (a.get("class") or "")]
+    cells = [a for t, a in tags.tags if t == "i" and (a.get("class") or "").startswith("s-")]
     assert len(cells) == 5
-    bad = [c for c in cells if (c["title"] or "").endswith(("failed", "succeeded"))]
-    by_title = {c["title"]: c for c in bad}
-    # bad: in UTC, oldest first; its failed run labelled with its outcome in words
-    failed = by_title["2026-12-04 09:02:00 UTC, 2.0 s, failed"]
-    assert failed["class"] == "cell s-failed"
-    assert failed["aria-label"] == "failed"
-    assert failed["role"] == "img"
+    by_title = {c["title"]: c for c in cells}
+    # bad: in UTC, oldest first; its failed run with its outcome in words on hover
+    assert by_title["2026-12-04 09:02:00 UTC, 2.0 s, failed"]["class"] == "s-failed"
     # good: in its zone (Paris)
-    assert by_title["2026-12-04 11:00:00 CET, 2.0 s, succeeded"]["class"] == "cell s-succeeded"
-    strips = body.split('<div class="strip">')[1:]
+    assert by_title["2026-12-04 11:00:00 CET, 2.0 s, succeeded"]["class"] == "s-succeeded"
+    labels = {a["aria-label"] for t, a in tags.tags if a.get("class") == "strip"}
+    assert labels == {
+        "last 2 runs: 1 succeeded, 1 failed",
+        "last 2 runs: 2 succeeded",
+        "last 1 run: 1 succeeded",
+    }
+    assert all(a["role"] == "img" for t, a in tags.tags if a.get("class") == "strip")
+    strips = body.split('<div class="strip"')[1:]
     bad_strip = next(x for x in strips if "09:02:00 UTC" in x)
     assert bad_strip.index("s-succeeded") < bad_strip.index("s-failed")  # oldest first
     assert "label:" + HOSTILE in text  # the source, as text
+
+
+def test_index_has_the_timeline_of_the_jobs_with_runs_ahead(site: Site) -> None:
+    """Below the jobs, the next 24 h: a row for each shown job with runs ahead (not the
+    disabled, manual or done one-shot ones, nor spread: weekdays only, and it is Friday
+    after 02:30), its first mark at its next run."""
+    _, _, body = fetch(site.base + "/")
+    timeline = body.partition('<section class="timeline"')[2]
+    assert timeline
+    rows = re.findall(r'<th scope="row" class="name"><a href="/jobs/([^"]+)"', timeline)
+    assert rows == ["bad", "good"]
+    # good: */5 from 10:02: too many runs, a band; bad: @hourly, 24 marks, the first
+    # in 58 minutes
+    assert 'aria-label="good: runs too close together to mark each (every 5 minutes' in timeline
+    assert (
+        'aria-label="bad: 24 runs in the next 24 h, the first at 2026-12-04 11:00 UTC"' in timeline
+    )
+    assert '<rect class="run" x="58.0"' in timeline
 
 
 def test_every_page_has_a_strict_policy(site: Site) -> None:
@@ -241,7 +277,8 @@ def test_every_page_has_a_strict_policy(site: Site) -> None:
         assert headers["Content-Security-Policy"] == CSP, path
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "no-referrer"
-    assert "script-src" not in CSP
+    assert "script-src 'self';" in CSP
+    assert "connect-src 'self';" in CSP
     assert "unsafe" not in CSP
     assert "default-src 'none'" in CSP
     status, headers, css = fetch(site.base + "/ui.css")
@@ -368,6 +405,33 @@ def test_the_page_is_off_by_default(tmp_path: Path) -> None:
         history.close()
 
 
+def test_the_page_refreshes_with_its_own_script_or_without_script(site: Site) -> None:
+    """/ and a job's page load /ui.js (served with the CSP, as JavaScript) and keep a meta
+    refresh for a browser without script (in <noscript>); their live parts have ids that
+    the script finds; a run's page does not refresh."""
+    status, headers, script = fetch(site.base + "/ui.js")
+    assert status == 200
+    assert headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert headers["Content-Security-Policy"] == CSP
+    assert f"const EVERY_MS = {REFRESH_S * 1000};" in script
+    assert 'querySelectorAll("[data-live]")' in script
+    for path, parts in (
+        ("/", ["live-state", "live-index"]),
+        ("/jobs/good", ["live-state", "live-job"]),
+    ):
+        _, _, body = fetch(site.base + path)
+        head = body[: body.index("</head>")]
+        assert f'<noscript><meta http-equiv="refresh" content="{REFRESH_S}"></noscript>' in head
+        assert '<script src="/ui.js" defer></script>' in head
+        live = [a["id"] for _, a in parsed(body).tags if "data-live" in a]
+        assert live == parts, path
+        if path == "/":  # the filter being typed is no live part
+            assert body.index('<form class="find"') < body.index('id="live-index"')
+    _, _, body = fetch(site.base + "/runs/b2")
+    assert "<script" not in body
+    assert "refresh" not in body
+
+
 def test_times_in_words() -> None:
     """Relative times: seconds, minutes, hours and days, ahead or ago."""
     assert relative(NOW, NOW) == "now"
@@ -388,9 +452,149 @@ def test_a_new_run_shows_in_the_strip_at_the_next_request(site: Site) -> None:
     fetch(site.base + "/")
     site.history.begin("g3", 1, "good", trigger="schedule", scheduled_at=NOW, started_at=NOW)
     _, _, body = fetch(site.base + "/")
-    assert body.count('class="cell s-running"') == 1
+    assert body.count('<i class="s-running"') == 1
     site.history.finish("g3", 1, status=Status.TIMED_OUT, finished_at=NOW + timedelta(seconds=5))
     _, _, body = fetch(site.base + "/")
-    assert body.count('class="cell s-running"') == 0
-    assert body.count('class="cell s-timed_out"') == 1
-    assert body.count('class="cell ') == 6
+    assert body.count('<i class="s-running"') == 0
+    assert body.count('<i class="s-timed_out"') == 1
+    assert body.count('<i class="s-') == 6
+
+
+def many_jobs(tmp_path: Path, count: int) -> tuple[StatusPages, History]:
+    """``count`` jobs job-000.. (every third one's last run failed), pages asked directly."""
+    path = tmp_path / "many.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}/state"\nui = true\n'
+        + "".join(
+            f'[jobs.job-{i:03d}]\nkind = "run"\nimage = "i"\nschedule = "@hourly"\n'
+            for i in range(count)
+        )
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path / "state")
+    for i in range(0, count, 3):
+        finished(history, f"r{i}", f"job-{i:03d}", Status.FAILED, NOW, exit_code=1)
+    health = Health(lambda: True, lambda: None)
+    source = PageSource(
+        jobs=lambda: config.jobs,
+        sources=dict,
+        history=history,
+        health=health,
+        now=lambda: NOW,
+        daemon="d",
+        output_dirs=None,
+    )
+    return StatusPages(source), history
+
+
+def names_on(answer: object) -> list[str]:
+    assert isinstance(answer, Page)
+    assert answer.status == 200
+    tags = parsed(answer.body.decode().partition('<section class="timeline"')[0])
+    return [
+        (a.get("href") or "").removeprefix("/jobs/")
+        for t, a in tags.tags
+        if t == "a" and (a.get("href") or "").startswith("/jobs/")
+    ]
+
+
+def test_index_pages_and_filters_a_wall_of_jobs(tmp_path: Path) -> None:
+    """/ shows PAGE_JOBS jobs by name a page, ?page=2 the next ones, ?outcome= the jobs whose
+    last run ended so (never: no run), ?q= those whose name holds the text (any case),
+    filters combined; the counts link to each filter and the pager to each page."""
+    pages, history = many_jobs(tmp_path, PAGE_JOBS + 10)
+    first = names_on(pages.answer("/"))
+    assert first == [f"job-{i:03d}" for i in range(PAGE_JOBS)]
+    assert names_on(pages.answer("/?page=2")) == [f"job-{i:03d}" for i in range(PAGE_JOBS, 210)]
+    failed = names_on(pages.answer("/?outcome=failed"))
+    assert failed == [f"job-{i:03d}" for i in range(0, 210, 3)]
+    assert "job-001" in names_on(pages.answer("/?outcome=never"))
+    assert names_on(pages.answer("/?q=JOB-01")) == [f"job-{i:03d}" for i in range(10, 20)]
+    assert names_on(pages.answer("/?q=job-01&outcome=failed")) == ["job-012", "job-015", "job-018"]
+    answer = pages.answer("/")
+    assert answer is not None
+    text = answer.body.decode()
+    assert '<a href="/?outcome=failed">70 failed</a>' in text
+    assert '<a href="/?outcome=never">140 never</a>' in text
+    assert "showing jobs 1-200 of 210" in text
+    assert '<a href="/?page=2">next</a>' in text
+    assert 'form class="find" method="get" action="/"' in text
+    assert "No job matches." in (pages.answer("/?q=nothing") or Page(0, b"")).body.decode()
+    history.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("page=0", "page must be a whole number from 1, not '0'"),
+        ("page=x", "page must be a whole number from 1, not 'x'"),
+        ("page=3", "page 3 is past the last one (2)"),
+        ("outcome=ok", "outcome must be one of succeeded, failed"),
+        ("q=" + "x" * 201, "q is 201 characters long, at most 200"),
+    ],
+)
+def test_index_refuses_a_bad_filter_naming_it(tmp_path: Path, query: str, words: str) -> None:
+    """A page number that is not one or past the last, an unknown outcome or too long a
+    text: 400, saying what is wrong."""
+    pages, history = many_jobs(tmp_path, PAGE_JOBS + 1)
+    answer = pages.answer("/?" + query)
+    assert answer is not None
+    assert answer.status == 400
+    assert words in html.unescape(answer.body.decode())
+    history.close()
+
+
+def test_hostile_filter_text_is_escaped(tmp_path: Path) -> None:
+    """?q= is shown back in the form as text: quotes and tags escaped, nothing injected."""
+    pages, history = many_jobs(tmp_path, 3)
+    answer = pages.answer("/?q=" + urllib.parse.quote(HOSTILE))
+    assert answer is not None
+    body = answer.body.decode()
+    assert_inert(body)
+    inputs = [a for t, a in parsed(body).tags if t == "input"]
+    assert inputs[0]["value"] == HOSTILE
+    history.close()
+
+
+def test_header_says_health_settling_reloads_and_version(tmp_path: Path) -> None:
+    """The header: /healthz's facts (ok, or why not), /readyz's (settled, or starting and
+    why), the reloads since the start (refused ones too) and the version."""
+    config = make_config(tmp_path)
+    history = History.open(tmp_path / "state")
+    metrics = make_metrics(tmp_path)
+    engine_down: list[str] = []
+    health = Health(lambda: True, lambda: engine_down[0] if engine_down else None)
+    pages = StatusPages(
+        PageSource(
+            jobs=lambda: config.jobs,
+            sources=dict,
+            history=history,
+            health=health,
+            now=lambda: NOW,
+            daemon="d1",
+            output_dirs=None,
+            reloads=metrics.reloads,
+        )
+    )
+
+    def header() -> str:
+        answer = pages.answer("/")
+        assert answer is not None
+        body = answer.body.decode()
+        return " ".join(parsed(body[body.index("<header>") : body.index("</header>")]).text)
+
+    text = header()
+    assert "health: ok" in text
+    assert "daemon: starting: settling what an earlier daemon left" in text
+    assert "reloads: 0" in text
+    assert f"version {package_version()}" in text
+    health.ready.set()
+    metrics.reloaded(applied=True)
+    metrics.reloaded(applied=True)
+    metrics.reloaded(applied=False)
+    engine_down.append("<connection refused>")
+    text = header()
+    assert "health: the engine does not answer: <connection refused>" in text
+    assert "daemon: settled, ready" in text
+    assert "reloads: 2, 1 refused" in text
+    history.close()
