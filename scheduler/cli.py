@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     history.add_argument("job", nargs="?", help="only this job's runs")
     history.add_argument("--limit", type=int, default=20, help="at most this many rows (20)")
+    history.add_argument(
+        "--cluster",
+        action="store_true",
+        help='ha = "swarm": every replica\'s runs, read from the claims in the Swarm (the '
+        "engine of DOCKER_HOST, a manager), newest fire first",
+    )
     commands.add_parser(
         "jobs", parents=[common, state], help="print each job: schedule, next run, last outcome"
     )
@@ -426,6 +432,39 @@ def _history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cluster_history(args: argparse.Namespace) -> int:
+    """``history --cluster``: the claims of the config's daemon name, through the engine."""
+    from scheduler.claims import cluster_runs  # noqa: PLC0415
+    from scheduler.docker_engine import DockerEngine  # noqa: PLC0415
+    from scheduler.reports import cluster_table  # noqa: PLC0415
+
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        engine = DockerEngine.connect(config.daemon.engine_timeout)
+        try:
+            problem = engine.manager_problem()
+            records = [] if problem else cluster_runs(engine, config.daemon.name, args.job)
+        finally:
+            engine.close()
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+    records = records[: max(args.limit, 0)] if args.limit >= 0 else records
+    if args.json:
+        print(json.dumps([r.as_json() for r in records], indent=2))
+    else:
+        print(cluster_table(records))
+    return EXIT_OK
+
+
 def _jobs(args: argparse.Namespace) -> int:
     from scheduler.clock import SystemClock  # noqa: PLC0415
     from scheduler.history import HistoryError  # noqa: PLC0415
@@ -739,7 +778,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         "run": _run,
         "validate": _validate,
         "health": _health,
-        "history": _history,
+        "history": lambda args: _cluster_history(args) if args.cluster else _history(args),
         "jobs": _jobs,
         "trigger": _trigger,
         "backups": _backup_command,

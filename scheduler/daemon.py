@@ -33,6 +33,7 @@ from scheduler.logs import get_logger
 from scheduler.one_shots import OneShots
 from scheduler.recovery import settle
 from scheduler.reload import ConfigWatcher, log_warnings, reload
+from scheduler.replicas import Keeper
 from scheduler.startup import (
     Base,
     Parts,
@@ -136,7 +137,7 @@ class Daemon:
         if engine is None:
             return None
         stack.callback(engine.close)
-        base = take_base(stack, engine, settings, parts)
+        base = take_base(stack, engine, settings, parts, self._clock)
         if base is None or not output_reachable(engine, settings, self._config.jobs):
             return None
         swarm_check(engine, self._config.jobs)
@@ -171,7 +172,18 @@ class Daemon:
             return None
         self._discover(stack, engine)
         jobs = self.jobset.all()
-        settle(engine, base.history, runner, jobs=jobs, daemon=settings.name, clock=self._clock)
+        replica = base.ha.replica if base.ha is not None else None
+        settle(
+            engine,
+            base.history,
+            runner,
+            jobs=jobs,
+            daemon=settings.name,
+            clock=self._clock,
+            replica=replica,
+            settled_elsewhere=base.ha.claims.settled if base.ha is not None else None,
+        )
+        self._keep(stack, base)
         parts.watch = watch = self._watch(base, runner, parts)
         self.jobset.schedule()
         parts.loop = loop
@@ -193,6 +205,24 @@ class Daemon:
             ops_image_source=base.ops_image_source,
         )
         return _Running(runner, loop, watch, metrics)
+
+    def _keep(self, stack: ExitStack, base: Base) -> None:
+        """With ``ha = "swarm"``: the keeper of the replica's lease (renewed, the dead
+        replicas' runs settled, old claims swept), stopped at shutdown before the lease goes."""
+        if base.ha is None:
+            return
+        keeper = Keeper(
+            base.engine,
+            base.ha.store,
+            base.ha.lease,
+            base.ha.claims,
+            base.history,
+            interval=self._config.daemon.ha_lease_interval,
+            clock=self._clock,
+            jobs=self._jobs,
+        )
+        stack.callback(keeper.stop)
+        keeper.start()
 
     def _discover(self, stack: ExitStack, engine: Engine) -> None:
         """With ``[daemon] labels``: the containers' label jobs now, and the watch that keeps
@@ -245,6 +275,8 @@ class Daemon:
             ops_image=base.ops_image,
             clock=self._clock,
             health=parts.engine_health,
+            replica=base.ha.replica if base.ha is not None else None,
+            settled_elsewhere=base.ha.claims.settled if base.ha is not None else None,
         )
 
     def _loop(self, running: _Running) -> str:

@@ -18,6 +18,7 @@ import docker
 from docker.transport.unixconn import UnixHTTPAdapter
 
 from jobs.plan import ContainerSpec, PullPolicy
+from scheduler import docker_configs
 from scheduler.docker_errors import explain, translated
 from scheduler.docker_lock import take_lock
 from scheduler.docker_services import DockerServiceLogs, service_body, service_info, task_info
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from jobs.plan import ServiceSpec
     from jobs.selectors import Selector
-    from scheduler.engine import PullAuth
+    from scheduler.engine import ConfigInfo, PullAuth
 
 PING_TIMEOUT_S = 5.0
 """The health check's deadline: a hung engine must not stall the daemon's main loop."""
@@ -489,6 +490,34 @@ class DockerEngine:
         self.ensure_image(image, PullPolicy.MISSING, auth)
         return take_lock(self._api, name, image, labels, self.remove)
 
+    # --- SwarmStore (ha = "swarm": scheduler.docker_configs) -----------------------
+
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], timeout: float
+    ) -> str:
+        """See SwarmStore."""
+        return docker_configs.create_config(self._api, name, data, labels, timeout)
+
+    def config(self, name: str) -> ConfigInfo:
+        """See SwarmStore."""
+        return docker_configs.config(self._api, name)
+
+    def configs(self, labels: Mapping[str, str]) -> list[ConfigInfo]:
+        """See SwarmStore."""
+        return docker_configs.configs(self._api, labels)
+
+    def update_config_labels(self, config: ConfigInfo, labels: Mapping[str, str]) -> None:
+        """See SwarmStore."""
+        docker_configs.update_config_labels(self._api, config, labels)
+
+    def remove_config(self, config_id: str) -> None:
+        """See SwarmStore."""
+        docker_configs.remove_config(self._api, config_id)
+
+    def manager_problem(self) -> str | None:
+        """See SwarmStore."""
+        return docker_configs.manager_problem(self._api)
+
     def close(self) -> None:
         """See Engine."""
         self._api.close()
@@ -573,6 +602,7 @@ def _info(item: dict[str, Any]) -> ContainerInfo:
         name=(item.get("Names") or ["?"])[0].lstrip("/"),
         state=item.get("State", ""),
         labels=item.get("Labels") or {},
+        created=float(item["Created"]) if isinstance(item.get("Created"), int | float) else None,
     )
 
 

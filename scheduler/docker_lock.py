@@ -70,6 +70,9 @@ def take_lock(
                     name=name,
                     stdin_open=True,
                     stop_signal="SIGKILL",  # cat as PID 1 ignores SIGTERM
+                    # the image's HEALTHCHECK asks a daemon, and cat is none: without this the
+                    # lock would turn "unhealthy" in `docker ps` and to monitors
+                    healthcheck={"Test": ["NONE"]},
                     labels={**labels, LABEL_ROLE: "lock"},
                     host_config=api.create_host_config(auto_remove=True, network_mode="none"),
                 )

@@ -8,7 +8,7 @@ implementation is ``scheduler.docker_engine`` (with its helpers ``docker_specs``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from scheduler.errors import EngineError
 
@@ -25,7 +25,11 @@ LABEL_RUN = "crontainer.run_id"
 LABEL_ATTEMPT = "crontainer.attempt"
 LABEL_ROLE = "crontainer.role"
 """``lock`` on the single-instance lock container, ``service`` on a service job's service
-(and its tasks' containers); absent on run containers."""
+(and its tasks' containers); absent on run containers; on Swarm configs (``ha = "swarm"``):
+``claim`` or ``replica``."""
+LABEL_REPLICA = "crontainer.replica"
+"""With ``ha = "swarm"``: the replica (process) that created a container, service, claim or
+lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class ContainerInfo:
     name: str
     state: str
     labels: Mapping[str, str]
+    created: float | None = None
+    """When it was created (UNIX seconds), as a listing tells it; None when not known."""
 
 
 class LockHeldError(EngineError):
@@ -123,6 +129,46 @@ class EventStream(Protocol):
 
     def close(self) -> None:
         """End the stream; an iteration blocked in another thread ends soon after."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigInfo:
+    """A Swarm config as the store answers: its labels are the part that can change, against
+    its ``version`` index (Raft's: it moves at each update)."""
+
+    id: str
+    name: str
+    version: int
+    labels: Mapping[str, str]
+
+
+@runtime_checkable
+class SwarmStore(Protocol):
+    """The Swarm's replicated config store (``ha = "swarm"``): names are unique, each call a
+    Raft read or write on a manager."""
+
+    def create_config(
+        self, name: str, data: bytes, labels: Mapping[str, str], timeout: float
+    ) -> str:
+        """Create the config ``name`` (answered within ``timeout`` seconds); its id.
+        EngineConflictError if the name exists."""
+
+    def config(self, name: str) -> ConfigInfo:
+        """The config ``name``; EngineNotFoundError if there is none."""
+
+    def configs(self, labels: Mapping[str, str]) -> list[ConfigInfo]:
+        """The configs carrying all ``labels``."""
+
+    def update_config_labels(self, config: ConfigInfo, labels: Mapping[str, str]) -> None:
+        """Replace ``config``'s labels, against its version (an out-of-sequence update is an
+        EngineError: read it again)."""
+
+    def remove_config(self, config_id: str) -> None:
+        """Remove a config; gone already is fine."""
+
+    def manager_problem(self) -> str | None:
+        """None when this engine is an active Swarm manager, else why it cannot serve
+        (words)."""
 
 
 # --- Swarm job services (kind "service") ---

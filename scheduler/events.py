@@ -201,7 +201,8 @@ EVENTS: tuple[Event, ...] = (
         "daemon.failed",
         "error",
         "reason: `engine_unavailable`, `state_dir`, `already_running`, `lock`, `lock_taken`, "
-        "`http`, `tls`, `output`, `scheduler loop ended`; error; http: the address, with `http`; "
+        "`http`, `tls`, `output`, `ha` (not a Swarm manager, or the lease), "
+        "`scheduler loop ended`; error; http: the address, with `http`; "
         "errors: with `output`, a 'jobs.<name>.output.volume: why' line per job whose output "
         "volume cannot be reached",
         "about to exit 1 (`lock_taken`: after a graceful stop; `tls`: exit 2)",
@@ -259,11 +260,13 @@ EVENTS: tuple[Event, ...] = (
     # runs
     _event(
         "run.skipped",
-        "warning",
-        f"{RUN} reason: `previous run still running` or `container_not_running`; "
-        "running_run_id scheduled_at trigger; container: of a label job",
+        "info/warning",
+        f"{RUN} reason: `previous run still running`, `container_not_running` or `claimed`; "
+        "running_run_id scheduled_at trigger; container: of a label job; claimant: with "
+        "`claimed`, the replica that claimed the fire",
         '`concurrency = "forbid"` and the previous run still runs; or a label job\'s container '
-        "is not running (stopped, not removed)",
+        'is not running (stopped, not removed); or (`ha = "swarm"`, at info) another replica '
+        "claimed this fire and runs it",
     ),
     _event(
         "run.prepared",
@@ -333,7 +336,9 @@ EVENTS: tuple[Event, ...] = (
         "warning",
         f"{RUN} reason: `starting_deadline` (late before it waited), `lock:<name>` (it "
         "waited for that lock, even if it was free when the run woke past its deadline), "
-        "`engine_unavailable`; lag_s starting_deadline_s error scheduled_at trigger; "
+        '`engine_unavailable`, `claim_failed` (`ha = "swarm"`: the claim\'s create got no '
+        "answer or an error: not run here), `claim_expired` (a catch-up older than "
+        "`ha_claim_keep`); lag_s starting_deadline_s error scheduled_at trigger; "
         "holder_job holder_run_id: the run that held the lock, with `lock:<name>`",
         "it could not start within its starting deadline (a slot or a lock was not free in "
         "time, or the daemon was late), or the engine is away",
@@ -441,8 +446,11 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "run.settled",
         "info/warning",
-        f"{RUN} attempt status exit_code reason container_id; service_id: a service job's",
-        "an attempt of an earlier instance is recorded after the fact",
+        f"{RUN} attempt status exit_code reason container_id; service_id: a service job's; "
+        'replica: a dead replica\'s run (`ha = "swarm"`), settled onto its claim by this one '
+        "(reason `settled_after_replica_died`, `orphan_stopped`, or `replica_died`: claimed, "
+        "no container left), or the replica that settled this one's run (`settled_by_replica`)",
+        "an attempt of an earlier instance (or of a dead replica) is recorded after the fact",
     ),
     _event(
         "run.orphan_removed",
@@ -660,8 +668,58 @@ EVENTS: tuple[Event, ...] = (
         "error",
         "as `http.request_failed`, on the admin socket",
     ),
+    # high availability (ha = "swarm": scheduler/claims.py, scheduler/replicas.py)
+    _event(
+        "ha.replica_started",
+        "info",
+        "replica: this process's id; lease: its lease's config name",
+        '`ha = "swarm"`: this replica took its lease in the Swarm (in place of the lock)',
+    ),
+    _event(
+        "ha.lease_failed",
+        "warning",
+        "lease error",
+        "renewing (or, at a stop, removing) the lease failed: the store did not answer; "
+        "logged once until it answers (`ha.lease_renewed`)",
+    ),
+    _event("ha.lease_renewed", "info", "lease", "the lease is renewed again after a failure"),
+    _event(
+        "ha.lease_retaken",
+        "warning",
+        "lease",
+        "the lease was gone (another replica judged this one dead while it was cut off, and "
+        "removed it): made again",
+    ),
+    _event(
+        "ha.replica_dead",
+        "warning",
+        "replica: the dead one; by: this replica",
+        "a replica's lease has not moved for 3 `ha_lease_interval`s (or is gone): its "
+        "containers are settled here (`run.settled` with `replica`), then its lease removed",
+    ),
+    _event(
+        "ha.claim_update_failed",
+        "warning",
+        "claim: its config name; error",
+        "a run's outcome could not be written onto its claim (`history --cluster` shows it "
+        "claimed, without an end)",
+    ),
+    _event(
+        "ha.claims_swept",
+        "info",
+        "removed kept",
+        "claims older than `ha_claim_keep` were removed (each job keeps its newest "
+        "`history_limit`)",
+    ),
+    _event(
+        "ha.tick_failed",
+        "warning/error",
+        "error; exception: a bug (error level)",
+        "one round of the lease keeper failed (listing leases, the sweep); the next goes on",
+    ),
 )
-"""Every event, grouped: the daemon's life, runs, notifications, the listeners."""
+"""Every event, grouped: the daemon's life, runs, notifications, the listeners, high
+availability."""
 
 BY_NAME = {event.name: event for event in EVENTS}
 """The events by name."""

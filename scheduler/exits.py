@@ -42,7 +42,8 @@ COMMANDS: dict[str, dict[int, str]] = {
     },
     "history": {
         EXIT_OK: "the runs printed (none on a fresh install: a note, no state database needed)",
-        EXIT_FAILURE: "the state database cannot be read",
+        EXIT_FAILURE: "the state database cannot be read; with `--cluster`, the engine cannot "
+        "be read or is not a Swarm manager",
         EXIT_USAGE: "the config is invalid (unless only `--state-dir` is given), or the job is "
         "neither in the config, nor (with `labels = true`) in the containers' labels, nor in "
         "the history",

@@ -198,7 +198,7 @@ class OneShots(RunListener):
         ):
             return  # done already (or the write failed: logged)
         fields = {"job": job, "at": at.isoformat(), "outcome": outcome, "run_id": run_id}
-        if outcome in NOT_RUN:
+        if outcome in NOT_RUN and reason != "claimed":  # claimed: run by another replica
             self._log.warning("job.one_shot_missed", **fields, reason=reason)
         else:
             self._log.info("job.one_shot_done", **fields)

@@ -39,8 +39,10 @@ class Recorder:
         self._listeners.append(listener)
 
     def unstarted(self, run: ActiveRun, status: Status, reason: str, **fields: object) -> None:
-        """A run that never started a container: log it and record it."""
-        self._log.warning(
+        """A run that never started a container: log it and record it (a fire another
+        replica claimed at info: it is not this replica's to run)."""
+        level = self._log.info if reason == "claimed" else self._log.warning
+        level(
             f"run.{status.value}",
             job=run.entry.name,
             run_id=run.run_id,

@@ -22,10 +22,18 @@ At start, after taking the single-instance lock and before scheduling:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from jobs.service import ServiceJob
-from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_ROLE, LABEL_RUN, ContainerInfo
+from scheduler.engine import (
+    LABEL_ATTEMPT,
+    LABEL_DAEMON,
+    LABEL_REPLICA,
+    LABEL_ROLE,
+    LABEL_RUN,
+    ContainerInfo,
+)
 from scheduler.errors import EngineError
 from scheduler.job_tasks import decide, judge
 from scheduler.logs import get_logger
@@ -33,7 +41,7 @@ from scheduler.runs import Status
 from scheduler.steps.containers import AFTER_STOP_WAIT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from scheduler.clock import Clock
     from scheduler.engine import Engine, ExitStatus, ServiceInfo
@@ -61,9 +69,15 @@ def settle(
     daemon: str,
     clock: Clock,
     busy: frozenset[str] = frozenset(),
+    replica: str | None = None,
+    settled_elsewhere: Callable[[str], Settled | None] | None = None,
 ) -> None:
     """Record, adopt or remove every container and in-flight row an earlier instance (or
-    this one, before the engine went away) left; runs in ``busy`` are in hand already."""
+    this one, before the engine went away) left; runs in ``busy`` are in hand already. With
+    ``replica`` (``ha = "swarm"``), a container another replica made is left alone, and so
+    is its run's row: a live replica's is its own, a dead one's is settled by
+    ``scheduler.replicas`` once its lease is stale. ``settled_elsewhere`` tells how another
+    replica settled a run whose container is gone (its claim's outcome), if it did."""
     log = get_logger()
     # Made before the engine went away: it may be gone (an engine restart). The
     # preparations remove what they hold; listed below, it is left to them (removed once).
@@ -73,11 +87,10 @@ def settle(
     stopped_by: dict[str, list[str]] = {}
     for run_id, name in history.still_stopped():
         stopped_by.setdefault(run_id, []).append(name)
-    for container in engine.list_containers({LABEL_DAEMON: daemon}):
+    for container in _ours(engine.list_containers({LABEL_DAEMON: daemon}), in_flight, replica):
         if container.labels.get(LABEL_ROLE) in OTHERS or container.labels.get(LABEL_RUN) in busy:
             continue
-        key = (container.labels.get(LABEL_RUN, ""), int(container.labels.get(LABEL_ATTEMPT, "1")))
-        record = in_flight.pop(key, None)
+        record = in_flight.pop(_key(container), None)
         entry = jobs.get(record.job) if record else None
         try:
             alive = container.state in ALIVE
@@ -92,8 +105,9 @@ def settle(
                 _end_output(runner, jobs, record, *ended)
         except EngineError as e:
             log.warning("run.settle_failed", container_id=container.id, error=str(e))
-    _settle_services(engine, history, runner, jobs, daemon, clock, busy, in_flight)
+    _settle_services(engine, history, runner, jobs, daemon, clock, busy, in_flight, replica)
     _start_left_stopped(engine, history, stopped_by, busy)
+    _take_settled_elsewhere(history, runner, in_flight, settled_elsewhere, jobs=jobs, clock=clock)
     _record_interrupted(history, in_flight.values(), clock)
     for record in in_flight.values():
         _end_output(runner, jobs, record, Status.FAILED, None)
@@ -105,6 +119,44 @@ def _runs(entry: JobEntry, *, service: bool) -> bool:
     (``service``) or a container: it can be adopted. A job whose kind changed since (a
     service job now, or no longer) cannot: what was left is an orphan."""
     return isinstance(entry.job, ServiceJob) == service
+
+
+class _Labelled(Protocol):
+    """A container or a service of ours: its labels say which run (and replica) it is."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+Labelled = TypeVar("Labelled", bound=_Labelled)
+
+
+def _key(container: _Labelled) -> tuple[str, int]:
+    """The (run id, attempt) a container (or service) of ours was made for."""
+    labels = container.labels
+    return labels.get(LABEL_RUN, ""), int(labels.get(LABEL_ATTEMPT, "1"))
+
+
+def _ours(
+    containers: list[Labelled],
+    in_flight: dict[tuple[str, int], RunRecord],
+    replica: str | None,
+) -> list[Labelled]:
+    """``containers`` (or services) but those another replica than ``replica`` made (None:
+    HA is off), whose rows are taken out of ``in_flight``: they wait for that replica's
+    settling. One made before HA (no replica label) is this replica's only if its run is in
+    this one's history: two replicas on one engine would otherwise both settle it."""
+    ours = []
+    for container in containers:
+        made_by = container.labels.get(LABEL_REPLICA)
+        if replica is None or made_by == replica:
+            ours.append(container)
+        elif made_by is None:
+            if _key(container) in in_flight:
+                ours.append(container)
+        else:
+            in_flight.pop(_key(container), None)
+    return ours
 
 
 def _end_output(
@@ -146,6 +198,60 @@ def _start_left_stopped(
                 log.error("run.container_start_failed", run_id=run_id, container=name, error=str(e))  # noqa: TRY400
                 continue
             history.unmark_stopped(run_id, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """How another replica settled a run (``ha = "swarm"``: from its claim)."""
+
+    status: Status
+    exit_code: int | None
+    by: str
+    """The replica that settled it."""
+
+
+def _take_settled_elsewhere(
+    history: History,
+    runner: Runner,
+    in_flight: dict[tuple[str, int], RunRecord],
+    settled_elsewhere: Callable[[str], Settled | None] | None,
+    *,
+    jobs: Mapping[str, JobEntry],
+    clock: Clock,
+) -> None:
+    """The rows in ``in_flight`` (their containers gone) that another replica settled: their
+    outcome recorded from the claim, and taken out of ``in_flight``."""
+    if settled_elsewhere is None:
+        return
+    for key, record in list(in_flight.items()):
+        if (settled := settled_elsewhere(record.run_id)) is not None:
+            _record_settled_elsewhere(history, record, settled, clock)
+            _end_output(runner, jobs, in_flight.pop(key), settled.status, settled.exit_code)
+
+
+def _record_settled_elsewhere(
+    history: History, record: RunRecord, settled: Settled, clock: Clock
+) -> None:
+    """A run whose container another replica settled (this one was cut off, or its
+    predecessor died): its outcome as that replica wrote it on the claim."""
+    history.finish(
+        record.run_id,
+        record.attempt,
+        status=settled.status,
+        finished_at=clock.now(),
+        exit_code=settled.exit_code,
+        reason="settled_by_replica",
+    )
+    get_logger().info(
+        "run.settled",
+        job=record.job,
+        run_id=record.run_id,
+        attempt=record.attempt,
+        status=settled.status.value,
+        exit_code=settled.exit_code,
+        reason="settled_by_replica",
+        replica=settled.by,
+    )
 
 
 def _record_interrupted(history: History, records: Iterable[RunRecord], clock: Clock) -> None:
@@ -191,7 +297,7 @@ def _settle_one(
             "run.orphan_removed", container_id=container.id, name=container.name, reason=reason
         )
         return None
-    outcome, code, reason = _outcome(status, reason)
+    outcome, code, reason = settled_outcome(status, reason)
     history.finish(
         record.run_id,
         record.attempt,
@@ -213,7 +319,7 @@ def _settle_one(
     return outcome, code
 
 
-def _outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:
+def settled_outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:
     """The recorded status, exit code and reason of a settled container: never started,
     stopped as an orphan (cancelled), killed for memory, or its exit code's."""
     if status is None:
@@ -234,15 +340,16 @@ def _settle_services(  # noqa: PLR0917 - settle's state, handed on
     clock: Clock,
     busy: frozenset[str],
     in_flight: dict[tuple[str, int], RunRecord],
+    replica: str | None = None,
 ) -> None:
     """Settle (or adopt) each service job's service an earlier instance left; the in-flight
-    rows they answer for are taken out of ``in_flight``."""
+    rows they answer for are taken out of ``in_flight``. With ``replica``, another replica's
+    services are left alone (``_ours``)."""
     log = get_logger()
-    for service in engine.list_services({LABEL_DAEMON: daemon}):
+    for service in _ours(engine.list_services({LABEL_DAEMON: daemon}), in_flight, replica):
         if service.labels.get(LABEL_RUN) in busy:
             continue
-        key = (service.labels.get(LABEL_RUN, ""), int(service.labels.get(LABEL_ATTEMPT, "1")))
-        record = in_flight.pop(key, None)
+        record = in_flight.pop(_key(service), None)
         entry = jobs.get(record.job) if record else None
         try:
             ended = _settle_service(

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
+    from scheduler.claims import ClaimRecord
     from scheduler.history import JobMarks, OneShotRecord, RunRecord
     from scheduler.settings import JobEntry
 
@@ -75,6 +76,25 @@ def history_table(records: list[RunRecord]) -> str:
         for r in records
     ]
     headers = ["STARTED", "JOB", "RUN ID", "TRY", "STATUS", "EXIT", "TOOK", "PARENT", "REASON"]
+    return table(headers, rows)
+
+
+def cluster_table(records: list[ClaimRecord]) -> str:
+    """``history --cluster``: one line per claimed fire, newest first."""
+    rows = [
+        [
+            r.scheduled_at,
+            r.job,
+            r.run_id,
+            r.replica,
+            r.status or "claimed",
+            "-" if r.exit_code is None else str(r.exit_code),
+            r.ended_at or "-",
+            r.settled_by or "-",
+        ]
+        for r in records
+    ]
+    headers = ["SCHEDULED", "JOB", "RUN ID", "REPLICA", "STATUS", "EXIT", "ENDED", "SETTLED BY"]
     return table(headers, rows)
 
 

@@ -11,7 +11,9 @@ gives it history rows: one per attempt, or one row for a run that never started
 takes a slot: a run waiting for a lock holds no slot of the cap, only its job's place in
 flight (its concurrency policy counts it). Runs an earlier daemon left are followed
 by ``scheduler/adoption.py``. A run that finishes starts the jobs chained to it
-(``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again.
+(``scheduler/chains.py``, a listener of the recorder) through ``dispatch`` again. With
+``ha = "swarm"`` a fire (``schedule``, ``catch_up``) runs only once this replica claimed it
+(``scheduler/claims.py``), first thing on its thread.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 
 from scheduler.adoption import Adoption
 from scheduler.chains import Chains
+from scheduler.claims import CLAIMED_TRIGGERS
 from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError, EngineNotFoundError
 from scheduler.exec_ahead import ExecsAhead, Preparers
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from jobs.base import BaseJob
+    from scheduler.claims import Claims
     from scheduler.clock import Clock
     from scheduler.engine import Engine
     from scheduler.history import History, RunRecord
@@ -113,8 +117,11 @@ class Runner:
         listeners: Iterable[RunListener] = (),
         engine_health: EngineHealth | None = None,
         jobs: Callable[[], Mapping[str, JobEntry]] | None = None,
+        claims: Claims | None = None,
     ) -> None:
-        """``listeners`` hear of every attempt that ended and every run skipped or missed
+        """``claims``: with ``ha = "swarm"``, this replica's claims — a fire runs only once
+        claimed (``scheduler/claims.py``), and the claim hears of its run's end.
+        ``listeners`` hear of every attempt that ended and every run skipped or missed
         (the metrics), and of each run's start and its end after the last attempt (the
         notifications); more with ``add_listener``. ``engine_health`` is the watch's view of
         the engine: a run due while it is down is missed. ``jobs``: the jobs in force now,
@@ -123,7 +130,9 @@ class Runner:
         """The runner's time: how late a run is, how long it took, how long ``join`` waits."""
         self.history = history
         """The run history every run is recorded in."""
-        self.steps = StepExecutor(engine, settings, clock, history)
+        self._claims = claims
+        replica = claims.replica if claims is not None else None
+        self.steps = StepExecutor(engine, settings, clock, history, replica)
         """Executes an attempt's steps, and stops them when its run is cancelled."""
         self.slots = Slots(settings.max_concurrent_runs, clock)
         """The global cap ``max_concurrent_runs``: a run holds a slot through its attempts."""
@@ -133,7 +142,8 @@ class Runner:
         self._plans = Plans(self.steps, ops_image)
         self.chains = Chains(self.dispatch, jobs or dict, clock)
         """Starts the jobs that follow a run when it finishes (``close`` at a stop)."""
-        self._recorder = Recorder(history, clock, [*listeners, self.chains])
+        claiming = [claims] if claims is not None else []
+        self._recorder = Recorder(history, clock, [*claiming, *listeners, self.chains])
         self.run_files = RunFiles(OutputDirs(settings.output_dir, engine), clock.now)
         """Each run's output file, for the jobs that keep their output."""
         self._adoption = Adoption(self.steps, self._plans, self._recorder, clock, self.run_files)
@@ -353,7 +363,7 @@ class Runner:
             structlog.contextvars.clear_contextvars()
 
     def _execute(self, run: ActiveRun, replaced: list[ActiveRun]) -> None:
-        if self._container_stopped(run):
+        if self._container_stopped(run) or not self._claimed(run):
             return
         self._replace(replaced)
         holder = Holder(run.entry.name, run.run_id)
@@ -398,6 +408,24 @@ class Runner:
             return False
         self._unstarted(run, Status.SKIPPED, "container_not_running", container=container.name)
         return True
+
+    def _claimed(self, run: ActiveRun) -> bool:
+        """With ``ha = "swarm"``, a fire runs only once this replica claimed it: another's
+        claim is ``run.skipped`` (``claimed``, its ``claimant``); no answer from the store is
+        ``run.missed`` (``claim_failed``, the ``error``). Other triggers are not claimed."""
+        claims = self._claims
+        if claims is None or run.trigger not in CLAIMED_TRIGGERS:
+            return True
+        decision = claims.claim(run.entry.name, run.scheduled_at, run.run_id)
+        if decision.won:
+            return True
+        reason = decision.reason or "claim_failed"
+        if reason == "claimed":
+            self._unstarted(run, Status.SKIPPED, reason, claimant=decision.claimant)
+        else:
+            fields = {"error": decision.error} if decision.error else {}
+            self._unstarted(run, Status.MISSED, reason, **fields)
+        return False
 
     def _replace(self, replaced: list[ActiveRun]) -> None:
         if not replaced:

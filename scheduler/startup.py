@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scheduler.admin import AdminServer, trigger
-from scheduler.engine import LockHeldError
+from scheduler.claims import Claims
+from scheduler.clock import SystemClock
+from scheduler.engine import LockHeldError, SwarmStore
 from scheduler.engine_health import EngineHealth
 from scheduler.errors import EngineError
 from scheduler.history import History, HistoryError
@@ -24,6 +26,7 @@ from scheduler.metrics import Live, Metrics
 from scheduler.notify import Notifier
 from scheduler.one_shots import catch_up_in_time
 from scheduler.registries import Registries
+from scheduler.replicas import Lease, new_replica_id
 from scheduler.run_files import OutputDirs
 from scheduler.runner import Runner
 from scheduler.schedule import latest_fire
@@ -64,21 +67,38 @@ class Parts:
 
 
 @dataclass(frozen=True)
+class Ha:
+    """With ``ha = "swarm"``: the Swarm's store, this replica's id, lease and claims."""
+
+    store: SwarmStore
+    replica: str
+    lease: Lease
+    claims: Claims
+
+
+@dataclass(frozen=True)
 class Base:
-    """The engine, the state database and the lock: what every other part is built on."""
+    """The engine, the state database and the lock (with ``ha = "swarm"``: the replica's
+    lease, and its claims): what every other part is built on."""
 
     engine: Engine
     history: History
     lock: Lock
     ops_image: str
     ops_image_source: str
+    ha: Ha | None = None
 
 
 def take_base(
-    stack: ExitStack, engine: Engine, settings: DaemonSettings, parts: Parts
+    stack: ExitStack,
+    engine: Engine,
+    settings: DaemonSettings,
+    parts: Parts,
+    clock: Clock | None = None,
 ) -> Base | None:
-    """The state database and the lock on a connected ``engine``, each entered into
-    ``stack``; None after ``daemon.failed`` if one cannot be had."""
+    """The state database and the lock (with ``ha = "swarm"``: the lease, on ``clock``) on
+    a connected ``engine``, each entered into ``stack``; None after ``daemon.failed`` if one
+    cannot be had."""
     log = get_logger()
     try:
         history = History.open(settings.state_dir)
@@ -87,6 +107,12 @@ def take_base(
         return None
     stack.callback(history.close)
     image, source = ops_image(settings, engine)
+    if settings.ha == "swarm":
+        ha = take_lease(engine, settings, clock or SystemClock())
+        if ha is None:
+            return None
+        stack.callback(ha.lease.release)
+        return Base(engine, history, ha.lease, image, source, ha)
     try:
         auth = Registries(settings.registry_config).auth_for(image, None)
         lock = take_lock(engine, settings.name, image, auth)
@@ -96,6 +122,44 @@ def take_base(
         return None
     stack.callback(_release_lock, parts, lock)
     return Base(engine, history, lock, image, source)
+
+
+def take_lease(engine: Engine, settings: DaemonSettings, clock: Clock) -> Ha | None:
+    """``ha = "swarm"``: the engine must be a Swarm manager's; this replica's id, its lease
+    taken (in place of the single-instance lock) and its claims. None after
+    ``daemon.failed`` (reason ``ha``)."""
+    log = get_logger()
+    if not isinstance(engine, SwarmStore):
+        log.error("daemon.failed", reason="ha", error="this engine has no Swarm config store")
+        return None
+    replica = new_replica_id()
+    try:
+        problem = engine.manager_problem()
+        if problem is not None:
+            log.error("daemon.failed", reason="ha", error=problem)
+            return None
+        lease = Lease(engine, settings.name, replica, _host(engine))
+        lease.take(settings.ha_claim_timeout)
+    except EngineError as e:
+        log.error("daemon.failed", reason="ha", error=str(e))  # noqa: TRY400
+        return None
+    claims = Claims(
+        engine,
+        settings.name,
+        replica,
+        clock,
+        timeout=settings.ha_claim_timeout,
+        keep=settings.ha_claim_keep,
+    )
+    log.info("ha.replica_started", replica=replica, lease=lease.name)
+    return Ha(engine, replica, lease, claims)
+
+
+def _host(engine: Engine) -> str:
+    try:
+        return engine.host_name()
+    except EngineError:
+        return "unknown"
 
 
 def output_reachable(
@@ -163,6 +227,7 @@ def start_runner(
         listeners=(metrics, notifier),
         engine_health=parts.engine_health,
         jobs=jobs,
+        claims=base.ha.claims if base.ha is not None else None,
     )
     parts.runner = runner
     return runner, metrics, health

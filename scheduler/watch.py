@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine, Lock, PullAuth
     from scheduler.engine_health import EngineHealth
     from scheduler.history import History
+    from scheduler.recovery import Settled
     from scheduler.runner import Runner
     from scheduler.settings import JobEntry
 
@@ -54,8 +55,15 @@ class EngineWatch:
         ops_image: str,
         clock: Clock,
         health: EngineHealth,
+        replica: str | None = None,
+        settled_elsewhere: Callable[[str], Settled | None] | None = None,
     ) -> None:
-        """``health`` is the one view of the engine the watch keeps up to date."""
+        """``health`` is the one view of the engine the watch keeps up to date; ``replica``
+        (``ha = "swarm"``): this replica's id — settling leaves the others' containers alone
+        and takes a run's outcome from its claim if another replica settled it
+        (``settled_elsewhere``)."""
+        self._replica = replica
+        self._settled_elsewhere = settled_elsewhere
         self._engine, self._history, self._runner = engine, history, runner
         self._health = health
         self.lock = lock
@@ -105,6 +113,8 @@ class EngineWatch:
                     daemon=self._daemon,
                     clock=self._clock,
                     busy=self._runner.active_ids(),
+                    replica=self._replica,
+                    settled_elsewhere=self._settled_elsewhere,
                 )
                 self._down_since, self._backoff = None, DOWN_BACKOFF_S[0]
                 self._health.up()

@@ -175,6 +175,30 @@ class DaemonSettings(Model):
         ],
     )
 
+    # --- high availability (issue 22): scheduler/claims.py, scheduler/replicas.py ---
+    ha: Literal["off", "swarm"] = Field(
+        "off",
+        description="'swarm': several daemons with this name against one Swarm (its managers' "
+        "engines) share the jobs; each scheduled fire runs once across them, claimed as a "
+        "Swarm config (see 'High availability' in deploying.md). 'off': one daemon per name "
+        "and engine (the single-instance lock)",
+    )
+    ha_lease_interval: Annotated[Duration, Field(ge=0.5), Longest("1m")] = Field(
+        5.0,
+        description="with ha = 'swarm': how often a replica renews its lease; another replica "
+        "counts it dead after 3 intervals without a renewal, and settles its runs",
+    )
+    ha_claim_timeout: Annotated[Duration, Field(ge=1), Longest("5m")] = Field(
+        10.0,
+        description="with ha = 'swarm': how long a claim's create may take; past it (or on any "
+        "error but 'claimed') the fire is not run here (run.missed, reason claim_failed)",
+    )
+    ha_claim_keep: Annotated[Duration, Field(ge=60), Longest("30d")] = Field(
+        3600.0,
+        description="with ha = 'swarm': claims older than this are removed (each job keeps its "
+        "newest history_limit); a catch-up of an instant older than this is not run",
+    )
+
     @field_validator("heartbeat_file", "registry_config", mode="before")
     @classmethod
     def _a_file(cls, value: object, info: ValidationInfo) -> object:

@@ -56,9 +56,11 @@ class StepExecutor:
         settings: DaemonSettings,
         clock: Clock,
         checkpoints: ToolStateStore | None = None,
+        replica: str | None = None,
     ) -> None:
+        """``replica``: with ``ha = "swarm"``, this replica's id, a label of its containers."""
         self._engine = engine
-        self._containers = self.containers = Containers(engine, settings, clock)
+        self._containers = self.containers = Containers(engine, settings, clock, replica)
         """The container primitive (the runs prepared ahead use it too)."""
         context = StepContext(engine, settings, clock, checkpoints, self._containers, self)
         self._handlers = {handler.step: handler(context) for handler in HANDLERS}

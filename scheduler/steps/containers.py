@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from jobs.selectors import split_mode
 from scheduler.control import ControlTap
-from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_RUN
+from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_REPLICA, LABEL_RUN
 from scheduler.errors import EngineError, EngineUnavailableError
 from scheduler.logs import get_logger
 from scheduler.output import OutputLog
@@ -140,9 +140,14 @@ def in_run_context(target: Callable[[], None], name: str) -> threading.Thread:
 class Containers:
     """Runs one container of an attempt from its spec to its removal."""
 
-    def __init__(self, engine: Engine, settings: DaemonSettings, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, settings: DaemonSettings, clock: Clock, replica: str | None = None
+    ) -> None:
+        """``replica``: with ``ha = "swarm"``, this replica's id (label ``crontainer.replica``)."""
         self._engine = engine
         self._settings = settings
+        self.replica = replica
+        """With ``ha = "swarm"``: this replica's id, labelled on what it creates."""
         self._clock = clock
         self._registries = Registries(settings.registry_config)
         self._log = get_logger()
@@ -288,6 +293,8 @@ class Containers:
             LABEL_RUN: run_id,
             LABEL_ATTEMPT: str(number),
         }
+        if self.replica is not None:
+            labels[LABEL_REPLICA] = self.replica
         name = f"{daemon}-{job}-{run_id}"
         return self._engine.create(spec, name=name, labels=labels)
 

@@ -13,7 +13,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from jobs.plan import RunService
-from scheduler.engine import LABEL_ATTEMPT, LABEL_DAEMON, LABEL_JOB, LABEL_ROLE, LABEL_RUN
+from scheduler.engine import (
+    LABEL_ATTEMPT,
+    LABEL_DAEMON,
+    LABEL_JOB,
+    LABEL_REPLICA,
+    LABEL_ROLE,
+    LABEL_RUN,
+)
 from scheduler.errors import EngineError, EngineNotFoundError, EngineUnavailableError
 from scheduler.job_tasks import decide, judge
 from scheduler.output import OutputLog
@@ -185,14 +192,18 @@ class ServiceHandler(StepHandler[RunService]):
         return self.follow(attempt, service_id, attempt.job.timeout, expected)
 
     def labels(self, attempt: Attempt) -> dict[str, str]:
-        """The labels of the attempt's service (and its tasks' containers)."""
-        return {
+        """The labels of the attempt's service (and its tasks' containers); with
+        ``ha = "swarm"``, this replica's id too."""
+        labels = {
             LABEL_DAEMON: self.context.settings.name,
             LABEL_JOB: attempt.job_name,
             LABEL_RUN: attempt.run_id,
             LABEL_ATTEMPT: str(attempt.number),
             LABEL_ROLE: ROLE,
         }
+        if (replica := self.context.containers.replica) is not None:
+            labels[LABEL_REPLICA] = replica
+        return labels
 
     def adopt(self, attempt: Attempt, service_id: str, timeout: float) -> Outcome:
         """Follow a service an earlier daemon made for ``attempt``, judged by its own mode

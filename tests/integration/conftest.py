@@ -287,10 +287,19 @@ class PrivateEngine:
     user rely on. The namespace matters: a dockerd without a bridge deletes any interface
     named docker0 it sees, which in the host's namespace is the shared engine's."""
 
-    def __init__(self, source: docker.DockerClient, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        source: docker.DockerClient,
+        extra_args: tuple[str, ...] = (),
+        *,
+        beside: PrivateEngine | None = None,
+        hostname: str | None = None,
+    ) -> None:
         # A short path: unix socket paths are limited to about 100 characters.
         self.root = Path(tempfile.mkdtemp(prefix="crt-", dir="/tmp"))
         self.extra_args = extra_args
+        self.beside = beside  # run in that engine's network namespace, not a new one
+        self.hostname = hostname  # a host name of its own (a UTS namespace): a Swarm node's name
         self.socket = self.root / "docker.sock"
         self.host = f"unix://{self.socket}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -304,11 +313,14 @@ class PrivateEngine:
         # A network namespace of its own (mounts stay shared: cgroups), its loopback up for a
         # TCP listener on 127.0.0.1 (a new namespace starts with lo down).
         lo_up = ["sh", "-c", 'ip link set lo up && exec "$@"', "sh"] if self.extra_args else []
+        netns = (
+            ["unshare", "--net", *lo_up] if self.beside is None else self.beside.in_its_network()
+        )
+        named = ["unshare", "--uts", "sh", "-c", f'hostname {self.hostname} && exec "$@"', "sh"]
         self.proc = subprocess.Popen(
             [
-                "unshare",
-                "--net",
-                *lo_up,
+                *netns,
+                *(named if self.hostname else []),
                 "dockerd",
                 f"--host={self.host}",
                 f"--data-root={self.root / 'data'}",
@@ -379,20 +391,63 @@ def private_engine(engine: docker.DockerClient) -> Iterator[PrivateEngine]:
 class PrivateSwarm(PrivateEngine):
     """A private dockerd turned into a single-node Swarm manager (on 127.0.0.1 in its own
     network namespace), for tests of Swarm jobs and of ``ha = "swarm"``. The shared engine is
-    never put in swarm mode; ``close`` leaves the swarm before the dockerd stops."""
+    never put in swarm mode; ``close`` leaves the swarm before the dockerd stops.
 
-    def __init__(self, source: docker.DockerClient) -> None:
+    With ``workers``, that many more dockerds (busybox loaded) join it as workers: each in
+    the manager's network namespace with a host name of its own (``crt-worker-N``), the
+    nodes on addresses 10.99.0.1, .2, … given to that namespace's loopback (up)."""
+
+    def __init__(self, source: docker.DockerClient, workers: int = 0) -> None:
         super().__init__(source)
-        self.client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        self.workers: list[PrivateEngine] = []
+        if not workers:
+            self.client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+            return
+        addresses = [f"10.99.0.{n}" for n in range(1, workers + 2)]
+        given = " && ".join(f"ip addr add {a}/32 dev lo" for a in addresses)
+        subprocess.run(
+            [*self.in_its_network(), "sh", "-c", f"ip link set lo up && {given}"], check=True
+        )
+        self.client.swarm.init(advertise_addr=addresses[0], listen_addr=f"{addresses[0]}:2377")
+        token = self.client.swarm.attrs["JoinTokens"]["Worker"]
+        for n, address in enumerate(addresses[1:], start=1):
+            worker = PrivateEngine(source, beside=self, hostname=f"crt-worker-{n}")
+            self.workers.append(worker)
+            worker.client.swarm.join(
+                remote_addrs=[f"{addresses[0]}:2377"],
+                join_token=token,
+                advertise_addr=address,
+                listen_addr=f"{address}:2377",
+            )
+        deadline = time.monotonic() + 60
+        while [n.attrs["Status"]["State"] for n in self.client.nodes.list()] != ["ready"] * (
+            workers + 1
+        ):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the swarm's {workers + 1} nodes were not ready within 60 s")
+            time.sleep(0.2)
 
     def load(self, source: docker.DockerClient, image: str) -> None:
         """Copy ``image`` from the shared engine (e.g. the project's image, for a stack)."""
         self.client.images.load(b"".join(source.images.get(image).save(named=True)))
 
     def close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(docker.errors.APIError):
+                worker.client.swarm.leave(force=True)
+            worker.close()
         with contextlib.suppress(docker.errors.APIError):
             self.client.swarm.leave(force=True)
         super().close()
+
+
+@pytest.fixture
+def two_node_swarm(engine: docker.DockerClient) -> Iterator[PrivateSwarm]:
+    """A private Swarm of a manager and a worker (two dockerds, busybox on both); left and
+    removed after the test."""
+    swarm = PrivateSwarm(engine, workers=1)
+    yield swarm
+    swarm.close()
 
 
 @pytest.fixture

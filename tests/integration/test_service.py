@@ -100,6 +100,34 @@ def test_a_global_job_runs_one_task_per_node_and_succeeds(
     assert daemon.wait_exit(60) == 0
 
 
+def test_a_global_job_runs_on_every_node_of_a_two_node_swarm(
+    start_daemon: Start, two_node_swarm: PrivateSwarm
+) -> None:
+    """global-job on a manager and a worker: one task on each node, each node's line in
+    run.output under its own node name and task, one run succeeded; the service is removed."""
+    daemon = start(
+        start_daemon,
+        two_node_swarm,
+        service_job(
+            "everywhere",
+            schedule="@yearly",
+            run_on_start="true",
+            mode='"global-job"',
+            command="""["sh", "-c", "echo on-node"]""",
+        ),
+    )
+    done = daemon.log.wait_for(event("run.succeeded", job="everywhere"), timeout=120)[0]
+    lines = daemon.log.matching(event("run.output", run_id=done["run_id"]))
+    nodes = {n.attrs["Description"]["Hostname"] for n in two_node_swarm.client.nodes.list()}
+    assert nodes == {two_node_swarm.client.info()["Name"], "crt-worker-1"}
+    assert sorted(e["node"] for e in lines) == sorted(nodes)
+    assert {e["line"] for e in lines} == {"on-node"}
+    assert len({e["task"] for e in lines}) == 2
+    assert services_of(two_node_swarm, daemon) == []
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+
+
 def test_a_timeout_removes_the_service(start_daemon: Start, private_swarm: PrivateSwarm) -> None:
     """A task that outlives the job's timeout: run.timed_out, and the service is gone."""
     daemon = start(

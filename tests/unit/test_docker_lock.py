@@ -49,6 +49,7 @@ class LockApi:
         assert (image, command) == ("ops:1", ["cat"])
         assert kwargs["labels"] == {"crontainer.daemon": "d", "crontainer.role": "lock"}
         assert kwargs["host_config"] == {"auto_remove": True, "network_mode": "none"}
+        assert kwargs["healthcheck"] == {"Test": ["NONE"]}  # not the image's daemon check
         return {"Id": "c1"}
 
     def inspect_container(self, name: str) -> dict[str, Any]:
