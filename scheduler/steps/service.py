@@ -309,6 +309,8 @@ class ServiceHandler(StepHandler[RunService]):
             whole = self.engine.service_logs(service_id, follow=False)
             for task, _node, stream, line in whole:
                 output.catch_up(task, stream, line)
+        except EngineNotFoundError:  # removed by someone else: its log went with it, and
+            pass  # the run says so already (interrupted), not a lost output
         except EngineError as e:
             self.log.warning("run.output_lost", error=str(e))
 

@@ -388,6 +388,8 @@ class FakeEngine:
 
     def service_logs(self, service_id: str, *, follow: bool = True) -> FakeServiceLogs:
         self._call("service_logs", (service_id, follow))
+        if not follow and "whole_log" in self.fail:  # the whole log read once at the end
+            raise self.fail["whole_log"]
         return FakeServiceLogs(list(self.service_lines if follow else self.whole_log))
 
     def service_remove(self, service_id: str) -> None:

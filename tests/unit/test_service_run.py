@@ -28,7 +28,7 @@ from scheduler.engine import (
     ServiceInfo,
     TaskInfo,
 )
-from scheduler.errors import EngineUnavailableError
+from scheduler.errors import EngineNotFoundError, EngineUnavailableError
 from scheduler.history import History
 from scheduler.job_tasks import decide, judge
 from scheduler.recovery import settle
@@ -354,9 +354,11 @@ def test_a_service_the_engine_no_longer_finds_fails_the_run_or_is_cancelled(
     canceller, the run is cancelled."""
     engine = FakeEngine(FakeClock())
     engine.task_script = [[task("a", 0, "running")], None]
-    outcome, _ = run_service(tmp_path, engine)
+    engine.fail["whole_log"] = EngineNotFoundError("service s: not found")  # its log too
+    outcome, logs = run_service(tmp_path, engine)
     assert (outcome.status, outcome.reason) == (Status.FAILED, "interrupted")
     assert outcome.error == "the service is gone: something else removed it"
+    assert [e for e in logs if e["event"] == "run.output_lost"] == []  # not a lost output
     engine = FakeEngine(FakeClock())
     engine.task_script = [None]
     outcome, _ = run_service(tmp_path, engine, cancel=True)
