@@ -198,6 +198,43 @@ def test_a_swarm_secret_and_config_reach_the_tasks(
     assert daemon.wait_exit(60) == 0
 
 
+def test_a_volume_and_an_overlay_network_reach_the_tasks(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """A named volume and an attachable overlay network named in the job: the task writes
+    into the volume (read back by a container of the test) and has an interface on the
+    overlay's subnet."""
+    client = private_swarm.client
+    client.volumes.create("svc-data")
+    client.networks.create(
+        "svc-net",
+        driver="overlay",
+        attachable=True,
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.77.0.0/24")]),
+    )
+    daemon = start(
+        start_daemon,
+        private_swarm,
+        service_job(
+            "writer",
+            schedule="@yearly",
+            run_on_start="true",
+            volumes='["svc-data:/data"]',
+            networks='["svc-net"]',
+            command="""["sh", "-c", "echo written > /data/out; ip -o -4 addr show"]""",
+        ),
+    )
+    done = daemon.log.wait_for(event("run.succeeded", job="writer"), timeout=120)[0]
+    lines = [e["line"] for e in daemon.log.matching(event("run.output", run_id=done["run_id"]))]
+    assert any(" inet 10.77.0." in line for line in lines), lines
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+    read = client.containers.run(
+        BUSYBOX, ["cat", "/data/out"], volumes={"svc-data": {"bind": "/data"}}, remove=True
+    )
+    assert read == b"written\n"
+
+
 def test_a_non_manager_engine_fails_the_run(
     start_daemon: Start, engine: docker.DockerClient
 ) -> None:
