@@ -59,8 +59,8 @@ if [ $# -eq 0 ]; then
   # The whole suite as two pytest processes at once (docs/testing.md, "The suite's time"),
   # each under coverage with data files of its own: the real-engine tests of
   # tests/integration/test_*.py, one at a time as ever; and, niced so that it takes only
-  # the CPU those leave, every other test (the restic package's real-engine tests, then
-  # tests/unit), its report printed after theirs.
+  # the CPU those leave, every other test (the restic and swarm packages' real-engine
+  # tests, then tests/unit), its report printed after theirs.
   others=$(mktemp)
   nice -n 10 "$venv/bin/coverage" run -m pytest --ignore-glob='tests/integration/test_*.py' \
     >"$others" 2>&1 &

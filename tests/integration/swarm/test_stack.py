@@ -18,8 +18,7 @@ import pytest
 from docker.models.containers import Container
 
 from scheduler.engine import LABEL_DAEMON
-
-from .conftest import (
+from tests.integration.conftest import (
     PROJECT_IMAGE,
     ROOT,
     Event,

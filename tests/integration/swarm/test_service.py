@@ -11,8 +11,7 @@ import docker
 import pytest
 
 from scheduler.engine import LABEL_DAEMON
-
-from .conftest import BUSYBOX, Daemon, PrivateSwarm, event
+from tests.integration.conftest import BUSYBOX, Daemon, PrivateSwarm, event
 
 pytestmark = pytest.mark.integration
 
