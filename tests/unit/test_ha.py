@@ -720,3 +720,25 @@ def test_a_dead_replicas_service_is_settled_by_its_tasks_or_left_running(tmp_pat
         clock.advance(1)
     assert "stop" not in keeper_engine.names()
     assert "remove" not in keeper_engine.names()
+
+
+def test_a_dead_replicas_later_attempt_is_left_running_within_its_own_timeout(
+    tmp_path: Path,
+) -> None:
+    """A claimed run's later attempt (a retry), or a run that waited for its lock or a slot
+    after its claim, has its container made long after the claim: the job's timeout counts
+    from that container's creation, not from the claim — within it, it is left running."""
+    config = make_config(tmp_path)  # timeout 10m, stop_grace 3s
+    store, clock = FakeStore(), FakeClock(AT)
+    engine = FakeEngine(clock)
+    assert claims_of(store, clock, "dead").claim("j", AT, "run1").won
+    survivor, history = claims_of(store, clock, "r2"), open_history(config)
+    created = AT + timedelta(minutes=10, seconds=30)
+    labels = container("dead", "running").labels | {LABEL_ATTEMPT: "2"}
+    retry = ContainerInfo("c2", "d1-j-run1", "running", labels, created=created.timestamp())
+    soon = created + timedelta(minutes=1)
+    assert not settle_foreign(engine, survivor, history, retry, jobs=config.jobs, now=soon)
+    assert engine.calls == []
+    late = created + timedelta(minutes=10, seconds=4)
+    assert settle_foreign(engine, survivor, history, retry, jobs=config.jobs, now=late)
+    assert engine.names()[:1] == ["stop"]
