@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from scheduler.claims import Claims
     from scheduler.clock import Clock
-    from scheduler.engine import ConfigInfo, Engine, SwarmStore
+    from scheduler.engine import ConfigInfo, ContainerInfo, Engine, ServiceInfo, SwarmStore
     from scheduler.history import History
     from scheduler.settings import JobEntry
 
@@ -199,6 +199,10 @@ class Keeper:
         self._ticks += 1
         if not self._lease.renew(self._interval):
             return  # cut off: judge nobody from here
+        # What runs is listed before the leases: a replica takes its lease before it makes
+        # anything, so each item listed has its replica's lease in the listing that follows
+        # (listed after the leases, a replica started in between was judged dead).
+        items = self._items()
         now = self._clock.monotonic()
         try:
             leases = self._store.configs(lease_labels(self._claims.daemon))
@@ -208,7 +212,7 @@ class Keeper:
         by_replica = {c.labels.get(LABEL_REPLICA, ""): c for c in leases}
         self.liveness.observe({r: c.version for r, c in by_replica.items()}, now)
         self._told_dead -= {r for r in by_replica if not self.liveness.dead(r, now)}
-        self._settle_dead(by_replica, now)
+        self._settle_dead(by_replica, items, now)
         if self._ticks % SWEEP_EVERY == 0:
             limits = {name: e.job.history_limit for name, e in self._jobs().items()}
             try:
@@ -216,20 +220,30 @@ class Keeper:
             except EngineError as e:
                 self._log.warning("ha.tick_failed", error=str(e))
 
-    def _settle_dead(self, leases: Mapping[str, ConfigInfo], now: float) -> None:
-        """Settle the containers and services of dead replicas (``scheduler.dead_replicas``);
-        a dead replica's lease is removed once nothing of it runs, its claims left without an
-        outcome closed first."""
+    def _items(self) -> tuple[list[ContainerInfo], list[ServiceInfo]]:
+        """This daemon's containers (a service's tasks are its service's) and services."""
         daemon = {LABEL_DAEMON: self._claims.daemon}
         containers = [
             c
             for c in self._engine.list_containers(daemon)
             if c.labels.get(LABEL_ROLE) not in OTHERS  # a service's tasks: its service's
         ]
+        return containers, self._engine.list_services(daemon)
+
+    def _settle_dead(
+        self,
+        leases: Mapping[str, ConfigInfo],
+        items: tuple[list[ContainerInfo], list[ServiceInfo]],
+        now: float,
+    ) -> None:
+        """Settle the containers and services (``items``, listed before ``leases``) of dead
+        replicas (``scheduler.dead_replicas``); a dead replica's lease is removed once nothing
+        of it runs, its claims left without an outcome closed first."""
+        containers, services = items
         left: set[str] = set()
         for container in containers:
             self._settle(container, container.id, now, left, settle_foreign)
-        for service in self._engine.list_services(daemon):
+        for service in services:
             self._settle(service, service.id, now, left, settle_foreign_service)
         me = self._claims.replica
         for replica, lease in leases.items():

@@ -742,3 +742,50 @@ def test_a_dead_replicas_later_attempt_is_left_running_within_its_own_timeout(
     late = created + timedelta(minutes=10, seconds=4)
     assert settle_foreign(engine, survivor, history, retry, jobs=config.jobs, now=late)
     assert engine.names()[:1] == ["stop"]
+
+
+class StartingReplicaStore(FakeStore):
+    """A store on which replica ``r-new`` starts between two reads of the keeper's tick:
+    once the leases were listed, it takes its lease and runs a fire (a container)."""
+
+    def __init__(self, engine: FakeEngine, clock: FakeClock) -> None:
+        super().__init__()
+        self.engine, self.clock = engine, clock
+        self.started = False
+
+    def configs(self, labels: Mapping[str, str]) -> list[ConfigInfo]:
+        found = super().configs(labels)
+        if labels.get("crontainer.role") == "replica" and not self.started:
+            self.started = True
+            Lease(self, "d1", "r-new", "h2").take(5)
+            assert claims_of(self, self.clock, "r-new").claim("j", AT, "run1").won
+            self.engine.containers.append(container("r-new", "exited"))
+        return found
+
+
+def test_a_replica_started_during_a_keeper_tick_is_not_judged_dead(tmp_path: Path) -> None:
+    """A replica that takes its lease, then makes a container, after the keeper listed the
+    leases but before it listed the containers, is alive: its container is not settled
+    (removed, its claim given an outcome) from under its run."""
+    config = make_config(tmp_path)
+    clock = FakeClock(AT)
+    engine = FakeEngine(clock)
+    store = StartingReplicaStore(engine, clock)
+    mine = Lease(store, "d1", "r-me", "h1")
+    mine.take(5)
+    keeper = Keeper(
+        engine,
+        store,
+        mine,
+        claims_of(store, clock, "r-me"),
+        open_history(config),
+        interval=5,
+        clock=clock,
+        jobs=lambda: config.jobs,
+    )
+    with structlog.testing.capture_logs() as logs:
+        keeper.tick()
+    assert store.started
+    assert "remove" not in engine.names()
+    assert ClaimRecord.of(store.config(claim_name("d1", "j", AT))).status is None
+    assert events(logs, "ha.replica_dead") == []
