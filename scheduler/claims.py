@@ -197,8 +197,9 @@ class Claims(RunListener):
         self._clock = clock
         self._timeout = timeout
         self._keep = keep
-        self._won: set[str] = set()
-        """Claims this replica won whose run has not ended yet."""
+        self._won: dict[str, str] = {}
+        """Claims this replica won whose run has not ended yet: the run that won each (another
+        run of the same fire here, skipped as ``claimed``, must not write onto it)."""
         self._lock = threading.Lock()
         self._log = get_logger()
 
@@ -225,7 +226,7 @@ class Claims(RunListener):
         except EngineError as e:
             return decide(e)
         with self._lock:
-            self._won.add(name)
+            self._won[name] = run_id
         return decide(None)
 
     def _claimant(self, name: str) -> str | None:
@@ -245,8 +246,9 @@ class Claims(RunListener):
             return
         name = claim_name(self.daemon, report.job, datetime.fromisoformat(report.scheduled_at))
         with self._lock:
-            won = name in self._won
-            self._won.discard(name)
+            won = self._won.get(name) == report.run_id
+            if won:
+                del self._won[name]
         if not won and report.attempt is None:
             return  # never started, and not claimed here: another replica's, or lost
         outcome = {LABEL_STATUS: report.status, LABEL_ENDED: instant(self._clock.now())}

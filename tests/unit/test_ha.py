@@ -789,3 +789,27 @@ def test_a_replica_started_during_a_keeper_tick_is_not_judged_dead(tmp_path: Pat
     assert "remove" not in engine.names()
     assert ClaimRecord.of(store.config(claim_name("d1", "j", AT))).status is None
     assert events(logs, "ha.replica_dead") == []
+
+
+def test_a_second_run_of_a_fire_this_replica_holds_leaves_its_claim_alone() -> None:
+    """The same fire dispatched again on the replica that won it (the wall clock stepped
+    back and the ticker planned that instant again): its skip (``claimed``) does not write
+    ``skipped`` onto the claim of the run still in flight, whose own end then does."""
+    store, clock = FakeStore(), FakeClock(AT)
+    claims = claims_of(store, clock)
+    assert claims.claim("j", AT, "run1").won
+    again = claims.claim("j", AT, "run2")
+    assert (again.won, again.reason, again.claimant) == (False, "claimed", "r1")
+    skipped = RunReport(
+        job="j",
+        run_id="run2",
+        status="skipped",
+        reason="claimed",
+        scheduled_at=AT.isoformat(),
+        trigger="schedule",
+    )
+    claims.report(None, skipped)
+    name = claim_name("d1", "j", AT)
+    assert LABEL_STATUS not in store.config(name).labels
+    claims.report(None, report("succeeded"))
+    assert store.config(name).labels[LABEL_STATUS] == "succeeded"
