@@ -813,3 +813,21 @@ def test_a_second_run_of_a_fire_this_replica_holds_leaves_its_claim_alone() -> N
     assert LABEL_STATUS not in store.config(name).labels
     claims.report(None, report("succeeded"))
     assert store.config(name).labels[LABEL_STATUS] == "succeeded"
+
+
+def test_the_sweep_keeps_each_jobs_newest_claims_of_each_outcome() -> None:
+    """A local history keeps history_limit runs of each outcome: so do the claims (--cluster
+    shows at least what a local history does) — an old failure is not swept because newer
+    successes outnumber the limit, nor a run still in flight (no outcome yet)."""
+    now = AT + timedelta(hours=10)
+
+    def claim(number: int, minute: int, status: str | None) -> ClaimRecord:
+        at = AT + timedelta(minutes=minute)
+        fields = (status, None, None, None, None)
+        return ClaimRecord(f"id{number}", "a", at.isoformat(), "r", f"run{number}", "", *fields)
+
+    running = claim(1, 0, None)
+    failed = claim(2, 1, "failed")
+    succeeded = [claim(10 + i, 2 + i, "succeeded") for i in range(5)]
+    removed = expired([running, failed, *succeeded], now, keep=3600, limits={"a": 3})
+    assert sorted(r.id for r in removed) == ["id10", "id11"]
