@@ -3,7 +3,9 @@ claim, the sweep, lease staleness, a dead replica's containers, and the runner's
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -53,6 +55,7 @@ from scheduler.runner import Runner
 from scheduler.settings import Config
 from scheduler.startup import take_lease
 
+from . import test_daemon
 from .fakes import FakeClock, FakeEngine
 from .helpers import events, open_history
 from .test_runner import make_config
@@ -831,3 +834,38 @@ def test_the_sweep_keeps_each_jobs_newest_claims_of_each_outcome() -> None:
     succeeded = [claim(10 + i, 2 + i, "succeeded") for i in range(5)]
     removed = expired([running, failed, *succeeded], now, keep=3600, limits={"a": 3})
     assert sorted(r.id for r in removed) == ["id10", "id11"]
+
+
+@dataclass
+class RenewalsEngine(SwarmEngine):
+    """A SwarmEngine that notes when (monotonic) each lease's labels were updated."""
+
+    renewals: list[float] = field(default_factory=list)
+
+    def update_config_labels(self, config: ConfigInfo, labels: Mapping[str, str]) -> None:
+        if labels.get("crontainer.role") == "replica":
+            self.renewals.append(time.monotonic())
+        super().update_config_labels(config, labels)
+
+
+def test_the_lease_is_kept_while_the_runs_drain_at_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At SIGTERM the runs may go on for shutdown_grace: the lease is renewed meanwhile, or
+    the other replicas judge this one dead after 3 intervals and settle its containers from
+    under its draining runs. It goes once the runs are done."""
+    head = test_daemon.HEAD.replace('shutdown_grace = "1s"', 'shutdown_grace = "4s"')
+    monkeypatch.setattr(test_daemon, "HEAD", head + 'ha = "swarm"\nha_lease_interval = "0.5s"\n')
+    engine = RenewalsEngine(FakeClock(), exit_status=None, blocking=True)
+    jobs = test_daemon.job("hangs", "@yearly", run_on_start="true", stop_grace='"1s"')
+    with test_daemon.running(tmp_path, jobs, engine) as daemon:
+        daemon.wait_for("run.started", job="hangs")
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_for("daemon.stopping")
+        stopping = time.monotonic()
+        daemon.wait_for("daemon.cancelling_runs")
+        cancelling = time.monotonic()
+        daemon.thread.join(30)
+    during = [t for t in engine.renewals if stopping <= t <= cancelling]
+    assert len(during) >= 2  # 4 s of drain, a renewal every 0.5 s
+    assert engine.store.configs({"crontainer.role": "replica"}) == []
