@@ -737,7 +737,7 @@ def test_a_dead_replicas_later_attempt_is_left_running_within_its_own_timeout(
     assert claims_of(store, clock, "dead").claim("j", AT, "run1").won
     survivor, history = claims_of(store, clock, "r2"), open_history(config)
     created = AT + timedelta(minutes=10, seconds=30)
-    labels = container("dead", "running").labels | {LABEL_ATTEMPT: "2"}
+    labels = {**container("dead", "running").labels, LABEL_ATTEMPT: "2"}
     retry = ContainerInfo("c2", "d1-j-run1", "running", labels, created=created.timestamp())
     soon = created + timedelta(minutes=1)
     assert not settle_foreign(engine, survivor, history, retry, jobs=config.jobs, now=soon)
