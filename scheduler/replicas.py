@@ -7,7 +7,8 @@ lease's version index has not moved for ``LEASE_MISSES`` intervals, timed by its
 monotonic clock (no two hosts' clocks are compared), or when it is gone. A clean stop
 removes the lease.
 
-The ``Keeper`` thread of each replica, every interval: renews its lease, reads the others',
+The ``Keeper`` of each replica, every interval: renews its lease (on a thread of its own,
+so that slow settling never holds it back), and on another thread reads the others' leases,
 settles the containers of dead replicas (``settle_foreign``), removes a dead replica's lease
 once nothing of it is left, and every ``SWEEP_EVERY`` intervals sweeps old claims.
 """
@@ -173,32 +174,55 @@ class Keeper:
         self._told_dead: set[str] = set()
         self._ticks = 0
         self._stop = threading.Event()
+        self._renewed = True
+        """Whether the last renewal of the lease was answered (False: cut off)."""
         self._thread = threading.Thread(target=self._run, name="ha-keeper", daemon=True)
+        self._renewer = threading.Thread(target=self._renew_run, name="ha-lease", daemon=True)
+        """The lease is renewed on a thread of its own: settling a dead replica's container
+        (a stop waits up to its job's stop_grace) or a long sweep must not hold it back, or
+        this replica in turn would look dead to the others."""
         self._log = get_logger()
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the threads."""
+        self._renewer.start()
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (bounded: a tick's engine calls have their deadlines)."""
+        """Stop the threads (bounded: a tick's engine calls have their deadlines)."""
         self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(self._interval + 5)
+        for thread in (self._renewer, self._thread):
+            if thread.ident is not None:
+                thread.join(self._interval + 5)
+
+    def _renew_run(self) -> None:
+        while not self._clock.sleep(self._interval, self._stop):
+            try:
+                self._renewed = self._lease.renew(self._interval)
+            except Exception:  # the lease must outlive any one renewal
+                self._renewed = False
+                self._log.exception("ha.tick_failed")
 
     def _run(self) -> None:
         while not self._clock.sleep(self._interval, self._stop):
             try:
-                self.tick()
+                self._ticks += 1
+                if self._renewed:  # cut off: judge nobody from here
+                    self._judge()
             except Exception:  # the keeper must outlive any one tick
                 self._log.exception("ha.tick_failed")
 
     def tick(self) -> None:
         """Renew the lease; read the leases; settle what dead replicas left; sweep claims
-        every ``SWEEP_EVERY`` ticks."""
+        every ``SWEEP_EVERY`` ticks (the two threads' work, done once, in turn)."""
         self._ticks += 1
-        if not self._lease.renew(self._interval):
-            return  # cut off: judge nobody from here
+        self._renewed = self._lease.renew(self._interval)
+        if self._renewed:  # cut off: judge nobody from here
+            self._judge()
+
+    def _judge(self) -> None:
+        """Read the leases; settle what dead replicas left; sweep claims every
+        ``SWEEP_EVERY`` ticks."""
         # What runs is listed before the leases: a replica takes its lease before it makes
         # anything, so each item listed has its replica's lease in the listing that follows
         # (listed after the leases, a replica started in between was judged dead).

@@ -27,6 +27,7 @@ from scheduler.claims import (
     decide,
     expired,
 )
+from scheduler.clock import SystemClock
 from scheduler.dead_replicas import settle_foreign, settle_foreign_service
 from scheduler.engine import (
     LABEL_ATTEMPT,
@@ -869,3 +870,51 @@ def test_the_lease_is_kept_while_the_runs_drain_at_a_stop(
     during = [t for t in engine.renewals if stopping <= t <= cancelling]
     assert len(during) >= 2  # 4 s of drain, a renewal every 0.5 s
     assert engine.store.configs({"crontainer.role": "replica"}) == []
+
+
+class SlowStopEngine(FakeEngine):
+    """Stopping a container takes ``seconds`` (its stop_grace, a slow engine)."""
+
+    def __init__(self, clock: FakeClock, seconds: float, **kwargs: object) -> None:
+        super().__init__(clock, **kwargs)  # type: ignore[arg-type]
+        self.seconds = seconds
+        self.stopping = threading.Event()
+
+    def stop(self, container_id: str, grace: float) -> None:
+        self.stopping.set()
+        time.sleep(self.seconds)
+        super().stop(container_id, grace)
+
+
+def test_the_lease_is_renewed_while_the_keeper_stops_a_dead_replicas_container(
+    tmp_path: Path,
+) -> None:
+    """Stopping an overdue container of a dead replica takes up to its job's stop_grace: the
+    lease is renewed meanwhile, or this replica in turn looks dead to the others (3 intervals
+    without a move) and its own containers are settled from under its runs."""
+    config = make_config(tmp_path)  # timeout 10m, stop_grace 3s
+    store = FakeStore()
+    clock = SystemClock()
+    engine = SlowStopEngine(FakeClock(AT), 3.0, containers=[container("dead", "running")])
+    assert claims_of(store, FakeClock(AT), "dead").claim("j", AT, "run1").won  # long overdue
+    mine = Lease(store, "d1", "r-me", "h1")
+    mine.take(5)
+    keeper = Keeper(
+        engine,
+        store,
+        mine,
+        Claims(store, "d1", "r-me", clock, timeout=5, keep=3600),
+        open_history(config),
+        interval=0.25,
+        clock=clock,
+        jobs=lambda: config.jobs,
+    )
+    keeper.start()
+    try:
+        assert engine.stopping.wait(10)  # the dead replica's lease was never seen: dead
+        before = store.config(mine.name).version
+        time.sleep(2.0)  # 8 intervals into the 3 s stop
+        moved = store.config(mine.name).version
+    finally:
+        keeper.stop()
+    assert moved > before
