@@ -91,6 +91,12 @@ class Liveness:
         known = self._seen.get(replica)
         return known is None or now - known[1] >= self._stale_after
 
+    def forget(self) -> None:
+        """This replica was cut off from the store: what it saw before says nothing of the
+        time since (nobody may have been able to renew), so each lease listed next counts
+        from then."""
+        self._seen = {}
+
     def known(self) -> frozenset[str]:
         """The replicas whose leases were listed last."""
         return frozenset(self._seen)
@@ -207,8 +213,7 @@ class Keeper:
         while not self._clock.sleep(self._interval, self._stop):
             try:
                 self._ticks += 1
-                if self._renewed:  # cut off: judge nobody from here
-                    self._judge()
+                self._after_renewal()
             except Exception:  # the keeper must outlive any one tick
                 self._log.exception("ha.tick_failed")
 
@@ -217,8 +222,15 @@ class Keeper:
         every ``SWEEP_EVERY`` ticks (the two threads' work, done once, in turn)."""
         self._ticks += 1
         self._renewed = self._lease.renew(self._interval)
-        if self._renewed:  # cut off: judge nobody from here
+        self._after_renewal()
+
+    def _after_renewal(self) -> None:
+        """Judge the others, unless cut off: then judge nobody from here, and forget what
+        was seen (a store that took no write for a while moved nobody's lease)."""
+        if self._renewed:
             self._judge()
+        else:
+            self.liveness.forget()
 
     def _judge(self) -> None:
         """Read the leases; settle what dead replicas left; sweep claims every

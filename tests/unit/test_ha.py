@@ -918,3 +918,44 @@ def test_the_lease_is_renewed_while_the_keeper_stops_a_dead_replicas_container(
     finally:
         keeper.stop()
     assert moved > before
+
+
+def test_a_store_outage_does_not_make_the_replicas_judge_each_other_dead(
+    tmp_path: Path,
+) -> None:
+    """While the store takes no write (no quorum: a leader election, managers restarting),
+    no lease moves, this replica's included; once it answers again, the first replica to
+    renew must not judge the others dead for the time nobody could renew: their ended
+    containers are left alone, their leases kept, until they have had the window to renew."""
+    config = make_config(tmp_path)
+    store, clock = FakeStore(), FakeClock(AT)
+    engine = FakeEngine(clock, containers=[container("r-other", "exited")])
+    other = Lease(store, "d1", "r-other", "h2")
+    other.take(5)
+    mine = Lease(store, "d1", "r-me", "h1")
+    mine.take(5)
+    keeper = Keeper(
+        engine,
+        store,
+        mine,
+        claims_of(store, clock, "r-me"),
+        open_history(config),
+        interval=5,
+        clock=clock,
+        jobs=lambda: config.jobs,
+    )
+    for _ in range(3):
+        other.renew(5)
+        keeper.tick()
+        clock.advance(5)
+    store.fail["update"] = EngineUnavailableError("no quorum")
+    for _ in range(6):  # 30 s without a write
+        assert not other.renew(5)
+        keeper.tick()
+        clock.advance(5)
+    del store.fail["update"]
+    with structlog.testing.capture_logs() as logs:
+        keeper.tick()  # this replica renews first, then looks at the others
+    assert events(logs, "ha.replica_dead") == []
+    assert "remove" not in engine.names()
+    assert store.configs({LABEL_REPLICA: "r-other", "crontainer.role": "replica"}) != []
