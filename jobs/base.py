@@ -12,7 +12,7 @@ import signal
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -507,6 +507,15 @@ class BaseJob(Model):
         exclude each other."""
         del key, table, defaults  # what the kinds whose keys exclude each other look at
         return True
+
+    @classmethod
+    def takes_value(cls, key: str, value: object) -> bool:
+        """Whether [defaults]' ``key`` with ``value`` is this kind's default at all: not a
+        value its field of fixed choices does not have (a key of two kinds, each with its
+        own choices — rotate's ``mode``, a service job's — is a default of the kind whose
+        choice it is); else always (an invalid value is then [defaults]' error)."""
+        annotation = cls.model_fields[key].annotation
+        return get_origin(annotation) is not Literal or value in get_args(annotation)
 
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""

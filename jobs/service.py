@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -14,8 +14,12 @@ from jobs.plan import Plan, RunService, ServiceSpec
 from jobs.run import Command, RegistryAuth, as_argv, secret_refs
 from jobs.units import Largest, Size
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 _OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONSTRAINT = re.compile(r"\s*[A-Za-z0-9_.\-]+\s*(==|!=)\s*\S.*")
+_REPLICATED_ONLY = ("replicas", "max_concurrent")
 
 
 def _names(value: list[str]) -> list[str]:
@@ -151,10 +155,23 @@ class ServiceJob(BaseJob):
         examples=[{"com.example.team": "ops"}],
     )
 
+    @classmethod
+    def takes_default(
+        cls, key: str, table: Mapping[str, object], defaults: Mapping[str, object]
+    ) -> bool:
+        """``replicas`` and ``max_concurrent`` are defaults only of replicated jobs (the
+        job's own mode, else the default one); a default ``mode`` only of jobs that set
+        neither: a shared [defaults] breaks no job."""
+        if key in _REPLICATED_ONLY:
+            return table.get("mode", defaults.get("mode")) != "global-job"
+        if key == "mode":
+            return not any(k in table for k in _REPLICATED_ONLY)
+        return True
+
     @model_validator(mode="after")
     def _replicated_only(self) -> Self:
         if self.mode == "global-job":
-            for key in ("replicas", "max_concurrent"):
+            for key in _REPLICATED_ONLY:
                 if getattr(self, key) is not None:
                     raise ValueError(
                         f"{key} applies to mode = 'replicated-job' only; a global-job runs "

@@ -46,14 +46,16 @@ def service_body(
     configs: Mapping[str, str],
 ) -> dict[str, Any]:
     """The body of ``POST /services/create`` for ``spec``: a job service that is never
-    restarted by the engine (the daemon judges each slot's first task)."""
+    restarted by the engine (the daemon judges each slot's first task); the job's labels and
+    the daemon's on the service and its tasks' containers."""
+    every = {**spec.labels, **labels}
     container = ContainerSpec(
         spec.image,
         command=list(spec.command) if spec.command is not None else None,
         env=[f"{k}={v}" for k, v in spec.env.items()],
         workdir=spec.workdir,
         user=spec.user,
-        labels={**spec.labels, **labels},
+        labels=every,
         mounts=[
             Mount(
                 m.target,
@@ -89,7 +91,7 @@ def service_body(
         mode = ServiceMode("global-job")
     else:
         mode = ServiceMode("replicated-job", spec.replicas, spec.max_concurrent or spec.replicas)
-    return {"Name": name, "Labels": dict(labels), "TaskTemplate": template, "Mode": mode}
+    return {"Name": name, "Labels": every, "TaskTemplate": template, "Mode": mode}
 
 
 def task_info(item: Mapping[str, Any]) -> TaskInfo:

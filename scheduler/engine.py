@@ -187,7 +187,7 @@ class TaskInfo:
     """The replicated job's slot (0 for a global job's tasks: those are one per node)."""
     state: str
     created_at: str
-    """RFC 3339, as the engine gives it (sorts in time order)."""
+    """RFC 3339, as the engine gives it (``scheduler.job_tasks.in_order`` sorts it)."""
     updated_at: str
     """When the task's state last changed (RFC 3339)."""
     exit_code: int | None = None

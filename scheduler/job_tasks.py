@@ -27,10 +27,18 @@ def slot_of(task: TaskInfo, *, replicated: bool) -> str:
     return f"slot {task.slot}" if replicated else f"node {task.node_id}"
 
 
+def in_order(stamp: str) -> str:
+    """An engine's RFC 3339 time (UTC, ``Z``) as a text that sorts in time order: the engine
+    leaves out its fraction's trailing zeros (``01.5Z`` is before ``01.51Z``, which sorts
+    first as written)."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    return f"{whole}.{fraction:0<9}"
+
+
 def first_tasks(tasks: Iterable[TaskInfo], *, replicated: bool) -> dict[str, TaskInfo]:
     """Each slot's first task (the earliest created; replacements come later), by slot."""
     first: dict[str, TaskInfo] = {}
-    for task in sorted(tasks, key=lambda t: (t.created_at, t.id)):
+    for task in sorted(tasks, key=lambda t: (in_order(t.created_at), t.id)):
         first.setdefault(slot_of(task, replicated=replicated), task)
     return first
 
@@ -46,17 +54,24 @@ class Judgement:
 
     @property
     def done(self) -> bool:
-        """Whether every slot's first task has ended."""
-        if not self.counted:
+        """Whether every slot's first task has ended; or, a first task having failed, every
+        one there is (a slot the engine has not made yet may never come: with fewer tasks
+        at once than replicas, it keeps replacing the failed one in its slot instead)."""
+        if not self.counted or not all(t.ended for t in self.counted.values()):
             return False
-        if self.expected is not None and len(self.counted) < self.expected:
-            return False
-        return all(t.ended for t in self.counted.values())
+        if self.expected is None or len(self.counted) >= self.expected:
+            return True
+        return any(task_failed(t) for t in self.counted.values())
 
 
 def judge(tasks: Iterable[TaskInfo], expected: int | None) -> Judgement:
     """Where the job of these tasks stands; ``expected``: its replicas (None: global)."""
     return Judgement(first_tasks(tasks, replicated=expected is not None), expected)
+
+
+def task_failed(task: TaskInfo) -> bool:
+    """Whether an ended task failed (anything but complete with exit code 0)."""
+    return task.state != "complete" or (task.exit_code or 0) != 0
 
 
 def task_error(task: TaskInfo) -> str:
@@ -74,8 +89,8 @@ def decide(
     replicated, node, why)."""
     tasks = list(counted)
     failed = sorted(
-        (t for t in tasks if t.state != "complete" or (t.exit_code or 0) != 0),
-        key=lambda t: (t.updated_at, t.id),
+        (t for t in tasks if task_failed(t)),
+        key=lambda t: (in_order(t.updated_at), t.id),
     )
     if not failed:
         return Outcome(Status.SUCCEEDED, exit_code=0)

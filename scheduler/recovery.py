@@ -4,14 +4,16 @@ At start, after taking the single-instance lock and before scheduling:
 
 - a container of ours that has exited: its attempt is recorded with the true
   outcome (from its exit code) and the container is removed;
-- a container of ours still running, of a job that still exists, is adopted:
+- a container of ours still running, of a job that still exists (not a service job
+  now), is adopted:
   waited for under what is left of the job's timeout, recorded, removed;
 - one still running whose job or run is unknown is stopped and removed;
 - an attempt recorded as running whose container is gone is recorded
   ``failed`` with reason ``interrupted``;
 - a service job's Swarm service (``scheduler.steps.service``): one whose tasks that count
   have all ended is recorded with the outcome they decide, and removed; one still running,
-  of a job and run that still exist, is adopted (followed like a container); any other is
+  of a job (still a service job) and run that still exist, is adopted (followed like a
+  container); any other is
   removed (recorded ``cancelled``, reason ``orphan_stopped``, if its run is known);
 - a container prepared ahead of its run's time (``scheduler.prepared``) and never
   started has a run id without a run record (or the record of a run that did not start):
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from jobs.service import ServiceJob
 from scheduler.engine import (
     LABEL_ATTEMPT,
     LABEL_DAEMON,
@@ -90,7 +93,8 @@ def settle(
         record = in_flight.pop(_key(container), None)
         entry = jobs.get(record.job) if record else None
         try:
-            if container.state in ALIVE and record is not None and entry is not None:
+            alive = container.state in ALIVE
+            if alive and record is not None and entry is not None and _runs(entry, service=False):
                 # What the dead run stopped starts again when its archive has ended.
                 runner.adopt(entry, record, container.id, stopped_by.pop(record.run_id, []))
                 continue
@@ -108,6 +112,13 @@ def settle(
     for record in in_flight.values():
         _end_output(runner, jobs, record, Status.FAILED, None)
     runner.release_interrupted()  # the runs cut off by an outage and not adopted above
+
+
+def _runs(entry: JobEntry, *, service: bool) -> bool:
+    """Whether the job ``entry`` runs now in what a dead run left running, a Swarm service
+    (``service``) or a container: it can be adopted. A job whose kind changed since (a
+    service job now, or no longer) cannot: what was left is an orphan."""
+    return isinstance(entry.job, ServiceJob) == service
 
 
 class _Labelled(Protocol):
@@ -365,7 +376,7 @@ def _settle_service(
     removed — the status and exit code recorded (None: no run of it is recorded)."""
     log = get_logger()
     state = judge(engine.service_tasks(service.id), service.replicas)
-    if not state.done and record is not None and entry is not None:
+    if not state.done and record is not None and entry is not None and _runs(entry, service=True):
         runner.adopt(entry, record, service.id)
         return None
     engine.service_remove(service.id)

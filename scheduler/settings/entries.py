@@ -83,8 +83,13 @@ def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, 
                 f"defaults.{key}: unknown key (no job kind has it){did_you_mean(key, known)}"
             )
             bad.add(key)
+    # A key of two kinds whose values differ (rotate's mode, a service job's): a value one
+    # kind declines (takes_default) is its default only of the kind that accepts it.
+    accepted: set[str] = set()
+    declined: dict[str, type[BaseJob]] = {}
     for kind in KINDS.values():
         part = {k: v for k, v in defaults.items() if k in kind.model_fields and k not in bad}
+        part = {k: v for k, v in part.items() if not _declines(kind, k, defaults, declined)}
         if not part:  # nothing to check (every field is optional): its model is not built
             continue
         try:
@@ -93,7 +98,32 @@ def check_defaults(defaults: Mapping[str, Any], errors: list[str]) -> dict[str, 
             errors.extend(error_lines(e, "defaults", _defaults_model(kind)))
             # each key is judged once: a later kind, or a job, does not report it again
             bad.update(str(item["loc"][0]) for item in e.errors() if item["loc"])
+        accepted.update(k for k in part if k not in bad)
+    for key, kind in declined.items():
+        if key not in accepted and key not in bad:  # no kind takes its value: it is wrong
+            errors.extend(_value_errors(kind, key, defaults[key]))
+            bad.add(key)
     return {k: v for k, v in defaults.items() if k not in bad}
+
+
+def _value_errors(kind: type[BaseJob], key: str, value: object) -> list[str]:
+    """What ``kind`` says of [defaults]' ``key`` set to ``value``."""
+    try:
+        _defaults_model(kind).model_validate({key: value})
+    except ValidationError as e:
+        return error_lines(e, "defaults", _defaults_model(kind))
+    return []
+
+
+def _declines(
+    kind: type[BaseJob], key: str, defaults: Mapping[str, Any], declined: dict[str, Any]
+) -> bool:
+    """Whether ``kind`` declines [defaults]' ``key`` by its value alone, whatever a job's
+    table holds (kept in ``declined``, the first such kind by key)."""
+    if kind.takes_value(key, defaults[key]):
+        return False
+    declined.setdefault(key, kind)
+    return True
 
 
 def _with_defaults(
@@ -102,7 +132,9 @@ def _with_defaults(
     merged = {
         k: v
         for k, v in defaults.items()
-        if k in kind.model_fields and kind.takes_default(k, table, defaults)
+        if k in kind.model_fields
+        and kind.takes_value(k, v)
+        and kind.takes_default(k, table, defaults)
     }
     for key, value in table.items():
         base = merged.get(key)

@@ -21,7 +21,7 @@ from scheduler.engine import (
     LABEL_ROLE,
     LABEL_RUN,
 )
-from scheduler.errors import EngineError, EngineUnavailableError
+from scheduler.errors import EngineError, EngineNotFoundError, EngineUnavailableError
 from scheduler.job_tasks import decide, judge
 from scheduler.output import OutputLog
 from scheduler.registries import Registries
@@ -262,7 +262,11 @@ class ServiceHandler(StepHandler[RunService]):
         deadline = clock.monotonic() + timeout
         seen = False
         while True:
-            state = judge(self.engine.service_tasks(service_id), expected)
+            try:
+                tasks = self.engine.service_tasks(service_id)
+            except EngineNotFoundError:  # the engine lists no task of a service removed
+                tasks, seen = [], True
+            state = judge(tasks, expected)
             output.count(state.counted.values())
             if attempt.cancelled.is_set():  # a canceller may have removed it already
                 return Outcome(Status.CANCELLED, reason=attempt.cancelled.reason)
@@ -305,6 +309,8 @@ class ServiceHandler(StepHandler[RunService]):
             whole = self.engine.service_logs(service_id, follow=False)
             for task, _node, stream, line in whole:
                 output.catch_up(task, stream, line)
+        except EngineNotFoundError:  # removed by someone else: its log went with it, and
+            pass  # the run says so already (interrupted), not a lost output
         except EngineError as e:
             self.log.warning("run.output_lost", error=str(e))
 

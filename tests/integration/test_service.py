@@ -312,3 +312,86 @@ def test_a_killed_daemons_running_service_is_adopted_by_the_next(
     assert [r["status"] for r in second.history("kept")] == ["succeeded"]
     second.signal(signal.SIGTERM)
     assert second.wait_exit(60) == 0
+
+
+def test_a_failing_task_with_fewer_at_once_than_replicas_fails_the_run(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """replicas = 2, max_concurrent = 1, every task exits 4: the engine replaces slot 0's
+    failed task over and over and never makes slot 1; the run fails on slot 0's first
+    task ("1 of 1 tasks failed") instead of waiting for the job's timeout."""
+    daemon = start(
+        start_daemon,
+        private_swarm,
+        service_job(
+            "serial",
+            schedule="@yearly",
+            run_on_start="true",
+            replicas="2",
+            max_concurrent="1",
+            timeout='"90s"',
+            command="""["sh", "-c", "exit 4"]""",
+        ),
+    )
+    ended = daemon.log.wait_for(
+        lambda e: e.get("job") == "serial" and e.get("event") in {"run.failed", "run.timed_out"},
+        timeout=150,
+    )[0]
+    assert (ended["event"], ended["reason"], ended.get("exit_code")) == (
+        "run.failed",
+        "tasks_failed",
+        4,
+    )
+    assert ended["error"].startswith("1 of 1 tasks failed; first: task ")
+    assert services_of(private_swarm, daemon) == []
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+
+
+def test_a_retried_service_job_runs_each_attempt(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """retries = 1: the second attempt creates its own service (the first one's name is
+    free again once it is removed) and fails on its task, as the first did."""
+    daemon = start(
+        start_daemon,
+        private_swarm,
+        service_job(
+            "again",
+            schedule="@yearly",
+            run_on_start="true",
+            retries="1",
+            retry_delay='"1s"',
+            command="""["sh", "-c", "exit 6"]""",
+        ),
+    )
+    failed = daemon.log.wait_for(event("run.failed", job="again", attempt=2), timeout=150)[0]
+    assert (failed["reason"], failed["exit_code"]) == ("tasks_failed", 6)
+    assert services_of(private_swarm, daemon) == []
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0
+
+
+def test_a_service_removed_by_someone_else_fails_the_run_as_interrupted(
+    start_daemon: Start, private_swarm: PrivateSwarm
+) -> None:
+    """`docker service rm` of a run's service while its task runs: the run fails, reason
+    interrupted, saying the service is gone (the engine then refuses to list its tasks)."""
+    daemon = start(
+        start_daemon,
+        private_swarm,
+        service_job("removed", schedule="@yearly", run_on_start="true", command='["sleep", "300"]'),
+    )
+    daemon.log.wait_for(event("run.started", job="removed"), timeout=60)
+    deadline = time.monotonic() + 60
+    while not (made := services_of(private_swarm, daemon)):
+        assert time.monotonic() < deadline, "no service was made"
+        time.sleep(0.2)
+    made[0].remove()  # type: ignore[attr-defined]
+    failed = daemon.log.wait_for(event("run.failed", job="removed"), timeout=60)[0]
+    assert (failed.get("reason"), failed.get("error")) == (
+        "interrupted",
+        "the service is gone: something else removed it",
+    )
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(60) == 0

@@ -169,8 +169,9 @@ class FakeEngine:
     """Whether the engine is a Swarm manager."""
     swarm_objects: dict[str, dict[str, str]] = field(default_factory=dict)
     """Swarm secrets and configs by kind (``secret``|``config``): name → id."""
-    task_script: list[list[TaskInfo]] = field(default_factory=list)
-    """What successive service_tasks calls answer (the last one repeats; none: no task)."""
+    task_script: list[list[TaskInfo] | None] = field(default_factory=list)
+    """What successive service_tasks calls answer (the last one repeats; none: no task;
+    None: the engine's answer for a service removed, not found)."""
     service_lines: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     """What a service's followed log gives: (task, node, stream, line)."""
     whole_log: list[tuple[str, str, str, bytes]] = field(default_factory=list)
@@ -378,10 +379,17 @@ class FakeEngine:
         self._call("service_tasks", service_id)
         if not self.task_script:
             return []
-        return self.task_script.pop(0) if len(self.task_script) > 1 else self.task_script[0]
+        tasks = self.task_script.pop(0) if len(self.task_script) > 1 else self.task_script[0]
+        if tasks is None:
+            raise EngineNotFoundError(
+                f"listing the service's tasks: service {service_id} not found"
+            )
+        return tasks
 
     def service_logs(self, service_id: str, *, follow: bool = True) -> FakeServiceLogs:
         self._call("service_logs", (service_id, follow))
+        if not follow and "whole_log" in self.fail:  # the whole log read once at the end
+            raise self.fail["whole_log"]
         return FakeServiceLogs(list(self.service_lines if follow else self.whole_log))
 
     def service_remove(self, service_id: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import tomllib
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 
@@ -98,3 +101,85 @@ def test_the_jobs_share_their_equal_keys_and_texts() -> None:
     assert a["command"][0] is b["command"][0]
     keys_a = {key: key for key in a}
     assert all(keys_a[key] is key for key in b)
+
+
+NAMES = ("a", "b", "a-b", "x_1", "é", "a.b", "jobs")
+HEADERS = (
+    "[jobs.{n}]",
+    '[jobs."{n}"]',
+    "[jobs.'{n}']",
+    "[ jobs.{n} ]",
+    "[jobs . {n}]",
+    "[jobs.{n}]\t",
+    "[jobs.{n}]  # c",
+    "[jobs.{n}]#",
+    "  [jobs.{n}]",
+    '[jobs."{n}\\u0041"]',
+    "[jobs.{n}.env]",
+    "[[jobs.{n}.pre_exec]]",
+    "[defaults]",
+    "[daemon]",
+    "[jobs]",
+    "[[jobs]]",
+    "\ufeff[jobs.{n}]",
+)
+LINES = (
+    "image = 'i'",
+    "env.X = '1'",
+    "{n}.k = 3",
+    "jobs.a = 1",
+    '"jobs" = 1',
+    "'k.q' = 1",
+    "n = 3 # c",
+    "l = [\n  1,\n  2,\n]",
+    "i = { a = 1, b = [] }",
+    's = """\n[jobs.z]\n"""',
+    "t = '''\n[jobs.y]\n'''",
+    "# [jobs.q]",
+    "",
+    "k = 'v # no comment'",
+)
+ODD_LINES = ("arr = [", "]", 's = """', '"""', "t = '''", "'''")
+"""Lines that open or close a multi-line string or array (a header may then be inside)."""
+
+
+def _generated(rng: random.Random) -> str:
+    """A TOML text of job tables in every shape: mostly plain ones, with headers, keys and
+    lines (unterminated strings and arrays too) from those above around and among them."""
+    parts = ["[daemon]\nname = 'd'"] if rng.random() < 0.5 else []
+    for i in range(rng.randint(1, 6)):
+        n = rng.choice(NAMES) if rng.random() < 0.3 else f"j{i}"
+        header = "[jobs.{n}]" if rng.random() < 0.7 else rng.choice(HEADERS)
+        parts += [header.replace("{n}", n), "kind = 'run'"]
+        for _ in range(rng.randint(0, 4)):
+            line = rng.choice(LINES if rng.random() < 0.9 else ODD_LINES)
+            parts.append(line.replace("{n}", rng.choice(NAMES)))
+    eol = "\r\n" if rng.random() < 0.3 else "\n"
+    return eol.join(parts).replace("\n", eol) + rng.choice(("", eol))
+
+
+def _read(read: Callable[[str], dict[str, Any]], text: str) -> tuple[str, object]:
+    try:
+        return "tables", read(text)
+    except tomllib.TOMLDecodeError as e:
+        return "error", str(e)
+
+
+def test_generated_files_read_as_tomllib_reads_them() -> None:
+    """Over 3,000 generated files (fixed seeds): the same tables as tomllib's for the
+    whole text, or the same error; many of them read job by job (their jobs share one
+    ``kind`` key)."""
+    rng = random.Random(35)
+    read = by_parts = 0
+    for _ in range(3000):
+        text = _generated(rng)
+        found = _read(toml_tables, text)
+        assert found == _read(tomllib.loads, text), text
+        if found[0] == "tables":
+            read += 1
+            jobs = cast("dict[str, Any]", found[1]).get("jobs")
+            tables = jobs.values() if isinstance(jobs, dict) else []
+            keys = [k for t in tables if isinstance(t, dict) for k in t if k == "kind"]
+            by_parts += len(keys) > 1 and all(key is keys[0] for key in keys)
+    assert read > 500
+    assert by_parts > 50

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jobs.base import PlanContext
 from jobs.plan import Mount, RunService, SecretRef
+from jobs.rotate import RotateJob
 from jobs.service import ServiceJob
 
 from .configs import file_errors, load_job
@@ -79,3 +80,45 @@ def test_bad_keys_are_refused_in_the_files_words(tmp_path: Path) -> None:
             "runs one task on each node"
         )
     ]
+
+
+def test_defaults_of_a_replicated_job_break_no_global_job(tmp_path: Path) -> None:
+    """[defaults] replicas and max_concurrent go to the replicated jobs only (a global job
+    has neither): a shared [defaults] breaks no job, as with a backup job's exclusive keys."""
+    text = (
+        "[defaults]\nreplicas = 3\nmax_concurrent = 2\n"
+        '[jobs.r]\nkind = "service"\nschedule = "@daily"\nimage = "busybox"\n'
+        '[jobs.g]\nkind = "service"\nschedule = "@daily"\nimage = "busybox"\n'
+        'mode = "global-job"\n'
+    )
+    replicated = load_job(tmp_path, text, "r", ServiceJob)
+    assert (replicated.replicas, replicated.max_concurrent) == (3, 2)
+    whole = load_job(tmp_path, text, "g", ServiceJob)
+    assert (whole.mode, whole.replicas, whole.max_concurrent) == ("global-job", None, None)
+
+
+ROTATE = (
+    '[jobs.rot]\nkind = "rotate"\nschedule = "@daily"\npaths = ["/logs/*.log"]\n'
+    'max_size = "1MiB"\nvolumes = ["logs:/logs"]\n'
+)
+
+
+def test_a_default_mode_is_a_default_of_the_kind_whose_choice_it_is(tmp_path: Path) -> None:
+    """rotate and service jobs both have a mode, each with its own choices: a [defaults]
+    mode is a default of the kind it names (a default mode = "copytruncate" loaded before
+    the service kind came, and loads still); a global-job default mode leaves a job that
+    sets replicas replicated; a mode of neither kind is [defaults]' error."""
+    service = '[jobs.s]\nkind = "service"\nschedule = "@daily"\nimage = "busybox"\n'
+    text = f'[defaults]\nmode = "copytruncate"\n{ROTATE}{service}'
+    assert load_job(tmp_path, text, "rot", RotateJob).mode == "copytruncate"
+    assert load_job(tmp_path, text, "s", ServiceJob).mode == "replicated-job"
+    text = f'[defaults]\nmode = "global-job"\nreplicas = 2\n{ROTATE}{service}'
+    text += '[jobs.r]\nkind = "service"\nschedule = "@daily"\nimage = "i"\nreplicas = 3\n'
+    assert load_job(tmp_path, text, "rot", RotateJob).mode == "rename"
+    whole = load_job(tmp_path, text, "s", ServiceJob)
+    assert (whole.mode, whole.replicas) == ("global-job", None)
+    replicated = load_job(tmp_path, text, "r", ServiceJob)
+    assert (replicated.mode, replicated.replicas) == ("replicated-job", 3)
+    errors = file_errors(tmp_path, f'[defaults]\nmode = "sideways"\n{ROTATE}{service}')
+    assert len(errors) == 1
+    assert errors[0].startswith("defaults.mode: expected ")

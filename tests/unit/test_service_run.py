@@ -28,7 +28,7 @@ from scheduler.engine import (
     ServiceInfo,
     TaskInfo,
 )
-from scheduler.errors import EngineUnavailableError
+from scheduler.errors import EngineNotFoundError, EngineUnavailableError
 from scheduler.history import History
 from scheduler.job_tasks import decide, judge
 from scheduler.recovery import settle
@@ -70,14 +70,42 @@ def test_each_slots_first_task_decides_not_the_replacements() -> None:
         task("b2", 1, "complete", created="5", code=0),  # a replacement
         task("b3", 1, "running", created="6"),
     ]
-    state = judge(tasks, expected=3)
-    assert not state.done  # slot 2 has no task yet
+    assert not judge(tasks[:1], expected=3).done  # slots 1 and 2 have no task yet
+    assert not judge([*tasks, task("c", 2, "running")], expected=3).done
     state = judge([*tasks, task("c", 2, "complete", code=0)], expected=3)
     assert state.done
     assert sorted(t.id for t in state.counted.values()) == ["a", "b", "c"]
     outcome = decide(state.counted.values(), lambda n: f"host-{n}", replicated=True)
     assert (outcome.status, outcome.exit_code, outcome.reason) == (Status.FAILED, 3, "tasks_failed")
     assert outcome.error == "1 of 3 tasks failed; first: task b (slot 1) on host-n1: exit code 3"
+
+
+def test_a_failed_first_task_decides_without_the_slots_never_made() -> None:
+    """Fewer tasks at once than replicas: engine 20.10 replaces slot 0's failed task in its
+    slot and never makes slot 1 — the job is judged once the tasks there are have ended
+    (not left to its timeout); without a failure, the missing slot is waited for."""
+    first = task("a", 0, "failed", code=4)
+    replacement = task("a2", 0, "running", created="5")
+    state = judge([first, replacement], expected=2)
+    assert state.done
+    outcome = decide(state.counted.values(), str, replicated=True)
+    assert (outcome.status, outcome.exit_code) == (Status.FAILED, 4)
+    assert outcome.error == "1 of 1 tasks failed; first: task a (slot 0) on n1: exit code 4"
+    assert not judge([task("a", 0, "complete", code=0)], expected=2).done
+    assert not judge([first, task("b", 1, "running")], expected=2).done
+
+
+def test_the_first_task_is_the_earliest_made_however_its_time_is_written() -> None:
+    """The engine writes times with their fraction's trailing zeros left out: a task made
+    at 01.5 s was made before one made at 01.51 s (not after, as the texts sort), and is
+    the slot's first; the first failure likewise."""
+    first = task("a", 0, "failed", created="1.5", code=2, updated="2026-01-05T12:00:03.5Z")
+    replacement = task("a2", 0, "failed", created="1.51", code=7)
+    state = judge([replacement, first], expected=1)
+    assert [t.id for t in state.counted.values()] == ["a"]
+    early = task("b", 1, "failed", code=3, updated="2026-01-05T12:00:03.51Z")
+    outcome = decide([early, first], str, replicated=True)
+    assert outcome.exit_code == 2
 
 
 def test_a_global_jobs_slots_are_its_nodes_and_all_complete_succeeds() -> None:
@@ -119,8 +147,9 @@ def test_a_log_lines_details_name_its_task_and_node() -> None:
 
 
 def test_the_service_is_never_restarted_by_the_engine_and_carries_the_labels() -> None:
-    """The create request: restart condition none, the job's mode, the daemon's labels on
-    the service and on its tasks' containers, secrets by id."""
+    """The create request: restart condition none, the job's mode, the job's and the
+    daemon's labels on the service and on its tasks' containers (as documented), secrets by
+    id."""
     spec = ServiceSpec("busybox", replicas=3, secrets=("pw",), labels={"team": "ops"})
     body = service_body(
         spec, name="n", labels={LABEL_DAEMON: "d"}, secrets={"pw": "id1"}, configs={}
@@ -128,7 +157,7 @@ def test_the_service_is_never_restarted_by_the_engine_and_carries_the_labels() -
     template = body["TaskTemplate"]
     assert template["RestartPolicy"]["Condition"] == "none"
     assert body["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 3, "TotalCompletions": 3}}
-    assert body["Labels"] == {LABEL_DAEMON: "d"}
+    assert body["Labels"] == {"team": "ops", LABEL_DAEMON: "d"}
     assert template["ContainerSpec"]["Labels"] == {"team": "ops", LABEL_DAEMON: "d"}
     assert template["ContainerSpec"]["Secrets"][0]["SecretID"] == "id1"
 
@@ -317,6 +346,25 @@ def test_a_service_removed_by_someone_else_fails_the_run(tmp_path: Path) -> None
     assert engine.clock.monotonic() < 1010.0  # before the job's 10 s timeout
 
 
+def test_a_service_the_engine_no_longer_finds_fails_the_run_or_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A real engine refuses to list a removed service's tasks (not found, not an empty
+    list): removed by someone else, the run fails as interrupted, saying so; removed by a
+    canceller, the run is cancelled."""
+    engine = FakeEngine(FakeClock())
+    engine.task_script = [[task("a", 0, "running")], None]
+    engine.fail["whole_log"] = EngineNotFoundError("service s: not found")  # its log too
+    outcome, logs = run_service(tmp_path, engine)
+    assert (outcome.status, outcome.reason) == (Status.FAILED, "interrupted")
+    assert outcome.error == "the service is gone: something else removed it"
+    assert [e for e in logs if e["event"] == "run.output_lost"] == []  # not a lost output
+    engine = FakeEngine(FakeClock())
+    engine.task_script = [None]
+    outcome, _ = run_service(tmp_path, engine, cancel=True)
+    assert (outcome.status, outcome.reason) == (Status.CANCELLED, "daemon_stopping")
+
+
 def test_mounts_networks_resources_and_placement_reach_the_request() -> None:
     """A host path is a bind, a name a volume; networks by name; CPUs in nano-CPUs; spread
     preferences; a global job's mode."""
@@ -381,3 +429,56 @@ def test_registry_credentials_go_with_the_service_to_the_nodes() -> None:
     assert header == {"serveraddress": "r.example", "username": "u", "password": "p4ss"}
     engine.service_create(spec, name="n", labels={}, secrets={}, configs={}, auth=None)
     assert api.headers == {}
+
+
+def _settle_after_kind_change(
+    tmp_path: Path, engine: FakeEngine, kind: str
+) -> tuple[History, Logs]:
+    """Settle with job j now of ``kind`` (and its run "left" recorded running)."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[daemon]\nname = "d"\nstate_dir = "{tmp_path}"\n[jobs.j]\nkind = "{kind}"\n'
+        'image = "i"\nschedule = "@daily"\n'
+    )
+    config = load_config(path, {})
+    history = History.open(tmp_path)
+    history.begin("left", 1, "j", trigger="schedule", scheduled_at=T0, started_at=T0)
+    runner = Runner(engine, config.daemon, engine.clock, "ops", history)
+    with structlog.testing.capture_logs() as logs:
+        settle(engine, history, runner, jobs=config.jobs, daemon="d", clock=engine.clock)
+        assert runner.join(10)
+    return history, logs
+
+
+LEFT = {LABEL_DAEMON: "d", LABEL_JOB: "j", LABEL_RUN: "left", LABEL_ATTEMPT: "1"}
+
+
+def test_a_running_service_of_a_job_now_of_another_kind_is_removed(tmp_path: Path) -> None:
+    """The job was a service job when the dead daemon started the run, a run job now: its
+    service still running is not adopted as if it were a container (never removed, the
+    engine replacing its tasks on) but removed, the run recorded cancelled."""
+    engine = FakeEngine(FakeClock())
+    engine.services = [ServiceInfo("s-left", "s-left", {**LEFT, LABEL_ROLE: "service"}, 1)]
+    engine.task_script = [[task("a", 0, "running")]]
+    history, logs = _settle_after_kind_change(tmp_path, engine, "run")
+    assert engine.removed_services == ["s-left"]
+    (row,) = history.runs("j")
+    assert (row.status, row.reason) == (Status.CANCELLED, "orphan_stopped")
+    assert [e for e in logs if e["event"] == "run.adopted"] == []
+
+
+def test_a_running_container_of_a_job_now_a_service_job_is_stopped(tmp_path: Path) -> None:
+    """The job was a run job, a service job now: its container still running is not
+    adopted as a service (gone at once, the container left running) but stopped and
+    removed, the run recorded cancelled."""
+    from scheduler.engine import ContainerInfo  # noqa: PLC0415
+
+    engine = FakeEngine(
+        FakeClock(), containers=[ContainerInfo("c-left", "c-left", "running", LEFT)]
+    )
+    history, logs = _settle_after_kind_change(tmp_path, engine, "service")
+    assert ("remove", "c-left") in engine.calls
+    assert any(name == "stop" for name, _ in engine.calls)
+    (row,) = history.runs("j")
+    assert (row.status, row.reason) == (Status.CANCELLED, "orphan_stopped")
+    assert [e for e in logs if e["event"] == "run.adopted"] == []
