@@ -8,7 +8,8 @@ that replica runs the fire. A 409 means another replica claimed it (``claimed``,
 any other answer means this replica cannot know, so it does not run the fire
 (``claim_failed``). When a claimed run ends, its outcome goes onto the claim's labels, so
 the claims are the cluster's history (``crontainer history --cluster``). The sweep removes
-claims older than ``ha_claim_keep``, keeping each job's newest ``history_limit``.
+claims older than ``ha_claim_keep``, keeping each job's newest ``history_limit`` of each
+outcome.
 """
 
 from __future__ import annotations
@@ -152,13 +153,14 @@ def expired(
     records: Iterable[ClaimRecord], now: datetime, keep: float, limits: Mapping[str, int]
 ) -> list[ClaimRecord]:
     """The claims the sweep removes: older than ``keep`` seconds (by their instant), except
-    each job's newest ``limits[job]`` (its history_limit; 0 for a job no longer configured)."""
-    by_job: dict[str, list[ClaimRecord]] = {}
+    each job's newest ``limits[job]`` of each outcome (its history_limit, as a local history
+    keeps them; no outcome yet is one more; 0 for a job no longer configured)."""
+    by_job: dict[tuple[str, str | None], list[ClaimRecord]] = {}
     for record in records:
-        by_job.setdefault(record.job, []).append(record)
+        by_job.setdefault((record.job, record.status), []).append(record)
     cutoff = now - timedelta(seconds=keep)
     gone: list[ClaimRecord] = []
-    for job, claims in by_job.items():
+    for (job, _), claims in by_job.items():
         claims.sort(key=lambda r: r.scheduled_at, reverse=True)
         for record in claims[limits.get(job, 0) :]:
             at = _parsed(record.scheduled_at)
@@ -197,8 +199,9 @@ class Claims(RunListener):
         self._clock = clock
         self._timeout = timeout
         self._keep = keep
-        self._won: set[str] = set()
-        """Claims this replica won whose run has not ended yet."""
+        self._won: dict[str, str] = {}
+        """Claims this replica won whose run has not ended yet: the run that won each (another
+        run of the same fire here, skipped as ``claimed``, must not write onto it)."""
         self._lock = threading.Lock()
         self._log = get_logger()
 
@@ -225,7 +228,7 @@ class Claims(RunListener):
         except EngineError as e:
             return decide(e)
         with self._lock:
-            self._won.add(name)
+            self._won[name] = run_id
         return decide(None)
 
     def _claimant(self, name: str) -> str | None:
@@ -245,8 +248,9 @@ class Claims(RunListener):
             return
         name = claim_name(self.daemon, report.job, datetime.fromisoformat(report.scheduled_at))
         with self._lock:
-            won = name in self._won
-            self._won.discard(name)
+            won = self._won.get(name) == report.run_id
+            if won:
+                del self._won[name]
         if not won and report.attempt is None:
             return  # never started, and not claimed here: another replica's, or lost
         outcome = {LABEL_STATUS: report.status, LABEL_ENDED: instant(self._clock.now())}

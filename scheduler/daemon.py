@@ -144,6 +144,7 @@ class Daemon:
         runner, metrics, health = start_runner(
             stack, base, parts, settings, jobs=self._jobs, clock=self._clock
         )
+        keeper = self._keeper(stack, base)  # stopped after the drain: see _keeper
         stack.callback(self._drain, runner)
         one_shots = OneShots(
             base.history,
@@ -183,7 +184,8 @@ class Daemon:
             replica=replica,
             settled_elsewhere=base.ha.claims.settled if base.ha is not None else None,
         )
-        self._keep(stack, base)
+        if keeper is not None:
+            keeper.start()
         parts.watch = watch = self._watch(base, runner, parts)
         self.jobset.schedule()
         parts.loop = loop
@@ -206,11 +208,14 @@ class Daemon:
         )
         return _Running(runner, loop, watch, metrics)
 
-    def _keep(self, stack: ExitStack, base: Base) -> None:
+    def _keeper(self, stack: ExitStack, base: Base) -> Keeper | None:
         """With ``ha = "swarm"``: the keeper of the replica's lease (renewed, the dead
-        replicas' runs settled, old claims swept), stopped at shutdown before the lease goes."""
+        replicas' runs settled, old claims swept), started once the start-up settled; at
+        shutdown stopped after the runs drained (the others would judge this replica dead,
+        its lease not renewed, and settle its containers from under its runs), before the
+        lease goes."""
         if base.ha is None:
-            return
+            return None
         keeper = Keeper(
             base.engine,
             base.ha.store,
@@ -222,7 +227,7 @@ class Daemon:
             jobs=self._jobs,
         )
         stack.callback(keeper.stop)
-        keeper.start()
+        return keeper
 
     def _discover(self, stack: ExitStack, engine: Engine) -> None:
         """With ``[daemon] labels``: the containers' label jobs now, and the watch that keeps

@@ -4,7 +4,8 @@
 replica whose lease went stale: an ended one's outcome goes onto its run's claim
 (``settled_by`` this replica) — and into this replica's own history if it holds that run
 as running (its own predecessor's) — then it is removed. A running one is left to end, and
-stopped (a service: removed) once older than its job's ``timeout`` plus ``stop_grace``.
+stopped (a service: removed) once older than its job's ``timeout`` plus ``stop_grace`` (since
+its claim, or its container's creation when later).
 """
 
 from __future__ import annotations
@@ -158,15 +159,18 @@ def _claim_of(claims: Claims, run_id: str) -> ConfigInfo | None:
 def _overdue(
     claim: ConfigInfo | None, created: float | None, entry: JobEntry, now: datetime
 ) -> bool:
-    """A dead replica's run has outlived its job's timeout and stop_grace since its claim (a
-    run that claims nothing — manual, chained, at start — since its container was
-    ``created``; neither known: never judged overdue here)."""
-    began: datetime | None = None
+    """A dead replica's run has outlived its job's timeout and stop_grace since the later of
+    its claim and its container's creation (``created``): a retry's container, or one made
+    after a wait for a lock or a slot, is made long after the claim, and the timeout is each
+    attempt's. A run that claims nothing (manual, chained, at start): since ``created``;
+    neither known: never judged overdue here."""
+    times: list[datetime] = []
     if claim is not None:
         with contextlib.suppress(ValueError):
-            began = datetime.fromisoformat(claim.labels.get(LABEL_CLAIMED, ""))
-    if began is None and created is not None:
-        began = datetime.fromtimestamp(created, UTC)
-    if began is None:
+            times.append(datetime.fromisoformat(claim.labels.get(LABEL_CLAIMED, "")))
+    if created is not None:
+        times.append(datetime.fromtimestamp(created, UTC))
+    if not times:
         return False
+    began = max(times)
     return (now - began).total_seconds() > entry.job.timeout + entry.job.stop_grace

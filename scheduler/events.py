@@ -709,7 +709,7 @@ EVENTS: tuple[Event, ...] = (
         "info",
         "removed kept",
         "claims older than `ha_claim_keep` were removed (each job keeps its newest "
-        "`history_limit`)",
+        "`history_limit` of each outcome)",
     ),
     _event(
         "ha.tick_failed",

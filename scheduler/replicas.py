@@ -7,7 +7,8 @@ lease's version index has not moved for ``LEASE_MISSES`` intervals, timed by its
 monotonic clock (no two hosts' clocks are compared), or when it is gone. A clean stop
 removes the lease.
 
-The ``Keeper`` thread of each replica, every interval: renews its lease, reads the others',
+The ``Keeper`` of each replica, every interval: renews its lease (on a thread of its own,
+so that slow settling never holds it back), and on another thread reads the others' leases,
 settles the containers of dead replicas (``settle_foreign``), removes a dead replica's lease
 once nothing of it is left, and every ``SWEEP_EVERY`` intervals sweeps old claims.
 """
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from scheduler.claims import Claims
     from scheduler.clock import Clock
-    from scheduler.engine import ConfigInfo, Engine, SwarmStore
+    from scheduler.engine import ConfigInfo, ContainerInfo, Engine, ServiceInfo, SwarmStore
     from scheduler.history import History
     from scheduler.settings import JobEntry
 
@@ -89,6 +90,12 @@ class Liveness:
         ``stale_after`` seconds since this replica first saw it."""
         known = self._seen.get(replica)
         return known is None or now - known[1] >= self._stale_after
+
+    def forget(self) -> None:
+        """This replica was cut off from the store: what it saw before says nothing of the
+        time since (nobody may have been able to renew), so each lease listed next counts
+        from then."""
+        self._seen = {}
 
     def known(self) -> frozenset[str]:
         """The replicas whose leases were listed last."""
@@ -173,32 +180,65 @@ class Keeper:
         self._told_dead: set[str] = set()
         self._ticks = 0
         self._stop = threading.Event()
+        self._renewed = True
+        """Whether the last renewal of the lease was answered (False: cut off)."""
         self._thread = threading.Thread(target=self._run, name="ha-keeper", daemon=True)
+        self._renewer = threading.Thread(target=self._renew_run, name="ha-lease", daemon=True)
+        """The lease is renewed on a thread of its own: settling a dead replica's container
+        (a stop waits up to its job's stop_grace) or a long sweep must not hold it back, or
+        this replica in turn would look dead to the others."""
         self._log = get_logger()
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the threads."""
+        self._renewer.start()
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (bounded: a tick's engine calls have their deadlines)."""
+        """Stop the threads (bounded: a tick's engine calls have their deadlines)."""
         self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(self._interval + 5)
+        for thread in (self._renewer, self._thread):
+            if thread.ident is not None:
+                thread.join(self._interval + 5)
+
+    def _renew_run(self) -> None:
+        while not self._clock.sleep(self._interval, self._stop):
+            try:
+                self._renewed = self._lease.renew(self._interval)
+            except Exception:  # the lease must outlive any one renewal
+                self._renewed = False
+                self._log.exception("ha.tick_failed")
 
     def _run(self) -> None:
         while not self._clock.sleep(self._interval, self._stop):
             try:
-                self.tick()
+                self._ticks += 1
+                self._after_renewal()
             except Exception:  # the keeper must outlive any one tick
                 self._log.exception("ha.tick_failed")
 
     def tick(self) -> None:
         """Renew the lease; read the leases; settle what dead replicas left; sweep claims
-        every ``SWEEP_EVERY`` ticks."""
+        every ``SWEEP_EVERY`` ticks (the two threads' work, done once, in turn)."""
         self._ticks += 1
-        if not self._lease.renew(self._interval):
-            return  # cut off: judge nobody from here
+        self._renewed = self._lease.renew(self._interval)
+        self._after_renewal()
+
+    def _after_renewal(self) -> None:
+        """Judge the others, unless cut off: then judge nobody from here, and forget what
+        was seen (a store that took no write for a while moved nobody's lease)."""
+        if self._renewed:
+            self._judge()
+        else:
+            self.liveness.forget()
+
+    def _judge(self) -> None:
+        """Read the leases; settle what dead replicas left; sweep claims every
+        ``SWEEP_EVERY`` ticks."""
+        # What runs is listed before the leases: a replica takes its lease before it makes
+        # anything, so each item listed has its replica's lease in the listing that follows
+        # (listed after the leases, a replica started in between was judged dead).
+        items = self._items()
         now = self._clock.monotonic()
         try:
             leases = self._store.configs(lease_labels(self._claims.daemon))
@@ -208,7 +248,7 @@ class Keeper:
         by_replica = {c.labels.get(LABEL_REPLICA, ""): c for c in leases}
         self.liveness.observe({r: c.version for r, c in by_replica.items()}, now)
         self._told_dead -= {r for r in by_replica if not self.liveness.dead(r, now)}
-        self._settle_dead(by_replica, now)
+        self._settle_dead(by_replica, items, now)
         if self._ticks % SWEEP_EVERY == 0:
             limits = {name: e.job.history_limit for name, e in self._jobs().items()}
             try:
@@ -216,20 +256,30 @@ class Keeper:
             except EngineError as e:
                 self._log.warning("ha.tick_failed", error=str(e))
 
-    def _settle_dead(self, leases: Mapping[str, ConfigInfo], now: float) -> None:
-        """Settle the containers and services of dead replicas (``scheduler.dead_replicas``);
-        a dead replica's lease is removed once nothing of it runs, its claims left without an
-        outcome closed first."""
+    def _items(self) -> tuple[list[ContainerInfo], list[ServiceInfo]]:
+        """This daemon's containers (a service's tasks are its service's) and services."""
         daemon = {LABEL_DAEMON: self._claims.daemon}
         containers = [
             c
             for c in self._engine.list_containers(daemon)
             if c.labels.get(LABEL_ROLE) not in OTHERS  # a service's tasks: its service's
         ]
+        return containers, self._engine.list_services(daemon)
+
+    def _settle_dead(
+        self,
+        leases: Mapping[str, ConfigInfo],
+        items: tuple[list[ContainerInfo], list[ServiceInfo]],
+        now: float,
+    ) -> None:
+        """Settle the containers and services (``items``, listed before ``leases``) of dead
+        replicas (``scheduler.dead_replicas``); a dead replica's lease is removed once nothing
+        of it runs, its claims left without an outcome closed first."""
+        containers, services = items
         left: set[str] = set()
         for container in containers:
             self._settle(container, container.id, now, left, settle_foreign)
-        for service in self._engine.list_services(daemon):
+        for service in services:
             self._settle(service, service.id, now, left, settle_foreign_service)
         me = self._claims.replica
         for replica, lease in leases.items():

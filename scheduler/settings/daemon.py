@@ -196,7 +196,8 @@ class DaemonSettings(Model):
     ha_claim_keep: Annotated[Duration, Field(ge=60), Longest("30d")] = Field(
         3600.0,
         description="with ha = 'swarm': claims older than this are removed (each job keeps its "
-        "newest history_limit); a catch-up of an instant older than this is not run",
+        "newest history_limit of each outcome); a catch-up of an instant older than this is not "
+        "run",
     )
 
     @field_validator("heartbeat_file", "registry_config", mode="before")

@@ -3,7 +3,9 @@ claim, the sweep, lease staleness, a dead replica's containers, and the runner's
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -25,6 +27,7 @@ from scheduler.claims import (
     decide,
     expired,
 )
+from scheduler.clock import SystemClock
 from scheduler.dead_replicas import settle_foreign, settle_foreign_service
 from scheduler.engine import (
     LABEL_ATTEMPT,
@@ -53,6 +56,7 @@ from scheduler.runner import Runner
 from scheduler.settings import Config
 from scheduler.startup import take_lease
 
+from . import test_daemon
 from .fakes import FakeClock, FakeEngine
 from .helpers import events, open_history
 from .test_runner import make_config
@@ -720,3 +724,238 @@ def test_a_dead_replicas_service_is_settled_by_its_tasks_or_left_running(tmp_pat
         clock.advance(1)
     assert "stop" not in keeper_engine.names()
     assert "remove" not in keeper_engine.names()
+
+
+def test_a_dead_replicas_later_attempt_is_left_running_within_its_own_timeout(
+    tmp_path: Path,
+) -> None:
+    """A claimed run's later attempt (a retry), or a run that waited for its lock or a slot
+    after its claim, has its container made long after the claim: the job's timeout counts
+    from that container's creation, not from the claim — within it, it is left running."""
+    config = make_config(tmp_path)  # timeout 10m, stop_grace 3s
+    store, clock = FakeStore(), FakeClock(AT)
+    engine = FakeEngine(clock)
+    assert claims_of(store, clock, "dead").claim("j", AT, "run1").won
+    survivor, history = claims_of(store, clock, "r2"), open_history(config)
+    created = AT + timedelta(minutes=10, seconds=30)
+    labels = {**container("dead", "running").labels, LABEL_ATTEMPT: "2"}
+    retry = ContainerInfo("c2", "d1-j-run1", "running", labels, created=created.timestamp())
+    soon = created + timedelta(minutes=1)
+    assert not settle_foreign(engine, survivor, history, retry, jobs=config.jobs, now=soon)
+    assert engine.calls == []
+    late = created + timedelta(minutes=10, seconds=4)
+    assert settle_foreign(engine, survivor, history, retry, jobs=config.jobs, now=late)
+    assert engine.names()[:1] == ["stop"]
+
+
+class StartingReplicaStore(FakeStore):
+    """A store on which replica ``r-new`` starts between two reads of the keeper's tick:
+    once the leases were listed, it takes its lease and runs a fire (a container)."""
+
+    def __init__(self, engine: FakeEngine, clock: FakeClock) -> None:
+        super().__init__()
+        self.engine, self.clock = engine, clock
+        self.started = False
+
+    def configs(self, labels: Mapping[str, str]) -> list[ConfigInfo]:
+        found = super().configs(labels)
+        if labels.get("crontainer.role") == "replica" and not self.started:
+            self.started = True
+            Lease(self, "d1", "r-new", "h2").take(5)
+            assert claims_of(self, self.clock, "r-new").claim("j", AT, "run1").won
+            self.engine.containers.append(container("r-new", "exited"))
+        return found
+
+
+def test_a_replica_started_during_a_keeper_tick_is_not_judged_dead(tmp_path: Path) -> None:
+    """A replica that takes its lease, then makes a container, after the keeper listed the
+    leases but before it listed the containers, is alive: its container is not settled
+    (removed, its claim given an outcome) from under its run."""
+    config = make_config(tmp_path)
+    clock = FakeClock(AT)
+    engine = FakeEngine(clock)
+    store = StartingReplicaStore(engine, clock)
+    mine = Lease(store, "d1", "r-me", "h1")
+    mine.take(5)
+    keeper = Keeper(
+        engine,
+        store,
+        mine,
+        claims_of(store, clock, "r-me"),
+        open_history(config),
+        interval=5,
+        clock=clock,
+        jobs=lambda: config.jobs,
+    )
+    with structlog.testing.capture_logs() as logs:
+        keeper.tick()
+    assert store.started
+    assert "remove" not in engine.names()
+    assert ClaimRecord.of(store.config(claim_name("d1", "j", AT))).status is None
+    assert events(logs, "ha.replica_dead") == []
+
+
+def test_a_second_run_of_a_fire_this_replica_holds_leaves_its_claim_alone() -> None:
+    """The same fire dispatched again on the replica that won it (the wall clock stepped
+    back and the ticker planned that instant again): its skip (``claimed``) does not write
+    ``skipped`` onto the claim of the run still in flight, whose own end then does."""
+    store, clock = FakeStore(), FakeClock(AT)
+    claims = claims_of(store, clock)
+    assert claims.claim("j", AT, "run1").won
+    again = claims.claim("j", AT, "run2")
+    assert (again.won, again.reason, again.claimant) == (False, "claimed", "r1")
+    skipped = RunReport(
+        job="j",
+        run_id="run2",
+        status="skipped",
+        reason="claimed",
+        scheduled_at=AT.isoformat(),
+        trigger="schedule",
+    )
+    claims.report(None, skipped)
+    name = claim_name("d1", "j", AT)
+    assert LABEL_STATUS not in store.config(name).labels
+    claims.report(None, report("succeeded"))
+    assert store.config(name).labels[LABEL_STATUS] == "succeeded"
+
+
+def test_the_sweep_keeps_each_jobs_newest_claims_of_each_outcome() -> None:
+    """A local history keeps history_limit runs of each outcome: so do the claims (--cluster
+    shows at least what a local history does) — an old failure is not swept because newer
+    successes outnumber the limit, nor a run still in flight (no outcome yet)."""
+    now = AT + timedelta(hours=10)
+
+    def claim(number: int, minute: int, status: str | None) -> ClaimRecord:
+        at = AT + timedelta(minutes=minute)
+        fields = (status, None, None, None, None)
+        return ClaimRecord(f"id{number}", "a", at.isoformat(), "r", f"run{number}", "", *fields)
+
+    running = claim(1, 0, None)
+    failed = claim(2, 1, "failed")
+    succeeded = [claim(10 + i, 2 + i, "succeeded") for i in range(5)]
+    removed = expired([running, failed, *succeeded], now, keep=3600, limits={"a": 3})
+    assert sorted(r.id for r in removed) == ["id10", "id11"]
+
+
+@dataclass
+class RenewalsEngine(SwarmEngine):
+    """A SwarmEngine that notes when (monotonic) each lease's labels were updated."""
+
+    renewals: list[float] = field(default_factory=list)
+
+    def update_config_labels(self, config: ConfigInfo, labels: Mapping[str, str]) -> None:
+        if labels.get("crontainer.role") == "replica":
+            self.renewals.append(time.monotonic())
+        super().update_config_labels(config, labels)
+
+
+def test_the_lease_is_kept_while_the_runs_drain_at_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At SIGTERM the runs may go on for shutdown_grace: the lease is renewed meanwhile, or
+    the other replicas judge this one dead after 3 intervals and settle its containers from
+    under its draining runs. It goes once the runs are done."""
+    head = test_daemon.HEAD.replace('shutdown_grace = "1s"', 'shutdown_grace = "4s"')
+    monkeypatch.setattr(test_daemon, "HEAD", head + 'ha = "swarm"\nha_lease_interval = "0.5s"\n')
+    engine = RenewalsEngine(FakeClock(), exit_status=None, blocking=True)
+    jobs = test_daemon.job("hangs", "@yearly", run_on_start="true", stop_grace='"1s"')
+    with test_daemon.running(tmp_path, jobs, engine) as daemon:
+        daemon.wait_for("run.started", job="hangs")
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_for("daemon.stopping")
+        stopping = time.monotonic()
+        daemon.wait_for("daemon.cancelling_runs")
+        cancelling = time.monotonic()
+        daemon.thread.join(30)
+    during = [t for t in engine.renewals if stopping <= t <= cancelling]
+    assert len(during) >= 2  # 4 s of drain, a renewal every 0.5 s
+    assert engine.store.configs({"crontainer.role": "replica"}) == []
+
+
+class SlowStopEngine(FakeEngine):
+    """Stopping a container takes ``seconds`` (its stop_grace, a slow engine)."""
+
+    def __init__(self, clock: FakeClock, seconds: float, **kwargs: object) -> None:
+        super().__init__(clock, **kwargs)  # type: ignore[arg-type]
+        self.seconds = seconds
+        self.stopping = threading.Event()
+
+    def stop(self, container_id: str, grace: float) -> None:
+        self.stopping.set()
+        time.sleep(self.seconds)
+        super().stop(container_id, grace)
+
+
+def test_the_lease_is_renewed_while_the_keeper_stops_a_dead_replicas_container(
+    tmp_path: Path,
+) -> None:
+    """Stopping an overdue container of a dead replica takes up to its job's stop_grace: the
+    lease is renewed meanwhile, or this replica in turn looks dead to the others (3 intervals
+    without a move) and its own containers are settled from under its runs."""
+    config = make_config(tmp_path)  # timeout 10m, stop_grace 3s
+    store = FakeStore()
+    clock = SystemClock()
+    engine = SlowStopEngine(FakeClock(AT), 3.0, containers=[container("dead", "running")])
+    assert claims_of(store, FakeClock(AT), "dead").claim("j", AT, "run1").won  # long overdue
+    mine = Lease(store, "d1", "r-me", "h1")
+    mine.take(5)
+    keeper = Keeper(
+        engine,
+        store,
+        mine,
+        Claims(store, "d1", "r-me", clock, timeout=5, keep=3600),
+        open_history(config),
+        interval=0.25,
+        clock=clock,
+        jobs=lambda: config.jobs,
+    )
+    keeper.start()
+    try:
+        assert engine.stopping.wait(10)  # the dead replica's lease was never seen: dead
+        before = store.config(mine.name).version
+        time.sleep(2.0)  # 8 intervals into the 3 s stop
+        moved = store.config(mine.name).version
+    finally:
+        keeper.stop()
+    assert moved > before
+
+
+def test_a_store_outage_does_not_make_the_replicas_judge_each_other_dead(
+    tmp_path: Path,
+) -> None:
+    """While the store takes no write (no quorum: a leader election, managers restarting),
+    no lease moves, this replica's included; once it answers again, the first replica to
+    renew must not judge the others dead for the time nobody could renew: their ended
+    containers are left alone, their leases kept, until they have had the window to renew."""
+    config = make_config(tmp_path)
+    store, clock = FakeStore(), FakeClock(AT)
+    engine = FakeEngine(clock, containers=[container("r-other", "exited")])
+    other = Lease(store, "d1", "r-other", "h2")
+    other.take(5)
+    mine = Lease(store, "d1", "r-me", "h1")
+    mine.take(5)
+    keeper = Keeper(
+        engine,
+        store,
+        mine,
+        claims_of(store, clock, "r-me"),
+        open_history(config),
+        interval=5,
+        clock=clock,
+        jobs=lambda: config.jobs,
+    )
+    for _ in range(3):
+        other.renew(5)
+        keeper.tick()
+        clock.advance(5)
+    store.fail["update"] = EngineUnavailableError("no quorum")
+    for _ in range(6):  # 30 s without a write
+        assert not other.renew(5)
+        keeper.tick()
+        clock.advance(5)
+    del store.fail["update"]
+    with structlog.testing.capture_logs() as logs:
+        keeper.tick()  # this replica renews first, then looks at the others
+    assert events(logs, "ha.replica_dead") == []
+    assert "remove" not in engine.names()
+    assert store.configs({LABEL_REPLICA: "r-other", "crontainer.role": "replica"}) != []
