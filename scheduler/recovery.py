@@ -298,25 +298,40 @@ def _settle_one(
         )
         return None
     outcome, code, reason = settled_outcome(status, reason)
+    _record_settled(history, record, clock, (outcome, code, reason), container_id=container.id)
+    return outcome, code
+
+
+def _record_settled(
+    history: History,
+    record: RunRecord,
+    clock: Clock,
+    ended: tuple[Status, int | None, str],
+    error: str | None = None,
+    **what: str,
+) -> None:
+    """Record ``record``'s attempt as ended (status, exit code, reason) and log
+    ``run.settled`` with ``what`` was settled (its container_id or service_id)."""
+    status, code, reason = ended
     history.finish(
         record.run_id,
         record.attempt,
-        status=outcome,
+        status=status,
         finished_at=clock.now(),
         exit_code=code,
         reason=reason,
+        error=error,
     )
-    log.info(
+    get_logger().info(
         "run.settled",
         job=record.job,
         run_id=record.run_id,
         attempt=record.attempt,
-        status=outcome.value,
+        status=status.value,
         exit_code=code,
         reason=reason,
-        container_id=container.id,
+        **what,
     )
-    return outcome, code
 
 
 def settled_outcome(status: ExitStatus | None, reason: str) -> tuple[Status, int | None, str]:
@@ -396,23 +411,5 @@ def _settle_service(
         reason = "settled_after_restart"
     else:
         status, code, error, reason = Status.CANCELLED, None, None, "orphan_stopped"
-    history.finish(
-        record.run_id,
-        record.attempt,
-        status=status,
-        finished_at=clock.now(),
-        exit_code=code,
-        reason=reason,
-        error=error,
-    )
-    log.info(
-        "run.settled",
-        job=record.job,
-        run_id=record.run_id,
-        attempt=record.attempt,
-        status=status.value,
-        exit_code=code,
-        reason=reason,
-        service_id=service.id,
-    )
+    _record_settled(history, record, clock, (status, code, reason), error, service_id=service.id)
     return status, code
