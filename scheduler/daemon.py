@@ -85,6 +85,7 @@ class _Running:
     loop: threading.Thread
     watch: EngineWatch
     metrics: Metrics
+    engine: Engine
 
 
 def _stop_loop(ticker: Ticker, loop: threading.Thread) -> None:
@@ -206,7 +207,7 @@ class Daemon:
             ops_image=base.ops_image,
             ops_image_source=base.ops_image_source,
         )
-        return _Running(runner, loop, watch, metrics)
+        return _Running(runner, loop, watch, metrics, engine)
 
     def _keeper(self, stack: ExitStack, base: Base) -> Keeper | None:
         """With ``ha = "swarm"``: the keeper of the replica's lease (renewed, the dead
@@ -389,8 +390,16 @@ class Daemon:
             return None
 
     def _reload(self, running: _Running, trigger: str) -> None:
-        """Load the config file again; its jobs run from now on if it is good."""
-        reload(self._config, running.metrics, trigger, self._install)
+        """Load the config file again; its jobs run from now on if it is good (a service job
+        added or changed on an engine that is no Swarm manager: warned, as at the start)."""
+        old = self._config
+        reload(old, running.metrics, trigger, self._install)
+        if self._config is not old:
+            new = self._config.jobs
+            touched = {
+                n: e for n, e in new.items() if e.job.kind == "service" and old.jobs.get(n) != e
+            }
+            swarm_check(running.engine, touched)
 
     def _install(self, config: Config) -> None:
         self.jobset.set_config(config.jobs)

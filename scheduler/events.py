@@ -56,9 +56,9 @@ EVENTS: tuple[Event, ...] = (
     _event(
         "daemon.not_swarm_manager",
         "warning",
-        "jobs: the enabled service jobs",
-        "at start: the engine is not a Swarm manager, so these jobs' runs will fail (reason "
-        "`not_swarm_manager`)",
+        "jobs: the enabled service jobs (at a reload: those it added or changed)",
+        "at start, or a reload adding or changing a service job: the engine is not a Swarm "
+        "manager, so these jobs' runs will fail (reason `not_swarm_manager`)",
     ),
     _event("engine.available", "info", "down_s: while running", "it answers (again)"),
     _event(

@@ -159,6 +159,27 @@ def test_sighup_applies_a_changed_file_and_keeps_a_broken_one_out(tmp_path: Path
     ] == ["boot"]
 
 
+def test_a_reload_warns_of_a_service_job_added_on_an_engine_that_is_no_manager(
+    tmp_path: Path,
+) -> None:
+    """A service job added by a reload, the engine no Swarm manager: daemon.not_swarm_manager
+    names it, as the start would; a reload that leaves it as it was warns no more."""
+    engine = FakeEngine(FakeClock(), manager=False)
+    with running(tmp_path, job("boot", "@yearly"), engine) as daemon:
+        daemon.wait_for("daemon.started")
+        text = daemon.path.read_text()
+        service = '[jobs.svc]\nkind = "service"\nimage = "busybox"\nschedule = "@yearly"\n'
+        daemon.path.write_text(text + service)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for("config.reloaded")
+        (warned,) = daemon.wait_for("daemon.not_swarm_manager")
+        assert warned["jobs"] == ["svc"]
+        daemon.path.write_text(text + service + job("other", "@yearly"))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for("config.reloaded", count=2)
+    assert len([e for e in daemon.logs if e["event"] == "daemon.not_swarm_manager"]) == 1
+
+
 def test_run_now_through_the_admin_socket(tmp_path: Path) -> None:
     """202 with the run id; 404 for an unknown job; 409 while the job's run still runs."""
     engine = FakeEngine(FakeClock(), exit_status=None, blocking=True)
