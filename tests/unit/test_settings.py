@@ -11,7 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from jobs.rotate import RotateJob
 from jobs.run import RunJob
+from jobs.signal import SignalJob
 from scheduler import settings
 from scheduler.cli import main
 from scheduler.errors import ConfigError
@@ -212,6 +214,36 @@ def test_a_bad_default_is_reported_once_under_defaults(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, text)
     assert len(errors) == 1
     assert errors[0].startswith("defaults.timeout: expected a duration")
+
+
+def test_a_default_signal_is_a_default_of_the_kinds_whose_shape_it_has(tmp_path: Path) -> None:
+    """The signal kind's signal is a name, rotate's a table: a [defaults] signal of either
+    shape is a default of the kinds that take that shape, and the other kind's jobs load
+    without it; a value of neither shape is [defaults]' error, once."""
+    jobs = (
+        '[jobs.s]\nkind = "signal"\nschedule = "@daily"\ncontainers = ["app"]\n'
+        '[jobs.r]\nkind = "rotate"\nschedule = "@daily"\nvolumes_from = ["logs"]\n'
+        'paths = ["/l/*.log"]\nmax_size = "1MiB"\n'
+    )
+
+    def loaded(defaults: str) -> tuple[SignalJob, RotateJob]:
+        found = load_config(write(tmp_path, defaults + jobs), {}).jobs
+        signal_job, rotate_job = found["s"].job, found["r"].job
+        assert isinstance(signal_job, SignalJob)
+        assert isinstance(rotate_job, RotateJob)
+        return signal_job, rotate_job
+
+    signal_job, rotate_job = loaded('[defaults]\nsignal = "USR1"\n')
+    assert (signal_job.signal, rotate_job.signal) == ("SIGUSR1", None)
+    signal_job, rotate_job = loaded(
+        '[defaults]\nsignal = { containers = ["app"], signal = "HUP" }\n'
+    )
+    assert signal_job.signal == "SIGHUP"  # the kind's own default
+    assert rotate_job.signal is not None
+    assert rotate_job.signal.signal == "SIGHUP"
+    errors = errors_of(tmp_path, "[defaults]\nsignal = 5\n" + jobs)
+    assert len(errors) == 1
+    assert errors[0].startswith("defaults.signal: ")
 
 
 def test_kind_cannot_have_a_default(tmp_path: Path) -> None:
