@@ -164,6 +164,7 @@ def jobs_json(
             "last_success_at": _iso(mark.last_success_at) if mark else None,
             "last_scheduled_at": _iso(mark.last_scheduled_at) if mark else None,
             "one_shot": one_shot,
+            "locks": list(entry.job.locks),
         }
     return report
 
@@ -192,7 +193,11 @@ def jobs_table(
                 (mark.last_status or "-") if mark else "-",
                 _short(mark.last_success_at) if mark else "-",
                 sources.get(name, "config"),
+                ",".join(entry.job.locks) or "-",
             ]
         )
-    headers = ["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST", "LAST SUCCESS", "SOURCE"]
+    headers = [
+        "JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST", "LAST SUCCESS", "SOURCE",
+        "LOCKS",
+    ]  # fmt: skip
     return table(headers, rows)

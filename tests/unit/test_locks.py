@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 import structlog
@@ -15,6 +16,7 @@ import structlog
 from scheduler.clock import SystemClock
 from scheduler.errors import ConfigError
 from scheduler.locks import Holder, Locks, NoLock
+from scheduler.reports import jobs_json, jobs_table
 from scheduler.runs import Cancellation
 from scheduler.settings import load_config
 
@@ -54,6 +56,28 @@ def test_lock_is_one_name_or_a_list_and_may_be_a_default(tmp_path: Path) -> None
     assert jobs["many"].job.locks == ("db", "files.v2")
     assert jobs["none"].job.locks == ()
     assert jobs["e"].job.locks == ("app-data",)
+
+
+def test_crontainer_jobs_shows_each_jobs_locks(tmp_path: Path) -> None:
+    """`crontainer jobs` has a LOCKS column (the names, comma-separated, or -) and --json a
+    locks list, [defaults]' lock included."""
+    path = tmp_path / "c.toml"
+    path.write_text(config_text('lock = "app-data"', many='["db", "files.v2"]', none="[]", e=""))
+    jobs = load_config(path, {}).jobs
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    header, *rows = jobs_table(jobs, {}, {}, now).splitlines()
+    assert header.split()[-1] == "LOCKS"
+    assert {row.split()[0]: row.split()[-1] for row in rows} == {
+        "many": "db,files.v2",
+        "none": "-",
+        "e": "app-data",
+    }
+    report = jobs_json(jobs, {}, {}, now)
+    assert {name: cast("dict[str, object]", job)["locks"] for name, job in report.items()} == {
+        "many": ["db", "files.v2"],
+        "none": [],
+        "e": ["app-data"],
+    }
 
 
 def test_bad_lock_names_are_refused_saying_what_a_name_may_hold(tmp_path: Path) -> None:
