@@ -9,20 +9,10 @@ from __future__ import annotations
 import difflib
 import re
 import signal
-import types
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import (
-    TYPE_CHECKING,
-    Annotated,
-    Any,
-    ClassVar,
-    Literal,
-    Union,
-    get_args,
-    get_origin,
-)
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -518,39 +508,9 @@ class BaseJob(Model):
         del key, table, defaults  # what the kinds whose keys exclude each other look at
         return True
 
-    @classmethod
-    def takes_value(cls, key: str, value: object) -> bool:
-        """Whether [defaults]' ``key`` with ``value`` is this kind's default at all: not a
-        value its field of fixed choices does not have (a key of two kinds, each with its
-        own choices — rotate's ``mode``, a service job's — is a default of the kind whose
-        choice it is), nor a table for a field that takes none or a text for a field that
-        takes only tables (the signal kind's ``signal`` is a name, rotate's a table); else
-        always (an invalid value is then [defaults]' error)."""
-        annotation = cls.model_fields[key].annotation
-        if get_origin(annotation) is Literal:
-            return value in get_args(annotation)
-        table, other = _shapes(annotation)
-        return table if isinstance(value, dict) else other or value is None
-
     def plan(self, ctx: PlanContext) -> Plan:
         """The steps of one run of this job."""
         raise NotImplementedError
-
-
-def _shapes(annotation: object) -> tuple[bool, bool]:
-    """Whether a field of ``annotation`` takes a table (a model, a dict), and whether it
-    takes a value that is neither a table nor None."""
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _shapes(get_args(annotation)[0])
-    if origin is Union or origin is types.UnionType:
-        parts = [_shapes(a) for a in get_args(annotation) if a is not type(None)]
-        return any(t for t, _ in parts), any(o for _, o in parts)
-    if annotation is Any:
-        return True, True
-    model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-    table = model or annotation is dict or origin is dict
-    return table, not table
 
 
 def time_zone(name: str) -> ZoneInfo:

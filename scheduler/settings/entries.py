@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError, create_model, field_validator
 
@@ -16,6 +16,7 @@ from scheduler.channels import url_problem
 from scheduler.schedule import Schedule, ScheduleError, parse_schedule
 from scheduler.settings.messages import closest, did_you_mean, error_lines
 from scheduler.settings.sources import job_fields
+from scheduler.settings.walk import is_model, is_union, members, unwrap
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -115,12 +116,39 @@ def _value_errors(kind: type[BaseJob], key: str, value: object) -> list[str]:
     return []
 
 
+def takes_value(kind: type[BaseJob], key: str, value: object) -> bool:
+    """Whether [defaults]' ``key`` with ``value`` is ``kind``'s default at all: not a value
+    its field of fixed choices does not have (a key of two kinds, each with its own
+    choices — rotate's ``mode``, a service job's — is a default of the kind whose choice it
+    is), nor a table for a field that takes none or a text for a field that takes only
+    tables (the signal kind's ``signal`` is a name, rotate's a table); else always (an
+    invalid value is then [defaults]' error)."""
+    annotation = kind.model_fields[key].annotation
+    if get_origin(annotation) is Literal:
+        return value in get_args(annotation)
+    table, other = _shapes(annotation)
+    return table if isinstance(value, dict) else other or value is None
+
+
+def _shapes(tp: object) -> tuple[bool, bool]:
+    """Whether a key of type ``tp`` takes a table (a model, a dict), and whether it takes
+    a value that is neither a table nor None."""
+    tp = unwrap(tp)
+    if is_union(tp):
+        parts = [_shapes(m) for m in members(tp)]
+        return any(t for t, _ in parts), any(o for _, o in parts)
+    if tp is Any:
+        return True, True
+    table = is_model(tp) or tp is dict or get_origin(tp) is dict
+    return table, not table
+
+
 def _declines(
     kind: type[BaseJob], key: str, defaults: Mapping[str, Any], declined: dict[str, Any]
 ) -> bool:
     """Whether ``kind`` declines [defaults]' ``key`` by its value alone, whatever a job's
     table holds (kept in ``declined``, the first such kind by key)."""
-    if kind.takes_value(key, defaults[key]):
+    if takes_value(kind, key, defaults[key]):
         return False
     declined.setdefault(key, kind)
     return True
@@ -133,7 +161,7 @@ def _with_defaults(
         k: v
         for k, v in defaults.items()
         if k in kind.model_fields
-        and kind.takes_value(k, v)
+        and takes_value(kind, k, v)
         and kind.takes_default(k, table, defaults)
     }
     for key, value in table.items():
