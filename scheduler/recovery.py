@@ -234,24 +234,8 @@ def _record_settled_elsewhere(
 ) -> None:
     """A run whose container another replica settled (this one was cut off, or its
     predecessor died): its outcome as that replica wrote it on the claim."""
-    history.finish(
-        record.run_id,
-        record.attempt,
-        status=settled.status,
-        finished_at=clock.now(),
-        exit_code=settled.exit_code,
-        reason="settled_by_replica",
-    )
-    get_logger().info(
-        "run.settled",
-        job=record.job,
-        run_id=record.run_id,
-        attempt=record.attempt,
-        status=settled.status.value,
-        exit_code=settled.exit_code,
-        reason="settled_by_replica",
-        replica=settled.by,
-    )
+    ended = (settled.status, settled.exit_code, "settled_by_replica")
+    _record_settled(history, record, clock, ended, replica=settled.by)
 
 
 def _record_interrupted(history: History, records: Iterable[RunRecord], clock: Clock) -> None:
