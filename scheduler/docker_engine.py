@@ -396,9 +396,7 @@ class DockerEngine:
 
     def swarm_manager(self) -> bool:
         """See Engine."""
-        with translated("asking the engine whether it is a Swarm manager"):
-            swarm = self._api.info().get("Swarm") or {}
-        return bool(swarm.get("ControlAvailable"))
+        return docker_configs.manager_problem(self._api) is None
 
     def swarm_object_ids(self, kind: str, names: Sequence[str]) -> dict[str, str]:
         """See Engine."""
